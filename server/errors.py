@@ -20,6 +20,8 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.PAYLOAD_TOO_LARGE: 413,
     ErrorCode.FILE_MISSING: 404,
     ErrorCode.BAD_MANIFEST: 422,
+    ErrorCode.BAD_MAPPING: 422,
+    ErrorCode.BAD_EXTRACT: 422,
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.NO_TEMPLATE: 409,
     ErrorCode.SESSION_EXPIRED: 410,
