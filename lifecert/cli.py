@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from lifecert.domain.errors import LifecertError
 
@@ -34,7 +35,7 @@ def friendly_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except LifecertError as exc:
-            err_console.print(f"[bold red]error[/] {exc.code}: {exc.message}")
+            err_console.print(f"[bold red]error[/] {exc.code}: {escape(exc.message)}", soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
@@ -58,7 +59,7 @@ def main() -> None:
     try:
         app()
     except LifecertError as exc:  # raised outside a wrapped command (e.g. settings)
-        err_console.print(f"[bold red]error[/] {exc.code}: {exc.message}")
+        err_console.print(f"[bold red]error[/] {exc.code}: {escape(exc.message)}", soft_wrap=True)
         sys.exit(2)
 
 
