@@ -31,7 +31,7 @@ class QualitySettings(BaseModel):
     min_brightness: float = 45.0  # mean grey level 0..255 of the aligned crop
     max_brightness: float = 235.0
     min_contrast: float = 18.0  # std of grey levels on the aligned crop
-    max_yaw_deg: float = 30.0
+    max_yaw_deg: float = 35.0
     max_pitch_deg: float = 30.0
     max_roll_deg: float = 30.0
     min_eye_aspect_ratio: float = 0.15  # below: eyes closed

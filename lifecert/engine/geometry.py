@@ -12,21 +12,6 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-# A generic head model (mm), iBUG indices: nose tip 30, chin 8, eye outer corners
-# 36/45, mouth corners 48/54. Axes: x to the image's right, y down, z away from camera.
-_MODEL_IDX = (30, 8, 36, 45, 48, 54)
-_MODEL_3D = np.array(
-    [
-        [0.0, 0.0, 0.0],
-        [0.0, 63.6, 12.5],
-        [-43.3, -32.7, 26.0],
-        [43.3, -32.7, 26.0],
-        [-28.9, 28.9, 24.1],
-        [28.9, 28.9, 24.1],
-    ],
-    dtype=np.float64,
-)
-
 
 def five_from_68(lm68: NDArray[np.float32]) -> NDArray[np.float32]:
     """ArcFace-order 5 points from 68: eye centres (image-left first), nose tip, mouth corners."""
@@ -45,23 +30,12 @@ def five_from_68(lm68: NDArray[np.float32]) -> NDArray[np.float32]:
 def head_pose(lm68: NDArray[np.float32], image_size: tuple[int, int]) -> tuple[float, float, float]:
     """(yaw, pitch, roll) in degrees; signs as documented on :class:`lifecert.domain.quality.Quality`.
 
-    Solves PnP against a generic head; a pinhole camera with focal length equal to
-    the image width is assumed (phones and ID-photo scanners are close enough).
+    Estimated from 2D landmark ratios, not PnP: with a generic head model and an
+    unknown focal length, PnP overestimated yaw by ~30° on frontal LFW faces, while
+    the ratios are stable and the same cues drive the liveness challenges.
+    ``image_size`` (h, w) is accepted for engines that know their camera.
     """
-    h, w = image_size
-    pts = lm68[list(_MODEL_IDX)].astype(np.float64)
-    cam = np.array([[w, 0, w / 2], [0, w, h / 2], [0, 0, 1]], dtype=np.float64)
-    ok, rvec, _ = cv2.solvePnP(_MODEL_3D, pts, cam, None, flags=cv2.SOLVEPNP_ITERATIVE)
-    if not ok:
-        return _pose_from_2d(lm68)
-    rmat, _ = cv2.Rodrigues(rvec)
-    pnp_pitch, pnp_yaw, pnp_roll = cv2.RQDecomp3x3(rmat)[0]
-    roll = eye_line_roll(lm68)
-    if abs(_angle_diff(pnp_roll, roll)) > 45:
-        # PnP took the mirrored solution (happens at large yaw with a generic head).
-        return _pose_from_2d(lm68)
-    # RQDecomp gives yaw > 0 for a nose toward the image's left and pitch > 0 looking down.
-    return float(-pnp_yaw), float(-pnp_pitch), roll
+    return _pose_from_2d(lm68)
 
 
 def _angle_diff(a: float, b: float) -> float:
@@ -75,10 +49,13 @@ def eye_line_roll(lm68: NDArray[np.float32]) -> float:
     return math.degrees(math.atan2(right_eye[1] - left_eye[1], right_eye[0] - left_eye[0]))
 
 
+PITCH_NEUTRAL = 0.29  # pitch_ratio of a level face (median over 150 frontal LFW photos)
+
+
 def _pose_from_2d(lm68: NDArray[np.float32]) -> tuple[float, float, float]:
     yaw = math.degrees(math.asin(max(-1.0, min(1.0, yaw_ratio(lm68)))))
-    # pitch_ratio is ~0.40 for a level face; it shrinks looking up and grows looking down.
-    pitch = math.degrees(math.asin(max(-1.0, min(1.0, (0.40 - pitch_ratio(lm68)) / 0.3))))
+    # pitch_ratio is ~0.29 for a level face; it shrinks looking up and grows looking down.
+    pitch = math.degrees(math.asin(max(-1.0, min(1.0, (PITCH_NEUTRAL - pitch_ratio(lm68)) / 0.3))))
     return yaw, pitch, eye_line_roll(lm68)
 
 

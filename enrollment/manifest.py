@@ -1,0 +1,217 @@
+"""Reading enrollment inputs into rows.
+
+Accepted inputs:
+- a folder of photos plus a CSV or XLSX manifest (columns: ID number, name, photo file name;
+  English or Chinese headers), or
+- a folder whose photo file names are ID numbers (``11010519491231002X.jpg``), or
+- a zip of either (the manifest may be inside the zip or given separately).
+
+CSV encodings: UTF-8, UTF-8 with BOM, GBK/GB18030 (detected: strict UTF-8 first, then GB18030).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import zipfile
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path, PurePosixPath
+
+from lifecert.domain.errors import ErrorCode, LifecertError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".pgm", ".ppm",
+                  ".heic", ".heif", ".avif"}
+MANIFEST_SUFFIXES = {".csv", ".xlsx"}
+
+COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
+    "id_number": ("id_number", "idnumber", "id", "id_no", "身份证号", "身份证号码", "公民身份号码", "证件号码"),
+    "name": ("name", "姓名", "名字"),
+    "photo": ("photo", "photo_file", "file", "filename", "file_name", "照片", "照片文件", "文件名", "相片"),
+}
+
+
+class ManifestError(LifecertError):
+    code = ErrorCode.BAD_MANIFEST
+
+
+@lru_cache(maxsize=4)
+def _open_zip(path: str) -> zipfile.ZipFile:
+    """Zip handles are cached per process: re-parsing a large central directory per photo is O(n²)."""
+    return zipfile.ZipFile(path)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRef:
+    """Where a photo's bytes are: a file path, or a member of a zip archive."""
+
+    path: str
+    member: str | None = None
+
+    def read(self) -> bytes:
+        if self.member is None:
+            return Path(self.path).read_bytes()
+        return _open_zip(self.path).read(self.member)
+
+    def exists(self) -> bool:
+        if self.member is None:
+            return Path(self.path).is_file()
+        with zipfile.ZipFile(self.path) as zf:
+            try:
+                zf.getinfo(self.member)
+            except KeyError:
+                return False
+            return True
+
+    @property
+    def display(self) -> str:
+        return self.member or Path(self.path).name
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    row_no: int  # 1-based data row number in the manifest (or file order)
+    id_number: str  # as given (validated later)
+    name: str
+    photo_name: str
+    source: SourceRef | None  # None when the named file is missing
+
+
+@dataclass(frozen=True, slots=True)
+class Inputs:
+    rows: list[Row]
+    description: str
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256(self.description.encode())
+        for r in self.rows:
+            h.update(f"{r.row_no}|{r.id_number}|{r.name}|{r.photo_name}\n".encode())
+        return h.hexdigest()
+
+
+def decode_text(data: bytes) -> str:
+    """UTF-8 (with or without BOM) if it decodes strictly, else GB18030 (a superset of GBK)."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        return data[3:].decode("utf-8")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("gb18030")
+    except UnicodeDecodeError as exc:
+        raise ManifestError("manifest is neither UTF-8 nor GBK/GB18030 text") from exc
+
+
+def _header_map(header: list[str]) -> dict[str, int]:
+    norm = [h.strip().lower().replace(" ", "_") for h in header]
+    found: dict[str, int] = {}
+    for key, aliases in COLUMN_ALIASES.items():
+        for i, h in enumerate(norm):
+            if h in aliases:
+                found[key] = i
+                break
+    missing = [k for k in ("id_number", "photo") if k not in found]
+    if missing:
+        raise ManifestError(
+            f"manifest is missing column(s) {', '.join(missing)}; header was {header!r} "
+            f"(accepted names: {', '.join(a for k in missing for a in COLUMN_ALIASES[k])})"
+        )
+    return found
+
+
+def read_table(data: bytes, suffix: str) -> list[list[str]]:
+    """All rows (header first) of a CSV or XLSX manifest, as stripped strings."""
+    if suffix == ".xlsx":
+        try:
+            import openpyxl
+
+            wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        except Exception as exc:  # openpyxl raises many types for a bad workbook
+            raise ManifestError(f"cannot read XLSX manifest: {exc}") from exc
+        ws = wb.worksheets[0]
+        rows = [["" if c is None else str(c).strip() for c in r] for r in ws.iter_rows(values_only=True)]
+        wb.close()
+    elif suffix == ".csv":
+        text = decode_text(data)
+        rows = [[c.strip() for c in r] for r in csv.reader(io.StringIO(text))]
+    else:
+        raise ManifestError(f"manifest must be .csv or .xlsx, not {suffix or 'no extension'}")
+    rows = [r for r in rows if any(c for c in r)]
+    if not rows:
+        raise ManifestError("manifest is empty")
+    if len(rows) == 1:
+        raise ManifestError("manifest has a header but no rows")
+    return rows
+
+
+def _rows_from_table(table: list[list[str]], lookup: dict[str, SourceRef]) -> list[Row]:
+    cols = _header_map(table[0])
+    out = []
+    for i, r in enumerate(table[1:], start=1):
+        def cell(key: str, r: list[str] = r) -> str:
+            idx = cols.get(key)
+            return r[idx] if idx is not None and idx < len(r) else ""
+
+        photo = cell("photo")
+        ref = lookup.get(photo) or lookup.get(PurePosixPath(photo).name)
+        out.append(Row(row_no=i, id_number=cell("id_number"), name=cell("name"), photo_name=photo, source=ref))
+    return out
+
+
+def _rows_from_names(lookup: dict[str, SourceRef]) -> list[Row]:
+    names = sorted({k for k in lookup if "/" not in k})
+    rows = [
+        Row(row_no=i, id_number=PurePosixPath(n).stem, name="", photo_name=n, source=lookup[n])
+        for i, n in enumerate(names, start=1)
+    ]
+    if not rows:
+        raise ManifestError("no photos found and no manifest given")
+    return rows
+
+
+def _is_image(name: str) -> bool:
+    return PurePosixPath(name).suffix.lower() in IMAGE_SUFFIXES and not PurePosixPath(name).name.startswith(".")
+
+
+def load_inputs(source: Path, manifest: Path | None = None) -> Inputs:
+    """Resolve ``source`` (folder or zip) and an optional manifest into rows."""
+    if not source.exists():
+        raise ManifestError(f"input not found: {source}", code=ErrorCode.FILE_MISSING)
+    lookup: dict[str, SourceRef] = {}
+    inner_manifest: tuple[bytes, str] | None = None
+    if source.is_dir():
+        for p in sorted(source.rglob("*")):
+            if p.is_file() and _is_image(p.name):
+                rel = p.relative_to(source).as_posix()
+                ref = SourceRef(str(p))
+                lookup[rel] = ref
+                lookup.setdefault(p.name, ref)
+    elif zipfile.is_zipfile(source):
+        with zipfile.ZipFile(source) as zf:
+            for info in zf.infolist():
+                if info.is_dir():
+                    continue
+                name = info.filename
+                if _is_image(name):
+                    ref = SourceRef(str(source), name)
+                    lookup[name] = ref
+                    lookup.setdefault(PurePosixPath(name).name, ref)
+                elif PurePosixPath(name).suffix.lower() in MANIFEST_SUFFIXES and manifest is None:
+                    inner_manifest = (zf.read(name), PurePosixPath(name).suffix.lower())
+    else:
+        raise ManifestError(f"input must be a folder or a .zip file: {source}")
+
+    if manifest is not None:
+        if not manifest.is_file():
+            raise ManifestError(f"manifest not found: {manifest}", code=ErrorCode.FILE_MISSING)
+        rows = _rows_from_table(read_table(manifest.read_bytes(), manifest.suffix.lower()), lookup)
+        desc = f"{source.resolve()}|{manifest.resolve()}"
+    elif inner_manifest is not None:
+        rows = _rows_from_table(read_table(*inner_manifest), lookup)
+        desc = f"{source.resolve()}|<zip manifest>"
+    else:
+        rows = _rows_from_names(lookup)
+        desc = f"{source.resolve()}|<file names>"
+    return Inputs(rows=rows, description=desc)
