@@ -1,0 +1,220 @@
+"""What a matched record does: suspensions, resumptions, passive confirmations, conflicts.
+
+Everything happens in the caller's transaction. Bulk rows (records, confirmations) are
+collected by the caller and inserted with Core; the rarer writes here (payment actions,
+status changes, review cases) are single statements.
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from lifecert.services.datamatch.matching import PensionerRef
+from lifecert.services.datamatch.validate import ValidRow
+from lifecert.services.review import open_case
+from lifecert.storage.models import (
+    ConfirmationMethod,
+    Pensioner,
+    PensionerStatus,
+    ReviewKind,
+    SurvivalConfirmation,
+    utcnow,
+)
+from lifecert.storage.models_data import ActionKind, ActionStatus, Outcome, PaymentAction
+
+IMPRISONED_PREFIX = "imprisoned"
+
+
+def add_months(d: date, months: int) -> date:
+    """``d`` moved by whole months, the day clamped to the target month's length (Jan 31 + 1 → Feb 28/29)."""
+    y, m = divmod(d.month - 1 + months, 12)
+    year, month = d.year + y, m + 1
+    return date(year, month, min(d.day, calendar.monthrange(year, month)[1]))
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a record came from, for payment actions and review payloads."""
+
+    department: str
+    import_id: int
+
+    def record(self, row: ValidRow, **extra: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "department": self.department,
+            "import_id": self.import_id,
+            "row_no": row.row_no,
+            "id_number": row.id_number,
+            "name": row.name,
+        }
+        out.update({k: (v.isoformat() if isinstance(v, date) else v) for k, v in extra.items()})
+        return out
+
+
+def set_status(session: Session, ref: PensionerRef, status: str, reason: str) -> None:
+    session.execute(
+        update(Pensioner).where(Pensioner.id == ref.id).values(status=status, status_reason=reason[:255],
+                                                               updated_at=utcnow())
+    )
+    ref.status = status
+    ref.status_reason = reason
+
+
+def _case(session: Session, kind: str, reason: str, ref: PensionerRef, payload: dict[str, Any]) -> None:
+    open_case(session, kind=kind, reason=reason, pensioner=session.get(Pensioner, ref.id), payload=payload)
+
+
+def name_mismatch(session: Session, origin: Origin, kind: str, row: ValidRow, ref: PensionerRef) -> None:
+    _case(session, ReviewKind.NAME_MISMATCH, "NAME_MISMATCH", ref, {
+        "record": origin.record(row, kind=kind, event_date=row.event_date, end_date=row.end_date, detail=row.detail),
+        "pensioner": {"id": ref.id, "id_number": ref.id_number, "name": ref.name},
+        "note": "ID number matches a pensioner but the name differs after normalisation; nothing was acted on",
+    })
+
+
+def recorded_deaths(session: Session, pensioner_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """The recorded death (earliest death suspension) of each deceased pensioner in ``pensioner_ids``."""
+    if not pensioner_ids:
+        return {}
+    rows = session.execute(
+        select(PaymentAction.pensioner_id, PaymentAction.effective_date, PaymentAction.department,
+               PaymentAction.import_id, PaymentAction.row_no)
+        .where(PaymentAction.pensioner_id.in_(pensioner_ids), PaymentAction.kind == ActionKind.SUSPENSION,
+               PaymentAction.reason == Outcome.DECEASED)
+        .order_by(PaymentAction.effective_date)
+    ).all()
+    out: dict[int, dict[str, Any]] = {}
+    for pid, d, dept, imp, row_no in rows:
+        out.setdefault(pid, {"death_date": d.isoformat(), "department": dept, "import_id": imp, "row_no": row_no})
+    return out
+
+
+def alive_evidence(
+    session: Session, origin: Origin, row: ValidRow, ref: PensionerRef, death: dict[str, Any] | None,
+    cycle_months: int, now: datetime,
+) -> tuple[str, dict[str, Any] | None]:
+    """Outcome and, for ALIVE_EVIDENCE, the survival_confirmation row to bulk-insert."""
+    evidence = row.event_date
+    if evidence is None:  # validation guarantees a date; kept for the type checker
+        return Outcome.NONE, None
+    if ref.status == PensionerStatus.DECEASED:
+        death_date = date.fromisoformat(death["death_date"]) if death else None
+        if death_date is not None and evidence <= death_date:
+            return Outcome.NONE, None  # alive before the death: true, and nothing to do
+        _case(session, ReviewKind.DATA_CONFLICT, "ALIVE_AFTER_DEATH", ref, {
+            "conflict": "alive evidence dated after a recorded death",
+            "death": death or {"death_date": None, "note": f"status deceased ({ref.status_reason or 'no record'})"},
+            "alive_evidence": origin.record(row, evidence_date=evidence, detail=row.detail),
+        })
+        return Outcome.CONFLICT, None
+    return Outcome.ALIVE_EVIDENCE, {
+        "pensioner_id": ref.id,
+        "method": ConfirmationMethod.DATA_COMPARISON,
+        "confirmed_at": now,
+        "evidence_date": evidence,
+        "valid_until": add_months(evidence, cycle_months),
+        "source": origin.department,
+        "evidence": {"import_id": origin.import_id, "row_no": row.row_no, "type": row.detail},
+        "created_by": None,
+    }
+
+
+def latest_confirmations(session: Session, pensioner_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """The most recent survival confirmation (by evidence date) of each pensioner."""
+    if not pensioner_ids:
+        return {}
+    sub = (
+        select(SurvivalConfirmation.pensioner_id, func.max(SurvivalConfirmation.evidence_date).label("d"))
+        .where(SurvivalConfirmation.pensioner_id.in_(pensioner_ids))
+        .group_by(SurvivalConfirmation.pensioner_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(SurvivalConfirmation.id, SurvivalConfirmation.pensioner_id, SurvivalConfirmation.method,
+               SurvivalConfirmation.evidence_date, SurvivalConfirmation.source)
+        .join(sub, (sub.c.pensioner_id == SurvivalConfirmation.pensioner_id)
+              & (sub.c.d == SurvivalConfirmation.evidence_date))
+    ).all()
+    return {
+        pid: {"id": cid, "method": method, "evidence_date": d.isoformat(), "source": src}
+        for cid, pid, method, d, src in rows
+    }
+
+
+def death(
+    session: Session, origin: Origin, row: ValidRow, ref: PensionerRef, latest: dict[str, Any] | None,
+) -> str:
+    death_date = row.event_date
+    if death_date is None:
+        return Outcome.NONE
+    if ref.status == PensionerStatus.DECEASED:
+        return Outcome.ALREADY_DECEASED
+    if latest is not None and date.fromisoformat(latest["evidence_date"]) > death_date:
+        _case(session, ReviewKind.DATA_CONFLICT, "DEATH_AFTER_CONFIRMATION", ref, {
+            "conflict": "death record for a pensioner confirmed alive after the date of death",
+            "death": origin.record(row, death_date=death_date, detail=row.detail),
+            "confirmation": latest,
+        })
+        return Outcome.CONFLICT
+    session.add(PaymentAction(
+        pensioner_id=ref.id, kind=ActionKind.SUSPENSION, reason=Outcome.DECEASED, effective_date=death_date,
+        department=origin.department, import_id=origin.import_id, row_no=row.row_no,
+    ))
+    set_status(session, ref, PensionerStatus.DECEASED, f"death {death_date} reported by {origin.department}")
+    return Outcome.DECEASED
+
+
+def _pending_resumption(session: Session, pensioner_id: int) -> PaymentAction | None:
+    return session.scalars(
+        select(PaymentAction).where(
+            PaymentAction.pensioner_id == pensioner_id, PaymentAction.kind == ActionKind.RESUMPTION,
+            PaymentAction.status != ActionStatus.APPLIED,
+        ).order_by(PaymentAction.id.desc())
+    ).first()
+
+
+def imprisonment(session: Session, origin: Origin, row: ValidRow, ref: PensionerRef, today: date) -> str:
+    if ref.status == PensionerStatus.DECEASED:
+        return Outcome.ALREADY_DECEASED
+    if row.release:
+        release = row.end_date
+        if release is None:
+            return Outcome.NONE
+        pending = _pending_resumption(session, ref.id)
+        if pending is not None:  # the sentence's scheduled resumption becomes the actual release date
+            pending.effective_date = release
+            pending.department = origin.department
+            pending.import_id = origin.import_id
+            pending.row_no = row.row_no
+        else:
+            session.add(PaymentAction(
+                pensioner_id=ref.id, kind=ActionKind.RESUMPTION, reason=Outcome.RELEASED, effective_date=release,
+                department=origin.department, import_id=origin.import_id, row_no=row.row_no,
+            ))
+        if ref.status == PensionerStatus.SUSPENDED and (ref.status_reason or "").startswith(IMPRISONED_PREFIX):
+            set_status(session, ref, PensionerStatus.ACTIVE, f"released {release} ({origin.department})")
+        return Outcome.RELEASED
+    start, end = row.event_date, row.end_date
+    if start is None:
+        return Outcome.NONE
+    session.add(PaymentAction(
+        pensioner_id=ref.id, kind=ActionKind.SUSPENSION, reason=Outcome.IMPRISONED, effective_date=start,
+        end_date=end, department=origin.department, import_id=origin.import_id, row_no=row.row_no,
+    ))
+    if end is not None:
+        session.add(PaymentAction(
+            pensioner_id=ref.id, kind=ActionKind.RESUMPTION, reason=Outcome.RELEASED, effective_date=end,
+            department=origin.department, import_id=origin.import_id, row_no=row.row_no,
+        ))
+    serving = start <= today and (end is None or end > today)
+    if serving:
+        until = f" until {end}" if end else ""
+        set_status(session, ref, PensionerStatus.SUSPENDED,
+                   f"{IMPRISONED_PREFIX} from {start}{until} ({origin.department})")
+    return Outcome.IMPRISONED
