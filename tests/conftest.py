@@ -57,3 +57,24 @@ def ctx(settings: Settings, face_engine: FaceEngine) -> Iterator[AppContext]:
     c.set_engine(face_engine)
     yield c
     c.close()
+
+
+REQUIRE_SERVICES = os.environ.get("LIFECERT_REQUIRE_SERVICES") == "1"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """In CI (LIFECERT_REQUIRE_SERVICES=1) a PostgreSQL or browser test may not skip: it fails."""
+    outcome = yield
+    rep = outcome.get_result()
+    if REQUIRE_SERVICES and rep.skipped and (item.get_closest_marker("postgres") or item.get_closest_marker("browser")):
+        rep.outcome = "failed"
+        rep.longrepr = f"required service missing in CI: {rep.longrepr}"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    url = os.environ.get("LIFECERT_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("no PostgreSQL server (scripts/test.sh starts one when the postgresql package is installed)")
+    return url
