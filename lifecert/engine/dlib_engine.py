@@ -78,11 +78,16 @@ class DlibEngine(FaceEngine):
         return self._cnn
 
     def detect(self, image: ImageBGR) -> list[Face]:
+        return self.detect_verbose(image)[0]
+
+    def detect_verbose(self, image: ImageBGR) -> tuple[list[Face], str | None]:
+        """Faces (largest first) and which detector found them: "hog", "cnn" or None."""
         scale = self.detection_scale(image)
         small = resize_for_detection(image, scale)
         rgb = np.ascontiguousarray(small[:, :, ::-1])
         rects, scores, _ = self._hog.run(rgb, self.upsample, 0.0)
         dets = list(zip(rects, scores, strict=True))
+        method: str | None = "hog" if dets else None
         if not dets and self.cnn_fallback:
             # HOG misses strongly turned, tilted or low-contrast faces; the CNN finds most.
             # Run it on a modest copy: it is ~20x slower than HOG per pixel.
@@ -90,9 +95,10 @@ class DlibEngine(FaceEngine):
             cnn_img = resize_for_detection(rgb, cnn_scale) if cnn_scale < 1 else rgb
             found = self._cnn_detector()(cnn_img, 0 if max(cnn_img.shape[:2]) >= 300 else 1)
             dets = [(_scale_rect(self._dlib, m.rect, 1.0 / cnn_scale), float(m.confidence)) for m in found]
+            method = "cnn" if dets else None
         faces = [self._face_from_rect(image, r, float(sc), scale) for r, sc in dets]
         faces.sort(key=lambda f: f.area, reverse=True)
-        return faces
+        return faces, method
 
     def _face_from_rect(self, image: ImageBGR, rect: Any, score: float, scale: float) -> Face:
         dlib = self._dlib

@@ -1,0 +1,163 @@
+"""Verification accuracy on a pair protocol through the whole production pipeline.
+
+    python benchmarks/accuracy.py --pairs ../shared/faces/lfw/pairs.txt [--write-manifest]
+    python benchmarks/accuracy.py --pairs ../shared/faces/pairs.csv
+
+Writes benchmarks/results/accuracy_<name>.json, accuracy_<name>_roc.png and
+accuracy_<name>_hist.png, and the accuracy section of benchmarks/README.md.
+Same as ``lifecert eval``. Embeddings are cached under var/eval-cache/ (keyed by the
+pairs file, quality settings and engine source) so re-runs only recompute metrics;
+``--no-cache`` forces a fresh pass.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from lifecert.config import Settings  # noqa: E402
+from lifecert.services import evaluation as ev  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+README = ROOT / "benchmarks" / "README.md"
+README_HEADER = "# Benchmarks\n\nEach section is written by its script; numbers are measured on the machine named.\n"
+
+
+def pct(x: float | None, nd: int = 2) -> str:
+    return "—" if x is None else f"{100 * x:.{nd}f}%"
+
+
+def summary_lines(r: dict) -> list[str]:
+    h = r["headline"]["views"]
+    out = [f"dataset {r['dataset']}  engine {r['model_key']}  pairs {r['pairs']}  folds {r['folds']}  "
+           f"flip={r['headline_flip']}"]
+    for view in ("detected", "enrolled", "fte_as_errors"):
+        v = h[view]
+        out.append(f"  {view:14s} accuracy {pct(v['accuracy_mean'])} ± {pct(v['accuracy_std'])}  "
+                   f"(pairs {v['pairs']}, forced wrong {v['pairs_forced_wrong']})  EER {pct(v.get('eer'))}")
+        for t in v.get("tar_at_far", []):
+            tar = t["note"] if t["tar"] is None else f"{pct(t['tar'])} (t={t['threshold']:.4f})"
+            out.append(f"      TAR@FAR={t['far']:g}: {tar}")
+    f = r["fte"]
+    out.append(f"  FTE {pct(f['fte_rate'])} of {f['images']} images (undetected {f['undetected']}, "
+               f"quality gates {f['quality_gate_failures']}: {f['reasons']}); detector {f['detector_used']}")
+    for m, res in r["flip_modes"].items():
+        v = res["views"]["detected"]
+        out.append(f"  flip={m:8s} detected-view accuracy {pct(v['accuracy_mean'])} ± {pct(v['accuracy_std'])}"
+                   f"  enrolled-view {pct(res['views']['enrolled']['accuracy_mean'])}")
+    for k, t in r["thresholds"].items():
+        out.append(f"  threshold {k}: similarity {t['similarity']} at FAR {t['far']:g} from {t['impostor_pairs']} "
+                   f"impostor pairs ({t['impostor_source']}); TAR {pct(t.get('tar_protocol_genuine'))} "
+                   f"on protocol genuine pairs")
+    return out
+
+
+def update_readme(section: str, body: str) -> None:
+    text = README.read_text() if README.is_file() else README_HEADER
+    start, end = f"<!-- {section}:start -->", f"<!-- {section}:end -->"
+    block = f"{start}\n{body.rstrip()}\n{end}"
+    if start in text and end in text:
+        a, b = text.index(start), text.index(end) + len(end)
+        text = text[:a] + block + text[b:]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    README.write_text(text)
+
+
+def readme_section() -> str:
+    """The accuracy section, rebuilt from every accuracy_*.json in results/."""
+    rows = []
+    for f in sorted(RESULTS.glob("accuracy_*.json")):
+        r = json.loads(f.read_text())
+        h = r["headline"]["views"]
+        tars = {t["far"]: t for t in h["detected"].get("tar_at_far", [])}
+
+        def tar(far: float, tars: dict = tars) -> str:
+            t = tars.get(far)
+            if t is None:
+                return "—"
+            return "n/a (not enough impostor pairs)" if t["tar"] is None else pct(t["tar"])
+
+        flips = r["flip_modes"]
+        rows.append(
+            f"| {Path(r['dataset']).name} | {r['model_key']} | {r['pairs']} | "
+            f"{pct(h['detected']['accuracy_mean'])} ± {pct(h['detected']['accuracy_std'])} | "
+            f"{pct(h['enrolled']['accuracy_mean'])} ({h['enrolled']['pairs']} pairs) | "
+            f"{pct(h['fte_as_errors']['accuracy_mean'])} | "
+            f"{pct(flips['enrolled']['views']['detected']['accuracy_mean'])} / "
+            f"{pct(flips['both']['views']['detected']['accuracy_mean'])} | "
+            f"{pct(h['detected'].get('eer'))} | {tar(1e-2)} | {tar(1e-3)} | {tar(1e-4)} | "
+            f"{pct(r['fte']['fte_rate'])} ({pct(r['fte']['undetected_rate'])} undetected) | "
+            f"{r['thresholds']['verify']['similarity']} / {r['thresholds']['duplicate']['similarity']} | "
+            f"[ROC](results/{f.stem}_roc.png), [hist](results/{f.stem}_hist.png) |"
+        )
+    any_r = json.loads(sorted(RESULTS.glob("accuracy_*.json"))[0].read_text()) if rows else None
+    machine = f"{any_r['machine']['nproc']} × {any_r['machine']['cpu']}, {any_r['date']}" if any_r else ""
+    return "\n".join([
+        "## Verification accuracy (`benchmarks/accuracy.py`, `lifecert eval`)",
+        "",
+        f"Machine: {machine}. Full production pipeline: read_image_file → detect (HOG, CNN fallback) → "
+        "quality gates (settings.quality) → 5-point chip → embed → cosine. Accuracy is leave-one-fold-out "
+        "(threshold chosen on the other folds). Views: **detected** = quality gates ignored, undetected images "
+        "count as errors (comparable with published LFW figures); **enrolled** = only pairs whose two images "
+        "pass the gates; **FTE as errors** = every pair touching a failure-to-enrol image counts as wrong. "
+        "Flip: mirrored-crop test-time augmentation on the enrolled side only / on both sides (2× embedding "
+        "cost on that side). TAR@FAR on the detected view's pairs. Thresholds = verify / duplicate cosine "
+        "similarity written to models/manifest.toml.",
+        "",
+        "| pairs | model | n | accuracy (detected) | accuracy (enrolled) | accuracy (FTE as errors) | "
+        "flip enrolled / both | EER | TAR@1e-2 | TAR@1e-3 | TAR@1e-4 | FTE | thresholds | plots |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        *rows,
+    ])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pairs", type=Path, required=True, help="LFW pairs.txt or CSV file_a,file_b,same")
+    ap.add_argument("--root", type=Path, default=None, help="image root (default: the pairs file's folder)")
+    ap.add_argument("--engine", default=None, help="engine name (default: settings.engine)")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--folds", type=int, default=10, help="folds for CSV protocols (LFW files carry theirs)")
+    ap.add_argument("--flip", choices=ev.FLIP_MODES, default="none", help="headline / calibration flip mode")
+    ap.add_argument("--target-far", type=float, default=1e-3, help="FAR of the verify threshold")
+    ap.add_argument("--duplicate-far", type=float, default=1e-6, help="FAR of the duplicate threshold")
+    ap.add_argument("--name", default=None, help="result name (default: from the pairs file)")
+    ap.add_argument("--no-cache", action="store_true")
+    ap.add_argument("--limit", type=int, default=None, help="first N pairs only (smoke runs)")
+    ap.add_argument("--write-manifest", action="store_true", help="write thresholds into models/manifest.toml")
+    a = ap.parse_args(argv)
+
+    settings = Settings()
+    run = ev.run_protocol(
+        a.pairs, settings, root=a.root, engine_name=a.engine, workers=a.workers, folds=a.folds, flip=a.flip,
+        target_far=a.target_far, duplicate_far=a.duplicate_far,
+        cache_dir=None if a.no_cache else ROOT / "var" / "eval-cache", limit=a.limit,
+    )
+    name = a.name or ("lfw" if a.pairs.suffix != ".csv" else a.pairs.stem)
+    stem = f"accuracy_{name}"
+    r = run.report
+    r["plots"] = [str(p.relative_to(ROOT)) for p in ev.write_plots(run, RESULTS, stem, flip=a.flip)]
+    if a.write_manifest:
+        manifest = settings.manifest_path or ROOT / "models" / "manifest.toml"
+        th = {k: {"similarity": v["similarity"], "far": v["far"],
+                  "note": f"{v['impostor_pairs']} impostor pairs ({v['impostor_source']}), flip={a.flip}"}
+              for k, v in r["thresholds"].items() if v["similarity"] is not None}
+        ev.write_manifest_thresholds(manifest, r["engine"], th, f"{name} {a.pairs.name}", r["date"])
+        r["manifest_written"] = True
+        from lifecert.engine.manifest import manifest_sha256
+
+        r["manifest_sha256_after_write"] = manifest_sha256(manifest)
+    (RESULTS / f"{stem}.json").write_text(json.dumps(r, indent=2, default=float) + "\n")
+    update_readme("accuracy", readme_section())
+    print("\n".join(summary_lines(r)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
