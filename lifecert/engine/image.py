@@ -58,7 +58,7 @@ def decode_image(
         raise ImageError(f"{unsupported} images are not supported", code=ErrorCode.UNSUPPORTED_FORMAT)
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit applies below
             img = Image.open(io.BytesIO(data))  # lazy: reads the header only
             fmt = img.format or "?"
             if fmt not in ALLOWED_FORMATS:
@@ -76,8 +76,9 @@ def decode_image(
             rgb = _to_rgb(img)
     except ImageError:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError,
-            Image.DecompressionBombWarning) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"image has too many pixels: {exc}", code=ErrorCode.IMAGE_TOO_LARGE) from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"cannot decode image: {exc}", code=ErrorCode.UNREADABLE_IMAGE) from exc
     arr = np.asarray(rgb, dtype=np.uint8)
     return np.ascontiguousarray(arr[:, :, ::-1])
