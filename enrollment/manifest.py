@@ -215,3 +215,33 @@ def load_inputs(source: Path, manifest: Path | None = None) -> Inputs:
         rows = _rows_from_names(lookup)
         desc = f"{source.resolve()}|<file names>"
     return Inputs(rows=rows, description=desc)
+
+
+def synth_manifest(folder: Path, out: Path, region: str = "220202") -> int:
+    """Demo manifest for ``folder/<person>/<photo>``: one synthetic valid ID number per person.
+
+    Photo paths are written relative to ``folder``. ID numbers are derived from the row
+    number (birth dates 1940-1965), so the same folder always gives the same manifest.
+    """
+    from datetime import date, timedelta
+
+    from lifecert.domain.idnumber import make_id_number
+
+    if not folder.is_dir():
+        raise ManifestError(f"not a folder: {folder}", code=ErrorCode.FILE_MISSING)
+    rows = []
+    for i, person in enumerate(sorted(p for p in folder.iterdir() if p.is_dir())):
+        photos = sorted(p for p in person.iterdir() if p.is_file() and _is_image(p.name))
+        if not photos:
+            continue
+        born = date(1940, 1, 1) + timedelta(days=(i * 211) % 9000)
+        idn = make_id_number(region, born, (2 * i + 1) % 1000)
+        rows.append([idn, person.name, photos[0].relative_to(folder).as_posix()])
+    if not rows:
+        raise ManifestError(f"no person folders with photos under {folder}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8-sig", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id_number", "name", "photo"])
+        w.writerows(rows)
+    return len(rows)

@@ -72,6 +72,23 @@ def register(app: typer.Typer) -> None:
             console.print(f"report {kind}: {path}")
         ctx.close()
 
+    manifest_app = typer.Typer(no_args_is_help=True, help="Enrollment manifests.")
+    app.add_typer(manifest_app, name="manifest")
+
+    @manifest_app.command("synth")
+    @friendly_errors
+    def manifest_synth(
+        folder: Annotated[Path, typer.Argument(help="Folder with one sub-folder of photos per person")],
+        out: Annotated[Path, typer.Option(help="CSV to write (UTF-8 with BOM)")],
+        region: Annotated[str, typer.Option(help="6-digit region code for the synthetic ID numbers")] = "220202",
+    ) -> None:
+        """Write a demo manifest for a labelled photo folder: one synthetic, checksum-valid ID number
+        per person (first photo of each sub-folder). For demos and benchmarks only."""
+        from enrollment.manifest import synth_manifest
+
+        n = synth_manifest(folder, out, region)
+        console.print(f"{n} rows → {out}")
+
     @index_app.command("rebuild")
     @friendly_errors
     def index_rebuild() -> None:
