@@ -1,12 +1,70 @@
-"""Review cases: the caseworker queues. Other services open cases through :func:`open_case`."""
+"""Review cases: the caseworker queues, the case view and the decisions.
+
+Other services open cases through :func:`open_case`. Staff work them here: every
+read of personal or biometric data and every decision writes an audit event in
+the same transaction as the work it records.
+
+Case payloads (written by the services that open cases) are read tolerantly:
+verification cases may carry ``score``/``similarity``, ``threshold``,
+``best_frames`` (sha256 strings or ``{"sha256": ...}``), ``liveness`` (a mapping
+challenge → result or a list of ``{"challenge", "passed", ...}``),
+``quality_flags``/``quality`` and ``hits`` (``{"pensioner_id", "score"}``);
+enrollment cases carry ``photo_sha256``, ``duplicate_of_pensioner_id``,
+``similarity``, ``quality`` and ``detail``.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from lifecert.storage.models import Pensioner, ReviewCase
+from lifecert.domain.errors import AccessDenied, Conflict, ErrorCode, FaceQualityError, LifecertError, NotFound
+from lifecert.domain.idnumber import mask_id_number
+from lifecert.domain.quality import gate
+from lifecert.services import audit
+from lifecert.services.context import AppContext
+from lifecert.services.staff import Principal, Role
+from lifecert.storage.models import (
+    ConfirmationMethod,
+    EnrollmentItem,
+    FaceTemplate,
+    Pensioner,
+    PensionerStatus,
+    ReviewCase,
+    ReviewKind,
+    StaffUser,
+    SurvivalConfirmation,
+    TemplateKind,
+    utcnow,
+)
+from lifecert.storage.models_staff import CaseNote, HomeVisitStatus, HomeVisitTask
+
+
+class CaseStatus:
+    OPEN = "open"
+    ASSIGNED = "assigned"
+    CLOSED = "closed"
+
+
+class Decision:
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    HOME_VISIT = "home_visit"
+    FRAUD = "suspected_fraud"
+    PHOTO_FIXED = "photo_fixed"
+    DUPLICATE_CONFIRMED = "duplicate_confirmed"
+    NOT_DUPLICATE = "not_duplicate"
+
+
+# Which roles may work which queue. Enrollment staff fix enrollment rejects; caseworkers work everything.
+KIND_ROLES: dict[str, frozenset[Role]] = {
+    ReviewKind.ENROLLMENT: frozenset({Role.CASEWORKER, Role.ENROLLMENT_STAFF}),
+}
+DEFAULT_KIND_ROLES = frozenset({Role.CASEWORKER})
 
 
 def open_case(
@@ -36,3 +94,576 @@ def open_case(
     session.add(case)
     session.flush()
     return case
+
+
+# --- queue ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueueFilter:
+    """``status``: "active" (open + assigned), "open", "assigned", "closed" or "all".
+    ``assignee``: a username, "me" (needs ``me``), "none" (unassigned) or None (anyone).
+    ``region`` matches a region-code prefix (e.g. "2202" for a prefecture)."""
+
+    kind: str | None = None
+    kinds: tuple[str, ...] | None = None
+    reason: str | None = None
+    region: str | None = None
+    assignee: str | None = None
+    status: str = "active"
+    date_from: date | None = None
+    date_to: date | None = None
+    me: int | None = None
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    id: int
+    kind: str
+    reason: str
+    status: str
+    id_number_masked: str
+    name: str
+    region_code: str
+    assignee: str | None
+    created_at: datetime
+    decision: str | None
+
+
+@dataclass(frozen=True)
+class QueuePage:
+    rows: list[QueueRow]
+    total: int
+    by_reason: dict[str, int]
+    by_kind: dict[str, int]
+    by_status: dict[str, int]
+
+
+def _queue_query(q: Select[Any], f: QueueFilter, session: Session) -> Select[Any]:
+    if f.kind:
+        q = q.where(ReviewCase.kind == f.kind)
+    if f.kinds is not None:
+        q = q.where(ReviewCase.kind.in_(f.kinds))
+    if f.reason:
+        q = q.where(ReviewCase.reason == f.reason)
+    if f.region:
+        q = q.where(ReviewCase.region_code.startswith(f.region))
+    if f.status == "active":
+        q = q.where(ReviewCase.status.in_((CaseStatus.OPEN, CaseStatus.ASSIGNED)))
+    elif f.status in (CaseStatus.OPEN, CaseStatus.ASSIGNED, CaseStatus.CLOSED):
+        q = q.where(ReviewCase.status == f.status)
+    if f.assignee == "none":
+        q = q.where(ReviewCase.assignee_id.is_(None))
+    elif f.assignee == "me":
+        q = q.where(ReviewCase.assignee_id == (f.me or -1))
+    elif f.assignee:
+        uid = session.scalar(select(StaffUser.id).where(StaffUser.username == f.assignee))
+        q = q.where(ReviewCase.assignee_id == (uid or -1))
+    if f.date_from:
+        q = q.where(ReviewCase.created_at >= datetime.combine(f.date_from, time.min, tzinfo=UTC))
+    if f.date_to:
+        q = q.where(ReviewCase.created_at < datetime.combine(f.date_to + timedelta(days=1), time.min, tzinfo=UTC))
+    return q
+
+
+def kinds_for(role: Role) -> tuple[str, ...]:
+    all_kinds = (ReviewKind.VERIFICATION, ReviewKind.ENROLLMENT, ReviewKind.DATA_CONFLICT,
+                 ReviewKind.NAME_MISMATCH, ReviewKind.TIP_OFF)
+    return tuple(k for k in all_kinds if role in KIND_ROLES.get(k, DEFAULT_KIND_ROLES))
+
+
+def list_queue(
+    session: Session, f: QueueFilter, who: Principal, *, client_addr: str = "", limit: int = 100, offset: int = 0
+) -> QueuePage:
+    """One page of cases (oldest first: first come, first served) with counts by reason, kind and status
+    under the same filters. ID numbers are masked. The listing is audited (it shows names)."""
+    f = QueueFilter(**{**f.__dict__, "kinds": kinds_for(who.role), "me": who.user_id})
+    base = _queue_query(select(ReviewCase, Pensioner.name, StaffUser.username), f, session)
+    base = base.outerjoin(Pensioner, Pensioner.id == ReviewCase.pensioner_id).outerjoin(
+        StaffUser, StaffUser.id == ReviewCase.assignee_id
+    )
+    rows = []
+    for case, name, assignee in session.execute(base.order_by(ReviewCase.created_at, ReviewCase.id)
+                                                .limit(limit).offset(offset)):
+        rows.append(QueueRow(
+            id=case.id, kind=case.kind, reason=case.reason, status=case.status,
+            id_number_masked=mask_id_number(case.id_number) if case.id_number else "",
+            name=name or "", region_code=case.region_code or "", assignee=assignee,
+            created_at=case.created_at, decision=case.decision,
+        ))
+
+    def counts(col: Any, filt: QueueFilter) -> dict[str, int]:
+        q = _queue_query(select(col, func.count(ReviewCase.id)), filt, session).group_by(col).order_by(col)
+        return {str(k): int(n) for k, n in session.execute(q)}
+
+    total = int(session.scalar(_queue_query(select(func.count(ReviewCase.id)), f, session)) or 0)
+    by_reason = counts(ReviewCase.reason, QueueFilter(**{**f.__dict__, "reason": None}))
+    by_kind = counts(ReviewCase.kind, QueueFilter(**{**f.__dict__, "kind": None}))
+    by_status = counts(ReviewCase.status, QueueFilter(**{**f.__dict__, "status": "all"}))
+    audit.record(session, actor=who.username, role=who.role, action="queue.view", object_type="review_case",
+                 object_id="*", client_addr=client_addr,
+                 detail={"filter": {k: str(v) for k, v in f.__dict__.items() if v and k not in ("kinds", "me")},
+                         "shown": [r.id for r in rows]})
+    return QueuePage(rows, total, by_reason, by_kind, by_status)
+
+
+# --- one case ---------------------------------------------------------------------------------
+
+
+def _get_case(session: Session, case_id: int, who: Principal) -> ReviewCase:
+    case = session.get(ReviewCase, case_id)
+    if case is None:
+        raise NotFound(f"no review case {case_id}")
+    if who.role not in KIND_ROLES.get(case.kind, DEFAULT_KIND_ROLES):
+        raise AccessDenied(f"role {who.role} may not work {case.kind} cases")
+    return case
+
+
+def _pick(d: dict[str, Any], *keys: str) -> Any:
+    for k in keys:
+        if k in d and d[k] is not None:
+            return d[k]
+    return None
+
+
+def _sha_list(value: Any) -> list[str]:
+    out = []
+    for v in value or []:
+        sha = v.get("sha256") or v.get("photo_sha256") if isinstance(v, dict) else v
+        if isinstance(sha, str) and len(sha) == 64:
+            out.append(sha)
+    return out
+
+
+@dataclass(frozen=True)
+class ChallengeResult:
+    challenge: str
+    passed: bool | None
+    detail: str
+
+
+@dataclass(frozen=True)
+class Hit:
+    pensioner_id: int
+    score: float
+    name: str
+    id_number_masked: str
+    photo_sha256s: list[str]
+
+
+@dataclass(frozen=True)
+class ConfirmationView:
+    method: str
+    evidence_date: date
+    valid_until: date
+    confirmed_at: datetime
+    source: str
+    by: str | None
+
+
+@dataclass(frozen=True)
+class CaseView:
+    """Everything the case page shows. ``id_number`` is the full number (the view is audited)."""
+
+    case: ReviewCase
+    pensioner: Pensioner | None
+    id_number: str
+    enrolled_photos: list[str]
+    best_frames: list[str]
+    item_photo: str | None
+    score: float | None
+    threshold: float | None
+    liveness: list[ChallengeResult]
+    quality_flags: list[str]
+    quality: dict[str, Any]
+    hits: list[Hit]
+    duplicate_of: Hit | None
+    assignee: str | None
+    decided_by: str | None
+    notes: list[tuple[str, datetime, str]]
+    confirmations: list[ConfirmationView]
+    visits: list[HomeVisitTask]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def closed(self) -> bool:
+        return self.case.status == CaseStatus.CLOSED
+
+
+def _photos_of(session: Session, pensioner_id: int) -> list[str]:
+    """Photos of the pensioner's active templates, ID photos first."""
+    tpls = session.scalars(
+        select(FaceTemplate).where(FaceTemplate.pensioner_id == pensioner_id, FaceTemplate.active.is_(True))
+        .order_by(FaceTemplate.kind != TemplateKind.ID_PHOTO, FaceTemplate.id)
+    )
+    seen: list[str] = []
+    for t in tpls:
+        if t.photo_sha256 not in seen:
+            seen.append(t.photo_sha256)
+    return seen
+
+
+def _hit(session: Session, pensioner_id: int, score: float) -> Hit | None:
+    p = session.get(Pensioner, pensioner_id)
+    if p is None:
+        return None
+    return Hit(p.id, score, p.name, mask_id_number(p.id_number), _photos_of(session, p.id))
+
+
+def _liveness(value: Any) -> list[ChallengeResult]:
+    out: list[ChallengeResult] = []
+    if isinstance(value, dict):
+        value = value.get("challenges", value)
+    if isinstance(value, dict):
+        for name, res in value.items():
+            if isinstance(res, dict):
+                passed = res.get("passed", res.get("ok"))
+                detail = ", ".join(f"{k}={v}" for k, v in res.items() if k not in ("passed", "ok"))
+            else:
+                passed, detail = (res if isinstance(res, bool) else None), ("" if isinstance(res, bool) else str(res))
+            out.append(ChallengeResult(str(name), passed, detail))
+    elif isinstance(value, list):
+        for res in value:
+            if isinstance(res, dict):
+                name = str(res.get("challenge") or res.get("name") or "?")
+                passed = res.get("passed", res.get("ok"))
+                detail = ", ".join(f"{k}={v}" for k, v in res.items() if k not in ("challenge", "name", "passed", "ok"))
+                out.append(ChallengeResult(name, passed, detail))
+    return out
+
+
+def _quality_flags(payload: dict[str, Any]) -> list[str]:
+    flags = _pick(payload, "quality_flags", "flags")
+    if isinstance(flags, list):
+        return [str(x) for x in flags]
+    if isinstance(flags, dict):
+        return [str(k) for k, v in flags.items() if v]
+    return []
+
+
+def case_view(ctx: AppContext, session: Session, case_id: int, who: Principal, *, client_addr: str = "") -> CaseView:
+    """Load a case for the case page and audit the look (full ID number and biometric data shown)."""
+    case = _get_case(session, case_id, who)
+    p = session.get(Pensioner, case.pensioner_id) if case.pensioner_id else None
+    payload = dict(case.payload or {})
+    score = _pick(payload, "score", "similarity", "best_score")
+    if score is None and isinstance(payload.get("scores"), dict):
+        score = _pick(payload["scores"], "best", "similarity", "max")
+    threshold = _pick(payload, "threshold", "verify_threshold")
+    if threshold is None and case.kind == ReviewKind.VERIFICATION:
+        threshold = ctx.model.threshold("verify")
+    if threshold is None and case.kind == ReviewKind.ENROLLMENT and case.reason == "DUPLICATE_FACE":
+        threshold = ctx.model.threshold("duplicate")
+    hits: list[Hit] = []
+    for h in _pick(payload, "hits", "one_to_n", "search_hits") or []:
+        if isinstance(h, dict) and h.get("pensioner_id") is not None:
+            if p is not None and int(h["pensioner_id"]) == p.id:
+                continue
+            hit = _hit(session, int(h["pensioner_id"]), float(h.get("score", h.get("similarity", 0.0))))
+            if hit is not None:
+                hits.append(hit)
+    item = session.get(EnrollmentItem, case.enrollment_item_id) if case.enrollment_item_id else None
+    dup_id = _pick(payload, "duplicate_of_pensioner_id", "other_pensioner_id") or (
+        item.duplicate_of_pensioner_id if item else None)
+    dup_score = _pick(payload, "similarity") if dup_id else None
+    duplicate_of = _hit(session, int(dup_id), float(dup_score or 0.0)) if dup_id else None
+    item_photo = _pick(payload, "photo_sha256") or (item.photo_sha256 if item else None)
+    quality = _pick(payload, "quality") or (item.quality if item else {}) or {}
+    users = {u.id: u.username for u in session.scalars(select(StaffUser))}
+    notes = [(users.get(n.author_id or 0, "?"), n.created_at, n.text) for n in session.scalars(
+        select(CaseNote).where(CaseNote.case_id == case.id).order_by(CaseNote.id))]
+    confs = []
+    visits: list[HomeVisitTask] = []
+    if p is not None:
+        for c in session.scalars(select(SurvivalConfirmation).where(SurvivalConfirmation.pensioner_id == p.id)
+                                 .order_by(SurvivalConfirmation.id.desc()).limit(5)):
+            confs.append(ConfirmationView(c.method, c.evidence_date, c.valid_until, c.confirmed_at, c.source,
+                                          users.get(c.created_by or 0)))
+        visits = list(session.scalars(select(HomeVisitTask).where(HomeVisitTask.pensioner_id == p.id)
+                                      .order_by(HomeVisitTask.id.desc()).limit(5)))
+    view = CaseView(
+        case=case, pensioner=p, id_number=(p.id_number if p else case.id_number) or "",
+        enrolled_photos=_photos_of(session, p.id) if p else [],
+        best_frames=_sha_list(_pick(payload, "best_frames", "best_frame_sha256s", "frames")),
+        item_photo=item_photo if isinstance(item_photo, str) else None,
+        score=float(score) if isinstance(score, int | float) else None,
+        threshold=float(threshold) if isinstance(threshold, int | float) else None,
+        liveness=_liveness(_pick(payload, "liveness", "challenges")),
+        quality_flags=_quality_flags(payload), quality=quality if isinstance(quality, dict) else {},
+        hits=hits, duplicate_of=duplicate_of,
+        assignee=users.get(case.assignee_id or 0), decided_by=users.get(case.decided_by or 0),
+        notes=notes, confirmations=confs, visits=visits,
+        extra={k: v for k, v in payload.items() if k in ("detail", "photo_name", "run_id", "row_no", "attempts",
+                                                            "model_key", "session_id", "retries")},
+    )
+    audit.record(session, actor=who.username, role=who.role, action="case.view", object_type="review_case",
+                 object_id=case.id, client_addr=client_addr,
+                 detail={"pensioner_id": case.pensioner_id, "id_number_shown": bool(view.id_number),
+                         "photos": len(view.enrolled_photos) + len(view.best_frames) + len(view.hits)})
+    return view
+
+
+def case_photo_shas(session: Session, case: ReviewCase) -> set[str]:
+    """Every photo the case page may show: the pensioner's, the session's frames, the item's, the hits'."""
+    payload = dict(case.payload or {})
+    shas = set(_sha_list(_pick(payload, "best_frames", "best_frame_sha256s", "frames")))
+    if isinstance(payload.get("photo_sha256"), str):
+        shas.add(payload["photo_sha256"])
+    if case.pensioner_id:
+        shas.update(_photos_of(session, case.pensioner_id))
+    if case.enrollment_item_id:
+        item = session.get(EnrollmentItem, case.enrollment_item_id)
+        if item is not None and item.photo_sha256:
+            shas.add(item.photo_sha256)
+    others = [h.get("pensioner_id") for h in (_pick(payload, "hits", "one_to_n", "search_hits") or [])
+              if isinstance(h, dict)]
+    others.append(_pick(payload, "duplicate_of_pensioner_id", "other_pensioner_id"))
+    for pid in others:
+        if pid is not None:
+            shas.update(_photos_of(session, int(pid)))
+    return shas
+
+
+def read_case_photo(
+    ctx: AppContext, session: Session, case_id: int, sha: str, who: Principal, *, client_addr: str = ""
+) -> bytes:
+    """Decrypt one photo that belongs to the case (any other sha → NOT_FOUND). Audited."""
+    case = _get_case(session, case_id, who)
+    if sha not in case_photo_shas(session, case):
+        raise NotFound("no such photo on this case")
+    data = ctx.photos.get(sha)
+    audit.record(session, actor=who.username, role=who.role, action="photo.view", object_type="photo",
+                 object_id=sha[:16], client_addr=client_addr, detail={"case_id": case.id, "sha256": sha})
+    return data
+
+
+# --- work on a case ---------------------------------------------------------------------------
+
+
+def _open_for_decision(session: Session, case_id: int, who: Principal) -> ReviewCase:
+    case = _get_case(session, case_id, who)
+    if case.status == CaseStatus.CLOSED:
+        raise Conflict(f"case {case_id} is already closed ({case.decision})")
+    if case.assignee_id is not None and case.assignee_id != who.user_id:
+        raise Conflict(f"case {case_id} is assigned to someone else; assign it to yourself first")
+    return case
+
+
+def _close(case: ReviewCase, who: Principal, decision: str, note: str | None) -> None:
+    case.status = CaseStatus.CLOSED
+    case.assignee_id = who.user_id
+    case.decision = decision
+    case.decision_note = (note or "").strip() or None
+    case.decided_by = who.user_id
+    case.decided_at = utcnow()
+
+
+def _audit_decision(session: Session, case: ReviewCase, who: Principal, action: str, client_addr: str,
+                    **detail: Any) -> None:
+    audit.record(session, actor=who.username, role=who.role, action=action, object_type="review_case",
+                 object_id=case.id, client_addr=client_addr,
+                 detail={"pensioner_id": case.pensioner_id, "kind": case.kind, "reason": case.reason, **detail})
+
+
+def _pensioner_of(session: Session, case: ReviewCase) -> Pensioner:
+    p = session.get(Pensioner, case.pensioner_id) if case.pensioner_id else None
+    if p is None:
+        raise Conflict(f"case {case.id} has no pensioner to decide on")
+    return p
+
+
+def assign_to_me(session: Session, case_id: int, who: Principal, *, client_addr: str = "") -> ReviewCase:
+    case = _get_case(session, case_id, who)
+    if case.status == CaseStatus.CLOSED:
+        raise Conflict(f"case {case_id} is already closed")
+    previous = case.assignee_id
+    case.assignee_id = who.user_id
+    case.status = CaseStatus.ASSIGNED
+    _audit_decision(session, case, who, "case.assign", client_addr, previous_assignee_id=previous)
+    return case
+
+
+def approve(
+    ctx: AppContext, session: Session, case_id: int, who: Principal, *, note: str = "", client_addr: str = "",
+    today: date | None = None,
+) -> SurvivalConfirmation:
+    """The reviewer is satisfied the pensioner is alive: record a survival confirmation (method
+    ``caseworker_review``, created_by the reviewer) and close the case."""
+    from lifecert.services.confirmations import record_confirmation
+
+    case = _open_for_decision(session, case_id, who)
+    if case.kind == ReviewKind.ENROLLMENT:
+        raise Conflict("enrollment cases are closed with fix photo / confirm duplicate / not a duplicate")
+    p = _pensioner_of(session, case)
+    conf = record_confirmation(
+        session, p, ConfirmationMethod.CASEWORKER_REVIEW, today or date.today(), f"review_case:{case.id}",
+        {"case_id": case.id, "kind": case.kind, "reason": case.reason, "reviewer": who.username,
+         "verification_session_id": case.verification_session_id, "note": note.strip()},
+        created_by=who.user_id, cycle_months=ctx.settings.confirmation_cycle_months,
+    )
+    _close(case, who, Decision.APPROVED, note)
+    _audit_decision(session, case, who, "case.approve", client_addr, confirmation_id=conf.id)
+    return conf
+
+
+def reject(session: Session, case_id: int, who: Principal, reason: str, *, client_addr: str = "") -> ReviewCase:
+    """Close the case without confirming survival; the reason is required and kept."""
+    if not reason.strip():
+        raise LifecertError("a reason is required to reject", code=ErrorCode.BAD_REQUEST)
+    case = _open_for_decision(session, case_id, who)
+    _close(case, who, Decision.REJECTED, reason)
+    _audit_decision(session, case, who, "case.reject", client_addr, note=reason.strip()[:500])
+    return case
+
+
+def request_home_visit(
+    session: Session, case_id: int, who: Principal, *, note: str = "", client_addr: str = ""
+) -> HomeVisitTask:
+    """Create a task for community staff at the pensioner's address/region and close the case."""
+    case = _open_for_decision(session, case_id, who)
+    p = _pensioner_of(session, case)
+    task = HomeVisitTask(case_id=case.id, pensioner_id=p.id, region_code=p.region_code, address=p.address or "",
+                         phone=p.phone or "", note=note.strip(), created_by=who.user_id)
+    session.add(task)
+    session.flush()
+    _close(case, who, Decision.HOME_VISIT, note)
+    _audit_decision(session, case, who, "case.home_visit", client_addr, task_id=task.id)
+    return task
+
+
+def mark_suspected_fraud(
+    session: Session, case_id: int, who: Principal, *, note: str = "", client_addr: str = ""
+) -> Pensioner:
+    """Flag the pensioner and suspend payment pending the payment-suspension review."""
+    case = _open_for_decision(session, case_id, who)
+    p = _pensioner_of(session, case)
+    p.fraud_flag = True
+    p.status = PensionerStatus.SUSPENDED
+    p.status_reason = f"suspected fraud (review case {case.id})"
+    _close(case, who, Decision.FRAUD, note)
+    _audit_decision(session, case, who, "case.fraud", client_addr, note=note.strip()[:500])
+    return p
+
+
+def add_note(session: Session, case_id: int, who: Principal, text: str, *, client_addr: str = "") -> CaseNote:
+    if not text.strip():
+        raise LifecertError("the note is empty", code=ErrorCode.BAD_REQUEST)
+    case = _get_case(session, case_id, who)
+    n = CaseNote(case_id=case.id, author_id=who.user_id, text=text.strip()[:4000])
+    session.add(n)
+    session.flush()
+    _audit_decision(session, case, who, "case.note", client_addr, note_id=n.id)
+    return n
+
+
+# --- enrollment rejects -----------------------------------------------------------------------
+
+
+def _enrollment_case(session: Session, case_id: int, who: Principal) -> ReviewCase:
+    case = _open_for_decision(session, case_id, who)
+    if case.kind != ReviewKind.ENROLLMENT:
+        raise Conflict(f"case {case_id} is not an enrollment case")
+    return case
+
+
+def _enroll_bytes(ctx: AppContext, session: Session, p: Pensioner, data: bytes, name: str | None) -> FaceTemplate:
+    from lifecert.engine.image import decode_image
+    from lifecert.services import templates
+    from lifecert.storage.photos import sha256_bytes
+
+    img = decode_image(data, max_bytes=ctx.settings.images.max_bytes, max_pixels=ctx.settings.images.max_pixels)
+    faces = ctx.engine.analyze(img, max_faces=1)
+    if not faces or faces[0].embedding is None:
+        raise FaceQualityError("no face found in the photo", code=ErrorCode.NO_FACE)
+    a = faces[0]
+    if a.quality.num_faces > 1:
+        raise FaceQualityError("more than one face in the photo", code=ErrorCode.MULTIPLE_FACES)
+    bad = gate(a.quality, ctx.settings.quality)
+    if bad is not None:
+        raise FaceQualityError(f"photo fails the quality gate: {bad}", code=bad, quality=a.quality.as_dict())
+    sha = sha256_bytes(data)
+    templates.store_photo(ctx, session, data, sha, int(img.shape[1]), int(img.shape[0]), name)
+    for t in templates.active_templates(session, p.id, ctx.model.key):
+        if t.kind == TemplateKind.ID_PHOTO and t.photo_sha256 != sha:
+            templates.retire_template(t)
+    existing = session.scalars(select(FaceTemplate).where(
+        FaceTemplate.pensioner_id == p.id, FaceTemplate.photo_sha256 == sha, FaceTemplate.model_key == ctx.model.key
+    )).first()
+    if existing is not None:
+        existing.active = True
+        existing.replaced_at = None
+        return existing
+    return templates.add_template(ctx, session, p, a.embedding, photo_sha256=sha, quality=a.quality)
+
+
+def fix_photo(
+    ctx: AppContext, session: Session, case_id: int, who: Principal, data: bytes, *, filename: str | None = None,
+    client_addr: str = "",
+) -> FaceTemplate:
+    """Enroll a corrected ID photo for the case's pensioner (same quality gate as the batch job) and
+    close the case. A photo whose face is another pensioner's (≥ duplicate threshold) is refused."""
+    case = _enrollment_case(session, case_id, who)
+    p = _pensioner_of(session, case)
+    from lifecert.engine.image import decode_image
+
+    img = decode_image(data, max_bytes=ctx.settings.images.max_bytes, max_pixels=ctx.settings.images.max_pixels)
+    faces = ctx.engine.analyze(img, max_faces=1)
+    if faces and faces[0].embedding is not None:
+        from lifecert.services import templates
+
+        dup = ctx.model.threshold("duplicate")
+        for h in templates.search(ctx, session, faces[0].embedding, k=3):
+            if h.pensioner_id != p.id and h.score >= dup:
+                raise Conflict(f"this face matches pensioner #{h.pensioner_id} (similarity {h.score:.3f})",
+                               pensioner_id=h.pensioner_id, similarity=round(h.score, 4))
+    tpl = _enroll_bytes(ctx, session, p, data, filename)
+    _close(case, who, Decision.PHOTO_FIXED, None)
+    _audit_decision(session, case, who, "enrollment.fix_photo", client_addr, template_id=tpl.id,
+                    photo_sha256=tpl.photo_sha256)
+    return tpl
+
+
+def confirm_duplicate(session: Session, case_id: int, who: Principal, *, note: str = "",
+                      client_addr: str = "") -> ReviewCase:
+    """The two records are the same face: flag the newly enrolled pensioner for the fraud review."""
+    case = _enrollment_case(session, case_id, who)
+    p = _pensioner_of(session, case)
+    other = (case.payload or {}).get("duplicate_of_pensioner_id")
+    p.fraud_flag = True
+    p.status = PensionerStatus.SUSPENDED
+    p.status_reason = f"duplicate face of pensioner #{other} (review case {case.id})"
+    _close(case, who, Decision.DUPLICATE_CONFIRMED, note)
+    _audit_decision(session, case, who, "enrollment.confirm_duplicate", client_addr, other_pensioner_id=other)
+    return case
+
+
+def not_duplicate(ctx: AppContext, session: Session, case_id: int, who: Principal, *, note: str = "",
+                  client_addr: str = "") -> FaceTemplate:
+    """Different people who look alike (e.g. twins): enroll the item's photo after all."""
+    case = _enrollment_case(session, case_id, who)
+    p = _pensioner_of(session, case)
+    item = session.get(EnrollmentItem, case.enrollment_item_id) if case.enrollment_item_id else None
+    sha = (case.payload or {}).get("photo_sha256") or (item.photo_sha256 if item else None)
+    if not sha:
+        raise Conflict("this case has no stored photo to enroll; use fix photo")
+    tpl = _enroll_bytes(ctx, session, p, ctx.photos.get(sha), None)
+    _close(case, who, Decision.NOT_DUPLICATE, note)
+    _audit_decision(session, case, who, "enrollment.not_duplicate", client_addr, template_id=tpl.id,
+                    other_pensioner_id=(case.payload or {}).get("duplicate_of_pensioner_id"))
+    return tpl
+
+
+# --- home visits ------------------------------------------------------------------------------
+
+
+def list_visits(session: Session, who: Principal, *, region: str | None = None, status: str = HomeVisitStatus.OPEN,
+                client_addr: str = "") -> list[tuple[HomeVisitTask, Pensioner]]:
+    q = select(HomeVisitTask, Pensioner).join(Pensioner, Pensioner.id == HomeVisitTask.pensioner_id)
+    if status != "all":
+        q = q.where(HomeVisitTask.status == status)
+    if region:
+        q = q.where(HomeVisitTask.region_code.startswith(region))
+    rows = [(t, p) for t, p in session.execute(q.order_by(HomeVisitTask.created_at).limit(500))]
+    audit.record(session, actor=who.username, role=who.role, action="visits.view", object_type="home_visit_task",
+                 object_id="*", client_addr=client_addr, detail={"region": region or "", "shown": len(rows)})
+    return rows
