@@ -1,19 +1,37 @@
 """Application factory. Routers live in ``server/routes/<area>.py`` (each exposes ``router``)
-and are included automatically, so areas never edit this file to add routes."""
+and are included automatically, so areas never edit this file to add routes.
+
+Start-up (lifespan): the context (settings, database, engine) is built once; a bounded
+inference pool of ``settings.inference_threads`` workers is created; models are warmed up
+in the background — ``/healthz`` answers at once, ``/readyz`` turns 200 only after the
+warm-up (engine loaded, each stage run once, 1:N index built). The pensioner's page
+(``mobile-web/``) is served at ``/``.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import importlib
+import logging
 import pkgutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 
 import server.routes as routes_pkg
 from lifecert.config import Settings, get_settings
 from lifecert.services.context import AppContext
+from server.deps import BodyLimitMiddleware, InferencePool, configure_threads
 from server.errors import install_error_handlers
+
+log = logging.getLogger(__name__)
+
+MOBILE_WEB = Path(__file__).resolve().parents[1] / "mobile-web"
+LIMITED_PREFIX = "/api/v1/sessions"  # pensioner uploads: settings.verification.max_upload_bytes
 
 
 def create_app(settings: Settings | None = None, ctx: AppContext | None = None) -> FastAPI:
@@ -21,21 +39,72 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if getattr(app.state, "ctx", None) is None:
             app.state.ctx = AppContext(settings or get_settings())
+        c: AppContext = app.state.ctx
+        configure_threads(1)
+        app.state.pool = InferencePool(c.settings.inference_threads)
+        from lifecert.services.verification import VerificationService
+
+        app.state.verification = VerificationService(c)
+        app.state.warmups.insert(0, app.state.verification.warm_up)
         for hook in app.state.startup_hooks:
             await hook(app)
+        task = asyncio.create_task(_warm_up(app))
         yield
+        task.cancel()
         for hook in app.state.shutdown_hooks:
             await hook(app)
+        app.state.pool.shutdown()
 
-    app = FastAPI(title="lifecert", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="lifecert",
+        version="0.1.0",
+        lifespan=lifespan,
+        description='Proof of life for pension agencies. Errors: {"error": {"code", "message", "details"}}.',
+    )
     app.state.ctx = ctx
+    app.state.ready = False
     app.state.startup_hooks = []
     app.state.shutdown_hooks = []
+    app.state.warmups: list[Callable[[], None]] = []
     install_error_handlers(app)
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"])
+    async def readyz() -> JSONResponse:
+        if app.state.ready:
+            return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "starting"}, status_code=503)
+
     for mod in sorted(pkgutil.iter_modules(routes_pkg.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"server.routes.{mod.name}")
         if hasattr(module, "router"):
             app.include_router(module.router)
         if hasattr(module, "setup"):
             module.setup(app)
+
+    def limit_for(path: str) -> int | None:
+        if path.startswith(LIMITED_PREFIX):
+            c: AppContext | None = app.state.ctx
+            return c.settings.verification.max_upload_bytes if c else None
+        return None
+
+    app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
+    if MOBILE_WEB.is_dir():
+        # Last: the catch-all mount must not shadow API routes.
+        app.mount("/", StaticFiles(directory=MOBILE_WEB, html=True), name="mobile-web")
     return app
+
+
+async def _warm_up(app: FastAPI) -> None:
+    pool: InferencePool = app.state.pool
+    for fn in list(app.state.warmups):
+        try:
+            await pool.run(fn)
+        except Exception:  # readiness stays false; the log says why
+            log.exception("warm-up step %s failed", getattr(fn, "__qualname__", fn))
+            return
+    app.state.ready = True
+    log.info("warm-up done; ready")
