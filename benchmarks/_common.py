@@ -1,0 +1,47 @@
+"""Helpers shared by the benchmark scripts: machine description and README section updates."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+RESULTS = BENCH / "results"
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "nproc": os.cpu_count(), "python": platform.python_version(), "system": platform.platform()}
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def write_json(name: str, data: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    p = RESULTS / f"{name}.json"
+    p.write_text(json.dumps(data, indent=1, ensure_ascii=False))
+    return p
+
+
+def update_readme_section(name: str, body: str) -> None:
+    """Replace (or append) the section between <!-- name:start --> and <!-- name:end -->."""
+    readme = BENCH / "README.md"
+    text = readme.read_text(encoding="utf-8") if readme.exists() else "# Benchmarks\n"
+    block = f"<!-- {name}:start -->\n{body.rstrip()}\n<!-- {name}:end -->"
+    pattern = re.compile(rf"<!-- {re.escape(name)}:start -->.*?<!-- {re.escape(name)}:end -->", re.S)
+    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+    readme.write_text(text, encoding="utf-8")
