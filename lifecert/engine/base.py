@@ -130,7 +130,8 @@ def resize_for_detection(image: ImageBGR, scale: float) -> ImageBGR:
         return image
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     h, w = image.shape[:2]
-    return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=interp)
+    out = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=interp)
+    return np.asarray(out, dtype=np.uint8)
 
 
 def load_engine(settings: Settings | None = None, name: str | None = None) -> FaceEngine:

@@ -72,8 +72,8 @@ def decode_image(
             if w < 16 or h < 16:
                 raise ImageError(f"image is only {w}x{h} pixels", code=ErrorCode.UNREADABLE_IMAGE)
             img.load()
-            img = ImageOps.exif_transpose(img) or img
-            rgb = _to_rgb(img)
+            upright: Image.Image = ImageOps.exif_transpose(img) or img
+            rgb = _to_rgb(upright)
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
