@@ -50,10 +50,11 @@ class FaceEngine(ABC):
 
     # -- shared ----------------------------------------------------------------
     def detection_scale(self, image: ImageBGR) -> float:
-        """Scale applied before detection: large photos shrink to ``detect_max_side``,
-        small ones grow (up to 2x) so that faces reach the detector's minimum size."""
+        """Scale applied before detection: large photos shrink to ``detect_max_side``; smaller
+        ones are searched as they are (engines retry upsampled only when nothing is found —
+        upsampling every small photo cost 4x the detection time and found no more faces on LFW)."""
         side = max(image.shape[:2])
-        return float(min(2.0, self.detect_max_side / side))
+        return float(min(1.0, self.detect_max_side / side))
 
     def embed(self, image: ImageBGR, face: Face, *, flip: bool = False) -> Embedding:
         crop = self.align(image, face)

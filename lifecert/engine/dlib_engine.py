@@ -86,6 +86,9 @@ class DlibEngine(FaceEngine):
         small = resize_for_detection(image, scale)
         rgb = np.ascontiguousarray(small[:, :, ::-1])
         rects, scores, _ = self._hog.run(rgb, self.upsample, 0.0)
+        if len(rects) == 0 and max(small.shape[:2]) * 2 <= self.detect_max_side * 1.25:
+            # Small image: retry with the image upsampled 2x for faces under HOG's ~80 px minimum.
+            rects, scores, _ = self._hog.run(rgb, self.upsample + 1, 0.0)
         dets = list(zip(rects, scores, strict=True))
         method: str | None = "hog" if dets else None
         if not dets and self.cnn_fallback:
