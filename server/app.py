@@ -14,6 +14,7 @@ import asyncio
 import importlib
 import logging
 import pkgutil
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -44,7 +45,7 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
         app.state.pool = InferencePool(c.settings.inference_threads)
         from lifecert.services.verification import VerificationService
 
-        app.state.verification = VerificationService(c)
+        app.state.verification = VerificationService(c, engine_factory=app.state.engine_factory)
         app.state.warmups.insert(0, app.state.verification.warm_up)
         for hook in app.state.startup_hooks:
             await hook(app)
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
     )
     app.state.ctx = ctx
     app.state.ready = False
+    app.state.engine_factory = None  # tests may share an already loaded engine (one inference thread)
     app.state.startup_hooks = []
     app.state.shutdown_hooks = []
     app.state.warmups: list[Callable[[], None]] = []
@@ -99,12 +101,21 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
 
 
 async def _warm_up(app: FastAPI) -> None:
+    """Run every warm-up step once on EVERY pool thread (each thread holds its own engine);
+    a barrier makes the pool start all its threads instead of reusing the first one."""
     pool: InferencePool = app.state.pool
+    barrier = threading.Barrier(pool.workers)
+
+    def on_each_thread(fn: Callable[[], None]) -> None:
+        barrier.wait(timeout=600)
+        fn()
+
     for fn in list(app.state.warmups):
         try:
-            await pool.run(fn)
+            await asyncio.gather(*(pool.run(on_each_thread, fn) for _ in range(pool.workers)))
         except Exception:  # readiness stays false; the log says why
             log.exception("warm-up step %s failed", getattr(fn, "__qualname__", fn))
             return
+        barrier.reset()
     app.state.ready = True
     log.info("warm-up done; ready")

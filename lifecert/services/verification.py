@@ -34,6 +34,7 @@ import logging
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -49,7 +50,7 @@ from lifecert.config import CHALLENGES
 from lifecert.domain.errors import ErrorCode, ImageError, LifecertError, NotFound
 from lifecert.domain.idnumber import parse_id_number
 from lifecert.engine import geometry
-from lifecert.engine.base import FaceEngine, count_significant, l2_normalize
+from lifecert.engine.base import FaceEngine, count_significant, l2_normalize, load_engine
 from lifecert.engine.image import decode_image
 from lifecert.engine.liveness import FrameObs, LivenessParams, LivenessReport, analyze_liveness
 from lifecert.engine.types import ImageBGR
@@ -242,31 +243,39 @@ def _as_utc(d: datetime) -> datetime:
 class VerificationService:
     """One per process; shared by request threads (no per-request state on the object)."""
 
-    def __init__(self, ctx: AppContext, params: LivenessParams | None = None) -> None:
+    def __init__(
+        self,
+        ctx: AppContext,
+        params: LivenessParams | None = None,
+        engine_factory: Callable[[], FaceEngine] | None = None,
+    ) -> None:
         self.ctx = ctx
         self.params = params or LivenessParams()
         v = ctx.settings.verification
         self.by_id = RateLimiter(v.rate_limit_per_id_per_hour)
         self.by_client = RateLimiter(v.rate_limit_per_client_per_hour)
         self._rng = secrets.SystemRandom()
-        self._frame_engine: FaceEngine | None = None
-        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._engine_factory = engine_factory or (lambda: load_engine(ctx.settings))
 
     # -- engine ---------------------------------------------------------------------------
     @property
     def frame_engine(self) -> FaceEngine:
-        """The shared engine with a smaller detection size and no slow CNN fallback.
+        """This thread's engine, tuned for selfie frames (smaller detection size, no CNN fallback).
 
-        A shallow copy: it shares the loaded (read-only) models with ``ctx.engine``.
+        dlib's HOG detector and recognition network keep per-call state, so one engine must
+        not serve two threads at once: every inference thread loads its own (once; threads
+        of the pool live as long as the server). dlib also holds the GIL while it computes,
+        so CPU parallelism comes from server processes (``lifecert serve --workers``).
         """
-        with self._lock:
-            if self._frame_engine is None:
-                fe = copy.copy(self.ctx.engine)
-                fe.detect_max_side = FRAME_DETECT_MAX_SIDE
-                if hasattr(fe, "cnn_fallback"):
-                    fe.cnn_fallback = False
-                self._frame_engine = fe
-            return self._frame_engine
+        fe: FaceEngine | None = getattr(self._local, "engine", None)
+        if fe is None:
+            fe = copy.copy(self._engine_factory())
+            fe.detect_max_side = FRAME_DETECT_MAX_SIDE
+            if hasattr(fe, "cnn_fallback"):
+                fe.cnn_fallback = False
+            self._local.engine = fe
+        return fe
 
     def warm_up(self) -> None:
         """Load models and run each stage once (first calls allocate), build the 1:N index."""

@@ -9,12 +9,15 @@ EAR/MAR of every sampled frame is measured first to choose where the sequence st
 from __future__ import annotations
 
 import hashlib
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import cv2
 import numpy as np
+from fastapi.testclient import TestClient
 from numpy.typing import NDArray
 
 from lifecert.domain.idnumber import make_id_number
@@ -77,8 +80,11 @@ def blink_mouth_sequence(engine: FaceEngine, video: list[NDArray[np.uint8]]) -> 
             continue
         js = list(range(start, min(len(idx), start + (LEAD_IN_MS + 2 * WINDOW_MS) // FRAME_MS)))
         ts = [(j - start) * FRAME_MS for j in js]
-        mouth = [j for j, t in zip(js, ts, strict=True) if LEAD_IN_MS + WINDOW_MS + 200 <= t <= LEAD_IN_MS + 2 * WINDOW_MS
-                 and mar[j] > 0.33]
+        mouth = [
+            j
+            for j, t in zip(js, ts, strict=True)
+            if LEAD_IN_MS + WINDOW_MS + 200 <= t <= LEAD_IN_MS + 2 * WINDOW_MS and mar[j] > 0.33
+        ]
         if mouth:
             return Sequence([encode_jpeg(video[idx[j]], 90) for j in js], ts, [idx[j] for j in js])
     raise RuntimeError("no blink/mouth segment found in the talking-head video")
@@ -98,6 +104,23 @@ def enroll(ctx: AppContext, image: NDArray[np.uint8], *, seq: int, name: str = "
         add_template(ctx, s, p, faces[0].embedding, photo_sha256=sha, quality=faces[0].quality)
         s.expunge(p)
     return p
+
+
+def serve(ctx: AppContext, engine: FaceEngine) -> Iterator[TestClient]:
+    """A TestClient on create_app whose single inference thread shares the test session's
+    engine; waits until /readyz so that the background warm-up never overlaps a test's own
+    engine calls (a dlib engine must not run on two threads at once)."""
+    from server.app import create_app
+
+    app = create_app(ctx.settings, ctx)
+    app.state.engine_factory = lambda: engine
+    with TestClient(app) as c:
+        deadline = time.monotonic() + 120
+        while c.get("/readyz").status_code != 200:
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not become ready")
+            time.sleep(0.05)
+        yield c
 
 
 def multipart(seq: Sequence, nonce: str) -> tuple[dict[str, str], list[tuple[str, tuple[str, bytes, str]]]]:
