@@ -1,0 +1,255 @@
+"""Bad input on the verification API: each gets a clear typed error and nothing is confirmed."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from numpy.typing import NDArray
+from sqlalchemy import select
+
+from lifecert.config import VerificationSettings
+from lifecert.domain.idnumber import make_id_number
+from lifecert.engine.base import FaceEngine
+from lifecert.engine.image import encode_jpeg
+from lifecert.services.context import AppContext
+from lifecert.services.templates import upsert_pensioner
+from lifecert.storage.models import Pensioner, PensionerStatus, SurvivalConfirmation
+from lifecert.storage.models_verification import VerificationSession
+from tests.conftest import make_settings
+from tests.integration.verification_support import TEMPLATE_FRAME, VIDEO, enroll, read_video, serve
+
+
+@pytest.fixture(scope="module")
+def video(faces_dir: Path) -> list[NDArray[np.uint8]]:
+    return read_video(faces_dir / VIDEO)
+
+
+@pytest.fixture(scope="module")
+def jpegs(video: list[NDArray[np.uint8]]) -> list[bytes]:
+    return [encode_jpeg(video[i], 85) for i in range(0, 60, 6)]  # 10 real frames
+
+
+def _ctx(tmp_path: Path, engine: FaceEngine, **kw: object) -> AppContext:
+    c = AppContext(make_settings(tmp_path, fixed_challenges="blink,open_mouth", inference_threads=1, **kw))
+    c.set_engine(engine)
+    return c
+
+
+@pytest.fixture
+def vctx(tmp_path: Path, face_engine: FaceEngine) -> Iterator[AppContext]:
+    c = _ctx(
+        tmp_path, face_engine, verification=VerificationSettings(max_upload_bytes=400_000, rate_limit_per_id_per_hour=3)
+    )
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def client(vctx: AppContext, face_engine: FaceEngine) -> Iterator[TestClient]:
+    yield from serve(vctx, face_engine)
+
+
+@pytest.fixture
+def pensioner(vctx: AppContext, video: list[NDArray[np.uint8]]) -> Pensioner:
+    return enroll(vctx, video[TEMPLATE_FRAME], seq=21)
+
+
+def _session(client: TestClient, p: Pensioner) -> dict[str, object]:
+    r = client.post("/api/v1/sessions", json={"id_number": p.id_number, "name": p.name})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def _post(client: TestClient, sess: dict[str, object], frames: list[bytes], ts: list[int] | str | None = None):  # type: ignore[no-untyped-def]
+    stamps = ts if ts is not None else [i * 125 for i in range(len(frames))]
+    data = {"nonce": str(sess["nonce"]), "timestamps": stamps if isinstance(stamps, str) else json.dumps(stamps)}
+    files = [("frames", (f"{i}.jpg", b, "image/jpeg")) for i, b in enumerate(frames)]
+    return client.post(f"/api/v1/sessions/{sess['session_id']}/frames", data=data, files=files)
+
+
+def _nothing_recorded(ctx: AppContext, session_id: object) -> None:
+    with ctx.db.session() as s:
+        assert s.scalars(select(SurvivalConfirmation)).first() is None
+        vs = s.get(VerificationSession, str(session_id))
+        assert vs is not None and vs.decision is None and vs.used_at is None
+
+
+def test_given_unknown_id_wrong_name_or_no_template_when_starting_then_same_not_found(
+    client: TestClient, vctx: AppContext, pensioner: Pensioner
+) -> None:
+    with vctx.db.session() as s:
+        bare = upsert_pensioner(s, make_id_number("110101", datetime(1948, 5, 6).date(), 23), "李建国")
+        bare_id = bare.id_number
+    attempts = [
+        {"id_number": make_id_number("110101", datetime(1949, 1, 1).date(), 25), "name": "赵六"},  # unknown
+        {"id_number": pensioner.id_number, "name": "张冒名"},  # wrong name
+        {"id_number": bare_id, "name": "李建国"},  # no template
+    ]
+    bodies = []
+    for body in attempts:
+        r = client.post("/api/v1/sessions", json=body)
+        assert r.status_code == 404
+        bodies.append(r.json())
+    assert bodies[0] == bodies[1] == bodies[2]
+    assert bodies[0]["error"]["code"] == "NOT_FOUND"
+
+
+def test_given_suspended_pensioner_when_starting_then_suspended_error(
+    client: TestClient, vctx: AppContext, pensioner: Pensioner
+) -> None:
+    with vctx.db.session() as s:
+        p = s.get(Pensioner, pensioner.id)
+        assert p is not None
+        p.status = PensionerStatus.SUSPENDED
+    r = client.post("/api/v1/sessions", json={"id_number": pensioner.id_number, "name": pensioner.name})
+    assert r.status_code == 409
+    assert r.json()["error"]["code"] == "PENSIONER_SUSPENDED"
+
+
+def test_given_bad_check_digit_when_starting_then_bad_id_number(client: TestClient) -> None:
+    r = client.post("/api/v1/sessions", json={"id_number": "110101195001011230", "name": "王"})
+    assert r.status_code == 422
+    assert r.json()["error"]["code"] == "BAD_ID_NUMBER"
+
+
+def test_given_too_many_sessions_for_one_id_when_starting_then_rate_limited(
+    client: TestClient, pensioner: Pensioner
+) -> None:
+    codes = [
+        client.post("/api/v1/sessions", json={"id_number": pensioner.id_number, "name": pensioner.name}).status_code
+        for _ in range(4)
+    ]
+    assert codes == [201, 201, 201, 429]
+
+
+def test_given_expired_session_when_uploading_then_session_expired(
+    client: TestClient, vctx: AppContext, pensioner: Pensioner, jpegs: list[bytes]
+) -> None:
+    sess = _session(client, pensioner)
+    with vctx.db.session() as s:
+        vs = s.get(VerificationSession, str(sess["session_id"]))
+        assert vs is not None
+        vs.expires_at = datetime.now(UTC) - timedelta(seconds=1)
+    r = _post(client, sess, jpegs)
+    assert r.status_code == 410
+    assert r.json()["error"]["code"] == "SESSION_EXPIRED"
+    _nothing_recorded(vctx, sess["session_id"])
+
+
+def test_given_text_file_as_frame_when_uploading_then_typed_image_error_and_nothing_recorded(
+    client: TestClient, vctx: AppContext, pensioner: Pensioner, jpegs: list[bytes]
+) -> None:
+    sess = _session(client, pensioner)
+    r = _post(client, sess, [*jpegs[:5], b"this is not an image at all, just some text" * 10, *jpegs[5:]])
+    assert r.status_code == 422
+    assert r.json()["error"]["code"] == "UNREADABLE_IMAGE"
+    assert r.json()["error"]["details"]["frame"] == 5
+    _nothing_recorded(vctx, sess["session_id"])
+
+
+def test_given_truncated_jpeg_when_uploading_then_unreadable_and_nonce_still_usable(
+    client: TestClient, vctx: AppContext, pensioner: Pensioner, jpegs: list[bytes]
+) -> None:
+    sess = _session(client, pensioner)
+    broken = jpegs[3][: len(jpegs[3]) // 3]
+    r = _post(client, sess, [*jpegs[:3], broken, *jpegs[4:]])
+    assert r.status_code == 422
+    assert r.json()["error"]["code"] == "UNREADABLE_IMAGE"
+    _nothing_recorded(vctx, sess["session_id"])
+    assert _post(client, sess, jpegs).status_code == 200  # the nonce was not spent by the bad upload
+
+
+def test_given_oversize_body_with_content_length_when_uploading_then_413_before_reading(
+    client: TestClient, vctx: AppContext, pensioner: Pensioner
+) -> None:
+    sess = _session(client, pensioner)
+    big = b"\xff\xd8" + bytes(500_000)
+    r = _post(client, sess, [big])
+    assert r.status_code == 413
+    assert r.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+    _nothing_recorded(vctx, sess["session_id"])
+
+
+def test_given_oversize_chunked_body_when_streaming_then_413(
+    client: TestClient, vctx: AppContext, pensioner: Pensioner
+) -> None:
+    sess = _session(client, pensioner)
+    sent = []
+
+    def body() -> Iterator[bytes]:
+        for _ in range(100):  # 100 x 64 KiB = 6.4 MB offered, limit 400 kB
+            sent.append(1)
+            yield bytes(65536)
+
+    r = client.post(
+        f"/api/v1/sessions/{sess['session_id']}/frames",
+        content=body(),
+        headers={"content-type": "multipart/form-data; boundary=xyz"},
+    )
+    assert r.status_code == 413
+    assert r.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+    _nothing_recorded(vctx, sess["session_id"])
+
+
+@pytest.mark.parametrize(("n", "code"), [(2, "TOO_FEW_FRAMES"), (81, "TOO_MANY_FRAMES")])
+def test_given_wrong_frame_count_when_uploading_then_typed_error(
+    client: TestClient, vctx: AppContext, pensioner: Pensioner, n: int, code: str
+) -> None:
+    sess = _session(client, pensioner)
+    tiny = encode_jpeg(np.full((32, 32, 3), 100, np.uint8), 50)
+    r = _post(client, sess, [tiny] * n)
+    assert r.status_code == 422
+    assert r.json()["error"]["code"] == code
+    _nothing_recorded(vctx, sess["session_id"])
+
+
+@pytest.mark.parametrize(
+    "ts",
+    [
+        [0, 125, 250, 200, 500, 625, 750, 875, 1000, 1125],  # out of order
+        [0, 125, 250],  # fewer timestamps than frames
+        "not json",
+    ],
+)
+def test_given_bad_timestamps_when_uploading_then_bad_timestamps(
+    client: TestClient, vctx: AppContext, pensioner: Pensioner, jpegs: list[bytes], ts: list[int] | str
+) -> None:
+    sess = _session(client, pensioner)
+    r = _post(client, sess, jpegs, ts)
+    assert r.status_code == 422
+    assert r.json()["error"]["code"] == "BAD_TIMESTAMPS"
+    _nothing_recorded(vctx, sess["session_id"])
+
+
+def test_given_wrong_nonce_when_uploading_then_refused(
+    client: TestClient, vctx: AppContext, pensioner: Pensioner, jpegs: list[bytes]
+) -> None:
+    sess = _session(client, pensioner)
+    r = _post(client, {**sess, "nonce": "forged"}, jpegs)
+    assert r.status_code == 403
+    assert r.json()["error"]["code"] == "BAD_NONCE"
+    _nothing_recorded(vctx, sess["session_id"])
+
+
+def test_given_unknown_session_when_reading_then_404(client: TestClient) -> None:
+    r = client.get("/api/v1/sessions/does-not-exist")
+    assert r.status_code == 404
+    assert r.json()["error"]["code"] == "NOT_FOUND"
+
+
+def test_given_new_session_when_reading_then_decision_is_null(client: TestClient, pensioner: Pensioner) -> None:
+    sess = _session(client, pensioner)
+    r = client.get(f"/api/v1/sessions/{sess['session_id']}").json()
+    assert r["decision"] is None and r["confirmation"] is None
+    assert [c["name"] for c in r["challenges"]] == ["blink", "open_mouth"]
+
+
+def test_given_server_when_probed_then_health_and_ready(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").status_code == 200
