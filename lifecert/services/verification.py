@@ -594,16 +594,17 @@ class VerificationService:
         }
         reason = self._framing_reason(infos, usable)
         if reason:
-            return _Analysis(Decision.RETRY, str(reason), None, {"frames": frames_summary})
+            # Keep the sharpest face frames anyway: a caseworker may see them after repeated RETRYs.
+            seen = sorted((f for f in infos if f.obs.has_face), key=lambda f: -f.sharpness)[: v.embed_best_k]
+            return _Analysis(Decision.RETRY, str(reason), None, {"frames": frames_summary}, [f.index for f in seen])
         live = analyze_liveness([f.obs for f in infos], challenges, lead_in, window, self.params)
         scores: dict[str, Any] = {"frames": frames_summary, "liveness": live.as_dict()}
-        if live.still:
-            return _Analysis(
-                Decision.REVIEW, ErrorCode.LIVENESS_FAILED, live, scores | {"liveness_issue": "still_image"}
-            )
         for f in usable:
             f.quality = self._quality_score(f, live.baseline.ear)
         best, extra = self._pick_best(usable, v.embed_best_k, live.track_breaks)
+        if live.still:
+            scores["liveness_issue"] = "still_image"
+            return _Analysis(Decision.REVIEW, ErrorCode.LIVENESS_FAILED, live, scores, [f.index for f in best])
         crops = [f.aligned for f in best + extra if f.aligned is not None]
         embs = self.frame_engine.embed_crops(crops)
         thr = self.ctx.model.threshold("verify")
