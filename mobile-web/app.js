@@ -435,7 +435,12 @@
         if (until) {
           valid.hidden = false;
           valid.dataset.validUntil = until;
-          valid.textContent = t("result.confirmed.valid", { date: formatDate(until) });
+          // Keep the date on one line: "有效期至 <2027年11月25日>".
+          const [before, after] = t("result.confirmed.valid").split("{date}");
+          const dateEl = document.createElement("span");
+          dateEl.className = "nowrap";
+          dateEl.textContent = formatDate(until);
+          valid.replaceChildren(before, dateEl, after || "");
         }
         next = t("result.confirmed.next");
         retry.hidden = true;

@@ -186,3 +186,19 @@ def test_given_generated_id_numbers_when_checked_in_the_page_then_same_verdict_a
     mismatches = [(s, j, p) for s, j, p in zip(samples, js, py, strict=True) if j != p]
     assert mismatches == []
     assert any(py) and not all(py)
+
+
+def test_given_name_that_does_not_match_when_start_pressed_then_mismatch_message_and_no_camera(
+    page: Any, live_server: LiveServer, screenshots_dir: Path
+) -> None:
+    page.goto(f"{live_server.base_url}/")
+    page.fill("#id-number", live_server.pensioner.id_number)
+    page.fill("#name", "李四")
+    page.click("#start")
+
+    page.wait_for_selector('#app[data-screen="result"]')
+    page.screenshot(path=str(screenshots_dir / "not_found_360x740.png"))
+    assert page.get_attribute("#result", "data-error") == "NOT_FOUND"
+    assert "信息不匹配或尚未采集人脸" in page.inner_text("#result-detail")
+    assert page.is_hidden("#retry")  # retrying the same details cannot help
+    assert page.evaluate("document.getElementById('preview').srcObject") is None
