@@ -51,7 +51,10 @@ class DlibEngine(FaceEngine):
         detect_max_side: int = 640,
         cnn_fallback: bool = True,
         upsample: int = 0,
+        flip: bool = False,
     ) -> None:
+        """``flip``: always average each embedding with its mirrored crop's (test-time
+        augmentation; ~2x embedding time, see benchmarks/README.md for the accuracy gain)."""
         super().__init__(detect_max_side)
         import dlib
 
@@ -66,10 +69,15 @@ class DlibEngine(FaceEngine):
         self._cnn: Any = None
         self.cnn_fallback = cnn_fallback
         self.upsample = upsample
+        self.flip = flip
 
     @classmethod
     def from_settings(cls, s: Settings) -> DlibEngine:
-        return cls(model_info("dlib", s.manifest_path), detect_max_side=s.images.detect_max_side)
+        return cls(
+            model_info("dlib", s.manifest_path),
+            detect_max_side=s.images.detect_max_side,
+            flip=bool(getattr(s, "embed_flip", False)),
+        )
 
     # -- detection ---------------------------------------------------------------
     def _cnn_detector(self) -> Any:
@@ -123,6 +131,10 @@ class DlibEngine(FaceEngine):
         shape5 = self._sp5(rgb, dlib.rectangle(x1, y1, x2, y2))
         chip = dlib.get_face_chip(rgb, shape5, size=CHIP_SIZE, padding=CHIP_PADDING)
         return np.ascontiguousarray(np.asarray(chip)[:, :, ::-1])
+
+    def embed_crops(self, crops: list[ImageBGR], *, flip: bool = False) -> NDArray[np.float32]:
+        """As :meth:`FaceEngine.embed_crops`; the engine's ``flip`` setting turns mirroring on for all calls."""
+        return super().embed_crops(crops, flip=flip or self.flip)
 
     def embed_aligned(self, crops: list[ImageBGR]) -> NDArray[np.float32]:
         if not crops:

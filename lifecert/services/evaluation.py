@@ -555,9 +555,13 @@ def _cache_key(pairs_file: Path, settings: Settings, engine_name: str) -> str:
     h.update(str(pairs_file.resolve()).encode())
     h.update(settings.quality.model_dump_json().encode())
     h.update(settings.images.model_dump_json().encode())
-    engine_src = Path(__file__).resolve().parents[1] / "engine"
-    for f in sorted(engine_src.glob("*.py")):
-        h.update(f.read_bytes())
+    pkg = Path(__file__).resolve().parents[1]
+    # the files whose code decides an image's result (others' edits elsewhere keep the cache)
+    for rel in ("engine/base.py", "engine/geometry.py", "engine/image.py", "domain/quality.py",
+                f"engine/{engine_name}_engine.py"):
+        f = pkg / rel
+        if f.is_file():
+            h.update(f.read_bytes())
     import inspect
 
     h.update(inspect.getsource(process_image).encode())
