@@ -9,11 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from lifecert.services.templates import normalize_name
-from lifecert.storage.models import Pensioner
+from lifecert.services.datamatch.bulk import select_in
+from lifecert.services.datamatch.validate import fast_normalize_name
 from lifecert.storage.models_data import MatchStatus
 
 
@@ -34,11 +33,9 @@ def lookup_pensioners(session: Session, id_numbers: Iterable[str]) -> dict[str, 
     ids = list(set(id_numbers))
     if not ids:
         return {}
-    rows = session.execute(
-        select(Pensioner.id, Pensioner.id_number, Pensioner.name, Pensioner.status, Pensioner.status_reason,
-               Pensioner.region_code).where(Pensioner.id_number.in_(ids))
-    ).all()
-    return {r[1]: PensionerRef(r[0], r[1], r[2], normalize_name(r[2]), r[3], r[4], r[5]) for r in rows}
+    rows = select_in(session, "SELECT id, id_number, name, status, status_reason, region_code FROM pensioner "
+                              "WHERE id_number IN ({in})", ids)
+    return {r[1]: PensionerRef(r[0], r[1], r[2], fast_normalize_name(r[2]), r[3], r[4], r[5]) for r in rows}
 
 
 def match_status(ref: PensionerRef | None, name_norm: str) -> str:

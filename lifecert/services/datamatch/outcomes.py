@@ -8,8 +8,10 @@ status changes, review cases) are single statements.
 from __future__ import annotations
 
 import calendar
+import json
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -29,8 +31,11 @@ from lifecert.storage.models import (
 from lifecert.storage.models_data import ActionKind, ActionStatus, Outcome, PaymentAction
 
 IMPRISONED_PREFIX = "imprisoned"
+CONFIRMATION_COLUMNS = ("pensioner_id", "method", "confirmed_at", "evidence_date", "valid_until", "source",
+                        "evidence")
 
 
+@lru_cache(maxsize=4096)
 def add_months(d: date, months: int) -> date:
     """``d`` moved by whole months, the day clamped to the target month's length (Jan 31 + 1 → Feb 28/29)."""
     y, m = divmod(d.month - 1 + months, 12)
@@ -98,8 +103,9 @@ def recorded_deaths(session: Session, pensioner_ids: list[int]) -> dict[int, dic
 def alive_evidence(
     session: Session, origin: Origin, row: ValidRow, ref: PensionerRef, death: dict[str, Any] | None,
     cycle_months: int, now: datetime,
-) -> tuple[str, dict[str, Any] | None]:
-    """Outcome and, for ALIVE_EVIDENCE, the survival_confirmation row to bulk-insert."""
+) -> tuple[str, tuple[Any, ...] | None]:
+    """Outcome and, for ALIVE_EVIDENCE, the survival_confirmation row (``CONFIRMATION_COLUMNS``, evidence as
+    JSON text) to bulk-insert."""
     evidence = row.event_date
     if evidence is None:  # validation guarantees a date; kept for the type checker
         return Outcome.NONE, None
@@ -113,16 +119,16 @@ def alive_evidence(
             "alive_evidence": origin.record(row, evidence_date=evidence, detail=row.detail),
         })
         return Outcome.CONFLICT, None
-    return Outcome.ALIVE_EVIDENCE, {
-        "pensioner_id": ref.id,
-        "method": ConfirmationMethod.DATA_COMPARISON,
-        "confirmed_at": now,
-        "evidence_date": evidence,
-        "valid_until": add_months(evidence, cycle_months),
-        "source": origin.department,
-        "evidence": {"import_id": origin.import_id, "row_no": row.row_no, "type": row.detail},
-        "created_by": None,
-    }
+    return Outcome.ALIVE_EVIDENCE, (
+        ref.id, ConfirmationMethod.DATA_COMPARISON, now, evidence, add_months(evidence, cycle_months),
+        origin.department,
+        f'{{"import_id": {origin.import_id}, "row_no": {row.row_no}, "type": {_json_str(row.detail)}}}',
+    )
+
+
+@lru_cache(maxsize=1024)
+def _json_str(s: str) -> str:
+    return json.dumps(s, ensure_ascii=False)
 
 
 def latest_confirmations(session: Session, pensioner_ids: list[int]) -> dict[int, dict[str, Any]]:
