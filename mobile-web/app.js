@@ -8,7 +8,7 @@
   const JPEG_QUALITY = 0.85;
   const CAPTURE_LONG_SIDE = 640; // px; frames are downscaled so that the long side is at most this
   const HINT_INTERVAL_MS = 500;
-  const DARK_LUMA = 60; // mean luma 0..255 of the downscaled frame below which we ask for more light
+  const DARK_LUMA = 60; // mean luma 0..255 of the centre of a downscaled frame below which we ask for more light
   const CAMERA_TIMEOUT_MS = 15000;
   const UPLOAD_TIMEOUT_MS = 90000;
 
@@ -266,7 +266,10 @@
   async function checkHints(video, probe) {
     const ctx = probe.getContext("2d", { willReadFrequently: true });
     ctx.drawImage(video, 0, 0, probe.width, probe.height);
-    const px = ctx.getImageData(0, 0, probe.width, probe.height).data;
+    // Mean luma of the centre (where the oval puts the face), so a dark background alone does not count.
+    const x0 = Math.round(probe.width / 4);
+    const y0 = Math.round(probe.height / 5);
+    const px = ctx.getImageData(x0, y0, probe.width - 2 * x0, probe.height - 2 * y0).data;
     let sum = 0;
     for (let i = 0; i < px.length; i += 4) sum += 0.299 * px[i] + 0.587 * px[i + 1] + 0.114 * px[i + 2];
     const luma = sum / (px.length / 4);

@@ -40,6 +40,7 @@ TALKING_HEAD = Path("video") / "talking_head_a.mp4"
 FIXED_CHALLENGES = "blink,open_mouth"
 VIEWPORT = {"width": 360, "height": 740}
 SERVER_START_TIMEOUT_S = 180.0
+DARK_GAIN = 0.2  # a dim room: the face's grey level falls to about 30 of 255
 
 
 @dataclass(frozen=True)
@@ -185,25 +186,51 @@ def fake_camera(
     return out
 
 
+CHROMIUM_ARGS = (
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+)
+
+
 @pytest.fixture(scope="module")
-def browser(chromium_path: Path, fake_camera: Path) -> Iterator[Any]:
+def playwright(chromium_path: Path) -> Iterator[Any]:
     sync_api = pytest.importorskip("playwright.sync_api")
-    args = [
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-video-capture={fake_camera}",
-    ]
     with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(chromium_path), headless=True, args=args)
-        try:
-            yield b
-        finally:
-            b.close()
+        yield pw
 
 
-@pytest.fixture
-def page(browser: Any, live_server: LiveServer) -> Iterator[Any]:
+def _launch(pw: Any, chromium_path: Path, camera_file: Path) -> Any:
+    args = [*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={camera_file}"]
+    return pw.chromium.launch(executable_path=str(chromium_path), headless=True, args=args)
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Any, chromium_path: Path, fake_camera: Path) -> Iterator[Any]:
+    """Chromium whose camera acts out the session (neutral lead-in, blink, open mouth)."""
+    b = _launch(playwright, chromium_path, fake_camera)
+    try:
+        yield b
+    finally:
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def dark_browser(
+    playwright: Any, chromium_path: Path, tmp_path_factory: pytest.TempPathFactory,
+    talking_head: SourceVideo, session_timeline: Timeline,
+) -> Iterator[Any]:
+    """Chromium whose camera shows the same person in a dim room (every frame at DARK_GAIN of its brightness)."""
+    out = tmp_path_factory.mktemp("dark_camera") / "talking_head_dark.y4m"
+    build_fake_camera(talking_head, out, session_timeline, gain=DARK_GAIN)
+    b = _launch(playwright, chromium_path, out)
+    try:
+        yield b
+    finally:
+        b.close()
+
+
+def new_phone_page(browser: Any, live_server: LiveServer) -> Any:
     """A fresh 360x740 phone-sized page with camera permission; records every XHR FormData it sends."""
     context = browser.new_context(
         viewport=VIEWPORT, device_scale_factor=2, is_mobile=True, has_touch=True, locale="zh-CN"
@@ -219,10 +246,25 @@ def page(browser: Any, live_server: LiveServer) -> Iterator[Any]:
     )
     pg = context.new_page()
     pg.set_default_timeout(30_000)
+    return pg
+
+
+@pytest.fixture
+def page(browser: Any, live_server: LiveServer) -> Iterator[Any]:
+    pg = new_phone_page(browser, live_server)
     try:
         yield pg
     finally:
-        context.close()
+        pg.context.close()
+
+
+@pytest.fixture
+def dark_page(dark_browser: Any, live_server: LiveServer) -> Iterator[Any]:
+    pg = new_phone_page(dark_browser, live_server)
+    try:
+        yield pg
+    finally:
+        pg.context.close()
 
 
 @pytest.fixture(scope="session")

@@ -218,15 +218,20 @@ class SourceVideo:
         return cls(frames, score_frames(engine, frames))
 
 
-def build_fake_camera(source: SourceVideo, out: Path, timeline: Timeline, *, fps: int = 20, seed: int = 7) -> list[int]:
-    """Write ``out`` (.y4m) acting out ``timeline``; returns the source frame index of every output frame."""
+def build_fake_camera(
+    source: SourceVideo, out: Path, timeline: Timeline, *, fps: int = 20, seed: int = 7, gain: float = 1.0
+) -> list[int]:
+    """Write ``out`` (.y4m) acting out ``timeline``; returns the source frame index of every output frame.
+
+    ``gain`` scales every pixel (below 1: a dim room) before the sensor noise is added.
+    """
     order = plan(source.scores, timeline, fps)
     rng = np.random.default_rng(seed)
     noisy = []
     for idx in order:
-        frame = source.frames[idx]
+        frame = source.frames[idx].astype(np.float32) * gain
         noise = rng.normal(0.0, NOISE_SIGMA, frame.shape)
-        noisy.append(np.clip(frame.astype(np.float32) + noise, 0, 255).astype(np.uint8))
+        noisy.append(np.clip(frame + noise, 0, 255).astype(np.uint8))
     write_y4m(out, noisy, fps)
     return order
 

@@ -202,3 +202,30 @@ def test_given_name_that_does_not_match_when_start_pressed_then_mismatch_message
     assert "信息不匹配或尚未采集人脸" in page.inner_text("#result-detail")
     assert page.is_hidden("#retry")  # retrying the same details cannot help
     assert page.evaluate("document.getElementById('preview').srcObject") is None
+
+
+def test_given_dim_room_when_session_runs_then_more_light_hint_and_a_retry_is_offered(
+    dark_page: Any, live_server: LiveServer, screenshots_dir: Path
+) -> None:
+    page = dark_page
+    page.goto(f"{live_server.base_url}/")
+    page.fill("#id-number", live_server.pensioner.id_number)
+    page.fill("#name", live_server.pensioner.name)
+    page.click("#start")
+
+    page.wait_for_selector('#hint[data-hint="dark"]')
+    assert "光线太暗" in page.inner_text("#hint")
+    page.screenshot(path=str(screenshots_dir / "capture_dark_360x740.png"))
+
+    page.wait_for_selector('#app[data-screen="result"]', timeout=RESULT_TIMEOUT_MS)
+    page.screenshot(path=str(screenshots_dir / "retry_360x740.png"))
+    result = page.locator("#result")
+    assert result.get_attribute("data-decision") == "RETRY", (
+        f"error={result.get_attribute('data-error')!r} text={result.inner_text()!r}\n{live_server.log_tail()}"
+    )
+    assert page.inner_text("#result-detail").strip()  # the server's plain-Mandarin reason is shown
+    assert page.is_visible("#retry")
+
+    # "Try again" starts a new session with the same details, straight back to the camera.
+    page.click("#retry")
+    page.wait_for_selector('#app[data-screen="capture"]')
