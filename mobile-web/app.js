@@ -151,7 +151,9 @@
     }
     const err = body && body.error;
     if (err && typeof err.code === "string") return new ApiError(err.code, status, err.message, err.details);
-    return new ApiError(status >= 500 ? "SERVER" : "UNKNOWN", status);
+    // No JSON error body (e.g. a proxy answered): fall back on the HTTP status.
+    const byStatus = { 404: "NOT_FOUND", 410: "SESSION_EXPIRED", 413: "PAYLOAD_TOO_LARGE", 429: "RATE_LIMITED" };
+    return new ApiError(byStatus[status] || (status >= 500 ? "SERVER" : "UNKNOWN"), status);
   }
 
   async function createSession(idNumber, name) {
