@@ -1,0 +1,83 @@
+"""``lifecert data ...`` end to end: several departments' extracts in one command each, then the lists."""
+
+from __future__ import annotations
+
+import csv
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from lifecert.cli import app
+from lifecert.config import get_settings
+from lifecert.storage.db import Database
+from lifecert.storage.models import AuditEvent, SurvivalConfirmation
+from tests.integration.test_data_support import DEATH_HEADER, MEDICAL_HEADER, idn, write_csv
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    data = tmp_path / "data"
+    monkeypatch.setenv("LIFECERT_DATA_DIR", str(data))
+    monkeypatch.setenv("LIFECERT_ENV", "test")
+    monkeypatch.delenv("LIFECERT_DATABASE_URL", raising=False)
+    get_settings.cache_clear()
+    yield data
+    get_settings.cache_clear()
+
+
+def _register(people: list[tuple[str, str]]) -> None:
+    from lifecert.services.templates import upsert_pensioner
+
+    db = Database(get_settings().resolved_database_url)
+    with db.session() as s:
+        for i, n in people:
+            upsert_pensioner(s, i, n)
+    db.dispose()
+
+
+def test_given_month_of_extracts_when_imported_by_cli_then_lists_confirmations_and_report(
+        cli_env: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    a, b = idn(61), idn(63)
+    _register([(a, "沈一"), (b, "韩二")])
+    death = write_csv(tmp_path / "death.csv", DEATH_HEADER, [[a, "沈一", "2026-03-05", ""]], encoding="gbk")
+    med = write_csv(tmp_path / "med.csv", MEDICAL_HEADER, [[b, "韩二", "2026-03-09", ""], ["x", "y", "z", ""]])
+
+    r1 = runner.invoke(app, ["data", "import", "--source", "police_deregistration", "--period", "2026-03",
+                             str(death)])
+    r2 = runner.invoke(app, ["data", "import", "--source", "medical_settlement", "--json", str(med)])
+    r3 = runner.invoke(app, ["data", "suspensions", "--out", str(tmp_path / "s.xlsx")])
+    r4 = runner.invoke(app, ["data", "report", "--year", "2026", "--out", str(tmp_path / "rep.csv")])
+
+    assert r1.exit_code == 0, r1.output
+    assert "deceased=1" in r1.output
+    assert r2.exit_code == 0, r2.output
+    assert '"BAD_ID_NUMBER"' in r2.output
+    assert r3.exit_code == 0 and "1 suspension(s)" in r3.output
+    assert r4.exit_code == 0 and "written to" in r4.output
+    assert stat.S_IMODE((tmp_path / "s.xlsx").stat().st_mode) == 0o600
+    with (tmp_path / "rep.csv").open(encoding="utf-8-sig") as fh:
+        rows = {r["department"]: r for r in csv.DictReader(fh)}
+    assert rows["police_deregistration"]["deceased"] == "1"
+    db = Database(get_settings().resolved_database_url)
+    with db.session() as s:
+        assert len(s.scalars(select(SurvivalConfirmation)).all()) == 1
+        actors = set(s.scalars(select(AuditEvent.actor)))
+    db.dispose()
+    assert all(x.startswith("cli:") for x in actors)
+    assert stat.S_IMODE((cli_env / "mappings").stat().st_mode) == 0o700
+
+
+def test_given_file_with_unexpected_headers_when_imported_by_cli_then_one_line_error_exit_2(
+        cli_env: Path, tmp_path: Path) -> None:
+    f = write_csv(tmp_path / "x.csv", ["foo", "bar"], [["1", "2"]])
+
+    r = CliRunner().invoke(app, ["data", "import", "--source", "police_deregistration", str(f)])
+
+    assert r.exit_code == 2
+    assert "BAD_MAPPING" in r.output
+    assert "Traceback" not in r.output
