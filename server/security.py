@@ -179,16 +179,26 @@ def _guards(dep: Dependant) -> list[RoleGuard]:
     return found
 
 
+def iter_api_routes(routes: Iterable[Any], prefix: str = "") -> Iterable[tuple[str, APIRoute]]:
+    """(full path, route) for every APIRoute, including routers kept as included-router nodes
+    (newer FastAPI versions do not flatten ``include_router`` into ``app.routes``)."""
+    for r in routes:
+        if isinstance(r, APIRoute):
+            yield prefix + r.path, r
+        elif hasattr(r, "original_router"):
+            ctx = getattr(r, "include_context", None)
+            yield from iter_api_routes(r.original_router.routes, prefix + getattr(ctx, "prefix", ""))
+
+
 def staff_endpoints(app: FastAPI) -> list[StaffEndpoint]:
     """Every route guarded by :func:`require_roles`, one row per method."""
     out = []
-    for r in app.routes:
-        if isinstance(r, APIRoute):
-            guards = _guards(r.dependant)
-            if guards:
-                roles = frozenset.intersection(*(g.roles for g in guards))
-                for m in sorted(r.methods):
-                    out.append(StaffEndpoint(m, r.path, r.name, roles))
+    for path, r in iter_api_routes(app.routes):
+        guards = _guards(r.dependant)
+        if guards:
+            roles = frozenset.intersection(*(g.roles for g in guards))
+            for m in sorted(r.methods):
+                out.append(StaffEndpoint(m, path, r.name, roles))
     return out
 
 
