@@ -1,0 +1,151 @@
+"""End to end in real headless Chromium: a caseworker logs in, opens a case from the queue, approves it
+and sees the confirmation. The app runs under uvicorn on 127.0.0.1 with a temporary data directory."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from lifecert.engine.base import FaceEngine
+from lifecert.engine.image import decode_image
+from lifecert.services import review, staff, templates
+from lifecert.services.context import AppContext
+from lifecert.storage.models import ConfirmationMethod, ReviewKind, StaffUser, SurvivalConfirmation
+from lifecert.storage.photos import sha256_bytes
+from tests.conftest import ROOT, make_settings
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+PASSWORD = "e2e-password-123"
+
+pytestmark = pytest.mark.browser
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def seeded(tmp_path: Path, faces_dir: Path, face_engine: FaceEngine) -> Iterator[tuple[AppContext, int, int]]:
+    """A caseworker and a LOW_MATCH verification case whose pensioner has a real enrolled face."""
+    from datetime import date
+
+    from lifecert.domain.idnumber import make_id_number
+
+    settings = make_settings(tmp_path)
+    ctx = AppContext(settings)
+    ctx.set_engine(face_engine)
+    person = faces_dir / "lfw/images/Tony_Blair"
+    id_photo, selfie = (person / "Tony_Blair_0001.jpg").read_bytes(), (person / "Tony_Blair_0007.jpg").read_bytes()
+    with ctx.db.session() as s:
+        staff.create_user(s, "caseworker1", PASSWORD, "caseworker", display_name="王芳", actor="test",
+                          actor_role="cli")
+        p = templates.upsert_pensioner(s, make_id_number("220202", date(1948, 5, 2), 13), "张建国",
+                                       address="吉林市昌邑区解放北路 100 号")
+        img = decode_image(id_photo)
+        a = face_engine.analyze(img)[0]
+        sha_id = sha256_bytes(id_photo)
+        templates.store_photo(ctx, s, id_photo, sha_id, img.shape[1], img.shape[0], "Tony_Blair_0001.jpg")
+        assert a.embedding is not None
+        templates.add_template(ctx, s, p, a.embedding, photo_sha256=sha_id, quality=a.quality)
+        b = face_engine.analyze(decode_image(selfie))[0]
+        assert b.embedding is not None
+        score = float(np.dot(a.embedding, b.embedding))
+        sha_frame = ctx.photos.put(selfie)
+        case = review.open_case(
+            s, kind=ReviewKind.VERIFICATION, reason="LOW_MATCH", pensioner=p, verification_session_id="vs-e2e-1",
+            payload={"score": round(score, 4), "threshold": ctx.model.threshold("verify"), "best_frames": [sha_frame],
+                     "liveness": [{"challenge": "blink", "passed": True, "ear_min": 0.12},
+                                  {"challenge": "turn_left", "passed": True, "yaw_deg": -24.0}],
+                     "quality_flags": ["LOW_LIGHT"], "hits": []},
+        )
+        ids = (p.id, case.id)
+    yield ctx, *ids
+    ctx.close()
+
+
+@pytest.fixture
+def server(seeded: tuple[AppContext, int, int]) -> Iterator[str]:
+    ctx = seeded[0]
+    port = _free_port()
+    env = {**os.environ, "LIFECERT_ENV": "test", "LIFECERT_DATA_DIR": str(ctx.settings.data_dir)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "server.app:create_app", "--factory", "--host", "127.0.0.1",
+         "--port", str(port), "--log-level", "warning"], cwd=ROOT, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120  # start-up wait only; nothing is asserted about speed
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/console/login", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+                proc.kill()
+                pytest.fail(f"uvicorn did not start:\n{out[-3000:]}")
+            time.sleep(0.3)
+    yield base
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def test_given_caseworker_when_logging_in_opening_and_approving_a_case_then_confirmation_shown(
+    seeded: tuple[AppContext, int, int], server: str, tmp_path: Path
+) -> None:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium); browser test skipped")
+    playwright = pytest.importorskip("playwright.sync_api", reason="playwright (python) not installed")
+    ctx, pensioner_id, case_id = seeded
+    shot = Path(os.environ.get("LIFECERT_E2E_SCREENSHOT", tmp_path / "case.png"))
+    with playwright.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000}, locale="zh-CN")
+        page.goto(f"{server}/console/queue")
+        assert "/console/login" in page.url  # anonymous → login page
+        page.fill("#username", "caseworker1")
+        page.fill("#password", PASSWORD)
+        page.click("#login-submit")
+        page.wait_for_url("**/console/queue")
+        row = page.locator(f'tr[data-case="{case_id}"]')
+        assert "220202********" in row.inner_text()  # masked in the list
+        page.click(f"#open-{case_id}")
+        page.wait_for_url(f"**/console/cases/{case_id}")
+        page.wait_for_function("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
+        assert page.locator("img.face").count() == 2
+        assert "张建国" in page.inner_text("#p-name")
+        assert page.locator("#liveness tbody tr").count() == 2
+        page.screenshot(path=str(shot), full_page=True)
+        page.click("#approve")
+        page.wait_for_selector("#confirmations")
+        assert "人工审核" in page.inner_text("#confirmations")
+        assert "已确认生存" in page.inner_text("#case-decision")
+        # English switch keeps the page.
+        page.click("a.lang")
+        page.wait_for_selector("text=Caseworker review")
+        browser.close()
+    with ctx.db.session() as s:
+        uid = s.scalars(select(StaffUser.id).where(StaffUser.username == "caseworker1")).one()
+        conf = s.scalars(select(SurvivalConfirmation).where(SurvivalConfirmation.pensioner_id == pensioner_id)).one()
+        assert (conf.method, conf.created_by) == (ConfirmationMethod.CASEWORKER_REVIEW, uid)
+        from lifecert.services import audit
+
+        assert audit.verify_chain(s).ok
