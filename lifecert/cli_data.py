@@ -123,6 +123,36 @@ def register(app: typer.Typer) -> None:
         n = export_unmatched(db, out, department=source, import_id=import_id)
         console.print(f"{n} unmatched record(s) written to {out}")
 
+    @data.command("rejects")
+    @friendly_errors
+    def rejects(
+        out: Annotated[Path, typer.Option("--out", "-o")],
+        import_id: Annotated[int | None, typer.Option(help="one import only")] = None,
+    ) -> None:
+        """Write rejected and duplicate rows with their reasons (to send back to the department)."""
+        from lifecert.services.datamatch.reports import export_rejects
+
+        _, db = _open()
+        n = export_rejects(db, out, import_id=import_id)
+        console.print(f"{n} rejected row(s) written to {out}")
+
+    @data.command("runs")
+    @friendly_errors
+    def runs(limit: Annotated[int, typer.Option(help="how many recent imports")] = 30) -> None:
+        """List recent imports with their row counts and outcomes."""
+        from lifecert.services.datamatch.reports import recent_imports
+
+        _, db = _open()
+        t = Table(title="recent imports")
+        for h in ("#", "department", "period", "received", "on time", "rows", "valid", "rejected", "matches",
+                  "outcomes"):
+            t.add_column(h)
+        for i in recent_imports(db, limit):
+            t.add_row(str(i.id), i.department, i.period, f"{i.received_at:%Y-%m-%d}", "yes" if i.on_time else "late",
+                      str(i.rows_total), str(i.rows_valid), str(i.rows_rejected), str(i.matches),
+                      ", ".join(f"{k}={v}" for k, v in sorted((i.counts or {}).items())))
+        console.print(t)
+
     @data.command("report")
     @friendly_errors
     def report(

@@ -112,11 +112,13 @@ class DataImport(Base):
 
 
 class DataRecord(Base):
-    """One valid row of an extract. ``row_key`` (the fact: who, what, when) is unique per department."""
+    """One valid row of an extract. ``row_key`` hashes the department and the fact (who, what, when), so the
+    same record delivered again by the same department is recognised; the key is short to keep its unique
+    index small (a few bytes per row decide whether a million-row import stays in the page cache)."""
 
     __tablename__ = "data_record"
     __table_args__ = (
-        UniqueConstraint("department", "row_key", name="uq_data_record_key"),
+        UniqueConstraint("row_key", name="uq_data_record_key"),
         Index("ix_data_record_import_match", "import_id", "match"),
     )
 
@@ -125,7 +127,7 @@ class DataRecord(Base):
     department: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(16))
     row_no: Mapped[int] = mapped_column(Integer)
-    row_key: Mapped[str] = mapped_column(String(40))
+    row_key: Mapped[str] = mapped_column(String(24))
     id_number: Mapped[str] = mapped_column(String(18))
     name: Mapped[str] = mapped_column(String(64))
     event_date: Mapped[date | None] = mapped_column(Date, default=None)  # death / term start / evidence

@@ -186,3 +186,23 @@ def test_given_record_for_unknown_person_when_imported_then_kept_as_unmatched(
     with data_ctx.db.session() as sess:
         rec = sess.scalars(select(DataRecord)).one()
         assert (rec.match, rec.pensioner_id, rec.id_number) == ("unmatched", None, stranger)
+
+
+def test_given_pensioner_suspended_for_fraud_review_when_sentence_then_imprisonment_does_not_replace_it(
+        data_ctx: AppContext, tmp_path: Path) -> None:
+    a = idn(33)
+    ids = add_pensioners(data_ctx, [(a, "钟馗")])
+    with data_ctx.db.session() as sess:
+        p = sess.get(Pensioner, ids[a])
+        assert p is not None
+        p.status, p.status_reason = PensionerStatus.SUSPENDED, "fraud review case 7"
+    do_import(data_ctx, "court_sentence", write_csv(tmp_path / "court.csv", SENTENCE_HEADER,
+                                                    [[a, "钟馗", "2026-01-15", "2027-01-14", ""]]))
+
+    s = do_import(data_ctx, "prison_release", write_csv(tmp_path / "rel.csv", RELEASE_HEADER,
+                                                         [[a, "钟馗", "2026-03-20"]]))
+
+    assert s.outcomes == {Outcome.RELEASED: 1}
+    p2 = _pensioner(data_ctx, a)
+    assert (p2.status, p2.status_reason) == (PensionerStatus.SUSPENDED, "fraud review case 7")
+    assert [x.kind for x in _actions(data_ctx, ids[a])] == [ActionKind.SUSPENSION, ActionKind.RESUMPTION]

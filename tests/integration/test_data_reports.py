@@ -18,6 +18,7 @@ from lifecert.services.context import AppContext
 from lifecert.services.datamatch.reports import (
     compute_overpayments,
     export_overpayments,
+    export_rejects,
     export_resumptions,
     export_suspensions,
     export_unmatched,
@@ -161,6 +162,23 @@ def test_given_payment_ledger_when_overpayments_computed_then_months_after_death
     assert export_overpayments(data_ctx.db, out) == 1
     row = _read_csv(out)[0]
     assert (row["id_number"], row["months"], row["amount_yuan"]) == (a, "2026-04 2026-05 2026-06", "9376.50")
+
+
+def test_given_import_with_bad_rows_when_rejects_exported_then_every_row_and_reason_listed(
+        data_ctx: AppContext, tmp_path: Path) -> None:
+    a = idn(35)
+    add_pensioners(data_ctx, [(a, "癸十")])
+    s = do_import(data_ctx, "police_deregistration", write_csv(tmp_path / "d.csv", DEATH_HEADER, [
+        [a, "癸十", "2026-03-05", ""], [a, "癸十", "2026-03-05", ""], ["123", "某", "2026-03-05", ""],
+        [a, "", "2026-03-06", ""]]))
+
+    n = export_rejects(data_ctx.db, tmp_path / "rej.csv", import_id=s.import_id)
+
+    rows = _read_csv(tmp_path / "rej.csv")
+    assert n == 3
+    assert [(r["row_no"], r["reason"]) for r in rows] == [("3", "DUPLICATE_ROW"), ("4", "BAD_ID_NUMBER"),
+                                                          ("5", "MISSING_NAME")]
+    assert all(r["department"] == "police_deregistration" for r in rows)
 
 
 def test_given_exports_when_done_then_each_is_audited_in_an_intact_chain(data_ctx: AppContext, tmp_path: Path) -> None:

@@ -11,9 +11,9 @@ It runs on the session's connection, so it is part of the caller's transaction.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Date, DateTime, Table
+from sqlalchemy import Date, DateTime, FromClause, Table
 from sqlalchemy.orm import Session
 
 
@@ -41,7 +41,7 @@ def _memo(proc: Callable[[Any], Any], cap: int = 10_000) -> Callable[[Any], Any]
 class BulkInserter:
     """``INSERT INTO table (columns) VALUES (...)`` for many rows; one instance per table and session."""
 
-    def __init__(self, session: Session, table: Table, columns: Sequence[str], *,
+    def __init__(self, session: Session, table: FromClause, columns: Sequence[str], *,
                  json_text: Sequence[str] = ()) -> None:
         """``json_text``: JSON columns for which the caller passes ready-serialised text."""
         self.conn = session.connection()
@@ -50,7 +50,7 @@ class BulkInserter:
         if dialect.paramstyle not in ("qmark", "format", "pyformat"):
             raise ValueError(f"unsupported DB-API paramstyle {dialect.paramstyle}")
         cols = ", ".join(dialect.identifier_preparer.quote(c) for c in columns)
-        self.sql = f"INSERT INTO {dialect.identifier_preparer.format_table(table)} ({cols}) " \
+        self.sql = f"INSERT INTO {dialect.identifier_preparer.format_table(cast(Table, table))} ({cols}) " \
                    f"VALUES ({', '.join([ph] * len(columns))})"
         procs: list[Callable[[Any], Any] | None] = [
             table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in columns]

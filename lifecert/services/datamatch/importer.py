@@ -146,8 +146,8 @@ class _Run:
             else:
                 dups.append(RowReject(r.row_no, DUPLICATE_ROW, f"same record as row {seen.row_no}"))
         self.s.flush()
-        known = select_in(self.s, "SELECT row_key, import_id, row_no FROM data_record "
-                          "WHERE department = {ph} AND row_key IN ({in})", list(first), before=(dept,))
+        known = select_in(self.s, "SELECT row_key, import_id, row_no FROM data_record WHERE row_key IN ({in})",
+                          list(first))
         for key, imp_id, row_no in known:
             r = first.pop(key)
             if imp_id == self.imp.id:
@@ -226,7 +226,7 @@ def run_import(
     info = inspect_file(path)
     now = received_at or datetime.now(UTC)
     today = now.date()
-    period = period or default_period(today)
+    period = f"{parse_period(period):%Y-%m}" if period else default_period(today)
     due = due_date_for(period, mapping)
     who = actor or audit.cli_actor()
     with db.session() as s:

@@ -156,6 +156,8 @@ def latest_confirmations(session: Session, pensioner_ids: list[int]) -> dict[int
 def death(
     session: Session, origin: Origin, row: ValidRow, ref: PensionerRef, latest: dict[str, Any] | None,
 ) -> str:
+    """Suspend from the date of death, unless the pensioner is already recorded dead, or was confirmed
+    alive (face, caseworker or other data) on a later date: that conflict goes to review instead."""
     death_date = row.event_date
     if death_date is None:
         return Outcome.NONE
@@ -219,7 +221,9 @@ def imprisonment(session: Session, origin: Origin, row: ValidRow, ref: Pensioner
             department=origin.department, import_id=origin.import_id, row_no=row.row_no,
         ))
     serving = start <= today and (end is None or end > today)
-    if serving:
+    # Never overwrite another suspension (e.g. a fraud review): its payment action is still recommended.
+    free = ref.status == PensionerStatus.ACTIVE or (ref.status_reason or "").startswith(IMPRISONED_PREFIX)
+    if serving and free:
         until = f" until {end}" if end else ""
         set_status(session, ref, PensionerStatus.SUSPENDED,
                    f"{IMPRISONED_PREFIX} from {start}{until} ({origin.department})")

@@ -29,6 +29,7 @@ from lifecert.storage.models_data import (
     ActionStatus,
     DataImport,
     DataRecord,
+    DataReject,
     DataSource,
     MatchStatus,
     Outcome,
@@ -161,6 +162,33 @@ def export_unmatched(db: Database, out: Path, *, department: str | None = None, 
         n = write_table(out, UNMATCHED_HEADERS, (tuple(r) for r in s.execute(q)))
         _audit(s, actor, role, "data.export.unmatched", out, n, department=department, import_id=import_id)
         return n
+
+
+REJECT_HEADERS = ("import_id", "department", "file_name", "row_no", "reason", "detail", "id_number_masked")
+
+
+def export_rejects(db: Database, out: Path, *, import_id: int | None = None, actor: str | None = None,
+                   role: str = "cli") -> int:
+    """Every rejected or duplicate row with its reason (all imports, or one), to send back to the department."""
+    with db.session() as s:
+        q = (
+            select(DataReject.import_id, DataImport.department, DataImport.file_name, DataReject.row_no,
+                   DataReject.reason, DataReject.detail, DataReject.id_number_masked)
+            .join(DataImport, DataImport.id == DataReject.import_id)
+            .order_by(DataReject.import_id, DataReject.row_no)
+        )
+        if import_id:
+            q = q.where(DataReject.import_id == import_id)
+        n = write_table(out, REJECT_HEADERS, (tuple(r) for r in s.execute(q)))
+        _audit(s, actor, role, "data.export.rejects", out, n, import_id=import_id)
+        return n
+
+
+def recent_imports(db: Database, limit: int = 30) -> list[DataImport]:
+    with db.session() as s:
+        rows = list(s.scalars(select(DataImport).order_by(DataImport.id.desc()).limit(limit)))
+        s.expunge_all()
+        return rows
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ class ValidRow(NamedTuple):
     end_date: date | None  # sentence end or release date
     release: bool  # an imprisonment row that only reports a release
     detail: str
-    row_key: str  # sha1 of the fact (who, what, when): equal keys are the same record
+    row_key: str  # 24-hex blake2b of department + fact (who, what, when): equal keys are the same record
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +138,7 @@ class RowValidator:
         self.dates = tuple((f, pos[f]) for f in _DATE_FIELDS if f in pos)
         self.formats = mapping.date_formats
         self.kind = mapping.kind
+        self.department = mapping.department
         self.default_detail = mapping.evidence_type or ""
 
     def __call__(self, values: list[object], row_no: int) -> ValidRow | RowReject:
@@ -198,8 +199,8 @@ class RowValidator:
             return RowReject(row_no, RejectReason.MISSING_DATE, f"{field_name} is empty", mask_id_number(id_number))
         raw_detail = values[self.i_detail] if self.i_detail >= 0 else None
         detail = (str(raw_detail).strip() if raw_detail is not None else "")[:64] or self.default_detail
-        key = hashlib.sha1(f"{id_number}|{event}|{end}|{'R' if release else ''}".encode(),
-                           usedforsecurity=False).hexdigest()
+        key = hashlib.blake2b(f"{self.department}|{id_number}|{event}|{end}|{'R' if release else ''}".encode(),
+                              digest_size=12).hexdigest()
         return ValidRow(row_no, id_number, name, fast_normalize_name(name), event, end, release, detail, key)
 
 
