@@ -67,7 +67,8 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
     app.state.engine_factory = None  # tests may share an already loaded engine (one inference thread)
     app.state.startup_hooks = []
     app.state.shutdown_hooks = []
-    app.state.warmups: list[Callable[[], None]] = []
+    warmups: list[Callable[[], None]] = []
+    app.state.warmups = warmups
     install_error_handlers(app)
 
     @app.get("/healthz", tags=["ops"])

@@ -53,7 +53,7 @@ from lifecert.engine import geometry
 from lifecert.engine.base import FaceEngine, count_significant, l2_normalize, load_engine
 from lifecert.engine.image import decode_image
 from lifecert.engine.liveness import FrameObs, LivenessParams, LivenessReport, analyze_liveness
-from lifecert.engine.types import ImageBGR
+from lifecert.engine.types import Face, ImageBGR
 from lifecert.services import audit
 from lifecert.services.confirmations import record_confirmation
 from lifecert.services.context import AppContext
@@ -74,7 +74,7 @@ log = logging.getLogger(__name__)
 LEAD_IN_MS = 1500
 CHALLENGE_WINDOW_MS = 3000
 TARGET_FPS = 8
-FRAME_DETECT_MAX_SIDE = 384  # selfie faces are large: detect on a small copy, landmarks on the full frame
+FRAME_DETECT_MAX_SIDE = 320  # selfie faces are large: detect on a small copy, landmarks on the full frame
 FRAME_MAX_SIDE = 960  # decoded frames are shrunk to this side at once (bounded memory per session)
 FRAME_MAX_PIXELS = 4_000_000  # decompression guard per frame (header check before decoding)
 TAIL_MS = 10_000  # timestamps beyond the last window + this are refused
@@ -176,7 +176,7 @@ class _FrameInfo:
     image: ImageBGR  # (H, W, 3) uint8 BGR, at most FRAME_MAX_SIDE
     size: tuple[int, int]  # original (width, height)
     obs: FrameObs
-    aligned: ImageBGR | None = None
+    face: Face | None = None  # the main face (aligned crops are made only for the best frames)
     sharpness: float = 0.0
     brightness: float = 0.0
     quality: float = 0.0
@@ -441,8 +441,11 @@ class VerificationService:
                 raise ImageError(f"frame {i}: {exc.message}", code=exc.code, frame=i) from exc
             h, w = img.shape[:2]
             k = FRAME_MAX_SIDE / max(h, w)
-            small = cv2.resize(img, (round(w * k), round(h * k)), interpolation=cv2.INTER_AREA) if k < 1 else img
-            out.append((small, (w, h)))
+            if k < 1:
+                img = np.ascontiguousarray(
+                    cv2.resize(img, (round(w * k), round(h * k)), interpolation=cv2.INTER_AREA), dtype=np.uint8
+                )
+            out.append((img, (int(w), int(h))))
         return out
 
     def submit_frames(
@@ -470,7 +473,7 @@ class VerificationService:
         decoded = self._decode(frames)
         # Claim the nonce atomically before the expensive part: a concurrent replay loses here.
         with self.ctx.db.session() as db:
-            claimed = db.execute(
+            claimed = db.execute(  # type: ignore[attr-defined]
                 update(VerificationSession)
                 .where(VerificationSession.id == session_id, VerificationSession.used_at.is_(None))
                 .values(used_at=_now(), frame_count=len(frames))
@@ -483,9 +486,10 @@ class VerificationService:
             for i, ((img, size), t) in enumerate(zip(decoded, ts, strict=True))
         ]
         with self.ctx.db.session() as db:
-            vs = db.get(VerificationSession, session_id)
-            if vs is None:  # pragma: no cover - deleted concurrently
+            row = db.get(VerificationSession, session_id)
+            if row is None:  # pragma: no cover - deleted concurrently
                 raise NotFound("no such verification session")
+            vs = row
             pensioner = db.get(Pensioner, vs.pensioner_id)
             if pensioner is None:  # pragma: no cover - cascade
                 raise NotFound("no such verification session")
@@ -505,8 +509,8 @@ class VerificationService:
                 continue
             main = faces[0]
             f.obs = FrameObs(f.t_ms, main.landmarks68, main.box, count_significant(faces))
-            f.aligned = fe.align(f.image, main)
-            f.sharpness, f.brightness, _ = geometry.crop_stats(f.aligned)
+            f.face = main
+            f.sharpness, f.brightness = _face_region_stats(f.image, main.box)
 
     def _framing_reason(self, infos: list[_FrameInfo], usable: list[_FrameInfo]) -> str | None:
         g = self.ctx.settings.quality
@@ -605,7 +609,7 @@ class VerificationService:
         if live.still:
             scores["liveness_issue"] = "still_image"
             return _Analysis(Decision.REVIEW, ErrorCode.LIVENESS_FAILED, live, scores, [f.index for f in best])
-        crops = [f.aligned for f in best + extra if f.aligned is not None]
+        crops = [self.frame_engine.align(f.image, f.face) for f in best + extra if f.face is not None]
         embs = self.frame_engine.embed_crops(crops)
         thr = self.ctx.model.threshold("verify")
         sims = embs @ embs.T
@@ -767,6 +771,24 @@ class VerificationService:
             },
         )
         db.flush()
+
+
+def _face_region_stats(image: ImageBGR, box: NDArray[np.float32]) -> tuple[float, float]:
+    """(sharpness, brightness) of the central face region, resized to 150 px wide so that sharpness
+    (variance of the Laplacian) compares across resolutions like the aligned-crop statistic.
+    ``image``: (H, W, 3) uint8 BGR; ``box``: (x1, y1, x2, y2) pixels."""
+    h, w = image.shape[:2]
+    x1, y1, x2, y2 = (float(v) for v in box)
+    bw, bh = x2 - x1, y2 - y1
+    # Inner part of the box: skip hair, background and jaw edges.
+    xa, xb = int(max(0, x1 + 0.15 * bw)), int(min(w, x2 - 0.15 * bw))
+    ya, yb = int(max(0, y1 + 0.2 * bh)), int(min(h, y2 - 0.1 * bh))
+    if xb - xa < 8 or yb - ya < 8:
+        return 0.0, 0.0
+    grey = cv2.cvtColor(image[ya:yb, xa:xb], cv2.COLOR_BGR2GRAY)
+    k = 150.0 / grey.shape[1]
+    grey = cv2.resize(grey, (150, max(8, round(grey.shape[0] * k))), interpolation=cv2.INTER_AREA)
+    return float(cv2.Laplacian(grey, cv2.CV_64F).var()), float(grey.mean())
 
 
 def sessions_dir(ctx: AppContext) -> Path:

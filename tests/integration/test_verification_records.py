@@ -154,3 +154,33 @@ def test_given_old_sessions_when_purged_then_frames_and_scores_go_unless_review_
         assert first.decision == "REVIEW"  # the decision itself stays
     assert purge_expired(ctx, now=datetime.now(UTC) + timedelta(days=10)).sessions == 0
     ctx.close()
+
+
+def test_given_repeated_failures_when_uploading_then_retry_until_the_limit_then_review(
+    tmp_path: Path, face_engine: FaceEngine, faces_dir: Path, still_frames: tuple[list[bytes], NDArray[np.uint8]]
+) -> None:
+    from lifecert.engine.image import read_image_file
+
+    ctx = AppContext(make_settings(tmp_path, fixed_challenges="blink,nod"))
+    ctx.set_engine(face_engine)
+    svc = VerificationService(ctx, engine_factory=lambda: face_engine)
+    p = enroll(ctx, still_frames[1], seq=49)
+    dark = [encode_jpeg(np.full((480, 360, 3), 12, np.uint8), 80)] * 8
+    group = [encode_jpeg(read_image_file(faces_dir / "multi/couple.jpg"), 85)] * 8
+    got = []
+    for frames in (dark, group, dark, dark):
+        st = svc.create_session(p.id_number, p.name, "10.0.0.2")
+        res = svc.submit_frames(st.session_id, st.nonce, [i * 500 for i in range(8)], frames, "10.0.0.2")
+        got.append((res.decision, res.reason_code))
+    limit = ctx.settings.verification.max_retries_before_review
+    assert limit == 3
+    assert got == [
+        ("RETRY", "TOO_DARK"),
+        ("RETRY", "MULTIPLE_FACES"),
+        ("RETRY", "TOO_DARK"),
+        ("REVIEW", "TOO_MANY_RETRIES"),
+    ]
+    with ctx.db.session() as s:
+        case = s.scalars(select(ReviewCase).where(ReviewCase.pensioner_id == p.id)).one()
+        assert case.reason == "TOO_MANY_RETRIES" and case.payload["underlying_reason"] == "TOO_DARK"
+    ctx.close()
