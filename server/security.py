@@ -197,7 +197,7 @@ def staff_endpoints(app: FastAPI) -> list[StaffEndpoint]:
         guards = _guards(r.dependant)
         if guards:
             roles = frozenset.intersection(*(g.roles for g in guards))
-            for m in sorted(r.methods):
+            for m in sorted(r.methods or ()):
                 out.append(StaffEndpoint(m, path, r.name, roles))
     return out
 

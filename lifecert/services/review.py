@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from lifecert.domain.errors import AccessDenied, Conflict, ErrorCode, FaceQualityError, LifecertError, NotFound
@@ -139,7 +139,7 @@ class QueuePage:
     by_status: dict[str, int]
 
 
-def _queue_query(q: Select[Any], f: QueueFilter, session: Session) -> Select[Any]:
+def _queue_query(q: Any, f: QueueFilter, session: Session) -> Any:
     if f.kind:
         q = q.where(ReviewCase.kind == f.kind)
     if f.kinds is not None:
@@ -359,7 +359,7 @@ def case_view(ctx: AppContext, session: Session, case_id: int, who: Principal, *
         if isinstance(h, dict) and h.get("pensioner_id") is not None:
             if p is not None and int(h["pensioner_id"]) == p.id:
                 continue
-            hit = _hit(session, int(h["pensioner_id"]), float(h.get("score", h.get("similarity", 0.0))))
+            hit = _hit(session, int(h["pensioner_id"]), float(h.get("score") or h.get("similarity") or 0.0))
             if hit is not None:
                 hits.append(hit)
     item = session.get(EnrollmentItem, case.enrollment_item_id) if case.enrollment_item_id else None
@@ -576,6 +576,7 @@ def _enroll_bytes(ctx: AppContext, session: Session, p: Pensioner, data: bytes, 
     if not faces or faces[0].embedding is None:
         raise FaceQualityError("no face found in the photo", code=ErrorCode.NO_FACE)
     a = faces[0]
+    emb = faces[0].embedding
     if a.quality.num_faces > 1:
         raise FaceQualityError("more than one face in the photo", code=ErrorCode.MULTIPLE_FACES)
     bad = gate(a.quality, ctx.settings.quality)
@@ -593,7 +594,7 @@ def _enroll_bytes(ctx: AppContext, session: Session, p: Pensioner, data: bytes, 
         existing.active = True
         existing.replaced_at = None
         return existing
-    return templates.add_template(ctx, session, p, a.embedding, photo_sha256=sha, quality=a.quality)
+    return templates.add_template(ctx, session, p, emb, photo_sha256=sha, quality=a.quality)
 
 
 def fix_photo(
