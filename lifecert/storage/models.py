@@ -22,6 +22,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -33,25 +34,25 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class TZDateTime(DateTime):
-    """Timezone-aware timestamps on every backend (SQLite returns naive values; we mark them UTC)."""
+class TZDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC timestamps on every backend.
 
+    PostgreSQL stores ``timestamptz``; SQLite has no time zones and returns naive values,
+    which are marked UTC on the way out (and aware values are converted to UTC on the way in).
+    """
+
+    impl = DateTime(timezone=True)
     cache_ok = True
 
-    def __init__(self) -> None:
-        super().__init__(timezone=True)
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is not None and dialect.name == "sqlite":
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return value
 
-    def result_processor(self, dialect: Any, coltype: Any) -> Any:
-        parent = super().result_processor(dialect, coltype)
-
-        def process(value: Any) -> Any:
-            if parent is not None:
-                value = parent(value)
-            if isinstance(value, datetime) and value.tzinfo is None:
-                value = value.replace(tzinfo=UTC)
-            return value
-
-        return process
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
 
 
 class PensionerStatus:
