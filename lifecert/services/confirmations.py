@@ -137,7 +137,11 @@ def due_within(session: Session, days: int, *, today: date | None = None) -> lis
     rows = session.execute(
         select(Pensioner)
         .join(sub, sub.c.pensioner_id == Pensioner.id)
-        .where(Pensioner.status == PensionerStatus.ACTIVE, sub.c.vu >= t, sub.c.vu <= date.fromordinal(t.toordinal() + days))
+        .where(
+            Pensioner.status == PensionerStatus.ACTIVE,
+            sub.c.vu >= t,
+            sub.c.vu <= date.fromordinal(t.toordinal() + days),
+        )
         .order_by(sub.c.vu, Pensioner.id)
     ).scalars()
     return [status_of(session, p, today=t, due_days=days) for p in rows]
