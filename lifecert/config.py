@@ -74,6 +74,7 @@ class Settings(BaseSettings):
     insightface_pack: str = "buffalo_l"
     manifest_path: Path | None = None  # default: models/manifest.toml of the checkout or package
     inference_threads: int = 2
+    embed_flip: bool = False  # mirror test-time augmentation in every embedding: ~2x embed time (benchmarks/README.md)
     fixed_challenges: str | None = None  # e.g. "blink,open_mouth"; refused in production
     review_retention_days: int = 90
     confirmation_cycle_months: int = 12

@@ -76,7 +76,7 @@ class DlibEngine(FaceEngine):
         return cls(
             model_info("dlib", s.manifest_path),
             detect_max_side=s.images.detect_max_side,
-            flip=bool(getattr(s, "embed_flip", False)),
+            flip=s.embed_flip,
         )
 
     # -- detection ---------------------------------------------------------------

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import numpy as np
+
 from lifecert.config import Settings
 from lifecert.engine.base import FaceEngine
 from lifecert.services import evaluation as ev
@@ -62,3 +64,21 @@ def test_given_missing_image_when_processed_then_failure_to_enrol_not_crash(face
     r = ev.process_image(face_engine, tmp_path / "nope.jpg", Settings())
     assert r.error == "FILE_MISSING"
     assert not r.detected and not r.enrolled
+
+
+def test_given_embed_flip_setting_when_engine_embeds_then_mirror_is_averaged_in(
+    faces_dir: Path, face_engine: FaceEngine
+):
+    from lifecert.engine.base import load_engine
+    from lifecert.engine.image import read_image_file
+
+    flip_engine = load_engine(Settings(embed_flip=True), name="dlib")
+    img = read_image_file(next(iter(sorted((faces_dir / "photos").glob("deepface_p04/*.jpg")))))
+    face = face_engine.detect(img)[0]
+    crop = face_engine.align(img, face)
+    plain = face_engine.embed_crops([crop])[0]
+    both = face_engine.embed_aligned([crop, crop[:, ::-1].copy()])
+    expected = (both[0] + both[1]) / np.linalg.norm(both[0] + both[1])
+    got = flip_engine.embed_crops([crop])[0]
+    assert np.allclose(got, expected, atol=1e-5)
+    assert not np.allclose(got, plain, atol=1e-3)
