@@ -21,21 +21,17 @@ def _is_temporal(t: Any) -> bool:
     return isinstance(t, Date | DateTime)
 
 
-def _memo(proc: Callable[[Any], Any], cap: int = 10_000) -> Callable[[Any], Any]:
-    """Dates in an extract repeat (a month has 31 days); convert each distinct value once."""
-    cache: dict[Any, Any] = {}
+class _Memo(dict[Any, Any]):
+    """Dates in an extract repeat (a month has 31 days): convert each distinct value once.
+    ``map(memo.__getitem__, values)`` runs in C; only new values reach ``__missing__``."""
 
-    def run(v: Any) -> Any:
-        try:
-            return cache[v]
-        except KeyError:
-            out = proc(v)
-            if len(cache) >= cap:
-                cache.clear()
-            cache[v] = out
-            return out
+    def __init__(self, proc: Callable[[Any], Any]) -> None:
+        super().__init__()
+        self.proc = proc
 
-    return run
+    def __missing__(self, key: Any) -> Any:
+        out = self[key] = self.proc(key)
+        return out
 
 
 class BulkInserter:
@@ -54,7 +50,7 @@ class BulkInserter:
                    f"VALUES ({', '.join([ph] * len(columns))})"
         procs: list[Callable[[Any], Any] | None] = [
             table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
-        self.procs = [(i, _memo(p) if _is_temporal(table.c[c].type) else p)
+        self.procs = [(i, _Memo(p) if _is_temporal(table.c[c].type) else p)
                       for i, (c, p) in enumerate(zip(columns, procs, strict=True))
                       if p is not None and c not in json_text]
 
@@ -64,7 +60,12 @@ class BulkInserter:
         if self.procs:
             cols: list[Any] = list(zip(*rows, strict=True))
             for i, p in self.procs:
-                cols[i] = map(p, cols[i])
+                if isinstance(p, _Memo):
+                    if len(p) > 100_000:
+                        p.clear()
+                    cols[i] = map(p.__getitem__, cols[i])
+                else:
+                    cols[i] = map(p, cols[i])
             rows = list(zip(*cols, strict=True))
         self.conn.exec_driver_sql(self.sql, list(rows))
 

@@ -31,7 +31,7 @@ from lifecert.services.datamatch.matching import lookup_pensioners, match_status
 from lifecert.services.datamatch.reader import inspect_file, iter_rows
 from lifecert.services.datamatch.validate import RowReject, RowValidator, ValidRow
 from lifecert.storage.db import Database
-from lifecert.storage.models import SurvivalConfirmation
+from lifecert.storage.models import PensionerStatus, SurvivalConfirmation
 from lifecert.storage.models_data import (
     ActionKind,
     DataImport,
@@ -169,25 +169,28 @@ class _Run:
         records: list[tuple[Any, ...]] = []
         confirmations: list[tuple[Any, ...]] = []
         tally: dict[str, int] = {}
+        imp_id, origin, now = self.imp.id, self.origin, self.now
+        cycle = self.settings.confirmation_cycle_months
+        alive = kind == DataKind.ALIVE_EVIDENCE
         for r in fresh:
             ref = refs.get(r.id_number)
-            m = match_status(ref, r.name_norm)
-            if ref is None or m == MatchStatus.UNMATCHED:
+            m = match_status(ref, r.name)
+            if ref is None:
                 outcome = Outcome.UNMATCHED
             elif m == MatchStatus.NAME_MISMATCH:
-                outcomes.name_mismatch(self.s, self.origin, kind, r, ref)
+                outcomes.name_mismatch(self.s, origin, kind, r, ref)
                 outcome = Outcome.NAME_MISMATCH
-            elif kind == DataKind.ALIVE_EVIDENCE:
-                outcome, conf = outcomes.alive_evidence(self.s, self.origin, r, ref, deaths.get(ref.id),
-                                                        self.settings.confirmation_cycle_months, self.now)
-                if conf is not None:
-                    confirmations.append(conf)
+            elif alive and ref.status != PensionerStatus.DECEASED:  # the hot path of big extracts
+                outcome = Outcome.ALIVE_EVIDENCE
+                confirmations.append(outcomes.confirmation_row(origin, r, ref.id, cycle, now))
+            elif alive:
+                outcome = outcomes.alive_evidence(self.s, origin, r, ref, deaths.get(ref.id))
             elif kind == DataKind.DEATH:
-                outcome = outcomes.death(self.s, self.origin, r, ref, latest.get(ref.id))
+                outcome = outcomes.death(self.s, origin, r, ref, latest.get(ref.id))
             else:
-                outcome = outcomes.imprisonment(self.s, self.origin, r, ref, self.today)
+                outcome = outcomes.imprisonment(self.s, origin, r, ref, self.today)
             tally[outcome] = tally.get(outcome, 0) + 1
-            records.append((self.imp.id, dept, kind, r.row_no, r.row_key, r.id_number, r.name, r.event_date,
+            records.append((imp_id, dept, kind, r.row_no, r.row_key, r.id_number, r.name, r.event_date,
                             r.end_date, r.detail, ref.id if ref else None, m, outcome))
         for outcome, n in tally.items():
             self.counts[f"outcome:{outcome}"] += n

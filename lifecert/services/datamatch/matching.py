@@ -23,7 +23,6 @@ class PensionerRef:
     id: int
     id_number: str
     name: str
-    name_norm: str
     status: str
     status_reason: str | None
     region_code: str
@@ -35,13 +34,14 @@ def lookup_pensioners(session: Session, id_numbers: Iterable[str]) -> dict[str, 
         return {}
     rows = select_in(session, "SELECT id, id_number, name, status, status_reason, region_code FROM pensioner "
                               "WHERE id_number IN ({in})", ids)
-    return {r[1]: PensionerRef(r[0], r[1], r[2], fast_normalize_name(r[2]), r[3], r[4], r[5]) for r in rows}
+    return {r[1]: PensionerRef(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows}
 
 
-def match_status(ref: PensionerRef | None, name_norm: str) -> str:
-    """UNMATCHED without a pensioner; NAME_MISMATCH when the ID matches but the normalised name differs."""
+def match_status(ref: PensionerRef | None, name: str) -> str:
+    """UNMATCHED without a pensioner; NAME_MISMATCH when the ID matches but the normalised names differ.
+    Identical spellings (the common case) skip normalisation."""
     if ref is None:
         return MatchStatus.UNMATCHED
-    if ref.name_norm != name_norm:
+    if ref.name != name and fast_normalize_name(ref.name) != fast_normalize_name(name):
         return MatchStatus.NAME_MISMATCH
     return MatchStatus.MATCHED

@@ -102,25 +102,31 @@ def recorded_deaths(session: Session, pensioner_ids: list[int]) -> dict[int, dic
 
 def alive_evidence(
     session: Session, origin: Origin, row: ValidRow, ref: PensionerRef, death: dict[str, Any] | None,
-    cycle_months: int, now: datetime,
-) -> tuple[str, tuple[Any, ...] | None]:
-    """Outcome and, for ALIVE_EVIDENCE, the survival_confirmation row (``CONFIRMATION_COLUMNS``, evidence as
-    JSON text) to bulk-insert."""
+) -> str:
+    """Alive evidence for a pensioner recorded as deceased: evidence dated after the death is a conflict
+    for review (both records in the payload); evidence up to the death date is true and needs nothing.
+    (Living pensioners get :func:`confirmation_row`.)"""
     evidence = row.event_date
-    if evidence is None:  # validation guarantees a date; kept for the type checker
-        return Outcome.NONE, None
-    if ref.status == PensionerStatus.DECEASED:
-        death_date = date.fromisoformat(death["death_date"]) if death else None
-        if death_date is not None and evidence <= death_date:
-            return Outcome.NONE, None  # alive before the death: true, and nothing to do
-        _case(session, ReviewKind.DATA_CONFLICT, "ALIVE_AFTER_DEATH", ref, {
-            "conflict": "alive evidence dated after a recorded death",
-            "death": death or {"death_date": None, "note": f"status deceased ({ref.status_reason or 'no record'})"},
-            "alive_evidence": origin.record(row, evidence_date=evidence, detail=row.detail),
-        })
-        return Outcome.CONFLICT, None
-    return Outcome.ALIVE_EVIDENCE, (
-        ref.id, ConfirmationMethod.DATA_COMPARISON, now, evidence, add_months(evidence, cycle_months),
+    death_date = date.fromisoformat(death["death_date"]) if death else None
+    if evidence is None or (death_date is not None and evidence <= death_date):
+        return Outcome.NONE
+    _case(session, ReviewKind.DATA_CONFLICT, "ALIVE_AFTER_DEATH", ref, {
+        "conflict": "alive evidence dated after a recorded death",
+        "death": death or {"death_date": None, "note": f"status deceased ({ref.status_reason or 'no record'})"},
+        "alive_evidence": origin.record(row, evidence_date=evidence, detail=row.detail),
+    })
+    return Outcome.CONFLICT
+
+
+def confirmation_row(origin: Origin, row: ValidRow, pensioner_id: int, cycle_months: int,
+                     now: datetime) -> tuple[Any, ...]:
+    """A passive survival confirmation (``CONFIRMATION_COLUMNS``; evidence as JSON text) for bulk insert:
+    method data_comparison, the department as source, valid for one confirmation cycle from the evidence."""
+    evidence = row.event_date
+    if evidence is None:  # validation guarantees an evidence date for alive-evidence rows
+        raise ValueError("alive evidence without a date")
+    return (
+        pensioner_id, ConfirmationMethod.DATA_COMPARISON, now, evidence, add_months(evidence, cycle_months),
         origin.department,
         f'{{"import_id": {origin.import_id}, "row_no": {row.row_no}, "type": {_json_str(row.detail)}}}',
     )

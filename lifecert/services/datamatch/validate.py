@@ -36,7 +36,6 @@ class ValidRow(NamedTuple):
     row_no: int
     id_number: str
     name: str
-    name_norm: str
     event_date: date | None  # death date, sentence start or evidence date
     end_date: date | None  # sentence end or release date
     release: bool  # an imprisonment row that only reports a release
@@ -140,6 +139,7 @@ class RowValidator:
         self.kind = mapping.kind
         self.department = mapping.department
         self.default_detail = mapping.evidence_type or ""
+        self._dates: dict[object, date | None] = {}
 
     def __call__(self, values: list[object], row_no: int) -> ValidRow | RowReject:
         today = self.today
@@ -162,13 +162,22 @@ class RowValidator:
             return RowReject(row_no, RejectReason.NAME_TOO_LONG, f"name has {len(name)} characters (max 64)",
                              mask_id_number(id_number))
         dates: dict[str, date | None] = {}
+        cache = self._dates
         for fld, i in self.dates:
+            raw = values[i]
             try:
-                d = parse_date(values[i], self.formats)
-            except _BadDate as exc:
-                return RowReject(row_no, RejectReason.BAD_DATE,
-                                 f"{fld} {exc.args[0]!r} matches none of {', '.join(self.formats)}",
-                                 mask_id_number(id_number))
+                d = cache[raw]  # an extract holds few distinct dates: parse each once
+            except (KeyError, TypeError):
+                try:
+                    d = parse_date(raw, self.formats)
+                except _BadDate as exc:
+                    return RowReject(row_no, RejectReason.BAD_DATE,
+                                     f"{fld} {exc.args[0]!r} matches none of {', '.join(self.formats)}",
+                                     mask_id_number(id_number))
+                if len(cache) > 50_000:
+                    cache.clear()
+                if isinstance(raw, str):
+                    cache[raw] = d
             if d is not None:
                 if d > today and fld != "term_end":  # sentences end in the future
                     return RowReject(row_no, RejectReason.FUTURE_DATE, f"{fld} {d} is after {today}",
@@ -201,7 +210,7 @@ class RowValidator:
         detail = (str(raw_detail).strip() if raw_detail is not None else "")[:64] or self.default_detail
         key = hashlib.blake2b(f"{self.department}|{id_number}|{event}|{end}|{'R' if release else ''}".encode(),
                               digest_size=12).hexdigest()
-        return ValidRow(row_no, id_number, name, fast_normalize_name(name), event, end, release, detail, key)
+        return ValidRow(row_no, id_number, name, event, end, release, detail, key)
 
 
 def validate_row(values: list[object], row_no: int, mapping: Mapping, today: date) -> ValidRow | RowReject:
