@@ -53,7 +53,8 @@ def error_body(code: str, message: str, details: dict[str, object] | None = None
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(LifecertError)
     async def _lifecert(_: Request, exc: LifecertError) -> JSONResponse:
-        headers = {"Retry-After": str(exc.details.get("retry_after", 60))} if exc.code == ErrorCode.RATE_LIMITED else None
+        limited = exc.code == ErrorCode.RATE_LIMITED
+        headers = {"Retry-After": str(exc.details.get("retry_after", 60))} if limited else None
         return JSONResponse(
             status_code=status_for(exc.code),
             content=error_body(str(exc.code), exc.message, exc.details),
