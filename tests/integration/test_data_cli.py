@@ -81,3 +81,38 @@ def test_given_file_with_unexpected_headers_when_imported_by_cli_then_one_line_e
     assert r.exit_code == 2
     assert "BAD_MAPPING" in r.output
     assert "Traceback" not in r.output
+
+
+def test_given_imports_when_other_data_commands_run_then_each_writes_its_file_or_case(
+        cli_env: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    a = idn(65)
+    _register([(a, "秦三")])
+    death = write_csv(tmp_path / "death.csv", DEATH_HEADER, [[a, "秦三", "2026-03-05", ""], ["1", "x", "", ""],
+                                                             [idn(67, region="320102"), "外人", "2026-03-01", ""]])
+    ledger = write_csv(tmp_path / "ledger.csv", ["id_number", "month", "amount"],
+                       [[a, "2026-03", "3000"], [a, "2026-04", "3000"]])
+    assert runner.invoke(app, ["data", "import", "-s", "police_deregistration", str(death)]).exit_code == 0
+
+    results = {
+        "mappings": runner.invoke(app, ["data", "mappings"]),
+        "runs": runner.invoke(app, ["data", "runs"]),
+        "rejects": runner.invoke(app, ["data", "rejects", "-o", str(tmp_path / "rej.csv")]),
+        "unmatched": runner.invoke(app, ["data", "unmatched", "-o", str(tmp_path / "un.csv"), "-s",
+                                         "police_deregistration"]),
+        "resumptions": runner.invoke(app, ["data", "resumptions", "-o", str(tmp_path / "res.csv")]),
+        "overpayments": runner.invoke(app, ["data", "overpayments", "--ledger", str(ledger), "-o",
+                                            str(tmp_path / "op.csv")]),
+        "tipoff": runner.invoke(app, ["data", "tipoff", "--id-number", a, "--description",
+                                      "电话举报：老人已去世仍领钱"]),
+    }
+
+    assert {k: r.exit_code for k, r in results.items()} == dict.fromkeys(results, 0)
+    assert "court_sentence" in results["mappings"].output
+    assert "1 rejected row(s)" in results["rejects"].output
+    assert "1 unmatched record(s)" in results["unmatched"].output
+    assert "0 resumption(s)" in results["resumptions"].output
+    assert "1 pensioner(s), 1 month(s), 3000.00 yuan" in results["overpayments"].output
+    assert "review case #" in results["tipoff"].output and "(pensioner found)" in results["tipoff"].output
+    assert all(stat.S_IMODE((tmp_path / f).stat().st_mode) == 0o600 for f in ("rej.csv", "un.csv", "res.csv",
+                                                                                  "op.csv"))
