@@ -34,7 +34,7 @@ def test_given_valid_death_row_when_validated_then_accepted_with_normalised_name
     assert len(r.row_key) == 24
 
 
-def test_given_lower_case_x_or_full_width_digits_when_validated_then_id_normalised() -> None:
+def test_given_lower_case_x_full_width_digits_or_excel_apostrophe_when_validated_then_id_normalised() -> None:
     x_id = next(make_id_number("110101", date(1950, 1, 1), s) for s in range(1, 999)
                 if make_id_number("110101", date(1950, 1, 1), s).endswith("X"))
     full_width = "".join(chr(ord(c) + 0xFEE0) if c.isdigit() else c for c in ID)
@@ -42,8 +42,11 @@ def test_given_lower_case_x_or_full_width_digits_when_validated_then_id_normalis
     a = RowValidator(DEATH, TODAY)([x_id.lower(), "某", "2026-03-01"], 2)
     b = RowValidator(DEATH, TODAY)([full_width, "某", "2026-03-01"], 3)
 
+    c = RowValidator(DEATH, TODAY)(["'" + ID, "某", "2026-03-01"], 4)
+
     assert isinstance(a, ValidRow) and a.id_number == x_id
     assert isinstance(b, ValidRow) and b.id_number == ID
+    assert isinstance(c, ValidRow) and c.id_number == ID
 
 
 @pytest.mark.parametrize(("values", "reason"), [

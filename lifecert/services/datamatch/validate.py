@@ -88,7 +88,8 @@ def _id_text(value: object) -> str:
     if isinstance(value, float):
         # Excel keeps numbers as doubles: an 18-digit ID stored as a number has lost digits.
         raise BadIdNumber("ID number stored as a number in the spreadsheet (digits lost); format the column as text")
-    return "" if value is None else str(value)
+    # Exports keep long numbers as text with a leading apostrophe or tab (an Excel habit): not part of the ID.
+    return "" if value is None else str(value).strip().lstrip("'")
 
 
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
