@@ -13,12 +13,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Date, DateTime, FromClause, Table
+from sqlalchemy import Date, DateTime, FromClause, Table, TypeDecorator
 from sqlalchemy.orm import Session
 
 
 def _is_temporal(t: Any) -> bool:
-    return isinstance(t, Date | DateTime)
+    """Date/time columns, including TypeDecorators over them (their values repeat within an import)."""
+    base = t.impl_instance if isinstance(t, TypeDecorator) else t
+    return isinstance(base, Date | DateTime)
 
 
 class _Memo(dict[Any, Any]):
@@ -77,10 +79,15 @@ def select_in(session: Session, sql: str, values: Sequence[Any], before: Sequenc
     placeholders (``?``/``%s`` per dialect, see :func:`placeholder`) that precede the list."""
     if not values:
         return []
-    conn = session.connection()
     ph = placeholder(session)
     sql = sql.replace("{ph}", ph).replace("{in}", ", ".join([ph] * len(values)))
-    return list(conn.exec_driver_sql(sql, (*before, *values)).all())
+    # The session's own DB-API connection (same transaction), returning plain tuples without Row objects.
+    cur = session.connection().connection.cursor()
+    try:
+        cur.execute(sql, (*before, *values))
+        return list(cur.fetchall())
+    finally:
+        cur.close()
 
 
 def placeholder(session: Session) -> str:
