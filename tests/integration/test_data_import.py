@@ -234,3 +234,18 @@ def test_given_imports_when_done_then_each_is_audited_and_chain_verifies(data_ct
         assert [tuple(e) for e in evs] == [("data.import", "cli:test", str(s.import_id)),
                                            ("data.import.repeat", "cli:test", str(s.import_id))]
         assert verify_chain(sess).ok
+
+
+def test_given_file_broken_after_many_good_rows_when_imported_then_nothing_is_kept(
+        data_ctx: AppContext, tmp_path: Path) -> None:
+    from lifecert.services.datamatch import ExtractError
+
+    people = [(idn(900 + i), f"甲{i}") for i in range(30)]
+    add_pensioners(data_ctx, people)
+    f = write_csv(tmp_path / "m.csv", MEDICAL_HEADER, [[i, n, "2026-03-01", ""] for i, n in people], encoding="gbk")
+    f.write_bytes(f.read_bytes() + b"\x81\x20\xff,,,\n")  # undecodable bytes after the good rows
+
+    with pytest.raises(ExtractError, match="neither UTF-8 nor GBK"):
+        do_import(data_ctx, "medical_settlement", f, chunk_size=8)  # several chunks were already written
+
+    assert [_count(data_ctx, m) for m in (DataImport, DataRecord, SurvivalConfirmation)] == [0, 0, 0]
