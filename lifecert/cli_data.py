@@ -71,9 +71,12 @@ def register(app: typer.Typer) -> None:
         period: Annotated[str | None, typer.Option(help="month covered, YYYY-MM (default: last month)")] = None,
         mapping: Annotated[Path | None, typer.Option(help="explicit mapping YAML instead of the data dir's")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+        ledger: Annotated[Path | None, typer.Option(
+            help="payment ledger CSV (id_number, month, amount): compute overpayments after the import")] = None,
     ) -> None:
         """Import extract file(s): validate, match, suspend/resume, confirm, queue reviews."""
         from lifecert.services.datamatch import run_import
+        from lifecert.services.datamatch.reports import compute_overpayments
 
         settings, db = _open()
         for f in files:
@@ -82,6 +85,11 @@ def register(app: typer.Typer) -> None:
                 console.print_json(json.dumps(s.as_dict(), ensure_ascii=False))
             else:
                 _print_summary(s)
+        if ledger is not None:
+            r = compute_overpayments(db, ledger)
+            console.print("ledger already processed; nothing changed" if r.already_computed else
+                          f"overpayments: {r.pensioners} pensioner(s), {r.months} month(s), "
+                          f"{r.amount_cents / 100:.2f} yuan to recover (list: lifecert data overpayments -o FILE)")
 
     @data.command("suspensions")
     @friendly_errors

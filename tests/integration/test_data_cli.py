@@ -47,14 +47,17 @@ def test_given_month_of_extracts_when_imported_by_cli_then_lists_confirmations_a
     death = write_csv(tmp_path / "death.csv", DEATH_HEADER, [[a, "沈一", "2026-03-05", ""]], encoding="gbk")
     med = write_csv(tmp_path / "med.csv", MEDICAL_HEADER, [[b, "韩二", "2026-03-09", ""], ["x", "y", "z", ""]])
 
+    ledger = write_csv(tmp_path / "ledger.csv", ["身份证号", "发放月份", "发放金额"],
+                       [[a, m, "2800.00"] for m in ("2026-03", "2026-04", "2026-05")])
     r1 = runner.invoke(app, ["data", "import", "--source", "police_deregistration", "--period", "2026-03",
-                             str(death)])
+                             "--ledger", str(ledger), str(death)])
     r2 = runner.invoke(app, ["data", "import", "--source", "medical_settlement", "--json", str(med)])
     r3 = runner.invoke(app, ["data", "suspensions", "--out", str(tmp_path / "s.xlsx")])
     r4 = runner.invoke(app, ["data", "report", "--year", "2026", "--out", str(tmp_path / "rep.csv")])
 
     assert r1.exit_code == 0, r1.output
     assert "deceased=1" in r1.output
+    assert "1 pensioner(s), 2 month(s), 5600.00 yuan" in r1.output
     assert r2.exit_code == 0, r2.output
     assert '"BAD_ID_NUMBER"' in r2.output
     assert r3.exit_code == 0 and "1 suspension(s)" in r3.output
