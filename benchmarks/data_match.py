@@ -20,7 +20,6 @@ import argparse
 import csv
 import json
 import os
-import platform
 import resource
 import shutil
 import subprocess
@@ -127,15 +126,9 @@ def child(db_path: Path, file: Path, chunk: int) -> None:
 
 
 def machine() -> dict[str, object]:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"nproc": os.cpu_count(), "cpu": cpu, "python": platform.python_version(), "db": "SQLite (WAL) file"}
+    from benchmarks._common import machine as describe
+
+    return describe() | {"db": "SQLite (WAL) file"}
 
 
 def update_readme(result: dict[str, object]) -> None:
