@@ -40,6 +40,7 @@ from lifecert.domain.quality import gate
 if TYPE_CHECKING:
     from lifecert.config import Settings
     from lifecert.engine.base import FaceEngine
+    from lifecert.engine.types import Face
 
 FAR_TARGETS = (1e-2, 1e-3, 1e-4)
 NOT_ENOUGH = "not enough impostor pairs"
@@ -150,8 +151,32 @@ class ImageResult:
         return (v / max(float(np.linalg.norm(v)), 1e-12)).astype(np.float32)
 
 
-def process_image(engine: FaceEngine, path: Path, settings: Settings, *, with_flip: bool = True) -> ImageResult:
-    """Decode → detect → quality gate → align → embed one image (largest face)."""
+PICKS = ("largest", "central")
+
+
+def pick_face(faces: list[Face], image_shape: tuple[int, ...], pick: str) -> Face:
+    """The face to enrol: ``largest`` (production: faces come largest first) or ``central``
+    (the significant face nearest the image centre — LFW's subject is the centred face, and
+    ~0.5% of its images hold a larger bystander)."""
+    if pick == "largest" or len(faces) < 2:
+        return faces[0]
+    from lifecert.engine.base import SECOND_FACE_RATIO
+
+    h, w = image_shape[:2]
+    significant = [f for f in faces if f.width >= SECOND_FACE_RATIO * faces[0].width]
+
+    def off_centre(f: Face) -> float:
+        return float(((f.box[0] + f.box[2]) / 2 - w / 2) ** 2 + ((f.box[1] + f.box[3]) / 2 - h / 2) ** 2)
+
+    return min(significant, key=off_centre)
+
+
+def process_image(
+    engine: FaceEngine, path: Path, settings: Settings, *, with_flip: bool = True, pick: str = "largest"
+) -> ImageResult:
+    """Decode → detect → quality gates → align → embed one image. As in enrollment, a photo
+    with more than one significant face fails with MULTIPLE_FACES (still embedded, for the
+    ``detected`` view); ``pick`` chooses which face (see :func:`pick_face`)."""
     from lifecert.engine.base import count_significant
     from lifecert.engine.image import read_image_file
 
@@ -166,10 +191,11 @@ def process_image(engine: FaceEngine, path: Path, settings: Settings, *, with_fl
         faces, detector = engine.detect(image), None
     if not faces:
         return ImageResult(str(path), error=str(ErrorCode.NO_FACE), detector=detector)
-    face = faces[0]
+    face = pick_face(faces, image.shape, pick)
     crop = engine.align(image, face)
-    q = engine.quality(image, face, crop, num_faces=count_significant(faces))
-    reason = gate(q, settings.quality)
+    n_sig = count_significant(faces)
+    q = engine.quality(image, face, crop, num_faces=n_sig)
+    reason = ErrorCode.MULTIPLE_FACES if n_sig > 1 else gate(q, settings.quality)
     crops = [crop, np.ascontiguousarray(crop[:, ::-1])] if with_flip else [crop]
     embs = engine.embed_aligned(crops)
     return ImageResult(
@@ -186,17 +212,18 @@ def process_image(engine: FaceEngine, path: Path, settings: Settings, *, with_fl
 _WORKER: dict[str, Any] = {}
 
 
-def _worker_init(settings: Settings, engine_name: str | None) -> None:
+def _worker_init(settings: Settings, engine_name: str | None, pick: str) -> None:
     from lifecert.engine.base import load_engine
     from lifecert.engine.dlib_engine import set_thread_count
 
     set_thread_count(1)
     _WORKER["settings"] = settings
+    _WORKER["pick"] = pick
     _WORKER["engine"] = load_engine(settings, name=engine_name)
 
 
 def _worker_run(path: str) -> ImageResult:
-    return process_image(_WORKER["engine"], Path(path), _WORKER["settings"])
+    return process_image(_WORKER["engine"], Path(path), _WORKER["settings"], pick=_WORKER["pick"])
 
 
 def embed_images(
@@ -206,6 +233,7 @@ def embed_images(
     workers: int = 2,
     engine: FaceEngine | None = None,
     engine_name: str | None = None,
+    pick: str = "largest",
 ) -> dict[str, ImageResult]:
     """Process each distinct image once. ``workers`` > 1 uses a process pool (each worker
     loads its own engine once); otherwise ``engine`` (or a freshly loaded one) runs in-process."""
@@ -215,10 +243,10 @@ def embed_images(
             from lifecert.engine.base import load_engine
 
             engine = load_engine(settings, name=engine_name)
-        return {p: process_image(engine, Path(p), settings) for p in unique}
+        return {p: process_image(engine, Path(p), settings, pick=pick) for p in unique}
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     with ProcessPoolExecutor(
-        max_workers=workers, initializer=_worker_init, initargs=(settings, engine_name)
+        max_workers=workers, initializer=_worker_init, initargs=(settings, engine_name, pick)
     ) as pool:
         results = list(pool.map(_worker_run, unique, chunksize=16))
     return dict(zip(unique, results, strict=True))
@@ -516,9 +544,9 @@ def save_cache(path: Path, cache: dict[str, ImageResult]) -> None:
 def load_cache(path: Path) -> dict[str, ImageResult]:
     z = np.load(path, allow_pickle=False)
     out: dict[str, ImageResult] = {}
-    for i, (k, err, gt, det, nf) in enumerate(z["meta"]):
+    for i, (k, err, gt, det, nf) in enumerate(z["meta"].tolist()):
         out[str(k)] = ImageResult(
-            str(k), error=err or None, gate=gt or None, detector=det or None, num_faces=int(nf),
+            str(k), error=str(err) or None, gate=str(gt) or None, detector=str(det) or None, num_faces=int(nf),
             embedding=z["emb"][i] if z["has"][i] else None,
             embedding_flip=z["embf"][i] if z["hasf"][i] else None,
         )
@@ -548,10 +576,11 @@ def machine_info() -> dict[str, Any]:
     return {"nproc": os.cpu_count(), "cpu": cpu}
 
 
-def _cache_key(pairs_file: Path, settings: Settings, engine_name: str) -> str:
+def _cache_key(pairs_file: Path, settings: Settings, engine_name: str, pick: str = "largest") -> str:
     import hashlib
 
     h = hashlib.sha256()
+    h.update(pick.encode())
     h.update(str(pairs_file.resolve()).encode())
     h.update(settings.quality.model_dump_json().encode())
     h.update(settings.images.model_dump_json().encode())
@@ -591,6 +620,7 @@ def run_protocol(
     cache_dir: Path | None = None,
     engine: FaceEngine | None = None,
     limit: int | None = None,
+    pick: str = "auto",
 ) -> ProtocolRun:
     """Run a pair protocol end to end and compute every metric.
 
@@ -604,24 +634,26 @@ def run_protocol(
     from lifecert.engine.manifest import manifest_sha256, model_info
 
     name = engine_name or settings.engine
+    if pick == "auto":  # LFW names the centred face; elsewhere production's largest face
+        pick = "largest" if pairs_file.suffix.lower() == ".csv" else "central"
     pairs = read_pairs(pairs_file, root, folds)
     if limit is not None:
         pairs = pairs[:limit]
     paths = [p.a for p in pairs] + [p.b for p in pairs]
-    cache_file = cache_dir / f"{_cache_key(pairs_file, settings, name)}.npz" if cache_dir else None
+    cache_file = cache_dir / f"{_cache_key(pairs_file, settings, name, pick)}.npz" if cache_dir else None
     t0 = time.perf_counter()
     if cache_file is not None and cache_file.is_file():
         cache = load_cache(cache_file)
         cached = True
     else:
-        cache = embed_images(paths, settings, workers=workers, engine=engine, engine_name=name)
+        cache = embed_images(paths, settings, workers=workers, engine=engine, engine_name=name, pick=pick)
         cached = False
         if cache_file is not None:
             save_cache(cache_file, cache)
     elapsed = time.perf_counter() - t0
     missing = [str(p) for p in paths if str(p) not in cache]
     if missing:  # a stale cache from another subset: recompute
-        cache = embed_images(paths, settings, workers=workers, engine=engine, engine_name=name)
+        cache = embed_images(paths, settings, workers=workers, engine=engine, engine_name=name, pick=pick)
         cached = False
 
     modes = {m: evaluate(pairs, cache, flip=m) for m in FLIP_MODES}
@@ -671,6 +703,7 @@ def run_protocol(
         "machine": machine_info(),
         "date": dt.date.today().isoformat(),
         "headline_flip": flip,
+        "face_pick": pick,
         "images": n_img,
         "embedding_seconds": round(elapsed, 1) if fresh else None,
         "seconds_per_image_per_worker": round(elapsed * max(1, workers) / n_img, 4) if fresh and n_img else None,
