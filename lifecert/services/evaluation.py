@@ -765,7 +765,8 @@ def write_plots(run: ProtocolRun, out_dir: Path, stem: str, *, flip: str = "none
     plt.close(fig)
     files.append(f)
     fig, ax = plt.subplots(figsize=(5.5, 4.2))
-    bins = np.linspace(min(-0.2, float(np.min(ps.scores[ok])) if ok.any() else 0), 1.0, 80)
+    lo = float(np.min(ps.scores[ok])) - 0.02 if ok.any() else 0.0
+    bins = np.linspace(lo, 1.0, 80).tolist()
     ax.hist(imp, bins=bins, alpha=0.6, label=f"impostor (n={len(imp)})", color="tab:red")
     ax.hist(gen, bins=bins, alpha=0.6, label=f"genuine (n={len(gen)})", color="tab:green")
     v = run.report["thresholds"]["verify"]["similarity"]
