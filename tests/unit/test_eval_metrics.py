@@ -110,3 +110,19 @@ def test_given_manifest_when_thresholds_written_then_model_info_reads_them(tmp_p
     assert info.thresholds["verify"].far == pytest.approx(1e-3)
     assert info.thresholds["duplicate"].dataset == "lfw"
     assert '[engines.y]\nmodel = "n"' in m.read_text()
+
+
+def _face(x1: float, y1: float, x2: float, y2: float):
+    from lifecert.engine.types import Face
+
+    return Face(box=np.array([x1, y1, x2, y2], np.float32), score=1.0, landmarks5=np.zeros((5, 2), np.float32))
+
+
+def test_given_larger_bystander_when_pick_central_then_centred_face_else_largest():
+    big_corner = _face(0, 0, 120, 120)
+    centred = _face(80, 80, 170, 170)  # 90 px: significant (>= 0.35 of 120)
+    speck = _face(120, 120, 130, 130)  # nearer the centre but too small to count
+    faces = [big_corner, centred, speck]
+    assert ev.pick_face(faces, (250, 250, 3), "central") is centred
+    assert ev.pick_face(faces, (250, 250, 3), "largest") is big_corner
+    assert ev.pick_face([big_corner, speck], (250, 250, 3), "central") is big_corner
