@@ -120,8 +120,8 @@ def _face(x1: float, y1: float, x2: float, y2: float):
 
 def test_given_larger_bystander_when_pick_central_then_centred_face_else_largest():
     big_corner = _face(0, 0, 120, 120)
-    centred = _face(80, 80, 170, 170)  # 90 px: significant (>= 0.35 of 120)
-    speck = _face(120, 120, 130, 130)  # nearer the centre but too small to count
+    centred = _face(70, 70, 160, 160)  # 90 px: significant (>= 0.35 of 120), centre (115, 115)
+    speck = _face(120, 120, 130, 130)  # exactly at the centre but too small to count
     faces = [big_corner, centred, speck]
     assert ev.pick_face(faces, (250, 250, 3), "central") is centred
     assert ev.pick_face(faces, (250, 250, 3), "largest") is big_corner
