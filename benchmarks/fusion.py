@@ -45,19 +45,18 @@ CACHE = ROOT / "var" / "eval-cache"
 
 
 def load_embeddings(paths: list[Path], settings: Settings, workers: int) -> dict[str, ev.ImageResult]:
-    """Reuse any cached results of earlier runs (same pipeline), compute the rest."""
-    cache: dict[str, ev.ImageResult] = {}
-    for f in sorted(CACHE.glob("*.npz")):
-        try:
-            cache.update(ev.load_cache(f))
-        except (OSError, ValueError, KeyError):
-            continue
-    todo = [p for p in paths if str(p) not in cache]
-    if todo:
-        new = ev.embed_images(todo, settings, workers=workers)
-        ev.save_cache(CACHE / f"fusion-extra-{len(new)}.npz", new)
-        cache.update(new)
-    return {str(p): cache[str(p)] for p in paths}
+    """Production pipeline (largest face, enrolment gates) on every photo, cached under
+    var/eval-cache/ by a key of the photo list, settings and pipeline code."""
+    import hashlib
+
+    listing = hashlib.sha256("\n".join(map(str, paths)).encode()).hexdigest()[:12]
+    key = ev._cache_key(Path(f"fusion-{listing}"), settings, settings.engine, "largest")
+    f = CACHE / f"{key}.npz"
+    if f.is_file():
+        return ev.load_cache(f)
+    cache = ev.embed_images(paths, settings, workers=workers, pick="largest")
+    ev.save_cache(f, cache)
+    return cache
 
 
 def frr_at_far(gen: np.ndarray, imp: np.ndarray, fars: tuple[float, ...], fixed: float) -> dict[str, Any]:
