@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing as mp
+import os
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from multiprocessing.pool import Pool
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +138,21 @@ def _prepare(inputs: Inputs) -> tuple[list[_Pending], dict[int, bytes]]:
 
 def run_job(ctx: AppContext, source: Path, manifest: Path | None, opts: JobOptions) -> JobResult:
     inputs = load_inputs(source, manifest)  # BAD_MANIFEST / FILE_MISSING raise before anything is written
+    # Workers load their models while this process checks rows and hashes photos.
+    pool = _start_pool(ctx, opts.workers) if opts.workers > 0 else None
+    try:
+        return _run(ctx, inputs, opts, pool)
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+
+
+def _start_pool(ctx: AppContext, workers: int) -> Pool:
+    return mp.get_context("spawn").Pool(workers, initializer=init_process, initargs=(ctx.settings, 1))
+
+
+def _run(ctx: AppContext, inputs: Inputs, opts: JobOptions, pool: Pool | None) -> JobResult:
     pending, shas = _prepare(inputs)
     key = ctx.model.key
     result = JobResult(run_id=None, counts=Counter(), total=len(pending))
@@ -200,7 +217,7 @@ def run_job(ctx: AppContext, source: Path, manifest: Path | None, opts: JobOptio
     for p in todo:
         if p.pre_reason is not None:
             emit(p)
-    for outcome in _outcomes(ctx, tasks, opts.workers):
+    for outcome in _outcomes(ctx, tasks, pool):
         p = by_row[outcome.row_no]
         p.outcome = outcome
         emit(p)
@@ -260,17 +277,15 @@ def _open_run(s: Session, inputs: Inputs, key: str, opts: JobOptions, ctx: AppCo
     return run, False
 
 
-def _outcomes(ctx: AppContext, tasks: list[Task], workers: int) -> Iterator[Outcome]:
+def _outcomes(ctx: AppContext, tasks: list[Task], pool: Pool | None) -> Iterator[Outcome]:
     if not tasks:
         return
-    if workers <= 0:
+    if pool is None:
         w = Worker(ctx.settings, ctx.engine)
         for t in tasks:
             yield w.run(t)
         return
-    mpctx = mp.get_context("spawn")
-    with mpctx.Pool(workers, initializer=init_process, initargs=(ctx.settings, 1)) as pool:
-        yield from pool.imap_unordered(run_in_process, tasks, chunksize=2)
+    yield from pool.imap_unordered(run_in_process, tasks, chunksize=2)
 
 
 class _Writer:
@@ -284,9 +299,29 @@ class _Writer:
         self.dup_threshold = ctx.model.threshold("duplicate")
         with ctx.db.session() as s:
             self.index = _RunIndex(ctx, s, key, ctx.model.embedding_size)
+        self._people: dict[str, Pensioner] = {}
+        self._photos: set[str] = set()
+        self._active: dict[int, list[FaceTemplate]] = {}
 
     def write(self, batch: list[_Pending]) -> None:
-        with self.ctx.db.session() as s:
+        os.sync()  # photos written by the workers reach the disk before rows refer to them
+        with self.ctx.db.session() as s, s.no_autoflush:
+            # One query each for the batch's pensioners, photos and active templates, not one per row.
+            ids = [p.id_number for p in batch if p.id_number]
+            self._people = {
+                x.id_number: x for x in s.scalars(select(Pensioner).where(Pensioner.id_number.in_(ids)))
+            }
+            shas = [p.outcome.sha256 for p in batch if p.outcome]
+            self._photos = set(s.scalars(select(Photo.sha256).where(Photo.sha256.in_(shas))))
+            self._active = {}
+            for t in s.scalars(
+                select(FaceTemplate).where(
+                    FaceTemplate.pensioner_id.in_([x.id for x in self._people.values()]),
+                    FaceTemplate.model_key == self.key, FaceTemplate.active.is_(True),
+                    FaceTemplate.kind == TemplateKind.ID_PHOTO,
+                )
+            ):
+                self._active.setdefault(t.pensioner_id, []).append(t)
             for p in batch:
                 self._one(s, p)
 
@@ -300,7 +335,10 @@ class _Writer:
         )
         pensioner = None
         if p.id_number and p.pre_reason != ItemReason.DUPLICATE_ROW:
-            pensioner = templates.upsert_pensioner(s, p.id_number, row.name)
+            pensioner = self._people.get(p.id_number)
+            if pensioner is None or (row.name and pensioner.name != row.name.strip()):
+                pensioner = templates.upsert_pensioner(s, p.id_number, row.name)
+                self._people[p.id_number] = pensioner
             item.pensioner_id = pensioner.id
         if a is None:
             item.reason = p.final_reason
@@ -309,9 +347,10 @@ class _Writer:
             return
         item.quality = a.quality
         stored = bool(a.width)
-        if stored and sha is not None and s.get(Photo, sha) is None:
+        if stored and sha is not None and sha not in self._photos:
             s.add(Photo(sha256=sha, size=p.size, width=a.width, height=a.height, original_name=row.photo_name[:255]))
-            s.flush()
+            self._photos.add(sha)
+            s.flush()  # no ORM relationship orders photo before face_template: insert it now
         reason, detail = a.reason, a.detail
         if reason.is_success and a.embedding is not None and pensioner is not None and sha is not None:
             other, score = self.index.best_other(a.embedding, pensioner.id)
@@ -321,14 +360,14 @@ class _Writer:
                 item.similarity = score
                 detail = f"matches pensioner #{other} (similarity {score:.3f} ≥ {self.dup_threshold:.3f})"
             else:
-                old = templates.active_templates(s, pensioner.id, self.key)
-                old = [t for t in old if t.kind == TemplateKind.ID_PHOTO]
+                old = self._active.pop(pensioner.id, [])
                 for t in old:
                     templates.retire_template(t)
                 tpl = templates.add_template(
                     self.ctx, s, pensioner, a.embedding, photo_sha256=sha, quality=a.quality, run_id=self.run_id
                 )
                 item.template_id = tpl.id
+                self._active[pensioner.id] = [tpl]
                 self.index.add(a.embedding, pensioner.id)
                 if old:
                     reason = ItemReason.REPLACED
@@ -336,8 +375,8 @@ class _Writer:
         item.reason = p.final_reason = str(reason)
         item.detail = p.final_detail = detail
         s.add(item)
-        s.flush()
         if reason in REVIEWABLE and pensioner is not None and not _case_open(s, pensioner.id, str(reason), sha):
+            s.flush()  # the case refers to the item's id
             review.open_case(
                 s, kind=ReviewKind.ENROLLMENT, reason=str(reason), pensioner=pensioner,
                 enrollment_item_id=item.id,

@@ -47,7 +47,8 @@ class Worker:
         )
         if task.store_photo and a.width:
             # Accepted photos are kept for template rebuilds; rejects for the review queue.
-            self.photos.put(data, task.sha256)
+            # The writer syncs once per batch before committing rows that reference these photos.
+            self.photos.put(data, task.sha256, durable=False)
         return Outcome(task.row_no, task.sha256, a)
 
 

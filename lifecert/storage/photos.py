@@ -27,7 +27,9 @@ class PhotoStore:
     def path_for(self, sha: str) -> Path:
         return self.root / sha[:2] / sha[2:4] / f"{sha}.bin"
 
-    def put(self, data: bytes, sha: str | None = None) -> str:
+    def put(self, data: bytes, sha: str | None = None, *, durable: bool = True) -> str:
+        """Store ``data``; with ``durable=False`` the caller makes it durable later (e.g. one
+        ``os.sync()`` per batch before committing the rows that reference the photos)."""
         sha = sha or sha256_bytes(data)
         p = self.path_for(sha)
         if p.exists():
@@ -38,7 +40,8 @@ class PhotoStore:
         with os.fdopen(fd, "wb") as fh:
             fh.write(self.cipher.seal(data, sha.encode()))
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.replace(tmp, p)
         return sha
 
