@@ -4,9 +4,12 @@ predictors and the 128-d ResNet recogniser, with model files from the
 
 from __future__ import annotations
 
+import functools
 import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -43,6 +46,18 @@ def _model_files() -> dict[str, Path]:
     return files
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _serialized(fn: F) -> F:
+    @functools.wraps(fn)
+    def wrapper(self: DlibEngine, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return fn(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
 class DlibEngine(FaceEngine):
     def __init__(
         self,
@@ -69,6 +84,9 @@ class DlibEngine(FaceEngine):
         self._cnn: Any = None
         self.cnn_fallback = cnn_fallback
         self.upsample = upsample
+        # dlib's models are not safe to call from two threads at once (seen: a crash), and they hold
+        # the GIL while computing, so serialising calls costs no throughput. Use processes for cores.
+        self._lock = threading.RLock()
         self.flip = flip
 
     @classmethod
@@ -88,6 +106,7 @@ class DlibEngine(FaceEngine):
     def detect(self, image: ImageBGR) -> list[Face]:
         return self.detect_verbose(image)[0]
 
+    @_serialized
     def detect_verbose(self, image: ImageBGR) -> tuple[list[Face], str | None]:
         """Faces (largest first) and which detector found them: "hog", "cnn" or None."""
         scale = self.detection_scale(image)
@@ -124,6 +143,7 @@ class DlibEngine(FaceEngine):
         return Face(box=box, score=score, landmarks5=five_from_68(lm68), landmarks68=lm68)
 
     # -- alignment and embedding ---------------------------------------------------
+    @_serialized
     def align(self, image: ImageBGR, face: Face) -> ImageBGR:
         dlib = self._dlib
         x1, y1, x2, y2 = (round(float(v)) for v in face.box)
@@ -136,6 +156,7 @@ class DlibEngine(FaceEngine):
         """As :meth:`FaceEngine.embed_crops`; the engine's ``flip`` setting turns mirroring on for all calls."""
         return super().embed_crops(crops, flip=flip or self.flip)
 
+    @_serialized
     def embed_aligned(self, crops: list[ImageBGR]) -> NDArray[np.float32]:
         if not crops:
             return np.zeros((0, self.info.embedding_size), dtype=np.float32)

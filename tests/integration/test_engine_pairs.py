@@ -59,3 +59,26 @@ def test_given_enrollment_quality_gates_when_applied_to_frontal_photos_then_most
         if faces and gate(faces[0].quality, gates) is None:
             passed += 1
     assert passed >= 25  # LFW is uncontrolled press photos; ID photos pass at a higher rate
+
+
+def test_given_one_engine_shared_by_threads_when_used_concurrently_then_results_equal_serial(
+    faces_dir: Path, face_engine: FaceEngine
+) -> None:
+    import threading
+
+    images = [read_image_file(sorted(d.glob("*.jpg"))[0]) for d in sorted((faces_dir / "lfw" / "images").iterdir())[:6]]
+    serial = [face_engine.analyze(img)[0].embedding for img in images]
+    mismatches: list[int] = []
+
+    def work() -> None:
+        for k, img in enumerate(images):
+            got = face_engine.analyze(img)[0].embedding
+            if got is None or not np.allclose(got, serial[k], atol=1e-5):
+                mismatches.append(k)
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert mismatches == []
