@@ -27,4 +27,8 @@ if [ -z "${LIFECERT_TEST_POSTGRES_URL:-}" ] && [ -n "$PGBIN" ] && [ -x "$PGBIN/i
   echo "PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}') for tests at 127.0.0.1:$PGPORT"
 fi
 
+# Static checks first: a lint or type error fails the run like a failing test.
+.venv/bin/ruff check .
+.venv/bin/mypy
+
 .venv/bin/python -m pytest "$@"

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
@@ -16,7 +18,7 @@ def render_item(type_: str, obj: object, autogen_context: object) -> str | bool:
 
 target_metadata = Base.metadata
 config = context.config
-OPTIONS = {"target_metadata": target_metadata, "render_as_batch": True, "render_item": render_item}
+OPTIONS: dict[str, Any] = {"target_metadata": target_metadata, "render_as_batch": True, "render_item": render_item}
 
 
 def run() -> None:
