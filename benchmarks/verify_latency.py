@@ -231,7 +231,7 @@ def main() -> None:
     ap.add_argument("--rate-sessions", type=int, default=100)
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--seconds", type=float, default=20.0)
-    ap.add_argument("--embed-k", type=int, default=3)
+    ap.add_argument("--embed-k", type=int, default=2)
     ap.add_argument("--no-readme", action="store_true")
     args = ap.parse_args()
 
