@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
-from lifecert.config import Settings
 from lifecert.domain.errors import ErrorCode
 from lifecert.services.audit import verify_chain
 from lifecert.services.context import AppContext
@@ -22,15 +20,9 @@ from tests.integration.test_data_support import (
     add_pensioners,
     do_import,
     idn,
-    open_ctx,
     write_csv,
     write_xlsx,
 )
-
-
-@pytest.fixture
-def data_ctx(settings: Settings) -> Iterator[AppContext]:
-    yield from open_ctx(settings)
 
 
 def _count(ctx: AppContext, model: type) -> int:

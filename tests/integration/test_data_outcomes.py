@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 
-from lifecert.config import Settings
 from lifecert.services.context import AppContext
 from lifecert.storage.models import ConfirmationMethod, Pensioner, PensionerStatus, ReviewCase, SurvivalConfirmation
 from lifecert.storage.models_data import ActionKind, DataRecord, Outcome, PaymentAction
@@ -23,14 +20,8 @@ from tests.integration.test_data_support import (
     add_pensioners,
     do_import,
     idn,
-    open_ctx,
     write_csv,
 )
-
-
-@pytest.fixture
-def data_ctx(settings: Settings) -> Iterator[AppContext]:
-    yield from open_ctx(settings)
 
 
 def _pensioner(ctx: AppContext, id_number: str) -> Pensioner:

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import csv
 import stat
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-import pytest
 from openpyxl import load_workbook
 from sqlalchemy import select
 
-from lifecert.config import Settings
 from lifecert.services.audit import verify_chain
 from lifecert.services.context import AppContext
 from lifecert.services.datamatch.reports import (
@@ -34,14 +31,8 @@ from tests.integration.test_data_support import (
     add_pensioners,
     do_import,
     idn,
-    open_ctx,
     write_csv,
 )
-
-
-@pytest.fixture
-def data_ctx(settings: Settings) -> Iterator[AppContext]:
-    yield from open_ctx(settings)
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:

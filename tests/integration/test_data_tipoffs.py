@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from lifecert.config import Settings
 from lifecert.services.context import AppContext
 from lifecert.storage.models import AuditEvent, ReviewCase, ReviewKind
 from server.app import create_app
 from server.routes.tipoffs import TIPOFFS_PER_CLIENT_PER_HOUR
-from tests.integration.test_data_support import add_pensioners, idn, open_ctx
-
-
-@pytest.fixture
-def data_ctx(settings: Settings) -> Iterator[AppContext]:
-    yield from open_ctx(settings)
+from tests.integration.test_data_support import add_pensioners, idn
 
 
 @pytest.fixture
