@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from lifecert.config import Settings
 
 console = Console()
 
@@ -143,7 +146,8 @@ def register(app: typer.Typer) -> None:
         console.print("database is at the newest revision")
 
 
-def ctx_settings_for(engine: str):  # type: ignore[no-untyped-def]
+def ctx_settings_for(engine: str) -> Settings:
+    """The configured settings with another engine (templates of each model are kept apart)."""
     from lifecert.config import get_settings
 
     return get_settings().model_copy(update={"engine": engine})
