@@ -101,8 +101,10 @@ class _RunIndex:
         if self.new.ntotal:
             scores, idx = self.new.search(vec.reshape(1, -1).astype(np.float32), min(5, self.new.ntotal))
             for s, i in zip(scores[0], idx[0], strict=True):
+                if i < 0:
+                    continue
                 owner = self.new_owners[i]
-                if i >= 0 and owner != pensioner_id and s > best[1]:
+                if owner != pensioner_id and s > best[1]:
                     best = (owner, float(s))
         return best
 
