@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import platform
 import re
 from datetime import UTC, datetime
@@ -15,15 +14,10 @@ RESULTS = BENCH / "results"
 
 
 def machine() -> dict[str, Any]:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "nproc": os.cpu_count(), "python": platform.python_version(), "system": platform.platform()}
+    """The core's machine description (CPU model, cores) plus the Python and OS versions."""
+    from lifecert.services.evaluation import machine_info
+
+    return machine_info() | {"python": platform.python_version(), "system": platform.platform()}
 
 
 def now() -> str:
