@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lifecert.config import Settings  # noqa: E402
+from lifecert.engine.views import PROFILES  # noqa: E402
 from lifecert.services import evaluation as ev  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -34,26 +35,37 @@ def pct(x: float | None, nd: int = 2) -> str:
 
 def summary_lines(r: dict) -> list[str]:
     h = r["headline"]["views"]
-    out = [f"dataset {r['dataset']}  engine {r['model_key']}  pairs {r['pairs']}  folds {r['folds']}  "
-           f"flip={r['headline_flip']}"]
+    hp = r["headline_profiles"]
+    out = [
+        f"dataset {r['dataset']}  engine {r['model_key']}  pairs {r['pairs']}  folds {r['folds']}  "
+        f"enrolled side {hp['enroll']}, probe side {hp['probe']}"
+    ]
     for view in ("detected", "enrolled", "fte_as_errors"):
         v = h[view]
-        out.append(f"  {view:14s} accuracy {pct(v['accuracy_mean'])} ± {pct(v['accuracy_std'])}  "
-                   f"(pairs {v['pairs']}, forced wrong {v['pairs_forced_wrong']})  EER {pct(v.get('eer'))}")
+        out.append(
+            f"  {view:14s} accuracy {pct(v['accuracy_mean'])} ± {pct(v['accuracy_std'])}  "
+            f"(pairs {v['pairs']}, forced wrong {v['pairs_forced_wrong']})  EER {pct(v.get('eer'))}"
+        )
         for t in v.get("tar_at_far", []):
             tar = t["note"] if t["tar"] is None else f"{pct(t['tar'])} (t={t['threshold']:.4f})"
             out.append(f"      TAR@FAR={t['far']:g}: {tar}")
     f = r["fte"]
-    out.append(f"  FTE {pct(f['fte_rate'])} of {f['images']} images (undetected {f['undetected']}, "
-               f"quality gates {f['quality_gate_failures']}: {f['reasons']}); detector {f['detector_used']}")
-    for m, res in r["flip_modes"].items():
+    out.append(
+        f"  FTE {pct(f['fte_rate'])} of {f['images']} images (undetected {f['undetected']}, "
+        f"quality gates {f['quality_gate_failures']}: {f['reasons']}); detector {f['detector_used']}"
+    )
+    for m, res in r["profile_modes"].items():
         v = res["views"]["detected"]
-        out.append(f"  flip={m:8s} detected-view accuracy {pct(v['accuracy_mean'])} ± {pct(v['accuracy_std'])}"
-                   f"  enrolled-view {pct(res['views']['enrolled']['accuracy_mean'])}")
+        out.append(
+            f"  enrolled/probe {m:14s} detected-view accuracy {pct(v['accuracy_mean'])} ± "
+            f"{pct(v['accuracy_std'])}  enrolled-view {pct(res['views']['enrolled']['accuracy_mean'])}"
+        )
     for k, t in r["thresholds"].items():
-        out.append(f"  threshold {k}: similarity {t['similarity']} at FAR {t['far']:g} from {t['impostor_pairs']} "
-                   f"impostor pairs ({t['impostor_source']}); TAR {pct(t.get('tar_protocol_genuine'))} "
-                   f"on protocol genuine pairs")
+        out.append(
+            f"  threshold {k}: similarity {t['similarity']} at FAR {t['far']:g} from {t['impostor_pairs']} "
+            f"impostor pairs ({t['impostor_source']}); TAR {pct(t.get('tar_protocol_genuine'))} "
+            f"on protocol genuine pairs"
+        )
     return out
 
 
@@ -83,14 +95,13 @@ def readme_section() -> str:
                 return "—"
             return "n/a (not enough impostor pairs)" if t["tar"] is None else pct(t["tar"])
 
-        flips = r["flip_modes"]
+        hp = r["headline_profiles"]
         rows.append(
             f"| {Path(r['dataset']).name} | {r['model_key']} | {r['pairs']} | "
             f"{pct(h['detected']['accuracy_mean'])} ± {pct(h['detected']['accuracy_std'])} | "
             f"{pct(h['enrolled']['accuracy_mean'])} ({h['enrolled']['pairs']} pairs) | "
             f"{pct(h['fte_as_errors']['accuracy_mean'])} | "
-            f"{pct(flips['enrolled']['views']['detected']['accuracy_mean'])} / "
-            f"{pct(flips['both']['views']['detected']['accuracy_mean'])} | "
+            f"{hp['enroll']} / {hp['probe']} | "
             f"{pct(h['detected'].get('eer'))} | {tar(1e-2)} | {tar(1e-3)} | {tar(1e-4)} | "
             f"{pct(r['fte']['fte_rate'])} ({pct(r['fte']['undetected_rate'])} undetected) | "
             f"{r['thresholds']['verify']['similarity']} / {r['thresholds']['duplicate']['similarity']} | "
@@ -98,23 +109,86 @@ def readme_section() -> str:
         )
     any_r = json.loads(sorted(RESULTS.glob("accuracy_*.json"))[0].read_text()) if rows else None
     machine = f"{any_r['machine']['nproc']} × {any_r['machine']['cpu']}, {any_r['date']}" if any_r else ""
-    return "\n".join([
-        "## Verification accuracy (`benchmarks/accuracy.py`, `lifecert eval`)",
+    return "\n".join(
+        [
+            "## Verification accuracy (`benchmarks/accuracy.py`, `lifecert eval`)",
+            "",
+            f"Machine: {machine}. Full production pipeline: read_image_file → detect (HOG, CNN fallback) → "
+            "quality gates (settings.quality) → 5-point chip → embed → cosine. Accuracy is leave-one-fold-out "
+            "(threshold chosen on the other folds). Views: **detected** = quality gates ignored, undetected images "
+            "count as errors (comparable with published LFW figures); **enrolled** = only pairs whose two images "
+            "pass the gates; **FTE as errors** = every pair touching a failure-to-enrol image counts as wrong. "
+            "Profiles: embedding views of the enrolled template (side a) / of the probe (side b), "
+            "as settings.embedding configures production (`single` 1 pass, `flip` crop + mirror 2 passes, "
+            "`jitter` 6 passes; lifecert/engine/views.py). TAR@FAR on the detected view's pairs. Thresholds = "
+            "verify / duplicate cosine similarity written to models/manifest.toml for those profiles.",
+            "",
+            "| pairs | model | n | accuracy (detected) | accuracy (enrolled) | accuracy (FTE as errors) | "
+            "profiles enrolled / probe | EER | TAR@1e-2 | TAR@1e-3 | TAR@1e-4 | FTE | thresholds | plots |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+            *rows,
+            "",
+            *tradeoff_table(),
+        ]
+    )
+
+
+def _sec(x: float | None) -> str:
+    return "—" if x is None else f"{x:.3f}"
+
+
+def tradeoff_table() -> list[str]:
+    """Accuracy of every (enrolled, probe) profile pair of the LFW run with its embedding cost."""
+    f = RESULTS / "accuracy_lfw.json"
+    if not f.is_file():
+        return []
+    r = json.loads(f.read_text())
+    cost = r.get("profile_seconds", {})
+    out = [
+        "### Enrolled/probe profiles on LFW: accuracy against embedding cost",
         "",
-        f"Machine: {machine}. Full production pipeline: read_image_file → detect (HOG, CNN fallback) → "
-        "quality gates (settings.quality) → 5-point chip → embed → cosine. Accuracy is leave-one-fold-out "
-        "(threshold chosen on the other folds). Views: **detected** = quality gates ignored, undetected images "
-        "count as errors (comparable with published LFW figures); **enrolled** = only pairs whose two images "
-        "pass the gates; **FTE as errors** = every pair touching a failure-to-enrol image counts as wrong. "
-        "Flip: mirrored-crop test-time augmentation on the enrolled side only / on both sides (2× embedding "
-        "cost on that side). TAR@FAR on the detected view's pairs. Thresholds = verify / duplicate cosine "
-        "similarity written to models/manifest.toml.",
+        "Same embeddings, every profile pair (detected view, leave-one-fold-out). Seconds per face on one "
+        "core (detect + align + the profile's recogniser passes) measured by `--time-profiles` on "
+        f"{cost.get('_images', '?')} LFW images; a batch of 11,362 ID photos on 2 worker processes takes "
+        "≈ 11,362 × enrolled seconds / 2 plus the job's overhead.",
         "",
-        "| pairs | model | n | accuracy (detected) | accuracy (enrolled) | accuracy (FTE as errors) | "
-        "flip enrolled / both | EER | TAR@1e-2 | TAR@1e-3 | TAR@1e-4 | FTE | thresholds | plots |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-        *rows,
-    ])
+        "| enrolled | probe | accuracy (detected) | enrolled s/face | probe s/face | 11,362 photos on 2 cores |",
+        "|---|---|---|---|---|---|",
+    ]
+    for m, res in r["profile_modes"].items():
+        a, b = m.split("/")
+        v = res["views"]["detected"]
+        ca, cb = cost.get(a), cost.get(b)
+        batch = "—" if ca is None else f"≈ {11362 * ca / 2 / 60:.0f} min"
+        mark = " **(default)**" if {"enroll": a, "probe": b} == r["headline_profiles"] else ""
+        out.append(
+            f"| {a} | {b}{mark} | {pct(v['accuracy_mean'])} ± {pct(v['accuracy_std'])} | {_sec(ca)} | "
+            f"{_sec(cb)} | {batch} |"
+        )
+    return out
+
+
+def time_profiles(run: ev.ProtocolRun, settings: Settings, engine_name: str | None, n: int) -> dict:
+    """Seconds per face of detect + align + embed under each profile, on one core, over the
+    first ``n`` detected images of the run (after one warm-up call)."""
+    import time
+
+    from lifecert.engine.base import load_engine
+    from lifecert.engine.image import read_image_file
+
+    engine = load_engine(settings, name=engine_name)
+    paths = [p for p, res in sorted(run.cache.items()) if res.detected][:n]
+    images = [read_image_file(Path(p)) for p in paths]
+    out: dict = {"_images": len(images)}
+    engine.embed(images[0], engine.detect(images[0])[0])
+    for profile in PROFILES:
+        t0 = time.perf_counter()
+        for img in images:
+            faces = engine.detect(img)
+            if faces:
+                engine.embed(img, faces[0], profile=profile)
+        out[profile] = round((time.perf_counter() - t0) / len(images), 4)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,7 +198,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--engine", default=None, help="engine name (default: settings.engine)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--folds", type=int, default=10, help="folds for CSV protocols (LFW files carry theirs)")
-    ap.add_argument("--flip", choices=ev.FLIP_MODES, default="none", help="headline / calibration flip mode")
+    ap.add_argument(
+        "--enroll-profile",
+        choices=list(PROFILES),
+        default=None,
+        help="views of the enrolled side (default: settings.embedding.enroll_profile)",
+    )
+    ap.add_argument(
+        "--probe-profile",
+        choices=list(PROFILES),
+        default=None,
+        help="views of the probe side (default: settings.embedding.probe_profile)",
+    )
+    ap.add_argument(
+        "--all-profiles", action="store_true", help="compute every profile's views and report every enrolled/probe pair"
+    )
+    ap.add_argument(
+        "--time-profiles",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also time each profile per face on N of the protocol's images (one core)",
+    )
     ap.add_argument("--target-far", type=float, default=1e-3, help="FAR of the verify threshold")
     ap.add_argument("--duplicate-far", type=float, default=1e-6, help="FAR of the duplicate threshold")
     ap.add_argument("--name", default=None, help="result name (default: from the pairs file)")
@@ -135,19 +230,40 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = Settings()
     run = ev.run_protocol(
-        a.pairs, settings, root=a.root, engine_name=a.engine, workers=a.workers, folds=a.folds, flip=a.flip,
-        target_far=a.target_far, duplicate_far=a.duplicate_far,
-        cache_dir=None if a.no_cache else ROOT / "var" / "eval-cache", limit=a.limit,
+        a.pairs,
+        settings,
+        root=a.root,
+        engine_name=a.engine,
+        workers=a.workers,
+        folds=a.folds,
+        enroll_profile=a.enroll_profile,
+        probe_profile=a.probe_profile,
+        extra_profiles=list(PROFILES) if a.all_profiles else (),
+        target_far=a.target_far,
+        duplicate_far=a.duplicate_far,
+        cache_dir=None if a.no_cache else ROOT / "var" / "eval-cache",
+        limit=a.limit,
     )
     name = a.name or ("lfw" if a.pairs.suffix != ".csv" else a.pairs.stem)
     stem = f"accuracy_{name}"
     r = run.report
-    r["plots"] = [str(p.relative_to(ROOT)) for p in ev.write_plots(run, RESULTS, stem, flip=a.flip)]
+    r["plots"] = [str(p.relative_to(ROOT)) for p in ev.write_plots(run, RESULTS, stem)]
+    if a.time_profiles:
+        r["profile_seconds"] = time_profiles(run, settings, a.engine, a.time_profiles)
     if a.write_manifest:
         manifest = settings.manifest_path or ROOT / "models" / "manifest.toml"
-        th = {k: {"similarity": v["similarity"], "far": v["far"],
-                  "note": f"{v['impostor_pairs']} impostor pairs ({v['impostor_source']}), flip={a.flip}"}
-              for k, v in r["thresholds"].items() if v["similarity"] is not None}
+        hp = r["headline_profiles"]
+        th = {
+            k: {
+                "similarity": v["similarity"],
+                "far": v["far"],
+                "note": f"{v['impostor_pairs']} impostor pairs ({v['impostor_source']})",
+                "enroll_profile": hp["enroll"],
+                "probe_profile": hp["probe"],
+            }
+            for k, v in r["thresholds"].items()
+            if v["similarity"] is not None
+        }
         ev.write_manifest_thresholds(manifest, r["engine"], th, f"{name} {a.pairs.name}", r["date"])
         r["manifest_written"] = True
         from lifecert.engine.manifest import manifest_sha256

@@ -50,7 +50,7 @@ def load_embeddings(paths: list[Path], settings: Settings, workers: int) -> dict
     import hashlib
 
     listing = hashlib.sha256("\n".join(map(str, paths)).encode()).hexdigest()[:12]
-    key = ev._cache_key(Path(f"fusion-{listing}"), settings, settings.engine, "largest")
+    key = ev._cache_key(Path(f"fusion-{listing}"), settings, settings.engine, "largest", ev.settings_profiles(settings))
     f = CACHE / f"{key}.npz"
     if f.is_file():
         return ev.load_cache(f)
@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     paths = [p for ps in people.values() for p in ps]
     cache = load_embeddings(paths, settings, a.workers)
 
+    enroll, probe = ev.settings_profiles(settings)
     ids, tmpl_id, tmpl_selfie = [], [], []
     probes: list[tuple[int, np.ndarray]] = []
     fused: list[tuple[int, np.ndarray]] = []
@@ -97,13 +98,13 @@ def main(argv: list[str] | None = None) -> int:
         res = [cache[str(p)] for p in ps]
         if not res[0].enrolled or not res[1].detected:
             continue  # no usable ID photo / selfie: this person would not be enrolled
-        later = [r.embedding for r in res[2:] if r.detected]
+        later = [r.vector(probe) for r in res[2:] if r.detected]
         if len(later) < a.k:
             continue
         i = len(ids)
         ids.append(name)
-        tmpl_id.append(res[0].embedding)
-        tmpl_selfie.append(res[1].embedding)
+        tmpl_id.append(res[0].vector(enroll))
+        tmpl_selfie.append(res[1].vector(probe))  # a verified selfie is stored as its probe embedding
         probes += [(i, e) for e in later]
         for j in range(0, len(later) - a.k + 1, a.k):
             m = np.mean(later[j : j + a.k], axis=0)

@@ -43,7 +43,8 @@ class Worker:
         data = task.source.read()
         s = self.settings
         a = assess_bytes(
-            self.engine, data, s.quality, max_bytes=s.images.max_bytes, max_pixels=s.images.max_pixels
+            self.engine, data, s.quality, max_bytes=s.images.max_bytes, max_pixels=s.images.max_pixels,
+            profile=s.embedding.enroll_profile,
         )
         if task.store_photo and a.width:
             # Accepted photos are kept for template rebuilds; rejects for the review queue.

@@ -21,7 +21,10 @@ def register(app: typer.Typer) -> None:
         engine: str | None = typer.Option(None, "--engine", help="engine (default: settings.engine)"),
         workers: int = typer.Option(2, "--workers", help="processes, each loading the engine once"),
         folds: int = typer.Option(10, "--folds", help="folds for CSV files (LFW files carry their own)"),
-        flip: str = typer.Option("none", "--flip", help="mirror TTA: none | enrolled | both"),
+        enroll_profile: str | None = typer.Option(None, "--enroll-profile",
+                                                  help="views of side a: single | flip | jitter (default: settings)"),
+        probe_profile: str | None = typer.Option(None, "--probe-profile",
+                                                 help="views of side b: single | flip | jitter (default: settings)"),
         target_far: float = typer.Option(1e-3, "--target-far", help="FAR of the verify threshold"),
         duplicate_far: float = typer.Option(1e-6, "--duplicate-far", help="FAR of the duplicate threshold"),
         limit: int | None = typer.Option(None, "--limit", help="first N pairs only"),
@@ -31,17 +34,17 @@ def register(app: typer.Typer) -> None:
         """Run pairs through decode → detect → quality gates → align → embed → cosine and report
         k-fold accuracy, EER, TAR@FAR, failure-to-enrol and calibrated thresholds."""
         from lifecert.config import get_settings
-        from lifecert.domain.errors import ErrorCode, LifecertError
         from lifecert.engine.manifest import manifest_path
         from lifecert.services import evaluation as ev
 
-        if flip not in ev.FLIP_MODES:
-            raise LifecertError(f"--flip must be one of {', '.join(ev.FLIP_MODES)}", code=ErrorCode.BAD_REQUEST)
         s = get_settings()
-        run = ev.run_protocol(pairs, s, root=root, engine_name=engine, workers=workers, folds=folds, flip=flip,
+        run = ev.run_protocol(pairs, s, root=root, engine_name=engine, workers=workers, folds=folds,
+                              enroll_profile=enroll_profile, probe_profile=probe_profile,
                               target_far=target_far, duplicate_far=duplicate_far, limit=limit)
         r = run.report
         h = r["headline"]["views"]
+        hp = r["headline_profiles"]
+        typer.echo(f"{r['engine']} ({r['model_key']}): enrolled side {hp['enroll']}, probe side {hp['probe']}")
         for view in ("detected", "enrolled", "fte_as_errors"):
             v = h[view]
             typer.echo(f"{view:14s} accuracy {100 * v['accuracy_mean']:.2f}% ± {100 * v['accuracy_std']:.2f}% "
@@ -54,7 +57,8 @@ def register(app: typer.Typer) -> None:
         for k, t in r["thresholds"].items():
             typer.echo(f"threshold {k}: {t['similarity']} at FAR {t['far']:g} ({t['impostor_pairs']} impostor pairs)")
         if write_manifest:
-            th = {k: {"similarity": v["similarity"], "far": v["far"]}
+            th = {k: {"similarity": v["similarity"], "far": v["far"],
+                      "enroll_profile": hp["enroll"], "probe_profile": hp["probe"]}
                   for k, v in r["thresholds"].items() if v["similarity"] is not None}
             ev.write_manifest_thresholds(manifest_path(s.manifest_path), r["engine"], th, pairs.name, r["date"])
             typer.echo(f"thresholds written to {manifest_path(s.manifest_path)}")

@@ -48,6 +48,19 @@ class IndexSettings(BaseModel):
     ivf_nprobe: int = 256  # recall@1 ≥ 0.99 at 1M (benchmarks/search.py); 32 gave ~0.90
 
 
+EmbeddingProfile = Literal["single", "flip", "jitter"]
+
+
+class EmbeddingSettings(BaseModel):
+    """Test-time augmentation per side (lifecert.engine.views): the enrolled template and the
+    verification probe. Each view is one recogniser pass; the trade-off against throughput
+    and accuracy is measured in benchmarks/README.md. Thresholds in the manifest are
+    calibrated for these profiles: change them together (``lifecert eval --write-manifest``)."""
+
+    enroll_profile: EmbeddingProfile = "jitter"
+    probe_profile: EmbeddingProfile = "flip"
+
+
 class VerificationSettings(BaseModel):
     session_ttl_seconds: int = 300
     min_frames: int = 5
@@ -74,7 +87,9 @@ class Settings(BaseSettings):
     insightface_pack: str = "buffalo_l"
     manifest_path: Path | None = None  # default: models/manifest.toml of the checkout or package
     inference_threads: int = 2
-    embed_flip: bool = False  # mirror test-time augmentation in every embedding: ~2x embed time (benchmarks/README.md)
+    # dlib engine: run its ResNet with onnxruntime (same weights, ~9x faster; lifecert/engine/dlib_onnx.py)
+    # or with dlib itself
+    dlib_recognizer: Literal["onnx", "dlib"] = "onnx"
     fixed_challenges: str | None = None  # e.g. "blink,open_mouth"; refused in production
     review_retention_days: int = 90
     confirmation_cycle_months: int = 12
@@ -82,6 +97,7 @@ class Settings(BaseSettings):
     images: ImageLimits = Field(default_factory=ImageLimits)
     index: IndexSettings = Field(default_factory=IndexSettings)
     verification: VerificationSettings = Field(default_factory=VerificationSettings)
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
 
     @field_validator("fixed_challenges")
     @classmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import cv2
@@ -14,6 +15,7 @@ from lifecert.domain.quality import Quality
 from lifecert.engine import geometry
 from lifecert.engine.manifest import ModelInfo
 from lifecert.engine.types import AnalyzedFace, Embedding, Face, ImageBGR
+from lifecert.engine.views import View, profile_views, warp_crop
 
 if TYPE_CHECKING:
     from lifecert.config import Settings
@@ -56,19 +58,23 @@ class FaceEngine(ABC):
         side = max(image.shape[:2])
         return float(min(1.0, self.detect_max_side / side))
 
-    def embed(self, image: ImageBGR, face: Face, *, flip: bool = False) -> Embedding:
-        crop = self.align(image, face)
-        return self.embed_crops([crop], flip=flip)[0]
+    def align_views(self, image: ImageBGR, face: Face, views: Sequence[View]) -> list[ImageBGR]:
+        """One crop per view (see :mod:`lifecert.engine.views`). This default warps the aligned
+        crop; engines that can re-cut the window from the full image override it."""
+        base = self.align(image, face)
+        return [warp_crop(base, v) for v in views]
 
-    def embed_crops(self, crops: list[ImageBGR], *, flip: bool = False) -> NDArray[np.float32]:
-        """Embeddings of aligned crops; ``flip`` averages with the mirrored crop (2x cost)."""
-        if not crops:
+    def embed_faces(self, items: Sequence[tuple[ImageBGR, Face]], profile: str = "single") -> NDArray[np.float32]:
+        """(N, D) embeddings of faces under an embedding profile: the L2-normalised mean of the
+        profile's views (one recogniser pass per view, batched in a single call)."""
+        views = profile_views(profile)
+        if not items:
             return np.zeros((0, self.info.embedding_size), dtype=np.float32)
-        if not flip:
-            return self.embed_aligned(crops)
-        both = self.embed_aligned(crops + [np.ascontiguousarray(c[:, ::-1]) for c in crops])
-        n = len(crops)
-        return l2_normalize(both[:n] + both[n:])
+        crops = [c for image, face in items for c in self.align_views(image, face, views)]
+        return fuse_views(self.embed_aligned(crops), len(views))
+
+    def embed(self, image: ImageBGR, face: Face, *, profile: str = "single") -> Embedding:
+        return self.embed_faces([(image, face)], profile)[0]
 
     def quality(self, image: ImageBGR, face: Face, aligned: ImageBGR, num_faces: int = 1) -> Quality:
         sharp, bright, contrast = geometry.crop_stats(aligned)
@@ -98,13 +104,13 @@ class FaceEngine(ABC):
         )
 
     def analyze(
-        self, image: ImageBGR, *, embed: bool = True, flip: bool = False, max_faces: int | None = 1
+        self, image: ImageBGR, *, embed: bool = True, profile: str = "single", max_faces: int | None = 1
     ) -> list[AnalyzedFace]:
         """Detect, measure and (optionally) embed the largest ``max_faces`` faces."""
         faces = self.detect(image)
         chosen = faces if max_faces is None else faces[:max_faces]
         crops = [self.align(image, f) for f in chosen]
-        embs = self.embed_crops(crops, flip=flip) if embed else None
+        embs = self.embed_faces([(image, f) for f in chosen], profile) if embed else None
         out = []
         for i, (f, c) in enumerate(zip(chosen, crops, strict=True)):
             q = self.quality(image, f, c, num_faces=count_significant(faces))
@@ -118,6 +124,14 @@ def count_significant(faces: list[Face]) -> int:
         return 0
     w0 = faces[0].width
     return sum(1 for f in faces if f.width >= SECOND_FACE_RATIO * w0)
+
+
+def fuse_views(per_view: NDArray[np.floating], n_views: int) -> NDArray[np.float32]:
+    """(N·V, D) L2-normalised per-view embeddings, face-major → (N, D) normalised means."""
+    e = np.asarray(per_view, dtype=np.float32)
+    if n_views == 1:
+        return l2_normalize(e)
+    return l2_normalize(e.reshape(-1, n_views, e.shape[-1]).mean(axis=1))
 
 
 def l2_normalize(x: NDArray[np.floating]) -> NDArray[np.float32]:

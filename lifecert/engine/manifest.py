@@ -24,6 +24,8 @@ class Threshold:
     far: float | None = None
     dataset: str | None = None
     date: str | None = None
+    enroll_profile: str | None = None  # embedding profiles the threshold was calibrated for
+    probe_profile: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +72,8 @@ def model_info(engine: str, path: Path | None = None) -> ModelInfo:
             far=t.get("far"),
             dataset=t.get("dataset"),
             date=t.get("date"),
+            enroll_profile=t.get("enroll_profile"),
+            probe_profile=t.get("probe_profile"),
         )
         for name, t in e.get("thresholds", {}).items()
     }

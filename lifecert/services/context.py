@@ -6,6 +6,7 @@ to services. The face engine loads lazily on first use, then stays shared.
 
 from __future__ import annotations
 
+import logging
 import threading
 from functools import cached_property
 
@@ -16,6 +17,8 @@ from lifecert.storage.crypto import Cipher
 from lifecert.storage.db import Database
 from lifecert.storage.photos import PhotoStore
 from lifecert.storage.vector_index import IndexManager
+
+log = logging.getLogger(__name__)
 
 
 class AppContext:
@@ -46,8 +49,21 @@ class AppContext:
 
     @cached_property
     def model(self) -> ModelInfo:
-        """Manifest entry of the configured engine (readable without loading weights)."""
-        return model_info(self.settings.engine, self.settings.manifest_path)
+        """Manifest entry of the configured engine (readable without loading weights). Warns when
+        the verify threshold was calibrated for other embedding profiles than the configured ones."""
+        info = model_info(self.settings.engine, self.settings.manifest_path)
+        t = info.thresholds.get("verify")
+        e = self.settings.embedding
+        if t is not None and t.enroll_profile and (t.enroll_profile, t.probe_profile) != (
+            e.enroll_profile,
+            e.probe_profile,
+        ):
+            log.warning(
+                "verify threshold %.4f was calibrated for enroll=%s probe=%s but settings use enroll=%s probe=%s; "
+                "its false-accept rate is not the manifest's (recalibrate with lifecert eval --write-manifest)",
+                t.similarity, t.enroll_profile, t.probe_profile, e.enroll_profile, e.probe_profile,
+            )
+        return info
 
     def close(self) -> None:
         self.db.dispose()

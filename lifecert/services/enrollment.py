@@ -42,8 +42,9 @@ def thumbnail(image: ImageBGR, side: int = THUMB_SIDE) -> bytes:
     return bytes(buf) if ok else b""
 
 
-def assess_image(engine: FaceEngine, image: ImageBGR, gates: QualityGates, *, flip: bool = False) -> Assessment:
-    """Quality-gate the largest face of an already decoded BGR image and embed it if it passes."""
+def assess_image(engine: FaceEngine, image: ImageBGR, gates: QualityGates, *, profile: str = "single") -> Assessment:
+    """Quality-gate the largest face of an already decoded BGR image and embed it (under the
+    embedding ``profile``, normally ``settings.embedding.enroll_profile``) if it passes."""
     h, w = image.shape[:2]
     faces = engine.detect(image)
     if not faces:
@@ -57,18 +58,18 @@ def assess_image(engine: FaceEngine, image: ImageBGR, gates: QualityGates, *, fl
     failed = gate(q, gates)
     if failed is not None:
         return Assessment(ItemReason(str(failed)), _explain(str(failed), q.as_dict()), q.as_dict(), width=w, height=h)
-    emb = engine.embed_crops([crop], flip=flip)[0]
+    emb = engine.embed_faces([(image, face)], profile)[0]
     return Assessment(ItemReason.ENROLLED, "", q.as_dict(), emb, width=w, height=h)
 
 
 def assess_bytes(
-    engine: FaceEngine, data: bytes, gates: QualityGates, *, max_bytes: int, max_pixels: int, flip: bool = False
+    engine: FaceEngine, data: bytes, gates: QualityGates, *, max_bytes: int, max_pixels: int, profile: str = "single"
 ) -> Assessment:
     try:
         image = decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
     except ImageError as exc:
         return Assessment(ItemReason(str(exc.code)), exc.message)
-    a = assess_image(engine, image, gates, flip=flip)
+    a = assess_image(engine, image, gates, profile=profile)
     if not a.reason.is_success:
         a.thumbnail = thumbnail(image)
     return a

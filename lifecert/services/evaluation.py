@@ -3,8 +3,11 @@
 Every image goes through the production path: decode (``read_image_file``) →
 detect → quality gates (``lifecert.domain.quality.gate`` with ``settings.quality``)
 → align → embed; a pair's score is the cosine similarity of the two L2-normalised
-embeddings. Images are processed once per run (embedding cache) and can be spread
-over a process pool whose workers each load the engine once.
+embeddings. As in production, the first image of a pair is the enrolled template (embedded
+under ``settings.embedding.enroll_profile``) and the second the probe (``probe_profile``);
+every image's per-view embeddings are kept, so any profile pair can be scored from one pass.
+Images are processed once per run (embedding cache) and can be spread over a process pool
+whose workers each load the engine once.
 
 Failure to enrol (FTE): an image that cannot be decoded, has no detected face or
 fails a quality gate. Pairs touching an FTE image are scored two ways:
@@ -36,6 +39,8 @@ from numpy.typing import NDArray
 
 from lifecert.domain.errors import ErrorCode, LifecertError
 from lifecert.domain.quality import gate
+from lifecert.engine.base import fuse_views
+from lifecert.engine.views import PROFILES, views_union
 
 if TYPE_CHECKING:
     from lifecert.config import Settings
@@ -70,13 +75,15 @@ def read_lfw_pairs(path: Path, root: Path | None = None) -> list[Pair]:
     root = root or path.parent
     lines = [ln.split() for ln in path.read_text().splitlines() if ln.strip()]
     if not lines or len(lines[0]) != 2:
-        raise LifecertError(f"{path.name}: first line must be '<folds> <pairs per half-fold>'",
-                            code=ErrorCode.BAD_REQUEST)
+        raise LifecertError(
+            f"{path.name}: first line must be '<folds> <pairs per half-fold>'", code=ErrorCode.BAD_REQUEST
+        )
     folds, n = int(lines[0][0]), int(lines[0][1])
     body = lines[1:]
     if len(body) != folds * 2 * n:
-        raise LifecertError(f"{path.name}: expected {folds * 2 * n} pair lines, found {len(body)}",
-                            code=ErrorCode.BAD_REQUEST)
+        raise LifecertError(
+            f"{path.name}: expected {folds * 2 * n} pair lines, found {len(body)}", code=ErrorCode.BAD_REQUEST
+        )
     pairs: list[Pair] = []
     for i, parts in enumerate(body):
         fold = i // (2 * n)
@@ -85,8 +92,9 @@ def read_lfw_pairs(path: Path, root: Path | None = None) -> list[Pair]:
         elif len(parts) == 4:
             pairs.append(Pair(_lfw_path(root, parts[0], parts[1]), _lfw_path(root, parts[2], parts[3]), False, fold))
         else:
-            raise LifecertError(f"{path.name}: line {i + 2} has {len(parts)} fields (3 or 4 expected)",
-                                code=ErrorCode.BAD_REQUEST)
+            raise LifecertError(
+                f"{path.name}: line {i + 2} has {len(parts)} fields (3 or 4 expected)", code=ErrorCode.BAD_REQUEST
+            )
     return pairs
 
 
@@ -120,8 +128,8 @@ def read_pairs(path: Path, root: Path | None = None, folds: int = 10) -> list[Pa
 # --------------------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class ImageResult:
-    """Outcome of one image. ``embedding``: (D,) float32 L2-normalised of the aligned crop,
-    ``embedding_flip``: of its mirror image (both None when no face was found).
+    """Outcome of one image. ``views``: (V, D) float32, the L2-normalised embedding of the
+    face under each view named in ``view_names`` (None when no face was found).
     ``gate``: the first failing quality gate (an ErrorCode value) or None.
     ``error``: why no face could be embedded (decode error code, NO_FACE) or None."""
 
@@ -130,25 +138,38 @@ class ImageResult:
     gate: str | None = None
     detector: str | None = None  # "hog" | "cnn" when the engine reports it
     num_faces: int = 0
-    embedding: NDArray[np.float32] | None = None
-    embedding_flip: NDArray[np.float32] | None = None
+    views: NDArray[np.float32] | None = None
+    view_names: tuple[str, ...] = ()
 
     @property
     def detected(self) -> bool:
-        return self.embedding is not None
+        return self.views is not None
 
     @property
     def enrolled(self) -> bool:
-        return self.embedding is not None and self.gate is None
+        return self.views is not None and self.gate is None
 
-    def vector(self, flip: bool) -> NDArray[np.float32] | None:
-        """The embedding, or (flip=True) the L2-normalised mean with the mirrored crop's."""
-        if self.embedding is None:
+    @property
+    def embedding(self) -> NDArray[np.float32] | None:
+        """The plain (``id`` view) embedding."""
+        return None if self.views is None else self.views[self.view_names.index("id")]
+
+    def has_profile(self, profile: str) -> bool:
+        return all(n in self.view_names for n in PROFILES[profile])
+
+    def vector(self, profile: str) -> NDArray[np.float32] | None:
+        """The embedding under ``profile``: the normalised mean of its views (as
+        :meth:`FaceEngine.embed_faces` computes it in production)."""
+        if self.views is None:
             return None
-        if not flip or self.embedding_flip is None:
-            return self.embedding
-        v = self.embedding + self.embedding_flip
-        return (v / max(float(np.linalg.norm(v)), 1e-12)).astype(np.float32)
+        try:
+            idx = [self.view_names.index(n) for n in PROFILES[profile]]
+        except ValueError:
+            raise LifecertError(
+                f"{self.path}: profile '{profile}' needs views that were not computed (have {list(self.view_names)})",
+                code=ErrorCode.BAD_REQUEST,
+            ) from None
+        return fuse_views(self.views[idx], len(idx))[0]
 
 
 PICKS = ("largest", "central")
@@ -171,12 +192,22 @@ def pick_face(faces: list[Face], image_shape: tuple[int, ...], pick: str) -> Fac
     return min(significant, key=off_centre)
 
 
+def settings_profiles(settings: Settings) -> tuple[str, str]:
+    return settings.embedding.enroll_profile, settings.embedding.probe_profile
+
+
 def process_image(
-    engine: FaceEngine, path: Path, settings: Settings, *, with_flip: bool = True, pick: str = "largest"
+    engine: FaceEngine,
+    path: Path,
+    settings: Settings,
+    *,
+    profiles: Sequence[str] | None = None,
+    pick: str = "largest",
 ) -> ImageResult:
-    """Decode → detect → quality gates → align → embed one image. As in enrollment, a photo
-    with more than one significant face fails with MULTIPLE_FACES (still embedded, for the
-    ``detected`` view); ``pick`` chooses which face (see :func:`pick_face`)."""
+    """Decode → detect → quality gates → align → embed one image, under every view that
+    ``profiles`` (default: the settings' enroll and probe profiles) need. As in enrollment,
+    a photo with more than one significant face fails with MULTIPLE_FACES (still embedded,
+    for the ``detected`` view); ``pick`` chooses which face (see :func:`pick_face`)."""
     from lifecert.engine.base import count_significant
     from lifecert.engine.image import read_image_file
 
@@ -196,34 +227,37 @@ def process_image(
     n_sig = count_significant(faces)
     q = engine.quality(image, face, crop, num_faces=n_sig)
     reason = ErrorCode.MULTIPLE_FACES if n_sig > 1 else gate(q, settings.quality)
-    crops = [crop, np.ascontiguousarray(crop[:, ::-1])] if with_flip else [crop]
-    embs = engine.embed_aligned(crops)
+    views = views_union(["single", *(profiles or settings_profiles(settings))])
+    embs = engine.embed_aligned(engine.align_views(image, face, views))
     return ImageResult(
         str(path),
         error=None,
         gate=None if reason is None else str(reason),
         detector=detector,
         num_faces=len(faces),
-        embedding=embs[0],
-        embedding_flip=embs[1] if with_flip else None,
+        views=np.asarray(embs, dtype=np.float32),
+        view_names=tuple(v.name for v in views),
     )
 
 
 _WORKER: dict[str, Any] = {}
 
 
-def _worker_init(settings: Settings, engine_name: str | None, pick: str) -> None:
+def _worker_init(settings: Settings, engine_name: str | None, pick: str, profiles: Sequence[str] | None) -> None:
     from lifecert.engine.base import load_engine
     from lifecert.engine.dlib_engine import set_thread_count
 
     set_thread_count(1)
     _WORKER["settings"] = settings
     _WORKER["pick"] = pick
+    _WORKER["profiles"] = profiles
     _WORKER["engine"] = load_engine(settings, name=engine_name)
 
 
 def _worker_run(path: str) -> ImageResult:
-    return process_image(_WORKER["engine"], Path(path), _WORKER["settings"], pick=_WORKER["pick"])
+    return process_image(
+        _WORKER["engine"], Path(path), _WORKER["settings"], pick=_WORKER["pick"], profiles=_WORKER["profiles"]
+    )
 
 
 def embed_images(
@@ -234,6 +268,7 @@ def embed_images(
     engine: FaceEngine | None = None,
     engine_name: str | None = None,
     pick: str = "largest",
+    profiles: Sequence[str] | None = None,
 ) -> dict[str, ImageResult]:
     """Process each distinct image once. ``workers`` > 1 uses a process pool (each worker
     loads its own engine once); otherwise ``engine`` (or a freshly loaded one) runs in-process."""
@@ -243,10 +278,10 @@ def embed_images(
             from lifecert.engine.base import load_engine
 
             engine = load_engine(settings, name=engine_name)
-        return {p: process_image(engine, Path(p), settings, pick=pick) for p in unique}
+        return {p: process_image(engine, Path(p), settings, pick=pick, profiles=profiles) for p in unique}
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     with ProcessPoolExecutor(
-        max_workers=workers, initializer=_worker_init, initargs=(settings, engine_name, pick)
+        max_workers=workers, initializer=_worker_init, initargs=(settings, engine_name, pick, profiles)
     ) as pool:
         results = list(pool.map(_worker_run, unique, chunksize=16))
     return dict(zip(unique, results, strict=True))
@@ -373,13 +408,24 @@ def tar_at_far(genuine: NDArray[np.floating], impostor: NDArray[np.floating], fa
     n = len(impostor)
     t = threshold_at_far(impostor, far)
     if t is None:
-        return {"far": far, "tar": None, "threshold": None, "impostors": n,
-                "note": f"{NOT_ENOUGH} ({n} < {min_impostors_for(far)})"}
+        return {
+            "far": far,
+            "tar": None,
+            "threshold": None,
+            "impostors": n,
+            "note": f"{NOT_ENOUGH} ({n} < {min_impostors_for(far)})",
+        }
     g = np.asarray(genuine, dtype=np.float64)
     achieved = float((np.asarray(impostor) >= t).mean())
-    return {"far": far, "tar": float((g >= t).mean()), "threshold": t, "impostors": n,
-            "achieved_far": achieved, "false_accepts_allowed": math.floor(far * n + 1e-9),
-            "far_upper_95": rule_of_three_upper(n, math.floor(far * n + 1e-9))}
+    return {
+        "far": far,
+        "tar": float((g >= t).mean()),
+        "threshold": t,
+        "impostors": n,
+        "achieved_far": achieved,
+        "false_accepts_allowed": math.floor(far * n + 1e-9),
+        "far_upper_95": rule_of_three_upper(n, math.floor(far * n + 1e-9)),
+    }
 
 
 def rule_of_three_upper(n: int, k: int) -> float:
@@ -411,13 +457,15 @@ class PairScores:
     status: list[str] = field(default_factory=list)
 
 
-def score_pairs(pairs: Sequence[Pair], cache: dict[str, ImageResult], *, flip: str = "none") -> PairScores:
-    """Cosine scores. ``flip``: "none", "enrolled" (side a fused with its mirror) or "both"."""
+def score_pairs(
+    pairs: Sequence[Pair], cache: dict[str, ImageResult], *, enroll: str = "single", probe: str = "single"
+) -> PairScores:
+    """Cosine scores of side a under the ``enroll`` profile against side b under ``probe``."""
     scores, labels, folds, status = [], [], [], []
     for p in pairs:
         ra, rb = cache[str(p.a)], cache[str(p.b)]
-        va = ra.vector(flip in ("enrolled", "both"))
-        vb = rb.vector(flip == "both")
+        va = ra.vector(enroll)
+        vb = rb.vector(probe)
         if va is None or vb is None:
             status.append("undetected")
             scores.append(float("nan"))
@@ -492,29 +540,37 @@ def fte_summary(cache: dict[str, ImageResult]) -> dict[str, Any]:
     }
 
 
-def evaluate(pairs: Sequence[Pair], cache: dict[str, ImageResult], *, flip: str = "none") -> dict[str, Any]:
-    """All metrics for one flip mode, in each FTE view."""
-    ps = score_pairs(pairs, cache, flip=flip)
+def evaluate(
+    pairs: Sequence[Pair], cache: dict[str, ImageResult], *, enroll: str = "single", probe: str = "single"
+) -> dict[str, Any]:
+    """All metrics for one (enroll, probe) profile pair, in each FTE view."""
+    ps = score_pairs(pairs, cache, enroll=enroll, probe=probe)
     return {
-        "flip": flip,
+        "enroll_profile": enroll,
+        "probe_profile": probe,
         "views": {v: view_metrics(ps, v) for v in ("detected", "enrolled", "fte_as_errors")},
     }
 
 
 def impostor_scores_all(
-    cache: dict[str, ImageResult], identity_of: dict[str, str], *, flip: bool = False, enrolled_only: bool = True
+    cache: dict[str, ImageResult],
+    identity_of: dict[str, str],
+    *,
+    enroll: str = "single",
+    probe: str = "single",
+    enrolled_only: bool = True,
 ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
-    """(genuine, impostor) cosine scores of ALL image pairs among the cached images, for
-    calibrating low FARs beyond what a protocol's few impostor pairs allow.
+    """(genuine, impostor) cosine scores of ALL image pairs among the cached images (each
+    unordered pair once: the first image under ``enroll``, the second under ``probe``),
+    for calibrating low FARs beyond what a protocol's few impostor pairs allow.
     ``identity_of`` maps an image path to its identity label. Memory: O(n²) floats."""
-    paths = [p for p, r in sorted(cache.items())
-             if (r.enrolled if enrolled_only else r.detected) and p in identity_of]
+    paths = [p for p, r in sorted(cache.items()) if (r.enrolled if enrolled_only else r.detected) and p in identity_of]
     if len(paths) < 2:
         return np.zeros(0, np.float32), np.zeros(0, np.float32)
-    vecs = np.stack([v for p in paths if (v := cache[p].vector(flip)) is not None])
-    ids = np.array([identity_of[p] for p in paths])
-    _, codes = np.unique(ids, return_inverse=True)
-    sims = vecs @ vecs.T
+    enr = np.stack([cache[p].vector(enroll) for p in paths])  # type: ignore[misc]
+    prb = enr if probe == enroll else np.stack([cache[p].vector(probe) for p in paths])  # type: ignore[misc]
+    _, codes = np.unique(np.array([identity_of[p] for p in paths]), return_inverse=True)
+    sims = enr @ prb.T
     iu = np.triu_indices(len(paths), k=1)
     same = codes[iu[0]] == codes[iu[1]]
     s = sims[iu]
@@ -522,33 +578,44 @@ def impostor_scores_all(
 
 
 def save_cache(path: Path, cache: dict[str, ImageResult]) -> None:
-    """Store per-image results (embeddings as (N, D) float32 arrays) in one ``.npz``."""
+    """Store per-image results (per-view embeddings as one (N, V, D) float32 array) in one ``.npz``.
+    All detected images must carry the same views."""
     keys = sorted(cache)
-    dim = next((len(r.embedding) for r in cache.values() if r.embedding is not None), 0)
-    emb = np.zeros((len(keys), dim), np.float32)
-    embf = np.zeros((len(keys), dim), np.float32)
+    first = next((r for r in cache.values() if r.views is not None), None)
+    names = first.view_names if first is not None else ()
+    shape = (len(keys), len(names), first.views.shape[1] if first is not None and first.views is not None else 0)
+    emb = np.zeros(shape, np.float32)
     has = np.zeros(len(keys), bool)
-    hasf = np.zeros(len(keys), bool)
     for i, k in enumerate(keys):
         r = cache[k]
-        if r.embedding is not None:
-            emb[i], has[i] = r.embedding, True
-        if r.embedding_flip is not None:
-            embf[i], hasf[i] = r.embedding_flip, True
-    meta = np.array([[k, r.error or "", r.gate or "", r.detector or "", str(r.num_faces)]
-                     for k, r in ((k, cache[k]) for k in keys)], dtype=object)
+        if r.views is not None:
+            if r.view_names != names:
+                raise ValueError(f"{k}: views {r.view_names} differ from {names}")
+            emb[i], has[i] = r.views, True
+    meta = np.array(
+        [
+            [k, r.error or "", r.gate or "", r.detector or "", str(r.num_faces)]
+            for k, r in ((k, cache[k]) for k in keys)
+        ],
+        dtype=object,
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, emb=emb, embf=embf, has=has, hasf=hasf, meta=meta.astype(str))
+    np.savez_compressed(path, views=emb, has=has, view_names=np.array(names, dtype=str), meta=meta.astype(str))
 
 
 def load_cache(path: Path) -> dict[str, ImageResult]:
     z = np.load(path, allow_pickle=False)
+    names = tuple(str(n) for n in z["view_names"].tolist())
     out: dict[str, ImageResult] = {}
     for i, (k, err, gt, det, nf) in enumerate(z["meta"].tolist()):
         out[str(k)] = ImageResult(
-            str(k), error=str(err) or None, gate=str(gt) or None, detector=str(det) or None, num_faces=int(nf),
-            embedding=z["emb"][i] if z["has"][i] else None,
-            embedding_flip=z["embf"][i] if z["hasf"][i] else None,
+            str(k),
+            error=str(err) or None,
+            gate=str(gt) or None,
+            detector=str(det) or None,
+            num_faces=int(nf),
+            views=z["views"][i] if z["has"][i] else None,
+            view_names=names if z["has"][i] else (),
         )
     return out
 
@@ -556,7 +623,15 @@ def load_cache(path: Path) -> dict[str, ImageResult]:
 # --------------------------------------------------------------------------------------------
 # A whole protocol run (shared by `lifecert eval` and benchmarks/accuracy.py)
 # --------------------------------------------------------------------------------------------
-FLIP_MODES = ("none", "enrolled", "both")
+def profile_pairs(cache: dict[str, ImageResult]) -> list[tuple[str, str]]:
+    """Every (enroll, probe) pair of profiles whose views the cache holds."""
+    first = next((r for r in cache.values() if r.views is not None), None)
+    have = [p for p in PROFILES if first is not None and first.has_profile(p)]
+    return [(a, b) for a in have for b in have]
+
+
+def mode_name(enroll: str, probe: str) -> str:
+    return f"{enroll}/{probe}"
 
 
 def identity_of_path(path: str) -> str:
@@ -576,18 +651,27 @@ def machine_info() -> dict[str, Any]:
     return {"nproc": os.cpu_count(), "cpu": cpu}
 
 
-def _cache_key(pairs_file: Path, settings: Settings, engine_name: str, pick: str = "largest") -> str:
+def _cache_key(
+    pairs_file: Path, settings: Settings, engine_name: str, pick: str = "largest", profiles: Sequence[str] = ()
+) -> str:
     import hashlib
 
     h = hashlib.sha256()
     h.update(pick.encode())
+    h.update(",".join(v.name for v in views_union(["single", *profiles])).encode())
     h.update(str(pairs_file.resolve()).encode())
     h.update(settings.quality.model_dump_json().encode())
     h.update(settings.images.model_dump_json().encode())
     pkg = Path(__file__).resolve().parents[1]
     # the files whose code decides an image's result (others' edits elsewhere keep the cache)
-    for rel in ("engine/base.py", "engine/geometry.py", "engine/image.py", "domain/quality.py",
-                f"engine/{engine_name}_engine.py"):
+    for rel in (
+        "engine/base.py",
+        "engine/geometry.py",
+        "engine/image.py",
+        "engine/views.py",
+        "domain/quality.py",
+        f"engine/{engine_name}_engine.py",
+    ):
         f = pkg / rel
         if f.is_file():
             h.update(f.read_bytes())
@@ -614,7 +698,9 @@ def run_protocol(
     engine_name: str | None = None,
     workers: int = 2,
     folds: int = 10,
-    flip: str = "none",
+    enroll_profile: str | None = None,
+    probe_profile: str | None = None,
+    extra_profiles: Sequence[str] = (),
     target_far: float = 1e-3,
     duplicate_far: float = 1e-6,
     cache_dir: Path | None = None,
@@ -624,10 +710,13 @@ def run_protocol(
 ) -> ProtocolRun:
     """Run a pair protocol end to end and compute every metric.
 
-    ``flip`` is the mode of the headline figures and of the calibrated thresholds; the
-    other modes are reported alongside. Thresholds: ``verify`` at ``target_far`` and
-    ``duplicate`` at ``duplicate_far``, each from the protocol's impostor pairs when they
-    are enough, else from all cross-identity pairs among the protocol's images (reported)."""
+    Side a of each pair is embedded as an enrolled template (``enroll_profile``, default the
+    settings'), side b as a probe (``probe_profile``); that pair of profiles gives the headline
+    figures and the calibrated thresholds. Views of ``extra_profiles`` are computed too and
+    every profile pair the cache allows is reported alongside (the cost/accuracy trade-off).
+    Thresholds: ``verify`` at ``target_far`` and ``duplicate`` at ``duplicate_far``, each from
+    the protocol's impostor pairs when they are enough, else from all cross-identity pairs
+    among the protocol's images (reported)."""
     import datetime as dt
     import time
 
@@ -636,37 +725,41 @@ def run_protocol(
     name = engine_name or settings.engine
     if pick == "auto":  # LFW names the centred face; elsewhere production's largest face
         pick = "largest" if pairs_file.suffix.lower() == ".csv" else "central"
+    enroll = enroll_profile or settings.embedding.enroll_profile
+    probe = probe_profile or settings.embedding.probe_profile
+    profiles = list(dict.fromkeys(["single", enroll, probe, *extra_profiles]))
+    views_union(profiles)  # unknown names fail here, before any work
     pairs = read_pairs(pairs_file, root, folds)
     if limit is not None:
         pairs = pairs[:limit]
     paths = [p.a for p in pairs] + [p.b for p in pairs]
-    cache_file = cache_dir / f"{_cache_key(pairs_file, settings, name, pick)}.npz" if cache_dir else None
+    cache_file = cache_dir / f"{_cache_key(pairs_file, settings, name, pick, profiles)}.npz" if cache_dir else None
     t0 = time.perf_counter()
     if cache_file is not None and cache_file.is_file():
         cache = load_cache(cache_file)
         cached = True
     else:
-        cache = embed_images(paths, settings, workers=workers, engine=engine, engine_name=name, pick=pick)
+        cache = embed_images(
+            paths, settings, workers=workers, engine=engine, engine_name=name, pick=pick, profiles=profiles
+        )
         cached = False
         if cache_file is not None:
             save_cache(cache_file, cache)
     elapsed = time.perf_counter() - t0
     missing = [str(p) for p in paths if str(p) not in cache]
     if missing:  # a stale cache from another subset: recompute
-        cache = embed_images(paths, settings, workers=workers, engine=engine, engine_name=name, pick=pick)
+        cache = embed_images(
+            paths, settings, workers=workers, engine=engine, engine_name=name, pick=pick, profiles=profiles
+        )
         cached = False
 
-    modes = {m: evaluate(pairs, cache, flip=m) for m in FLIP_MODES}
-    ps = score_pairs(pairs, cache, flip=flip)
+    modes = {mode_name(a, b): evaluate(pairs, cache, enroll=a, probe=b) for a, b in profile_pairs(cache)}
+    ps = score_pairs(pairs, cache, enroll=enroll, probe=probe)
     det = np.array([s != "undetected" for s in ps.status])
     imp_protocol = ps.scores[det & ~ps.labels]
     gen_protocol = ps.scores[det & ps.labels]
-    flip_a, flip_b = flip in ("enrolled", "both"), flip == "both"
     ident = {p: identity_of_path(p) for p in cache}
-    if flip_a == flip_b:
-        gen_all, imp_all = impostor_scores_all(cache, ident, flip=flip_a, enrolled_only=False)
-    else:  # mixed mode: score mirrored-fused vectors against plain ones
-        gen_all, imp_all = _cross_scores(cache, ident)
+    gen_all, imp_all = impostor_scores_all(cache, ident, enroll=enroll, probe=probe, enrolled_only=False)
     calib: dict[str, Any] = {}
     for key, far in (("verify", target_far), ("duplicate", duplicate_far)):
         use_protocol = len(imp_protocol) >= 10 * min_impostors_for(far)
@@ -676,7 +769,8 @@ def run_protocol(
             "far": far,
             "similarity": None if t is None else round(t, 4),
             "impostor_pairs": len(imp),
-            "impostor_source": "protocol impostor pairs" if use_protocol
+            "impostor_source": "protocol impostor pairs"
+            if use_protocol
             else "all cross-identity pairs among the protocol's detected images",
             "protocol_impostor_pairs": len(imp_protocol),
             "protocol_threshold": threshold_at_far(imp_protocol, far),
@@ -702,39 +796,23 @@ def run_protocol(
         "manifest_sha256": manifest_sha256(settings.manifest_path),
         "machine": machine_info(),
         "date": dt.date.today().isoformat(),
-        "headline_flip": flip,
+        "headline_profiles": {"enroll": enroll, "probe": probe},
+        "views": [v.name for v in views_union(profiles)],
         "face_pick": pick,
         "images": n_img,
         "embedding_seconds": round(elapsed, 1) if fresh else None,
         "seconds_per_image_per_worker": round(elapsed * max(1, workers) / n_img, 4) if fresh and n_img else None,
         "embedding_cache": "reused" if cached else "computed",
         "fte": fte_summary(cache),
-        "headline": modes[flip],
-        "flip_modes": modes,
+        "headline": modes[mode_name(enroll, probe)],
+        "profile_modes": modes,
         "thresholds": calib,
         "all_pairs": {"genuine": len(gen_all), "impostor": len(imp_all)},
     }
     return ProtocolRun(report, pairs, cache)
 
 
-def _cross_scores(
-    cache: dict[str, ImageResult], identity_of: dict[str, str]
-) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
-    """All-pairs scores with one side mirror-fused and the other plain (the "enrolled" mode)."""
-    paths = [p for p, r in sorted(cache.items()) if r.detected]
-    if len(paths) < 2:
-        return np.zeros(0, np.float32), np.zeros(0, np.float32)
-    fused = np.stack([cache[p].vector(True) for p in paths])  # type: ignore[misc]
-    plain = np.stack([cache[p].vector(False) for p in paths])  # type: ignore[misc]
-    _, codes = np.unique([identity_of[p] for p in paths], return_inverse=True)
-    sims = fused @ plain.T
-    iu = np.triu_indices(len(paths), k=1)
-    same = codes[iu[0]] == codes[iu[1]]
-    s = sims[iu]
-    return s[same].astype(np.float32), s[~same].astype(np.float32)
-
-
-def write_plots(run: ProtocolRun, out_dir: Path, stem: str, *, flip: str = "none") -> list[Path]:
+def write_plots(run: ProtocolRun, out_dir: Path, stem: str) -> list[Path]:
     """ROC (log-FAR) and genuine/impostor score histograms as PNG; returns the files."""
     import matplotlib
 
@@ -742,17 +820,22 @@ def write_plots(run: ProtocolRun, out_dir: Path, stem: str, *, flip: str = "none
     import matplotlib.pyplot as plt
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    ps = score_pairs(run.pairs, run.cache, flip=flip)
+    hp = run.report["headline_profiles"]
+    ps = score_pairs(run.pairs, run.cache, enroll=hp["enroll"], probe=hp["probe"])
     ok = np.array([s != "undetected" for s in ps.status])
     gen, imp = ps.scores[ok & ps.labels], ps.scores[ok & ~ps.labels]
     files = []
     fig, ax = plt.subplots(figsize=(5.5, 4.2))
-    for mode in FLIP_MODES:
-        pm = score_pairs(run.pairs, run.cache, flip=mode)
+    have = set(profile_pairs(run.cache))
+    shown = [
+        m for m in dict.fromkeys([("single", "single"), ("flip", "flip"), (hp["enroll"], hp["probe"])]) if m in have
+    ]
+    for enroll, probe in shown:
+        pm = score_pairs(run.pairs, run.cache, enroll=enroll, probe=probe)
         okm = np.array([s != "undetected" for s in pm.status])
         r = roc(pm.scores[okm & pm.labels], pm.scores[okm & ~pm.labels])
         far = np.maximum(r.far, 1.0 / max(1, len(imp)) / 2)
-        ax.plot(far, r.tar, label=f"flip={mode}")
+        ax.plot(far, r.tar, label=f"enrolled {enroll} / probe {probe}")
     ax.set_xscale("log")
     ax.set_xlabel("FAR (impostor pairs accepted)")
     ax.set_ylabel("TAR (genuine pairs accepted)")
@@ -775,7 +858,7 @@ def write_plots(run: ProtocolRun, out_dir: Path, stem: str, *, flip: str = "none
         ax.axvline(v, color="k", ls="--", lw=1, label=f"verify {v:.3f} @FAR {far_v:g}")
     ax.set_xlabel("cosine similarity")
     ax.set_ylabel("pairs")
-    ax.set_title(f"Scores — {stem} (flip={flip})")
+    ax.set_title(f"Scores — {stem} ({hp['enroll']} / {hp['probe']})")
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     f = out_dir / f"{stem}_hist.png"
@@ -789,15 +872,21 @@ def write_manifest_thresholds(
     manifest: Path, engine: str, thresholds: dict[str, dict[str, Any]], dataset: str, date: str
 ) -> None:
     """Rewrite ``[engines.<engine>.thresholds.<name>]`` tables in place (other text kept).
-    ``thresholds``: name → {"similarity": float, "far": float, "note": optional str}."""
+    ``thresholds``: name → {"similarity": float, "far": float, "note": optional str,
+    "enroll_profile"/"probe_profile": optional str}."""
     lines = manifest.read_text().splitlines()
     for name, t in thresholds.items():
         header = f"[engines.{engine}.thresholds.{name}]"
         body = []
         if t.get("note"):
             body.append(f"# {t['note']}")
-        body += [f"similarity = {t['similarity']:.4f}", f"far = {t['far']:g}",
-                 f'dataset = "{dataset}"', f'date = "{date}"']
+        body += [
+            f"similarity = {t['similarity']:.4f}",
+            f"far = {t['far']:g}",
+            f'dataset = "{dataset}"',
+            f'date = "{date}"',
+        ]
+        body += [f'{k} = "{t[k]}"' for k in ("enroll_profile", "probe_profile") if t.get(k)]
         if header in lines:
             i = lines.index(header)
             j = i + 1

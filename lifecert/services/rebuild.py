@@ -34,7 +34,8 @@ def rebuild_templates(ctx: AppContext, batch: int = 64) -> Counter[str]:
                     continue
                 st = ctx.settings
                 a = assess_bytes(ctx.engine, ctx.photos.get(sha), st.quality,
-                                 max_bytes=st.images.max_bytes, max_pixels=st.images.max_pixels)
+                                 max_bytes=st.images.max_bytes, max_pixels=st.images.max_pixels,
+                                 profile=st.embedding.enroll_profile)
                 counts[str(a.reason)] += 1
                 if a.embedding is None:
                     continue

@@ -572,7 +572,7 @@ def _enroll_bytes(ctx: AppContext, session: Session, p: Pensioner, data: bytes, 
     from lifecert.storage.photos import sha256_bytes
 
     img = decode_image(data, max_bytes=ctx.settings.images.max_bytes, max_pixels=ctx.settings.images.max_pixels)
-    faces = ctx.engine.analyze(img, max_faces=1)
+    faces = ctx.engine.analyze(img, max_faces=1, profile=ctx.settings.embedding.enroll_profile)
     if not faces or faces[0].embedding is None:
         raise FaceQualityError("no face found in the photo", code=ErrorCode.NO_FACE)
     a = faces[0]
@@ -608,7 +608,7 @@ def fix_photo(
     from lifecert.engine.image import decode_image
 
     img = decode_image(data, max_bytes=ctx.settings.images.max_bytes, max_pixels=ctx.settings.images.max_pixels)
-    faces = ctx.engine.analyze(img, max_faces=1)
+    faces = ctx.engine.analyze(img, max_faces=1, profile=ctx.settings.embedding.enroll_profile)
     if faces and faces[0].embedding is not None:
         from lifecert.services import templates
 

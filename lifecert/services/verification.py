@@ -609,8 +609,8 @@ class VerificationService:
         if live.still:
             scores["liveness_issue"] = "still_image"
             return _Analysis(Decision.REVIEW, ErrorCode.LIVENESS_FAILED, live, scores, [f.index for f in best])
-        crops = [self.frame_engine.align(f.image, f.face) for f in best + extra if f.face is not None]
-        embs = self.frame_engine.embed_crops(crops)
+        faces = [(f.image, f.face) for f in best + extra if f.face is not None]
+        embs = self.frame_engine.embed_faces(faces, self.ctx.settings.embedding.probe_profile)
         thr = self.ctx.model.threshold("verify")
         sims = embs @ embs.T
         one_person_min = float(sims.min()) if len(embs) > 1 else 1.0

@@ -55,30 +55,22 @@ def test_given_one_image_when_processed_twice_then_identical_embeddings(faces_di
     assert a.detected and b.detected
     assert a.embedding is not None and b.embedding is not None
     assert (a.embedding == b.embedding).all()
-    assert a.embedding_flip is not None
+    assert a.views is not None and (a.views == b.views).all()
+    # default settings: the enrolled and probe profiles' views, the plain crop first
+    assert a.view_names[:2] == ("id", "mirror") and len(a.view_names) == a.views.shape[0]
+    mirror = a.views[a.view_names.index("mirror")]
     # the mirrored crop is the same person: high but not identical similarity
-    assert 0.8 < float(a.embedding @ a.embedding_flip) < 1.0
+    assert 0.8 < float(a.embedding @ mirror) < 1.0
+    # a profile's vector is the normalised mean of its views, as the engine computes it in production
+    from lifecert.engine.image import read_image_file
+
+    image = read_image_file(img)
+    face = face_engine.detect(image)[0]
+    for profile in ("single", "flip", "jitter"):
+        assert np.allclose(a.vector(profile), face_engine.embed(image, face, profile=profile), atol=1e-5)
 
 
 def test_given_missing_image_when_processed_then_failure_to_enrol_not_crash(face_engine: FaceEngine, tmp_path: Path):
     r = ev.process_image(face_engine, tmp_path / "nope.jpg", Settings())
     assert r.error == "FILE_MISSING"
     assert not r.detected and not r.enrolled
-
-
-def test_given_embed_flip_setting_when_engine_embeds_then_mirror_is_averaged_in(
-    faces_dir: Path, face_engine: FaceEngine
-):
-    from lifecert.engine.base import load_engine
-    from lifecert.engine.image import read_image_file
-
-    flip_engine = load_engine(Settings(embed_flip=True), name="dlib")
-    img = read_image_file(next(iter(sorted((faces_dir / "photos").glob("deepface_p04/*.jpg")))))
-    face = face_engine.detect(img)[0]
-    crop = face_engine.align(img, face)
-    plain = face_engine.embed_crops([crop])[0]
-    both = face_engine.embed_aligned([crop, crop[:, ::-1].copy()])
-    expected = (both[0] + both[1]) / np.linalg.norm(both[0] + both[1])
-    got = flip_engine.embed_crops([crop])[0]
-    assert np.allclose(got, expected, atol=1e-5)
-    assert not np.allclose(got, plain, atol=1e-3)

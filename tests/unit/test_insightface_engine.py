@@ -459,8 +459,8 @@ def test_given_dlib_face_when_embedded_then_512_float32_unit_vector_and_batching
 
     crop = e.align(photo, face)
     emb = e.embed(photo, face)
-    flipped = e.embed(photo, face, flip=True)
-    batch = e.embed_crops([crop, np.ascontiguousarray(crop[:, ::-1])])
+    flipped = e.embed(photo, face, profile="flip")
+    batch = e.embed_aligned([crop, np.ascontiguousarray(crop[:, ::-1])])
 
     assert crop.shape == (112, 112, 3) and crop.dtype == np.uint8
     assert emb.shape == (512,) and emb.dtype == np.float32
@@ -468,6 +468,8 @@ def test_given_dlib_face_when_embedded_then_512_float32_unit_vector_and_batching
     assert abs(float(np.linalg.norm(flipped)) - 1.0) < 1e-5
     assert np.allclose(batch[0], emb, atol=1e-5)
     assert not np.allclose(batch[1], emb, atol=1e-3), "the mirrored crop is a different input"
+    mean = batch[0] + batch[1]
+    assert np.allclose(flipped, mean / np.linalg.norm(mean), atol=1e-5), "flip profile = mean of crop and mirror"
     assert np.allclose(e.embed(photo, face), emb), "inference is deterministic"
     assert e.info.key == "insightface:buffalo_l:1" and e.info.embedding_size == 512
 
