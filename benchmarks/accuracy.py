@@ -114,13 +114,13 @@ def readme_section() -> str:
             "## Verification accuracy (`benchmarks/accuracy.py`, `lifecert eval`)",
             "",
             f"Machine: {machine}. Full production pipeline: read_image_file → detect (HOG, CNN fallback) → "
-            "quality gates (settings.quality) → 5-point chip → embed → cosine. Accuracy is leave-one-fold-out "
+            "quality gates (settings.quality) → 5-point chip (one per view) → dlib ResNet on onnxruntime → cosine. Accuracy is leave-one-fold-out "
             "(threshold chosen on the other folds). Views: **detected** = quality gates ignored, undetected images "
             "count as errors (comparable with published LFW figures); **enrolled** = only pairs whose two images "
             "pass the gates; **FTE as errors** = every pair touching a failure-to-enrol image counts as wrong. "
             "Profiles: embedding views of the enrolled template (side a) / of the probe (side b), "
             "as settings.embedding configures production (`single` 1 pass, `flip` crop + mirror 2 passes, "
-            "`jitter` 6 passes; lifecert/engine/views.py). TAR@FAR on the detected view's pairs. Thresholds = "
+            "`jitter` 8 passes: mirror, ±3°, ±2% shifts; lifecert/engine/views.py). TAR@FAR on the detected view's pairs. Thresholds = "
             "verify / duplicate cosine similarity written to models/manifest.toml for those profiles.",
             "",
             "| pairs | model | n | accuracy (detected) | accuracy (enrolled) | accuracy (FTE as errors) | "
@@ -149,7 +149,7 @@ def tradeoff_table() -> list[str]:
         "",
         "Same embeddings, every profile pair (detected view, leave-one-fold-out). Seconds per face on one "
         "core (detect + align + the profile's recogniser passes) measured by `--time-profiles` on "
-        f"{cost.get('_images', '?')} LFW images; a batch of 11,362 ID photos on 2 worker processes takes "
+        f"{cost.get('_images', '?')} LFW images; a batch of 11,362 LFW-sized photos on 2 worker processes takes "
         "≈ 11,362 × enrolled seconds / 2 plus the job's overhead.",
         "",
         "| enrolled | probe | accuracy (detected) | enrolled s/face | probe s/face | 11,362 photos on 2 cores |",
@@ -252,14 +252,13 @@ def main(argv: list[str] | None = None) -> int:
         r["profile_seconds"] = time_profiles(run, settings, a.engine, a.time_profiles)
     if a.write_manifest:
         manifest = settings.manifest_path or ROOT / "models" / "manifest.toml"
-        hp = r["headline_profiles"]
         th = {
             k: {
                 "similarity": v["similarity"],
                 "far": v["far"],
                 "note": f"{v['impostor_pairs']} impostor pairs ({v['impostor_source']})",
-                "enroll_profile": hp["enroll"],
-                "probe_profile": hp["probe"],
+                "enroll_profile": v["enroll_profile"],
+                "probe_profile": v["probe_profile"],
             }
             for k, v in r["thresholds"].items()
             if v["similarity"] is not None

@@ -58,7 +58,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"threshold {k}: {t['similarity']} at FAR {t['far']:g} ({t['impostor_pairs']} impostor pairs)")
         if write_manifest:
             th = {k: {"similarity": v["similarity"], "far": v["far"],
-                      "enroll_profile": hp["enroll"], "probe_profile": hp["probe"]}
+                      "enroll_profile": v["enroll_profile"], "probe_profile": v["probe_profile"]}
                   for k, v in r["thresholds"].items() if v["similarity"] is not None}
             ev.write_manifest_thresholds(manifest_path(s.manifest_path), r["engine"], th, pairs.name, r["date"])
             typer.echo(f"thresholds written to {manifest_path(s.manifest_path)}")

@@ -57,6 +57,8 @@ class EmbeddingSettings(BaseModel):
     and accuracy is measured in benchmarks/README.md. Thresholds in the manifest are
     calibrated for these profiles: change them together (``lifecert eval --write-manifest``)."""
 
+    # LFW folds 1–5 through the full pipeline: single/single 98.67%, jitter/flip 99.17%; with the
+    # ONNX recogniser jitter costs ~8 x 8 ms per enrolled photo and flip 2 x 8 ms per probe frame.
     enroll_profile: EmbeddingProfile = "jitter"
     probe_profile: EmbeddingProfile = "flip"
 

@@ -1,7 +1,7 @@
 """Test-time augmentation: fixed "views" of a face whose embeddings are averaged.
 
 A view is a small, deterministic change of the alignment — mirror, a few degrees of
-rotation, a 2% shift or scale — applied when the face crop is cut. The embedding of a
+rotation, a 2% shift — applied when the face crop is cut. The embedding of a
 face under a *profile* (a named set of views) is the L2-normalised mean of its views'
 L2-normalised embeddings. Averaging over views smooths out alignment noise; it costs one
 recogniser pass per view.
@@ -13,7 +13,7 @@ Profiles (measured on LFW View-2 folds 1–5 in benchmarks/README.md):
 
 * ``single`` — the aligned crop only (1 pass);
 * ``flip``   — crop + mirror image (2 passes);
-* ``jitter`` — crop, mirror, and rotations/shifts/scales of both (see ``PROFILES``).
+* ``jitter`` — crop, mirror, ±3° rotations and ±2% shifts (8 passes, see ``PROFILES``).
 """
 
 from __future__ import annotations
@@ -56,20 +56,19 @@ VIEWS: dict[str, View] = _views(
     View("mirror", mirror=True),
     View("rot+3", rotate=3.0),
     View("rot-3", rotate=-3.0),
-    View("mirror rot+3", rotate=3.0, mirror=True),
-    View("mirror rot-3", rotate=-3.0, mirror=True),
     View("dx+2", dx=0.02),
     View("dx-2", dx=-0.02),
     View("dy+2", dy=0.02),
     View("dy-2", dy=-0.02),
-    View("zoom-in", scale=0.97),
-    View("zoom-out", scale=1.03),
 )
 
+# jitter: mirror, ±3° and ±2% shifts — the kinds of change dlib's own random jitter draws,
+# fixed. Other sets tried (with ±3% scale, mirrored rotations; 4–12 views) scored within
+# ±0.1% of it on LFW folds 1–5 (benchmarks/README.md), so the cheaper set was kept.
 PROFILES: dict[str, tuple[str, ...]] = {
     "single": ("id",),
     "flip": ("id", "mirror"),
-    "jitter": ("id", "mirror", "rot+3", "rot-3", "mirror rot+3", "mirror rot-3"),
+    "jitter": ("id", "mirror", "rot+3", "rot-3", "dx+2", "dx-2", "dy+2", "dy-2"),
 }
 
 

@@ -604,18 +604,14 @@ def save_cache(path: Path, cache: dict[str, ImageResult]) -> None:
 
 
 def load_cache(path: Path) -> dict[str, ImageResult]:
-    z = np.load(path, allow_pickle=False)
-    names = tuple(str(n) for n in z["view_names"].tolist())
+    with np.load(path, allow_pickle=False) as z:  # each z[...] access decompresses the array anew: read once
+        names = tuple(str(n) for n in z["view_names"].tolist())
+        views, has, meta = z["views"], z["has"], z["meta"].tolist()
     out: dict[str, ImageResult] = {}
-    for i, (k, err, gt, det, nf) in enumerate(z["meta"].tolist()):
+    for i, (k, err, gt, det, nf) in enumerate(meta):
         out[str(k)] = ImageResult(
-            str(k),
-            error=str(err) or None,
-            gate=str(gt) or None,
-            detector=str(det) or None,
-            num_faces=int(nf),
-            views=z["views"][i] if z["has"][i] else None,
-            view_names=names if z["has"][i] else (),
+            str(k), error=str(err) or None, gate=str(gt) or None, detector=str(det) or None, num_faces=int(nf),
+            views=views[i].copy() if has[i] else None, view_names=names if has[i] else (),
         )
     return out
 
@@ -760,13 +756,19 @@ def run_protocol(
     gen_protocol = ps.scores[det & ps.labels]
     ident = {p: identity_of_path(p) for p in cache}
     gen_all, imp_all = impostor_scores_all(cache, ident, enroll=enroll, probe=probe, enrolled_only=False)
+    # The duplicate check compares a new template with stored ones: both sides enrolled.
+    dup_all = imp_all if probe == enroll else impostor_scores_all(cache, ident, enroll=enroll, probe=enroll,
+                                                                  enrolled_only=False)[1]
     calib: dict[str, Any] = {}
-    for key, far in (("verify", target_far), ("duplicate", duplicate_far)):
-        use_protocol = len(imp_protocol) >= 10 * min_impostors_for(far)
-        imp = imp_protocol if use_protocol else imp_all
+    for key, far, sides, imp_pool in (("verify", target_far, (enroll, probe), imp_all),
+                                      ("duplicate", duplicate_far, (enroll, enroll), dup_all)):
+        use_protocol = sides == (enroll, probe) and len(imp_protocol) >= 10 * min_impostors_for(far)
+        imp = imp_protocol if use_protocol else imp_pool
         t = threshold_at_far(imp, far)
         entry: dict[str, Any] = {
             "far": far,
+            "enroll_profile": sides[0],
+            "probe_profile": sides[1],
             "similarity": None if t is None else round(t, 4),
             "impostor_pairs": len(imp),
             "impostor_source": "protocol impostor pairs"
