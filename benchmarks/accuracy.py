@@ -114,14 +114,16 @@ def readme_section() -> str:
             "## Verification accuracy (`benchmarks/accuracy.py`, `lifecert eval`)",
             "",
             f"Machine: {machine}. Full production pipeline: read_image_file → detect (HOG, CNN fallback) → "
-            "quality gates (settings.quality) → 5-point chip (one per view) → dlib ResNet on onnxruntime → cosine. Accuracy is leave-one-fold-out "
-            "(threshold chosen on the other folds). Views: **detected** = quality gates ignored, undetected images "
+            "quality gates (settings.quality) → 5-point chip (one per view) → dlib ResNet on onnxruntime → "
+            "cosine. Accuracy is leave-one-fold-out (threshold chosen on the other folds). "
+            "Views: **detected** = quality gates ignored, undetected images "
             "count as errors (comparable with published LFW figures); **enrolled** = only pairs whose two images "
             "pass the gates; **FTE as errors** = every pair touching a failure-to-enrol image counts as wrong. "
             "Profiles: embedding views of the enrolled template (side a) / of the probe (side b), "
             "as settings.embedding configures production (`single` 1 pass, `flip` crop + mirror 2 passes, "
-            "`jitter` 8 passes: mirror, ±3°, ±2% shifts; lifecert/engine/views.py). TAR@FAR on the detected view's pairs. Thresholds = "
-            "verify / duplicate cosine similarity written to models/manifest.toml for those profiles.",
+            "`jitter` 8 passes: mirror, ±3°, ±2% shifts; lifecert/engine/views.py). TAR@FAR on the detected "
+            "view's pairs. Thresholds = verify / duplicate cosine similarity written to models/manifest.toml "
+            "for those profiles.",
             "",
             "| pairs | model | n | accuracy (detected) | accuracy (enrolled) | accuracy (FTE as errors) | "
             "profiles enrolled / probe | EER | TAR@1e-2 | TAR@1e-3 | TAR@1e-4 | FTE | thresholds | plots |",

@@ -63,22 +63,49 @@ def build_dataset(n: int, folder: Path) -> Path:
     return man
 
 
-def raw_engine_rate(folder: Path, sample: int) -> float:
+def raw_engine_rate(folder: Path, sample: int, start: int = 0) -> float:
     from lifecert.config import Settings
     from lifecert.engine.base import load_engine
+    from lifecert.engine.dlib_engine import set_thread_count
     from lifecert.services.enrollment import assess_bytes
 
+    set_thread_count(1)  # one core, as each batch worker is configured (OpenCV would otherwise add threads)
     s = Settings()
     engine = load_engine(s)
-    files = sorted(folder.glob("*.jpg"))[:sample]
+    files = sorted(folder.glob("*.jpg"))[start : start + sample]
     datas = [f.read_bytes() for f in files]
     limits = {"max_bytes": s.images.max_bytes, "max_pixels": s.images.max_pixels,
               "profile": s.embedding.enroll_profile}  # what the batch job's workers do
     assess_bytes(engine, datas[0], s.quality, **limits)  # type: ignore[arg-type]
-    t = time.perf_counter()
-    for d in datas:
-        assess_bytes(engine, d, s.quality, **limits)  # type: ignore[arg-type]
-    return len(datas) / (time.perf_counter() - t)
+    # Pin to one CPU: helper threads (OpenBLAS, ORT, OpenCV) would otherwise borrow a second
+    # core and make "one core" look faster than it is.
+    cpus = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(cpus)})
+    try:
+        t = time.perf_counter()
+        for d in datas:
+            assess_bytes(engine, d, s.quality, **limits)  # type: ignore[arg-type]
+        return len(datas) / (time.perf_counter() - t)
+    finally:
+        os.sched_setaffinity(0, cpus)
+
+
+def _pinned_rate(args: tuple[Path, int, int, int]) -> float:
+    folder, start, sample, cpu = args
+    os.sched_setaffinity(0, {cpu})
+    return raw_engine_rate(folder, sample, start=start)
+
+
+def concurrent_raw_rate(folder: Path, sample: int, workers: int) -> float:
+    """W raw engines side by side, each pinned to its own CPU on its own photos: what W
+    cores deliver with no pipeline at all (two busy cores run slower than one: shared cache,
+    memory bandwidth, clock). The sum of their rates."""
+    import multiprocessing as mp
+
+    cpus = sorted(os.sched_getaffinity(0))
+    jobs = [(folder, i * sample, sample, cpus[i % len(cpus)]) for i in range(workers)]
+    with mp.get_context("spawn").Pool(workers) as pool:
+        return float(sum(pool.map(_pinned_rate, jobs)))
 
 
 def main() -> None:
@@ -94,6 +121,7 @@ def main() -> None:
     try:
         man = build_dataset(args.items, tmp / "photos")
         raw = raw_engine_rate(tmp / "photos", args.raw_sample)
+        raw_side_by_side = concurrent_raw_rate(tmp / "photos", args.raw_sample, args.workers)
 
         from enrollment.job import JobOptions, run_job
         from lifecert.config import Settings
@@ -136,6 +164,8 @@ def main() -> None:
             "pipeline_overhead": round(1 - rate / ideal, 4),
             "steady_photos_per_s": round(steady, 2),
             "steady_overhead": round(1 - steady / ideal, 4),
+            "raw_engines_side_by_side_photos_per_s": round(raw_side_by_side, 2),
+            "steady_overhead_vs_side_by_side": round(1 - steady / raw_side_by_side, 4),
             "fixed_cost_s": round(fixed, 2),
             "extrapolated_city_minutes": round(city_s / 60, 2),
             "peak_rss_main_mb": round(rss_main, 1),
@@ -153,10 +183,12 @@ def main() -> None:
                 f"{CITY:,} photos in < 8 min on 2 cores. 1-minute load average at the end: "
                 f"{result['load_average_at_end'][0]:.2f} (above 2 means other work shared the cores).\n\n"
                 "| items | workers | photos/s whole run (steady) | raw engine photos/s (1 core) | ideal (W × raw) "
-                "| overhead whole run (steady) | fixed cost | 11,362 photos (fixed + N / steady) "
-                "| peak RSS main / worker |\n|---|---|---|---|---|---|---|---|---|\n"
+                "| overhead whole run (steady) | W raw engines side by side | steady overhead vs side by side "
+                "| fixed cost | 11,362 photos (fixed + N / steady) "
+                "| peak RSS main / worker |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
                 f"| {n} | {args.workers} | {rate:.1f} ({steady:.1f}) | {raw:.1f} | {ideal:.1f} "
-                f"| {100 * result['pipeline_overhead']:.1f}% ({100 * result['steady_overhead']:.1f}%) | {fixed:.1f} s "
+                f"| {100 * result['pipeline_overhead']:.1f}% ({100 * result['steady_overhead']:.1f}%) "
+                f"| {raw_side_by_side:.1f} | {100 * result['steady_overhead_vs_side_by_side']:.1f}% | {fixed:.1f} s "
                 f"| {result['extrapolated_city_minutes']:.1f} min | {rss_main:.0f} MB / {rss_child:.0f} MB |\n\n"
                 f"Outcome counts: {', '.join(f'{k} {v}' for k, v in sorted(res.counts.items()))}.",
             )

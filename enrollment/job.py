@@ -287,7 +287,7 @@ def _outcomes(ctx: AppContext, tasks: list[Task], pool: Pool | None) -> Iterator
         for t in tasks:
             yield w.run(t)
         return
-    yield from pool.imap_unordered(run_in_process, tasks, chunksize=2)
+    yield from pool.imap_unordered(run_in_process, tasks, chunksize=8)
 
 
 class _Writer:
@@ -324,10 +324,33 @@ class _Writer:
                 )
             ):
                 self._active.setdefault(t.pensioner_id, []).append(t)
+            # New pensioners and photos of the whole batch go in with one flush (executemany),
+            # before any template refers to them.
             for p in batch:
-                self._one(s, p)
+                if self._person_wanted(p) and p.id_number not in self._people:
+                    person = templates.new_pensioner(p.id_number, p.row.name)  # type: ignore[arg-type]
+                    s.add(person)
+                    self._people[p.id_number] = person  # type: ignore[index]
+                a = p.outcome.assessment if p.outcome else None
+                sha = p.outcome.sha256 if p.outcome else None
+                if a is not None and a.width and sha is not None and sha not in self._photos:
+                    s.add(Photo(sha256=sha, size=p.size, width=a.width, height=a.height,
+                                original_name=p.row.photo_name[:255]))
+                    self._photos.add(sha)
+            s.flush()
+            linked: list[tuple[EnrollmentItem, FaceTemplate]] = []
+            for p in batch:
+                self._one(s, p, linked)
+            s.flush()  # all templates of the batch in one go; items that point at them follow
+            for item, tpl in linked:
+                item.template_id = tpl.id
+                s.add(item)
 
-    def _one(self, s: Session, p: _Pending) -> None:
+    @staticmethod
+    def _person_wanted(p: _Pending) -> bool:
+        return bool(p.id_number) and p.pre_reason != ItemReason.DUPLICATE_ROW
+
+    def _one(self, s: Session, p: _Pending, linked: list[tuple[EnrollmentItem, FaceTemplate]]) -> None:
         row = p.row
         a: Assessment | None = p.outcome.assessment if p.outcome else None
         sha = p.outcome.sha256 if p.outcome else None
@@ -336,11 +359,10 @@ class _Writer:
             name=row.name[:64], photo_name=row.photo_name[:512], photo_sha256=sha,
         )
         pensioner = None
-        if p.id_number and p.pre_reason != ItemReason.DUPLICATE_ROW:
-            pensioner = self._people.get(p.id_number)
-            if pensioner is None or (row.name and pensioner.name != row.name.strip()):
-                pensioner = templates.upsert_pensioner(s, p.id_number, row.name)
-                self._people[p.id_number] = pensioner
+        if self._person_wanted(p):
+            pensioner = self._people[p.id_number]  # type: ignore[index]
+            if row.name and pensioner.name != row.name.strip():
+                templates.update_pensioner(pensioner, row.name)
             item.pensioner_id = pensioner.id
         if a is None:
             item.reason = p.final_reason
@@ -349,10 +371,7 @@ class _Writer:
             return
         item.quality = a.quality
         stored = bool(a.width)
-        if stored and sha is not None and sha not in self._photos:
-            s.add(Photo(sha256=sha, size=p.size, width=a.width, height=a.height, original_name=row.photo_name[:255]))
-            self._photos.add(sha)
-            s.flush()  # no ORM relationship orders photo before face_template: insert it now
+        new_template: FaceTemplate | None = None
         reason, detail = a.reason, a.detail
         if reason.is_success and a.embedding is not None and pensioner is not None and sha is not None:
             other, score = self.index.best_other(a.embedding, pensioner.id)
@@ -363,12 +382,14 @@ class _Writer:
                 detail = f"matches pensioner #{other} (similarity {score:.3f} ≥ {self.dup_threshold:.3f})"
             else:
                 old = self._active.pop(pensioner.id, [])
+                if any(t.id is None for t in old):
+                    s.flush()  # the detail below names them
                 for t in old:
                     templates.retire_template(t)
-                tpl = templates.add_template(
-                    self.ctx, s, pensioner, a.embedding, photo_sha256=sha, quality=a.quality, run_id=self.run_id
+                tpl = new_template = templates.add_template(
+                    self.ctx, s, pensioner, a.embedding, photo_sha256=sha, quality=a.quality, run_id=self.run_id,
+                    flush=False,
                 )
-                item.template_id = tpl.id
                 self._active[pensioner.id] = [tpl]
                 self.index.add(a.embedding, pensioner.id)
                 if old:
@@ -376,6 +397,9 @@ class _Writer:
                     detail = f"supersedes template(s) {', '.join(str(t.id) for t in old)}"
         item.reason = p.final_reason = str(reason)
         item.detail = p.final_detail = detail
+        if new_template is not None:  # a success: never a review case; added once the template has its id
+            linked.append((item, new_template))
+            return
         s.add(item)
         if reason in REVIEWABLE and pensioner is not None and not _case_open(s, pensioner.id, str(reason), sha):
             s.flush()  # the case refers to the item's id

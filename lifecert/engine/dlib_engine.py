@@ -211,6 +211,10 @@ def _scale_rect(dlib: Any, r: Any, k: float) -> Any:
 
 
 def set_thread_count(n: int) -> None:
-    """dlib's DNN uses the BLAS/OpenMP it was built with; bound it explicitly."""
+    """Bound the threads of everything an engine call may use: OpenMP/BLAS (read when those
+    libraries load) and OpenCV's own pool (decode, resize, warps)."""
+    import cv2
+
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, str(n))
+    cv2.setNumThreads(n)

@@ -39,25 +39,36 @@ def upsert_pensioner(
     idn = parse_id_number(id_number)
     p = get_pensioner(session, idn.value)
     if p is None:
-        p = Pensioner(
-            id_number=idn.value,
-            name=name.strip(),
-            sex=idn.sex,
-            birth_date=idn.birth_date,
-            region_code=region_code or idn.region_code,
-            address=address,
-            phone=phone,
-        )
+        p = new_pensioner(idn.value, name, region_code=region_code, address=address, phone=phone)
         session.add(p)
         session.flush()
     else:
-        if name.strip() and normalize_name(p.name) != normalize_name(name):
-            p.name = name.strip()
-        if address:
-            p.address = address
-        if phone:
-            p.phone = phone
+        update_pensioner(p, name, address=address, phone=phone)
     return p
+
+
+def new_pensioner(
+    id_number: str, name: str, *, region_code: str | None = None, address: str | None = None,
+    phone: str | None = None,
+) -> Pensioner:
+    """A new, not yet added Pensioner row with sex, birth date and region derived from the
+    ID number (raises BadIdNumber). Callers that know the number is not stored yet (the batch
+    writer, after one lookup for the whole batch) add it themselves."""
+    idn = parse_id_number(id_number)
+    return Pensioner(
+        id_number=idn.value, name=name.strip(), sex=idn.sex, birth_date=idn.birth_date,
+        region_code=region_code or idn.region_code, address=address, phone=phone,
+    )
+
+
+def update_pensioner(p: Pensioner, name: str, *, address: str | None = None, phone: str | None = None) -> None:
+    """Take a newer name (when it differs beyond spacing/dots), address or phone."""
+    if name.strip() and normalize_name(p.name) != normalize_name(name):
+        p.name = name.strip()
+    if address:
+        p.address = address
+    if phone:
+        p.phone = phone
 
 
 def store_photo(ctx: AppContext, session: Session, data: bytes, sha: str, width: int, height: int,
@@ -83,7 +94,10 @@ def add_template(
     model_key: str | None = None,
     engine: str | None = None,
     run_id: int | None = None,
+    flush: bool = True,
 ) -> FaceTemplate:
+    """Seal and add a template. ``flush=False`` leaves the INSERT to the caller's next flush
+    (batch writers flush once for many templates; ``tpl.id`` is unset until then)."""
     key = model_key or ctx.model.key
     expected = ctx.model.embedding_size if key == ctx.model.key else embedding.shape[0]
     if embedding.shape != (expected,):
@@ -101,7 +115,8 @@ def add_template(
         enrollment_run_id=run_id,
     )
     session.add(tpl)
-    session.flush()
+    if flush:
+        session.flush()
     return tpl
 
 
