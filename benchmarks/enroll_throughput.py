@@ -156,6 +156,8 @@ def main() -> None:
             "dataset": f"LFW deep-funneled, first photo of {n} distinct people (250x250 JPEG)",
             "items": n,
             "workers": args.workers,
+            "enroll_profile": ctx.settings.embedding.enroll_profile,
+            "recognizer": ctx.settings.dlib_recognizer if ctx.settings.engine == "dlib" else ctx.settings.engine,
             "counts": dict(res.counts),
             "wall_s": round(wall, 2),
             "pipeline_photos_per_s": round(rate, 2),
@@ -179,7 +181,10 @@ def main() -> None:
                 "enroll",
                 "## Batch enrollment throughput (`benchmarks/enroll_throughput.py`)\n\n"
                 f"Machine: {result['machine']['nproc']} × {result['machine']['cpu']}, {result['date']}. "
-                f"Dataset: {result['dataset']}. Floors: pipeline overhead ≤ 10% of raw engine time; "
+                f"Dataset: {result['dataset']}. Templates: '{result['enroll_profile']}' embedding profile, "
+                f"recogniser {result['recognizer']}. Raw engine = the same assess call in one process pinned to one "
+                "CPU; side by side = W such processes at once on their own CPUs and photos. "
+                "Floors: pipeline overhead ≤ 10% of raw engine time; "
                 f"{CITY:,} photos in < 8 min on 2 cores. 1-minute load average at the end: "
                 f"{result['load_average_at_end'][0]:.2f} (above 2 means other work shared the cores).\n\n"
                 "| items | workers | photos/s whole run (steady) | raw engine photos/s (1 core) | ideal (W × raw) "
