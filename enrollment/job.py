@@ -267,6 +267,7 @@ def _open_run(s: Session, inputs: Inputs, key: str, opts: JobOptions, ctx: AppCo
         total_items=len(inputs.rows),
         settings={
             "engine": ctx.settings.engine,
+            "enroll_profile": ctx.settings.embedding.enroll_profile,
             "quality": ctx.settings.quality.model_dump(),
             "duplicate_threshold": ctx.model.threshold("duplicate"),
             "workers": opts.workers,

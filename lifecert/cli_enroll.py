@@ -123,7 +123,9 @@ def register(app: typer.Typer) -> None:
         engine: Annotated[str, typer.Option(help="Engine whose model makes the new templates")] = "dlib",
     ) -> None:
         """Re-embed the stored photos of every active template with ENGINE's model (templates of
-        other models are kept; each model's templates are only compared with its own)."""
+        other models are kept; each model's templates are only compared with its own), and
+        re-embed in place the templates made under another embedding profile than the
+        configured enroll profile."""
         from lifecert.services.context import AppContext
         from lifecert.services.rebuild import rebuild_templates
 

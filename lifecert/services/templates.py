@@ -95,9 +95,11 @@ def add_template(
     engine: str | None = None,
     run_id: int | None = None,
     flush: bool = True,
+    profile: str | None = None,
 ) -> FaceTemplate:
-    """Seal and add a template. ``flush=False`` leaves the INSERT to the caller's next flush
-    (batch writers flush once for many templates; ``tpl.id`` is unset until then)."""
+    """Seal and add a template. ``profile``: the embedding views that made ``embedding``
+    (default: the configured enroll profile). ``flush=False`` leaves the INSERT to the caller's
+    next flush (batch writers flush once for many templates; ``tpl.id`` is unset until then)."""
     key = model_key or ctx.model.key
     expected = ctx.model.embedding_size if key == ctx.model.key else embedding.shape[0]
     if embedding.shape != (expected,):
@@ -110,6 +112,7 @@ def add_template(
         model_key=key,
         kind=kind,
         embedding_enc=ctx.cipher.seal_embedding(embedding, template_aad(pensioner.id, key, photo_sha256)),
+        embedding_profile=profile or ctx.settings.embedding.enroll_profile,
         photo_sha256=photo_sha256,
         quality=quality.as_dict() if isinstance(quality, Quality) else dict(quality),
         enrollment_run_id=run_id,

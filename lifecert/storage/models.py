@@ -112,6 +112,9 @@ class FaceTemplate(Base):
     model_key: Mapped[str] = mapped_column(String(128))  # engine:model:version
     kind: Mapped[str] = mapped_column(String(32), default=TemplateKind.ID_PHOTO)
     embedding_enc: Mapped[bytes] = mapped_column(LargeBinary)  # AES-GCM sealed float32 vector
+    # the views averaged into the embedding (lifecert.engine.views); same model key = same space,
+    # but thresholds are calibrated per profile, so `lifecert templates rebuild` upgrades old ones
+    embedding_profile: Mapped[str] = mapped_column(String(16), default="single", server_default="single")
     photo_sha256: Mapped[str] = mapped_column(ForeignKey("photo.sha256"), index=True)
     quality: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     active: Mapped[bool] = mapped_column(Boolean, default=True)

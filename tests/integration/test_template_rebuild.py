@@ -1,0 +1,64 @@
+"""``templates rebuild`` re-embeds templates made under another embedding profile, in place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import select
+
+from lifecert.engine.base import FaceEngine
+from lifecert.services.context import AppContext
+from lifecert.services.enrollment import assess_bytes
+from lifecert.services.rebuild import rebuild_templates
+from lifecert.storage.models import AuditEvent, FaceTemplate
+from tests.conftest import make_settings
+from tests.integration.test_enrollment_job import frontal_lfw, ids, run, write_manifest
+
+
+def _templates(ctx: AppContext) -> dict[int, tuple[str, np.ndarray, str]]:
+    with ctx.db.session() as s:
+        return {t.id: (t.embedding_profile, ctx.cipher.open_embedding(t.embedding_enc, t.aad()), t.photo_sha256)
+                for t in s.scalars(select(FaceTemplate).where(FaceTemplate.active.is_(True)))}
+
+
+def test_given_single_view_templates_when_rebuilt_under_jitter_then_re_embedded_in_place(
+    tmp_path: Path, faces_dir: Path, face_engine: FaceEngine
+) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rows = []
+    for i, (src, idn) in enumerate(zip(frontal_lfw(faces_dir, 4), ids(4, start=40), strict=True)):
+        (photos / f"{i}.jpg").write_bytes(src.read_bytes())
+        rows.append((idn, f"重建{i}", f"{i}.jpg"))
+    old_ctx = AppContext(make_settings(tmp_path, embedding={"enroll_profile": "single"}))
+    old_ctx.set_engine(face_engine)
+    run(old_ctx, photos, write_manifest(photos, rows))
+    before = _templates(old_ctx)
+    old_ctx.close()
+    assert len(before) >= 3 and {p for p, _, _ in before.values()} == {"single"}
+
+    ctx = AppContext(make_settings(tmp_path))  # defaults: jitter templates
+    ctx.set_engine(face_engine)
+    counts = rebuild_templates(ctx)
+    after = _templates(ctx)
+
+    assert counts["re-embedded as jitter"] == len(before)
+    assert set(after) == set(before), "same rows, upgraded in place"
+    st = ctx.settings
+    for tid, (profile, emb, sha) in after.items():
+        assert profile == "jitter"
+        expected = assess_bytes(face_engine, ctx.photos.get(sha), st.quality, max_bytes=st.images.max_bytes,
+                                max_pixels=st.images.max_pixels, profile="jitter").embedding
+        assert expected is not None and np.allclose(emb, expected, atol=1e-5)
+        old = before[tid][1]
+        assert 0.95 < float(emb @ old) < 0.9999, "same face, different views"
+    with ctx.db.session() as s:
+        idx = ctx.index.get(s, ctx.model.key)
+        tid, (_, emb, _) = next(iter(after.items()))
+        assert idx.search(emb, 1)[0].template_id == tid  # the index was rebuilt from the new vectors
+        assert s.scalars(select(AuditEvent).where(AuditEvent.action == "templates.rebuild")).first() is not None
+
+    again = rebuild_templates(ctx)
+    assert "re-embedded as jitter" not in again, "nothing left to upgrade"
+    ctx.close()
