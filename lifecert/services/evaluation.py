@@ -832,12 +832,17 @@ def write_plots(run: ProtocolRun, out_dir: Path, stem: str) -> list[Path]:
     shown = [
         m for m in dict.fromkeys([("single", "single"), ("flip", "flip"), (hp["enroll"], hp["probe"])]) if m in have
     ]
+    floor = 1.0
     for enroll, probe in shown:
         pm = score_pairs(run.pairs, run.cache, enroll=enroll, probe=probe)
         okm = np.array([s != "undetected" for s in pm.status])
         r = roc(pm.scores[okm & pm.labels], pm.scores[okm & ~pm.labels])
         far = np.maximum(r.far, 1.0 / max(1, len(imp)) / 2)
         ax.plot(far, r.tar, label=f"enrolled {enroll} / probe {probe}")
+        measurable = r.far >= max(1e-3, 1.0 / max(1, len(imp)))
+        if measurable.any():
+            floor = min(floor, float(r.tar[measurable].min()))
+    ax.set_ylim(max(0.0, floor - 0.03), 1.002)  # zoom on the part where the curves differ
     ax.set_xscale("log")
     ax.set_xlabel("FAR (impostor pairs accepted)")
     ax.set_ylabel("TAR (genuine pairs accepted)")

@@ -20,9 +20,9 @@ def rebuild_templates(ctx: AppContext, batch: int = 64) -> Counter[str]:
     key = ctx.model.key
     counts: Counter[str] = Counter()
     with ctx.db.session() as s:
-        have = set(s.execute(
+        have = {(pid, sha) for pid, sha in s.execute(
             select(FaceTemplate.pensioner_id, FaceTemplate.photo_sha256).where(FaceTemplate.model_key == key)
-        ).tuples())
+        )}
         todo = [
             (t.id, t.pensioner_id, t.photo_sha256, t.kind)
             for t in s.scalars(select(FaceTemplate).where(FaceTemplate.active.is_(True), FaceTemplate.model_key != key))
