@@ -109,8 +109,10 @@ class FaceEngine(ABC):
         """Detect, measure and (optionally) embed the largest ``max_faces`` faces."""
         faces = self.detect(image)
         chosen = faces if max_faces is None else faces[:max_faces]
-        crops = [self.align(image, f) for f in chosen]
-        embs = self.embed_faces([(image, f) for f in chosen], profile) if embed else None
+        views = profile_views(profile if embed else "single")
+        per_face = [self.align_views(image, f, views) for f in chosen]  # [0]: the plain crop
+        crops = [cs[0] for cs in per_face]
+        embs = fuse_views(self.embed_aligned([c for cs in per_face for c in cs]), len(views)) if embed else None
         out = []
         for i, (f, c) in enumerate(zip(chosen, crops, strict=True)):
             q = self.quality(image, f, c, num_faces=count_significant(faces))

@@ -73,7 +73,8 @@ PROFILES: dict[str, tuple[str, ...]] = {
 
 
 def profile_views(profile: str) -> tuple[View, ...]:
-    """The views of a named profile; a CONFIG_ERROR for an unknown name."""
+    """The views of a named profile, the plain ``id`` view always first (callers measure
+    quality on that crop); a CONFIG_ERROR for an unknown name."""
     try:
         return tuple(VIEWS[n] for n in PROFILES[profile])
     except KeyError:

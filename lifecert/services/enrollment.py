@@ -16,9 +16,10 @@ from numpy.typing import NDArray
 from lifecert.domain.enrollment import ItemReason
 from lifecert.domain.errors import ImageError
 from lifecert.domain.quality import QualityGates, gate
-from lifecert.engine.base import FaceEngine, count_significant
+from lifecert.engine.base import FaceEngine, count_significant, fuse_views
 from lifecert.engine.image import decode_image
 from lifecert.engine.types import ImageBGR
+from lifecert.engine.views import profile_views
 
 THUMB_SIDE = 96
 
@@ -51,14 +52,15 @@ def assess_image(engine: FaceEngine, image: ImageBGR, gates: QualityGates, *, pr
         return Assessment(ItemReason.NO_FACE, "no face found", width=w, height=h)
     n = count_significant(faces)
     face = faces[0]
-    crop = engine.align(image, face)
-    q = engine.quality(image, face, crop, num_faces=n)
+    views = profile_views(profile)
+    crops = engine.align_views(image, face, views)  # crops[0]: the plain aligned crop, measured below
+    q = engine.quality(image, face, crops[0], num_faces=n)
     if n > 1:
         return Assessment(ItemReason.MULTIPLE_FACES, f"{n} faces", q.as_dict(), width=w, height=h)
     failed = gate(q, gates)
     if failed is not None:
         return Assessment(ItemReason(str(failed)), _explain(str(failed), q.as_dict()), q.as_dict(), width=w, height=h)
-    emb = engine.embed_faces([(image, face)], profile)[0]
+    emb = fuse_views(engine.embed_aligned(crops), len(views))[0]
     return Assessment(ItemReason.ENROLLED, "", q.as_dict(), emb, width=w, height=h)
 
 

@@ -223,12 +223,12 @@ def process_image(
     if not faces:
         return ImageResult(str(path), error=str(ErrorCode.NO_FACE), detector=detector)
     face = pick_face(faces, image.shape, pick)
-    crop = engine.align(image, face)
+    views = views_union(["single", *(profiles or settings_profiles(settings))])  # the plain crop first
+    crops = engine.align_views(image, face, views)
     n_sig = count_significant(faces)
-    q = engine.quality(image, face, crop, num_faces=n_sig)
+    q = engine.quality(image, face, crops[0], num_faces=n_sig)
     reason = ErrorCode.MULTIPLE_FACES if n_sig > 1 else gate(q, settings.quality)
-    views = views_union(["single", *(profiles or settings_profiles(settings))])
-    embs = engine.embed_aligned(engine.align_views(image, face, views))
+    embs = engine.embed_aligned(crops)
     return ImageResult(
         str(path),
         error=None,

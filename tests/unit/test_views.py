@@ -24,6 +24,13 @@ def test_given_unknown_profile_when_resolved_then_config_error() -> None:
     assert e.value.code == ErrorCode.CONFIG_ERROR
 
 
+def test_given_any_profile_then_its_first_view_is_the_plain_crop() -> None:
+    # quality is measured on the first crop of a profile (services.enrollment.assess_image)
+    for name in PROFILES:
+        first = profile_views(name)[0]
+        assert first.is_plain and not first.mirror, name
+
+
 def test_given_profiles_when_unioned_then_each_view_once_in_order() -> None:
     u = views_union(["flip", "jitter", "single"])
     names = [v.name for v in u]
