@@ -87,3 +87,22 @@ def test_given_two_faces_when_batched_then_same_as_one_by_one(face_engine: FaceE
     batch = face_engine.embed_faces([(photo, face), (small, face_small)], "flip")
     assert np.allclose(batch[0], face_engine.embed(photo, face, profile="flip"), atol=1e-5)
     assert np.allclose(batch[1], face_engine.embed(small, face_small, profile="flip"), atol=1e-5)
+
+
+def test_given_profiles_other_than_calibrated_when_context_reads_model_then_warns(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from lifecert.config import Settings
+    from lifecert.services.context import AppContext
+
+    calibrated = AppContext(Settings(env="test", data_dir=tmp_path / "a"))
+    with caplog.at_level("WARNING"):
+        assert calibrated.model.threshold("verify") > 0
+    assert "calibrated for" not in caplog.text
+    calibrated.close()
+
+    other = AppContext(Settings(env="test", data_dir=tmp_path / "b", embedding={"probe_profile": "single"}))
+    with caplog.at_level("WARNING"):
+        other.model.threshold("verify")
+    assert "calibrated for enroll=jitter probe=flip but settings use enroll=jitter probe=single" in caplog.text
+    other.close()
