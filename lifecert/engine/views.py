@@ -63,8 +63,9 @@ VIEWS: dict[str, View] = _views(
 )
 
 # jitter: mirror, ±3° and ±2% shifts — the kinds of change dlib's own random jitter draws,
-# fixed. Other sets tried (with ±3% scale, mirrored rotations; 4–12 views) scored within
-# ±0.1% of it on LFW folds 1–5 (benchmarks/README.md), so the cheaper set was kept.
+# fixed. Other enrolled-side sets tried with mirrored probes (±3% scale, mirrored rotations;
+# 4–12 views) scored 99.03–99.17% on LFW folds 1–5 against this set's 99.17%
+# (benchmarks/README.md); none did better, so this 8-view set was kept.
 PROFILES: dict[str, tuple[str, ...]] = {
     "single": ("id",),
     "flip": ("id", "mirror"),
