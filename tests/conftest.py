@@ -78,3 +78,18 @@ def postgres_url() -> str:
     if not url:
         pytest.skip("no PostgreSQL server (scripts/test.sh starts one when the postgresql package is installed)")
     return url
+
+
+def empty_postgres(url: str) -> None:
+    """Drop every lifecert table and Alembic's version table from the test PostgreSQL database,
+    so a test starts from an empty schema (the server is shared by all PostgreSQL tests)."""
+    from sqlalchemy import text
+
+    from lifecert.storage.db import Base, import_all_models, make_engine
+
+    eng = make_engine(url)
+    import_all_models()
+    with eng.begin() as c:
+        Base.metadata.drop_all(c)
+        c.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    eng.dispose()

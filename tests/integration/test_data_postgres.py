@@ -8,15 +8,15 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from lifecert.config import Settings
 from lifecert.services.audit import verify_chain
 from lifecert.services.context import AppContext
 from lifecert.services.datamatch.reports import export_suspensions
-from lifecert.storage.db import Base, import_all_models, make_engine
 from lifecert.storage.models import ConfirmationMethod, SurvivalConfirmation
 from lifecert.storage.models_data import DataRecord, Outcome
+from tests.conftest import empty_postgres
 from tests.integration.test_data_support import (
     DEATH_HEADER,
     MEDICAL_HEADER,
@@ -31,12 +31,7 @@ pytestmark = pytest.mark.postgres
 
 @pytest.fixture
 def pg_ctx(postgres_url: str, tmp_path: Path) -> Iterator[AppContext]:
-    eng = make_engine(postgres_url)
-    import_all_models()
-    with eng.begin() as c:
-        Base.metadata.drop_all(c)
-        c.execute(text("DROP TABLE IF EXISTS alembic_version"))
-    eng.dispose()
+    empty_postgres(postgres_url)
     ctx = AppContext(Settings(env="test", data_dir=tmp_path / "data", database_url=postgres_url))
     yield ctx
     ctx.close()

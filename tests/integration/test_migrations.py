@@ -11,6 +11,7 @@ from sqlalchemy import inspect, text
 
 from lifecert.storage.db import Base, import_all_models, make_engine
 from lifecert.storage.migrate import upgrade_to_head
+from tests.conftest import empty_postgres
 
 
 def _diff(url: str) -> list[object]:
@@ -35,10 +36,5 @@ def test_given_an_empty_sqlite_database_when_migrated_then_schema_matches_models
 
 @pytest.mark.postgres
 def test_given_an_empty_postgres_database_when_migrated_then_schema_matches_models(postgres_url: str) -> None:
-    engine = make_engine(postgres_url)
-    import_all_models()
-    with engine.begin() as c:
-        Base.metadata.drop_all(c)
-        c.execute(text("DROP TABLE IF EXISTS alembic_version"))
-    engine.dispose()
+    empty_postgres(postgres_url)
     assert _diff(postgres_url) == []

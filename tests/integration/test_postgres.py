@@ -12,8 +12,8 @@ from lifecert.config import Settings
 from lifecert.engine.base import FaceEngine
 from lifecert.services import audit
 from lifecert.services.context import AppContext
-from lifecert.storage.db import Base, import_all_models, make_engine
 from lifecert.storage.models import AuditEvent, FaceTemplate, Pensioner
+from tests.conftest import empty_postgres
 from tests.integration.test_enrollment_job import ids, lfw_people, run, write_manifest
 
 pytestmark = pytest.mark.postgres
@@ -21,12 +21,7 @@ pytestmark = pytest.mark.postgres
 
 @pytest.fixture
 def pg_ctx(postgres_url: str, tmp_path: Path, face_engine: FaceEngine) -> Iterator[AppContext]:
-    eng = make_engine(postgres_url)
-    import_all_models()
-    with eng.begin() as c:
-        Base.metadata.drop_all(c)
-        c.execute(text("DROP TABLE IF EXISTS alembic_version"))
-    eng.dispose()
+    empty_postgres(postgres_url)
     ctx = AppContext(Settings(env="test", data_dir=tmp_path / "data", database_url=postgres_url))
     ctx.set_engine(face_engine)
     yield ctx
