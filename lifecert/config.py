@@ -74,6 +74,14 @@ class VerificationSettings(BaseModel):
     rate_limit_per_client_per_hour: int = 60
 
 
+class LivenessSettings(BaseModel):
+    """Liveness and presentation-attack detection (PAD). ``allow_no_pad``: run without the
+    MiniFASNet pack in production (``LIFECERT_LIVENESS__ALLOW_NO_PAD=1``) — an explicit,
+    logged choice; without it production refuses to start when the pack is not installed."""
+
+    allow_no_pad: bool = False
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="LIFECERT_", env_nested_delimiter="__", env_file=None, extra="ignore"
@@ -100,6 +108,7 @@ class Settings(BaseSettings):
     index: IndexSettings = Field(default_factory=IndexSettings)
     verification: VerificationSettings = Field(default_factory=VerificationSettings)
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    liveness: LivenessSettings = Field(default_factory=LivenessSettings)
 
     @field_validator("fixed_challenges")
     @classmethod

@@ -25,6 +25,7 @@ from fastapi.staticfiles import StaticFiles
 
 import server.routes as routes_pkg
 from lifecert.config import Settings, get_settings
+from lifecert.engine.pad import PadStatus, startup_pad
 from lifecert.services.context import AppContext
 from server.deps import BodyLimitMiddleware, InferencePool, configure_threads
 from server.errors import install_error_handlers
@@ -42,6 +43,12 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
             app.state.ctx = AppContext(settings or get_settings())
         c: AppContext = app.state.ctx
         configure_threads(1)
+        # PAD (MiniFASNet pack): loaded once, or off with a logged reason; production refuses to
+        # start without it unless LIFECERT_LIVENESS__ALLOW_NO_PAD=1 (lifecert.engine.pad.startup_pad).
+        if getattr(app.state, "pad", None) is None:
+            app.state.pad = await asyncio.to_thread(startup_pad, c.settings)
+        if app.state.pad.model is not None:
+            app.state.warmups.append(app.state.pad.model.warm_up)
         app.state.pool = InferencePool(c.settings.inference_threads)
         from lifecert.services.verification import VerificationService
 
@@ -64,6 +71,7 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
     )
     app.state.ctx = ctx
     app.state.ready = False
+    app.state.pad = None  # PadStatus, set at start-up
     app.state.engine_factory = None  # tests may share an already loaded engine (one inference thread)
     app.state.startup_hooks = []
     app.state.shutdown_hooks = []
@@ -77,9 +85,11 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
 
     @app.get("/readyz", tags=["ops"])
     async def readyz() -> JSONResponse:
+        pad: PadStatus | None = app.state.pad
+        extra = {"pad": pad.as_dict()["pad"], "pad_reason": pad.reason} if pad is not None else {}
         if app.state.ready:
-            return JSONResponse({"status": "ready"})
-        return JSONResponse({"status": "starting"}, status_code=503)
+            return JSONResponse({"status": "ready", **extra})
+        return JSONResponse({"status": "starting", **extra}, status_code=503)
 
     for mod in sorted(pkgutil.iter_modules(routes_pkg.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"server.routes.{mod.name}")

@@ -1,0 +1,242 @@
+"""Presentation-attack detection (lifecert.engine.pad): crop maths with known answers, the
+MiniFASNet ONNX models on real frames from ../shared, start-up rules when the pack is absent."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from lifecert.domain.errors import ErrorCode, ModelError
+from lifecert.engine.base import FaceEngine
+from lifecert.engine.pad import (
+    PadModel,
+    PadNet,
+    box_xyxy_to_xywh,
+    context_box,
+    crop_context,
+    fuse_session,
+    load_pad,
+    load_pad_from,
+    pad_dir,
+    pad_spec,
+    softmax,
+    startup_pad,
+    to_tensor,
+)
+from tests.conftest import make_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def pack_src(faces_dir: Path) -> Path:
+    d = faces_dir.parent / "models" / "minifasnet"
+    if not d.is_dir():
+        pytest.skip("../shared/models/minifasnet not found")
+    return d
+
+
+@pytest.fixture(scope="session")
+def pad_model(pack_src: Path) -> PadModel:
+    return load_pad_from(pack_src, pad_spec())
+
+
+# -- crop maths: known answers worked out by hand from upstream's CropImage._get_new_box ---------
+
+
+def test_given_centred_box_when_context_crop_then_box_scaled_about_its_centre() -> None:
+    # 640x480 image, 100x100 box centred at (320, 240), 2.7x -> 270x270 around the same centre
+    assert context_box(640, 480, (270, 190, 100, 100), 2.7) == (185, 105, 455, 375)
+
+
+def test_given_box_near_top_left_when_context_crop_then_shifted_inside_not_clipped() -> None:
+    # centre (60, 60): 270 wide from -75 -> shifted right/down by 75, size kept
+    assert context_box(640, 480, (10, 10, 100, 100), 2.7) == (0, 0, 270, 270)
+
+
+def test_given_box_near_bottom_right_when_context_crop_then_shifted_back_inside() -> None:
+    # 60x60 box at (560, 400): 162 wide centred at (590, 430) -> x 509..671 and y 349..511,
+    # shifted left by 32 and up by 32 to end on the last pixel (639, 479)
+    assert context_box(640, 480, (560, 400, 60, 60), 2.7) == (477, 317, 639, 479)
+
+
+def test_given_large_box_when_scale_does_not_fit_then_scale_shrinks_to_the_image() -> None:
+    # 200x200 box, 4.0x would be 800: the scale becomes min(479/200, 639/200) = 2.395 -> 479 px
+    assert context_box(640, 480, (100, 100, 200, 200), 4.0) == (0, 0, 479, 479)
+
+
+def test_given_empty_box_when_context_crop_then_value_error() -> None:
+    with pytest.raises(ValueError):
+        context_box(640, 480, (10, 10, 0, 50), 2.7)
+
+
+def test_given_crop_of_exactly_the_input_size_when_cropped_then_pixels_unchanged_end_pixel_included() -> None:
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    # scale 1: centre (49.5, 59.5) of a 79-wide box -> x 10..89, y 20..99 inclusive = 80x80
+    out = crop_context(frame, (10, 20, 79, 79), 1.0, (80, 80))
+    assert out.shape == (80, 80, 3)
+    np.testing.assert_array_equal(out, frame[20:100, 10:90])
+
+
+def test_given_bgr_crops_when_tensor_then_raw_0_255_channels_first_in_bgr_order() -> None:
+    crop = np.zeros((80, 80, 3), np.uint8)
+    crop[..., 0], crop[..., 1], crop[..., 2] = 10, 128, 255  # B, G, R
+    t = to_tensor([crop, crop])
+    assert t.shape == (2, 3, 80, 80) and t.dtype == np.float32
+    assert (t[0, 0] == 10).all() and (t[0, 1] == 128).all() and (t[0, 2] == 255).all()
+
+
+def test_given_logits_when_softmax_then_rows_sum_to_one_and_order_kept() -> None:
+    p = softmax(np.array([[0.0, 2.0, 0.0], [1000.0, 0.0, 0.0]]))
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)
+    assert p[0].argmax() == 1 and p[1, 0] == pytest.approx(1.0)
+
+
+def test_given_frame_scores_with_missing_faces_when_fused_then_nan_ignored() -> None:
+    assert fuse_session([0.9, float("nan"), 0.7]) == pytest.approx(0.8)
+    assert fuse_session([0.1, 0.2, 0.9, 1.0], "median") == pytest.approx(0.55)
+    assert fuse_session([0.0, 1.0, 1.0, 1.0, 1.0], "p25") == pytest.approx(1.0)
+    assert math.isnan(fuse_session([float("nan")]))
+    with pytest.raises(ValueError):
+        fuse_session([0.5], "max")
+
+
+def test_given_xyxy_box_when_converted_then_xywh() -> None:
+    assert box_xyxy_to_xywh(np.array([10.0, 20.0, 110.0, 70.0])) == (10.0, 20.0, 100.0, 50.0)
+
+
+def test_given_manifest_when_pad_spec_read_then_roles_scales_and_pins_are_the_upstream_ones() -> None:
+    spec = pad_spec()
+    by_role = {f.role: f for f in spec.files}
+    assert by_role["pad_v2"].crop_scale == 2.7 and by_role["pad_v1se"].crop_scale == 4.0
+    # upstream parses the scale from the file name's first field ("2.7_...", "4_0_0_...")
+    assert by_role["pad_v2"].file.startswith("2.7_80x80") and by_role["pad_v1se"].file.startswith("4_0_0_80x80")
+    assert all(len(f.sha256) == 64 for f in spec.files)
+    assert 0.0 < spec.threshold.value < 1.0
+
+
+# -- the ONNX models on real frames ---------------------------------------------------------------
+
+
+class _CountingSession:
+    """Wraps a real session to show that both nets see one batch per call (injected sessions)."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+        self.batches: list[tuple[int, ...]] = []
+
+    def get_inputs(self):  # type: ignore[no-untyped-def]
+        return self.inner.get_inputs()  # type: ignore[attr-defined]
+
+    def run(self, names, feed):  # type: ignore[no-untyped-def]
+        self.batches.append(next(iter(feed.values())).shape)
+        return self.inner.run(names, feed)  # type: ignore[attr-defined]
+
+
+def _first_face_xywh(engine: FaceEngine, frame: np.ndarray) -> tuple[float, float, float, float]:
+    faces = engine.detect(frame)
+    assert faces, "the real frame must contain a face"
+    return box_xyxy_to_xywh(faces[0].box)
+
+
+def test_given_upstream_sample_frames_when_scored_then_real_scores_above_the_printed_attacks(
+    faces_dir: Path, pad_model: PadModel, face_engine: FaceEngine
+) -> None:
+    """The upstream project's own 640x480 sample frames: one real, two photo attacks."""
+    spoof = faces_dir / "spoof"
+    scores = {}
+    for name in ("silentface_image_T1_real.jpg", "silentface_image_F1_attack.jpg", "silentface_image_F2_attack.jpg"):
+        frame = cv2.imread(str(spoof / name))
+        assert frame is not None
+        s = pad_model.score(frame, _first_face_xywh(face_engine, frame))
+        assert 0.0 <= s <= 1.0
+        scores[name] = s
+    real = scores.pop("silentface_image_T1_real.jpg")
+    assert real > 0.9
+    assert all(s < 0.5 for s in scores.values()), scores
+
+
+def test_given_video_frames_when_scored_in_one_batch_then_equal_to_one_by_one(
+    faces_dir: Path, pack_src: Path, face_engine: FaceEngine
+) -> None:
+    spec = pad_spec()
+    from lifecert.engine.pad import make_session
+
+    sessions = [_CountingSession(make_session(pack_src / f.file, threads=1)) for f in spec.files]
+    model = PadModel(
+        tuple(PadNet(s, f.crop_scale, f.input_size, f.role) for s, f in zip(sessions, spec.files, strict=True)),
+        spec.threshold,
+    )
+    cap = cv2.VideoCapture(str(faces_dir / "video" / "blink_7_times_1080p.mp4"))
+    frames = []
+    for _ in range(3):
+        ok, fr = cap.read()
+        assert ok
+        frames.append(fr)
+    cap.release()
+    boxes = [_first_face_xywh(face_engine, f) for f in frames]
+    batch = model.score_many(frames, boxes)
+    single = [model.score(f, b) for f, b in zip(frames, boxes, strict=True)]
+    np.testing.assert_allclose(batch, single, atol=1e-5)
+    assert sessions[0].batches[0] == (3, 3, 80, 80)
+    assert not model.is_attack(model.fuse(list(batch)))  # a real person in a full 1080p frame
+
+
+def test_given_tight_print_crop_when_scored_then_low_p_real(
+    faces_dir: Path, pad_model: PadModel, face_engine: FaceEngine
+) -> None:
+    f = sorted((faces_dir / "spoof" / "nuaa" / "attack_print").glob("*/*.jpg"))[0]
+    frame = cv2.imread(str(f))
+    assert pad_model.score(frame, _first_face_xywh(face_engine, frame)) < 0.5
+
+
+# -- pack files and start-up -----------------------------------------------------------------------
+
+
+def test_given_no_pack_when_loading_then_none_and_development_runs_with_pad_off(tmp_path: Path) -> None:
+    s = make_settings(tmp_path)
+    assert load_pad(s) is None
+    status = startup_pad(s)
+    assert not status.on and status.as_dict()["pad"] == "off"
+    assert str(tmp_path) not in status.reason  # /readyz is public: no server paths
+
+
+def test_given_production_without_pack_when_starting_then_refused_unless_explicitly_allowed(tmp_path: Path) -> None:
+    real = {"template_key": "a2V5LWtleS1rZXkta2V5LWtleS1rZXkta2V5LWtleTM=", "session_secret": "s" * 40}
+    s = make_settings(tmp_path, **real)
+    prod = s.model_copy(update={"env": "production"})
+    with pytest.raises(ModelError) as e:
+        startup_pad(prod)
+    assert e.value.code == ErrorCode.CONFIG_ERROR and "ALLOW_NO_PAD" in e.value.message
+    allowed = prod.model_copy(update={"liveness": prod.liveness.model_copy(update={"allow_no_pad": True})})
+    assert not startup_pad(allowed).on
+
+
+def test_given_installed_pack_when_starting_then_pad_on(tmp_path: Path, pack_src: Path) -> None:
+    s = make_settings(tmp_path)
+    d = pad_dir(s)
+    d.mkdir(parents=True)
+    for f in pad_spec().files:
+        shutil.copyfile(pack_src / f.file, d / f.file)
+    status = startup_pad(s)
+    assert status.on and status.as_dict()["pad"] == "on"
+
+
+def test_given_tampered_model_file_when_loading_then_refused_with_mismatch(tmp_path: Path, pack_src: Path) -> None:
+    s = make_settings(tmp_path)
+    d = pad_dir(s)
+    d.mkdir(parents=True)
+    files = pad_spec().files
+    for f in files:
+        shutil.copyfile(pack_src / f.file, d / f.file)
+    with (d / files[0].file).open("ab") as fh:
+        fh.write(b"\0")
+    with pytest.raises(ModelError) as e:
+        load_pad(s)
+    assert e.value.code == ErrorCode.MODEL_MISMATCH
