@@ -38,14 +38,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from lifecert.domain.errors import ErrorCode, LifecertError
-from lifecert.domain.quality import gate
 from lifecert.engine.base import fuse_views
+from lifecert.engine.pipeline import process_face
 from lifecert.engine.views import PROFILES, views_union
 
 if TYPE_CHECKING:
     from lifecert.config import Settings
     from lifecert.engine.base import FaceEngine
-    from lifecert.engine.types import Face
 
 FAR_TARGETS = (1e-2, 1e-3, 1e-4)
 NOT_ENOUGH = "not enough impostor pairs"
@@ -172,26 +171,6 @@ class ImageResult:
         return fuse_views(self.views[idx], len(idx))[0]
 
 
-PICKS = ("largest", "central")
-
-
-def pick_face(faces: list[Face], image_shape: tuple[int, ...], pick: str) -> Face:
-    """The face to enrol: ``largest`` (production: faces come largest first) or ``central``
-    (the significant face nearest the image centre — LFW's subject is the centred face, and
-    ~0.5% of its images hold a larger bystander)."""
-    if pick == "largest" or len(faces) < 2:
-        return faces[0]
-    from lifecert.engine.base import SECOND_FACE_RATIO
-
-    h, w = image_shape[:2]
-    significant = [f for f in faces if f.width >= SECOND_FACE_RATIO * faces[0].width]
-
-    def off_centre(f: Face) -> float:
-        return float(((f.box[0] + f.box[2]) / 2 - w / 2) ** 2 + ((f.box[1] + f.box[3]) / 2 - h / 2) ** 2)
-
-    return min(significant, key=off_centre)
-
-
 def settings_profiles(settings: Settings) -> tuple[str, str]:
     return settings.embedding.enroll_profile, settings.embedding.probe_profile
 
@@ -207,36 +186,25 @@ def process_image(
     """Decode → detect → quality gates → align → embed one image, under every view that
     ``profiles`` (default: the settings' enroll and probe profiles) need. As in enrollment,
     a photo with more than one significant face fails with MULTIPLE_FACES (still embedded,
-    for the ``detected`` view); ``pick`` chooses which face (see :func:`pick_face`)."""
-    from lifecert.engine.base import count_significant
+    for the ``detected`` view); ``pick`` chooses which face (see :func:`lifecert.engine.pipeline.pick_face`)."""
     from lifecert.engine.image import read_image_file
 
     try:
         image = read_image_file(path, max_bytes=settings.images.max_bytes, max_pixels=settings.images.max_pixels)
     except LifecertError as exc:
         return ImageResult(str(path), error=str(exc.code))
-    detect_verbose = getattr(engine, "detect_verbose", None)
-    if detect_verbose is not None:
-        faces, detector = detect_verbose(image)
-    else:
-        faces, detector = engine.detect(image), None
-    if not faces:
-        return ImageResult(str(path), error=str(ErrorCode.NO_FACE), detector=detector)
-    face = pick_face(faces, image.shape, pick)
     views = views_union(["single", *(profiles or settings_profiles(settings))])  # the plain crop first
-    crops = engine.align_views(image, face, views)
-    n_sig = count_significant(faces)
-    q = engine.quality(image, face, crops[0], num_faces=n_sig)
-    reason = ErrorCode.MULTIPLE_FACES if n_sig > 1 else gate(q, settings.quality)
-    embs = engine.embed_aligned(crops)
+    out = process_face(engine, image, settings.quality, views=views, pick=pick, embed_rejects=True)
+    if out.face is None:
+        return ImageResult(str(path), error=str(out.reason), detector=out.detector)
     return ImageResult(
         str(path),
         error=None,
-        gate=None if reason is None else str(reason),
-        detector=detector,
-        num_faces=len(faces),
-        views=np.asarray(embs, dtype=np.float32),
-        view_names=tuple(v.name for v in views),
+        gate=None if out.reason is None else str(out.reason),
+        detector=out.detector,
+        num_faces=out.num_faces,
+        views=out.view_embeddings,
+        view_names=out.view_names,
     )
 
 

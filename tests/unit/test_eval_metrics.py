@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from lifecert.engine.manifest import model_info
+from lifecert.engine.pipeline import pick_face
 from lifecert.services import evaluation as ev
 
 
@@ -123,6 +124,6 @@ def test_given_larger_bystander_when_pick_central_then_centred_face_else_largest
     centred = _face(70, 70, 160, 160)  # 90 px: significant (>= 0.35 of 120), centre (115, 115)
     speck = _face(120, 120, 130, 130)  # exactly at the centre but too small to count
     faces = [big_corner, centred, speck]
-    assert ev.pick_face(faces, (250, 250, 3), "central") is centred
-    assert ev.pick_face(faces, (250, 250, 3), "largest") is big_corner
-    assert ev.pick_face([big_corner, speck], (250, 250, 3), "central") is big_corner
+    assert pick_face(faces, (250, 250, 3), "central") is centred
+    assert pick_face(faces, (250, 250, 3), "largest") is big_corner
+    assert pick_face([big_corner, speck], (250, 250, 3), "central") is big_corner
