@@ -92,8 +92,8 @@ class Settings(BaseSettings):
     database_url: str | None = None  # default: sqlite file under data_dir
     template_key: SecretStr = SecretStr(DEV_TEMPLATE_KEY)  # base64 of 32 bytes (AES-256-GCM)
     session_secret: SecretStr = SecretStr(DEV_SESSION_SECRET)
-    engine: str = "dlib"  # dlib | insightface
-    models_dir: Path | None = None  # insightface packs; default data_dir/models
+    engine: str = "dlib"  # dlib | insightface | edgeface
+    models_dir: Path | None = None  # model packs (lifecert/engine/packs.py); default data_dir/models
     insightface_pack: str = "buffalo_l"
     manifest_path: Path | None = None  # default: models/manifest.toml of the checkout or package
     inference_threads: int = 2

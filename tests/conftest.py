@@ -35,6 +35,19 @@ def faces_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def shared_models_dir() -> Path:
+    """../shared/models (real third-party weights, never committed; override: LIFECERT_SHARED_MODELS)."""
+    env = os.environ.get("LIFECERT_SHARED_MODELS")
+    faces = _find_faces()
+    p = Path(env) if env else (faces.parent / "models" if faces is not None else None)
+    if p is None or not p.is_dir():
+        if os.environ.get("LIFECERT_REQUIRE_SERVICES") == "1":
+            pytest.fail("../shared/models not found (set LIFECERT_SHARED_MODELS)")
+        pytest.skip("../shared/models not found (set LIFECERT_SHARED_MODELS to the models folder)")
+    return p
+
+
+@pytest.fixture(scope="session")
 def face_engine() -> FaceEngine:
     """The embedded default engine (dlib), loaded once for the whole test session."""
     return load_engine(Settings(), name="dlib")

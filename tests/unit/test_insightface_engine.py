@@ -24,6 +24,7 @@ from lifecert import cli_models
 from lifecert.config import Settings, get_settings
 from lifecert.domain.errors import ErrorCode, ModelError
 from lifecert.engine import insightface_engine as ie
+from lifecert.engine import packs
 from lifecert.engine.base import FaceEngine, load_engine
 from lifecert.engine.image import read_image_file
 from lifecert.engine.manifest import REPO_MANIFEST
@@ -193,7 +194,7 @@ def test_given_zip_bomb_member_when_installed_then_refused_before_extraction(
 def test_given_zip_over_the_total_size_limit_when_installed_then_refused(
     isettings: Settings, pack_zip: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(ie, "MAX_TOTAL_BYTES", 1_000_000)  # the tiny pack unpacks to ~7 MB
+    monkeypatch.setattr(packs, "MAX_TOTAL_BYTES", 1_000_000)  # the tiny pack unpacks to ~7 MB
 
     with pytest.raises(ModelError) as err:
         cli_models.install_models(isettings, pack_zip)
