@@ -15,12 +15,13 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from lifecert.domain.challenges import CHALLENGES, policy_violation
+
 # A well-known key that only development and tests may use. Refused elsewhere.
 DEV_TEMPLATE_KEY = base64.b64encode(b"lifecert-development-key-32byte!").decode()
 DEV_SESSION_SECRET = "lifecert-development-session-secret"
 
 Environment = Literal["development", "test", "staging", "production"]
-CHALLENGES = ("blink", "turn_left", "turn_right", "open_mouth", "nod")
 
 
 class QualitySettings(BaseModel):
@@ -128,6 +129,12 @@ class Settings(BaseSettings):
                 raise ValueError("LIFECERT_SESSION_SECRET is the development secret; set a real one")
         if self.env == "production" and self.fixed_challenges:
             raise ValueError("LIFECERT_FIXED_CHALLENGES is for demos and tests; refused in production")
+        if self.fixed_challenges and self.env not in ("development", "test"):
+            why = policy_violation(self.fixed_challenge_list or [])
+            if why:
+                raise ValueError(
+                    f"LIFECERT_FIXED_CHALLENGES breaks the challenge policy outside development/test: {why}"
+                )
         key = base64.b64decode(self.template_key.get_secret_value(), validate=True)
         if len(key) != 32:
             raise ValueError("LIFECERT_TEMPLATE_KEY must be base64 of exactly 32 bytes")

@@ -53,6 +53,14 @@ def face_engine() -> FaceEngine:
     return load_engine(Settings(), name="dlib")
 
 
+@pytest.fixture(scope="session")
+def frame_engine() -> FaceEngine:
+    """The verification service's per-thread engine (selfie-frame tuning), loaded once."""
+    from lifecert.services.verification import load_frame_engine
+
+    return load_frame_engine(Settings(), name="dlib")
+
+
 def make_settings(tmp_path: Path, **kw: object) -> Settings:
     url = os.environ.get("LIFECERT_TEST_DATABASE_URL") if kw.pop("use_env_db", False) else None
     return Settings(env="test", data_dir=tmp_path / "data", database_url=url, **kw)  # type: ignore[arg-type]

@@ -36,6 +36,7 @@ class ErrorCode(StrEnum):
     LOW_QUALITY = "LOW_QUALITY"
     # verification
     LIVENESS_FAILED = "LIVENESS_FAILED"
+    PRESENTATION_ATTACK = "PRESENTATION_ATTACK"  # decision reason only: the pensioner sees a neutral text
     NOT_FOUND = "NOT_FOUND"
     NO_TEMPLATE = "NO_TEMPLATE"
     SESSION_EXPIRED = "SESSION_EXPIRED"

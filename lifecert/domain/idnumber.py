@@ -39,9 +39,9 @@ class IdNumber:
 
 
 def normalize_id_number(raw: str) -> str:
-    """Strip whitespace, map full-width digits/X and lower-case x. No other repairs."""
-    s = raw.strip().translate(_FULLWIDTH).replace(" ", "").upper()
-    return s
+    """Remove all whitespace (also full-width and tabs), map full-width digits/X and lower-case x.
+    No other repairs."""
+    return "".join(raw.translate(_FULLWIDTH).split()).upper()
 
 
 _FULLWIDTH = str.maketrans({chr(0xFF10 + i): str(i) for i in range(10)} | {"Ｘ": "X", "ｘ": "X"})

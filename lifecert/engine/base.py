@@ -151,9 +151,10 @@ def resize_for_detection(image: ImageBGR, scale: float) -> ImageBGR:
     return np.asarray(out, dtype=np.uint8)
 
 
-def load_engine(settings: Settings | None = None, name: str | None = None) -> FaceEngine:
+def load_engine(settings: Settings | None = None, name: str | None = None, *, cnn_fallback: bool = True) -> FaceEngine:
     """Build the configured engine. Raises :class:`ModelError` with a clear message when
-    the engine's model files are missing (never a bare traceback)."""
+    the engine's model files are missing (never a bare traceback). ``cnn_fallback``: dlib only,
+    whether HOG misses are retried with the slow CNN detector (off for selfie frames)."""
     from lifecert.config import get_settings
 
     s = settings or get_settings()
@@ -161,7 +162,7 @@ def load_engine(settings: Settings | None = None, name: str | None = None) -> Fa
     if which == "dlib":
         from lifecert.engine.dlib_engine import DlibEngine
 
-        return DlibEngine.from_settings(s)
+        return DlibEngine.from_settings(s, cnn_fallback=cnn_fallback)
     if which == "insightface":
         from lifecert.engine.insightface_engine import InsightFaceEngine
 

@@ -100,10 +100,11 @@ class DlibEngine(FaceEngine):
         self._lock = threading.RLock()
 
     @classmethod
-    def from_settings(cls, s: Settings) -> DlibEngine:
+    def from_settings(cls, s: Settings, *, cnn_fallback: bool = True) -> DlibEngine:
         return cls(
             model_info("dlib", s.manifest_path),
             detect_max_side=s.images.detect_max_side,
+            cnn_fallback=cnn_fallback,
             recognizer=s.dlib_recognizer,
         )
 

@@ -52,8 +52,8 @@ def vctx(tmp_path: Path, face_engine: FaceEngine) -> Iterator[AppContext]:
 
 
 @pytest.fixture
-def client(vctx: AppContext, face_engine: FaceEngine) -> Iterator[TestClient]:
-    yield from serve(vctx, face_engine)
+def client(vctx: AppContext, frame_engine: FaceEngine) -> Iterator[TestClient]:
+    yield from serve(vctx, frame_engine)
 
 
 def start(client: TestClient, p: Pensioner) -> dict[str, object]:

@@ -119,11 +119,14 @@ def still_frames(faces_dir: Path) -> tuple[list[bytes], NDArray[np.uint8]]:
 
 
 def test_given_old_sessions_when_purged_then_frames_and_scores_go_unless_review_open(
-    tmp_path: Path, face_engine: FaceEngine, still_frames: tuple[list[bytes], NDArray[np.uint8]]
+    tmp_path: Path,
+    face_engine: FaceEngine,
+    frame_engine: FaceEngine,
+    still_frames: tuple[list[bytes], NDArray[np.uint8]],
 ) -> None:
     ctx = AppContext(make_settings(tmp_path, fixed_challenges="blink,nod"))
     ctx.set_engine(face_engine)
-    svc = VerificationService(ctx, engine_factory=lambda: face_engine)
+    svc = VerificationService(ctx, engine_factory=lambda: frame_engine)
     frames, template_img = still_frames
     p = enroll(ctx, template_img, seq=47)
     ids = []
@@ -157,13 +160,17 @@ def test_given_old_sessions_when_purged_then_frames_and_scores_go_unless_review_
 
 
 def test_given_repeated_failures_when_uploading_then_retry_until_the_limit_then_review(
-    tmp_path: Path, face_engine: FaceEngine, faces_dir: Path, still_frames: tuple[list[bytes], NDArray[np.uint8]]
+    tmp_path: Path,
+    face_engine: FaceEngine,
+    frame_engine: FaceEngine,
+    faces_dir: Path,
+    still_frames: tuple[list[bytes], NDArray[np.uint8]],
 ) -> None:
     from lifecert.engine.image import read_image_file
 
     ctx = AppContext(make_settings(tmp_path, fixed_challenges="blink,nod"))
     ctx.set_engine(face_engine)
-    svc = VerificationService(ctx, engine_factory=lambda: face_engine)
+    svc = VerificationService(ctx, engine_factory=lambda: frame_engine)
     p = enroll(ctx, still_frames[1], seq=49)
     dark = [encode_jpeg(np.full((480, 360, 3), 12, np.uint8), 80)] * 8
     group = [encode_jpeg(read_image_file(faces_dir / "multi/couple.jpg"), 85)] * 8

@@ -24,7 +24,7 @@ from lifecert.engine.liveness import (
     signals,
     track_breaks,
 )
-from lifecert.services.verification import RateLimiter
+from lifecert.services.ratelimit import RateLimiter
 
 LEAD, WIN = 1500, 3000
 

@@ -1,0 +1,157 @@
+"""Decision rules and frame-analysis helpers of the verification service, on plain data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lifecert.config import QualitySettings
+from lifecert.domain.errors import ErrorCode
+from lifecert.engine.liveness import FrameObs
+from lifecert.services.verification import frames as fa
+from lifecert.services.verification.messages import MESSAGES, message_for
+from lifecert.services.verification.rules import Evidence, consecutive_retries, decide, escalate
+from lifecert.storage.models_verification import Decision
+
+THR = 0.5
+
+
+def _ev(**kw: object) -> Evidence:
+    base: dict[str, object] = {"threshold": THR, "own_match": 0.8, "one_person_min": 0.9}
+    base.update(kw)
+    return Evidence(**base)  # type: ignore[arg-type]
+
+
+def test_given_clean_evidence_when_decided_then_confirmed() -> None:
+    v = decide(_ev())
+    assert (v.decision, v.reason) == (Decision.CONFIRMED, None)
+
+
+@pytest.mark.parametrize(
+    ("kw", "decision", "reason", "issue"),
+    [
+        ({"still": True}, Decision.REVIEW, ErrorCode.LIVENESS_FAILED, "still_image"),
+        ({"pad_spoof": True}, Decision.REVIEW, ErrorCode.PRESENTATION_ATTACK, "presentation_attack"),
+        ({"one_person_min": 0.2}, Decision.REVIEW, ErrorCode.DIFFERENT_PERSONS, None),
+        ({"flat": True}, Decision.REVIEW, ErrorCode.LIVENESS_FAILED, "flat_photo"),
+        ({"challenges_passed": False}, Decision.RETRY, ErrorCode.CHALLENGE_NOT_SEEN, None),
+        ({"other_matches": [0.9]}, Decision.REVIEW, ErrorCode.MATCHES_OTHER_PENSIONER, None),
+        ({"own_match": 0.3}, Decision.REVIEW, ErrorCode.LOW_MATCH, None),
+    ],
+)
+def test_given_one_failing_signal_when_decided_then_its_reason(
+    kw: dict[str, object], decision: str, reason: ErrorCode, issue: str | None
+) -> None:
+    v = decide(_ev(**kw))
+    assert (v.decision, v.reason, v.issue) == (decision, reason, issue)
+
+
+def test_given_spoof_and_missed_challenge_when_decided_then_review_not_retry() -> None:
+    # A replay that also missed a challenge must not get a cheap RETRY (and another draw).
+    v = decide(_ev(pad_spoof=True, challenges_passed=False, own_match=0.9))
+    assert (v.decision, v.reason) == (Decision.REVIEW, ErrorCode.PRESENTATION_ATTACK)
+
+
+def test_given_other_pensioner_below_own_score_when_decided_then_confirmed() -> None:
+    assert decide(_ev(other_matches=[0.7], own_match=0.8)).decision == Decision.CONFIRMED
+
+
+def test_given_retries_when_escalated_then_review_only_at_the_limit() -> None:
+    assert escalate(Decision.RETRY, "NO_FACE", 2, 3) == (Decision.RETRY, "NO_FACE")
+    assert escalate(Decision.RETRY, "NO_FACE", 3, 3) == (Decision.REVIEW, ErrorCode.TOO_MANY_RETRIES)
+    assert escalate(Decision.CONFIRMED, None, 9, 3) == (Decision.CONFIRMED, None)
+
+
+def test_given_history_when_counted_then_only_the_trailing_retries() -> None:
+    assert consecutive_retries([Decision.RETRY, Decision.RETRY, Decision.CONFIRMED, Decision.RETRY]) == 2
+    assert consecutive_retries([]) == 0
+
+
+def test_given_attack_reason_when_message_read_then_neutral_text() -> None:
+    zh, en = message_for(ErrorCode.PRESENTATION_ATTACK)
+    assert "attack" not in en.lower() and "攻击" not in zh
+    assert (zh, en) == MESSAGES[ErrorCode.LIVENESS_FAILED]
+    assert message_for(None) == MESSAGES["CONFIRMED"]
+
+
+def _face_lm(cx: float, cy: float, width: float) -> np.ndarray:
+    """68 points spread over a face-sized box; points 0 and 16 are the jaw ends (face width)."""
+    lm = np.zeros((68, 2), dtype=np.float32)
+    xs = np.linspace(cx - width / 2, cx + width / 2, 68)
+    lm[:, 0] = xs
+    lm[:, 1] = cy
+    lm[0] = (cx - width / 2, cy)
+    lm[16] = (cx + width / 2, cy)
+    return lm
+
+
+G = QualitySettings()
+
+
+@pytest.mark.parametrize(
+    ("obs", "brightness", "want"),
+    [
+        (FrameObs(0, None), 10.0, ErrorCode.TOO_DARK),
+        (FrameObs(0, None), 120.0, ErrorCode.NO_FACE),
+        (FrameObs(0, _face_lm(320, 240, 200), num_faces=2), 120.0, ErrorCode.MULTIPLE_FACES),
+        (FrameObs(0, _face_lm(320, 240, 200), num_faces=1), 120.0, None),
+        (FrameObs(0, _face_lm(600, 240, 60), num_faces=1), 120.0, ErrorCode.FACE_NOT_CENTRED),
+        (FrameObs(0, _face_lm(320, 240, 40), num_faces=1), 120.0, ErrorCode.FACE_TOO_SMALL),
+        (FrameObs(0, _face_lm(320, 240, 200), num_faces=1), 5.0, ErrorCode.TOO_DARK),
+        (FrameObs(0, _face_lm(320, 240, 200), num_faces=1), 254.0, ErrorCode.TOO_BRIGHT),
+    ],
+)
+def test_given_one_frame_when_framing_checked_then_its_issue(
+    obs: FrameObs, brightness: float, want: ErrorCode | None
+) -> None:
+    assert fa.framing_issue(obs, (640, 480), brightness, G) == want
+
+
+def _info(i: int, quality: float) -> fa.FrameInfo:
+    return fa.FrameInfo(i, i * 100, np.zeros((4, 4, 3), np.uint8), (4, 4), FrameObs(i * 100, None), quality=quality)
+
+
+def test_given_segments_when_best_picked_then_one_per_segment_plus_track_break_neighbours() -> None:
+    usable = [_info(i, q) for i, q in enumerate([0.1, 0.9, 0.2, 0.3, 0.8, 0.1])]
+    best, extra = fa.pick_best(usable, 2, breaks=[3])
+    assert [f.index for f in best] == [1, 4]
+    assert [f.index for f in extra] == [2, 3]
+
+
+def test_given_no_landmarks_when_quality_scored_then_zero() -> None:
+    assert fa.quality_score(None, 100.0, 120.0, 0.3) == 0.0
+
+
+def test_given_many_draws_when_drawn_then_each_has_head_motion_and_non_rigid() -> None:
+    import random
+
+    from lifecert.domain.challenges import HEAD_MOTION, NON_RIGID, draw, policy_violation
+
+    rng = random.Random(12)
+    draws = [draw(rng) for _ in range(2000)]
+    assert all(policy_violation(d) is None for d in draws)
+    assert all(any(c in HEAD_MOTION for c in d) and any(c in NON_RIGID for c in d) for d in draws)
+    # Both orders occur: the head motion is not always first.
+    assert {d[0] in HEAD_MOTION for d in draws} == {True, False}
+    assert {len(d) for d in draws} == {2, 3}
+
+
+@pytest.mark.parametrize(
+    ("fixed", "ok"),
+    [("blink,open_mouth", False), ("nod", False), ("turn_left,nod", False), ("blink,nod", True), ("nod,blink", True)],
+)
+def test_given_fixed_challenges_when_staging_then_policy_enforced(fixed: str, ok: bool) -> None:
+    import base64
+
+    from pydantic import ValidationError
+
+    from lifecert.config import Settings
+
+    secrets = {"template_key": base64.b64encode(bytes(range(32))).decode(), "session_secret": "s" * 40}
+    if ok:
+        assert Settings(env="staging", fixed_challenges=fixed, **secrets).fixed_challenge_list == fixed.split(",")  # type: ignore[arg-type]
+    else:
+        with pytest.raises(ValidationError, match="challenge policy"):
+            Settings(env="staging", fixed_challenges=fixed, **secrets)  # type: ignore[arg-type]
+    # development and test keep the freedom the e2e fake camera needs
+    assert Settings(env="test", fixed_challenges=fixed).fixed_challenge_list == fixed.split(",")  # type: ignore[arg-type]
