@@ -167,4 +167,8 @@ def load_engine(settings: Settings | None = None, name: str | None = None, *, cn
         from lifecert.engine.insightface_engine import InsightFaceEngine
 
         return InsightFaceEngine.from_settings(s)
-    raise ModelError(f"unknown engine '{which}' (known: dlib, insightface)", code=ErrorCode.CONFIG_ERROR)
+    if which == "edgeface":
+        from lifecert.engine.edgeface_engine import EdgeFaceEngine
+
+        return EdgeFaceEngine.from_settings(s)
+    raise ModelError(f"unknown engine '{which}' (known: dlib, insightface, edgeface)", code=ErrorCode.CONFIG_ERROR)
