@@ -62,3 +62,42 @@ def test_given_single_view_templates_when_rebuilt_under_jitter_then_re_embedded_
     again = rebuild_templates(ctx)
     assert "re-embedded as jitter" not in again, "nothing left to upgrade"
     ctx.close()
+
+
+def test_given_dlib_templates_when_rebuilt_with_edgeface_then_each_photo_gains_an_edgeface_template(
+    tmp_path: Path, faces_dir: Path, face_engine: FaceEngine, shared_models_dir: Path
+) -> None:
+    from lifecert import cli_models
+    from lifecert.engine.base import load_engine
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rows = []
+    for i, (src, idn) in enumerate(zip(frontal_lfw(faces_dir, 3), ids(3, start=60), strict=True)):
+        (photos / f"{i}.jpg").write_bytes(src.read_bytes())
+        rows.append((idn, f"换模{i}", f"{i}.jpg"))
+    dlib_ctx = AppContext(make_settings(tmp_path))
+    dlib_ctx.set_engine(face_engine)
+    run(dlib_ctx, photos, write_manifest(photos, rows))
+    dlib_key = dlib_ctx.model.key
+    dlib_ctx.close()
+
+    es = make_settings(tmp_path, engine="edgeface", inference_threads=1)
+    for pack in ("edgeface", "yunet"):
+        cli_models.install_models(es, shared_models_dir / pack, pack)
+    ctx = AppContext(es)
+    ctx.set_engine(load_engine(es))
+    counts = rebuild_templates(ctx)
+
+    with ctx.db.session() as s:
+        rows_by_key: dict[str, set[tuple[int, str]]] = {}
+        for t in s.scalars(select(FaceTemplate).where(FaceTemplate.active.is_(True))):
+            rows_by_key.setdefault(t.model_key, set()).add((t.pensioner_id, t.photo_sha256))
+        assert rows_by_key[ctx.model.key] == rows_by_key[dlib_key], "every photo, now in both spaces"
+        assert len(rows_by_key[ctx.model.key]) == 3 and sum(counts.values()) >= 3, counts
+        t = s.scalars(select(FaceTemplate).where(FaceTemplate.model_key == ctx.model.key)).first()
+        assert t is not None
+        emb = ctx.cipher.open_embedding(t.embedding_enc, t.aad())
+        assert emb.shape == (512,)
+        assert ctx.index.get(s, ctx.model.key).search(emb, 1)[0].template_id == t.id
+    ctx.close()
