@@ -20,8 +20,8 @@ from lifecert.domain.idnumber import mask_id_number
 from lifecert.engine.manifest import manifest_sha256
 
 if TYPE_CHECKING:
-    from enrollment.job import JobOptions, JobResult
     from enrollment.manifest import Inputs
+    from enrollment.types import JobOptions, JobResult
     from lifecert.services.context import AppContext
 
 

@@ -34,6 +34,10 @@ class ErrorCode(StrEnum):
     POSE_TOO_LARGE = "POSE_TOO_LARGE"
     EYES_CLOSED = "EYES_CLOSED"
     LOW_QUALITY = "LOW_QUALITY"
+    # enrollment rows (besides the input and face-quality codes above)
+    DUPLICATE_ROW = "DUPLICATE_ROW"  # the ID number appears earlier in the same manifest
+    DUPLICATE_FACE = "DUPLICATE_FACE"  # the face matches another pensioner's template
+    ID_COLLISION = "ID_COLLISION"  # the ID number is enrolled with another face (or name): not replaced
     # verification
     LIVENESS_FAILED = "LIVENESS_FAILED"
     PRESENTATION_ATTACK = "PRESENTATION_ATTACK"  # decision reason only: the pensioner sees a neutral text

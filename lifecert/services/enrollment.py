@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from lifecert.domain.enrollment import ItemReason
+from lifecert.domain.enrollment import ItemOutcome, ItemReason
 from lifecert.domain.quality import QualityGates
 from lifecert.engine.base import FaceEngine
 from lifecert.engine.pipeline import process_face
@@ -49,9 +49,9 @@ def assess_bytes(
     the largest face, quality-gated, embedded under ``profile`` (normally
     ``settings.embedding.enroll_profile``) when it passes; a thumbnail for rejects."""
     out = process_face(engine, data, gates, views=profile, max_bytes=max_bytes, max_pixels=max_pixels)
-    if out.ok:
-        return Assessment(ItemReason.ENROLLED, "", out.quality_dict(), out.embedding, out.width, out.height)
-    a = Assessment(ItemReason(str(out.reason)), out.detail, out.quality_dict(), width=out.width, height=out.height)
+    if out.reason is None:
+        return Assessment(ItemOutcome.ENROLLED, "", out.quality_dict(), out.embedding, out.width, out.height)
+    a = Assessment(out.reason, out.detail, out.quality_dict(), width=out.width, height=out.height)
     if out.image is not None:
         a.thumbnail = thumbnail(out.image)
     return a

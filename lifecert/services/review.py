@@ -22,9 +22,17 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from lifecert.domain.errors import AccessDenied, Conflict, ErrorCode, FaceQualityError, LifecertError, NotFound
+from lifecert.domain.enrollment import is_success
+from lifecert.domain.errors import (
+    AccessDenied,
+    Conflict,
+    ErrorCode,
+    FaceQualityError,
+    ImageError,
+    LifecertError,
+    NotFound,
+)
 from lifecert.domain.idnumber import mask_id_number
-from lifecert.domain.quality import gate
 from lifecert.services import audit
 from lifecert.services.context import AppContext
 from lifecert.services.staff import Principal, Role
@@ -566,57 +574,47 @@ def _enrollment_case(session: Session, case_id: int, who: Principal) -> ReviewCa
     return case
 
 
-def _enroll_bytes(ctx: AppContext, session: Session, p: Pensioner, data: bytes, name: str | None) -> FaceTemplate:
-    from lifecert.engine.image import decode_image
-    from lifecert.services import templates
+def _enroll_bytes(
+    ctx: AppContext, session: Session, p: Pensioner, data: bytes, name: str | None, *, accept_duplicate: bool = False,
+    accept_new_face: bool = True,
+) -> FaceTemplate:
+    """Enroll ``data`` for ``p`` through the face pipeline (one decode, one embedding under the
+    enroll profile) and the enrolling rules; a reject is its typed error and writes nothing.
+    A staff member chose this photo for this pensioner, so a new face is accepted by default."""
+    from lifecert.services.enrollment import assess_bytes
+    from lifecert.services.enrollment_writer import Candidate, EnrollmentWriter
     from lifecert.storage.photos import sha256_bytes
 
-    img = decode_image(data, max_bytes=ctx.settings.images.max_bytes, max_pixels=ctx.settings.images.max_pixels)
-    faces = ctx.engine.analyze(img, max_faces=1, profile=ctx.settings.embedding.enroll_profile)
-    if not faces or faces[0].embedding is None:
-        raise FaceQualityError("no face found in the photo", code=ErrorCode.NO_FACE)
-    a = faces[0]
-    emb = faces[0].embedding
-    if a.quality.num_faces > 1:
-        raise FaceQualityError("more than one face in the photo", code=ErrorCode.MULTIPLE_FACES)
-    bad = gate(a.quality, ctx.settings.quality)
-    if bad is not None:
-        raise FaceQualityError(f"photo fails the quality gate: {bad}", code=bad, quality=a.quality.as_dict())
-    sha = sha256_bytes(data)
-    templates.store_photo(ctx, session, data, sha, int(img.shape[1]), int(img.shape[0]), name)
-    for t in templates.active_templates(session, p.id, ctx.model.key):
-        if t.kind == TemplateKind.ID_PHOTO and t.photo_sha256 != sha:
-            templates.retire_template(t)
-    existing = session.scalars(select(FaceTemplate).where(
-        FaceTemplate.pensioner_id == p.id, FaceTemplate.photo_sha256 == sha, FaceTemplate.model_key == ctx.model.key
-    )).first()
-    if existing is not None:
-        existing.active = True
-        existing.replaced_at = None
-        return existing
-    return templates.add_template(ctx, session, p, emb, photo_sha256=sha, quality=a.quality)
+    st = ctx.settings
+    a = assess_bytes(ctx.engine, data, st.quality, max_bytes=st.images.max_bytes, max_pixels=st.images.max_pixels,
+                     profile=st.embedding.enroll_profile)
+    if not is_success(a.reason):
+        err = ErrorCode(a.reason)
+        if err in (ErrorCode.UNREADABLE_IMAGE, ErrorCode.UNSUPPORTED_FORMAT, ErrorCode.IMAGE_TOO_LARGE):
+            raise ImageError(a.detail or "the photo cannot be read", code=err)
+        raise FaceQualityError(f"photo fails the quality gate: {err}" + (f" ({a.detail})" if a.detail else ""),
+                               code=err, quality=a.quality)
+    c = Candidate(id_number=p.id_number, name="", photo_name=(name or "")[:255], photo_sha256=sha256_bytes(data),
+                  photo_size=len(data), assessment=a, photo_data=data)
+    v = EnrollmentWriter(ctx, session=session).enroll_for(session, p, c, accept_duplicate=accept_duplicate,
+                                                          accept_new_face=accept_new_face)
+    if v.reason == ErrorCode.DUPLICATE_FACE:
+        raise Conflict(f"this face matches pensioner #{v.duplicate_of} (similarity {v.similarity or 0:.3f})",
+                       pensioner_id=v.duplicate_of, similarity=round(v.similarity or 0.0, 4))
+    if v.template is None:
+        raise Conflict(f"the photo was not enrolled: {v.reason} {v.detail}".strip())
+    return v.template
 
 
 def fix_photo(
     ctx: AppContext, session: Session, case_id: int, who: Principal, data: bytes, *, filename: str | None = None,
     client_addr: str = "",
 ) -> FaceTemplate:
-    """Enroll a corrected ID photo for the case's pensioner (same quality gate as the batch job) and
-    close the case. A photo whose face is another pensioner's (≥ duplicate threshold) is refused."""
+    """Enroll a corrected ID photo for the case's pensioner (same pipeline and rules as the batch
+    job) and close the case. A photo whose face is another pensioner's (≥ duplicate threshold)
+    is refused."""
     case = _enrollment_case(session, case_id, who)
     p = _pensioner_of(session, case)
-    from lifecert.engine.image import decode_image
-
-    img = decode_image(data, max_bytes=ctx.settings.images.max_bytes, max_pixels=ctx.settings.images.max_pixels)
-    faces = ctx.engine.analyze(img, max_faces=1, profile=ctx.settings.embedding.enroll_profile)
-    if faces and faces[0].embedding is not None:
-        from lifecert.services import templates
-
-        dup = ctx.model.threshold("duplicate")
-        for h in templates.search(ctx, session, faces[0].embedding, k=3):
-            if h.pensioner_id != p.id and h.score >= dup:
-                raise Conflict(f"this face matches pensioner #{h.pensioner_id} (similarity {h.score:.3f})",
-                               pensioner_id=h.pensioner_id, similarity=round(h.score, 4))
     tpl = _enroll_bytes(ctx, session, p, data, filename)
     _close(case, who, Decision.PHOTO_FIXED, None)
     _audit_decision(session, case, who, "enrollment.fix_photo", client_addr, template_id=tpl.id,
@@ -647,7 +645,7 @@ def not_duplicate(ctx: AppContext, session: Session, case_id: int, who: Principa
     sha = (case.payload or {}).get("photo_sha256") or (item.photo_sha256 if item else None)
     if not sha:
         raise Conflict("this case has no stored photo to enroll; use fix photo")
-    tpl = _enroll_bytes(ctx, session, p, ctx.photos.get(sha), None)
+    tpl = _enroll_bytes(ctx, session, p, ctx.photos.get(sha), None, accept_duplicate=True)
     _close(case, who, Decision.NOT_DUPLICATE, note)
     _audit_decision(session, case, who, "enrollment.not_duplicate", client_addr, template_id=tpl.id,
                     other_pensioner_id=(case.payload or {}).get("duplicate_of_pensioner_id"))

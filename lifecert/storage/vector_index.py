@@ -160,3 +160,36 @@ class IndexManager:
     def invalidate(self, model_key: str) -> None:
         with self._lock:
             self._cache.pop(model_key, None)
+
+
+class OverlayIndex:
+    """A fresh :class:`VectorIndex` plus the vectors added since it was taken (in memory).
+
+    A batch enrolment searches the database's templates and those it enrolled itself in the
+    same run without rebuilding the index after every photo. ``owner`` ids are pensioner ids;
+    a caller may use negative ids for people not stored yet (a dry run)."""
+
+    def __init__(self, base: VectorIndex) -> None:
+        self.base = base
+        self.new: faiss.IndexFlatIP | None = None  # made on the first add (its dimension)
+        self.new_owners: list[int] = []
+
+    def best_other(self, vec: NDArray[np.float32], owner: int | None) -> tuple[int | None, float]:
+        """The most similar template of anyone but ``owner``: (owner id, cosine) or (None, -1.0)."""
+        best: tuple[int | None, float] = (None, -1.0)
+        for hit in self.base.search(vec, 5):
+            if hit.pensioner_id != owner and hit.score > best[1]:
+                best = (hit.pensioner_id, hit.score)
+        if self.new is not None and self.new.ntotal:
+            q = np.ascontiguousarray(vec.reshape(1, -1), dtype=np.float32)
+            scores, idx = self.new.search(q, min(5, self.new.ntotal))
+            for s, i in zip(scores[0], idx[0], strict=True):
+                if i >= 0 and self.new_owners[i] != owner and s > best[1]:
+                    best = (self.new_owners[i], float(s))
+        return best
+
+    def add(self, vec: NDArray[np.float32], owner: int) -> None:
+        if self.new is None:
+            self.new = faiss.IndexFlatIP(int(vec.shape[-1]))
+        self.new.add(np.ascontiguousarray(vec.reshape(1, -1), dtype=np.float32))
+        self.new_owners.append(owner)
