@@ -176,9 +176,9 @@ def time_profiles(run: ev.ProtocolRun, settings: Settings, engine_name: str | No
     first ``n`` detected images of the run (after one warm-up call)."""
     import time
 
-    from lifecert.engine.base import load_engine
     from lifecert.engine.dlib_engine import set_thread_count
     from lifecert.engine.image import read_image_file
+    from lifecert.engine.loader import load_engine
 
     set_thread_count(1)
     engine = load_engine(settings, name=engine_name)

@@ -65,8 +65,8 @@ def build_dataset(n: int, folder: Path) -> Path:
 
 def raw_engine_rate(folder: Path, sample: int, start: int = 0) -> float:
     from lifecert.config import Settings
-    from lifecert.engine.base import load_engine
     from lifecert.engine.dlib_engine import set_thread_count
+    from lifecert.engine.loader import load_engine
     from lifecert.services.enrollment import assess_bytes
 
     set_thread_count(1)  # one core, as each batch worker is configured (OpenCV would otherwise add threads)

@@ -50,9 +50,10 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.accuracy import update_readme  # noqa: E402
 from lifecert.config import Settings  # noqa: E402
-from lifecert.engine.base import FaceEngine, count_significant, load_engine  # noqa: E402
+from lifecert.engine.base import FaceEngine, count_significant  # noqa: E402
 from lifecert.engine.image import read_image_file  # noqa: E402
 from lifecert.engine.liveness import FrameObs, LivenessParams, analyze_liveness  # noqa: E402
+from lifecert.engine.loader import load_engine  # noqa: E402
 from lifecert.engine.manifest import manifest_sha256  # noqa: E402
 from lifecert.services.evaluation import machine_info  # noqa: E402
 

@@ -57,8 +57,8 @@ def build_frames() -> tuple[list[bytes], list[int], np.ndarray]:
     """10 JPEG frames (512x512) with a blink in window 1 and a mouth opening in window 2."""
     from lifecert.config import Settings
     from lifecert.engine import geometry
-    from lifecert.engine.base import load_engine
     from lifecert.engine.image import encode_jpeg
+    from lifecert.engine.loader import load_engine
 
     cap = cv2.VideoCapture(str(VIDEO))
     video = []
@@ -93,8 +93,8 @@ def enroll(data_dir: Path, template: np.ndarray, n_lfw: int) -> dict[str, str]:
     """Enroll the talking-head person and ``n_lfw`` LFW people; returns the test pensioner."""
     from lifecert.config import Settings
     from lifecert.domain.idnumber import make_id_number
-    from lifecert.engine.base import load_engine
     from lifecert.engine.image import encode_jpeg, read_image_file
+    from lifecert.engine.loader import load_engine
     from lifecert.services.context import AppContext
     from lifecert.services.templates import add_template, store_photo, upsert_pensioner
 

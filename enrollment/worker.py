@@ -10,7 +10,8 @@ from typing import Any
 
 from enrollment.manifest import SourceRef
 from lifecert.config import Settings
-from lifecert.engine.base import FaceEngine, load_engine
+from lifecert.engine.base import FaceEngine
+from lifecert.engine.loader import load_engine
 from lifecert.services.enrollment import Assessment, assess_bytes
 from lifecert.storage.crypto import Cipher
 from lifecert.storage.photos import PhotoStore

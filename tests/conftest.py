@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from lifecert.config import Settings
-from lifecert.engine.base import FaceEngine, load_engine
+from lifecert.engine.base import FaceEngine
+from lifecert.engine.loader import load_engine
 from lifecert.services.context import AppContext
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,7 +10,6 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from lifecert.domain.errors import ErrorCode, ModelError
 from lifecert.domain.quality import Quality
 from lifecert.engine import geometry
 from lifecert.engine.manifest import ModelInfo
@@ -18,7 +17,7 @@ from lifecert.engine.types import AnalyzedFace, Embedding, Face, ImageBGR
 from lifecert.engine.views import View, profile_views, warp_crop
 
 if TYPE_CHECKING:
-    from lifecert.config import Settings
+    pass
 
 # A second face this large relative to the largest one makes the photo ambiguous.
 SECOND_FACE_RATIO = 0.35
@@ -149,26 +148,3 @@ def resize_for_detection(image: ImageBGR, scale: float) -> ImageBGR:
     h, w = image.shape[:2]
     out = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=interp)
     return np.asarray(out, dtype=np.uint8)
-
-
-def load_engine(settings: Settings | None = None, name: str | None = None, *, cnn_fallback: bool = True) -> FaceEngine:
-    """Build the configured engine. Raises :class:`ModelError` with a clear message when
-    the engine's model files are missing (never a bare traceback). ``cnn_fallback``: dlib only,
-    whether HOG misses are retried with the slow CNN detector (off for selfie frames)."""
-    from lifecert.config import get_settings
-
-    s = settings or get_settings()
-    which = name or s.engine
-    if which == "dlib":
-        from lifecert.engine.dlib_engine import DlibEngine
-
-        return DlibEngine.from_settings(s, cnn_fallback=cnn_fallback)
-    if which == "insightface":
-        from lifecert.engine.insightface_engine import InsightFaceEngine
-
-        return InsightFaceEngine.from_settings(s)
-    if which == "edgeface":
-        from lifecert.engine.edgeface_engine import EdgeFaceEngine
-
-        return EdgeFaceEngine.from_settings(s)
-    raise ModelError(f"unknown engine '{which}' (known: dlib, insightface, edgeface)", code=ErrorCode.CONFIG_ERROR)

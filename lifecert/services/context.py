@@ -11,7 +11,8 @@ import threading
 from functools import cached_property
 
 from lifecert.config import Settings, get_settings
-from lifecert.engine.base import FaceEngine, load_engine
+from lifecert.engine.base import FaceEngine
+from lifecert.engine.loader import load_engine
 from lifecert.engine.manifest import ModelInfo, model_info
 from lifecert.storage.crypto import Cipher
 from lifecert.storage.db import Database

@@ -212,8 +212,8 @@ _WORKER: dict[str, Any] = {}
 
 
 def _worker_init(settings: Settings, engine_name: str | None, pick: str, profiles: Sequence[str] | None) -> None:
-    from lifecert.engine.base import load_engine
     from lifecert.engine.dlib_engine import set_thread_count
+    from lifecert.engine.loader import load_engine
 
     set_thread_count(1)
     _WORKER["settings"] = settings
@@ -243,7 +243,7 @@ def embed_images(
     unique = sorted({str(p) for p in paths})
     if workers <= 1 or len(unique) < 8:
         if engine is None:
-            from lifecert.engine.base import load_engine
+            from lifecert.engine.loader import load_engine
 
             engine = load_engine(settings, name=engine_name)
         return {p: process_image(engine, Path(p), settings, pick=pick, profiles=profiles) for p in unique}

@@ -22,14 +22,7 @@ def alembic_config(engine: Engine | None = None, url: str | None = None) -> Conf
 
 
 def upgrade_to_head(engine: Engine) -> None:
-    versions = MIGRATIONS / "versions"
-    if not any(versions.glob("*.py")):
-        # No revisions yet (early development): create tables straight from the models.
-        from lifecert.storage.db import Base, import_all_models
-
-        import_all_models()
-        Base.metadata.create_all(engine)
-        return
+    """Apply every migration up to the single head (the baseline creates an empty database)."""
     with engine.begin() as conn:
         cfg = alembic_config()
         cfg.attributes["connection"] = conn

@@ -68,7 +68,7 @@ def test_given_dlib_templates_when_rebuilt_with_edgeface_then_each_photo_gains_a
     tmp_path: Path, faces_dir: Path, face_engine: FaceEngine, shared_models_dir: Path
 ) -> None:
     from lifecert import cli_models
-    from lifecert.engine.base import load_engine
+    from lifecert.engine.loader import load_engine
 
     photos = tmp_path / "photos"
     photos.mkdir()

@@ -12,9 +12,10 @@ import pytest
 from lifecert import cli_models
 from lifecert.config import Settings
 from lifecert.domain.errors import ErrorCode, ModelError
-from lifecert.engine.base import FaceEngine, load_engine
+from lifecert.engine.base import FaceEngine
 from lifecert.engine.edgeface_engine import EdgeFaceEngine
 from lifecert.engine.image import read_image_file
+from lifecert.engine.loader import load_engine
 from lifecert.engine.views import VIEWS, profile_views
 from tests.conftest import make_settings
 

@@ -25,8 +25,9 @@ from lifecert.config import Settings, get_settings
 from lifecert.domain.errors import ErrorCode, ModelError
 from lifecert.engine import insightface_engine as ie
 from lifecert.engine import packs
-from lifecert.engine.base import FaceEngine, load_engine
+from lifecert.engine.base import FaceEngine
 from lifecert.engine.image import read_image_file
+from lifecert.engine.loader import load_engine
 from lifecert.engine.manifest import REPO_MANIFEST
 from lifecert.engine.types import Face
 from tests.conftest import make_settings

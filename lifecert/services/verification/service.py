@@ -49,8 +49,9 @@ from lifecert.config import Settings
 from lifecert.domain import challenges as challenge_policy
 from lifecert.domain.errors import ErrorCode, LifecertError, NotFound
 from lifecert.domain.idnumber import normalize_id_number, parse_id_number
-from lifecert.engine.base import FaceEngine, l2_normalize, load_engine
+from lifecert.engine.base import FaceEngine, l2_normalize
 from lifecert.engine.liveness import FrameObs, LivenessParams, LivenessReport, analyze_liveness
+from lifecert.engine.loader import load_engine
 from lifecert.services import audit
 from lifecert.services.confirmations import record_confirmation
 from lifecert.services.context import AppContext
