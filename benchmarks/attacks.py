@@ -1,0 +1,454 @@
+"""Synthesised full-frame presentation attacks and genuine sequences (importable; used by
+benchmarks/pad_eval.py and by the browser tests' fake camera).
+
+Everything is made from ../shared/faces with OpenCV and numpy; nothing is downloaded. How:
+
+* **Camera** (:class:`Camera`, applied to EVERY frame, genuine or attack): 3:4 portrait frame
+  (480x640 by default), a slight defocus blur, Gaussian sensor noise, JPEG at quality 85 (what
+  the page uploads).
+* **Background** (:func:`background`): a procedural room — a vertical wall gradient, a door or
+  window as a light rectangle with straight edges (so genuine frames have straight lines too,
+  and the bezel cue cannot just find "any rectangle"), a few blurred blobs.
+* **Phone-screen replay** (:class:`PhoneScreen`): the source footage is centre-cropped to a
+  9:19.5 portrait screen, shown with a display's tone curve (raised black level, lower contrast,
+  slight blue tint), an RGB sub-pixel stripe pattern at ~3 screen pixels whose resampling by the
+  camera makes moiré, a soft moving glare (a specular ellipse), a black bezel with rounded
+  corners and a grey phone body; the phone is perspective-warped (tilt +-8 % of its size per
+  corner) into the frame at 40-75 % of the frame width, and moves by a smooth random walk
+  (hand tremor: ~1-2 % of the frame per second, +-2 degrees of rotation), in front of a background.
+* **Hand-held print** (:class:`PaperPrint`): the photo is "printed" (lower contrast and
+  saturation, warm paper white, fine halftone noise) with a white margin of 6-12 % of its size,
+  curled (a cylindrical bend: columns shift in depth and get a cosine shading), tilted back and
+  forth (a perspective tilt that varies sinusoidally, up to ~12 degrees-equivalent, i.e. the
+  attacker "nods" the paper), held at 60-85 % of the frame width in front of a background with all
+  four paper edges visible.
+* **Still photo** (:func:`still_on_screen`): one photo on the phone screen, repeated (tremor only).
+* **Head motion** (:func:`turn_head`): no head-turn video exists in ../shared, so turns and nods
+  are made by re-projecting the face region of a real frame onto a cylinder (vertical axis for
+  yaw, horizontal for pitch) and rotating it: the nose moves by R·sin(angle) while the face's
+  sides compress, as on a turning head; outside an ellipse around the face the frame is unchanged
+  (blended). It is a 2D warp: real footage of a turning head has parallax this lacks.
+* **Acting the challenges** (:func:`act`): given drawn challenges and a reaction delay, a
+  schedule picks per output frame a source frame of the footage and a (yaw, pitch) warp: blinks
+  and mouth openings are cued from the footage's own blink/mouth frames (found with the
+  engine's 68 landmarks), turns and nods are warps ramping up and back over ~1.2 s. The cued
+  replay puts that acted footage on the phone screen; the genuine sequences use it directly as
+  the camera frame (synthetic head turns of real footage — say so when reporting).
+* **Genuine crops in full frames** (:func:`place_crop`): NUAA / apfol real face crops pasted
+  on a background with a feathered elliptical mask (no hard edge), face at ~40 % of the width.
+* **Late start**: the first ``late_ms`` of a sequence show only the background (face not yet in
+  view); **slow reaction**: the action starts ``delay_ms`` after each prompt (2.5 s in the
+  "slow" variant against ~0.8 s normally).
+
+Deterministic for a given ``numpy.random.Generator`` seed. Frames are (H, W, 3) uint8 BGR.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+Image = NDArray[np.uint8]
+CAMERA = (480, 640)  # width, height: a portrait phone camera frame
+
+
+# -- camera and scene ---------------------------------------------------------------------------
+
+
+@dataclass
+class Camera:
+    """The phone camera every frame passes through: defocus, noise, JPEG."""
+
+    rng: np.random.Generator
+    blur_sigma: float = 0.7
+    noise_sigma: float = 2.5
+    jpeg_quality: int = 85
+
+    def shoot(self, scene: Image) -> Image:
+        img = cv2.GaussianBlur(scene, (0, 0), self.blur_sigma) if self.blur_sigma > 0 else scene
+        noisy = img.astype(np.float32) + self.rng.normal(0.0, self.noise_sigma, img.shape).astype(np.float32)
+        img = np.clip(noisy, 0, 255).astype(np.uint8)
+        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
+        if not ok:  # pragma: no cover - OpenCV always encodes a uint8 image
+            return img
+        return np.asarray(cv2.imdecode(buf, cv2.IMREAD_COLOR), dtype=np.uint8)
+
+
+def background(rng: np.random.Generator, size: tuple[int, int] = CAMERA) -> Image:
+    """A procedural room: wall gradient, one door/window rectangle, blurred furniture blobs."""
+    w, h = size
+    top = rng.uniform(90, 210, 3)
+    bottom = top * rng.uniform(0.55, 0.9)
+    ramp = np.linspace(0.0, 1.0, h, dtype=np.float32)[:, None, None]
+    img = (top[None, None, :] * (1 - ramp) + bottom[None, None, :] * ramp) * np.ones((1, w, 1), np.float32)
+    # a door or window: light rectangle with straight edges, partly out of frame
+    x1 = int(rng.uniform(-0.3, 0.6) * w)
+    y1 = int(rng.uniform(-0.2, 0.3) * h)
+    x2 = x1 + int(rng.uniform(0.3, 0.7) * w)
+    y2 = y1 + int(rng.uniform(0.4, 0.9) * h)
+    colour = np.clip(top * rng.uniform(1.05, 1.4), 0, 255)
+    cv2.rectangle(img, (x1, y1), (x2, y2), colour.tolist(), -1)
+    cv2.rectangle(img, (x1, y1), (x2, y2), (colour * 0.6).tolist(), max(2, w // 120))
+    for _ in range(int(rng.integers(2, 5))):
+        c = (int(rng.uniform(0, w)), int(rng.uniform(0.4, 1.0) * h))
+        ax = (int(rng.uniform(0.05, 0.25) * w), int(rng.uniform(0.05, 0.2) * h))
+        cv2.ellipse(img, c, ax, 0, 0, 360, rng.uniform(30, 200, 3).tolist(), -1)
+    img = cv2.GaussianBlur(img, (0, 0), 3.0)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def fit_cover(src: Image, size: tuple[int, int]) -> Image:
+    """Scale and centre-crop ``src`` to exactly ``size`` (width, height), keeping its aspect."""
+    w, h = size
+    sh, sw = src.shape[:2]
+    s = max(w / sw, h / sh)
+    r = cv2.resize(src, (max(w, round(sw * s)), max(h, round(sh * s))), interpolation=cv2.INTER_AREA if s < 1 else
+                   cv2.INTER_LINEAR)
+    y0 = (r.shape[0] - h) // 2
+    x0 = (r.shape[1] - w) // 2
+    return np.ascontiguousarray(r[y0 : y0 + h, x0 : x0 + w])
+
+
+def _paste(dst: Image, src: Image, alpha: NDArray[np.float32]) -> Image:
+    a = alpha[..., None]
+    return np.clip(dst.astype(np.float32) * (1 - a) + src.astype(np.float32) * a, 0, 255).astype(np.uint8)
+
+
+@dataclass
+class Tremor:
+    """A smooth random walk of a held object's pose: (dx, dy) in frame fractions, rotation degrees."""
+
+    rng: np.random.Generator
+    amp: float = 0.015
+    rot_deg: float = 2.0
+    state: NDArray[np.float64] = field(default_factory=lambda: np.zeros(3))
+
+    def step(self) -> tuple[float, float, float]:
+        self.state = 0.85 * self.state + self.rng.normal(0, 1, 3) * np.array([self.amp, self.amp, self.rot_deg]) * 0.4
+        return float(self.state[0]), float(self.state[1]), float(self.state[2])
+
+
+def _quad(cx: float, cy: float, w: float, h: float, rot_deg: float, tilt: NDArray[np.float64]) -> NDArray[np.float32]:
+    """Corners (TL, TR, BR, BL) of a w x h rectangle centred at (cx, cy), rotated, each corner moved
+    by ``tilt`` (4, 2) fractions of (w, h) — a perspective tilt."""
+    base = np.array([[-w / 2, -h / 2], [w / 2, -h / 2], [w / 2, h / 2], [-w / 2, h / 2]])
+    base = base + tilt * np.array([w, h])
+    a = math.radians(rot_deg)
+    rot = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
+    return (base @ rot.T + np.array([cx, cy])).astype(np.float32)
+
+
+def _warp_onto(scene: Image, obj: Image, obj_alpha: NDArray[np.float32], quad: NDArray[np.float32]) -> Image:
+    h, w = obj.shape[:2]
+    src = np.float32([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]])
+    m = cv2.getPerspectiveTransform(src, quad)
+    size = (scene.shape[1], scene.shape[0])
+    warped = cv2.warpPerspective(obj, m, size, flags=cv2.INTER_LINEAR)
+    a = cv2.warpPerspective(obj_alpha, m, size, flags=cv2.INTER_LINEAR)
+    return _paste(scene, warped, a)
+
+
+# -- phone-screen replay --------------------------------------------------------------------------
+
+
+@dataclass
+class PhoneScreen:
+    """A phone held in front of the camera showing footage; :meth:`render` one source frame at a time."""
+
+    rng: np.random.Generator
+    size: tuple[int, int] = CAMERA
+    scene: Image | None = None
+    width_frac: float | None = None  # phone width / frame width (default: random 0.4-0.75)
+    tremor_amp: float = 0.012
+    _tremor: Tremor = field(init=False)
+    _tilt: NDArray[np.float64] = field(init=False)
+    _glare: NDArray[np.float64] = field(init=False)
+    _t: int = field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        if self.scene is None:
+            self.scene = background(self.rng, self.size)
+        if self.width_frac is None:
+            self.width_frac = float(self.rng.uniform(0.4, 0.75))
+        self._tremor = Tremor(self.rng, self.tremor_amp)
+        self._tilt = self.rng.uniform(-0.08, 0.08, (4, 2))
+        self._glare = np.array([self.rng.uniform(0.1, 0.9), self.rng.uniform(0.1, 0.9), self.rng.uniform(0.1, 0.3)])
+        self._pitch = float(self.rng.uniform(2.6, 3.4))  # sub-pixel stripe period, screen pixels
+        self._tint = self.rng.uniform([1.0, 0.97, 0.85], [1.08, 1.02, 0.97])  # B, G, R gains: bluish
+
+    def _phone(self, src: Image) -> tuple[Image, NDArray[np.float32]]:
+        fw = self.size[0]
+        assert self.width_frac is not None
+        pw = int(fw * self.width_frac)
+        ph = int(pw * 2.05)  # 9:18.5 body
+        bezel = max(3, pw // 28)
+        body = np.full((ph, pw, 3), self.rng.integers(40, 90), np.uint8)
+        alpha = np.zeros((ph, pw), np.float32)
+        r = pw // 9
+        cv2.rectangle(alpha, (r, 0), (pw - 1 - r, ph - 1), 1.0, -1)
+        cv2.rectangle(alpha, (0, r), (pw - 1, ph - 1 - r), 1.0, -1)
+        for cx, cy in ((r, r), (pw - 1 - r, r), (r, ph - 1 - r), (pw - 1 - r, ph - 1 - r)):
+            cv2.circle(alpha, (cx, cy), r, 1.0, -1)
+        sw, sh = pw - 2 * bezel - 2, ph - 2 * bezel - 2 * (bezel + 4)
+        screen = fit_cover(src, (sw, sh)).astype(np.float32)
+        # display tone curve: raised blacks, lower contrast, blue tint
+        screen = (18 + screen * 0.86) * self._tint
+        # RGB sub-pixel stripes: the camera resamples them into moiré
+        xs = np.arange(sw, dtype=np.float32)
+        stripes = 0.88 + 0.12 * np.cos(2 * np.pi * xs / self._pitch)
+        screen = screen * stripes[None, :, None]
+        # glare: a soft specular ellipse that drifts
+        gx, gy, gs = self._glare
+        gx = gx + 0.05 * math.sin(self._t / 7.0)
+        yy, xx = np.mgrid[0:sh, 0:sw].astype(np.float32)
+        d = ((xx / sw - gx) / gs) ** 2 + ((yy / sh - gy) / (gs * 1.6)) ** 2
+        screen = screen + 110.0 * np.exp(-d)[..., None]
+        y0 = bezel + bezel + 4
+        body[bezel : ph - bezel, bezel : pw - bezel] = 10  # black bezel
+        body[y0 : y0 + sh, bezel + 1 : bezel + 1 + sw] = np.clip(screen, 0, 255).astype(np.uint8)
+        return body, alpha
+
+    def render(self, src: Image) -> Image:
+        """The scene with the phone showing ``src`` (any size, BGR), before the camera."""
+        assert self.scene is not None
+        self._t += 1
+        phone, alpha = self._phone(src)
+        dx, dy, rot = self._tremor.step()
+        fw, fh = self.size
+        ph, pw = phone.shape[:2]
+        quad = _quad(fw * (0.5 + dx), fh * (0.5 + dy), pw, ph, rot, self._tilt)
+        return _warp_onto(self.scene, phone, alpha, quad)
+
+
+# -- hand-held print --------------------------------------------------------------------------------
+
+
+@dataclass
+class PaperPrint:
+    """A photo printed on paper, curled, held and tilted in front of the camera."""
+
+    rng: np.random.Generator
+    photo: Image
+    size: tuple[int, int] = CAMERA
+    scene: Image | None = None
+    tilt_amp: float = 0.10  # peak perspective tilt (corner move / side); the paper is "nodded"
+    _tremor: Tremor = field(init=False)
+    _paper: Image = field(init=False)
+    _alpha: NDArray[np.float32] = field(init=False)
+    _t: int = field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        if self.scene is None:
+            self.scene = background(self.rng, self.size)
+        self._tremor = Tremor(self.rng, 0.01, 1.5)
+        fw = self.size[0]
+        pw = int(fw * self.rng.uniform(0.6, 0.85))
+        img = fit_cover(self.photo, (pw, int(pw * 1.25)))
+        # print: lower contrast and saturation, warm paper white, halftone-like grain
+        f = img.astype(np.float32)
+        grey = f.mean(axis=2, keepdims=True)
+        f = grey + (f - grey) * 0.8
+        f = 25 + f * 0.82
+        f = f + self.rng.normal(0, 4.0, f.shape[:2])[..., None]
+        margin = int(pw * self.rng.uniform(0.06, 0.12))
+        paper_white = np.array([225, 238, 244], np.float32) * self.rng.uniform(0.85, 1.0)
+        paper = np.empty((img.shape[0] + 2 * margin, pw + 2 * margin, 3), np.float32)
+        paper[:] = paper_white
+        paper[margin : margin + img.shape[0], margin : margin + pw] = f
+        # curl: columns bend in depth -> horizontal compression toward the edges + cosine shading
+        ph_, pw_ = paper.shape[:2]
+        bend = self.rng.uniform(0.15, 0.45)
+        u = np.linspace(-1, 1, pw_, dtype=np.float32)
+        src_x = ((np.sin(u * bend * math.pi / 2) / math.sin(bend * math.pi / 2)) + 1) * (pw_ - 1) / 2
+        map_x = np.tile(src_x[None, :], (ph_, 1)).astype(np.float32)
+        map_y = np.tile(np.arange(ph_, dtype=np.float32)[:, None], (1, pw_))
+        curled = cv2.remap(paper, map_x, map_y, cv2.INTER_LINEAR)
+        shade = (0.78 + 0.22 * np.cos(u * bend * math.pi / 2)) * self.rng.uniform(0.85, 1.05)
+        curled = curled * shade[None, :, None]
+        self._paper = np.clip(curled, 0, 255).astype(np.uint8)
+        self._alpha = np.ones(self._paper.shape[:2], np.float32)
+        self._phase = float(self.rng.uniform(0, 2 * math.pi))
+
+    def render(self) -> Image:
+        assert self.scene is not None
+        self._t += 1
+        dx, dy, rot = self._tremor.step()
+        fw, fh = self.size
+        ph, pw = self._paper.shape[:2]
+        s = math.sin(self._t / 4.0 + self._phase) * self.tilt_amp
+        # tilt about the horizontal axis: top edge narrower/wider than the bottom (a nod of the paper)
+        tilt = np.array([[s / 2, s / 3], [-s / 2, s / 3], [0, 0], [0, 0]])
+        quad = _quad(fw * (0.5 + dx), fh * (0.52 + dy), pw, ph, rot, tilt)
+        return _warp_onto(self.scene, self._paper, self._alpha, quad)
+
+
+# -- genuine crops in a frame, head motion ---------------------------------------------------------------
+
+
+def place_crop(crop: Image, size: tuple[int, int] = CAMERA, face_frac: float = 0.45) -> Image:
+    """A tight face crop as a full camera frame: scaled so the face is ``face_frac`` of the frame
+    width, the rest of the frame filled by stretching the crop's own border outward and blurring
+    it progressively with the distance from the crop (no pasted edge, no foreign background)."""
+    fw, fh = size
+    cw = max(8, int(fw * face_frac / 0.8))  # tight crops: the face is ~80 % of the crop's width
+    ch = max(8, int(cw * crop.shape[0] / crop.shape[1]))
+    c = cv2.resize(crop, (cw, ch), interpolation=cv2.INTER_LINEAR)
+    x0 = (fw - cw) // 2
+    y0 = max(0, int(fh * 0.42 - ch / 2))
+    big = cv2.copyMakeBorder(c, y0, max(0, fh - y0 - ch), x0, max(0, fw - x0 - cw), cv2.BORDER_REPLICATE)
+    big = np.ascontiguousarray(big[:fh, :fw])
+    blurred = cv2.GaussianBlur(big, (0, 0), max(2.0, cw * 0.08))
+    inside = np.zeros((fh, fw), np.float32)
+    inside[y0 : y0 + ch, x0 : x0 + cw] = 1.0
+    alpha = cv2.GaussianBlur(inside, (0, 0), cw * 0.05)
+    return _paste(blurred, big, alpha)
+
+
+def turn_head(frame: Image, box_xyxy: Sequence[float], yaw_deg: float = 0.0, pitch_deg: float = 0.0) -> Image:
+    """Re-project the face region onto a cylinder and rotate it (see the module docstring).
+
+    ``yaw_deg`` > 0 moves the nose toward the image's right (the pensioner's own left on an
+    unmirrored camera frame); ``pitch_deg`` > 0 moves it down (looking down, a nod).
+    """
+    if abs(yaw_deg) < 1e-3 and abs(pitch_deg) < 1e-3:
+        return frame
+    h, w = frame.shape[:2]
+    x1, y1, x2, y2 = (float(v) for v in box_xyxy[:4])
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2 + 0.05 * (y2 - y1)
+    rx, ry = 0.62 * (x2 - x1), 0.72 * (y2 - y1)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+
+    def axis(out: NDArray[np.float32], c: float, r: float, deg: float) -> NDArray[np.float32]:
+        u = np.clip((out - c) / r, -1.0, 1.0)
+        th = np.arcsin(u) - math.radians(deg)
+        th = np.clip(th, -math.pi / 2, math.pi / 2)
+        return np.asarray(c + r * np.sin(th), dtype=np.float32)
+
+    map_x = axis(xx, cx, rx, yaw_deg)
+    map_y = axis(yy, cy, ry, pitch_deg)
+    # blend back to the unwarped frame outside an ellipse around the face
+    e = ((xx - cx) / (rx * 1.25)) ** 2 + ((yy - cy) / (ry * 1.2)) ** 2
+    wgt = np.clip((1.4 - e) / 0.5, 0.0, 1.0).astype(np.float32)
+    map_x = wgt * map_x + (1 - wgt) * xx
+    map_y = wgt * map_y + (1 - wgt) * yy
+    return np.asarray(cv2.remap(frame, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE), np.uint8)
+
+
+# -- acting the challenges ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FootageIndex:
+    """Per-frame facts of a source clip, from the engine's landmarks: face box (x1, y1, x2, y2) or
+    None, eye aspect ratio and mouth aspect ratio (NaN without a face). ``fps`` of the clip."""
+
+    boxes: list[NDArray[np.float32] | None]
+    ear: NDArray[np.float64]
+    mar: NDArray[np.float64]
+    fps: float
+
+    def blink_frames(self) -> list[int]:
+        """Frames at the bottom of a blink: EAR below 0.75 x the clip's 75th percentile, local minimum."""
+        base = np.nanpercentile(self.ear, 75)
+        e = np.nan_to_num(self.ear, nan=base)
+        return [i for i in range(1, len(e) - 1) if e[i] < 0.75 * base and e[i] <= e[i - 1] and e[i] <= e[i + 1]]
+
+    def mouth_frames(self, min_mar: float = 0.34) -> list[int]:
+        m = np.nan_to_num(self.mar, nan=0.0)
+        return [i for i in range(1, len(m) - 1) if m[i] > min_mar and m[i] >= m[i - 1] and m[i] >= m[i + 1]]
+
+
+@dataclass(frozen=True)
+class Shot:
+    """One output frame: source frame index, head warp, whether the face is in view."""
+
+    src: int
+    yaw_deg: float = 0.0
+    pitch_deg: float = 0.0
+    face_visible: bool = True
+
+
+def act(
+    index: FootageIndex,
+    challenges: Sequence[str],
+    rng: np.random.Generator,
+    *,
+    lead_in_ms: int = 1000,
+    window_ms: int = 6000,
+    fps: float = 5.0,
+    delay_ms: int = 800,
+    late_ms: int = 0,
+    turn_deg: float = 32.0,
+    nod_deg: float = 36.0,
+    action_ms: int = 1200,
+) -> tuple[list[Shot], list[int]]:
+    """A schedule that performs ``challenges`` (challenge k is prompted at lead_in + k*window):
+    the action begins ``delay_ms`` after each prompt. Returns the shots and their times (ms).
+
+    Footage plays on at its own speed between actions (natural motion); for blink and open_mouth
+    it is CUED so that a blink / mouth-opening frame of the clip lands at the action's middle.
+    Challenges the clip cannot act (no blink or mouth frame found) play the clip unchanged.
+    """
+    n_src = len(index.boxes)
+    dt = 1000.0 / fps
+    # frames until 1 s after the last action (a server-paced capture stops once it saw the step)
+    total = lead_in_ms + (len(challenges) - 1) * window_ms + delay_ms + action_ms + 1000
+    times = [round(i * dt) for i in range(int(total / dt))]
+    blinks, mouths = index.blink_frames(), index.mouth_frames()
+    start = int(rng.integers(0, max(1, n_src // 3)))
+    # default: the clip plays from `start`, looping
+    shots_src = [(start + round(t * index.fps / 1000.0)) % n_src for t in times]
+    yaw = [0.0] * len(times)
+    pitch = [0.0] * len(times)
+    for k, name in enumerate(challenges):
+        t_act = lead_in_ms + k * window_ms + delay_ms
+        idx = [i for i, t in enumerate(times) if t_act <= t <= t_act + action_ms]
+        if not idx:
+            continue
+        mid = idx[len(idx) // 2]
+        if name in ("turn_left", "turn_right", "nod"):
+            for j, i in enumerate(idx):
+                amp = math.sin(math.pi * (j + 0.5) / len(idx))  # up and back
+                if name == "nod":
+                    pitch[i] = nod_deg * amp
+                else:
+                    yaw[i] = (turn_deg if name == "turn_left" else -turn_deg) * amp
+        elif name in ("blink", "open_mouth"):
+            pool = blinks if name == "blink" else mouths
+            if not pool:
+                continue
+            target = int(rng.choice(pool))
+            # re-cue the clip from here on so that `target` is shown at `mid`
+            offset = target - round(times[mid] * index.fps / 1000.0)
+            for i in range(idx[0], len(times)):
+                shots_src[i] = (offset + round(times[i] * index.fps / 1000.0)) % n_src
+    shots = [
+        Shot(s, y, p, face_visible=t >= late_ms) for s, y, p, t in zip(shots_src, yaw, pitch, times, strict=True)
+    ]
+    return shots, times
+
+
+def render_shot(frames: Sequence[Image], index: FootageIndex, shot: Shot) -> Image:
+    """The footage frame of ``shot`` with its head warp applied (BGR, the clip's own size)."""
+    f = frames[shot.src]
+    box = index.boxes[shot.src]
+    if box is None or (shot.yaw_deg == 0.0 and shot.pitch_deg == 0.0):
+        return f
+    return turn_head(f, box, shot.yaw_deg, shot.pitch_deg)
+
+
+def still_on_screen(photo: Image, rng: np.random.Generator, n: int, size: tuple[int, int] = CAMERA) -> list[Image]:
+    """A still photo on a phone screen held in front of the camera, ``n`` frames (tremor only)."""
+    phone = PhoneScreen(rng, size)
+    cam = Camera(rng)
+    return [cam.shoot(phone.render(photo)) for _ in range(n)]
+
+
+def genuine_frame(src: Image, size: tuple[int, int] = CAMERA) -> Image:
+    """A genuine clip frame as a portrait camera frame: centre-cropped to 3:4 and scaled."""
+    return fit_cover(src, size)
