@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from lifecert.domain.cells import spreadsheet_safe
 from lifecert.domain.idnumber import mask_id_number
 from lifecert.engine.manifest import manifest_sha256
 
@@ -57,7 +58,7 @@ def write_reports(ctx: AppContext, result: JobResult, inputs: Inputs, opts: JobO
     w = csv.writer(buf)
     w.writerow(["row_no", "id_number", "name", "photo_name", "reason", "detail"])
     for r in rows:
-        w.writerow([r["row_no"], r["id_number"], r["name"], r["photo_name"], r["reason"], r["detail"]])
+        w.writerow([spreadsheet_safe(r[k]) for k in ("row_no", "id_number", "name", "photo_name", "reason", "detail")])
     _write_private(out.with_suffix(".csv"), "\ufeff" + buf.getvalue())  # BOM: Excel opens Chinese correctly
 
     json_rows = [{k: v for k, v in r.items() if k != "thumbnail"} for r in rows]

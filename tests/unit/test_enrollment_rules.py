@@ -57,3 +57,11 @@ def test_given_every_row_reason_when_parsed_then_it_is_the_catalogue_code_and_no
     for bad in ("LOW_MATCH", "nonsense"):
         with pytest.raises(ValueError):
             item_reason(bad)
+
+
+def test_given_the_readme_when_read_then_it_lists_every_row_reason() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    missing = [str(r) for r in (*ItemOutcome, *ROW_ERRORS) if f"`{r}`" not in readme]
+    assert missing == []
