@@ -135,7 +135,7 @@ def main() -> None:
         res = run_job(
             ctx, tmp / "photos", man,
             JobOptions(workers=args.workers, report_dir=tmp / "reports",
-                       on_progress=lambda done, _total: marks.append((time.perf_counter(), done))),
+                       on_progress=lambda done, _total, _assessed: marks.append((time.perf_counter(), done))),
         )
         wall = time.perf_counter() - t
         ctx.close()

@@ -217,25 +217,37 @@ def load_inputs(source: Path, manifest: Path | None = None) -> Inputs:
     return Inputs(rows=rows, description=desc)
 
 
-def synth_manifest(folder: Path, out: Path, region: str = "220202") -> int:
+def synth_manifest(folder: Path, out: Path, region: str = "220202", seed: str | None = None) -> tuple[int, str]:
     """Demo manifest for ``folder/<person>/<photo>``: one synthetic valid ID number per person.
+    Returns (rows, seed).
 
-    Photo paths are written relative to ``folder``. ID numbers are derived from the row
-    number (birth dates 1940-1965), so the same folder always gives the same manifest.
+    Photo paths are written relative to ``folder``. Each ID number (birth date 1940-1964,
+    serial) is drawn from a hash of ``seed`` and the person's folder name; ``seed`` defaults
+    to the folder's own name, so the same folder always gives the same manifest and two
+    different folders do not share ID numbers (which would make one replace the other).
     """
+    import hashlib
     from datetime import date, timedelta
 
     from lifecert.domain.idnumber import make_id_number
 
     if not folder.is_dir():
         raise ManifestError(f"not a folder: {folder}", code=ErrorCode.FILE_MISSING)
+    seed = seed if seed is not None else folder.resolve().name
     rows = []
-    for i, person in enumerate(sorted(p for p in folder.iterdir() if p.is_dir())):
+    used: set[str] = set()
+    for person in sorted(p for p in folder.iterdir() if p.is_dir()):
         photos = sorted(p for p in person.iterdir() if p.is_file() and _is_image(p.name))
         if not photos:
             continue
-        born = date(1940, 1, 1) + timedelta(days=(i * 211) % 9000)
-        idn = make_id_number(region, born, (2 * i + 1) % 1000)
+        h = int.from_bytes(hashlib.sha256(f"{seed}/{person.name}".encode()).digest()[:8], "big")
+        while True:  # ~9M numbers per region and seed: a rare clash takes the next one
+            born = date(1940, 1, 1) + timedelta(days=h % 9000)
+            idn = make_id_number(region, born, 1 + (h // 9000) % 999)
+            if idn not in used:
+                break
+            h += 1
+        used.add(idn)
         rows.append([idn, person.name, photos[0].relative_to(folder).as_posix()])
     if not rows:
         raise ManifestError(f"no person folders with photos under {folder}")
@@ -244,4 +256,4 @@ def synth_manifest(folder: Path, out: Path, region: str = "220202") -> int:
         w = csv.writer(fh)
         w.writerow(["id_number", "name", "photo"])
         w.writerows(rows)
-    return len(rows)
+    return len(rows), seed

@@ -16,7 +16,9 @@ class JobOptions:
     report_dir: Path | None = None
     batch_size: int = 32
     actor: str = "cli"
-    on_progress: Callable[[int, int], None] | None = None  # (done, total)
+    # (rows done, total rows, photos assessed in this invocation: skipped and resumed rows are
+    # done at once, so a rate counts only the assessed ones)
+    on_progress: Callable[[int, int, int], None] | None = None
 
 
 @dataclass

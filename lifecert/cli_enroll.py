@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -48,16 +49,13 @@ def register(app: typer.Typer) -> None:
             TimeRemainingColumn(), console=console, disable=no_progress, refresh_per_second=4,
         ) as progress:
             task = progress.add_task("enroll", total=None, rate=0.0)
-            state = {"first": -1, "t0": 0.0}
+            t0 = time.monotonic()
 
-            def on_progress(done: int, total: int) -> None:
-                import time
-
-                now = time.monotonic()
-                if state["first"] < 0:
-                    state["first"], state["t0"] = done, now
-                elapsed = max(now - state["t0"], 1e-6)
-                rate = (done - state["first"]) / elapsed
+            def on_progress(done: int, total: int, assessed: int) -> None:
+                # Only photos assessed in this invocation count: rows finished by an earlier run,
+                # or rejected before the face pipeline, are done at once and would inflate the rate.
+                elapsed = time.monotonic() - t0
+                rate = assessed / elapsed if assessed and elapsed >= 0.5 else 0.0
                 progress.update(task, completed=done, total=total, rate=rate)
 
             result = run_job(
@@ -84,13 +82,14 @@ def register(app: typer.Typer) -> None:
         folder: Annotated[Path, typer.Argument(help="Folder with one sub-folder of photos per person")],
         out: Annotated[Path, typer.Option(help="CSV to write (UTF-8 with BOM)")],
         region: Annotated[str, typer.Option(help="6-digit region code for the synthetic ID numbers")] = "220202",
+        seed: Annotated[str | None, typer.Option(help="Seed of the ID numbers (default: the folder's name)")] = None,
     ) -> None:
         """Write a demo manifest for a labelled photo folder: one synthetic, checksum-valid ID number
         per person (first photo of each sub-folder). For demos and benchmarks only."""
         from enrollment.manifest import synth_manifest
 
-        n = synth_manifest(folder, out, region)
-        console.print(f"{n} rows → {out}")
+        n, used_seed = synth_manifest(folder, out, region, seed)
+        console.print(f"{n} rows → {out} (region {region}, seed {used_seed!r}; another seed gives other ID numbers)")
 
     @index_app.command("rebuild")
     @friendly_errors
