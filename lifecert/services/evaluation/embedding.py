@@ -110,8 +110,8 @@ _WORKER: dict[str, Any] = {}
 
 
 def _worker_init(settings: Settings, engine_name: str | None, pick: str, profiles: Sequence[str] | None) -> None:
-    from lifecert.engine.loader import load_engine
     from lifecert.engine.dlib_engine import set_thread_count
+    from lifecert.engine.loader import load_engine
 
     set_thread_count(1)
     _WORKER["settings"] = settings
