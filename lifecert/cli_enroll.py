@@ -42,36 +42,36 @@ def register(app: typer.Typer) -> None:
         from lifecert.services.audit import cli_actor
         from lifecert.services.context import AppContext
 
-        ctx = AppContext()
-        with Progress(
-            TextColumn("[bold]enrolling"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]:>6.1f} photos/s"), TimeElapsedColumn(), TextColumn("ETA"),
-            TimeRemainingColumn(), console=console, disable=no_progress, refresh_per_second=4,
-        ) as progress:
-            task = progress.add_task("enroll", total=None, rate=0.0)
-            t0 = time.monotonic()
+        with AppContext() as ctx:
+            with Progress(
+                TextColumn("[bold]enrolling"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]:>6.1f} photos/s"), TimeElapsedColumn(), TextColumn("ETA"),
+                TimeRemainingColumn(), console=console, disable=no_progress, refresh_per_second=4,
+            ) as progress:
+                task = progress.add_task("enroll", total=None, rate=0.0)
+                t0 = time.monotonic()
 
-            def on_progress(done: int, total: int, assessed: int) -> None:
-                # Only photos assessed in this invocation count: rows finished by an earlier run,
-                # or rejected before the face pipeline, are done at once and would inflate the rate.
-                elapsed = time.monotonic() - t0
-                rate = assessed / elapsed if assessed and elapsed >= 0.5 else 0.0
-                progress.update(task, completed=done, total=total, rate=rate)
+                def on_progress(done: int, total: int, assessed: int) -> None:
+                    # Only photos assessed in this invocation count: rows finished by an earlier run,
+                    # or rejected before the face pipeline, are done at once and would inflate the rate.
+                    elapsed = time.monotonic() - t0
+                    rate = assessed / elapsed if assessed and elapsed >= 0.5 else 0.0
+                    progress.update(task, completed=done, total=total, rate=rate)
 
-            result = run_job(
-                ctx, source, manifest,
-                JobOptions(workers=workers, dry_run=dry_run, report_dir=report_dir,
-                           actor=cli_actor(), on_progress=on_progress),
-            )
-        table = Table(title=f"enrollment run {result.run_id or '(dry run)'}" + (" (resumed)" if result.resumed else ""))
-        table.add_column("reason")
-        table.add_column("count", justify="right")
-        for k, v in sorted(result.counts.items()):
-            table.add_row(k, str(v))
-        console.print(table)
-        for kind, path in result.reports.items():
-            console.print(f"report {kind}: {path}")
-        ctx.close()
+                result = run_job(
+                    ctx, source, manifest,
+                    JobOptions(workers=workers, dry_run=dry_run, report_dir=report_dir,
+                               actor=cli_actor(), on_progress=on_progress),
+                )
+            resumed = " (resumed)" if result.resumed else ""
+            table = Table(title=f"enrollment run {result.run_id or '(dry run)'}{resumed}")
+            table.add_column("reason")
+            table.add_column("count", justify="right")
+            for k, v in sorted(result.counts.items()):
+                table.add_row(k, str(v))
+            console.print(table)
+            for kind, path in result.reports.items():
+                console.print(f"report {kind}: {path}")
 
     manifest_app = typer.Typer(no_args_is_help=True, help="Enrollment manifests.")
     app.add_typer(manifest_app, name="manifest")
@@ -97,11 +97,10 @@ def register(app: typer.Typer) -> None:
         """Rebuild the 1:N index of the configured model from the database."""
         from lifecert.services.context import AppContext
 
-        ctx = AppContext()
-        with ctx.db.session() as s:
-            idx = ctx.index.rebuild(s, ctx.model.key)
-        console.print(f"index {ctx.model.key}: {idx.size} templates → {ctx.index.path(ctx.model.key)}")
-        ctx.close()
+        with AppContext() as ctx:
+            with ctx.db.session() as s:
+                idx = ctx.index.rebuild(s, ctx.model.key)
+            console.print(f"index {ctx.model.key}: {idx.size} templates → {ctx.index.path(ctx.model.key)}")
 
     @index_app.command("status")
     @friendly_errors
@@ -109,11 +108,10 @@ def register(app: typer.Typer) -> None:
         """Say whether the saved index matches the database."""
         from lifecert.services.context import AppContext
 
-        ctx = AppContext()
-        with ctx.db.session() as s:
-            stale = ctx.index.is_stale(s, ctx.model.key)
-        console.print(f"index {ctx.model.key}: {'STALE (run: lifecert index rebuild)' if stale else 'fresh'}")
-        ctx.close()
+        with AppContext() as ctx:
+            with ctx.db.session() as s:
+                stale = ctx.index.is_stale(s, ctx.model.key)
+            console.print(f"index {ctx.model.key}: {'STALE (run: lifecert index rebuild)' if stale else 'fresh'}")
         raise typer.Exit(1 if stale else 0)
 
     @templates_app.command("rebuild")
@@ -128,11 +126,10 @@ def register(app: typer.Typer) -> None:
         from lifecert.services.context import AppContext
         from lifecert.services.rebuild import rebuild_templates
 
-        ctx = AppContext(ctx_settings_for(engine))
-        counts = rebuild_templates(ctx)
-        for k, v in sorted(counts.items()):
-            console.print(f"{k}: {v}")
-        ctx.close()
+        with AppContext(ctx_settings_for(engine)) as ctx:
+            counts = rebuild_templates(ctx)
+            for k, v in sorted(counts.items()):
+                console.print(f"{k}: {v}")
 
     @db_app.command("upgrade")
     @friendly_errors

@@ -56,26 +56,19 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Create a staff account (asks for the password)."""
         password = _password("password", password_env)
-        ctx = AppContext()
-        try:
-            with ctx.db.session() as s:
-                u = staff.create_user(s, username, password, role, display_name=display_name, region_code=region,
-                                      actor=actor, actor_role="cli")
-                out.print(f"created {u.username} ({u.role}) id={u.id}")
-        finally:
-            ctx.close()
+        with AppContext() as ctx, ctx.db.session() as s:
+            u = staff.create_user(s, username, password, role, display_name=display_name, region_code=region,
+                                  actor=actor, actor_role="cli")
+            out.print(f"created {u.username} ({u.role}) id={u.id}")
 
     @users.command("disable")
     @friendly_errors
     def users_disable(username: str) -> None:
         """Disable an account and end its sessions and API tokens."""
-        ctx = AppContext()
-        try:
+        with AppContext() as ctx:
             with ctx.db.session() as s:
                 staff.disable_user(s, username, actor=actor, actor_role="cli")
             out.print(f"disabled {username}")
-        finally:
-            ctx.close()
 
     @users.command("reset-password")
     @friendly_errors
@@ -85,28 +78,22 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Set a new password (re-enables the account, clears lockouts, ends sessions and tokens)."""
         password = _password("new password", password_env)
-        ctx = AppContext()
-        try:
+        with AppContext() as ctx:
             with ctx.db.session() as s:
                 staff.reset_password(s, username, password, actor=actor, actor_role="cli")
             out.print(f"password reset for {username}")
-        finally:
-            ctx.close()
 
     @users.command("list")
     @friendly_errors
     def users_list() -> None:
         """List staff accounts."""
-        ctx = AppContext()
-        try:
+        with AppContext() as ctx:
             with ctx.db.session() as s:
                 t = Table("id", "username", "display name", "role", "region", "active")
                 for u in staff.list_users(s):
                     t.add_row(str(u.id), u.username, u.display_name, u.role, u.region_code or "",
                               "yes" if u.active else "no")
             out.print(t)
-        finally:
-            ctx.close()
 
     @users.command("token")
     @friendly_errors
@@ -118,28 +105,21 @@ def register(app: typer.Typer) -> None:
         """Issue an API bearer token for a staff account (shown once; only its hash is stored)."""
         from datetime import timedelta
 
-        ctx = AppContext()
-        try:
+        with AppContext() as ctx:
             with ctx.db.session() as s:
                 raw, row = staff.create_api_token(s, username, name=name, ttl=timedelta(days=days), actor=actor,
                                                   actor_role="cli")
             out.print(f"token id={row.id} (expires {row.expires_at:%Y-%m-%d}):")
             typer.echo(raw)
-        finally:
-            ctx.close()
 
     @audit_app.command("verify")
     @friendly_errors
     def audit_verify() -> None:
         """Check the hash chain; exit 1 and name the first bad row when it is broken."""
-        ctx = AppContext()
-        try:
-            with ctx.db.session() as s:
-                rep = audit.verify_chain(s)
-                audit.record(s, actor=actor, role="cli", action="audit.verify", object_type="audit_event",
-                             object_id="*", detail={"ok": rep.ok, "rows": rep.rows, "first_bad_id": rep.first_bad_id})
-        finally:
-            ctx.close()
+        with AppContext() as ctx, ctx.db.session() as s:
+            rep = audit.verify_chain(s)
+            audit.record(s, actor=actor, role="cli", action="audit.verify", object_type="audit_event",
+                         object_id="*", detail={"ok": rep.ok, "rows": rep.rows, "first_bad_id": rep.first_bad_id})
         if rep.ok:
             out.print(f"audit chain OK: {rep.rows} rows")
             return
@@ -162,13 +142,10 @@ def register(app: typer.Typer) -> None:
         f = audit.AuditFilter(actor=actor_filter, action=action,
                               date_from=date.fromisoformat(date_from) if date_from else None,
                               date_to=date.fromisoformat(date_to) if date_to else None)
-        ctx = AppContext()
-        try:
+        with AppContext() as ctx:
             with ctx.db.session() as s:
                 audit.record(s, actor=actor, role="cli", action="audit.export", object_type="audit_event",
                              object_id="*", detail={"out": str(out_file), "rows": audit.count_events(s, f)})
             with ctx.db.session() as s:
                 n = audit.export_csv(s, out_file, f)
-        finally:
-            ctx.close()
         out.print(f"wrote {n} events to {out_file}")

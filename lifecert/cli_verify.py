@@ -73,8 +73,7 @@ def register(app: typer.Typer) -> None:
         from lifecert.services.context import AppContext
         from lifecert.services.templates import get_pensioner
 
-        ctx = AppContext()
-        with ctx.db.session() as s:
+        with AppContext() as ctx, ctx.db.session() as s:
             p = get_pensioner(s, parse_id_number(id_number).value)
             if p is None:
                 raise NotFound(f"no pensioner with ID number {mask_id_number(id_number)}")
@@ -89,7 +88,6 @@ def register(app: typer.Typer) -> None:
                 )
             for c in confirmations_of(s, p.id)[:10]:
                 typer.echo(f"  {c.confirmed_at:%Y-%m-%d %H:%M}  {c.method:<18} valid until {c.valid_until}  {c.source}")
-        ctx.close()
 
     @app.command()
     @friendly_errors
@@ -101,10 +99,8 @@ def register(app: typer.Typer) -> None:
         from lifecert.services.confirmations import due_within
         from lifecert.services.context import AppContext
 
-        ctx = AppContext()
-        with ctx.db.session() as s:
+        with AppContext() as ctx, ctx.db.session() as s:
             _csv(list(due_within(s, parse_within(within), today=date.today())), out)
-        ctx.close()
 
     @app.command()
     @friendly_errors
@@ -116,10 +112,8 @@ def register(app: typer.Typer) -> None:
         from lifecert.services.confirmations import overdue as overdue_list
         from lifecert.services.context import AppContext
 
-        ctx = AppContext()
-        with ctx.db.session() as s:
+        with AppContext() as ctx, ctx.db.session() as s:
             _csv(list(overdue_list(s, today=date.today(), include_never=include_never)), out)
-        ctx.close()
 
     @app.command()
     @friendly_errors
@@ -130,10 +124,9 @@ def register(app: typer.Typer) -> None:
         from lifecert.services.context import AppContext
         from lifecert.services.verification import purge_expired
 
-        ctx = AppContext()
-        r = purge_expired(ctx, retention_days=days)
-        typer.echo(
-            f"purged {r.sessions} sessions: {r.blobs_deleted} frame files, {r.photos_deleted} best-frame photos; "
-            f"{r.held_open_review} held (review case still open)"
-        )
-        ctx.close()
+        with AppContext() as ctx:
+            r = purge_expired(ctx, retention_days=days)
+            typer.echo(
+                f"purged {r.sessions} sessions: {r.blobs_deleted} frame files, {r.photos_deleted} best-frame photos; "
+                f"{r.held_open_review} held (review case still open)"
+            )

@@ -1,7 +1,8 @@
 """The application context: settings, database, cipher, photo store, index, engine.
 
 Built once per process (CLI command, server start-up, batch worker) and passed
-to services. The face engine loads lazily on first use, then stays shared.
+to services; ``with AppContext() as ctx:`` closes the database pool however the block ends.
+The face engine loads lazily on first use, then stays shared.
 """
 
 from __future__ import annotations
@@ -68,3 +69,9 @@ class AppContext:
 
     def close(self) -> None:
         self.db.dispose()
+
+    def __enter__(self) -> AppContext:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
