@@ -32,9 +32,11 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from lifecert.domain.cases import CasePayload, DuplicateFace, EnrollmentReject, IdCollision
 from lifecert.domain.enrollment import REVIEWABLE, ItemOutcome, ItemReason, is_success
 from lifecert.domain.errors import ErrorCode
 from lifecert.services import templates
+from lifecert.services.cases import open_case
 from lifecert.services.context import AppContext
 from lifecert.services.enrollment import Assessment
 from lifecert.storage.models import (
@@ -350,16 +352,20 @@ class EnrollmentWriter:
         )):
             if case.payload.get("photo_sha256") == stored:
                 return None
-        from lifecert.services import review
-
         person = s.get(Pensioner, v.pensioner_id)
-        payload: dict[str, Any] = {
-            "run_id": self.run_id, "row_no": c.row_no, "photo_name": c.photo_name,
-            "photo_sha256": stored, "detail": v.detail, "quality": a.quality if a else {},
-            "duplicate_of_pensioner_id": v.duplicate_of, "similarity": v.similarity,
-        }
-        if v.reason == ErrorCode.ID_COLLISION:
-            payload["manifest_name"] = c.name
-        return review.open_case(s, kind=ReviewKind.ENROLLMENT, reason=str(v.reason), pensioner=person,
-                                enrollment_item_id=item_id, payload=payload).id
+        quality = a.quality if a else {}
+        payload: CasePayload
+        if v.reason == ErrorCode.ID_COLLISION and person is not None:
+            payload = IdCollision(run_id=self.run_id, row_no=c.row_no, photo_name=c.photo_name, photo_sha256=stored,
+                                  id_number=person.id_number, manifest_name=c.name, enrolled_name=person.name,
+                                  similarity=v.similarity, detail=v.detail)
+        elif v.reason == ErrorCode.DUPLICATE_FACE and v.duplicate_of is not None:
+            payload = DuplicateFace(run_id=self.run_id, row_no=c.row_no, photo_name=c.photo_name,
+                                    photo_sha256=stored, duplicate_of_pensioner_id=v.duplicate_of,
+                                    similarity=float(v.similarity or 0.0), threshold=self.thresholds.duplicate,
+                                    detail=v.detail, quality=quality)
+        else:
+            payload = EnrollmentReject(run_id=self.run_id, row_no=c.row_no, photo_name=c.photo_name,
+                                       photo_sha256=stored, detail=v.detail, quality=quality)
+        return open_case(s, payload, reason=str(v.reason), pensioner=person, enrollment_item_id=item_id).id
 

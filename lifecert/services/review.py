@@ -1,27 +1,39 @@
 """Review cases: the caseworker queues, the case view and the decisions.
 
-Other services open cases through :func:`open_case`. Staff work them here: every
-read of personal or biometric data and every decision writes an audit event in
-the same transaction as the work it records.
-
-Case payloads (written by the services that open cases) are read tolerantly:
-verification cases may carry ``score``/``similarity``, ``threshold``,
-``best_frames`` (sha256 strings or ``{"sha256": ...}``), ``liveness`` (a mapping
-challenge → result or a list of ``{"challenge", "passed", ...}``),
-``quality_flags``/``quality`` and ``hits`` (``{"pensioner_id", "score"}``);
-enrollment cases carry ``photo_sha256``, ``duplicate_of_pensioner_id``,
-``similarity``, ``quality`` and ``detail``.
+Other services open cases through :func:`lifecert.services.cases.open_case` with a typed payload
+(:mod:`lifecert.domain.cases`); the case view reads the same type back, and each case type allows
+only the decisions :func:`lifecert.domain.cases.decisions_for` lists. Every read of personal or
+biometric data and every decision writes an audit event in the same transaction as the work it
+records.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from lifecert.domain.cases import (
+    AliveAfterDeath,
+    CasePayload,
+    ChallengeOutcome,
+    DeathAfterConfirmation,
+    Decision,
+    DuplicateFace,
+    EnrollmentReject,
+    IdCollision,
+    NameMismatch,
+    UnreadablePayload,
+    VerificationReview,
+    decisions_for,
+    dump_payload,
+    load_payload,
+    other_pensioner_ids,
+    photo_shas,
+)
 from lifecert.domain.enrollment import is_success
 from lifecert.domain.errors import (
     AccessDenied,
@@ -49,6 +61,7 @@ from lifecert.storage.models import (
     TemplateKind,
     utcnow,
 )
+from lifecert.storage.models_data import DataImport
 from lifecert.storage.models_staff import CaseNote, HomeVisitStatus, HomeVisitTask
 
 
@@ -58,50 +71,11 @@ class CaseStatus:
     CLOSED = "closed"
 
 
-class Decision:
-    APPROVED = "approved"
-    REJECTED = "rejected"
-    HOME_VISIT = "home_visit"
-    FRAUD = "suspected_fraud"
-    PHOTO_FIXED = "photo_fixed"
-    DUPLICATE_CONFIRMED = "duplicate_confirmed"
-    NOT_DUPLICATE = "not_duplicate"
-
-
 # Which roles may work which queue. Enrollment staff fix enrollment rejects; caseworkers work everything.
 KIND_ROLES: dict[str, frozenset[Role]] = {
     ReviewKind.ENROLLMENT: frozenset({Role.CASEWORKER, Role.ENROLLMENT_STAFF}),
 }
 DEFAULT_KIND_ROLES = frozenset({Role.CASEWORKER})
-
-
-def open_case(
-    session: Session,
-    *,
-    kind: str,
-    reason: str,
-    pensioner: Pensioner | None = None,
-    id_number: str | None = None,
-    region_code: str | None = None,
-    verification_session_id: str | None = None,
-    enrollment_item_id: int | None = None,
-    payload: dict[str, Any] | None = None,
-) -> ReviewCase:
-    """Queue a case in the caller's transaction. ``kind`` is a :class:`ReviewKind` value,
-    ``reason`` an error/reason code such as LOW_MATCH or DUPLICATE_FACE."""
-    case = ReviewCase(
-        kind=kind,
-        reason=reason,
-        pensioner_id=pensioner.id if pensioner else None,
-        id_number=id_number or (pensioner.id_number if pensioner else None),
-        region_code=region_code or (pensioner.region_code if pensioner else None),
-        verification_session_id=verification_session_id,
-        enrollment_item_id=enrollment_item_id,
-        payload=payload or {},
-    )
-    session.add(case)
-    session.flush()
-    return case
 
 
 # --- queue ------------------------------------------------------------------------------------
@@ -227,29 +201,6 @@ def _get_case(session: Session, case_id: int, who: Principal) -> ReviewCase:
     return case
 
 
-def _pick(d: dict[str, Any], *keys: str) -> Any:
-    for k in keys:
-        if k in d and d[k] is not None:
-            return d[k]
-    return None
-
-
-def _sha_list(value: Any) -> list[str]:
-    out = []
-    for v in value or []:
-        sha = v.get("sha256") or v.get("photo_sha256") if isinstance(v, dict) else v
-        if isinstance(sha, str) and len(sha) == 64:
-            out.append(sha)
-    return out
-
-
-@dataclass(frozen=True)
-class ChallengeResult:
-    challenge: str
-    passed: bool | None
-    detail: str
-
-
 @dataclass(frozen=True)
 class Hit:
     pensioner_id: int
@@ -270,32 +221,53 @@ class ConfirmationView:
 
 
 @dataclass(frozen=True)
+class ExtractView:
+    """The delivered extract a department record came from."""
+
+    import_id: int
+    department: str
+    kind: str
+    period: str
+    file_name: str
+
+
+@dataclass(frozen=True)
 class CaseView:
-    """Everything the case page shows. ``id_number`` is the full number (the view is audited)."""
+    """Everything the case page shows. ``id_number`` is the full number (the view is audited).
+    ``payload`` is what opened the case (typed, see :mod:`lifecert.domain.cases`); ``decisions`` the
+    caseworker decisions it allows, the first being the primary one."""
 
     case: ReviewCase
     pensioner: Pensioner | None
     id_number: str
+    payload: CasePayload | UnreadablePayload
+    decisions: tuple[Decision, ...]
     enrolled_photos: list[str]
     best_frames: list[str]
     item_photo: str | None
     score: float | None
     threshold: float | None
-    liveness: list[ChallengeResult]
-    quality_flags: list[str]
+    liveness: list[ChallengeOutcome]
     quality: dict[str, Any]
     hits: list[Hit]
     duplicate_of: Hit | None
+    extracts: dict[int, ExtractView]
     assignee: str | None
     decided_by: str | None
     notes: list[tuple[str, datetime, str]]
     confirmations: list[ConfirmationView]
     visits: list[HomeVisitTask]
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def closed(self) -> bool:
         return self.case.status == CaseStatus.CLOSED
+
+    @property
+    def payload_json(self) -> dict[str, Any]:
+        """The payload as stored (JSON-ready); for an unreadable one, the error and the keys seen."""
+        if isinstance(self.payload, UnreadablePayload):
+            return {"type": "unreadable", "error": self.payload.error, "keys": list(self.payload.keys)}
+        return dump_payload(self.payload)
 
 
 def _photos_of(session: Session, pensioner_id: int) -> list[str]:
@@ -318,65 +290,57 @@ def _hit(session: Session, pensioner_id: int, score: float) -> Hit | None:
     return Hit(p.id, score, p.name, mask_id_number(p.id_number), _photos_of(session, p.id))
 
 
-def _liveness(value: Any) -> list[ChallengeResult]:
-    out: list[ChallengeResult] = []
-    if isinstance(value, dict):
-        value = value.get("challenges", value)
-    if isinstance(value, dict):
-        for name, res in value.items():
-            if isinstance(res, dict):
-                passed = res.get("passed", res.get("ok"))
-                detail = ", ".join(f"{k}={v}" for k, v in res.items() if k not in ("passed", "ok"))
-            else:
-                passed, detail = (res if isinstance(res, bool) else None), ("" if isinstance(res, bool) else str(res))
-            out.append(ChallengeResult(str(name), passed, detail))
-    elif isinstance(value, list):
-        for res in value:
-            if isinstance(res, dict):
-                name = str(res.get("challenge") or res.get("name") or "?")
-                passed = res.get("passed", res.get("ok"))
-                detail = ", ".join(f"{k}={v}" for k, v in res.items() if k not in ("challenge", "name", "passed", "ok"))
-                out.append(ChallengeResult(name, passed, detail))
-    return out
-
-
-def _quality_flags(payload: dict[str, Any]) -> list[str]:
-    flags = _pick(payload, "quality_flags", "flags")
-    if isinstance(flags, list):
-        return [str(x) for x in flags]
-    if isinstance(flags, dict):
-        return [str(k) for k, v in flags.items() if v]
-    return []
+def _extracts(session: Session, payload: CasePayload | UnreadablePayload) -> dict[int, ExtractView]:
+    records = []
+    if isinstance(payload, NameMismatch):
+        records = [payload.record]
+    elif isinstance(payload, AliveAfterDeath):
+        records = [payload.alive_evidence]
+    elif isinstance(payload, DeathAfterConfirmation):
+        records = [payload.death]
+    ids = [r.import_id for r in records if r.import_id is not None]
+    if isinstance(payload, AliveAfterDeath) and payload.death.import_id is not None:
+        ids.append(payload.death.import_id)
+    if not ids:
+        return {}
+    return {i.id: ExtractView(i.id, i.department, i.kind, i.period, i.file_name)
+            for i in session.scalars(select(DataImport).where(DataImport.id.in_(ids)))}
 
 
 def case_view(ctx: AppContext, session: Session, case_id: int, who: Principal, *, client_addr: str = "") -> CaseView:
     """Load a case for the case page and audit the look (full ID number and biometric data shown)."""
     case = _get_case(session, case_id, who)
     p = session.get(Pensioner, case.pensioner_id) if case.pensioner_id else None
-    payload = dict(case.payload or {})
-    score = _pick(payload, "score", "similarity", "best_score")
-    if score is None and isinstance(payload.get("scores"), dict):
-        score = _pick(payload["scores"], "best", "similarity", "max")
-    threshold = _pick(payload, "threshold", "verify_threshold")
-    if threshold is None and case.kind == ReviewKind.VERIFICATION:
-        threshold = ctx.model.threshold("verify")
-    if threshold is None and case.kind == ReviewKind.ENROLLMENT and case.reason == "DUPLICATE_FACE":
-        threshold = ctx.model.threshold("duplicate")
+    payload = load_payload(case.payload)
+    score: float | None = None
+    threshold: float | None = None
+    liveness: list[ChallengeOutcome] = []
     hits: list[Hit] = []
-    for h in _pick(payload, "hits", "one_to_n", "search_hits") or []:
-        if isinstance(h, dict) and h.get("pensioner_id") is not None:
-            if p is not None and int(h["pensioner_id"]) == p.id:
+    duplicate_of: Hit | None = None
+    quality: dict[str, Any] = {}
+    if isinstance(payload, VerificationReview):
+        score, threshold = payload.match, payload.threshold
+        if threshold is None:
+            threshold = ctx.model.threshold("verify")
+        liveness = list(payload.challenges)
+        for fh in payload.one_to_n:
+            if p is not None and fh.pensioner_id == p.id:
                 continue
-            hit = _hit(session, int(h["pensioner_id"]), float(h.get("score") or h.get("similarity") or 0.0))
+            hit = _hit(session, fh.pensioner_id, fh.score)
             if hit is not None:
                 hits.append(hit)
+    elif isinstance(payload, DuplicateFace):
+        score, threshold = payload.similarity, payload.threshold or ctx.model.threshold("duplicate")
+        duplicate_of = _hit(session, payload.duplicate_of_pensioner_id, payload.similarity)
+        quality = dict(payload.quality)
+    elif isinstance(payload, EnrollmentReject):
+        quality = dict(payload.quality)
+    elif isinstance(payload, IdCollision):
+        score = payload.similarity
     item = session.get(EnrollmentItem, case.enrollment_item_id) if case.enrollment_item_id else None
-    dup_id = _pick(payload, "duplicate_of_pensioner_id", "other_pensioner_id") or (
-        item.duplicate_of_pensioner_id if item else None)
-    dup_score = _pick(payload, "similarity") if dup_id else None
-    duplicate_of = _hit(session, int(dup_id), float(dup_score or 0.0)) if dup_id else None
-    item_photo = _pick(payload, "photo_sha256") or (item.photo_sha256 if item else None)
-    quality = _pick(payload, "quality") or (item.quality if item else {}) or {}
+    item_photo = None
+    if isinstance(payload, EnrollmentReject | DuplicateFace | IdCollision):
+        item_photo = payload.photo_sha256 or (item.photo_sha256 if item else None)
     users = {u.id: u.username for u in session.scalars(select(StaffUser))}
     notes = [(users.get(n.author_id or 0, "?"), n.created_at, n.text) for n in session.scalars(
         select(CaseNote).where(CaseNote.case_id == case.id).order_by(CaseNote.id))]
@@ -391,18 +355,13 @@ def case_view(ctx: AppContext, session: Session, case_id: int, who: Principal, *
                                       .order_by(HomeVisitTask.id.desc()).limit(5)))
     view = CaseView(
         case=case, pensioner=p, id_number=(p.id_number if p else case.id_number) or "",
+        payload=payload, decisions=decisions_for(payload, case.reason),
         enrolled_photos=_photos_of(session, p.id) if p else [],
-        best_frames=_sha_list(_pick(payload, "best_frames", "best_frame_sha256s", "frames")),
-        item_photo=item_photo if isinstance(item_photo, str) else None,
-        score=float(score) if isinstance(score, int | float) else None,
-        threshold=float(threshold) if isinstance(threshold, int | float) else None,
-        liveness=_liveness(_pick(payload, "liveness", "challenges")),
-        quality_flags=_quality_flags(payload), quality=quality if isinstance(quality, dict) else {},
-        hits=hits, duplicate_of=duplicate_of,
+        best_frames=photo_shas(payload) if isinstance(payload, VerificationReview) else [],
+        item_photo=item_photo, score=score, threshold=threshold, liveness=liveness, quality=quality,
+        hits=hits, duplicate_of=duplicate_of, extracts=_extracts(session, payload),
         assignee=users.get(case.assignee_id or 0), decided_by=users.get(case.decided_by or 0),
         notes=notes, confirmations=confs, visits=visits,
-        extra={k: v for k, v in payload.items() if k in ("detail", "photo_name", "run_id", "row_no", "attempts",
-                                                            "model_key", "session_id", "retries")},
     )
     audit.record(session, actor=who.username, role=who.role, action="case.view", object_type="review_case",
                  object_id=case.id, client_addr=client_addr,
@@ -413,22 +372,16 @@ def case_view(ctx: AppContext, session: Session, case_id: int, who: Principal, *
 
 def case_photo_shas(session: Session, case: ReviewCase) -> set[str]:
     """Every photo the case page may show: the pensioner's, the session's frames, the item's, the hits'."""
-    payload = dict(case.payload or {})
-    shas = set(_sha_list(_pick(payload, "best_frames", "best_frame_sha256s", "frames")))
-    if isinstance(payload.get("photo_sha256"), str):
-        shas.add(payload["photo_sha256"])
+    payload = load_payload(case.payload)
+    shas = set(photo_shas(payload))
     if case.pensioner_id:
         shas.update(_photos_of(session, case.pensioner_id))
     if case.enrollment_item_id:
         item = session.get(EnrollmentItem, case.enrollment_item_id)
         if item is not None and item.photo_sha256:
             shas.add(item.photo_sha256)
-    others = [h.get("pensioner_id") for h in (_pick(payload, "hits", "one_to_n", "search_hits") or [])
-              if isinstance(h, dict)]
-    others.append(_pick(payload, "duplicate_of_pensioner_id", "other_pensioner_id"))
-    for pid in others:
-        if pid is not None:
-            shas.update(_photos_of(session, int(pid)))
+    for pid in other_pensioner_ids(payload):
+        shas.update(_photos_of(session, pid))
     return shas
 
 
@@ -448,12 +401,15 @@ def read_case_photo(
 # --- work on a case ---------------------------------------------------------------------------
 
 
-def _open_for_decision(session: Session, case_id: int, who: Principal) -> ReviewCase:
+def _open_for_decision(session: Session, case_id: int, who: Principal, decision: Decision) -> ReviewCase:
+    """The case, if it is open, not someone else's, and ``decision`` is one its type allows."""
     case = _get_case(session, case_id, who)
     if case.status == CaseStatus.CLOSED:
         raise Conflict(f"case {case_id} is already closed ({case.decision})")
     if case.assignee_id is not None and case.assignee_id != who.user_id:
         raise Conflict(f"case {case_id} is assigned to someone else; assign it to yourself first")
+    if decision not in decisions_for(load_payload(case.payload), case.reason):
+        raise Conflict(f"a {case.kind} case ({case.reason}) cannot be closed as {decision}")
     return case
 
 
@@ -496,12 +452,16 @@ def approve(
     today: date | None = None,
 ) -> SurvivalConfirmation:
     """The reviewer is satisfied the pensioner is alive: record a survival confirmation (method
-    ``caseworker_review``, created_by the reviewer) and close the case."""
+    ``caseworker_review``, created_by the reviewer) and close the case. Only for case types that allow
+    it (never a tip-off); where it is not the primary decision the note must give the evidence."""
     from lifecert.services.confirmations import record_confirmation
 
-    case = _open_for_decision(session, case_id, who)
-    if case.kind == ReviewKind.ENROLLMENT:
-        raise Conflict("enrollment cases are closed with fix photo / confirm duplicate / not a duplicate")
+    case = _open_for_decision(session, case_id, who, Decision.APPROVED)
+    if decisions_for(load_payload(case.payload), case.reason)[0] != Decision.APPROVED and not note.strip():
+        # The trigger speaks against survival (a death record, a face of someone else): say what
+        # evidence outweighs it.
+        raise LifecertError("confirming survival on this case needs the evidence in the note",
+                            code=ErrorCode.BAD_REQUEST, field="note")
     p = _pensioner_of(session, case)
     conf = record_confirmation(
         session, p, ConfirmationMethod.CASEWORKER_REVIEW, today or date.today(), f"review_case:{case.id}",
@@ -518,7 +478,7 @@ def reject(session: Session, case_id: int, who: Principal, reason: str, *, clien
     """Close the case without confirming survival; the reason is required and kept."""
     if not reason.strip():
         raise LifecertError("a reason is required to reject", code=ErrorCode.BAD_REQUEST)
-    case = _open_for_decision(session, case_id, who)
+    case = _open_for_decision(session, case_id, who, Decision.REJECTED)
     _close(case, who, Decision.REJECTED, reason)
     _audit_decision(session, case, who, "case.reject", client_addr, note=reason.strip()[:500])
     return case
@@ -528,7 +488,7 @@ def request_home_visit(
     session: Session, case_id: int, who: Principal, *, note: str = "", client_addr: str = ""
 ) -> HomeVisitTask:
     """Create a task for community staff at the pensioner's address/region and close the case."""
-    case = _open_for_decision(session, case_id, who)
+    case = _open_for_decision(session, case_id, who, Decision.HOME_VISIT)
     p = _pensioner_of(session, case)
     task = HomeVisitTask(case_id=case.id, pensioner_id=p.id, region_code=p.region_code, address=p.address or "",
                          phone=p.phone or "", note=note.strip(), created_by=who.user_id)
@@ -543,7 +503,7 @@ def mark_suspected_fraud(
     session: Session, case_id: int, who: Principal, *, note: str = "", client_addr: str = ""
 ) -> Pensioner:
     """Flag the pensioner and suspend payment pending the payment-suspension review."""
-    case = _open_for_decision(session, case_id, who)
+    case = _open_for_decision(session, case_id, who, Decision.FRAUD)
     p = _pensioner_of(session, case)
     p.fraud_flag = True
     p.status = PensionerStatus.SUSPENDED
@@ -551,6 +511,18 @@ def mark_suspected_fraud(
     _close(case, who, Decision.FRAUD, note)
     _audit_decision(session, case, who, "case.fraud", client_addr, note=note.strip()[:500])
     return p
+
+
+def close_unfounded(session: Session, case_id: int, who: Principal, reason: str, *,
+                    client_addr: str = "") -> ReviewCase:
+    """A tip-off checked and found baseless: close it with the reason. Records nothing about the
+    pensioner (in particular no survival confirmation)."""
+    if not reason.strip():
+        raise LifecertError("a reason is required to close a tip-off as unfounded", code=ErrorCode.BAD_REQUEST)
+    case = _open_for_decision(session, case_id, who, Decision.UNFOUNDED)
+    _close(case, who, Decision.UNFOUNDED, reason)
+    _audit_decision(session, case, who, "case.unfounded", client_addr, note=reason.strip()[:500])
+    return case
 
 
 def add_note(session: Session, case_id: int, who: Principal, text: str, *, client_addr: str = "") -> CaseNote:
@@ -567,8 +539,8 @@ def add_note(session: Session, case_id: int, who: Principal, text: str, *, clien
 # --- enrollment rejects -----------------------------------------------------------------------
 
 
-def _enrollment_case(session: Session, case_id: int, who: Principal) -> ReviewCase:
-    case = _open_for_decision(session, case_id, who)
+def _enrollment_case(session: Session, case_id: int, who: Principal, decision: Decision) -> ReviewCase:
+    case = _open_for_decision(session, case_id, who, decision)
     if case.kind != ReviewKind.ENROLLMENT:
         raise Conflict(f"case {case_id} is not an enrollment case")
     return case
@@ -613,7 +585,7 @@ def fix_photo(
     """Enroll a corrected ID photo for the case's pensioner (same pipeline and rules as the batch
     job) and close the case. A photo whose face is another pensioner's (≥ duplicate threshold)
     is refused."""
-    case = _enrollment_case(session, case_id, who)
+    case = _enrollment_case(session, case_id, who, Decision.PHOTO_FIXED)
     p = _pensioner_of(session, case)
     tpl = _enroll_bytes(ctx, session, p, data, filename)
     _close(case, who, Decision.PHOTO_FIXED, None)
@@ -625,9 +597,10 @@ def fix_photo(
 def confirm_duplicate(session: Session, case_id: int, who: Principal, *, note: str = "",
                       client_addr: str = "") -> ReviewCase:
     """The two records are the same face: flag the newly enrolled pensioner for the fraud review."""
-    case = _enrollment_case(session, case_id, who)
+    case = _enrollment_case(session, case_id, who, Decision.DUPLICATE_CONFIRMED)
     p = _pensioner_of(session, case)
-    other = (case.payload or {}).get("duplicate_of_pensioner_id")
+    payload = load_payload(case.payload)
+    other = payload.duplicate_of_pensioner_id if isinstance(payload, DuplicateFace) else None
     p.fraud_flag = True
     p.status = PensionerStatus.SUSPENDED
     p.status_reason = f"duplicate face of pensioner #{other} (review case {case.id})"
@@ -639,16 +612,19 @@ def confirm_duplicate(session: Session, case_id: int, who: Principal, *, note: s
 def not_duplicate(ctx: AppContext, session: Session, case_id: int, who: Principal, *, note: str = "",
                   client_addr: str = "") -> FaceTemplate:
     """Different people who look alike (e.g. twins): enroll the item's photo after all."""
-    case = _enrollment_case(session, case_id, who)
+    case = _enrollment_case(session, case_id, who, Decision.NOT_DUPLICATE)
     p = _pensioner_of(session, case)
     item = session.get(EnrollmentItem, case.enrollment_item_id) if case.enrollment_item_id else None
-    sha = (case.payload or {}).get("photo_sha256") or (item.photo_sha256 if item else None)
+    payload = load_payload(case.payload)
+    sha = (payload.photo_sha256 if isinstance(payload, DuplicateFace) else None) or (
+        item.photo_sha256 if item else None)
     if not sha:
         raise Conflict("this case has no stored photo to enroll; use fix photo")
     tpl = _enroll_bytes(ctx, session, p, ctx.photos.get(sha), None, accept_duplicate=True)
     _close(case, who, Decision.NOT_DUPLICATE, note)
+    other = payload.duplicate_of_pensioner_id if isinstance(payload, DuplicateFace) else None
     _audit_decision(session, case, who, "enrollment.not_duplicate", client_addr, template_id=tpl.id,
-                    other_pensioner_id=(case.payload or {}).get("duplicate_of_pensioner_id"))
+                    other_pensioner_id=other)
     return tpl
 
 

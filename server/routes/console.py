@@ -182,8 +182,7 @@ def case_page(request: Request, ctx: Ctx, session: DbSession, who: CaseStaff, cl
               error: str | None = None) -> Response:
     view = review.case_view(ctx, session, case_id, who, client_addr=client)
     prev, nxt = _neighbours(session, who, case_id)
-    return render(request, "console/case.html", who, v=view, prev_id=prev, next_id=nxt, error=error,
-                  is_enrollment=view.case.kind == "enrollment")
+    return render(request, "console/case.html", who, v=view, prev_id=prev, next_id=nxt, error=error)
 
 
 @router.get("/cases/{case_id}/photos/{sha}")
@@ -235,6 +234,12 @@ def fraud(session: DbSession, who: Caseworker, client: ClientAddr, case_id: int,
           note: Annotated[str, Form()] = "") -> Response:
     return _decide(session, case_id,
                    lambda: review.mark_suspected_fraud(session, case_id, who, note=note, client_addr=client))
+
+
+@router.post("/cases/{case_id}/unfounded")
+def unfounded(session: DbSession, who: Caseworker, client: ClientAddr, case_id: int,
+              note: Annotated[str, Form()] = "") -> Response:
+    return _decide(session, case_id, lambda: review.close_unfounded(session, case_id, who, note, client_addr=client))
 
 
 @router.post("/cases/{case_id}/note")

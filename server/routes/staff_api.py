@@ -47,7 +47,7 @@ class CasePage(BaseModel):
 
 
 class DecisionIn(BaseModel):
-    decision: Literal["approve", "reject", "home_visit", "fraud"]
+    decision: Literal["approve", "reject", "home_visit", "fraud", "unfounded"]
     note: str = Field(default="", max_length=4000)
 
 
@@ -94,7 +94,7 @@ def case_detail(ctx: Ctx, session: DbSession, who: CaseStaff, client: ClientAddr
         "pensioner_status": v.pensioner.status if v.pensioner else None,
         "score": v.score, "threshold": v.threshold, "enrolled_photos": v.enrolled_photos,
         "best_frames": v.best_frames, "liveness": [ch.__dict__ for ch in v.liveness],
-        "quality_flags": v.quality_flags,
+        "payload": v.payload_json, "decisions": [str(d) for d in v.decisions],
         "hits": [{"pensioner_id": h.pensioner_id, "score": h.score, "id_number_masked": h.id_number_masked}
                  for h in v.hits],
     }
@@ -111,6 +111,8 @@ def decide(ctx: Ctx, session: DbSession, who: Caseworker, client: ClientAddr, ca
     elif body.decision == "home_visit":
         out.home_visit_task_id = review.request_home_visit(session, case_id, who, note=body.note,
                                                            client_addr=client).id
+    elif body.decision == "unfounded":
+        review.close_unfounded(session, case_id, who, body.note, client_addr=client)
     else:
         review.mark_suspected_fraud(session, case_id, who, note=body.note, client_addr=client)
     case = session.get(review.ReviewCase, case_id)

@@ -16,11 +16,12 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
+from lifecert.domain.cases import ChallengeOutcome, FrameRef, VerificationReview
 from lifecert.engine.base import FaceEngine
 from lifecert.engine.image import decode_image
-from lifecert.services import review, staff, templates
+from lifecert.services import cases, staff, templates
 from lifecert.services.context import AppContext
-from lifecert.storage.models import ConfirmationMethod, ReviewKind, StaffUser, SurvivalConfirmation
+from lifecert.storage.models import ConfirmationMethod, StaffUser, SurvivalConfirmation
 from lifecert.storage.photos import sha256_bytes
 from tests.conftest import ROOT, make_settings
 
@@ -65,12 +66,13 @@ def seeded(tmp_path: Path, faces_dir: Path, face_engine: FaceEngine) -> Iterator
         assert b.embedding is not None
         score = float(np.dot(a.embedding, b.embedding))
         sha_frame = ctx.photos.put(selfie)
-        case = review.open_case(
-            s, kind=ReviewKind.VERIFICATION, reason="LOW_MATCH", pensioner=p, verification_session_id="vs-e2e-1",
-            payload={"score": round(score, 4), "threshold": ctx.model.threshold("verify"), "best_frames": [sha_frame],
-                     "liveness": [{"challenge": "blink", "passed": True, "ear_min": 0.12},
-                                  {"challenge": "turn_left", "passed": True, "yaw_deg": -24.0}],
-                     "quality_flags": ["LOW_LIGHT"], "hits": []},
+        case = cases.open_case(
+            s, VerificationReview(
+                session_id="vs-e2e-1", reason="LOW_MATCH", match=round(score, 4),
+                threshold=ctx.model.threshold("verify"), best_frames=(FrameRef(sha256=sha_frame),),
+                challenges=(ChallengeOutcome(name="blink", passed=True, peak_value=0.12),
+                            ChallengeOutcome(name="turn_left", passed=True, peak_value=-24.0))),
+            reason="LOW_MATCH", pensioner=p, verification_session_id="vs-e2e-1",
         )
         ids = (p.id, case.id)
     yield ctx, *ids

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Any
 
 from fastapi.testclient import TestClient
 
+from lifecert.domain.cases import CasePayload, EnrollmentReject, TipOffReport, VerificationReview
 from lifecert.domain.idnumber import make_id_number
-from lifecert.services import review, staff, templates
+from lifecert.services import cases, staff, templates
 from lifecert.services.context import AppContext
 from lifecert.storage.models import Pensioner, ReviewCase, ReviewKind
 
@@ -30,11 +30,22 @@ def make_pensioner(ctx: AppContext, seq: int = 1, *, region: str = "220202", nam
         return p.id
 
 
+def default_payload(kind: str, reason: str) -> CasePayload:
+    """A typed payload of ``kind`` (the classes producers write; see lifecert.domain.cases)."""
+    if kind == ReviewKind.VERIFICATION:
+        return VerificationReview(session_id="s-test", reason=reason, match=0.41, threshold=0.5)
+    if kind == ReviewKind.ENROLLMENT:
+        return EnrollmentReject(run_id=1, row_no=2, photo_name="p.jpg", detail=reason)
+    if kind == ReviewKind.TIP_OFF:
+        return TipOffReport(description="仍在领取已故母亲的养老金", name="张桂兰", contact="13800000000")
+    raise ValueError(f"no default payload for {kind}; pass one")
+
+
 def make_case(ctx: AppContext, pensioner_id: int, *, kind: str = ReviewKind.VERIFICATION, reason: str = "LOW_MATCH",
-              payload: dict[str, Any] | None = None) -> int:
+              payload: CasePayload | None = None) -> int:
     with ctx.db.session() as s:
         p = s.get(Pensioner, pensioner_id)
-        return review.open_case(s, kind=kind, reason=reason, pensioner=p, payload=payload or {"score": 0.41}).id
+        return cases.open_case(s, payload or default_payload(kind, reason), reason=reason, pensioner=p).id
 
 
 def case_row(ctx: AppContext, case_id: int) -> ReviewCase:

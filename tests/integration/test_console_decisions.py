@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from lifecert.domain.cases import ChallengeOutcome, DuplicateFace, FrameRef, VerificationReview
 from lifecert.domain.errors import Conflict, ErrorCode, LifecertError
 from lifecert.domain.idnumber import mask_id_number
 from lifecert.engine.image import read_image_file
@@ -174,8 +175,9 @@ def test_given_case_page_then_full_id_only_there_and_photo_endpoint_private_and_
         id_number = p.id_number
     sha_f = ctx.photos.put(frame)
     stranger = ctx.photos.put((faces_dir / "lfw/images/Colin_Powell/Colin_Powell_0001.jpg").read_bytes())
-    cid = make_case(ctx, pid, payload={"score": 0.52, "best_frames": [sha_f],
-                                       "liveness": [{"challenge": "blink", "passed": True, "ear_min": 0.11}]})
+    cid = make_case(ctx, pid, payload=VerificationReview(
+        session_id="s1", reason="LOW_MATCH", match=0.52, threshold=0.6, best_frames=(FrameRef(sha256=sha_f),),
+        challenges=(ChallengeOutcome(name="blink", passed=True, peak_value=0.11),)))
     login(client, "zhou")
     queue = client.get("/console/queue")
     assert mask_id_number(id_number) in queue.text and id_number not in queue.text
@@ -201,8 +203,8 @@ def test_given_duplicate_enrollment_case_when_not_duplicate_then_item_photo_enro
     other = make_pensioner(ctx, 3, name="李淑珍")
     data = (faces_dir / "lfw/images/Colin_Powell/Colin_Powell_0002.jpg").read_bytes()
     sha = ctx.photos.put(data)
-    cid = make_case(ctx, pid, kind=ReviewKind.ENROLLMENT, reason="DUPLICATE_FACE",
-                    payload={"photo_sha256": sha, "duplicate_of_pensioner_id": other, "similarity": 0.97})
+    cid = make_case(ctx, pid, reason="DUPLICATE_FACE",
+                    payload=DuplicateFace(photo_sha256=sha, duplicate_of_pensioner_id=other, similarity=0.97))
     with ctx.db.session() as s:
         tpl = review.not_duplicate(ctx, s, cid, who, note="twins, checked the hukou")
         tid = tpl.id
@@ -218,7 +220,7 @@ def test_given_no_face_enrollment_case_when_fixing_with_a_photo_without_face_the
     make_user(ctx, "enr", "enrollment_staff")
     who = _principal(ctx, "enr")
     pid = make_pensioner(ctx)
-    cid = make_case(ctx, pid, kind=ReviewKind.ENROLLMENT, reason="NO_FACE", payload={})
+    cid = make_case(ctx, pid, kind=ReviewKind.ENROLLMENT, reason="NO_FACE")
     import cv2
     import numpy as np
 

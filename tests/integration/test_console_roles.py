@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pytest
 from fastapi.testclient import TestClient
 
+from lifecert.domain.cases import CasePayload, DuplicateFace, FrameRef, VerificationReview
 from lifecert.engine.base import FaceEngine
 from lifecert.services import staff
 from lifecert.services.context import AppContext
@@ -34,6 +35,7 @@ EXPECTED: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/console/cases/{case_id}/reject"): frozenset({CW}),
     ("POST", "/console/cases/{case_id}/visit"): frozenset({CW}),
     ("POST", "/console/cases/{case_id}/fraud"): frozenset({CW}),
+    ("POST", "/console/cases/{case_id}/unfounded"): frozenset({CW}),
     ("POST", "/console/cases/{case_id}/enrollment/fix-photo"): frozenset({CW, ES}),
     ("POST", "/console/cases/{case_id}/enrollment/confirm-duplicate"): frozenset({CW, ES}),
     ("POST", "/console/cases/{case_id}/enrollment/not-duplicate"): frozenset({CW, ES}),
@@ -101,8 +103,12 @@ def _fresh_path(ctx: AppContext, path: str) -> tuple[str, dict[str, object]]:
     photo = ctx.photos.put(b"not really a jpeg, only bytes to stream")
     enrollment = "/enrollment/" in path or path.endswith(("{case_id}", "/photos/{sha}", "/assign", "/note"))
     kind = ReviewKind.ENROLLMENT if enrollment else ReviewKind.VERIFICATION
-    payload: dict[str, object] = {"best_frames": [photo], "photo_sha256": photo, "score": 0.4}
-    cid = make_case(ctx, pid, kind=kind, reason="DUPLICATE_FACE" if kind == ReviewKind.ENROLLMENT else "LOW_MATCH",
+    payload: CasePayload = (
+        DuplicateFace(photo_sha256=photo, duplicate_of_pensioner_id=pid, similarity=0.9)
+        if kind == ReviewKind.ENROLLMENT
+        else VerificationReview(session_id="s", reason="LOW_MATCH", match=0.4, best_frames=(FrameRef(sha256=photo),))
+    )
+    cid = make_case(ctx, pid, reason="DUPLICATE_FACE" if kind == ReviewKind.ENROLLMENT else "LOW_MATCH",
                     payload=payload)
     uid = make_user(ctx, f"target{_fresh_path.seq}", Role.CASEWORKER) if "{user_id}" in path else 0  # type: ignore[attr-defined]
     url = path.replace("{case_id}", str(cid)).replace("{sha}", photo).replace("{user_id}", str(uid))

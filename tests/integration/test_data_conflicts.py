@@ -7,6 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from lifecert.domain.cases import AliveAfterDeath, DeathAfterConfirmation, load_payload
 from lifecert.services.context import AppContext
 from lifecert.storage.models import (
     ConfirmationMethod,
@@ -50,10 +51,11 @@ def test_given_recorded_death_when_alive_evidence_dated_after_it_then_conflict_c
     assert s.confirmations == 0
     [case] = _cases(data_ctx)
     assert (case.kind, case.reason, case.pensioner_id) == (ReviewKind.DATA_CONFLICT, "ALIVE_AFTER_DEATH", ids[a])
-    assert case.payload["death"]["death_date"] == "2026-01-10"
-    assert case.payload["death"]["department"] == "police_deregistration"
-    assert case.payload["alive_evidence"]["evidence_date"] == "2026-03-02"
-    assert case.payload["alive_evidence"]["department"] == "medical_settlement"
+    pl = load_payload(case.payload)
+    assert isinstance(pl, AliveAfterDeath)
+    assert (pl.death.death_date, pl.death.department) == (date(2026, 1, 10), "police_deregistration")
+    assert (pl.alive_evidence.event_date, pl.alive_evidence.department) == (date(2026, 3, 2), "medical_settlement")
+    assert pl.alive_evidence.name == "马兰" and pl.alive_evidence.detail == "社区医院"
     with data_ctx.db.session() as sess:
         assert sess.scalars(select(SurvivalConfirmation)).all() == []
 
@@ -74,9 +76,12 @@ def test_given_face_confirmation_after_death_date_when_death_record_arrives_then
     assert s.suspensions == 0
     [case] = _cases(data_ctx)
     assert (case.kind, case.reason) == (ReviewKind.DATA_CONFLICT, "DEATH_AFTER_CONFIRMATION")
-    assert case.payload["death"]["death_date"] == "2026-02-14"
-    assert case.payload["confirmation"]["method"] == ConfirmationMethod.FACE_SELF_SERVICE
-    assert case.payload["confirmation"]["evidence_date"] == "2026-03-01"
+    pl = load_payload(case.payload)
+    assert isinstance(pl, DeathAfterConfirmation)
+    assert (pl.death.event_date, pl.death.name, pl.death.department) == (date(2026, 2, 14), "何平",
+                                                                         "police_deregistration")
+    assert pl.confirmation.method == ConfirmationMethod.FACE_SELF_SERVICE
+    assert pl.confirmation.evidence_date == date(2026, 3, 1)
     with data_ctx.db.session() as sess:
         assert sess.get(Pensioner, ids[a]).status == PensionerStatus.ACTIVE  # type: ignore[union-attr]
         assert sess.scalars(select(PaymentAction)).all() == []

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from lifecert.domain.cases import NameMismatch, load_payload
 from lifecert.services.context import AppContext
 from lifecert.storage.models import ConfirmationMethod, Pensioner, PensionerStatus, ReviewCase, SurvivalConfirmation
 from lifecert.storage.models_data import ActionKind, DataRecord, Outcome, PaymentAction
@@ -147,8 +148,9 @@ def test_given_id_match_with_other_name_when_imported_then_review_case_and_nothi
     with data_ctx.db.session() as sess:
         case = sess.scalars(select(ReviewCase)).one()
         assert (case.kind, case.reason, case.pensioner_id) == ("name_mismatch", "NAME_MISMATCH", ids[a])
-        assert case.payload["record"]["name"] == "周明"
-        assert case.payload["pensioner"]["name"] == "周敏"
+        pl = load_payload(case.payload)
+        assert isinstance(pl, NameMismatch)
+        assert (pl.record.name, pl.record.department, pl.pensioner_name) == ("周明", "police_deregistration", "周敏")
 
 
 def test_given_name_written_with_full_width_spaces_and_dot_variant_when_imported_then_it_matches(

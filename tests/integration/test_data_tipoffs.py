@@ -6,6 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from lifecert.domain.cases import TipOffReport, load_payload
 from lifecert.services.context import AppContext
 from lifecert.storage.models import AuditEvent, ReviewCase, ReviewKind
 from server.app import create_app
@@ -38,7 +39,9 @@ def test_given_tipoff_naming_a_pensioner_when_posted_then_review_case_linked_to_
     [case] = _cases(data_ctx)
     assert r.json()["case_id"] == case.id
     assert (case.reason, case.pensioner_id, case.id_number) == ("TIP_OFF", ids[a], a)
-    assert case.payload["contact"] == "13800000000"
+    pl = load_payload(case.payload)
+    assert isinstance(pl, TipOffReport) and pl.contact == "13800000000"
+    assert pl.description == "老人去年已去世，家属仍在领取养老金"
     with data_ctx.db.session() as s:
         ev = s.scalars(select(AuditEvent).where(AuditEvent.action == "tipoff.submit")).one()
         assert a not in str(ev.detail)  # the audit trail keeps the ID masked
@@ -50,7 +53,8 @@ def test_given_tipoff_with_name_only_when_posted_then_case_without_pensioner(
 
     assert r.status_code == 201
     [case] = _cases(data_ctx)
-    assert (case.pensioner_id, case.payload["name"]) == (None, "孙某某")
+    pl = load_payload(case.payload)
+    assert isinstance(pl, TipOffReport) and (case.pensioner_id, pl.name) == (None, "孙某某")
 
 
 @pytest.mark.parametrize(("body", "status", "code"), [

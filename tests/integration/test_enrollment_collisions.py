@@ -6,6 +6,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from lifecert.domain.cases import IdCollision, load_payload
 from lifecert.services.context import AppContext
 from lifecert.storage.models import EnrollmentRun, FaceTemplate, Pensioner, ReviewCase
 from tests.integration.test_enrollment_job import ids, lfw_people, reasons, run, write_manifest
@@ -43,8 +44,10 @@ def test_given_an_enrolled_id_when_another_face_and_name_come_with_it_then_revie
         tpls = s.scalars(select(FaceTemplate)).all()
         assert [(t.active, t.pensioner_id) for t in tpls] == [(True, person.id)]
         case = s.scalars(select(ReviewCase).where(ReviewCase.reason == "ID_COLLISION")).one()
-        assert case.pensioner_id == person.id and case.payload["manifest_name"] == "李四"
-        assert case.payload["photo_sha256"] is not None  # the new photo is kept for the reviewer
+        pl = load_payload(case.payload)
+        assert isinstance(pl, IdCollision) and case.pensioner_id == person.id
+        assert (pl.manifest_name, pl.enrolled_name) == ("李四", person.name)
+        assert pl.photo_sha256 is not None  # the new photo is kept for the reviewer
 
 
 def test_given_a_dry_run_when_rows_repeat_a_face_or_an_enrolled_photo_then_it_reports_what_a_real_run_would(

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from numpy.typing import NDArray
 from sqlalchemy import select
 
+from lifecert.domain.cases import VerificationReview, load_payload
 from lifecert.engine.base import FaceEngine
 from lifecert.engine.image import read_image_file
 from lifecert.services.confirmations import status_of
@@ -144,7 +145,10 @@ def test_given_frames_of_two_people_when_uploaded_then_review_case_opened(
     with vctx.db.session() as s:
         case = s.scalars(select(ReviewCase).where(ReviewCase.verification_session_id == sess["session_id"])).one()
         assert case.kind == "verification" and case.pensioner_id == p.id
-        assert case.payload["best_frame_shas"]
-        assert all(vctx.photos.exists(sha) for sha in case.payload["best_frame_shas"])
+        payload = load_payload(case.payload)
+        assert isinstance(payload, VerificationReview) and payload.reason == "DIFFERENT_PERSONS"
+        assert payload.best_frames and payload.threshold == vctx.model.threshold("verify")
+        assert payload.match is not None and payload.challenges
+        assert all(vctx.photos.exists(f.sha256) for f in payload.best_frames)
         vs = s.get(VerificationSession, sess["session_id"])
         assert vs is not None and vs.review_case_id == case.id

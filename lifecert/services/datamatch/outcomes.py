@@ -17,18 +17,26 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from lifecert.domain.cases import (
+    AliveAfterDeath,
+    CasePayload,
+    ConfirmationRef,
+    DeathAfterConfirmation,
+    DepartmentRecord,
+    NameMismatch,
+    RecordedDeath,
+)
+from lifecert.services.cases import open_case
 from lifecert.services.datamatch.matching import PensionerRef
 from lifecert.services.datamatch.validate import ValidRow
-from lifecert.services.review import open_case
 from lifecert.storage.models import (
     ConfirmationMethod,
     Pensioner,
     PensionerStatus,
-    ReviewKind,
     SurvivalConfirmation,
     utcnow,
 )
-from lifecert.storage.models_data import ActionKind, ActionStatus, Outcome, PaymentAction
+from lifecert.storage.models_data import ActionKind, ActionStatus, DataKind, Outcome, PaymentAction
 
 IMPRISONED_PREFIX = "imprisoned"
 CONFIRMATION_COLUMNS = ("pensioner_id", "method", "confirmed_at", "evidence_date", "valid_until", "source",
@@ -50,16 +58,13 @@ class Origin:
     department: str
     import_id: int
 
-    def record(self, row: ValidRow, **extra: Any) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "department": self.department,
-            "import_id": self.import_id,
-            "row_no": row.row_no,
-            "id_number": row.id_number,
-            "name": row.name,
-        }
-        out.update({k: (v.isoformat() if isinstance(v, date) else v) for k, v in extra.items()})
-        return out
+    def record(self, row: ValidRow, record_kind: str) -> DepartmentRecord:
+        """The row as the department wrote it (their spelling of the name), for a review case."""
+        return DepartmentRecord(
+            department=self.department, import_id=self.import_id, row_no=row.row_no, id_number=row.id_number,
+            name=row.name, record_kind=record_kind, event_date=row.event_date, end_date=row.end_date,
+            detail=row.detail,
+        )
 
 
 def set_status(session: Session, ref: PensionerRef, status: str, reason: str) -> None:
@@ -71,16 +76,15 @@ def set_status(session: Session, ref: PensionerRef, status: str, reason: str) ->
     ref.status_reason = reason
 
 
-def _case(session: Session, kind: str, reason: str, ref: PensionerRef, payload: dict[str, Any]) -> None:
-    open_case(session, kind=kind, reason=reason, pensioner=session.get(Pensioner, ref.id), payload=payload)
+def _case(session: Session, reason: str, ref: PensionerRef, payload: CasePayload) -> None:
+    open_case(session, payload, reason=reason, pensioner=session.get(Pensioner, ref.id))
 
 
 def name_mismatch(session: Session, origin: Origin, kind: str, row: ValidRow, ref: PensionerRef) -> None:
-    _case(session, ReviewKind.NAME_MISMATCH, "NAME_MISMATCH", ref, {
-        "record": origin.record(row, kind=kind, event_date=row.event_date, end_date=row.end_date, detail=row.detail),
-        "pensioner": {"id": ref.id, "id_number": ref.id_number, "name": ref.name},
-        "note": "ID number matches a pensioner but the name differs after normalisation; nothing was acted on",
-    })
+    _case(session, "NAME_MISMATCH", ref, NameMismatch(
+        record=origin.record(row, kind), pensioner_name=ref.name,
+        note="ID number matches a pensioner but the name differs after normalisation; nothing was acted on",
+    ))
 
 
 def recorded_deaths(session: Session, pensioner_ids: list[int]) -> dict[int, dict[str, Any]]:
@@ -110,11 +114,13 @@ def alive_evidence(
     death_date = date.fromisoformat(death["death_date"]) if death else None
     if evidence is None or (death_date is not None and evidence <= death_date):
         return Outcome.NONE
-    _case(session, ReviewKind.DATA_CONFLICT, "ALIVE_AFTER_DEATH", ref, {
-        "conflict": "alive evidence dated after a recorded death",
-        "death": death or {"death_date": None, "note": f"status deceased ({ref.status_reason or 'no record'})"},
-        "alive_evidence": origin.record(row, evidence_date=evidence, detail=row.detail),
-    })
+    recorded = (
+        RecordedDeath(death_date=death_date, department=death["department"], import_id=death["import_id"],
+                      row_no=death["row_no"])
+        if death else RecordedDeath(note=f"status deceased ({ref.status_reason or 'no record'})")
+    )
+    _case(session, "ALIVE_AFTER_DEATH", ref,
+          AliveAfterDeath(death=recorded, alive_evidence=origin.record(row, DataKind.ALIVE_EVIDENCE)))
     return Outcome.CONFLICT
 
 
@@ -170,11 +176,12 @@ def death(
     if ref.status == PensionerStatus.DECEASED:
         return Outcome.ALREADY_DECEASED
     if latest is not None and date.fromisoformat(latest["evidence_date"]) > death_date:
-        _case(session, ReviewKind.DATA_CONFLICT, "DEATH_AFTER_CONFIRMATION", ref, {
-            "conflict": "death record for a pensioner confirmed alive after the date of death",
-            "death": origin.record(row, death_date=death_date, detail=row.detail),
-            "confirmation": latest,
-        })
+        _case(session, "DEATH_AFTER_CONFIRMATION", ref, DeathAfterConfirmation(
+            death=origin.record(row, DataKind.DEATH),
+            confirmation=ConfirmationRef(confirmation_id=latest["id"], method=latest["method"],
+                                         evidence_date=date.fromisoformat(latest["evidence_date"]),
+                                         source=latest["source"] or ""),
+        ))
         return Outcome.CONFLICT
     session.add(PaymentAction(
         pensioner_id=ref.id, kind=ActionKind.SUSPENSION, reason=Outcome.DECEASED, effective_date=death_date,

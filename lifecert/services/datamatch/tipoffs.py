@@ -10,12 +10,12 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from lifecert.domain.cases import TipOffReport
 from lifecert.domain.errors import BadIdNumber, ErrorCode, LifecertError
 from lifecert.domain.idnumber import mask_id_number, normalize_id_number, parse_id_number
 from lifecert.services import audit
-from lifecert.services.review import open_case
+from lifecert.services.cases import open_case
 from lifecert.services.templates import get_pensioner
-from lifecert.storage.models import ReviewKind
 
 MIN_DESCRIPTION = 10
 MAX_DESCRIPTION = 2000
@@ -78,11 +78,9 @@ def submit_tipoff(session: Session, tip: TipOff, *, actor: str = "public", role:
     if idn is None and name is None:
         raise LifecertError("give the pensioner's ID number or name", code=ErrorCode.BAD_REQUEST, field="id_number")
     pensioner = get_pensioner(session, idn) if idn else None
-    case = open_case(
-        session, kind=ReviewKind.TIP_OFF, reason="TIP_OFF", pensioner=pensioner, id_number=idn,
-        payload={"description": desc, "name": name, "id_number": idn,
-                 "contact": (tip.contact or "").strip()[:128] or None, "client_addr": client_addr},
-    )
+    report = TipOffReport(description=desc, name=name, id_number=idn,
+                          contact=(tip.contact or "").strip()[:128] or None, client_addr=client_addr)
+    case = open_case(session, report, reason="TIP_OFF", pensioner=pensioner, id_number=idn)
     audit.record(session, actor=actor, role=role, action="tipoff.submit", object_type="review_case",
                  object_id=case.id, client_addr=client_addr,
                  detail={"id_number": mask_id_number(normalize_id_number(idn)) if idn else None})

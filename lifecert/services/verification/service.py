@@ -56,7 +56,7 @@ from lifecert.services import audit
 from lifecert.services.confirmations import record_confirmation
 from lifecert.services.context import AppContext
 from lifecert.services.ratelimit import RateLimiter
-from lifecert.services.review import open_case
+from lifecert.services.cases import open_case, verification_review
 from lifecert.services.templates import (
     active_templates,
     get_pensioner,
@@ -77,7 +77,7 @@ from lifecert.services.verification.sessions import (
     utcnow,
 )
 from lifecert.services.verification.store import seal_frames
-from lifecert.storage.models import ConfirmationMethod, Pensioner, PensionerStatus, ReviewKind
+from lifecert.storage.models import ConfirmationMethod, Pensioner, PensionerStatus
 from lifecert.storage.models_verification import Decision, VerificationSession
 
 log = logging.getLogger(__name__)
@@ -518,21 +518,11 @@ class VerificationService:
         elif decision == Decision.REVIEW:
             case = open_case(
                 db,
-                kind=ReviewKind.VERIFICATION,
+                verification_review(vs.id, str(reason), vs.detail_reason, retries, a.scores, challenge_results,
+                                    shas, a.best, self.ctx.model.key),
                 reason=str(reason),
                 pensioner=p,
                 verification_session_id=vs.id,
-                payload={
-                    "session_id": vs.id,
-                    "reason": str(reason),
-                    "underlying_reason": vs.detail_reason,
-                    "retry_count": retries,
-                    "scores": a.scores,
-                    "challenges": vs.challenge_results,
-                    "best_frame_shas": shas,
-                    "one_to_n": a.hits,
-                    "model_key": self.ctx.model.key,
-                },
             )
             vs.review_case_id = case.id
         audit.record(
