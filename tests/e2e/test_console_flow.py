@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from lifecert.domain.cases import ChallengeOutcome, FrameRef, VerificationReview
+from lifecert.domain.cases import ChallengeOutcome, FrameRef, VerificationReview, load_payload
 from lifecert.engine.base import FaceEngine
 from lifecert.engine.image import decode_image
 from lifecert.services import cases, staff, templates
 from lifecert.services.context import AppContext
-from lifecert.storage.models import ConfirmationMethod, StaffUser, SurvivalConfirmation
+from lifecert.storage.models import ConfirmationMethod, ReviewCase, StaffUser, SurvivalConfirmation
 from lifecert.storage.photos import sha256_bytes
 from tests.conftest import ROOT, make_settings
 
@@ -79,9 +79,8 @@ def seeded(tmp_path: Path, faces_dir: Path, face_engine: FaceEngine) -> Iterator
     ctx.close()
 
 
-@pytest.fixture
-def server(seeded: tuple[AppContext, int, int]) -> Iterator[str]:
-    ctx = seeded[0]
+def _serve(ctx: AppContext) -> Iterator[str]:
+    """uvicorn on 127.0.0.1 (free port) over the context's data directory; stopped afterwards."""
     port = _free_port()
     env = {**os.environ, "LIFECERT_ENV": "test", "LIFECERT_DATA_DIR": str(ctx.settings.data_dir)}
     proc = subprocess.Popen(
@@ -108,6 +107,11 @@ def server(seeded: tuple[AppContext, int, int]) -> Iterator[str]:
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+@pytest.fixture
+def server(seeded: tuple[AppContext, int, int]) -> Iterator[str]:
+    yield from _serve(seeded[0])
 
 
 def test_given_caseworker_when_logging_in_opening_and_approving_a_case_then_confirmation_shown(
@@ -151,3 +155,68 @@ def test_given_caseworker_when_logging_in_opening_and_approving_a_case_then_conf
         from lifecert.services import audit
 
         assert audit.verify_chain(s).ok
+
+
+@pytest.fixture
+def real_review_case(tmp_path: Path, faces_dir: Path, face_engine: FaceEngine) -> Iterator[tuple[AppContext, int]]:
+    """A LOW_MATCH review case made by the real verification service: the pensioner's template is
+    another person's ID photo (LFW), and the real talking-head frames (blink, open mouth) go through
+    the public session API. Nothing in the case is written by the test."""
+    from tests.integration.verification_support import blink_mouth_sequence, enroll, multipart, read_video, serve
+
+    ctx = AppContext(make_settings(tmp_path, fixed_challenges="blink,open_mouth", inference_threads=1))
+    ctx.set_engine(face_engine)
+    with ctx.db.session() as s:
+        staff.create_user(s, "caseworker2", PASSWORD, "caseworker", actor="test", actor_role="cli")
+    p = enroll(ctx, decode_image((faces_dir / "lfw/images/Colin_Powell/Colin_Powell_0001.jpg").read_bytes()),
+               seq=21, name="李建华")
+    seq = blink_mouth_sequence(face_engine, read_video(faces_dir / "video/talking_head_a.mp4"))
+    for client in serve(ctx, face_engine):
+        sess = client.post("/api/v1/sessions", json={"id_number": p.id_number, "name": p.name}).json()
+        data, files = multipart(seq, str(sess["nonce"]))
+        res = client.post(f"/api/v1/sessions/{sess['session_id']}/frames", data=data, files=files).json()
+    assert (res["decision"], res["reason_code"]) == ("REVIEW", "LOW_MATCH"), res
+    with ctx.db.session() as s:
+        case_id = s.scalars(select(ReviewCase.id).where(
+            ReviewCase.verification_session_id == sess["session_id"])).one()
+    yield ctx, case_id
+    ctx.close()
+
+
+def test_given_real_verification_review_case_when_caseworker_opens_it_then_score_and_best_frames_shown(
+    real_review_case: tuple[AppContext, int], tmp_path: Path
+) -> None:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium); browser test skipped")
+    playwright = pytest.importorskip("playwright.sync_api", reason="playwright (python) not installed")
+    ctx, case_id = real_review_case
+    with ctx.db.session() as s:
+        case = s.get(ReviewCase, case_id)
+        assert case is not None
+        payload = load_payload(case.payload)
+    assert isinstance(payload, VerificationReview) and payload.match is not None and payload.best_frames
+    assert payload.threshold is not None and payload.match < payload.threshold
+    shot = Path(os.environ.get("LIFECERT_E2E_SCREENSHOT_REAL", tmp_path / "real-case.png"))
+    for base in _serve(ctx):
+        with playwright.sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000}, locale="zh-CN")
+            page.goto(f"{base}/console/login")
+            page.fill("#username", "caseworker2")
+            page.fill("#password", PASSWORD)
+            page.click("#login-submit")
+            page.wait_for_url("**/console/queue")
+            page.click(f"#open-{case_id}")
+            page.wait_for_url(f"**/console/cases/{case_id}")
+            page.wait_for_function("Array.from(document.images).every(i => i.complete)")
+            assert page.inner_text("#score-value") == f"{payload.match:.3f}"
+            assert page.inner_text("#threshold-value") == f"{payload.threshold:.3f}"
+            frames = page.locator('img[id^="frame-"]')
+            assert frames.count() == len(payload.best_frames)
+            # Every best frame is served by the photo route (decrypted, not 404) and rendered.
+            widths = frames.evaluate_all("els => els.map(e => e.naturalWidth)")
+            assert all(w > 0 for w in widths), widths
+            assert page.locator("#liveness tbody tr").count() == 2
+            assert "眨眼" in page.inner_text("#liveness")
+            page.screenshot(path=str(shot), full_page=True)
+            browser.close()
