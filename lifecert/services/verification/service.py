@@ -53,10 +53,10 @@ from lifecert.engine.base import FaceEngine, l2_normalize
 from lifecert.engine.liveness import FrameObs, LivenessParams, LivenessReport, analyze_liveness
 from lifecert.engine.loader import load_engine
 from lifecert.services import audit
+from lifecert.services.cases import open_case, verification_review
 from lifecert.services.confirmations import record_confirmation
 from lifecert.services.context import AppContext
 from lifecert.services.ratelimit import RateLimiter
-from lifecert.services.cases import open_case, verification_review
 from lifecert.services.templates import (
     active_templates,
     get_pensioner,
