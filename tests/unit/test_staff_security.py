@@ -1,4 +1,4 @@
-"""Cookie signing, CSRF comparison, role parsing and tolerant reading of case payloads (no database)."""
+"""Cookie signing, CSRF comparison and role parsing (no database). Case payloads: tests/unit/test_case_payloads.py."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 
 from lifecert.config import Settings
 from lifecert.domain.errors import LifecertError
-from lifecert.services import review, staff
+from lifecert.services import staff
 from server import security
 
 
@@ -39,15 +39,3 @@ def test_given_unknown_role_then_typed_error() -> None:
     assert staff.parse_role("auditor") == staff.Role.AUDITOR
     with pytest.raises(LifecertError):
         staff.parse_role("superuser")
-
-
-def test_given_liveness_as_mapping_or_list_then_one_row_per_challenge() -> None:
-    as_map = review._liveness({"blink": {"passed": True, "ear_min": 0.1}, "nod": False})
-    assert [(c.challenge, c.passed) for c in as_map] == [("blink", True), ("nod", False)]
-    as_list = review._liveness([{"challenge": "open_mouth", "passed": False, "mar_max": 0.2}])
-    assert [(c.challenge, c.passed, c.detail) for c in as_list] == [("open_mouth", False, "mar_max=0.2")]
-
-
-def test_given_frames_in_either_shape_then_only_sha256s_kept() -> None:
-    sha = "a" * 64
-    assert review._sha_list([sha, {"sha256": sha}, "short", {"other": 1}]) == [sha, sha]
