@@ -52,7 +52,9 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
         app.state.pool = InferencePool(c.settings.inference_threads)
         from lifecert.services.verification import VerificationService
 
-        app.state.verification = VerificationService(c, engine_factory=app.state.engine_factory)
+        app.state.verification = VerificationService(
+            c, engine_factory=app.state.engine_factory, pad=app.state.pad.model
+        )
         app.state.warmups.insert(0, app.state.verification.warm_up)
         for hook in app.state.startup_hooks:
             await hook(app)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lifecert.storage.db import Base
@@ -54,3 +54,28 @@ class VerificationSession(Base):
     confirmation_id: Mapped[int | None] = mapped_column(ForeignKey("survival_confirmation.id"), default=None)
     review_case_id: Mapped[int | None] = mapped_column(ForeignKey("review_case.id"), default=None)
     purged_at: Mapped[datetime | None] = mapped_column(TZDateTime(), default=None)
+    # Server-paced capture (protocol "paced"): the state machine lives here so that any API node
+    # can take the next chunk. ``steps``: one dict per step (0 = settle, then the challenges) with
+    # its state, server reveal time, jitter, window and result; times are server ms since created_at.
+    protocol: Mapped[str] = mapped_column(String(16), default="oneshot", server_default="oneshot")
+    current_step: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    steps: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    chunk_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    clock_offset_ms: Mapped[int | None] = mapped_column(BigInteger, default=None)  # server ms - client ms
+    baseline: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # the settle step's per-user baseline
+
+
+class VerificationChunk(Base):
+    """One uploaded chunk of a paced session: its frames sealed (AES-GCM, aad names session and
+    sequence number) and what the server saw in each frame (landmarks, box, stats, PAD score)."""
+
+    __tablename__ = "verification_chunk"
+    __table_args__ = (Index("ix_vchunk_session_step", "session_id", "step"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("verification_session.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)  # 0, 1, ... within the session
+    step: Mapped[int] = mapped_column(Integer)
+    received_ms: Mapped[int] = mapped_column(BigInteger)  # server ms since the session was created
+    frames_sealed: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)  # None once purged
+    observations: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)

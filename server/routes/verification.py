@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, File, Form, Path, UploadFile
 
 from lifecert.domain.errors import ErrorCode
+from lifecert.services.verification.paced import PacedStart
 from server.deps import ClientAddr, Pool, Verification
 from server.errors import status_for
-from server.schemas import ErrorOut, SessionCreate, SessionCreated, SessionResultOut
+from server.schemas import ChunkOut, ErrorOut, PacedSessionCreated, SessionCreate, SessionCreated, SessionResultOut
 
 router = APIRouter(prefix="/api/v1", tags=["verification"])
 
@@ -30,7 +31,7 @@ def _errors(*codes: ErrorCode) -> dict[int | str, dict[str, Any]]:
 @router.post(
     "/sessions",
     status_code=201,
-    response_model=SessionCreated,
+    response_model=PacedSessionCreated | SessionCreated,
     responses=_errors(
         ErrorCode.BAD_ID_NUMBER,
         ErrorCode.BAD_REQUEST,
@@ -40,9 +41,48 @@ def _errors(*codes: ErrorCode) -> dict[int | str, dict[str, Any]]:
     ),
     summary="Start a proof-of-life session (ID number + name)",
 )
-async def create_session(body: SessionCreate, svc: Verification, pool: Pool, client: ClientAddr) -> SessionCreated:
-    start = await pool.run(svc.create_session, body.id_number, body.name, client)
+async def create_session(
+    body: SessionCreate, svc: Verification, pool: Pool, client: ClientAddr
+) -> PacedSessionCreated | SessionCreated:
+    start = await pool.run(svc.create_session, body.id_number, body.name, client, body.protocol)
+    if isinstance(start, PacedStart):
+        return PacedSessionCreated.of(start)
     return SessionCreated.of(start)
+
+
+@router.post(
+    "/sessions/{session_id}/steps/{step}/frames",
+    response_model=ChunkOut,
+    responses=_errors(
+        ErrorCode.NOT_FOUND,
+        ErrorCode.BAD_REQUEST,
+        ErrorCode.NONCE_USED,
+        ErrorCode.BAD_NONCE,
+        ErrorCode.SESSION_EXPIRED,
+        ErrorCode.TOO_FEW_FRAMES,
+        ErrorCode.TOO_MANY_FRAMES,
+        ErrorCode.BAD_TIMESTAMPS,
+        ErrorCode.UNREADABLE_IMAGE,
+        ErrorCode.UNSUPPORTED_FORMAT,
+        ErrorCode.PAYLOAD_TOO_LARGE,
+    ),
+    summary="Paced capture: upload one chunk of the current step; returns its state, hints, the next step",
+)
+async def upload_chunk(
+    session_id: Annotated[str, Path(max_length=64)],
+    step: Annotated[int, Path(ge=0, le=16)],
+    nonce: Annotated[str, Form(max_length=128)],
+    timestamps: Annotated[
+        str, Form(max_length=2048, description="JSON array of integer ms since the client's capture start")
+    ],
+    frames: Annotated[list[UploadFile], File(description="1-12 JPEG frames in capture order (unmirrored)")],
+    svc: Verification,
+    pool: Pool,
+    client: ClientAddr,
+) -> ChunkOut:
+    data = [await f.read() for f in frames]
+    result = await pool.run(svc.submit_chunk, session_id, step, nonce, timestamps, data, client)
+    return ChunkOut.of(result)
 
 
 @router.post(

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from lifecert.domain.errors import ErrorCode
+from lifecert.engine.pad import PadModel
 from lifecert.storage.models_verification import Decision
 
 
@@ -71,3 +73,20 @@ def consecutive_retries(decisions_newest_first: Sequence[str | None]) -> int:
             break
         n += 1
     return n
+
+
+def pad_evidence(pad: PadModel | None, scores: Sequence[float]) -> dict[str, Any] | None:
+    """The session's PAD result from per-frame P(real) (None when PAD is off): fused with the
+    model's calibrated fusion, spoof when below its threshold. No scored frame is no evidence
+    (framing rules deal with a session without a face), not a spoof."""
+    if pad is None:
+        return None
+    fused = pad.fuse(scores) if scores else float("nan")
+    return {
+        "frames": len(scores),
+        "fused": None if fused != fused else round(float(fused), 4),
+        "min": round(float(min(scores)), 4) if scores else None,
+        "threshold": pad.threshold.value,
+        "fusion": pad.threshold.fusion,
+        "spoof": bool(scores) and pad.is_attack(fused),
+    }

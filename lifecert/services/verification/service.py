@@ -52,6 +52,7 @@ from lifecert.domain.idnumber import normalize_id_number, parse_id_number
 from lifecert.engine.base import FaceEngine, l2_normalize
 from lifecert.engine.liveness import FrameObs, LivenessParams, LivenessReport, analyze_liveness
 from lifecert.engine.loader import load_engine
+from lifecert.engine.pad import PadModel, box_xyxy_to_xywh
 from lifecert.services import audit
 from lifecert.services.cases import open_case, verification_review
 from lifecert.services.confirmations import record_confirmation
@@ -66,7 +67,7 @@ from lifecert.services.templates import (
     store_photo,
 )
 from lifecert.services.verification import frames as fa
-from lifecert.services.verification import rules
+from lifecert.services.verification import paced, rules
 from lifecert.services.verification.messages import NOT_FOUND_MESSAGE, WAITING, message_for
 from lifecert.services.verification.sessions import (
     TAIL_MS,
@@ -113,6 +114,7 @@ class SessionResult:
     message_en: str
     challenges: list[tuple[str, bool | None]]
     valid_until: date | None = None
+    missed_challenge: str | None = None  # paced: the step whose window ran out
 
 
 @dataclass
@@ -149,16 +151,25 @@ class VerificationService:
         ctx: AppContext,
         params: LivenessParams | None = None,
         engine_factory: Callable[[], FaceEngine] | None = None,
+        pad: PadModel | None = None,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.ctx = ctx
         self.params = params or LivenessParams()
+        self.pad_model = pad  # None: PAD off (pack not installed); read-only, shared by threads
+        self.clock = clock  # UTC now; tests of the paced timeline pass a virtual clock
         v = ctx.settings.verification
         self.by_id = RateLimiter(v.rate_limit_per_id_per_hour)  # key: (ID number, client)
         self.by_id_all = RateLimiter(v.rate_limit_per_id_per_hour * ID_ALL_CLIENTS_FACTOR)  # key: ID number
         self.by_client = RateLimiter(v.rate_limit_per_client_per_hour)
-        self._rng = secrets.SystemRandom()
+        self.rng = secrets.SystemRandom()
         self._local = threading.local()
         self._engine_factory = engine_factory or (lambda: load_frame_engine(ctx.settings))
+        self.paced = paced.PacedCapture(self, self.params)
+
+    def pad_verdict(self, scores: list[float]) -> dict[str, Any] | None:
+        """Fused PAD over a session's per-frame P(real) (None when PAD is off)."""
+        return rules.pad_evidence(self.pad_model, scores)
 
     # -- engine ---------------------------------------------------------------------------
     @property
@@ -203,9 +214,9 @@ class VerificationService:
         ).first()
         if recent and challenge_policy.policy_violation(recent) is None:
             again = list(recent)
-            self._rng.shuffle(again)
+            self.rng.shuffle(again)
             return again
-        return challenge_policy.draw(self._rng)
+        return challenge_policy.draw(self.rng)
 
     def _rate_limit(self, key_id: str, client_addr: str) -> None:
         """Per client address, then per (ID number, client): a stranger who knows an ID number
@@ -226,7 +237,9 @@ class VerificationService:
                 retry_after=int(wait) + 1,
             )
 
-    def create_session(self, id_number: str, name: str, client_addr: str = "") -> SessionStart:
+    def create_session(
+        self, id_number: str, name: str, client_addr: str = "", protocol: str = "oneshot"
+    ) -> SessionStart | paced.PacedStart:
         """Refuses with the same NOT_FOUND (and the same database work) for an unknown ID number,
         a wrong name, a suspended pension or no template: the endpoint reveals nothing about who
         is enrolled or suspended."""
@@ -261,11 +274,12 @@ class VerificationService:
                 challenges=challenges,
                 lead_in_ms=LEAD_IN_MS,
                 challenge_window_ms=CHALLENGE_WINDOW_MS,
-                created_at=utcnow(),
-                expires_at=utcnow() + timedelta(seconds=s.verification.session_ttl_seconds),
+                created_at=self.clock(),
+                expires_at=self.clock() + timedelta(seconds=s.verification.session_ttl_seconds),
                 model_key=self.ctx.model.key,
                 client_addr=client_addr[:64],
             )
+            start = self.paced.start(db, vs, nonce) if protocol == paced.PROTOCOL else None
             db.add(vs)
             db.flush()
             audit.record(
@@ -276,8 +290,10 @@ class VerificationService:
                 object_type="verification_session",
                 object_id=vs.id,
                 client_addr=client_addr,
-                detail={"pensioner_id": p.id, "challenges": challenges},
+                detail={"pensioner_id": p.id, "challenges": challenges, "protocol": vs.protocol},
             )
+            if start is not None:
+                return start
             return SessionStart(
                 session_id=vs.id,
                 nonce=nonce,
@@ -300,8 +316,10 @@ class VerificationService:
     def _result(self, db: Session, vs: VerificationSession) -> SessionResult:
         passed = {r.get("name"): r.get("passed") for r in vs.challenge_results or []}
         ch: list[tuple[str, bool | None]] = [
-            (c, bool(passed[c]) if c in passed else (None if vs.decision is None else False)) for c in vs.challenges
+            (c, bool(passed[c]) if c in passed else (None if vs.decision is None else False))
+            for c in paced.revealed_challenges(vs)
         ]
+        missed = vs.scores.get("missed_challenge") if vs.decision is not None and vs.scores else None
         if vs.decision is None:
             zh, en = WAITING
         else:
@@ -312,7 +330,20 @@ class VerificationService:
 
             conf = db.get(SurvivalConfirmation, vs.confirmation_id)
             valid_until = conf.valid_until if conf else None
-        return SessionResult(vs.id, vs.decision, vs.reason_code, zh, en, ch, valid_until)
+        return SessionResult(vs.id, vs.decision, vs.reason_code, zh, en, ch, valid_until, missed)
+
+    # -- paced chunks ---------------------------------------------------------------------
+    def submit_chunk(
+        self,
+        session_id: str,
+        step: int,
+        nonce: str,
+        timestamps: str | list[int],
+        frames: list[bytes],
+        client_addr: str = "",
+    ) -> paced.ChunkResult:
+        """One chunk of a paced session (see :mod:`.paced`)."""
+        return self.paced.submit_chunk(session_id, step, nonce, timestamps, frames, client_addr)
 
     # -- upload ---------------------------------------------------------------------------
     def submit_frames(
@@ -390,6 +421,13 @@ class VerificationService:
         if live.still:
             scores["liveness_issue"] = "still_image"
             return _Analysis(Decision.REVIEW, ErrorCode.LIVENESS_FAILED, live, scores, [f.index for f in best])
+        pad = None
+        if self.pad_model is not None:
+            scored = [f for f in usable if f.face is not None]
+            boxes = [box_xyxy_to_xywh(f.face.box) for f in scored if f.face is not None]
+            probs = self.pad_model.score_many([f.image for f in scored], boxes)
+            pad = self.pad_verdict([float(x) for x in probs])
+            scores["pad"] = pad
         faces = [(f.image, f.face) for f in best + extra if f.face is not None]
         embs = self.frame_engine.embed_faces(faces, self.ctx.settings.embedding.probe_profile)
         thr = self.ctx.model.threshold("verify")
@@ -425,6 +463,7 @@ class VerificationService:
                 other_matches=[h["score"] for h in hits],
                 flat=live.flat.decided and live.flat.flat,
                 challenges_passed=live.all_challenges_passed,
+                pad_spoof=bool(pad and pad["spoof"]),
             )
         )
         if verdict.issue:

@@ -17,7 +17,7 @@ from lifecert.domain.errors import ErrorCode, LifecertError
 from lifecert.services import audit
 from lifecert.services.context import AppContext
 from lifecert.storage.models import ReviewCase
-from lifecert.storage.models_verification import VerificationSession
+from lifecert.storage.models_verification import VerificationChunk, VerificationSession
 
 
 def sessions_dir(ctx: AppContext) -> Path:
@@ -104,6 +104,9 @@ def purge_expired(ctx: AppContext, *, now: datetime | None = None, retention_day
                 photo = db.get(Photo, sha)
                 if photo is not None:
                     db.delete(photo)
+            for chunk in db.scalars(select(VerificationChunk).where(VerificationChunk.session_id == vs.id)):
+                chunk.frames_sealed = None  # paced sessions: the sealed frames and the landmarks go
+                chunk.observations = []
             vs.frames_blob = None
             vs.best_frame_shas = []
             vs.scores = {}

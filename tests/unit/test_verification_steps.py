@@ -1,0 +1,117 @@
+"""Rules of one paced-capture step (settle, challenge timing, clock mapping, hints) on landmark data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from lifecert.config import QualitySettings
+from lifecert.engine.base import FaceEngine
+from lifecert.engine.liveness import FrameObs
+from lifecert.services.verification import steps
+
+G = QualitySettings()
+REVEAL = 10_000  # server ms
+
+
+@pytest.fixture(scope="module")
+def frontal(faces_dir: Path, face_engine: FaceEngine) -> NDArray[np.float32]:
+    """Landmarks of a real, near-frontal face (talking-head frame 100)."""
+    cap = cv2.VideoCapture(str(faces_dir / "video/talking_head_a.mp4"))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, 100)
+    ok, img = cap.read()
+    cap.release()
+    assert ok
+    faces = face_engine.detect(img)
+    assert faces and faces[0].landmarks68 is not None
+    return faces[0].landmarks68
+
+
+def _turned(lm: NDArray[np.float32], frac: float = 0.4) -> NDArray[np.float32]:
+    """Synthetic turn to the person's left: the nose moves toward the image's right."""
+    out = lm.copy()
+    out[27:36, 0] += frac * float(np.linalg.norm(lm[16] - lm[0])) / 2
+    return out
+
+
+def _seq(start: int, shapes: list[NDArray[np.float32]]) -> list[FrameObs]:
+    return [FrameObs(start + k * 125, lm, None, 1) for k, lm in enumerate(shapes)]
+
+
+def _base(frontal: NDArray[np.float32]) -> steps.Baseline:
+    return steps.baseline_of(_seq(0, [frontal] * 8))
+
+
+def test_given_a_turn_two_seconds_after_the_prompt_when_judged_then_seen_with_its_reaction_time(
+    frontal: NDArray[np.float32],
+) -> None:
+    frames = _seq(REVEAL, [frontal] * 16 + [_turned(frontal)] * 3 + [frontal] * 4)
+    j = steps.judge_challenge("turn_left", frames, _base(frontal), REVEAL)
+    assert j.seen and not j.early
+    assert j.reaction_ms is not None and 1800 <= j.reaction_ms <= 2000
+    assert not steps.judge_challenge("turn_right", frames, _base(frontal), REVEAL).seen
+
+
+def test_given_a_turn_already_under_way_at_the_prompt_when_judged_then_not_counted(
+    frontal: NDArray[np.float32],
+) -> None:
+    # Turned from the reveal to 375 ms after it (a pre-cued clip), then frontal for good.
+    frames = _seq(REVEAL, [_turned(frontal)] * 4 + [frontal] * 30)
+    j = steps.judge_challenge("turn_left", frames, _base(frontal), REVEAL)
+    assert not j.seen and j.early
+
+
+def test_given_a_turn_before_the_prompt_only_when_judged_then_not_seen(frontal: NDArray[np.float32]) -> None:
+    frames = _seq(REVEAL - 2000, [frontal] * 4 + [_turned(frontal)] * 3 + [frontal] * 40)
+    assert not steps.judge_challenge("turn_left", frames, _base(frontal), REVEAL).seen
+
+
+def test_given_a_steady_face_when_settling_then_steady_with_its_own_baseline(frontal: NDArray[np.float32]) -> None:
+    obs = [steps.Obs(k * 125, (512, 512), frontal, (0, 0, 1, 1), 1, 120.0, 120.0) for k in range(8)]
+    res = steps.settle(obs, 0, G)
+    assert res.steady and res.baseline is not None and res.baseline.frames == 7
+    assert not steps.settle(obs[:3], 0, G).steady  # too short
+
+
+def test_given_a_face_moving_across_the_frame_when_settling_then_not_steady(frontal: NDArray[np.float32]) -> None:
+    obs = [steps.Obs(k * 125, (512, 512), frontal + np.float32(k * 12), None, 1, 120.0, 120.0) for k in range(8)]
+    res = steps.settle(obs, 0, G)
+    assert not res.steady and res.motion is not None and res.motion > steps.SETTLE_MAX_MOTION
+    assert steps.hints(obs, G, hold_still=True) == ["HOLD_STILL"]
+
+
+@pytest.mark.parametrize(
+    ("scale", "brightness", "want"),
+    [(None, 120.0, ["NO_FACE"]), (0.2, 120.0, ["MOVE_CLOSER"]), (1.0, 20.0, ["MORE_LIGHT"]), (1.0, 120.0, [])],
+)
+def test_given_the_newest_frames_when_hinting_then_the_matching_code(
+    frontal: NDArray[np.float32], scale: float | None, brightness: float, want: list[str]
+) -> None:
+    if scale is None:
+        lm = None
+    else:
+        c = frontal.mean(axis=0)
+        lm = (frontal - c) * scale + c
+    obs = [steps.Obs(k * 125, (512, 512), lm, None, 0 if lm is None else 1, 100.0, brightness) for k in range(6)]
+    assert steps.hints(obs, G) == want
+
+
+def test_given_obs_when_round_tripped_through_json_then_equal(frontal: NDArray[np.float32]) -> None:
+    o = steps.Obs(5, (640, 480), frontal, (1.0, 2.0, 3.0, 4.0), 1, 88.5, 120.25, 0.9731)
+    back = steps.Obs.from_json(o.to_json())
+    assert back.landmarks is not None and np.abs(back.landmarks - frontal).max() <= 0.05
+    want = (5, (640, 480), (1.0, 2.0, 3.0, 4.0), 1, 0.9731)
+    assert (back.t_ms, back.size, back.box, back.num_faces, back.pad) == want
+
+
+def test_given_chunks_when_offset_updated_then_the_smallest_bound_and_window_end_rules() -> None:
+    off = steps.update_offset(None, 5_000, 4_800)
+    off = steps.update_offset(off, 6_300, 5_800)  # a slower upload does not raise it
+    assert off == 200
+    assert not steps.step_over(REVEAL + 7_000, REVEAL + 7_100, REVEAL, 8_000)
+    assert steps.step_over(REVEAL + 8_100, REVEAL + 8_200, REVEAL, 8_000)  # a frame past the window arrived
+    assert steps.step_over(None, REVEAL + 8_000 + steps.UPLOAD_GRACE_MS + 1, REVEAL, 8_000)  # client went quiet
