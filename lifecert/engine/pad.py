@@ -290,8 +290,8 @@ def check_files(directory: Path, spec: PadSpec) -> list[str]:
 
 
 def load_pad_from(directory: Path, spec: PadSpec, threads: int = 1) -> PadModel:
-    """Load the pack's networks from ``directory`` after checking every sha256 against the manifest.
-    Raises MODEL_MISSING (file absent) or MODEL_MISMATCH (hash differs)."""
+    """Load the networks from a folder holding the files (benchmarks, tests: ../shared/models/minifasnet)
+    after checking every sha256 against the manifest. MODEL_MISSING (absent) or MODEL_MISMATCH (hash)."""
     problems = check_files(directory, spec)
     if problems:
         code = ErrorCode.MODEL_MISSING if all(p.endswith("missing") for p in problems) else ErrorCode.MODEL_MISMATCH
@@ -305,14 +305,20 @@ def load_pad_from(directory: Path, spec: PadSpec, threads: int = 1) -> PadModel:
 def load_pad(settings: Settings, threads: int = 1) -> PadModel | None:
     """The installed MiniFASNet pack, or None when it is not installed (PAD off; callers log it).
 
-    An installed pack whose files do not match the manifest's pins raises MODEL_MISMATCH:
-    a tampered or corrupt model must not silently switch PAD off.
+    Installed with ``lifecert models install minifasnet --from DIR`` (lifecert.engine.packs).
+    Every load re-hashes the files against ``pack.json`` and the manifest's pins: a damaged or
+    tampered pack raises ModelError instead of silently switching PAD off.
     """
+    from lifecert.engine import packs
+
     directory = pad_dir(settings)
-    spec = pad_spec(settings.manifest_path)
-    if not directory.is_dir() or not any((directory / f.file).exists() for f in spec.files):
+    if not directory.is_dir() or not any(directory.iterdir()):
         return None
-    return load_pad_from(directory, spec, threads)
+    pack = packs.require(settings, PACK)
+    spec = pad_spec(settings.manifest_path)
+    nets = tuple(PadNet(make_session(pack.path(f.role), threads), f.crop_scale, f.input_size, f.role)
+                 for f in spec.files)
+    return PadModel(nets=nets, threshold=spec.threshold, version=spec.version)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@ production refuses to start without it unless LIFECERT_LIVENESS__ALLOW_NO_PAD=1.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,6 @@ from fastapi.testclient import TestClient
 
 from lifecert.domain.errors import ModelError
 from lifecert.engine.base import FaceEngine
-from lifecert.engine.pad import pad_dir, pad_spec
 from lifecert.services.context import AppContext
 from tests.conftest import make_settings
 from tests.integration.verification_support import serve
@@ -32,10 +30,9 @@ def test_given_installed_pad_pack_when_ready_then_readyz_says_pad_on(
     src = faces_dir.parent / "models" / "minifasnet"
     if not src.is_dir():
         pytest.skip("../shared/models/minifasnet not found")
-    d = pad_dir(ctx.settings)
-    d.mkdir(parents=True)
-    for f in pad_spec().files:
-        shutil.copyfile(src / f.file, d / f.file)
+    from lifecert.cli_models import install_models
+
+    install_models(ctx.settings, src, "minifasnet")
     for client in serve(ctx, face_engine):
         assert client.get("/readyz").json()["pad"] == "on"
 

@@ -218,25 +218,95 @@ def test_given_production_without_pack_when_starting_then_refused_unless_explici
     assert not startup_pad(allowed).on
 
 
-def test_given_installed_pack_when_starting_then_pad_on(tmp_path: Path, pack_src: Path) -> None:
+def test_given_pack_installed_with_the_cli_function_when_starting_then_pad_on(tmp_path: Path, pack_src: Path) -> None:
+    from lifecert.cli_models import install_models, verify_models
+
     s = make_settings(tmp_path)
-    d = pad_dir(s)
-    d.mkdir(parents=True)
-    for f in pad_spec().files:
-        shutil.copyfile(pack_src / f.file, d / f.file)
+    record = install_models(s, pack_src, "minifasnet")  # = lifecert models install minifasnet --from DIR
+    assert set(record["files"]) == {f.file for f in pad_spec().files}  # the .pth and LICENSE are not copied
+    assert len(verify_models(s, "minifasnet")) == 2
     status = startup_pad(s)
     assert status.on and status.as_dict()["pad"] == "on"
+    assert status.model is not None and [n.crop_scale for n in status.model.nets] == [2.7, 4.0]
 
 
-def test_given_tampered_model_file_when_loading_then_refused_with_mismatch(tmp_path: Path, pack_src: Path) -> None:
+def test_given_folder_with_a_file_of_other_bytes_when_installing_then_refused_and_nothing_installed(
+    tmp_path: Path, pack_src: Path
+) -> None:
+    from lifecert.cli_models import install_models
+
     s = make_settings(tmp_path)
-    d = pad_dir(s)
-    d.mkdir(parents=True)
+    bad = tmp_path / "minifasnet"
+    bad.mkdir()
     files = pad_spec().files
     for f in files:
-        shutil.copyfile(pack_src / f.file, d / f.file)
-    with (d / files[0].file).open("ab") as fh:
+        shutil.copyfile(pack_src / f.file, bad / f.file)
+    with (bad / files[0].file).open("ab") as fh:
         fh.write(b"\0")
-    with pytest.raises(ModelError) as e:
+    with pytest.raises(ModelError, match="sha256"):
+        install_models(s, bad, "minifasnet")
+    assert load_pad(s) is None
+
+
+def test_given_installed_pack_tampered_afterwards_when_loading_then_refused_not_silently_off(
+    tmp_path: Path, pack_src: Path
+) -> None:
+    from lifecert.cli_models import install_models
+
+    s = make_settings(tmp_path)
+    install_models(s, pack_src, "minifasnet")
+    target = pad_dir(s) / pad_spec().files[0].file
+    target.chmod(0o600)
+    with target.open("ab") as fh:
+        fh.write(b"\0")
+    with pytest.raises(ModelError):
         load_pad(s)
-    assert e.value.code == ErrorCode.MODEL_MISMATCH
+    with pytest.raises(ModelError):
+        startup_pad(s)
+
+
+def _serve_folder(folder: Path):  # type: ignore[no-untyped-def]
+    """A static HTTP server for ``folder`` on 127.0.0.1 (free port), in a daemon thread."""
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.timeout = 5
+    t = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    t.start()
+    return httpd, t
+
+
+@pytest.mark.parametrize("tamper", [False, True])
+def test_given_mirror_zip_on_local_http_when_pulling_then_installed_only_if_every_pin_matches(
+    tmp_path: Path, pack_src: Path, tamper: bool
+) -> None:
+    """`lifecert models pull minifasnet --url URL` (no network here: a local mirror stands in for it)."""
+    import zipfile
+
+    from lifecert.cli_models import pull_models
+
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    with zipfile.ZipFile(mirror / "minifasnet.zip", "w") as zf:
+        for f in pad_spec().files:
+            data = (pack_src / f.file).read_bytes()
+            zf.writestr(f"minifasnet/{f.file}", data + (b"\0" if tamper and f.role == "pad_v1se" else b""))
+    s = make_settings(tmp_path)
+    httpd, t = _serve_folder(mirror)
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/minifasnet.zip"
+        if tamper:
+            with pytest.raises(ModelError, match="sha256"):
+                pull_models(s, "minifasnet", url)
+            assert load_pad(s) is None
+        else:
+            pull_models(s, "minifasnet", url)
+            model = load_pad(s)
+            assert model is not None and len(model.nets) == 2
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        t.join(timeout=10)
