@@ -1,7 +1,7 @@
 """verification: server-paced capture (step state on the session, chunk table)
 
-Revision ID: 0003_paced_capture
-Revises: 0002_template_profile
+Revision ID: 0004_paced_capture
+Revises: 0003_typed_case_payloads
 Create Date: 2026-11-30 11:00:00
 
 Sessions written before this revision used the one-shot upload: protocol "oneshot".
@@ -10,8 +10,8 @@ Sessions written before this revision used the one-shot upload: protocol "onesho
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_paced_capture"
-down_revision = "0002_template_profile"
+revision = "0004_paced_capture"
+down_revision = "0003_typed_case_payloads"
 branch_labels = None
 depends_on = None
 
