@@ -203,6 +203,71 @@ def time_profiles(run: ev.ProtocolRun, settings: Settings, engine_name: str | No
     return out
 
 
+def fused_readme_section() -> str:
+    """The score-fusion section, rebuilt from every fused_*.json in results/."""
+    rows = []
+    for f in sorted(RESULTS.glob("fused_*.json")):
+        r = json.loads(f.read_text())
+        acc, tar = r["accuracy_detected"], r["tar_within_fold_pairs"]
+        profiles = {e["engine"]: f"{e['enroll_profile']}/{e['probe_profile']}" for e in r["engines"]}
+        for name in [*(e["engine"] for e in r["engines"]), "fused"]:
+            t = {x["far"]: x for x in tar[name]["tar_at_far"]}
+
+            def at(far: float, t: dict = t) -> str:
+                return "—" if far not in t or t[far]["tar"] is None else pct(t[far]["tar"])
+
+            weight = r["model"]["weights"].get(name)
+            wcol = f"bias {r['model']['bias']:.2f}" if weight is None else f"{weight:.2f}"
+            rows.append(
+                f"| {Path(r['dataset']).name} | {name} | {profiles.get(name, '+'.join(profiles))} | "
+                f"{pct(acc[name]['accuracy_mean'])} ± {pct(acc[name]['accuracy_std'])} | {at(1e-2)} | {at(1e-3)} | "
+                f"{at(1e-4)} | {pct(tar[name]['eer'])} | {tar[name]['impostor_pairs']} | "
+                f"{wcol} |"
+            )
+    if not rows:
+        return ""
+    any_r = json.loads(sorted(RESULTS.glob("fused_*.json"))[0].read_text())
+    th = any_r["thresholds"]
+    return "\n".join([
+        "## Score fusion (`benchmarks/accuracy.py --engine dlib+edgeface`, `lifecert eval --engine dlib+edgeface`)",
+        "",
+        f"Machine: {any_r['machine']['nproc']} × {any_r['machine']['cpu']}, {any_r['date']} (shared with other "
+        "engineers' jobs). Each engine runs the full production pipeline (its own detector, gates, views); the "
+        "fused score is a logistic model of the engines' cosine similarities (lifecert/domain/fusion.py). "
+        "Accuracy: leave-one-fold-out — for each fold the weights AND the threshold come from the other folds. "
+        "TAR@FAR: every same-identity and cross-identity image pair within each fold, fused with the weights "
+        "fitted on the other folds (LFW folds are identity-disjoint), every engine on exactly the same pairs. "
+        f"Production weights from all pairs; fused thresholds: verify {th['verify']['similarity']} at FAR "
+        f"{th['verify']['far']:g}, duplicate {th['duplicate']['similarity']} at FAR {th['duplicate']['far']:g} "
+        "(all cross-identity pairs), written to `[fusion.*]` in models/manifest.toml.",
+        "",
+        "| pairs | engine | profiles | accuracy (detected) | TAR@1e-2 | TAR@1e-3 | TAR@1e-4 | EER | impostor pairs "
+        "| weight |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        *rows,
+    ])
+
+
+def main_fused(a: argparse.Namespace, settings: Settings) -> int:
+    from lifecert.services.evaluation import fusion as fu
+
+    engines = [e for e in a.engine.split("+") if e]
+    _, r = fu.run_fused_protocol(
+        a.pairs, settings, engines, root=a.root, workers=a.workers, folds=a.folds,
+        enroll_profile=a.enroll_profile, probe_profile=a.probe_profile, target_far=a.target_far,
+        duplicate_far=a.duplicate_far, cache_dir=None if a.no_cache else ROOT / "var" / "eval-cache", limit=a.limit,
+    )
+    name = a.name or ("lfw" if a.pairs.suffix != ".csv" else a.pairs.stem)
+    if a.write_manifest:
+        manifest = settings.manifest_path or ROOT / "models" / "manifest.toml"
+        fu.write_manifest_fusion(manifest, r["fusion"], r, f"{name} {a.pairs.name}", r["date"])
+        r["manifest_written"] = True
+    (RESULTS / f"fused_{name}_{r['fusion']}.json").write_text(json.dumps(r, indent=2, default=float) + "\n")
+    update_readme("fusion-accuracy", fused_readme_section())
+    print("\n".join(fu.summary_lines(r)))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pairs", type=Path, required=True, help="LFW pairs.txt or CSV file_a,file_b,same")
@@ -241,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
 
     settings = Settings()
+    if a.engine and "+" in a.engine:
+        return main_fused(a, settings)
     run = ev.run_protocol(
         a.pairs,
         settings,

@@ -18,7 +18,8 @@ def register(app: typer.Typer) -> None:
     def eval_cmd(
         pairs: Path = typer.Option(..., "--pairs", help="LFW pairs.txt or CSV (file_a,file_b,same)"),
         root: Path | None = typer.Option(None, "--root", help="image root (default: the pairs file's folder)"),
-        engine: str | None = typer.Option(None, "--engine", help="engine (default: settings.engine)"),
+        engine: str | None = typer.Option(None, "--engine",
+                                          help="engine (default: settings.engine); ENGINE+ENGINE fuses their scores"),
         workers: int = typer.Option(2, "--workers", help="processes, each loading the engine once"),
         folds: int = typer.Option(10, "--folds", help="folds for CSV files (LFW files carry their own)"),
         enroll_profile: str | None = typer.Option(None, "--enroll-profile",
@@ -38,6 +39,21 @@ def register(app: typer.Typer) -> None:
         from lifecert.services import evaluation as ev
 
         s = get_settings()
+        if engine is not None and "+" in engine:
+            from lifecert.services.evaluation import fusion as fu
+
+            engines = [e for e in engine.split("+") if e]
+            _, fr = fu.run_fused_protocol(pairs, s, engines, root=root, workers=workers, folds=folds,
+                                          enroll_profile=enroll_profile, probe_profile=probe_profile,
+                                          target_far=target_far, duplicate_far=duplicate_far, limit=limit)
+            for line in fu.summary_lines(fr):
+                typer.echo(line)
+            if write_manifest:
+                fu.write_manifest_fusion(manifest_path(s.manifest_path), fr["fusion"], fr, pairs.name, fr["date"])
+                typer.echo(f"fusion weights and thresholds written to {manifest_path(s.manifest_path)}")
+            if out is not None:
+                out.write_text(json.dumps(fr, indent=2, default=float) + "\n")
+            return
         run = ev.run_protocol(pairs, s, root=root, engine_name=engine, workers=workers, folds=folds,
                               enroll_profile=enroll_profile, probe_profile=probe_profile,
                               target_far=target_far, duplicate_far=duplicate_far, limit=limit)
