@@ -293,3 +293,26 @@ def test_given_the_http_api_when_a_paced_session_runs_then_steps_hints_and_singl
         assert replay.status_code == 403 and replay.json()["error"]["code"] == "BAD_NONCE"
         status = client.get(f"/api/v1/sessions/{body['session_id']}").json()
         assert status["decision"] is None and status["challenges"] == []
+
+
+def test_given_someone_else_enrolled_when_a_paced_session_ends_then_review_case_with_frames_and_scores(
+    svc: VerificationService, clock: VirtualClock, vctx: AppContext, clip: Clip, faces_dir: Path
+) -> None:
+    from lifecert.domain.cases import VerificationReview, load_payload, photo_shas
+    from lifecert.engine.image import read_image_file
+
+    other = read_image_file(sorted((faces_dir / "photos").glob("*/*"))[0])
+    p = enroll(vctx, other, seq=63, name="周淑珍")
+    phone = Phone(svc, clock, _start(svc, p), clip)
+    phone.neutral(1500)
+    phone.run_step(clip.blink, reaction_ms=1200)
+    r = phone.run_step(clip.mouth, reaction_ms=1200)
+    assert r.result is not None and (r.result.decision, r.result.reason_code) == ("REVIEW", ErrorCode.LOW_MATCH)
+    with vctx.db.session() as s:
+        case = s.scalars(select(ReviewCase)).one()
+        payload = load_payload(case.payload)
+        assert isinstance(payload, VerificationReview)
+        assert payload.match is not None and payload.threshold is not None and payload.match < payload.threshold
+        assert len(payload.best_frames) >= 1 and [c.name for c in payload.challenges] == ["blink", "open_mouth"]
+        for sha in photo_shas(payload):
+            assert vctx.photos.path_for(sha).is_file()

@@ -165,9 +165,9 @@ def test_given_pad_scores_when_fused_then_spoof_only_below_the_threshold() -> No
     assert pad_evidence(None, [0.1]) is None  # PAD off: no evidence either way
     real = pad_evidence(pad, [0.9, 0.8, 0.7])
     fake = pad_evidence(pad, [0.2, 0.7, 0.3])
-    assert real is not None and real["spoof"] is False and real["fused"] == pytest.approx(0.8)
+    assert real is not None and real["spoof"] is False and real["score"] == pytest.approx(0.8)
     assert fake is not None and fake["spoof"] is True and fake["min"] == pytest.approx(0.2)
     empty = pad_evidence(pad, [])
-    assert empty is not None and empty["spoof"] is False and empty["fused"] is None
+    assert empty is not None and empty["spoof"] is False and empty["score"] is None
     # and the decision: a spoof goes to REVIEW even when everything else passed
     assert decide(_ev(pad_spoof=bool(fake["spoof"]))).reason == ErrorCode.PRESENTATION_ATTACK

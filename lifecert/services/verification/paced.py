@@ -360,8 +360,8 @@ class PacedCapture:
         if fail_reason is not None or len(usable) < v.min_frames:
             reason = fail_reason or str(ErrorCode.TOO_FEW_FRAMES)
             keep = sorted(usable, key=lambda x: -x[2].sharpness)[: v.embed_best_k]
-            a = _Analysis(Decision.RETRY, reason, None, scores)
             kept = self._load(db, vs.id, [(c, i) for c, i, _ in keep])
+            a = _Analysis(Decision.RETRY, reason, None, scores, list(range(len(kept))))
             best = [(data, size, f"step frame {n}") for n, (data, _img, size) in enumerate(kept)]
             self.svc._record(db, vs, p, a, best, results, client_addr)
             return
@@ -418,9 +418,10 @@ class PacedCapture:
         ]
         scores |= {
             "best_frames": [
-                {"step": items[flat_index[(usable[j][0], usable[j][1])]][2], "t_ms": usable[j][2].t_ms + offset}
-                | {"quality": round(q[j], 4), "track_break": j in extra}
-                for j, _, _ in ok
+                {"index": n, "step": items[flat_index[(usable[j][0], usable[j][1])]][2]}
+                | {"t_ms": usable[j][2].t_ms + offset, "quality": round(q[j], 4), "track_break": j in extra}
+                | {"pad": usable[j][2].pad}
+                for n, (j, _, _) in enumerate(ok)
             ],
             "one_person_min_similarity": round(one_person_min, 4),
             "match": round(own, 4),
@@ -445,7 +446,8 @@ class PacedCapture:
         if verdict.issue:
             scores["liveness_issue"] = verdict.issue
         scores["analysis_ms"] = round((time.perf_counter() - t0) * 1000, 1)
-        a = _Analysis(verdict.decision, str(verdict.reason) if verdict.reason else None, None, scores, [], hits, own)
+        final_reason = str(verdict.reason) if verdict.reason else None
+        a = _Analysis(verdict.decision, final_reason, None, scores, list(range(len(ok))), hits, own)
         best = [
             (data, size, f"step {scores['best_frames'][n]['step']} frame") for n, (_, _, (data, size)) in enumerate(ok)
         ]

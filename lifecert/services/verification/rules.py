@@ -84,7 +84,7 @@ def pad_evidence(pad: PadModel | None, scores: Sequence[float]) -> dict[str, Any
     fused = pad.fuse(scores) if scores else float("nan")
     return {
         "frames": len(scores),
-        "fused": None if fused != fused else round(float(fused), 4),
+        "score": None if fused != fused else round(float(fused), 4),  # fused P(real)
         "min": round(float(min(scores)), 4) if scores else None,
         "threshold": pad.threshold.value,
         "fusion": pad.threshold.fusion,
