@@ -33,10 +33,11 @@ from enrollment.report import write_reports
 from enrollment.types import JobOptions, JobResult
 from enrollment.worker import Outcome, Task, Worker, init_process, run_in_process
 from lifecert.domain.enrollment import ItemOutcome, ItemReason
-from lifecert.domain.errors import BadIdNumber, ErrorCode, NotFound
+from lifecert.domain.errors import BadIdNumber, ErrorCode, ImageError, LifecertError, NotFound
 from lifecert.domain.idnumber import parse_id_number
 from lifecert.services.audit import record
 from lifecert.services.context import AppContext
+from lifecert.services.enrollment import Assessment
 from lifecert.services.enrollment_writer import Candidate, EnrollmentWriter
 from lifecert.storage.models import EnrollmentItem, EnrollmentRun, utcnow
 
@@ -57,14 +58,15 @@ class _Pending:
     def candidate(self) -> Candidate:
         return Candidate(
             id_number=self.id_number, name=self.row.name, photo_name=self.row.photo_name,
-            photo_sha256=self.outcome.sha256 if self.outcome else None, photo_size=self.size,
+            photo_sha256=self.outcome.sha256 or None if self.outcome else None, photo_size=self.size,
             assessment=self.outcome.assessment if self.outcome else None, reason=self.pre_reason,
             detail=self.pre_detail, row_no=self.row.row_no, raw_id_number=self.row.id_number,
         )
 
 
-def _prepare(inputs: Inputs) -> tuple[list[_Pending], dict[int, bytes]]:
-    """Main-process checks: file present, ID number valid, duplicate rows; sha256 of each photo."""
+def _prepare(inputs: Inputs, max_bytes: int) -> tuple[list[_Pending], dict[int, bytes]]:
+    """Main-process checks: file present, ID number valid, duplicate rows; sha256 of each photo
+    (streamed, at most ``max_bytes`` read: a larger photo is IMAGE_TOO_LARGE without reading it)."""
     seen: dict[str, int] = {}
     pending: list[_Pending] = []
     shas: dict[int, bytes] = {}
@@ -79,11 +81,19 @@ def _prepare(inputs: Inputs) -> tuple[list[_Pending], dict[int, bytes]]:
             p.pre_detail = f"same ID number as row {seen[p.id_number]}"
         if p.pre_reason is None and (row.source is None or not row.source.exists()):
             p.pre_reason, p.pre_detail = ErrorCode.FILE_MISSING, f"photo file not found: {row.photo_name}"
-        if p.pre_reason is None and p.id_number is not None:
+        if p.pre_reason is None and p.id_number is not None and row.source is not None:
             seen[p.id_number] = row.row_no
-            data = row.source.read() if row.source else b""
-            p.size = len(data)
-            shas[row.row_no] = hashlib.sha256(data).digest()
+            try:
+                if row.source.size() > max_bytes:
+                    raise ImageError(f"photo is {row.source.size()} bytes; the limit is {max_bytes}")
+                data = row.source.read(max_bytes)
+            except LifecertError as exc:
+                # Rejected like the face pipeline rejects it (so it is queued for review), unread.
+                too_large = Assessment(ErrorCode.IMAGE_TOO_LARGE, exc.message)
+                p.outcome = Outcome(row.row_no, "", too_large)
+            else:
+                p.size = len(data)
+                shas[row.row_no] = hashlib.sha256(data).digest()
         pending.append(p)
     return pending, shas
 
@@ -112,7 +122,7 @@ def _start_pool(ctx: AppContext, workers: int) -> Pool:
 
 
 def _run(ctx: AppContext, inputs: Inputs, opts: JobOptions, pool: Pool | None) -> JobResult:
-    pending, shas = _prepare(inputs)
+    pending, shas = _prepare(inputs, ctx.settings.images.max_bytes)
     key = ctx.model.key
     result = JobResult(run_id=None, counts=Counter(), total=len(pending))
 
@@ -132,7 +142,7 @@ def _run(ctx: AppContext, inputs: Inputs, opts: JobOptions, pool: Pool | None) -
         if p.row.row_no in done_rows:
             continue
         todo.append(p)
-        if p.pre_reason is None and p.row.source is not None:
+        if p.pre_reason is None and p.outcome is None and p.row.source is not None:
             sha = shas[p.row.row_no].hex()
             if p.id_number and (p.id_number, sha) in enrolled:
                 p.pre_reason, p.pre_detail = ItemOutcome.ALREADY_ENROLLED, "same photo already enrolled for this model"
@@ -167,7 +177,7 @@ def _run(ctx: AppContext, inputs: Inputs, opts: JobOptions, pool: Pool | None) -
     if opts.on_progress:
         opts.on_progress(done, len(pending), assessed)
     for p in todo:
-        if p.pre_reason is not None:
+        if p.pre_reason is not None or p.outcome is not None:
             emit(p)
     for outcome in _outcomes(ctx, tasks, pool):
         p = by_row[outcome.row_no]

@@ -7,6 +7,11 @@ Accepted inputs:
 - a zip of either (the manifest may be inside the zip or given separately).
 
 CSV encodings: UTF-8, UTF-8 with BOM, GBK/GB18030 (detected: strict UTF-8 first, then GB18030).
+
+Inputs are untrusted: zips (and XLSX manifests, which are zips) go through the hardened reader
+(:mod:`lifecert.storage.safezip`) before anything is decompressed, manifests and photos are
+read with a size limit, streaming, never whole first; symbolic links leading out of a photo
+folder are ignored.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
 from lifecert.domain.errors import ErrorCode, LifecertError
+from lifecert.storage.safezip import ZipLimits, checked_members, read_file, read_limited
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".pgm", ".ppm",
                   ".heic", ".heif", ".avif"}
@@ -36,6 +42,17 @@ class ManifestError(LifecertError):
     code = ErrorCode.BAD_MANIFEST
 
 
+def _manifest_error(message: str, code: ErrorCode) -> ManifestError:
+    return ManifestError(message, code=code)
+
+
+MAX_MANIFEST_BYTES = 64 << 20  # ~500k rows of CSV; a manifest is text, not a payload
+# A zip of ID photos: many members, each small and barely compressible. A photo over the image
+# limit becomes that row's IMAGE_TOO_LARGE, so the per-member limit here only stops absurd ones.
+PHOTO_ZIP_LIMITS = ZipLimits(max_members=1_000_000, max_member_bytes=1 << 30, max_total_bytes=256 << 30)
+XLSX_LIMITS = ZipLimits(max_members=10_000, max_member_bytes=256 << 20, max_total_bytes=512 << 20)
+
+
 @lru_cache(maxsize=4)
 def _open_zip(path: str) -> zipfile.ZipFile:
     """Zip handles are cached per process: re-parsing a large central directory per photo is O(n²)."""
@@ -49,20 +66,27 @@ class SourceRef:
     path: str
     member: str | None = None
 
-    def read(self) -> bytes:
+    def read(self, limit: int) -> bytes:
+        """The photo's bytes, streamed; a PAYLOAD_TOO_LARGE error past ``limit`` bytes."""
         if self.member is None:
-            return Path(self.path).read_bytes()
-        return _open_zip(self.path).read(self.member)
+            return read_file(Path(self.path), limit, f"photo {self.display}")
+        with _open_zip(self.path).open(self.member) as src:
+            return read_limited(src, limit, f"photo {self.display}")
+
+    def size(self) -> int:
+        """The declared size (a zip member may lie: :meth:`read` still stops at its limit)."""
+        if self.member is None:
+            return Path(self.path).stat().st_size
+        return _open_zip(self.path).getinfo(self.member).file_size
 
     def exists(self) -> bool:
         if self.member is None:
             return Path(self.path).is_file()
-        with zipfile.ZipFile(self.path) as zf:
-            try:
-                zf.getinfo(self.member)
-            except KeyError:
-                return False
-            return True
+        try:
+            _open_zip(self.path).getinfo(self.member)
+        except KeyError:
+            return False
+        return True
 
     @property
     def display(self) -> str:
@@ -125,6 +149,11 @@ def read_table(data: bytes, suffix: str) -> list[list[str]]:
     """All rows (header first) of a CSV or XLSX manifest, as stripped strings."""
     if suffix == ".xlsx":
         try:
+            with zipfile.ZipFile(io.BytesIO(data)) as zf:
+                checked_members(zf, XLSX_LIMITS, _manifest_error)  # an XLSX is a zip: no bombs
+        except zipfile.BadZipFile as exc:
+            raise ManifestError(f"cannot read XLSX manifest: {exc}") from exc
+        try:
             import openpyxl
 
             wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
@@ -182,31 +211,36 @@ def load_inputs(source: Path, manifest: Path | None = None) -> Inputs:
     lookup: dict[str, SourceRef] = {}
     inner_manifest: tuple[bytes, str] | None = None
     if source.is_dir():
+        root = source.resolve()
         for p in sorted(source.rglob("*")):
-            if p.is_file() and _is_image(p.name):
+            if p.is_file() and _is_image(p.name) and p.resolve().is_relative_to(root):
                 rel = p.relative_to(source).as_posix()
                 ref = SourceRef(str(p))
                 lookup[rel] = ref
                 lookup.setdefault(p.name, ref)
     elif zipfile.is_zipfile(source):
-        with zipfile.ZipFile(source) as zf:
-            for info in zf.infolist():
-                if info.is_dir():
-                    continue
-                name = info.filename
-                if _is_image(name):
-                    ref = SourceRef(str(source), name)
-                    lookup[name] = ref
-                    lookup.setdefault(PurePosixPath(name).name, ref)
-                elif PurePosixPath(name).suffix.lower() in MANIFEST_SUFFIXES and manifest is None:
-                    inner_manifest = (zf.read(name), PurePosixPath(name).suffix.lower())
+        try:
+            zf = _open_zip(str(source))
+            members = checked_members(zf, PHOTO_ZIP_LIMITS, _manifest_error)
+            for info, member in members:
+                if _is_image(info.filename):
+                    ref = SourceRef(str(source), info.filename)
+                    lookup[member.as_posix()] = ref
+                    lookup.setdefault(member.name, ref)
+                elif member.suffix.lower() in MANIFEST_SUFFIXES and manifest is None:
+                    with zf.open(info) as src:
+                        text = read_limited(src, MAX_MANIFEST_BYTES, f"manifest {member}", _manifest_error)
+                    inner_manifest = (text, member.suffix.lower())
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError) as exc:
+            raise ManifestError(f"{source.name} is not a readable zip archive ({exc})") from exc
     else:
         raise ManifestError(f"input must be a folder or a .zip file: {source}")
 
     if manifest is not None:
         if not manifest.is_file():
             raise ManifestError(f"manifest not found: {manifest}", code=ErrorCode.FILE_MISSING)
-        rows = _rows_from_table(read_table(manifest.read_bytes(), manifest.suffix.lower()), lookup)
+        data = read_file(manifest, MAX_MANIFEST_BYTES, f"manifest {manifest.name}", _manifest_error)
+        rows = _rows_from_table(read_table(data, manifest.suffix.lower()), lookup)
         desc = f"{source.resolve()}|{manifest.resolve()}"
     elif inner_manifest is not None:
         rows = _rows_from_table(read_table(*inner_manifest), lookup)

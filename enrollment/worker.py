@@ -10,6 +10,7 @@ from typing import Any
 
 from enrollment.manifest import SourceRef
 from lifecert.config import Settings
+from lifecert.domain.errors import ErrorCode, LifecertError
 from lifecert.engine.base import FaceEngine
 from lifecert.engine.loader import load_engine
 from lifecert.services.enrollment import Assessment, assess_bytes
@@ -41,8 +42,11 @@ class Worker:
         self.photos = PhotoStore(settings.photos_dir, Cipher(settings.template_key_bytes()))
 
     def run(self, task: Task) -> Outcome:
-        data = task.source.read()
         s = self.settings
+        try:
+            data = task.source.read(s.images.max_bytes)
+        except LifecertError as exc:  # grew past the limit since the main process hashed it
+            return Outcome(task.row_no, task.sha256, Assessment(ErrorCode.IMAGE_TOO_LARGE, exc.message))
         a = assess_bytes(
             self.engine, data, s.quality, max_bytes=s.images.max_bytes, max_pixels=s.images.max_pixels,
             profile=s.embedding.enroll_profile,

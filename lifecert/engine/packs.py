@@ -52,6 +52,7 @@ from urllib.parse import urlparse
 
 from lifecert.domain.errors import ErrorCode, ModelError
 from lifecert.engine.manifest import Threshold, load_manifest, sha256_file
+from lifecert.storage.safezip import ZipLimits, checked_members
 
 if TYPE_CHECKING:
     from lifecert.config import Settings
@@ -345,53 +346,14 @@ def is_installed(settings: Settings, name: str) -> bool:
         return False
 
 
-# -- installing: the hardened zip reader --------------------------------------------------------
-def _member_path(info: zipfile.ZipInfo) -> PurePosixPath | None:
-    """The safe relative path of a zip member, None for directories and junk, or raise."""
-    raw = info.filename.replace("\\", "/")
-    if raw.startswith("/") or re.match(r"^[A-Za-z]:", raw):
-        raise ModelError(f"unsafe zip: absolute path '{info.filename}'", code=ErrorCode.BAD_REQUEST)
-    parts = [p for p in raw.split("/") if p not in ("", ".")]
-    if ".." in parts:
-        raise ModelError(f"unsafe zip: path traversal in '{info.filename}'", code=ErrorCode.BAD_REQUEST)
-    mode = info.external_attr >> 16
-    if stat.S_ISLNK(mode):
-        raise ModelError(f"unsafe zip: symbolic link '{info.filename}'", code=ErrorCode.BAD_REQUEST)
-    if info.is_dir() or not parts:
-        return None
-    if parts[0] == "__MACOSX" or parts[-1].startswith("._") or parts[-1] == ".DS_Store":
-        return None
-    return PurePosixPath(*parts)
+# -- installing: the hardened zip reader (lifecert.storage.safezip) --------------------------------
+def _pack_error(message: str, code: ErrorCode) -> ModelError:
+    return ModelError(message, code=code)
 
 
 def _plan_members(zf: zipfile.ZipFile) -> list[tuple[zipfile.ZipInfo, PurePosixPath]]:
-    infos = zf.infolist()
-    if len(infos) > MAX_MEMBERS:
-        raise ModelError(f"zip has {len(infos)} entries; the limit is {MAX_MEMBERS}", code=ErrorCode.PAYLOAD_TOO_LARGE)
-    members: list[tuple[zipfile.ZipInfo, PurePosixPath]] = []
-    total = 0
-    for info in infos:
-        rel = _member_path(info)
-        if rel is None:
-            continue
-        if info.flag_bits & 0x1:
-            raise ModelError(f"zip member '{info.filename}' is encrypted", code=ErrorCode.BAD_REQUEST)
-        if info.file_size > MAX_MEMBER_BYTES:
-            raise ModelError(
-                f"zip member '{info.filename}' is {info.file_size} bytes; the limit is {MAX_MEMBER_BYTES}",
-                code=ErrorCode.PAYLOAD_TOO_LARGE,
-            )
-        if info.file_size > (1 << 20) and info.file_size > MAX_RATIO * max(info.compress_size, 1):
-            raise ModelError(
-                f"zip member '{info.filename}' expands {info.file_size // max(info.compress_size, 1)}x; "
-                "refused as a zip bomb",
-                code=ErrorCode.PAYLOAD_TOO_LARGE,
-            )
-        total += info.file_size
-        members.append((info, rel))
-    if total > MAX_TOTAL_BYTES:
-        raise ModelError(f"zip unpacks to {total} bytes; the limit is {MAX_TOTAL_BYTES}",
-                         code=ErrorCode.PAYLOAD_TOO_LARGE)
+    limits = ZipLimits(MAX_MEMBERS, MAX_MEMBER_BYTES, MAX_TOTAL_BYTES, MAX_RATIO)  # read now: tests patch them
+    members = checked_members(zf, limits, _pack_error)
     if not members:
         raise ModelError("zip holds no files", code=ErrorCode.MODEL_MISSING)
     # Packs are zipped either flat (buffalo_l.zip) or inside one folder (antelopev2.zip).
