@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Query, Request
 from sqlalchemy.orm import Session
 
 from lifecert.services.context import AppContext
@@ -78,15 +78,36 @@ def get_pool(request: Request) -> InferencePool:
     return pool
 
 
+def get_password_pool(request: Request) -> InferencePool:
+    """Small pool for argon2 (CPU and 64 MiB per hash): at most ``PASSWORD_WORKERS`` hashes at once,
+    off the event loop, so a login flood can neither freeze other requests nor exhaust memory."""
+    pool: InferencePool | None = getattr(request.app.state, "password_pool", None)
+    if pool is None:  # made on first use: an app may be started and stopped several times (tests)
+        pool = request.app.state.password_pool = InferencePool(PASSWORD_WORKERS, max_waiting=256)
+    return pool
+
+
+PASSWORD_WORKERS = 2
+
+
 def get_verification(request: Request) -> VerificationService:
     svc: VerificationService = request.app.state.verification
     return svc
 
 
+# Row ids and paging numbers in URLs: bounded, so 2**64 or -1 is a 422 and never reaches the
+# database driver (which raised OverflowError -> 500 on SQLite, DataError on PostgreSQL).
+MAX_DB_INT = 2**63 - 1
+DbId = Annotated[int, Path(ge=1, le=MAX_DB_INT)]
+PageNo = Annotated[int, Query(ge=1, le=1_000_000)]
+Limit = Annotated[int, Query(ge=1, le=500)]
+Offset = Annotated[int, Query(ge=0, le=100_000_000)]
+
 Ctx = Annotated[AppContext, Depends(get_ctx)]
 DbSession = Annotated[Session, Depends(get_session)]
 ClientAddr = Annotated[str, Depends(client_addr)]
 Pool = Annotated[InferencePool, Depends(get_pool)]
+PasswordPool = Annotated[InferencePool, Depends(get_password_pool)]
 Verification = Annotated[VerificationService, Depends(get_verification)]
 
 

@@ -27,7 +27,7 @@ from lifecert.config import Settings
 from lifecert.domain.errors import AccessDenied, ErrorCode, LifecertError
 from lifecert.services import staff
 from lifecert.services.staff import Principal, Role
-from server.deps import DbSession, get_ctx
+from server.deps import DbSession, InferencePool, get_ctx
 from server.errors import error_body
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -104,6 +104,21 @@ async def submitted_csrf(request: Request) -> str | None:
     return None
 
 
+async def guard_csrf(request: Request) -> str | None:
+    """The CSRF token an unsafe cookie request submitted (None for safe methods and bearer requests).
+
+    Reading a form is awaited here, in an async dependency, so that :class:`RoleGuard` itself can be a
+    plain function that FastAPI runs in a worker thread (its database work never blocks the event loop).
+    """
+    if request.method in SAFE_METHODS or _is_bearer(request):
+        return None
+    return await submitted_csrf(request)
+
+
+def _is_bearer(request: Request) -> bool:
+    return request.headers.get("authorization", "")[:7].lower() == "bearer "
+
+
 async def check_login_csrf(request: Request) -> None:
     given = await submitted_csrf(request)
     if not staff.csrf_matches(request.cookies.get(LOGIN_CSRF_COOKIE), given):
@@ -125,10 +140,12 @@ class RoleGuard:
     def __repr__(self) -> str:
         return f"require_roles({', '.join(sorted(self.roles))})"
 
-    async def __call__(self, request: Request, session: DbSession) -> Principal:
-        auth = request.headers.get("authorization", "")
-        if auth[:7].lower() == "bearer ":
-            who = staff.resolve_api_token(session, auth[7:].strip())
+    def __call__(self, request: Request, session: DbSession,
+                 csrf: Annotated[str | None, Depends(guard_csrf)]) -> Principal:
+        # Sync on purpose: FastAPI runs it in a worker thread, so the token/session lookups (and the
+        # connection-pool checkout they trigger) never block the event loop (issue 11 H1).
+        if _is_bearer(request):
+            who = staff.resolve_api_token(session, request.headers["authorization"][7:].strip())
         else:
             token = session_token(request)
             if token is None:
@@ -140,9 +157,7 @@ class RoleGuard:
                 if _wants_html(request):
                     raise LoginRequired("please log in") from None
                 raise
-            if request.method not in SAFE_METHODS and not staff.csrf_matches(
-                who.csrf_token, await submitted_csrf(request)
-            ):
+            if request.method not in SAFE_METHODS and not staff.csrf_matches(who.csrf_token, csrf):
                 raise LifecertError("the form's security token is missing or wrong; reload the page",
                                     code=ErrorCode.CSRF_FAILED)
         if who.role not in self.roles:
@@ -203,7 +218,14 @@ def staff_endpoints(app: FastAPI) -> list[StaffEndpoint]:
 
 
 def install(app: FastAPI) -> None:
-    """Login redirect for console pages and no-store / framing headers on staff responses."""
+    """Login redirect for console pages, no-store / framing headers on staff responses, the password pool."""
+    async def _stop_password_pool(app: FastAPI) -> None:
+        pool: InferencePool | None = getattr(app.state, "password_pool", None)
+        app.state.password_pool = None
+        if pool is not None:
+            pool.shutdown()
+
+    app.state.shutdown_hooks.append(_stop_password_pool)
 
     @app.exception_handler(LoginRequired)
     async def _login(request: Request, exc: LoginRequired) -> Response:

@@ -24,7 +24,7 @@ from lifecert.services import audit, review, staff
 from lifecert.services.staff import Principal, Role
 from lifecert.storage.models import ReviewCase, StaffUser
 from server import security
-from server.deps import ClientAddr, Ctx, DbSession
+from server.deps import ClientAddr, Ctx, DbId, DbSession, PageNo, PasswordPool, Pool
 from server.routes.staff_i18n import LANGS, translator
 from server.security import Admin, Auditor, CaseStaff, Caseworker, CurrentStaff
 
@@ -89,23 +89,29 @@ def login_page(request: Request, ctx: Ctx, next: str | None = None, error: str |
 
 
 @router.post("/login")
-async def login_submit(request: Request, ctx: Ctx) -> Response:
+async def login_submit(request: Request, ctx: Ctx, pool: PasswordPool) -> Response:
     await security.check_login_csrf(request)
     form = await request.form()
     username = str(form.get("username") or "")[:64]
     password = str(form.get("password") or "")[:256]
     next_url = _local(str(form.get("next") or ""))
     client = request.client.host if request.client else ""
-    with ctx.db.session() as s:
-        outcome = staff.authenticate(s, username, password, client)
-        token = staff.open_session(s, outcome.user, client)[0] if outcome.ok and outcome.user else None
+
+    def attempt() -> tuple[str | None, LifecertError | None]:
+        # argon2 and the throttle/audit writes run in the password pool, never on the event loop.
+        with ctx.db.session() as s:
+            outcome = staff.authenticate(s, username, password, client)
+            token = staff.open_session(s, outcome.user, client)[0] if outcome.ok and outcome.user else None
+        return token, outcome.error
+
+    token, error = await pool.run(attempt)
     if token is None:
-        code = outcome.error.code if outcome.error else ErrorCode.UNAUTHENTICATED
+        code = error.code if error else ErrorCode.UNAUTHENTICATED
         err = "login_locked" if code == ErrorCode.RATE_LIMITED else "login_failed"
         page = render(request, "console/login.html", None, status_code=429 if err == "login_locked" else 401,
                       next=next_url, error=err, csrf_login=request.cookies.get(security.LOGIN_CSRF_COOKIE, ""))
-        if code == ErrorCode.RATE_LIMITED and outcome.error is not None:
-            page.headers["Retry-After"] = str(outcome.error.details.get("retry_after", 60))
+        if code == ErrorCode.RATE_LIMITED and error is not None:
+            page.headers["Retry-After"] = str(error.details.get("retry_after", 60))
         return page
     resp = RedirectResponse(next_url, status_code=303)
     security.set_session_cookie(resp, ctx.settings, token)
@@ -153,7 +159,7 @@ def _date(value: str | None) -> date | None:
 def queue(
     request: Request, session: DbSession, who: CaseStaff, client: ClientAddr,
     kind: str | None = None, reason: str | None = None, region: str | None = None, assignee: str | None = None,
-    status: str = "active", date_from: str | None = None, date_to: str | None = None, page: int = 1,
+    status: str = "active", date_from: str | None = None, date_to: str | None = None, page: PageNo = 1,
 ) -> Response:
     f = review.QueueFilter(kind=kind or None, reason=reason or None, region=(region or "").strip() or None,
                            assignee=assignee or None, status=status, date_from=_date(date_from),
@@ -178,7 +184,7 @@ def _neighbours(session: DbSession, who: Principal, case_id: int) -> tuple[int |
 
 
 @router.get("/cases/{case_id}", response_class=HTMLResponse)
-def case_page(request: Request, ctx: Ctx, session: DbSession, who: CaseStaff, client: ClientAddr, case_id: int,
+def case_page(request: Request, ctx: Ctx, session: DbSession, who: CaseStaff, client: ClientAddr, case_id: DbId,
               error: str | None = None) -> Response:
     view = review.case_view(ctx, session, case_id, who, client_addr=client)
     prev, nxt = _neighbours(session, who, case_id)
@@ -186,7 +192,7 @@ def case_page(request: Request, ctx: Ctx, session: DbSession, who: CaseStaff, cl
 
 
 @router.get("/cases/{case_id}/photos/{sha}")
-def case_photo(ctx: Ctx, session: DbSession, who: CaseStaff, client: ClientAddr, case_id: int, sha: str) -> Response:
+def case_photo(ctx: Ctx, session: DbSession, who: CaseStaff, client: ClientAddr, case_id: DbId, sha: str) -> Response:
     data = review.read_case_photo(ctx, session, case_id, sha.lower(), who, client_addr=client)
     media = "image/png" if data[:8] == b"\x89PNG\r\n\x1a\n" else "image/jpeg"
     if data[:6] in (b"GIF87a", b"GIF89a"):
@@ -206,31 +212,31 @@ def _decide(session: DbSession, case_id: int, fn: Any) -> Response:
 
 
 @router.post("/cases/{case_id}/assign")
-def assign(session: DbSession, who: CaseStaff, client: ClientAddr, case_id: int) -> Response:
+def assign(session: DbSession, who: CaseStaff, client: ClientAddr, case_id: DbId) -> Response:
     return _decide(session, case_id, lambda: review.assign_to_me(session, case_id, who, client_addr=client))
 
 
 @router.post("/cases/{case_id}/approve")
-def approve(ctx: Ctx, session: DbSession, who: Caseworker, client: ClientAddr, case_id: int,
+def approve(ctx: Ctx, session: DbSession, who: Caseworker, client: ClientAddr, case_id: DbId,
             note: Annotated[str, Form()] = "") -> Response:
     return _decide(session, case_id, lambda: review.approve(ctx, session, case_id, who, note=note, client_addr=client))
 
 
 @router.post("/cases/{case_id}/reject")
-def reject(session: DbSession, who: Caseworker, client: ClientAddr, case_id: int,
+def reject(session: DbSession, who: Caseworker, client: ClientAddr, case_id: DbId,
            note: Annotated[str, Form()] = "") -> Response:
     return _decide(session, case_id, lambda: review.reject(session, case_id, who, note, client_addr=client))
 
 
 @router.post("/cases/{case_id}/visit")
-def visit(session: DbSession, who: Caseworker, client: ClientAddr, case_id: int,
+def visit(session: DbSession, who: Caseworker, client: ClientAddr, case_id: DbId,
           note: Annotated[str, Form()] = "") -> Response:
     return _decide(session, case_id,
                    lambda: review.request_home_visit(session, case_id, who, note=note, client_addr=client))
 
 
 @router.post("/cases/{case_id}/fraud")
-def fraud(session: DbSession, who: Caseworker, client: ClientAddr, case_id: int,
+def fraud(session: DbSession, who: Caseworker, client: ClientAddr, case_id: DbId,
           note: Annotated[str, Form()] = "") -> Response:
     return _decide(session, case_id,
                    lambda: review.mark_suspected_fraud(session, case_id, who, note=note, client_addr=client))
@@ -243,28 +249,29 @@ def unfounded(session: DbSession, who: Caseworker, client: ClientAddr, case_id: 
 
 
 @router.post("/cases/{case_id}/note")
-def note(session: DbSession, who: CaseStaff, client: ClientAddr, case_id: int,
+def note(session: DbSession, who: CaseStaff, client: ClientAddr, case_id: DbId,
          text: Annotated[str, Form()] = "") -> Response:
     return _decide(session, case_id, lambda: review.add_note(session, case_id, who, text, client_addr=client))
 
 
 @router.post("/cases/{case_id}/enrollment/fix-photo")
-async def fix_photo(ctx: Ctx, session: DbSession, who: CaseStaff, client: ClientAddr, case_id: int,
-                    photo: Annotated[UploadFile, File()]) -> Response:
+async def fix_photo(ctx: Ctx, session: DbSession, who: CaseStaff, client: ClientAddr, case_id: DbId,
+                    photo: Annotated[UploadFile, File()], pool: Pool) -> Response:
     data = await photo.read(ctx.settings.images.max_bytes + 1)
-    return _decide(session, case_id, lambda: review.fix_photo(ctx, session, case_id, who, data,
-                                                             filename=photo.filename, client_addr=client))
+    # Decode, detect and the multi-view embedding are seconds of CPU: the inference pool, not the loop.
+    return await pool.run(_decide, session, case_id, lambda: review.fix_photo(
+        ctx, session, case_id, who, data, filename=photo.filename, client_addr=client))
 
 
 @router.post("/cases/{case_id}/enrollment/confirm-duplicate")
-def confirm_duplicate(session: DbSession, who: CaseStaff, client: ClientAddr, case_id: int,
+def confirm_duplicate(session: DbSession, who: CaseStaff, client: ClientAddr, case_id: DbId,
                       note: Annotated[str, Form()] = "") -> Response:
     return _decide(session, case_id,
                    lambda: review.confirm_duplicate(session, case_id, who, note=note, client_addr=client))
 
 
 @router.post("/cases/{case_id}/enrollment/not-duplicate")
-def not_duplicate(ctx: Ctx, session: DbSession, who: CaseStaff, client: ClientAddr, case_id: int,
+def not_duplicate(ctx: Ctx, session: DbSession, who: CaseStaff, client: ClientAddr, case_id: DbId,
                   note: Annotated[str, Form()] = "") -> Response:
     return _decide(session, case_id,
                    lambda: review.not_duplicate(ctx, session, case_id, who, note=note, client_addr=client))
@@ -292,7 +299,7 @@ def audit_page(
     request: Request, session: DbSession, who: Auditor, client: ClientAddr,
     actor: str | None = None, role: str | None = None, action: str | None = None, object_type: str | None = None,
     object_id: str | None = None, date_from: str | None = None, date_to: str | None = None,
-    verify: bool = False, page: int = 1,
+    verify: bool = False, page: PageNo = 1,
 ) -> Response:
     f = _audit_filter(actor, role, action, object_type, object_id, date_from, date_to)
     size = 100
@@ -363,7 +370,7 @@ def users_create(session: DbSession, who: Admin, client: ClientAddr, username: A
 
 
 @router.post("/users/{user_id}/disable")
-def users_disable(session: DbSession, who: Admin, client: ClientAddr, user_id: int) -> Response:
+def users_disable(session: DbSession, who: Admin, client: ClientAddr, user_id: DbId) -> Response:
     user = session.get(StaffUser, user_id)
     if user is None:
         return _users_back(error="no such user")
@@ -372,7 +379,7 @@ def users_disable(session: DbSession, who: Admin, client: ClientAddr, user_id: i
 
 
 @router.post("/users/{user_id}/reset-password")
-def users_reset(session: DbSession, who: Admin, client: ClientAddr, user_id: int,
+def users_reset(session: DbSession, who: Admin, client: ClientAddr, user_id: DbId,
                 password: Annotated[str, Form()]) -> Response:
     user = session.get(StaffUser, user_id)
     if user is None:

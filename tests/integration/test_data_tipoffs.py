@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -10,7 +12,7 @@ from lifecert.domain.cases import TipOffReport, load_payload
 from lifecert.services.context import AppContext
 from lifecert.storage.models import AuditEvent, ReviewCase, ReviewKind
 from server.app import create_app
-from server.routes.tipoffs import TIPOFFS_PER_CLIENT_PER_HOUR
+from server.routes.tipoffs import TIPOFFS_PER_CLIENT_PER_HOUR, reference_for
 from tests.integration.test_data_support import add_pensioners, idn
 
 
@@ -37,7 +39,8 @@ def test_given_tipoff_naming_a_pensioner_when_posted_then_review_case_linked_to_
 
     assert r.status_code == 201
     [case] = _cases(data_ctx)
-    assert r.json()["case_id"] == case.id
+    assert r.json()["reference"] == reference_for(data_ctx, case.id)
+    assert str(case.id) not in r.json()["reference"]
     assert (case.reason, case.pensioner_id, case.id_number) == ("TIP_OFF", ids[a], a)
     pl = load_payload(case.payload)
     assert isinstance(pl, TipOffReport) and pl.contact == "13800000000"
@@ -88,17 +91,35 @@ def test_given_form_page_when_filled_and_submitted_then_case_opened_and_referenc
     page = client.get("/tipoffs")
     assert page.status_code == 200 and 'name="description"' in page.text
 
-    form = {"id_number": "", "name": "周某", "description": "邻居说老人已经搬走多年", "contact": ""}
+    form = {"id_number": "", "name": "周某", "description": "邻居说老人已经搬走多年", "contact": "",
+            "csrf_token": _form_token(page.text)}
     r = client.post("/tipoffs", data=form)
 
     [case] = _cases(data_ctx)
     assert r.status_code == 201
-    assert f"编号 {case.id}" in r.text
+    assert f"编号 {reference_for(data_ctx, case.id)}" in r.text
+
+
+def _form_token(html: str) -> str:
+    m = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert m, "tip-off form has no CSRF field"
+    return m.group(1)
+
+
+def test_given_form_post_without_the_pages_token_when_submitted_then_403_and_no_case(
+        client: TestClient, data_ctx: AppContext) -> None:
+    client.get("/tipoffs")  # the cookie alone (a cross-site post carries no hidden field) is not enough
+    r = client.post("/tipoffs", data={"name": "周某", "description": "邻居说老人已经搬走多年"})
+
+    assert r.status_code == 403
+    assert _cases(data_ctx) == []
 
 
 def test_given_form_with_bad_id_when_submitted_then_page_explains_and_no_case(
         client: TestClient, data_ctx: AppContext) -> None:
-    r = client.post("/tipoffs", data={"id_number": "12345", "description": "身份证号写错了的举报内容"})
+    token = _form_token(client.get("/tipoffs").text)
+    r = client.post("/tipoffs", data={"id_number": "12345", "description": "身份证号写错了的举报内容",
+                                      "csrf_token": token})
 
     assert r.status_code == 422
     assert 'role="alert"' in r.text

@@ -3,6 +3,9 @@ dead relative). Each tip-off becomes a review case; submissions are rate-limited
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import threading
 import time
 from collections import deque
@@ -19,6 +22,14 @@ from lifecert.services.templates import get_pensioner
 
 MIN_DESCRIPTION = 10
 MAX_DESCRIPTION = 2000
+
+
+def public_reference(secret: bytes, case_id: int) -> str:
+    """The reference a reporter is shown instead of the sequential case id (which would reveal how many
+    cases exist and let anyone enumerate them): ``JB-`` + 10 base32 characters of an HMAC of the id.
+    Staff see the same reference on the case, so a reporter who calls back can be matched."""
+    mac = hmac.new(secret, b"tipoff-reference|%d" % case_id, hashlib.sha256).digest()
+    return "JB-" + base64.b32encode(mac[:10]).decode()[:10]
 
 
 @dataclass(frozen=True)
