@@ -103,6 +103,7 @@ class Settings(BaseSettings):
     dlib_recognizer: Literal["onnx", "dlib"] = "onnx"
     fixed_challenges: str | None = None  # e.g. "blink,open_mouth"; refused in production
     review_retention_days: int = 90
+    api_docs: bool = False  # /docs and /redoc load third-party scripts: only on request (issue 11 M12)
     confirmation_cycle_months: int = 12
     quality: QualitySettings = Field(default_factory=QualitySettings)
     images: ImageLimits = Field(default_factory=ImageLimits)

@@ -29,11 +29,11 @@ from lifecert.engine.pad import PadStatus, startup_pad
 from lifecert.services.context import AppContext
 from server.deps import BodyLimitMiddleware, InferencePool, configure_threads
 from server.errors import install_error_handlers
+from server.hardening import body_limit, install_headers
 
 log = logging.getLogger(__name__)
 
 MOBILE_WEB = Path(__file__).resolve().parents[1] / "mobile-web"
-LIMITED_PREFIX = "/api/v1/sessions"  # pensioner uploads: settings.verification.max_upload_bytes
 
 
 def create_app(settings: Settings | None = None, ctx: AppContext | None = None) -> FastAPI:
@@ -65,10 +65,14 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
             await hook(app)
         app.state.pool.shutdown()
 
+    # Interactive docs load third-party scripts: off unless LIFECERT_API_DOCS=true (/openapi.json stays).
+    docs = (settings or (ctx.settings if ctx else None) or get_settings()).api_docs
     app = FastAPI(
         title="lifecert",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
         description='Proof of life for pension agencies. Errors: {"error": {"code", "message", "details"}}.',
     )
     app.state.ctx = ctx
@@ -100,12 +104,14 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
         if hasattr(module, "setup"):
             module.setup(app)
 
-    def limit_for(path: str) -> int | None:
-        if path.startswith(LIMITED_PREFIX):
-            c: AppContext | None = app.state.ctx
-            return c.settings.verification.max_upload_bytes if c else None
-        return None
+    def settings_now() -> Settings | None:
+        c: AppContext | None = app.state.ctx
+        return c.settings if c else settings
 
+    def limit_for(path: str) -> int | None:
+        return body_limit(settings_now(), path)  # every path has a limit, checked before routes and auth
+
+    install_headers(app, settings_now)
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
     if MOBILE_WEB.is_dir():
         # Last: the catch-all mount must not shadow API routes.

@@ -5,6 +5,9 @@ Body: ``{"error": {"code": "...", "message": "...", "details": {...}}}``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -65,5 +68,19 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse(
             status_code=422,
-            content=error_body(str(ErrorCode.BAD_REQUEST), "request is not valid", {"errors": exc.errors()}),
+            content=error_body(str(ErrorCode.BAD_REQUEST), "request is not valid",
+                               {"errors": validation_summary(exc.errors())}),
         )
+
+
+MAX_REPORTED_ERRORS = 20
+
+
+def validation_summary(errors: Sequence[Any]) -> list[dict[str, object]]:
+    """Where and why a request is invalid, never what it contained: echoing the input would reflect
+    megabytes back (and non-finite numbers such as 1e999 cannot even be written as JSON)."""
+    out: list[dict[str, object]] = []
+    for e in list(errors)[:MAX_REPORTED_ERRORS]:
+        loc = [p if isinstance(p, int) else str(p)[:64] for p in e.get("loc", ())][:8]
+        out.append({"loc": loc, "type": str(e.get("type", ""))[:64], "msg": str(e.get("msg", ""))[:200]})
+    return out

@@ -13,7 +13,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from lifecert.services import audit, review
-from server.deps import ClientAddr, Ctx, DbSession
+from server.deps import ClientAddr, Ctx, DbId, DbSession, Limit, Offset
 from server.security import Auditor, CaseStaff, Caseworker, CurrentStaff
 
 router = APIRouter(prefix="/api/staff", tags=["staff"])
@@ -75,7 +75,7 @@ def me(who: CurrentStaff) -> Me:
 def cases(
     session: DbSession, who: CaseStaff, client: ClientAddr, kind: str | None = None, reason: str | None = None,
     region: str | None = None, assignee: str | None = None, status: str = "active",
-    date_from: date | None = None, date_to: date | None = None, limit: int = 100, offset: int = 0,
+    date_from: date | None = None, date_to: date | None = None, limit: Limit = 100, offset: Offset = 0,
 ) -> CasePage:
     f = review.QueueFilter(kind=kind, reason=reason, region=region, assignee=assignee, status=status,
                            date_from=date_from, date_to=date_to)
@@ -85,7 +85,7 @@ def cases(
 
 
 @router.get("/cases/{case_id}")
-def case_detail(ctx: Ctx, session: DbSession, who: CaseStaff, client: ClientAddr, case_id: int) -> dict[str, Any]:
+def case_detail(ctx: Ctx, session: DbSession, who: CaseStaff, client: ClientAddr, case_id: DbId) -> dict[str, Any]:
     v = review.case_view(ctx, session, case_id, who, client_addr=client)
     c = v.case
     return {
@@ -101,7 +101,7 @@ def case_detail(ctx: Ctx, session: DbSession, who: CaseStaff, client: ClientAddr
 
 
 @router.post("/cases/{case_id}/decision", response_model=DecisionOut)
-def decide(ctx: Ctx, session: DbSession, who: Caseworker, client: ClientAddr, case_id: int,
+def decide(ctx: Ctx, session: DbSession, who: Caseworker, client: ClientAddr, case_id: DbId,
            body: DecisionIn) -> DecisionOut:
     out = DecisionOut(case_id=case_id, status="", decision=None)
     if body.decision == "approve":
