@@ -2,17 +2,18 @@
 
 Exact inner-product search (IndexFlatIP) up to ``exact_max`` vectors; beyond it an
 IVF index (IndexIVFFlat, inner product, ~4*sqrt(N) lists, ``nprobe`` configurable).
-The index is saved next to the database with a JSON stamp (count and newest
+The index lives in memory only, built from the sealed template rows: decrypted
+templates never touch the disk (issue 11 H2; an index file would hold every template
+in plaintext next to pensioner ids). Each index carries a stamp (count and newest
 template id/time for the model); :meth:`IndexManager.is_stale` compares the stamp
 with the database, so a changed template set is never searched with an old index.
+Index files written by earlier versions are deleted on first use.
 """
 
 from __future__ import annotations
 
-import json
+import logging
 import math
-import os
-import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,10 @@ from sqlalchemy.orm import Session
 
 from lifecert.storage.crypto import Cipher
 from lifecert.storage.models import FaceTemplate
+
+log = logging.getLogger(__name__)
+# Files an earlier version wrote under data_dir/index: the faiss index held plaintext templates.
+LEGACY_INDEX_PATTERNS = ("*.faiss", "*.ids.npz", "*.stamp.json", "*.tmp")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +45,10 @@ def _stamp(session: Session, model_key: str) -> dict[str, object]:
         .where(FaceTemplate.model_key == model_key, FaceTemplate.active.is_(True))
     ).one()
     return {"model_key": model_key, "count": int(row[0]), "max_id": row[1], "max_replaced": str(row[2])}
+
+
+def template_count(session: Session, model_key: str) -> int:
+    return int(_stamp(session, model_key)["count"])  # type: ignore[call-overload]
 
 
 class VectorIndex:
@@ -86,46 +95,35 @@ class VectorIndex:
             if i >= 0
         ]
 
-    def save(self, path: Path, stamp: dict[str, object]) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        faiss.write_index(self.index, str(tmp))
-        os.replace(tmp, path)
-        np.savez(path.with_suffix(".ids.npz"), t=self.template_ids, p=self.pensioner_ids)
-        path.with_suffix(".stamp.json").write_text(json.dumps(stamp))
-
-    @classmethod
-    def load(cls, path: Path) -> tuple[VectorIndex, dict[str, object]]:
-        index = faiss.read_index(str(path))
-        ids = np.load(path.with_suffix(".ids.npz"))
-        stamp = json.loads(path.with_suffix(".stamp.json").read_text())
-        return cls(index.d, index, ids["t"], ids["p"]), stamp
-
 
 class IndexManager:
-    """One index per model key, loaded from disk when fresh, rebuilt from the database when stale."""
+    """One in-memory index per model key, rebuilt from the database when stale (never saved)."""
 
     def __init__(self, root: Path, cipher: Cipher, *, exact_max: int = 200_000, nprobe: int = 32) -> None:
-        self.root = root
+        self.root = root  # where earlier versions kept index files; only ever cleaned, never written
         self.cipher = cipher
         self.exact_max = exact_max
         self.nprobe = nprobe
         self._cache: dict[str, tuple[VectorIndex, dict[str, object]]] = {}
         self._lock = threading.Lock()
+        self._cleaned = False
 
-    def path(self, model_key: str) -> Path:
-        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", model_key)
-        return self.root / f"{safe}.faiss"
+    def remove_legacy_files(self) -> int:
+        """Delete plaintext index files left by earlier versions; returns how many were removed."""
+        n = 0
+        if self.root.is_dir():
+            for pattern in LEGACY_INDEX_PATTERNS:
+                for f in self.root.glob(pattern):
+                    f.unlink(missing_ok=True)
+                    n += 1
+        if n:
+            log.warning("removed %d plaintext index file(s) under %s (the index is kept in memory now)", n, self.root)
+        self._cleaned = True
+        return n
 
     def is_stale(self, session: Session, model_key: str) -> bool:
         cached = self._cache.get(model_key)
-        if cached is None:
-            p = self.path(model_key)
-            if not p.exists():
-                return True
-            cached = VectorIndex.load(p)
-            self._cache[model_key] = cached
-        return cached[1] != _stamp(session, model_key)
+        return cached is None or cached[1] != _stamp(session, model_key)
 
     def rebuild(self, session: Session, model_key: str) -> VectorIndex:
         stamp = _stamp(session, model_key)
@@ -146,7 +144,8 @@ class IndexManager:
             exact_max=self.exact_max,
             nprobe=self.nprobe,
         )
-        idx.save(self.path(model_key), stamp)
+        if not self._cleaned:
+            self.remove_legacy_files()
         self._cache[model_key] = (idx, stamp)
         return idx
 
