@@ -33,7 +33,17 @@ from server.hardening import body_limit, install_headers
 
 log = logging.getLogger(__name__)
 
-MOBILE_WEB = Path(__file__).resolve().parents[1] / "mobile-web"
+def mobile_web_dir() -> Path | None:
+    """The pensioner page: ``mobile-web/`` of a source checkout, else the copy a wheel installs
+    under ``<prefix>/share/lifecert/mobile-web`` (pyproject's data-files); None if neither."""
+    import site
+    import sys
+    import sysconfig
+
+    places = [Path(__file__).resolve().parents[1] / "mobile-web"]
+    places += [Path(base) / "share" / "lifecert" / "mobile-web"
+               for base in (sysconfig.get_path("data"), sys.prefix, site.USER_BASE or "")]
+    return next((d for d in places if (d / "index.html").is_file()), None)
 
 
 def create_app(settings: Settings | None = None, ctx: AppContext | None = None) -> FastAPI:
@@ -113,9 +123,12 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
 
     install_headers(app, settings_now)
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
-    if MOBILE_WEB.is_dir():
+    page = mobile_web_dir()
+    if page is not None:
         # Last: the catch-all mount must not shadow API routes.
-        app.mount("/", StaticFiles(directory=MOBILE_WEB, html=True), name="mobile-web")
+        app.mount("/", StaticFiles(directory=page, html=True), name="mobile-web")
+    else:
+        log.warning("pensioner page not found (no mobile-web/ here and none installed): / is not served")
     return app
 
 

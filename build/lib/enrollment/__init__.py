@@ -1,0 +1,1 @@
+"""The batch enrollment job: reads a manifest, runs workers, writes a report."""

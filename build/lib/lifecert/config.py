@@ -1,0 +1,168 @@
+"""One Settings object for the whole system (env prefix ``LIFECERT_``).
+
+Nested groups use a double underscore in environment variables, e.g.
+``LIFECERT_QUALITY__MIN_FACE_PX=80``. Nothing here is read at import time:
+call :func:`get_settings` (cached) where settings are needed.
+"""
+
+from __future__ import annotations
+
+import base64
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from lifecert.domain.challenges import CHALLENGES, policy_violation
+
+# A well-known key that only development and tests may use. Refused elsewhere.
+DEV_TEMPLATE_KEY = base64.b64encode(b"lifecert-development-key-32byte!").decode()
+DEV_SESSION_SECRET = "lifecert-development-session-secret"
+
+Environment = Literal["development", "test", "staging", "production"]
+
+
+class QualitySettings(BaseModel):
+    """Quality gates for enrollment photos. Verification frames use looser gates."""
+
+    min_face_px: int = 60  # inter-ocular based face width in source pixels
+    min_sharpness: float = 12.0  # variance of Laplacian on the 150x150 aligned crop
+    min_brightness: float = 45.0  # mean grey level 0..255 of the aligned crop
+    max_brightness: float = 235.0
+    min_contrast: float = 18.0  # std of grey levels on the aligned crop
+    max_yaw_deg: float = 35.0
+    max_pitch_deg: float = 30.0
+    max_roll_deg: float = 30.0
+    min_eye_aspect_ratio: float = 0.15  # below: eyes closed
+
+
+class ImageLimits(BaseModel):
+    max_bytes: int = 20 * 1024 * 1024
+    max_pixels: int = 40_000_000  # decompression-bomb guard, checked from the header
+    detect_max_side: int = 640  # detection runs on a copy downscaled to this side
+
+
+class IndexSettings(BaseModel):
+    exact_max: int = 200_000  # up to this many vectors: exact inner-product search
+    ivf_nprobe: int = 256  # recall@1 ≥ 0.99 at 1M (benchmarks/search.py); 32 gave ~0.90
+
+
+EmbeddingProfile = Literal["single", "flip", "jitter"]
+
+
+class EmbeddingSettings(BaseModel):
+    """Test-time augmentation per side (lifecert.engine.views): the enrolled template and the
+    verification probe. Each view is one recogniser pass; the trade-off against throughput
+    and accuracy is measured in benchmarks/README.md. Thresholds in the manifest are
+    calibrated for these profiles: change them together (``lifecert eval --write-manifest``)."""
+
+    # LFW folds 1–5 through the full pipeline: single/single 98.67%, jitter/flip 99.17%; with the
+    # ONNX recogniser jitter costs ~8 x 8 ms per enrolled photo and flip 2 x 8 ms per probe frame.
+    enroll_profile: EmbeddingProfile = "jitter"
+    probe_profile: EmbeddingProfile = "flip"
+
+
+class VerificationSettings(BaseModel):
+    session_ttl_seconds: int = 300
+    min_frames: int = 5
+    max_frames: int = 80
+    max_upload_bytes: int = 12 * 1024 * 1024
+    max_retries_before_review: int = 3
+    embed_best_k: int = 2  # p95 282 ms at 5 sessions/s on 2 cores, k=3 490 ms (benchmarks/verify_latency.py)
+    rate_limit_per_id_per_hour: int = 10
+    rate_limit_per_client_per_hour: int = 60
+
+
+class LivenessSettings(BaseModel):
+    """Liveness and presentation-attack detection (PAD). ``allow_no_pad``: run without the
+    MiniFASNet pack in production (``LIFECERT_LIVENESS__ALLOW_NO_PAD=1``) — an explicit,
+    logged choice; without it production refuses to start when the pack is not installed."""
+
+    allow_no_pad: bool = False
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="LIFECERT_", env_nested_delimiter="__", env_file=None, extra="ignore"
+    )
+
+    env: Environment = "development"
+    data_dir: Path = Path("var")
+    database_url: str | None = None  # default: sqlite file under data_dir
+    template_key: SecretStr = SecretStr(DEV_TEMPLATE_KEY)  # base64 of 32 bytes (AES-256-GCM)
+    session_secret: SecretStr = SecretStr(DEV_SESSION_SECRET)
+    engine: str = "dlib"  # dlib | insightface | edgeface
+    models_dir: Path | None = None  # model packs (lifecert/engine/packs.py); default data_dir/models
+    insightface_pack: str = "buffalo_l"
+    manifest_path: Path | None = None  # default: models/manifest.toml of the checkout or package
+    inference_threads: int = 2
+    # dlib engine: run its ResNet with onnxruntime (same weights, ~9x faster; lifecert/engine/dlib_onnx.py)
+    # or with dlib itself
+    dlib_recognizer: Literal["onnx", "dlib"] = "onnx"
+    fixed_challenges: str | None = None  # e.g. "blink,open_mouth"; refused in production
+    review_retention_days: int = 90
+    api_docs: bool = False  # /docs and /redoc load third-party scripts: only on request (issue 11 M12)
+    confirmation_cycle_months: int = 12
+    quality: QualitySettings = Field(default_factory=QualitySettings)
+    images: ImageLimits = Field(default_factory=ImageLimits)
+    index: IndexSettings = Field(default_factory=IndexSettings)
+    verification: VerificationSettings = Field(default_factory=VerificationSettings)
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    liveness: LivenessSettings = Field(default_factory=LivenessSettings)
+
+    @field_validator("fixed_challenges")
+    @classmethod
+    def _known_challenges(cls, v: str | None) -> str | None:
+        if v:
+            bad = [c for c in v.split(",") if c.strip() not in CHALLENGES]
+            if bad:
+                raise ValueError(f"unknown challenge(s) {bad}; known: {', '.join(CHALLENGES)}")
+        return v
+
+    @model_validator(mode="after")
+    def _refuse_dev_secrets_outside_development(self) -> Settings:
+        if self.env in ("staging", "production"):
+            if self.template_key.get_secret_value() == DEV_TEMPLATE_KEY:
+                raise ValueError("LIFECERT_TEMPLATE_KEY is the development key; set a real key")
+            if self.session_secret.get_secret_value() == DEV_SESSION_SECRET:
+                raise ValueError("LIFECERT_SESSION_SECRET is the development secret; set a real one")
+        if self.env == "production" and self.fixed_challenges:
+            raise ValueError("LIFECERT_FIXED_CHALLENGES is for demos and tests; refused in production")
+        if self.fixed_challenges and self.env not in ("development", "test"):
+            why = policy_violation(self.fixed_challenge_list or [])
+            if why:
+                raise ValueError(
+                    f"LIFECERT_FIXED_CHALLENGES breaks the challenge policy outside development/test: {why}"
+                )
+        key = base64.b64decode(self.template_key.get_secret_value(), validate=True)
+        if len(key) != 32:
+            raise ValueError("LIFECERT_TEMPLATE_KEY must be base64 of exactly 32 bytes")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'lifecert.sqlite').resolve()}"
+
+    @property
+    def resolved_models_dir(self) -> Path:
+        return self.models_dir or (self.data_dir / "models")
+
+    @property
+    def photos_dir(self) -> Path:
+        return self.data_dir / "photos"
+
+    @property
+    def fixed_challenge_list(self) -> list[str] | None:
+        if not self.fixed_challenges:
+            return None
+        return [c.strip() for c in self.fixed_challenges.split(",") if c.strip()]
+
+    def template_key_bytes(self) -> bytes:
+        return base64.b64decode(self.template_key.get_secret_value())
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

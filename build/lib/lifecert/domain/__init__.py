@@ -1,0 +1,1 @@
+"""Plain types, errors and decision policy. No I/O here."""

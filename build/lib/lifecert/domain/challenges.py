@@ -1,0 +1,56 @@
+"""The liveness challenges and the policy every drawn set must satisfy (pure, no I/O).
+
+A replayed video of the pensioner can act head motion (the footage turns and nods) and a
+print can be bent to fake a nod, but neither acts a requested non-rigid change on cue as
+easily, and vice versa. So every session holds at least one HEAD motion (turn or nod) AND
+one NON-RIGID action (blink or open mouth), in random order. The hint codes the server
+sends during capture are listed here too (one list; texts live in ``mobile-web/i18n.js``).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+HEAD_MOTION = ("turn_left", "turn_right", "nod")
+NON_RIGID = ("blink", "open_mouth")
+CHALLENGES = ("blink", "turn_left", "turn_right", "open_mouth", "nod")
+MIN_CHALLENGES = 2
+MAX_CHALLENGES = 3
+
+# Live hints during capture (the server's per-step analysis of the newest frames).
+HINT_CODES = (
+    "NO_FACE",
+    "MOVE_CLOSER",
+    "MORE_LIGHT",
+    "LESS_LIGHT",
+    "FACE_NOT_CENTRED",
+    "ONE_PERSON_ONLY",
+    "HOLD_STILL",
+)
+
+
+def policy_violation(challenges: Sequence[str]) -> str | None:
+    """Why a challenge list breaks the policy (None when it is fine)."""
+    unknown = [c for c in challenges if c not in CHALLENGES]
+    if unknown:
+        return f"unknown challenge(s) {unknown}; known: {', '.join(CHALLENGES)}"
+    if not MIN_CHALLENGES <= len(challenges) <= MAX_CHALLENGES:
+        return f"{len(challenges)} challenges; {MIN_CHALLENGES} to {MAX_CHALLENGES} allowed"
+    if len(set(challenges)) != len(challenges):
+        return "a challenge appears twice"
+    if not any(c in HEAD_MOTION for c in challenges):
+        return f"no head-motion challenge ({', '.join(HEAD_MOTION)})"
+    if not any(c in NON_RIGID for c in challenges):
+        return f"no non-rigid challenge ({', '.join(NON_RIGID)})"
+    return None
+
+
+def draw(rng: random.Random) -> list[str]:
+    """2 or 3 distinct challenges: one head motion, one non-rigid, maybe one more of either, shuffled.
+    ``rng``: use :class:`random.SystemRandom` in the service (unpredictable draws)."""
+    picked = [rng.choice(HEAD_MOTION), rng.choice(NON_RIGID)]
+    if rng.random() < 0.5:
+        picked.append(rng.choice([c for c in CHALLENGES if c not in picked]))
+    rng.shuffle(picked)
+    return picked

@@ -1,0 +1,64 @@
+"""Shared pieces of the ArcFace-style engines (insightface packs, EdgeFace): the 112x112
+five-point template, the similarity fit that aligns a face onto it, and ONNX Runtime
+sessions with explicit thread counts for injecting into insightface's ``model_zoo``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from lifecert.engine.types import Face, ImageBGR
+
+# The ArcFace reference points of a 112x112 crop (x, y), in the Face.landmarks5 order
+# (right eye, left eye, nose tip, right mouth corner, left mouth corner as seen in the image).
+ARCFACE_DST = np.array(
+    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
+    dtype=np.float32,
+)
+
+
+def similarity_transform(src: NDArray[np.floating], dst: NDArray[np.floating]) -> NDArray[np.float64]:
+    """Least-squares similarity (rotation, uniform scale, translation) mapping (N, 2)
+    ``src`` points onto ``dst`` (Umeyama 1991). Returns the 2x3 affine matrix."""
+    s = np.asarray(src, dtype=np.float64)
+    d = np.asarray(dst, dtype=np.float64)
+    sm, dm = s.mean(axis=0), d.mean(axis=0)
+    sc, dc = s - sm, d - dm
+    cov = dc.T @ sc / len(s)
+    u, sig, vt = np.linalg.svd(cov)
+    sign = np.ones(2)
+    if np.linalg.det(cov) < 0:
+        sign[-1] = -1.0
+    rot = u @ np.diag(sign) @ vt
+    var = float((sc**2).sum() / len(s))
+    scale = float((sig * sign).sum() / max(var, 1e-12))
+    m = np.zeros((2, 3))
+    m[:, :2] = scale * rot
+    m[:, 2] = dm - scale * rot @ sm
+    return m
+
+
+def norm_crop(image: ImageBGR, face: Face, size: tuple[int, int] = (112, 112)) -> ImageBGR:
+    """insightface-style ``norm_crop``: the (w, h) BGR uint8 crop whose five points sit on the
+    ArcFace template (scaled to ``size``), bilinear, black outside the image."""
+    w, h = size
+    m = similarity_transform(face.landmarks5, ARCFACE_DST * (w / 112.0))
+    warped = cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0))
+    return np.ascontiguousarray(warped, dtype=np.uint8)
+
+
+def make_session(path: Path, threads: int) -> Any:
+    """A CPU ONNX Runtime session with explicit thread counts (no oversubscription
+    when several workers share a machine)."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = max(1, int(threads))
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.log_severity_level = 3
+    return ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])

@@ -1,0 +1,366 @@
+"""Passive presentation-attack detection (PAD) with the MiniFASNet pack, on full camera frames.
+
+Two small networks from Silent-Face-Anti-Spoofing (Apache-2.0, converted to ONNX, see
+``../shared/models/README.md``) look at the face WITH its surroundings: MiniFASNetV2 at a
+2.7x context crop and MiniFASNetV1SE at a 4.0x crop. That context (a phone bezel, a paper
+edge, screen glare) is what they were trained on, so they must see the full camera frame
+and a detector box — never a tight face crop (a tight crop collapses both context crops
+onto the face itself; benchmarks/README.md measures what that does).
+
+Per model (facts from the upstream code, kept here as known-answer tests):
+
+* crop: a box ``scale`` times the face box, ``scale = min((H-1)/h, (W-1)/w, s)``, centred on
+  the face box centre; when it leaves the image it is SHIFTED back inside (not clipped);
+  the end pixel is included; resized to 80x80 with bilinear interpolation;
+* tensor: BGR, float32, raw 0-255 (no scaling, no mean/std), HWC -> CHW, batch first;
+* output: logits over 3 classes; softmax; class 1 = real face (0 and 2 are spoof types).
+
+Upstream sums both models' softmax vectors; our per-frame score is that sum / 2 for class 1:
+P(real) in [0, 1]. A session's frames are fused by :func:`fuse_session` and compared with
+the threshold that ``benchmarks/pad_eval.py`` calibrated into ``models/manifest.toml``
+(``[packs.minifasnet.threshold]``). Which file is which network and its crop scale come
+from the manifest, never from tensor shapes.
+
+Sessions are injected (:class:`PadNet` takes a ready onnxruntime session), so tests and a
+CPU/GPU choice swap the session, not the code; :func:`load_pad` builds them with explicit
+thread counts. ``PadModel`` holds no per-call state and may be shared across threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from lifecert.domain.errors import ErrorCode, ModelError
+from lifecert.engine.manifest import load_manifest, sha256_file
+
+if TYPE_CHECKING:
+    from lifecert.config import Settings
+
+log = logging.getLogger(__name__)
+
+PACK = "minifasnet"
+REAL_CLASS = 1
+BoxXYWH = tuple[float, float, float, float]
+
+
+class OrtSession(Protocol):
+    """The part of ``onnxruntime.InferenceSession`` we use."""
+
+    def run(self, output_names: Any, input_feed: dict[str, Any]) -> list[Any]: ...
+
+    def get_inputs(self) -> Any: ...
+
+
+# -- crop maths (pure; known-answer tested) ----------------------------------------------------
+
+
+def context_box(src_w: int, src_h: int, box: BoxXYWH, scale: float) -> tuple[int, int, int, int]:
+    """The context crop of upstream's ``CropImage._get_new_box``: (x1, y1, x2, y2) INCLUSIVE pixels.
+
+    ``box`` is the detector's face box (x, y, w, h) in image pixels; ``scale`` the network's
+    context factor (2.7, 4.0). The factor shrinks so the crop fits the image, and a crop that
+    leaves the image is shifted back inside, keeping its size.
+    """
+    x, y, bw, bh = (float(v) for v in box)
+    if bw <= 0 or bh <= 0:
+        raise ValueError(f"face box must have a positive size, got w={bw} h={bh}")
+    s = min((src_h - 1) / bh, (src_w - 1) / bw, scale)
+    new_w, new_h = bw * s, bh * s
+    cx, cy = x + bw / 2, y + bh / 2
+    x1, y1, x2, y2 = cx - new_w / 2, cy - new_h / 2, cx + new_w / 2, cy + new_h / 2
+    if x1 < 0:
+        x2 -= x1
+        x1 = 0
+    if y1 < 0:
+        y2 -= y1
+        y1 = 0
+    if x2 > src_w - 1:
+        x1 -= x2 - src_w + 1
+        x2 = src_w - 1
+    if y2 > src_h - 1:
+        y1 -= y2 - src_h + 1
+        y2 = src_h - 1
+    return int(x1), int(y1), int(x2), int(y2)
+
+
+def crop_context(
+    frame_bgr: NDArray[np.uint8], box: BoxXYWH, scale: float, size: tuple[int, int] = (80, 80)
+) -> NDArray[np.uint8]:
+    """The network input crop: (size[1], size[0], 3) uint8 BGR; ``size`` is (width, height)."""
+    h, w = frame_bgr.shape[:2]
+    x1, y1, x2, y2 = context_box(w, h, box, scale)
+    patch = frame_bgr[max(y1, 0) : y2 + 1, max(x1, 0) : x2 + 1]
+    return np.asarray(cv2.resize(patch, size, interpolation=cv2.INTER_LINEAR), dtype=np.uint8)
+
+
+def to_tensor(crops: Sequence[NDArray[np.uint8]]) -> NDArray[np.float32]:
+    """(N, 3, H, W) float32 raw 0-255 BGR from (H, W, 3) uint8 BGR crops."""
+    return np.ascontiguousarray(np.stack([c.transpose(2, 0, 1) for c in crops]).astype(np.float32))
+
+
+def softmax(logits: NDArray[np.floating]) -> NDArray[np.float64]:
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return np.asarray(e / e.sum(axis=-1, keepdims=True), dtype=np.float64)
+
+
+def box_xyxy_to_xywh(box: Sequence[float] | NDArray[np.floating]) -> BoxXYWH:
+    x1, y1, x2, y2 = (float(v) for v in box[:4])
+    return (x1, y1, x2 - x1, y2 - y1)
+
+
+# -- session fusion -----------------------------------------------------------------------------
+
+
+def fuse_session(scores: Sequence[float], method: str = "mean") -> float:
+    """One session score from per-frame P(real) values (NaN = no face in that frame, ignored).
+
+    ``mean``: arithmetic mean; ``median``; ``p25``: the 25th percentile (a few genuine-looking
+    frames of a replay do not lift it). Returns NaN when no frame was scored.
+    """
+    v = np.asarray([s for s in scores if s is not None and not math.isnan(s)], dtype=np.float64)
+    if v.size == 0:
+        return float("nan")
+    if method == "mean":
+        return float(v.mean())
+    if method == "median":
+        return float(np.median(v))
+    if method == "p25":
+        return float(np.percentile(v, 25))
+    raise ValueError(f"unknown fusion method {method!r} (mean, median, p25)")
+
+
+# -- manifest -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PadFileSpec:
+    file: str
+    role: str  # "pad_v2" | "pad_v1se"
+    crop_scale: float
+    input_size: tuple[int, int]  # (width, height)
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class PadThreshold:
+    """Sessions whose fused P(real) is BELOW ``value`` are presentation attacks."""
+
+    value: float
+    fusion: str = "mean"
+    apcer: float | None = None
+    bpcer: float | None = None
+    dataset: str | None = None
+    date: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PadSpec:
+    version: str
+    files: tuple[PadFileSpec, ...]
+    threshold: PadThreshold
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def pad_spec(manifest_path: Path | None = None) -> PadSpec:
+    """``[packs.minifasnet]`` of the manifest: files, roles, crop scales, pinned sha256, threshold."""
+    data = load_manifest(manifest_path)
+    try:
+        p = data["packs"][PACK]
+        files = tuple(
+            PadFileSpec(
+                file=name,
+                role=str(f["role"]),
+                crop_scale=float(f["crop_scale"]),
+                input_size=(int(f["input_size"][0]), int(f["input_size"][1])),
+                sha256=str(f["sha256"]).lower(),
+            )
+            for name, f in p["files"].items()
+        )
+        t = p["threshold"]
+        th = PadThreshold(
+            value=float(t["value"]),
+            fusion=str(t.get("fusion", "mean")),
+            apcer=t.get("apcer"),
+            bpcer=t.get("bpcer"),
+            dataset=t.get("dataset"),
+            date=t.get("date"),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"manifest entry [packs.{PACK}] is incomplete: {exc}", code=ErrorCode.CONFIG_ERROR) from exc
+    if not files:
+        raise ModelError(f"manifest entry [packs.{PACK}] lists no files", code=ErrorCode.CONFIG_ERROR)
+    return PadSpec(version=str(p.get("version", "1")), files=files, threshold=th)
+
+
+# -- the model ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PadNet:
+    """One MiniFASNet: a ready onnxruntime session, its context scale and input (width, height)."""
+
+    session: OrtSession
+    crop_scale: float
+    input_size: tuple[int, int] = (80, 80)
+    name: str = ""
+
+    def probabilities(self, frames: Sequence[NDArray[np.uint8]], boxes: Sequence[BoxXYWH]) -> NDArray[np.float64]:
+        """(N, 3) softmax of the network on N (frame, box) pairs."""
+        crops = [crop_context(f, b, self.crop_scale, self.input_size) for f, b in zip(frames, boxes, strict=True)]
+        inp = self.session.get_inputs()[0].name
+        logits = self.session.run(None, {inp: to_tensor(crops)})[0]
+        return softmax(np.asarray(logits))
+
+
+@dataclass(frozen=True)
+class PadModel:
+    """The MiniFASNet ensemble. ``score``: P(real) of one face in one full camera frame."""
+
+    nets: tuple[PadNet, ...]
+    threshold: PadThreshold
+    version: str = "1"
+
+    def score_many(
+        self, frames: Sequence[NDArray[np.uint8]], boxes: Sequence[BoxXYWH]
+    ) -> NDArray[np.float64]:
+        """(N,) P(real) for N full BGR frames and their face boxes (x, y, w, h), one batch per net."""
+        if len(frames) != len(boxes):
+            raise ValueError("one face box per frame")
+        if not frames:
+            return np.zeros(0, dtype=np.float64)
+        total = np.zeros((len(frames), 3), dtype=np.float64)
+        for net in self.nets:
+            total += net.probabilities(frames, boxes)
+        return np.asarray(total[:, REAL_CLASS] / len(self.nets), dtype=np.float64)
+
+    def score(self, frame_bgr: NDArray[np.uint8], face_box_xywh: BoxXYWH) -> float:
+        return float(self.score_many([frame_bgr], [face_box_xywh])[0])
+
+    def fuse(self, scores: Sequence[float]) -> float:
+        return fuse_session(scores, self.threshold.fusion)
+
+    def is_attack(self, session_score: float) -> bool:
+        """True when a fused session score is below the calibrated threshold (NaN: no frame scored,
+        which is an attack as far as PAD can tell — the caller decides whether to ask again)."""
+        return math.isnan(session_score) or session_score < self.threshold.value
+
+    def warm_up(self) -> None:
+        blank = np.full((480, 360, 3), 128, np.uint8)
+        self.score(blank, (120.0, 160.0, 120.0, 140.0))
+
+
+def make_session(path: Path, threads: int = 1) -> Any:
+    """An onnxruntime CPU session with explicit thread counts (the server runs one per pool thread)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = max(1, threads)
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def pad_dir(settings: Settings) -> Path:
+    return settings.resolved_models_dir / PACK
+
+
+def check_files(directory: Path, spec: PadSpec) -> list[str]:
+    """Problems with the installed files (missing, sha256 differs from the manifest's pin); [] when good."""
+    problems = []
+    for f in spec.files:
+        p = directory / f.file
+        if not p.is_file():
+            problems.append(f"{f.file}: missing")
+            continue
+        got = sha256_file(p)
+        if got != f.sha256:
+            problems.append(f"{f.file}: sha256 {got} differs from the manifest's {f.sha256}")
+    return problems
+
+
+def load_pad_from(directory: Path, spec: PadSpec, threads: int = 1) -> PadModel:
+    """Load the networks from a folder holding the files (benchmarks, tests: ../shared/models/minifasnet)
+    after checking every sha256 against the manifest. MODEL_MISSING (absent) or MODEL_MISMATCH (hash)."""
+    problems = check_files(directory, spec)
+    if problems:
+        code = ErrorCode.MODEL_MISSING if all(p.endswith("missing") for p in problems) else ErrorCode.MODEL_MISMATCH
+        raise ModelError(f"PAD pack {PACK} in {directory}: " + "; ".join(problems), code=code)
+    nets = tuple(
+        PadNet(make_session(directory / f.file, threads), f.crop_scale, f.input_size, f.role) for f in spec.files
+    )
+    return PadModel(nets=nets, threshold=spec.threshold, version=spec.version)
+
+
+def load_pad(settings: Settings, threads: int = 1) -> PadModel | None:
+    """The installed MiniFASNet pack, or None when it is not installed (PAD off; callers log it).
+
+    Installed with ``lifecert models install minifasnet --from DIR`` (lifecert.engine.packs).
+    Every load re-hashes the files against ``pack.json`` and the manifest's pins: a damaged or
+    tampered pack raises ModelError instead of silently switching PAD off.
+    """
+    from lifecert.engine import packs
+
+    directory = pad_dir(settings)
+    if not directory.is_dir() or not any(directory.iterdir()):
+        return None
+    pack = packs.require(settings, PACK)
+    spec = pad_spec(settings.manifest_path)
+    nets = tuple(PadNet(make_session(pack.path(f.role), threads), f.crop_scale, f.input_size, f.role)
+                 for f in spec.files)
+    return PadModel(nets=nets, threshold=spec.threshold, version=spec.version)
+
+
+@dataclass(frozen=True)
+class PadStatus:
+    """What start-up decided: ``model`` is None when PAD is off; ``reason`` says why, for /readyz and logs."""
+
+    model: PadModel | None
+    reason: str
+
+    @property
+    def on(self) -> bool:
+        return self.model is not None
+
+    def as_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"pad": "on" if self.on else "off", "reason": self.reason}
+        if self.model is not None:
+            d["threshold"] = self.model.threshold.value
+        return d
+
+
+def startup_pad(settings: Settings, threads: int = 1) -> PadStatus:
+    """Load PAD once at service start-up and apply the deployment rule.
+
+    Not installed: PAD is off and the log says so; in ``production`` that refuses to start
+    (CONFIG_ERROR) unless ``settings.liveness.allow_no_pad`` was set explicitly. A pack whose
+    files do not match the manifest's pins always refuses (MODEL_MISMATCH), in every environment.
+    """
+    model = load_pad(settings, threads)
+    if model is not None:
+        th = model.threshold
+        log.info("PAD on: %s pack v%s, threshold %.4f (%s)", PACK, model.version, th.value, th.dataset or "?")
+        return PadStatus(model, f"{PACK} pack installed")
+    hint = f"install it with `lifecert models install {PACK} --from DIR` or `lifecert models pull {PACK}`"
+    reason = f"{PACK} pack not installed"
+    if settings.env == "production" and not settings.liveness.allow_no_pad:
+        raise ModelError(
+            f"presentation-attack detection is required in production: {reason} in {pad_dir(settings)}; {hint} "
+            "(or set LIFECERT_LIVENESS__ALLOW_NO_PAD=1 to run without it, knowingly)",
+            code=ErrorCode.CONFIG_ERROR,
+        )
+    log.warning(
+        "PAD off: %s in %s; replayed videos and photos are stopped only by the active checks; %s",
+        reason, pad_dir(settings), hint,
+    )
+    return PadStatus(None, reason)

@@ -1,0 +1,184 @@
+"""Screen and print cues computed beside the PAD model, each MEASURED before it is trusted.
+
+All inputs are full camera frames, (H, W, 3) uint8 BGR, with the main face box per frame as
+(x1, y1, x2, y2) image pixels (None where no face was found). Everything is plain OpenCV and
+numpy; the cost is a few milliseconds per frame.
+
+Cues (session values are medians over the frames with a face):
+
+* ``enclosure`` — how many sides (0-4) of the face are flanked by a long straight edge (a
+  phone bezel, a monitor frame, a paper edge) within 3 face widths, each edge at least 0.8
+  face heights (widths) long and roughly parallel to that side; ``rigid`` — whether those
+  edges keep their offset to the face while the face moves (a held screen or paper moves
+  rigidly with the face; door frames and windows do not);
+* ``moire`` — peakiness of the face region's high-frequency spectrum (a screen's pixel grid
+  resampled by the camera gives isolated peaks; skin gives a smooth fall-off);
+* ``specular`` — share of near-white, colourless pixels in the face region (screen glare).
+
+Which cues are TRUSTED (allowed to flag a session) is decided by ``benchmarks/pad_eval.py``
+measurements and recorded in :data:`TRUSTED` with the numbers; an untrusted cue is still
+computed and reported (for the caseworker and the next measurement) but never flags.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+Box = NDArray[np.float32] | Sequence[float]
+
+# Cut-offs and trust, from benchmarks/pad_eval.py (see benchmarks/README.md, "Spoof cues").
+# A cue is trusted only when it separated genuine from attack sequences on REAL captures.
+TRUSTED: dict[str, bool] = {"enclosure": False, "moire": False, "specular": False}
+ENCLOSURE_MIN_SIDES = 3  # >= this many flanked sides in the median frame ...
+RIGID_MAX_STD = 0.08  # ... and edge offsets to the face varying less than this (face widths)
+MOIRE_MIN = 6.0
+SPECULAR_MIN = 0.02
+
+
+@dataclass(frozen=True)
+class FrameCues:
+    sides: int  # 0-4 sides of the face flanked by a long straight edge
+    offsets: tuple[float, float, float, float]  # left, top, right, bottom edge offsets / face width (NaN: none)
+    moire: float
+    specular: float
+
+
+@dataclass(frozen=True)
+class CueReport:
+    """Session cue values; ``flags`` lists only TRUSTED cues above their cut-off."""
+
+    frames: int
+    enclosure: float  # median sides flanked
+    rigid: bool | None  # None: not enough frames with edges or face motion to tell
+    rigid_std: float | None
+    moire: float
+    specular: float
+    flags: tuple[str, ...] = field(default_factory=tuple)
+
+    def as_dict(self) -> dict[str, Any]:
+        def r(v: float | None) -> float | None:
+            return None if v is None or (isinstance(v, float) and math.isnan(v)) else round(float(v), 4)
+
+        return {"frames": self.frames, "enclosure": r(self.enclosure), "rigid": self.rigid,
+                "rigid_std": r(self.rigid_std), "moire": r(self.moire), "specular": r(self.specular),
+                "flags": list(self.flags)}
+
+
+def _face_rect(box: Box, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    h, w = shape[:2]
+    x1, y1, x2, y2 = (float(v) for v in box[:4])
+    return max(0, int(x1)), max(0, int(y1)), min(w, math.ceil(x2)), min(h, math.ceil(y2))
+
+
+def edge_enclosure(frame: NDArray[np.uint8], box: Box) -> tuple[int, tuple[float, float, float, float]]:
+    """Sides of the face flanked by a long straight edge, and each side's nearest edge offset
+    from the face box in face widths (NaN where none). Lines from Canny + probabilistic Hough."""
+    grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    x1, y1, x2, y2 = (float(v) for v in box[:4])
+    fw, fh = max(x2 - x1, 1.0), max(y2 - y1, 1.0)
+    edges = cv2.Canny(cv2.GaussianBlur(grey, (5, 5), 0), 40, 120)
+    # the face itself has many edges; only lines outside it count
+    fx1, fy1, fx2, fy2 = _face_rect(box, frame.shape)
+    edges[fy1:fy2, fx1:fx2] = 0
+    lines = cv2.HoughLinesP(edges, 1, np.pi / 180, threshold=40, minLineLength=int(0.8 * min(fw, fh)),
+                            maxLineGap=6)
+    offsets = [math.inf] * 4  # left, top, right, bottom
+    if lines is not None:
+        for lx1, ly1, lx2, ly2 in np.asarray(lines).reshape(-1, 4).astype(np.float64):
+            dx, dy = lx2 - lx1, ly2 - ly1
+            ang = abs(math.degrees(math.atan2(dy, dx))) % 180
+            vertical = abs(ang - 90) < 20
+            horizontal = ang < 20 or ang > 160
+            mx, my = (lx1 + lx2) / 2, (ly1 + ly2) / 2
+            if vertical and min(ly1, ly2) < y2 and max(ly1, ly2) > y1:  # spans the face's height range
+                if mx < x1:
+                    offsets[0] = min(offsets[0], (x1 - mx) / fw)
+                elif mx > x2:
+                    offsets[2] = min(offsets[2], (mx - x2) / fw)
+            elif horizontal and min(lx1, lx2) < x2 and max(lx1, lx2) > x1:
+                if my < y1:
+                    offsets[1] = min(offsets[1], (y1 - my) / fw)
+                elif my > y2:
+                    offsets[3] = min(offsets[3], (my - y2) / fw)
+    offs = tuple(o if o <= 3.0 else float("nan") for o in offsets)
+    sides = sum(1 for o in offs if not math.isnan(o))
+    return sides, (offs[0], offs[1], offs[2], offs[3])
+
+
+def moire_score(frame: NDArray[np.uint8], box: Box, size: int = 128) -> float:
+    """Peak-to-median ratio of the face region's spectrum in the upper frequency band (0.25-0.5 of
+    Nyquist-normalised radius), after removing the low-frequency trend. Larger = more periodic."""
+    x1, y1, x2, y2 = _face_rect(box, frame.shape)
+    if x2 - x1 < 16 or y2 - y1 < 16:
+        return float("nan")
+    crop = cv2.cvtColor(frame[y1:y2, x1:x2], cv2.COLOR_BGR2GRAY).astype(np.float32)
+    grey = np.asarray(cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA), dtype=np.float32)
+    hp = grey - np.asarray(cv2.GaussianBlur(grey, (0, 0), 3.0), dtype=np.float32)
+    win = np.outer(np.hanning(size), np.hanning(size)).astype(np.float32)
+    mag = np.abs(np.fft.fftshift(np.fft.fft2(hp * win)))
+    yy, xx = np.mgrid[0:size, 0:size]
+    r = np.hypot(xx - size / 2, yy - size / 2) / (size / 2)
+    band = mag[(r > 0.25) & (r < 0.5)]
+    med = float(np.median(band))
+    return float(band.max() / med) if med > 0 else float("nan")
+
+
+def specular_share(frame: NDArray[np.uint8], box: Box) -> float:
+    """Share of the face region's pixels that are near-white and colourless (V > 235, S < 40)."""
+    x1, y1, x2, y2 = _face_rect(box, frame.shape)
+    if x2 <= x1 or y2 <= y1:
+        return float("nan")
+    hsv = cv2.cvtColor(frame[y1:y2, x1:x2], cv2.COLOR_BGR2HSV)
+    return float(((hsv[..., 2] > 235) & (hsv[..., 1] < 40)).mean())
+
+
+def frame_cues(frame: NDArray[np.uint8], box: Box) -> FrameCues:
+    sides, offs = edge_enclosure(frame, box)
+    return FrameCues(sides, offs, moire_score(frame, box), specular_share(frame, box))
+
+
+def _rigidity(per: Sequence[FrameCues], boxes: Sequence[Box]) -> tuple[bool | None, float | None]:
+    """Do the flanking edges keep their offset to the face while the face moves? The std over
+    frames of each side's offset (face widths), averaged over sides seen in >= half the frames;
+    decided only when the face centre moved by at least 0.1 face widths."""
+    if len(per) < 3:
+        return None, None
+    centres = np.array([[(float(b[0]) + float(b[2])) / 2, (float(b[1]) + float(b[3])) / 2] for b in boxes])
+    width = float(np.median([float(b[2]) - float(b[0]) for b in boxes]))
+    moved = float(np.max(np.linalg.norm(centres - centres[0], axis=1))) / max(width, 1.0)
+    offs = np.array([c.offsets for c in per], dtype=np.float64)
+    stds = [float(np.nanstd(offs[:, k])) for k in range(4) if np.sum(~np.isnan(offs[:, k])) >= max(3, len(per) / 2)]
+    if not stds or moved < 0.1:
+        return None, (float(np.mean(stds)) if stds else None)
+    s = float(np.mean(stds))
+    return s < RIGID_MAX_STD, s
+
+
+def analyze(frames: Sequence[NDArray[np.uint8]], boxes: Sequence[Box | None]) -> CueReport:
+    """Cues of one session: ``frames`` full BGR camera frames, ``boxes`` the main face box per
+    frame (x1, y1, x2, y2) or None. Frames without a face are skipped."""
+    if len(frames) != len(boxes):
+        raise ValueError("one box (or None) per frame")
+    pairs = [(f, b) for f, b in zip(frames, boxes, strict=True) if b is not None]
+    if not pairs:
+        return CueReport(0, float("nan"), None, None, float("nan"), float("nan"))
+    per = [frame_cues(f, b) for f, b in pairs]
+    enclosure = float(np.median([c.sides for c in per]))
+    rigid, rstd = _rigidity(per, [b for _, b in pairs])
+    moire = float(np.nanmedian([c.moire for c in per])) if any(not math.isnan(c.moire) for c in per) else math.nan
+    spec = float(np.nanmedian([c.specular for c in per])) if any(not math.isnan(c.specular) for c in per) else math.nan
+    flags = []
+    if TRUSTED["enclosure"] and enclosure >= ENCLOSURE_MIN_SIDES and rigid:
+        flags.append("enclosure")
+    if TRUSTED["moire"] and moire >= MOIRE_MIN:
+        flags.append("moire")
+    if TRUSTED["specular"] and spec >= SPECULAR_MIN:
+        flags.append("specular")
+    return CueReport(len(pairs), enclosure, rigid, rstd, moire, spec, tuple(flags))

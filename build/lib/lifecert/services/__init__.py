@@ -1,0 +1,1 @@
+"""Orchestration: enrollment, verification, review, data matching. Services own transactions."""

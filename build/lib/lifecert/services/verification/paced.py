@@ -1,0 +1,502 @@
+"""Server-paced capture: chunks of frames per step, the step state machine, the final decision.
+
+Why chunks over plain HTTPS and not a WebSocket: every chunk is one short, stateless request
+that passes any reverse proxy or WAF, takes the same body limit and error path as the rest of
+the API, and can land on any API node — the session's state lives in its database row
+(``VerificationSession.steps`` / ``current_step``) and the chunks in ``verification_chunk``.
+
+Per chunk (:meth:`PacedCapture.submit_chunk`): cheap checks (count, timestamps, image
+signatures, nonce, step index) → the nonce is swapped for a new one by one conditional UPDATE
+(single use; a concurrent or replayed chunk gets NONCE_USED and costs no decoding) → decode
+(a failure has burnt the nonce: the session is over) → detection + landmarks (+ PAD) per frame
+→ the chunk is sealed and stored → the current step is judged on all its frames
+(:mod:`.steps`) → the answer carries live hints, the step's state and — only once the step was
+seen or its window ran out — the next step with a new random prompt delay. After the last step
+(or a missed one) the whole session is judged once (:meth:`PacedCapture._finalize`).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from lifecert.domain.errors import ErrorCode, LifecertError, NotFound
+from lifecert.engine.base import l2_normalize
+from lifecert.engine.liveness import (
+    Baseline,
+    FrameObs,
+    LivenessParams,
+    flat_check,
+    landmark_motion,
+    signals,
+    track_breaks,
+)
+from lifecert.engine.pad import box_xyxy_to_xywh
+from lifecert.engine.types import ImageBGR
+from lifecert.services.templates import match_pensioner, search
+from lifecert.services.verification import frames as fa
+from lifecert.services.verification import rules, steps
+from lifecert.services.verification.sessions import as_utc, parse_timestamps, sha256_hex
+from lifecert.storage.models import Pensioner
+from lifecert.storage.models_verification import Decision, VerificationChunk, VerificationSession
+
+if TYPE_CHECKING:
+    from lifecert.services.verification.service import SessionResult, VerificationService
+
+PROTOCOL = "paced"
+PENDING, WAITING, SEEN, TIMED_OUT = "pending", "waiting", "seen", "timed_out"
+
+
+@dataclass(frozen=True)
+class StepView:
+    """What the client learns about the current step (never the later ones)."""
+
+    index: int
+    kind: str  # "settle" | "challenge"
+    challenge: str | None
+    nonce: str
+    prompt_delay_ms: int
+    window_ms: int
+
+
+@dataclass(frozen=True)
+class PacedStart:
+    session_id: str
+    expires_at: Any
+    steps_total: int
+    step: StepView
+    fps: int = 8
+    chunk_max_frames: int = steps.CHUNK_MAX_FRAMES
+    chunk_ms: int = steps.CHUNK_MS
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    session_id: str
+    status: str  # "capturing" | "decided"
+    step_state: str  # of the step this chunk belonged to
+    hints: list[str]
+    step: StepView | None
+    result: SessionResult | None
+
+
+def _aad(session_id: str, seq: int) -> bytes:
+    return f"vchunk|{session_id}|{seq}".encode()
+
+
+def new_steps(challenges: Sequence[str]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = [
+        {"kind": "settle", "challenge": None, "state": WAITING, "reveal_ms": 0, "prompt_delay_ms": 0}
+        | {"window_ms": steps.SETTLE_WINDOW_MS, "result": None}
+    ]
+    for c in challenges:
+        out.append(
+            {"kind": "challenge", "challenge": c, "state": PENDING, "reveal_ms": None, "prompt_delay_ms": 0}
+            | {"window_ms": steps.CHALLENGE_WINDOW_MS, "result": None}
+        )
+    return out
+
+
+def revealed_challenges(vs: VerificationSession) -> list[str]:
+    """The challenges the client was shown (a paced session never reveals the rest, not even later:
+    the same set is reused for this pensioner within the session lifetime)."""
+    if vs.protocol != PROTOCOL:
+        return list(vs.challenges)
+    return [s["challenge"] for s in vs.steps or [] if s["kind"] == "challenge" and s["state"] != PENDING]
+
+
+class PacedCapture:
+    """The paced protocol on top of :class:`VerificationService` (its engine, limiter, records)."""
+
+    def __init__(self, svc: VerificationService, params: LivenessParams) -> None:
+        self.svc = svc
+        self.ctx = svc.ctx
+        self.params = params
+        self.clock = svc.clock
+
+    def _ms_since(self, vs: VerificationSession) -> int:
+        """Server ms since the session was created (the paced timeline)."""
+        return int((self.clock() - as_utc(vs.created_at)).total_seconds() * 1000)
+
+    # -- start ----------------------------------------------------------------------------
+    def start(self, db: Session, vs: VerificationSession, nonce: str) -> PacedStart:
+        vs.protocol = PROTOCOL
+        vs.steps = new_steps(vs.challenges)
+        vs.current_step = 0
+        return PacedStart(vs.id, vs.expires_at, len(vs.steps), self._view(vs, nonce))
+
+    def _view(self, vs: VerificationSession, nonce: str) -> StepView:
+        st = vs.steps[vs.current_step]
+        return StepView(vs.current_step, st["kind"], st["challenge"], nonce, st["prompt_delay_ms"], st["window_ms"])
+
+    # -- one chunk ------------------------------------------------------------------------
+    def submit_chunk(
+        self,
+        session_id: str,
+        step_index: int,
+        nonce: str,
+        timestamps: str | list[int],
+        frames: list[bytes],
+        client_addr: str = "",
+    ) -> ChunkResult:
+        lim = self.ctx.settings.images
+        if not frames:
+            raise LifecertError("a chunk needs at least one frame", code=ErrorCode.TOO_FEW_FRAMES, min_frames=1)
+        if len(frames) > steps.CHUNK_MAX_FRAMES:
+            raise LifecertError(
+                f"{len(frames)} frames; at most {steps.CHUNK_MAX_FRAMES} per chunk",
+                code=ErrorCode.TOO_MANY_FRAMES,
+                max_frames=steps.CHUNK_MAX_FRAMES,
+            )
+        ttl_ms = self.ctx.settings.verification.session_ttl_seconds * 1000
+        ts = parse_timestamps(timestamps, len(frames), ttl_ms)
+        fa.check_frame_bytes(frames, max_bytes=lim.max_bytes)
+        fresh = secrets.token_urlsafe(24)
+        with self.ctx.db.session() as db:
+            vs = db.get(VerificationSession, session_id)
+            if vs is None:
+                raise NotFound("no such verification session")
+            if not secrets.compare_digest(sha256_hex(nonce), vs.nonce_hash):
+                raise LifecertError("the nonce does not belong to this session", code=ErrorCode.BAD_NONCE)
+            if self.clock() > as_utc(vs.expires_at):
+                raise LifecertError("the session has expired; please start again", code=ErrorCode.SESSION_EXPIRED)
+            if vs.decision is not None or vs.protocol != PROTOCOL:
+                raise LifecertError("this nonce was already used", code=ErrorCode.NONCE_USED)
+            if step_index != vs.current_step:
+                raise LifecertError(
+                    f"step {step_index} is not the current step",
+                    code=ErrorCode.BAD_REQUEST,
+                    current_step=vs.current_step,
+                )
+            if vs.frame_count + len(frames) > steps.SESSION_MAX_FRAMES:
+                raise LifecertError(
+                    f"at most {steps.SESSION_MAX_FRAMES} frames per session",
+                    code=ErrorCode.TOO_MANY_FRAMES,
+                    max_frames=steps.SESSION_MAX_FRAMES,
+                )
+            seq = vs.chunk_count
+            claimed = db.execute(  # type: ignore[attr-defined]
+                update(VerificationSession)
+                .where(
+                    VerificationSession.id == session_id,
+                    VerificationSession.nonce_hash == vs.nonce_hash,
+                    VerificationSession.decision.is_(None),
+                )
+                .values(
+                    nonce_hash=sha256_hex(fresh),
+                    chunk_count=VerificationSession.chunk_count + 1,
+                    frame_count=VerificationSession.frame_count + len(frames),
+                    used_at=self.clock(),
+                )
+            ).rowcount
+            if claimed != 1:
+                raise LifecertError("this nonce was already used", code=ErrorCode.NONCE_USED)
+        # The nonce is spent from here on: a frame that fails to decode ends the session.
+        decoded = fa.decode_frames(frames, max_bytes=lim.max_bytes, max_pixels=lim.max_pixels)
+        obs = self._observe(decoded, ts)
+        with self.ctx.db.session() as db:
+            row = db.get(VerificationSession, session_id)
+            if row is None:  # pragma: no cover - deleted concurrently
+                raise NotFound("no such verification session")
+            return self._advance(db, row, seq, ts, frames, obs, fresh, client_addr)
+
+    def _observe(self, decoded: list[tuple[ImageBGR, tuple[int, int]]], ts: list[int]) -> list[steps.Obs]:
+        """Detection + landmarks per frame, and the PAD model's P(real) on every full frame with a
+        face (one batch per chunk)."""
+        infos = [
+            fa.FrameInfo(i, t, img, (img.shape[1], img.shape[0]), FrameObs(t, None))
+            for i, ((img, _size), t) in enumerate(zip(decoded, ts, strict=True))
+        ]
+        fa.observe(self.svc.frame_engine, infos)
+        pad_scores: dict[int, float] = {}
+        with_face = [f for f in infos if f.face is not None]
+        if self.svc.pad_model is not None and with_face:
+            boxes = [box_xyxy_to_xywh(f.face.box) for f in with_face if f.face is not None]
+            probs = self.svc.pad_model.score_many([f.image for f in with_face], boxes)
+            pad_scores = {f.index: float(pr) for f, pr in zip(with_face, probs, strict=True)}
+        out = []
+        for info in infos:
+            w, h = info.size
+            box = None if info.face is None else tuple(float(v) for v in info.face.box)
+            p_real = pad_scores.get(info.index)
+            out.append(
+                steps.Obs(
+                    t_ms=info.t_ms,
+                    size=(w, h),
+                    landmarks=info.obs.landmarks,
+                    box=box,  # type: ignore[arg-type]
+                    num_faces=info.obs.num_faces,
+                    sharpness=info.sharpness,
+                    brightness=info.brightness if info.obs.has_face else info.frame_brightness,
+                    pad=p_real,
+                )
+            )
+        return out
+
+    def _advance(
+        self,
+        db: Session,
+        vs: VerificationSession,
+        seq: int,
+        ts: list[int],
+        frames: list[bytes],
+        obs: list[steps.Obs],
+        fresh: str,
+        client_addr: str,
+    ) -> ChunkResult:
+        g = self.ctx.settings.quality
+        now_ms = self._ms_since(vs)
+        offset = steps.update_offset(vs.clock_offset_ms, now_ms, ts[-1])
+        vs.clock_offset_ms = offset
+        header = json.dumps({"timestamps": ts, "sizes": [len(b) for b in frames]}).encode()
+        sealed = self.ctx.cipher.seal(len(header).to_bytes(4, "big") + header + b"".join(frames), _aad(vs.id, seq))
+        k = vs.current_step
+        db.add(
+            VerificationChunk(
+                session_id=vs.id,
+                seq=seq,
+                step=k,
+                received_ms=now_ms,
+                frames_sealed=sealed,
+                observations=[o.to_json() for o in obs],
+            )
+        )
+        db.flush()
+        step_obs = self._obs(db, vs.id, step=k)
+        all_steps = [dict(s) for s in vs.steps]
+        st = all_steps[k]
+        latest_ms = obs[-1].t_ms + offset
+        missed: str | None = None
+        finished = False
+        fail_reason: str | None = None
+        hints: list[str]
+        if st["kind"] == "settle":
+            res = steps.settle(step_obs, offset, g)
+            hints = steps.hints(obs, g, hold_still=res.motion is not None)
+            if res.steady and res.baseline is not None:
+                st["state"] = SEEN
+                st["result"] = {"motion": round(res.motion or 0.0, 4), "seen_ms": latest_ms}
+                b = res.baseline
+                vs.baseline = {"ear": b.ear, "mar": b.mar, "yaw": b.yaw, "pitch": b.pitch, "frames": b.frames}
+            elif steps.step_over(latest_ms, now_ms, st["reveal_ms"], st["window_ms"]):
+                st["state"] = TIMED_OUT
+                finished = True
+                fail_reason = str(steps.most_common_issue(step_obs, g))
+        else:
+            base = _baseline(vs.baseline)
+            fobs = [o.frame_obs(offset) for o in step_obs]
+            j = steps.judge_challenge(st["challenge"], fobs, base, int(st["reveal_ms"]), self.params)
+            st["result"] = j.as_dict(st["challenge"], int(st["reveal_ms"]))
+            hints = [] if j.seen else steps.hints(obs, g)
+            if j.seen:
+                st["state"] = SEEN
+            elif steps.step_over(latest_ms, now_ms, int(st["reveal_ms"]), int(st["window_ms"])):
+                st["state"] = TIMED_OUT
+                finished = True
+                missed = st["challenge"]
+        step_state = st["state"]
+        if step_state == SEEN:
+            if k + 1 < len(all_steps):
+                nxt = all_steps[k + 1]
+                delay = self.svc.rng.randint(*steps.PROMPT_DELAY_MS)
+                nxt["state"] = WAITING
+                nxt["prompt_delay_ms"] = delay
+                nxt["reveal_ms"] = self._ms_since(vs) + delay
+                vs.current_step = k + 1
+            else:
+                finished = True
+        vs.steps = all_steps
+        if not finished:
+            db.flush()
+            return ChunkResult(vs.id, "capturing", step_state, hints, self._view(vs, fresh), None)
+        self._finalize(db, vs, fail_reason, missed, client_addr)
+        return ChunkResult(vs.id, "decided", step_state, [], None, self.svc._result(db, vs))
+
+    @staticmethod
+    def _obs(db: Session, session_id: str, step: int | None = None) -> list[steps.Obs]:
+        q = select(VerificationChunk.observations).where(VerificationChunk.session_id == session_id)
+        if step is not None:
+            q = q.where(VerificationChunk.step == step)
+        return [steps.Obs.from_json(d) for rows in db.scalars(q.order_by(VerificationChunk.seq)) for d in rows]
+
+    # -- the decision ---------------------------------------------------------------------
+    def _finalize(
+        self, db: Session, vs: VerificationSession, fail_reason: str | None, missed: str | None, client_addr: str
+    ) -> None:
+        from lifecert.services.verification.service import _Analysis
+
+        t0 = time.perf_counter()
+        v = self.ctx.settings.verification
+        p = db.get(Pensioner, vs.pensioner_id)
+        if p is None:  # pragma: no cover - cascade
+            raise NotFound("no such verification session")
+        offset = vs.clock_offset_ms or 0
+        rows = db.execute(
+            select(VerificationChunk.id, VerificationChunk.step, VerificationChunk.observations)
+            .where(VerificationChunk.session_id == vs.id)
+            .order_by(VerificationChunk.seq)
+        ).all()
+        # (chunk id, index in chunk, step, obs) in capture order
+        items = [(cid, i, step, steps.Obs.from_json(d)) for cid, step, ds in rows for i, d in enumerate(ds)]
+        results = [s["result"] | {"state": s["state"]} for s in vs.steps if s["kind"] == "challenge" and s["result"]]
+        results = [r for r in results if r.get("name") in revealed_challenges(vs)]
+        summary = {
+            "total": len(items),
+            "with_face": sum(1 for *_, o in items if o.landmarks is not None),
+            "usable": sum(1 for *_, o in items if o.landmarks is not None and o.num_faces == 1),
+            "steps": [{"kind": s["kind"], "challenge": s["challenge"], "state": s["state"]} for s in vs.steps],
+        }
+        scores: dict[str, Any] = {"protocol": PROTOCOL, "frames": summary, "missed_challenge": missed}
+        base = _baseline(vs.baseline)
+        usable = [(cid, i, o) for cid, i, _s, o in items if o.landmarks is not None and o.num_faces == 1]
+        if fail_reason is not None or len(usable) < v.min_frames:
+            reason = fail_reason or str(ErrorCode.TOO_FEW_FRAMES)
+            keep = sorted(usable, key=lambda x: -x[2].sharpness)[: v.embed_best_k]
+            kept = self._load(db, vs.id, [(c, i) for c, i, _ in keep])
+            a = _Analysis(Decision.RETRY, reason, None, scores, list(range(len(kept))))
+            best = [(data, size, f"step frame {n}") for n, (data, _img, size) in enumerate(kept)]
+            self.svc._record(db, vs, p, a, best, results, client_addr)
+            return
+        fobs = [o.frame_obs(offset) for *_, o in items]
+        sig = signals(fobs)
+        motion = landmark_motion(fobs)
+        flat = flat_check(fobs, sig, self.params)
+        breaks = track_breaks(fobs, self.params)
+        pad = self.svc.pad_verdict([o.pad for *_, o in items if o.pad is not None])
+        scores["liveness"] = {
+            "motion": round(motion, 5),
+            "still": motion < self.params.still_motion,
+            "flat": {"decided": flat.decided, "flat": flat.flat, "residual": flat.residual, "pairs": flat.pairs},
+            "baseline": {k: (round(x, 4) if isinstance(x, float) else x) for k, x in (vs.baseline or {}).items()},
+            "track_breaks": breaks,
+        }
+        if pad is not None:
+            scores["pad"] = pad
+        # Best frames: one per time segment over the usable frames, plus both sides of a tracking break.
+        q = [steps.face_quality(o, base.ear) for _, _, o in usable]
+        k = max(1, min(v.embed_best_k, len(usable)))
+        segs = np.array_split(np.arange(len(usable)), k)
+        pick = [int(max(seg, key=lambda j: q[j])) for seg in segs if len(seg)]
+        flat_index = {(cid, i): n for n, (cid, i, _s, _o) in enumerate(items)}
+        use_pos = {flat_index[(c, i)]: j for j, (c, i, _) in enumerate(usable)}
+        extra = []
+        for b in breaks[:2]:
+            j = use_pos.get(b)
+            if j is not None:
+                extra += [x for x in (j - 1, j) if x >= 0 and x not in pick and x not in extra]
+        chosen = pick + extra
+        loaded = self._load(db, vs.id, [(usable[j][0], usable[j][1]) for j in chosen])
+        ok = []  # (index into usable, (image, face), (jpeg, original size))
+        for j, (data, img, size) in zip(chosen, loaded, strict=False):
+            det = self.svc.frame_engine.detect(img)
+            if det:
+                ok.append((j, (img, det[0]), (data, size)))
+        if not ok:
+            a = _Analysis(Decision.RETRY, str(ErrorCode.NO_FACE), None, scores)
+            self.svc._record(db, vs, p, a, [], results, client_addr)
+            return
+        embs = self.svc.frame_engine.embed_faces([f for _, f, _ in ok], self.ctx.settings.embedding.probe_profile)
+        thr = self.ctx.model.threshold("verify")
+        one_person_min = float((embs @ embs.T).min()) if len(embs) > 1 else 1.0
+        nb = sum(1 for j, _, _ in ok if j in pick)
+        w = np.array([max(q[j], 1e-3) for j, _, _ in ok[:nb]], dtype=np.float32)
+        fused = l2_normalize((embs[:nb] * w[:, None]).sum(axis=0)) if nb else l2_normalize(embs.mean(axis=0))
+        matches = match_pensioner(self.ctx, db, p.id, fused)
+        own = matches[0].score
+        hits = [
+            {"pensioner_id": h.pensioner_id, "template_id": h.template_id, "score": round(h.score, 4)}
+            for h in search(self.ctx, db, fused, k=5)
+            if h.pensioner_id != p.id
+        ]
+        scores |= {
+            "best_frames": [
+                {"index": n, "step": items[flat_index[(usable[j][0], usable[j][1])]][2]}
+                | {"t_ms": usable[j][2].t_ms + offset, "quality": round(q[j], 4), "track_break": j in extra}
+                | {"pad": usable[j][2].pad}
+                for n, (j, _, _) in enumerate(ok)
+            ],
+            "one_person_min_similarity": round(one_person_min, 4),
+            "match": round(own, 4),
+            "match_template_id": matches[0].template_id,
+            "templates_compared": len(matches),
+            "threshold": thr,
+            "model_key": self.ctx.model.key,
+            "one_to_n": hits,
+        }
+        verdict = rules.decide(
+            rules.Evidence(
+                threshold=thr,
+                own_match=own,
+                one_person_min=one_person_min,
+                other_matches=[h["score"] for h in hits],
+                still=motion < self.params.still_motion,
+                flat=flat.decided and flat.flat,
+                challenges_passed=missed is None and all(s["state"] == SEEN for s in vs.steps),
+                pad_spoof=bool(pad and pad.get("spoof")),
+            )
+        )
+        if verdict.issue:
+            scores["liveness_issue"] = verdict.issue
+        scores["analysis_ms"] = round((time.perf_counter() - t0) * 1000, 1)
+        final_reason = str(verdict.reason) if verdict.reason else None
+        a = _Analysis(verdict.decision, final_reason, None, scores, list(range(len(ok))), hits, own)
+        best = [
+            (data, size, f"step {scores['best_frames'][n]['step']} frame") for n, (_, _, (data, size)) in enumerate(ok)
+        ]
+        self.svc._record(db, vs, p, a, best, results, client_addr)
+
+    # -- sealed frames --------------------------------------------------------------------
+    def _load(
+        self, db: Session, session_id: str, keys: Sequence[tuple[int, int]]
+    ) -> list[tuple[bytes, ImageBGR, tuple[int, int]]]:
+        """(JPEG bytes, decoded (H, W, 3) BGR image, original (w, h)) of frames given as
+        (chunk id, index in chunk); frames no longer kept are skipped."""
+        lim = self.ctx.settings.images
+        cache: dict[int, list[bytes]] = {}
+        out = []
+        for cid, i in keys:
+            if cid not in cache:
+                row = db.get(VerificationChunk, cid)
+                blob = None if row is None or row.frames_sealed is None else row.frames_sealed
+                cache[cid] = (
+                    []
+                    if blob is None or row is None
+                    else split_blob(self.ctx.cipher.open(blob, _aad(session_id, row.seq)))[1]
+                )
+            if i >= len(cache[cid]):
+                continue
+            data = cache[cid][i]
+            img, size = fa.decode_frames([data], max_bytes=lim.max_bytes, max_pixels=lim.max_pixels)[0]
+            out.append((data, img, size))
+        return out
+
+
+def split_blob(blob: bytes) -> tuple[list[int], list[bytes]]:
+    """(timestamps, JPEG bytes per frame) of one opened chunk blob."""
+    n = int.from_bytes(blob[:4], "big")
+    header = json.loads(blob[4 : 4 + n])
+    out, pos = [], 4 + n
+    for size in header["sizes"]:
+        out.append(blob[pos : pos + size])
+        pos += size
+    return list(header["timestamps"]), out
+
+
+def _baseline(d: dict[str, Any] | None) -> Baseline:
+    d = d or {}
+    nan = float("nan")
+    return Baseline(
+        float(d.get("ear", nan)),
+        float(d.get("mar", nan)),
+        float(d.get("yaw", nan)),
+        float(d.get("pitch", nan)),
+        int(d.get("frames", 0)),
+    )

@@ -1,0 +1,92 @@
+"""Decision rules of a verification session, on plain data (no database, no video).
+
+:func:`decide` turns the measured evidence of one session into CONFIRMED / RETRY / REVIEW
+and a reason code; :func:`escalate` applies the "too many retries" rule. The order of the
+checks is the policy: evidence that someone else or something other than a live face is in
+front of the camera (REVIEW) outranks a missed challenge (RETRY), which outranks the 1:1 score.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from lifecert.domain.errors import ErrorCode
+from lifecert.engine.pad import PadModel
+from lifecert.storage.models_verification import Decision
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the frame analysis measured. Similarities are cosine on L2-normalised embeddings."""
+
+    threshold: float  # the model's calibrated 1:1 threshold
+    own_match: float  # fused probe vs the pensioner's best template
+    one_person_min: float  # lowest similarity between the session's best frames (1.0 with one)
+    other_matches: Sequence[float] = ()  # 1:N scores of OTHER pensioners
+    still: bool = False  # no landmark motion at all: a still image
+    flat: bool = False  # the flat-photo test decided "planar"
+    challenges_passed: bool = True
+    pad_spoof: bool = False  # presentation-attack detection (model and/or cues) says spoof
+
+
+@dataclass(frozen=True)
+class Verdict:
+    decision: str
+    reason: ErrorCode | None
+    issue: str | None = None  # finer note for the case page (e.g. "flat_photo")
+    notes: list[str] = field(default_factory=list)
+
+
+def decide(e: Evidence) -> Verdict:
+    """The decision for one session's evidence (see the module docstring for the order)."""
+    if e.still:
+        return Verdict(Decision.REVIEW, ErrorCode.LIVENESS_FAILED, "still_image")
+    if e.pad_spoof:
+        return Verdict(Decision.REVIEW, ErrorCode.PRESENTATION_ATTACK, "presentation_attack")
+    if e.one_person_min < e.threshold:
+        return Verdict(Decision.REVIEW, ErrorCode.DIFFERENT_PERSONS)
+    if e.flat:
+        return Verdict(Decision.REVIEW, ErrorCode.LIVENESS_FAILED, "flat_photo")
+    if not e.challenges_passed:
+        return Verdict(Decision.RETRY, ErrorCode.CHALLENGE_NOT_SEEN)
+    if any(s >= e.threshold and s > e.own_match for s in e.other_matches):
+        return Verdict(Decision.REVIEW, ErrorCode.MATCHES_OTHER_PENSIONER)
+    if e.own_match < e.threshold:
+        return Verdict(Decision.REVIEW, ErrorCode.LOW_MATCH)
+    return Verdict(Decision.CONFIRMED, None)
+
+
+def escalate(decision: str, reason: str | None, retries_before: int, max_retries: int) -> tuple[str, str | None]:
+    """After ``max_retries`` RETRYs in a row the next RETRY becomes REVIEW (TOO_MANY_RETRIES)."""
+    if decision == Decision.RETRY and retries_before >= max_retries:
+        return Decision.REVIEW, ErrorCode.TOO_MANY_RETRIES
+    return decision, reason
+
+
+def consecutive_retries(decisions_newest_first: Sequence[str | None]) -> int:
+    """How many RETRYs in a row end the pensioner's history (newest first)."""
+    n = 0
+    for d in decisions_newest_first:
+        if d != Decision.RETRY:
+            break
+        n += 1
+    return n
+
+
+def pad_evidence(pad: PadModel | None, scores: Sequence[float]) -> dict[str, Any] | None:
+    """The session's PAD result from per-frame P(real) (None when PAD is off): fused with the
+    model's calibrated fusion, spoof when below its threshold. No scored frame is no evidence
+    (framing rules deal with a session without a face), not a spoof."""
+    if pad is None:
+        return None
+    fused = pad.fuse(scores) if scores else float("nan")
+    return {
+        "frames": len(scores),
+        "score": None if fused != fused else round(float(fused), 4),  # fused P(real)
+        "min": round(float(min(scores)), 4) if scores else None,
+        "threshold": pad.threshold.value,
+        "fusion": pad.threshold.fusion,
+        "spoof": bool(scores) and pad.is_attack(fused),
+    }

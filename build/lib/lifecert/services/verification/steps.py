@@ -1,0 +1,284 @@
+"""Server-paced capture: the rules of one step, on plain data (no database, no images).
+
+A paced session is a settle step (index 0) followed by the challenge steps. The client sends
+small chunks of frames; after each chunk the server judges the current step from ALL frames
+of that step received so far:
+
+- settle: a face must be steady in the frame (no framing issue, little motion) for
+  ``SETTLE_STEADY_MS``; those frames give the pensioner's own baseline (open-eye EAR, mouth,
+  yaw, pitch) that every challenge is measured against;
+- a challenge: counted only from frames captured at least ``MIN_REACTION_MS`` after the
+  server's reveal time, and only if the face was at rest there first — an action already under
+  way when the prompt appeared (a pre-cued clip, a spontaneous blink) does not count; the user
+  simply does it again within the generous window.
+
+Time: every frame carries the client's ms since its capture start; the server maps it onto its
+own clock (ms since the session was created) with ``offset = min(received_ms - last client ms)``
+over the chunks so far. That bound is never earlier than the truth, so a client cannot make its
+frames look later than they arrived.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from lifecert.config import QualitySettings
+from lifecert.domain.errors import ErrorCode
+from lifecert.engine.liveness import (
+    RIGID_IDX,
+    Baseline,
+    FrameObs,
+    LivenessParams,
+    Signals,
+    detect_blink,
+    detect_nod,
+    detect_open_mouth,
+    detect_turn,
+    signals,
+)
+from lifecert.services.verification.frames import framing_issue, quality_score
+
+MIN_REACTION_MS = 250  # a response beginning sooner after the prompt than this is not human
+SETTLE_WINDOW_MS = 20_000  # time to get the face steady in the oval before the session gives up
+SETTLE_STEADY_MS = 800  # steady this long (with at least SETTLE_MIN_FRAMES frames)
+SETTLE_MIN_FRAMES = 5
+# Mean rigid-landmark displacement from the run's mean shape / face width. The talking-head video
+# (8 fps, 0.8 s runs) gives p50 0.058, p90 0.100, max 0.143; a face entering the frame moves > 0.3.
+SETTLE_MAX_MOTION = 0.15
+CHALLENGE_WINDOW_MS = 8_000  # from the reveal; elderly users react 1.8-2.7 s late (issue 12)
+UPLOAD_GRACE_MS = 4_000  # a step also ends when no frame past its window arrived this long after it
+PROMPT_DELAY_MS = (300, 1500)  # random jitter between the answer that reveals a prompt and the prompt
+CHUNK_MAX_FRAMES = 12
+CHUNK_MS = 1000  # the client is asked to send a chunk about this often
+SESSION_MAX_FRAMES = 400
+
+# framing issue -> live hint code (lifecert.domain.challenges.HINT_CODES)
+HINT_FOR: dict[str, str] = {
+    ErrorCode.NO_FACE: "NO_FACE",
+    ErrorCode.TOO_DARK: "MORE_LIGHT",
+    ErrorCode.TOO_BRIGHT: "LESS_LIGHT",
+    ErrorCode.FACE_NOT_CENTRED: "FACE_NOT_CENTRED",
+    ErrorCode.FACE_TOO_SMALL: "MOVE_CLOSER",
+    ErrorCode.MULTIPLE_FACES: "ONE_PERSON_ONLY",
+}
+
+
+@dataclass(frozen=True)
+class Obs:
+    """What the server saw in one frame (kept per chunk as JSON). ``t_ms``: the client's ms;
+    ``landmarks``: (68, 2) pixels of the analysed (shrunk) frame; ``size``: its (w, h)."""
+
+    t_ms: int
+    size: tuple[int, int]
+    landmarks: NDArray[np.float32] | None = None
+    box: tuple[float, float, float, float] | None = None
+    num_faces: int = 0
+    sharpness: float = 0.0
+    brightness: float = 0.0  # face region (or whole frame without a face), grey 0..255
+    pad: float | None = None  # P(real) of the PAD model on this full frame, when installed
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "t": self.t_ms,
+            "size": list(self.size),
+            "lm": None if self.landmarks is None else np.round(self.landmarks, 1).tolist(),
+            "box": None if self.box is None else [round(float(v), 1) for v in self.box],
+            "n": self.num_faces,
+            "sh": round(self.sharpness, 2),
+            "br": round(self.brightness, 2),
+            "pad": None if self.pad is None else round(self.pad, 4),
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Obs:
+        lm = d.get("lm")
+        box = d.get("box")
+        return cls(
+            t_ms=int(d["t"]),
+            size=(int(d["size"][0]), int(d["size"][1])),
+            landmarks=None if lm is None else np.asarray(lm, dtype=np.float32).reshape(68, 2),
+            box=None if box is None else (float(box[0]), float(box[1]), float(box[2]), float(box[3])),
+            num_faces=int(d.get("n", 0)),
+            sharpness=float(d.get("sh", 0.0)),
+            brightness=float(d.get("br", 0.0)),
+            pad=None if d.get("pad") is None else float(d["pad"]),
+        )
+
+    def frame_obs(self, offset_ms: int) -> FrameObs:
+        """The liveness view of this frame on the SERVER clock."""
+        box = None if self.box is None else np.asarray(self.box, dtype=np.float32)
+        return FrameObs(self.t_ms + offset_ms, self.landmarks, box, self.num_faces)
+
+    def issue(self, g: QualitySettings) -> ErrorCode | None:
+        o = FrameObs(self.t_ms, self.landmarks, None, self.num_faces)
+        return framing_issue(o, self.size, self.brightness, g)
+
+
+def update_offset(previous: int | None, received_ms: int, last_client_ms: int) -> int:
+    """Server ms minus client ms, the smallest seen: an upper bound of the true offset plus the
+    shortest upload time, so mapped frame times are never earlier than the truth."""
+    cand = received_ms - last_client_ms
+    return cand if previous is None else min(previous, cand)
+
+
+def hints(latest: Sequence[Obs], g: QualitySettings, *, hold_still: bool = False) -> list[str]:
+    """Live hints from the newest chunk: the most common framing issue when at least half of its
+    frames have one, and HOLD_STILL when asked (settle step with too much motion)."""
+    issues = [i for i in (o.issue(g) for o in latest) if i is not None]
+    out: list[str] = []
+    if latest and len(issues) * 2 >= len(latest):
+        out.append(HINT_FOR.get(Counter(issues).most_common(1)[0][0], "NO_FACE"))
+    if hold_still and not out:
+        out.append("HOLD_STILL")
+    return out
+
+
+def most_common_issue(obs: Sequence[Obs], g: QualitySettings) -> ErrorCode:
+    issues = [i for i in (o.issue(g) for o in obs) if i is not None]
+    return Counter(issues).most_common(1)[0][0] if issues else ErrorCode.NO_FACE
+
+
+def baseline_of(frames: Sequence[FrameObs]) -> Baseline:
+    """The pensioner's own neutral values from steady frames (open-eye EAR as a high percentile so
+    a blink among them does not lower it)."""
+    sig = signals(frames)
+    ok = ~np.isnan(sig.ear)
+    if not ok.any():
+        return Baseline(float("nan"), float("nan"), float("nan"), float("nan"), 0)
+    return Baseline(
+        ear=float(np.percentile(sig.ear[ok], 75)),
+        mar=float(np.median(sig.mar[ok])),
+        yaw=float(np.median(sig.yaw[ok])),
+        pitch=float(np.median(sig.pitch[ok])),
+        frames=int(ok.sum()),
+    )
+
+
+@dataclass(frozen=True)
+class SettleResult:
+    steady: bool
+    baseline: Baseline | None = None
+    motion: float | None = None  # of the newest candidate run, face widths
+
+
+def settle(obs: Sequence[Obs], offset_ms: int, g: QualitySettings) -> SettleResult:
+    """Is there a run of consecutive good frames (no framing issue) spanning SETTLE_STEADY_MS with
+    little landmark motion? Looks at the newest run only (the face must be steady NOW)."""
+    run: list[Obs] = []
+    for o in reversed(obs):
+        if o.issue(g) is not None:
+            break
+        run.append(o)
+    run.reverse()
+    if len(run) < SETTLE_MIN_FRAMES:
+        return SettleResult(False)
+    # The newest frames spanning the steady time.
+    end = run[-1].t_ms
+    tail = [o for o in run if o.t_ms >= end - SETTLE_STEADY_MS]
+    if run[0].t_ms > end - SETTLE_STEADY_MS or len(tail) < SETTLE_MIN_FRAMES:
+        return SettleResult(False)
+    lms = [o.landmarks[RIGID_IDX] for o in tail if o.landmarks is not None]
+    widths = [max(float(np.linalg.norm(lm[16] - lm[0])), 1e-6) for lm in lms]
+    mean_lm = np.mean(lms, axis=0)
+    motion = max(float(np.linalg.norm(lm - mean_lm, axis=1).mean()) / w for lm, w in zip(lms, widths, strict=True))
+    if motion > SETTLE_MAX_MOTION:
+        return SettleResult(False, motion=motion)
+    return SettleResult(True, baseline_of([o.frame_obs(offset_ms) for o in tail]), motion)
+
+
+@dataclass(frozen=True)
+class StepJudgement:
+    seen: bool
+    frames: int  # frames with a face counted for this step
+    reaction_ms: int | None = None  # first counted frame at rest -> action peak start, from the reveal
+    peak_t_ms: int | None = None  # server ms
+    peak_value: float | None = None
+    threshold: float | None = None
+    early: bool = False  # the action was already under way before MIN_REACTION_MS (not counted)
+
+    def as_dict(self, name: str, reveal_ms: int) -> dict[str, Any]:
+        return {
+            "name": name,
+            "passed": self.seen,
+            "frames": self.frames,
+            "reaction_ms": self.reaction_ms,
+            "peak_ms_after_prompt": None if self.peak_t_ms is None else self.peak_t_ms - reveal_ms,
+            "peak_value": None if self.peak_value is None else round(self.peak_value, 4),
+            "threshold": None if self.threshold is None else round(self.threshold, 4),
+            "early_action_ignored": self.early,
+        }
+
+
+def _at_rest(name: str, sig: Signals, i: int, base: Baseline, p: LivenessParams) -> bool:
+    """Frame ``i`` shows a neutral face for challenge ``name`` (the action has not begun)."""
+    if name == "blink":
+        return bool(sig.ear[i] >= p.blink_recover * base.ear)
+    if name in ("turn_left", "turn_right"):
+        sign = 1.0 if name == "turn_left" else -1.0
+        return bool(sign * (sig.yaw[i] - base.yaw) < p.turn_back * p.turn_yaw)
+    if name == "nod":
+        return bool(sig.pitch[i] - base.pitch < p.nod_pitch / 2)
+    if name == "open_mouth":
+        return bool(sig.mar[i] < max(p.mouth_open_abs, base.mar + p.mouth_open_delta))
+    return False
+
+
+def _detect(
+    name: str, sig: Signals, idx: NDArray[np.int64], base: Baseline, p: LivenessParams
+) -> tuple[bool, int | None, float | None, float]:
+    if name == "blink":
+        return detect_blink(sig, idx, base, p)
+    if name in ("turn_left", "turn_right"):
+        return detect_turn(sig, idx, base, p, name.removeprefix("turn_"))
+    if name == "open_mouth":
+        return detect_open_mouth(sig, idx, base, p)
+    if name == "nod":
+        return detect_nod(sig, idx, base, p)
+    return False, None, None, 0.0
+
+
+def judge_challenge(
+    name: str, frames: Sequence[FrameObs], base: Baseline, reveal_ms: int, p: LivenessParams | None = None
+) -> StepJudgement:
+    """Was challenge ``name`` acted after its prompt? ``frames`` on the server clock, in order;
+    ``reveal_ms``: when the server showed the prompt (server ms)."""
+    p = p or LivenessParams()
+    sig = signals(frames)
+    face = ~np.isnan(sig.ear)
+    cut = reveal_ms + MIN_REACTION_MS
+    after = np.nonzero((sig.t_ms >= cut) & face)[0]
+    if len(after) == 0 or np.isnan(base.ear):
+        return StepJudgement(False, 0)
+    rest = [int(i) for i in after if _at_rest(name, sig, int(i), base, p)]
+    early = bool(len(after) and not _at_rest(name, sig, int(after[0]), base, p))
+    if not rest:
+        ok, i, v, thr = _detect(name, sig, after, base, p)
+        return StepJudgement(False, len(after), None, None, v, thr, early)
+    start = rest[0]
+    idx = after[after >= start]
+    ok, i, v, thr = _detect(name, sig, idx, base, p)
+    peak_t = int(sig.t_ms[i]) if i is not None else None
+    if not ok:
+        return StepJudgement(False, len(after), None, peak_t, v, thr, early)
+    # Reaction: the last frame at rest before the peak marks where the action began.
+    began = max((j for j in rest if j < (i if i is not None else start)), default=start)
+    return StepJudgement(True, len(after), int(sig.t_ms[began]) - reveal_ms, peak_t, v, thr, early)
+
+
+def step_over(latest_frame_ms: int | None, now_ms: int, reveal_ms: int, window_ms: int) -> bool:
+    """The window ran out: a frame captured after it arrived, or the client went quiet past the grace."""
+    end = reveal_ms + window_ms
+    return (latest_frame_ms is not None and latest_frame_ms > end) or now_ms > end + UPLOAD_GRACE_MS
+
+
+def face_quality(o: Obs, base_ear: float) -> float:
+    """0..1 for choosing the frames to embed (see :func:`frames.quality_score`); 0 without exactly one face."""
+    if o.landmarks is None or o.num_faces != 1:
+        return 0.0
+    return quality_score(o.landmarks, o.sharpness, o.brightness, base_ear)

@@ -1,0 +1,126 @@
+"""Encrypted storage of a session's frames for the review period, and the retention purge.
+
+All frames of a session go into one AES-GCM sealed blob (aad: the session id) under
+``data_dir/sessions``; the best frames also go to the photo store so the case page can show them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+
+from lifecert.domain.errors import ErrorCode, LifecertError
+from lifecert.services import audit
+from lifecert.services.context import AppContext
+from lifecert.storage.models import ReviewCase
+from lifecert.storage.models_verification import VerificationChunk, VerificationSession
+
+
+def sessions_dir(ctx: AppContext) -> Path:
+    return ctx.settings.data_dir / "sessions"
+
+
+def _aad(session_id: str) -> bytes:
+    return f"vsession|{session_id}".encode()
+
+
+def seal_frames(ctx: AppContext, session_id: str, frames: list[bytes], ts: list[int]) -> str:
+    """Seal all uploaded frames (JPEG bytes, capture order) with their timestamps (ms);
+    returns the blob's file name under :func:`sessions_dir`."""
+    header = json.dumps({"timestamps": ts, "sizes": [len(b) for b in frames]}).encode()
+    blob = len(header).to_bytes(4, "big") + header + b"".join(frames)
+    d = sessions_dir(ctx)
+    d.mkdir(parents=True, exist_ok=True, mode=0o700)
+    name = f"{session_id}.bin"
+    (d / name).write_bytes(ctx.cipher.seal(blob, _aad(session_id)))
+    return name
+
+
+def open_frames_blob(ctx: AppContext, session_id: str) -> tuple[list[int], list[bytes]]:
+    """(timestamps, JPEG bytes per frame) of a session kept for review."""
+    p = sessions_dir(ctx) / f"{session_id}.bin"
+    if not p.is_file():
+        raise LifecertError(
+            "frames of this session are not kept (purged or never uploaded)", code=ErrorCode.FILE_MISSING
+        )
+    blob = ctx.cipher.open(p.read_bytes(), _aad(session_id))
+    n = int.from_bytes(blob[:4], "big")
+    header = json.loads(blob[4 : 4 + n])
+    out, pos = [], 4 + n
+    for size in header["sizes"]:
+        out.append(blob[pos : pos + size])
+        pos += size
+    return list(header["timestamps"]), out
+
+
+@dataclass(frozen=True)
+class PurgeReport:
+    sessions: int
+    blobs_deleted: int
+    photos_deleted: int
+    held_open_review: int
+
+
+def purge_expired(ctx: AppContext, *, now: datetime | None = None, retention_days: int | None = None) -> PurgeReport:
+    """Delete frames and scores of sessions older than the review period.
+
+    The session row, its decision and reason stay (the audit trail refers to them). Sessions
+    whose review case is still open are held until the case is closed.
+    """
+    from lifecert.storage.models import FaceTemplate, Photo
+
+    days = ctx.settings.review_retention_days if retention_days is None else retention_days
+    cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
+    n = blobs = photos = held = 0
+    with ctx.db.session() as db:
+        rows = db.scalars(
+            select(VerificationSession).where(
+                VerificationSession.created_at < cutoff, VerificationSession.purged_at.is_(None)
+            )
+        ).all()
+        for vs in rows:
+            if vs.review_case_id is not None:
+                case = db.get(ReviewCase, vs.review_case_id)
+                if case is not None and case.status != "closed":
+                    held += 1
+                    continue
+            if vs.frames_blob:
+                f = sessions_dir(ctx) / vs.frames_blob
+                if f.is_file():
+                    f.unlink()
+                    blobs += 1
+            for sha in vs.best_frame_shas or []:
+                used = db.scalars(select(FaceTemplate.id).where(FaceTemplate.photo_sha256 == sha).limit(1)).first()
+                if used is not None:
+                    continue
+                path = ctx.photos.path_for(sha)
+                if path.is_file():
+                    path.unlink()
+                    photos += 1
+                photo = db.get(Photo, sha)
+                if photo is not None:
+                    db.delete(photo)
+            for chunk in db.scalars(select(VerificationChunk).where(VerificationChunk.session_id == vs.id)):
+                chunk.frames_sealed = None  # paced sessions: the sealed frames and the landmarks go
+                chunk.observations = []
+            vs.frames_blob = None
+            vs.best_frame_shas = []
+            vs.scores = {}
+            vs.challenge_results = [{"name": c, "passed": None, "note": "purged"} for c in vs.challenges]
+            vs.purged_at = datetime.now(UTC)
+            n += 1
+        if n:
+            audit.record(
+                db,
+                actor=audit.cli_actor(),
+                role="system",
+                action="verification.purged",
+                object_type="verification_session",
+                object_id="*",
+                detail={"sessions": n, "cutoff": cutoff.isoformat()},
+            )
+    return PurgeReport(n, blobs, photos, held)

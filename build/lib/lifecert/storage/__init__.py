@@ -1,0 +1,1 @@
+"""SQLAlchemy models, database sessions, encrypted photo store and the faiss vector index."""

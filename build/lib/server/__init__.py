@@ -1,0 +1,1 @@
+"""FastAPI service: routes, dependencies, schemas, error mapping, console pages."""

@@ -1,0 +1,207 @@
+"""Request dependencies (context, database unit of work, client address), the bounded
+inference thread pool, thread-count configuration and the early request-body limit."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Depends, Path, Query, Request
+from sqlalchemy.orm import Session
+
+from lifecert.services.context import AppContext
+from lifecert.services.verification import VerificationService
+
+T = TypeVar("T")
+
+THREAD_ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "ORT_NUM_THREADS")
+
+
+def configure_threads(intra_op: int = 1) -> None:
+    """Intra-op threads per inference call (OpenMP/BLAS/ONNX Runtime/OpenCV).
+
+    Parallelism comes from the pool (``settings.inference_threads`` workers, one call
+    each), so each call runs single-threaded by default: total busy threads = workers,
+    no oversubscription on small machines. Must run before the libraries start their
+    thread pools to take full effect (``lifecert serve`` calls it first thing).
+    """
+    for var in THREAD_ENV_VARS:
+        os.environ[var] = str(intra_op)
+    import cv2
+
+    cv2.setNumThreads(intra_op)
+
+
+class InferencePool:
+    """Bounded pool for blocking work (decode, detect, embed, database). ``workers`` threads;
+    at most ``max_waiting`` calls queue behind them, further callers wait on the semaphore
+    (back-pressure on the event loop instead of an unbounded executor queue)."""
+
+    def __init__(self, workers: int, max_waiting: int | None = None) -> None:
+        self.workers = max(1, workers)
+        self._ex = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="inference")
+        self._sem = asyncio.Semaphore(self.workers + (max_waiting if max_waiting is not None else 4 * self.workers))
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        async with self._sem:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._ex, partial(fn, *args, **kwargs))
+
+    def submit_sync(self, fn: Callable[..., T], *args: Any) -> T:
+        return self._ex.submit(fn, *args).result()
+
+    def shutdown(self) -> None:
+        self._ex.shutdown(wait=False, cancel_futures=True)
+
+
+def get_ctx(request: Request) -> AppContext:
+    ctx: AppContext = request.app.state.ctx
+    return ctx
+
+
+def get_session(ctx: Annotated[AppContext, Depends(get_ctx)]) -> Iterator[Session]:
+    with ctx.db.session() as s:
+        yield s
+
+
+def client_addr(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def get_pool(request: Request) -> InferencePool:
+    pool: InferencePool = request.app.state.pool
+    return pool
+
+
+def get_password_pool(request: Request) -> InferencePool:
+    """Small pool for argon2 (CPU and 64 MiB per hash): at most ``PASSWORD_WORKERS`` hashes at once,
+    off the event loop, so a login flood can neither freeze other requests nor exhaust memory."""
+    pool: InferencePool | None = getattr(request.app.state, "password_pool", None)
+    if pool is None:  # made on first use: an app may be started and stopped several times (tests)
+        pool = request.app.state.password_pool = InferencePool(PASSWORD_WORKERS, max_waiting=256)
+    return pool
+
+
+PASSWORD_WORKERS = 2
+
+
+def get_verification(request: Request) -> VerificationService:
+    svc: VerificationService = request.app.state.verification
+    return svc
+
+
+# Row ids and paging numbers in URLs: bounded, so 2**64 or -1 is a 422 and never reaches the
+# database driver (which raised OverflowError -> 500 on SQLite, DataError on PostgreSQL).
+MAX_DB_INT = 2**63 - 1
+DbId = Annotated[int, Path(ge=1, le=MAX_DB_INT)]
+PageNo = Annotated[int, Query(ge=1, le=1_000_000)]
+Limit = Annotated[int, Query(ge=1, le=500)]
+Offset = Annotated[int, Query(ge=0, le=100_000_000)]
+
+Ctx = Annotated[AppContext, Depends(get_ctx)]
+DbSession = Annotated[Session, Depends(get_session)]
+ClientAddr = Annotated[str, Depends(client_addr)]
+Pool = Annotated[InferencePool, Depends(get_pool)]
+PasswordPool = Annotated[InferencePool, Depends(get_password_pool)]
+Verification = Annotated[VerificationService, Depends(get_verification)]
+
+
+# -- request body limit ---------------------------------------------------------------
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class BodyLimitMiddleware:
+    """Reject oversize request bodies EARLY with 413 PAYLOAD_TOO_LARGE.
+
+    ``limit_for(path)`` gives the byte limit of a path (None: no limit). A declared
+    Content-Length above the limit is refused before any byte of the body is read;
+    a body without one (chunked) is counted while it streams and refused as soon as
+    it passes the limit — it is never read whole.
+    """
+
+    def __init__(
+        self, app: Callable[[Scope, Receive, Send], Awaitable[None]], limit_for: Callable[[str], int | None]
+    ) -> None:
+        self.app = app
+        self.limit_for = limit_for
+
+    async def _reject(self, send: Send, limit: int) -> None:
+        body = json.dumps(
+            {
+                "error": {
+                    "code": "PAYLOAD_TOO_LARGE",
+                    "message": f"request body is larger than {limit} bytes",
+                    "details": {"limit": limit},
+                }
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit_for(scope.get("path", ""))
+        if limit is None:
+            await self.app(scope, receive, send)
+            return
+        for k, v in scope.get("headers", []):
+            if k == b"content-length":
+                try:
+                    declared = int(v)
+                except ValueError:
+                    declared = 0
+                if declared > limit:
+                    await self._reject(send, limit)
+                    return
+        state = {"seen": 0, "over": False, "started": False}
+
+        async def limited_receive() -> Message:
+            msg = await receive()
+            if msg["type"] == "http.request":
+                state["seen"] += len(msg.get("body", b""))
+                if state["seen"] > limit:
+                    state["over"] = True
+                    raise _TooLarge
+            return msg
+
+        async def guarded_send(msg: Message) -> None:
+            if state["over"]:
+                return  # the app's error response for the aborted read is replaced by ours
+            if msg["type"] == "http.response.start":
+                state["started"] = True
+            await send(msg)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except _TooLarge:
+            pass
+        except Exception:
+            if not state["over"]:
+                raise
+        if state["over"] and not state["started"]:
+            await self._reject(send, limit)

@@ -1,0 +1,1 @@
+"""One module per area; each exposes ``router`` (and optionally ``setup(app)``)."""

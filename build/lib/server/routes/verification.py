@@ -1,0 +1,126 @@
+"""Pensioner self-service proof of life: the verification API (notes/api_contract.md).
+
+Thin: validation at the edge, the work in :class:`lifecert.services.verification.VerificationService`
+run in the bounded inference pool (it blocks: decoding, detection, embedding, database).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Path, UploadFile
+
+from lifecert.domain.errors import ErrorCode
+from lifecert.services.verification.paced import PacedStart
+from server.deps import ClientAddr, Pool, Verification
+from server.errors import status_for
+from server.schemas import ChunkOut, ErrorOut, PacedSessionCreated, SessionCreate, SessionCreated, SessionResultOut
+
+router = APIRouter(prefix="/api/v1", tags=["verification"])
+
+
+def _errors(*codes: ErrorCode) -> dict[int | str, dict[str, Any]]:
+    out: dict[int | str, dict[str, Any]] = {}
+    for c in codes:
+        st = status_for(c)
+        entry = out.setdefault(st, {"model": ErrorOut, "description": ""})
+        entry["description"] = ", ".join(x for x in (entry["description"], str(c)) if x)
+    return out
+
+
+@router.post(
+    "/sessions",
+    status_code=201,
+    response_model=PacedSessionCreated | SessionCreated,
+    responses=_errors(
+        ErrorCode.BAD_ID_NUMBER,
+        ErrorCode.BAD_REQUEST,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.PENSIONER_SUSPENDED,
+        ErrorCode.RATE_LIMITED,
+    ),
+    summary="Start a proof-of-life session (ID number + name)",
+)
+async def create_session(
+    body: SessionCreate, svc: Verification, pool: Pool, client: ClientAddr
+) -> PacedSessionCreated | SessionCreated:
+    start = await pool.run(svc.create_session, body.id_number, body.name, client, body.protocol)
+    if isinstance(start, PacedStart):
+        return PacedSessionCreated.of(start)
+    return SessionCreated.of(start)
+
+
+@router.post(
+    "/sessions/{session_id}/steps/{step}/frames",
+    response_model=ChunkOut,
+    responses=_errors(
+        ErrorCode.NOT_FOUND,
+        ErrorCode.BAD_REQUEST,
+        ErrorCode.NONCE_USED,
+        ErrorCode.BAD_NONCE,
+        ErrorCode.SESSION_EXPIRED,
+        ErrorCode.TOO_FEW_FRAMES,
+        ErrorCode.TOO_MANY_FRAMES,
+        ErrorCode.BAD_TIMESTAMPS,
+        ErrorCode.UNREADABLE_IMAGE,
+        ErrorCode.UNSUPPORTED_FORMAT,
+        ErrorCode.PAYLOAD_TOO_LARGE,
+    ),
+    summary="Paced capture: upload one chunk of the current step; returns its state, hints, the next step",
+)
+async def upload_chunk(
+    session_id: Annotated[str, Path(max_length=64)],
+    step: Annotated[int, Path(ge=0, le=16)],
+    nonce: Annotated[str, Form(max_length=128)],
+    timestamps: Annotated[
+        str, Form(max_length=2048, description="JSON array of integer ms since the client's capture start")
+    ],
+    frames: Annotated[list[UploadFile], File(description="1-12 JPEG frames in capture order (unmirrored)")],
+    svc: Verification,
+    pool: Pool,
+    client: ClientAddr,
+) -> ChunkOut:
+    data = [await f.read() for f in frames]
+    result = await pool.run(svc.submit_chunk, session_id, step, nonce, timestamps, data, client)
+    return ChunkOut.of(result)
+
+
+@router.post(
+    "/sessions/{session_id}/frames",
+    response_model=SessionResultOut,
+    responses=_errors(
+        ErrorCode.NOT_FOUND,
+        ErrorCode.NONCE_USED,
+        ErrorCode.BAD_NONCE,
+        ErrorCode.SESSION_EXPIRED,
+        ErrorCode.TOO_FEW_FRAMES,
+        ErrorCode.TOO_MANY_FRAMES,
+        ErrorCode.BAD_TIMESTAMPS,
+        ErrorCode.UNREADABLE_IMAGE,
+        ErrorCode.UNSUPPORTED_FORMAT,
+        ErrorCode.PAYLOAD_TOO_LARGE,
+    ),
+    summary="Upload the captured frames; returns the decision",
+)
+async def upload_frames(
+    session_id: str,
+    nonce: Annotated[str, Form(max_length=128)],
+    timestamps: Annotated[str, Form(description="JSON array of integer ms since capture start, one per frame")],
+    frames: Annotated[list[UploadFile], File(description="JPEG frames in capture order (unmirrored)")],
+    svc: Verification,
+    pool: Pool,
+    client: ClientAddr,
+) -> SessionResultOut:
+    data = [await f.read() for f in frames]
+    result = await pool.run(svc.submit_frames, session_id, nonce, timestamps, data, client)
+    return SessionResultOut.of(result)
+
+
+@router.get(
+    "/sessions/{session_id}",
+    response_model=SessionResultOut,
+    responses=_errors(ErrorCode.NOT_FOUND),
+    summary="Read a session's result (decision null until the upload)",
+)
+async def get_session_result(session_id: str, svc: Verification, pool: Pool) -> SessionResultOut:
+    return SessionResultOut.of(await pool.run(svc.get_result, session_id))
