@@ -57,6 +57,7 @@ PROMPT_DELAY_MS = (300, 1500)  # random jitter between the answer that reveals a
 CHUNK_MAX_FRAMES = 12
 CHUNK_MS = 1000  # the client is asked to send a chunk about this often
 SESSION_MAX_FRAMES = 400
+PAD_FRAMES_PER_CHUNK = 3  # frames per chunk scored by the PAD model
 
 # framing issue -> live hint code (lifecert.domain.challenges.HINT_CODES)
 HINT_FOR: dict[str, str] = {
