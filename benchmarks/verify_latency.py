@@ -243,6 +243,7 @@ def main() -> None:
     port = free_port()
     env = {
         **os.environ,
+        "LIFECERT_ENV": "test",  # serve refuses to start without an explicit environment
         "LIFECERT_DATA_DIR": str(tmp / "data"),
         "LIFECERT_FIXED_CHALLENGES": "blink,open_mouth",
         "LIFECERT_INFERENCE_THREADS": str(args.threads),

@@ -50,8 +50,27 @@ def register(app: typer.Typer) -> None:
         port: Annotated[int, typer.Option(help="TCP port")] = 8000,
         workers: Annotated[int, typer.Option(help="server processes (dlib holds the GIL: one per core)")] = 1,
     ) -> None:
-        """Run the HTTP service (verification API, pensioner page at /, docs at /docs)."""
+        """Run the HTTP service (verification API, pensioner page at /, staff console at /console).
+
+        Refuses to start unless LIFECERT_ENV is set explicitly (development, test, staging or
+        production): an unset environment must never fall back to development keys."""
+        import os
+
+        from lifecert.domain.errors import ErrorCode, LifecertError
         from server.deps import configure_threads
+
+        if not os.environ.get("LIFECERT_ENV"):
+            raise LifecertError("set LIFECERT_ENV (production, staging, test or development) before serving; "
+                                "the service does not guess", code=ErrorCode.CONFIG_ERROR)
+        from pydantic import ValidationError
+
+        from lifecert.config import get_settings
+
+        try:
+            get_settings()
+        except ValidationError as exc:  # one line per problem, no traceback
+            problems = "; ".join(str(e.get("msg", "")) for e in exc.errors())
+            raise LifecertError(f"configuration refused: {problems}", code=ErrorCode.CONFIG_ERROR) from None
 
         configure_threads(1)  # before the engine libraries start their thread pools
         import uvicorn

@@ -22,6 +22,13 @@ DEV_TEMPLATE_KEY = base64.b64encode(b"lifecert-development-key-32byte!").decode(
 DEV_SESSION_SECRET = "lifecert-development-session-secret"
 
 Environment = Literal["development", "test", "staging", "production"]
+MIN_SECRET_LEN = 32
+
+
+def weak_secret(secret: bytes) -> bool:
+    """A secret too short or too repetitive to be random (e.g. "aaaa…", "1234…" typed by hand).
+    32 random bytes have ~28 distinct values; 32 url-safe random characters ~25."""
+    return len(secret) < MIN_SECRET_LEN or len(set(secret)) < 16
 
 
 class QualitySettings(BaseModel):
@@ -103,6 +110,10 @@ class Settings(BaseSettings):
     dlib_recognizer: Literal["onnx", "dlib"] = "onnx"
     fixed_challenges: str | None = None  # e.g. "blink,open_mouth"; refused in production
     review_retention_days: int = 90
+    # The service purges frames past review_retention_days by itself every this many seconds (0: off),
+    # at most retention_purge_batch sessions per run (issue 11 M9/Low "frames purged automatically").
+    retention_purge_interval_s: float = 3600.0
+    retention_purge_batch: int = 500
     api_docs: bool = False  # /docs and /redoc load third-party scripts: only on request (issue 11 M12)
     confirmation_cycle_months: int = 12
     quality: QualitySettings = Field(default_factory=QualitySettings)
@@ -128,8 +139,8 @@ class Settings(BaseSettings):
                 raise ValueError("LIFECERT_TEMPLATE_KEY is the development key; set a real key")
             if self.session_secret.get_secret_value() == DEV_SESSION_SECRET:
                 raise ValueError("LIFECERT_SESSION_SECRET is the development secret; set a real one")
-        if self.env == "production" and self.fixed_challenges:
-            raise ValueError("LIFECERT_FIXED_CHALLENGES is for demos and tests; refused in production")
+        if self.env in ("staging", "production") and self.fixed_challenges:
+            raise ValueError(f"LIFECERT_FIXED_CHALLENGES is for demos and tests; refused in {self.env}")
         if self.fixed_challenges and self.env not in ("development", "test"):
             why = policy_violation(self.fixed_challenge_list or [])
             if why:
@@ -139,6 +150,13 @@ class Settings(BaseSettings):
         key = base64.b64decode(self.template_key.get_secret_value(), validate=True)
         if len(key) != 32:
             raise ValueError("LIFECERT_TEMPLATE_KEY must be base64 of exactly 32 bytes")
+        if self.env in ("staging", "production"):
+            if weak_secret(key):
+                raise ValueError("LIFECERT_TEMPLATE_KEY looks hand-made (too few distinct bytes); "
+                                 "generate one: python -c 'import os,base64;print(base64.b64encode(os.urandom(32)))'")
+            if weak_secret(self.session_secret.get_secret_value().encode()):
+                raise ValueError(f"LIFECERT_SESSION_SECRET is too weak: at least {MIN_SECRET_LEN} characters with "
+                                 "16 different ones (e.g. python -c 'import secrets;print(secrets.token_urlsafe(32))')")
         return self
 
     @property

@@ -27,6 +27,7 @@ import server.routes as routes_pkg
 from lifecert.config import Settings, get_settings
 from lifecert.engine.pad import PadStatus, startup_pad
 from lifecert.services.context import AppContext
+from server import maintenance
 from server.deps import BodyLimitMiddleware, InferencePool, configure_threads
 from server.errors import install_error_handlers
 from server.hardening import body_limit, install_headers
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
     warmups: list[Callable[[], None]] = []
     app.state.warmups = warmups
     install_error_handlers(app)
+    maintenance.install(app)  # scheduled retention purge
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:

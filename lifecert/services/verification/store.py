@@ -65,7 +65,8 @@ class PurgeReport:
     held_open_review: int
 
 
-def purge_expired(ctx: AppContext, *, now: datetime | None = None, retention_days: int | None = None) -> PurgeReport:
+def purge_expired(ctx: AppContext, *, now: datetime | None = None, retention_days: int | None = None,
+                  limit: int | None = None) -> PurgeReport:
     """Delete frames and scores of sessions older than the review period.
 
     The session row, its decision and reason stay (the audit trail refers to them). Sessions
@@ -80,9 +81,11 @@ def purge_expired(ctx: AppContext, *, now: datetime | None = None, retention_day
         rows = db.scalars(
             select(VerificationSession).where(
                 VerificationSession.created_at < cutoff, VerificationSession.purged_at.is_(None)
-            )
+            ).order_by(VerificationSession.created_at)
         ).all()
         for vs in rows:
+            if limit is not None and n >= limit:
+                break  # bounded run (the service's scheduled purge); the rest goes next time
             if vs.review_case_id is not None:
                 case = db.get(ReviewCase, vs.review_case_id)
                 if case is not None and case.status != "closed":
