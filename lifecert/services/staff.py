@@ -39,12 +39,20 @@ MIN_PASSWORD_LEN = 10
 
 @dataclass(frozen=True)
 class LoginPolicy:
-    """Throttle: ``max_failures`` wrong passwords within ``window`` lock the (username, client) pair
-    for ``lockout``. During a lockout even the right password is refused."""
+    """Throttle on three keys, each counting failures within ``window`` and locking for ``lockout``:
+
+    - the (username, client) pair after ``max_failures`` — the common case, one person mistyping;
+    - the username from any address after ``max_failures_per_user`` — guessing one account from many
+      addresses (higher, so that a stranger needs many tries to lock a colleague out);
+    - the client address over all usernames after ``max_failures_per_client`` — password spraying.
+
+    During a lockout even the right password is refused."""
 
     max_failures: int = 5
     window: timedelta = timedelta(minutes=15)
     lockout: timedelta = timedelta(minutes=15)
+    max_failures_per_user: int = 20
+    max_failures_per_client: int = 30
 
 
 @dataclass(frozen=True)
@@ -168,7 +176,16 @@ def _revoke_all(session: Session, user_id: int) -> None:
 
 
 def disable_user(session: Session, username: str, *, actor: str, actor_role: str, client_addr: str = "") -> StaffUser:
+    """Disable an account and end its sessions and tokens. The last active administrator cannot be
+    disabled (nobody could manage accounts any more): CONFLICT."""
     user = get_user(session, username)
+    if user.role == Role.ADMIN and user.active:
+        # Row locks on PostgreSQL (ignored by SQLite, whose writers are serialised anyway), so two admins
+        # disabling each other at once cannot both succeed.
+        admins = session.scalars(select(StaffUser.id).where(
+            StaffUser.role == str(Role.ADMIN), StaffUser.active.is_(True)).with_for_update()).all()
+        if len(admins) <= 1:
+            raise Conflict("the last active administrator cannot be disabled; create another admin first")
     user.active = False
     _revoke_all(session, user.id)
     audit.record(session, actor=actor, role=actor_role, action="user.disable", object_type="staff_user",
@@ -185,7 +202,10 @@ def reset_password(
     user.password_hash = hash_password(new_password)
     user.active = True
     _revoke_all(session, user.id)
-    for row in session.scalars(select(LoginThrottle).where(LoginThrottle.key.like(f"{username}|%"))):
+    # startswith(autoescape=True): a '%' or '_' in a username must not clear other users' lockouts.
+    keys = LoginThrottle.key.startswith(_pair_prefix(username), autoescape=True) | (
+        LoginThrottle.key == _user_key(username))
+    for row in session.scalars(select(LoginThrottle).where(keys)):
         session.delete(row)
     audit.record(session, actor=actor, role=actor_role, action="user.reset_password", object_type="staff_user",
                  object_id=user.id, client_addr=client_addr, detail={"username": username})
@@ -199,8 +219,31 @@ class LoginLocked(LifecertError):
     code = ErrorCode.RATE_LIMITED
 
 
-def _throttle_key(username: str, client_addr: str) -> str:
-    return f"{username[:64]}|{client_addr[:64]}"
+def _pair_prefix(username: str) -> str:
+    return f"p|{username[:64]}|"
+
+
+def _pair_key(username: str, client_addr: str) -> str:
+    return f"{_pair_prefix(username)}{client_addr[:64]}"
+
+
+def _user_key(username: str) -> str:
+    return f"u|{username[:64]}"
+
+
+def _client_key(client_addr: str) -> str:
+    return f"c|{client_addr[:64]}"
+
+
+def _throttle_rows(session: Session, username: str, client_addr: str, policy: LoginPolicy
+                   ) -> list[tuple[str, int, LoginThrottle | None]]:
+    """(key, failure limit, row or None) for the pair, the user and the client address."""
+    out = []
+    for key, limit in ((_pair_key(username, client_addr), policy.max_failures),
+                       (_user_key(username), policy.max_failures_per_user),
+                       (_client_key(client_addr), policy.max_failures_per_client)):
+        out.append((key, limit, session.get(LoginThrottle, key)))
+    return out
 
 
 @dataclass(frozen=True)
@@ -233,16 +276,20 @@ def authenticate(
     """Check a password. Fails with :class:`LoginLocked` (RATE_LIMITED, ``retry_after`` seconds) during a
     lockout and UNAUTHENTICATED on a wrong name/password or a disabled account (same message)."""
     now = now or utcnow()
-    key = _throttle_key(username, client_addr)
-    th = session.get(LoginThrottle, key)
-    locked_until = _aware(th.locked_until) if th is not None else None
+    rows = _throttle_rows(session, username, client_addr, policy)
+    # What the audit trail may keep of the typed name: an existing account's name, never a string that
+    # matches no account (people type their password into the username field).
+    user = session.scalars(select(StaffUser).where(StaffUser.username == username)).first()
+    shown = user.username if user is not None else "-"
+    locked_until = max((u for u in (_aware(th.locked_until) for _, _, th in rows if th is not None)
+                        if u is not None), default=None)
     if locked_until is not None and locked_until > now:
         retry = int((locked_until - now).total_seconds()) + 1
-        audit.record(session, actor=username[:64] or "-", role="anonymous", action="login.locked",
-                     object_type="staff_user", object_id=username[:64], client_addr=client_addr)
+        audit.record(session, actor=shown, role="anonymous", action="login.locked",
+                     object_type="staff_user", object_id=user.id if user is not None else "-", client_addr=client_addr,
+                     detail={} if user is not None else {"unknown_username": True})
         return LoginOutcome(None, LoginLocked("too many failed logins; try again later", retry_after=retry))
 
-    user = session.scalars(select(StaffUser).where(StaffUser.username == username)).first()
     ok = False
     if user is not None:
         try:
@@ -254,30 +301,36 @@ def authenticate(
         with contextlib.suppress(VerifyMismatchError, VerificationError, InvalidHashError):
             _hasher().verify(_dummy_hash(), password)
     if ok and user is not None and user.active:
-        if th is not None:
-            session.delete(th)
+        pair = rows[0][2]
+        if pair is not None:
+            session.delete(pair)  # the user and client counters run out by themselves (window)
         if _hasher().check_needs_rehash(user.password_hash):
             user.password_hash = hash_password(password)
         audit.record(session, actor=user.username, role=user.role, action="login.success", object_type="staff_user",
                      object_id=user.id, client_addr=client_addr)
         return LoginOutcome(user)
 
-    if th is None:
-        th = LoginThrottle(key=key, failures=0, window_start=now)
-        session.add(th)
-    if now - (_aware(th.window_start) or now) > policy.window:
-        th.failures = 0
-        th.window_start = now
-    th.failures += 1
-    locked = th.failures >= policy.max_failures
-    if locked:
-        th.locked_until = now + policy.lockout
-        th.failures = 0
-        th.window_start = now
+    locked = False
+    for key, limit, th in rows:
+        if th is None:
+            th = LoginThrottle(key=key, failures=0, window_start=now)
+            session.add(th)
+        if now - (_aware(th.window_start) or now) > policy.window:
+            th.failures = 0
+            th.window_start = now
+        th.failures += 1
+        if th.failures >= limit:
+            th.locked_until = now + policy.lockout
+            th.failures = 0
+            th.window_start = now
+            locked = True
     session.flush()
-    audit.record(session, actor=username[:64] or "-", role="anonymous", action="login.failure",
-                 object_type="staff_user", object_id=username[:64], client_addr=client_addr,
-                 detail={"locked": locked, "disabled": bool(user is not None and ok and not user.active)})
+    detail: dict[str, object] = {"locked": locked, "disabled": bool(user is not None and ok and not user.active)}
+    if user is None:
+        detail["unknown_username"] = True
+    audit.record(session, actor=shown, role="anonymous", action="login.failure",
+                 object_type="staff_user", object_id=user.id if user is not None else "-", client_addr=client_addr,
+                 detail=detail)
     if locked:
         return LoginOutcome(None, LoginLocked("too many failed logins; try again later",
                                               retry_after=int(policy.lockout.total_seconds())))

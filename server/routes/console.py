@@ -25,7 +25,7 @@ from lifecert.services.staff import Principal, Role
 from lifecert.storage.models import ReviewCase, StaffUser
 from server import security
 from server.deps import ClientAddr, Ctx, DbId, DbSession, PageNo, PasswordPool, Pool
-from server.routes.staff_i18n import LANGS, translator
+from server.routes.staff_i18n import LANGS, known, translator
 from server.security import Admin, Auditor, CaseStaff, Caseworker, CurrentStaff
 
 SERVER_DIR = Path(__file__).resolve().parents[1]
@@ -38,6 +38,9 @@ _SHOWN = {ErrorCode.CONFLICT, ErrorCode.BAD_REQUEST, ErrorCode.NO_FACE, ErrorCod
           ErrorCode.TOO_BRIGHT, ErrorCode.LOW_CONTRAST, ErrorCode.POSE_TOO_LARGE, ErrorCode.EYES_CLOSED,
           ErrorCode.UNREADABLE_IMAGE, ErrorCode.UNSUPPORTED_FORMAT, ErrorCode.IMAGE_TOO_LARGE,
           ErrorCode.FILE_MISSING}
+
+
+_ERROR_CODES = frozenset(str(c) for c in ErrorCode)
 
 
 def setup(app: FastAPI) -> None:
@@ -60,9 +63,14 @@ def _local(next_url: str | None, default: str = "/console/") -> str:
 def render(request: Request, name: str, who: Principal | None, status_code: int = 200, **ctx: Any) -> HTMLResponse:
     lang = _lang(request)
     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    t = translator(lang)
+
+    def banner(key: str, fallback: str | None = None) -> str:
+        return t(key) if known(key) else (fallback or t("err_unknown"))
+
     return _templates.TemplateResponse(
         request, name,
-        {"t": translator(lang), "lang": lang, "who": who, "csrf": who.csrf_token if who else None,
+        {"t": t, "banner": banner, "lang": lang, "who": who, "csrf": who.csrf_token if who else None,
          "here": here, "mask": mask_id_number, "Role": Role, **ctx},
         status_code=status_code,
     )
@@ -188,6 +196,7 @@ def case_page(request: Request, ctx: Ctx, session: DbSession, who: CaseStaff, cl
               error: str | None = None) -> Response:
     view = review.case_view(ctx, session, case_id, who, client_addr=client)
     prev, nxt = _neighbours(session, who, case_id)
+    error = error if error in _ERROR_CODES else ("unknown" if error else None)  # only our own codes
     return render(request, "console/case.html", who, v=view, prev_id=prev, next_id=nxt, error=error)
 
 
@@ -346,8 +355,10 @@ def audit_export(
 @router.get("/users", response_class=HTMLResponse)
 def users_page(request: Request, session: DbSession, who: Admin, error: str | None = None,
                done: str | None = None) -> Response:
-    return render(request, "console/users.html", who, users=staff.list_users(session), roles=list(Role),
-                  error=error, done=done)
+    users = staff.list_users(session)
+    done = done if done in {u.username for u in users} else None  # never echo arbitrary query text
+    return render(request, "console/users.html", who, users=users, roles=list(Role),
+                  error=f"users_err_{error}" if error else None, done=done)
 
 
 def _users_back(error: str | None = None, done: str | None = None) -> RedirectResponse:
@@ -365,7 +376,7 @@ def users_create(session: DbSession, who: Admin, client: ClientAddr, username: A
                           client_addr=client)
     except LifecertError as exc:
         session.rollback()
-        return _users_back(error=exc.message)
+        return _users_back(error=str(exc.code))
     return _users_back(done=username)
 
 
@@ -373,8 +384,12 @@ def users_create(session: DbSession, who: Admin, client: ClientAddr, username: A
 def users_disable(session: DbSession, who: Admin, client: ClientAddr, user_id: DbId) -> Response:
     user = session.get(StaffUser, user_id)
     if user is None:
-        return _users_back(error="no such user")
-    staff.disable_user(session, user.username, actor=who.username, actor_role=who.role, client_addr=client)
+        return _users_back(error=str(ErrorCode.NOT_FOUND))
+    try:
+        staff.disable_user(session, user.username, actor=who.username, actor_role=who.role, client_addr=client)
+    except LifecertError as exc:
+        session.rollback()
+        return _users_back(error=str(exc.code))
     return _users_back(done=user.username)
 
 
@@ -383,11 +398,11 @@ def users_reset(session: DbSession, who: Admin, client: ClientAddr, user_id: DbI
                 password: Annotated[str, Form()]) -> Response:
     user = session.get(StaffUser, user_id)
     if user is None:
-        return _users_back(error="no such user")
+        return _users_back(error=str(ErrorCode.NOT_FOUND))
     try:
         staff.reset_password(session, user.username, password, actor=who.username, actor_role=who.role,
                              client_addr=client)
     except LifecertError as exc:
         session.rollback()
-        return _users_back(error=exc.message)
+        return _users_back(error=str(exc.code))
     return _users_back(done=user.username)

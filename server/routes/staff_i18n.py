@@ -194,7 +194,20 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "err_BAD_REQUEST": ("请求不完整（例如缺少原因）", "Incomplete request (e.g. a reason is missing)"),
     "err_NO_FACE": ("照片中未检测到人脸", "No face in the photo"),
     "err_MULTIPLE_FACES": ("照片中有多张人脸", "More than one face in the photo"),
+    "err_unknown": ("操作未完成", "The action did not complete"),
+    # staff account errors (users page)
+    "users_err_BAD_REQUEST": ("用户名（1–64 个字符、无空格）、角色或密码（至少 10 个字符）不符合要求",
+                              "Username (1-64 characters, no spaces), role or password (10+ characters) not accepted"),
+    "users_err_CONFLICT": ("用户名已存在，或不能停用最后一个管理员",
+                           "Username taken, or the last administrator cannot be disabled"),
+    "users_err_NOT_FOUND": ("没有该用户", "No such user"),
 }
+
+
+def known(key: str) -> bool:
+    """Whether ``key`` has a text. Console banners show only known texts: a query parameter such as
+    ``?error=...`` must never put attacker-chosen words on a trusted page."""
+    return key in _STRINGS
 
 
 def translator(lang: str) -> Callable[..., str]:
