@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
 import sys
 from datetime import date
@@ -28,15 +29,21 @@ def parse_within(text: str) -> int:
 
 
 def _csv(rows: list[object], out: Path | None) -> None:
+    from lifecert.domain.cells import spreadsheet_safe
+
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(CSV_FIELDS)
     for s in rows:
-        w.writerow(["" if getattr(s, f) is None else getattr(s, f) for f in CSV_FIELDS])
+        # Names come from enrollment manifests and department extracts: never let a cell run as a formula.
+        w.writerow(["" if getattr(s, f) is None else spreadsheet_safe(getattr(s, f)) for f in CSV_FIELDS])
     if out is None:
         sys.stdout.write(buf.getvalue())
     else:
-        out.write_text(buf.getvalue(), encoding="utf-8-sig")  # Excel opens UTF-8 CSV with a BOM correctly
+        # Owner-only (0600): the list names pensioners. Excel opens UTF-8 CSV with a BOM correctly.
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8-sig", newline="") as fh:
+            fh.write(buf.getvalue())
         typer.echo(f"{len(rows)} rows -> {out}", err=True)
 
 
@@ -54,8 +61,6 @@ def register(app: typer.Typer) -> None:
 
         Refuses to start unless LIFECERT_ENV is set explicitly (development, test, staging or
         production): an unset environment must never fall back to development keys."""
-        import os
-
         from lifecert.domain.errors import ErrorCode, LifecertError
         from server.deps import configure_threads
 

@@ -13,6 +13,7 @@ import getpass
 import hashlib
 import io
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -22,6 +23,7 @@ from typing import Any
 from sqlalchemy import Select, func, select, text
 from sqlalchemy.orm import Session
 
+from lifecert.domain.cells import spreadsheet_safe
 from lifecert.storage.models import AuditEvent
 
 GENESIS = "0" * 64
@@ -191,8 +193,7 @@ CSV_COLUMNS = ("id", "at", "actor", "role", "action", "object_type", "object_id"
 
 
 def _csv_safe(value: str) -> str:
-    # Spreadsheet formula injection: a cell starting with = + - @ would be evaluated by Excel/WPS.
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+    return str(spreadsheet_safe(value))  # the one shared cell sanitiser (formula injection)
 
 
 def iter_csv(session: Session, f: AuditFilter | None = None, batch: int = 2000) -> Iterator[str]:
@@ -224,7 +225,8 @@ def export_csv(session: Session, out: Path, f: AuditFilter | None = None) -> int
     """Write the (filtered) trail to ``out`` as UTF-8 CSV with a BOM (opens cleanly in Excel/WPS).
     Returns the number of events written."""
     n = -1
-    with out.open("w", encoding="utf-8-sig", newline="") as fh:
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # owner-only: names and addresses
+    with os.fdopen(fd, "w", encoding="utf-8-sig", newline="") as fh:
         for line in iter_csv(session, f):
             fh.write(line)
             n += 1

@@ -18,6 +18,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from lifecert.config import Settings
+from lifecert.domain.cells import spreadsheet_safe
 from lifecert.services import audit
 from lifecert.services.datamatch.mapping import all_mappings, normalize_header
 from lifecert.services.datamatch.outcomes import IMPRISONED_PREFIX
@@ -63,17 +64,30 @@ def write_table(path: Path, headers: Sequence[str], rows: Iterable[Sequence[Any]
             w = csv.writer(fh)
             w.writerow(headers)
             for r in rows:
-                w.writerow(["" if v is None else v for v in r])
+                w.writerow(["" if v is None else spreadsheet_safe(v) for v in r])
                 n += 1
         return n
     os.close(fd)
     from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
 
     wb = Workbook(write_only=True)
     ws = wb.create_sheet("data")
     ws.append(list(headers))
+
+    def cell(v: Any) -> Any:
+        if isinstance(v, date):
+            v = v.isoformat()
+        if not isinstance(v, str):
+            return v
+        # openpyxl stores any text starting with "=" as a formula; an explicit string cell is shown
+        # exactly as the department wrote it and never evaluated (formula injection, issue 11 M6).
+        c = WriteOnlyCell(ws, value=v)
+        c.data_type = "s"
+        return c
+
     for r in rows:
-        ws.append([v.isoformat() if isinstance(v, date) else v for v in r])
+        ws.append([cell(v) for v in r])
         n += 1
     wb.save(path)
     os.chmod(path, 0o600)
