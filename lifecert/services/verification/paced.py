@@ -336,8 +336,6 @@ class PacedCapture:
     def _finalize(
         self, db: Session, vs: VerificationSession, fail_reason: str | None, missed: str | None, client_addr: str
     ) -> None:
-        from lifecert.services.verification.service import _Analysis
-
         t0 = time.perf_counter()
         v = self.ctx.settings.verification
         p = db.get(Pensioner, vs.pensioner_id)
@@ -366,7 +364,7 @@ class PacedCapture:
             reason = fail_reason or str(ErrorCode.TOO_FEW_FRAMES)
             keep = sorted(usable, key=lambda x: -x[2].sharpness)[: v.embed_best_k]
             kept = self._load(db, vs.id, [(c, i) for c, i, _ in keep])
-            a = _Analysis(Decision.RETRY, reason, None, scores, list(range(len(kept))))
+            a = rules.Analysis(Decision.RETRY, reason, None, scores, list(range(len(kept))))
             best = [(data, size, f"step frame {n}") for n, (data, _img, size) in enumerate(kept)]
             self.svc._record(db, vs, p, a, best, results, client_addr)
             return
@@ -405,7 +403,7 @@ class PacedCapture:
             if det:
                 ok.append((j, (img, det[0]), (data, size)))
         if not ok:
-            a = _Analysis(Decision.RETRY, str(ErrorCode.NO_FACE), None, scores)
+            a = rules.Analysis(Decision.RETRY, str(ErrorCode.NO_FACE), None, scores)
             self.svc._record(db, vs, p, a, [], results, client_addr)
             return
         embs = self.svc.frame_engine.embed_faces([f for _, f, _ in ok], self.ctx.settings.embedding.probe_profile)
@@ -452,7 +450,7 @@ class PacedCapture:
             scores["liveness_issue"] = verdict.issue
         scores["analysis_ms"] = round((time.perf_counter() - t0) * 1000, 1)
         final_reason = str(verdict.reason) if verdict.reason else None
-        a = _Analysis(verdict.decision, final_reason, None, scores, list(range(len(ok))), hits, own)
+        a = rules.Analysis(verdict.decision, final_reason, None, scores, list(range(len(ok))), hits, own)
         best = [
             (data, size, f"step {scores['best_frames'][n]['step']} frame") for n, (_, _, (data, size)) in enumerate(ok)
         ]

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lifecert.domain.errors import ErrorCode
+from lifecert.engine.liveness import LivenessReport
 from lifecert.engine.pad import PadModel
 from lifecert.storage.models_verification import Decision
 
@@ -37,6 +38,19 @@ class Verdict:
     reason: ErrorCode | None
     issue: str | None = None  # finer note for the case page (e.g. "flat_photo")
     notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Analysis:
+    """What the frame analysis of a session produced and the decision it leads to (before escalation)."""
+
+    decision: str
+    reason: str | None
+    liveness: LivenessReport | None
+    scores: dict[str, Any] = field(default_factory=dict)
+    best: list[int] = field(default_factory=list)  # frame indices of the best frames
+    hits: list[dict[str, Any]] = field(default_factory=list)
+    match: float | None = None
 
 
 def decide(e: Evidence) -> Verdict:

@@ -35,7 +35,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -50,7 +50,7 @@ from lifecert.domain import challenges as challenge_policy
 from lifecert.domain.errors import ErrorCode, LifecertError, NotFound
 from lifecert.domain.idnumber import normalize_id_number, parse_id_number
 from lifecert.engine.base import FaceEngine, l2_normalize
-from lifecert.engine.liveness import FrameObs, LivenessParams, LivenessReport, analyze_liveness
+from lifecert.engine.liveness import FrameObs, LivenessParams, analyze_liveness
 from lifecert.engine.loader import load_engine
 from lifecert.engine.pad import PadModel, box_xyxy_to_xywh
 from lifecert.services import audit
@@ -69,6 +69,7 @@ from lifecert.services.templates import (
 from lifecert.services.verification import frames as fa
 from lifecert.services.verification import paced, rules
 from lifecert.services.verification.messages import NOT_FOUND_MESSAGE, WAITING, message_for
+from lifecert.services.verification.rules import Analysis
 from lifecert.services.verification.sessions import (
     TAIL_MS,
     check_session,
@@ -117,15 +118,6 @@ class SessionResult:
     missed_challenge: str | None = None  # paced: the step whose window ran out
 
 
-@dataclass
-class _Analysis:
-    decision: str
-    reason: str | None
-    liveness: LivenessReport | None
-    scores: dict[str, Any] = field(default_factory=dict)
-    best: list[int] = field(default_factory=list)  # frame indices of the best frames
-    hits: list[dict[str, Any]] = field(default_factory=list)
-    match: float | None = None
 
 
 # -- the service ------------------------------------------------------------------------------
@@ -397,7 +389,7 @@ class VerificationService:
     # -- analysis -------------------------------------------------------------------------
     def _analyze(
         self, db: Session, p: Pensioner, infos: list[fa.FrameInfo], challenges: list[str], lead_in: int, window: int
-    ) -> _Analysis:
+    ) -> Analysis:
         v = self.ctx.settings.verification
         fa.observe(self.frame_engine, infos)
         usable = [f for f in infos if f.obs.has_face and f.obs.num_faces == 1]
@@ -412,7 +404,7 @@ class VerificationService:
         if reason:
             # Keep the sharpest face frames anyway: a caseworker may see them after repeated RETRYs.
             seen = sorted((f for f in infos if f.obs.has_face), key=lambda f: -f.sharpness)[: v.embed_best_k]
-            return _Analysis(Decision.RETRY, str(reason), None, {"frames": frames_summary}, [f.index for f in seen])
+            return Analysis(Decision.RETRY, str(reason), None, {"frames": frames_summary}, [f.index for f in seen])
         live = analyze_liveness([f.obs for f in infos], challenges, lead_in, window, self.params)
         scores: dict[str, Any] = {"frames": frames_summary, "liveness": live.as_dict()}
         for f in usable:
@@ -420,7 +412,7 @@ class VerificationService:
         best, extra = fa.pick_best(usable, v.embed_best_k, live.track_breaks)
         if live.still:
             scores["liveness_issue"] = "still_image"
-            return _Analysis(Decision.REVIEW, ErrorCode.LIVENESS_FAILED, live, scores, [f.index for f in best])
+            return Analysis(Decision.REVIEW, ErrorCode.LIVENESS_FAILED, live, scores, [f.index for f in best])
         pad = None
         if self.pad_model is not None:
             scored = [f for f in usable if f.face is not None]
@@ -469,7 +461,7 @@ class VerificationService:
         if verdict.issue:
             scores["liveness_issue"] = verdict.issue
         reason_s = str(verdict.reason) if verdict.reason else None
-        return _Analysis(verdict.decision, reason_s, live, scores, [f.index for f in best], hits, own)
+        return Analysis(verdict.decision, reason_s, live, scores, [f.index for f in best], hits, own)
 
     # -- decision and records -------------------------------------------------------------
     def _consecutive_retries(self, db: Session, pensioner_id: int, exclude: str) -> int:
@@ -490,7 +482,7 @@ class VerificationService:
         db: Session,
         vs: VerificationSession,
         p: Pensioner,
-        a: _Analysis,
+        a: Analysis,
         infos: list[fa.FrameInfo],
         frames: list[bytes],
         ts: list[int],
@@ -511,7 +503,7 @@ class VerificationService:
         db: Session,
         vs: VerificationSession,
         p: Pensioner,
-        a: _Analysis,
+        a: Analysis,
         best: list[tuple[bytes, tuple[int, int], str]],
         challenge_results: list[dict[str, Any]],
         client_addr: str,
