@@ -1,43 +1,59 @@
-"""Build the fake camera for Chromium (``--use-file-for-fake-video-capture=<file>.y4m``) from real face frames.
+"""A fake camera for Chromium that acts out whichever challenge the page shows, from real face frames.
 
-Frames come from a real talking-head video and are chosen by what the engine measures on them
-(eye aspect ratio, mouth aspect ratio), never by hard-coded frame numbers:
+The page's ``getUserMedia`` is replaced (an init script, :func:`actor_init_script`) by a 640x480
+``canvas.captureStream()`` the test paints: a looping *neutral* clip until the page shows a challenge
+prompt (``#challenge[data-challenge]``), then — ``reaction_ms`` later, like a person who needs time to
+understand — the clip that acts that challenge, then neutral again. The face can also enter the frame
+late (an empty scene first, then the face slides in). Clips are JPEG frames the test serves through
+Playwright routing (``/__fakecam/<clip>/<i>.jpg``, never the network).
 
-* neutral  — eyes open, mouth closed: the longest run of such consecutive frames, played back and forth;
-* blink    — the video's deepest blink (a run of frames with the eyes closed), with the closed eyes held
-             long enough that a capture at 5–10 fps sees them in several frames;
-* open_mouth — the widest mouth opening with the eyes open, held the same way.
+Where the frames come from (all real, from ``../shared/faces/video/talking_head_a.mp4``), chosen by what
+the engine measures on them (eye/mouth aspect ratio), never by hard-coded frame numbers:
 
-Timeline: Chromium starts the file at frame 0 when the page opens the camera and loops it; the page starts
-its capture clock right after the first camera frame plays, a little *after* the file started (``delta`` ms,
-typically a few hundred). The file lasts exactly ``lead_in + n * window`` so that a loop lines up with the
-session. Each challenge's action is centred in its window (shifted by ``EXPECTED_DELTA_MS``) and everything
-else is neutral, so the capture lands right for any ``delta`` from 0 to about one second.
+* neutral — the longest run of eyes-open, mouth-closed frames, played back and forth;
+* blink — the video's deepest blink, the closed eyes held ``BLINK_HOLD_MS``;
+* open_mouth — the widest mouth opening with the eyes open, held ``MOUTH_HOLD_MS``;
+* turn_left / turn_right / nod — the video has no head turn or nod, so neutral frames are warped with a
+  piecewise-linear map driven by the 68 landmarks (:func:`warp_pose`): the nose moves most, eyes and
+  mouth less, the jaw outline barely, as a head turning about its vertical (or nodding about its
+  horizontal) axis looks in 2D. The identity stays that of the video (``pose/`` stills are other people).
 
-Y4M is written by hand: ``YUV4MPEG2 W.. H.. F<fps>:1 Ip A1:1 C420jpeg`` then ``FRAME\\n`` + I420 planes.
+Scenes (:func:`genuine_scene`, :func:`screen_replay_scene`) put the face frame into a 640x480 camera
+picture: the genuine one fills the oval in front of a room-like background; the replay one shows the
+same clips on a phone screen held in front of the camera (bezel, screen gamma, pixel grid, glare, hand
+shake) — the attack of issue 12.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
+from scipy.interpolate import griddata
 
 from lifecert.engine import geometry
 from lifecert.engine.base import FaceEngine
 
-SUPPORTED_CHALLENGES = ("blink", "open_mouth")
-EXPECTED_DELTA_MS = 100  # typical lag between the file's first frame and the page's capture start
+Image = NDArray[np.uint8]
+ACTIONS = ("blink", "turn_left", "turn_right", "open_mouth", "nod")
+CLIP_FPS = 15
+CAMERA_SIZE = (640, 480)  # (W, H) like a phone's front camera at its default constraint
 NEUTRAL_MIN_EAR = 0.33
 NEUTRAL_MAX_MAR = 0.13
 CLOSED_MAX_EAR = 0.20
 OPEN_MIN_EAR = 0.30  # eyes open while the mouth opens
-BLINK_HOLD_MS = 450  # closed eyes held this long (a capture at 8 fps sees 3–4 frames)
+BLINK_HOLD_MS = 450  # closed eyes held this long (a capture at 8 fps sees 3-4 frames)
 MOUTH_HOLD_MS = 1100
+TURN_YAW = 0.5  # landmark shift of the nose, in half face widths, at the turn's peak (yaw_ratio moves ~0.4)
+NOD_DOWN = 0.16  # nose shift down, in eye-to-chin spans, at the nod's peak (pitch_ratio grows ~0.15)
+POSE_RAMP_MS = 600  # a slow elderly turn: 0.6 s out, held 0.6 s, 0.6 s back
+POSE_HOLD_MS = 600
 NOISE_SIGMA = 1.5  # grey levels; real sensors never deliver two identical frames
 
 
@@ -51,20 +67,7 @@ class FrameScore:
     yaw: float
 
 
-@dataclass(frozen=True, slots=True)
-class Timeline:
-    """The session's timeline as the API hands it out (milliseconds)."""
-
-    lead_in_ms: int
-    challenge_window_ms: int
-    challenges: tuple[str, ...]
-
-    @property
-    def total_ms(self) -> int:
-        return self.lead_in_ms + len(self.challenges) * self.challenge_window_ms
-
-
-def read_frames(video: Path) -> list[NDArray[np.uint8]]:
+def read_frames(video: Path) -> list[Image]:
     """All frames of ``video`` as (H, W, 3) uint8 BGR."""
     cap = cv2.VideoCapture(str(video))
     frames = []
@@ -73,7 +76,7 @@ def read_frames(video: Path) -> list[NDArray[np.uint8]]:
             ok, frame = cap.read()
             if not ok:
                 break
-            frames.append(frame)
+            frames.append(np.asarray(frame, dtype=np.uint8))
     finally:
         cap.release()
     if not frames:
@@ -81,19 +84,29 @@ def read_frames(video: Path) -> list[NDArray[np.uint8]]:
     return frames
 
 
-def score_frames(engine: FaceEngine, frames: Sequence[NDArray[np.uint8]]) -> list[FrameScore | None]:
-    """Eye/mouth aspect ratios and yaw per frame; None where no face with 68 landmarks is found."""
-    out: list[FrameScore | None] = []
-    for i, frame in enumerate(frames):
-        faces = engine.detect(frame)
-        if not faces or faces[0].landmarks68 is None:
-            out.append(None)
-            continue
-        lm = faces[0].landmarks68
-        out.append(
-            FrameScore(i, geometry.eye_aspect_ratio(lm), geometry.mouth_aspect_ratio(lm), geometry.yaw_ratio(lm))
-        )
-    return out
+@dataclass(frozen=True)
+class SourceVideo:
+    """A decoded video with per-frame measurements and landmarks (scored once per test session)."""
+
+    frames: list[Image]
+    scores: list[FrameScore | None]
+    landmarks: list[NDArray[np.float32] | None]
+
+    @classmethod
+    def load(cls, engine: FaceEngine, video: Path) -> SourceVideo:
+        frames = read_frames(video)
+        scores: list[FrameScore | None] = []
+        lms: list[NDArray[np.float32] | None] = []
+        for i, frame in enumerate(frames):
+            faces = engine.detect(frame)
+            lm = faces[0].landmarks68 if faces else None
+            lms.append(lm)
+            scores.append(
+                None if lm is None
+                else FrameScore(i, geometry.eye_aspect_ratio(lm), geometry.mouth_aspect_ratio(lm),
+                                geometry.yaw_ratio(lm))
+            )
+        return cls(frames, scores, lms)
 
 
 def _is_neutral(s: FrameScore | None) -> bool:
@@ -142,10 +155,7 @@ def mouth_frames(scores: Sequence[FrameScore | None]) -> tuple[list[int], list[i
     valid = [s for s in scores if s is not None and s.ear >= OPEN_MIN_EAR]
     peak = max(valid, key=lambda s: s.mar)
     # Frames near the peak that are also clearly open (at least 70 % of the peak) form the held phase.
-    near = [
-        s.index for s in valid
-        if abs(s.index - peak.index) <= 2 and s.mar >= 0.7 * peak.mar
-    ]
+    near = [s.index for s in valid if abs(s.index - peak.index) <= 2 and s.mar >= 0.7 * peak.mar]
     lo, hi = min(near), max(near)
     opening = [k for k in range(max(0, lo - 2), lo) if scores[k] is not None]
     closing = [k for k in range(hi + 1, min(len(scores), hi + 3)) if scores[k] is not None]
@@ -160,6 +170,15 @@ def used_frames(scores: Sequence[FrameScore | None]) -> set[int]:
     return used
 
 
+def enrollment_frame(source: SourceVideo, avoid: Sequence[int]) -> Image:
+    """The most open-eyed neutral frame that the fake camera does not show (the 'ID photo' stand-in), BGR."""
+    used = set(avoid)
+    candidates = [s for s in source.scores if s is not None and _is_neutral(s) and s.index not in used]
+    if not candidates:
+        raise ValueError("no unused neutral frame for enrollment")
+    return source.frames[max(candidates, key=lambda s: s.ear).index]
+
+
 def _hold(indices: list[int], n: int) -> list[int]:
     """``n`` indices cycling back and forth through ``indices`` (a held pose that still moves a little)."""
     if len(indices) == 1:
@@ -168,78 +187,332 @@ def _hold(indices: list[int], n: int) -> list[int]:
     return [cycle[k % len(cycle)] for k in range(n)]
 
 
-def plan(scores: Sequence[FrameScore | None], timeline: Timeline, fps: int) -> list[int]:
-    """Source frame index for every output frame of the looped file (``total_ms * fps / 1000`` frames)."""
-    for c in timeline.challenges:
-        if c not in SUPPORTED_CHALLENGES:
-            raise ValueError(f"the talking-head video cannot act out '{c}' (supported: {SUPPORTED_CHALLENGES})")
-    n_out = round(timeline.total_ms * fps / 1000)
-    neutral = neutral_run(scores)
-    out = _hold(neutral, n_out)
-    ms_per_frame = 1000.0 / fps
-    for k, name in enumerate(timeline.challenges):
-        if name == "blink":
-            before, held, after = blink_frames(scores)
-            hold_ms = BLINK_HOLD_MS
-        else:
-            before, held, after = mouth_frames(scores)
-            hold_ms = MOUTH_HOLD_MS
-        action = before + _hold(held, max(1, round(hold_ms / ms_per_frame))) + after
-        centre_ms = timeline.lead_in_ms + (k + 0.5) * timeline.challenge_window_ms + EXPECTED_DELTA_MS
-        start = round(centre_ms / ms_per_frame) - len(action) // 2
-        out[start : start + len(action)] = action
-    return out[:n_out]
+# -- synthetic head pose -------------------------------------------------------------------------
+
+# Per-landmark share of the shift (68-point scheme): how far each part moves when the head turns/nods.
+_YAW_W = np.zeros(68)
+_YAW_W[0:17] = 0.1  # jaw outline
+_YAW_W[17:27] = 0.45  # brows
+_YAW_W[27:31] = (0.6, 0.75, 0.9, 1.0)  # nose bridge to tip
+_YAW_W[31:36] = 0.8  # nostrils
+_YAW_W[36:48] = 0.5  # eyes
+_YAW_W[48:68] = 0.55  # mouth
+_NOD_W = np.zeros(68)
+_NOD_W[5:12] = -0.15  # the chin comes up a little (foreshortened)
+_NOD_W[17:27] = 0.2
+_NOD_W[27:31] = (0.4, 0.6, 0.8, 1.0)
+_NOD_W[31:36] = 0.8
+_NOD_W[36:48] = 0.3
+_NOD_W[48:68] = 0.45
 
 
-def write_y4m(path: Path, frames: Sequence[NDArray[np.uint8]], fps: int) -> None:
-    """Write (H, W, 3) uint8 BGR frames (even W and H) as an uncompressed 4:2:0 Y4M file."""
-    h, w = frames[0].shape[:2]
-    if h % 2 or w % 2:
-        raise ValueError("Y4M 4:2:0 needs an even width and height")
-    with path.open("wb") as f:
-        f.write(f"YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg\n".encode("ascii"))
-        for frame in frames:
-            if frame.shape[:2] != (h, w):
-                raise ValueError("all frames must have the same size")
-            f.write(b"FRAME\n")
-            f.write(cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420).tobytes())
+def warp_pose(image: Image, lm68: NDArray[np.float32], yaw: float = 0.0, nod: float = 0.0) -> Image:
+    """``image`` with the face turned by ``yaw`` (half face widths of nose shift; > 0: toward image right,
+    i.e. the person's own left) and nodded down by ``nod`` (eye-to-chin spans), BGR in, BGR out.
+
+    A piecewise-linear backward map: landmark displacements interpolated over their Delaunay
+    triangulation, anchored at the image border and the forehead so the background does not move.
+    """
+    h, w = image.shape[:2]
+    lm = lm68.astype(np.float64)
+    half = float(np.linalg.norm(lm[16] - lm[0])) / 2
+    span = float(lm[8, 1] - lm[36:48, 1].mean())
+    dst = lm.copy()
+    dst[:, 0] += _YAW_W * yaw * half
+    dst[:, 1] += _NOD_W * nod * span
+    border = np.array([[0, 0], [w - 1, 0], [0, h - 1], [w - 1, h - 1],
+                       [w / 2, 0], [w / 2, h - 1], [0, h / 2], [w - 1, h / 2]], dtype=np.float64)
+    top = lm[19, 1] - 0.6 * half
+    fore = np.array([[lm[27, 0] + dx * half, top] for dx in (-0.8, 0.0, 0.8)])
+    src_pts = np.vstack([lm, border, fore])
+    dst_pts = np.vstack([dst, border, fore])
+    # The displacement field is smooth: interpolate it on a 4x coarser grid, then upsample (16x faster).
+    step = 4
+    cy, cx = np.mgrid[0:h:step, 0:w:step]
+    disp = src_pts - dst_pts
+    mx = griddata(dst_pts, disp[:, 0], (cx, cy), method="linear", fill_value=0.0).astype(np.float32)
+    my = griddata(dst_pts, disp[:, 1], (cx, cy), method="linear", fill_value=0.0).astype(np.float32)
+    gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
+    map_x = gx + cv2.resize(mx, (w, h), interpolation=cv2.INTER_LINEAR)
+    map_y = gy + cv2.resize(my, (w, h), interpolation=cv2.INTER_LINEAR)
+    return np.asarray(cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE), np.uint8)
+
+
+def _pose_curve(n_ramp: int, n_hold: int) -> list[float]:
+    """0 -> 1 -> 0 with eased ramps (a slow turn that stops and comes back)."""
+    up = [0.5 - 0.5 * math.cos(math.pi * (k + 1) / n_ramp) for k in range(n_ramp)]
+    return up + [1.0] * n_hold + up[::-1][1:] + [0.0]
+
+
+# -- clips ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Clips:
+    """Face frames (source size, BGR) per clip name: ``neutral`` (loops) and one per action."""
+
+    frames: dict[str, list[Image]] = field(default_factory=dict)
+    fps: int = CLIP_FPS
+
+
+def build_clips(source: SourceVideo, fps: int = CLIP_FPS) -> Clips:
+    """The neutral loop and one clip per challenge, from the real video (see the module docstring)."""
+    ms = 1000.0 / fps
+    neutral = neutral_run(source.scores)
+    out = Clips(fps=fps)
+    out.frames["neutral"] = [source.frames[i] for i in neutral + neutral[-2:0:-1]]
+    before, held, after = blink_frames(source.scores)
+    out.frames["blink"] = [source.frames[i] for i in before + _hold(held, max(1, round(BLINK_HOLD_MS / ms))) + after]
+    before, held, after = mouth_frames(source.scores)
+    mouth = before + _hold(held, max(1, round(MOUTH_HOLD_MS / ms))) + after
+    out.frames["open_mouth"] = [source.frames[i] for i in mouth]
+    curve = _pose_curve(max(2, round(POSE_RAMP_MS / ms)), max(1, round(POSE_HOLD_MS / ms)))
+    base = _hold(neutral, len(curve))
+    for name, yaw, nod in (("turn_left", TURN_YAW, 0.0), ("turn_right", -TURN_YAW, 0.0), ("nod", 0.0, NOD_DOWN)):
+        frames = []
+        for c, i in zip(curve, base, strict=True):
+            lm = source.landmarks[i]
+            if lm is None:
+                raise ValueError(f"neutral frame {i} has no landmarks")
+            frames.append(warp_pose(source.frames[i], lm, yaw * c, nod * c) if c > 0 else source.frames[i])
+        out.frames[name] = frames
+    return out
+
+
+# -- scenes: the face frame inside a 640x480 camera picture ----------------------------------------
+
+Scene = Callable[[Image | None, int], Image]
+
+
+def _room(rng: np.random.Generator) -> Image:
+    """A plain indoor background: a warm wall with a soft light fall-off and a door-frame edge."""
+    w, h = CAMERA_SIZE
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    light = 1.0 - 0.35 * ((xx - 0.3 * w) ** 2 + (yy - 0.2 * h) ** 2) / (w * w)
+    wall = np.stack([150 * light, 170 * light, 185 * light], axis=-1)
+    wall[:, int(0.82 * w):int(0.86 * w)] *= 0.7
+    wall += rng.normal(0, 2.0, wall.shape)
+    return np.clip(wall, 0, 255).astype(np.uint8)
+
+
+def genuine_scene(seed: int = 3) -> Scene:
+    """The person in front of the phone: the face frame, scaled to the camera height, over a room.
+
+    ``t`` (frame counter) adds a slight hand shake; ``face is None`` gives the empty room.
+    """
+    rng = np.random.default_rng(seed)
+    room = _room(rng)
+    w, h = CAMERA_SIZE
+
+    def render(face: Image | None, t: int) -> Image:
+        out = room.copy()
+        if face is not None:
+            side = h
+            f = cv2.resize(face, (side, side), interpolation=cv2.INTER_AREA)
+            # Blend the source's own background into the room with a soft elliptical mask.
+            mask = np.zeros((side, side), np.float32)
+            cv2.ellipse(mask, (side // 2, int(side * 0.52)), (int(side * 0.46), int(side * 0.52)), 0, 0, 360, 1.0, -1)
+            soft = cv2.GaussianBlur(mask, (0, 0), side * 0.04)[..., None]
+            dx = round(3 * math.sin(t / 4.0))
+            dy = round(2 * math.cos(t / 5.0))
+            x0 = (w - side) // 2 + dx
+            region = out[0:side, x0:x0 + side].astype(np.float32)
+            out[0:side, x0:x0 + side] = (soft * f + (1 - soft) * region).astype(np.uint8)
+            out = np.roll(out, dy, axis=0)
+        noise = rng.normal(0, NOISE_SIGMA, out.shape)
+        return np.clip(out + noise, 0, 255).astype(np.uint8)
+
+    return render
+
+
+def screen_replay_scene(seed: int = 5) -> Scene:
+    """The same frames replayed on a phone screen held close to the camera (issue 12's attack).
+
+    The phone (black bezel 14 px, rounded corners, 9:19.5 portrait) is held so close that it is taller than
+    the picture (top and bottom cut off, bezel and room visible at the sides) and shakes with the hand; the
+    recording plays zoomed to the screen width (the face about as wide as a genuine face at arm's length
+    gives: ~60 % of the picture height), with a display's look: a gamma lift and blue cast, a faint pixel
+    grid (moiré with the camera grid), and a diagonal specular glare.
+    """
+    rng = np.random.default_rng(seed)
+    room = _room(rng)
+    w, h = CAMERA_SIZE
+    ph = int(h * 1.45)
+    pw = int(ph * 9 / 19.5)
+    bez = 14
+    sh, sw = ph - 2 * bez, pw - 2 * bez
+    yy, xx = np.mgrid[0:sh, 0:sw].astype(np.float32)
+    grid = (0.94 + 0.06 * np.cos(2 * np.pi * xx / 2.6) * np.cos(2 * np.pi * yy / 2.6))[..., None]
+    # A soft diagonal band of reflected light crossing the screen a little above its middle.
+    glare = np.clip(1.0 - np.abs((xx - 0.9 * yy + 0.9 * 0.42 * sh - 0.5 * sw) / (0.3 * sw)), 0, 1)[..., None] * 60.0
+
+    def render(face: Image | None, t: int) -> Image:
+        out = room.copy()
+        phone = np.full((ph, pw, 3), 18, np.uint8)
+        cv2.rectangle(phone, (0, 0), (pw - 1, ph - 1), (40, 40, 40), 3)
+        screen = np.full((sh, sw, 3), 30, np.uint8)
+        if face is not None:
+            # The recording, zoomed to its central 85 %, fills the screen width, vertically centred.
+            fh, fw = face.shape[:2]
+            m = int(0.075 * min(fh, fw))
+            f = cv2.resize(face[m:fh - m, m:fw - m], (sw, sw), interpolation=cv2.INTER_AREA)
+            y0 = (sh - sw) // 2
+            screen[y0:y0 + sw] = f
+        s = screen.astype(np.float32) / 255.0
+        s = np.power(s, 0.8) * 255.0  # displays lift the shadows
+        s[..., 0] *= 1.08  # blue cast of an LCD/OLED white point
+        s = s * grid + glare
+        phone[bez:bez + sh, bez:bez + sw] = np.clip(s, 0, 255).astype(np.uint8)
+        corner = np.zeros((ph, pw), np.uint8)
+        cv2.rectangle(corner, (18, 0), (pw - 19, ph - 1), 255, -1)
+        cv2.rectangle(corner, (0, 18), (pw - 1, ph - 19), 255, -1)
+        for cx, cy in ((18, 18), (pw - 19, 18), (18, ph - 19), (pw - 19, ph - 19)):
+            cv2.circle(corner, (cx, cy), 18, 255, -1)
+        # Hand shake: a small rotation and shift of the whole phone.
+        ang = 1.5 * math.sin(t / 6.0)
+        dx = round(4 * math.sin(t / 3.7))
+        dy = round(3 * math.cos(t / 4.3))
+        x0 = (w - pw) // 2 + dx
+        y0 = (h - ph) // 2 + dy
+        m = cv2.getRotationMatrix2D((pw / 2, ph / 2), ang, 1.0)
+        phone_r = cv2.warpAffine(phone, m, (pw, ph), borderValue=(0, 0, 0))
+        mask = cv2.warpAffine(corner, m, (pw, ph), borderValue=0)
+        ys, xs = slice(max(0, y0), min(h, y0 + ph)), slice(max(0, x0), min(w, x0 + pw))
+        sub_y = slice(ys.start - y0, ys.stop - y0)
+        sub_x = slice(xs.start - x0, xs.stop - x0)
+        region = out[ys, xs]
+        m3 = (mask[sub_y, sub_x] > 127)[..., None]
+        out[ys, xs] = np.where(m3, phone_r[sub_y, sub_x], region)
+        noise = rng.normal(0, NOISE_SIGMA, out.shape)
+        return np.clip(out + noise, 0, 255).astype(np.uint8)
+
+    return render
+
+
+def enter_clip(clips: Clips, scene: Scene, n: int = 12) -> list[Image]:
+    """The face sliding into the picture from the right over ``n`` frames, then centred."""
+    first = clips.frames["neutral"][0]
+    out = []
+    for k in range(n):
+        frac = 1.0 - (k + 1) / n
+        shift = round(frac * CAMERA_SIZE[0] * 0.7)
+        pic = scene(first, k)
+        empty = scene(None, k)
+        moved = np.roll(pic, shift, axis=1)
+        moved[:, :shift] = empty[:, :shift]
+        out.append(moved)
+    return out
+
+
+def render_camera(clips: Clips, scene: Scene, quality: int = 90) -> dict[str, list[bytes]]:
+    """Every clip rendered through ``scene`` as JPEG bytes (``empty`` and ``enter`` added)."""
+    out: dict[str, list[bytes]] = {}
+    t = 0
+
+    def jpeg(img: Image) -> bytes:
+        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        if not ok:
+            raise RuntimeError("JPEG encoding failed")
+        return buf.tobytes()
+
+    for name, frames in clips.frames.items():
+        rendered = []
+        for f in frames:
+            rendered.append(jpeg(scene(f, t)))
+            t += 1
+        out[name] = rendered
+    out["empty"] = [jpeg(scene(None, k)) for k in range(4)]
+    out["enter"] = [jpeg(img) for img in enter_clip(clips, scene)]
+    return out
 
 
 @dataclass(frozen=True)
-class SourceVideo:
-    """A decoded video with per-frame measurements (scored once, used for the camera file and enrollment)."""
+class ActorPlan:
+    """How the fake person behaves: reaction time to each prompt, when the face enters the picture."""
 
-    frames: list[NDArray[np.uint8]]
-    scores: list[FrameScore | None]
-
-    @classmethod
-    def load(cls, engine: FaceEngine, video: Path) -> SourceVideo:
-        frames = read_frames(video)
-        return cls(frames, score_frames(engine, frames))
+    reaction_ms: int = 2500
+    face_enters_ms: int = 0  # ms after the camera opens; before that the scene is empty
+    deny_camera_times: int = 0  # the first N getUserMedia calls fail with NotAllowedError
 
 
-def build_fake_camera(
-    source: SourceVideo, out: Path, timeline: Timeline, *, fps: int = 20, seed: int = 7, gain: float = 1.0
-) -> list[int]:
-    """Write ``out`` (.y4m) acting out ``timeline``; returns the source frame index of every output frame.
+ROUTE_PREFIX = "/__fakecam/"
 
-    ``gain`` scales every pixel (below 1: a dim room) before the sensor noise is added.
+
+def actor_init_script(clip_lengths: dict[str, int], fps: int, plan: ActorPlan) -> str:
+    """JavaScript run before the page: replaces getUserMedia with the acting canvas stream.
+
+    ``window.__actor.log`` records what was played when ([ms since camera open, clip, prompt]).
     """
-    order = plan(source.scores, timeline, fps)
-    rng = np.random.default_rng(seed)
-    noisy = []
-    for idx in order:
-        frame = source.frames[idx].astype(np.float32) * gain
-        noise = rng.normal(0.0, NOISE_SIGMA, frame.shape)
-        noisy.append(np.clip(frame + noise, 0, 255).astype(np.uint8))
-    write_y4m(out, noisy, fps)
-    return order
+    cfg = json.dumps({"clips": clip_lengths, "fps": fps, "reaction_ms": plan.reaction_ms,
+                      "enter_ms": plan.face_enters_ms, "deny": plan.deny_camera_times,
+                      "prefix": ROUTE_PREFIX, "actions": list(ACTIONS)})
+    return _ACTOR_JS.replace("__CFG__", cfg)
 
 
-def enrollment_frame(source: SourceVideo, avoid: Sequence[int]) -> NDArray[np.uint8]:
-    """The most open-eyed neutral frame that the fake camera does not show (the 'ID photo' stand-in), BGR."""
-    used = set(avoid)
-    candidates = [s for s in source.scores if s is not None and _is_neutral(s) and s.index not in used]
-    if not candidates:
-        raise ValueError("no unused neutral frame for enrollment")
-    return source.frames[max(candidates, key=lambda s: s.ear).index]
+_ACTOR_JS = r"""
+(() => {
+  const CFG = __CFG__;
+  const actor = { log: [], calls: 0, opened: null, prompts: [] };
+  window.__actor = actor;
+  let bitmaps = null;
+  async function load() {
+    const out = {};
+    for (const [name, n] of Object.entries(CFG.clips)) {
+      out[name] = [];
+      for (let i = 0; i < n; i += 1) {
+        const res = await fetch(`${CFG.prefix}${name}/${i}.jpg`);
+        out[name].push(await createImageBitmap(await res.blob()));
+      }
+    }
+    return out;
+  }
+  function startStream() {
+    const canvas = document.createElement("canvas");
+    canvas.width = bitmaps.empty[0].width;
+    canvas.height = bitmaps.empty[0].height;
+    const ctx = canvas.getContext("2d");
+    const t0 = performance.now();
+    actor.opened = Date.now();
+    let clip = CFG.enter_ms > 0 ? "empty" : "neutral";
+    let k = 0;
+    let queue = [];
+    const play = (name) => { clip = name; k = 0; actor.log.push([Math.round(performance.now() - t0), name]); };
+    if (CFG.enter_ms > 0) setTimeout(() => play("enter"), CFG.enter_ms);
+    // React to each new prompt, reaction_ms after it appears.
+    let seen = "";
+    const watch = () => {
+      const el = document.getElementById("challenge");
+      if (!el) return;
+      const name = el.dataset.challenge || "";
+      const key = `${el.dataset.step || ""}:${name}`;
+      if (key === seen) return;
+      seen = key;
+      if (!CFG.actions.includes(name)) return;
+      actor.prompts.push([Math.round(performance.now() - t0), name]);
+      setTimeout(() => queue.push(name), CFG.reaction_ms);
+    };
+    new MutationObserver(watch).observe(document.documentElement,
+      { subtree: true, attributes: true, attributeFilter: ["data-challenge", "data-step"] });
+    const tick = () => {
+      const frames = bitmaps[clip];
+      if (k >= frames.length) {
+        if (clip === "neutral" || clip === "empty") k = 0;
+        else play("neutral");
+      }
+      if ((clip === "neutral" || clip === "empty") && queue.length && clip !== "empty") play(queue.shift());
+      ctx.drawImage(bitmaps[clip][k], 0, 0);
+      k += 1;
+    };
+    setInterval(tick, 1000 / CFG.fps);
+    tick();
+    return canvas.captureStream(CFG.fps);
+  }
+  const md = navigator.mediaDevices;
+  md.getUserMedia = async (constraints) => {
+    actor.calls += 1;
+    if (actor.calls <= CFG.deny) throw new DOMException("Permission denied", "NotAllowedError");
+    if (!bitmaps) bitmaps = await load();
+    return startStream();
+  };
+})();
+"""
