@@ -1,12 +1,14 @@
-"""Fixtures of the real-browser tests: a live lifecert server, an enrolled pensioner, a fake camera, Chromium.
+"""Fixtures of the real-browser tests: a live lifecert server, an enrolled pensioner, an acting camera, Chromium.
 
 * ``live_server`` — ``uvicorn server.app:create_app`` in a subprocess on 127.0.0.1 (free port) with a tmp
-  data directory, ``LIFECERT_ENV=test`` and ``LIFECERT_FIXED_CHALLENGES=blink,open_mouth``. A pensioner is
-  enrolled beforehand from a neutral frame of the real talking-head video (not one the camera shows).
-* ``fake_camera`` — a .y4m built at test time from real frames of the same video that acts out the session's
-  timeline (read from a probe session, so the file follows the server's lead-in and window lengths).
-* ``browser`` — Debian's /usr/bin/chromium through Playwright (``executable_path``; never ``playwright install``)
-  with a fake camera fed by that file. Tests skip with a clear message where Chromium is absent.
+  data directory, ``LIFECERT_ENV=test``, the MiniFASNet PAD pack installed from ``../shared/models/minifasnet``
+  and challenges drawn by the server (none fixed). Two pensioners are enrolled beforehand from a neutral frame
+  of the real talking-head video that the camera never shows (the second one is used up by the rate-limit test).
+* ``genuine_camera`` / ``replay_camera`` — JPEG clips (``tests/e2e/fake_camera.py``) of the same real face,
+  in front of the phone or replayed on a phone screen held in front of it.
+* ``browser`` — Debian's /usr/bin/chromium through Playwright (``executable_path``; never ``playwright install``).
+  :func:`new_phone_page` opens a 360x740 phone page whose ``getUserMedia`` is the acting canvas stream.
+  Tests skip with a clear message where Chromium is absent (``LIFECERT_REQUIRE_SERVICES=1`` fails instead).
 """
 
 from __future__ import annotations
@@ -30,17 +32,37 @@ import pytest
 from lifecert.config import Settings
 from lifecert.domain.idnumber import make_id_number
 from lifecert.engine.base import FaceEngine
+from lifecert.engine.packs import install_pack
 from lifecert.services.context import AppContext
 from lifecert.services.templates import add_template, store_photo, upsert_pensioner
-from tests.e2e.fake_camera import SourceVideo, Timeline, build_fake_camera, enrollment_frame, used_frames
+from tests.e2e.fake_camera import (
+    ROUTE_PREFIX,
+    ActorPlan,
+    Clips,
+    SourceVideo,
+    actor_init_script,
+    build_clips,
+    enrollment_frame,
+    genuine_scene,
+    render_camera,
+    screen_replay_scene,
+    used_frames,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("LIFECERT_CHROMIUM", "/usr/bin/chromium"))
 TALKING_HEAD = Path("video") / "talking_head_a.mp4"
-FIXED_CHALLENGES = "blink,open_mouth"
 VIEWPORT = {"width": 360, "height": 740}
 SERVER_START_TIMEOUT_S = 180.0
-DARK_GAIN = 0.2  # a dim room: the face's grey level falls to about 30 of 255
+REQUIRE_SERVICES = os.environ.get("LIFECERT_REQUIRE_SERVICES") == "1"
+
+Camera = dict[str, list[bytes]]
+
+
+def _skip_or_fail(reason: str) -> None:
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{reason} (LIFECERT_REQUIRE_SERVICES=1)")
+    pytest.skip(reason)
 
 
 @dataclass(frozen=True)
@@ -56,6 +78,7 @@ class LiveServer:
     settings: Settings
     log_path: Path
     pensioner: EnrolledPensioner
+    spare: EnrolledPensioner  # for tests that use up a pensioner's attempts
 
     def log_tail(self, lines: int = 60) -> str:
         try:
@@ -67,16 +90,31 @@ class LiveServer:
 @pytest.fixture(scope="session")
 def chromium_path() -> Path:
     if not CHROMIUM.exists():
-        pytest.skip(f"headless Chromium not found at {CHROMIUM} (apt-get install chromium; or set LIFECERT_CHROMIUM)")
+        _skip_or_fail(f"headless Chromium not found at {CHROMIUM} (apt-get install chromium; or set LIFECERT_CHROMIUM)")
     return CHROMIUM
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def talking_head(faces_dir: Path, face_engine: FaceEngine) -> SourceVideo:
     video = faces_dir / TALKING_HEAD
     if not video.is_file():
         pytest.skip(f"{video} not found in the shared faces data")
     return SourceVideo.load(face_engine, video)
+
+
+@pytest.fixture(scope="session")
+def clips(talking_head: SourceVideo) -> Clips:
+    return build_clips(talking_head)
+
+
+@pytest.fixture(scope="session")
+def genuine_camera(clips: Clips) -> Camera:
+    return render_camera(clips, genuine_scene())
+
+
+@pytest.fixture(scope="session")
+def replay_camera(clips: Clips) -> Camera:
+    return render_camera(clips, screen_replay_scene())
 
 
 def _free_port() -> int:
@@ -85,9 +123,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _enroll(settings: Settings, engine: FaceEngine, source: SourceVideo) -> EnrolledPensioner:
-    """Register one pensioner with a template from a talking-head frame the fake camera never shows."""
-    image = enrollment_frame(source, used_frames(source.scores))
+def _enroll(settings: Settings, engine: FaceEngine, source: SourceVideo) -> list[EnrolledPensioner]:
+    """Register two pensioners with a template from a talking-head frame the fake camera never shows."""
+    image = enrollment_frame(source, sorted(used_frames(source.scores)))
     faces = engine.analyze(image)
     if len(faces) != 1 or faces[0].embedding is None:
         raise RuntimeError("the enrollment frame has no single embeddable face")
@@ -96,36 +134,46 @@ def _enroll(settings: Settings, engine: FaceEngine, source: SourceVideo) -> Enro
         raise RuntimeError("could not encode the enrollment frame")
     data = jpeg.tobytes()
     sha = hashlib.sha256(data).hexdigest()
-    id_number = make_id_number("110105", date(1952, 3, 14), 217)
-    name = "王建国"
+    people = [(make_id_number("110105", date(1952, 3, 14), 217), "王建国"),
+              (make_id_number("310104", date(1948, 9, 2), 128), "李秀英")]
     ctx = AppContext(settings)
     ctx.set_engine(engine)
+    out = []
     try:
         with ctx.db.session() as s:
-            p = upsert_pensioner(s, id_number, name)
             store_photo(ctx, s, data, sha, image.shape[1], image.shape[0], original_name="talking_head_a.jpg")
-            add_template(ctx, s, p, faces[0].embedding, photo_sha256=sha, quality=faces[0].quality)
+            for id_number, name in people:
+                p = upsert_pensioner(s, id_number, name)
+                add_template(ctx, s, p, faces[0].embedding, photo_sha256=sha, quality=faces[0].quality)
+                s.flush()
+                out.append(EnrolledPensioner(p.id, id_number, name))
             s.commit()
-            pid = p.id
     finally:
         ctx.close()
-    return EnrolledPensioner(pid, id_number, name)
+    return out
 
 
-@pytest.fixture(scope="module")
+def _install_pad(settings: Settings, models_src: Path) -> None:
+    """Install the MiniFASNet pack as an operator does (``lifecert models install minifasnet --from DIR``)."""
+    if not models_src.is_dir():
+        _skip_or_fail(f"PAD models {models_src} not found (../shared/models/minifasnet)")
+    install_pack(models_src, settings.resolved_models_dir, "minifasnet", manifest_path=settings.manifest_path)
+
+
+@pytest.fixture(scope="session")
 def live_server(
-    tmp_path_factory: pytest.TempPathFactory, face_engine: FaceEngine, talking_head: SourceVideo
+    tmp_path_factory: pytest.TempPathFactory, face_engine: FaceEngine, talking_head: SourceVideo, faces_dir: Path
 ) -> Iterator[LiveServer]:
     base = tmp_path_factory.mktemp("e2e_server")
-    settings = Settings(env="test", data_dir=base / "data", fixed_challenges=FIXED_CHALLENGES)  # type: ignore[call-arg]
-    pensioner = _enroll(settings, face_engine, talking_head)
+    settings = Settings(env="test", data_dir=base / "data")  # type: ignore[call-arg]
+    pensioner, spare = _enroll(settings, face_engine, talking_head)
+    _install_pad(settings, faces_dir.parent / "models" / "minifasnet")
 
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIFECERT_")}
     env.update(
         LIFECERT_ENV="test",
         LIFECERT_DATA_DIR=str(settings.data_dir),
-        LIFECERT_FIXED_CHALLENGES=FIXED_CHALLENGES,
         LIFECERT_INFERENCE_THREADS="2",
         PYTHONUNBUFFERED="1",
     )
@@ -134,7 +182,7 @@ def live_server(
            "--host", "127.0.0.1", "--port", str(port), "--log-level", "info"]
     with log_path.open("wb") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    server = LiveServer(f"http://127.0.0.1:{port}", settings, log_path, pensioner)
+    server = LiveServer(f"http://127.0.0.1:{port}", settings, log_path, pensioner, spare)
     try:
         _wait_ready(proc, server)
         yield server
@@ -164,107 +212,66 @@ def _wait_ready(proc: subprocess.Popen[bytes], server: LiveServer) -> None:
     pytest.fail(f"the server was not ready within {SERVER_START_TIMEOUT_S:.0f} s ({last}):\n{server.log_tail()}")
 
 
-@pytest.fixture(scope="module")
-def session_timeline(live_server: LiveServer) -> Timeline:
-    """The timeline the server hands out, read from one probe session (left unused; it simply expires)."""
-    p = live_server.pensioner
-    r = httpx.post(
-        f"{live_server.base_url}/api/v1/sessions", json={"id_number": p.id_number, "name": p.name}, timeout=30.0
-    )
-    if r.status_code != 201:
-        pytest.fail(f"probe session refused: {r.status_code} {r.text}\n{live_server.log_tail()}")
-    body = r.json()
-    return Timeline(int(body["lead_in_ms"]), int(body["challenge_window_ms"]), tuple(body["challenges"]))
-
-
-@pytest.fixture(scope="module")
-def fake_camera(
-    tmp_path_factory: pytest.TempPathFactory, talking_head: SourceVideo, session_timeline: Timeline
-) -> Path:
-    out = tmp_path_factory.mktemp("camera") / "talking_head.y4m"
-    build_fake_camera(talking_head, out, session_timeline)
-    return out
-
-
 CHROMIUM_ARGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream", "--autoplay-policy=no-user-gesture-required",
 )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def playwright(chromium_path: Path) -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _skip_or_fail("playwright is not installed (pip install -e '.[dev]')")
+    with sync_playwright() as pw:
         yield pw
 
 
-def _launch(pw: Any, chromium_path: Path, camera_file: Path) -> Any:
-    args = [*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={camera_file}"]
-    return pw.chromium.launch(executable_path=str(chromium_path), headless=True, args=args)
-
-
-@pytest.fixture(scope="module")
-def browser(playwright: Any, chromium_path: Path, fake_camera: Path) -> Iterator[Any]:
-    """Chromium whose camera acts out the session (neutral lead-in, blink, open mouth)."""
-    b = _launch(playwright, chromium_path, fake_camera)
+@pytest.fixture(scope="session")
+def browser(playwright: Any, chromium_path: Path) -> Iterator[Any]:
+    b = playwright.chromium.launch(executable_path=str(chromium_path), headless=True, args=list(CHROMIUM_ARGS))
     try:
         yield b
     finally:
         b.close()
 
 
-@pytest.fixture(scope="module")
-def dark_browser(
-    playwright: Any, chromium_path: Path, tmp_path_factory: pytest.TempPathFactory,
-    talking_head: SourceVideo, session_timeline: Timeline,
-) -> Iterator[Any]:
-    """Chromium whose camera shows the same person in a dim room (every frame at DARK_GAIN of its brightness)."""
-    out = tmp_path_factory.mktemp("dark_camera") / "talking_head_dark.y4m"
-    build_fake_camera(talking_head, out, session_timeline, gain=DARK_GAIN)
-    b = _launch(playwright, chromium_path, out)
-    try:
-        yield b
-    finally:
-        b.close()
+def new_phone_page(
+    browser: Any, live_server: LiveServer, camera: Camera | None = None, plan: ActorPlan | None = None,
+    *, font_scale: float = 1.0,
+) -> Any:
+    """A fresh 360x740 phone page. With ``camera``, getUserMedia is the acting canvas stream (``plan``).
 
-
-def new_phone_page(browser: Any, live_server: LiveServer) -> Any:
-    """A fresh 360x740 phone-sized page with camera permission; records every XHR FormData it sends."""
+    ``font_scale`` > 1 enlarges the root font like a phone's "large text" setting (150 % -> 1.5).
+    Every /api/ request is recorded in ``page.api_calls`` as (method, path).
+    """
     context = browser.new_context(
-        viewport=VIEWPORT, device_scale_factor=2, is_mobile=True, has_touch=True, locale="zh-CN"
+        viewport=VIEWPORT, device_scale_factor=2, is_mobile=True, has_touch=True, locale="zh-CN",
+        timezone_id="Asia/Shanghai",
     )
-    context.grant_permissions(["camera"], origin=live_server.base_url)
-    context.add_init_script(
-        "window.__sentForms = [];"
-        "const __send = XMLHttpRequest.prototype.send;"
-        "XMLHttpRequest.prototype.send = function (body) {"
-        "  if (body instanceof FormData) window.__sentForms.push(body);"
-        "  return __send.call(this, body);"
-        "};"
-    )
+    if camera is not None:
+        def serve(route: Any) -> None:
+            path = route.request.url.split(ROUTE_PREFIX, 1)[1]
+            clip, name = path.split("/", 1)
+            route.fulfill(status=200, content_type="image/jpeg", body=camera[clip][int(name.split(".")[0])])
+
+        context.route(f"**{ROUTE_PREFIX}**", serve)
+        lengths = {k: len(v) for k, v in camera.items()}
+        context.add_init_script(actor_init_script(lengths, 15, plan or ActorPlan()))
+    if font_scale != 1.0:
+        context.add_init_script(
+            "document.addEventListener('DOMContentLoaded', () => {"
+            f" document.documentElement.style.setProperty('font-size', '{20 * font_scale:.0f}px'); }});"
+        )
     pg = context.new_page()
+    calls: list[tuple[str, str]] = []
+    pg.on("request", lambda req: calls.append((req.method, req.url.split("/api/", 1)[1]))
+          if "/api/" in req.url else None)
+    pg.api_calls = calls
     pg.set_default_timeout(30_000)
     return pg
-
-
-@pytest.fixture
-def page(browser: Any, live_server: LiveServer) -> Iterator[Any]:
-    pg = new_phone_page(browser, live_server)
-    try:
-        yield pg
-    finally:
-        pg.context.close()
-
-
-@pytest.fixture
-def dark_page(dark_browser: Any, live_server: LiveServer) -> Iterator[Any]:
-    pg = new_phone_page(dark_browser, live_server)
-    try:
-        yield pg
-    finally:
-        pg.context.close()
 
 
 @pytest.fixture(scope="session")
