@@ -1,16 +1,18 @@
-/* The pensioner's proof-of-life page: form -> camera with challenges -> upload -> result.
+/* The pensioner's proof-of-life page: form -> preparation -> camera -> server-paced steps -> result.
    Plain ES2020, no build step, no external resources. Talks only to the public API
-   (/api/v1, see notes/api_contract.md). */
+   (/api/v1, see notes/api_contract.md and mobile-web/README.md). */
 (function () {
   "use strict";
 
   const API = "api/v1";
   const JPEG_QUALITY = 0.85;
   const CAPTURE_LONG_SIDE = 640; // px; frames are downscaled so that the long side is at most this
-  const HINT_INTERVAL_MS = 500;
-  const DARK_LUMA = 60; // mean luma 0..255 of the centre of a downscaled frame below which we ask for more light
   const CAMERA_TIMEOUT_MS = 15000;
-  const UPLOAD_TIMEOUT_MS = 90000;
+  const CHUNK_TIMEOUT_MS = 30000; // one chunk request; a slow network ends the attempt, never hangs it
+  const MAX_PENDING_FRAMES = 60; // frames waiting for upload; beyond this the capture pauses (slow network)
+  const STALL_GRACE_MS = 20000; // a step the server has not closed this long after its limit ends the attempt
+  const HINT_REPEAT_MS = 6000; // speak the same hint again at most this often
+  const PROMPT_QUIET_MS = 2500; // no hint is spoken this soon after a prompt
 
   // ---------------------------------------------------------------------------------------------
   // GB 11643-1999 check digit (same algorithm as lifecert/domain/idnumber.py)
@@ -53,17 +55,21 @@
   // Small DOM helpers and language
   const $ = (id) => document.getElementById(id);
   const I18N = window.LIFECERT_I18N || { zh: {}, en: {} };
+  const SCREENS = ["form", "prepare", "denied", "capture", "result"];
 
   const state = {
     lang: "zh",
     busy: false,
     idNumber: "",
     name: "",
-    phase: null, // {kind: "starting"|"lead_in"|"challenge"|"done", index, total, name}
+    phase: null, // {kind: "starting"|"countdown"|"settle"|"wait"|"challenge"|"done", n, challenge, index, total}
     result: null, // last result object from the API
-    error: null, // last error code
+    error: null, // {code, retryAfterS, at} of the last error
     stream: null,
     timers: [],
+    run: 0, // bumped for every attempt; a stale attempt stops at its next await
+    lastHintSpoken: 0,
+    lastPromptSpoken: 0,
   };
 
   function t(key, vars) {
@@ -90,40 +96,55 @@
     for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
     $("lang-toggle").lang = state.lang === "zh" ? "en" : "zh-CN";
     renderPhase();
+    renderHint();
     renderOutcome();
   }
 
   function showScreen(name) {
-    for (const s of ["form", "capture", "upload", "result"]) $(`screen-${s}`).hidden = s !== name;
+    for (const s of SCREENS) $(`screen-${s}`).hidden = s !== name;
     $("app").dataset.screen = name;
     window.scrollTo(0, 0);
   }
 
-  function speak(text) {
+  /** Speak ``text`` (Mandarin voice unless switched). ``polite``: never interrupt what is being said. */
+  function speak(text, polite) {
     if (!("speechSynthesis" in window) || typeof window.SpeechSynthesisUtterance !== "function") return;
     try {
-      window.speechSynthesis.cancel();
+      const synth = window.speechSynthesis;
+      if (polite && (synth.speaking || synth.pending)) return;
+      synth.cancel();
       const u = new window.SpeechSynthesisUtterance(text);
       u.lang = state.lang === "zh" ? "zh-CN" : "en-US";
-      u.rate = 0.9;
-      const voice = window.speechSynthesis.getVoices().find((v) => v.lang && v.lang.replace("_", "-").startsWith(u.lang.slice(0, 2)));
+      u.rate = 0.85; // a little slower than default: the listeners are elderly
+      const voice = synth.getVoices().find((v) => v.lang && v.lang.replace("_", "-").startsWith(u.lang.slice(0, 2)));
       if (voice) u.voice = voice;
-      window.speechSynthesis.speak(u);
+      synth.speak(u);
     } catch (_) {
       /* speaking is a help, never a requirement */
     }
+  }
+
+  const sleep = (ms) => new Promise((resolve) => {
+    state.timers.push(setTimeout(resolve, ms));
+  });
+
+  function clearTimers() {
+    for (const id of state.timers) clearTimeout(id);
+    state.timers = [];
   }
 
   // ---------------------------------------------------------------------------------------------
   // Icons (inline SVG, no external files)
   const svg = (body) => `<svg viewBox="0 0 64 64" width="64" height="64" fill="none" stroke="currentColor" stroke-width="4" stroke-linecap="round" stroke-linejoin="round">${body}</svg>`;
   const ICONS = {
-    lead_in: svg('<circle cx="32" cy="32" r="22"/><circle cx="24" cy="28" r="3" fill="currentColor"/><circle cx="40" cy="28" r="3" fill="currentColor"/><path d="M24 41h16"/>'),
+    settle: svg('<circle cx="32" cy="32" r="22"/><circle cx="24" cy="28" r="3" fill="currentColor"/><circle cx="40" cy="28" r="3" fill="currentColor"/><path d="M24 41h16"/>'),
     blink: svg('<path d="M6 32c8-12 44-12 52 0"/><path d="M6 32c8 10 44 10 52 0" stroke-dasharray="4 6"/><path d="M16 40l-4 6M32 43v7M48 40l4 6"/>'),
+    // Mirrored preview: "your left" is the screen's left, so the arrow points left.
     turn_left: svg('<circle cx="38" cy="32" r="18"/><path d="M30 30l-6 2 6 2"/><path d="M22 12H6m0 0l6-6M6 12l6 6"/>'),
     turn_right: svg('<circle cx="26" cy="32" r="18"/><path d="M34 30l6 2-6 2"/><path d="M42 12h16m0 0l-6-6m6 6l-6 6"/>'),
     open_mouth: svg('<circle cx="32" cy="32" r="24"/><circle cx="23" cy="24" r="3" fill="currentColor"/><circle cx="41" cy="24" r="3" fill="currentColor"/><ellipse cx="32" cy="43" rx="8" ry="10"/>'),
     nod: svg('<circle cx="32" cy="34" r="16"/><path d="M54 8v48m0-48l-6 6m6-6l6 6M54 56l-6-6m6 6l6-6"/>'),
+    wait: svg('<path d="M14 34l12 12 24-26"/>'),
     done: svg('<path d="M14 34l12 12 24-26"/>'),
     CONFIRMED: svg('<circle cx="32" cy="32" r="26"/><path d="M20 33l9 9 16-18"/>'),
     RETRY: svg('<path d="M50 32a18 18 0 1 1-6-13.4"/><path d="M46 8v12H34"/>'),
@@ -134,15 +155,16 @@
   // ---------------------------------------------------------------------------------------------
   // API
   class ApiError extends Error {
-    constructor(code, status, message, details) {
+    constructor(code, status, message, details, retryAfterS) {
       super(message || code);
       this.code = code;
       this.status = status || 0;
       this.details = details || {};
+      this.retryAfterS = retryAfterS || null;
     }
   }
 
-  function errorFromResponse(status, text) {
+  function errorFromResponse(status, text, retryAfterHeader) {
     let body = null;
     try {
       body = JSON.parse(text);
@@ -150,59 +172,67 @@
       body = null;
     }
     const err = body && body.error;
-    if (err && typeof err.code === "string") return new ApiError(err.code, status, err.message, err.details);
+    const fromDetails = err && err.details && Number(err.details.retry_after);
+    const fromHeader = Number(retryAfterHeader);
+    const retryAfterS = fromDetails > 0 ? fromDetails : fromHeader > 0 ? fromHeader : null;
+    if (err && typeof err.code === "string") return new ApiError(err.code, status, err.message, err.details, retryAfterS);
     // No JSON error body (e.g. a proxy answered): fall back on the HTTP status.
     const byStatus = { 404: "NOT_FOUND", 410: "SESSION_EXPIRED", 413: "PAYLOAD_TOO_LARGE", 429: "RATE_LIMITED" };
-    return new ApiError(byStatus[status] || (status >= 500 ? "SERVER" : "UNKNOWN"), status);
+    return new ApiError(byStatus[status] || (status >= 500 ? "SERVER" : "UNKNOWN"), status, null, null, retryAfterS);
   }
 
-  async function createSession(idNumber, name) {
+  async function postJson(url, body) {
     let res;
     try {
-      res = await fetch(`${API}/sessions`, {
+      res = await fetch(url, {
         method: "POST",
         headers: { "Content-Type": "application/json", Accept: "application/json" },
-        body: JSON.stringify({ id_number: idNumber, name }),
+        body: JSON.stringify(body),
         cache: "no-store",
       });
     } catch (_) {
       throw new ApiError("NETWORK");
     }
     const text = await res.text();
-    if (res.status !== 201 && res.status !== 200) throw errorFromResponse(res.status, text);
-    return JSON.parse(text);
+    if (res.status !== 201 && res.status !== 200) throw errorFromResponse(res.status, text, res.headers.get("Retry-After"));
+    try {
+      return JSON.parse(text);
+    } catch (_) {
+      throw new ApiError("SERVER", res.status);
+    }
   }
 
-  /** POST the frames as multipart with XMLHttpRequest (for upload progress). */
-  function uploadFrames(session, captured, onProgress) {
-    return new Promise((resolve, reject) => {
-      const form = new FormData();
-      form.append("nonce", session.nonce);
-      form.append("timestamps", JSON.stringify(captured.timestamps));
-      captured.blobs.forEach((blob, i) => form.append("frames", blob, `frame_${String(i).padStart(3, "0")}.jpg`));
-      const xhr = new XMLHttpRequest();
-      xhr.open("POST", `${API}/sessions/${encodeURIComponent(session.session_id)}/frames`);
-      xhr.setRequestHeader("Accept", "application/json");
-      xhr.timeout = UPLOAD_TIMEOUT_MS;
-      xhr.upload.onprogress = (e) => {
-        if (e.lengthComputable && e.total > 0) onProgress(e.loaded / e.total);
-      };
-      xhr.onload = () => {
-        if (xhr.status === 200) {
-          try {
-            onProgress(1);
-            resolve(JSON.parse(xhr.responseText));
-          } catch (_) {
-            reject(new ApiError("SERVER", xhr.status));
-          }
-        } else {
-          reject(errorFromResponse(xhr.status, xhr.responseText));
-        }
-      };
-      xhr.onerror = () => reject(new ApiError("NETWORK"));
-      xhr.ontimeout = () => reject(new ApiError("NETWORK"));
-      xhr.send(form);
-    });
+  function createSession(idNumber, name) {
+    return postJson(`${API}/sessions`, { id_number: idNumber, name, protocol: "paced" });
+  }
+
+  /** One chunk of frames for step ``index`` (multipart: nonce, timestamps JSON, frames, prompt_shown_ms). */
+  async function postChunk(sessionId, step, frames, promptShownMs) {
+    const form = new FormData();
+    form.append("nonce", step.nonce);
+    form.append("timestamps", JSON.stringify(frames.map((f) => f.t)));
+    if (promptShownMs !== null) form.append("prompt_shown_ms", String(promptShownMs));
+    frames.forEach((f, i) => form.append("frames", f.blob, `f_${String(f.t).padStart(6, "0")}_${i}.jpg`));
+    const url = `${API}/sessions/${encodeURIComponent(sessionId)}/steps/${step.index}/frames`;
+    let res;
+    try {
+      const ctrl = new AbortController();
+      const timer = setTimeout(() => ctrl.abort(), CHUNK_TIMEOUT_MS);
+      try {
+        res = await fetch(url, { method: "POST", body: form, headers: { Accept: "application/json" }, cache: "no-store", signal: ctrl.signal });
+      } finally {
+        clearTimeout(timer);
+      }
+    } catch (_) {
+      throw new ApiError("NETWORK");
+    }
+    const text = await res.text();
+    if (res.status !== 200) throw errorFromResponse(res.status, text, res.headers.get("Retry-After"));
+    try {
+      return JSON.parse(text);
+    } catch (_) {
+      throw new ApiError("SERVER", res.status);
+    }
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -216,7 +246,7 @@
         video: { facingMode: "user", width: { ideal: 640 }, height: { ideal: 480 } },
       });
     } catch (err) {
-      const denied = err && (err.name === "NotAllowedError" || err.name === "SecurityError");
+      const denied = err && (err.name === "NotAllowedError" || err.name === "SecurityError" || err.name === "PermissionDeniedError");
       throw new ApiError(denied ? "CAMERA_DENIED" : "CAMERA_UNAVAILABLE");
     }
     state.stream = stream;
@@ -243,103 +273,104 @@
     if (video) video.srcObject = null;
   }
 
-  function clearTimers() {
-    for (const id of state.timers) clearTimeout(id);
-    state.timers = [];
-  }
-
   // ---------------------------------------------------------------------------------------------
-  // Live hints: mean luminance of a 32x24 copy (cheap); face position only where FaceDetector exists.
-  let faceDetector = null;
-  if ("FaceDetector" in window) {
-    try {
-      faceDetector = new window.FaceDetector({ fastMode: true, maxDetectedFaces: 1 });
-    } catch (_) {
-      faceDetector = null;
-    }
-  }
-
-  function setHint(key) {
-    const el = $("hint");
-    el.dataset.hint = key || "";
-    el.textContent = key ? t(`hint.${key}`) : "";
-  }
-
-  async function checkHints(video, probe) {
-    const ctx = probe.getContext("2d", { willReadFrequently: true });
-    ctx.drawImage(video, 0, 0, probe.width, probe.height);
-    // Mean luma of the centre (where the oval puts the face), so a dark background alone does not count.
-    const x0 = Math.round(probe.width / 4);
-    const y0 = Math.round(probe.height / 5);
-    const px = ctx.getImageData(x0, y0, probe.width - 2 * x0, probe.height - 2 * y0).data;
-    let sum = 0;
-    for (let i = 0; i < px.length; i += 4) sum += 0.299 * px[i] + 0.587 * px[i + 1] + 0.114 * px[i + 2];
-    const luma = sum / (px.length / 4);
-    if (luma < DARK_LUMA) return "dark";
-    if (!faceDetector) return "";
-    try {
-      const faces = await faceDetector.detect(video);
-      if (!faces.length) return "no_face";
-      const box = faces[0].boundingBox;
-      const vw = video.videoWidth;
-      const vh = video.videoHeight;
-      if (box.width < 0.28 * Math.min(vw, vh)) return "closer";
-      const cx = (box.x + box.width / 2) / vw - 0.5;
-      const cy = (box.y + box.height / 2) / vh - 0.47;
-      if (Math.abs(cx) > 0.18 || Math.abs(cy) > 0.2) return "centre";
-    } catch (_) {
-      return "";
-    }
-    return "";
-  }
-
-  // ---------------------------------------------------------------------------------------------
-  // Capture: lead-in, then each challenge for challenge_window_ms; frames at the session's fps.
+  // What the capture screen says: the step the server revealed, and its hints.
   function renderPhase() {
     const p = state.phase;
+    if (!p) return "";
     const box = $("challenge");
-    if (!p) return;
     let key;
-    let icon;
-    if (p.kind === "starting") {
-      key = "capture.starting";
-      icon = "";
-    } else if (p.kind === "lead_in") {
-      key = "capture.lead_in";
-      icon = ICONS.lead_in;
+    let sub = "";
+    let icon = "";
+    if (p.kind === "starting") key = "capture.starting";
+    else if (p.kind === "countdown") {
+      key = "capture.countdown";
+      icon = ICONS.settle;
+    } else if (p.kind === "settle") {
+      key = "capture.settle";
+      sub = t("capture.settle_sub");
+      icon = ICONS.settle;
+    } else if (p.kind === "wait") {
+      key = "capture.wait";
+      icon = ICONS.wait;
     } else if (p.kind === "challenge") {
-      key = `challenge.${p.name}`;
-      icon = ICONS[p.name] || "";
+      key = `challenge.${p.challenge}`;
+      icon = ICONS[p.challenge] || "";
+      if (p.total) sub = t("challenge.step", { n: p.index, total: p.total });
     } else {
       key = "capture.done";
       icon = ICONS.done;
     }
-    box.dataset.challenge = p.kind === "challenge" ? p.name : p.kind;
+    box.dataset.challenge = p.kind === "challenge" ? p.challenge : p.kind;
+    box.dataset.step = p.step === undefined ? "" : String(p.step);
     $("challenge-icon").innerHTML = icon;
     $("challenge-text").textContent = t(key);
-    $("challenge-step").textContent =
-      p.kind === "challenge"
-        ? t("challenge.step", { n: p.index + 1, total: p.total })
-        : p.kind === "lead_in"
-          ? t("capture.lead_in_sub")
-          : "";
+    $("challenge-step").textContent = sub;
     return t(key);
   }
 
-  function setPhase(phase) {
+  function setPhase(phase, say) {
     state.phase = phase;
     const text = renderPhase();
-    if (phase.kind === "lead_in" || phase.kind === "challenge") speak(text);
+    if (say) {
+      state.lastPromptSpoken = performance.now();
+      speak(text);
+    }
   }
 
-  function capture(session, video) {
-    const challenges = Array.isArray(session.challenges) ? session.challenges : [];
-    const leadIn = Number(session.lead_in_ms) || 1500;
-    const windowMs = Number(session.challenge_window_ms) || 3000;
-    const fps = Math.min(15, Math.max(1, Number(session.fps) || 8));
-    const maxFrames = Number(session.max_frames) || 1000;
-    const total = leadIn + challenges.length * windowMs;
-    const interval = 1000 / fps;
+  const HINT_PRIORITY = ["NO_FACE", "ONE_PERSON_ONLY", "MORE_LIGHT", "LESS_LIGHT", "MOVE_CLOSER", "FACE_NOT_CENTRED", "HOLD_STILL"];
+
+  function renderHint() {
+    const el = $("hint");
+    const code = el.dataset.hint || "";
+    el.textContent = code ? t(`hint.${code}`) : "";
+  }
+
+  /** Show the most important of the server's hint codes; speak it when it changes (never over a prompt). */
+  function setHints(codes) {
+    const known = (Array.isArray(codes) ? codes : []).filter((c) => I18N.zh[`hint.${c}`] !== undefined);
+    known.sort((a, b) => HINT_PRIORITY.indexOf(a) - HINT_PRIORITY.indexOf(b));
+    const code = known[0] || "";
+    const el = $("hint");
+    const changed = el.dataset.hint !== code;
+    el.dataset.hint = code;
+    renderHint();
+    const now = performance.now();
+    if (code && (changed || now - state.lastHintSpoken > HINT_REPEAT_MS) && now - state.lastPromptSpoken > PROMPT_QUIET_MS) {
+      state.lastHintSpoken = now;
+      speak(t(`hint.${code}`), true);
+    }
+  }
+
+  async function countdown(run) {
+    const el = $("countdown");
+    setPhase({ kind: "countdown" });
+    el.hidden = false;
+    for (const n of [3, 2, 1]) {
+      if (run !== state.run) return;
+      el.textContent = String(n);
+      el.dataset.n = String(n);
+      speak(String(n));
+      await sleep(1000);
+    }
+    el.hidden = true;
+    el.textContent = "";
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Paced capture: frames at the session's fps, uploaded in chunks to the step the server revealed.
+  // The server decides each step (seen / timed out) and reveals the next one with a fresh nonce;
+  // the page never knows the sequence in advance.
+  function clampNum(v, lo, hi, dflt) {
+    const n = Number(v);
+    return Number.isFinite(n) && n > 0 ? Math.min(hi, Math.max(lo, n)) : dflt;
+  }
+
+  async function capturePaced(session, video, run) {
+    const fps = clampNum(session.fps, 1, 15, 8);
+    const chunkMs = clampNum(session.chunk_ms, 200, 5000, 1000);
+    const chunkMax = Math.round(clampNum(session.chunk_max_frames, 1, 30, 12));
+    const total = Math.max(0, Math.round(Number(session.steps_total) || 0));
 
     const canvas = $("capture-canvas");
     const vw = video.videoWidth;
@@ -348,64 +379,103 @@
     canvas.width = Math.round(vw * scale);
     canvas.height = Math.round(vh * scale);
     const ctx = canvas.getContext("2d");
-    const probe = $("probe-canvas");
     const bar = $("timeline-bar");
+    const sentEl = $("sent");
 
-    const blobs = [];
-    const timestamps = [];
-    return new Promise((resolve) => {
-      const t0 = performance.now();
-      setPhase({ kind: "lead_in" });
-      challenges.forEach((name, i) => {
-        state.timers.push(
-          setTimeout(() => setPhase({ kind: "challenge", name, index: i, total: challenges.length }), leadIn + i * windowMs),
-        );
-      });
+    const t0 = performance.now();
+    const pending = []; // {t, blob: Promise<Blob|null>} captured but not yet sent
+    let lastT = -1;
+    let step = null;
+    let stepReceived = 0; // performance.now() when the current step arrived
+    let promptShownMs = null; // capture-clock ms when the current challenge's prompt appeared
+    let sent = 0;
+    let stopped = false;
 
-      let hintBusy = false;
-      const hintTimer = setInterval(() => {
-        if (hintBusy) return;
-        hintBusy = true;
-        checkHints(video, probe)
-          .then(setHint, () => setHint(""))
-          .finally(() => {
-            hintBusy = false;
-          });
-      }, HINT_INTERVAL_MS);
+    const enterStep = (next) => {
+      step = next;
+      stepReceived = performance.now();
+      promptShownMs = null;
+      bar.style.width = "0%";
+      if (step.kind !== "challenge" || !step.challenge) {
+        setPhase({ kind: "settle", step: step.index }, true);
+        promptShownMs = 0;
+        return;
+      }
+      // A short "well done" pause, then the prompt after the server's random delay.
+      setPhase({ kind: "wait", step: step.index });
+      const shownFor = step.index;
+      const delay = clampNum(step.prompt_delay_ms, 0, 5000, 0);
+      state.timers.push(setTimeout(() => {
+        if (run !== state.run || stopped || !step || step.index !== shownFor) return;
+        promptShownMs = Math.round(performance.now() - t0);
+        setPhase({ kind: "challenge", challenge: step.challenge, index: step.index, total, step: step.index }, true);
+      }, delay));
+    };
 
-      let k = 0;
-      const tick = () => {
-        const elapsed = performance.now() - t0;
-        if (elapsed >= total) {
-          clearInterval(hintTimer);
-          clearTimers();
-          setHint("");
-          setPhase({ kind: "done" });
-          bar.style.width = "100%";
-          Promise.all(blobs).then((list) => {
-            const kept = { blobs: [], timestamps: [] };
-            list.forEach((b, i) => {
-              if (b) {
-                kept.blobs.push(b);
-                kept.timestamps.push(timestamps[i]);
-              }
-            });
-            resolve(kept);
-          });
-          return;
+    const grab = () => {
+      if (stopped || run !== state.run) return;
+      if (pending.length < MAX_PENDING_FRAMES) {
+        // The preview is mirrored with CSS only; the canvas gets the frame as the camera delivers it.
+        ctx.drawImage(video, 0, 0, canvas.width, canvas.height);
+        const tms = Math.max(lastT, Math.round(performance.now() - t0));
+        lastT = tms;
+        pending.push({ t: tms, blob: new Promise((res) => canvas.toBlob(res, "image/jpeg", JPEG_QUALITY)) });
+      }
+      if (step && promptShownMs !== null && step.kind === "challenge") {
+        const windowMs = clampNum(step.window_ms, 1000, 60000, 8000);
+        const frac = (performance.now() - t0 - promptShownMs) / windowMs;
+        bar.style.width = `${Math.min(100, 100 * frac).toFixed(1)}%`;
+      }
+      state.timers.push(setTimeout(grab, 1000 / fps));
+    };
+
+    enterStep(session.step);
+    grab();
+    try {
+      let lastSend = performance.now();
+      for (;;) {
+        if (run !== state.run) throw new ApiError("CANCELLED");
+        const windowMs = clampNum(step.window_ms, 1000, 60000, 8000);
+        const delay = clampNum(step.prompt_delay_ms, 0, 5000, 0);
+        if (performance.now() - stepReceived > delay + windowMs + STALL_GRACE_MS) throw new ApiError("STALLED");
+        const wait = lastSend + chunkMs - performance.now();
+        if (wait > 0 || pending.length === 0) {
+          await sleep(Math.max(50, wait));
+          continue;
         }
-        if (blobs.length < maxFrames) {
-          // The preview is mirrored with CSS only; the canvas gets the frame as the camera delivers it.
-          ctx.drawImage(video, 0, 0, canvas.width, canvas.height);
-          timestamps.push(Math.min(Math.round(elapsed), total - 1));
-          blobs.push(new Promise((res) => canvas.toBlob(res, "image/jpeg", JPEG_QUALITY)));
+        lastSend = performance.now();
+        const batch = pending.splice(0, chunkMax);
+        const blobs = await Promise.all(batch.map((f) => f.blob));
+        const frames = [];
+        batch.forEach((f, i) => {
+          if (blobs[i]) frames.push({ t: f.t, blob: blobs[i] });
+        });
+        if (!frames.length) continue;
+        let resp;
+        try {
+          resp = await postChunk(session.session_id, step, frames, promptShownMs);
+        } catch (err) {
+          // A lost connection may not have reached the server: the same nonce is tried once more.
+          if (!(err instanceof ApiError) || err.code !== "NETWORK") throw err;
+          await sleep(1000);
+          resp = await postChunk(session.session_id, step, frames, promptShownMs);
         }
-        bar.style.width = `${Math.min(100, (100 * elapsed) / total).toFixed(1)}%`;
-        k += 1;
-        state.timers.push(setTimeout(tick, Math.max(0, t0 + k * interval - performance.now())));
-      };
-      tick();
-    });
+        if (run !== state.run) throw new ApiError("CANCELLED");
+        sent += frames.length;
+        sentEl.dataset.frames = String(sent);
+        sentEl.textContent = t("capture.sent", { n: sent });
+        setHints(resp.hints);
+        if (resp.status === "decided" || resp.result) {
+          if (!resp.result) throw new ApiError("SERVER");
+          return resp.result;
+        }
+        if (!resp.step || typeof resp.step.nonce !== "string") throw new ApiError("SERVER");
+        if (resp.step.index !== step.index) enterStep(resp.step);
+        else step = Object.assign({}, step, { nonce: resp.step.nonce });
+      }
+    } finally {
+      stopped = true;
+    }
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -416,17 +486,33 @@
     return state.lang === "zh" ? `${m[1]}年${Number(m[2])}月${Number(m[3])}日` : `${m[1]}-${m[2]}-${m[3]}`;
   }
 
+  const pad2 = (n) => String(n).padStart(2, "0");
+
+  /** "今天 14:35" / "明天 00:10" / "2026年12月2日 09:00" in the phone's local time. */
+  function formatUntil(when, now) {
+    const time = `${pad2(when.getHours())}:${pad2(when.getMinutes())}`;
+    const dayMs = 24 * 3600 * 1000;
+    const day = (d) => Math.floor((d.getTime() - d.getTimezoneOffset() * 60000) / dayMs);
+    const diff = day(when) - day(now);
+    if (diff === 0) return t("when.today", { time });
+    if (diff === 1) return t("when.tomorrow", { time });
+    const date = formatDate(`${when.getFullYear()}-${pad2(when.getMonth() + 1)}-${pad2(when.getDate())}`);
+    return t("when.date", { date, time });
+  }
+
   function renderOutcome() {
     const box = $("result");
     const r = state.result;
-    const code = state.error;
-    if (!r && !code) return "";
+    const e = state.error;
+    if (!r && !e) return "";
     const valid = $("result-valid");
     const retry = $("retry");
     valid.hidden = true;
     let title;
     let detail = "";
     let next = "";
+    box.dataset.missed = "";
+    box.dataset.until = "";
     if (r) {
       const decision = r.decision;
       box.dataset.decision = decision || "";
@@ -451,31 +537,43 @@
         retry.hidden = true;
       } else if (decision === "RETRY") {
         title = t("result.retry.title");
-        detail = serverMsg || "";
+        const missed = r.missed_challenge;
+        if (missed && I18N.zh[`action.${missed}`] !== undefined) {
+          box.dataset.missed = missed;
+          detail = t("result.retry.missed", { action: t(`action.${missed}`) });
+        } else {
+          detail = serverMsg || "";
+        }
         next = t("result.retry.next");
         retry.hidden = false;
       } else {
+        // Review: one title, one sentence. The reason stays with the caseworker (never "attack" here).
         title = t("result.review.title");
-        detail = serverMsg || "";
         next = t("result.review.next");
         retry.hidden = true;
       }
       $("result-icon").innerHTML = ICONS[decision] || ICONS.REVIEW;
     } else {
       box.dataset.decision = "";
-      box.dataset.error = code;
+      box.dataset.error = e.code;
       box.dataset.reason = "";
       title = t("error.title");
-      const key = I18N.zh[`error.${code}`] !== undefined ? `error.${code}` : "error.UNKNOWN";
-      detail = t(key);
+      if (e.code === "RATE_LIMITED" && e.retryAfterS) {
+        const until = new Date(e.at + e.retryAfterS * 1000);
+        box.dataset.until = until.toISOString();
+        detail = t("error.RATE_LIMITED_UNTIL", { when: formatUntil(until, new Date(e.at)) });
+      } else {
+        const key = I18N.zh[`error.${e.code}`] !== undefined ? `error.${e.code}` : "error.UNKNOWN";
+        detail = t(key);
+      }
       // Retrying helps for transient problems; not for a mismatch, a suspension or a rate limit.
-      retry.hidden = ["NOT_FOUND", "NO_TEMPLATE", "PENSIONER_SUSPENDED", "RATE_LIMITED", "BAD_ID_NUMBER"].includes(code);
+      retry.hidden = ["NOT_FOUND", "NO_TEMPLATE", "PENSIONER_SUSPENDED", "RATE_LIMITED", "BAD_ID_NUMBER", "CAMERA_UNAVAILABLE"].includes(e.code);
       $("result-icon").innerHTML = ICONS.ERROR;
     }
     $("result-title").textContent = title;
     $("result-detail").textContent = detail;
     $("result-next").textContent = next;
-    return `${title}。${detail} ${next}`;
+    return [title, detail, next].filter(Boolean).join("。");
   }
 
   function showResult(result) {
@@ -488,20 +586,29 @@
 
   function showError(err) {
     state.result = null;
-    state.error = err instanceof ApiError ? err.code : "UNKNOWN";
+    const code = err instanceof ApiError ? err.code : "UNKNOWN";
     if (!(err instanceof ApiError)) console.error(err); // eslint-disable-line no-console
+    state.error = { code, retryAfterS: err instanceof ApiError ? err.retryAfterS : null, at: Date.now() };
     showScreen("result");
     speak(renderOutcome());
     $("result").focus();
   }
 
+  function showDenied() {
+    showScreen("denied");
+    // Open the help for the browser this most likely is; the others stay one tap away.
+    const ua = navigator.userAgent || "";
+    const which = /MicroMessenger/i.test(ua) ? "wechat" : /iPhone|iPad|iPod/i.test(ua) ? "ios" : "android";
+    for (const d of document.querySelectorAll("#screen-denied details")) d.open = d.dataset.browser === which;
+    speak(t("denied.speech"));
+    $("denied-title").focus();
+  }
+
   // ---------------------------------------------------------------------------------------------
-  // Flow
+  // Flow: form -> prepare -> (tap) camera -> session + countdown -> paced steps -> result
   function setBusy(busy) {
     state.busy = busy;
-    const btn = $("start");
-    btn.disabled = busy;
-    btn.textContent = t(busy ? "form.busy" : "form.start");
+    for (const id of ["start", "prepare-go", "denied-retry", "retry"]) $(id).disabled = busy;
   }
 
   function fieldError(inputId, errorId, message) {
@@ -532,44 +639,50 @@
     return { idNumber: id.value, name };
   }
 
-  async function runSession() {
+  /** One attempt. The camera opens first: a refused camera never creates a server session. */
+  async function attempt() {
     if (state.busy) return;
+    // Called from a tap: speaking now unlocks speech on iOS for the rest of the attempt.
+    speak(t("capture.countdown"));
     setBusy(true);
     clearTimers();
-    let session;
-    try {
-      session = await createSession(state.idNumber, state.name);
-    } catch (err) {
-      setBusy(false);
-      showError(err);
-      return;
-    }
+    state.run += 1;
+    const run = state.run;
     const video = $("preview");
-    const upload = $("upload-progress");
+    setHints([]);
+    $("sent").textContent = "";
+    $("sent").dataset.frames = "0";
+    $("timeline-bar").style.width = "0%";
+    setPhase({ kind: "starting" });
+    showScreen("capture");
     try {
-      state.phase = { kind: "starting" };
-      showScreen("capture");
-      renderPhase();
-      $("timeline-bar").style.width = "0%";
-      await openCamera(video);
-      const captured = await capture(session, video);
+      try {
+        await openCamera(video);
+      } catch (err) {
+        stopCamera();
+        if (err instanceof ApiError && err.code === "CAMERA_DENIED") {
+          showDenied();
+          return;
+        }
+        throw err;
+      }
+      const sessionP = createSession(state.idNumber, state.name);
+      sessionP.catch(() => undefined); // handled below, after the countdown
+      await countdown(run);
+      const session = await sessionP;
+      if (run !== state.run) return;
+      const result = await capturePaced(session, video, run);
       stopCamera();
-      showScreen("upload");
-      $("screen-upload").dataset.frames = String(captured.blobs.length);
-      upload.value = 0;
-      $("upload-percent").textContent = "0%";
-      const result = await uploadFrames(session, captured, (f) => {
-        const pct = Math.round(100 * f);
-        upload.value = pct;
-        $("upload-percent").textContent = `${pct}%`;
-      });
+      setPhase({ kind: "done" });
       showResult(result);
     } catch (err) {
       stopCamera();
+      if (run !== state.run || (err instanceof ApiError && err.code === "CANCELLED")) return;
       showError(err);
     } finally {
       clearTimers();
-      setBusy(false);
+      $("countdown").hidden = true;
+      if (run === state.run) setBusy(false);
     }
   }
 
@@ -580,12 +693,17 @@
     if (!values) return;
     state.idNumber = values.idNumber;
     state.name = values.name;
-    runSession();
+    showScreen("prepare");
+    speak(t("prepare.speech")); // inside the tap: allowed to speak on every browser
+    $("prepare-title").focus();
   }
 
   function goHome() {
+    state.run += 1; // stops a running attempt at its next step
     stopCamera();
     clearTimers();
+    setBusy(false);
+    if (window.speechSynthesis) window.speechSynthesis.cancel();
     state.result = null;
     state.error = null;
     state.phase = null;
@@ -597,7 +715,11 @@
     state.lang = loadLang();
     applyLang();
     $("start-form").addEventListener("submit", onSubmit);
-    $("retry").addEventListener("click", () => runSession());
+    $("prepare-go").addEventListener("click", () => attempt());
+    $("prepare-listen").addEventListener("click", () => speak(t("prepare.speech")));
+    $("denied-retry").addEventListener("click", () => attempt());
+    $("denied-home").addEventListener("click", goHome);
+    $("retry").addEventListener("click", () => attempt());
     $("home").addEventListener("click", goHome);
     $("lang-toggle").addEventListener("click", () => {
       state.lang = state.lang === "zh" ? "en" : "zh";
@@ -607,19 +729,27 @@
         /* storage may be disabled */
       }
       applyLang();
-      if (!state.busy) setBusy(false);
     });
     // Fix typing as it happens: full-width digits, lower-case x.
     $("id-number").addEventListener("blur", (e) => {
       e.target.value = normalizeIdNumber(e.target.value);
     });
     document.addEventListener("visibilitychange", () => {
-      if (document.hidden && window.speechSynthesis) window.speechSynthesis.cancel();
+      if (!document.hidden) return;
+      if (window.speechSynthesis) window.speechSynthesis.cancel();
+      // Leaving the page mid-capture: the camera stops and the attempt ends with a plain message.
+      if ($("app").dataset.screen === "capture" && state.busy) {
+        state.run += 1;
+        stopCamera();
+        clearTimers();
+        setBusy(false);
+        showError(new ApiError("PAGE_HIDDEN"));
+      }
     });
   }
 
   // Exposed for tests and the console; the page itself does not depend on it.
-  window.lifecert = { validateIdNumber, normalizeIdNumber, checkChar };
+  window.lifecert = { validateIdNumber, normalizeIdNumber, checkChar, formatUntil };
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
   else init();
