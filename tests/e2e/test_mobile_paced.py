@@ -1,0 +1,205 @@
+"""The pensioner's page in real headless Chromium against the real server, with a camera that ACTS:
+whichever challenge the server reveals, the fake person does it (late, like an elderly person), from real
+face frames (tests/e2e/fake_camera.py). A slow genuine user is confirmed; the same face replayed on a phone
+screen is not; a refused camera gets help and burns no session; a rate limit says until when."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+
+from lifecert.services.confirmations import confirmations_of
+from lifecert.services.context import AppContext
+from lifecert.storage.models import ConfirmationMethod
+from tests.e2e.conftest import Camera, EnrolledPensioner, LiveServer, new_phone_page
+from tests.e2e.fake_camera import ACTIONS, ActorPlan
+
+pytestmark = pytest.mark.browser
+
+RESULT_TIMEOUT_MS = 300_000  # a bound, not a speed requirement: the shared 2-core machine may be slow
+HEAD_MOTION = {"turn_left", "turn_right", "nod"}
+NON_RIGID = {"blink", "open_mouth"}
+PHONE_TZ = ZoneInfo("Asia/Shanghai")  # the browser context's time zone (conftest)
+
+SLOW_ELDERLY = ActorPlan(reaction_ms=2500, face_enters_ms=2500)
+
+
+def _fill_and_prepare(page: Any, server: LiveServer, who: EnrolledPensioner) -> None:
+    page.goto(f"{server.base_url}/")
+    page.wait_for_selector('#app[data-screen="form"]')
+    page.fill("#id-number", who.id_number)
+    page.fill("#name", who.name)
+    page.click("#start")
+    page.wait_for_selector('#app[data-screen="prepare"]')
+
+
+def _session_posts(page: Any) -> list[str]:
+    return [path for method, path in page.api_calls if method == "POST" and path.rstrip("/") == "v1/sessions"]
+
+
+def _diagnose(page: Any, server: LiveServer) -> str:
+    result = page.locator("#result")
+    actor = page.evaluate("window.__actor ? {log: window.__actor.log, prompts: window.__actor.prompts} : null")
+    return (
+        f"screen={page.get_attribute('#app', 'data-screen')!r} decision={result.get_attribute('data-decision')!r} "
+        f"error={result.get_attribute('data-error')!r} reason={result.get_attribute('data-reason')!r} "
+        f"missed={result.get_attribute('data-missed')!r} text={result.inner_text()!r}\n"
+        f"actor={actor}\napi={page.api_calls[-40:]}\nserver log:\n{server.log_tail()}"
+    )
+
+
+def _run_to_result(page: Any, server: LiveServer) -> Any:
+    page.click("#prepare-go")
+    page.wait_for_selector('#app[data-screen="result"]', timeout=RESULT_TIMEOUT_MS)
+    return page.locator("#result")
+
+
+def test_given_slow_elderly_user_late_in_frame_when_acting_every_drawn_prompt_then_confirmed_and_recorded(
+    browser: Any, live_server: LiveServer, genuine_camera: Camera, screenshots_dir: Path
+) -> None:
+    page = new_phone_page(browser, live_server, genuine_camera, SLOW_ELDERLY)
+    try:
+        who = live_server.pensioner
+        _fill_and_prepare(page, live_server, who)
+        page.screenshot(path=str(screenshots_dir / "prepare_360x740.png"))
+        assert page.is_visible("#prepare-go") and "准备好" in page.inner_text("#prepare-go")
+        assert _session_posts(page) == []  # nothing is created before the tap opens the camera
+
+        page.click("#prepare-go")
+        page.wait_for_selector("#countdown:not([hidden])")
+        page.screenshot(path=str(screenshots_dir / "countdown_360x740.png"))
+        page.wait_for_function("window.__actor.prompts.length > 0", timeout=RESULT_TIMEOUT_MS)
+        page.screenshot(path=str(screenshots_dir / "challenge_360x740.png"))
+        page.wait_for_selector('#app[data-screen="result"]', timeout=RESULT_TIMEOUT_MS)
+        page.screenshot(path=str(screenshots_dir / "confirmed_360x740.png"))
+
+        result = page.locator("#result")
+        assert result.get_attribute("data-decision") == "CONFIRMED", _diagnose(page, live_server)
+        assert "认证成功" in page.inner_text("#result-title")
+
+        # The server revealed the challenges one by one; the policy holds a head motion AND a non-rigid one.
+        prompts = [name for _, name in page.evaluate("window.__actor.prompts")]
+        assert set(prompts) <= set(ACTIONS) and len(prompts) >= 2
+        assert set(prompts) & HEAD_MOTION and set(prompts) & NON_RIGID, prompts
+        # One session, frames streamed in chunks to each step in turn.
+        assert len(_session_posts(page)) == 1
+        steps = [int(m.group(1)) for _, p in page.api_calls if (m := re.search(r"/steps/(\d+)/frames", p))]
+        assert steps == sorted(steps) and steps[0] == 0 and steps[-1] == len(prompts)
+        assert len(steps) > len(prompts) + 1  # more than one chunk per step: streamed while capturing
+
+        # Recorded: the date the page shows is the confirmation the database holds.
+        shown_until = page.get_attribute("#result-valid", "data-valid-until")
+        session_id = result.get_attribute("data-session-id")
+        ctx = AppContext(live_server.settings, create_schema=False)
+        try:
+            with ctx.db.session() as s:
+                confs = [c for c in confirmations_of(s, who.pensioner_id)
+                         if c.method == ConfirmationMethod.FACE_SELF_SERVICE]
+                assert len(confs) == 1
+                assert confs[0].valid_until.isoformat() == shown_until
+        finally:
+            ctx.close()
+        r = httpx.get(f"{live_server.base_url}/api/v1/sessions/{session_id}", timeout=10.0)
+        assert r.status_code == 200 and r.json()["decision"] == "CONFIRMED"
+        # The camera is off once the result is shown.
+        assert page.evaluate("document.getElementById('preview').srcObject") is None
+    finally:
+        page.context.close()
+
+
+def test_given_face_video_replayed_on_a_phone_screen_when_acting_every_drawn_prompt_then_not_confirmed(
+    browser: Any, live_server: LiveServer, replay_camera: Camera, screenshots_dir: Path
+) -> None:
+    # The attacker cues the right clip for each prompt quickly (1 s), the screen in view from the start.
+    page = new_phone_page(browser, live_server, replay_camera, ActorPlan(reaction_ms=1000))
+    try:
+        _fill_and_prepare(page, live_server, live_server.pensioner)
+        result = _run_to_result(page, live_server)
+        page.screenshot(path=str(screenshots_dir / "replay_result_360x740.png"))
+        decision = result.get_attribute("data-decision")
+        diag = _diagnose(page, live_server)
+        prompts = page.evaluate("window.__actor.prompts")
+        assert prompts, f"the replay never got a prompt to act: {diag}"
+        assert decision != "CONFIRMED", diag
+        assert result.get_attribute("data-error") == "", diag  # a decision, not a broken session
+        # The pensioner's page never says "attack": a neutral retry or review message.
+        text = result.inner_text()
+        assert "攻击" not in text and "attack" not in text.lower()
+        if decision == "REVIEW":
+            # The review screen says each thing once.
+            lines = [x.strip() for x in text.splitlines() if x.strip()]
+            assert len(lines) == len(set(lines)), lines
+    finally:
+        page.context.close()
+
+
+def test_given_camera_refused_when_trying_again_then_help_shown_and_no_session_until_the_camera_opens(
+    browser: Any, live_server: LiveServer, genuine_camera: Camera, screenshots_dir: Path
+) -> None:
+    page = new_phone_page(browser, live_server, genuine_camera, ActorPlan(deny_camera_times=2))
+    try:
+        _fill_and_prepare(page, live_server, live_server.pensioner)
+        page.click("#prepare-go")
+        page.wait_for_selector('#app[data-screen="denied"]')
+        page.screenshot(path=str(screenshots_dir / "denied_360x740.png"), full_page=True)
+        help_text = page.inner_text("#screen-denied")
+        for needle in ("Chrome", "微信", "Safari", "再试一次"):
+            assert needle in help_text
+        assert page.get_attribute("#help-android", "open") is not None  # Chromium on Android: its help is open
+        assert _session_posts(page) == []
+
+        page.click("#denied-retry")  # still refused
+        page.wait_for_function("window.__actor.calls === 2")
+        page.wait_for_selector('#app[data-screen="denied"]')
+        assert _session_posts(page) == []
+
+        page.click("#denied-retry")  # allowed now: the camera opens, then (only then) one session
+        page.wait_for_selector("#countdown:not([hidden])")
+        page.wait_for_function("document.getElementById('preview').srcObject !== null")
+        deadline = time.monotonic() + 30
+        while not _session_posts(page) and time.monotonic() < deadline:
+            page.wait_for_timeout(200)
+        assert len(_session_posts(page)) == 1
+        assert page.evaluate("window.__actor.calls") == 3
+    finally:
+        page.context.close()
+
+
+def test_given_too_many_attempts_when_starting_then_rate_limit_message_says_until_when_in_local_time(
+    browser: Any, live_server: LiveServer, genuine_camera: Camera, screenshots_dir: Path
+) -> None:
+    who = live_server.spare
+    retry_after = None
+    for _ in range(40):  # bounded: the per-ID limit is 10 an hour by default
+        r = httpx.post(f"{live_server.base_url}/api/v1/sessions",
+                       json={"id_number": who.id_number, "name": who.name}, timeout=30.0)
+        if r.status_code == 429:
+            retry_after = int(r.headers["Retry-After"])
+            break
+        assert r.status_code == 201, r.text
+    assert retry_after is not None, "the per-ID limit never answered 429"
+
+    page = new_phone_page(browser, live_server, genuine_camera, ActorPlan())
+    try:
+        _fill_and_prepare(page, live_server, who)
+        before = datetime.now(PHONE_TZ)
+        result = _run_to_result(page, live_server)
+        after = datetime.now(PHONE_TZ)
+        page.screenshot(path=str(screenshots_dir / "rate_limited_360x740.png"))
+        assert result.get_attribute("data-error") == "RATE_LIMITED", _diagnose(page, live_server)
+        until = datetime.fromisoformat(result.get_attribute("data-until").replace("Z", "+00:00")).astimezone(PHONE_TZ)
+        # The page's retry-after (from its own 429) is at most the one seen above, give or take the seconds passed.
+        assert before <= until <= after + timedelta(seconds=retry_after + 2)
+        detail = page.inner_text("#result-detail")
+        assert f"{until:%H:%M}" in detail and "以后再试" in detail, detail
+        assert page.is_hidden("#retry")
+        assert page.evaluate("document.getElementById('preview').srcObject") is None
+    finally:
+        page.context.close()
