@@ -370,7 +370,8 @@
     const fps = clampNum(session.fps, 1, 15, 8);
     const chunkMs = clampNum(session.chunk_ms, 200, 5000, 1000);
     const chunkMax = Math.round(clampNum(session.chunk_max_frames, 1, 30, 12));
-    const total = Math.max(0, Math.round(Number(session.steps_total) || 0));
+    // steps_total counts the settle step (index 0); the pensioner hears "step n of <challenges>".
+    const total = Math.max(0, Math.round(Number(session.steps_total) || 0) - 1);
 
     const canvas = $("capture-canvas");
     const vw = video.videoWidth;
@@ -396,6 +397,7 @@
       stepReceived = performance.now();
       promptShownMs = null;
       bar.style.width = "0%";
+      setHints([]); // the last step's hints no longer apply
       if (step.kind !== "challenge" || !step.challenge) {
         setPhase({ kind: "settle", step: step.index }, true);
         promptShownMs = 0;
@@ -541,10 +543,10 @@
         if (missed && I18N.zh[`action.${missed}`] !== undefined) {
           box.dataset.missed = missed;
           detail = t("result.retry.missed", { action: t(`action.${missed}`) });
+          next = t("result.retry.next"); // the advice that fits a missed action, and only that
         } else {
           detail = serverMsg || "";
         }
-        next = t("result.retry.next");
         retry.hidden = false;
       } else {
         // Review: one title, one sentence. The reason stays with the caseworker (never "attack" here).

@@ -54,6 +54,7 @@ CHROMIUM = Path(os.environ.get("LIFECERT_CHROMIUM", "/usr/bin/chromium"))
 TALKING_HEAD = Path("video") / "talking_head_a.mp4"
 VIEWPORT = {"width": 360, "height": 740}
 SERVER_START_TIMEOUT_S = 180.0
+DARK_GAIN = 0.2
 REQUIRE_SERVICES = os.environ.get("LIFECERT_REQUIRE_SERVICES") == "1"
 
 Camera = dict[str, list[bytes]]
@@ -113,6 +114,12 @@ def genuine_camera(clips: Clips) -> Camera:
 
 
 @pytest.fixture(scope="session")
+def dark_camera(clips: Clips) -> Camera:
+    """The genuine person in a dim room: every pixel at DARK_GAIN (the face's grey level about 30 of 255)."""
+    return render_camera(clips, genuine_scene(gain=DARK_GAIN))
+
+
+@pytest.fixture(scope="session")
 def replay_camera(clips: Clips) -> Camera:
     return render_camera(clips, screen_replay_scene())
 
@@ -123,34 +130,42 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _enroll(settings: Settings, engine: FaceEngine, source: SourceVideo) -> list[EnrolledPensioner]:
-    """Register two pensioners with a template from a talking-head frame the fake camera never shows."""
-    image = enrollment_frame(source, sorted(used_frames(source.scores)))
+def _enroll_one(ctx: AppContext, engine: FaceEngine, image: Any, id_number: str, name: str, label: str
+                ) -> EnrolledPensioner:
     faces = engine.analyze(image)
     if len(faces) != 1 or faces[0].embedding is None:
-        raise RuntimeError("the enrollment frame has no single embeddable face")
+        raise RuntimeError(f"the enrollment photo {label} has no single embeddable face")
     ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 95])
     if not ok:
-        raise RuntimeError("could not encode the enrollment frame")
+        raise RuntimeError(f"could not encode {label}")
     data = jpeg.tobytes()
     sha = hashlib.sha256(data).hexdigest()
-    people = [(make_id_number("110105", date(1952, 3, 14), 217), "王建国"),
-              (make_id_number("310104", date(1948, 9, 2), 128), "李秀英")]
+    with ctx.db.session() as s:
+        p = upsert_pensioner(s, id_number, name)
+        store_photo(ctx, s, data, sha, image.shape[1], image.shape[0], original_name=label)
+        add_template(ctx, s, p, faces[0].embedding, photo_sha256=sha, quality=faces[0].quality)
+        s.commit()
+        return EnrolledPensioner(p.id, id_number, name)
+
+
+def _enroll(settings: Settings, engine: FaceEngine, source: SourceVideo, faces_dir: Path
+            ) -> tuple[EnrolledPensioner, EnrolledPensioner]:
+    """The camera's person, from a talking-head frame the fake camera never shows; and a second, different
+    person (a real LFW photo) whose attempts the rate-limit test uses up. Two people with one face would
+    rightly be refused by the 1:N check."""
+    spare_photo = next(iter(sorted((faces_dir / "lfw" / "images" / "Aaron_Patterson").glob("*.jpg"))), None)
+    if spare_photo is None:
+        pytest.skip("LFW photos not found in the shared faces data")
     ctx = AppContext(settings)
     ctx.set_engine(engine)
-    out = []
     try:
-        with ctx.db.session() as s:
-            store_photo(ctx, s, data, sha, image.shape[1], image.shape[0], original_name="talking_head_a.jpg")
-            for id_number, name in people:
-                p = upsert_pensioner(s, id_number, name)
-                add_template(ctx, s, p, faces[0].embedding, photo_sha256=sha, quality=faces[0].quality)
-                s.flush()
-                out.append(EnrolledPensioner(p.id, id_number, name))
-            s.commit()
+        main = _enroll_one(ctx, engine, enrollment_frame(source, sorted(used_frames(source.scores))),
+                           make_id_number("110105", date(1952, 3, 14), 217), "王建国", "talking_head_a.jpg")
+        spare = _enroll_one(ctx, engine, cv2.imread(str(spare_photo)),
+                            make_id_number("310104", date(1948, 9, 2), 128), "李秀英", spare_photo.name)
     finally:
         ctx.close()
-    return out
+    return main, spare
 
 
 def _install_pad(settings: Settings, models_src: Path) -> None:
@@ -166,7 +181,7 @@ def live_server(
 ) -> Iterator[LiveServer]:
     base = tmp_path_factory.mktemp("e2e_server")
     settings = Settings(env="test", data_dir=base / "data")  # type: ignore[call-arg]
-    pensioner, spare = _enroll(settings, face_engine, talking_head)
+    pensioner, spare = _enroll(settings, face_engine, talking_head, faces_dir)
     _install_pad(settings, faces_dir.parent / "models" / "minifasnet")
 
     port = _free_port()

@@ -1,6 +1,6 @@
 """A fake camera for Chromium that acts out whichever challenge the page shows, from real face frames.
 
-The page's ``getUserMedia`` is replaced (an init script, :func:`actor_init_script`) by a 640x480
+The page's ``getUserMedia`` is replaced (an init script, :func:`actor_init_script`) by a 480x640 (portrait)
 ``canvas.captureStream()`` the test paints: a looping *neutral* clip until the page shows a challenge
 prompt (``#challenge[data-challenge]``), then — ``reaction_ms`` later, like a person who needs time to
 understand — the clip that acts that challenge, then neutral again. The face can also enter the frame
@@ -18,10 +18,10 @@ the engine measures on them (eye/mouth aspect ratio), never by hard-coded frame 
   mouth less, the jaw outline barely, as a head turning about its vertical (or nodding about its
   horizontal) axis looks in 2D. The identity stays that of the video (``pose/`` stills are other people).
 
-Scenes (:func:`genuine_scene`, :func:`screen_replay_scene`) put the face frame into a 640x480 camera
-picture: the genuine one fills the oval in front of a room-like background; the replay one shows the
-same clips on a phone screen held in front of the camera (bezel, screen gamma, pixel grid, glare, hand
-shake) — the attack of issue 12.
+Scenes (:func:`genuine_scene`, :func:`screen_replay_scene`) put the face frame into a 480x640 camera
+picture: the genuine one is the video frame itself (portrait crop, hand shake); the replay one shows the
+same clips on a phone screen held in front of the camera (pad's synthesis in ``benchmarks/attacks.py``:
+bezel, display tone, moiré, glare, tilt, hand tremor) — the attack of issue 12.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from lifecert.engine.base import FaceEngine
 Image = NDArray[np.uint8]
 ACTIONS = ("blink", "turn_left", "turn_right", "open_mouth", "nod")
 CLIP_FPS = 15
-CAMERA_SIZE = (640, 480)  # (W, H) like a phone's front camera at its default constraint
+CAMERA_SIZE = (480, 640)  # (W, H): a phone held upright gives the page a portrait stream
 NEUTRAL_MIN_EAR = 0.33
 NEUTRAL_MAX_MAR = 0.13
 CLOSED_MAX_EAR = 0.20
@@ -295,32 +295,30 @@ def _room(rng: np.random.Generator) -> Image:
     return np.clip(wall, 0, 255).astype(np.uint8)
 
 
-def genuine_scene(seed: int = 3) -> Scene:
-    """The person in front of the phone: the face frame, scaled to the camera height, over a room.
+def genuine_scene(seed: int = 3, gain: float = 1.0) -> Scene:
+    """The person in front of the phone: the real video frame as the camera's picture (centre-cropped to
+    3:4 portrait, as ``benchmarks.attacks.genuine_frame`` does for pad's genuine sequences), nothing pasted.
 
-    ``t`` (frame counter) adds a slight hand shake; ``face is None`` gives the empty room.
+    ``t`` (frame counter) adds a slight hand shake (a few pixels); ``face is None`` gives an empty room (the
+    phone not yet pointed at the face); ``gain`` below 1 is a dim room (every pixel scaled before the
+    sensor noise). Pasting the face onto a synthetic room was tried first: MiniFASNet scored those
+    composites as screens (the pasted frame's edges in its context crop), which is right, and they are not
+    what a genuine camera sees.
     """
+    from benchmarks.attacks import genuine_frame
+
     rng = np.random.default_rng(seed)
     room = _room(rng)
-    w, h = CAMERA_SIZE
 
     def render(face: Image | None, t: int) -> Image:
-        out = room.copy()
-        if face is not None:
-            side = h
-            f = cv2.resize(face, (side, side), interpolation=cv2.INTER_AREA)
-            # Blend the source's own background into the room with a soft elliptical mask.
-            mask = np.zeros((side, side), np.float32)
-            cv2.ellipse(mask, (side // 2, int(side * 0.52)), (int(side * 0.46), int(side * 0.52)), 0, 0, 360, 1.0, -1)
-            soft = cv2.GaussianBlur(mask, (0, 0), side * 0.04)[..., None]
-            dx = round(3 * math.sin(t / 4.0))
-            dy = round(2 * math.cos(t / 5.0))
-            x0 = (w - side) // 2 + dx
-            region = out[0:side, x0:x0 + side].astype(np.float32)
-            out[0:side, x0:x0 + side] = (soft * f + (1 - soft) * region).astype(np.uint8)
-            out = np.roll(out, dy, axis=0)
+        if face is None:
+            out = room.astype(np.float32)
+        else:
+            frame = genuine_frame(face, CAMERA_SIZE)
+            shake = np.float32([[1, 0, 3 * math.sin(t / 4.0)], [0, 1, 2 * math.cos(t / 5.0)]])
+            out = cv2.warpAffine(frame, shake, CAMERA_SIZE, borderMode=cv2.BORDER_REFLECT).astype(np.float32)
         noise = rng.normal(0, NOISE_SIGMA, out.shape)
-        return np.clip(out + noise, 0, 255).astype(np.uint8)
+        return np.clip(out * gain + noise, 0, 255).astype(np.uint8)
 
     return render
 
@@ -328,63 +326,22 @@ def genuine_scene(seed: int = 3) -> Scene:
 def screen_replay_scene(seed: int = 5) -> Scene:
     """The same frames replayed on a phone screen held close to the camera (issue 12's attack).
 
-    The phone (black bezel 14 px, rounded corners, 9:19.5 portrait) is held so close that it is taller than
-    the picture (top and bottom cut off, bezel and room visible at the sides) and shakes with the hand; the
-    recording plays zoomed to the screen width (the face about as wide as a genuine face at arm's length
-    gives: ~60 % of the picture height), with a display's look: a gamma lift and blue cast, a faint pixel
-    grid (moiré with the camera grid), and a diagonal specular glare.
+    The synthesis is pad's, shared with ``benchmarks/pad_eval.py`` (:mod:`benchmarks.attacks`): a phone
+    (bezel, rounded body, display tone curve and blue tint, sub-pixel stripes that the camera turns into
+    moiré, a drifting specular glare) perspective-tilted in front of a room, moving with a hand tremor,
+    then the phone camera's defocus, noise and JPEG. Held close: the phone is 75 % of the picture width
+    (its top and bottom leave the picture), so the face on it is about as large as a genuine face.
     """
+    from benchmarks.attacks import Camera as CameraSim
+    from benchmarks.attacks import PhoneScreen
+
     rng = np.random.default_rng(seed)
-    room = _room(rng)
-    w, h = CAMERA_SIZE
-    ph = int(h * 1.45)
-    pw = int(ph * 9 / 19.5)
-    bez = 14
-    sh, sw = ph - 2 * bez, pw - 2 * bez
-    yy, xx = np.mgrid[0:sh, 0:sw].astype(np.float32)
-    grid = (0.94 + 0.06 * np.cos(2 * np.pi * xx / 2.6) * np.cos(2 * np.pi * yy / 2.6))[..., None]
-    # A soft diagonal band of reflected light crossing the screen a little above its middle.
-    glare = np.clip(1.0 - np.abs((xx - 0.9 * yy + 0.9 * 0.42 * sh - 0.5 * sw) / (0.3 * sw)), 0, 1)[..., None] * 60.0
+    phone = PhoneScreen(rng, size=CAMERA_SIZE, width_frac=0.75)
+    camera = CameraSim(rng)
+    blank = np.zeros((64, 64, 3), np.uint8)  # the player before the clip starts: a black screen
 
     def render(face: Image | None, t: int) -> Image:
-        out = room.copy()
-        phone = np.full((ph, pw, 3), 18, np.uint8)
-        cv2.rectangle(phone, (0, 0), (pw - 1, ph - 1), (40, 40, 40), 3)
-        screen = np.full((sh, sw, 3), 30, np.uint8)
-        if face is not None:
-            # The recording, zoomed to its central 85 %, fills the screen width, vertically centred.
-            fh, fw = face.shape[:2]
-            m = int(0.075 * min(fh, fw))
-            f = cv2.resize(face[m:fh - m, m:fw - m], (sw, sw), interpolation=cv2.INTER_AREA)
-            y0 = (sh - sw) // 2
-            screen[y0:y0 + sw] = f
-        s = screen.astype(np.float32) / 255.0
-        s = np.power(s, 0.8) * 255.0  # displays lift the shadows
-        s[..., 0] *= 1.08  # blue cast of an LCD/OLED white point
-        s = s * grid + glare
-        phone[bez:bez + sh, bez:bez + sw] = np.clip(s, 0, 255).astype(np.uint8)
-        corner = np.zeros((ph, pw), np.uint8)
-        cv2.rectangle(corner, (18, 0), (pw - 19, ph - 1), 255, -1)
-        cv2.rectangle(corner, (0, 18), (pw - 1, ph - 19), 255, -1)
-        for cx, cy in ((18, 18), (pw - 19, 18), (18, ph - 19), (pw - 19, ph - 19)):
-            cv2.circle(corner, (cx, cy), 18, 255, -1)
-        # Hand shake: a small rotation and shift of the whole phone.
-        ang = 1.5 * math.sin(t / 6.0)
-        dx = round(4 * math.sin(t / 3.7))
-        dy = round(3 * math.cos(t / 4.3))
-        x0 = (w - pw) // 2 + dx
-        y0 = (h - ph) // 2 + dy
-        m = cv2.getRotationMatrix2D((pw / 2, ph / 2), ang, 1.0)
-        phone_r = cv2.warpAffine(phone, m, (pw, ph), borderValue=(0, 0, 0))
-        mask = cv2.warpAffine(corner, m, (pw, ph), borderValue=0)
-        ys, xs = slice(max(0, y0), min(h, y0 + ph)), slice(max(0, x0), min(w, x0 + pw))
-        sub_y = slice(ys.start - y0, ys.stop - y0)
-        sub_x = slice(xs.start - x0, xs.stop - x0)
-        region = out[ys, xs]
-        m3 = (mask[sub_y, sub_x] > 127)[..., None]
-        out[ys, xs] = np.where(m3, phone_r[sub_y, sub_x], region)
-        noise = rng.normal(0, NOISE_SIGMA, out.shape)
-        return np.clip(out + noise, 0, 255).astype(np.uint8)
+        return camera.shoot(phone.render(face if face is not None else blank))
 
     return render
 
@@ -433,6 +390,7 @@ class ActorPlan:
     reaction_ms: int = 2500
     face_enters_ms: int = 0  # ms after the camera opens; before that the scene is empty
     deny_camera_times: int = 0  # the first N getUserMedia calls fail with NotAllowedError
+    acts: bool = True  # False: a person who does not follow the prompts (stays neutral)
 
 
 ROUTE_PREFIX = "/__fakecam/"
@@ -445,7 +403,7 @@ def actor_init_script(clip_lengths: dict[str, int], fps: int, plan: ActorPlan) -
     """
     cfg = json.dumps({"clips": clip_lengths, "fps": fps, "reaction_ms": plan.reaction_ms,
                       "enter_ms": plan.face_enters_ms, "deny": plan.deny_camera_times,
-                      "prefix": ROUTE_PREFIX, "actions": list(ACTIONS)})
+                      "prefix": ROUTE_PREFIX, "actions": list(ACTIONS), "acts": plan.acts})
     return _ACTOR_JS.replace("__CFG__", cfg)
 
 
@@ -489,7 +447,7 @@ _ACTOR_JS = r"""
       seen = key;
       if (!CFG.actions.includes(name)) return;
       actor.prompts.push([Math.round(performance.now() - t0), name]);
-      setTimeout(() => queue.push(name), CFG.reaction_ms);
+      if (CFG.acts) setTimeout(() => queue.push(name), CFG.reaction_ms);
     };
     new MutationObserver(watch).observe(document.documentElement,
       { subtree: true, attributes: true, attributeFilter: ["data-challenge", "data-step"] });

@@ -124,7 +124,8 @@ def test_given_phone_text_size_when_each_screen_shown_then_nothing_overflows_360
         page.screenshot(path=str(screenshots_dir / f"denied_{tag}.png"), full_page=True)
         page.click("#denied-home")
         page.wait_for_selector('#app[data-screen="form"]')
-        page.fill("#name", "李四")
+        # A valid ID number nobody enrolled (keeps the enrolled pensioner's attempts for the other tests).
+        page.fill("#id-number", make_id_number("440305", date(1950, 1, 1), 999))
         page.click("#start")
         page.click("#prepare-go")
         page.wait_for_selector('#app[data-screen="result"]', timeout=60_000)

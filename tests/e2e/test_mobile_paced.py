@@ -203,3 +203,55 @@ def test_given_too_many_attempts_when_starting_then_rate_limit_message_says_unti
         assert page.evaluate("document.getElementById('preview').srcObject") is None
     finally:
         page.context.close()
+
+
+def test_given_dim_room_when_capturing_then_more_light_hint_spoken_and_retry_opens_the_camera_before_a_session(
+    browser: Any, live_server: LiveServer, dark_camera: Camera, screenshots_dir: Path
+) -> None:
+    page = new_phone_page(browser, live_server, dark_camera, ActorPlan())
+    try:
+        _fill_and_prepare(page, live_server, live_server.pensioner)
+        page.click("#prepare-go")
+        page.wait_for_selector('#hint[data-hint="MORE_LIGHT"]', timeout=RESULT_TIMEOUT_MS)
+        assert "亮一点" in page.inner_text("#hint")
+        page.screenshot(path=str(screenshots_dir / "hint_dark_360x740.png"))
+
+        page.wait_for_selector('#app[data-screen="result"]', timeout=RESULT_TIMEOUT_MS)
+        page.screenshot(path=str(screenshots_dir / "retry_dark_360x740.png"))
+        result = page.locator("#result")
+        assert result.get_attribute("data-decision") == "RETRY", _diagnose(page, live_server)
+        assert page.inner_text("#result-detail").strip()
+        assert page.is_visible("#retry")
+        assert len(_session_posts(page)) == 1
+
+        # "再试一次": the camera opens again first, then exactly one new session.
+        calls = page.evaluate("window.__actor.calls")
+        page.click("#retry")
+        page.wait_for_selector("#countdown:not([hidden])")
+        page.wait_for_function(f"window.__actor.calls === {calls + 1}")
+        deadline = time.monotonic() + 30
+        while len(_session_posts(page)) < 2 and time.monotonic() < deadline:
+            page.wait_for_timeout(200)
+        assert len(_session_posts(page)) == 2
+    finally:
+        page.context.close()
+
+
+def test_given_user_who_does_not_act_when_the_step_limit_runs_out_then_retry_names_the_missed_action(
+    browser: Any, live_server: LiveServer, genuine_camera: Camera, screenshots_dir: Path
+) -> None:
+    page = new_phone_page(browser, live_server, genuine_camera, ActorPlan(acts=False))
+    try:
+        _fill_and_prepare(page, live_server, live_server.pensioner)
+        result = _run_to_result(page, live_server)
+        page.screenshot(path=str(screenshots_dir / "retry_missed_360x740.png"))
+        assert result.get_attribute("data-decision") == "RETRY", _diagnose(page, live_server)
+        prompts = [name for _, name in page.evaluate("window.__actor.prompts")]
+        assert len(prompts) == 1, prompts  # the session ends at the first missed step
+        assert result.get_attribute("data-missed") == prompts[0]
+        action = {"blink": "眨眼", "turn_left": "向左转头", "turn_right": "向右转头", "open_mouth": "张嘴",
+                  "nod": "点头"}[prompts[0]]
+        assert f"没有看到您{action}" in page.inner_text("#result-detail")
+        assert page.is_visible("#retry")
+    finally:
+        page.context.close()
