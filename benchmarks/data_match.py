@@ -52,11 +52,12 @@ def person(n: int) -> tuple[str, str]:
 def build_register(db_path: Path, n: int) -> float:
     from sqlalchemy import insert
 
+    from lifecert.config import Settings
     from lifecert.storage.db import Database
     from lifecert.storage.models import Pensioner, utcnow
 
     t0 = time.perf_counter()
-    db = Database(f"sqlite:///{db_path}")
+    db = Database(f"sqlite:///{db_path}", audit_key=Settings(env="test").audit_key_bytes())
     now = utcnow()
     batch = []
     with db.engine.begin() as conn:
@@ -110,7 +111,7 @@ def child(db_path: Path, file: Path, chunk: int) -> None:
     from lifecert.storage.db import Database
 
     settings = Settings(env="test", data_dir=db_path.parent / "data", database_url=f"sqlite:///{db_path}")
-    db = Database(settings.resolved_database_url)
+    db = Database(settings.resolved_database_url, audit_key=settings.audit_key_bytes())
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t0, c0 = time.perf_counter(), time.process_time()
     s = run_import(settings, db, "medical_settlement", file, received_at=RECEIVED, actor="bench", chunk_size=chunk)

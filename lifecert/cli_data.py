@@ -30,7 +30,7 @@ def _open() -> tuple[Settings, Database]:
 
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return settings, Database(settings.resolved_database_url)
+    return settings, Database(settings.resolved_database_url, audit_key=settings.audit_key_bytes())
 
 
 def _print_summary(s: ImportSummary) -> None:

@@ -114,18 +114,62 @@ def register(app: typer.Typer) -> None:
 
     @audit_app.command("verify")
     @friendly_errors
-    def audit_verify() -> None:
-        """Check the hash chain; exit 1 and name the first bad row when it is broken."""
+    def audit_verify(
+        checkpoint: Path | None = typer.Option(None, "--checkpoint",
+                                               help="file of signed checkpoints (lifecert audit checkpoint): "
+                                                    "also detect deleted newest rows and re-hashed tails"),
+    ) -> None:
+        """Check the keyed hash chain (and signed checkpoints); exit 1 and name the problem when broken."""
+        from lifecert.services import audit_anchor
+
         with AppContext() as ctx, ctx.db.session() as s:
-            rep = audit.verify_chain(s)
+            if checkpoint is not None:
+                cps = audit_anchor.read_checkpoints(checkpoint)
+                anchored = audit_anchor.verify_against(s, cps, audit_anchor.verify_key(ctx.settings))
+                rep, ok, problem = anchored.chain, anchored.ok, anchored.problem
+            else:
+                rep = audit.verify_chain(s)
+                ok, problem = rep.ok, rep.problem
             audit.record(s, actor=actor, role="cli", action="audit.verify", object_type="audit_event",
-                         object_id="*", detail={"ok": rep.ok, "rows": rep.rows, "first_bad_id": rep.first_bad_id})
-        if rep.ok:
-            out.print(f"audit chain OK: {rep.rows} rows")
+                         object_id="*", detail={"ok": ok, "rows": rep.rows, "first_bad_id": rep.first_bad_id,
+                                                "checkpoints": checkpoint is not None})
+        if ok:
+            extra = f", {len(cps)} signed checkpoint(s) hold" if checkpoint is not None else ""
+            out.print(f"audit chain OK: {rep.rows} rows{extra}")
             return
-        typer.echo(f"audit chain BROKEN at row id {rep.first_bad_id}: {rep.problem} "
-                   f"({rep.rows} rows before it verified)", err=True)
+        if not rep.ok:
+            typer.echo(f"audit chain BROKEN at row id {rep.first_bad_id}: {rep.problem} "
+                       f"({rep.rows} rows before it verified)", err=True)
+        else:
+            typer.echo(f"audit trail does NOT match its checkpoints: {problem}", err=True)
         raise typer.Exit(1)
+
+    @audit_app.command("checkpoint")
+    @friendly_errors
+    def audit_checkpoint(
+        out_file: str = typer.Option(..., "--out", help="append the signed checkpoint to this file "
+                                                        "('-' = stdout, to pipe into an external log)"),
+    ) -> None:
+        """Sign the chain head (id, hash, row count, time) with LIFECERT_AUDIT_SIGNING_KEY (Ed25519)."""
+        from lifecert.services import audit_anchor
+
+        with AppContext() as ctx:
+            key = audit_anchor.signing_key(ctx.settings)
+            with ctx.db.session() as s:
+                cp = audit_anchor.make_checkpoint(s, key)
+            audit_anchor.write_checkpoint(cp, out_file)
+        if out_file != "-":
+            out.print(f"checkpoint: head row {cp['head_id']}, {cp['count']} rows, key {cp['key_id']} -> {out_file}")
+
+    @audit_app.command("keygen")
+    def audit_keygen() -> None:
+        """Print a new Ed25519 key pair for signing checkpoints (keep the signing key secret, ideally off
+        the database host; give the verify key to auditors)."""
+        from lifecert.services import audit_anchor
+
+        seed, pub = audit_anchor.new_keypair()
+        typer.echo(f"LIFECERT_AUDIT_SIGNING_KEY={seed}")
+        typer.echo(f"LIFECERT_AUDIT_VERIFY_KEY={pub}")
 
     @audit_app.command("export")
     @friendly_errors

@@ -20,6 +20,7 @@ from lifecert.domain.challenges import CHALLENGES, policy_violation
 # A well-known key that only development and tests may use. Refused elsewhere.
 DEV_TEMPLATE_KEY = base64.b64encode(b"lifecert-development-key-32byte!").decode()
 DEV_SESSION_SECRET = "lifecert-development-session-secret"
+DEV_AUDIT_KEY = "lifecert-development-audit-chain-key"
 
 Environment = Literal["development", "test", "staging", "production"]
 MIN_SECRET_LEN = 32
@@ -100,6 +101,13 @@ class Settings(BaseSettings):
     database_url: str | None = None  # default: sqlite file under data_dir
     template_key: SecretStr = SecretStr(DEV_TEMPLATE_KEY)  # base64 of 32 bytes (AES-256-GCM)
     session_secret: SecretStr = SecretStr(DEV_SESSION_SECRET)
+    # HMAC key of the audit chain (its own key: knowing the database is not enough to rewrite the trail)
+    audit_key: SecretStr = SecretStr(DEV_AUDIT_KEY)
+    # Ed25519 key (base64 of the 32-byte seed) that signs `lifecert audit checkpoint`; keep it off the
+    # database host where possible. The verify key (base64 raw public key) checks checkpoints; it is
+    # derived from the signing key when not given.
+    audit_signing_key: SecretStr | None = None
+    audit_verify_key: str | None = None
     engine: str = "dlib"  # dlib | insightface | edgeface
     models_dir: Path | None = None  # model packs (lifecert/engine/packs.py); default data_dir/models
     insightface_pack: str = "buffalo_l"
@@ -139,6 +147,11 @@ class Settings(BaseSettings):
                 raise ValueError("LIFECERT_TEMPLATE_KEY is the development key; set a real key")
             if self.session_secret.get_secret_value() == DEV_SESSION_SECRET:
                 raise ValueError("LIFECERT_SESSION_SECRET is the development secret; set a real one")
+            if self.audit_key.get_secret_value() == DEV_AUDIT_KEY:
+                raise ValueError("LIFECERT_AUDIT_KEY is the development key; set a real one")
+            if weak_secret(self.audit_key.get_secret_value().encode()):
+                raise ValueError(f"LIFECERT_AUDIT_KEY is too weak: at least {MIN_SECRET_LEN} characters with "
+                                 "16 different ones")
         if self.env in ("staging", "production") and self.fixed_challenges:
             raise ValueError(f"LIFECERT_FIXED_CHALLENGES is for demos and tests; refused in {self.env}")
         if self.fixed_challenges and self.env not in ("development", "test"):
@@ -176,6 +189,9 @@ class Settings(BaseSettings):
         if not self.fixed_challenges:
             return None
         return [c.strip() for c in self.fixed_challenges.split(",") if c.strip()]
+
+    def audit_key_bytes(self) -> bytes:
+        return self.audit_key.get_secret_value().encode()
 
     def template_key_bytes(self) -> bytes:
         return base64.b64decode(self.template_key.get_secret_value())

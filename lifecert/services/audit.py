@@ -2,7 +2,12 @@
 
 Each row's hash covers its content and the previous row's hash, so editing or
 deleting any row breaks the chain from that row on. ``verify_chain`` names the
-first broken row. Writers serialise on the chain head (row lock on PostgreSQL,
+first broken row. The hash is an HMAC-SHA256 under its own key (``LIFECERT_AUDIT_KEY``,
+given to sessions by :class:`lifecert.storage.db.Database`): someone who can write the
+database but does not hold the key cannot recompute the chain after an edit. Rows from
+before migration 0005 keep their plain sha256 (``chain_v`` 1) and are anchored by the first
+keyed row. Truncating the newest rows is found with signed checkpoints
+(:mod:`lifecert.services.audit_anchor`). Writers serialise on the chain head (row lock on PostgreSQL,
 the database write lock on SQLite), so concurrent writers cannot fork the chain.
 """
 
@@ -11,6 +16,7 @@ from __future__ import annotations
 import csv
 import getpass
 import hashlib
+import hmac
 import io
 import json
 import os
@@ -24,6 +30,7 @@ from sqlalchemy import Select, func, select, text
 from sqlalchemy.orm import Session
 
 from lifecert.domain.cells import spreadsheet_safe
+from lifecert.domain.errors import ErrorCode, LifecertError
 from lifecert.storage.models import AuditEvent
 
 GENESIS = "0" * 64
@@ -45,8 +52,25 @@ def _canonical(ev: AuditEvent) -> bytes:
     return json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def row_hash(ev: AuditEvent) -> str:
+KEYED = 2
+_MAC_DOMAIN = b"lifecert-audit-v2|"
+
+
+def row_hash(ev: AuditEvent, key: bytes | None = None) -> str:
+    """The row's chain hash: HMAC-SHA256 under ``key`` for keyed rows, plain sha256 for rows of chain_v 1."""
+    if (ev.chain_v or 1) >= KEYED:
+        if not key:
+            raise LifecertError("the audit key is not configured (LIFECERT_AUDIT_KEY)", code=ErrorCode.CONFIG_ERROR)
+        return hmac.new(key, _MAC_DOMAIN + _canonical(ev), hashlib.sha256).hexdigest()
     return hashlib.sha256(_canonical(ev)).hexdigest()
+
+
+def audit_key_of(session: Session) -> bytes:
+    key = session.info.get("audit_key")
+    if not key:
+        raise LifecertError("this database session has no audit key; open it through AppContext/Database(audit_key=)",
+                            code=ErrorCode.CONFIG_ERROR)
+    return bytes(key)
 
 
 def cli_actor() -> str:
@@ -99,8 +123,9 @@ def record(
         client_addr=client_addr[:64],
         detail=detail or {},
         prev_hash=last.row_hash if last else GENESIS,
+        chain_v=KEYED,
     )
-    ev.row_hash = row_hash(ev)
+    ev.row_hash = row_hash(ev, audit_key_of(session))
     session.add(ev)
     session.flush()
     return ev
@@ -115,9 +140,11 @@ class ChainReport:
 
 
 def verify_chain(session: Session, batch: int = 5000) -> ChainReport:
+    key = audit_key_of(session)
     prev = GENESIS
     n = 0
     last_id = 0
+    keyed_seen = False
     while True:
         rows = session.scalars(
             select(AuditEvent).where(AuditEvent.id > last_id).order_by(AuditEvent.id).limit(batch)
@@ -127,7 +154,11 @@ def verify_chain(session: Session, batch: int = 5000) -> ChainReport:
         for ev in rows:
             if ev.prev_hash != prev:
                 return ChainReport(False, n, ev.id, "previous-hash link broken (a row before it was deleted or edited)")
-            if row_hash(ev) != ev.row_hash:
+            if (ev.chain_v or 1) < KEYED and keyed_seen:
+                return ChainReport(False, n, ev.id,
+                                   "unkeyed row after keyed rows (the tail was re-hashed without the key)")
+            keyed_seen = keyed_seen or (ev.chain_v or 1) >= KEYED
+            if not hmac.compare_digest(row_hash(ev, key), ev.row_hash):
                 return ChainReport(False, n, ev.id, "row content does not match its hash (row edited)")
             prev = ev.row_hash
             n += 1

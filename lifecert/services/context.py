@@ -27,7 +27,8 @@ class AppContext:
     def __init__(self, settings: Settings | None = None, *, create_schema: bool = True) -> None:
         self.settings = settings or get_settings()
         self.settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.db = Database(self.settings.resolved_database_url, create=create_schema)
+        self.db = Database(self.settings.resolved_database_url, create=create_schema,
+                           audit_key=self.settings.audit_key_bytes())
         self.cipher = Cipher(self.settings.template_key_bytes())
         self.photos = PhotoStore(self.settings.photos_dir, self.cipher)
         self.index = IndexManager(

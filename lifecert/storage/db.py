@@ -67,10 +67,13 @@ def init_db(engine: Engine) -> None:
 class Database:
     """Owns one Engine and its session factory; services get sessions from here."""
 
-    def __init__(self, url: str, *, create: bool = True) -> None:
+    def __init__(self, url: str, *, create: bool = True, audit_key: bytes | None = None) -> None:
+        """``audit_key``: the HMAC key of the audit chain, handed to every session as
+        ``session.info["audit_key"]`` (lifecert.services.audit refuses to write without it)."""
         self.url = url
         self.engine = make_engine(url)
-        self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False,
+                                         info={"audit_key": audit_key} if audit_key else {})
         if create:
             init_db(self.engine)
 

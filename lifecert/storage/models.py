@@ -252,3 +252,5 @@ class AuditEvent(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     row_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # 1: plain sha256 (rows written before 0005); 2: HMAC-SHA256 with LIFECERT_AUDIT_KEY
+    chain_v: Mapped[int] = mapped_column(Integer, default=2, server_default="1")

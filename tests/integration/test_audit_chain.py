@@ -69,7 +69,7 @@ def test_given_edited_row_with_recomputed_hash_then_next_row_link_breaks(ctx: Ap
         ev = s.get(AuditEvent, ids[1])
         assert ev is not None
         ev.detail = {"i": "forged"}
-        ev.row_hash = audit.row_hash(ev)
+        ev.row_hash = audit.row_hash(ev, audit.audit_key_of(s))
     with ctx.db.session() as s:
         rep = audit.verify_chain(s)
     assert not rep.ok and rep.first_bad_id == ids[2]

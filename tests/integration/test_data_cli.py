@@ -32,7 +32,7 @@ def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 def _register(people: list[tuple[str, str]]) -> None:
     from lifecert.services.templates import upsert_pensioner
 
-    db = Database(get_settings().resolved_database_url)
+    db = Database(get_settings().resolved_database_url, audit_key=get_settings().audit_key_bytes())
     with db.session() as s:
         for i, n in people:
             upsert_pensioner(s, i, n)
@@ -66,7 +66,7 @@ def test_given_month_of_extracts_when_imported_by_cli_then_lists_confirmations_a
     with (tmp_path / "rep.csv").open(encoding="utf-8-sig") as fh:
         rows = {r["department"]: r for r in csv.DictReader(fh)}
     assert rows["police_deregistration"]["deceased"] == "1"
-    db = Database(get_settings().resolved_database_url)
+    db = Database(get_settings().resolved_database_url, audit_key=get_settings().audit_key_bytes())
     with db.session() as s:
         assert len(s.scalars(select(SurvivalConfirmation)).all()) == 1
         actors = set(s.scalars(select(AuditEvent.actor)))
