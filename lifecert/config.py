@@ -8,6 +8,7 @@ call :func:`get_settings` (cached) where settings are needed.
 from __future__ import annotations
 
 import base64
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -91,6 +92,22 @@ class LivenessSettings(BaseModel):
     allow_no_pad: bool = False
 
 
+RateLimitBackend = Literal["auto", "redis", "database", "memory"]
+BlobBackend = Literal["local", "database", "s3"]
+
+
+class BlobSettings(BaseModel):
+    """Where encrypted photos and verification frames live (lifecert.storage.blobs). ``local``: a
+    directory under data_dir (one node, or a shared filesystem); ``database``: a table in the
+    main database (several nodes, no shared filesystem); ``s3``: an S3-compatible bucket."""
+
+    backend: BlobBackend = "local"
+    s3_bucket: str = "lifecert"
+    s3_endpoint_url: str | None = None  # e.g. a MinIO/Ceph gateway; None: the SDK's default
+    s3_region: str = "us-east-1"
+    s3_prefix: str = ""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="LIFECERT_", env_nested_delimiter="__", env_file=None, extra="ignore"
@@ -130,6 +147,14 @@ class Settings(BaseSettings):
     verification: VerificationSettings = Field(default_factory=VerificationSettings)
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     liveness: LivenessSettings = Field(default_factory=LivenessSettings)
+    # -- several nodes (issue 14) --
+    redis_url: SecretStr | None = None  # e.g. redis://127.0.0.1:6379/0: shared rate limits via `limits`
+    # auto: redis when redis_url is set, else the database, except in-memory on a development SQLite file
+    ratelimit_backend: RateLimitBackend = "auto"
+    # Addresses/CIDRs of reverse proxies whose X-Forwarded-For is believed (e.g. "127.0.0.1,10.0.0.0/8")
+    trusted_proxies: str = ""
+    blobs: BlobSettings = Field(default_factory=BlobSettings)
+    log_format: Literal["text", "json"] = "text"  # json: one object per line with request ids (lifecert.services.logs)
 
     @field_validator("fixed_challenges")
     @classmethod
@@ -160,6 +185,11 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f"LIFECERT_FIXED_CHALLENGES breaks the challenge policy outside development/test: {why}"
                 )
+        if self.env in ("staging", "production") and self.ratelimit_backend == "memory":
+            raise ValueError("LIFECERT_RATELIMIT_BACKEND=memory keeps limits per process; refused outside development")
+        if self.ratelimit_backend == "redis" and self.redis_url is None:
+            raise ValueError("LIFECERT_RATELIMIT_BACKEND=redis needs LIFECERT_REDIS_URL")
+        self.trusted_proxy_networks  # noqa: B018  (raises ValueError on a malformed entry)
         key = base64.b64decode(self.template_key.get_secret_value(), validate=True)
         if len(key) != 32:
             raise ValueError("LIFECERT_TEMPLATE_KEY must be base64 of exactly 32 bytes")
@@ -183,6 +213,10 @@ class Settings(BaseSettings):
     @property
     def photos_dir(self) -> Path:
         return self.data_dir / "photos"
+
+    @property
+    def trusted_proxy_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [ipaddress.ip_network(p.strip(), strict=False) for p in self.trusted_proxies.split(",") if p.strip()]
 
     @property
     def fixed_challenge_list(self) -> list[str] | None:

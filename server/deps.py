@@ -4,6 +4,7 @@ inference thread pool, thread-count configuration and the early request-body lim
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import os
 from collections.abc import Awaitable, Callable, Iterator
@@ -70,7 +71,43 @@ def get_session(ctx: Annotated[AppContext, Depends(get_ctx)]) -> Iterator[Sessio
 
 
 def client_addr(request: Request) -> str:
-    return request.client.host if request.client else ""
+    """The client's address: the peer, or — when the peer is a configured trusted proxy
+    (``LIFECERT_TRUSTED_PROXIES``) — the nearest untrusted address in ``X-Forwarded-For``."""
+    peer = request.client.host if request.client else ""
+    ctx: AppContext | None = getattr(request.app.state, "ctx", None)
+    if ctx is None:
+        return peer
+    return resolve_client_addr(peer, request.headers.getlist("x-forwarded-for"), ctx.settings.trusted_proxy_networks)
+
+
+def resolve_client_addr(
+    peer: str, forwarded_for: list[str], trusted: list[ipaddress.IPv4Network | ipaddress.IPv6Network]
+) -> str:
+    """Walk ``X-Forwarded-For`` from the right (the hop our proxy appended) while the hop is a
+    trusted proxy; the first untrusted hop is the client. Anything a client writes into the
+    header itself sits further left and is never reached past an untrusted hop. A malformed
+    hop ends the walk at the last trusted address seen (it is not believed)."""
+
+    def is_trusted(addr: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(addr)
+        except ValueError:
+            return False
+        return any(ip in net for net in trusted)
+
+    if not trusted or not is_trusted(peer):
+        return peer
+    hops = [h.strip() for line in forwarded_for for h in line.split(",") if h.strip()]
+    current = peer
+    for hop in reversed(hops):
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            return current
+        current = hop
+        if not is_trusted(hop):
+            return hop
+    return current
 
 
 def get_pool(request: Request) -> InferencePool:

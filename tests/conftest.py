@@ -89,7 +89,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     """In CI (LIFECERT_REQUIRE_SERVICES=1) a PostgreSQL or browser test may not skip: it fails."""
     outcome = yield
     rep = outcome.get_result()
-    if REQUIRE_SERVICES and rep.skipped and (item.get_closest_marker("postgres") or item.get_closest_marker("browser")):
+    if REQUIRE_SERVICES and rep.skipped and any(
+        item.get_closest_marker(m) for m in ("postgres", "browser", "redis", "ray")
+    ):
         rep.outcome = "failed"
         rep.longrepr = f"required service missing in CI: {rep.longrepr}"
 

@@ -2,7 +2,7 @@
 
 Each accepted tip-off opens a TIP_OFF review case; the reporter is shown a non-sequential public
 reference (:func:`public_reference`), never the case id. Submissions are rate-limited per client
-address (the limiter lives on ``app.state``, one per application instance). The form carries a
+address, shared by every API node (lifecert.services.ratelimit). The form carries a
 double-submit CSRF token (cookie + hidden field), so another site cannot file tip-offs in a
 visitor's name. Database work runs in worker threads, never on the event loop.
 """
@@ -22,12 +22,12 @@ from lifecert.services import staff
 from lifecert.services.context import AppContext
 from lifecert.services.datamatch.tipoffs import (
     MAX_DESCRIPTION,
-    RateLimiter,
     TipOff,
     TipOffReceipt,
     public_reference,
     submit_tipoff,
 )
+from lifecert.services.ratelimit import Limiter, make_limiter
 from server.deps import ClientAddr, Ctx, DbSession
 
 router = APIRouter(tags=["tip-offs"])
@@ -49,13 +49,21 @@ class TipOffOut(BaseModel):
 
 
 def setup(app: FastAPI) -> None:
-    app.state.tipoff_limiter = RateLimiter(TIPOFFS_PER_CLIENT_PER_HOUR, 3600.0)
+    app.state.tipoff_limiter = None  # made on first use: the context exists only after start-up
 
 
 def _limit(request: Request, client: str) -> None:
-    limiter: RateLimiter | None = getattr(request.app.state, "tipoff_limiter", None)
-    if limiter is not None:
-        limiter.hit(client or "unknown")
+    """Shared across API nodes (lifecert.services.ratelimit); a race on first use makes two
+    equivalent limiter objects over the same shared state, which is harmless."""
+    limiter: Limiter | None = request.app.state.tipoff_limiter
+    if limiter is None:
+        ctx: AppContext = request.app.state.ctx
+        limiter = make_limiter(ctx.settings, ctx.db, "tipoff.client", TIPOFFS_PER_CLIENT_PER_HOUR)
+        request.app.state.tipoff_limiter = limiter
+    wait = limiter.take(client or "unknown")
+    if wait > 0:
+        raise LifecertError("too many tip-offs from this address; try again later",
+                            code=ErrorCode.RATE_LIMITED, retry_after=int(wait) + 1)
 
 
 def reference_for(ctx: AppContext, case_id: int) -> str:
@@ -127,7 +135,7 @@ async def tipoff_form_submit(request: Request, ctx: Ctx, client: ClientAddr) -> 
             return submit_tipoff(s, tip, client_addr=client)
 
     try:
-        _limit(request, client)
+        await run_in_threadpool(_limit, request, client)  # the shared limiter may query Redis/the database
         r = await run_in_threadpool(submit)
     except LifecertError as exc:
         status = 429 if exc.code == ErrorCode.RATE_LIMITED else 422
