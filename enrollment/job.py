@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing as mp
-import os
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -168,7 +167,7 @@ def _run(ctx: AppContext, inputs: Inputs, opts: JobOptions, pool: Pool | None) -
         if not batch:
             return
         if not opts.dry_run:
-            os.sync()  # photos written by the workers reach the disk before rows refer to them
+            ctx.photos.sync()  # photos written by the workers are durable before rows refer to them
         for p, v in zip(batch, writer.write_batch([p.candidate() for p in batch]), strict=True):
             p.final_reason, p.final_detail = str(v.reason), v.detail
         result.rows.extend(_row_dict(p) for p in batch)

@@ -14,7 +14,9 @@ from lifecert.domain.errors import ErrorCode, LifecertError
 from lifecert.engine.base import FaceEngine
 from lifecert.engine.loader import load_engine
 from lifecert.services.enrollment import Assessment, assess_bytes
+from lifecert.storage.blobs import open_blob_store
 from lifecert.storage.crypto import Cipher
+from lifecert.storage.db import Database
 from lifecert.storage.photos import PhotoStore
 
 
@@ -39,7 +41,9 @@ class Worker:
     def __init__(self, settings: Settings, engine: FaceEngine | None = None) -> None:
         self.settings = settings
         self.engine = engine or load_engine(settings)
-        self.photos = PhotoStore(settings.photos_dir, Cipher(settings.template_key_bytes()))
+        # Database blob store: this process's own connection (workers never write other rows).
+        blobs = open_blob_store(settings, Database(settings.resolved_database_url, create=False))
+        self.photos = PhotoStore(blobs, Cipher(settings.template_key_bytes()))
 
     def run(self, task: Task) -> Outcome:
         s = self.settings

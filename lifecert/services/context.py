@@ -15,6 +15,7 @@ from lifecert.config import Settings, get_settings
 from lifecert.engine.base import FaceEngine
 from lifecert.engine.loader import load_engine
 from lifecert.engine.manifest import ModelInfo, model_info
+from lifecert.storage.blobs import open_blob_store
 from lifecert.storage.crypto import Cipher
 from lifecert.storage.db import Database
 from lifecert.storage.photos import PhotoStore
@@ -30,7 +31,8 @@ class AppContext:
         self.db = Database(self.settings.resolved_database_url, create=create_schema,
                            audit_key=self.settings.audit_key_bytes())
         self.cipher = Cipher(self.settings.template_key_bytes())
-        self.photos = PhotoStore(self.settings.photos_dir, self.cipher)
+        self.blobs = open_blob_store(self.settings, self.db)
+        self.photos = PhotoStore(self.blobs, self.cipher)
         self.index = IndexManager(
             self.settings.data_dir / "index",
             self.cipher,
