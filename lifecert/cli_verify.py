@@ -62,6 +62,7 @@ def register(app: typer.Typer) -> None:
         Refuses to start unless LIFECERT_ENV is set explicitly (development, test, staging or
         production): an unset environment must never fall back to development keys."""
         from lifecert.domain.errors import ErrorCode, LifecertError
+        from lifecert.services.logs import configure_logging
         from server.deps import configure_threads
 
         if not os.environ.get("LIFECERT_ENV"):
@@ -78,14 +79,15 @@ def register(app: typer.Typer) -> None:
             raise LifecertError(f"configuration refused: {problems}", code=ErrorCode.CONFIG_ERROR) from None
 
         configure_threads(1)  # before the engine libraries start their thread pools
+        configure_logging(get_settings().log_format)
         import uvicorn
 
         if workers > 1:
-            uvicorn.run("server.app:create_app", factory=True, host=host, port=port, workers=workers)
+            uvicorn.run("server.app:create_app", factory=True, host=host, port=port, workers=workers, log_config=None)
         else:
             from server.app import create_app
 
-            uvicorn.run(create_app(), host=host, port=port)
+            uvicorn.run(create_app(), host=host, port=port, log_config=None)
 
     @app.command()
     @friendly_errors

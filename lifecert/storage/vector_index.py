@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,6 +108,9 @@ class IndexManager:
         self._cache: dict[str, tuple[VectorIndex, dict[str, object]]] = {}
         self._lock = threading.Lock()
         self._cleaned = False
+        # When this node first saw its index older than the database (per model key): for the
+        # staleness metric. Several API nodes each keep their own index and compare stamps.
+        self._stale_since: dict[str, float] = {}
 
     def remove_legacy_files(self) -> int:
         """Delete plaintext index files left by earlier versions; returns how many were removed."""
@@ -123,7 +127,10 @@ class IndexManager:
 
     def is_stale(self, session: Session, model_key: str) -> bool:
         cached = self._cache.get(model_key)
-        return cached is None or cached[1] != _stamp(session, model_key)
+        stale = cached is None or cached[1] != _stamp(session, model_key)
+        if stale and cached is not None:
+            self._stale_since.setdefault(model_key, time.monotonic())
+        return stale
 
     def rebuild(self, session: Session, model_key: str) -> VectorIndex:
         stamp = _stamp(session, model_key)
@@ -147,6 +154,7 @@ class IndexManager:
         if not self._cleaned:
             self.remove_legacy_files()
         self._cache[model_key] = (idx, stamp)
+        self._stale_since.pop(model_key, None)
         return idx
 
     def get(self, session: Session, model_key: str) -> VectorIndex:
@@ -155,6 +163,25 @@ class IndexManager:
             if self.is_stale(session, model_key):
                 return self.rebuild(session, model_key)
             return self._cache[model_key][0]
+
+    def refresh(self, session: Session, model_key: str) -> bool:
+        """Rebuild when the template stamp in the database changed; True when it did. API nodes call
+        this periodically (server start-up hook) so the first search after an enrollment elsewhere
+        does not pay for the rebuild; :meth:`get` checks the stamp again on every search anyway."""
+        with self._lock:
+            if self.is_stale(session, model_key):
+                self.rebuild(session, model_key)
+                return True
+            return False
+
+    def stale_for_seconds(self, model_key: str) -> float:
+        """Seconds since this node noticed its index is older than the database (0: not stale)."""
+        since = self._stale_since.get(model_key)
+        return 0.0 if since is None else time.monotonic() - since
+
+    def cached_size(self, model_key: str) -> int:
+        cached = self._cache.get(model_key)
+        return cached[0].size if cached else 0
 
     def invalidate(self, model_key: str) -> None:
         with self._lock:
