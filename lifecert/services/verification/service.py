@@ -57,7 +57,8 @@ from lifecert.services import audit
 from lifecert.services.cases import open_case, verification_review
 from lifecert.services.confirmations import record_confirmation
 from lifecert.services.context import AppContext
-from lifecert.services.ratelimit import RateLimiter
+from lifecert.services.metrics import Metrics
+from lifecert.services.ratelimit import Limiter, make_limiter
 from lifecert.services.templates import (
     active_templates,
     get_pensioner,
@@ -151,9 +152,14 @@ class VerificationService:
         self.pad_model = pad  # None: PAD off (pack not installed); read-only, shared by threads
         self.clock = clock  # UTC now; tests of the paced timeline pass a virtual clock
         v = ctx.settings.verification
-        self.by_id = RateLimiter(v.rate_limit_per_id_per_hour)  # key: (ID number, client)
-        self.by_id_all = RateLimiter(v.rate_limit_per_id_per_hour * ID_ALL_CLIENTS_FACTOR)  # key: ID number
-        self.by_client = RateLimiter(v.rate_limit_per_client_per_hour)
+        # Shared by every API node (Redis or the database) outside development: services/ratelimit.py.
+        s, db = ctx.settings, ctx.db
+        self.by_id = make_limiter(s, db, "session.id_client", v.rate_limit_per_id_per_hour)  # key: (ID, client)
+        self.by_id_all = make_limiter(  # key: ID number
+            s, db, "session.id", v.rate_limit_per_id_per_hour * ID_ALL_CLIENTS_FACTOR
+        )
+        self.by_client = make_limiter(s, db, "session.client", v.rate_limit_per_client_per_hour)
+        self.metrics: Metrics | None = None  # set by the server (server/routes/metrics.py)
         self.rng = secrets.SystemRandom()
         self._local = threading.local()
         self._engine_factory = engine_factory or (lambda: load_frame_engine(ctx.settings))
@@ -220,7 +226,7 @@ class VerificationService:
             self._take(limiter, key, what)
 
     @staticmethod
-    def _take(limiter: RateLimiter, key: str, what: str) -> None:
+    def _take(limiter: Limiter, key: str, what: str) -> None:
         wait = limiter.take(key)
         if wait > 0:
             raise LifecertError(
@@ -573,4 +579,6 @@ class VerificationService:
                 "confirmation_id": vs.confirmation_id,
             },
         )
+        if self.metrics is not None:
+            self.metrics.session_decided(str(decision), vs.reason_code, a.scores)
         db.flush()

@@ -1,7 +1,8 @@
 """Encrypted storage of a session's frames for the review period, and the retention purge.
 
-All frames of a session go into one AES-GCM sealed blob (aad: the session id) under
-``data_dir/sessions``; the best frames also go to the photo store so the case page can show them.
+All frames of a session go into one AES-GCM sealed blob (aad: the session id) named
+``sessions/<id>.bin`` in the blob store (lifecert.storage.blobs; the local store keeps it under
+``data_dir/sessions``); the best frames also go to the photo store so the case page can show them.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from lifecert.storage.models_verification import VerificationChunk, Verification
 
 
 def sessions_dir(ctx: AppContext) -> Path:
+    """Where the LOCAL blob store keeps session blobs (other stores: blob ``sessions/<id>.bin``)."""
     return ctx.settings.data_dir / "sessions"
 
 
@@ -30,24 +32,23 @@ def _aad(session_id: str) -> bytes:
 
 def seal_frames(ctx: AppContext, session_id: str, frames: list[bytes], ts: list[int]) -> str:
     """Seal all uploaded frames (JPEG bytes, capture order) with their timestamps (ms);
-    returns the blob's file name under :func:`sessions_dir`."""
+    returns the blob's file name (blob ``sessions/<name>``)."""
     header = json.dumps({"timestamps": ts, "sizes": [len(b) for b in frames]}).encode()
     blob = len(header).to_bytes(4, "big") + header + b"".join(frames)
-    d = sessions_dir(ctx)
-    d.mkdir(parents=True, exist_ok=True, mode=0o700)
     name = f"{session_id}.bin"
-    (d / name).write_bytes(ctx.cipher.seal(blob, _aad(session_id)))
+    ctx.blobs.put(f"sessions/{name}", ctx.cipher.seal(blob, _aad(session_id)))
     return name
 
 
 def open_frames_blob(ctx: AppContext, session_id: str) -> tuple[list[int], list[bytes]]:
     """(timestamps, JPEG bytes per frame) of a session kept for review."""
-    p = sessions_dir(ctx) / f"{session_id}.bin"
-    if not p.is_file():
+    try:
+        sealed = ctx.blobs.get(f"sessions/{session_id}.bin")
+    except LifecertError:
         raise LifecertError(
             "frames of this session are not kept (purged or never uploaded)", code=ErrorCode.FILE_MISSING
-        )
-    blob = ctx.cipher.open(p.read_bytes(), _aad(session_id))
+        ) from None
+    blob = ctx.cipher.open(sealed, _aad(session_id))
     n = int.from_bytes(blob[:4], "big")
     header = json.loads(blob[4 : 4 + n])
     out, pos = [], 4 + n
@@ -91,18 +92,13 @@ def purge_expired(ctx: AppContext, *, now: datetime | None = None, retention_day
                 if case is not None and case.status != "closed":
                     held += 1
                     continue
-            if vs.frames_blob:
-                f = sessions_dir(ctx) / vs.frames_blob
-                if f.is_file():
-                    f.unlink()
-                    blobs += 1
+            if vs.frames_blob and ctx.blobs.delete(f"sessions/{vs.frames_blob}"):
+                blobs += 1
             for sha in vs.best_frame_shas or []:
                 used = db.scalars(select(FaceTemplate.id).where(FaceTemplate.photo_sha256 == sha).limit(1)).first()
                 if used is not None:
                     continue
-                path = ctx.photos.path_for(sha)
-                if path.is_file():
-                    path.unlink()
+                if ctx.photos.delete(sha):
                     photos += 1
                 photo = db.get(Photo, sha)
                 if photo is not None:
