@@ -1,15 +1,15 @@
 """rate_limit_bucket and blob: state shared by several API nodes through the database
 
-Revision ID: 0005_cluster_tables
-Revises: 0004_paced_capture
+Revision ID: 0006_cluster_tables
+Revises: 0005_keyed_audit_chain
 Create Date: 2026-11-30 11:00:00
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005_cluster_tables"
-down_revision = "0004_paced_capture"
+revision = "0006_cluster_tables"
+down_revision = "0005_keyed_audit_chain"
 branch_labels = None
 depends_on = None
 
