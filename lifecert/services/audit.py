@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Select, func, select, text
 from sqlalchemy.orm import Session
@@ -32,6 +32,9 @@ from sqlalchemy.orm import Session
 from lifecert.domain.cells import spreadsheet_safe
 from lifecert.domain.errors import ErrorCode, LifecertError
 from lifecert.storage.models import AuditEvent
+
+if TYPE_CHECKING:
+    from lifecert.storage.db import Database
 
 GENESIS = "0" * 64
 
@@ -262,3 +265,20 @@ def export_csv(session: Session, out: Path, f: AuditFilter | None = None) -> int
             fh.write(line)
             n += 1
     return n
+
+
+def audited_export(db: Database, f: AuditFilter, *, actor: str, role: str, client_addr: str = "") -> Iterator[str]:
+    """CSV lines of the filtered trail (UTF-8 BOM first) for a download. The export is itself
+    audited in its own committed transaction before any row is produced, so a download that is
+    cut off half-way is still on record."""
+    with db.session() as s:
+        record(s, actor=actor, role=role, action="audit.export", object_type="audit_event", object_id="*",
+               client_addr=client_addr,
+               detail={"filter": {k: str(v) for k, v in f.__dict__.items() if v}, "rows": count_events(s, f)})
+
+    def lines() -> Iterator[str]:
+        yield "\ufeff"
+        with db.session() as s:
+            yield from iter_csv(s, f)
+
+    return lines()

@@ -421,3 +421,8 @@ def resolve_api_token(session: Session, raw: str, *, now: datetime | None = None
     if last_used is None or now - last_used > timedelta(minutes=5):
         row.last_used_at = now
     return principal_for(user, "token")
+
+
+def username_of(session: Session, user_id: int) -> str | None:
+    """The username of staff account ``user_id`` (None when there is none)."""
+    return session.scalar(select(StaffUser.username).where(StaffUser.id == user_id))

@@ -16,13 +16,11 @@ from fastapi import APIRouter, FastAPI, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from sqlalchemy import select
 
 from lifecert.domain.errors import ErrorCode, LifecertError
 from lifecert.domain.idnumber import mask_id_number
 from lifecert.services import audit, review, staff
 from lifecert.services.staff import Principal, Role
-from lifecert.storage.models import ReviewCase, StaffUser
 from server import security
 from server.deps import ClientAddr, Ctx, DbId, DbSession, PageNo, PasswordPool, Pool
 from server.routes.staff_i18n import LANGS, known, translator
@@ -176,26 +174,17 @@ def queue(
     result = review.list_queue(session, f, who, client_addr=client, limit=size, offset=(max(page, 1) - 1) * size)
     filters = {"kind": kind or "", "reason": reason or "", "region": region or "", "assignee": assignee or "",
                "status": status, "date_from": date_from or "", "date_to": date_to or ""}
-    assignees = list(session.scalars(select(StaffUser.username).where(
-        StaffUser.role.in_((Role.CASEWORKER, Role.ENROLLMENT_STAFF))).order_by(StaffUser.username)))
+    assignees = review.assignable_staff(session)
     return render(request, "console/queue.html", who, page=result, f=f, kinds=review.kinds_for(who.role),
                   assignees=assignees, page_no=max(page, 1), page_size=size,
                   filters=filters, filter_q=urlencode({k: v for k, v in filters.items() if v}))
-
-
-def _neighbours(session: DbSession, who: Principal, case_id: int) -> tuple[int | None, int | None]:
-    base = select(ReviewCase.id).where(ReviewCase.status != review.CaseStatus.CLOSED,
-                                       ReviewCase.kind.in_(review.kinds_for(who.role)))
-    prev = session.scalar(base.where(ReviewCase.id < case_id).order_by(ReviewCase.id.desc()).limit(1))
-    nxt = session.scalar(base.where(ReviewCase.id > case_id).order_by(ReviewCase.id).limit(1))
-    return prev, nxt
 
 
 @router.get("/cases/{case_id}", response_class=HTMLResponse)
 def case_page(request: Request, ctx: Ctx, session: DbSession, who: CaseStaff, client: ClientAddr, case_id: DbId,
               error: str | None = None) -> Response:
     view = review.case_view(ctx, session, case_id, who, client_addr=client)
-    prev, nxt = _neighbours(session, who, case_id)
+    prev, nxt = review.neighbours(session, who, case_id)
     error = error if error in _ERROR_CODES else ("unknown" if error else None)  # only our own codes
     return render(request, "console/case.html", who, v=view, prev_id=prev, next_id=nxt, error=error)
 
@@ -327,24 +316,14 @@ def audit_page(
 
 @router.get("/audit/export.csv")
 def audit_export(
-    ctx: Ctx, session: DbSession, who: Auditor, client: ClientAddr,
+    ctx: Ctx, who: Auditor, client: ClientAddr,
     actor: str | None = None, role: str | None = None, action: str | None = None, object_type: str | None = None,
     object_id: str | None = None, date_from: str | None = None, date_to: str | None = None,
 ) -> Response:
     f = _audit_filter(actor, role, action, object_type, object_id, date_from, date_to)
-    # The export is itself audited, in its own committed transaction before the rows are streamed.
-    audit.record(session, actor=who.username, role=who.role, action="audit.export", object_type="audit_event",
-                 object_id="*", client_addr=client, detail={"filter": {k: str(v) for k, v in f.__dict__.items() if v},
-                                                             "rows": audit.count_events(session, f)})
-    session.commit()
-
-    def body() -> Any:
-        yield "\ufeff"
-        with ctx.db.session() as s:
-            yield from audit.iter_csv(s, f)
-
+    body = audit.audited_export(ctx.db, f, actor=who.username, role=who.role, client_addr=client)
     name = f"audit-{date.today():%Y%m%d}.csv"
-    return StreamingResponse(body(), media_type="text/csv; charset=utf-8",
+    return StreamingResponse(body, media_type="text/csv; charset=utf-8",
                              headers={"Content-Disposition": f'attachment; filename="{name}"',
                                       "Cache-Control": "no-store, private"})
 
@@ -382,27 +361,27 @@ def users_create(session: DbSession, who: Admin, client: ClientAddr, username: A
 
 @router.post("/users/{user_id}/disable")
 def users_disable(session: DbSession, who: Admin, client: ClientAddr, user_id: DbId) -> Response:
-    user = session.get(StaffUser, user_id)
-    if user is None:
+    username = staff.username_of(session, user_id)
+    if username is None:
         return _users_back(error=str(ErrorCode.NOT_FOUND))
     try:
-        staff.disable_user(session, user.username, actor=who.username, actor_role=who.role, client_addr=client)
+        staff.disable_user(session, username, actor=who.username, actor_role=who.role, client_addr=client)
     except LifecertError as exc:
         session.rollback()
         return _users_back(error=str(exc.code))
-    return _users_back(done=user.username)
+    return _users_back(done=username)
 
 
 @router.post("/users/{user_id}/reset-password")
 def users_reset(session: DbSession, who: Admin, client: ClientAddr, user_id: DbId,
                 password: Annotated[str, Form()]) -> Response:
-    user = session.get(StaffUser, user_id)
-    if user is None:
+    username = staff.username_of(session, user_id)
+    if username is None:
         return _users_back(error=str(ErrorCode.NOT_FOUND))
     try:
-        staff.reset_password(session, user.username, password, actor=who.username, actor_role=who.role,
+        staff.reset_password(session, username, password, actor=who.username, actor_role=who.role,
                              client_addr=client)
     except LifecertError as exc:
         session.rollback()
         return _users_back(error=str(exc.code))
-    return _users_back(done=user.username)
+    return _users_back(done=username)

@@ -115,9 +115,8 @@ def decide(ctx: Ctx, session: DbSession, who: Caseworker, client: ClientAddr, ca
         review.close_unfounded(session, case_id, who, body.note, client_addr=client)
     else:
         review.mark_suspected_fraud(session, case_id, who, note=body.note, client_addr=client)
-    case = session.get(review.ReviewCase, case_id)
-    if case is not None:
-        out.status, out.decision = case.status, case.decision
+    case = review.get_case(session, case_id, who, client_addr=client)
+    out.status, out.decision = case.status, case.decision
     return out
 
 

@@ -1,0 +1,130 @@
+"""Decisions on a case: assign, approve (survival confirmed), reject, home visit, suspected fraud,
+unfounded tip-off, notes. Each checks that the case type allows the decision and is audited."""
+
+from datetime import date
+
+from sqlalchemy.orm import Session
+
+from lifecert.domain.cases import (
+    Decision,
+    decisions_for,
+    load_payload,
+)
+from lifecert.domain.errors import (
+    Conflict,
+    ErrorCode,
+    LifecertError,
+)
+from lifecert.services.context import AppContext
+from lifecert.services.review.access import CaseStatus, audit_decision, close, get_case, open_for_decision, pensioner_of
+from lifecert.services.staff import Principal
+from lifecert.storage.models import (
+    ConfirmationMethod,
+    Pensioner,
+    PensionerStatus,
+    ReviewCase,
+    SurvivalConfirmation,
+)
+from lifecert.storage.models_staff import CaseNote, HomeVisitTask
+
+
+def assign_to_me(session: Session, case_id: int, who: Principal, *, client_addr: str = "") -> ReviewCase:
+    case = get_case(session, case_id, who, client_addr=client_addr)
+    if case.status == CaseStatus.CLOSED:
+        raise Conflict(f"case {case_id} is already closed")
+    previous = case.assignee_id
+    case.assignee_id = who.user_id
+    case.status = CaseStatus.ASSIGNED
+    audit_decision(session, case, who, "case.assign", client_addr, previous_assignee_id=previous)
+    return case
+
+
+def approve(
+    ctx: AppContext, session: Session, case_id: int, who: Principal, *, note: str = "", client_addr: str = "",
+    today: date | None = None,
+) -> SurvivalConfirmation:
+    """The reviewer is satisfied the pensioner is alive: record a survival confirmation (method
+    ``caseworker_review``, created_by the reviewer) and close the case. Only for case types that allow
+    it (never a tip-off); where it is not the primary decision the note must give the evidence."""
+    from lifecert.services.confirmations import record_confirmation
+
+    case = open_for_decision(session, case_id, who, Decision.APPROVED, client_addr=client_addr)
+    if decisions_for(load_payload(case.payload), case.reason)[0] != Decision.APPROVED and not note.strip():
+        # The trigger speaks against survival (a death record, a face of someone else): say what
+        # evidence outweighs it.
+        raise LifecertError("confirming survival on this case needs the evidence in the note",
+                            code=ErrorCode.BAD_REQUEST, field="note")
+    p = pensioner_of(session, case)
+    conf = record_confirmation(
+        session, p, ConfirmationMethod.CASEWORKER_REVIEW, today or date.today(), f"review_case:{case.id}",
+        {"case_id": case.id, "kind": case.kind, "reason": case.reason, "reviewer": who.username,
+         "verification_session_id": case.verification_session_id, "note": note.strip()},
+        created_by=who.user_id, cycle_months=ctx.settings.confirmation_cycle_months,
+    )
+    close(case, who, Decision.APPROVED, note)
+    audit_decision(session, case, who, "case.approve", client_addr, confirmation_id=conf.id)
+    return conf
+
+
+def reject(session: Session, case_id: int, who: Principal, reason: str, *, client_addr: str = "") -> ReviewCase:
+    """Close the case without confirming survival; the reason is required and kept."""
+    if not reason.strip():
+        raise LifecertError("a reason is required to reject", code=ErrorCode.BAD_REQUEST)
+    case = open_for_decision(session, case_id, who, Decision.REJECTED, client_addr=client_addr)
+    close(case, who, Decision.REJECTED, reason)
+    audit_decision(session, case, who, "case.reject", client_addr, note=reason.strip()[:500])
+    return case
+
+
+def request_home_visit(
+    session: Session, case_id: int, who: Principal, *, note: str = "", client_addr: str = ""
+) -> HomeVisitTask:
+    """Create a task for community staff at the pensioner's address/region and close the case."""
+    case = open_for_decision(session, case_id, who, Decision.HOME_VISIT, client_addr=client_addr)
+    p = pensioner_of(session, case)
+    task = HomeVisitTask(case_id=case.id, pensioner_id=p.id, region_code=p.region_code, address=p.address or "",
+                         phone=p.phone or "", note=note.strip(), created_by=who.user_id)
+    session.add(task)
+    session.flush()
+    close(case, who, Decision.HOME_VISIT, note)
+    audit_decision(session, case, who, "case.home_visit", client_addr, task_id=task.id)
+    return task
+
+
+def mark_suspected_fraud(
+    session: Session, case_id: int, who: Principal, *, note: str = "", client_addr: str = ""
+) -> Pensioner:
+    """Flag the pensioner and suspend payment pending the payment-suspension review."""
+    case = open_for_decision(session, case_id, who, Decision.FRAUD, client_addr=client_addr)
+    p = pensioner_of(session, case)
+    p.fraud_flag = True
+    p.status = PensionerStatus.SUSPENDED
+    p.status_reason = f"suspected fraud (review case {case.id})"
+    close(case, who, Decision.FRAUD, note)
+    audit_decision(session, case, who, "case.fraud", client_addr, note=note.strip()[:500])
+    return p
+
+
+def close_unfounded(session: Session, case_id: int, who: Principal, reason: str, *,
+                    client_addr: str = "") -> ReviewCase:
+    """A tip-off checked and found baseless: close it with the reason. Records nothing about the
+    pensioner (in particular no survival confirmation)."""
+    if not reason.strip():
+        raise LifecertError("a reason is required to close a tip-off as unfounded", code=ErrorCode.BAD_REQUEST)
+    case = open_for_decision(session, case_id, who, Decision.UNFOUNDED, client_addr=client_addr)
+    close(case, who, Decision.UNFOUNDED, reason)
+    audit_decision(session, case, who, "case.unfounded", client_addr, note=reason.strip()[:500])
+    return case
+
+
+def add_note(session: Session, case_id: int, who: Principal, text: str, *, client_addr: str = "") -> CaseNote:
+    if not text.strip():
+        raise LifecertError("the note is empty", code=ErrorCode.BAD_REQUEST)
+    case = get_case(session, case_id, who, client_addr=client_addr)
+    n = CaseNote(case_id=case.id, author_id=who.user_id, text=text.strip()[:4000])
+    session.add(n)
+    session.flush()
+    audit_decision(session, case, who, "case.note", client_addr, note_id=n.id)
+    return n
+
+

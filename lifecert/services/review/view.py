@@ -1,0 +1,246 @@
+"""One case for the case page: what opened it (typed payload), photos, scores, history. Every look
+is audited; photos are served only when they belong to the case."""
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from lifecert.domain.cases import (
+    AliveAfterDeath,
+    CasePayload,
+    ChallengeOutcome,
+    DeathAfterConfirmation,
+    Decision,
+    DuplicateFace,
+    EnrollmentReject,
+    IdCollision,
+    NameMismatch,
+    UnreadablePayload,
+    VerificationReview,
+    decisions_for,
+    dump_payload,
+    load_payload,
+    other_pensioner_ids,
+    photo_shas,
+)
+from lifecert.domain.errors import (
+    NotFound,
+)
+from lifecert.domain.idnumber import mask_id_number
+from lifecert.services import audit
+from lifecert.services.context import AppContext
+from lifecert.services.review.access import CaseStatus, get_case
+from lifecert.services.staff import Principal
+from lifecert.storage.models import (
+    EnrollmentItem,
+    FaceTemplate,
+    Pensioner,
+    ReviewCase,
+    StaffUser,
+    SurvivalConfirmation,
+    TemplateKind,
+)
+from lifecert.storage.models_data import DataImport
+from lifecert.storage.models_staff import CaseNote, HomeVisitTask
+
+
+@dataclass(frozen=True)
+class Hit:
+    pensioner_id: int
+    score: float
+    name: str
+    id_number_masked: str
+    photo_sha256s: list[str]
+
+
+@dataclass(frozen=True)
+class ConfirmationView:
+    method: str
+    evidence_date: date
+    valid_until: date
+    confirmed_at: datetime
+    source: str
+    by: str | None
+
+
+@dataclass(frozen=True)
+class ExtractView:
+    """The delivered extract a department record came from."""
+
+    import_id: int
+    department: str
+    kind: str
+    period: str
+    file_name: str
+
+
+@dataclass(frozen=True)
+class CaseView:
+    """Everything the case page shows. ``id_number`` is the full number (the view is audited).
+    ``payload`` is what opened the case (typed, see :mod:`lifecert.domain.cases`); ``decisions`` the
+    caseworker decisions it allows, the first being the primary one."""
+
+    case: ReviewCase
+    pensioner: Pensioner | None
+    id_number: str
+    payload: CasePayload | UnreadablePayload
+    decisions: tuple[Decision, ...]
+    enrolled_photos: list[str]
+    best_frames: list[str]
+    item_photo: str | None
+    score: float | None
+    threshold: float | None
+    liveness: list[ChallengeOutcome]
+    quality: dict[str, Any]
+    hits: list[Hit]
+    duplicate_of: Hit | None
+    extracts: dict[int, ExtractView]
+    assignee: str | None
+    decided_by: str | None
+    notes: list[tuple[str, datetime, str]]
+    confirmations: list[ConfirmationView]
+    visits: list[HomeVisitTask]
+
+    @property
+    def closed(self) -> bool:
+        return self.case.status == CaseStatus.CLOSED
+
+    @property
+    def payload_json(self) -> dict[str, Any]:
+        """The payload as stored (JSON-ready); for an unreadable one, the error and the keys seen."""
+        if isinstance(self.payload, UnreadablePayload):
+            return {"type": "unreadable", "error": self.payload.error, "keys": list(self.payload.keys)}
+        return dump_payload(self.payload)
+
+
+def _photos_of(session: Session, pensioner_id: int) -> list[str]:
+    """Photos of the pensioner's active templates, ID photos first."""
+    tpls = session.scalars(
+        select(FaceTemplate).where(FaceTemplate.pensioner_id == pensioner_id, FaceTemplate.active.is_(True))
+        .order_by(FaceTemplate.kind != TemplateKind.ID_PHOTO, FaceTemplate.id)
+    )
+    seen: list[str] = []
+    for t in tpls:
+        if t.photo_sha256 not in seen:
+            seen.append(t.photo_sha256)
+    return seen
+
+
+def _hit(session: Session, pensioner_id: int, score: float) -> Hit | None:
+    p = session.get(Pensioner, pensioner_id)
+    if p is None:
+        return None
+    return Hit(p.id, score, p.name, mask_id_number(p.id_number), _photos_of(session, p.id))
+
+
+def _extracts(session: Session, payload: CasePayload | UnreadablePayload) -> dict[int, ExtractView]:
+    records = []
+    if isinstance(payload, NameMismatch):
+        records = [payload.record]
+    elif isinstance(payload, AliveAfterDeath):
+        records = [payload.alive_evidence]
+    elif isinstance(payload, DeathAfterConfirmation):
+        records = [payload.death]
+    ids = [r.import_id for r in records if r.import_id is not None]
+    if isinstance(payload, AliveAfterDeath) and payload.death.import_id is not None:
+        ids.append(payload.death.import_id)
+    if not ids:
+        return {}
+    return {i.id: ExtractView(i.id, i.department, i.kind, i.period, i.file_name)
+            for i in session.scalars(select(DataImport).where(DataImport.id.in_(ids)))}
+
+
+def case_view(ctx: AppContext, session: Session, case_id: int, who: Principal, *, client_addr: str = "") -> CaseView:
+    """Load a case for the case page and audit the look (full ID number and biometric data shown)."""
+    case = get_case(session, case_id, who, client_addr=client_addr)
+    p = session.get(Pensioner, case.pensioner_id) if case.pensioner_id else None
+    payload = load_payload(case.payload)
+    score: float | None = None
+    threshold: float | None = None
+    liveness: list[ChallengeOutcome] = []
+    hits: list[Hit] = []
+    duplicate_of: Hit | None = None
+    quality: dict[str, Any] = {}
+    if isinstance(payload, VerificationReview):
+        score, threshold = payload.match, payload.threshold
+        if threshold is None:
+            threshold = ctx.model.threshold("verify")
+        liveness = list(payload.challenges)
+        for fh in payload.one_to_n:
+            if p is not None and fh.pensioner_id == p.id:
+                continue
+            hit = _hit(session, fh.pensioner_id, fh.score)
+            if hit is not None:
+                hits.append(hit)
+    elif isinstance(payload, DuplicateFace):
+        score, threshold = payload.similarity, payload.threshold or ctx.model.threshold("duplicate")
+        duplicate_of = _hit(session, payload.duplicate_of_pensioner_id, payload.similarity)
+        quality = dict(payload.quality)
+    elif isinstance(payload, EnrollmentReject):
+        quality = dict(payload.quality)
+    elif isinstance(payload, IdCollision):
+        score = payload.similarity
+    item = session.get(EnrollmentItem, case.enrollment_item_id) if case.enrollment_item_id else None
+    item_photo = None
+    if isinstance(payload, EnrollmentReject | DuplicateFace | IdCollision):
+        item_photo = payload.photo_sha256 or (item.photo_sha256 if item else None)
+    users = {u.id: u.username for u in session.scalars(select(StaffUser))}
+    notes = [(users.get(n.author_id or 0, "?"), n.created_at, n.text) for n in session.scalars(
+        select(CaseNote).where(CaseNote.case_id == case.id).order_by(CaseNote.id))]
+    confs = []
+    visits: list[HomeVisitTask] = []
+    if p is not None:
+        for c in session.scalars(select(SurvivalConfirmation).where(SurvivalConfirmation.pensioner_id == p.id)
+                                 .order_by(SurvivalConfirmation.id.desc()).limit(5)):
+            confs.append(ConfirmationView(c.method, c.evidence_date, c.valid_until, c.confirmed_at, c.source,
+                                          users.get(c.created_by or 0)))
+        visits = list(session.scalars(select(HomeVisitTask).where(HomeVisitTask.pensioner_id == p.id)
+                                      .order_by(HomeVisitTask.id.desc()).limit(5)))
+    view = CaseView(
+        case=case, pensioner=p, id_number=(p.id_number if p else case.id_number) or "",
+        payload=payload, decisions=decisions_for(payload, case.reason),
+        enrolled_photos=_photos_of(session, p.id) if p else [],
+        best_frames=photo_shas(payload) if isinstance(payload, VerificationReview) else [],
+        item_photo=item_photo, score=score, threshold=threshold, liveness=liveness, quality=quality,
+        hits=hits, duplicate_of=duplicate_of, extracts=_extracts(session, payload),
+        assignee=users.get(case.assignee_id or 0), decided_by=users.get(case.decided_by or 0),
+        notes=notes, confirmations=confs, visits=visits,
+    )
+    audit.record(session, actor=who.username, role=who.role, action="case.view", object_type="review_case",
+                 object_id=case.id, client_addr=client_addr,
+                 detail={"pensioner_id": case.pensioner_id, "id_number_shown": bool(view.id_number),
+                         "photos": len(view.enrolled_photos) + len(view.best_frames) + len(view.hits)})
+    return view
+
+
+def case_photo_shas(session: Session, case: ReviewCase) -> set[str]:
+    """Every photo the case page may show: the pensioner's, the session's frames, the item's, the hits'."""
+    payload = load_payload(case.payload)
+    shas = set(photo_shas(payload))
+    if case.pensioner_id:
+        shas.update(_photos_of(session, case.pensioner_id))
+    if case.enrollment_item_id:
+        item = session.get(EnrollmentItem, case.enrollment_item_id)
+        if item is not None and item.photo_sha256:
+            shas.add(item.photo_sha256)
+    for pid in other_pensioner_ids(payload):
+        shas.update(_photos_of(session, pid))
+    return shas
+
+
+def read_case_photo(
+    ctx: AppContext, session: Session, case_id: int, sha: str, who: Principal, *, client_addr: str = ""
+) -> bytes:
+    """Decrypt one photo that belongs to the case (any other sha → NOT_FOUND). Audited."""
+    case = get_case(session, case_id, who, client_addr=client_addr)
+    if sha not in case_photo_shas(session, case):
+        raise NotFound("no such photo on this case")
+    data = ctx.photos.get(sha)
+    audit.record(session, actor=who.username, role=who.role, action="photo.view", object_type="photo",
+                 object_id=sha[:16], client_addr=client_addr, detail={"case_id": case.id, "sha256": sha})
+    return data
+
+
