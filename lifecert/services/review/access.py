@@ -4,9 +4,12 @@ necessary), and the checks every read and decision goes through.
 A staff member with a ``region_code`` sees only cases whose region lies inside it; the code is a
 GB/T 2260 administrative code whose trailing ``00`` pairs widen it (``220000`` a province, ``220200``
 a prefecture, ``220202`` a district). Without a region code a staff member is not limited (central
-staff). A case outside the region answers exactly like a case that does not exist (404), and the
+staff). Cases without a region (a tip-off naming no known pensioner) are seen only by unlimited
+staff. A case outside the region answers exactly like a case that does not exist (404), and the
 attempt is audited in its own transaction (the request's own transaction is rolled back with the error).
 """
+
+from __future__ import annotations
 
 from typing import Any
 

@@ -1,6 +1,8 @@
 """Decisions on a case: assign, approve (survival confirmed), reject, home visit, suspected fraud,
 unfounded tip-off, notes. Each checks that the case type allows the decision and is audited."""
 
+from __future__ import annotations
+
 from datetime import date
 
 from sqlalchemy.orm import Session

@@ -1,6 +1,7 @@
 """Enrollment rejects: fix the photo, confirm a duplicate, or enroll after all (not a duplicate).
 Enrolling goes through :class:`lifecert.services.enrollment_writer.EnrollmentWriter`."""
 
+from __future__ import annotations
 
 from sqlalchemy.orm import Session
 

@@ -1,5 +1,7 @@
 """The caseworker queues: filters, one page of cases with counts, neighbours for j/k, assignees."""
 
+from __future__ import annotations
+
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any

@@ -1,6 +1,8 @@
 """One case for the case page: what opened it (typed payload), photos, scores, history. Every look
 is audited; photos are served only when they belong to the case."""
 
+from __future__ import annotations
+
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -26,9 +28,7 @@ from lifecert.domain.cases import (
     other_pensioner_ids,
     photo_shas,
 )
-from lifecert.domain.errors import (
-    NotFound,
-)
+from lifecert.domain.errors import NotFound
 from lifecert.domain.idnumber import mask_id_number
 from lifecert.services import audit
 from lifecert.services.context import AppContext

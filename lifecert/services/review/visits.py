@@ -1,5 +1,6 @@
 """Home-visit tasks created by case decisions, listed for community staff."""
 
+from __future__ import annotations
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -7,9 +8,7 @@ from sqlalchemy.orm import Session
 from lifecert.services import audit
 from lifecert.services.review.access import scope_clause
 from lifecert.services.staff import Principal
-from lifecert.storage.models import (
-    Pensioner,
-)
+from lifecert.storage.models import Pensioner
 from lifecert.storage.models_staff import HomeVisitStatus, HomeVisitTask
 
 
