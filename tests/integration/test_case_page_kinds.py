@@ -85,7 +85,7 @@ def test_given_tip_off_when_caseworker_opens_it_then_details_shown_and_no_surviv
                                              "description": "老人去年已去世，家属仍在领取养老金 <b>x</b>",
                                              "contact": "13800000000"})
     assert r.status_code == 201
-    cid = r.json()["case_id"]
+    cid = _only_case(data_ctx)
     make_user(data_ctx, "li", "caseworker")
     csrf = login(client, "li")
     page = client.get(f"/console/cases/{cid}")
