@@ -316,3 +316,36 @@ def test_given_someone_else_enrolled_when_a_paced_session_ends_then_review_case_
         assert len(payload.best_frames) >= 1 and [c.name for c in payload.challenges] == ["blink", "open_mouth"]
         for sha in photo_shas(payload):
             assert vctx.photos.path_for(sha).is_file()
+
+
+@pytest.mark.postgres
+def test_given_postgres_when_a_slow_user_runs_a_paced_session_then_confirmed_and_chunks_sealed(
+    postgres_url: str, tmp_path: Path, face_engine: FaceEngine, frame_engine: FaceEngine, clip: Clip, faces_dir: Path
+) -> None:
+    from tests.conftest import empty_postgres
+
+    empty_postgres(postgres_url)
+    from lifecert.config import Settings
+
+    ctx = AppContext(
+        Settings(
+            env="test", data_dir=tmp_path / "data", database_url=postgres_url, fixed_challenges="blink,open_mouth"
+        )
+    )
+    ctx.set_engine(face_engine)
+    try:
+        assert ctx.db.engine.dialect.name == "postgresql"
+        clock = VirtualClock()
+        svc = VerificationService(ctx, engine_factory=lambda: frame_engine, clock=clock)
+        p = enroll(ctx, read_video(faces_dir / VIDEO)[TEMPLATE_FRAME], seq=65)
+        phone = Phone(svc, clock, _start(svc, p), clip)
+        phone.neutral(1500)
+        phone.run_step(clip.blink, reaction_ms=2500)
+        r = phone.run_step(clip.mouth, reaction_ms=2500)
+        assert r.result is not None and r.result.decision == "CONFIRMED", r.result
+        with ctx.db.session() as s:
+            chunks = s.scalars(select(VerificationChunk)).all()
+            raw = phone.jpeg[clip.neutral[0]][:256]
+            assert chunks and all(c.frames_sealed and raw not in c.frames_sealed for c in chunks)
+    finally:
+        ctx.close()
