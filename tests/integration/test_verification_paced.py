@@ -315,7 +315,7 @@ def test_given_someone_else_enrolled_when_a_paced_session_ends_then_review_case_
         assert payload.match is not None and payload.threshold is not None and payload.match < payload.threshold
         assert len(payload.best_frames) >= 1 and [c.name for c in payload.challenges] == ["blink", "open_mouth"]
         for sha in photo_shas(payload):
-            assert vctx.photos.path_for(sha).is_file()
+            assert vctx.photos.exists(sha)
 
 
 @pytest.mark.postgres
