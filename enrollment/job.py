@@ -104,10 +104,10 @@ IN_PROCESS_BELOW = 64
 
 def run_job(ctx: AppContext, source: Path, manifest: Path | None, opts: JobOptions) -> JobResult:
     inputs = load_inputs(source, manifest)  # BAD_MANIFEST / FILE_MISSING raise before anything is written
-    if opts.workers > 0 and len(inputs.rows) < IN_PROCESS_BELOW:
+    if opts.ray_address is None and opts.workers > 0 and len(inputs.rows) < IN_PROCESS_BELOW:
         opts = replace(opts, workers=0)
     # Workers load their models while this process checks rows and hashes photos.
-    pool = _start_pool(ctx, opts.workers) if opts.workers > 0 else None
+    pool = _start_pool(ctx, opts.workers) if opts.workers > 0 and opts.ray_address is None else None
     try:
         return _run(ctx, inputs, opts, pool)
     finally:
@@ -178,7 +178,7 @@ def _run(ctx: AppContext, inputs: Inputs, opts: JobOptions, pool: Pool | None) -
     for p in todo:
         if p.pre_reason is not None or p.outcome is not None:
             emit(p)
-    for outcome in _outcomes(ctx, tasks, pool):
+    for outcome in _outcomes(ctx, tasks, pool, opts):
         p = by_row[outcome.row_no]
         p.outcome = outcome
         assessed += 1
@@ -238,8 +238,13 @@ def _open_run(s: Session, inputs: Inputs, key: str, opts: JobOptions, ctx: AppCo
     return run, False
 
 
-def _outcomes(ctx: AppContext, tasks: list[Task], pool: Pool | None) -> Iterator[Outcome]:
+def _outcomes(ctx: AppContext, tasks: list[Task], pool: Pool | None, opts: JobOptions) -> Iterator[Outcome]:
     if not tasks:
+        return
+    if opts.ray_address is not None:
+        from enrollment.ray_pool import ray_outcomes
+
+        yield from ray_outcomes(ctx, tasks, address=opts.ray_address, actors=max(1, opts.workers))
         return
     if pool is None:
         w = Worker(ctx.settings, ctx.engine)

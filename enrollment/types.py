@@ -11,7 +11,8 @@ from typing import Any
 
 @dataclass
 class JobOptions:
-    workers: int = 2  # 0: run in this process with the context's engine
+    workers: int = 2  # 0: run in this process with the context's engine; with ray_address: Ray actors
+    ray_address: str | None = None  # run the face pipeline on this Ray cluster (enrollment/ray_pool.py)
     dry_run: bool = False
     report_dir: Path | None = None
     batch_size: int = 32

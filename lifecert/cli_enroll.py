@@ -32,7 +32,10 @@ def register(app: typer.Typer) -> None:
     def enroll(
         source: Annotated[Path, typer.Argument(help="Folder of photos, or a .zip of one")],
         manifest: Annotated[Path | None, typer.Option(help="CSV/XLSX manifest: ID number, name, photo file")] = None,
-        workers: Annotated[int, typer.Option(help="Worker processes (0 = in this process)")] = 2,
+        workers: Annotated[int, typer.Option(
+            help="Worker processes (0 = in this process); Ray actors with --ray-address")] = 2,
+        ray_address: Annotated[str | None, typer.Option(
+            help="Run the face pipeline on this Ray cluster (e.g. 127.0.0.1:6379); needs lifecert[ray]")] = None,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate manifest and images; write nothing")] = False,
         report_dir: Annotated[Path | None, typer.Option(help="Where to write the CSV/JSON/HTML report")] = None,
         no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
@@ -60,7 +63,7 @@ def register(app: typer.Typer) -> None:
 
                 result = run_job(
                     ctx, source, manifest,
-                    JobOptions(workers=workers, dry_run=dry_run, report_dir=report_dir,
+                    JobOptions(workers=workers, ray_address=ray_address, dry_run=dry_run, report_dir=report_dir,
                                actor=cli_actor(), on_progress=on_progress),
                 )
             resumed = " (resumed)" if result.resumed else ""

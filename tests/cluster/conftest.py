@@ -126,3 +126,17 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         stop(proc)
+
+
+def netns_pids(netns: str) -> list[int]:
+    """Every process whose network namespace is ``netns`` (``readlink /proc/PID/ns/net``)."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            if os.readlink(d / "ns" / "net") == netns:
+                out.append(int(d.name))
+        except OSError:
+            continue
+    return out
