@@ -63,7 +63,8 @@ def sign_cookie(settings: Settings, token: str) -> str:
 
 def unsign_cookie(settings: Settings, value: str) -> str | None:
     token, _, sig = value.rpartition(".")
-    if not token or not hmac.compare_digest(sig, _sign(settings, token)):
+    # Bytes: a cookie may carry non-ASCII text, which compare_digest refuses for str (TypeError -> 500).
+    if not token or not hmac.compare_digest(sig.encode("utf-8", "surrogatepass"), _sign(settings, token).encode()):
         return None
     return token
 

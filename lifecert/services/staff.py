@@ -384,7 +384,9 @@ def end_session(session: Session, token: str) -> None:
 
 
 def csrf_matches(expected: str | None, given: str | None) -> bool:
-    return bool(expected) and bool(given) and hmac.compare_digest(str(expected), str(given))
+    # Bytes: compare_digest refuses str with non-ASCII characters (a TypeError, i.e. a 500, found by fuzzing).
+    return bool(expected) and bool(given) and hmac.compare_digest(
+        str(expected).encode("utf-8", "surrogatepass"), str(given).encode("utf-8", "surrogatepass"))
 
 
 # --- API tokens -------------------------------------------------------------------------------

@@ -109,3 +109,13 @@ def test_given_public_pages_and_api_when_fetched_then_framing_and_script_sources
     assert "script-src 'self'" in csp or "default-src 'none'" in csp
     assert "unsafe-eval" not in csp
     assert r.headers["x-content-type-options"] == "nosniff"
+
+
+def test_given_non_ascii_session_cookie_and_csrf_when_posted_then_4xx_not_500(client: TestClient) -> None:
+    # Found by the form fuzzer: hmac.compare_digest raises TypeError on non-ASCII str.
+    cookie = "lc_session=tok\u00e9n.sig\u00e9".encode("latin-1")
+    r = client.post("/console/logout", data={"csrf_token": "\u00a5\u00da"}, headers={"cookie": cookie})
+    assert r.status_code in (401, 403)
+    page = client.get("/console/login")
+    r = client.post("/console/login", data={"username": "x", "password": "y", "csrf_token": "\u00a5\u00da"})
+    assert page.status_code == 200 and r.status_code == 403

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lifecert.domain.errors import ErrorCode, LifecertError
 from lifecert.services.datamatch.mapping import Mapping, MappingError, normalize_header
@@ -24,6 +25,9 @@ _ZIP_MAGIC = b"PK\x03\x04"
 
 class ExtractError(LifecertError):
     code = ErrorCode.BAD_EXTRACT
+
+if TYPE_CHECKING:
+    from lifecert.storage.safezip import ZipLimits
 
 
 @dataclass(frozen=True)
@@ -154,12 +158,27 @@ def _iter_csv(info: FileInfo, mapping: Mapping) -> Iterator[tuple[int, list[obje
         raise ExtractError(f"{info.path.name}: malformed CSV ({exc})") from exc
 
 
+def _xlsx_limits() -> ZipLimits:
+    from lifecert.storage.safezip import ZipLimits
+
+    # Real sheets deflate 5-50x; a member over 500x is a zip bomb (deflate tops out near 1030x).
+    return ZipLimits(max_members=10_000, max_member_bytes=1 << 30, max_total_bytes=2 << 30, max_ratio=500)
+
+
 def _iter_xlsx(info: FileInfo, mapping: Mapping) -> Iterator[tuple[int, list[object]]]:
     import zipfile
 
     from openpyxl import load_workbook
 
+    from lifecert.storage.safezip import checked_members
+
+    def too_big(message: str, code: ErrorCode) -> LifecertError:
+        return ExtractError(f"{info.path.name}: {message}")
+
     try:
+        # The central directory first (nothing inflated): a 300 KB workbook must not unpack to gigabytes.
+        with zipfile.ZipFile(info.path) as zf:
+            checked_members(zf, _xlsx_limits(), too_big)
         wb = load_workbook(info.path, read_only=True, data_only=True)
     except (zipfile.BadZipFile, OSError, KeyError, ValueError) as exc:
         raise ExtractError(f"{info.path.name}: not a readable XLSX workbook ({exc})") from exc
