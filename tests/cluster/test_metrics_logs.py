@@ -61,3 +61,25 @@ def test_given_a_log_line_with_an_id_number_when_formatted_as_json_then_it_is_ma
     assert "110105491231002" not in out["msg"]
     # longer digit runs are not ID numbers and stay
     assert mask_ids("order 123456789012345678901 total") == "order 123456789012345678901 total"
+
+
+def test_given_the_grafana_dashboard_when_read_then_every_metric_it_queries_is_exported(tmp_path: Path) -> None:
+    import re
+
+    root = Path(__file__).resolve().parents[2]
+    dash = json.loads((root / "deploy" / "grafana-dashboard.json").read_text())
+    used = {m for p in dash["panels"] for t in p["targets"] for m in re.findall(r"lifecert_[a-z_]+", t["expr"])}
+    assert used
+    app = create_app(Settings(env="test", data_dir=tmp_path))
+    with TestClient(app) as c:
+        c.get("/healthz")
+        text = c.get("/metrics").text
+    exported = set(re.findall(r"^# TYPE (lifecert_[a-z_]+) (\w+)", text, re.M))
+    names = set()
+    for name, kind in exported:
+        names.add(name)
+        if kind == "histogram":
+            names |= {f"{name}_bucket", f"{name}_count", f"{name}_sum"}
+        if kind == "counter":
+            names.add(f"{name}_total")
+    assert used <= names, used - names
