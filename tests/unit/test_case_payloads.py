@@ -116,7 +116,8 @@ def test_given_verification_analysis_record_when_building_review_then_frames_car
     scores = {"match": 0.4123, "threshold": 0.5, "one_person_min_similarity": 0.7, "liveness_issue": "flat_photo",
               "best_frames": [{"index": 4, "t_ms": 500, "quality": 0.9}, {"index": 11, "t_ms": 1375, "quality": 0.7},
                               {"index": 20, "t_ms": 2500, "quality": 0.2, "track_break": True}],
-              "one_to_n": [{"pensioner_id": 3, "template_id": 8, "score": 0.21}]}
+              "one_to_n": [{"pensioner_id": 3, "template_id": 8, "score": 0.21}],
+              "pad": {"frames": 30, "score": 0.31, "min": 0.02, "threshold": 0.5, "fusion": "mean", "spoof": True}}
     challenges = [{"name": "blink", "passed": True, "window_ms": [1500, 4500], "frames": 20, "peak_value": 0.11,
                    "baseline": 0.3, "threshold": 0.2, "note": ""},
                   {"name": "nod", "passed": False, "note": "not evaluated"}]
@@ -125,6 +126,7 @@ def test_given_verification_analysis_record_when_building_review_then_frames_car
     assert [(f.sha256, f.index, f.t_ms) for f in r.best_frames] == [(SHA_A, 11, 1375), (SHA_B, 4, 500)]
     assert [(c.name, c.passed) for c in r.challenges] == [("blink", True), ("nod", False)]
     assert r.one_to_n == (FaceHit(pensioner_id=3, score=0.21, template_id=8),)
+    assert (r.pad_score, r.pad_threshold) == (0.31, 0.5)  # rules.pad_evidence's keys
     assert load_payload(dump_payload(r)) == r
 
 
