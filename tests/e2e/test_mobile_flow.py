@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from lifecert.domain.idnumber import is_valid_id_number, make_id_number
-from tests.e2e.conftest import Camera, LiveServer, new_phone_page
 from tests.e2e.fake_camera import ActorPlan
+from tests.e2e.harness import Camera, LiveServer, new_phone_page
 
 pytestmark = pytest.mark.browser
 
