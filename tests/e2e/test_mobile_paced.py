@@ -18,8 +18,8 @@ import pytest
 from lifecert.services.confirmations import confirmations_of
 from lifecert.services.context import AppContext
 from lifecert.storage.models import ConfirmationMethod
-from tests.e2e.conftest import Camera, EnrolledPensioner, LiveServer, new_phone_page
 from tests.e2e.fake_camera import ACTIONS, ActorPlan
+from tests.e2e.harness import Camera, EnrolledPensioner, LiveServer, new_phone_page
 
 pytestmark = pytest.mark.browser
 
@@ -38,6 +38,16 @@ def _fill_and_prepare(page: Any, server: LiveServer, who: EnrolledPensioner) -> 
     page.fill("#name", who.name)
     page.click("#start")
     page.wait_for_selector('#app[data-screen="prepare"]')
+
+
+def _wait_js(page: Any, expression: str, timeout_ms: int = 30_000) -> None:
+    """Poll ``expression`` until truthy (bounded). Not ``wait_for_function``: the page's CSP forbids the eval
+    Playwright uses for it, and the tests keep the real CSP."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {timeout_ms} ms: {expression}")
+        page.wait_for_timeout(200)
 
 
 def _session_posts(page: Any) -> list[str]:
@@ -75,7 +85,7 @@ def test_given_slow_elderly_user_late_in_frame_when_acting_every_drawn_prompt_th
         page.click("#prepare-go")
         page.wait_for_selector("#countdown:not([hidden])")
         page.screenshot(path=str(screenshots_dir / "countdown_360x740.png"))
-        page.wait_for_function("window.__actor.prompts.length > 0", timeout=RESULT_TIMEOUT_MS)
+        _wait_js(page, "window.__actor.prompts.length > 0", RESULT_TIMEOUT_MS)
         page.screenshot(path=str(screenshots_dir / "challenge_360x740.png"))
         page.wait_for_selector('#app[data-screen="result"]', timeout=RESULT_TIMEOUT_MS)
         page.screenshot(path=str(screenshots_dir / "confirmed_360x740.png"))
@@ -129,6 +139,9 @@ def test_given_face_video_replayed_on_a_phone_screen_when_acting_every_drawn_pro
         assert prompts, f"the replay never got a prompt to act: {diag}"
         assert decision != "CONFIRMED", diag
         assert result.get_attribute("data-error") == "", diag  # a decision, not a broken session
+        # Stopped by presentation-attack detection (the issue's rule: spoof -> REVIEW PRESENTATION_ATTACK),
+        # after the footage had acted every prompt the server revealed.
+        assert (decision, result.get_attribute("data-reason")) == ("REVIEW", "PRESENTATION_ATTACK"), diag
         # The pensioner's page never says "attack": a neutral retry or review message.
         text = result.inner_text()
         assert "攻击" not in text and "attack" not in text.lower()
@@ -156,13 +169,13 @@ def test_given_camera_refused_when_trying_again_then_help_shown_and_no_session_u
         assert _session_posts(page) == []
 
         page.click("#denied-retry")  # still refused
-        page.wait_for_function("window.__actor.calls === 2")
+        _wait_js(page, "window.__actor.calls === 2")
         page.wait_for_selector('#app[data-screen="denied"]')
         assert _session_posts(page) == []
 
         page.click("#denied-retry")  # allowed now: the camera opens, then (only then) one session
         page.wait_for_selector("#countdown:not([hidden])")
-        page.wait_for_function("document.getElementById('preview').srcObject !== null")
+        _wait_js(page, "document.getElementById('preview').srcObject !== null")
         deadline = time.monotonic() + 30
         while not _session_posts(page) and time.monotonic() < deadline:
             page.wait_for_timeout(200)
@@ -228,7 +241,7 @@ def test_given_dim_room_when_capturing_then_more_light_hint_spoken_and_retry_ope
         calls = page.evaluate("window.__actor.calls")
         page.click("#retry")
         page.wait_for_selector("#countdown:not([hidden])")
-        page.wait_for_function(f"window.__actor.calls === {calls + 1}")
+        _wait_js(page, f"window.__actor.calls === {calls + 1}")
         deadline = time.monotonic() + 30
         while len(_session_posts(page)) < 2 and time.monotonic() < deadline:
             page.wait_for_timeout(200)
