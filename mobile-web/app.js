@@ -11,6 +11,7 @@
   const CHUNK_TIMEOUT_MS = 30000; // one chunk request; a slow network ends the attempt, never hangs it
   const MAX_PENDING_FRAMES = 60; // frames waiting for upload; beyond this the capture pauses (slow network)
   const STALL_GRACE_MS = 20000; // a step the server has not closed this long after its limit ends the attempt
+  const STALE_FRAME_MS = 300; // at a step change, queued frames older than this are dropped
   const HINT_REPEAT_MS = 6000; // speak the same hint again at most this often
   const PROMPT_QUIET_MS = 2500; // no hint is spoken this soon after a prompt
 
@@ -206,12 +207,14 @@
     return postJson(`${API}/sessions`, { id_number: idNumber, name, protocol: "paced" });
   }
 
-  /** One chunk of frames for step ``index`` (multipart: nonce, timestamps JSON, frames, prompt_shown_ms). */
-  async function postChunk(sessionId, step, frames, promptShownMs) {
+  /** One chunk of frames for step ``index`` (multipart: nonce, timestamps JSON, frames, prompt_shown_ms,
+      sent_ms = the capture clock when the request leaves, so the server can tell queueing from upload). */
+  async function postChunk(sessionId, step, frames, promptShownMs, sentMs) {
     const form = new FormData();
     form.append("nonce", step.nonce);
     form.append("timestamps", JSON.stringify(frames.map((f) => f.t)));
     if (promptShownMs !== null) form.append("prompt_shown_ms", String(promptShownMs));
+    form.append("sent_ms", String(Math.max(sentMs, frames[frames.length - 1].t)));
     frames.forEach((f, i) => form.append("frames", f.blob, `f_${String(f.t).padStart(6, "0")}_${i}.jpg`));
     const url = `${API}/sessions/${encodeURIComponent(sessionId)}/steps/${step.index}/frames`;
     let res;
@@ -393,6 +396,12 @@
     let stopped = false;
 
     const enterStep = (next) => {
+      if (step) {
+        // Frames still queued from the step the server has just closed are of no use to the new one (it
+        // counts from its own reveal): drop them so that a slow network never leaves the upload behind.
+        const cutoff = Math.round(performance.now() - t0) - STALE_FRAME_MS;
+        while (pending.length && pending[0].t < cutoff) pending.shift();
+      }
       step = next;
       stepReceived = performance.now();
       promptShownMs = null;
@@ -454,13 +463,14 @@
         });
         if (!frames.length) continue;
         let resp;
+        const clock = () => Math.round(performance.now() - t0);
         try {
-          resp = await postChunk(session.session_id, step, frames, promptShownMs);
+          resp = await postChunk(session.session_id, step, frames, promptShownMs, clock());
         } catch (err) {
           // A lost connection may not have reached the server: the same nonce is tried once more.
           if (!(err instanceof ApiError) || err.code !== "NETWORK") throw err;
           await sleep(1000);
-          resp = await postChunk(session.session_id, step, frames, promptShownMs);
+          resp = await postChunk(session.session_id, step, frames, promptShownMs, clock());
         }
         if (run !== state.run) throw new ApiError("CANCELLED");
         sent += frames.length;
