@@ -82,12 +82,17 @@ def register(app: typer.Typer) -> None:
         configure_logging(get_settings().log_format)
         import uvicorn
 
+        # proxy_headers=False: uvicorn would otherwise rewrite the client address from X-Forwarded-For
+        # for any request arriving from 127.0.0.1 (so anyone behind a local proxy could pick their
+        # address and dodge per-address limits). Proxies are trusted only through
+        # LIFECERT_TRUSTED_PROXIES, resolved by the application (server.deps.client_addr).
         if workers > 1:
-            uvicorn.run("server.app:create_app", factory=True, host=host, port=port, workers=workers, log_config=None)
+            uvicorn.run("server.app:create_app", factory=True, host=host, port=port, workers=workers, log_config=None,
+                        proxy_headers=False)
         else:
             from server.app import create_app
 
-            uvicorn.run(create_app(), host=host, port=port, log_config=None)
+            uvicorn.run(create_app(), host=host, port=port, log_config=None, proxy_headers=False)
 
     @app.command()
     @friendly_errors

@@ -62,6 +62,14 @@ def frame_engine() -> FaceEngine:
     return load_frame_engine(Settings(), name="dlib")
 
 
+# Secrets strong enough for staging/production settings in tests (config.weak_secret refuses hand-made ones).
+DEPLOY_SECRETS = {
+    "template_key": "q1Jk3Xy8Vb0nP4sT7wZ2cF5hL9mR6dG1aE3uI8oY0tQ=",
+    "session_secret": "Wm4pZ8rT2vX6nB1cK9yF3hJ7dL5sQ0gA",
+    "audit_key": "Hn7Kq2Wx9Rb4Tz6Vm1Yc8Pf3Lj5Sd0Ge",
+}
+
+
 def make_settings(tmp_path: Path, **kw: object) -> Settings:
     url = os.environ.get("LIFECERT_TEST_DATABASE_URL") if kw.pop("use_env_db", False) else None
     return Settings(env="test", data_dir=tmp_path / "data", database_url=url, **kw)  # type: ignore[arg-type]

@@ -3,7 +3,6 @@ API nodes would), never store the limited value, and the backend follows the set
 
 from __future__ import annotations
 
-import base64
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from lifecert.services.ratelimit import (
 from lifecert.storage.db import Database
 from lifecert.storage.models_cluster import RateLimitBucket
 from server.deps import resolve_client_addr
-from tests.conftest import empty_postgres
+from tests.conftest import DEPLOY_SECRETS, empty_postgres
 
 SECRET = b"k" * 32
 ID = "11010519491231002X"
@@ -122,8 +121,7 @@ def test_given_settings_when_choosing_a_backend_then_redis_beats_database_and_me
     assert backend_name(Settings(env="test", database_url="postgresql+psycopg2://x@h/db", **base)) == "database"  # type: ignore[arg-type]
     assert backend_name(Settings(env="test", redis_url="redis://127.0.0.1:1/0", **base)) == "redis"  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="refused outside development"):
-        Settings(env="staging", ratelimit_backend="memory", template_key=base64.b64encode(b"p" * 32).decode(),  # type: ignore[arg-type]
-                 session_secret="s" * 40, **base)  # type: ignore[arg-type]
+        Settings(env="staging", ratelimit_backend="memory", **DEPLOY_SECRETS, **base)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="needs LIFECERT_REDIS_URL"):
         Settings(ratelimit_backend="redis", **base)  # type: ignore[arg-type]
     db = _sqlite(tmp_path)

@@ -8,6 +8,7 @@ from lifecert.config import Settings
 from lifecert.domain.errors import LifecertError
 from lifecert.services import staff
 from server import security
+from tests.conftest import DEPLOY_SECRETS
 
 
 def test_given_signed_cookie_when_unsigned_then_token_back_and_tampering_refused() -> None:
@@ -22,8 +23,7 @@ def test_given_signed_cookie_when_unsigned_then_token_back_and_tampering_refused
 
 def test_given_environment_then_cookie_is_secure_with_host_prefix_outside_development() -> None:
     assert security.session_cookie_name(Settings(env="test")) == "lc_session"
-    prod = Settings(env="production", session_secret="x" * 40,  # type: ignore[arg-type]
-                    template_key="cHJvZHVjdGlvbi1rZXktMzItYnl0ZXMtbG9uZyEhISE=")  # type: ignore[arg-type]
+    prod = Settings(env="production", **DEPLOY_SECRETS)  # type: ignore[arg-type]
     assert security.session_cookie_name(prod) == "__Host-lc_session"
 
 

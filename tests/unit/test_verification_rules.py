@@ -138,14 +138,11 @@ def test_given_many_draws_when_drawn_then_each_has_head_motion_and_non_rigid() -
 
 @pytest.mark.parametrize("fixed", ["blink,open_mouth", "nod", "turn_left,nod", "blink,nod", "nod,blink"])
 def test_given_fixed_challenges_when_staging_or_production_then_refused(fixed: str) -> None:
-    import base64
 
     from pydantic import ValidationError
 
     from lifecert.config import Settings
-
-    secrets = {"template_key": base64.b64encode(bytes(range(32))).decode(),
-               "session_secret": "Qm9uZCBKYW1lcyBCb25kIDAwNyBsaWNlbnNlIHRvIGtpbGw"}
+    from tests.conftest import DEPLOY_SECRETS as secrets
     for env in ("staging", "production"):  # issue 11 M9: predictable challenges only in development/test
         with pytest.raises(ValidationError, match="refused in"):
             Settings(env=env, fixed_challenges=fixed, **secrets)  # type: ignore[arg-type]
