@@ -43,7 +43,7 @@ class Worker:
         self.engine = engine or load_engine(settings)
         # Database blob store: this process's own connection (workers never write other rows).
         blobs = open_blob_store(settings, Database(settings.resolved_database_url, create=False))
-        self.photos = PhotoStore(blobs, Cipher(settings.template_key_bytes()))
+        self.photos = PhotoStore(blobs, Cipher(settings.template_key_bytes(), settings.retired_template_key_bytes()))
 
     def run(self, task: Task) -> Outcome:
         s = self.settings

@@ -117,6 +117,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path("var")
     database_url: str | None = None  # default: sqlite file under data_dir
     template_key: SecretStr = SecretStr(DEV_TEMPLATE_KEY)  # base64 of 32 bytes (AES-256-GCM)
+    # Earlier template keys (comma-separated base64), still accepted for opening blobs until
+    # `lifecert keys rotate` has re-sealed everything under template_key; then remove them.
+    retired_template_keys: SecretStr | None = None
     session_secret: SecretStr = SecretStr(DEV_SESSION_SECRET)
     # HMAC key of the audit chain (its own key: knowing the database is not enough to rewrite the trail)
     audit_key: SecretStr = SecretStr(DEV_AUDIT_KEY)
@@ -193,6 +196,7 @@ class Settings(BaseSettings):
         key = base64.b64decode(self.template_key.get_secret_value(), validate=True)
         if len(key) != 32:
             raise ValueError("LIFECERT_TEMPLATE_KEY must be base64 of exactly 32 bytes")
+        self.retired_template_key_bytes()  # raises ValueError on a malformed entry
         if self.env in ("staging", "production"):
             if weak_secret(key):
                 raise ValueError("LIFECERT_TEMPLATE_KEY looks hand-made (too few distinct bytes); "
@@ -226,6 +230,18 @@ class Settings(BaseSettings):
 
     def audit_key_bytes(self) -> bytes:
         return self.audit_key.get_secret_value().encode()
+
+    def retired_template_key_bytes(self) -> list[bytes]:
+        if self.retired_template_keys is None:
+            return []
+        out = []
+        for part in self.retired_template_keys.get_secret_value().split(","):
+            if part.strip():
+                k = base64.b64decode(part.strip(), validate=True)
+                if len(k) != 32:
+                    raise ValueError("each LIFECERT_RETIRED_TEMPLATE_KEYS entry must be base64 of 32 bytes")
+                out.append(k)
+        return out
 
     def template_key_bytes(self) -> bytes:
         return base64.b64decode(self.template_key.get_secret_value())

@@ -30,7 +30,7 @@ class AppContext:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.db = Database(self.settings.resolved_database_url, create=create_schema,
                            audit_key=self.settings.audit_key_bytes())
-        self.cipher = Cipher(self.settings.template_key_bytes())
+        self.cipher = Cipher(self.settings.template_key_bytes(), self.settings.retired_template_key_bytes())
         self.blobs = open_blob_store(self.settings, self.db)
         self.photos = PhotoStore(self.blobs, self.cipher)
         self.index = IndexManager(
