@@ -80,8 +80,9 @@ async def upload_chunk(
     pool: Pool,
     client: ClientAddr,
 ) -> ChunkOut:
+    received_at = svc.clock()  # before the pool: queueing must not shift the client clock mapping
     data = [await f.read() for f in frames]
-    result = await pool.run(svc.submit_chunk, session_id, step, nonce, timestamps, data, client)
+    result = await pool.run(svc.submit_chunk, session_id, step, nonce, timestamps, data, client, received_at)
     return ChunkOut.of(result)
 
 

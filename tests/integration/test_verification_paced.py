@@ -10,6 +10,7 @@ The server's clock is virtual (client time + a fixed upload latency), so a 2.5 s
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -68,7 +69,12 @@ def clip(faces_dir: Path, frame_engine: FaceEngine) -> Clip:
 
 
 class Phone:
-    """A simulated capture page: keeps the client clock, chunks frames, follows the server's steps."""
+    """A simulated capture page on a client clock: the camera captures at 8 fps all the time; a chunk
+    (the oldest <= 12 waiting frames) goes out about every second when no request is in flight; the
+    answer arrives ``server_lag_ms`` after the chunk (queue + processing in the server), and a new
+    prompt is shown ``prompt_delay_ms`` after that. Actions are scheduled on the client clock."""
+
+    server_lag_ms = 0
 
     def __init__(self, svc: VerificationService, clock: VirtualClock, start: PacedStart, clip: Clip) -> None:
         self.svc, self.clock, self.clip = svc, clock, clip
@@ -79,48 +85,82 @@ class Phone:
         self.answers: list[ChunkResult] = []
         self.jpeg = {i: encode_jpeg(f, 85) for i, f in enumerate(clip.frames)}
         self._n = 0
+        self.script: list[int] = []
+        self.script_at = 0
+        self.inflight: tuple[int, ChunkResult] | None = None  # (client ms the answer arrives, answer)
+        self.next_send = 1000
+        self.prompt_at = 0  # client ms the current prompt appeared
 
     def _neutral(self) -> int:
         self._n += 1
         return self.clip.neutral[self._n % len(self.clip.neutral)]
 
-    def show(self, indices: list[int]) -> ChunkResult | None:
-        """Capture these frames at 8 fps, sending a chunk every 8 frames; returns the last answer."""
-        last = None
-        for i in indices:
-            if self.answers and self.answers[-1].status == "decided":
-                break
-            self.pending.append((self.t, self.jpeg[i]))
-            self.t += FRAME_MS
-            if len(self.pending) == 8:
-                last = self.flush()
-        return last
+    @property
+    def decided(self) -> bool:
+        return bool(self.answers) and self.answers[-1].status == "decided"
 
-    def flush(self) -> ChunkResult:
-        ts = [t for t, _ in self.pending]
-        data = [b for _, b in self.pending]
-        self.pending = []
-        self.clock.set(self.t - FRAME_MS + LATENCY_MS)
-        r = self.svc.submit_chunk(self.session_id, self.step.index, self.step.nonce, json.dumps(ts), data)
+    def tick(self) -> None:
+        """One camera frame, then deliver a due answer and send a chunk when it is time."""
+        idx = self.script.pop(0) if self.script and self.t >= self.script_at else self._neutral()
+        self.pending.append((self.t, self.jpeg[idx]))
+        self.t += FRAME_MS
+        if self.inflight is not None and self.t >= self.inflight[0]:
+            self._deliver()
+        if self.inflight is None and self.t >= self.next_send and not self.decided:
+            self.flush()
+
+    def _deliver(self) -> None:
+        assert self.inflight is not None
+        at, r = self.inflight
+        self.inflight = None
         self.answers.append(r)
         if r.step is not None:
+            if r.step.index != self.step.index:
+                self.prompt_at = at + r.step.prompt_delay_ms
             self.step = r.step
+
+    def flush(self) -> ChunkResult:
+        """Send the oldest <= 12 waiting frames now; with no server lag the answer is read at once."""
+        chunk, self.pending = self.pending[:12], self.pending[12:]
+        ts = [t for t, _ in chunk]
+        self.clock.set(ts[-1] + LATENCY_MS)
+        received = self.clock()
+        self.clock.ms += self.server_lag_ms  # the service's own clock reads are this much later
+        r = self.svc.submit_chunk(
+            self.session_id,
+            self.step.index,
+            self.step.nonce,
+            json.dumps(ts),
+            [b for _, b in chunk],
+            received_at=received,
+        )
+        self.inflight = (self.t + LATENCY_MS + self.server_lag_ms, r)
+        self.next_send = self.t + 1000
+        if self.server_lag_ms == 0:
+            self._deliver()
         return r
 
     def neutral(self, ms: int) -> ChunkResult | None:
-        return self.show([self._neutral() for _ in range(max(1, ms // FRAME_MS))])
+        """Let ``ms`` of capture pass; returns the newest answer."""
+        end = self.t + ms
+        while self.t < end and not self.decided:
+            self.tick()
+        return self.answers[-1] if self.answers else None
+
+    def show(self, indices: list[int]) -> ChunkResult | None:
+        """Act these frames from now on."""
+        self.script, self.script_at = list(indices), self.t
+        return self.neutral(len(indices) * FRAME_MS)
 
     def run_step(self, act: list[int], reaction_ms: int) -> ChunkResult:
-        """Wait for the current step's prompt (its delay), react after ``reaction_ms``, act, then stay
-        neutral until the server moves on (or decides)."""
+        """React ``reaction_ms`` after the current prompt appeared, act, and wait (bounded) until the
+        server moves on or decides."""
         index = self.step.index
-        self.neutral(self.step.prompt_delay_ms + reaction_ms)
-        self.show(act)
-        for _ in range(40):
-            r = self.answers[-1]
-            if r.status == "decided" or (r.step is not None and r.step.index != index):
-                return r
-            self.neutral(1000)
+        self.script, self.script_at = list(act), self.prompt_at + reaction_ms
+        for _ in range(40 * 8):
+            if self.decided or self.step.index != index:
+                return self.answers[-1]
+            self.tick()
         raise AssertionError("the server never ended the step")
 
 
@@ -202,7 +242,8 @@ def test_given_an_action_already_under_way_at_the_prompt_when_judged_then_not_co
     phone.neutral(1500)
     assert phone.step.challenge == "blink"
     # A pre-cued clip: the blink lands right at the reveal, then nothing more happens.
-    phone.neutral(max(0, phone.step.prompt_delay_ms - 2 * FRAME_MS))
+    # The closed-eye frame is captured 125 ms before the prompt appears.
+    phone.neutral(max(0, phone.prompt_at - FRAME_MS - phone.t))
     phone.show(clip.blink[2:])
     r = phone.answers[-1]
     for _ in range(12):
@@ -214,6 +255,36 @@ def test_given_an_action_already_under_way_at_the_prompt_when_judged_then_not_co
     assert r.result.missed_challenge == "blink"
     # The next challenge was never revealed, not even in the result.
     assert [c for c, _ in r.result.challenges] == ["blink"]
+
+
+def test_given_a_slow_server_when_a_slow_user_acts_then_confirmed_and_pre_prompt_actions_still_ignored(
+    svc: VerificationService, clock: VirtualClock, pensioner: Pensioner, clip: Clip
+) -> None:
+    # Each chunk waits 1.2 s in the server before its answer. The client-clock mapping must use the
+    # ARRIVAL time: with the time after processing, every frame maps 1.2 s late, and frames captured
+    # before a prompt count as a reaction to it.
+    phone = Phone(svc, clock, _start(svc, pensioner), clip)
+    phone.server_lag_ms = 1200
+    phone.neutral(3000)
+    assert phone.step.challenge == "blink"
+    phone.run_step(clip.blink, reaction_ms=2500)
+    r = phone.run_step(clip.mouth, reaction_ms=2500)
+    assert r.result is not None and r.result.decision == "CONFIRMED", r.result
+
+    class ShortestDelay(random.Random):
+        def randint(self, a: int, b: int) -> int:
+            return a
+
+    svc.rng = ShortestDelay()  # the prompt appears 300 ms after the answer: the closest case
+    phone = Phone(svc, clock, _start(svc, pensioner), clip)
+    phone.server_lag_ms = 1200
+    # The first chunk (sent at 1 s) ends the settle step; its answer is read at 1000 + 80 + 1200 ms and
+    # the blink prompt appears >= 300 ms later. A blink whose closed frame is at 2155 ms is before it.
+    phone.script, phone.script_at = list(clip.blink), 2155 - 2 * FRAME_MS
+    phone.neutral(2400)
+    assert phone.step.index == 1 and phone.prompt_at >= 2280 + 300
+    r = phone.neutral(16_000)
+    assert r is not None and r.result is not None and r.result.missed_challenge == "blink", r.result
 
 
 def test_given_a_used_nonce_or_wrong_step_when_uploading_then_typed_errors_and_no_chunk_stored(

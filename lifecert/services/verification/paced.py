@@ -22,6 +22,7 @@ import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -122,9 +123,9 @@ class PacedCapture:
         self.params = params
         self.clock = svc.clock
 
-    def _ms_since(self, vs: VerificationSession) -> int:
-        """Server ms since the session was created (the paced timeline)."""
-        return int((self.clock() - as_utc(vs.created_at)).total_seconds() * 1000)
+    def _ms_since(self, vs: VerificationSession, at: datetime | None = None) -> int:
+        """Server ms since the session was created (the paced timeline), now or at ``at``."""
+        return int(((at or self.clock()) - as_utc(vs.created_at)).total_seconds() * 1000)
 
     # -- start ----------------------------------------------------------------------------
     def start(self, db: Session, vs: VerificationSession, nonce: str) -> PacedStart:
@@ -146,7 +147,11 @@ class PacedCapture:
         timestamps: str | list[int],
         frames: list[bytes],
         client_addr: str = "",
+        received_at: datetime | None = None,
     ) -> ChunkResult:
+        """``received_at``: when the request arrived (the route takes it before any queueing); the
+        clock mapping must not include decoding, detection or a wait in the inference pool."""
+        arrived = received_at or self.clock()
         lim = self.ctx.settings.images
         if not frames:
             raise LifecertError("a chunk needs at least one frame", code=ErrorCode.TOO_FEW_FRAMES, min_frames=1)
@@ -206,7 +211,7 @@ class PacedCapture:
             row = db.get(VerificationSession, session_id)
             if row is None:  # pragma: no cover - deleted concurrently
                 raise NotFound("no such verification session")
-            return self._advance(db, row, seq, ts, frames, obs, fresh, client_addr)
+            return self._advance(db, row, seq, ts, frames, obs, fresh, client_addr, arrived)
 
     def _observe(self, decoded: list[tuple[ImageBGR, tuple[int, int]]], ts: list[int]) -> list[steps.Obs]:
         """Detection + landmarks per frame, and the PAD model's P(real) on up to
@@ -256,9 +261,11 @@ class PacedCapture:
         obs: list[steps.Obs],
         fresh: str,
         client_addr: str,
+        arrived: datetime,
     ) -> ChunkResult:
         g = self.ctx.settings.quality
-        now_ms = self._ms_since(vs)
+        # Arrival time, not "now": processing time must not shift the client clock mapping.
+        now_ms = self._ms_since(vs, arrived)
         offset = steps.update_offset(vs.clock_offset_ms, now_ms, ts[-1])
         vs.clock_offset_ms = offset
         header = json.dumps({"timestamps": ts, "sizes": [len(b) for b in frames]}).encode()

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import random
 import secrets
 import threading
 import time
@@ -160,7 +161,7 @@ class VerificationService:
         )
         self.by_client = make_limiter(s, db, "session.client", v.rate_limit_per_client_per_hour)
         self.metrics: Metrics | None = None  # set by the server (server/routes/metrics.py)
-        self.rng = secrets.SystemRandom()
+        self.rng: random.Random = secrets.SystemRandom()  # challenge draws and prompt jitter
         self._local = threading.local()
         self._engine_factory = engine_factory or (lambda: load_frame_engine(ctx.settings))
         self.paced = paced.PacedCapture(self, self.params)
@@ -339,9 +340,10 @@ class VerificationService:
         timestamps: str | list[int],
         frames: list[bytes],
         client_addr: str = "",
+        received_at: datetime | None = None,
     ) -> paced.ChunkResult:
-        """One chunk of a paced session (see :mod:`.paced`)."""
-        return self.paced.submit_chunk(session_id, step, nonce, timestamps, frames, client_addr)
+        """One chunk of a paced session (see :mod:`.paced`); ``received_at``: when it arrived."""
+        return self.paced.submit_chunk(session_id, step, nonce, timestamps, frames, client_addr, received_at)
 
     # -- upload ---------------------------------------------------------------------------
     def submit_frames(
