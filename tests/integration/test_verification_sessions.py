@@ -104,3 +104,26 @@ def test_given_many_clients_when_one_id_is_hammered_then_the_global_cap_holds(
         except LifecertError as exc:
             codes.append(str(exc.code))
     assert codes == ["ok"] * 6 + ["RATE_LIMITED"] * 2
+
+
+def test_given_staging_when_a_one_shot_session_is_asked_then_refused_before_any_lookup(tmp_path: Path) -> None:
+    import base64
+    import secrets
+
+    from lifecert.config import Settings
+
+    s = Settings(
+        env="staging",
+        data_dir=tmp_path / "data",
+        template_key=base64.b64encode(secrets.token_bytes(32)).decode(),  # type: ignore[arg-type]
+        session_secret=secrets.token_urlsafe(32),  # type: ignore[arg-type]
+        audit_key=secrets.token_urlsafe(32),  # type: ignore[arg-type]
+    )
+    with AppContext(s) as c:
+        svc = VerificationService(c, engine_factory=lambda: (_ for _ in ()).throw(AssertionError("no engine")))
+        with pytest.raises(LifecertError) as err:
+            svc.create_session("110101195003010217", "王秀英", "10.0.0.9", protocol="oneshot")
+        assert err.value.code == ErrorCode.BAD_REQUEST
+        with pytest.raises(LifecertError) as paced_err:  # the paced protocol goes on to the lookup
+            svc.create_session("110101195003010217", "王秀英", "10.0.0.9", protocol="paced")
+        assert paced_err.value.code in (ErrorCode.NOT_FOUND, ErrorCode.BAD_ID_NUMBER)

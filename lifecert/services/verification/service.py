@@ -241,7 +241,17 @@ class VerificationService:
     ) -> SessionStart | paced.PacedStart:
         """Refuses with the same NOT_FOUND (and the same database work) for an unknown ID number,
         a wrong name, a suspended pension or no template: the endpoint reveals nothing about who
-        is enrolled or suspended."""
+        is enrolled or suspended.
+
+        ``protocol``: "paced" (the pensioner page). The one-shot upload hands the client the whole
+        challenge list in advance, which is what a replay needs, so it is refused outside
+        development and test; it stays there only for the older tests and benchmark until they move.
+        """
+        if protocol != paced.PROTOCOL and self.ctx.settings.env not in ("development", "test"):
+            raise LifecertError(
+                'the one-shot upload is retired; start the session with protocol "paced"',
+                code=ErrorCode.BAD_REQUEST,
+            )
         self._rate_limit(normalize_id_number(id_number), client_addr)
         idn = parse_id_number(id_number)
         s = self.ctx.settings
