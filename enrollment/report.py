@@ -9,6 +9,7 @@ import base64
 import csv
 import io
 import json
+import logging
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +20,8 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from lifecert.domain.cells import spreadsheet_safe
 from lifecert.domain.idnumber import mask_id_number
 from lifecert.engine.manifest import manifest_sha256
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from enrollment.manifest import Inputs
@@ -31,6 +34,43 @@ def _write_private(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
         fh.write(text)
+
+
+# Chinese fonts a Debian/Ubuntu machine may have (fonts-noto-cjk, fonts-wqy-microhei, fonts-wqy-zenhei).
+CJK_FONTS = (
+    Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"),
+    Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"),
+    Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"),
+)
+
+
+def cjk_font_subset(text: str, fonts: tuple[Path, ...] = CJK_FONTS) -> str | None:
+    """Base64 of a TrueType/OpenType font holding just the non-ASCII characters of ``text``,
+    cut from the first Chinese font installed here; None when there is none (or nothing to
+    cover). Embedded in the HTML report, names stay readable on a computer without a Chinese
+    font. A few hundred names cost some tens of KB."""
+    chars = {c for c in text if ord(c) > 0x7F}
+    font_path = next((f for f in fonts if f.is_file()), None)
+    if not chars or font_path is None:
+        return None
+    from fontTools import subset
+    from fontTools.ttLib import TTFont
+
+    try:
+        font = TTFont(str(font_path), fontNumber=0, lazy=True)
+        opts = subset.Options()
+        opts.hinting = False
+        opts.layout_features = []
+        opts.name_IDs = ["*"]
+        sub = subset.Subsetter(opts)
+        sub.populate(text="".join(sorted(chars)))
+        sub.subset(font)
+        buf = io.BytesIO()
+        font.save(buf)
+    except Exception:  # a damaged system font must not cost the report: the fallback note stays
+        log.warning("could not embed a subset of %s in the report", font_path, exc_info=True)
+        return None
+    return base64.b64encode(buf.getvalue()).decode()
 
 
 def write_reports(ctx: AppContext, result: JobResult, inputs: Inputs, opts: JobOptions) -> dict[str, Path]:
@@ -71,6 +111,9 @@ def write_reports(ctx: AppContext, result: JobResult, inputs: Inputs, opts: JobO
         for r in rows
         if r["reason"] not in ("ENROLLED", "REPLACED", "ALREADY_ENROLLED")
     ]
-    html = env.get_template("report.html").render(meta=meta, rejects=rejects[:500], more=max(0, len(rejects) - 500))
+    shown = rejects[:500]
+    page = env.get_template("report.html")
+    html = page.render(meta=meta, rejects=shown, more=max(0, len(rejects) - 500), cjk_font=None)
+    html = page.render(meta=meta, rejects=shown, more=max(0, len(rejects) - 500), cjk_font=cjk_font_subset(html))
     _write_private(out.with_suffix(".html"), html)
     return {"csv": out.with_suffix(".csv"), "json": out.with_suffix(".json"), "html": out.with_suffix(".html")}

@@ -75,4 +75,25 @@ def test_given_hostile_names_when_reported_then_csv_cells_cannot_run_formulas_an
     assert "'=HYPERLINK" in text and ",=HYPERLINK" not in text
     html = res.reports["html"].read_text(encoding="utf-8")
     assert "<script>alert" not in html and "&lt;script&gt;" in html
-    assert "fonts-noto-cjk" in html  # the fallback note for machines without a Chinese font
+    # Chinese stays readable on a computer without a Chinese font: a subset is embedded when this
+    # machine has one (CI installs fonts-wqy-microhei), else the page says what to do.
+    assert ("@font-face" in html) != ("fonts-noto-cjk" in html)
+
+
+def test_given_chinese_text_when_a_font_subset_is_cut_then_it_covers_exactly_those_characters(tmp_path: Path) -> None:
+    import base64
+    import io
+
+    import pytest
+    from fontTools.ttLib import TTFont
+
+    from enrollment.report import CJK_FONTS, cjk_font_subset
+
+    assert cjk_font_subset("张桂兰", fonts=(tmp_path / "none.ttc",)) is None
+    assert cjk_font_subset("ascii only", fonts=CJK_FONTS) is None
+    if not any(f.is_file() for f in CJK_FONTS):
+        pytest.skip("no Chinese font installed here (.ci/run installs fonts-wqy-microhei)")
+    b64 = cjk_font_subset("<b>张桂兰 · 欧阳娜娜</b>")
+    assert b64 is not None
+    cmap = TTFont(io.BytesIO(base64.b64decode(b64))).getBestCmap()
+    assert {chr(c) for c in cmap} >= set("张桂兰欧阳娜·") and len(cmap) < 40
