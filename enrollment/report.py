@@ -56,20 +56,25 @@ def cjk_font_subset(text: str, fonts: tuple[Path, ...] = CJK_FONTS) -> str | Non
     from fontTools import subset
     from fontTools.ttLib import TTFont
 
+    ft_log = logging.getLogger("fontTools")  # it reports every table it drops as a warning
+    level = ft_log.level
+    ft_log.setLevel(logging.ERROR)
     try:
-        font = TTFont(str(font_path), fontNumber=0, lazy=True)
-        opts = subset.Options()
-        opts.hinting = False
-        opts.layout_features = []
-        opts.name_IDs = ["*"]
-        sub = subset.Subsetter(opts)
-        sub.populate(text="".join(sorted(chars)))
-        sub.subset(font)
-        buf = io.BytesIO()
-        font.save(buf)
+        with TTFont(str(font_path), fontNumber=0, lazy=True) as font:
+            opts = subset.Options()
+            opts.hinting = False
+            opts.layout_features = []
+            opts.name_IDs = ["*"]
+            sub = subset.Subsetter(opts)
+            sub.populate(text="".join(sorted(chars)))
+            sub.subset(font)
+            buf = io.BytesIO()
+            font.save(buf)
     except Exception:  # a damaged system font must not cost the report: the fallback note stays
         log.warning("could not embed a subset of %s in the report", font_path, exc_info=True)
         return None
+    finally:
+        ft_log.setLevel(level)
     return base64.b64encode(buf.getvalue()).decode()
 
 
