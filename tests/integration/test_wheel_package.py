@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import site
 import subprocess
 import sys
@@ -26,7 +27,11 @@ with TestClient(app) as c:
 
 
 def test_given_a_built_wheel_when_installed_elsewhere_then_it_serves_the_pensioner_page(tmp_path: Path) -> None:
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), str(ROOT)],
+    # Built from a copy: setuptools writes build/ next to the sources it builds.
+    src = tmp_path / "src"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "dist", "var", "__pycache__", "*.egg-info", ".*_cache", "node_modules"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), str(src)],
                    check=True, timeout=600, capture_output=True)
     wheel = next((tmp_path / "dist").glob("lifecert-*.whl"))
     shipped = {Path(n).name for n in zipfile.ZipFile(wheel).namelist() if "/mobile-web/" in n}
