@@ -356,7 +356,10 @@ class FootageIndex:
         """Frames at the bottom of a blink: EAR below 0.75 x the clip's 75th percentile, local minimum."""
         base = np.nanpercentile(self.ear, 75)
         e = np.nan_to_num(self.ear, nan=base)
-        return [i for i in range(1, len(e) - 1) if e[i] < 0.75 * base and e[i] <= e[i - 1] and e[i] <= e[i + 1]]
+        found = [i for i in range(1, len(e) - 1) if e[i] < 0.75 * base and e[i] <= e[i - 1] and e[i] <= e[i + 1]]
+        # the deeper half: a 5 fps capture sees one frame of a blink, the deepest one when cued
+        found.sort(key=lambda i: e[i])
+        return sorted(found[: max(1, (len(found) + 1) // 2)]) if found else []
 
     def mouth_frames(self, min_mar: float = 0.34) -> list[int]:
         m = np.nan_to_num(self.mar, nan=0.0)
@@ -383,7 +386,7 @@ def act(
     fps: float = 5.0,
     delay_ms: int = 800,
     late_ms: int = 0,
-    turn_deg: float = 32.0,
+    turn_deg: float = 45.0,
     nod_deg: float = 36.0,
     action_ms: int = 1200,
 ) -> tuple[list[Shot], list[int]]:

@@ -310,3 +310,22 @@ def test_given_mirror_zip_on_local_http_when_pulling_then_installed_only_if_ever
         httpd.shutdown()
         httpd.server_close()
         t.join(timeout=10)
+
+
+def test_given_calibration_when_written_to_a_manifest_copy_then_only_the_threshold_table_changes(
+    tmp_path: Path,
+) -> None:
+    from benchmarks.pad_eval import write_manifest_threshold
+
+    src = ROOT / "models" / "manifest.toml"
+    copy = tmp_path / "manifest.toml"
+    copy.write_text(src.read_text())
+    apcer = {"print": {"rate": 0.0}, "cued_replay": {"rate": 0.04}}
+    write_manifest_threshold(copy, 0.4321, "median", apcer, 0.02, "test set", "2026-11-30")
+    spec = pad_spec(copy)
+    assert spec.threshold.value == 0.4321 and spec.threshold.fusion == "median"
+    assert spec.threshold.apcer == 0.04 and spec.threshold.bpcer == 0.02 and spec.threshold.dataset == "test set"
+    before, after = src.read_text(), copy.read_text()
+    cut = before.index("[packs.minifasnet.threshold]")
+    assert after[:cut] == before[:cut]  # everything above the table is untouched
+    assert [f.sha256 for f in spec.files] == [f.sha256 for f in pad_spec(src).files]
