@@ -17,7 +17,7 @@ from functools import lru_cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from lifecert.domain.errors import AccessDenied, Conflict, ErrorCode, LifecertError, NotFound
@@ -235,6 +235,18 @@ def _client_key(client_addr: str) -> str:
     return f"c|{client_addr[:64]}"
 
 
+def _insert_ignore(session: Session, key: str, now: datetime) -> None:
+    values = {"key": key, "failures": 0, "window_start": now, "locked_until": None}
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        session.execute(pg_insert(LoginThrottle).values(**values).on_conflict_do_nothing(index_elements=["key"]))
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        session.execute(sqlite_insert(LoginThrottle).values(**values).on_conflict_do_nothing(index_elements=["key"]))
+
+
 def _throttle_rows(session: Session, username: str, client_addr: str, policy: LoginPolicy
                    ) -> list[tuple[str, int, LoginThrottle | None]]:
     """(key, failure limit, row or None) for the pair, the user and the client address."""
@@ -301,9 +313,9 @@ def authenticate(
         with contextlib.suppress(VerifyMismatchError, VerificationError, InvalidHashError):
             _hasher().verify(_dummy_hash(), password)
     if ok and user is not None and user.active:
-        pair = rows[0][2]
-        if pair is not None:
-            session.delete(pair)  # the user and client counters run out by themselves (window)
+        if rows[0][2] is not None:  # a bulk DELETE: a concurrent success may have removed it already
+            session.execute(delete(LoginThrottle).where(LoginThrottle.key == rows[0][0]))
+            # the user and client counters run out by themselves (window)
         if _hasher().check_needs_rehash(user.password_hash):
             user.password_hash = hash_password(password)
         audit.record(session, actor=user.username, role=user.role, action="login.success", object_type="staff_user",
@@ -311,10 +323,13 @@ def authenticate(
         return LoginOutcome(user)
 
     locked = False
-    for key, limit, th in rows:
-        if th is None:
-            th = LoginThrottle(key=key, failures=0, window_start=now)
-            session.add(th)
+    for key, limit, _ in rows:
+        # Concurrent failures share these rows (the address and user keys above all): create them with
+        # INSERT ... ON CONFLICT DO NOTHING, then re-read under a row lock (PostgreSQL) / the write lock
+        # the insert took (SQLite), so no two requests insert the same key or lose an increment.
+        _insert_ignore(session, key, now)
+        th = session.scalars(select(LoginThrottle).where(LoginThrottle.key == key).with_for_update()
+                             .execution_options(populate_existing=True)).one()
         if now - (_aware(th.window_start) or now) > policy.window:
             th.failures = 0
             th.window_start = now

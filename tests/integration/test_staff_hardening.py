@@ -138,3 +138,42 @@ def test_given_a_crafted_error_on_a_case_page_when_shown_then_only_a_generic_ban
 
     assert r.status_code == 200 and "400-123-4567" not in _visible_banners(r.text)
     assert "操作未完成" in _visible_banners(r.text)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_given_simultaneous_failed_logins_from_one_address_when_counted_then_no_error_and_no_lost_count(
+        request: pytest.FixtureRequest, tmp_path: object, backend: str) -> None:
+    """Found by the concurrency benchmark: two first failures both inserted the shared address row
+    (UNIQUE violation -> 500)."""
+    import threading
+
+    from lifecert.config import Settings
+    from lifecert.storage.models_staff import LoginThrottle
+    from tests.conftest import empty_postgres
+
+    url = None
+    if backend == "postgres":
+        url = request.getfixturevalue("postgres_url")
+        empty_postgres(url)
+    n = POLICY.max_failures_per_client - 1  # all counted, none locking yet
+    with AppContext(Settings(env="test", data_dir=tmp_path / "data", database_url=url)) as ctx:  # type: ignore[operator]
+        barrier = threading.Barrier(n)
+        errors: list[BaseException] = []
+
+        def attempt(i: int) -> None:
+            try:
+                barrier.wait(timeout=30)
+                _auth(ctx, f"ghost{i}", "nope", "10.7.0.1", utcnow())
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=attempt, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+
+        assert errors == []
+        with ctx.db.session() as s:
+            row = s.get(LoginThrottle, "c|10.7.0.1")
+            assert row is not None and row.failures == n
