@@ -186,7 +186,10 @@ def case_page(request: Request, ctx: Ctx, session: DbSession, who: CaseStaff, cl
     view = review.case_view(ctx, session, case_id, who, client_addr=client)
     prev, nxt = review.neighbours(session, who, case_id)
     error = error if error in _ERROR_CODES else ("unknown" if error else None)  # only our own codes
-    return render(request, "console/case.html", who, v=view, prev_id=prev, next_id=nxt, error=error)
+    from server.routes.tipoffs import reference_for  # the reporter's public reference (JB-...)
+
+    return render(request, "console/case.html", who, v=view, prev_id=prev, next_id=nxt, error=error,
+                  tip_ref=reference_for(ctx, case_id))
 
 
 @router.get("/cases/{case_id}/photos/{sha}")

@@ -194,6 +194,7 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "err_BAD_REQUEST": ("请求不完整（例如缺少原因）", "Incomplete request (e.g. a reason is missing)"),
     "err_NO_FACE": ("照片中未检测到人脸", "No face in the photo"),
     "err_MULTIPLE_FACES": ("照片中有多张人脸", "More than one face in the photo"),
+    "tip_reference": ("举报编号（举报人看到的）", "Reference (as shown to the reporter)"),
     "err_unknown": ("操作未完成", "The action did not complete"),
     # staff account errors (users page)
     "users_err_BAD_REQUEST": ("用户名（1–64 个字符、无空格）、角色或密码（至少 10 个字符）不符合要求",

@@ -13,6 +13,7 @@ from lifecert.services.context import AppContext
 from lifecert.storage.models import AuditEvent, ReviewCase, ReviewKind
 from server.app import create_app
 from server.routes.tipoffs import TIPOFFS_PER_CLIENT_PER_HOUR, reference_for
+from tests.integration.console_support import login, make_user
 from tests.integration.test_data_support import add_pensioners, idn
 
 
@@ -96,8 +97,14 @@ def test_given_form_page_when_filled_and_submitted_then_case_opened_and_referenc
     r = client.post("/tipoffs", data=form)
 
     [case] = _cases(data_ctx)
+    ref = reference_for(data_ctx, case.id)
     assert r.status_code == 201
-    assert f"编号 {reference_for(data_ctx, case.id)}" in r.text
+    assert f"编号 {ref}" in r.text
+    # The caseworker sees the same reference on the case, so a reporter who calls back can be matched.
+    make_user(data_ctx, "cw", "caseworker")
+    staff_client = TestClient(create_app(ctx=data_ctx))
+    login(staff_client, "cw")
+    assert f'id="tip-ref">{ref}<' in staff_client.get(f"/console/cases/{case.id}").text
 
 
 def _form_token(html: str) -> str:
