@@ -1,1 +1,0 @@
-"""The batch enrollment job: reads a manifest, runs workers, writes a report."""

@@ -1,1 +1,0 @@
-"""Plain types, errors and decision policy. No I/O here."""

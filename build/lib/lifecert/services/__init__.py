@@ -1,1 +1,0 @@
-"""Orchestration: enrollment, verification, review, data matching. Services own transactions."""

@@ -1,1 +1,0 @@
-"""SQLAlchemy models, database sessions, encrypted photo store and the faiss vector index."""

@@ -1,1 +1,0 @@
-"""FastAPI service: routes, dependencies, schemas, error mapping, console pages."""

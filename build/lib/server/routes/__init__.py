@@ -1,1 +1,0 @@
-"""One module per area; each exposes ``router`` (and optionally ``setup(app)``)."""
