@@ -136,6 +136,17 @@ def register(app: typer.Typer) -> None:
             for k, v in sorted(counts.items()):
                 console.print(f"{k}: {v}")
 
+    @templates_app.command("expire")
+    @friendly_errors
+    def templates_expire() -> None:
+        """Retire refresh templates past their expiry date (audited); run daily."""
+        from lifecert.config import get_settings
+        from lifecert.services import refresh
+        from lifecert.services.context import AppContext
+
+        with AppContext(get_settings()) as ctx:
+            console.print(f"expired: {refresh.expire_due(ctx)}")
+
     @db_app.command("upgrade")
     @friendly_errors
     def db_upgrade() -> None:

@@ -73,6 +73,17 @@ class EmbeddingSettings(BaseModel):
     probe_profile: EmbeddingProfile = "flip"
 
 
+class RefreshSettings(BaseModel):
+    """Template refresh from verified selfies (lifecert/services/refresh.py): the best frame of a
+    CONFIRMED session becomes an extra template of kind ``refresh`` when the match cleared the
+    verify threshold by ``min_margin`` and every liveness/PAD check passed."""
+
+    enabled: bool = True
+    max_per_person: int = Field(default=3, ge=1, le=20)  # the oldest is dropped beyond this
+    valid_days: int = Field(default=730, ge=30, le=3650)  # a refresh template stops counting after this
+    min_margin: float = Field(default=0.02, ge=0.0, le=1.0)  # match - verify threshold (cosine)
+
+
 class VerificationSettings(BaseModel):
     session_ttl_seconds: int = 300
     min_frames: int = 5
@@ -158,6 +169,7 @@ class Settings(BaseSettings):
     trusted_proxies: str = ""
     blobs: BlobSettings = Field(default_factory=BlobSettings)
     log_format: Literal["text", "json"] = "text"  # json: one object per line with request ids (lifecert.services.logs)
+    refresh: RefreshSettings = Field(default_factory=RefreshSettings)
 
     @field_validator("fixed_challenges")
     @classmethod

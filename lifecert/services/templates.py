@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from lifecert.domain.errors import ErrorCode, LifecertError, NotFound
@@ -129,6 +129,8 @@ def retire_template(tpl: FaceTemplate) -> None:
 
 
 def active_templates(session: Session, pensioner_id: int, model_key: str) -> list[FaceTemplate]:
+    """Active templates of one pensioner and model; refresh templates past ``expires_at`` no longer
+    count even before ``refresh.expire_due`` retires them."""
     return list(
         session.scalars(
             select(FaceTemplate)
@@ -136,6 +138,7 @@ def active_templates(session: Session, pensioner_id: int, model_key: str) -> lis
                 FaceTemplate.pensioner_id == pensioner_id,
                 FaceTemplate.model_key == model_key,
                 FaceTemplate.active.is_(True),
+                or_(FaceTemplate.expires_at.is_(None), FaceTemplate.expires_at > utcnow()),
             )
             .order_by(FaceTemplate.id)
         )

@@ -97,6 +97,9 @@ class Photo(Base):
 class TemplateKind:
     ID_PHOTO = "id_photo"
     VERIFIED_SELFIE = "verified_selfie"
+    # from the best frame of a CONFIRMED verification session (lifecert/services/refresh.py):
+    # provenance records the session and its scores; expires; at most N per person; revocable
+    REFRESH = "refresh"
 
 
 class FaceTemplate(Base):
@@ -121,6 +124,11 @@ class FaceTemplate(Base):
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
     replaced_at: Mapped[datetime | None] = mapped_column(TZDateTime(), default=None)
     enrollment_run_id: Mapped[int | None] = mapped_column(ForeignKey("enrollment_run.id"), default=None)
+    # refresh templates: the session that made it, when it stops counting, who revoked it
+    source_session_id: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
+    expires_at: Mapped[datetime | None] = mapped_column(TZDateTime(), default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(TZDateTime(), default=None)
+    provenance: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
     pensioner: Mapped[Pensioner] = relationship(back_populates="templates")
 

@@ -54,7 +54,7 @@ from lifecert.engine.base import FaceEngine, l2_normalize
 from lifecert.engine.liveness import FrameObs, LivenessParams, analyze_liveness
 from lifecert.engine.loader import load_engine
 from lifecert.engine.pad import PadModel, box_xyxy_to_xywh
-from lifecert.services import audit
+from lifecert.services import audit, refresh
 from lifecert.services.cases import open_case, verification_review
 from lifecert.services.confirmations import record_confirmation
 from lifecert.services.context import AppContext
@@ -564,6 +564,8 @@ class VerificationService:
                 cycle_months=self.ctx.settings.confirmation_cycle_months,
             )
             vs.confirmation_id = conf.id
+            # Template refresh (models): the best frame may become a `refresh` template.
+            refresh.consider_session(self.ctx, db, vs, p)
         elif decision == Decision.REVIEW:
             case = open_case(
                 db,
