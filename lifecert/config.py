@@ -142,6 +142,9 @@ class Settings(BaseSettings):
     engine: str = "dlib"  # dlib | insightface | edgeface
     models_dir: Path | None = None  # model packs (lifecert/engine/packs.py); default data_dir/models
     insightface_pack: str = "buffalo_l"
+    # second engine for fused 1:1 verification (lifecert/services/fusion.py): used when its packs are
+    # installed and the manifest has [fusion.<engine>_<fusion_engine>]; "" turns fusion off
+    fusion_engine: str = "edgeface"
     manifest_path: Path | None = None  # default: models/manifest.toml of the checkout or package
     inference_threads: int = 2
     # dlib engine: run its ResNet with onnxruntime (same weights, ~9x faster; lifecert/engine/dlib_onnx.py)

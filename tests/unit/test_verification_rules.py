@@ -164,3 +164,20 @@ def test_given_pad_scores_when_fused_then_spoof_only_below_the_threshold() -> No
     assert empty is not None and empty["spoof"] is False and empty["score"] is None
     # and the decision: a spoof goes to REVIEW even when everything else passed
     assert decide(_ev(pad_spoof=bool(fake["spoof"]))).reason == ErrorCode.PRESENTATION_ATTACK
+
+
+@pytest.mark.parametrize(("own", "fused", "expected"), [
+    (0.90, 2.5, Decision.CONFIRMED),   # below the primary threshold, but the fused score clears its own
+    (0.95, -1.0, Decision.REVIEW),     # above the primary threshold, the fused score does not
+    (0.90, None, Decision.REVIEW),     # no fused score (no second template): the primary decides
+])
+def test_given_fused_score_when_decided_then_it_replaces_the_primary_match_rule(
+    own: float, fused: float | None, expected: str
+) -> None:
+    e = Evidence(threshold=0.93, own_match=own, one_person_min=0.99, fused_match=fused,
+                 fused_threshold=None if fused is None else 1.2)
+
+    v = decide(e)
+
+    assert v.decision == expected
+    assert v.reason == (None if expected == Decision.CONFIRMED else ErrorCode.LOW_MATCH)

@@ -441,8 +441,13 @@ class PacedCapture:
             "model_key": self.ctx.model.key,
             "one_to_n": hits,
         }
+        fz = self.svc.fused_evidence(db, p.id, own, [f for _, f, _ in ok[:nb]], w) if nb else None
+        if fz is not None:
+            scores["fusion"] = fz
         verdict = rules.decide(
             rules.Evidence(
+                fused_match=None if fz is None else fz["score"],
+                fused_threshold=None if fz is None else fz["threshold"],
                 threshold=thr,
                 own_match=own,
                 one_person_min=one_person_min,

@@ -30,6 +30,10 @@ class Evidence:
     flat: bool = False  # the flat-photo test decided "planar"
     challenges_passed: bool = True
     pad_spoof: bool = False  # presentation-attack detection (model and/or cues) says spoof
+    # fused 1:1 score and its calibrated threshold (lifecert/services/fusion.py); when present they
+    # decide LOW_MATCH instead of own_match/threshold
+    fused_match: float | None = None
+    fused_threshold: float | None = None
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,10 @@ def decide(e: Evidence) -> Verdict:
         return Verdict(Decision.RETRY, ErrorCode.CHALLENGE_NOT_SEEN)
     if any(s >= e.threshold and s > e.own_match for s in e.other_matches):
         return Verdict(Decision.REVIEW, ErrorCode.MATCHES_OTHER_PENSIONER)
-    if e.own_match < e.threshold:
+    if e.fused_match is not None and e.fused_threshold is not None:
+        if e.fused_match < e.fused_threshold:
+            return Verdict(Decision.REVIEW, ErrorCode.LOW_MATCH)
+    elif e.own_match < e.threshold:
         return Verdict(Decision.REVIEW, ErrorCode.LOW_MATCH)
     return Verdict(Decision.CONFIRMED, None)
 

@@ -58,6 +58,7 @@ from lifecert.services import audit, refresh
 from lifecert.services.cases import open_case, verification_review
 from lifecert.services.confirmations import record_confirmation
 from lifecert.services.context import AppContext
+from lifecert.services.fusion import FusedScorer
 from lifecert.services.metrics import Metrics
 from lifecert.services.ratelimit import Limiter, make_limiter
 from lifecert.services.templates import (
@@ -165,6 +166,17 @@ class VerificationService:
         self._local = threading.local()
         self._engine_factory = engine_factory or (lambda: load_frame_engine(ctx.settings))
         self.paced = paced.PacedCapture(self, self.params)
+        # models: fused 1:1 with a second engine when installed and calibrated (None: primary alone)
+        self.fusion = FusedScorer.from_settings(ctx)
+
+    def fused_evidence(
+        self, db: Session, pensioner_id: int, own: float, faces: list[tuple[Any, Any]], weights: NDArray[np.float32]
+    ) -> dict[str, Any] | None:
+        """The fused 1:1 score of the best faces (None: fusion off or no template of the second model)."""
+        if self.fusion is None or not faces:
+            return None
+        m = self.fusion.one_to_one(db, pensioner_id, own, faces, weights)
+        return None if m is None else m.as_dict()
 
     def pad_verdict(self, scores: list[float]) -> dict[str, Any] | None:
         """Fused PAD over a session's per-frame P(real) (None when PAD is off)."""
@@ -465,6 +477,9 @@ class VerificationService:
             "model_key": self.ctx.model.key,
             "one_to_n": hits,
         }
+        fz = self.fused_evidence(db, p.id, own, faces[:nb], w)
+        if fz is not None:
+            scores["fusion"] = fz
         verdict = rules.decide(
             rules.Evidence(
                 threshold=thr,
@@ -473,6 +488,8 @@ class VerificationService:
                 other_matches=[h["score"] for h in hits],
                 flat=live.flat.decided and live.flat.flat,
                 challenges_passed=live.all_challenges_passed,
+                fused_match=None if fz is None else fz["score"],
+                fused_threshold=None if fz is None else fz["threshold"],
                 pad_spoof=bool(pad and pad["spoof"]),
             )
         )
