@@ -127,3 +127,27 @@ def test_given_larger_bystander_when_pick_central_then_centred_face_else_largest
     assert pick_face(faces, (250, 250, 3), "central") is centred
     assert pick_face(faces, (250, 250, 3), "largest") is big_corner
     assert pick_face([big_corner, speck], (250, 250, 3), "central") is big_corner
+
+
+def test_given_pairs_with_gate_failures_when_banded_then_each_band_counts_its_own_errors(tmp_path: Path) -> None:
+    from lifecert.services.evaluation import ImageResult, Pair, quality_bands
+
+    def res(name: str, vec: list[float], gate: str | None = None, found: bool = True) -> ImageResult:
+        v = np.array([vec], dtype=np.float32)
+        v /= np.linalg.norm(v)
+        return ImageResult(name, None if found else "NO_FACE", gate=gate, views=v if found else None,
+                           view_names=("id",) if found else ())
+
+    cache = {
+        "a1": res("a1", [1, 0]), "a2": res("a2", [1, 0.1]),
+        "b1": res("b1", [0, 1], gate="POSE_TOO_LARGE"), "b2": res("b2", [1, 0.05]),
+        "c1": res("c1", [0, 1], found=False),
+    }
+    pairs = [Pair(Path("a1"), Path("a2"), True, 1), Pair(Path("b1"), Path("b2"), True, 1),
+             Pair(Path("a1"), Path("b2"), False, 1), Pair(Path("a1"), Path("c1"), False, 1)]
+
+    bands = quality_bands(pairs, cache, threshold=0.9)
+
+    assert bands["ok"] == {"genuine": 1, "false_rejects": 0, "impostor": 1, "false_accepts": 1, "frr": 0.0, "far": 1.0}
+    assert bands["POSE_TOO_LARGE"]["genuine"] == 1 and bands["POSE_TOO_LARGE"]["frr"] == 1.0
+    assert bands["undetected"]["impostor"] == 1 and bands["undetected"]["far"] == 0.0

@@ -302,3 +302,37 @@ def impostor_scores_all(
     s = sims[iu]
     return s[same].astype(np.float32), s[~same].astype(np.float32)
 
+
+
+def quality_bands(
+    pairs: Sequence[Pair], cache: dict[str, ImageResult], threshold: float, *, enroll: str = "single",
+    probe: str = "single",
+) -> dict[str, dict[str, Any]]:
+    """Error rates per quality band at a fixed threshold (e.g. the calibrated verify threshold).
+
+    A pair's band is ``ok`` when both images pass the enrollment quality gates, else the gate the
+    first failing image tripped (POSE_TOO_LARGE, EYES_CLOSED, MULTIPLE_FACES, ...), or
+    ``undetected``. Per band: genuine pairs and their false-reject rate, impostor pairs and their
+    false-accept rate. (The gates reject these photos in production; the bands show what the
+    recogniser would do with them.)"""
+    ps = score_pairs(pairs, cache, enroll=enroll, probe=probe)
+    bands: dict[str, dict[str, Any]] = {}
+    for p, s, same in zip(pairs, ps.scores, ps.labels, strict=True):
+        ra, rb = cache[str(p.a)], cache[str(p.b)]
+        if not (ra.detected and rb.detected):
+            band = "undetected"
+        elif ra.enrolled and rb.enrolled:
+            band = "ok"
+        else:
+            band = str(ra.gate if ra.gate is not None else rb.gate)
+        b = bands.setdefault(band, {"genuine": 0, "false_rejects": 0, "impostor": 0, "false_accepts": 0})
+        if same:
+            b["genuine"] += 1
+            b["false_rejects"] += int(not (s >= threshold))
+        else:
+            b["impostor"] += 1
+            b["false_accepts"] += int(bool(s >= threshold))
+    for b in bands.values():
+        b["frr"] = b["false_rejects"] / b["genuine"] if b["genuine"] else None
+        b["far"] = b["false_accepts"] / b["impostor"] if b["impostor"] else None
+    return dict(sorted(bands.items()))

@@ -14,7 +14,14 @@ import numpy as np
 from lifecert.engine.views import PROFILES, views_union
 from lifecert.services.evaluation.calibration import calibrate_thresholds
 from lifecert.services.evaluation.embedding import ImageResult, embed_images, load_cache, process_image, save_cache
-from lifecert.services.evaluation.metrics import evaluate, fte_summary, impostor_scores_all, roc, score_pairs
+from lifecert.services.evaluation.metrics import (
+    evaluate,
+    fte_summary,
+    impostor_scores_all,
+    quality_bands,
+    roc,
+    score_pairs,
+)
 from lifecert.services.evaluation.protocol import Pair, read_pairs
 
 if TYPE_CHECKING:
@@ -191,6 +198,8 @@ def run_protocol(
         "headline": modes[mode_name(enroll, probe)],
         "profile_modes": modes,
         "thresholds": calib,
+        "quality_bands": None if calib["verify"]["similarity"] is None else quality_bands(
+            pairs, cache, calib["verify"]["similarity"], enroll=enroll, probe=probe),
         "all_pairs": {"genuine": len(gen_all), "impostor": len(imp_all)},
     }
     return ProtocolRun(report, pairs, cache)
