@@ -219,31 +219,36 @@ def fused_readme_section() -> str:
             weight = r["model"]["weights"].get(name)
             wcol = f"bias {r['model']['bias']:.2f}" if weight is None else f"{weight:.2f}"
             rows.append(
-                f"| {Path(r['dataset']).name} | {name} | {profiles.get(name, '+'.join(profiles))} | "
+                f"| {Path(r['dataset']).name} | {r.get('method', 'logistic')} | {name} | "
+                f"{profiles.get(name, '+'.join(profiles))} | "
                 f"{pct(acc[name]['accuracy_mean'])} ± {pct(acc[name]['accuracy_std'])} | {at(1e-2)} | {at(1e-3)} | "
                 f"{at(1e-4)} | {pct(tar[name]['eer'])} | {tar[name]['impostor_pairs']} | "
                 f"{wcol} |"
             )
     if not rows:
         return ""
-    any_r = json.loads(sorted(RESULTS.glob("fused_*.json"))[0].read_text())
+    files = sorted(RESULTS.glob("fused_*.json"))
+    any_r = json.loads(next((f for f in files if "znorm" in f.name), files[0]).read_text())
     th = any_r["thresholds"]
     return "\n".join([
         "## Score fusion (`benchmarks/accuracy.py --engine dlib+edgeface`, `lifecert eval --engine dlib+edgeface`)",
         "",
         f"Machine: {any_r['machine']['nproc']} × {any_r['machine']['cpu']}, {any_r['date']} (shared with other "
         "engineers' jobs). Each engine runs the full production pipeline (its own detector, gates, views); the "
-        "fused score is a logistic model of the engines' cosine similarities (lifecert/domain/fusion.py). "
+        "fused score is linear in the engines' cosine similarities (lifecert/domain/fusion.py): **znorm** = "
+        "each similarity standardised by its impostor mean/deviation, then averaged (no tuned weight; the "
+        "production method), **logistic** = logistic regression (tried first: below EdgeFace alone). "
         "Accuracy: leave-one-fold-out — for each fold the weights AND the threshold come from the other folds. "
         "TAR@FAR: every same-identity and cross-identity image pair within each fold, fused with the weights "
         "fitted on the other folds (LFW folds are identity-disjoint), every engine on exactly the same pairs. "
-        f"Production weights from all pairs; fused thresholds: verify {th['verify']['similarity']} at FAR "
+        f"Production ({any_r.get('method')}) weights from all pairs; fused thresholds: verify "
+        f"{th['verify']['similarity']} at FAR "
         f"{th['verify']['far']:g}, duplicate {th['duplicate']['similarity']} at FAR {th['duplicate']['far']:g} "
         "(all cross-identity pairs), written to `[fusion.*]` in models/manifest.toml.",
         "",
-        "| pairs | engine | profiles | accuracy (detected) | TAR@1e-2 | TAR@1e-3 | TAR@1e-4 | EER | impostor pairs "
-        "| weight |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| pairs | method | engine | profiles | accuracy (detected) | TAR@1e-2 | TAR@1e-3 | TAR@1e-4 | EER | "
+        "impostor pairs | weight |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
         *rows,
     ])
 
@@ -256,13 +261,15 @@ def main_fused(a: argparse.Namespace, settings: Settings) -> int:
         a.pairs, settings, engines, root=a.root, workers=a.workers, folds=a.folds,
         enroll_profile=a.enroll_profile, probe_profile=a.probe_profile, target_far=a.target_far,
         duplicate_far=a.duplicate_far, cache_dir=None if a.no_cache else ROOT / "var" / "eval-cache", limit=a.limit,
+        method=a.fusion_method,
     )
     name = a.name or ("lfw" if a.pairs.suffix != ".csv" else a.pairs.stem)
     if a.write_manifest:
         manifest = settings.manifest_path or ROOT / "models" / "manifest.toml"
         fu.write_manifest_fusion(manifest, r["fusion"], r, f"{name} {a.pairs.name}", r["date"])
         r["manifest_written"] = True
-    (RESULTS / f"fused_{name}_{r['fusion']}.json").write_text(json.dumps(r, indent=2, default=float) + "\n")
+    out = RESULTS / f"fused_{name}_{r['fusion']}_{a.fusion_method}.json"
+    out.write_text(json.dumps(r, indent=2, default=float) + "\n")
     update_readme("fusion-accuracy", fused_readme_section())
     print("\n".join(fu.summary_lines(r)))
     return 0
@@ -302,6 +309,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--name", default=None, help="result name (default: from the pairs file)")
     ap.add_argument("--no-cache", action="store_true")
     ap.add_argument("--limit", type=int, default=None, help="first N pairs only (smoke runs)")
+    ap.add_argument("--fusion-method", choices=("znorm", "logistic"), default="znorm",
+                    help="score fusion for ENGINE+ENGINE (lifecert/domain/fusion.py)")
     ap.add_argument("--write-manifest", action="store_true", help="write thresholds into models/manifest.toml")
     a = ap.parse_args(argv)
 

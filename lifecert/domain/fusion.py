@@ -1,9 +1,10 @@
 """Score-level fusion of face models: one decision from the cosine similarities of several
 embedding spaces (e.g. dlib's 128-d and EdgeFace's 512-d).
 
-The fused score is the log-odds of a logistic model, ``bias + Σ wᵢ·sᵢ`` over the models'
-cosine similarities ``sᵢ`` (same person → higher). It is fitted on labelled pairs
-(:func:`fit_logistic`), so each model's scale and reliability are learned, not guessed; its
+The fused score is linear in the models' cosine similarities ``sᵢ``: ``bias + Σ wᵢ·sᵢ`` (same
+person → higher). Two fits: :func:`fit_znorm` (default; each similarity standardised by its own
+impostor mean and deviation, then averaged — a z-normalised sum) and :func:`fit_logistic` (log-odds
+of a logistic model). Either way each model's scale is learned from labelled pairs, not guessed; its
 own thresholds (verify, duplicate) are calibrated at a stated FAR on impostor pairs like any
 single model's, and live with the weights in ``models/manifest.toml`` ``[fusion.NAME]``.
 
@@ -80,6 +81,22 @@ def fit_logistic(
         if float(np.abs(step).max()) < 1e-10:
             break
     return float(beta[0]), beta[1:].copy()
+
+
+def fit_znorm(x: NDArray[np.floating], y: NDArray[np.bool_]) -> tuple[float, NDArray[np.float64]]:
+    """Equal-weight z-normalised sum: each model's similarity standardised by the mean and standard
+    deviation of its IMPOSTOR scores, then averaged. As a linear model: weights 1/(K·σᵢ), bias
+    −Σ μᵢ/(K·σᵢ). No weight is tuned, only the impostor statistics are estimated."""
+    xs = np.asarray(x, dtype=np.float64)
+    imp = xs[~np.asarray(y, dtype=bool)]
+    if len(imp) < 2:
+        raise LifecertError("fit_znorm needs impostor pairs", code=ErrorCode.BAD_REQUEST)
+    mu, sd = imp.mean(axis=0), np.maximum(imp.std(axis=0), 1e-9)
+    k = xs.shape[1]
+    return float(-(mu / (k * sd)).sum()), 1.0 / (k * sd)
+
+
+FITS = {"znorm": fit_znorm, "logistic": fit_logistic}
 
 
 def from_manifest(name: str, raw: Mapping[str, object], keys_of: Sequence[str]) -> FusionModel:

@@ -27,6 +27,17 @@ def test_given_samples_of_a_known_logistic_model_when_fitted_then_parameters_are
     assert b == pytest.approx(true_b, abs=0.08) and np.allclose(w, true_w, atol=0.08)
 
 
+def test_given_impostor_statistics_when_znorm_fitted_then_fused_score_is_the_mean_z_score() -> None:
+    from lifecert.domain.fusion import fit_znorm
+
+    x = np.array([[0.0, 10.0], [2.0, 30.0], [5.0, 90.0]])  # impostors: col 0 mean 1 sd 1, col 1 mean 20 sd 10
+    y = np.array([False, False, True])
+
+    b, w = fit_znorm(x, y)
+
+    assert np.allclose(b + x @ w, [(-1 + -1) / 2, (1 + 1) / 2, (4 + 7) / 2])
+
+
 def test_given_one_class_only_when_fitted_then_bad_request() -> None:
     with pytest.raises(LifecertError):
         fit_logistic(np.ones((5, 2)), np.ones(5, dtype=bool))
@@ -79,7 +90,7 @@ def test_given_an_informative_and_a_noise_engine_when_fused_then_noise_weight_is
 ) -> None:
     runs, pairs = _runs(tmp_path)
 
-    r = fuse_protocol(runs, pairs, target_far=0.01, duplicate_far=0.01)
+    r = fuse_protocol(runs, pairs, target_far=0.01, duplicate_far=0.01, method="logistic")
 
     w = r["model"]["weights"]
     assert w["good"] > 5 * abs(w["noise"]), w

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from lifecert.domain.fusion import fit_logistic
+from lifecert.domain.fusion import FITS
 from lifecert.services.evaluation.embedding import ImageResult
 from lifecert.services.evaluation.metrics import (
     FAR_TARGETS,
@@ -112,9 +112,12 @@ def fuse_protocol(
     *,
     target_far: float = 1e-3,
     duplicate_far: float = 1e-6,
+    method: str = "znorm",
 ) -> dict[str, Any]:
     """Cross-validated accuracy and TAR@FAR of the fused score and of each engine alone, plus
-    production weights and thresholds. JSON-ready."""
+    production weights and thresholds (``method``: znorm | logistic, see lifecert.domain.fusion).
+    JSON-ready."""
+    fit = FITS[method]
     x, labels, folds, det, enr = _pair_matrix(runs, pairs)
     names = [r.engine for r in runs]
     fold_ids = np.unique(folds)
@@ -124,7 +127,7 @@ def fuse_protocol(
     for k in fold_ids:
         train = (folds != k) & det
         test = folds == k
-        b, w = fit_logistic(x[train], labels[train])
+        b, w = fit(x[train], labels[train])
         fused = b + x @ w
         fused_cv[test] = fused[test]
         t = best_threshold(fused[train], labels[train])
@@ -166,7 +169,7 @@ def fuse_protocol(
     proto["fused"] = tar_at_far(fused_cv[det & labels], fused_cv[det & ~labels], target_far)
 
     # Production model: weights from all protocol pairs, thresholds from all image pairs.
-    bias, weights = fit_logistic(x[det], labels[det])
+    bias, weights = fit(x[det], labels[det])
     paths = sorted(p for p in fold_of if all(r.cache[p].detected for r in runs))
     s_all, same = _all_pair_scores(runs, paths)
     f_all = bias + s_all @ weights
@@ -185,6 +188,7 @@ def fuse_protocol(
             "far_upper_95": rule_of_three_upper(len(imp), allowed),
         }
     return {
+        "method": method,
         "engines": [{"engine": r.engine, "model_key": r.model_key, "enroll_profile": r.enroll,
                      "probe_profile": r.probe} for r in runs],
         "pairs": len(pairs),
@@ -221,7 +225,7 @@ def write_manifest_fusion(manifest: Any, name: str, report: dict[str, Any], data
     block = [
         "",
         f"[fusion.{name}]",
-        "# logistic score fusion: fused = bias + sum(weight * cosine similarity); written by",
+        f"# {report.get('method', 'znorm')} score fusion: fused = bias + sum(weight * cosine similarity); written by",
         "# benchmarks/accuracy.py --engine " + "+".join(engines) + " --write-manifest",
         "models = [" + ", ".join(f'"{e}"' for e in engines) + "]",
         f"bias = {m['bias']:.6f}",
@@ -245,7 +249,7 @@ def fusion_name(engines: Sequence[str]) -> str:
 
 def run_fused_protocol(
     pairs_file: Any, settings: Any, engines: Sequence[str], *, target_far: float = 1e-3,
-    duplicate_far: float = 1e-6, **kw: Any,
+    duplicate_far: float = 1e-6, method: str = "znorm", **kw: Any,
 ) -> tuple[list[Any], dict[str, Any]]:
     """Run the protocol once per engine (each with its embedding cache, see
     :func:`.reports.run_protocol`) and fuse them. Returns (the per-engine runs, the fusion report)."""
@@ -257,7 +261,7 @@ def run_fused_protocol(
             for e in engines]
     scores = [EngineScores(e, r.report["model_key"], r.cache, r.report["headline_profiles"]["enroll"],
                            r.report["headline_profiles"]["probe"]) for e, r in zip(engines, runs, strict=True)]
-    report = fuse_protocol(scores, runs[0].pairs, target_far=target_far, duplicate_far=duplicate_far)
+    report = fuse_protocol(scores, runs[0].pairs, target_far=target_far, duplicate_far=duplicate_far, method=method)
     report = {"dataset": str(pairs_file), "fusion": fusion_name(engines), "date": dt.date.today().isoformat(),
               "machine": machine_info(), **report,
               "single_engine_reports": {e: {"accuracy_detected": r.report["headline"]["views"]["detected"]
@@ -268,7 +272,8 @@ def run_fused_protocol(
 
 def summary_lines(report: dict[str, Any]) -> list[str]:
     """Human-readable lines of a fusion report (CLI and benchmark print the same)."""
-    out = [f"fusion {report['fusion']} on {report['dataset']}: {report['pairs']} pairs, folds {report['folds']}, "
+    out = [f"fusion {report['fusion']} ({report.get('method')}) on {report['dataset']}: {report['pairs']} pairs, "
+           f"folds {report['folds']}, "
            f"{report['pairs_detected_by_all']} detected by every engine"]
     acc = report["accuracy_detected"]
     tar = report["tar_within_fold_pairs"]
