@@ -94,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lfw", type=Path, default=ROOT.parent / "shared" / "faces" / "lfw")
     ap.add_argument("--source", choices=("folders", "protocol"), default="folders")
     ap.add_argument("--engine", default=None, help="engine, or dlib+edgeface for the fused score (protocol source)")
+    ap.add_argument("--write-manifest", action="store_true",
+                    help="write the two-template threshold at FAR 1e-3 as thresholds.verify_refresh")
     ap.add_argument("--min-photos", type=int, default=5)
     ap.add_argument("--max-photos", type=int, default=8)
     ap.add_argument("--k", type=int, default=3, help="frames fused per probe")
@@ -146,12 +148,46 @@ def main(argv: list[str] | None = None) -> int:
         "verify_threshold": verify_t, "machine": ev.machine_info(), "date": dt.date.today().isoformat(),
         "load": os.getloadavg(), "strategies": rows,
     }
+    if a.write_manifest:
+        t = rows["two-templates"]["far_0.001"]["threshold"]
+        if t is not None:
+            write_refresh_threshold(settings, engines, float(t), report)
+            report["manifest_written"] = True
     name = "fusion" if a.source == "folders" and a.engine is None else f"fusion_{'_'.join(engines)}"
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
     update_readme("fusion", readme_section())
     print(json.dumps({k: v["far_0.001"]["frr"] for k, v in rows.items()}, indent=1))
     return 0
+
+
+def write_refresh_threshold(settings: Settings, engines: list[str], t: float, report: dict[str, Any]) -> None:
+    """``[engines.X.thresholds.verify_refresh]`` (or ``[fusion.NAME.thresholds.verify_refresh]``): the
+    1:1 threshold at FAR 1e-3 when the probe is compared with the ID template AND a refresh template
+    (best of two), calibrated on this run's impostor scores."""
+    manifest = settings.manifest_path or ROOT / "models" / "manifest.toml"
+    header = (f"[fusion.{'_'.join(engines)}.thresholds.verify_refresh]" if len(engines) > 1
+              else f"[engines.{engines[0]}.thresholds.verify_refresh]")
+    body = [f"# best of ID + refresh template; {report['strategies']['two-templates']['impostor']} impostor "
+            f"comparisons (benchmarks/fusion.py --source protocol)", f"similarity = {t:.4f}", "far = 0.001",
+            f'dataset = "{report["dataset"]}"', f'date = "{report["date"]}"']
+    lines = manifest.read_text(encoding="utf-8").splitlines()
+    if header in lines:
+        i = lines.index(header)
+        j = i + 1
+        while j < len(lines) and not lines[j].startswith("["):
+            j += 1
+        while j > i + 1 and not lines[j - 1].strip():
+            j -= 1
+        lines[i + 1 : j] = body
+    else:
+        # right after the engine's (or fusion's) verify threshold table
+        anchor = header.replace("verify_refresh", "verify")
+        i = lines.index(anchor) + 1
+        while i < len(lines) and not lines[i].startswith("["):
+            i += 1
+        lines[i:i] = [header, *body, ""]
+    manifest.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def strategy_labels(k: int) -> list[str]:

@@ -92,7 +92,7 @@ class FusedScorer:
 
     def one_to_one(
         self, db: Session, pensioner_id: int, primary_score: float, faces: Sequence[tuple[ImageBGR, Face]],
-        weights: NDArray[np.floating] | None = None,
+        weights: NDArray[np.floating] | None = None, *, with_refresh: bool = False,
     ) -> FusedMatch | None:
         """Fused score of the session's best faces against the pensioner; None when the pensioner
         has no template of the second model."""
@@ -106,5 +106,7 @@ class FusedScorer:
         except LifecertError:
             return None
         score = self.model.score({self.model.keys[0]: primary_score, key: matches[0].score})
-        return FusedMatch(score, self.model.threshold("verify"), matches[0].score, matches[0].template_id,
-                          self.model.name)
+        use_refresh = (with_refresh or any(m.kind == "refresh" for m in matches)) and \
+            "verify_refresh" in self.model.thresholds
+        thr = self.model.threshold("verify_refresh" if use_refresh else "verify")
+        return FusedMatch(score, thr, matches[0].score, matches[0].template_id, self.model.name)

@@ -17,6 +17,7 @@ extra template of kind ``refresh`` (rules: :mod:`lifecert.domain.refresh`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -25,12 +26,22 @@ from sqlalchemy.orm import Session
 
 from lifecert.domain.errors import ErrorCode, LifecertError, NotFound
 from lifecert.domain.refresh import RefreshEvidence, refresh_refusal, refresh_to_retire
+from lifecert.engine.manifest import ModelInfo
 from lifecert.engine.pipeline import process_face
 from lifecert.services import audit
 from lifecert.services.context import AppContext
 from lifecert.services.templates import add_template, retire_template
 from lifecert.storage.models import FaceTemplate, Pensioner, TemplateKind, utcnow
 from lifecert.storage.models_verification import Decision, VerificationSession
+
+
+def verify_threshold(info: ModelInfo, kinds: Sequence[str]) -> float:
+    """The 1:1 threshold for a comparison against templates of ``kinds``: with a refresh template
+    among them the best of several impostor scores counts, so ``verify_refresh`` (calibrated for
+    that by benchmarks/fusion.py) applies when the manifest has it."""
+    if TemplateKind.REFRESH in kinds and "verify_refresh" in info.thresholds:
+        return info.threshold("verify_refresh")
+    return info.threshold("verify")
 
 
 def evidence_of(vs: VerificationSession, *, approved: bool = False) -> RefreshEvidence:

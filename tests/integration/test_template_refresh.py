@@ -97,6 +97,7 @@ def test_given_confirmed_session_when_decided_then_refresh_template_is_added_and
     with vctx.db.session() as s:
         vs2 = s.get(VerificationSession, second["session_id"])
         assert vs2 is not None and vs2.scores["templates_compared"] == 2, "ID photo and refresh template"
+        assert vs2.scores["threshold"] == vctx.model.threshold("verify_refresh")
     # The second session's frame is the same footage: its frames are already a template or become one.
     assert 1 <= len([r for r in _refresh_rows(vctx, p.id) if r.active]) <= 2
 

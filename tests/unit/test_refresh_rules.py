@@ -51,3 +51,15 @@ def test_given_refresh_templates_when_one_more_is_added_then_the_oldest_go_first
     assert refresh_to_retire(existing, 2) == [3, 5]
     assert refresh_to_retire(existing, 1) == [3, 5, 7]
     assert refresh_to_retire(existing[:1], 3) == []
+
+
+def test_given_refresh_template_among_matches_when_threshold_chosen_then_verify_refresh_applies() -> None:
+    from lifecert.engine.manifest import ModelInfo, Threshold
+    from lifecert.services.refresh import verify_threshold
+
+    both = ModelInfo("dlib", "m", "1", 128, (150, 150), {"verify": Threshold(0.93), "verify_refresh": Threshold(0.94)})
+    plain = ModelInfo("dlib", "m", "1", 128, (150, 150), {"verify": Threshold(0.93)})
+
+    assert verify_threshold(both, ["id_photo"]) == 0.93
+    assert verify_threshold(both, ["id_photo", "refresh"]) == 0.94
+    assert verify_threshold(plain, ["id_photo", "refresh"]) == 0.93

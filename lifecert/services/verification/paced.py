@@ -42,6 +42,7 @@ from lifecert.engine.liveness import (
 )
 from lifecert.engine.pad import box_xyxy_to_xywh
 from lifecert.engine.types import ImageBGR
+from lifecert.services import refresh
 from lifecert.services.templates import match_pensioner, search
 from lifecert.services.verification import frames as fa
 from lifecert.services.verification import rules, steps
@@ -421,6 +422,7 @@ class PacedCapture:
         fused = l2_normalize((embs[:nb] * w[:, None]).sum(axis=0)) if nb else l2_normalize(embs.mean(axis=0))
         matches = match_pensioner(self.ctx, db, p.id, fused)
         own = matches[0].score
+        thr = refresh.verify_threshold(self.ctx.model, [m.kind for m in matches])
         hits = [
             {"pensioner_id": h.pensioner_id, "template_id": h.template_id, "score": round(h.score, 4)}
             for h in search(self.ctx, db, fused, k=5)
@@ -441,7 +443,9 @@ class PacedCapture:
             "model_key": self.ctx.model.key,
             "one_to_n": hits,
         }
-        fz = self.svc.fused_evidence(db, p.id, own, [f for _, f, _ in ok[:nb]], w) if nb else None
+        with_refresh = thr != self.ctx.model.threshold("verify")
+        best_faces = [f for _, f, _ in ok[:nb]]
+        fz = self.svc.fused_evidence(db, p.id, own, best_faces, w, with_refresh=with_refresh) if nb else None
         if fz is not None:
             scores["fusion"] = fz
         verdict = rules.decide(

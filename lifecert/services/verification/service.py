@@ -170,12 +170,13 @@ class VerificationService:
         self.fusion = FusedScorer.from_settings(ctx)
 
     def fused_evidence(
-        self, db: Session, pensioner_id: int, own: float, faces: list[tuple[Any, Any]], weights: NDArray[np.float32]
+        self, db: Session, pensioner_id: int, own: float, faces: list[tuple[Any, Any]], weights: NDArray[np.float32],
+        *, with_refresh: bool = False,
     ) -> dict[str, Any] | None:
         """The fused 1:1 score of the best faces (None: fusion off or no template of the second model)."""
         if self.fusion is None or not faces:
             return None
-        m = self.fusion.one_to_one(db, pensioner_id, own, faces, weights)
+        m = self.fusion.one_to_one(db, pensioner_id, own, faces, weights, with_refresh=with_refresh)
         return None if m is None else m.as_dict()
 
     def pad_verdict(self, scores: list[float]) -> dict[str, Any] | None:
@@ -464,6 +465,7 @@ class VerificationService:
         fused: NDArray[np.float32] = l2_normalize((embs[:nb] * w[:, None]).sum(axis=0))
         matches = match_pensioner(self.ctx, db, p.id, fused)
         own = matches[0].score
+        thr = refresh.verify_threshold(self.ctx.model, [m.kind for m in matches])
         hits = [
             {"pensioner_id": h.pensioner_id, "template_id": h.template_id, "score": round(h.score, 4)}
             for h in search(self.ctx, db, fused, k=5)
@@ -477,7 +479,7 @@ class VerificationService:
             "model_key": self.ctx.model.key,
             "one_to_n": hits,
         }
-        fz = self.fused_evidence(db, p.id, own, faces[:nb], w)
+        fz = self.fused_evidence(db, p.id, own, faces[:nb], w, with_refresh=thr != self.ctx.model.threshold("verify"))
         if fz is not None:
             scores["fusion"] = fz
         verdict = rules.decide(
