@@ -328,4 +328,6 @@ def test_given_calibration_when_written_to_a_manifest_copy_then_only_the_thresho
     before, after = src.read_text(), copy.read_text()
     cut = before.index("[packs.minifasnet.threshold]")
     assert after[:cut] == before[:cut]  # everything above the table is untouched
+    rest = before[cut:].split("\n\n", 1)[1]
+    assert after.endswith(rest)  # ... and everything after it (comments of the next section included)
     assert [f.sha256 for f in spec.files] == [f.sha256 for f in pad_spec(src).files]
