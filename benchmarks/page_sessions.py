@@ -23,6 +23,7 @@ Writes benchmarks/results/page_sessions.json and the "page" section of benchmark
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -111,11 +112,62 @@ def summarise(kind: str, sessions: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def render_readme(data: dict[str, Any]) -> None:
+    """The "page" section of benchmarks/README.md from a page_sessions.json result."""
+    summary = data["summary"]
+    load_before, load_after = data["load_avg_1_5_15_before"], data["load_avg_1_5_15_after"]
+    by_kind = {s["kind"]: s for s in summary}
+    rows = "\n".join(
+        f"| {s['kind']} | {s['n']} | {s['confirmed']} | {', '.join(f'{k} ×{v}' for k, v in s['decisions'].items())} "
+        f"| {s['wall_s_median']} / {s['wall_s_max']} | {s['chunks_median']} | {s['kb_uploaded_median']} "
+        f"| {s['chunk_rtt_ms_p50']} / {s['chunk_rtt_ms_p95']} |"
+        for s in summary
+    )
+    findings = []
+    if "replay_pad_off" in by_kind:
+        off = by_kind["replay_pad_off"]
+        findings.append(
+            f"- With PAD off the acted replay was confirmed in {off['confirmed']} of {off['n']} sessions: the paced "
+            "steps, reaction-time rule and challenge detectors alone do not stop a replay that acts the prompts."
+        )
+    if "replay" in by_kind:
+        on = by_kind["replay"]
+        findings.append(f"- With the MiniFASNet pack installed it was confirmed in {on['confirmed']} of {on['n']}.")
+    if "genuine_slow" in by_kind:
+        g = by_kind["genuine_slow"]
+        findings.append(
+            f"- The slow genuine user was confirmed in {g['confirmed']} of {g['n']}; one session sends about "
+            f"{g['kb_uploaded_median'] / 1024:.1f} MB (8 fps, JPEG 0.85, 480×640) — heavy on a slow mobile link."
+        )
+    update_readme_section("page", f"""## Whole sessions through the pensioner's page (`benchmarks/page_sessions.py`)
+
+Machine: {data['machine'].get('cpu', '?')}, {data['date']}; **shared** with other jobs (load average
+{load_before[0]:.1f} before, {load_after[0]:.1f} after). Real server (PAD pack installed unless "pad_off"),
+real page in headless Chromium at 360×740, a camera that acts each revealed prompt from real frames of
+`talking_head_a.mp4` (turns and nods warped from its neutral frames); replay = pad's phone-screen synthesis
+(`benchmarks/attacks.py`) held close. A tiny sample that shows the parts working together, not an error rate
+(see `pad_eval.py` for APCER/BPCER). Wall time = tap on 我准备好了 → result, including the 3-2-1 countdown,
+the 2.5 s late face and reactions; chunk round trip as Chromium timed it (upload + server analysis).
+
+| kind | n | confirmed | decisions | wall s median / max | chunks median | KB sent median | chunk RTT ms p50 / p95 |
+|---|---|---|---|---|---|---|---|
+{rows}
+
+{chr(10).join(findings)}
+""")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sessions", type=int, default=3, help="sessions per kind (default 3)")
     ap.add_argument("--kinds", default="genuine_slow,replay,replay_pad_off")
+    ap.add_argument("--readme-only", action="store_true", help="re-render the README section from the saved JSON")
     args = ap.parse_args()
+    if args.readme_only:
+        from benchmarks._common import RESULTS
+
+        render_readme(json.loads((RESULTS / "page_sessions.json").read_text()))
+        return
     kinds = [k for k in args.kinds.split(",") if k]
 
     from playwright.sync_api import sync_playwright
@@ -179,26 +231,7 @@ def main() -> None:
         "summary": summary, "sessions": results,
     }
     write_json("page_sessions", data)
-    rows = "\n".join(
-        f"| {s['kind']} | {s['n']} | {s['confirmed']} | {', '.join(f'{k} ×{v}' for k, v in s['decisions'].items())} "
-        f"| {s['wall_s_median']} / {s['wall_s_max']} | {s['chunks_median']} | {s['kb_uploaded_median']} "
-        f"| {s['chunk_rtt_ms_p50']} / {s['chunk_rtt_ms_p95']} |"
-        for s in summary
-    )
-    update_readme_section("page", f"""## Whole sessions through the pensioner's page (`benchmarks/page_sessions.py`)
-
-Machine: {data['machine'].get('cpu', '?')}, {data['date']}; **shared** with other jobs (load average
-{load_before[0]:.1f} before, {load_after[0]:.1f} after). Real server (PAD pack installed unless "pad_off"),
-real page in headless Chromium at 360×740, a camera that acts each revealed prompt from real frames of
-`talking_head_a.mp4` (turns and nods warped from its neutral frames); replay = pad's phone-screen synthesis
-(`benchmarks/attacks.py`) held close. A tiny sample that shows the parts working together, not an error rate
-(see `pad_eval.py` for APCER/BPCER). Wall time = tap on 我准备好了 → result, including the 3-2-1 countdown,
-the 2.5 s late face and reactions; chunk round trip as Chromium timed it (upload + server analysis).
-
-| kind | n | confirmed | decisions | wall s median / max | chunks median | KB sent median | chunk RTT ms p50 / p95 |
-|---|---|---|---|---|---|---|---|
-{rows}
-""")
+    render_readme(data)
     print(summary)
 
 
