@@ -8,11 +8,16 @@ from __future__ import annotations
 import re
 import time
 from datetime import datetime, timedelta
+from email.parser import BytesParser
+from email.policy import HTTP
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+import cv2
 import httpx
+import numpy as np
 import pytest
 
 from lifecert.services.confirmations import confirmations_of
@@ -48,6 +53,21 @@ def _wait_js(page: Any, expression: str, timeout_ms: int = 30_000) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"not true within {timeout_ms} ms: {expression}")
         page.wait_for_timeout(200)
+
+
+def _first_jpeg(content_type: str, body: bytes) -> np.ndarray:
+    """The first ``frames`` part of a multipart chunk upload, decoded as greyscale."""
+    msg = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + body)
+    for part in msg.iter_parts():
+        if part.get_param("name", header="content-disposition") == "frames":
+            data = part.get_payload(decode=True)
+            return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
+    raise AssertionError("no frame in the chunk")
+
+
+def _diff(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute grey difference of two pictures brought to 60x80."""
+    return float(np.mean(np.abs(cv2.resize(a, (60, 80)).astype(np.float32) - cv2.resize(b, (60, 80)))))
 
 
 def _session_posts(page: Any) -> list[str]:
@@ -254,10 +274,24 @@ def test_given_user_who_does_not_act_when_the_step_limit_runs_out_then_retry_nam
     browser: Any, live_server: LiveServer, genuine_camera: Camera, screenshots_dir: Path
 ) -> None:
     page = new_phone_page(browser, live_server, genuine_camera, ActorPlan(acts=False))
+    chunk_bodies: list[tuple[str, bytes]] = []
+    page.on("request", lambda req: chunk_bodies.append((req.headers.get("content-type", ""), req.post_data_buffer))
+            if "/steps/" in req.url and req.method == "POST" else None)
+    hosts: set[str] = set()
+    page.on("request", lambda req: hosts.add(urlsplit(req.url).netloc))
     try:
         _fill_and_prepare(page, live_server, live_server.pensioner)
         result = _run_to_result(page, live_server)
         page.screenshot(path=str(screenshots_dir / "retry_missed_360x740.png"))
+        # The page talks to its own server only (no third-party script, font, CDN or analytics).
+        assert hosts == {urlsplit(live_server.base_url).netloc}, hosts
+        # Frames go up unmirrored (the preview is mirrored with CSS only): an uploaded frame is far closer to
+        # the camera's own picture than to its mirror image.
+        frame = _first_jpeg(*chunk_bodies[0])
+        camera = [cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_GRAYSCALE) for b in genuine_camera["neutral"]]
+        as_sent = min(_diff(frame, c) for c in camera)
+        mirrored = min(_diff(frame, cv2.flip(c, 1)) for c in camera)
+        assert as_sent < 0.5 * mirrored, (as_sent, mirrored)
         assert result.get_attribute("data-decision") == "RETRY", _diagnose(page, live_server)
         prompts = [name for _, name in page.evaluate("window.__actor.prompts")]
         assert len(prompts) == 1, prompts  # the session ends at the first missed step
