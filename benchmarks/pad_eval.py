@@ -616,6 +616,14 @@ def summarize(rows: list[dict[str, Any]], tight_rows: list[dict[str, Any]], meta
         )
     lines += [
         "",
+        "Reading the table: *print_nuaa*, *replay_apfol* and the genuine *crops* carry no challenge (their "
+        "subjects were asked nothing), so *active* there is the passive checks alone. The *active* failures of "
+        "genuine acted clips come from the synthesis, not from a person: on blink_7_times_1080p the cylinder warp "
+        "rarely moves yaw_ratio past 0.22 to the image's left (turn_right) and the clip's blinks dip the eye "
+        "aspect ratio only just below the engine's cut at 5 fps; the browser tests with real pacing are the "
+        "measure of active BPCER. Samples are small (2 sessions per clip and variant on a shared 2-core machine: "
+        "2 cued replays in the report half), so ✓ means \"no error seen\", not a demonstrated rate.",
+        "",
         f"Tight crops (the files of faces/spoof as they are, no context; same threshold, report half): BPCER "
         f"{cell(tight_summary['bpcer'])}, APCER print_nuaa {cell(tight_summary['apcer']['print_nuaa'])}, replay_apfol "
         f"{cell(tight_summary['apcer']['replay_apfol'])} — against BPCER {cell(full_same['bpcer'])} and APCER "
