@@ -30,6 +30,9 @@ def register(app: typer.Typer) -> None:
         duplicate_far: float = typer.Option(1e-6, "--duplicate-far", help="FAR of the duplicate threshold"),
         limit: int | None = typer.Option(None, "--limit", help="first N pairs only"),
         out: Path | None = typer.Option(None, "--out", help="write the full report as JSON here"),
+        cache_dir: Path | None = typer.Option(None, "--cache-dir",
+                                              help="reuse/keep per-image embeddings here (e.g. var/eval-cache)"),
+        fusion_method: str = typer.Option("znorm", "--fusion-method", help="znorm | logistic (ENGINE+ENGINE)"),
         write_manifest: bool = typer.Option(False, "--write-manifest", help="write thresholds into the manifest"),
     ) -> None:
         """Run pairs through decode → detect → quality gates → align → embed → cosine and report
@@ -45,7 +48,8 @@ def register(app: typer.Typer) -> None:
             engines = [e for e in engine.split("+") if e]
             _, fr = fu.run_fused_protocol(pairs, s, engines, root=root, workers=workers, folds=folds,
                                           enroll_profile=enroll_profile, probe_profile=probe_profile,
-                                          target_far=target_far, duplicate_far=duplicate_far, limit=limit)
+                                          target_far=target_far, duplicate_far=duplicate_far, limit=limit,
+                                          cache_dir=cache_dir, method=fusion_method)
             for line in fu.summary_lines(fr):
                 typer.echo(line)
             if write_manifest:
@@ -56,7 +60,7 @@ def register(app: typer.Typer) -> None:
             return
         run = ev.run_protocol(pairs, s, root=root, engine_name=engine, workers=workers, folds=folds,
                               enroll_profile=enroll_profile, probe_profile=probe_profile,
-                              target_far=target_far, duplicate_far=duplicate_far, limit=limit)
+                              target_far=target_far, duplicate_far=duplicate_far, limit=limit, cache_dir=cache_dir)
         r = run.report
         h = r["headline"]["views"]
         hp = r["headline_profiles"]
