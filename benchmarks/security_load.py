@@ -119,7 +119,9 @@ def fuzz_readme(data: dict[str, Any]) -> str:
         "",
         "| examples / operation | operations | cases | responses ≥ 500 | status counts | wall time |",
         "|---|---|---|---|---|---|",
-        f"| {data['examples_per_operation']} | {data.get('operations', '?')} | {data.get('cases', '?')} "
+        f"| {data['examples_per_operation']} | {data.get('operations', '?')} "
+        f"({sum(1 for k in data.get('by_operation', {}) if not k.startswith('FORM'))} OpenAPI + "
+        f"{sum(1 for k in data.get('by_operation', {}) if k.startswith('FORM'))} forms) | {data.get('cases', '?')} "
         f"| **{data.get('server_errors', '?')}** "
         f"| {', '.join(f'{k}: {v}' for k, v in data.get('statuses', {}).items())} "
         f"| {data['seconds'] / 60:.1f} min |",
