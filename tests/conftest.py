@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,18 @@ def _find_faces() -> Path | None:
         if base.is_dir():
             return base.resolve()
     return None
+
+
+@pytest.fixture(autouse=True)
+def _restore_root_logging() -> Iterator[None]:
+    """A test that runs `lifecert serve` through CliRunner installs a root log handler on CliRunner's
+    temporary stderr (services.logs.configure_logging); put the root handlers back after every test so
+    later tests do not log into a closed stream."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")
