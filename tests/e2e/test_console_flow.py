@@ -11,6 +11,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -31,6 +32,16 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
 PASSWORD = "e2e-password-123"
 
 pytestmark = pytest.mark.browser
+
+
+def _wait_js(page: Any, expression: str, timeout_ms: int = 30_000) -> None:
+    """Poll ``expression`` until truthy (bounded). Not ``wait_for_function``: a CSP without
+    'unsafe-eval' forbids the eval Playwright uses for it, and the tests keep the real CSP."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {timeout_ms} ms: {expression}")
+        page.wait_for_timeout(200)
 
 
 def _free_port() -> int:
@@ -135,7 +146,7 @@ def test_given_caseworker_when_logging_in_opening_and_approving_a_case_then_conf
         assert "220202********" in row.inner_text()  # masked in the list
         page.click(f"#open-{case_id}")
         page.wait_for_url(f"**/console/cases/{case_id}")
-        page.wait_for_function("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
+        _wait_js(page, "Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
         assert page.locator("img.face").count() == 2
         assert "张建国" in page.inner_text("#p-name")
         assert page.locator("#liveness tbody tr").count() == 2
@@ -208,7 +219,7 @@ def test_given_real_verification_review_case_when_caseworker_opens_it_then_score
             page.wait_for_url("**/console/queue")
             page.click(f"#open-{case_id}")
             page.wait_for_url(f"**/console/cases/{case_id}")
-            page.wait_for_function("Array.from(document.images).every(i => i.complete)")
+            _wait_js(page, "Array.from(document.images).every(i => i.complete)")
             assert page.inner_text("#score-value") == f"{payload.match:.3f}"
             assert page.inner_text("#threshold-value") == f"{payload.threshold:.3f}"
             frames = page.locator('img[id^="frame-"]')
