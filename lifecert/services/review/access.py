@@ -72,7 +72,7 @@ def scope_clause(who: Principal, column: Any) -> Any:
 def _audit_denied(session: Session, who: Principal, case_id: int, client_addr: str) -> None:
     """Record a refused look at another region's case in a transaction of its own (the caller's
     transaction is rolled back when the NOT_FOUND propagates)."""
-    with Session(session.get_bind()) as s, s.begin():
+    with Session(session.get_bind(), info=dict(session.info)) as s, s.begin():  # info: the audit key
         audit.record(s, actor=who.username, role=who.role, action="case.denied_region", object_type="review_case",
                      object_id=case_id, client_addr=client_addr, detail={"staff_region": who.region_code or ""})
 
