@@ -99,8 +99,8 @@ def ray_outcomes(ctx: AppContext, tasks: list[Task], *, address: str, actors: in
 
     connect(address)
     remote_cls = ray.remote(num_cpus=1, max_restarts=2, max_task_retries=2)(EngineActor)
-    settings_ref = ray.put(_actor_settings(ctx))
-    pool: list[Any] = [remote_cls.remote(settings_ref) for _ in range(max(1, actors))]  # type: ignore[attr-defined]
+    settings = _actor_settings(ctx)  # passed by value: a restarted actor must not depend on an object-store ref
+    pool: list[Any] = [remote_cls.remote(settings) for _ in range(max(1, actors))]  # type: ignore[attr-defined]
     max_bytes = ctx.settings.images.max_bytes
     try:
         queue = deque(tasks)
