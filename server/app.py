@@ -25,6 +25,7 @@ from fastapi.staticfiles import StaticFiles
 
 import server.routes as routes_pkg
 from lifecert.config import Settings, get_settings
+from lifecert.engine.manifest import installed_data
 from lifecert.engine.pad import PadStatus, startup_pad
 from lifecert.services.context import AppContext
 from server import maintenance
@@ -37,13 +38,7 @@ log = logging.getLogger(__name__)
 def mobile_web_dir() -> Path | None:
     """The pensioner page: ``mobile-web/`` of a source checkout, else the copy a wheel installs
     under ``<prefix>/share/lifecert/mobile-web`` (pyproject's data-files); None if neither."""
-    import site
-    import sys
-    import sysconfig
-
-    places = [Path(__file__).resolve().parents[1] / "mobile-web"]
-    places += [Path(base) / "share" / "lifecert" / "mobile-web"
-               for base in (sysconfig.get_path("data"), sys.prefix, site.USER_BASE or "")]
+    places = [Path(__file__).resolve().parents[1] / "mobile-web", *installed_data("mobile-web")]
     return next((d for d in places if (d / "index.html").is_file()), None)
 
 

@@ -48,8 +48,20 @@ class ModelInfo:
         return self.thresholds[name].similarity
 
 
+def installed_data(relative: str) -> list[Path]:
+    """Where a wheel's data-files put ``share/lifecert/<relative>`` (pyproject), most likely first."""
+    import site
+    import sys
+    import sysconfig
+
+    bases = (sysconfig.get_path("data"), sys.prefix, site.USER_BASE or "")
+    return [Path(b) / "share" / "lifecert" / relative for b in bases if b]
+
+
 def manifest_path(override: Path | None = None) -> Path:
-    p = override or REPO_MANIFEST
+    """``override``, else the checkout's ``models/manifest.toml``, else the copy a wheel installs."""
+    places = [override] if override else [REPO_MANIFEST, *installed_data("models/manifest.toml")]
+    p = next((q for q in places if q.is_file()), places[0])
     if not p.is_file():
         raise ModelError(f"model manifest not found at {p}", code=ErrorCode.CONFIG_ERROR)
     return p

@@ -85,7 +85,8 @@ def test_given_good_photos_when_enrolled_then_templates_are_encrypted_and_indexe
         for t in tpls:
             assert t.model_key == ctx.model.key
             # at rest the embedding is AES-GCM ciphertext, not 512 bytes of float32
-            assert len(t.embedding_enc) == 1 + 12 + 128 * 4 + 16
+            assert len(t.embedding_enc) == 1 + 8 + 12 + 128 * 4 + 16  # version, key id, nonce, data, tag
+            assert ctx.cipher.key_id_of(t.embedding_enc) == ctx.cipher.current_key_id
             assert ctx.photos.exists(t.photo_sha256)
         assert s.scalar(select(func.count(Pensioner.id))) == 6
         idx = ctx.index.get(s, ctx.model.key)
