@@ -117,6 +117,8 @@ def render_readme(data: dict[str, Any]) -> None:
     summary = data["summary"]
     load_before, load_after = data["load_avg_1_5_15_before"], data["load_avg_1_5_15_after"]
     by_kind = {s["kind"]: s for s in summary}
+    t = data.get("pad_threshold")
+    pad_thr = f"{t['value']} on the {t['fusion']} over frames" if t else "0.5 provisional, mean over frames"
     rows = "\n".join(
         f"| {s['kind']} | {s['n']} | {s['confirmed']} | {', '.join(f'{k} ×{v}' for k, v in s['decisions'].items())} "
         f"| {s['wall_s_median']} / {s['wall_s_max']} | {s['chunks_median']} | {s['kb_uploaded_median']} "
@@ -142,7 +144,8 @@ def render_readme(data: dict[str, Any]) -> None:
     update_readme_section("page", f"""## Whole sessions through the pensioner's page (`benchmarks/page_sessions.py`)
 
 Machine: {data['machine'].get('cpu', '?')}, {data['date']}; **shared** with other jobs (load average
-{load_before[0]:.1f} before, {load_after[0]:.1f} after). Real server (PAD pack installed unless "pad_off"),
+{load_before[0]:.1f} before, {load_after[0]:.1f} after). Real server (PAD pack installed unless "pad_off";
+threshold {pad_thr}),
 real page in headless Chromium at 360×740, a camera that acts each revealed prompt from real frames of
 `talking_head_a.mp4` (turns and nods warped from its neutral frames); replay = pad's phone-screen synthesis
 (`benchmarks/attacks.py`) held close. A tiny sample that shows the parts working together, not an error rate
@@ -223,8 +226,12 @@ def main() -> None:
             browser.close()
     load_after = os.getloadavg()
     summary = [summarise(k, results[k]) for k in kinds if k in results]
+    from lifecert.engine.pad import pad_spec
+
+    thr = pad_spec(Settings().manifest_path).threshold
     data = {
         "date": now(), "machine": machine(), "load_avg_1_5_15_before": load_before,
+        "pad_threshold": {"value": thr.value, "fusion": thr.fusion, "dataset": thr.dataset},
         "load_avg_1_5_15_after": load_after,
         "note": "shared machine: other engineers' jobs ran at the same time (load average recorded)",
         "dataset": "talking_head_a.mp4 (real; turns/nods warped from neutral frames); replay = benchmarks/attacks.py",
