@@ -17,6 +17,8 @@ from tests.integration.test_enrollment_job import ids, lfw_people, write_manifes
 
 pytestmark = pytest.mark.slow
 
+TOTAL = 192
+
 
 def _items(db: Path) -> int:
     if not db.exists():
@@ -33,9 +35,11 @@ def test_given_a_batch_killed_mid_run_when_rerun_then_it_resumes_without_duplica
 ) -> None:
     photos = tmp_path / "photos"
     photos.mkdir()
-    people = lfw_people(faces_dir, 40)
+    # Enough rows for the worker-pool path (small batches run in-process) and several committed
+    # batches of 32, so the job is still running when the first batch is visible, even on an idle machine.
+    people = lfw_people(faces_dir, TOTAL)
     rows = []
-    for i, (p, idn) in enumerate(zip(people, ids(40), strict=True)):
+    for i, (p, idn) in enumerate(zip(people, ids(TOTAL), strict=True)):
         (photos / f"{i}.jpg").write_bytes(p[0].read_bytes())
         rows.append((idn, f"人{i}", f"{i}.jpg"))
     manifest = write_manifest(photos, rows)
@@ -53,7 +57,7 @@ def test_given_a_batch_killed_mid_run_when_rerun_then_it_resumes_without_duplica
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     done_before = _items(db)
-    assert 8 <= done_before < 40
+    assert 8 <= done_before < TOTAL
 
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout + out.stderr
@@ -61,11 +65,11 @@ def test_given_a_batch_killed_mid_run_when_rerun_then_it_resumes_without_duplica
         runs = c.execute("select id, status from enrollment_run").fetchall()
         assert runs == [(1, "finished")]  # the killed run was resumed, not restarted
         rows_done = c.execute("select row_no, count(*) from enrollment_item group by row_no").fetchall()
-        assert len(rows_done) == 40 and all(n == 1 for _, n in rows_done)
+        assert len(rows_done) == TOTAL and all(n == 1 for _, n in rows_done)
         enrolled = c.execute("select count(*) from enrollment_item where reason='ENROLLED'").fetchone()[0]
         tpl = c.execute("select count(*), count(distinct pensioner_id) from face_template").fetchone()
         assert tpl == (enrolled, enrolled)
-        assert c.execute("select count(*) from pensioner").fetchone()[0] == 40
+        assert c.execute("select count(*) from pensioner").fetchone()[0] == TOTAL
     report = json.loads(next((tmp_path / "reports").glob("run-1-*.json")).read_text(encoding="utf-8"))
     assert report["resumed"] is True
-    assert report["rows_this_invocation"] == 40 - done_before
+    assert report["rows_this_invocation"] == TOTAL - done_before

@@ -4,6 +4,7 @@ in bounded runs."""
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 from lifecert.services.context import AppContext
@@ -25,6 +26,14 @@ def _old_session(ctx: AppContext, sid: str, days_old: int) -> None:
                                   decision="RETRY", scores={"match": 0.3}))
 
 
+def _run_loop_once(ctx: AppContext) -> int:
+    """One pass of the service's purge loop on its own event loop in a fresh thread: a browser test
+    earlier in the session (Playwright's sync API) may leave a loop running in the main thread, where
+    ``asyncio.run`` refuses to start."""
+    with ThreadPoolExecutor(max_workers=1) as ex:
+        return ex.submit(asyncio.run, retention_loop(ctx, first_delay_s=0, max_runs=1)).result(timeout=120)
+
+
 def test_given_sessions_past_retention_when_the_service_loop_runs_then_frames_go_in_bounded_batches(
         data_ctx: AppContext) -> None:
     for i in range(3):
@@ -33,12 +42,12 @@ def test_given_sessions_past_retention_when_the_service_loop_runs_then_frames_go
     settings = data_ctx.settings.model_copy(update={"retention_purge_batch": 2, "retention_purge_interval_s": 0.01})
     data_ctx.settings = settings
 
-    runs = asyncio.run(retention_loop(data_ctx, first_delay_s=0, max_runs=1))
+    runs = _run_loop_once(data_ctx)
 
     assert runs == 1
     left = sorted(p.name for p in sessions_dir(data_ctx).iterdir())
     assert len(left) == 2 and "recent.bin" in left  # one run: two of the three old sessions
-    asyncio.run(retention_loop(data_ctx, first_delay_s=0, max_runs=1))
+    _run_loop_once(data_ctx)
     assert sorted(p.name for p in sessions_dir(data_ctx).iterdir()) == ["recent.bin"]
     with data_ctx.db.session() as s:
         assert s.get(VerificationSession, "recent").scores == {"match": 0.3}
