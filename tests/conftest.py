@@ -7,12 +7,21 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
+from numpy.typing import NDArray
 
 from lifecert.config import Settings
 from lifecert.engine.base import FaceEngine
 from lifecert.engine.loader import load_engine
 from lifecert.services.context import AppContext
+from tests.integration.verification_support import (
+    TEMPLATE_FRAME,
+    VIDEO,
+    Sequence,
+    blink_mouth_sequence,
+    read_video,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -138,3 +147,17 @@ def empty_postgres(url: str) -> None:
         Base.metadata.drop_all(c)
         c.execute(text("DROP TABLE IF EXISTS alembic_version"))
     eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def video(faces_dir: Path) -> list[NDArray[np.uint8]]:
+    """The shared talking-head clip as BGR frames (read once per test session)."""
+    return read_video(faces_dir / VIDEO)
+
+
+@pytest.fixture(scope="session")
+def genuine(face_engine: FaceEngine, video: list[NDArray[np.uint8]]) -> Sequence:
+    """Real frames of the clip that act a blink and an open mouth; the enrolled template frame is not among them."""
+    seq = blink_mouth_sequence(face_engine, video)
+    assert TEMPLATE_FRAME not in seq.video_index
+    return seq

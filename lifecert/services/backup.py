@@ -53,6 +53,7 @@ from sqlalchemy import Connection, inspect, text
 from sqlalchemy.engine import make_url
 
 from lifecert.domain.errors import ErrorCode, LifecertError
+from lifecert.engine.manifest import sha256_file
 
 if TYPE_CHECKING:
     from lifecert.config import Settings
@@ -287,14 +288,6 @@ def _snapshot_postgres(ctx: AppContext, out: Path) -> tuple[dict[str, int], dict
     return counts, head, rev
 
 
-def _sha256_file(p: Path) -> str:
-    h = hashlib.sha256()
-    with p.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def create_backup(ctx: AppContext, out: Path, *, actor: str = "cli") -> BackupReport:
     """Write an encrypted backup of the deployment behind ``ctx`` to ``out`` (mode 0600)."""
     from importlib.metadata import version
@@ -325,7 +318,7 @@ def create_backup(ctx: AppContext, out: Path, *, actor: str = "cli") -> BackupRe
             enc = EncryptingWriter(raw, backup_key(ctx.settings))
             with tarfile.open(fileobj=enc, mode="w|gz", format=tarfile.PAX_FORMAT) as tar:
                 name = f"db/{db_file.name}"
-                m.files[name] = {"size": db_file.stat().st_size, "sha256": _sha256_file(db_file)}
+                m.files[name] = {"size": db_file.stat().st_size, "sha256": sha256_file(db_file)}
                 tar.add(db_file, arcname=name, recursive=False)
                 db_file.unlink()
                 if ctx.blobs.kind != "database":

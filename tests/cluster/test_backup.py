@@ -25,24 +25,11 @@ from lifecert.storage.models import AuditEvent, Pensioner, SurvivalConfirmation
 from tests.conftest import empty_postgres
 from tests.integration.verification_support import (
     TEMPLATE_FRAME,
-    VIDEO,
     Sequence,
-    blink_mouth_sequence,
     enroll,
     multipart,
-    read_video,
     serve,
 )
-
-
-@pytest.fixture(scope="module")
-def video(faces_dir: Path) -> list[NDArray[np.uint8]]:
-    return read_video(faces_dir / VIDEO)
-
-
-@pytest.fixture(scope="module")
-def genuine(face_engine: FaceEngine, video: list[NDArray[np.uint8]]) -> Sequence:
-    return blink_mouth_sequence(face_engine, video)
 
 
 def _settings(data_dir: Path, url: str | None) -> Settings:

@@ -26,24 +26,11 @@ from lifecert.storage.models_verification import Decision, VerificationSession
 from tests.conftest import make_settings
 from tests.integration.verification_support import (
     TEMPLATE_FRAME,
-    VIDEO,
     Sequence,
-    blink_mouth_sequence,
     enroll,
     multipart,
-    read_video,
     serve,
 )
-
-
-@pytest.fixture(scope="module")
-def video(faces_dir: Path) -> list[NDArray[np.uint8]]:
-    return read_video(faces_dir / VIDEO)
-
-
-@pytest.fixture(scope="module")
-def genuine(face_engine: FaceEngine, video: list[NDArray[np.uint8]]) -> Sequence:
-    return blink_mouth_sequence(face_engine, video)
 
 
 @pytest.fixture

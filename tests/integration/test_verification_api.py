@@ -22,26 +22,12 @@ from lifecert.storage.models_verification import VerificationSession
 from tests.conftest import make_settings
 from tests.integration.verification_support import (
     TEMPLATE_FRAME,
-    VIDEO,
     Sequence,
-    blink_mouth_sequence,
     enroll,
     multipart,
     read_video,
     serve,
 )
-
-
-@pytest.fixture(scope="module")
-def video(faces_dir: Path) -> list[NDArray[np.uint8]]:
-    return read_video(faces_dir / VIDEO)
-
-
-@pytest.fixture(scope="module")
-def genuine(face_engine: FaceEngine, video: list[NDArray[np.uint8]]) -> Sequence:
-    seq = blink_mouth_sequence(face_engine, video)
-    assert TEMPLATE_FRAME not in seq.video_index
-    return seq
 
 
 @pytest.fixture
