@@ -1,0 +1,139 @@
+"""``lifecert policy ...`` and ``lifecert campaign ...``: the agency's yearly certification cycle.
+
+Run by an operator on the server; every change and every list written is audited with the
+operating-system user as actor (counts only, never who was listed).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from lifecert.services.campaign import PlanSummary
+    from lifecert.storage.db import Database
+
+console = Console(stderr=True)
+
+
+def _db() -> Database:
+    from lifecert.config import get_settings
+    from lifecert.storage.db import Database
+
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return Database(settings.resolved_database_url, audit_key=settings.audit_key_bytes())
+
+
+def _print_summary(s: PlanSummary) -> None:
+    t = Table(title=f"campaign {s.month}: {s.rows} pensioner(s) due")
+    channels = sorted({ch for _, ch in s.by_region_channel})
+    t.add_column("region")
+    for ch in channels:
+        t.add_column(ch, justify="right")
+    regions = sorted({r for r, _ in s.by_region_channel})
+    for r in regions:
+        t.add_row(r, *(str(s.by_region_channel.get((r, ch), 0)) for ch in channels))
+    console.print(t)
+    console.print("by state: " + (", ".join(f"{k}={v}" for k, v in sorted(s.by_state.items())) or "-"))
+
+
+def register(app: typer.Typer) -> None:
+    from lifecert.cli import friendly_errors
+
+    policy = typer.Typer(no_args_is_help=True, help="Certification policy per region (cycle or birthday window)")
+    campaign = typer.Typer(no_args_is_help=True, help="Monthly certification campaign: who is due")
+    app.add_typer(policy, name="policy")
+    app.add_typer(campaign, name="campaign")
+
+    @policy.command("set")
+    @friendly_errors
+    def policy_set(
+        kind: Annotated[str, typer.Argument(help="fixed_cycle | birthday_window")],
+        region: Annotated[str, typer.Option(help="region prefix: 2, 4 or 6 digits; '' = everywhere")] = "",
+        effective_from: Annotated[str | None, typer.Option("--from", help="YYYY-MM-DD (default today)")] = None,
+        cycle_months: Annotated[int, typer.Option(help="fixed_cycle: months between certifications")] = 12,
+        open_days: Annotated[int, typer.Option(help="days the window opens before the due date / birthday month")] = 30,
+        grace_days: Annotated[int, typer.Option(help="days after the window closes before overdue")] = 30,
+        early_credit_days: Annotated[int, typer.Option(
+            help="birthday_window: a confirmation this many days before the window opens counts for it")] = 90,
+    ) -> None:
+        """Set a region's policy from a date on (earlier policies stay for history)."""
+        from lifecert.domain.errors import ErrorCode, LifecertError
+        from lifecert.domain.policy import CertificationPolicy, PolicyKind
+        from lifecert.services.audit import cli_actor
+        from lifecert.services.policy import set_policy
+
+        try:
+            k = PolicyKind(kind)
+            start = date.fromisoformat(effective_from) if effective_from else date.today()
+        except ValueError:
+            raise LifecertError("kind must be fixed_cycle or birthday_window and --from YYYY-MM-DD",
+                                code=ErrorCode.BAD_REQUEST) from None
+        p = CertificationPolicy(region, k, start, cycle_months=cycle_months, open_days=open_days,
+                                grace_days=grace_days, early_credit_days=early_credit_days)
+        db = _db()
+        with db.session() as s:
+            row = set_policy(s, p, actor=cli_actor(), role="operator")
+            where = row.region_prefix or "*"
+            console.print(f"policy #{row.id}: {row.kind} for region '{where}' from {row.effective_from}")
+
+    @policy.command("list")
+    @friendly_errors
+    def policy_list() -> None:
+        """Every stored policy, oldest first (the default applies where none matches)."""
+        from lifecert.services.policy import EPOCH, policies_in_force
+
+        with _db().session() as s:
+            t = Table("region", "kind", "from", "cycle months", "open days", "grace days", "early credit days")
+            for p in policies_in_force(s):
+                label = p.region_prefix or ("* (built-in default)" if p.effective_from == EPOCH else "*")
+                t.add_row(label, str(p.kind), p.effective_from.isoformat(),
+                          str(p.cycle_months), str(p.open_days), str(p.grace_days), str(p.early_credit_days))
+            console.print(t)
+
+    @campaign.command("plan")
+    @friendly_errors
+    def plan(
+        month: Annotated[str, typer.Option(help="YYYY-MM")],
+        out: Annotated[Path | None, typer.Option("--out", "-o", help="file to write (default: stdout)")] = None,
+        fmt: Annotated[str, typer.Option("--format", help="csv | jsonl")] = "csv",
+        region: Annotated[str, typer.Option(help="only this region prefix")] = "",
+        include_overdue: Annotated[bool, typer.Option("--overdue/--no-overdue",
+                                                      help="also list those already overdue")] = True,
+        summary_json: Annotated[Path | None, typer.Option(help="write the counts as JSON here")] = None,
+    ) -> None:
+        """Who is due in MONTH, by region and channel (streamed: constant memory)."""
+        from lifecert.domain.errors import ErrorCode, LifecertError
+        from lifecert.domain.policy import parse_month
+        from lifecert.services import audit
+        from lifecert.services.campaign import plan_month, write_plan
+
+        y, m = parse_month(month)
+        if fmt not in ("csv", "jsonl"):
+            raise LifecertError("format must be csv or jsonl", code=ErrorCode.BAD_REQUEST)
+        if region and not (region.isdigit() and len(region) <= 6):
+            raise LifecertError("region must be up to 6 digits", code=ErrorCode.BAD_REQUEST)
+        db = _db()
+        with db.session() as s:
+            rows = plan_month(s, y, m, region_prefix=region, include_overdue=include_overdue)
+            if out is None:
+                summary = write_plan(rows, sys.stdout, fmt=fmt, month=month)  # type: ignore[arg-type]
+            else:
+                with out.open("w", encoding="utf-8", newline="") as fh:
+                    summary = write_plan(rows, fh, fmt=fmt, month=month)  # type: ignore[arg-type]
+                out.chmod(0o600)
+        with db.session() as s:
+            audit.record(s, actor=audit.cli_actor(), role="operator", action="campaign.plan", object_type="campaign",
+                         object_id=month, detail={"rows": summary.rows, "region": region, "format": fmt,
+                                                  "by_state": dict(summary.by_state)})
+        if summary_json is not None:
+            summary_json.write_text(json.dumps(summary.as_dict(), ensure_ascii=False, indent=1), encoding="utf-8")
+        _print_summary(summary)
