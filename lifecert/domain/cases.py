@@ -121,18 +121,36 @@ class RecordedDeath:
     note: str = ""
 
 
+@dataclass(frozen=True, kw_only=True)
+class Versioned:
+    """The payload format version every stored payload carries (``v``), read by :func:`load_payload`."""
+
+    v: int = PAYLOAD_VERSION
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnrollmentRow(Versioned):
+    """The manifest row and photo an enrollment case is about: the fields the three enrollment
+    payloads share (not a payload itself; the JSON stays flat)."""
+
+    run_id: int | None = None
+    row_no: int | None = None
+    photo_name: str | None = None
+    photo_sha256: Sha256 | None = None
+    detail: str = ""
+
+
 # --- the payloads ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, kw_only=True)
-class VerificationReview:
+class VerificationReview(Versioned):
     """A verification session the rules sent to a person (LOW_MATCH, LIVENESS_FAILED,
     DIFFERENT_PERSONS, MATCHES_OTHER_PENSIONER, TOO_MANY_RETRIES, ...). ``match`` is the fused
     best-frame similarity to the pensioner's own templates, ``threshold`` the verify threshold
     in force; both None when the session stopped before matching."""
 
     type: Literal["verification"] = "verification"
-    v: int = PAYLOAD_VERSION
     session_id: str
     reason: str
     underlying_reason: str | None = None  # TOO_MANY_RETRIES: the reason of the last retry
@@ -151,91 +169,69 @@ class VerificationReview:
 
 
 @dataclass(frozen=True, kw_only=True)
-class EnrollmentReject:
+class EnrollmentReject(EnrollmentRow):
     """A manifest row whose photo failed (NO_FACE, MULTIPLE_FACES, a quality gate, ...)."""
 
     type: Literal["enrollment_reject"] = "enrollment_reject"
-    v: int = PAYLOAD_VERSION
-    run_id: int | None = None
-    row_no: int | None = None
-    photo_name: str | None = None
-    photo_sha256: Sha256 | None = None
-    detail: str = ""
     quality: dict[str, float | int | bool | str | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
-class DuplicateFace:
+class DuplicateFace(EnrollmentRow):
     """A new enrollment photo whose face is already another pensioner's (≥ duplicate threshold)."""
 
     type: Literal["duplicate_face"] = "duplicate_face"
-    v: int = PAYLOAD_VERSION
-    run_id: int | None = None
-    row_no: int | None = None
-    photo_name: str | None = None
-    photo_sha256: Sha256 | None = None
     duplicate_of_pensioner_id: int
     similarity: float
     threshold: float | None = None
-    detail: str = ""
     quality: dict[str, float | int | bool | str | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
-class IdCollision:
+class IdCollision(EnrollmentRow):
     """A manifest row whose ID number already belongs to an enrolled person with a different name
     (and/or face): nothing was replaced; a person decides which record is right."""
 
     type: Literal["id_collision"] = "id_collision"
-    v: int = PAYLOAD_VERSION
-    run_id: int | None = None
-    row_no: int | None = None
-    photo_name: str | None = None
-    photo_sha256: Sha256 | None = None
     id_number: str
     manifest_name: str
     enrolled_name: str
     similarity: float | None = None  # new photo vs the enrolled person's templates, when measured
-    detail: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
-class NameMismatch:
+class NameMismatch(Versioned):
     """A department record whose ID number matches a pensioner whose name differs: nothing acted on."""
 
     type: Literal["name_mismatch"] = "name_mismatch"
-    v: int = PAYLOAD_VERSION
     record: DepartmentRecord
     pensioner_name: str
     note: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
-class AliveAfterDeath:
+class AliveAfterDeath(Versioned):
     """Alive evidence from a department dated after the pensioner's recorded death."""
 
     type: Literal["alive_after_death"] = "alive_after_death"
-    v: int = PAYLOAD_VERSION
     death: RecordedDeath
     alive_evidence: DepartmentRecord
 
 
 @dataclass(frozen=True, kw_only=True)
-class DeathAfterConfirmation:
+class DeathAfterConfirmation(Versioned):
     """A death record for a pensioner confirmed alive after the date of death: not suspended."""
 
     type: Literal["death_after_confirmation"] = "death_after_confirmation"
-    v: int = PAYLOAD_VERSION
     death: DepartmentRecord
     confirmation: ConfirmationRef
 
 
 @dataclass(frozen=True, kw_only=True)
-class TipOffReport:
+class TipOffReport(Versioned):
     """A tip-off (举报) from the public form or staff: what the reporter wrote, as written."""
 
     type: Literal["tip_off"] = "tip_off"
-    v: int = PAYLOAD_VERSION
     description: str
     name: str | None = None
     id_number: str | None = None
@@ -300,7 +296,7 @@ def photo_shas(payload: CasePayload | UnreadablePayload) -> list[str]:
     """Photos the payload itself refers to (camera frames, the enrollment photo), in display order."""
     if isinstance(payload, VerificationReview):
         return [f.sha256 for f in payload.best_frames]
-    if isinstance(payload, EnrollmentReject | DuplicateFace | IdCollision) and payload.photo_sha256:
+    if isinstance(payload, EnrollmentRow) and payload.photo_sha256:
         return [payload.photo_sha256]
     return []
 
