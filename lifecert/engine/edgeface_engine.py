@@ -28,8 +28,8 @@ from numpy.typing import NDArray
 
 from lifecert.domain.errors import ErrorCode, ModelError
 from lifecert.engine import packs
-from lifecert.engine.arcface import ARCFACE_DST, make_session, norm_crop, similarity_transform
-from lifecert.engine.base import FaceEngine, l2_normalize, resize_for_detection
+from lifecert.engine.arcface import ARCFACE_DST, Recogniser, make_session, norm_crop, similarity_transform
+from lifecert.engine.base import FaceEngine, resize_for_detection
 from lifecert.engine.manifest import ModelInfo, load_manifest, model_info
 from lifecert.engine.types import Face, ImageBGR
 from lifecert.engine.views import View
@@ -87,12 +87,7 @@ class EdgeFaceEngine(FaceEngine):
         if tuple(shape[2:4]) != (info.input_size[1], info.input_size[0]):
             raise ModelError(f"{recognition.name} takes {shape[3]}x{shape[2]} input; the manifest says "
                              f"{info.input_size[0]}x{info.input_size[1]}", code=ErrorCode.MODEL_MISSING)
-        out_dim = self._rec.output_shape[-1]
-        if isinstance(out_dim, int) and out_dim != info.embedding_size:
-            raise ModelError(f"{recognition.name} outputs {out_dim}-d vectors; the manifest says "
-                             f"{info.embedding_size}", code=ErrorCode.MODEL_MISSING)
-        batch = shape[0]
-        self._rec_batch = batch if isinstance(batch, int) and batch > 0 else None
+        self._recogniser = Recogniser(self._rec, recognition.name, info.embedding_size)
         self._sp68: Any = None
         self._lock = threading.Lock()
         if landmarks68:
@@ -202,11 +197,5 @@ class EdgeFaceEngine(FaceEngine):
         return out
 
     def embed_aligned(self, crops: list[ImageBGR]) -> NDArray[np.float32]:
-        """(N, 512) L2-normalised float32 embeddings of aligned BGR crops (the insightface
-        wrapper converts to RGB and applies (x - mean) / std)."""
-        if not crops:
-            return np.zeros((0, self.info.embedding_size), dtype=np.float32)
-        step = self._rec_batch or len(crops)
-        parts = [np.asarray(self._rec.get_feat(crops[i:i + step]), dtype=np.float32)
-                 for i in range(0, len(crops), step)]
-        return l2_normalize(np.concatenate(parts, axis=0).reshape(len(crops), -1))
+        """(N, 512) L2-normalised float32 embeddings of aligned BGR crops (:class:`Recogniser`)."""
+        return self._recogniser.embed(crops)

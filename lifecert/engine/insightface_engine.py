@@ -21,8 +21,8 @@ from numpy.typing import NDArray
 
 from lifecert.domain.errors import ErrorCode, ModelError
 from lifecert.engine import packs
-from lifecert.engine.arcface import ARCFACE_DST, make_session, norm_crop, similarity_transform
-from lifecert.engine.base import SECOND_FACE_RATIO, FaceEngine, l2_normalize
+from lifecert.engine.arcface import ARCFACE_DST, Recogniser, make_session, norm_crop, similarity_transform
+from lifecert.engine.base import SECOND_FACE_RATIO, FaceEngine
 from lifecert.engine.manifest import ModelInfo, model_info
 from lifecert.engine.packs import PACK_RECORD, PackSpec, install_hint_for, read_pack_record
 from lifecert.engine.types import Face, ImageBGR
@@ -79,15 +79,9 @@ class InsightFaceEngine(FaceEngine):
                 f"detector of pack '{spec.name}' has no keypoint outputs; ArcFace alignment needs 5 points",
                 code=ErrorCode.MODEL_MISSING,
             )
-        out_dim = self._rec.output_shape[-1]
-        if isinstance(out_dim, int) and out_dim != info.embedding_size:
-            raise ModelError(
-                f"recognition model of pack '{spec.name}' outputs {out_dim}-d vectors; the manifest says "
-                f"{info.embedding_size}",
-                code=ErrorCode.MODEL_MISSING,
-            )
-        batch = self._rec.input_shape[0]
-        self._rec_batch = batch if isinstance(batch, int) and batch > 0 else None
+        self._recogniser = Recogniser(
+            self._rec, f"recognition model of pack '{spec.name}'", info.embedding_size
+        )
 
     @classmethod
     def from_settings(cls, s: Settings, *, verify: bool = True, warmup: bool = True) -> InsightFaceEngine:
@@ -200,15 +194,8 @@ class InsightFaceEngine(FaceEngine):
         return norm_crop(image, face, self.info.input_size)
 
     def embed_aligned(self, crops: list[ImageBGR]) -> NDArray[np.float32]:
-        """(N, 512) L2-normalised float32 embeddings of aligned BGR crops (the wrapper
-        converts to RGB and normalises with the manifest's mean/std)."""
-        if not crops:
-            return np.zeros((0, self.info.embedding_size), dtype=np.float32)
-        step = self._rec_batch or len(crops)
-        parts = [np.asarray(self._rec.get_feat(crops[i:i + step]), dtype=np.float32)
-                 for i in range(0, len(crops), step)]
-        return l2_normalize(np.concatenate(parts, axis=0).reshape(len(crops), -1))
-
+        """(N, 512) L2-normalised float32 embeddings of aligned BGR crops (:class:`Recogniser`)."""
+        return self._recogniser.embed(crops)
 
 def check_roles(spec: PackSpec) -> None:
     """An insightface pack needs a required detection and recognition file and an embedding size."""
