@@ -137,16 +137,9 @@ def postgres_url() -> str:
 def empty_postgres(url: str) -> None:
     """Drop every lifecert table and Alembic's version table from the test PostgreSQL database,
     so a test starts from an empty schema (the server is shared by all PostgreSQL tests)."""
-    from sqlalchemy import text
+    from lifecert.storage.db import drop_schema
 
-    from lifecert.storage.db import Base, import_all_models, make_engine
-
-    eng = make_engine(url)
-    import_all_models()
-    with eng.begin() as c:
-        Base.metadata.drop_all(c)
-        c.execute(text("DROP TABLE IF EXISTS alembic_version"))
-    eng.dispose()
+    drop_schema(url)
 
 
 @pytest.fixture(scope="session")
@@ -161,3 +154,32 @@ def genuine(face_engine: FaceEngine, video: list[NDArray[np.uint8]]) -> Sequence
     seq = blink_mouth_sequence(face_engine, video)
     assert TEMPLATE_FRAME not in seq.video_index
     return seq
+
+
+@pytest.fixture
+def mirror(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A static HTTP server on 127.0.0.1 (free port) serving ``tmp_path/"mirror"``: a stand-in for
+    a download site (the machine has no internet). Yields ``(base_url, folder)``; the server is shut
+    down after the test."""
+    import http.server
+    import threading
+
+    root = tmp_path / "mirror"
+    root.mkdir()
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a: object, **kw: object) -> None:
+            super().__init__(*a, directory=str(root), **kw)  # type: ignore[arg-type]
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    t.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", root
+    finally:
+        server.shutdown()
+        server.server_close()
+        t.join(timeout=5)

@@ -5,12 +5,10 @@ are zipped as a pack, installed through the CLI functions and loaded like the re
 from __future__ import annotations
 
 import hashlib
-import http.server
 import io
 import re
 import socket
 import stat
-import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -301,32 +299,11 @@ def test_given_zip_path_when_installed_through_the_command_then_pack_loads(
     assert isinstance(load_engine(isettings), ie.InsightFaceEngine)
 
 
-@pytest.fixture
-def http_root(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """A local HTTP server (a stand-in mirror): the machine has no internet."""
-    root = tmp_path / "mirror"
-    root.mkdir()
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *a: object, **kw: object) -> None:
-            super().__init__(*a, directory=str(root), **kw)  # type: ignore[arg-type]
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    t = threading.Thread(target=server.serve_forever, daemon=True)
-    t.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", root
-    server.shutdown()
-    server.server_close()
-
-
 def test_given_mirror_url_when_pulled_then_insightface_downloader_fetches_and_installs(
-    isettings: Settings, http_root: tuple[str, Path], tiny_files: dict[str, bytes],
+    isettings: Settings, mirror: tuple[str, Path], tiny_files: dict[str, bytes],
     cli: tuple[CliRunner, typer.Typer]
 ) -> None:
-    base, root = http_root
+    base, root = mirror
     fx.write_zip(root / f"{PACK}.zip", tiny_files)
     runner, app = cli
 

@@ -4,11 +4,8 @@ EdgeFace and YuNet files from ../shared/models as folders, pins, pull per file, 
 from __future__ import annotations
 
 import hashlib
-import http.server
 import os
 import shutil
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -101,26 +98,6 @@ def test_given_pack_without_download_source_when_pulled_then_error_says_install_
 
     assert err.value.code == ErrorCode.MODEL_MISSING
     assert "lifecert models install edgeface --from DIR" in err.value.message
-
-
-@pytest.fixture
-def mirror(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    root = tmp_path / "mirror"
-    root.mkdir()
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *a: object, **kw: object) -> None:
-            super().__init__(*a, directory=str(root), **kw)  # type: ignore[arg-type]
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    t = threading.Thread(target=server.serve_forever, daemon=True)
-    t.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", root
-    server.shutdown()
-    server.server_close()
 
 
 def _pinned_pack(tmp_path: Path, url: str, sha: str) -> Path:
