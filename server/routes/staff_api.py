@@ -26,26 +26,6 @@ class Me(BaseModel):
     region_code: str | None
 
 
-class CaseRow(BaseModel):
-    id: int
-    kind: str
-    reason: str
-    status: str
-    id_number_masked: str
-    name: str
-    region_code: str
-    assignee: str | None
-    created_at: str
-    decision: str | None
-
-
-class CasePage(BaseModel):
-    total: int
-    rows: list[CaseRow]
-    by_reason: dict[str, int]
-    by_kind: dict[str, int]
-
-
 class DecisionIn(BaseModel):
     decision: Literal["approve", "reject", "home_visit", "fraud", "unfounded"]
     note: str = Field(default="", max_length=4000)
@@ -71,17 +51,15 @@ def me(who: CurrentStaff) -> Me:
     return Me(username=who.username, role=who.role, display_name=who.display_name, region_code=who.region_code)
 
 
-@router.get("/cases", response_model=CasePage)
+@router.get("/cases", response_model=review.QueuePage)
 def cases(
     session: DbSession, who: CaseStaff, client: ClientAddr, kind: str | None = None, reason: str | None = None,
     region: str | None = None, assignee: str | None = None, status: str = "active",
     date_from: date | None = None, date_to: date | None = None, limit: Limit = 100, offset: Offset = 0,
-) -> CasePage:
+) -> review.QueuePage:
     f = review.QueueFilter(kind=kind, reason=reason, region=region, assignee=assignee, status=status,
                            date_from=date_from, date_to=date_to)
-    page = review.list_queue(session, f, who, client_addr=client, limit=min(max(limit, 1), 500), offset=offset)
-    rows = [CaseRow(**{**r.__dict__, "created_at": r.created_at.isoformat()}) for r in page.rows]
-    return CasePage(total=page.total, rows=rows, by_reason=page.by_reason, by_kind=page.by_kind)
+    return review.list_queue(session, f, who, client_addr=client, limit=min(max(limit, 1), 500), offset=offset)
 
 
 @router.get("/cases/{case_id}")

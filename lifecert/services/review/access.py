@@ -29,6 +29,7 @@ from lifecert.services import audit
 from lifecert.services.staff import Principal, Role
 from lifecert.storage.models import (
     Pensioner,
+    PensionerStatus,
     ReviewCase,
     ReviewKind,
     utcnow,
@@ -111,13 +112,24 @@ def open_for_decision(session: Session, case_id: int, who: Principal, decision: 
     return case
 
 
-def close(case: ReviewCase, who: Principal, decision: str, note: str | None) -> None:
+def close(session: Session, case: ReviewCase, who: Principal, decision: str, decision_note: str | None, *,
+          action: str, client_addr: str, **detail: Any) -> None:
+    """Close ``case`` with ``decision`` and audit it as ``action`` in the same step, so no decision
+    goes unaudited (``detail`` joins the audit row)."""
     case.status = CaseStatus.CLOSED
     case.assignee_id = who.user_id
     case.decision = decision
-    case.decision_note = (note or "").strip() or None
+    case.decision_note = (decision_note or "").strip() or None
     case.decided_by = who.user_id
     case.decided_at = utcnow()
+    audit_decision(session, case, who, action, client_addr, **detail)
+
+
+def flag_fraud(p: Pensioner, reason: str) -> None:
+    """Flag the pensioner as suspected fraud and suspend payment pending the suspension review."""
+    p.fraud_flag = True
+    p.status = PensionerStatus.SUSPENDED
+    p.status_reason = reason
 
 
 def audit_decision(session: Session, case: ReviewCase, who: Principal, action: str, client_addr: str,

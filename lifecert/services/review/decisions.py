@@ -18,12 +18,19 @@ from lifecert.domain.errors import (
     LifecertError,
 )
 from lifecert.services.context import AppContext
-from lifecert.services.review.access import CaseStatus, audit_decision, close, get_case, open_for_decision, pensioner_of
+from lifecert.services.review.access import (
+    CaseStatus,
+    audit_decision,
+    close,
+    flag_fraud,
+    get_case,
+    open_for_decision,
+    pensioner_of,
+)
 from lifecert.services.staff import Principal
 from lifecert.storage.models import (
     ConfirmationMethod,
     Pensioner,
-    PensionerStatus,
     ReviewCase,
     SurvivalConfirmation,
 )
@@ -63,19 +70,14 @@ def approve(
          "verification_session_id": case.verification_session_id, "note": note.strip()},
         created_by=who.user_id, cycle_months=ctx.settings.confirmation_cycle_months,
     )
-    close(case, who, Decision.APPROVED, note)
-    audit_decision(session, case, who, "case.approve", client_addr, confirmation_id=conf.id)
+    close(session, case, who, Decision.APPROVED, note, action="case.approve", client_addr=client_addr,
+          confirmation_id=conf.id)
     return conf
 
 
 def reject(session: Session, case_id: int, who: Principal, reason: str, *, client_addr: str = "") -> ReviewCase:
     """Close the case without confirming survival; the reason is required and kept."""
-    if not reason.strip():
-        raise LifecertError("a reason is required to reject", code=ErrorCode.BAD_REQUEST)
-    case = open_for_decision(session, case_id, who, Decision.REJECTED, client_addr=client_addr)
-    close(case, who, Decision.REJECTED, reason)
-    audit_decision(session, case, who, "case.reject", client_addr, note=reason.strip()[:500])
-    return case
+    return _close_with_reason(session, case_id, who, Decision.REJECTED, reason, "case.reject", client_addr)
 
 
 def request_home_visit(
@@ -88,8 +90,8 @@ def request_home_visit(
                          phone=p.phone or "", note=note.strip(), created_by=who.user_id)
     session.add(task)
     session.flush()
-    close(case, who, Decision.HOME_VISIT, note)
-    audit_decision(session, case, who, "case.home_visit", client_addr, task_id=task.id)
+    close(session, case, who, Decision.HOME_VISIT, note, action="case.home_visit", client_addr=client_addr,
+          task_id=task.id)
     return task
 
 
@@ -99,11 +101,9 @@ def mark_suspected_fraud(
     """Flag the pensioner and suspend payment pending the payment-suspension review."""
     case = open_for_decision(session, case_id, who, Decision.FRAUD, client_addr=client_addr)
     p = pensioner_of(session, case)
-    p.fraud_flag = True
-    p.status = PensionerStatus.SUSPENDED
-    p.status_reason = f"suspected fraud (review case {case.id})"
-    close(case, who, Decision.FRAUD, note)
-    audit_decision(session, case, who, "case.fraud", client_addr, note=note.strip()[:500])
+    flag_fraud(p, f"suspected fraud (review case {case.id})")
+    close(session, case, who, Decision.FRAUD, note, action="case.fraud", client_addr=client_addr,
+          note=note.strip()[:500])
     return p
 
 
@@ -111,11 +111,17 @@ def close_unfounded(session: Session, case_id: int, who: Principal, reason: str,
                     client_addr: str = "") -> ReviewCase:
     """A tip-off checked and found baseless: close it with the reason. Records nothing about the
     pensioner (in particular no survival confirmation)."""
+    return _close_with_reason(session, case_id, who, Decision.UNFOUNDED, reason, "case.unfounded", client_addr)
+
+
+def _close_with_reason(session: Session, case_id: int, who: Principal, decision: Decision, reason: str,
+                       action: str, client_addr: str) -> ReviewCase:
+    """Close a case that records nothing about the pensioner; the reason is required and kept."""
     if not reason.strip():
-        raise LifecertError("a reason is required to close a tip-off as unfounded", code=ErrorCode.BAD_REQUEST)
-    case = open_for_decision(session, case_id, who, Decision.UNFOUNDED, client_addr=client_addr)
-    close(case, who, Decision.UNFOUNDED, reason)
-    audit_decision(session, case, who, "case.unfounded", client_addr, note=reason.strip()[:500])
+        raise LifecertError(f"a reason is required to close a case as {decision}", code=ErrorCode.BAD_REQUEST,
+                            field="note")
+    case = open_for_decision(session, case_id, who, decision, client_addr=client_addr)
+    close(session, case, who, decision, reason, action=action, client_addr=client_addr, note=reason.strip()[:500])
     return case
 
 

@@ -18,13 +18,12 @@ from lifecert.domain.errors import (
     ImageError,
 )
 from lifecert.services.context import AppContext
-from lifecert.services.review.access import audit_decision, close, open_for_decision, pensioner_of
+from lifecert.services.review.access import close, flag_fraud, open_for_decision, pensioner_of
 from lifecert.services.staff import Principal
 from lifecert.storage.models import (
     EnrollmentItem,
     FaceTemplate,
     Pensioner,
-    PensionerStatus,
     ReviewCase,
     ReviewKind,
 )
@@ -80,9 +79,8 @@ def fix_photo(
     case = _enrollment_case(session, case_id, who, Decision.PHOTO_FIXED, client_addr)
     p = pensioner_of(session, case)
     tpl = _enroll_bytes(ctx, session, p, data, filename)
-    close(case, who, Decision.PHOTO_FIXED, None)
-    audit_decision(session, case, who, "enrollment.fix_photo", client_addr, template_id=tpl.id,
-                    photo_sha256=tpl.photo_sha256)
+    close(session, case, who, Decision.PHOTO_FIXED, None, action="enrollment.fix_photo", client_addr=client_addr,
+          template_id=tpl.id, photo_sha256=tpl.photo_sha256)
     return tpl
 
 
@@ -93,11 +91,9 @@ def confirm_duplicate(session: Session, case_id: int, who: Principal, *, note: s
     p = pensioner_of(session, case)
     payload = load_payload(case.payload)
     other = payload.duplicate_of_pensioner_id if isinstance(payload, DuplicateFace) else None
-    p.fraud_flag = True
-    p.status = PensionerStatus.SUSPENDED
-    p.status_reason = f"duplicate face of pensioner #{other} (review case {case.id})"
-    close(case, who, Decision.DUPLICATE_CONFIRMED, note)
-    audit_decision(session, case, who, "enrollment.confirm_duplicate", client_addr, other_pensioner_id=other)
+    flag_fraud(p, f"duplicate face of pensioner #{other} (review case {case.id})")
+    close(session, case, who, Decision.DUPLICATE_CONFIRMED, note, action="enrollment.confirm_duplicate",
+          client_addr=client_addr, other_pensioner_id=other)
     return case
 
 
@@ -113,10 +109,9 @@ def not_duplicate(ctx: AppContext, session: Session, case_id: int, who: Principa
     if not sha:
         raise Conflict("this case has no stored photo to enroll; use fix photo")
     tpl = _enroll_bytes(ctx, session, p, ctx.photos.get(sha), None, accept_duplicate=True)
-    close(case, who, Decision.NOT_DUPLICATE, note)
     other = payload.duplicate_of_pensioner_id if isinstance(payload, DuplicateFace) else None
-    audit_decision(session, case, who, "enrollment.not_duplicate", client_addr, template_id=tpl.id,
-                    other_pensioner_id=other)
+    close(session, case, who, Decision.NOT_DUPLICATE, note, action="enrollment.not_duplicate",
+          client_addr=client_addr, template_id=tpl.id, other_pensioner_id=other)
     return tpl
 
 

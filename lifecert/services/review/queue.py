@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -18,6 +18,7 @@ from lifecert.storage.models import (
     ReviewCase,
     StaffUser,
 )
+from lifecert.storage.queries import within_days
 
 # --- queue ------------------------------------------------------------------------------------
 
@@ -56,6 +57,8 @@ class QueueRow:
 
 @dataclass(frozen=True)
 class QueuePage:
+    """One page of the review queue; also the JSON body of `GET /api/staff/cases`."""
+
     rows: list[QueueRow]
     total: int
     by_reason: dict[str, int]
@@ -85,11 +88,7 @@ def _queue_query(q: Any, f: QueueFilter, session: Session) -> Any:
     elif f.assignee:
         uid = session.scalar(select(StaffUser.id).where(StaffUser.username == f.assignee))
         q = q.where(ReviewCase.assignee_id == (uid or -1))
-    if f.date_from:
-        q = q.where(ReviewCase.created_at >= datetime.combine(f.date_from, time.min, tzinfo=UTC))
-    if f.date_to:
-        q = q.where(ReviewCase.created_at < datetime.combine(f.date_to + timedelta(days=1), time.min, tzinfo=UTC))
-    return q
+    return q.where(*within_days(ReviewCase.created_at, f.date_from, f.date_to))
 
 
 
