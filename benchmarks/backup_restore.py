@@ -69,7 +69,7 @@ def shared_photos(tmp: Path) -> dict[str, Any]:
 
 
 def register(tmp: Path, n: int) -> dict[str, Any]:
-    from sqlalchemy import insert, text
+    from sqlalchemy import insert
 
     from lifecert.config import Settings
     from lifecert.services.context import AppContext
@@ -98,14 +98,9 @@ def register(tmp: Path, n: int) -> dict[str, Any]:
         ctx.close()
 
         def destroy() -> None:
-            from lifecert.storage.db import Base, import_all_models, make_engine
+            from lifecert.storage.db import drop_schema
 
-            eng = make_engine(url)
-            import_all_models()
-            with eng.begin() as c:
-                Base.metadata.drop_all(c)
-                c.execute(text("DROP TABLE IF EXISTS alembic_version"))
-            eng.dispose()
+            drop_schema(url)
             shutil.rmtree(tmp / "reg-live", ignore_errors=True)
 
         restored = Settings(env="test", data_dir=tmp / "reg-restored", database_url=url)

@@ -22,7 +22,7 @@ import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from lifecert.domain.cells import spreadsheet_safe
 from lifecert.domain.errors import ErrorCode, LifecertError
 from lifecert.storage.models import AuditEvent
+from lifecert.storage.queries import within_days
 
 if TYPE_CHECKING:
     from lifecert.storage.db import Database
@@ -199,11 +200,7 @@ def _filtered(q: Select[Any], f: AuditFilter) -> Select[Any]:
         q = q.where(AuditEvent.object_id == f.object_id)
     if f.client_addr:
         q = q.where(AuditEvent.client_addr == f.client_addr)
-    if f.date_from:
-        q = q.where(AuditEvent.at >= datetime.combine(f.date_from, time.min, tzinfo=UTC))
-    if f.date_to:
-        q = q.where(AuditEvent.at < datetime.combine(f.date_to + timedelta(days=1), time.min, tzinfo=UTC))
-    return q
+    return q.where(*within_days(AuditEvent.at, f.date_from, f.date_to))
 
 
 def query_events(

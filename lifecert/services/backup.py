@@ -451,16 +451,9 @@ def _ensure_empty(settings: Settings) -> None:
 def _drop_empty_schema(url: str) -> None:
     """An empty deployment may already have its (empty) schema from a start-up: drop it so the
     dump can be loaded as is."""
-    from lifecert.storage.db import Base, import_all_models, make_engine
+    from lifecert.storage.db import drop_schema
 
-    eng = make_engine(url)
-    import_all_models()
-    try:
-        with eng.begin() as c:
-            Base.metadata.drop_all(c)
-            c.execute(text("DROP TABLE IF EXISTS alembic_version"))
-    finally:
-        eng.dispose()
+    drop_schema(url)
 
 
 def restore_backup(settings: Settings, src: Path, *, actor: str = "cli") -> RestoreReport:

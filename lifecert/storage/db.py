@@ -57,6 +57,21 @@ def import_all_models() -> None:
             importlib.import_module(f"lifecert.storage.{mod.name}")
 
 
+def drop_schema(url: str) -> None:
+    """Drop every lifecert table and Alembic's version table at ``url`` (a restore into an empty
+    deployment, a test or benchmark starting from nothing). Destroys data: callers decide when."""
+    from sqlalchemy import text
+
+    eng = make_engine(url)
+    import_all_models()
+    try:
+        with eng.begin() as c:
+            Base.metadata.drop_all(c)
+            c.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    finally:
+        eng.dispose()
+
+
 def init_db(engine: Engine) -> None:
     """Bring the schema to the newest revision (Alembic), creating it on an empty database."""
     from lifecert.storage.migrate import upgrade_to_head
