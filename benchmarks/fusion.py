@@ -172,21 +172,8 @@ def write_refresh_threshold(settings: Settings, engines: list[str], t: float, re
             f"comparisons (benchmarks/fusion.py --source protocol)", f"similarity = {t:.4f}", "far = 0.001",
             f'dataset = "{report["dataset"]}"', f'date = "{report["date"]}"']
     lines = manifest.read_text(encoding="utf-8").splitlines()
-    if header in lines:
-        i = lines.index(header)
-        j = i + 1
-        while j < len(lines) and not lines[j].startswith("["):
-            j += 1
-        while j > i + 1 and not lines[j - 1].strip():
-            j -= 1
-        lines[i + 1 : j] = body
-    else:
-        # right after the engine's (or fusion's) verify threshold table
-        anchor = header.replace("verify_refresh", "verify")
-        i = lines.index(anchor) + 1
-        while i < len(lines) and not lines[i].startswith("["):
-            i += 1
-        lines[i:i] = [header, *body, ""]
+    # a new table goes right after the engine's (or fusion's) verify threshold table
+    ev.set_table(lines, header, body, after=header.replace("verify_refresh", "verify"))
     manifest.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 

@@ -113,6 +113,19 @@ def test_given_manifest_when_thresholds_written_then_model_info_reads_them(tmp_p
     assert '[engines.y]\nmodel = "n"' in m.read_text()
 
 
+def test_given_manifest_lines_when_a_table_is_set_then_replaced_in_place_inserted_after_or_appended():
+    lines = ["[a]", "x = 1", "", "[a.t]", "y = 2", "", "[b]", "z = 3"]
+
+    ev.set_table(lines, "[a.t]", ["y = 9"])
+    assert lines == ["[a]", "x = 1", "", "[a.t]", "y = 9", "", "[b]", "z = 3"], "replaced, blank line kept"
+
+    ev.set_table(lines, "[a.u]", ["w = 1"], after="[a.t]")
+    assert lines[3:8] == ["[a.t]", "y = 9", "", "[a.u]", "w = 1"] and lines[-2:] == ["[b]", "z = 3"]
+
+    ev.set_table(lines, "[c]", ["v = 0"], after="[missing]")
+    assert lines[-3:] == ["", "[c]", "v = 0"], "no anchor: appended at the end"
+
+
 def _face(x1: float, y1: float, x2: float, y2: float):
     from lifecert.engine.types import Face
 

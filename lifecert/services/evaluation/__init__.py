@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from lifecert.services.evaluation.calibration import (
     calibrate_thresholds,
+    set_table,
     write_manifest_thresholds,
 )
 from lifecert.services.evaluation.embedding import (
@@ -116,6 +117,7 @@ __all__ = [
     "run_protocol",
     "save_cache",
     "score_pairs",
+    "set_table",
     "settings_profiles",
     "tar_at_far",
     "threshold_at_far",

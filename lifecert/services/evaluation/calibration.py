@@ -76,15 +76,27 @@ def write_manifest_thresholds(
             f'date = "{date}"',
         ]
         body += [f'{k} = "{t[k]}"' for k in ("enroll_profile", "probe_profile") if t.get(k)]
-        if header in lines:
-            i = lines.index(header)
-            j = i + 1
-            while j < len(lines) and not lines[j].startswith("["):
-                j += 1
-            while j > i + 1 and not lines[j - 1].strip():
-                j -= 1  # keep the blank line(s) before the next table
-            lines[i + 1 : j] = body
-        else:
-            lines += ["", header, *body]
+        set_table(lines, header, body)
     manifest.write_text("\n".join(lines) + "\n")
+
+
+def set_table(lines: list[str], header: str, body: list[str], *, after: str | None = None) -> None:
+    """Put ``body`` under the TOML table ``header`` in ``lines`` (a manifest's text, changed in place,
+    other text kept): replace the table's lines if it exists, else add it after the table ``after``
+    (when given and present) or at the end."""
+    if header in lines:
+        i = lines.index(header)
+        j = i + 1
+        while j < len(lines) and not lines[j].startswith("["):
+            j += 1
+        while j > i + 1 and not lines[j - 1].strip():
+            j -= 1  # keep the blank line(s) before the next table
+        lines[i + 1 : j] = body
+    elif after is not None and after in lines:
+        i = lines.index(after) + 1
+        while i < len(lines) and not lines[i].startswith("["):
+            i += 1
+        lines[i:i] = [header, *body, ""]
+    else:
+        lines += ["", header, *body]
 
