@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import select
 
@@ -47,27 +48,33 @@ def _chunk_aad(session_id: str, seq: int) -> bytes:
     return paced._aad(session_id, seq)
 
 
+def _reseal_rows(ctx: AppContext, rep: RotationReport, tell: Progress, kind: str, model: Any, attr: str,
+                 aad: Callable[[Any], bytes], batch: int, *where: Any) -> None:
+    """Re-seal ``model.<attr>`` of every row (matching ``where``) still under a retired key: keyset
+    pages of ``batch`` rows by id, each page one transaction, progress told after each page."""
+    last_id = 0
+    while True:
+        with ctx.db.session() as s:
+            rows = list(s.scalars(select(model).where(model.id > last_id, *where).order_by(model.id).limit(batch)))
+            for row in rows:
+                rep.examined[kind] += 1
+                blob = getattr(row, attr)
+                if blob is not None and ctx.cipher.needs_rotation(blob):
+                    setattr(row, attr, ctx.cipher.reseal(blob, aad(row)))
+                    rep.resealed[kind] += 1
+        if not rows:
+            break
+        last_id = rows[-1].id
+        tell(kind, rep.resealed[kind], rep.examined[kind])
+
+
 def rotate(ctx: AppContext, *, batch: int = 200, progress: Progress | None = None) -> RotationReport:
     rep = RotationReport()
     cipher = ctx.cipher
     tell = progress or (lambda kind, done, seen: None)
 
     # Templates: one transaction per batch, rows re-read and updated under the session.
-    last_id = 0
-    while True:
-        with ctx.db.session() as s:
-            rows = list(s.scalars(select(FaceTemplate).where(FaceTemplate.id > last_id)
-                                  .order_by(FaceTemplate.id).limit(batch)))
-            for t in rows:
-                rep.examined["templates"] += 1
-                if cipher.needs_rotation(t.embedding_enc):
-                    t.embedding_enc = cipher.reseal(t.embedding_enc, t.aad())
-                    rep.resealed["templates"] += 1
-            if rows:
-                last_id = rows[-1].id
-        if not rows:
-            break
-        tell("templates", rep.resealed["templates"], rep.examined["templates"])
+    _reseal_rows(ctx, rep, tell, "templates", FaceTemplate, "embedding_enc", FaceTemplate.aad, batch)
 
     # Photos: content-addressed blobs; the replacement is atomic in every blob store.
     last_sha = ""
@@ -114,22 +121,8 @@ def rotate(ctx: AppContext, *, batch: int = 200, progress: Progress | None = Non
         tell("session_frames", rep.resealed["session_frames"], rep.examined["session_frames"])
 
     # Paced-capture chunks sealed in the database.
-    last_chunk = 0
-    while True:
-        with ctx.db.session() as s:
-            chunks = list(s.scalars(select(VerificationChunk).where(VerificationChunk.id > last_chunk,
-                                                                    VerificationChunk.frames_sealed.is_not(None))
-                                    .order_by(VerificationChunk.id).limit(batch)))
-            for c in chunks:
-                rep.examined["paced_chunks"] += 1
-                if c.frames_sealed is not None and cipher.needs_rotation(c.frames_sealed):
-                    c.frames_sealed = cipher.reseal(c.frames_sealed, _chunk_aad(c.session_id, c.seq))
-                    rep.resealed["paced_chunks"] += 1
-            if chunks:
-                last_chunk = chunks[-1].id
-        if not chunks:
-            break
-        tell("paced_chunks", rep.resealed["paced_chunks"], rep.examined["paced_chunks"])
+    _reseal_rows(ctx, rep, tell, "paced_chunks", VerificationChunk, "frames_sealed",
+                 lambda c: _chunk_aad(c.session_id, c.seq), batch, VerificationChunk.frames_sealed.is_not(None))
     return rep
 
 
