@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import cv2
@@ -181,7 +181,14 @@ def baseline(sig: Signals, lead_in_ms: int) -> Baseline:
     """Neutral values from the lead-in; the open-eye EAR is a high percentile so that a
     blink during the lead-in does not lower it. Falls back to the whole sequence."""
     lead = (sig.t_ms < lead_in_ms) & ~np.isnan(sig.ear)
-    use = lead if lead.sum() >= 2 else ~np.isnan(sig.ear)
+    if lead.sum() >= 2:
+        return baseline_over(sig, lead)
+    return replace(baseline_over(sig, ~np.isnan(sig.ear)), frames=0)
+
+
+def baseline_over(sig: Signals, use: NDArray[np.bool_]) -> Baseline:
+    """Neutral values over the frames ``use`` marks (frames with a face): open-eye EAR as the 75th
+    percentile, mouth ratio and head pose as medians; all NaN when ``use`` marks none."""
     if not use.any():
         return Baseline(float("nan"), float("nan"), float("nan"), float("nan"), 0)
     return Baseline(
@@ -189,7 +196,7 @@ def baseline(sig: Signals, lead_in_ms: int) -> Baseline:
         mar=float(np.median(sig.mar[use])),
         yaw=float(np.median(sig.yaw[use])),
         pitch=float(np.median(sig.pitch[use])),
-        frames=int(lead.sum()) if lead.sum() >= 2 else 0,
+        frames=int(use.sum()),
     )
 
 

@@ -36,6 +36,7 @@ from lifecert.engine.liveness import (
     FrameObs,
     LivenessParams,
     Signals,
+    baseline_over,
     detect_blink,
     detect_nod,
     detect_open_mouth,
@@ -149,16 +150,7 @@ def baseline_of(frames: Sequence[FrameObs]) -> Baseline:
     """The pensioner's own neutral values from steady frames (open-eye EAR as a high percentile so
     a blink among them does not lower it)."""
     sig = signals(frames)
-    ok = ~np.isnan(sig.ear)
-    if not ok.any():
-        return Baseline(float("nan"), float("nan"), float("nan"), float("nan"), 0)
-    return Baseline(
-        ear=float(np.percentile(sig.ear[ok], 75)),
-        mar=float(np.median(sig.mar[ok])),
-        yaw=float(np.median(sig.yaw[ok])),
-        pitch=float(np.median(sig.pitch[ok])),
-        frames=int(ok.sum()),
-    )
+    return baseline_over(sig, ~np.isnan(sig.ear))
 
 
 @dataclass(frozen=True)
