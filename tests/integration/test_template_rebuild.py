@@ -16,6 +16,17 @@ from tests.conftest import make_settings
 from tests.integration.test_enrollment_job import frontal_lfw, ids, run, write_manifest
 
 
+def _enroll_lfw(ctx: AppContext, faces_dir: Path, tmp_path: Path, n: int, *, start: int, name: str) -> None:
+    """Enroll ``n`` frontal LFW people through the batch job (IDs from ``start``, names ``name0``...)."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rows = []
+    for i, (src, idn) in enumerate(zip(frontal_lfw(faces_dir, n), ids(n, start=start), strict=True)):
+        (photos / f"{i}.jpg").write_bytes(src.read_bytes())
+        rows.append((idn, f"{name}{i}", f"{i}.jpg"))
+    run(ctx, photos, write_manifest(photos, rows))
+
+
 def _templates(ctx: AppContext) -> dict[int, tuple[str, np.ndarray, str]]:
     with ctx.db.session() as s:
         return {t.id: (t.embedding_profile, ctx.cipher.open_embedding(t.embedding_enc, t.aad()), t.photo_sha256)
@@ -25,15 +36,9 @@ def _templates(ctx: AppContext) -> dict[int, tuple[str, np.ndarray, str]]:
 def test_given_single_view_templates_when_rebuilt_under_jitter_then_re_embedded_in_place(
     tmp_path: Path, faces_dir: Path, face_engine: FaceEngine
 ) -> None:
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    rows = []
-    for i, (src, idn) in enumerate(zip(frontal_lfw(faces_dir, 4), ids(4, start=40), strict=True)):
-        (photos / f"{i}.jpg").write_bytes(src.read_bytes())
-        rows.append((idn, f"重建{i}", f"{i}.jpg"))
     old_ctx = AppContext(make_settings(tmp_path, embedding={"enroll_profile": "single"}))
     old_ctx.set_engine(face_engine)
-    run(old_ctx, photos, write_manifest(photos, rows))
+    _enroll_lfw(old_ctx, faces_dir, tmp_path, 4, start=40, name="重建")
     before = _templates(old_ctx)
     old_ctx.close()
     assert len(before) >= 3 and {p for p, _, _ in before.values()} == {"single"}
@@ -70,15 +75,9 @@ def test_given_dlib_templates_when_rebuilt_with_edgeface_then_each_photo_gains_a
     from lifecert import cli_models
     from lifecert.engine.loader import load_engine
 
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    rows = []
-    for i, (src, idn) in enumerate(zip(frontal_lfw(faces_dir, 3), ids(3, start=60), strict=True)):
-        (photos / f"{i}.jpg").write_bytes(src.read_bytes())
-        rows.append((idn, f"换模{i}", f"{i}.jpg"))
     dlib_ctx = AppContext(make_settings(tmp_path))
     dlib_ctx.set_engine(face_engine)
-    run(dlib_ctx, photos, write_manifest(photos, rows))
+    _enroll_lfw(dlib_ctx, faces_dir, tmp_path, 3, start=60, name="换模")
     dlib_key = dlib_ctx.model.key
     dlib_ctx.close()
 
