@@ -261,7 +261,7 @@ def main_fused(a: argparse.Namespace, settings: Settings) -> int:
         a.pairs, settings, engines, root=a.root, workers=a.workers, folds=a.folds,
         enroll_profile=a.enroll_profile, probe_profile=a.probe_profile, target_far=a.target_far,
         duplicate_far=a.duplicate_far, cache_dir=None if a.no_cache else ROOT / "var" / "eval-cache", limit=a.limit,
-        method=a.fusion_method,
+        method=a.fusion_method, second_enroll_profile=a.second_enroll_profile,
     )
     name = a.name or ("lfw" if a.pairs.suffix != ".csv" else a.pairs.stem)
     if a.write_manifest:
@@ -311,6 +311,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=None, help="first N pairs only (smoke runs)")
     ap.add_argument("--fusion-method", choices=("znorm", "logistic"), default="znorm",
                     help="score fusion for ENGINE+ENGINE (lifecert/domain/fusion.py)")
+    ap.add_argument("--second-enroll-profile", choices=list(PROFILES), default=None,
+                    help="ENGINE+ENGINE: enrolled views of the second engine (default: "
+                         "settings.embedding.fusion_enroll_profile, what enrollment writes)")
     ap.add_argument("--write-manifest", action="store_true", help="write thresholds into models/manifest.toml")
     a = ap.parse_args(argv)
 

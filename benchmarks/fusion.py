@@ -131,8 +131,10 @@ def main(argv: list[str] | None = None) -> int:
         rows = {label: frr_at_far(gs, is_, (1e-2, 1e-3), verify_t) for label, (gs, is_) in zip(
             strategy_labels(a.k), zip(g, i, strict=True), strict=True)}
     else:
-        per = [strategies(people, caches[e], enroll, probe, a.k, keep=common_people(people, caches, engines))
-               for e in engines]
+        # the second engine's ID templates are enrolled under fusion_enroll_profile, as production writes them
+        enrolls = [enroll] + [settings.embedding.fusion_enroll_profile] * (len(engines) - 1)
+        per = [strategies(people, caches[e], ep, probe, a.k, keep=common_people(people, caches, engines))
+               for e, ep in zip(engines, enrolls, strict=True)]
         ids, n_probes, n_fused = per[0][2], per[0][3], per[0][4]
         rows = {}
         for j, label in enumerate(strategy_labels(a.k)):

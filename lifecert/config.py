@@ -71,6 +71,10 @@ class EmbeddingSettings(BaseModel):
     # ONNX recogniser jitter costs ~8 x 8 ms per enrolled photo and flip 2 x 8 ms per probe frame.
     enroll_profile: EmbeddingProfile = "jitter"
     probe_profile: EmbeddingProfile = "flip"
+    # templates of the second (fusion) engine (settings.fusion_engine), written beside the primary's at
+    # enrollment: EdgeFace under flip (2 passes) keeps the 11,362-photo batch with both engines inside
+    # its 8 minutes on 2 cores; [fusion.*] in the manifest is calibrated for it (its `profiles`)
+    fusion_enroll_profile: EmbeddingProfile = "flip"
 
 
 class RefreshSettings(BaseModel):

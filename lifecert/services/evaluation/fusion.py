@@ -249,16 +249,24 @@ def fusion_name(engines: Sequence[str]) -> str:
 
 def run_fused_protocol(
     pairs_file: Any, settings: Any, engines: Sequence[str], *, target_far: float = 1e-3,
-    duplicate_far: float = 1e-6, method: str = "znorm", **kw: Any,
+    duplicate_far: float = 1e-6, method: str = "znorm", second_enroll_profile: str | None = None, **kw: Any,
 ) -> tuple[list[Any], dict[str, Any]]:
     """Run the protocol once per engine (each with its embedding cache, see
-    :func:`.reports.run_protocol`) and fuse them. Returns (the per-engine runs, the fusion report)."""
+    :func:`.reports.run_protocol`) and fuse them. ``enroll_profile`` (in ``kw``) is the first
+    engine's, ``second_enroll_profile`` the others' (default ``settings.embedding.fusion_enroll_profile``).
+    Returns (the per-engine runs, the fusion report)."""
     import datetime as dt
 
     from lifecert.services.evaluation.reports import machine_info, run_protocol
 
-    runs = [run_protocol(pairs_file, settings, engine_name=e, target_far=target_far, duplicate_far=duplicate_far, **kw)
-            for e in engines]
+    enroll = kw.pop("enroll_profile", None) or settings.embedding.enroll_profile
+    # The second and later engines enroll under settings.embedding.fusion_enroll_profile, as production
+    # writes their templates (lifecert.services.fusion); the primary's enroll profile is computed too so
+    # the embedding cache of a plain run of that engine is reused.
+    profiles = [enroll] + [second_enroll_profile or settings.embedding.fusion_enroll_profile] * (len(engines) - 1)
+    runs = [run_protocol(pairs_file, settings, engine_name=e, target_far=target_far, duplicate_far=duplicate_far,
+                         enroll_profile=p, extra_profiles=[enroll] if p != enroll else (), **kw)
+            for e, p in zip(engines, profiles, strict=True)]
     scores = [EngineScores(e, r.report["model_key"], r.cache, r.report["headline_profiles"]["enroll"],
                            r.report["headline_profiles"]["probe"]) for e, r in zip(engines, runs, strict=True)]
     report = fuse_protocol(scores, runs[0].pairs, target_far=target_far, duplicate_far=duplicate_far, method=method)
