@@ -201,6 +201,8 @@ def _run(ctx: AppContext, inputs: Inputs, opts: JobOptions, pool: Pool | None) -
             record(s, actor=opts.actor, role="enrollment_staff", action="enrollment.finish",
                    object_type="enrollment_run", object_id=run.id, detail=dict(counts))
             ctx.index.rebuild(s, key)
+            if writer.fusion is not None:
+                ctx.index.rebuild(s, writer.fusion.second_key)
         result.counts = counts
     result.reports = write_reports(ctx, result, inputs, opts)
     return result
@@ -247,7 +249,7 @@ def _outcomes(ctx: AppContext, tasks: list[Task], pool: Pool | None, opts: JobOp
         yield from ray_outcomes(ctx, tasks, address=opts.ray_address, actors=max(1, opts.workers))
         return
     if pool is None:
-        w = Worker(ctx.settings, ctx.engine)
+        w = Worker(ctx.settings, ctx.engine, ctx.second_embedder())
         for t in tasks:
             yield w.run(t)
         return

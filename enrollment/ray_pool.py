@@ -45,8 +45,11 @@ class EngineActor:
         from lifecert.engine.loader import load_engine
 
         cv2.setNumThreads(1)
+        from lifecert.engine.fusion import make_second_embedder
+
         self.settings = settings
         self.engine = load_engine(settings)
+        self.second = make_second_embedder(settings)
 
     def pid(self) -> int:
         return os.getpid()
@@ -58,7 +61,7 @@ class EngineActor:
         s = self.settings
         a = assess_bytes(
             self.engine, data, s.quality, max_bytes=s.images.max_bytes, max_pixels=s.images.max_pixels,
-            profile=s.embedding.enroll_profile,
+            profile=s.embedding.enroll_profile, second=self.second,
         )
         return Outcome(row_no, sha256, a)
 

@@ -12,6 +12,7 @@ from enrollment.manifest import SourceRef
 from lifecert.config import Settings
 from lifecert.domain.errors import ErrorCode, LifecertError
 from lifecert.engine.base import FaceEngine
+from lifecert.engine.fusion import SecondEmbedder, make_second_embedder
 from lifecert.engine.loader import load_engine
 from lifecert.services.enrollment import Assessment, assess_bytes
 from lifecert.storage.blobs import open_blob_store
@@ -38,9 +39,13 @@ class Outcome:
 class Worker:
     """Engine + photo store for one process. Not shared across processes."""
 
-    def __init__(self, settings: Settings, engine: FaceEngine | None = None) -> None:
+    def __init__(self, settings: Settings, engine: FaceEngine | None = None,
+                 second: SecondEmbedder | None = None) -> None:
+        """``engine``/``second``: the caller's loaded engines (in-process runs); a pool process
+        passes neither and loads both (the fusion's second engine when it is installed)."""
         self.settings = settings
         self.engine = engine or load_engine(settings)
+        self.second = second if engine is not None else make_second_embedder(settings)
         # Database blob store: this process's own connection (workers never write other rows).
         blobs = open_blob_store(settings, Database(settings.resolved_database_url, create=False))
         self.photos = PhotoStore(blobs, Cipher(settings.template_key_bytes(), settings.retired_template_key_bytes()))
@@ -53,7 +58,7 @@ class Worker:
             return Outcome(task.row_no, task.sha256, Assessment(ErrorCode.IMAGE_TOO_LARGE, exc.message))
         a = assess_bytes(
             self.engine, data, s.quality, max_bytes=s.images.max_bytes, max_pixels=s.images.max_pixels,
-            profile=s.embedding.enroll_profile,
+            profile=s.embedding.enroll_profile, second=self.second,
         )
         if task.store_photo and a.width:
             # Accepted photos are kept for template rebuilds; rejects for the review queue.

@@ -127,14 +127,22 @@ def register(app: typer.Typer) -> None:
         """Re-embed the stored photos of every active template with ENGINE's model (templates of
         other models are kept; each model's templates are only compared with its own), and
         re-embed in place the templates made under another embedding profile than the
-        configured enroll profile."""
+        configured enroll profile. ENGINE = the configured fusion engine (edgeface) adds its
+        templates beside the primary's instead, made as enrollment makes them."""
+        from lifecert.config import get_settings
         from lifecert.services.context import AppContext
-        from lifecert.services.rebuild import rebuild_templates
+        from lifecert.services.rebuild import rebuild_second_templates, rebuild_templates
 
-        with AppContext(ctx_settings_for(engine)) as ctx:
-            counts = rebuild_templates(ctx)
-            for k, v in sorted(counts.items()):
-                console.print(f"{k}: {v}")
+        configured = get_settings()
+        if engine == configured.fusion_engine and engine != configured.engine:
+            # the fusion's second engine: its templates beside the primary's, made as enrollment makes them
+            with AppContext(configured) as ctx:
+                counts = rebuild_second_templates(ctx)
+        else:
+            with AppContext(ctx_settings_for(engine)) as ctx:
+                counts = rebuild_templates(ctx)
+        for k, v in sorted(counts.items()):
+            console.print(f"{k}: {v}")
 
     @templates_app.command("expire")
     @friendly_errors

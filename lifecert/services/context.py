@@ -13,6 +13,7 @@ from functools import cached_property
 
 from lifecert.config import Settings, get_settings
 from lifecert.engine.base import FaceEngine
+from lifecert.engine.fusion import SecondEmbedder, make_second_embedder
 from lifecert.engine.loader import load_engine
 from lifecert.engine.manifest import ModelInfo, model_info
 from lifecert.storage.blobs import open_blob_store
@@ -41,6 +42,8 @@ class AppContext:
         )
         self._engine_lock = threading.Lock()
         self._engine: FaceEngine | None = None
+        self._second: SecondEmbedder | None = None
+        self._second_checked = False
 
     @property
     def engine(self) -> FaceEngine:
@@ -51,6 +54,15 @@ class AppContext:
 
     def set_engine(self, engine: FaceEngine) -> None:
         self._engine = engine
+
+    def second_embedder(self) -> SecondEmbedder | None:
+        """The fusion's second engine for enrollment (lifecert.services.fusion), loaded once; None
+        when fusion is off or its packs are not installed."""
+        with self._engine_lock:
+            if not self._second_checked:
+                self._second = make_second_embedder(self.settings)
+                self._second_checked = True
+            return self._second
 
     @cached_property
     def model(self) -> ModelInfo:

@@ -16,6 +16,7 @@ from numpy.typing import NDArray
 from lifecert.domain.enrollment import ItemOutcome, ItemReason
 from lifecert.domain.quality import QualityGates
 from lifecert.engine.base import FaceEngine
+from lifecert.engine.fusion import SecondEmbedder
 from lifecert.engine.pipeline import process_face
 from lifecert.engine.types import ImageBGR
 
@@ -31,6 +32,9 @@ class Assessment:
     width: int = 0
     height: int = 0
     thumbnail: bytes | None = None  # small JPEG of the photo for reject reports
+    # the second (fusion) engine's embedding of the same face (its model key → (D,) vector), when
+    # fusion is on: enrollment stores it as that model's template beside the primary's
+    second: dict[str, NDArray[np.float32]] = field(default_factory=dict)
 
 
 def thumbnail(image: ImageBGR, side: int = THUMB_SIDE) -> bytes:
@@ -43,14 +47,19 @@ def thumbnail(image: ImageBGR, side: int = THUMB_SIDE) -> bytes:
 
 def assess_bytes(
     engine: FaceEngine, data: bytes | ImageBGR, gates: QualityGates, *, max_bytes: int, max_pixels: int,
-    profile: str = "single",
+    profile: str = "single", second: SecondEmbedder | None = None,
 ) -> Assessment:
     """The face pipeline (:func:`lifecert.engine.pipeline.process_face`) on one enrollment photo:
     the largest face, quality-gated, embedded under ``profile`` (normally
-    ``settings.embedding.enroll_profile``) when it passes; a thumbnail for rejects."""
+    ``settings.embedding.enroll_profile``) when it passes; a thumbnail for rejects. ``second``:
+    also embed the accepted face with the fusion's second engine (on the primary's detection)."""
     out = process_face(engine, data, gates, views=profile, max_bytes=max_bytes, max_pixels=max_pixels)
     if out.reason is None:
-        return Assessment(ItemOutcome.ENROLLED, "", out.quality_dict(), out.embedding, out.width, out.height)
+        a = Assessment(ItemOutcome.ENROLLED, "", out.quality_dict(), out.embedding, out.width, out.height)
+        if second is not None and out.image is not None and out.face is not None:
+            emb = second.engine.embed_faces([(out.image, out.face)], second.profile)[0]
+            a.second = {second.engine.info.key: np.asarray(emb, dtype=np.float32)}
+        return a
     a = Assessment(out.reason, out.detail, out.quality_dict(), width=out.width, height=out.height)
     if out.image is not None:
         a.thumbnail = thumbnail(out.image)

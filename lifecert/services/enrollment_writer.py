@@ -26,8 +26,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -38,6 +40,7 @@ from lifecert.services import templates
 from lifecert.services.cases import open_case
 from lifecert.services.context import AppContext
 from lifecert.services.enrollment import Assessment
+from lifecert.services.fusion import FusionSpec, OtherMatch, fused_others, fusion_spec
 from lifecert.storage.models import (
     EnrollmentItem,
     FaceTemplate,
@@ -157,6 +160,8 @@ class Verdict:
     similarity: float | None = None
     retired: list[int] = field(default_factory=list)
     case_id: int | None = None
+    duplicate_threshold: float | None = None  # what ``similarity`` was judged by (fused or primary)
+    second_template: FaceTemplate | None = None  # the fusion's second model's template of the same photo
 
 
 # --- the writer ---------------------------------------------------------------------------------
@@ -168,7 +173,12 @@ class EnrollmentWriter:
     ``run_id``: the enrollment run whose rows (``EnrollmentItem``) are recorded; None records
     none (console). ``dry_run``: judge only, write nothing. Keeps an overlay of the 1:N index
     with the faces enrolled by this writer, so later photos of the same run are compared with
-    earlier ones."""
+    earlier ones.
+
+    With fusion on (:func:`lifecert.services.fusion.fusion_spec`) every accepted photo also gets a
+    template of the second model (its embedding comes with the assessment), and the duplicate
+    check scores other pensioners with the fused score against the fusion's duplicate threshold
+    (the primary cosine and threshold for anyone without a second-model template)."""
 
     def __init__(self, ctx: AppContext, *, run_id: int | None = None, dry_run: bool = False,
                  session: Session | None = None) -> None:
@@ -177,11 +187,18 @@ class EnrollmentWriter:
         self.run_id = run_id
         self.dry_run = dry_run
         self.thresholds = Thresholds(ctx.model.threshold("verify"), ctx.model.threshold("duplicate"))
+        self.fusion = fusion_spec(ctx.settings)
+        self.index2: OverlayIndex | None = None
         if session is not None:
-            self.index = OverlayIndex(ctx.index.get(session, self.key))
+            self._open_indexes(session)
         else:
             with ctx.db.session() as s:
-                self.index = OverlayIndex(ctx.index.get(s, self.key))
+                self._open_indexes(s)
+
+    def _open_indexes(self, s: Session) -> None:
+        self.index = OverlayIndex(self.ctx.index.get(s, self.key))
+        if self.fusion is not None:
+            self.index2 = OverlayIndex(self.ctx.index.get(s, self.fusion.second_key))
 
     def enrolled_photos(self, session: Session) -> set[tuple[str, str]]:
         """(ID number, photo sha256) pairs with a template of this model: offering one again is
@@ -280,19 +297,35 @@ class EnrollmentWriter:
             return Verdict(c.reason or ErrorCode.FILE_MISSING, c.detail, pensioner_id=pid)
         if not is_success(a.reason) or a.embedding is None:
             return Verdict(a.reason, a.detail, pensioner_id=pid)
-        other = self.index.best_other(a.embedding, owner)
+        v2 = a.second.get(self.fusion.second_key) if self.fusion is not None else None
+        dup = self._best_other(a.embedding, v2, owner)
+        other = (dup.owner, dup.score)
         known = None
         if person is not None and on_file:
             sims = [float(np.dot(templates.template_vector(self.ctx, t), a.embedding)) for t in active]
             known = OnFile(person.name, max(sims) if sims else None)
-        reason, detail = decide(ItemOutcome.ENROLLED, c.name, known, other, self.thresholds,
+        t = Thresholds(self.thresholds.same_face, dup.threshold)
+        reason, detail = decide(ItemOutcome.ENROLLED, c.name, known, other, t,
                                 accept_duplicate=accept_duplicate, accept_new_face=accept_new_face)
         v = Verdict(reason, detail, pensioner_id=pid)
         if reason == ErrorCode.DUPLICATE_FACE:
-            v.duplicate_of, v.similarity = other
+            v.duplicate_of, v.similarity, v.duplicate_threshold = dup.owner, dup.score, dup.threshold
+            if dup.fused and self.fusion is not None:
+                v.detail = detail.replace("(similarity", f"(fused {self.fusion.name} score", 1)
         if is_success(reason):
             self.index.add(a.embedding, owner)
+            if self.index2 is not None and v2 is not None:
+                self.index2.add(v2, owner)
         return v
+
+    def _best_other(self, v1: NDArray[np.float32], v2: NDArray[np.float32] | None, owner: int) -> OtherMatch:
+        """The other pensioner most over its duplicate threshold (fused where both have it)."""
+        if self.fusion is None or self.index2 is None:
+            who, score = self.index.best_other(v1, owner)
+            return OtherMatch(who, score, self.thresholds.duplicate, False)
+        found = fused_others(self.fusion, self.index, self.index2, v1, v2, owner, threshold="duplicate",
+                             primary_threshold=self.thresholds.duplicate)
+        return found[0] if found else OtherMatch(None, -1.0, self.thresholds.duplicate, False)
 
     def _apply(self, s: Session, c: Candidate, person: Pensioner | None, v: Verdict,
                active: dict[int, list[FaceTemplate]], *, reuse_photo_template: bool = False) -> None:
@@ -319,6 +352,32 @@ class EnrollmentWriter:
                                          quality=a.quality, run_id=self.run_id, flush=False)
         active[person.id] = [tpl]
         v.template = tpl
+        if self.fusion is not None and self.fusion.second_key in a.second:
+            v.second_template = self._apply_second(s, self.fusion, c, person, a.second[self.fusion.second_key],
+                                                   a.quality, look_up=bool(old) or reuse_photo_template)
+
+    def _apply_second(self, s: Session, spec: FusionSpec, c: Candidate, person: Pensioner,
+                      emb: NDArray[np.float32], quality: dict[str, Any], *, look_up: bool) -> FaceTemplate:
+        """The second model's template of the photo beside the primary's: other active ID-photo
+        templates of that model retire with the primary's; the same photo's is reused.
+        ``look_up``: the person may have templates already (no query for a new pensioner)."""
+        key = spec.second_key
+        same: FaceTemplate | None = None
+        if look_up:
+            for t in s.scalars(select(FaceTemplate).where(
+                FaceTemplate.pensioner_id == person.id, FaceTemplate.model_key == key,
+                FaceTemplate.kind == TemplateKind.ID_PHOTO,
+            )):
+                if t.photo_sha256 == c.photo_sha256 and t.embedding_profile == spec.enroll_profile:
+                    t.active, t.replaced_at = True, None
+                    same = t
+                elif t.active:
+                    templates.retire_template(t)
+        if same is not None:
+            return same
+        return templates.add_template(self.ctx, s, person, emb, photo_sha256=c.photo_sha256 or "", quality=quality,
+                                      model_key=key, engine=spec.second, run_id=self.run_id, flush=False,
+                                      profile=spec.enroll_profile)
 
     def _add_photo(self, s: Session, c: Candidate, photos: set[str]) -> None:
         a = c.assessment
@@ -361,7 +420,8 @@ class EnrollmentWriter:
         elif v.reason == ErrorCode.DUPLICATE_FACE and v.duplicate_of is not None:
             payload = DuplicateFace(run_id=self.run_id, row_no=c.row_no, photo_name=c.photo_name,
                                     photo_sha256=stored, duplicate_of_pensioner_id=v.duplicate_of,
-                                    similarity=float(v.similarity or 0.0), threshold=self.thresholds.duplicate,
+                                    similarity=float(v.similarity or 0.0),
+                                    threshold=v.duplicate_threshold or self.thresholds.duplicate,
                                     detail=v.detail, quality=quality)
         else:
             payload = EnrollmentReject(run_id=self.run_id, row_no=c.row_no, photo_name=c.photo_name,

@@ -1,5 +1,6 @@
 """Re-embedding stored photos when the model or the enroll embedding profile changes
-(``lifecert templates rebuild``)."""
+(``lifecert templates rebuild``), and adding the fusion's second-model templates to photos
+enrolled before that engine was installed (``lifecert templates rebuild --engine edgeface``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from lifecert.services import templates
 from lifecert.services.audit import cli_actor, record
 from lifecert.services.context import AppContext
 from lifecert.services.enrollment import assess_bytes
-from lifecert.storage.models import FaceTemplate
+from lifecert.services.fusion import fusion_spec
+from lifecert.storage.models import FaceTemplate, Pensioner, TemplateKind
 
 
 def rebuild_templates(ctx: AppContext, batch: int = 64) -> Counter[str]:
@@ -40,8 +42,6 @@ def rebuild_templates(ctx: AppContext, batch: int = 64) -> Counter[str]:
                 counts[str(a.reason)] += 1
                 if a.embedding is None:
                     continue
-                from lifecert.storage.models import Pensioner
-
                 p = s.get(Pensioner, pid)
                 if p is None:
                     continue
@@ -78,4 +78,54 @@ def upgrade_profiles(ctx: AppContext, batch: int = 64) -> Counter[str]:
                 t.embedding_enc = ctx.cipher.seal_embedding(a.embedding, t.aad())
                 t.embedding_profile = profile
                 counts[f"re-embedded as {profile}"] += 1
+    return counts
+
+
+def rebuild_second_templates(ctx: AppContext, batch: int = 64) -> Counter[str]:
+    """The fusion's second model for ``ctx`` (primary engine ``ctx.engine``): every active ID-photo
+    template of the primary model without a second-model template of the same photo made under
+    ``settings.embedding.fusion_enroll_profile`` gets one, embedded exactly as enrollment does (the
+    primary engine's face, the second engine's views); an older one of that photo is re-embedded
+    in place. Raises CONFIG_ERROR when fusion is off or the second engine is not installed."""
+    from lifecert.domain.errors import ErrorCode, LifecertError
+
+    spec, second = fusion_spec(ctx.settings), ctx.second_embedder()
+    if spec is None or second is None:
+        raise LifecertError(f"no fusion with {ctx.settings.fusion_engine or 'a second engine'} is configured and "
+                            "installed (lifecert models install ...)", code=ErrorCode.CONFIG_ERROR)
+    counts: Counter[str] = Counter()
+    with ctx.db.session() as s:
+        have = {(t.pensioner_id, t.photo_sha256): (t.id, t.embedding_profile) for t in s.scalars(
+            select(FaceTemplate).where(FaceTemplate.model_key == spec.second_key, FaceTemplate.active.is_(True)))}
+        todo = [(t.pensioner_id, t.photo_sha256) for t in s.scalars(select(FaceTemplate).where(
+            FaceTemplate.active.is_(True), FaceTemplate.model_key == ctx.model.key,
+            FaceTemplate.kind == TemplateKind.ID_PHOTO).order_by(FaceTemplate.id))
+            if have.get((t.pensioner_id, t.photo_sha256), (0, ""))[1] != spec.enroll_profile]
+    st = ctx.settings
+    for i in range(0, len(todo), batch):
+        with ctx.db.session() as s:
+            for pid, sha in todo[i : i + batch]:
+                a = assess_bytes(ctx.engine, ctx.photos.get(sha), st.quality, max_bytes=st.images.max_bytes,
+                                 max_pixels=st.images.max_pixels, profile="single", second=second)
+                emb = a.second.get(spec.second_key)
+                if emb is None:
+                    counts[f"kept ({a.reason})"] += 1
+                    continue
+                old = have.get((pid, sha))
+                if old is not None:
+                    t = s.get(FaceTemplate, old[0])
+                    if t is not None:
+                        t.embedding_enc = ctx.cipher.seal_embedding(emb, t.aad())
+                        t.embedding_profile = spec.enroll_profile
+                        counts[f"re-embedded as {spec.enroll_profile}"] += 1
+                        continue
+                p = s.get(Pensioner, pid)
+                if p is not None:
+                    templates.add_template(ctx, s, p, emb, photo_sha256=sha, quality=a.quality,
+                                           model_key=spec.second_key, engine=spec.second, profile=spec.enroll_profile)
+                    counts[f"added {spec.second}"] += 1
+    with ctx.db.session() as s:
+        record(s, actor=cli_actor(), role="admin", action="templates.rebuild", object_type="model",
+               object_id=spec.second_key, detail=dict(counts))
+        ctx.index.rebuild(s, spec.second_key)
     return counts

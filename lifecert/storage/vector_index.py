@@ -83,6 +83,8 @@ class VectorIndex:
             index = ivf
         if n:
             index.add(vectors)
+        if isinstance(index, faiss.IndexIVF):
+            index.make_direct_map()  # reconstruct() for scores_of (fused 1:N needs every engine's score)
         return cls(dim, index, np.asarray(template_ids, dtype=np.int64), np.asarray(pensioner_ids, dtype=np.int64))
 
     def search(self, query: NDArray[np.float32], k: int = 5) -> list[Hit]:
@@ -95,6 +97,29 @@ class VectorIndex:
             for s, i in zip(scores[0], idx[0], strict=True)
             if i >= 0
         ]
+
+
+    def best_by_owner(self, query: NDArray[np.float32], owner: int | None, k: int = 20) -> dict[int, float]:
+        """Best cosine per pensioner among the ``k`` nearest templates, ``owner`` left out."""
+        out: dict[int, float] = {}
+        for hit in self.search(query, k):
+            if hit.pensioner_id != owner and hit.score > out.get(hit.pensioner_id, -2.0):
+                out[hit.pensioner_id] = hit.score
+        return out
+
+    def scores_of(self, query: NDArray[np.float32], owners: set[int]) -> dict[int, float]:
+        """Exact best cosine of ``query`` to the templates of each pensioner in ``owners`` (those with
+        none here are absent). Reads the stored vectors back (no search): for a few candidates."""
+        out: dict[int, float] = {}
+        if not owners or self.size == 0:
+            return out
+        rows = np.flatnonzero(np.isin(self.pensioner_ids, np.fromiter(owners, dtype=np.int64)))
+        q = np.asarray(query, dtype=np.float32).reshape(-1)
+        for r in rows:
+            pid, s = int(self.pensioner_ids[r]), float(self.index.reconstruct(int(r)) @ q)
+            if s > out.get(pid, -2.0):
+                out[pid] = s
+        return out
 
 
 class IndexManager:
@@ -213,6 +238,33 @@ class OverlayIndex:
                 if i >= 0 and self.new_owners[i] != owner and s > best[1]:
                     best = (self.new_owners[i], float(s))
         return best
+
+    def best_by_owner(self, vec: NDArray[np.float32], owner: int | None, k: int = 20) -> dict[int, float]:
+        """Best cosine per pensioner among the ``k`` nearest templates (base and this run's),
+        ``owner`` left out."""
+        out = self.base.best_by_owner(vec, owner, k)
+        if self.new is not None and self.new.ntotal:
+            q = np.ascontiguousarray(vec.reshape(1, -1), dtype=np.float32)
+            scores, idx = self.new.search(q, min(k, self.new.ntotal))
+            for s, i in zip(scores[0], idx[0], strict=True):
+                if i < 0:
+                    continue
+                pid = self.new_owners[i]
+                if pid != owner and float(s) > out.get(pid, -2.0):
+                    out[pid] = float(s)
+        return out
+
+    def scores_of(self, vec: NDArray[np.float32], owners: set[int]) -> dict[int, float]:
+        """Exact best cosine per pensioner in ``owners`` (base and this run's templates)."""
+        out = self.base.scores_of(vec, owners)
+        if self.new is not None and self.new.ntotal and owners:
+            q = np.asarray(vec, dtype=np.float32).reshape(-1)
+            for i, pid in enumerate(self.new_owners):
+                if pid in owners:
+                    s = float(self.new.reconstruct(i) @ q)
+                    if s > out.get(pid, -2.0):
+                        out[pid] = s
+        return out
 
     def add(self, vec: NDArray[np.float32], owner: int) -> None:
         if self.new is None:

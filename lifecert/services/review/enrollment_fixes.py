@@ -50,7 +50,7 @@ def _enroll_bytes(
 
     st = ctx.settings
     a = assess_bytes(ctx.engine, data, st.quality, max_bytes=st.images.max_bytes, max_pixels=st.images.max_pixels,
-                     profile=st.embedding.enroll_profile)
+                     profile=st.embedding.enroll_profile, second=ctx.second_embedder())
     if not is_success(a.reason):
         err = ErrorCode(a.reason)
         if err in (ErrorCode.UNREADABLE_IMAGE, ErrorCode.UNSUPPORTED_FORMAT, ErrorCode.IMAGE_TOO_LARGE):

@@ -445,17 +445,16 @@ class PacedCapture:
         }
         with_refresh = thr != self.ctx.model.threshold("verify")
         best_faces = [f for _, f, _ in ok[:nb]]
-        fz = self.svc.fused_evidence(db, p.id, own, best_faces, w, with_refresh=with_refresh) if nb else None
+        fz = self.svc.fused_evidence(db, p.id, own, best_faces, w, with_refresh=with_refresh,
+                                     probe=fused) if nb else None
         if fz is not None:
             scores["fusion"] = fz
         verdict = rules.decide(
             rules.Evidence(
-                fused_match=None if fz is None else fz["score"],
-                fused_threshold=None if fz is None else fz["threshold"],
+                **rules.match_evidence(fz, hits),
                 threshold=thr,
                 own_match=own,
                 one_person_min=one_person_min,
-                other_matches=[h["score"] for h in hits],
                 still=motion < self.params.still_motion,
                 flat=flat.decided and flat.flat,
                 challenges_passed=missed is None and all(s["state"] == SEEN for s in vs.steps),

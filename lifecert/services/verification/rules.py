@@ -34,6 +34,9 @@ class Evidence:
     # decide LOW_MATCH instead of own_match/threshold
     fused_match: float | None = None
     fused_threshold: float | None = None
+    # fused 1:N scores of other pensioners (judged against fused_match/fused_threshold); with fusion
+    # on, ``other_matches`` holds only the others without a template of the second model
+    fused_other_matches: Sequence[float] = ()
 
 
 @dataclass(frozen=True)
@@ -71,12 +74,28 @@ def decide(e: Evidence) -> Verdict:
         return Verdict(Decision.RETRY, ErrorCode.CHALLENGE_NOT_SEEN)
     if any(s >= e.threshold and s > e.own_match for s in e.other_matches):
         return Verdict(Decision.REVIEW, ErrorCode.MATCHES_OTHER_PENSIONER)
+    if e.fused_match is not None and e.fused_threshold is not None and any(
+        s >= e.fused_threshold and s > e.fused_match for s in e.fused_other_matches
+    ):
+        return Verdict(Decision.REVIEW, ErrorCode.MATCHES_OTHER_PENSIONER)
     if e.fused_match is not None and e.fused_threshold is not None:
         if e.fused_match < e.fused_threshold:
             return Verdict(Decision.REVIEW, ErrorCode.LOW_MATCH)
     elif e.own_match < e.threshold:
         return Verdict(Decision.REVIEW, ErrorCode.LOW_MATCH)
     return Verdict(Decision.CONFIRMED, None)
+
+
+def match_evidence(fusion: dict[str, Any] | None, hits: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The 1:1 and 1:N fields of :class:`Evidence` from the primary engine's 1:N ``hits`` and the
+    fused result (``FusedMatch.as_dict()``, None when fusion is off or the pensioner has no
+    second-model template): with fusion, others are judged by their fused scores, and by their
+    primary score only when they lack a second-model template."""
+    if fusion is None:
+        return {"other_matches": [h["score"] for h in hits]}
+    return {"fused_match": fusion["score"], "fused_threshold": fusion["threshold"],
+            "other_matches": list(fusion.get("other_primary", [])),
+            "fused_other_matches": list(fusion.get("other_fused", []))}
 
 
 def escalate(decision: str, reason: str | None, retries_before: int, max_retries: int) -> tuple[str, str | None]:

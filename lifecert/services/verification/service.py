@@ -171,12 +171,14 @@ class VerificationService:
 
     def fused_evidence(
         self, db: Session, pensioner_id: int, own: float, faces: list[tuple[Any, Any]], weights: NDArray[np.float32],
-        *, with_refresh: bool = False,
+        *, with_refresh: bool = False, probe: NDArray[np.float32] | None = None,
     ) -> dict[str, Any] | None:
-        """The fused 1:1 score of the best faces (None: fusion off or no template of the second model)."""
+        """The fused 1:1 score of the best faces (None: fusion off or no template of the second model);
+        with ``probe`` (the primary engine's fused probe) also the fused 1:N scores of others."""
         if self.fusion is None or not faces:
             return None
-        m = self.fusion.one_to_one(db, pensioner_id, own, faces, weights, with_refresh=with_refresh)
+        m = self.fusion.one_to_one(db, pensioner_id, own, faces, weights, with_refresh=with_refresh,
+                                   primary_probe=probe)
         return None if m is None else m.as_dict()
 
     def pad_verdict(self, scores: list[float]) -> dict[str, Any] | None:
@@ -479,7 +481,8 @@ class VerificationService:
             "model_key": self.ctx.model.key,
             "one_to_n": hits,
         }
-        fz = self.fused_evidence(db, p.id, own, faces[:nb], w, with_refresh=thr != self.ctx.model.threshold("verify"))
+        fz = self.fused_evidence(db, p.id, own, faces[:nb], w, with_refresh=thr != self.ctx.model.threshold("verify"),
+                                 probe=fused)
         if fz is not None:
             scores["fusion"] = fz
         verdict = rules.decide(
@@ -487,11 +490,9 @@ class VerificationService:
                 threshold=thr,
                 own_match=own,
                 one_person_min=one_person_min,
-                other_matches=[h["score"] for h in hits],
+                **rules.match_evidence(fz, hits),
                 flat=live.flat.decided and live.flat.flat,
                 challenges_passed=live.all_challenges_passed,
-                fused_match=None if fz is None else fz["score"],
-                fused_threshold=None if fz is None else fz["threshold"],
                 pad_spoof=bool(pad and pad["spoof"]),
             )
         )
