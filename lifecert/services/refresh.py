@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from lifecert.domain.errors import ErrorCode, LifecertError, NotFound
 from lifecert.domain.refresh import RefreshEvidence, refresh_refusal, refresh_to_retire
+from lifecert.engine.fusion import fusion_spec
 from lifecert.engine.manifest import ModelInfo
 from lifecert.engine.pipeline import process_face
 from lifecert.services import audit
@@ -72,9 +73,17 @@ def consider_session(
 ) -> FaceTemplate | None:
     """Add a refresh template from ``vs`` when the rules allow it; None (audited with the reason
     when the session was CONFIRMED) otherwise. Runs in the caller's transaction."""
+    return consider_with_reason(ctx, db, vs, pensioner, actor=actor, approved_by=approved_by)[0]
+
+
+def consider_with_reason(
+    ctx: AppContext, db: Session, vs: VerificationSession, pensioner: Pensioner, *, actor: str = "system",
+    approved_by: str | None = None,
+) -> tuple[FaceTemplate | None, str]:
+    """:func:`consider_session` that also says why not (``refresh_off``, a rule's refusal, ...)."""
     cfg = ctx.settings.refresh
     if not cfg.enabled:
-        return None
+        return None, "refresh_off"
     ev = evidence_of(vs, approved=approved_by is not None)
     refusal = refresh_refusal(ev, cfg.min_margin)
     if refusal is None and vs.model_key and vs.model_key != ctx.model.key:
@@ -82,12 +91,12 @@ def consider_session(
     if refusal is None:
         tpl, refusal = _add_from_frames(ctx, db, vs, pensioner, ev, approved_by)
         if tpl is not None:
-            return tpl
+            return tpl, ""
     if vs.decision == Decision.CONFIRMED or approved_by is not None:
         audit.record(db, actor=approved_by or actor, role="caseworker" if approved_by else "system",
                      action="template.refresh_skipped", object_type="verification_session", object_id=vs.id,
                      detail={"pensioner_id": pensioner.id, "reason": refusal})
-    return None
+    return None, str(refusal)
 
 
 def _add_from_frames(
@@ -135,13 +144,34 @@ def _add_from_frames(
             "frame_sha256": sha,
             "profile": st.embedding.enroll_profile,
         }
+        second = _add_second(ctx, db, p, out, tpl)
         db.flush()
         audit.record(db, actor=approved_by or "system", role="caseworker" if approved_by else "system",
                      action="template.refresh_added", object_type="face_template", object_id=tpl.id,
                      detail={"pensioner_id": p.id, "session_id": vs.id, "retired": sorted(retire_ids),
-                             "expires_at": tpl.expires_at.isoformat()})
+                             "expires_at": tpl.expires_at.isoformat(),
+                             "second_model_template": None if second is None else second.id})
         return tpl, ""
     return None, last
+
+
+def _add_second(ctx: AppContext, db: Session, p: Pensioner, out: Any, tpl: FaceTemplate) -> FaceTemplate | None:
+    """With fusion on, the same frame as a refresh template of the second model too (same face,
+    provenance and expiry; the second model's refresh templates retire with the primary's)."""
+    second = ctx.second_embedder()
+    spec = fusion_spec(ctx.settings)
+    if second is None or spec is None or out.image is None or out.face is None:
+        return None
+    emb = second.engine.embed_faces([(out.image, out.face)], second.profile)[0]
+    keep = {t.photo_sha256 for t in _active_refresh(db, p.id, ctx.model.key)}  # after the primary's retirements
+    for t in _active_refresh(db, p.id, spec.second_key):
+        if t.photo_sha256 not in keep:
+            retire_template(t)
+    t2 = add_template(ctx, db, p, emb, photo_sha256=tpl.photo_sha256, quality=tpl.quality, kind=TemplateKind.REFRESH,
+                      model_key=spec.second_key, engine=spec.second, profile=second.profile)
+    t2.source_session_id, t2.expires_at = tpl.source_session_id, tpl.expires_at
+    t2.provenance = dict(tpl.provenance or {}) | {"profile": second.profile, "primary_template_id": tpl.id}
+    return t2
 
 
 def _active_refresh(db: Session, pensioner_id: int, model_key: str) -> list[FaceTemplate]:
@@ -174,14 +204,29 @@ def revoke(ctx: AppContext, template_id: int, *, actor: str, reason: str = "") -
         t = db.get(FaceTemplate, template_id)
         if t is None or t.kind != TemplateKind.REFRESH:
             raise NotFound("no refresh template with this id")
-        if t.revoked_at is not None:
-            return
-        retire_template(t)
-        t.revoked_at = utcnow()
-        audit.record(db, actor=actor, role="caseworker", action="template.refresh_revoked",
-                     object_type="face_template", object_id=t.id,
-                     detail={"pensioner_id": t.pensioner_id, "session_id": t.source_session_id,
-                             "reason": reason[:200]})
+        revoke_in(db, t, actor=actor, reason=reason)
+
+
+def revoke_in(db: Session, t: FaceTemplate, *, actor: str, role: str = "caseworker", reason: str = "",
+              client_addr: str = "") -> list[int]:
+    """Revoke refresh template ``t`` and the same frame's template of any other model, in the
+    caller's transaction (audited). Returns the ids revoked now (none when already revoked)."""
+    if t.revoked_at is not None:
+        return []
+    now = utcnow()
+    same = db.scalars(select(FaceTemplate).where(
+        FaceTemplate.pensioner_id == t.pensioner_id, FaceTemplate.photo_sha256 == t.photo_sha256,
+        FaceTemplate.kind == TemplateKind.REFRESH, FaceTemplate.revoked_at.is_(None)))
+    ids = []
+    for x in {t, *same}:
+        retire_template(x)
+        x.revoked_at = now
+        ids.append(x.id)
+    audit.record(db, actor=actor, role=role, action="template.refresh_revoked", object_type="face_template",
+                 object_id=t.id, client_addr=client_addr,
+                 detail={"pensioner_id": t.pensioner_id, "session_id": t.source_session_id, "reason": reason[:200],
+                         "templates": sorted(ids)})
+    return sorted(ids)
 
 
 def expire_due(ctx: AppContext, *, now: Any = None) -> int:

@@ -278,6 +278,32 @@ def not_duplicate(ctx: Ctx, session: DbSession, who: CaseStaff, client: ClientAd
                    lambda: review.not_duplicate(ctx, session, case_id, who, note=note, client_addr=client))
 
 
+@router.post("/cases/{case_id}/use-as-template")
+async def use_as_template(ctx: Ctx, session: DbSession, who: Caseworker, client: ClientAddr, case_id: DbId,
+                          pool: Pool) -> Response:
+    # The best frame runs through the face pipeline (seconds of CPU): the inference pool, not the loop.
+    return await pool.run(_use_as_template, ctx, session, who, client, case_id)
+
+
+def _use_as_template(ctx: Ctx, session: DbSession, who: Principal, client: str, case_id: int) -> Response:
+    refused: list[str] = []
+
+    def work() -> None:
+        tpl, why = review.use_as_template(ctx, session, case_id, who, client_addr=client)
+        if tpl is None:
+            refused.append(why)  # audited and committed; the case page says why
+
+    back = _decide(session, case_id, work)
+    return _back(case_id, "BAD_REQUEST") if refused else back
+
+
+@router.post("/cases/{case_id}/templates/{template_id}/revoke")
+def revoke_template(session: DbSession, who: Caseworker, client: ClientAddr, case_id: DbId, template_id: DbId,
+                    reason: Annotated[str, Form()] = "") -> Response:
+    return _decide(session, case_id, lambda: review.revoke_template(session, case_id, template_id, who, reason,
+                                                                    client_addr=client))
+
+
 @router.get("/visits", response_class=HTMLResponse)
 def visits(request: Request, session: DbSession, who: Caseworker, client: ClientAddr, region: str | None = None,
            status: str = "open") -> Response:

@@ -202,6 +202,21 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "users_err_CONFLICT": ("用户名已存在，或不能停用最后一个管理员",
                            "Username taken, or the last administrator cannot be disabled"),
     "users_err_NOT_FOUND": ("没有该用户", "No such user"),
+    # template refresh on the case page (lifecert/services/review/refresh_templates.py)
+    "refresh_templates": ("更新模板（认证自拍）", "Refresh templates (verified selfies)"),
+    "use_as_template": ("将本次认证的最佳帧用作模板", "Use this session's best frame as a template"),
+    "use_as_template_hint": ("仅在确认画面中是本人后使用；每次操作均记录审计。",
+                             "Only when you are sure the frames show the pensioner; audited."),
+    "refresh_refused": ("上次“用作模板”被拒绝", "Last \"use as template\" was refused"),
+    "revoke": ("撤销", "Revoke"),
+    "revoke_reason": ("撤销原因（必填）", "Reason for revoking (required)"),
+    "no_refresh_templates": ("暂无更新模板", "No refresh templates"),
+    "model": ("模型", "Model"),
+    "expires": ("到期", "Expires"),
+    "approved_by": ("批准人", "Approved by"),
+    "rt_active": ("有效", "active"),
+    "rt_revoked": ("已撤销", "revoked"),
+    "rt_retired": ("已停用", "retired"),
 }
 
 

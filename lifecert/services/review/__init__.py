@@ -6,7 +6,8 @@
 - :mod:`.view` — one case for the case page (what opened it, photos, scores, history);
 - :mod:`.decisions` — assign, approve, reject, home visit, suspected fraud, unfounded, notes;
 - :mod:`.enrollment_fixes` — fix photo, confirm duplicate, not a duplicate;
-- :mod:`.visits` — home-visit tasks.
+- :mod:`.visits` — home-visit tasks;
+- :mod:`.refresh_templates` — "use as template" on a verification case, revoking a refresh template.
 
 Other services open cases through :func:`lifecert.services.cases.open_case` with a typed payload
 (:mod:`lifecert.domain.cases`); the case view reads the same type back, and each case type allows
@@ -43,6 +44,12 @@ from lifecert.services.review.queue import (
     list_queue,
     neighbours,
 )
+from lifecert.services.review.refresh_templates import (
+    RefreshTemplateView,
+    refresh_templates_of,
+    revoke_template,
+    use_as_template,
+)
 from lifecert.services.review.view import (
     CaseView,
     ConfirmationView,
@@ -57,8 +64,9 @@ from lifecert.storage.models import ReviewCase
 
 __all__ = [
     "DEFAULT_KIND_ROLES", "KIND_ROLES", "CaseStatus", "CaseView", "ConfirmationView", "Decision", "ExtractView", "Hit",
-    "QueueFilter", "QueuePage", "QueueRow", "ReviewCase", "add_note", "approve", "assign_to_me", "assignable_staff",
-    "case_photo_shas", "case_view", "close_unfounded", "confirm_duplicate", "fix_photo", "get_case", "in_scope",
-    "kinds_for", "list_queue", "list_visits", "mark_suspected_fraud", "neighbours", "not_duplicate",
-    "read_case_photo", "region_scope", "reject", "request_home_visit",
+    "QueueFilter", "QueuePage", "QueueRow", "RefreshTemplateView", "ReviewCase", "add_note", "approve", "assign_to_me",
+    "assignable_staff", "case_photo_shas", "case_view", "close_unfounded", "confirm_duplicate", "fix_photo", "get_case",
+    "in_scope", "kinds_for", "list_queue", "list_visits", "mark_suspected_fraud", "neighbours", "not_duplicate",
+    "read_case_photo", "refresh_templates_of", "region_scope", "reject", "request_home_visit", "revoke_template",
+    "use_as_template",
 ]

@@ -3,7 +3,7 @@ is audited; photos are served only when they belong to the case."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -33,12 +33,14 @@ from lifecert.domain.idnumber import mask_id_number
 from lifecert.services import audit
 from lifecert.services.context import AppContext
 from lifecert.services.review.access import CaseStatus, get_case
+from lifecert.services.review.refresh_templates import RefreshTemplateView, last_refusal, refresh_templates_of
 from lifecert.services.staff import Principal
 from lifecert.storage.models import (
     EnrollmentItem,
     FaceTemplate,
     Pensioner,
     ReviewCase,
+    ReviewKind,
     StaffUser,
     SurvivalConfirmation,
     TemplateKind,
@@ -103,6 +105,11 @@ class CaseView:
     notes: list[tuple[str, datetime, str]]
     confirmations: list[ConfirmationView]
     visits: list[HomeVisitTask]
+    # template refresh (lifecert/services/review/refresh_templates.py): the pensioner's refresh
+    # templates, whether this case may offer "use as template", why its last attempt was refused
+    refresh_templates: list[RefreshTemplateView] = field(default_factory=list)
+    can_use_as_template: bool = False
+    refresh_refused: str | None = None
 
     @property
     def closed(self) -> bool:
@@ -208,6 +215,10 @@ def case_view(ctx: AppContext, session: Session, case_id: int, who: Principal, *
         hits=hits, duplicate_of=duplicate_of, extracts=_extracts(session, payload),
         assignee=users.get(case.assignee_id or 0), decided_by=users.get(case.decided_by or 0),
         notes=notes, confirmations=confs, visits=visits,
+        refresh_templates=refresh_templates_of(session, p.id) if p else [],
+        can_use_as_template=bool(p and case.kind == ReviewKind.VERIFICATION and case.verification_session_id
+                                 and (case.status != CaseStatus.CLOSED or case.decision == Decision.APPROVED)),
+        refresh_refused=last_refusal(session, case.id),
     )
     audit.record(session, actor=who.username, role=who.role, action="case.view", object_type="review_case",
                  object_id=case.id, client_addr=client_addr,

@@ -1,0 +1,161 @@
+"""The case page's template-refresh buttons through the real console (login, CSRF, roles):
+"use as template" on a verification review case turns the session's real frame into a refresh
+template; a spoofed session is refused with the reason shown and audited; "revoke" takes a refresh
+template back. Sessions are stored rows with real video frames (the paced flow is tested elsewhere)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from numpy.typing import NDArray
+from sqlalchemy import select
+
+from lifecert.domain.cases import VerificationReview
+from lifecert.engine.base import FaceEngine
+from lifecert.services import cases
+from lifecert.services.context import AppContext
+from lifecert.storage.models import AuditEvent, FaceTemplate, Pensioner, TemplateKind
+from lifecert.storage.models_verification import Decision
+from server.app import create_app
+from tests.conftest import make_settings
+from tests.integration.console_support import login, make_user
+from tests.integration.test_template_refresh import _stored_session
+from tests.integration.verification_support import TEMPLATE_FRAME, enroll
+
+
+@pytest.fixture
+def vctx(tmp_path: Path, face_engine: FaceEngine) -> Iterator[AppContext]:
+    c = AppContext(make_settings(tmp_path, inference_threads=1))
+    c.set_engine(face_engine)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def client(vctx: AppContext) -> Iterator[TestClient]:
+    with TestClient(create_app(vctx.settings, vctx)) as c:
+        yield c
+
+
+def _review_case(ctx: AppContext, p: Pensioner, sid: str, match: float) -> int:
+    with ctx.db.session() as s:
+        person = s.get(Pensioner, p.id)
+        payload = VerificationReview(session_id=sid, reason="LOW_MATCH", match=match,
+                                     threshold=ctx.model.threshold("verify"))
+        return cases.open_case(s, payload, reason="LOW_MATCH", pensioner=person, verification_session_id=sid).id
+
+
+def _refresh(ctx: AppContext, pid: int) -> list[FaceTemplate]:
+    with ctx.db.session() as s:
+        rows = list(s.scalars(select(FaceTemplate).where(FaceTemplate.pensioner_id == pid,
+                                                         FaceTemplate.kind == TemplateKind.REFRESH)))
+        for r in rows:
+            s.expunge(r)
+        return rows
+
+
+def _actions(ctx: AppContext, prefix: str) -> list[AuditEvent]:
+    with ctx.db.session() as s:
+        rows = list(s.scalars(select(AuditEvent).where(AuditEvent.action.startswith(prefix)).order_by(AuditEvent.id)))
+        for r in rows:
+            s.expunge(r)
+        return rows
+
+
+def test_given_a_review_case_when_caseworker_uses_it_as_template_then_refresh_template_and_revocable(
+    vctx: AppContext, client: TestClient, video: list[NDArray[np.uint8]]
+) -> None:
+    make_user(vctx, "li", "caseworker")
+    p = enroll(vctx, video[TEMPLATE_FRAME], seq=31)
+    thr = vctx.model.threshold("verify")
+    sid = _stored_session(vctx, p, video[40], decision=Decision.REVIEW, match=thr + 0.05)
+    cid = _review_case(vctx, p, sid, thr + 0.05)
+    csrf = login(client, "li")
+
+    page = client.get(f"/console/cases/{cid}")
+    assert 'id="use-as-template"' in page.text and 'id="refresh-template-list"' not in page.text
+
+    no_csrf = client.post(f"/console/cases/{cid}/use-as-template", follow_redirects=False)
+    assert no_csrf.status_code == 403 and _refresh(vctx, p.id) == [], "the console's CSRF rule applies"
+
+    r = client.post(f"/console/cases/{cid}/use-as-template", data={"csrf_token": csrf}, follow_redirects=False)
+    assert r.status_code == 303 and "error" not in r.headers["location"], r.headers["location"]
+    (t,) = _refresh(vctx, p.id)
+    assert t.active and t.source_session_id == sid and t.provenance["approved_by"] == "li"
+    assert t.model_key == vctx.model.key and t.embedding_profile == vctx.settings.embedding.enroll_profile
+    case_events = [e for e in _actions(vctx, "case.use_as_template") if e.object_id == str(cid)]
+    assert [(e.actor, e.detail.get("template_id")) for e in case_events] == [("li", t.id)]
+    assert [e.object_id for e in _actions(vctx, "template.refresh_added")] == [str(t.id)]
+
+    page = client.get(f"/console/cases/{cid}")
+    assert f'id="rt-{t.id}"' in page.text and f'id="revoke-{t.id}"' in page.text
+
+    r = client.post(f"/console/cases/{cid}/templates/{t.id}/revoke", data={"csrf_token": csrf, "reason": ""},
+                    follow_redirects=False)
+    assert r.status_code == 303 and "error=BAD_REQUEST" in r.headers["location"], "a reason is required"
+    assert _refresh(vctx, p.id)[0].active
+
+    r = client.post(f"/console/cases/{cid}/templates/{t.id}/revoke",
+                    data={"csrf_token": csrf, "reason": "家属称照片为他人"}, follow_redirects=False)
+    assert r.status_code == 303 and "error" not in r.headers["location"]
+    (t2,) = _refresh(vctx, p.id)
+    assert not t2.active and t2.revoked_at is not None
+    revoked = _actions(vctx, "case.revoke_template")
+    assert [(e.actor, e.detail["template_ids"], e.detail["note"]) for e in revoked] == [
+        ("li", [t.id], "家属称照片为他人")]
+    assert [e.object_id for e in _actions(vctx, "template.refresh_revoked")] == [str(t.id)]
+    page = client.get(f"/console/cases/{cid}")
+    assert f'id="revoke-{t.id}"' not in page.text, "nothing left to revoke"
+
+
+def test_given_a_spoofed_session_when_used_as_template_then_refused_with_reason_shown_and_audited(
+    vctx: AppContext, client: TestClient, video: list[NDArray[np.uint8]]
+) -> None:
+    make_user(vctx, "zhao", "caseworker")
+    p = enroll(vctx, video[TEMPLATE_FRAME], seq=32)
+    thr = vctx.model.threshold("verify")
+    sid = _stored_session(vctx, p, video[46], decision=Decision.REVIEW, match=thr + 0.05, spoof=True)
+    cid = _review_case(vctx, p, sid, thr + 0.05)
+    csrf = login(client, "zhao")
+
+    r = client.post(f"/console/cases/{cid}/use-as-template", data={"csrf_token": csrf}, follow_redirects=False)
+
+    assert r.status_code == 303 and "error=BAD_REQUEST" in r.headers["location"]
+    assert _refresh(vctx, p.id) == []
+    (e,) = _actions(vctx, "case.use_as_template")
+    assert e.detail["refused"] == "presentation_attack" and e.actor == "zhao"
+    page = client.get(r.headers["location"])
+    assert 'id="refresh-refused"' in page.text and "presentation_attack" in page.text
+
+
+def test_given_other_roles_or_foreign_templates_when_refresh_buttons_used_then_refused(
+    vctx: AppContext, client: TestClient, video: list[NDArray[np.uint8]]
+) -> None:
+    make_user(vctx, "ops", "enrollment_staff")
+    make_user(vctx, "sun", "caseworker")
+    p = enroll(vctx, video[TEMPLATE_FRAME], seq=33)
+    other = enroll(vctx, video[TEMPLATE_FRAME + 3], seq=34)
+    thr = vctx.model.threshold("verify")
+    sid = _stored_session(vctx, p, video[40], decision=Decision.REVIEW, match=thr + 0.05)
+    cid = _review_case(vctx, p, sid, thr + 0.05)
+    osid = _stored_session(vctx, other, video[43], decision=Decision.REVIEW, match=thr + 0.05)
+    ocid = _review_case(vctx, other, osid, thr + 0.05)
+
+    csrf = login(client, "ops")
+    r = client.post(f"/console/cases/{cid}/use-as-template", data={"csrf_token": csrf}, follow_redirects=False)
+    assert r.status_code == 403 and _refresh(vctx, p.id) == []
+    client.post("/console/logout", data={"csrf_token": csrf})
+
+    csrf = login(client, "sun")
+    r = client.post(f"/console/cases/{ocid}/use-as-template", data={"csrf_token": csrf}, follow_redirects=False)
+    assert r.status_code == 303
+    (foreign,) = _refresh(vctx, other.id)
+    # revoking another pensioner's template through this case is NOT_FOUND and changes nothing
+    r = client.post(f"/console/cases/{cid}/templates/{foreign.id}/revoke",
+                    data={"csrf_token": csrf, "reason": "wrong case"}, follow_redirects=False)
+    assert r.status_code == 404
+    assert _refresh(vctx, other.id)[0].active
