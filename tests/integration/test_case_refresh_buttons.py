@@ -159,3 +159,35 @@ def test_given_other_roles_or_foreign_templates_when_refresh_buttons_used_then_r
                     data={"csrf_token": csrf, "reason": "wrong case"}, follow_redirects=False)
     assert r.status_code == 404
     assert _refresh(vctx, other.id)[0].active
+
+
+def test_given_fusion_installed_when_a_frame_becomes_a_template_then_both_models_get_it_and_revoke_takes_both(
+    tmp_path: Path, face_engine: FaceEngine, shared_models_dir: Path, video: list[NDArray[np.uint8]]
+) -> None:
+    from lifecert import cli_models
+    from lifecert.engine.fusion import fusion_spec
+    from lifecert.services import refresh
+
+    settings = make_settings(tmp_path, inference_threads=1)
+    for pack in ("edgeface", "yunet"):
+        cli_models.install_models(settings, shared_models_dir / pack, pack)
+    ctx = AppContext(settings)
+    ctx.set_engine(face_engine)
+    spec = fusion_spec(settings)
+    assert spec is not None
+    p = enroll(ctx, video[TEMPLATE_FRAME], seq=35)
+    thr = ctx.model.threshold("verify")
+    sid = _stored_session(ctx, p, video[40], decision=Decision.REVIEW, match=thr + 0.05)
+
+    t = refresh.approve_from_session(ctx, sid, actor="cw-qian")
+
+    rows = {r.model_key: r for r in _refresh(ctx, p.id)}
+    assert set(rows) == {ctx.model.key, spec.second_key}
+    twin = rows[spec.second_key]
+    assert (twin.photo_sha256, twin.source_session_id, twin.expires_at) == (t.photo_sha256, sid, t.expires_at)
+    assert twin.embedding_profile == "flip" and twin.provenance["primary_template_id"] == t.id
+    assert ctx.cipher.open_embedding(twin.embedding_enc, twin.aad()).shape == (512,)
+
+    refresh.revoke(ctx, t.id, actor="cw-qian", reason="test")
+    assert all(not r.active and r.revoked_at is not None for r in _refresh(ctx, p.id))
+    ctx.close()
