@@ -107,6 +107,26 @@ class LivenessSettings(BaseModel):
     allow_no_pad: bool = False
 
 
+class ExchangeSettings(BaseModel):
+    """Department exchange API (lifecert/services/exchange.py). A department signs each request
+    with its API key (HMAC-SHA256 over method, path, timestamp and the body's sha256) or presents
+    a client certificate: to uvicorn itself (``lifecert serve --ssl-ca-certs``) or to a reverse
+    proxy in ``trusted_proxies`` that verified it and forwards it in the headers named here."""
+
+    max_upload_bytes: int = Field(default=1 << 30, ge=1024)  # one extract; streamed to disk, never in memory
+    signature_window_s: int = Field(default=300, ge=30, le=3600)  # timestamp skew accepted (and replay memory)
+    proxy_verify_header: str = "x-ssl-client-verify"  # must say SUCCESS (nginx $ssl_client_verify)
+    proxy_subject_header: str = "x-ssl-client-s-dn"  # RFC 4514/2253 subject (nginx $ssl_client_s_dn)
+    proxy_cert_header: str = "x-ssl-client-cert"  # URL-escaped PEM (nginx $ssl_client_escaped_cert)
+
+
+class AssistedSettings(BaseModel):
+    """Assisted certification and home visits by community workers (lifecert/services/assisted.py)."""
+
+    max_per_worker_per_day: int = Field(default=20, ge=1, le=500)  # sessions a worker may start per local day
+    utc_offset_hours: int = Field(default=8, ge=-12, le=14)  # the agency's day (China Standard Time)
+
+
 RateLimitBackend = Literal["auto", "redis", "database", "memory"]
 BlobBackend = Literal["local", "database", "s3"]
 
@@ -177,6 +197,8 @@ class Settings(BaseSettings):
     blobs: BlobSettings = Field(default_factory=BlobSettings)
     log_format: Literal["text", "json"] = "text"  # json: one object per line with request ids (lifecert.services.logs)
     refresh: RefreshSettings = Field(default_factory=RefreshSettings)
+    exchange: ExchangeSettings = Field(default_factory=ExchangeSettings)
+    assisted: AssistedSettings = Field(default_factory=AssistedSettings)
 
     @field_validator("fixed_challenges")
     @classmethod

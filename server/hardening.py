@@ -20,6 +20,10 @@ DEFAULT_BODY_LIMIT = 256 * 1024  # the largest form (a tip-off, 2000 characters)
 FORM_OVERHEAD = 64 * 1024
 VERIFICATION_PREFIX = "/api/v1/sessions"
 _PHOTO_UPLOAD = re.compile(r"^/console/cases/[^/]+/enrollment/fix-photo$")
+# department extracts (API and console upload): streamed to disk, up to settings.exchange.max_upload_bytes
+EXTRACT_UPLOADS = ("/api/v1/exchange/extracts", "/console/imports/upload")
+# an on-site photo closing a home visit (console form or staff API)
+_VISIT_PHOTO = re.compile(r"^/(console|api/staff)/visits/[^/]+/close$")
 
 
 def body_limit(settings: Settings | None, path: str) -> int:
@@ -28,8 +32,10 @@ def body_limit(settings: Settings | None, path: str) -> int:
         return DEFAULT_BODY_LIMIT
     if path.startswith(VERIFICATION_PREFIX):
         return settings.verification.max_upload_bytes
-    if _PHOTO_UPLOAD.match(path):
+    if _PHOTO_UPLOAD.match(path) or _VISIT_PHOTO.match(path):
         return settings.images.max_bytes + FORM_OVERHEAD
+    if path in EXTRACT_UPLOADS:
+        return settings.exchange.max_upload_bytes + FORM_OVERHEAD
     return DEFAULT_BODY_LIMIT
 
 

@@ -26,7 +26,7 @@ from lifecert.storage.models_verification import VerificationChunk, Verification
 from lifecert.storage.photos import PhotoStore
 
 Progress = Callable[[str, int, int], None]  # (kind, re-sealed so far, examined so far)
-KINDS = ("templates", "photos", "session_frames", "paced_chunks")
+KINDS = ("templates", "photos", "session_frames", "paced_chunks", "exchange_keys")
 
 
 @dataclass
@@ -123,6 +123,13 @@ def rotate(ctx: AppContext, *, batch: int = 200, progress: Progress | None = Non
     # Paced-capture chunks sealed in the database.
     _reseal_rows(ctx, rep, tell, "paced_chunks", VerificationChunk, "frames_sealed",
                  lambda c: _chunk_aad(c.session_id, c.seq), batch, VerificationChunk.frames_sealed.is_not(None))
+
+    # Department API-key secrets of the exchange API.
+    from lifecert.services.exchange import sealed_secret_aad
+    from lifecert.storage.models_exchange import DepartmentCredential
+
+    _reseal_rows(ctx, rep, tell, "exchange_keys", DepartmentCredential, "secret_sealed",
+                 lambda c: sealed_secret_aad(c.key_id), batch, DepartmentCredential.secret_sealed.is_not(None))
     return rep
 
 
@@ -141,6 +148,12 @@ def status(ctx: AppContext, batch: int = 1000) -> dict[str, Counter[str]]:
                                    .execution_options(yield_per=batch)):
             if sealed is not None:
                 out["paced_chunks"][kid(sealed)] += 1
+        from lifecert.storage.models_exchange import DepartmentCredential
+
+        for key_blob in s.scalars(select(DepartmentCredential.secret_sealed)
+                                  .where(DepartmentCredential.secret_sealed.is_not(None))):
+            if key_blob is not None:
+                out["exchange_keys"][kid(key_blob)] += 1
         shas = list(s.scalars(select(Photo.sha256)))
         files = list(s.scalars(select(VerificationSession.frames_blob)
                                .where(VerificationSession.frames_blob.is_not(None))))

@@ -31,6 +31,7 @@ class Role(StrEnum):
     ENROLLMENT_STAFF = "enrollment_staff"
     CASEWORKER = "caseworker"
     AUDITOR = "auditor"
+    COMMUNITY_WORKER = "community_worker"  # assisted certification and home visits (issue 15)
 
 
 ROLES: tuple[Role, ...] = tuple(Role)

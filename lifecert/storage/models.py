@@ -182,6 +182,8 @@ class ConfirmationMethod:
     FACE_SELF_SERVICE = "face_self_service"
     CASEWORKER_REVIEW = "caseworker_review"
     DATA_COMPARISON = "data_comparison"
+    ASSISTED = "assisted"  # a community worker ran the liveness capture with the pensioner (issue 15)
+    HOME_VISIT = "home_visit"  # a community worker saw the pensioner at home, on-site photo matched
 
 
 class SurvivalConfirmation(Base):

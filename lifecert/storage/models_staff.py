@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lifecert.storage.db import Base
@@ -71,6 +71,7 @@ class CaseNote(Base):
 class HomeVisitStatus:
     OPEN = "open"
     DONE = "done"
+    REVIEW = "review"  # the on-site photo did not match: a caseworker decides
     CANCELLED = "cancelled"
 
 
@@ -91,3 +92,12 @@ class HomeVisitTask(Base):
     created_by: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"), default=None)
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column(TZDateTime(), default=None)
+    # closing on site (lifecert/services/visits.py): the community worker it is assigned to, the
+    # on-site photo (photo store), its match against the templates, and the confirmation it made
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"), default=None, index=True)
+    closed_by: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"), default=None)
+    result: Mapped[str] = mapped_column(String(32), default="")  # "" | CONFIRMED | NO_FACE | LOW_MATCH ...
+    photo_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    match_score: Mapped[float | None] = mapped_column(Float, default=None)
+    confirmation_id: Mapped[int | None] = mapped_column(ForeignKey("survival_confirmation.id"), default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

@@ -147,7 +147,8 @@ def switch_language(to: str, next: str | None = None) -> Response:
 
 @router.get("/", response_class=HTMLResponse)
 def home(who: CurrentStaff) -> Response:
-    target = {Role.AUDITOR: "/console/audit", Role.ADMIN: "/console/users"}.get(who.role, "/console/queue")
+    target = {Role.AUDITOR: "/console/audit", Role.ADMIN: "/console/users",
+              Role.COMMUNITY_WORKER: "/console/my-visits"}.get(who.role, "/console/queue")
     return RedirectResponse(target, status_code=303)
 
 

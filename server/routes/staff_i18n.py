@@ -219,6 +219,38 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "rt_retired": ("已停用", "retired"),
 }
 
+# community workers, home-visit closing, department extract uploads (issue 15, exchange)
+_STRINGS.update({
+    "my_visits": ("我的上门任务", "My home visits"),
+    "close_visit": ("现场拍照并结案", "Close with on-site photo"),
+    "onsite_photo": ("现场照片（本人正面）", "On-site photo (the pensioner, facing the camera)"),
+    "visit_note": ("核查情况（必填）", "What you saw (required)"),
+    "visit_result": ("上次结果", "Last result"),
+    "assign_to": ("指派给社区工作人员（用户名）", "Assign to community worker (username)"),
+    "assign": ("指派", "Assign"),
+    "assisted_mode": ("帮助他人认证", "Help someone certify"),
+    "assisted_report": ("协助认证统计（按工作人员，CSV）", "Assisted certifications per worker (CSV)"),
+    "imports": ("部门数据导入", "Department extracts"),
+    "upload_extract": ("上传部门数据文件", "Upload a department extract"),
+    "department": ("部门", "Department"),
+    "period": ("所属月份 (YYYY-MM)", "Month covered (YYYY-MM)"),
+    "extract_file": ("数据文件（CSV 或 XLSX）", "Extract file (CSV or XLSX)"),
+    "upload": ("上传并导入", "Upload and import"),
+    "received": ("接收时间", "Received"),
+    "rows": ("行数", "Rows"),
+    "valid": ("有效", "Valid"),
+    "rejected": ("拒绝", "Rejected"),
+    "matches": ("匹配", "Matched"),
+    "actor": ("提交者", "Submitted by"),
+    "visit_CONFIRMED": ("已确认生存，任务完成", "Survival confirmed, task done"),
+    "visit_NO_FACE": ("照片中未检测到人脸，请重拍", "No face in the photo: take it again"),
+    "visit_LOW_MATCH": ("照片与档案不符，已转人工审核", "The photo does not match: sent to review"),
+    "import_done": ("导入完成", "Import finished"),
+    "import_repeat": ("该文件已导入过，未作改动", "This file was imported before; nothing changed"),
+    "err_BAD_EXTRACT": ("数据文件无法读取", "The extract cannot be read"),
+    "err_BAD_MAPPING": ("文件列与该部门的映射不符", "The file's columns do not match the department's mapping"),
+})
+
 
 def known(key: str) -> bool:
     """Whether ``key`` has a text. Console banners show only known texts: a query parameter such as

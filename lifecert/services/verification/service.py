@@ -55,6 +55,7 @@ from lifecert.engine.liveness import FrameObs, LivenessParams, analyze_liveness
 from lifecert.engine.loader import load_engine
 from lifecert.engine.pad import PadModel, box_xyxy_to_xywh
 from lifecert.services import audit, refresh
+from lifecert.services.assisted import assisted_by
 from lifecert.services.cases import open_case, verification_review
 from lifecert.services.confirmations import record_confirmation
 from lifecert.services.context import AppContext
@@ -566,10 +567,11 @@ class VerificationService:
         vs.challenge_results = challenge_results
         vs.decided_at = utcnow()
         if decision == Decision.CONFIRMED:
+            helper = assisted_by(db, vs.id)  # a community worker ran this capture (issue 15): method `assisted`
             conf = record_confirmation(
                 db,
                 p,
-                ConfirmationMethod.FACE_SELF_SERVICE,
+                ConfirmationMethod.ASSISTED if helper else ConfirmationMethod.FACE_SELF_SERVICE,
                 date.today(),
                 f"verification_session:{vs.id}",
                 {
@@ -580,12 +582,16 @@ class VerificationService:
                     "challenges": [c["name"] for c in vs.challenge_results if c.get("passed")],
                     "one_person_min_similarity": a.scores.get("one_person_min_similarity"),
                     "best_frame_shas": shas,
-                },
+                }
+                | (helper.evidence() if helper else {}),
+                created_by=helper.worker_id if helper else None,
                 cycle_months=self.ctx.settings.confirmation_cycle_months,
             )
             vs.confirmation_id = conf.id
-            # Template refresh (models): the best frame may become a `refresh` template.
-            refresh.consider_session(self.ctx, db, vs, p)
+            # Template refresh (models): the best frame may become a `refresh` template. Not from an
+            # assisted session: the path fraud rings use must not move anyone's templates.
+            if helper is None:
+                refresh.consider_session(self.ctx, db, vs, p)
         elif decision == Decision.REVIEW:
             case = open_case(
                 db,

@@ -1,0 +1,102 @@
+"""``lifecert exchange ...``: department credentials for the exchange API, and its mutual-TLS listener."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    from lifecert.cli import friendly_errors
+
+    ex = typer.Typer(no_args_is_help=True, help="Department exchange API: API keys, client certificates, TLS listener")
+    app.add_typer(ex, name="exchange")
+
+    @ex.command("key-create")
+    @friendly_errors
+    def key_create(department: Annotated[str, typer.Argument(help="department code (its mapping file name)")]) -> None:
+        """A new API key for a department. The secret is printed ONCE; rotate = create, switch, revoke the old."""
+        from lifecert.services import audit, exchange
+        from lifecert.services.context import AppContext
+
+        with AppContext() as ctx, ctx.db.session() as s:
+            k = exchange.create_api_key(s, ctx.cipher, department, actor=audit.cli_actor())
+        typer.echo(f"key id: {k.key_id}\nsecret: {k.secret}\n(hand the secret to the department over a separate "
+                   "channel; it is not shown again)")
+
+    @ex.command("cert-add")
+    @friendly_errors
+    def cert_add(
+        department: Annotated[str, typer.Argument(help="department code")],
+        subject: Annotated[str | None, typer.Option(help="RFC 4514 subject, e.g. 'CN=police,O=...,C=CN'")] = None,
+        fingerprint: Annotated[str | None, typer.Option(help="sha256 of the DER certificate (hex)")] = None,
+        cert_file: Annotated[Path | None, typer.Option(help="the department's PEM certificate: map its fingerprint")]
+        = None,
+    ) -> None:
+        """Map a department's client certificate (mutual TLS) to the department."""
+        from lifecert.services import audit, exchange
+        from lifecert.services.context import AppContext
+
+        if cert_file is not None:
+            _, fingerprint = exchange.cert_identity(exchange.pem_to_der(cert_file.read_text()))
+        with AppContext() as ctx, ctx.db.session() as s:
+            c = exchange.add_certificate(s, department, subject=subject, fingerprint=fingerprint,
+                                         actor=audit.cli_actor())
+            typer.echo(f"{c.key_id}: {c.kind} {c.match} -> {department}")
+
+    @ex.command("revoke")
+    @friendly_errors
+    def revoke(key_id: Annotated[str, typer.Argument(help="xk_... or xc_... from 'list'")]) -> None:
+        """Revoke an API key or a certificate mapping (takes effect on the next request)."""
+        from lifecert.services import audit, exchange
+        from lifecert.services.context import AppContext
+
+        with AppContext() as ctx, ctx.db.session() as s:
+            c = exchange.revoke(s, key_id, actor=audit.cli_actor())
+            typer.echo(f"{c.key_id} of {c.department} revoked")
+
+    @ex.command("list")
+    @friendly_errors
+    def list_() -> None:
+        """Every department credential (secrets are never shown)."""
+        from lifecert.services import exchange
+        from lifecert.services.context import AppContext
+
+        with AppContext() as ctx, ctx.db.session() as s:
+            for c in exchange.list_credentials(s):
+                state = f"revoked {c.revoked_at:%Y-%m-%d}" if c.revoked_at else "active"
+                used = f"last used {c.last_used_at:%Y-%m-%d %H:%M}" if c.last_used_at else "never used"
+                typer.echo(f"{c.key_id}  {c.department:<28} {c.kind:<17} {state:<18} {used}  {c.match}")
+
+    @ex.command("serve")
+    @friendly_errors
+    def serve(
+        certfile: Annotated[Path, typer.Option(help="server certificate (PEM, with chain)")],
+        keyfile: Annotated[Path, typer.Option(help="server private key (PEM)")],
+        ca_certs: Annotated[Path, typer.Option(help="CA bundle that issues department client certificates")],
+        host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+        port: Annotated[int, typer.Option(help="TCP port")] = 8443,
+        require_client_cert: Annotated[bool, typer.Option(help="refuse the TLS handshake without a client "
+                                                          "certificate (off: API keys alone also work)")] = True,
+    ) -> None:
+        """The service over HTTPS with client-certificate verification (mutual TLS in uvicorn itself).
+        The certificate's subject or fingerprint must be mapped with 'cert-add'."""
+        import ssl
+
+        import uvicorn
+
+        from lifecert.domain.errors import ErrorCode, LifecertError
+        from server.app import create_app
+        from server.deps import configure_threads
+        from server.tls import TLSH11Protocol
+
+        if not os.environ.get("LIFECERT_ENV"):
+            raise LifecertError("set LIFECERT_ENV before serving; the service does not guess",
+                                code=ErrorCode.CONFIG_ERROR)
+        configure_threads(1)
+        uvicorn.run(create_app(), host=host, port=port, log_config=None, proxy_headers=False, http=TLSH11Protocol,
+                    ssl_certfile=str(certfile), ssl_keyfile=str(keyfile), ssl_ca_certs=str(ca_certs),
+                    ssl_cert_reqs=ssl.CERT_REQUIRED if require_client_cert else ssl.CERT_OPTIONAL)
