@@ -149,7 +149,8 @@ def test_given_api_key_when_signed_upload_then_imported_and_bad_stale_or_replaye
         r_stale = c.post(URL, content=body, headers=signed(key, body, now=datetime.now(UTC) - timedelta(minutes=10)))
         # another department's key may not deliver as this department
         r_other = c.post(URL, content=body, headers=signed(other_dept_key, body))
-        fresh = signed(key, body)
+        # `good` was spent by the tampered-body attempt (its signature verified; the body did not): sign anew
+        fresh = signed(key, body, now=datetime.now(UTC) + timedelta(seconds=2))
         r_ok = c.post(URL, content=body, headers=fresh)
         r_replay = c.post(URL, content=body, headers=fresh)
         r_receipt_headers = signed(key, b"", url=f"/api/v1/exchange/extracts/{r_ok.json().get('import_id', 0)}",
