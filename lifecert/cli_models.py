@@ -55,9 +55,19 @@ def install_models(settings: Settings, source: Path, name: str | None = None) ->
     return install_pack(source, settings.resolved_models_dir, name, manifest_path=settings.manifest_path)
 
 
-def pull_models(settings: Settings, name: str, url: str | None = None) -> dict[str, Any]:
-    from lifecert.engine.packs import pull_pack
+def pull_models(settings: Settings, name: str, url: str | None = None,
+                upstream_base: str | None = None) -> dict[str, Any]:
+    """Pull pack ``name``: its archive (``url`` or the default), each pinned file, or, for packs built
+    here from pinned upstream originals (minifasnet), those originals from upstream or the mirror
+    folder ``upstream_base``, converted (lifecert.engine.pack_convert)."""
+    from lifecert.engine.packs import default_pack_url, pack_spec, pull_pack
 
+    spec = pack_spec(name, settings.manifest_path)
+    if url is None and (upstream_base is not None or (spec.convertible and default_pack_url(spec) is None)):
+        from lifecert.engine.pack_convert import pull_converted
+
+        return pull_converted(spec, settings.resolved_models_dir, base=upstream_base,
+                              manifest_path=settings.manifest_path)
     return pull_pack(name, settings.resolved_models_dir, url=url, manifest_path=settings.manifest_path)
 
 
@@ -108,9 +118,13 @@ def register(app: typer.Typer) -> None:
     def pull_cmd(
         name: Annotated[str, typer.Argument(help="Pack name, e.g. buffalo_l")],
         url: Annotated[str | None, typer.Option(help="Mirror URL of NAME.zip (default: insightface's)")] = None,
+        upstream_base: Annotated[str | None, typer.Option(
+            help="Mirror folder URL serving the upstream originals of a converted pack (e.g. minifasnet's .pth)",
+        )] = None,
     ) -> None:
-        """Download a pack (its archive, or each pinned file) and install it (needs internet)."""
-        _print_record(pull_models(_settings(), name, url))
+        """Download a pack (its archive, each pinned file, or the pinned upstream originals it is
+        converted from) and install it (needs internet or a mirror)."""
+        _print_record(pull_models(_settings(), name, url, upstream_base))
 
     @models_app.command("install")
     @friendly_errors

@@ -84,6 +84,22 @@ class PackFile:
     input_std: float | None = None
     url: str | None = None
     embedding_size: int | None = None
+    # Files built on this machine from an upstream original (lifecert.engine.pack_convert): where
+    # the original is, its pinned sha256, the network it holds, and the sha256 of the conversion.
+    upstream_url: str | None = None
+    upstream_name: str | None = None
+    upstream_sha256: str | None = None
+    architecture: str | None = None
+    converted_sha256: str | None = None
+
+    @property
+    def pins(self) -> tuple[str, ...]:
+        """Every sha256 this file may have: the distributed file's and the local conversion's."""
+        return tuple(p for p in (self.sha256, self.converted_sha256) if p)
+
+    @property
+    def convertible(self) -> bool:
+        return bool(self.upstream_url and self.upstream_name and self.upstream_sha256 and self.architecture)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +131,13 @@ class PackSpec:
 
     @property
     def downloadable(self) -> bool:
-        return bool(self.url) or any(f.url for f in self.files) or self.engine == "insightface"
+        return (bool(self.url) or any(f.url for f in self.files) or self.engine == "insightface"
+                or self.convertible)
+
+    @property
+    def convertible(self) -> bool:
+        """Every required file can be built here from a pinned upstream original."""
+        return all(f.convertible for f in self.required_files)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,8 +216,11 @@ def pack_spec(name: str, manifest_path: Path | None = None) -> PackSpec:
         for fname, f in raw.get("files", {}).items():
             size = f.get("input_size", [0, 0])
             pin = str(f["sha256"]).lower() if f.get("sha256") else None
-            if pin is not None and not _SHA256.match(pin):
-                raise ValueError(f"sha256 of {fname} is not 64 hex digits")
+            up_pin = str(f["upstream_sha256"]).lower() if f.get("upstream_sha256") else None
+            conv_pin = str(f["converted_sha256"]).lower() if f.get("converted_sha256") else None
+            for what, v in (("sha256", pin), ("upstream_sha256", up_pin), ("converted_sha256", conv_pin)):
+                if v is not None and not _SHA256.match(v):
+                    raise ValueError(f"{what} of {fname} is not 64 hex digits")
             files.append(PackFile(
                 name=check_file_name(fname),
                 role=str(f["role"]),
@@ -206,6 +231,11 @@ def pack_spec(name: str, manifest_path: Path | None = None) -> PackSpec:
                 input_std=_opt_float(f, "input_std"),
                 url=str(f["url"]) if f.get("url") else None,
                 embedding_size=int(f["embedding_size"]) if "embedding_size" in f else None,
+                upstream_url=str(f["upstream_url"]) if f.get("upstream_url") else None,
+                upstream_name=check_file_name(str(f["upstream"])) if f.get("upstream") else None,
+                upstream_sha256=up_pin,
+                architecture=str(f["architecture"]) if f.get("architecture") else None,
+                converted_sha256=conv_pin,
             ))
         th = {
             k: Threshold(similarity=float(t["similarity"]), far=t.get("far"), dataset=t.get("dataset"),
@@ -294,15 +324,18 @@ def check_pack(models_dir: Path, spec: PackSpec) -> list[FileCheck]:
             out.append(FileCheck(fname, role, "missing", actual, f"not recorded in {PACK_RECORD}"))
         elif actual != recorded:
             out.append(FileCheck(fname, role, "changed", actual, f"sha256 {actual[:12]}… != recorded {recorded[:12]}…"))
-        elif pf is not None and pf.sha256 and actual != pf.sha256:
+        elif pf is not None and pf.pins and actual not in pf.pins:
             out.append(FileCheck(fname, role, "changed", actual,
-                                 f"sha256 {actual[:12]}… != manifest {pf.sha256[:12]}…"))
+                                 f"sha256 {actual[:12]}… != manifest {pf.pins[0][:12]}…"))
         else:
             out.append(FileCheck(fname, role, "ok", actual))
     return out
 
 
 def install_hint_for(spec: PackSpec) -> str:
+    if spec.convertible and not spec.url:
+        return (f"run `lifecert models pull {spec.name}` (downloads the pinned upstream originals and converts them) "
+                f"or, offline, `lifecert models install {spec.name} --from DIR` (DIR holds the pack's files)")
     if spec.engine != "insightface" and not spec.downloadable:
         return f"run `lifecert models install {spec.name} --from DIR` (DIR holds the pack's files)"
     return f"run `lifecert models pull {spec.name}` or, offline, `lifecert models install --from {spec.name}.zip`"
@@ -467,9 +500,9 @@ def _commit(
         raise ModelError(f"{shown} is not a complete '{spec.name}' pack: missing {', '.join(missing)}",
                          code=ErrorCode.MODEL_MISSING)
     for f in spec.files:
-        if f.sha256 and f.name in files and files[f.name]["sha256"] != f.sha256:
+        if f.pins and f.name in files and files[f.name]["sha256"] not in f.pins:
             raise ModelError(
-                f"{f.name} in {shown} has sha256 {files[f.name]['sha256'][:12]}…, the manifest pins {f.sha256[:12]}…",
+                f"{f.name} in {shown} has sha256 {files[f.name]['sha256'][:12]}…, the manifest pins {f.pins[0][:12]}…",
                 code=ErrorCode.MODEL_MISSING,
             )
     record = {
@@ -553,7 +586,10 @@ def pull_pack(
 
     Archive packs (``url`` or insightface's zoo) download one zip; per-file packs download
     each file's ``url``, and every such file must have a pinned sha256 in the manifest
-    (an unpinned download is refused). Without network: one clear MODEL_MISSING."""
+    (an unpinned download is refused). Convertible packs (every file has a pinned
+    ``upstream_url`` and an ``architecture``) are pulled by
+    :func:`lifecert.engine.pack_convert.pull_converted` instead (``lifecert models pull``
+    chooses). Without network: one clear MODEL_MISSING."""
     spec = pack_spec(name, manifest_path)  # refuse unknown packs before any network traffic
     models_dir = Path(models_dir)
     archive = url or default_pack_url(spec)
