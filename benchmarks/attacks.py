@@ -5,7 +5,8 @@ Everything is made from ../shared/faces with OpenCV and numpy; nothing is downlo
 
 * **Camera** (:class:`Camera`, applied to EVERY frame, genuine or attack): 3:4 portrait frame
   (480x640 by default), a slight defocus blur, Gaussian sensor noise, JPEG at quality 85 (what
-  the page uploads).
+  the page uploads); :meth:`Camera.random` draws defocus, noise, JPEG quality and exposure
+  per session (a different phone and room light).
 * **Background** (:func:`background`): a procedural room — a vertical wall gradient, a door or
   window as a light rectangle with straight edges (so genuine frames have straight lines too,
   and the bezel cue cannot just find "any rectangle"), a few blurred blobs.
@@ -68,10 +69,19 @@ class Camera:
     blur_sigma: float = 0.7
     noise_sigma: float = 2.5
     jpeg_quality: int = 85
+    gain: float = 1.0  # exposure: < 1 is a dim room (the noise stays, so the picture gets noisier)
+
+    @classmethod
+    def random(cls, rng: np.random.Generator) -> Camera:
+        """A different phone and room light per session: defocus 0.4-1.2 px, noise 1.5-4.5 grey
+        levels, JPEG 70-92, exposure 0.6-1.15 (elderly users often sit in dim rooms)."""
+        return cls(rng, blur_sigma=float(rng.uniform(0.4, 1.2)), noise_sigma=float(rng.uniform(1.5, 4.5)),
+                   jpeg_quality=int(rng.integers(70, 93)), gain=float(rng.uniform(0.6, 1.15)))
 
     def shoot(self, scene: Image) -> Image:
         img = cv2.GaussianBlur(scene, (0, 0), self.blur_sigma) if self.blur_sigma > 0 else scene
-        noisy = img.astype(np.float32) + self.rng.normal(0.0, self.noise_sigma, img.shape).astype(np.float32)
+        noisy = img.astype(np.float32) * np.float32(self.gain)
+        noisy += self.rng.normal(0.0, self.noise_sigma, img.shape).astype(np.float32)
         img = np.clip(noisy, 0, 255).astype(np.uint8)
         ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
         if not ok:  # pragma: no cover - OpenCV always encodes a uint8 image
@@ -452,6 +462,15 @@ def still_on_screen(photo: Image, rng: np.random.Generator, n: int, size: tuple[
     return [cam.shoot(phone.render(photo)) for _ in range(n)]
 
 
-def genuine_frame(src: Image, size: tuple[int, int] = CAMERA) -> Image:
-    """A genuine clip frame as a portrait camera frame: centre-cropped to 3:4 and scaled."""
+def genuine_frame(src: Image, size: tuple[int, int] = CAMERA, zoom: float = 1.0,
+                  shift: tuple[float, float] = (0.0, 0.0)) -> Image:
+    """A genuine clip frame as a portrait camera frame: centre-cropped to 3:4 and scaled.
+    ``zoom`` >= 1 crops the central 1/zoom of the frame first (the phone held closer), moved by
+    ``shift`` (fractions of the frame, clipped so the crop stays inside)."""
+    if zoom > 1.0:
+        h, w = src.shape[:2]
+        cw, ch = round(w / zoom), round(h / zoom)
+        x0 = int(np.clip((w - cw) / 2 + shift[0] * w, 0, w - cw))
+        y0 = int(np.clip((h - ch) / 2 + shift[1] * h, 0, h - ch))
+        src = src[y0 : y0 + ch, x0 : x0 + cw]
     return fit_cover(src, size)

@@ -1,8 +1,9 @@
 """Presentation-attack detection (PAD) evaluation: active checks alone, MiniFASNet PAD alone, both.
 
-    python benchmarks/pad_eval.py [--faces ../shared/faces] [--sessions 6] [--write-manifest]
+    nice -n 10 python benchmarks/pad_eval.py --per-type 200 --workers 2 --budget-min 60
+    python benchmarks/pad_eval.py --summarize-only          # tables from the cache, no scoring
 
-Every sequence is a list of FULL camera frames (480x640 portrait unless the source says
+Every session is a list of FULL camera frames (480x640 portrait unless the source says
 otherwise) with timestamps. Frames go through the production path: dlib detect + 68
 landmarks per frame → lifecert.engine.liveness.analyze_liveness (still / flat-photo / track /
 multi-face and the drawn challenges) and lifecert.engine.pad (MiniFASNet on the full frame
@@ -10,37 +11,54 @@ with the detector's box, fused per session). How the attack and genuine frames w
 in benchmarks/attacks.py (synthetic: screen, paper, head-turn warps) — read it before quoting
 a number.
 
-Sequence types (``kind``; attacks first):
+Session types (``kind``; attacks first). Every synthetic session is DISTINCT: its own seed
+draws the source (photo / clip start), the phone or paper (size, tilt, curl, glare, sub-pixel
+pitch, bezel grey, tremor), the room (background), the camera (defocus, noise, JPEG quality,
+exposure: attacks.Camera.random), the challenges and the reaction delay.
 
-* ``print`` — synthetic hand-held print: a NUAA real frame of each subject, or a photo from
-  photos/, printed on curled paper with white margins, tilted back and forth, in front of a
-  background (attacks.PaperPrint); the drawn challenges are prompted but paper cannot act.
-* ``print_nuaa`` — REAL prints: NUAA attack_print sessions (printed photos held to a camera),
-  each crop made into a full frame by stretching its own border (attacks.place_crop).
-* ``replay`` — a genuine clip (video/) playing on a phone screen held in front of the camera,
-  NOT cued (attacks.PhoneScreen).
+* ``print`` — synthetic hand-held print of a photo (one per session, drawn without repeats
+  from a pool of LFW people (one photo each), photos/ and the NUAA real subjects), on curled
+  paper with white margins, tilted back and forth (attacks.PaperPrint); paper cannot act.
+* ``print_nuaa`` — REAL prints: every NUAA attack_print session (printed photos held to a
+  camera), each crop made into a full frame by stretching its own border (attacks.place_crop).
+* ``replay`` — a genuine clip (video/) playing on a phone screen, NOT cued (attacks.PhoneScreen).
 * ``replay_apfol`` — REAL screen replays: apfol attack_replay crops (chunks) in full frames.
-* ``still`` — one photo on a phone screen, held (tremor only).
+* ``still`` — one photo (same pool as print) on a phone screen, held (tremor only).
 * ``cued_replay`` — the clip ACTS the drawn challenges (blink/mouth cued from the clip's own
-  frames; turns and nods by the cylinder warp of attacks.turn_head), on a phone screen.
-* ``bona_fide`` — genuine: the same clips acting the challenges shown directly as camera
-  frames (``video_acted``: normal 0.8 s reaction, ``slow`` 2.5 s, ``late`` face enters 2.2 s
-  late), NUAA / apfol real crops in full frames (``crops``: PAD and passive checks only,
-  their subjects were asked nothing), and the 96x128 clip (``tiny``: reported, not in the floor).
+  frames; turns by the cylinder warp of attacks.turn_head), on a phone screen, cued by hand
+  (reaction 0.8–1.5 s).
+* ``bona_fide`` — genuine: the two clips acting the challenges straight to the camera
+  (``video_acted``: reaction 0.6–1.2 s; ``slow``: 1.8–2.8 s; ``late``: the face enters 1.5–3 s
+  late), each with a random zoom (phone held 0–25 % closer) and shift; NUAA / apfol real crops in
+  full frames (``crops``: PAD and passive checks only, their subjects were asked nothing); the
+  96x128 clip (``tiny``: reported, not in the floor).
 
 Protocol: a 1 s lead-in, then two challenges (policy of issue 12: one of turn_left /
 turn_right and one of blink / open_mouth, random order; nods are not drawn because the
 synthetic nod warp is not a fair genuine nod) each in a 6 s window, 5 fps; a session's frames
-stop 1 s after its last action. Prints and stills: 2.5 fps over the lead-in and the first
-window only (they cannot act; the second challenge is "not seen" either way).
+stop 1 s after its last action. Prints, stills and plain replays: 2.5 fps over the lead-in and
+the first window only (they cannot act; the second challenge is "not seen" either way).
 *active* rejects when a passive reason fires (still, flat photo at the engine's current
 cut-off, track break, no face, several faces) or a challenge is not seen. *pad* rejects when
 the fused session P(real) is below the threshold. *both* rejects when either does.
 
-Split: sequences are split into a CALIBRATION half (even session numbers; NUAA subjects
-0001-0004; the first half of apfol) and a REPORT half (the rest). The PAD threshold is
-chosen on the calibration half only (the lowest threshold whose calibration BPCER ≤ 2 %
-that minimises the worst APCER) and every number in the table is from the report half.
+Split and statistics: sessions are split into halves A (even session numbers; NUAA subjects
+0001-0004; the first half of apfol) and B (the rest). The PAD threshold is chosen on one half
+(the threshold with calibration BPCER ≤ 2 % that minimises the worst APCER over the
+full-frame attack types) and applied to the other, both ways (2-fold): every session is
+judged by a threshold not chosen on it, so the pooled rates use every session. The threshold
+written to the manifest is half A's; its half-B rates are reported too. Each rate carries its
+exact 95 % Clopper–Pearson interval. Sessions of one kind share two source clips (genuine,
+replays) or a photo pool, so they are not independent people: the intervals are those of the
+presentations, not of a population.
+
+Cost: each session's frames are synthesised and scored ONCE; the per-frame results (68
+landmarks, box, face count, P(real)) and the session's cue values are cached per session key
+(kind/source/number + seed + CACHE_VERSION) in ``--cache-dir``; the summary (active decision,
+fusion, thresholds, flat-photo statistics) is recomputed from the cache. Sessions are scored in
+a process pool (``--workers``, each process niced and single-threaded) in an interleaved order
+so that a run stopped by ``--budget-min`` has balanced counts; the summary is rewritten every
+``--summary-every`` sessions, so a partial run leaves usable tables.
 
 Also measured: PAD on the raw TIGHT crops (the NUAA/apfol files as they are, no context)
 to show what collapsing the context crop does.
@@ -52,17 +70,20 @@ Writes benchmarks/results/pad.json and the pad section of benchmarks/README.md; 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures as cf
 import datetime as dt
 import json
 import math
+import multiprocessing as mp
 import os
 import pickle
 import re
 import sys
 import tempfile
 import time
+import traceback
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,31 +103,105 @@ from lifecert.engine.image import read_image_file  # noqa: E402
 from lifecert.engine.liveness import FrameObs, LivenessParams, analyze_liveness  # noqa: E402
 from lifecert.engine.loader import load_engine  # noqa: E402
 from lifecert.engine.manifest import REPO_MANIFEST, manifest_sha256  # noqa: E402
-from lifecert.engine.pad import PadModel, box_xyxy_to_xywh, fuse_session, load_pad_from, pad_spec  # noqa: E402
+from lifecert.engine.pad import box_xyxy_to_xywh, fuse_session, load_pad_from, pad_spec  # noqa: E402
 from lifecert.services.evaluation import machine_info  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
+CACHE_VERSION = "v2"  # bump when the synthesis or the per-frame scoring changes
 LEAD_IN_MS = 1000
 WINDOW_MS = 6000
 FPS = 5.0  # frames per second of the acted sessions (challenges need the frames)
-FPS_PASSIVE = 2.5  # prints and stills: they cannot act; fewer frames on a shared machine
+FPS_PASSIVE = 2.5  # prints, stills, plain replays: they cannot act; fewer frames on a shared machine
 # Nods are not drawn: the cylinder warp of attacks.turn_head moved pitch_ratio by only +0.02 to +0.09
 # at 36 degrees depending on the clip (threshold 0.05), so a synthetic nod is not a fair genuine nod.
 HEAD = ("turn_left", "turn_right")
 NON_RIGID = ("blink", "open_mouth")
+CLIPS = ("talking_head_a", "blink_7_times_1080p")
+CLIP_MAX_H = 640  # clips are kept at most this high (the camera frame is 640 high; nothing is lost)
 ATTACKS = ("print", "print_nuaa", "replay", "replay_apfol", "still", "cued_replay")
+SYNTH_KINDS = ("video_acted", "slow", "late", "cued_replay", "replay", "print", "still")
+KIND_ID = {k: i for i, k in enumerate(SYNTH_KINDS)}
 FLOOR = {"print": 0.01, "print_nuaa": 0.01, "still": 0.01, "replay": 0.05, "replay_apfol": 0.05,
          "cued_replay": 0.05}
 BPCER_FLOOR = 0.03
 CAL_BPCER = 0.02
+GEN_SOURCES = ("video_acted", "slow", "late", "crops", "tiny")
+
+
+# -- statistics ------------------------------------------------------------------------------------------
+
+
+def _binom_cdf(k: int, n: int, p: float) -> float:
+    """P(X <= k) for X ~ Binomial(n, p), summed in log space (n up to thousands)."""
+    if k < 0:
+        return 0.0
+    if k >= n or p <= 0.0:
+        return 1.0
+    if p >= 1.0:
+        return 0.0
+    lp, lq = math.log(p), math.log1p(-p)
+    lg = math.lgamma(n + 1)
+    return min(1.0, sum(math.exp(lg - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * lp + (n - i) * lq)
+                        for i in range(k + 1)))
+
+
+def clopper_pearson(k: int, n: int, conf: float = 0.95) -> tuple[float, float]:
+    """Exact (Clopper–Pearson) two-sided confidence interval of a binomial rate k/n.
+
+    Lower bound: the p with P(X >= k) = (1-conf)/2 (0 when k = 0); upper: the p with
+    P(X <= k) = (1-conf)/2 (1 when k = n). Found by bisection on the binomial CDF."""
+    if n <= 0 or not 0 <= k <= n:
+        raise ValueError(f"need 0 <= k <= n and n > 0, got k={k} n={n}")
+    a = (1.0 - conf) / 2.0
+
+    def solve(f: Callable[[float], float]) -> float:  # f increasing in p, root in [0, 1]
+        lo, hi = 0.0, 1.0
+        for _ in range(60):
+            mid = (lo + hi) / 2
+            if f(mid) < 0:
+                lo = mid
+            else:
+                hi = mid
+        return (lo + hi) / 2
+
+    lower = 0.0 if k == 0 else solve(lambda p: (1.0 - _binom_cdf(k - 1, n, p)) - a)
+    upper = 1.0 if k == n else solve(lambda p: a - _binom_cdf(k, n, p))
+    return lower, upper
+
+
+def rate(rows: Sequence[dict[str, Any]], rejected: Callable[[dict[str, Any]], bool], attack: bool) -> dict[str, Any]:
+    """APCER (attack=True: share NOT rejected) or BPCER (attack=False: share rejected), with the
+    95 % Clopper–Pearson interval."""
+    n = len(rows)
+    k = sum(1 for r in rows if rejected(r) != attack)
+    if not n:
+        return {"n": 0, "errors": 0, "rate": None, "ci95": None}
+    lo, hi = clopper_pearson(k, n)
+    return {"n": n, "errors": k, "rate": k / n, "ci95": [round(lo, 4), round(hi, 4)]}
+
+
+# -- sessions: plan (cheap specs), synthesis (in the worker), scoring ------------------------------------
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What to synthesise; small, so it crosses the process boundary instead of the frames."""
+
+    key: str  # unique: kind/source/number (the cache file name)
+    kind: str  # an attack type or "bona_fide"
+    source: str  # video_acted, slow, late, crops, tiny, nuaa, apfol, a clip name, a photo path
+    split: str  # "A" | "B"
+    number: int = 0
+    clip: str = ""
+    files: tuple[str, ...] = ()  # crops (NUAA / apfol sessions) or the photo of a print / still
 
 
 @dataclass
 class Seq:
     name: str
-    kind: str  # an attack type or "bona_fide"
-    source: str  # video_acted, slow, late, crops, tiny, nuaa, apfol, photos, ...
-    split: str  # "cal" | "report"
+    kind: str
+    source: str
+    split: str
     frames: list[np.ndarray]
     t_ms: list[int]
     challenges: list[str] = field(default_factory=list)
@@ -123,7 +218,7 @@ def draw_challenges(rng: np.random.Generator, clip_can_mouth: bool) -> list[str]
     return [head, nr] if rng.random() < 0.5 else [nr, head]
 
 
-def read_clip(path: Path) -> tuple[list[np.ndarray], float]:
+def read_clip(path: Path, max_h: int = 0) -> tuple[list[np.ndarray], float]:
     cap = cv2.VideoCapture(str(path))
     fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
     frames = []
@@ -131,6 +226,9 @@ def read_clip(path: Path) -> tuple[list[np.ndarray], float]:
         ok, fr = cap.read()
         if not ok:
             break
+        if max_h and fr.shape[0] > max_h:
+            s = max_h / fr.shape[0]
+            fr = cv2.resize(fr, (round(fr.shape[1] * s), max_h), interpolation=cv2.INTER_AREA)
         frames.append(fr)
     cap.release()
     return frames, float(fps)
@@ -152,46 +250,6 @@ def index_clip(engine: FaceEngine, frames: list[np.ndarray], fps: float) -> atk.
     return atk.FootageIndex(boxes, np.array(ear), np.array(mar), fps)
 
 
-# -- sequence builders ---------------------------------------------------------------------------------
-
-
-def acted_sequences(clips: dict[str, tuple[list[np.ndarray], atk.FootageIndex]], sessions: int,
-                    seed: int) -> Iterator[Seq]:
-    """Genuine acted (normal / slow / late) and the cued replay of the same acting on a phone."""
-    for ci, (clip, (frames, index)) in enumerate(sorted(clips.items())):
-        can_mouth = bool(index.mouth_frames())
-        for s in range(sessions):
-            split = "cal" if s % 2 == 0 else "report"
-            for variant, delay, late in (("video_acted", 800, 0), ("slow", 2500, 0), ("late", 800, 2200)):
-                rng = np.random.default_rng([seed, ci, s, len(variant)])
-                ch = draw_challenges(rng, can_mouth)
-                shots, times = atk.act(index, ch, rng, lead_in_ms=LEAD_IN_MS, window_ms=WINDOW_MS, fps=FPS,
-                                       delay_ms=delay, late_ms=late)
-                cam = atk.Camera(rng)
-                empty = atk.background(rng)
-                imgs = [cam.shoot(atk.genuine_frame(atk.render_shot(frames, index, sh)) if sh.face_visible else empty)
-                        for sh in shots]
-                yield Seq(f"{variant}/{clip}/{s}", "bona_fide", variant, split, imgs, times, ch)
-            # cued replay: an attacker cueing the same clip by hand (reaction 0.8-1.5 s) on a phone screen
-            rng = np.random.default_rng([seed, ci, s, 99])
-            ch = draw_challenges(rng, can_mouth)
-            shots, times = atk.act(index, ch, rng, lead_in_ms=LEAD_IN_MS, window_ms=WINDOW_MS, fps=FPS,
-                                   delay_ms=int(rng.uniform(800, 1500)))
-            phone, cam = atk.PhoneScreen(rng), atk.Camera(rng)
-            imgs = [cam.shoot(phone.render(atk.render_shot(frames, index, sh))) for sh in shots]
-            yield Seq(f"cued_replay/{clip}/{s}", "cued_replay", clip, split, imgs, times, ch)
-            # plain replay: the clip plays on, nobody cues it
-            rng = np.random.default_rng([seed, ci, s, 77])
-            ch = draw_challenges(rng, can_mouth)
-            n = int((LEAD_IN_MS + WINDOW_MS + 3000) / 1000 * FPS)
-            start = int(rng.integers(0, len(frames)))
-            phone, cam = atk.PhoneScreen(rng), atk.Camera(rng)
-            times = [round(i * 1000 / FPS) for i in range(n)]
-            imgs = [cam.shoot(phone.render(frames[(start + round(t * index.fps / 1000)) % len(frames)]))
-                    for t in times]
-            yield Seq(f"replay/{clip}/{s}", "replay", clip, split, imgs, times, ch)
-
-
 def nuaa_sessions(root: Path, kind_dir: str, max_len: int) -> list[tuple[str, int, list[Path]]]:
     out = []
     for subj in sorted((root / kind_dir).iterdir()):
@@ -205,92 +263,212 @@ def nuaa_sessions(root: Path, kind_dir: str, max_len: int) -> list[tuple[str, in
     return out
 
 
-def crop_sequences(faces: Path, seq_len: int, seed: int, max_len: int = 8) -> Iterator[tuple[Seq, Seq]]:
-    """NUAA/apfol crops made into full frames, each with the same crops as they are (tight)."""
+def photo_pool(faces: Path) -> list[str]:
+    """Photos an attacker could print or show: one per LFW person, photos/, the NUAA real subjects."""
+    pool = [str(next(iter(sorted(d.glob("*.jpg"))))) for d in sorted((faces / "lfw" / "images").iterdir())
+            if d.is_dir() and any(d.glob("*.jpg"))] if (faces / "lfw" / "images").is_dir() else []
+    pool += [str(p) for p in sorted((faces / "photos").glob("*/*.jpg"))]
+    pool += [str(next(iter(sorted(s.glob("*.jpg"))))) for s in sorted((faces / "spoof" / "nuaa" / "real").iterdir())]
+    return pool
+
+
+def plan(faces: Path, per_type: int, genuine_per_variant: int, seed: int, seq_len: int,
+         max_len: int = 8, replay_share: float = 0.35) -> list[Spec]:
+    """Every session of the run, interleaved (one of each synthetic kind in turn, real captures spread
+    through) so that a run stopped early has balanced counts."""
+    pool = photo_pool(faces)
+    perm = np.random.default_rng([seed, 4242]).permutation(len(pool))
+    synth: list[Spec] = []
+    for n in range(max(per_type, genuine_per_variant)):
+        split = "A" if n % 2 == 0 else "B"
+        clip = CLIPS[(n // 2) % len(CLIPS)]  # both halves see both clips
+        if n < genuine_per_variant:
+            synth += [Spec(f"{v}/{clip}/{n}", "bona_fide", v, split, n, clip) for v in ("video_acted", "slow", "late")]
+        if n < per_type:
+            synth.append(Spec(f"cued_replay/{clip}/{n}", "cued_replay", clip, split, n, clip))
+            if n < per_type * replay_share:  # the plain replay is not in the floors: fewer of them
+                synth.append(Spec(f"replay/{clip}/{n}", "replay", clip, split, n, clip))
+            for j, kind in enumerate(("print", "still")):
+                ph = pool[int(perm[(2 * n + j) % len(pool)])]
+                synth.append(Spec(f"{kind}/{n}", kind, "synthetic", split, n, files=(ph,)))
+    real: list[Spec] = []
     spoof = faces / "spoof"
     for kind_dir, kind in (("real", "bona_fide"), ("attack_print", "print_nuaa")):
-        sess = nuaa_sessions(spoof / "nuaa", kind_dir, max_len)
-        if kind_dir == "attack_print":
-            sess = sess[::4]  # 20 of the 80 print sessions keep the run short on a shared machine
-        for g, subj, files in sess:
-            split = "cal" if subj <= 4 else "report"
-            crops = [read_image_file(f) for f in files]
-            ts = [(_num(f) - _num(files[0])) * 50 for f in files]  # NUAA: 20 fps
-            cam = atk.Camera(np.random.default_rng([seed, subj, _num(files[0])]))
-            src = "crops" if kind == "bona_fide" else "nuaa"
-            placed = [cam.shoot(atk.place_crop(c)) for c in crops]
-            yield (Seq(f"nuaa/{kind_dir}/{g}", kind, src, split, placed, ts),
-                   Seq(f"tight/nuaa/{kind_dir}/{g}", kind, src, split, crops, ts))
+        for g, subj, files in nuaa_sessions(spoof / "nuaa", kind_dir, max_len):
+            real.append(Spec(f"nuaa/{kind_dir}/{g}", kind, "crops" if kind == "bona_fide" else "nuaa",
+                             "A" if subj <= 4 else "B", files=tuple(str(f) for f in files)))
     for kind_dir, kind in (("real", "bona_fide"), ("attack_replay", "replay_apfol")):
-        files = sorted((spoof / "apfol" / kind_dir).glob("*.png"), key=_num)
-        chunks = [files[i : i + seq_len] for i in range(0, len(files) - seq_len + 1, seq_len)]
-        chunks = chunks[:: max(1, len(chunks) // 8)]  # at most ~8 chunks per kind, spread over the recording
+        files_ = sorted((spoof / "apfol" / kind_dir).glob("*.png"), key=_num)
+        chunks = [files_[i : i + seq_len] for i in range(0, len(files_) - seq_len + 1, seq_len)]
         for ci, chunk in enumerate(chunks):
-            split = "cal" if ci < len(chunks) / 2 else "report"
-            crops = [read_image_file(f) for f in chunk]
-            ts = [(_num(f) - _num(chunk[0])) * 40 for f in chunk]
-            cam = atk.Camera(np.random.default_rng([seed, 500, ci]))
-            src = "crops" if kind == "bona_fide" else "apfol"
-            placed = [cam.shoot(atk.place_crop(c)) for c in crops]
-            yield (Seq(f"apfol/{kind_dir}/{ci}", kind, src, split, placed, ts),
-                   Seq(f"tight/apfol/{kind_dir}/{ci}", kind, src, split, crops, ts))
+            real.append(Spec(f"apfol/{kind_dir}/{ci}", kind, "crops" if kind == "bona_fide" else "apfol",
+                             "A" if ci < len(chunks) / 2 else "B", ci, files=tuple(str(f) for f in chunk)))
+    real.append(Spec("tiny/blink_2_times_tiny", "bona_fide", "tiny", "B"))
+    # spread the real captures evenly through the synthetic ones
+    out: list[Spec] = []
+    step = max(1, len(synth) // max(1, len(real)))
+    ri = 0
+    for i, s in enumerate(synth):
+        out.append(s)
+        if i % step == step - 1 and ri < len(real):
+            out.append(real[ri])
+            ri += 1
+    return out + real[ri:]
 
 
-def print_and_still_sequences(faces: Path, seed: int, n_frames: int) -> Iterator[Seq]:
-    spoof = faces / "spoof"
-    sources = [next(iter(sorted((spoof / "nuaa" / "real" / s.name).glob("*.jpg"))))
-               for s in sorted((spoof / "nuaa" / "real").iterdir())]
-    sources += sorted((faces / "photos").glob("*/*.jpg"))[::12]
-    times = [round(i * 1000 / FPS_PASSIVE) for i in range(n_frames)]
-    for i, p in enumerate(sources):
-        photo = read_image_file(p)
-        split = "cal" if i % 2 == 0 else "report"
-        rng = np.random.default_rng([seed, 300, i])
-        ch = draw_challenges(rng, True)
-        paper, cam = atk.PaperPrint(rng, photo), atk.Camera(rng)
-        yield Seq(f"print/{p.parent.name}/{p.name}", "print", "synthetic", split,
-                  [cam.shoot(paper.render()) for _ in times], times, ch)
-        yield Seq(f"still/{p.parent.name}/{p.name}", "still", "synthetic", split,
-                  atk.still_on_screen(photo, rng, n_frames), times, list(ch))
+class Worker:
+    """Per-process state: the engine, PAD, the clips (JPEG in memory) and their landmark index."""
+
+    def __init__(self, faces: Path, models: Path, cache_dir: Path, seed: int) -> None:
+        cv2.setNumThreads(1)
+        self.faces, self.seed = faces, seed
+        self.engine = load_engine(Settings(), name="dlib")
+        self.pad = load_pad_from(models, pad_spec(), threads=1)
+        self.clips: dict[str, tuple[list[np.ndarray], atk.FootageIndex]] = {}
+        for name in CLIPS:
+            frames, _ = read_clip(faces / "video" / f"{name}.mp4", CLIP_MAX_H)
+            jpgs = [cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 95])[1] for f in frames]
+            index = pickle.loads((cache_dir / f"index-{name}-{CLIP_MAX_H}.pkl").read_bytes())
+            self.clips[name] = (jpgs, index)
+
+    def _frames(self, clip: str) -> tuple[list[np.ndarray], atk.FootageIndex]:
+        jpgs, index = self.clips[clip]
+        return [np.asarray(cv2.imdecode(j, cv2.IMREAD_COLOR), np.uint8) for j in jpgs], index
+
+    def build(self, sp: Spec) -> list[Seq]:
+        """The session's frames (and for real crops the same crops as they are, tight)."""
+        rng = np.random.default_rng([self.seed, KIND_ID.get(sp.source if sp.kind == "bona_fide" else sp.kind, 99),
+                                     sp.number, len(sp.clip)])
+        n_passive = int((LEAD_IN_MS + WINDOW_MS) / 1000 * FPS_PASSIVE)
+        passive_t = [round(i * 1000 / FPS_PASSIVE) for i in range(n_passive)]
+        if sp.kind == "bona_fide" and sp.source in ("video_acted", "slow", "late"):
+            frames, index = self._frames(sp.clip)
+            ch = draw_challenges(rng, bool(index.mouth_frames()))
+            delay = {"video_acted": (600, 1200), "slow": (1800, 2800), "late": (600, 1200)}[sp.source]
+            late = int(rng.uniform(1500, 3000)) if sp.source == "late" else 0
+            shots, times = atk.act(index, ch, rng, lead_in_ms=LEAD_IN_MS, window_ms=WINDOW_MS, fps=FPS,
+                                   delay_ms=int(rng.uniform(*delay)), late_ms=late)
+            cam = atk.Camera.random(rng)
+            zoom = float(rng.uniform(1.0, 1.25))
+            shift = (float(rng.uniform(-0.04, 0.04)), float(rng.uniform(-0.04, 0.04)))
+            empty = atk.background(rng)
+            imgs = [cam.shoot(atk.genuine_frame(atk.render_shot(frames, index, sh), zoom=zoom, shift=shift)
+                              if sh.face_visible else empty) for sh in shots]
+            return [Seq(sp.key, "bona_fide", sp.source, sp.split, imgs, times, ch)]
+        if sp.kind == "cued_replay":
+            frames, index = self._frames(sp.clip)
+            ch = draw_challenges(rng, bool(index.mouth_frames()))
+            shots, times = atk.act(index, ch, rng, lead_in_ms=LEAD_IN_MS, window_ms=WINDOW_MS, fps=FPS,
+                                   delay_ms=int(rng.uniform(800, 1500)))
+            phone, cam = atk.PhoneScreen(rng), atk.Camera.random(rng)
+            imgs = [cam.shoot(phone.render(atk.render_shot(frames, index, sh))) for sh in shots]
+            return [Seq(sp.key, "cued_replay", sp.clip, sp.split, imgs, times, ch)]
+        if sp.kind == "replay":
+            frames, index = self._frames(sp.clip)
+            ch = draw_challenges(rng, bool(index.mouth_frames()))
+            start = int(rng.integers(0, len(frames)))
+            phone, cam = atk.PhoneScreen(rng), atk.Camera.random(rng)
+            imgs = [cam.shoot(phone.render(frames[(start + round(t * index.fps / 1000)) % len(frames)]))
+                    for t in passive_t]
+            return [Seq(sp.key, "replay", sp.clip, sp.split, imgs, list(passive_t), ch)]
+        if sp.kind in ("print", "still"):
+            photo = read_image_file(Path(sp.files[0]))
+            ch = draw_challenges(rng, True)
+            cam = atk.Camera.random(rng)
+            if sp.kind == "print":
+                paper = atk.PaperPrint(rng, photo)
+                imgs = [cam.shoot(paper.render()) for _ in passive_t]
+            else:
+                phone = atk.PhoneScreen(rng)
+                imgs = [cam.shoot(phone.render(photo)) for _ in passive_t]
+            return [Seq(sp.key, sp.kind, sp.files[0], sp.split, imgs, list(passive_t), ch)]
+        if sp.source == "tiny":
+            frames, fps = read_clip(self.faces / "video" / "blink_2_times_tiny.mp4")
+            step = max(1, round(fps / FPS))
+            kept = frames[::step]
+            return [Seq(sp.key, "bona_fide", "tiny", sp.split, kept,
+                        [round(i * step * 1000 / fps) for i in range(len(kept))])]
+        # real crops (NUAA 20 fps, every 5th frame kept; apfol 25 fps): in full frames, and tight
+        paths = [Path(f) for f in sp.files]
+        crops = [read_image_file(f) for f in paths]
+        ms = 50 if sp.key.startswith("nuaa/") else 40
+        ts = [(_num(f) - _num(paths[0])) * ms for f in paths]
+        cam = atk.Camera(np.random.default_rng([self.seed, 500, _num(paths[0]), sp.number]))
+        placed = [cam.shoot(atk.place_crop(c)) for c in crops]
+        return [Seq(sp.key, sp.kind, sp.source, sp.split, placed, ts),
+                Seq(f"tight/{sp.key}", sp.kind, sp.source, sp.split, crops, ts)]
+
+    def score(self, sq: Seq, cues: bool = True) -> dict[str, Any]:
+        """Per-frame engine + PAD results (what the cache keeps) and the session's cue values."""
+        per: list[dict[str, Any]] = []
+        idx, boxes = [], []
+        for i, (img, t) in enumerate(zip(sq.frames, sq.t_ms, strict=True)):
+            faces = self.engine.detect(img)
+            if not faces or faces[0].landmarks68 is None:
+                per.append({"t": t, "lm": None, "box": None, "nf": 0, "pad": None})
+                continue
+            m = faces[0]
+            per.append({"t": t, "lm": np.round(np.asarray(m.landmarks68, np.float64), 2).tolist(),
+                        "box": [round(float(v), 2) for v in m.box[:4]], "nf": count_significant(faces), "pad": None})
+            idx.append(i)
+            boxes.append(box_xyxy_to_xywh(m.box))
+        if idx:
+            for i, v in zip(idx, self.pad.score_many([sq.frames[i] for i in idx], boxes), strict=True):
+                per[i]["pad"] = round(float(v), 5)
+        row: dict[str, Any] = {"name": sq.name, "kind": sq.kind, "source": sq.source, "split": sq.split,
+                               "challenges": sq.challenges, "frames": per}
+        if cues:
+            row["cues"] = spoof_cues.analyze(sq.frames, [np.array(f["box"]) if f["box"] else None
+                                                         for f in per]).as_dict()
+        return row
 
 
-def tiny_sequence(faces: Path) -> Seq:
-    frames, fps = read_clip(faces / "video" / "blink_2_times_tiny.mp4")
-    step = max(1, round(fps / FPS))
-    kept = frames[::step]
-    return Seq("tiny/blink_2_times_tiny", "bona_fide", "tiny", "report", kept,
-               [round(i * step * 1000 / fps) for i in range(len(kept))])
+_WORKER: Worker | None = None
 
 
-# -- scoring ------------------------------------------------------------------------------------------------
+def _init_worker(faces: Path, models: Path, cache_dir: Path, seed: int) -> None:
+    global _WORKER
+    cur = os.nice(0)
+    if cur < 10:  # scoring is background work on a shared machine: at least nice 10
+        os.nice(10 - cur)
+    _WORKER = Worker(faces, models, cache_dir, seed)
 
 
-def observe(engine: FaceEngine, pad: PadModel, seq: Seq) -> tuple[list[FrameObs], list[float], list[Any]]:
-    obs, boxes_for_pad, idx = [], [], []
-    for i, (img, t) in enumerate(zip(seq.frames, seq.t_ms, strict=True)):
-        faces = engine.detect(img)
-        if not faces:
-            obs.append(FrameObs(t, None))
-            continue
-        m = faces[0]
-        obs.append(FrameObs(t, m.landmarks68, m.box, count_significant(faces)))
-        boxes_for_pad.append(box_xyxy_to_xywh(m.box))
-        idx.append(i)
-    scores = [float("nan")] * len(seq.frames)
-    if idx:
-        s = pad.score_many([seq.frames[i] for i in idx], boxes_for_pad)
-        for i, v in zip(idx, s, strict=True):
-            scores[i] = float(v)
-    return obs, scores, [o.box if o.box is not None else None for o in obs]
+def _run_spec(sp: Spec) -> list[dict[str, Any]]:
+    assert _WORKER is not None
+    t0 = time.process_time()
+    rows = []
+    for sq in _WORKER.build(sp):
+        rows.append(_WORKER.score(sq, cues=not sq.name.startswith("tight/")))
+    rows[0]["cpu_s"] = round(time.process_time() - t0, 2)
+    return rows
 
 
-def active_decision(obs: list[FrameObs], seq: Seq, params: LivenessParams) -> dict[str, Any]:
+def cache_path(cache_dir: Path, sp: Spec, seed: int) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", sp.key)
+    return cache_dir / f"{CACHE_VERSION}-s{seed}" / f"{safe}.json"
+
+
+# -- decisions from the cached per-frame results -----------------------------------------------------------
+
+
+def frame_obs(row: dict[str, Any]) -> list[FrameObs]:
+    out = []
+    for f in row["frames"]:
+        if f["lm"] is None:
+            out.append(FrameObs(f["t"], None))
+        else:
+            out.append(FrameObs(f["t"], np.asarray(f["lm"], np.float32), np.asarray(f["box"], np.float32), f["nf"]))
+    return out
+
+
+def active_decision(obs: list[FrameObs], row: dict[str, Any], params: LivenessParams) -> dict[str, Any]:
     n = len(obs)
     with_face = [o for o in obs if o.has_face]
     multi = sum(1 for o in with_face if o.num_faces > 1)
-    live = analyze_liveness(obs, seq.challenges, LEAD_IN_MS, WINDOW_MS, params)
+    live = analyze_liveness(obs, row["challenges"], LEAD_IN_MS, WINDOW_MS, params)
     reasons = []
-    if len(with_face) < max(2, 0.5 * n) and seq.source != "late":
+    if len(with_face) < max(2, 0.5 * n) and row["source"] != "late":
         reasons.append("no_face")
     if multi >= max(2, 0.2 * n):
         reasons.append("multiple_faces")
@@ -307,11 +485,19 @@ def active_decision(obs: list[FrameObs], seq: Seq, params: LivenessParams) -> di
     }
 
 
-def rate(rows: Sequence[dict[str, Any]], rejected: Callable[[dict[str, Any]], bool], attack: bool) -> dict[str, Any]:
-    """APCER (attack=True: share NOT rejected) or BPCER (attack=False: share rejected)."""
-    n = len(rows)
-    k = sum(1 for r in rows if rejected(r) != attack)
-    return {"n": n, "errors": k, "rate": (k / n) if n else None}
+def derive(row: dict[str, Any], params: LivenessParams) -> dict[str, Any]:
+    """A cached session → the row the summary works on (no frames)."""
+    scores = [float("nan") if f["pad"] is None else float(f["pad"]) for f in row["frames"]]
+    out = {k: row[k] for k in ("name", "kind", "source", "split", "challenges")}
+    out["frames"] = len(row["frames"])
+    out["with_face"] = sum(1 for f in row["frames"] if f["lm"] is not None)
+    out["pad"] = {m: fuse_session(scores, m) for m in ("mean", "median", "p25")}
+    if row["name"].startswith("tight/"):
+        return out
+    out.update(active_decision(frame_obs(row), row, params))
+    out["cues"] = row.get("cues", {})
+    out["cpu_s"] = row.get("cpu_s")
+    return out
 
 
 # Calibration targets: the full-frame attack types. print_nuaa / replay_apfol are real captures but only as
@@ -435,123 +621,164 @@ def cue_measurements(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def load_cached(cache_dir: Path, specs: Sequence[Spec], seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Derived rows of every planned session already scored (full frames, tight crops)."""
+    params = LivenessParams()
+    rows: list[dict[str, Any]] = []
+    tight: list[dict[str, Any]] = []
+    for sp in specs:
+        p = cache_path(cache_dir, sp, seed)
+        if not p.is_file():
+            continue
+        for raw in json.loads(p.read_text()):
+            (tight if raw["name"].startswith("tight/") else rows).append(derive(raw, params))
+    return rows, tight
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--faces", type=Path, default=ROOT.parent / "shared" / "faces")
     ap.add_argument("--models", type=Path, default=None, help="folder with the minifasnet files")
-    ap.add_argument("--sessions", type=int, default=6, help="acted sessions per clip and variant")
+    ap.add_argument("--per-type", type=int, default=200, help="sessions per synthetic attack type")
+    ap.add_argument("--genuine-per-variant", type=int, default=70, help="acted genuine sessions per variant")
     ap.add_argument("--seq-len", type=int, default=8, help="apfol chunk length (frames)")
     ap.add_argument("--seed", type=int, default=12)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--budget-min", type=float, default=60.0, help="stop submitting sessions after this long")
+    ap.add_argument("--summary-every", type=int, default=40)
+    ap.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "lifecert-pad-eval")
     ap.add_argument("--write-manifest", action="store_true")
     ap.add_argument("--fusion", default="auto", choices=["auto", "mean", "median", "p25"],
                     help="session fusion of per-frame P(real); auto = chosen on the calibration half")
-    ap.add_argument("--summarize-only", action="store_true",
-                    help="rebuild the summary, README and manifest from results/pad_rows.json (no rescoring)")
+    ap.add_argument("--summarize-only", action="store_true", help="tables from the cache, no scoring")
     a = ap.parse_args(argv)
     t_start = time.time()
     settings = Settings()
-    if a.summarize_only:
-        if (RESULTS / "pad_rows.json").is_file():
-            saved = json.loads((RESULTS / "pad_rows.json").read_text())
-        else:  # a pad.json written by a full run
-            old = json.loads((RESULTS / "pad.json").read_text())
-            saved = {"rows": old["sequences"], "tight_rows": old["tight_crops"]["rows"],
-                     "meta": {k: old[k] for k in ("dataset", "engine", "seed", "sessions", "elapsed_s", "load_avg")}}
-        summarize(saved["rows"], saved["tight_rows"], saved["meta"], a.fusion, a.write_manifest, settings)
-        return 0
-    engine = load_engine(settings, name="dlib")
     models = a.models or a.faces.parent / "models" / "minifasnet"
-    pad = load_pad_from(models, pad_spec(), threads=1)
-    params = LivenessParams()
+    specs = plan(a.faces, a.per_type, a.genuine_per_variant, a.seed, a.seq_len)
+    (a.cache_dir / f"{CACHE_VERSION}-s{a.seed}").mkdir(parents=True, exist_ok=True)
+    elapsed_before = 0.0
+    state = a.cache_dir / f"{CACHE_VERSION}-s{a.seed}" / "_elapsed.json"
+    if state.is_file():
+        elapsed_before = float(json.loads(state.read_text()).get("elapsed_s", 0.0))
 
-    clips = {}
-    for name in ("talking_head_a.mp4", "blink_7_times_1080p.mp4"):
-        frames, fps = read_clip(a.faces / "video" / name)
-        cache = Path(tempfile.gettempdir()) / f"lifecert-pad-index-{name}.pkl"  # landmarks of a shared clip
-        if cache.is_file():
-            ix = pickle.loads(cache.read_bytes())
-        else:
-            ix = index_clip(engine, frames, fps)
-            cache.write_bytes(pickle.dumps(ix))
-        clips[name.removesuffix(".mp4")] = (frames, ix)
-        print(f"indexed {name}: {len(frames)} frames, blinks {len(ix.blink_frames())}, mouth {len(ix.mouth_frames())}",
-              flush=True)
-    # paper and stills: the lead-in and the first challenge window (they cannot act any challenge;
-    # the second window then has no frames and is "not seen" — the same outcome, 30 % less CPU)
-    n_still = int((LEAD_IN_MS + WINDOW_MS) / 1000 * FPS_PASSIVE)
-    rows: list[dict[str, Any]] = []
-    tight_rows: list[dict[str, Any]] = []
+    def summary_now(final: bool) -> None:
+        rows, tight = load_cached(a.cache_dir, specs, a.seed)
+        cpu = sum(float(r.get("cpu_s") or 0) for r in rows)
+        meta = {"dataset": str(a.faces), "engine": "dlib", "seed": a.seed, "per_type": a.per_type,
+                "genuine_per_variant": a.genuine_per_variant, "planned_sessions": len(specs),
+                "scored_sessions": len(rows), "elapsed_s": round(elapsed_before + time.time() - t_start, 1),
+                "cpu_s_sessions": round(cpu, 1), "workers": a.workers,
+                "load_avg": [round(x, 2) for x in os.getloadavg()], "complete": final}
+        if rows:
+            summarize(rows, tight, meta, a.fusion, a.write_manifest and final, settings)
 
-    def run(s: Seq) -> None:
-        obs, scores, boxes = observe(engine, pad, s)
-        cues = spoof_cues.analyze(s.frames, boxes)
-        r = {"name": s.name, "kind": s.kind, "source": s.source, "split": s.split, "challenges": s.challenges,
-             "frames": len(s.frames), "with_face": sum(1 for o in obs if o.has_face),
-             **active_decision(obs, s, params),
-             "pad": {m: fuse_session(scores, m) for m in ("mean", "median", "p25")},
-             "cues": cues.as_dict(),
-             "pad_frames": [None if math.isnan(v) else round(v, 4) for v in scores]}
-        rows.append(r)
-        print(f"{s.name:44s} {s.kind:12s} {s.split:6s} active={'REJ' if r['active_reject'] else 'acc'} "
-              f"{r['passive_reasons']}{r['missed']} pad={r['pad']['mean']:.3f} flat={r['flat_residual']} "
-              f"cues={cues.enclosure},{cues.rigid},{cues.moire:.1f},{cues.specular:.3f}", flush=True)
-
-    for s in acted_sequences(clips, a.sessions, a.seed):
-        run(s)
-    for s in print_and_still_sequences(a.faces, a.seed, n_still):
-        run(s)
-    for s, t in crop_sequences(a.faces, a.seq_len, a.seed):
-        run(s)
-        _, scores, _ = observe(engine, pad, t)
-        tight_rows.append({"name": t.name, "kind": t.kind, "source": t.source, "split": t.split,
-                           "pad": {m: fuse_session(scores, m) for m in ("mean", "median", "p25")}})
-    run(tiny_sequence(a.faces))
-
-    meta = {
-        "dataset": str(a.faces), "engine": engine.info.key, "seed": a.seed, "sessions": a.sessions,
-        "elapsed_s": round(time.time() - t_start, 1), "load_avg": [round(x, 2) for x in os.getloadavg()],
-    }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "pad_rows.json").write_text(json.dumps({"meta": meta, "rows": rows, "tight_rows": tight_rows},
-                                                      default=str) + "\n")
-    summarize(rows, tight_rows, meta, a.fusion, a.write_manifest, settings)
+    if a.summarize_only:
+        summary_now(True)
+        return 0
+    todo = [sp for sp in specs if not cache_path(a.cache_dir, sp, a.seed).is_file()]
+    print(f"{len(specs)} sessions planned, {len(specs) - len(todo)} cached, {len(todo)} to score", flush=True)
+    if todo:
+        engine = load_engine(settings, name="dlib")
+        for name in CLIPS:  # the landmark index of each clip, once, before the pool starts
+            ip = a.cache_dir / f"index-{name}-{CLIP_MAX_H}.pkl"
+            if not ip.is_file():
+                frames, fps = read_clip(a.faces / "video" / f"{name}.mp4", CLIP_MAX_H)
+                ix = index_clip(engine, frames, fps)
+                ip.write_bytes(pickle.dumps(ix))
+                print(f"indexed {name}: {len(frames)} frames, blinks {len(ix.blink_frames())}, "
+                      f"mouth {len(ix.mouth_frames())}", flush=True)
+        del engine
+    deadline = t_start + 60 * a.budget_min
+    done = 0
+    stopped_early = False
+    # spawn, not fork: a child forked after dlib/onnxruntime started their threads can deadlock
+    with cf.ProcessPoolExecutor(a.workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                                initargs=(a.faces, models, a.cache_dir, a.seed)) as ex:
+        it = iter(todo)
+        running: dict[cf.Future[list[dict[str, Any]]], Spec] = {}
+        while True:
+            while len(running) < 2 * a.workers and time.time() < deadline:
+                sp = next(it, None)
+                if sp is None:
+                    break
+                running[ex.submit(_run_spec, sp)] = sp
+            if not running:
+                stopped_early = time.time() >= deadline and next(it, None) is not None
+                break
+            fin, _ = cf.wait(running, timeout=60, return_when=cf.FIRST_COMPLETED)
+            for fu in fin:
+                sp = running.pop(fu)
+                out = fu.result()
+                p = cache_path(a.cache_dir, sp, a.seed)
+                tmp = p.with_suffix(".tmp")
+                tmp.write_text(json.dumps(out))
+                tmp.replace(p)  # whole files only: a run killed mid-write leaves no half session
+                done += 1
+                r = out[0]
+                pads = [f["pad"] for f in r["frames"] if f["pad"] is not None]
+                print(f"{done:4d}/{len(todo)} {sp.key:44s} {sp.split} cpu={r.get('cpu_s')}s "
+                      f"pad_median={float(np.median(pads)) if pads else float('nan'):.3f}", flush=True)
+                if done % a.summary_every == 0:
+                    state.write_text(json.dumps({"elapsed_s": elapsed_before + time.time() - t_start}))
+                    try:  # a summary bug must not stop the scoring (the cache keeps every session)
+                        summary_now(False)
+                    except Exception:  # logged, the run goes on
+                        traceback.print_exc()
+    state.write_text(json.dumps({"elapsed_s": elapsed_before + time.time() - t_start}))
+    if stopped_early:
+        print(f"budget of {a.budget_min} min reached: {done} scored this run; rerun to continue (cached)", flush=True)
+    summary_now(not stopped_early and all(cache_path(a.cache_dir, sp, a.seed).is_file() for sp in specs))
     return 0
+
+
+def _judge(rows: list[dict[str, Any]], fusion: str, thr: float) -> Callable[[dict[str, Any]], bool]:
+    def pad_rej(r: dict[str, Any]) -> bool:
+        v = r["pad"][fusion]
+        return bool(math.isnan(v) or v < thr)
+    return pad_rej
 
 
 def summarize(rows: list[dict[str, Any]], tight_rows: list[dict[str, Any]], meta: dict[str, Any], fusion: str,
               write_manifest: bool, settings: Settings) -> None:
-    """Threshold on the calibration half, rates on the report half, cue measurements, README, manifest."""
-    cal = [r for r in rows if r["split"] == "cal"]
-    rep = [r for r in rows if r["split"] == "report"]
+    """Thresholds per half (2-fold), pooled rates with Clopper–Pearson intervals, cues, README, manifest."""
+    half = {h: [r for r in rows if r["split"] == h] for h in ("A", "B")}
     if fusion == "auto":
-        fusion, thr, cal_info = choose_fusion(cal)
+        fusion, thr_a, cal_a = choose_fusion(half["A"])
     else:
-        thr, cal_info = choose_threshold(cal, fusion)
+        thr_a, cal_a = choose_threshold(half["A"], fusion)
+    thr_b, cal_b = choose_threshold(half["B"], fusion)
+    other = {"A": thr_b, "B": thr_a}  # each half judged by the threshold chosen on the other
 
     def pad_rej(r: dict[str, Any]) -> bool:
         v = r["pad"][fusion]
-        return bool(math.isnan(v) or v < thr)
+        return bool(math.isnan(v) or v < other[r["split"]])
 
+    pad_rej_a = _judge(rows, fusion, thr_a)  # the manifest's threshold
     protocols: dict[str, Callable[[dict[str, Any]], bool]] = {
         "active": lambda r: bool(r["active_reject"]),
         "pad": pad_rej,
         "both": lambda r: bool(r["active_reject"]) or pad_rej(r),
     }
     kinds = [k for k in ATTACKS if any(r["kind"] == k for r in rows)]
-    gen_sources = ["video_acted", "slow", "late", "crops", "tiny"]
-    summary: dict[str, Any] = {}
-    for proto, rej in protocols.items():
-        summary[proto] = {
-            "apcer": {k: rate([r for r in rep if r["kind"] == k], rej, True) for k in kinds},
-            "bpcer": {src: rate([r for r in rep if r["kind"] == "bona_fide" and r["source"] == src], rej, False)
-                      for src in gen_sources},
-            "bpcer_floor_set": rate([r for r in rep if r["kind"] == "bona_fide" and r["source"] != "tiny"], rej,
+
+    def table(sel_rows: list[dict[str, Any]], rej: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        return {
+            "apcer": {k: rate([r for r in sel_rows if r["kind"] == k], rej, True) for k in kinds},
+            "bpcer": {src: rate([r for r in sel_rows if r["kind"] == "bona_fide" and r["source"] == src], rej, False)
+                      for src in GEN_SOURCES},
+            "bpcer_floor_set": rate([r for r in sel_rows if r["kind"] == "bona_fide" and r["source"] != "tiny"], rej,
                                     False),
+            "bpcer_acted": rate([r for r in sel_rows if r["kind"] == "bona_fide"
+                                 and r["source"] in ("video_acted", "slow", "late")], rej, False),
         }
+
+    summary = {proto: table(rows, rej) for proto, rej in protocols.items()}
+    manifest_half_b = table(half["B"], pad_rej_a)
     tight_summary = {
-        "apcer": {k: rate([r for r in tight_rows if r["kind"] == k and r["split"] == "report"], pad_rej, True)
+        "apcer": {k: rate([r for r in tight_rows if r["kind"] == k], pad_rej, True)
                   for k in ("print_nuaa", "replay_apfol")},
-        "bpcer": rate([r for r in tight_rows if r["kind"] == "bona_fide" and r["split"] == "report"], pad_rej, False),
+        "bpcer": rate([r for r in tight_rows if r["kind"] == "bona_fide"], pad_rej, False),
     }
     full_same = {
         "apcer": {k: v for k, v in summary["pad"]["apcer"].items() if k in ("print_nuaa", "replay_apfol")},
@@ -562,11 +789,15 @@ def summarize(rows: list[dict[str, Any]], tight_rows: list[dict[str, Any]], meta
     cues = cue_measurements(rows)
     report = {
         **meta, "manifest_sha256": manifest_sha256(settings.manifest_path),
-        "machine": machine_info(), "date": today, "fps": FPS, "lead_in_ms": LEAD_IN_MS, "window_ms": WINDOW_MS,
-        "fusion": fusion, "threshold": thr, "calibration": cal_info, "summary": summary, "cues": cues,
-        "tight_crops": {"report_half": tight_summary, "same_sequences_in_full_frames": full_same,
+        "machine": machine_info(), "date": today, "fps": FPS, "fps_passive": FPS_PASSIVE, "lead_in_ms": LEAD_IN_MS,
+        "window_ms": WINDOW_MS, "fusion": fusion, "threshold_A": thr_a, "threshold_B": thr_b,
+        "calibration_A": cal_a, "calibration_B": cal_b,
+        "summary_2fold": summary, "manifest_threshold_on_half_B": manifest_half_b, "cues": cues,
+        "tight_crops": {"summary_2fold": tight_summary, "same_sequences_in_full_frames": full_same,
                         "rows": tight_rows},
-        "liveness_params": LivenessParams().__dict__, "sequences": rows,
+        "counts": {k: sum(1 for r in rows if r["kind"] == k) for k in (*kinds, "bona_fide")},
+        "liveness_params": LivenessParams().__dict__,
+        "sessions": [{k: v for k, v in r.items() if k != "cues"} | {"cues": r.get("cues")} for r in rows],
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "pad.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
@@ -574,67 +805,83 @@ def summarize(rows: list[dict[str, Any]], tight_rows: list[dict[str, Any]], meta
     def cell(x: dict[str, Any], floor: float | None = None) -> str:
         if x["rate"] is None:
             return "—"
-        mark = "" if floor is None else (" ✓" if x["rate"] <= floor else " ✗")
-        return f"{100 * x['rate']:.1f}% ({x['errors']}/{x['n']}){mark}"
+        lo, hi = x["ci95"]
+        mark = ""
+        if floor is not None:  # ✓ the whole interval under the floor; ~ the rate is, the interval is not
+            mark = " ✓" if hi <= floor else (" ~" if x["rate"] <= floor else " ✗")
+        return f"{100 * x['rate']:.1f}% ({x['errors']}/{x['n']}) [{100 * lo:.1f}–{100 * hi:.1f}]{mark}"
 
-    n_rep = len(rep)
+    part = "" if meta["complete"] else (f" PARTIAL RUN: {meta['scored_sessions']} of {meta['planned_sessions']} "
+                                        "planned sessions scored when this table was written.")
     lines = [
         "## Presentation attacks (`benchmarks/pad_eval.py`)",
         "",
-        f"Machine: {report['machine']['nproc']} × {report['machine']['cpu']} (shared with other sessions; load "
-        f"{load[0]:.1f}), {today}, {meta['elapsed_s']:.0f} s. Full camera frames (480×640) through dlib detect + "
-        "68 landmarks → `analyze_liveness` (*active*: still / flat photo at the engine's cut-off / track / faces / "
-        f"the two drawn challenges, 1 s lead-in + 2 × {WINDOW_MS // 1000} s windows, {FPS:.0f} fps, prints/stills "
-        f"{FPS_PASSIVE} fps) and MiniFASNet "
-        f"V2+V1SE on the full frame with dlib's box (*pad*: session {fusion} of P(real) < {thr}); *both* = either "
-        "rejects. Threshold and fusion chosen on the calibration half (even sessions, NUAA subjects 1–4, first half of "
-        "apfol) against the full-frame attack types only (print, still, replay, cued_replay: print_nuaa/replay_apfol "
-        "are tight crops with a synthesised frame, reported but not calibrated on); "
-        f"**every rate below is the other half** ({n_rep} sequences). APCER = attacks not rejected, BPCER = genuine "
-        "rejected (ISO/IEC 30107-3); ✓/✗ against the issue-12 floors (≤ 1 % print/still, ≤ 5 % replay, BPCER ≤ 3 %).",
+        f"Machine: {report['machine']['nproc']} × {report['machine']['cpu']} (shared with five other engineers' "
+        f"sessions; load {load[0]:.1f} at the end), {today}; {meta['elapsed_s']:.0f} s wall, "
+        f"{meta['cpu_s_sessions']:.0f} s CPU over {meta['scored_sessions']} sessions, {meta['workers']} niced worker "
+        f"processes.{part} Full camera frames (480×640) through dlib detect + 68 landmarks → `analyze_liveness` "
+        "(*active*: still / flat photo at the engine's cut-off / track / faces / the two drawn challenges, 1 s lead-in "
+        f"+ 2 × {WINDOW_MS // 1000} s windows, {FPS:.0f} fps; prints, stills and plain replays {FPS_PASSIVE} fps over "
+        "the lead-in and first window) and MiniFASNet V2+V1SE on the full frame with dlib's box (*pad*: session "
+        f"{fusion} of P(real) below the threshold); *both* = either rejects.",
         "",
-        "How the sequences were made (benchmarks/attacks.py): *print* = a photo printed on curled paper with white "
-        "margins, tilted back and forth in front of a procedural room; *print_nuaa* = REAL NUAA print captures and "
-        "*replay_apfol* = REAL apfol screen-replay captures, each tight crop made into a full frame by stretching its "
-        "border; *replay* = a genuine clip on a phone screen (bezel, glare, sub-pixel moiré, tilt, hand tremor), not "
-        "cued; *still* = one photo on the phone; *cued_replay* = the clip ACTING the drawn challenges (blink/mouth "
-        "cued from its own frames, turns by a cylinder warp) on the phone. Genuine: the same clips acting the "
-        "challenges straight to the camera (*video_acted* 0.8 s reaction, *slow* 2.5 s, *late* face enters 2.2 s "
-        "late), NUAA/apfol real crops in full frames (*crops*, passive only), and the 96×128 clip (*tiny*, outside "
-        "the floor). Synthetic attacks are easier than real ones, and the genuine head turns are warps too.",
+        "Statistics: 2-fold — the PAD threshold is chosen on half A (even session numbers, NUAA subjects 1–4, first "
+        f"half of apfol; → {thr_a}) and on half B (→ {thr_b}) with the same rule (calibration BPCER ≤ 2 % on the "
+        "genuine sessions, minimise the worst APCER over print/still/replay/cued_replay), and **every session is "
+        "judged by the threshold chosen on the other half**, so the counts below use every session. Brackets: exact "
+        "95 % Clopper–Pearson interval. ✓ = the whole interval is under the issue-12 floor (≤ 1 % print/still, ≤ 5 % "
+        "replay, BPCER ≤ 3 %), ~ = the rate is under it but the interval is not (not demonstrated), ✗ = over it. "
+        "APCER = attacks not rejected, BPCER = genuine rejected (ISO/IEC 30107-3). The sessions of a kind are "
+        "distinct syntheses but share two source clips (genuine, replays) or one photo pool (prints, stills): "
+        "the intervals are about presentations, not about a population of people.",
+        "",
+        "What is real and what is synthetic (benchmarks/attacks.py): *print* = a photo (one per session, no repeats, "
+        "from one photo per LFW person, photos/ and the NUAA real subjects) printed on curled paper with white "
+        "margins, tilted back and forth in front of a procedural room; *still* = such a photo on a phone screen; "
+        "*replay* = one of the two real clips playing on a phone screen (bezel, glare, sub-pixel moiré, tilt, hand "
+        "tremor), not cued; *cued_replay* = the clip ACTING the drawn challenges (blink/mouth cued from its own "
+        "frames, turns by a cylinder warp) on the phone, cued with a 0.8–1.5 s reaction. All four are SYNTHETIC. "
+        "*print_nuaa* (every NUAA print session) and *replay_apfol* (apfol screen replays) are REAL attack captures, "
+        "but only as tight crops whose full frame is synthesised by stretching their border. Genuine: the two REAL "
+        "clips acting the challenges straight to the camera (*video_acted* 0.6–1.2 s reaction, *slow* 1.8–2.8 s, "
+        "*late* face enters 1.5–3 s late; turns are warps, so synthetic), NUAA/apfol REAL live crops in full frames "
+        "(*crops*, passive checks only), the 96×128 clip (*tiny*, outside the floor). Every synthetic session draws "
+        "its own phone/paper, room, camera (defocus, noise, JPEG 70–92, exposure 0.6–1.15) and zoom.",
         "",
         "| protocol | " + " | ".join(f"APCER {k}" for k in kinds) + " | BPCER genuine (floor set) | "
-        + " | ".join(f"BPCER {s}" for s in gen_sources) + " |",
-        "|---|" + "---|" * (len(kinds) + 1 + len(gen_sources)),
+        + " | ".join(f"BPCER {s}" for s in GEN_SOURCES) + " |",
+        "|---|" + "---|" * (len(kinds) + 1 + len(GEN_SOURCES)),
     ]
     for proto in protocols:
         s = summary[proto]
         lines.append(
             f"| {proto} | " + " | ".join(cell(s["apcer"][k], FLOOR[k]) for k in kinds)
             + f" | {cell(s['bpcer_floor_set'], BPCER_FLOOR)} | "
-            + " | ".join(cell(s["bpcer"][src]) for src in gen_sources) + " |"
+            + " | ".join(cell(s["bpcer"][src]) for src in GEN_SOURCES) + " |"
         )
+    mb = manifest_half_b
     lines += [
         "",
-        "Reading the table: *print_nuaa*, *replay_apfol* and the genuine *crops* carry no challenge (their "
-        "subjects were asked nothing), so *active* there is the passive checks alone. The *active* failures of "
-        "genuine acted clips come from the synthesis, not from a person: on blink_7_times_1080p the cylinder warp "
-        "rarely moves yaw_ratio past 0.22 to the image's left (turn_right) and the clip's blinks dip the eye "
-        "aspect ratio only just below the engine's cut at 5 fps; the browser tests with real pacing are the "
-        "measure of active BPCER. Samples are small (2 sessions per clip and variant on a shared 2-core machine: "
-        "2 cued replays in the report half), so ✓ means \"no error seen\", not a demonstrated rate.",
+        f"The manifest's threshold ({thr_a}, half A) on half B alone: PAD APCER "
+        + ", ".join(f"{k} {cell(v, FLOOR[k])}" for k, v in mb["apcer"].items())
+        + f"; BPCER floor set {cell(mb['bpcer_floor_set'], BPCER_FLOOR)}.",
         "",
-        f"Tight crops (the files of faces/spoof as they are, no context; same threshold, report half): BPCER "
+        "Reading the table: *print_nuaa*, *replay_apfol* and the genuine *crops* carry no challenge (their "
+        "subjects were asked nothing), so *active* there is the passive checks alone. *active* failures of genuine "
+        "acted clips come from the synthesis (warped turns, shallow blinks at 5 fps), not from a person; the browser "
+        "tests with real pacing are the measure of active BPCER. Synthetic attacks are easier than real ones.",
+        "",
+        f"Tight crops (the files of faces/spoof as they are, no context; 2-fold thresholds): BPCER "
         f"{cell(tight_summary['bpcer'])}, APCER print_nuaa {cell(tight_summary['apcer']['print_nuaa'])}, replay_apfol "
         f"{cell(tight_summary['apcer']['replay_apfol'])} — against BPCER {cell(full_same['bpcer'])} and APCER "
         + ", ".join(f"{k} {cell(v)}" for k, v in full_same["apcer"].items())
         + " for the same crops in full frames. A tight crop collapses both context crops (2.7× and 4.0×) onto the "
         "face itself.",
         "",
-        "Spoof cues (`lifecert/engine/spoof_cues.py`), AUC = P(attack value > genuine value) per session, all "
-        "sequences (0.5 = no separation). *real* columns: NUAA/apfol captures (only the face-region cues, moiré and "
+        "Spoof cues (`lifecert/engine/spoof_cues.py`), AUC = P(attack value > genuine value) per session "
+        "(0.5 = no separation). *real* columns: NUAA/apfol captures (only the face-region cues, moiré and "
         "specular, mean anything there: their context is synthesised); *synthetic* columns: the full-frame attacks "
-        "above against the genuine acted clips — they separate partly because attacks.py drew what the cue looks for.",
+        "against the genuine acted clips — they separate partly because attacks.py drew what the cue looks for.",
         "",
         "| cue | real print_nuaa | real replay_apfol | synthetic print | synthetic replay | synthetic still | "
         "synthetic cued_replay |",
@@ -652,25 +899,20 @@ def summarize(rows: list[dict[str, Any]], tight_rows: list[dict[str, Any]], meta
     fl = cues["flat_residual"]
     lines += [
         "",
-        "Flat-photo test (homography residual of the rigid landmarks over the frame pairs with the largest pose "
-        "change, face widths; the engine's cut-off is "
+        "Flat-photo test as the engine runs it (homography residual, cut-off "
         f"{LivenessParams().flat_residual}): sessions where it decided / all, residual min · 10 % · median · 90 % · "
         "max: "
         + "; ".join(f"{k} {v['decided']}/{v['sequences']} {v['residual_quantiles']}" for k, v in fl.items()) + ".",
     ]
     update_readme("pad", "\n".join(lines))
-    print("\n".join(lines))
+    print("\n".join(lines[-12:]), flush=True)
     if write_manifest:
-        worst_b = summary["pad"]["bpcer_floor_set"]["rate"]
         write_manifest_threshold(
-            settings.manifest_path or REPO_MANIFEST, thr, fusion, summary["pad"]["apcer"], worst_b,
-            "benchmarks/pad_eval.py: ../shared/faces video/ clips acted + synthetic screen/paper attacks; "
-            "NUAA and apfol crops in full frames", today,
+            settings.manifest_path or REPO_MANIFEST, thr_a, fusion, mb["apcer"], mb["bpcer_floor_set"]["rate"],
+            f"benchmarks/pad_eval.py half A ({meta['scored_sessions']} sessions in all): ../shared/faces clips acted + "
+            "synthetic screen/paper attacks; NUAA and apfol crops in full frames", today,
         )
-        print(f"wrote threshold {thr} to the manifest")
-    return 0
-
-
+        print(f"wrote threshold {thr_a} to the manifest", flush=True)
 
 
 if __name__ == "__main__":

@@ -331,3 +331,24 @@ def test_given_calibration_when_written_to_a_manifest_copy_then_only_the_thresho
     rest = before[cut:].split("\n\n", 1)[1]
     assert after.endswith(rest)  # ... and everything after it (comments of the next section included)
     assert [f.sha256 for f in spec.files] == [f.sha256 for f in pad_spec(src).files]
+
+
+@pytest.mark.parametrize(
+    ("k", "n", "lo", "hi"),
+    [(0, 100, 0.0, 0.0362167), (5, 100, 0.0164319, 0.1128349), (100, 100, 0.9637833, 1.0),
+     (1, 10, 0.0025286, 0.4450161)],
+)
+def test_given_errors_out_of_trials_when_interval_then_exact_clopper_pearson(k: int, n: int, lo: float,
+                                                                             hi: float) -> None:
+    """Known answers (scipy.stats.beta quantiles / R binom.test) for the benchmark's 95 % intervals."""
+    from benchmarks.pad_eval import clopper_pearson
+
+    got = clopper_pearson(k, n)
+    assert got == pytest.approx((lo, hi), abs=1e-6)
+
+
+def test_given_impossible_counts_when_interval_then_value_error() -> None:
+    from benchmarks.pad_eval import clopper_pearson
+
+    with pytest.raises(ValueError):
+        clopper_pearson(3, 2)
