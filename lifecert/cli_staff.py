@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
     from lifecert.services.context import AppContext
 
     users = typer.Typer(no_args_is_help=True,
-                        help="Staff accounts (roles: admin, enrollment_staff, caseworker, auditor)")
+                        help="Staff accounts (roles: admin, enrollment_staff, caseworker, auditor, community_worker)")
     audit_app = typer.Typer(no_args_is_help=True, help="The tamper-evident audit trail")
     app.add_typer(users, name="users")
     app.add_typer(audit_app, name="audit")
@@ -49,7 +49,7 @@ def register(app: typer.Typer) -> None:
     @friendly_errors
     def users_create(
         username: str,
-        role: str = typer.Option(..., help="admin | enrollment_staff | caseworker | auditor"),
+        role: str = typer.Option(..., help="admin | enrollment_staff | caseworker | auditor | community_worker"),
         display_name: str = typer.Option("", help="name shown in the console"),
         region: str | None = typer.Option(None, help="6-digit region code of the staff member's office"),
         password_env: str | None = typer.Option(None, help="read the password from this environment variable"),

@@ -5,6 +5,11 @@
   "use strict";
 
   const API = "api/v1";
+  // Assisted mode (帮助他人认证, ?assist=1): a community worker signed in to the console runs the same
+  // capture for the pensioner in front of the camera; the session is started through the staff API
+  // with the worker's console session (cookie + CSRF token) and the worker's location text.
+  const ASSIST = new URLSearchParams(window.location.search).get("assist") === "1";
+  const STAFF_API = "api/staff";
   const JPEG_QUALITY = 0.85;
   const CAPTURE_LONG_SIDE = 640; // px; frames are downscaled so that the long side is at most this
   const CAMERA_TIMEOUT_MS = 15000;
@@ -182,12 +187,12 @@
     return new ApiError(byStatus[status] || (status >= 500 ? "SERVER" : "UNKNOWN"), status, null, null, retryAfterS);
   }
 
-  async function postJson(url, body) {
+  async function postJson(url, body, extraHeaders) {
     let res;
     try {
       res = await fetch(url, {
         method: "POST",
-        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        headers: Object.assign({ "Content-Type": "application/json", Accept: "application/json" }, extraHeaders || {}),
         body: JSON.stringify(body),
         cache: "no-store",
       });
@@ -204,7 +209,25 @@
   }
 
   function createSession(idNumber, name) {
+    if (ASSIST) {
+      const body = { id_number: idNumber, name, location: state.location, device: navigator.userAgent.slice(0, 128) };
+      return postJson(`${STAFF_API}/assisted/sessions`, body, { "X-CSRF-Token": state.assistCsrf || "" });
+    }
     return postJson(`${API}/sessions`, { id_number: idNumber, name, protocol: "paced" });
+  }
+
+  /** Assisted mode: the worker's console session must be open; its CSRF token signs the start request. */
+  async function initAssist() {
+    $("assist-field").hidden = false;
+    try {
+      const res = await fetch(`${STAFF_API}/assisted/context`, { headers: { Accept: "application/json" }, cache: "no-store" });
+      if (res.status !== 200) throw new Error(String(res.status));
+      const ctx = await res.json();
+      state.assistCsrf = ctx.csrf_token;
+    } catch (_) {
+      fieldError("location", "location-error", t("assist.login"));
+      $("start").disabled = true;
+    }
   }
 
   /** One chunk of frames for step ``index`` (multipart: nonce, timestamps JSON, frames, prompt_shown_ms,
@@ -648,6 +671,15 @@
       $("name").focus();
       return null;
     }
+    if (ASSIST) {
+      const where = $("location").value.trim();
+      fieldError("location", "location-error", where ? "" : t("assist.location_empty"));
+      if (!where) {
+        $("location").focus();
+        return null;
+      }
+      state.location = where;
+    }
     return { idNumber: id.value, name };
   }
 
@@ -727,6 +759,7 @@
     state.lang = loadLang();
     applyLang();
     $("start-form").addEventListener("submit", onSubmit);
+    if (ASSIST) initAssist();
     $("prepare-go").addEventListener("click", () => attempt());
     $("prepare-listen").addEventListener("click", () => speak(t("prepare.speech")));
     $("denied-retry").addEventListener("click", () => attempt());

@@ -41,6 +41,12 @@ class AssistedStart(BaseModel):
     location: str = Field(min_length=1, max_length=128, description="where the worker is, as text (address, village)")
 
 
+@router.get("/assisted/context", summary="Community worker: who is signed in, and the CSRF token the capture "
+            "page sends with the assisted start (cookie sessions)")
+def assisted_context(who: CommunityWorker) -> dict[str, str | None]:
+    return {"username": who.username, "display_name": who.display_name, "csrf_token": who.csrf_token}
+
+
 @router.post("/assisted/sessions", status_code=201, response_model=PacedSessionCreated,
              summary="Community worker: start an assisted (帮助他人认证) paced capture for a pensioner")
 async def start_assisted(body: AssistedStart, request: Request, who: CommunityWorker, svc: Verification,

@@ -57,6 +57,7 @@ EXPECTED: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/console/imports"): frozenset({CW, AD}),
     ("POST", "/console/imports/upload"): frozenset({CW, AD}),
     ("POST", "/api/staff/assisted/sessions"): frozenset({CO}),
+    ("GET", "/api/staff/assisted/context"): frozenset({CO}),
     ("GET", "/api/staff/assisted/report.csv"): frozenset({CW, AD, AU}),
     ("GET", "/api/staff/visits/mine"): frozenset({CO}),
     ("POST", "/api/staff/visits/{task_id}/assign"): frozenset({CW, AD}),
