@@ -137,3 +137,52 @@ def register(app: typer.Typer) -> None:
         if summary_json is not None:
             summary_json.write_text(json.dumps(summary.as_dict(), ensure_ascii=False, indent=1), encoding="utf-8")
         _print_summary(summary)
+
+    susp = typer.Typer(no_args_is_help=True, help="Payment suspensions of the overdue (two-person sign-off)")
+    app.add_typer(susp, name="suspensions")
+
+    @susp.command("sweep")
+    @friendly_errors
+    def susp_sweep(
+        today: Annotated[str | None, typer.Option(help="YYYY-MM-DD (default today)")] = None,
+        region: Annotated[str, typer.Option(help="only this region prefix")] = "",
+    ) -> None:
+        """The daily job: resume or cancel cases with new confirmations, open cases for the newly overdue.
+        Signing (propose, approve) happens in the console by two different caseworkers."""
+        from lifecert.domain.errors import ErrorCode, LifecertError
+        from lifecert.services import suspensions
+
+        try:
+            day = date.fromisoformat(today) if today else date.today()
+        except ValueError:
+            raise LifecertError("--today must be YYYY-MM-DD", code=ErrorCode.BAD_REQUEST) from None
+        with _db().session() as s:
+            r = suspensions.sweep(s, day, region_prefix=region)
+        console.print(f"opened {r.opened}, cancelled {r.cancelled}, resumed {r.resumed}")
+
+    @susp.command("export")
+    @friendly_errors
+    def susp_export(
+        out: Annotated[Path, typer.Option("--out", "-o", help=".csv or .xlsx for the payment system")],
+        all_: Annotated[bool, typer.Option("--all", help="include rows handed over before")] = False,
+    ) -> None:
+        """Approved suspensions and resumptions (with months owed) not yet handed to the payment system."""
+        from lifecert.services import audit, suspensions
+
+        with _db().session() as s:
+            n = suspensions.export_for_payment(s, out, actor=audit.cli_actor(), role="operator", include_exported=all_)
+        console.print(f"{n} row(s) written to {out}")
+
+    @susp.command("status")
+    @friendly_errors
+    def susp_status(region: Annotated[str, typer.Option(help="only this region prefix")] = "") -> None:
+        """Cases by region and status."""
+        from lifecert.services import suspensions
+
+        with _db().session() as s:
+            counts = suspensions.counts_by_region(s, region_prefix=region)
+        states = ("open", "proposed", "approved", "resumed", "cancelled")
+        t = Table("region", *states)
+        for r, c in sorted(counts.items()):
+            t.add_row(r, *(str(c.get(k, 0)) for k in states))
+        console.print(t)

@@ -42,6 +42,7 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.FORBIDDEN: 403,
     ErrorCode.CSRF_FAILED: 403,
     ErrorCode.CONFLICT: 409,
+    ErrorCode.TWO_PERSON_RULE: 409,
 }
 
 

@@ -66,6 +66,7 @@ class ErrorCode(StrEnum):
     FORBIDDEN = "FORBIDDEN"
     CSRF_FAILED = "CSRF_FAILED"
     CONFLICT = "CONFLICT"
+    TWO_PERSON_RULE = "TWO_PERSON_RULE"  # a payment suspension's second signature by its first signer
 
 
 class LifecertError(Exception):

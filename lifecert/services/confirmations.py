@@ -62,6 +62,10 @@ def record_confirmation(
     )
     session.add(conf)
     session.flush()
+    # a pending suspension for being overdue is cancelled, an approved one resumed (months owed)
+    from lifecert.services.suspensions import on_confirmation
+
+    on_confirmation(session, pensioner.id, evidence_date, conf.id, today=max(evidence_date, date.today()))
     return conf
 
 

@@ -217,6 +217,28 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "rt_active": ("有效", "active"),
     "rt_revoked": ("已撤销", "revoked"),
     "rt_retired": ("已停用", "retired"),
+    # payment suspensions (agency, issue 15)
+    "suspensions": ("暂停发放审批", "Payment suspensions"),
+    "susp_pending": ("待签批", "Awaiting signatures"),
+    "susp_approved": ("已暂停", "Suspended"),
+    "susp_closed": ("已恢复/已撤销", "Resumed / cancelled"),
+    "susp_export": ("导出给发放系统", "Export for the payment system"),
+    "susp_grace_until": ("宽限期至", "Grace until"),
+    "susp_signatures": ("提议人 / 批准人", "Proposed by / approved by"),
+    "susp_months_owed": ("补发月数", "Months owed"),
+    "susp_propose": ("提议暂停（第一签）", "Propose (first signature)"),
+    "susp_approve": ("批准暂停（第二签）", "Approve (second signature)"),
+    "susp_decline": ("不予暂停", "Decline"),
+    "susp_needs_second": ("需另一位经办人批准", "Needs another caseworker's approval"),
+    "susp_reason_overdue": ("逾期未认证", "Overdue"),
+    "susp_reason_fraud": ("疑似欺诈", "Suspected fraud"),
+    "susp_st_open": ("待提议", "Open"),
+    "susp_st_proposed": ("待批准", "Proposed"),
+    "susp_st_approved": ("已暂停发放", "Suspended"),
+    "susp_st_resumed": ("已恢复发放", "Resumed"),
+    "susp_st_cancelled": ("已撤销", "Cancelled"),
+    "err_TWO_PERSON_RULE": ("提议人不能自己批准，需另一位经办人",
+                            "The proposer cannot approve: another caseworker must"),
 }
 
 # community workers, home-visit closing, department extract uploads (issue 15, exchange)

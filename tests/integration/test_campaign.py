@@ -173,3 +173,22 @@ def test_given_cli_when_setting_policy_and_planning_then_jsonl_out_and_audited(c
         ev = s.scalars(select(AuditEvent).where(AuditEvent.action == "campaign.plan")).one()
     db.dispose()
     assert ev.detail["rows"] == 1 and ev.object_id == "2027-03"
+
+
+def test_given_cli_when_sweeping_and_exporting_suspensions_then_counts_and_file(cli_env: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    settings = get_settings()
+    db = Database(settings.resolved_database_url, audit_key=settings.audit_key_bytes())
+    with db.session() as s:
+        _person(s, "220202", date(1950, 3, 9), 51)  # never confirmed
+    db.dispose()
+    r = runner.invoke(app, ["suspensions", "sweep", "--today", "2027-03-01"])
+    assert r.exit_code == 0 and "opened 1" in r.output, r.output
+    r = runner.invoke(app, ["suspensions", "sweep", "--today", "2027-03-02"])
+    assert "opened 0" in r.output
+    assert runner.invoke(app, ["suspensions", "sweep", "--today", "tomorrow"]).exit_code == 2
+    r = runner.invoke(app, ["suspensions", "status"])
+    assert r.exit_code == 0 and "220202" in r.output
+    r = runner.invoke(app, ["suspensions", "export", "-o", str(tmp_path / "s.csv")])
+    assert r.exit_code == 0 and "0 row(s)" in r.output  # nothing approved: nothing to hand over
+    assert runner.invoke(app, ["suspensions", "export", "-o", str(tmp_path / "s.txt")]).exit_code == 2

@@ -105,18 +105,33 @@ def test_given_case_when_requesting_home_visit_then_task_carries_address_and_reg
         assert [task.id for task, _ in rows] == [tid]
 
 
-def test_given_case_when_marking_fraud_then_pensioner_flagged_and_suspended(ctx: AppContext) -> None:
+def test_given_case_when_marking_fraud_then_suspension_proposed_and_payment_stops_only_on_second_signature(
+        ctx: AppContext) -> None:
+    from lifecert.services import suspensions
+    from lifecert.storage.models_agency import SuspensionStatus
+
     make_user(ctx, "sun", "caseworker")
-    who = _principal(ctx, "sun")
+    make_user(ctx, "zhou", "caseworker")
+    who, second = _principal(ctx, "sun"), _principal(ctx, "zhou")
     pid = make_pensioner(ctx)
     cid = make_case(ctx, pid, kind=ReviewKind.TIP_OFF, reason="TIP_OFF")
     with ctx.db.session() as s:
-        review.mark_suspected_fraud(s, cid, who, note="neighbours report death in 2023")
+        sid = review.mark_suspected_fraud(s, cid, who, note="neighbours report death in 2023").id
+    with ctx.db.session() as s:
+        p = s.get(Pensioner, pid)
+        assert p is not None
+        assert (p.fraud_flag, p.status) == (False, PensionerStatus.ACTIVE)  # one signature is not enough
+    with pytest.raises(LifecertError) as e, ctx.db.session() as s:
+        suspensions.approve(s, sid, who, today=date(2026, 12, 1))
+    assert e.value.code == ErrorCode.TWO_PERSON_RULE
+    with ctx.db.session() as s:
+        case = suspensions.approve(s, sid, second, today=date(2026, 12, 1))
+        assert (case.status, case.review_case_id, case.reason) == (SuspensionStatus.APPROVED, cid, "fraud")
     with ctx.db.session() as s:
         p = s.get(Pensioner, pid)
         assert p is not None
         assert (p.fraud_flag, p.status) == (True, PensionerStatus.SUSPENDED)
-        assert str(cid) in (p.status_reason or "")
+        assert str(sid) in (p.status_reason or "")
 
 
 def test_given_case_assigned_to_colleague_when_deciding_then_conflict_until_reassigned(ctx: AppContext) -> None:

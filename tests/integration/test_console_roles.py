@@ -40,6 +40,11 @@ EXPECTED: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/console/cases/{case_id}/enrollment/confirm-duplicate"): frozenset({CW, ES}),
     ("POST", "/console/cases/{case_id}/enrollment/not-duplicate"): frozenset({CW, ES}),
     ("GET", "/console/visits"): frozenset({CW}),
+    ("GET", "/console/suspensions"): frozenset({CW}),
+    ("POST", "/console/suspensions/{suspension_id}/propose"): frozenset({CW}),
+    ("POST", "/console/suspensions/{suspension_id}/approve"): frozenset({CW}),
+    ("POST", "/console/suspensions/{suspension_id}/decline"): frozenset({CW}),
+    ("POST", "/console/suspensions/export"): frozenset({CW}),
     ("GET", "/console/audit"): frozenset({AU}),
     ("GET", "/console/audit/export.csv"): frozenset({AU}),
     ("GET", "/console/users"): frozenset({AD}),
@@ -131,11 +136,23 @@ def _fresh_path(ctx: AppContext, path: str) -> tuple[str, dict[str, object]]:
     cid = make_case(ctx, pid, reason="DUPLICATE_FACE" if kind == ReviewKind.ENROLLMENT else "LOW_MATCH",
                     payload=payload)
     uid = make_user(ctx, f"target{_fresh_path.seq}", Role.CASEWORKER) if "{user_id}" in path else 0  # type: ignore[attr-defined]
+    sid = _open_suspension(ctx, pid) if "{suspension_id}" in path else 0
     url = path.replace("{task_id}", "999999")
-    url = url.replace("{case_id}", str(cid)).replace("{sha}", photo).replace("{user_id}", str(uid))
+    url = (url.replace("{case_id}", str(cid)).replace("{sha}", photo).replace("{user_id}", str(uid))
+           .replace("{suspension_id}", str(sid)))
     body: dict[str, object] = {"note": "checked by phone", "text": "a note", "password": "another-password-1",
                                "username": f"new{_fresh_path.seq}", "role": "auditor"}  # type: ignore[attr-defined]
     return url, body
+
+
+def _open_suspension(ctx: AppContext, pensioner_id: int) -> int:
+    from lifecert.storage.models_agency import Suspension
+
+    with ctx.db.session() as s:
+        row = Suspension(pensioner_id=pensioner_id, region_code="220202", reason="overdue", status="open", detail={})
+        s.add(row)
+        s.flush()
+        return row.id
 
 
 _fresh_path.seq = 101  # type: ignore[attr-defined]

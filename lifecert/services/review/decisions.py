@@ -22,7 +22,6 @@ from lifecert.services.review.access import (
     CaseStatus,
     audit_decision,
     close,
-    flag_fraud,
     get_case,
     open_for_decision,
     pensioner_of,
@@ -30,10 +29,10 @@ from lifecert.services.review.access import (
 from lifecert.services.staff import Principal
 from lifecert.storage.models import (
     ConfirmationMethod,
-    Pensioner,
     ReviewCase,
     SurvivalConfirmation,
 )
+from lifecert.storage.models_agency import Suspension
 from lifecert.storage.models_staff import CaseNote, HomeVisitTask
 
 
@@ -97,14 +96,18 @@ def request_home_visit(
 
 def mark_suspected_fraud(
     session: Session, case_id: int, who: Principal, *, note: str = "", client_addr: str = ""
-) -> Pensioner:
-    """Flag the pensioner and suspend payment pending the payment-suspension review."""
+) -> Suspension:
+    """Close the case as suspected fraud and PROPOSE the payment suspension with this caseworker's
+    signature (lifecert.services.suspensions): the payment stops, and the pensioner is flagged, only
+    when a different caseworker approves it on the suspensions page."""
+    from lifecert.services.suspensions import propose_fraud
+
     case = open_for_decision(session, case_id, who, Decision.FRAUD, client_addr=client_addr)
     p = pensioner_of(session, case)
-    flag_fraud(p, f"suspected fraud (review case {case.id})")
+    susp = propose_fraud(session, p, case.id, who, note=note, client_addr=client_addr)
     close(session, case, who, Decision.FRAUD, note, action="case.fraud", client_addr=client_addr,
-          note=note.strip()[:500])
-    return p
+          note=note.strip()[:500], suspension_id=susp.id)
+    return susp
 
 
 def close_unfounded(session: Session, case_id: int, who: Principal, reason: str, *,

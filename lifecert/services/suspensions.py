@@ -1,0 +1,306 @@
+"""Payment suspension with two-person sign-off (issue 15 item 2).
+
+A pensioner still unconfirmed after their window's grace period (lifecert.services.policy) gets a
+suspension case ``open`` (``open_overdue``, run daily by ``lifecert suspensions sweep``). One
+caseworker ``propose``s it; a DIFFERENT staff member ``approve``s it, which suspends the payment
+(pensioner status ``suspended``). A caseworker's "suspected fraud" decision on a review case opens
+a case already ``proposed`` by that caseworker (``propose_fraud``): the same second signature
+is needed. A later confirmation of any kind ``cancel``s a pending overdue case, or ``resume``s an
+approved one with the months of payment withheld (owed back) computed. Fraud suspensions are
+never resumed by a confirmation: a caseworker decides those. Every step is audited in the keyed
+chain, with ids and dates, never names or ID numbers.
+
+``on_confirmation`` is called by ``record_confirmation``; confirmations written in bulk (data
+comparison imports) are caught by ``sweep``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from lifecert.domain.errors import AccessDenied, Conflict, ErrorCode, LifecertError, NotFound
+from lifecert.domain.policy import CertificationPolicy, DueState, months_owed, next_due, policy_for
+from lifecert.services import audit
+from lifecert.services.policy import default_policy, iter_register, policies_in_force
+from lifecert.services.review.access import in_scope
+from lifecert.services.staff import Principal, Role
+from lifecert.storage.models import Pensioner, PensionerStatus, SurvivalConfirmation
+from lifecert.storage.models_agency import Suspension, SuspensionReason, SuspensionStatus
+
+SIGNING_ROLES = (Role.CASEWORKER,)  # not admin: account management and payment decisions stay apart
+STATUS_PREFIX = "payment suspension #"  # pensioner.status_reason of a suspension made here
+
+
+class TwoPersonRule(LifecertError):
+    """The second signature came from the first signer."""
+
+    code = ErrorCode.TWO_PERSON_RULE
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _audit(session: Session, who: Principal | None, action: str, s: Suspension, client_addr: str = "",
+           **detail: Any) -> None:
+    audit.record(session, actor=who.username if who else "system", role=str(who.role) if who else "system",
+                 action=action, object_type="payment_suspension", object_id=s.id, client_addr=client_addr,
+                 detail={"pensioner_id": s.pensioner_id, "reason": s.reason, "status": s.status, **detail})
+
+
+def _check_signer(who: Principal, s: Suspension) -> None:
+    if who.role not in SIGNING_ROLES:
+        raise AccessDenied("only caseworkers sign payment suspensions", role=str(who.role))
+    if not in_scope(who, s.region_code):
+        # like a case of another region: it does not exist for this staff member
+        raise NotFound(f"suspension {s.id} not found")
+
+
+def get(session: Session, suspension_id: int, *, for_update: bool = False) -> Suspension:
+    q = select(Suspension).where(Suspension.id == suspension_id)
+    if for_update:
+        q = q.with_for_update()
+    s = session.scalars(q).first()
+    if s is None:
+        raise NotFound(f"suspension {suspension_id} not found")
+    return s
+
+
+def active_of(session: Session, pensioner_id: int) -> list[Suspension]:
+    return list(session.scalars(select(Suspension).where(
+        Suspension.pensioner_id == pensioner_id, Suspension.status.in_(SuspensionStatus.ACTIVE))))
+
+
+def open_overdue(session: Session, today: date, *, policies: list[CertificationPolicy] | None = None,
+                 region_prefix: str = "") -> int:
+    """Open a case for every active pensioner overdue on ``today`` (past the grace period of the
+    window they owe) who has no case under way. Returns how many were opened."""
+    ps = policies if policies is not None else policies_in_force(session)
+    fallback = default_policy()
+    busy = set(session.scalars(select(Suspension.pensioner_id).where(Suspension.status.in_(SuspensionStatus.ACTIVE))))
+    opened = 0
+    todo: list[Suspension] = []
+    for r in iter_register(session, region_prefix=region_prefix):
+        if r.pensioner_id in busy:
+            continue
+        pol = policy_for(ps, r.region_code, today) or fallback
+        w = next_due(pol, birth_month=r.birth_month, last_confirmation=r.last_confirmation, registered=r.registered)
+        if w.state_on(today) is not DueState.OVERDUE:
+            continue
+        todo.append(Suspension(
+            pensioner_id=r.pensioner_id, region_code=r.region_code, reason=SuspensionReason.OVERDUE,
+            status=SuspensionStatus.OPEN, window_closes=w.closes, grace_until=w.grace_until,
+            detail={"last_confirmation": r.last_confirmation.isoformat() if r.last_confirmation else None,
+                    "policy": f"{pol.kind}:{pol.region_prefix or '*'}", "as_of": today.isoformat()}))
+    for s in todo:  # after the register cursor is exhausted
+        session.add(s)
+        session.flush()
+        _audit(session, None, "suspension.open", s, window_closes=s.window_closes.isoformat()
+               if s.window_closes else None, grace_until=s.grace_until.isoformat() if s.grace_until else None)
+        opened += 1
+    return opened
+
+
+def propose(session: Session, suspension_id: int, who: Principal, *, note: str = "",
+            client_addr: str = "") -> Suspension:
+    """First signature: the caseworker checked the case and proposes to suspend payment."""
+    s = get(session, suspension_id, for_update=True)
+    _check_signer(who, s)
+    if s.status != SuspensionStatus.OPEN:
+        raise Conflict(f"suspension {s.id} is {s.status}, not open", status=s.status)
+    s.status, s.proposed_by, s.proposed_at = SuspensionStatus.PROPOSED, who.user_id, _now()
+    s.proposal_note = note.strip()[:2000] or None
+    _audit(session, who, "suspension.propose", s, client_addr)
+    return s
+
+
+def propose_fraud(session: Session, pensioner: Pensioner, review_case_id: int, who: Principal, *, note: str = "",
+                  client_addr: str = "") -> Suspension:
+    """A caseworker's "suspected fraud" decision: a case already carrying their signature; the payment
+    stops only when a different staff member approves."""
+    if who.role not in SIGNING_ROLES:
+        raise AccessDenied("only caseworkers sign payment suspensions", role=str(who.role))
+    for other in active_of(session, pensioner.id):
+        if other.reason == SuspensionReason.FRAUD:
+            raise Conflict(f"suspension {other.id} for suspected fraud is already under way")
+    s = Suspension(pensioner_id=pensioner.id, region_code=pensioner.region_code, reason=SuspensionReason.FRAUD,
+                   status=SuspensionStatus.PROPOSED, review_case_id=review_case_id, proposed_by=who.user_id,
+                   proposed_at=_now(), proposal_note=note.strip()[:2000] or None, detail={})
+    session.add(s)
+    session.flush()
+    _audit(session, who, "suspension.propose", s, client_addr, review_case_id=review_case_id)
+    return s
+
+
+def approve(session: Session, suspension_id: int, who: Principal, *, today: date, note: str = "",
+            client_addr: str = "") -> Suspension:
+    """Second signature, by someone other than the proposer: the payment is suspended from ``today``."""
+    s = get(session, suspension_id, for_update=True)
+    _check_signer(who, s)
+    if s.status != SuspensionStatus.PROPOSED:
+        raise Conflict(f"suspension {s.id} is {s.status}, not proposed", status=s.status)
+    if s.proposed_by == who.user_id:
+        _refused(session, who, s, client_addr)
+        raise TwoPersonRule("the second signature must come from another staff member than the proposer")
+    p = session.get(Pensioner, s.pensioner_id)
+    if p is None or p.status == PensionerStatus.DECEASED:
+        raise Conflict(f"pensioner of suspension {s.id} is no longer active")
+    s.status, s.approved_by, s.approved_at, s.effective_from = SuspensionStatus.APPROVED, who.user_id, _now(), today
+    s.close_note = note.strip()[:2000] or None
+    if p.status == PensionerStatus.ACTIVE:
+        p.status, p.status_reason = PensionerStatus.SUSPENDED, f"{STATUS_PREFIX}{s.id} ({s.reason})"
+    if s.reason == SuspensionReason.FRAUD:
+        p.fraud_flag = True
+    _audit(session, who, "suspension.approve", s, client_addr, effective_from=today.isoformat())
+    return s
+
+
+def _refused(session: Session, who: Principal, s: Suspension, client_addr: str) -> None:
+    """Record the refused second signature in a transaction of its own (the caller's rolls back)."""
+    with Session(session.get_bind(), info=dict(session.info)) as own, own.begin():  # info: the audit key
+        audit.record(own, actor=who.username, role=str(who.role), action="suspension.refused_same_signer",
+                     object_type="payment_suspension", object_id=s.id, client_addr=client_addr,
+                     detail={"pensioner_id": s.pensioner_id})
+
+
+def decline(session: Session, suspension_id: int, who: Principal, *, note: str, client_addr: str = "") -> Suspension:
+    """A signer finds the case unfounded (e.g. the pensioner is in hospital and a visit is booked):
+    cancelled, with the reason."""
+    if not note.strip():
+        raise LifecertError("a reason is required to decline a suspension", code=ErrorCode.BAD_REQUEST, field="note")
+    s = get(session, suspension_id, for_update=True)
+    _check_signer(who, s)
+    if s.status not in SuspensionStatus.PENDING:
+        raise Conflict(f"suspension {s.id} is {s.status}; only open or proposed ones can be declined")
+    s.status, s.closed_at, s.close_note = SuspensionStatus.CANCELLED, _now(), note.strip()[:2000]
+    _audit(session, who, "suspension.decline", s, client_addr)
+    return s
+
+
+def _basis(s: Suspension) -> date | None:
+    v = (s.detail or {}).get("last_confirmation")
+    return date.fromisoformat(v) if v else None
+
+
+def on_confirmation(session: Session, pensioner_id: int, evidence_date: date, confirmation_id: int | None,
+                    *, today: date | None = None) -> list[Suspension]:
+    """A new confirmation arrived: cancel the pensioner's pending overdue case, or resume the approved
+    one (payment from ``today``'s month on; the months withheld before it are owed). Only evidence
+    newer than what the case was opened on counts. Fraud cases are left to the caseworkers."""
+    t = today or date.today()
+    changed: list[Suspension] = []
+    for s in active_of(session, pensioner_id):
+        if s.reason != SuspensionReason.OVERDUE:
+            continue
+        basis = _basis(s)
+        if basis is not None and evidence_date <= basis:
+            continue
+        s.closed_at = _now()
+        if s.status in SuspensionStatus.PENDING:
+            s.status = SuspensionStatus.CANCELLED
+            s.close_note = "confirmed before approval"
+            _audit(session, None, "suspension.cancel", s, confirmation_id=confirmation_id)
+        else:
+            s.status, s.resumed_on, s.resumed_by_confirmation_id = SuspensionStatus.RESUMED, t, confirmation_id
+            s.months_owed = months_owed(s.effective_from or t, t)
+            s.exported_at = None  # the payment system must hear of the resumption too
+            p = session.get(Pensioner, pensioner_id)
+            if p is not None and p.status == PensionerStatus.SUSPENDED and (p.status_reason or "").startswith(
+                    f"{STATUS_PREFIX}{s.id} "):
+                p.status, p.status_reason = PensionerStatus.ACTIVE, f"resumed {t} after {STATUS_PREFIX}{s.id}"
+            _audit(session, None, "suspension.resume", s, confirmation_id=confirmation_id,
+                   resumed_on=t.isoformat(), months_owed=s.months_owed)
+        changed.append(s)
+    return changed
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    opened: int
+    cancelled: int
+    resumed: int
+
+
+def sweep(session: Session, today: date, *, region_prefix: str = "") -> SweepResult:
+    """The daily job: resume/cancel cases whose pensioner has newer evidence (also confirmations
+    written in bulk by data imports), then open cases for the newly overdue."""
+    last = (select(SurvivalConfirmation.pensioner_id.label("pid"),
+                   func.max(SurvivalConfirmation.evidence_date).label("d"),
+                   func.max(SurvivalConfirmation.id).label("cid"))
+            .group_by(SurvivalConfirmation.pensioner_id).subquery())
+    rows = session.execute(
+        select(Suspension.pensioner_id, last.c.d, last.c.cid).join(last, last.c.pid == Suspension.pensioner_id)
+        .where(Suspension.status.in_(SuspensionStatus.ACTIVE), Suspension.reason == SuspensionReason.OVERDUE)
+    ).all()
+    cancelled = resumed = 0
+    for pid, d, cid in rows:
+        for s in on_confirmation(session, pid, d, cid, today=today):
+            if s.status == SuspensionStatus.RESUMED:
+                resumed += 1
+            else:
+                cancelled += 1
+    return SweepResult(open_overdue(session, today, region_prefix=region_prefix), cancelled, resumed)
+
+
+def list_cases(session: Session, who: Principal, *, statuses: Sequence[str] = SuspensionStatus.ACTIVE,
+               limit: int = 200) -> list[Suspension]:
+    """Cases in the staff member's region, newest first."""
+    from lifecert.services.review.access import region_scope
+
+    q = select(Suspension).where(Suspension.status.in_(statuses))
+    scope = region_scope(who.region_code)
+    if scope is not None:
+        q = q.where(Suspension.region_code.startswith(scope))
+    return list(session.scalars(q.order_by(Suspension.id.desc()).limit(limit)))
+
+
+def counts_by_region(session: Session, *, region_prefix: str = "") -> dict[str, dict[str, int]]:
+    """{region_code: {status: count}} (for dashboards)."""
+    q = select(Suspension.region_code, Suspension.status, func.count()).group_by(
+        Suspension.region_code, Suspension.status)
+    if region_prefix:
+        q = q.where(Suspension.region_code.startswith(region_prefix))
+    out: dict[str, dict[str, int]] = {}
+    for region, status, n in session.execute(q):
+        out.setdefault(region, {})[status] = n
+    return out
+
+
+EXPORT_HEADERS = ("suspension_id", "id_number", "name", "region_code", "reason", "status", "effective_from",
+                  "resumed_on", "months_owed")
+
+
+def _export_rows(session: Session, include_exported: bool) -> Iterator[tuple[Any, ...]]:
+    q = (select(Suspension.id, Pensioner.id_number, Pensioner.name, Suspension.region_code, Suspension.reason,
+                Suspension.status, Suspension.effective_from, Suspension.resumed_on, Suspension.months_owed)
+         .join(Pensioner, Pensioner.id == Suspension.pensioner_id)
+         .where(Suspension.status.in_((SuspensionStatus.APPROVED, SuspensionStatus.RESUMED)))
+         .order_by(Suspension.id))
+    if not include_exported:
+        q = q.where(Suspension.exported_at.is_(None))
+    yield from (tuple(r) for r in session.execute(q))
+
+
+def export_for_payment(session: Session, out: Path, *, actor: str, role: str, include_exported: bool = False,
+                       client_addr: str = "") -> int:
+    """The list for the payment system: approved suspensions (stop paying from ``effective_from``)
+    and resumptions (pay again, with ``months_owed`` back payments), not yet handed over unless
+    ``include_exported``. CSV (UTF-8 BOM) or XLSX by suffix, mode 0600, cells a spreadsheet would
+    run are quoted. Marks them exported; audited with the count only."""
+    from lifecert.services.datamatch.reports import write_table
+
+    rows = list(_export_rows(session, include_exported))
+    n = write_table(out, EXPORT_HEADERS, rows)
+    now = _now()
+    for s in session.scalars(select(Suspension).where(Suspension.id.in_([r[0] for r in rows]))):
+        s.exported_at = now
+    audit.record(session, actor=actor, role=role, action="suspension.export", object_type="payment_suspension",
+                 object_id="-", client_addr=client_addr, detail={"rows": n, "file": out.name[:128]})
+    return n

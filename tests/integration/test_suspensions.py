@@ -1,0 +1,152 @@
+"""Overdue → suspension with two-person sign-off → export → resumption with months owed."""
+
+from __future__ import annotations
+
+import csv
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from lifecert.domain.errors import AccessDenied, Conflict, ErrorCode, LifecertError, NotFound
+from lifecert.domain.idnumber import make_id_number
+from lifecert.services import suspensions
+from lifecert.services.audit import verify_chain
+from lifecert.services.confirmations import record_confirmation
+from lifecert.services.context import AppContext
+from lifecert.services.staff import Principal, Role
+from lifecert.storage.models import AuditEvent, ConfirmationMethod, Pensioner, PensionerStatus, StaffUser
+from lifecert.storage.models_agency import Suspension, SuspensionStatus
+from tests.integration.console_support import make_user
+
+REGISTERED = datetime(2025, 1, 10, tzinfo=UTC)
+
+
+def principal(ctx: AppContext, user_id: int) -> Principal:
+    with ctx.db.session() as s:
+        u = s.get(StaffUser, user_id)
+        assert u is not None
+        return Principal(u.id, u.username, Role(u.role), u.display_name, u.region_code, "cli")
+
+
+def _register(ctx: AppContext, seq: int, last: date | None, region: str = "220202") -> int:
+    """A pensioner on the default policy (fixed 12 months, grace 30 days) last confirmed on ``last``."""
+    with ctx.db.session() as s:
+        p = Pensioner(id_number=make_id_number(region, date(1950, 3, 7), seq), name="张桂兰", sex="F",
+                      birth_date=date(1950, 3, 7), region_code=region, created_at=REGISTERED)
+        s.add(p)
+        s.flush()
+        if last is not None:
+            record_confirmation(s, p, ConfirmationMethod.FACE_SELF_SERVICE, last, "t", {}, cycle_months=12)
+        return p.id
+
+
+@pytest.fixture
+def staff3(data_ctx: AppContext) -> tuple[Principal, Principal, Principal]:
+    a = principal(data_ctx, make_user(data_ctx, "cw_a", "caseworker"))
+    b = principal(data_ctx, make_user(data_ctx, "cw_b", "caseworker"))
+    e = principal(data_ctx, make_user(data_ctx, "enrol", "enrollment_staff"))
+    return a, b, e
+
+
+def test_given_overdue_pensioner_when_two_caseworkers_sign_then_suspended_exported_and_resumed_with_months_owed(
+        data_ctx: AppContext, staff3: tuple[Principal, Principal, Principal], tmp_path: Path) -> None:
+    a, b, enrol = staff3
+    late = _register(data_ctx, 11, date(2026, 1, 15))  # due 2027-01-15, grace to 2027-02-14
+    fine = _register(data_ctx, 13, date(2026, 6, 1))
+    never = _register(data_ctx, 15, None)  # due on registration: long overdue
+
+    with data_ctx.db.session() as s:
+        assert suspensions.open_overdue(s, date(2027, 2, 14)) == 1  # only `never`: late is in grace
+        r = suspensions.sweep(s, date(2027, 2, 15))
+        assert (r.opened, r.cancelled, r.resumed) == (1, 0, 0)
+        assert suspensions.sweep(s, date(2027, 2, 16)).opened == 0  # one case per pensioner
+        cases = {x.pensioner_id: x for x in s.scalars(select(Suspension))}
+    assert set(cases) == {late, never} and fine not in cases
+    sid = cases[late].id
+    assert cases[late].grace_until == date(2027, 2, 14) and cases[late].status == SuspensionStatus.OPEN
+
+    with pytest.raises(Conflict), data_ctx.db.session() as s:  # approve before any proposal
+        suspensions.approve(s, sid, b, today=date(2027, 2, 20))
+    with pytest.raises(AccessDenied), data_ctx.db.session() as s:
+        suspensions.propose(s, sid, enrol)
+    with data_ctx.db.session() as s:
+        suspensions.propose(s, sid, a, note="三次短信未回复")
+    with pytest.raises(LifecertError) as e, data_ctx.db.session() as s:
+        suspensions.approve(s, sid, a, today=date(2027, 2, 20))
+    assert e.value.code is ErrorCode.TWO_PERSON_RULE
+    with data_ctx.db.session() as s:
+        assert s.get(Suspension, sid).status == SuspensionStatus.PROPOSED  # type: ignore[union-attr]
+        assert s.get(Pensioner, late).status == PensionerStatus.ACTIVE  # type: ignore[union-attr]
+        suspensions.approve(s, sid, b, today=date(2027, 2, 20))
+        assert s.get(Pensioner, late).status == PensionerStatus.SUSPENDED  # type: ignore[union-attr]
+
+    out = tmp_path / "suspend.csv"
+    with data_ctx.db.session() as s:
+        assert suspensions.export_for_payment(s, out, actor="cli:t", role="cli") == 1
+        assert suspensions.export_for_payment(s, tmp_path / "again.csv", actor="cli:t", role="cli") == 0
+    rows = list(csv.DictReader(out.open(encoding="utf-8-sig")))
+    assert [(r["status"], r["effective_from"], r["months_owed"]) for r in rows] == [("approved", "2027-02-20", "")]
+    assert out.stat().st_mode & 0o077 == 0
+
+    # a home visit in May confirms her: resumed in May, February..April owed
+    with data_ctx.db.session() as s:
+        p = s.get(Pensioner, late)
+        assert p is not None
+        record_confirmation(s, p, "home_visit", date(2027, 5, 9), "visit", {}, cycle_months=12)
+    with data_ctx.db.session() as s:
+        case = s.get(Suspension, sid)
+        assert case is not None and case.status == SuspensionStatus.RESUMED
+        assert (case.resumed_on, case.months_owed) == (date(2027, 5, 9), 3)
+        assert s.get(Pensioner, late).status == PensionerStatus.ACTIVE  # type: ignore[union-attr]
+        assert suspensions.export_for_payment(s, tmp_path / "resume.csv", actor="cli:t", role="cli") == 1
+        actions = [ev.action for ev in s.scalars(select(AuditEvent).where(
+            AuditEvent.object_type == "payment_suspension", AuditEvent.object_id == str(sid)).order_by(AuditEvent.id))]
+        refused = s.scalars(select(AuditEvent).where(AuditEvent.action == "suspension.refused_same_signer")).all()
+        assert verify_chain(s).ok
+        names = [str(ev.detail) for ev in s.scalars(select(AuditEvent).where(AuditEvent.object_type
+                                                                               == "payment_suspension"))]
+    assert actions == ["suspension.open", "suspension.propose", "suspension.refused_same_signer",
+                       "suspension.approve", "suspension.resume"]
+    assert len(refused) == 1 and refused[0].actor == "cw_a"
+    assert names and not any("张桂兰" in d or "19500307" in d for d in names)  # no personal data
+
+
+def test_given_pending_case_when_data_comparison_arrives_in_bulk_then_sweep_cancels_it(
+        data_ctx: AppContext, staff3: tuple[Principal, Principal, Principal]) -> None:
+    a, _, _ = staff3
+    pid = _register(data_ctx, 21, date(2026, 1, 15))
+    with data_ctx.db.session() as s:
+        suspensions.sweep(s, date(2027, 3, 1))
+        sid = s.scalars(select(Suspension.id)).one()
+        suspensions.propose(s, sid, a)
+        # a data-comparison hit written as a bulk import does (no record_confirmation hook)
+        from lifecert.storage.models import SurvivalConfirmation
+
+        s.add(SurvivalConfirmation(pensioner_id=pid, method=ConfirmationMethod.DATA_COMPARISON,
+                                   evidence_date=date(2027, 2, 20), valid_until=date(2028, 2, 20), source="dept"))
+        s.flush()
+        r = suspensions.sweep(s, date(2027, 3, 2))
+        assert (r.cancelled, r.resumed, r.opened) == (1, 0, 0)
+        assert s.get(Suspension, sid).status == SuspensionStatus.CANCELLED  # type: ignore[union-attr]
+
+
+def test_given_staff_of_another_region_when_signing_then_not_found_and_decline_needs_reason(
+        data_ctx: AppContext, staff3: tuple[Principal, Principal, Principal]) -> None:
+    a, _, _ = staff3
+    other = principal(data_ctx, make_user(data_ctx, "cw_far", "caseworker"))
+    other = Principal(other.user_id, other.username, other.role, "", "110101", "cli")
+    _register(data_ctx, 31, None)
+    with data_ctx.db.session() as s:
+        suspensions.sweep(s, date(2027, 3, 1))
+        sid = s.scalars(select(Suspension.id)).one()
+    with pytest.raises(NotFound), data_ctx.db.session() as s:
+        suspensions.propose(s, sid, other)
+    with pytest.raises(LifecertError) as e, data_ctx.db.session() as s:
+        suspensions.decline(s, sid, a, note="  ")
+    assert e.value.code is ErrorCode.BAD_REQUEST
+    with data_ctx.db.session() as s:
+        suspensions.decline(s, sid, a, note="住院，已安排上门")
+        assert s.get(Suspension, sid).status == SuspensionStatus.CANCELLED  # type: ignore[union-attr]
+        assert suspensions.counts_by_region(s) == {"220202": {"cancelled": 1}}
