@@ -186,3 +186,61 @@ def register(app: typer.Typer) -> None:
         for r, c in sorted(counts.items()):
             t.add_row(r, *(str(c.get(k, 0)) for k in states))
         console.print(t)
+
+    @app.command("remind")
+    @friendly_errors
+    def remind_cmd(
+        month: Annotated[str, typer.Option(help="YYYY-MM: remind those whose window or grace runs this month")],
+        page_url: Annotated[str, typer.Option(help="the pensioner page's https address, written in the text")],
+        csv_out: Annotated[Path | None, typer.Option("--csv", help="write phone,text,ref for an SMS gateway")] = None,
+        smtp: Annotated[str | None, typer.Option(help="HOST:PORT of an SMTP relay (e-mail-to-SMS gateway)")] = None,
+        smtp_from: Annotated[str, typer.Option(help="sender address")] = "noreply@localhost",
+        smtp_to: Annotated[str, typer.Option(help="recipient address template")] = "{phone}@sms.invalid",
+        smtp_starttls: Annotated[bool, typer.Option(help="STARTTLS before sending")] = False,
+        smtp_user: Annotated[str | None, typer.Option(envvar="LIFECERT_REMIND_SMTP_USER")] = None,
+        smtp_password: Annotated[str | None, typer.Option(envvar="LIFECERT_REMIND_SMTP_PASSWORD",
+                                                          hidden=True)] = None,
+        webhook: Annotated[str | None, typer.Option(help="URL of an SMS gateway's HTTP API (signed JSON POST)")] = None,
+        webhook_secret: Annotated[str | None, typer.Option(envvar="LIFECERT_REMIND_WEBHOOK_SECRET", hidden=True,
+                                                           help="HMAC key (from the environment)")] = None,
+        channel: Annotated[list[str] | None, typer.Option(help="channels to remind (default self_service)")] = None,
+        region: Annotated[str, typer.Option(help="only this region prefix")] = "",
+        rate: Annotated[float, typer.Option(help="sends per second (0: unlimited)")] = 10.0,
+        retries: Annotated[int, typer.Option(help="retries of a transient failure")] = 3,
+        backoff: Annotated[float, typer.Option(help="first retry after this many seconds, doubling")] = 1.0,
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="count only: send and record nothing")] = False,
+    ) -> None:
+        """Send the month's certification reminders (once per pensioner, window and stage)."""
+        from lifecert.domain.errors import ErrorCode, LifecertError
+        from lifecert.domain.policy import Channel, parse_month
+        from lifecert.services import audit
+        from lifecert.services.notify import Notifier, SmtpNotifier, WebhookNotifier
+        from lifecert.services.reminders import remind
+
+        y, m = parse_month(month)
+        outputs = [x for x in (csv_out, smtp, webhook) if x]
+        if len(outputs) != 1:
+            raise LifecertError("give exactly one of --csv, --smtp or --webhook", code=ErrorCode.BAD_REQUEST)
+        try:
+            chans = tuple(Channel(c) for c in (channel or ["self_service"]))
+        except ValueError:
+            raise LifecertError("unknown channel", code=ErrorCode.BAD_REQUEST) from None
+        notifier: Notifier | None = None
+        if smtp:
+            host, _, port = smtp.rpartition(":")
+            if not host or not port.isdigit():
+                raise LifecertError("--smtp must be HOST:PORT", code=ErrorCode.BAD_REQUEST)
+            notifier = SmtpNotifier(host, int(port), smtp_from, to_template=smtp_to, starttls=smtp_starttls,
+                                    username=smtp_user, password=smtp_password)
+        elif webhook:
+            if not webhook_secret:
+                raise LifecertError("set LIFECERT_REMIND_WEBHOOK_SECRET", code=ErrorCode.BAD_REQUEST)
+            notifier = WebhookNotifier(webhook, webhook_secret.encode())
+        r = remind(_db(), y, m, page_url=page_url, notifier=notifier, csv_out=csv_out, dry_run=dry_run,
+                   channels=chans, region_prefix=region, rate_per_s=rate, retries=retries, backoff_s=backoff,
+                   actor=audit.cli_actor(), role="operator")
+        verb = "would remind" if dry_run else "sent"
+        n = sum(r.by_stage.values()) if dry_run else r.sent + r.exported
+        console.print(f"{month}: {r.candidates} due; {verb} {n}"
+                      f" ({', '.join(f'{k}={v}' for k, v in sorted(r.by_stage.items())) or '-'}); already {r.already}; "
+                      f"no mobile number {r.no_phone}; failed {r.failed}; retries {r.retries}")

@@ -82,3 +82,35 @@ class Suspension(Base):
     months_owed: Mapped[int | None] = mapped_column(Integer, default=None)
     exported_at: Mapped[datetime | None] = mapped_column(TZDateTime(), default=None)
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class ReminderStatus:
+    PENDING = "pending"  # recorded before the send: a crash between the two leaves it to be retried
+    SENT = "sent"  # the notifier accepted it
+    EXPORTED = "exported"  # written to an SMS-gateway CSV
+    FAILED = "failed"  # retries used up or refused for good; a rerun tries again
+
+    DONE = (SENT, EXPORTED)
+
+
+class Reminder(Base):
+    """One reminder to one pensioner for one window and stage: the durable record of what was sent
+    to whom (the unique key makes a rerun skip what went out). No phone number or text is stored:
+    the text's sha256 and a masked number say what went where."""
+
+    __tablename__ = "reminder"
+    __table_args__ = (UniqueConstraint("pensioner_id", "window_closes", "stage", name="uq_reminder_window_stage"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pensioner_id: Mapped[int] = mapped_column(ForeignKey("pensioner.id", ondelete="CASCADE"), index=True)
+    campaign: Mapped[str] = mapped_column(String(7))  # YYYY-MM
+    window_closes: Mapped[date] = mapped_column(Date)
+    stage: Mapped[str] = mapped_column(String(8))  # open | grace
+    via: Mapped[str] = mapped_column(String(16))  # smtp | webhook | csv
+    status: Mapped[str] = mapped_column(String(16), default=ReminderStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(255), default=None)
+    to_masked: Mapped[str] = mapped_column(String(32), default="")
+    text_sha256: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(TZDateTime(), default=None)

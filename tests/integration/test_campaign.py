@@ -6,51 +6,23 @@ import csv
 import io
 import json
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from lifecert.cli import app
 from lifecert.config import get_settings
 from lifecert.domain.errors import Conflict
-from lifecert.domain.idnumber import make_id_number
 from lifecert.domain.policy import CertificationPolicy, Channel, DueState, PolicyKind
 from lifecert.services.campaign import PLAN_HEADER, plan_month, write_plan
-from lifecert.services.confirmations import record_confirmation
 from lifecert.services.context import AppContext
 from lifecert.services.policy import due_of, policies_in_force, set_policy
 from lifecert.storage.db import Database
-from lifecert.storage.models import AuditEvent, ConfirmationMethod, FaceTemplate, Pensioner, PensionerStatus, Photo
-
-REGISTERED = datetime(2025, 1, 10, tzinfo=UTC)
-
-
-def _person(s: Session, region: str, born: date, seq: int, *, phone: str | None = "13800000000",
-            status: str = PensionerStatus.ACTIVE) -> Pensioner:
-    p = Pensioner(id_number=make_id_number(region, born, seq), name="测试", sex="M", birth_date=born,
-                  region_code=region, phone=phone, status=status, created_at=REGISTERED)
-    s.add(p)
-    s.flush()
-    return p
-
-
-def _template(s: Session, p: Pensioner) -> None:
-    """A template row (the plan only asks whether one exists; nothing decrypts it here)."""
-    sha = "ab" * 32
-    if s.get(Photo, sha) is None:
-        s.add(Photo(sha256=sha, size=1, width=1, height=1))
-        s.flush()
-    s.add(FaceTemplate(pensioner_id=p.id, engine="dlib", model_key="dlib:test:1", embedding_enc=b"sealed",
-                       photo_sha256=sha))
-    s.flush()
-
-
-def _confirm(s: Session, p: Pensioner, method: str, day: date) -> None:
-    record_confirmation(s, p, method, day, "test", {}, cycle_months=12)
+from lifecert.storage.models import AuditEvent, ConfirmationMethod, PensionerStatus
+from tests.integration.agency_support import confirm, person, template_row
 
 
 def test_given_birthday_policy_for_a_province_when_planning_march_then_due_by_region_and_channel(
@@ -58,21 +30,21 @@ def test_given_birthday_policy_for_a_province_when_planning_march_then_due_by_re
     with data_ctx.db.session() as s:
         set_policy(s, CertificationPolicy("22", PolicyKind.BIRTHDAY_WINDOW, date(2025, 1, 1), grace_days=30),
                    actor="t", role="admin")
-        march_face = _person(s, "220202", date(1950, 3, 9), 11)  # confirmed by face in March 2026
-        _confirm(s, march_face, ConfirmationMethod.FACE_SELF_SERVICE, date(2026, 3, 20))
-        march_dc = _person(s, "220203", date(1951, 3, 2), 13, phone=None)  # passive last year
-        _confirm(s, march_dc, ConfirmationMethod.DATA_COMPARISON, date(2026, 2, 20))
-        june = _person(s, "220202", date(1952, 6, 1), 15)  # window opens 2 May: not in March
-        _confirm(s, june, ConfirmationMethod.FACE_SELF_SERVICE, date(2026, 6, 3))
-        april = _person(s, "220202", date(1953, 4, 5), 17)  # 2027 window opens 2 March: in the plan
-        _confirm(s, april, ConfirmationMethod.CASEWORKER_REVIEW, date(2026, 4, 7))
-        late = _person(s, "220202", date(1940, 12, 1), 19)  # missed Dec 2026, grace to 30 Jan 2027
-        _confirm(s, late, ConfirmationMethod.FACE_SELF_SERVICE, date(2025, 12, 1))
-        fixed = _person(s, "110101", date(1955, 8, 8), 21)  # default: fixed 12-month cycle
-        _confirm(s, fixed, ConfirmationMethod.FACE_SELF_SERVICE, date(2026, 3, 15))
-        dead = _person(s, "220202", date(1950, 3, 1), 23, status=PensionerStatus.DECEASED)
+        march_face = person(s, "220202", date(1950, 3, 9), 11)  # confirmed by face in March 2026
+        confirm(s, march_face, ConfirmationMethod.FACE_SELF_SERVICE, date(2026, 3, 20))
+        march_dc = person(s, "220203", date(1951, 3, 2), 13, phone=None)  # passive last year
+        confirm(s, march_dc, ConfirmationMethod.DATA_COMPARISON, date(2026, 2, 20))
+        june = person(s, "220202", date(1952, 6, 1), 15)  # window opens 2 May: not in March
+        confirm(s, june, ConfirmationMethod.FACE_SELF_SERVICE, date(2026, 6, 3))
+        april = person(s, "220202", date(1953, 4, 5), 17)  # 2027 window opens 2 March: in the plan
+        confirm(s, april, ConfirmationMethod.CASEWORKER_REVIEW, date(2026, 4, 7))
+        late = person(s, "220202", date(1940, 12, 1), 19)  # missed Dec 2026, grace to 30 Jan 2027
+        confirm(s, late, ConfirmationMethod.FACE_SELF_SERVICE, date(2025, 12, 1))
+        fixed = person(s, "110101", date(1955, 8, 8), 21)  # default: fixed 12-month cycle
+        confirm(s, fixed, ConfirmationMethod.FACE_SELF_SERVICE, date(2026, 3, 15))
+        dead = person(s, "220202", date(1950, 3, 1), 23, status=PensionerStatus.DECEASED)
         for p in (march_face, march_dc, late):
-            _template(s, p)
+            template_row(s, p)
         ids = {n: p.id for n, p in [("march_face", march_face), ("march_dc", march_dc), ("june", june),
                                      ("april", april), ("late", late), ("fixed", fixed), ("dead", dead)]}
 
@@ -112,10 +84,10 @@ def test_given_birthday_policy_for_a_province_when_planning_march_then_due_by_re
 
 def test_given_a_later_confirmation_of_another_kind_when_asking_due_then_it_counts(data_ctx: AppContext) -> None:
     with data_ctx.db.session() as s:
-        p = _person(s, "110101", date(1950, 5, 5), 31)
-        _confirm(s, p, ConfirmationMethod.FACE_SELF_SERVICE, date(2026, 1, 10))
+        p = person(s, "110101", date(1950, 5, 5), 31)
+        confirm(s, p, ConfirmationMethod.FACE_SELF_SERVICE, date(2026, 1, 10))
         assert due_of(s, p, date(2027, 1, 12)).state is DueState.GRACE
-        _confirm(s, p, ConfirmationMethod.DATA_COMPARISON, date(2026, 12, 1))
+        confirm(s, p, ConfirmationMethod.DATA_COMPARISON, date(2026, 12, 1))
         d = due_of(s, p, date(2027, 1, 12))
     assert d.state is DueState.NOT_YET and d.window.closes == date(2027, 12, 1) and d.passive
 
@@ -155,8 +127,8 @@ def test_given_cli_when_setting_policy_and_planning_then_jsonl_out_and_audited(c
     settings = get_settings()
     db = Database(settings.resolved_database_url, audit_key=settings.audit_key_bytes())
     with db.session() as s:
-        p = _person(s, "220202", date(1950, 3, 9), 41)
-        _confirm(s, p, ConfirmationMethod.FACE_SELF_SERVICE, date(2026, 3, 20))
+        p = person(s, "220202", date(1950, 3, 9), 41)
+        confirm(s, p, ConfirmationMethod.FACE_SELF_SERVICE, date(2026, 3, 20))
         pid = p.id
     out, summ = tmp_path / "plan.jsonl", tmp_path / "summary.json"
     r = runner.invoke(app, ["campaign", "plan", "--month", "2027-03", "--format", "jsonl", "-o", str(out),
@@ -180,7 +152,7 @@ def test_given_cli_when_sweeping_and_exporting_suspensions_then_counts_and_file(
     settings = get_settings()
     db = Database(settings.resolved_database_url, audit_key=settings.audit_key_bytes())
     with db.session() as s:
-        _person(s, "220202", date(1950, 3, 9), 51)  # never confirmed
+        person(s, "220202", date(1950, 3, 9), 51)  # never confirmed
     db.dispose()
     r = runner.invoke(app, ["suspensions", "sweep", "--today", "2027-03-01"])
     assert r.exit_code == 0 and "opened 1" in r.output, r.output
