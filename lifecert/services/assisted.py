@@ -101,26 +101,24 @@ def start_assisted(svc: VerificationService, who: Principal, id_number: str, nam
     at = now or datetime.now(UTC)
     idn = parse_id_number(id_number)
     with ctx.db.session() as db:
+        # PostgreSQL: the worker's row stays locked until this worker's new session is recorded, so two
+        # starts at once cannot both pass the count (SQLite has one writer and ignores FOR UPDATE).
+        db.execute(select(StaffUser.id).where(StaffUser.id == who.user_id).with_for_update())
         n = used_today(db, who.user_id, at, offset)
         if n >= limit:
-            audit.record(db, actor=who.username, role=who.role, action="assisted.limit_reached",
-                         object_type="staff_user", object_id=who.user_id, client_addr=client_addr,
-                         detail={"limit": limit, "device": device, "location": location})
+            _audit_own(ctx, who, "assisted.limit_reached", "staff_user", who.user_id, client_addr,
+                       {"limit": limit, "device": device, "location": location})
             raise LifecertError(f"you have started {n} assisted certifications today (limit {limit}); "
                                 "ask your supervisor", code=ErrorCode.RATE_LIMITED, limit=limit,
                                 retry_after=int((day_start(at, offset) + timedelta(days=1) - at).total_seconds()) + 1)
         p = db.scalars(select(Pensioner).where(Pensioner.id_number == idn.value)).first()
-        out_of_region = p is not None and not in_scope(who, p.region_code)
-    if out_of_region:  # the same answer as an unknown person; the attempt is audited
-        with ctx.db.session() as db:
-            audit.record(db, actor=who.username, role=who.role, action="assisted.denied_region",
-                         object_type="pensioner", object_id=p.id if p else "", client_addr=client_addr,
-                         detail={"worker_region": who.region_code or ""})
-        raise NotFound(NOT_FOUND_MESSAGE)
-    start = svc.create_session(id_number, name, client_addr, PROTOCOL)
-    if not isinstance(start, PacedStart):  # pragma: no cover - PROTOCOL always gives a paced start
-        raise LifecertError("assisted certification needs the paced capture", code=ErrorCode.BAD_REQUEST)
-    with ctx.db.session() as db:
+        if p is not None and not in_scope(who, p.region_code):  # the same answer as an unknown person
+            _audit_own(ctx, who, "assisted.denied_region", "pensioner", p.id, client_addr,
+                       {"worker_region": who.region_code or ""})
+            raise NotFound(NOT_FOUND_MESSAGE)
+        start = svc.create_session(id_number, name, client_addr, PROTOCOL)
+        if not isinstance(start, PacedStart):  # pragma: no cover - PROTOCOL always gives a paced start
+            raise LifecertError("assisted certification needs the paced capture", code=ErrorCode.BAD_REQUEST)
         vs = db.get(VerificationSession, start.session_id)
         if vs is None:  # pragma: no cover - just created
             raise NotFound("no such verification session")
@@ -132,6 +130,14 @@ def start_assisted(svc: VerificationService, who: Principal, id_number: str, nam
                      object_type="verification_session", object_id=vs.id, client_addr=client_addr,
                      detail={"pensioner_id": vs.pensioner_id, "device": device, "location": location})
     return start
+
+
+def _audit_own(ctx: Any, who: Principal, action: str, object_type: str, object_id: str | int, client_addr: str,
+               detail: dict[str, Any]) -> None:
+    """An audit event in its own transaction (the caller's is rolled back with the error it raises)."""
+    with ctx.db.session() as db:
+        audit.record(db, actor=who.username, role=who.role, action=action, object_type=object_type,
+                     object_id=object_id, client_addr=client_addr, detail=detail)
 
 
 # -- report -------------------------------------------------------------------------------------

@@ -207,3 +207,57 @@ def test_given_trusted_proxy_forwarding_verified_subject_then_department_mapped_
 
 async def _no_warmup(app: object) -> None:
     app.state.warmups.clear()  # type: ignore[attr-defined]
+
+
+def test_given_xlsx_and_oversize_bodies_when_uploaded_then_xlsx_imported_and_oversize_413_without_leftovers(
+        tmp_path: Path) -> None:
+    from tests.conftest import make_settings
+    from tests.integration.test_data_support import write_xlsx
+
+    settings = make_settings(tmp_path, exchange={"max_upload_bytes": 64 * 1024})
+    with AppContext(settings) as ctx:
+        ps = people(ctx, 1)
+        key = new_key(ctx)
+        xlsx = write_xlsx(tmp_path / "deaths.xlsx", DEATH_HEADER, [[ps[0][0], ps[0][1], "2026-10-03", "死亡"]])
+        body = xlsx.read_bytes()
+        url = f"/api/v1/exchange/extracts?department={DEPT}&period=2026-10&file_name=deaths.csv"  # misnamed
+        big = death_csv([[ps[0][0], ps[0][1], "2026-10-03", "x" * 200]] * 2000)  # ~0.5 MB > 64 KiB + form overhead
+        assert len(big) > settings.exchange.max_upload_bytes + 64 * 1024
+        ca = TestCA(tmp_path / "pki", "agency-ca")
+        with tls_server(ctx, ca, require_cert=False) as srv, srv.client(None) as c:
+            r = c.post(url, content=body, headers=signed(key, body, url=url))
+            r_big = c.post(URL, content=big, headers=signed(key, big))
+        assert r.status_code == 201, r.text
+        assert r.json()["file_format"] == "xlsx" and r.json()["outcomes"] == {"deceased": 1}
+        assert r_big.status_code == 413 and r_big.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+        with ctx.db.session() as s:
+            assert s.scalar(select(func.count()).select_from(DataImport)) == 1
+        assert not any((settings.data_dir / "incoming").iterdir())
+
+
+def test_given_postgres_when_department_uploads_over_mtls_and_signed_then_imported_once(
+        postgres_url: str, tmp_path: Path) -> None:
+    from tests.conftest import empty_postgres, make_settings
+
+    empty_postgres(postgres_url)
+    settings = make_settings(tmp_path)
+    settings = settings.model_copy(update={"database_url": postgres_url})
+    with AppContext(settings) as ctx:
+        ps = people(ctx, 2)
+        ca = TestCA(tmp_path / "pki", "agency-ca")
+        dept = ca.issue("police", "police-exchange")
+        map_cert(ctx, dept.subject)
+        key = new_key(ctx)
+        body = death_csv([[ps[0][0], ps[0][1], "2026-10-03", ""], [ps[1][0], ps[1][1], "2026-13-01", ""]])
+        headers = signed(key, body)
+        with tls_server(ctx, ca) as srv, srv.client(dept) as c:
+            r = c.post(URL, content=body, headers=headers)
+            replay = c.post(URL, content=body, headers=headers)
+            again = c.post(URL, content=body)  # certificate only: idempotent by content
+        assert r.status_code == 201, r.text
+        assert (r.json()["rows_valid"], r.json()["rejects"]) == (1, [{"row": 3, "reason": "BAD_DATE"}])
+        assert replay.status_code == 409 and replay.json()["error"]["code"] == "NONCE_USED"
+        assert again.status_code == 200 and again.json()["import_id"] == r.json()["import_id"]
+        with ctx.db.session() as s:
+            assert s.scalar(select(func.count()).select_from(DataImport)) == 1
+            assert s.scalar(select(func.count()).select_from(DataRecord)) == 1
