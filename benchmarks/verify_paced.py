@@ -44,6 +44,7 @@ from benchmarks.verify_latency import VIDEO, enroll, free_port, pct  # noqa: E40
 
 FRAME_MS = 125
 PAD_DIR = ROOT.parent / "shared" / "models" / "minifasnet"
+FUSION_DIRS = {p: ROOT.parent / "shared" / "models" / p for p in ("edgeface", "yunet")}
 
 
 def build_clip() -> dict[str, Any]:
@@ -265,6 +266,23 @@ def install_pad(data_dir: Path) -> bool:
     return r.returncode == 0
 
 
+def install_fusion(data_dir: Path) -> bool:
+    """EdgeFace + YuNet packs, then the enrolled people's EdgeFace templates (``templates rebuild
+    --engine edgeface``, as enrollment makes them): the service then fuses dlib and EdgeFace for 1:1 and 1:N."""
+    if not all(d.is_dir() for d in FUSION_DIRS.values()):
+        return False
+    env = {**os.environ, "LIFECERT_DATA_DIR": str(data_dir)}
+    cli = str(ROOT / ".venv/bin/lifecert")
+    for pack, d in FUSION_DIRS.items():
+        r = subprocess.run([cli, "models", "install", pack, "--from", str(d)], env=env, capture_output=True,
+                           text=True, timeout=300)
+        if r.returncode != 0:
+            return False
+    r = subprocess.run([cli, "templates", "rebuild", "--engine", "edgeface"], env=env, capture_output=True,
+                       text=True, timeout=900)
+    return r.returncode == 0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--workers", type=int, default=2, help="server processes")
@@ -275,6 +293,7 @@ def main() -> None:
     ap.add_argument("--reaction-ms", type=int, default=800)
     ap.add_argument("--cpu-sessions", type=int, default=5)
     ap.add_argument("--no-pad", action="store_true")
+    ap.add_argument("--fusion", action="store_true", help="install EdgeFace + YuNet: fused dlib+EdgeFace 1:1 and 1:N")
     ap.add_argument("--no-readme", action="store_true")
     args = ap.parse_args()
 
@@ -283,6 +302,9 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="lifecert-bench-paced-"))
     who = enroll(tmp / "data", clip["template"], args.lfw)
     pad_on = False if args.no_pad else install_pad(tmp / "data")
+    fusion_on = install_fusion(tmp / "data") if args.fusion else False
+    if args.fusion and not fusion_on:
+        raise SystemExit("--fusion: the EdgeFace/YuNet packs could not be installed from ../shared/models")
     cpu = cpu_per_session(tmp / "data", who, clip, args.cpu_sessions)
     port = free_port()
     env = {
@@ -320,13 +342,14 @@ def main() -> None:
         "date": now(),
         "dataset": f"talking_head_a.mp4 at 8 fps (512x512 JPEG q85), blink+open_mouth acted after "
         f"{args.reaction_ms} ms, gallery 1 + {args.lfw} LFW",
-        "config": vars(args) | {"pad_installed": pad_on},
+        "config": vars(args) | {"pad_installed": pad_on, "fusion_installed": fusion_on},
         "cpu_per_session": cpu,
         "load": run,
         "floor_met": run["every_step_decision"]["p95_ms"] < 1000,
         "load_average_1m": {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)},
     }
-    name = f"verify_paced_w{args.workers}t{args.threads}p{args.phones}{'' if pad_on else '_nopad'}"
+    name = (f"verify_paced_w{args.workers}t{args.threads}p{args.phones}{'' if pad_on else '_nopad'}"
+            f"{'_fusion' if fusion_on else ''}")
     write_json(name, result)
     print(json.dumps(result, indent=1))
     if not args.no_readme:
@@ -340,16 +363,17 @@ def _readme(r: dict[str, Any]) -> None:
         c, ld, cp = d["config"], d["load"], d["cpu_per_session"]
         e = ld["every_step_decision"]
         rows.append(
-            f"| {c['workers']} × {c['threads']} | {'on' if c['pad_installed'] else 'off'} | {ld['phones']} | "
+            f"| {c['workers']} × {c['threads']} | {'on' if c['pad_installed'] else 'off'} | "
+            f"{'dlib+EdgeFace' if c.get('fusion_installed') else 'dlib'} | {ld['phones']} | "
             f"{ld['sessions']} | {e['n']} | {e['p50_ms']} | {e['p95_ms']} | {e['max_ms']} | "
             f"{ld['final_chunk']['p95_ms']} | {cp['cpu_ms_per_session_p50']} | {cp['cpu_ms_per_chunk']} | "
             f"{cp['capacity_sessions_per_s']} | {'met' if d['floor_met'] else 'NOT met'} | {ld['decisions']} | "
             f"{d['load_average_1m']['before']} / {d['load_average_1m']['after']} | {d['date']} |"
         )
     m = r["machine"]
-    cols = ["workers × threads", "PAD", "phones", "sessions", "step decisions", "p50 ms", "p95 ms", "max ms",
-            "final step p95 ms", "CPU ms/session", "CPU ms/chunk", "capacity sessions/s", "floor", "decisions",
-            "load avg before / after", "date"]
+    cols = ["workers × threads", "PAD", "face models", "phones", "sessions", "step decisions", "p50 ms", "p95 ms",
+            "max ms", "final step p95 ms", "CPU ms/session", "CPU ms/chunk", "capacity sessions/s", "floor",
+            "decisions", "load avg before / after", "date"]
     header = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols)
     body = f"""## Paced capture latency (`benchmarks/verify_paced.py`)
 
@@ -365,7 +389,9 @@ roughly a ninth of the CPU): the wall-clock columns measure the crowd, not the s
 implies (arithmetic, not a measurement): N phones each sending one chunk a second need N × CPU ms/chunk of CPU
 per second; at 5 phones and ~225 ms that is ~1.1 of the 2 cores. Per frame (measured in-process on the same
 machine): JPEG decode ~3 ms, HOG detection + 68 landmarks at 320 px ~18 ms, MiniFASNet (both nets) ~11 ms —
-PAD runs on at most 3 frames per chunk.
+PAD runs on at most 3 frames per chunk. `--fusion` (face models dlib+EdgeFace): the EdgeFace/YuNet packs are
+installed and every enrolled person gets an EdgeFace template; the last chunk then also embeds the best frames
+with EdgeFace on dlib's faces and scores 1:1 and 1:N with the fused model (lifecert/services/fusion.py).
 
 {header}
 """ + "\n".join(rows)
