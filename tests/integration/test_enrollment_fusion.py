@@ -205,3 +205,59 @@ def test_given_photos_enrolled_before_edgeface_when_rebuilt_for_fusion_then_made
         assert np.allclose(ctx.cipher.open_embedding(t.embedding_enc, t.aad()), a.second[spec.second_key], atol=1e-5)
     assert rebuild_second_templates(ctx) == {}, "nothing left to add"
     ctx.close()
+
+
+def test_given_a_batch_big_enough_for_the_worker_pool_when_enrolled_then_pool_workers_write_both_models(
+    tmp_path: Path, faces_dir: Path, fused_ctx: AppContext
+) -> None:
+    from enrollment.job import IN_PROCESS_BELOW, JobOptions, run_job
+
+    ctx = fused_ctx
+    spec = fusion_spec(ctx.settings)
+    assert spec is not None
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rows = []
+    for i, (src, idn) in enumerate(zip(frontal_lfw(faces_dir, IN_PROCESS_BELOW), ids(IN_PROCESS_BELOW, start=400),
+                                       strict=True)):
+        (photos / f"{i}.jpg").write_bytes(src.read_bytes())
+        rows.append((idn, f"池{i}", f"{i}.jpg"))
+
+    # two spawned worker processes: each loads dlib AND the fusion's EdgeFace from the settings' packs
+    result = run_job(ctx, photos, write_manifest(photos, rows), JobOptions(workers=2))
+
+    enrolled = {r["row_no"] for r in result.rows if r["reason"] == "ENROLLED"}
+    by_key = _active(ctx)
+    assert len(enrolled) >= IN_PROCESS_BELOW // 2, result.counts
+    assert set(by_key[spec.second_key]) == set(by_key[ctx.model.key])
+    assert len(by_key[ctx.model.key]) == len(enrolled)
+    assert {t.embedding_profile for t in by_key[spec.second_key].values()} == {"flip"}
+
+
+def test_given_fusion_when_the_console_fixes_a_photo_then_both_models_templates_and_old_ones_retired(
+    faces_dir: Path, fused_ctx: AppContext
+) -> None:
+    from lifecert.services import review, staff
+    from lifecert.storage.models import ReviewKind, StaffUser
+    from tests.integration.console_support import make_case, make_pensioner, make_user
+
+    ctx = fused_ctx
+    spec = fusion_spec(ctx.settings)
+    assert spec is not None
+    make_user(ctx, "enr", "enrollment_staff")
+    with ctx.db.session() as s:
+        who = staff.principal_for(s.scalars(select(StaffUser).where(StaffUser.username == "enr")).one(), "cli")
+    pid = make_pensioner(ctx)
+    first, second = (faces_dir / f"lfw/images/Tony_Blair/Tony_Blair_000{i}.jpg" for i in (3, 4))
+    for photo in (first, second):
+        cid = make_case(ctx, pid, kind=ReviewKind.ENROLLMENT, reason="NO_FACE")
+        with ctx.db.session() as s:
+            review.fix_photo(ctx, s, cid, who, photo.read_bytes(), filename=photo.name)
+
+    by_key = _active(ctx)
+    t1, t2 = by_key[ctx.model.key][pid], by_key[spec.second_key][pid]
+    assert t1.photo_sha256 == t2.photo_sha256 and t2.embedding_profile == "flip"
+    with ctx.db.session() as s:
+        all_second = list(s.scalars(select(FaceTemplate).where(FaceTemplate.pensioner_id == pid,
+                                                               FaceTemplate.model_key == spec.second_key)))
+        assert len(all_second) == 2 and sum(t.active for t in all_second) == 1, "the first photo's retired"

@@ -211,6 +211,8 @@ class VerificationService:
         fe.embed_aligned([np.full((*self.ctx.model.input_size, 3), 128, dtype=np.uint8)])
         with self.ctx.db.session() as s:
             self.ctx.index.get(s, self.ctx.model.key)
+            if self.fusion is not None:  # the fused 1:N searches the second model's index too
+                self.ctx.index.get(s, self.fusion.spec.second_key)
 
     # -- sessions -------------------------------------------------------------------------
     def _challenges_for(self, db: Session, pensioner_id: int) -> list[str]:
