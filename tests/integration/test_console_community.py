@@ -93,3 +93,38 @@ def test_given_staff_when_uploading_extract_in_console_then_imported_like_cli_an
         imp = s.scalars(select(DataImport)).one()
         assert (imp.actor, imp.rows_total, imp.period) == ("admin1", 1, "2026-10")
         assert s.scalars(select(Pensioner)).one().status == PensionerStatus.DECEASED
+
+
+def test_given_onsite_photo_of_someone_else_when_closed_then_caseworker_opens_the_review_case_with_the_photo(
+        app_ctx: tuple[AppContext, object], faces_dir: Path) -> None:
+    from lifecert.services import staff, visits
+    from lifecert.storage.models import ReviewCase
+
+    ctx, app = app_ctx
+    p = enroll(ctx, read_image_file(faces_dir / "lfw/images/Tony_Blair/Tony_Blair_0001.jpg"), seq=82)
+    make_user(ctx, "wang", "caseworker")
+    make_user(ctx, "li", "community_worker")
+    with ctx.db.session() as s:
+        task = HomeVisitTask(pensioner_id=p.id, region_code=p.region_code, address="x")
+        s.add(task)
+        s.flush()
+        task_id = task.id
+        cw = staff.principal_for(staff.get_user(s, "wang"), "token")
+        visits.assign_visit(s, cw, task_id, "li")
+    with TestClient(app) as w:  # type: ignore[arg-type]
+        csrf = login(w, "li")
+        other = (faces_dir / "lfw/images/Colin_Powell/Colin_Powell_0001.jpg").read_bytes()
+        r = w.post(f"/console/visits/{task_id}/close", data={"csrf_token": csrf, "note": "开门的人不像本人"},
+                   files={"photo": ("onsite.jpg", other, "image/jpeg")}, follow_redirects=False)
+        assert "visit_LOW_MATCH" in r.headers["location"], r.headers["location"]
+    with ctx.db.session() as s:
+        case = s.scalars(select(ReviewCase)).one()
+        sha = case.payload["best_frames"][0]["sha256"]
+    with TestClient(app) as c:  # type: ignore[arg-type]
+        login(c, "wang")
+        page = c.get(f"/console/cases/{case.id}")
+        assert page.status_code == 200 and "LOW_MATCH" in page.text
+        photo = c.get(f"/console/cases/{case.id}/photos/{sha}")
+        assert photo.status_code == 200 and photo.content == other
+        visits_page = c.get("/console/visits?status=review")
+        assert visits_page.status_code == 200 and "LOW_MATCH" in visits_page.text

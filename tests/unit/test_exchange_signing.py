@@ -45,3 +45,16 @@ def test_given_utc_time_when_local_day_start_then_midnight_china_time() -> None:
     # 2026-11-30 17:00 UTC is 01:00 on 1 December in China: the day began at 16:00 UTC
     assert day_start(datetime(2026, 11, 30, 17, 0, tzinfo=UTC), 8) == datetime(2026, 11, 30, 16, 0, tzinfo=UTC)
     assert day_start(datetime(2026, 11, 30, 15, 59, tzinfo=UTC), 8) == datetime(2026, 11, 29, 16, 0, tzinfo=UTC)
+
+
+def test_given_formula_like_worker_name_when_report_written_then_cell_is_inert_text() -> None:
+    import csv
+    import io
+
+    from lifecert.services.assisted import REPORT_COLUMNS, report_csv
+
+    row = dict.fromkeys(REPORT_COLUMNS, 0) | {"worker": "=HYPERLINK(\"http://x\")", "worker_region": "+110105"}
+    out = list(csv.reader(io.StringIO("".join(report_csv([row])))))
+    assert out[0] == list(REPORT_COLUMNS)
+    assert not out[1][0].startswith("=") and not out[1][1].startswith("+")
+    assert "HYPERLINK" in out[1][0]
