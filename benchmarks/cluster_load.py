@@ -5,8 +5,9 @@ private Redis and two ``lifecert serve`` processes (``LIFECERT_TRUSTED_PROXIES=1
 the load generator plays the reverse proxy and gives every simulated phone its own address in
 ``X-Forwarded-For``). Then, bounded by counts (and a wall-clock cap):
 
-- pensioner sessions with real frames (talking-head video, blink + mouth) round-robin over
-  both nodes, ``--concurrency`` at a time;
+- server-paced pensioner sessions in real time with real frames (talking-head video acting blink +
+  mouth, tests/paced_client.py), created round-robin and their chunks alternating between both nodes,
+  ``--concurrency`` at a time;
 - tip-offs from distinct addresses, staff reads (case queue, case page) and decisions
   (close the tip-off cases as unfounded) with a caseworker's API token;
 - a limit check: one address sends 3× the tip-off limit and one ID number 3× the per-ID
@@ -89,13 +90,14 @@ def prepare(url: str, data_dir: Path) -> tuple[dict[str, str], Any, str]:
     from lifecert.engine.loader import load_engine
     from lifecert.services import staff
     from lifecert.services.context import AppContext
-    from tests.integration.verification_support import TEMPLATE_FRAME, blink_mouth_sequence, enroll, read_video
+    from tests.integration.verification_support import TEMPLATE_FRAME, enroll, read_video
+    from tests.paced_client import talking_head_clip
 
     ctx = AppContext(Settings(env="test", data_dir=data_dir, database_url=url))
     engine = load_engine(ctx.settings)
     ctx.set_engine(engine)
     video = read_video(FACES / "video" / "talking_head_a.mp4")
-    seq = blink_mouth_sequence(engine, video)
+    seq = talking_head_clip(engine, video)
     p = enroll(ctx, video[TEMPLATE_FRAME], seq=7)
     with ctx.db.session() as s:
         staff.create_user(s, "cw1", "a-long-benchmark-password", "caseworker", actor="bench", actor_role="admin")
@@ -109,6 +111,10 @@ class Recorder:
     def __init__(self) -> None:
         self.lat: dict[str, list[float]] = defaultdict(list)
         self.status: dict[str, Counter[int]] = defaultdict(Counter)
+
+    def record(self, route: str, seconds: float, status: int) -> None:
+        self.lat[route].append(seconds)
+        self.status[route][status] += 1
 
     async def call(self, client: httpx.AsyncClient, route: str, method: str, url: str, **kw: Any) -> httpx.Response:
         t0 = time.perf_counter()
@@ -124,7 +130,7 @@ class Recorder:
 
 async def run_load(nodes: list[str], pensioner: dict[str, str], seq: Any, token: str, args: argparse.Namespace,
                    ) -> dict[str, Any]:
-    from tests.integration.verification_support import multipart
+    from tests.paced_client import Answer, Phone, Refused, WallClock, http_sender, http_start
 
     rec = Recorder()
     decisions: Counter[str] = Counter()
@@ -134,26 +140,47 @@ async def run_load(nodes: list[str], pensioner: dict[str, str], seq: Any, token:
     # No keep-alive: a pooled connection the server closes (uvicorn's 5 s idle timeout) while a
     # request is being sent would be a client-side race, not the service's error.
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=0)
+
+    def paced_session(i: int) -> None:
+        """One phone in real time (tests/paced_client.py): created on node i % 2, its chunks alternating
+        between the nodes (the step state lives in the shared database)."""
+        h = {"X-Forwarded-For": f"10.1.{i // 250}.{i % 250 + 1}"}
+        with httpx.Client(timeout=300, limits=limits) as sc:
+            t0 = time.perf_counter()
+            try:
+                sid, first = http_start(sc, pensioner, nodes[i % 2], h)
+            except Refused as exc:
+                rec.record("POST /api/v1/sessions", time.perf_counter() - t0, exc.status)
+                return
+            rec.record("POST /api/v1/sessions", time.perf_counter() - t0, 201)
+            senders = [http_sender(sc, sid, u, h) for u in nodes]
+            n = [0]
+
+            def send(step: int, nonce: str, ts: list[int], frames: list[bytes]) -> Answer:
+                n[0] += 1
+                c0 = time.perf_counter()
+                try:
+                    a = senders[(i + n[0]) % 2](step, nonce, ts, frames)
+                except Refused as exc:
+                    rec.record("POST /api/v1/sessions/{id}/steps/{n}/frames", time.perf_counter() - c0, exc.status)
+                    raise
+                rec.record("POST /api/v1/sessions/{id}/steps/{n}/frames", time.perf_counter() - c0, 200)
+                return a
+
+            try:
+                answer = Phone(send, first, seq, WallClock(), session_id=sid).run()
+            except (Refused, AssertionError, httpx.TransportError):
+                return
+            d = str(answer.decision)
+            decisions[d] += 1
+            if d == "CONFIRMED":
+                confirmed_sessions.append(sid)
+
     async with httpx.AsyncClient(timeout=300, limits=limits) as c:
 
         async def pensioner_session(i: int) -> None:
-            node = nodes[i % 2]
-            h = {"X-Forwarded-For": f"10.1.{i // 250}.{i % 250 + 1}"}
             async with sem:
-                r = await rec.call(c, "POST /api/v1/sessions", "POST", f"{node}/api/v1/sessions", json=pensioner,
-                                   headers=h)
-                if r.status_code != 201:
-                    return
-                sess = r.json()
-                data, files = multipart(seq, str(sess["nonce"]))
-                r = await rec.call(c, "POST /api/v1/sessions/{id}/frames", "POST",
-                                   f"{nodes[(i + 1) % 2]}/api/v1/sessions/{sess['session_id']}/frames",
-                                   data=data, files=files, headers=h)
-                if r.status_code == 200:
-                    d = r.json()["decision"]
-                    decisions[d] += 1
-                    if d == "CONFIRMED":
-                        confirmed_sessions.append(sess["session_id"])
+                await asyncio.to_thread(paced_session, i)
 
         async def tipoff(i: int) -> None:
             body = {"description": f"邻居说这位老人去年已经去世，但养老金仍在领取 (benchmark {i})", "name": "王秀英",
@@ -292,7 +319,8 @@ def main() -> None:
 {out['date']}, {out['machine'].get('cpu', '')} ({out['machine'].get('nproc', '')} cores), **shared with up to
 seven other engineers' jobs** (load average {load_before[0]:.1f} before, {out['load_after'][0]:.1f} after):
 latencies are upper bounds of what the code needs. {args.sessions} pensioner sessions with real frames
-(talking-head video; session created on one node, frames uploaded to the other, one-shot upload),
+(talking-head video, server-paced in real time by tests/paced_client.py: session created on one node, its
+chunks alternating between both nodes),
 {args.concurrency} at a time; {args.tipoffs} tip-offs from distinct addresses; {args.staff} caseworker reads
 (queue + case page) and a decision on every third; {res['wall_s']} s.
 

@@ -57,9 +57,10 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
             app.state.warmups.append(app.state.pad.model.warm_up)
         app.state.pool = InferencePool(c.settings.inference_threads)
         from lifecert.services.verification import VerificationService
+        from lifecert.services.verification.sessions import utcnow
 
         app.state.verification = VerificationService(
-            c, engine_factory=app.state.engine_factory, pad=app.state.pad.model
+            c, engine_factory=app.state.engine_factory, pad=app.state.pad.model, clock=app.state.clock or utcnow
         )
         app.state.warmups.insert(0, app.state.verification.warm_up)
         for hook in app.state.startup_hooks:
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
     app.state.ready = False
     app.state.pad = None  # PadStatus, set at start-up
     app.state.engine_factory = None  # tests may share an already loaded engine (one inference thread)
+    app.state.clock = None  # tests of the paced timeline may pass a virtual UTC clock
     app.state.startup_hooks = []
     app.state.shutdown_hooks = []
     warmups: list[Callable[[], None]] = []

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from lifecert.services.verification import SessionResult, SessionStart
+from lifecert.services.verification import SessionResult
 from lifecert.services.verification.paced import ChunkResult, PacedStart, StepView
 
 ChallengeName = Literal["blink", "turn_left", "turn_right", "open_mouth", "nod"]
@@ -16,35 +16,9 @@ ChallengeName = Literal["blink", "turn_left", "turn_right", "open_mouth", "nod"]
 class SessionCreate(BaseModel):
     id_number: str = Field(min_length=1, max_length=32, examples=["110101195001011234"])
     name: str = Field(min_length=1, max_length=64, examples=["张三"])
-    protocol: Literal["oneshot", "paced"] = Field(
-        "oneshot", description='"paced": server-paced capture, one step at a time (the one-shot upload is retired)'
+    protocol: Literal["paced"] = Field(
+        "paced", description="server-paced capture, one step at a time (the only protocol; the one-shot upload is gone)"
     )
-
-
-class SessionCreated(BaseModel):
-    session_id: str
-    nonce: str
-    expires_at: datetime = Field(description="ISO 8601, UTC")
-    challenges: list[ChallengeName]
-    lead_in_ms: int
-    challenge_window_ms: int
-    fps: int
-    min_frames: int
-    max_frames: int
-
-    @classmethod
-    def of(cls, s: SessionStart) -> SessionCreated:
-        return cls(
-            session_id=s.session_id,
-            nonce=s.nonce,
-            expires_at=s.expires_at,
-            challenges=s.challenges,  # type: ignore[arg-type]
-            lead_in_ms=s.lead_in_ms,
-            challenge_window_ms=s.challenge_window_ms,
-            fps=s.fps,
-            min_frames=s.min_frames,
-            max_frames=s.max_frames,
-        )
 
 
 class StepOut(BaseModel):

@@ -15,13 +15,8 @@ from lifecert.config import Settings
 from lifecert.engine.base import FaceEngine
 from lifecert.engine.loader import load_engine
 from lifecert.services.context import AppContext
-from tests.integration.verification_support import (
-    TEMPLATE_FRAME,
-    VIDEO,
-    Sequence,
-    blink_mouth_sequence,
-    read_video,
-)
+from tests.integration.verification_support import VIDEO, read_video
+from tests.paced_client import Clip, talking_head_clip
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -149,11 +144,10 @@ def video(faces_dir: Path) -> list[NDArray[np.uint8]]:
 
 
 @pytest.fixture(scope="session")
-def genuine(face_engine: FaceEngine, video: list[NDArray[np.uint8]]) -> Sequence:
-    """Real frames of the clip that act a blink and an open mouth; the enrolled template frame is not among them."""
-    seq = blink_mouth_sequence(face_engine, video)
-    assert TEMPLATE_FRAME not in seq.video_index
-    return seq
+def clip(frame_engine: FaceEngine, video: list[NDArray[np.uint8]]) -> Clip:
+    """What a simulated phone shows (tests/paced_client.py): real frames of the clip at ~8 fps — a calm run,
+    a blink, an open mouth; ``clip.template`` is the frame to enroll, never one of those sent."""
+    return talking_head_clip(frame_engine, video)
 
 
 @pytest.fixture

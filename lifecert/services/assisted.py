@@ -90,7 +90,6 @@ def start_assisted(svc: VerificationService, who: Principal, id_number: str, nam
     """Start a paced session for the pensioner in front of the worker's camera (blocking: run in a pool)."""
     from lifecert.services.review.access import in_scope
     from lifecert.services.verification.messages import NOT_FOUND_MESSAGE
-    from lifecert.services.verification.paced import PROTOCOL, PacedStart
 
     if who.role != Role.COMMUNITY_WORKER:
         raise AccessDenied("assisted certification is for community workers")
@@ -116,9 +115,7 @@ def start_assisted(svc: VerificationService, who: Principal, id_number: str, nam
             _audit_own(ctx, who, "assisted.denied_region", "pensioner", p.id, client_addr,
                        {"worker_region": who.region_code or ""})
             raise NotFound(NOT_FOUND_MESSAGE)
-        start = svc.create_session(id_number, name, client_addr, PROTOCOL)
-        if not isinstance(start, PacedStart):  # pragma: no cover - PROTOCOL always gives a paced start
-            raise LifecertError("assisted certification needs the paced capture", code=ErrorCode.BAD_REQUEST)
+        start = svc.create_session(id_number, name, client_addr)  # always server-paced
         vs = db.get(VerificationSession, start.session_id)
         if vs is None:  # pragma: no cover - just created
             raise NotFound("no such verification session")

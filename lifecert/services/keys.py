@@ -39,13 +39,13 @@ class RotationReport:
 def _session_aad(session_id: str) -> bytes:
     from lifecert.services.verification import store
 
-    return store._aad(session_id)
+    return store.session_blob_aad(session_id)
 
 
 def _chunk_aad(session_id: str, seq: int) -> bytes:
-    from lifecert.services.verification import paced
+    from lifecert.services.verification import store
 
-    return paced._aad(session_id, seq)
+    return store.chunk_aad(session_id, seq)
 
 
 def _reseal_rows(ctx: AppContext, rep: RotationReport, tell: Progress, kind: str, model: Any, attr: str,

@@ -3,7 +3,7 @@
 Every request gets a request id (the caller's ``X-Request-ID`` when it is a short token,
 else a new one), echoed in the response header and put on every log line written while it
 is served (lifecert.services.logs). Latency is recorded per route *template*
-(``/api/v1/sessions/{session_id}/frames``), never per concrete path, so the label set stays
+(``/api/v1/sessions/{session_id}/steps/{step}/frames``), never per concrete path, so the label set stays
 small and holds no identifiers. ``/metrics`` carries no personal data; the reverse proxy
 keeps it internal (deploy/nginx.conf).
 """

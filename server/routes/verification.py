@@ -11,10 +11,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Path, UploadFile
 
 from lifecert.domain.errors import ErrorCode
-from lifecert.services.verification.paced import PacedStart
 from server.deps import ClientAddr, Pool, Verification
 from server.errors import status_for
-from server.schemas import ChunkOut, ErrorOut, PacedSessionCreated, SessionCreate, SessionCreated, SessionResultOut
+from server.schemas import ChunkOut, ErrorOut, PacedSessionCreated, SessionCreate, SessionResultOut
 
 router = APIRouter(prefix="/api/v1", tags=["verification"])
 
@@ -31,7 +30,7 @@ def _errors(*codes: ErrorCode) -> dict[int | str, dict[str, Any]]:
 @router.post(
     "/sessions",
     status_code=201,
-    response_model=PacedSessionCreated | SessionCreated,
+    response_model=PacedSessionCreated,
     responses=_errors(
         ErrorCode.BAD_ID_NUMBER,
         ErrorCode.BAD_REQUEST,
@@ -39,15 +38,10 @@ def _errors(*codes: ErrorCode) -> dict[int | str, dict[str, Any]]:
         ErrorCode.PENSIONER_SUSPENDED,
         ErrorCode.RATE_LIMITED,
     ),
-    summary="Start a proof-of-life session (ID number + name)",
+    summary="Start a server-paced proof-of-life session (ID number + name); reveals only the settle step",
 )
-async def create_session(
-    body: SessionCreate, svc: Verification, pool: Pool, client: ClientAddr
-) -> PacedSessionCreated | SessionCreated:
-    start = await pool.run(svc.create_session, body.id_number, body.name, client, body.protocol)
-    if isinstance(start, PacedStart):
-        return PacedSessionCreated.of(start)
-    return SessionCreated.of(start)
+async def create_session(body: SessionCreate, svc: Verification, pool: Pool, client: ClientAddr) -> PacedSessionCreated:
+    return PacedSessionCreated.of(await pool.run(svc.create_session, body.id_number, body.name, client))
 
 
 @router.post(
@@ -86,42 +80,11 @@ async def upload_chunk(
     return ChunkOut.of(result)
 
 
-@router.post(
-    "/sessions/{session_id}/frames",
-    response_model=SessionResultOut,
-    responses=_errors(
-        ErrorCode.NOT_FOUND,
-        ErrorCode.NONCE_USED,
-        ErrorCode.BAD_NONCE,
-        ErrorCode.SESSION_EXPIRED,
-        ErrorCode.TOO_FEW_FRAMES,
-        ErrorCode.TOO_MANY_FRAMES,
-        ErrorCode.BAD_TIMESTAMPS,
-        ErrorCode.UNREADABLE_IMAGE,
-        ErrorCode.UNSUPPORTED_FORMAT,
-        ErrorCode.PAYLOAD_TOO_LARGE,
-    ),
-    summary="Upload the captured frames; returns the decision",
-)
-async def upload_frames(
-    session_id: str,
-    nonce: Annotated[str, Form(max_length=128)],
-    timestamps: Annotated[str, Form(description="JSON array of integer ms since capture start, one per frame")],
-    frames: Annotated[list[UploadFile], File(description="JPEG frames in capture order (unmirrored)")],
-    svc: Verification,
-    pool: Pool,
-    client: ClientAddr,
-) -> SessionResultOut:
-    data = [await f.read() for f in frames]
-    result = await pool.run(svc.submit_frames, session_id, nonce, timestamps, data, client)
-    return SessionResultOut.of(result)
-
-
 @router.get(
     "/sessions/{session_id}",
     response_model=SessionResultOut,
     responses=_errors(ErrorCode.NOT_FOUND),
-    summary="Read a session's result (decision null until the upload)",
+    summary="Read a session's result (decision null until the last step was judged)",
 )
 async def get_session_result(session_id: str, svc: Verification, pool: Pool) -> SessionResultOut:
     return SessionResultOut.of(await pool.run(svc.get_result, session_id))

@@ -23,13 +23,8 @@ from lifecert.services.backup import BackupError, create_backup, restore_backup
 from lifecert.services.context import AppContext
 from lifecert.storage.models import AuditEvent, Pensioner, SurvivalConfirmation
 from tests.conftest import empty_postgres
-from tests.integration.verification_support import (
-    TEMPLATE_FRAME,
-    Sequence,
-    enroll,
-    multipart,
-    serve,
-)
+from tests.integration.verification_support import TEMPLATE_FRAME, enroll, serve
+from tests.paced_client import Clip, SimClock, VirtualTime, run_http_session
 
 
 def _settings(data_dir: Path, url: str | None) -> Settings:
@@ -37,21 +32,18 @@ def _settings(data_dir: Path, url: str | None) -> Settings:
                     inference_threads=1)
 
 
-def _verify(client: TestClient, p: Pensioner, seq: Sequence) -> str:
-    r = client.post("/api/v1/sessions", json={"id_number": p.id_number, "name": p.name})
-    assert r.status_code == 201, r.text
-    sess = r.json()
-    data, files = multipart(seq, str(sess["nonce"]))
-    r = client.post(f"/api/v1/sessions/{sess['session_id']}/frames", data=data, files=files)
-    assert r.status_code == 200, r.text
-    return str(r.json()["decision"])
+def _verify(client: TestClient, p: Pensioner, clip: Clip) -> str:
+    """One paced session through the API on the app's virtual clock (see _app)."""
+    clock: VirtualTime = client.app.state.clock  # type: ignore[attr-defined]
+    _sid, phone = run_http_session(client, {"id_number": p.id_number, "name": p.name}, clip, SimClock(clock))
+    return str(phone.last.decision if phone.last else None)
 
 
 def _app(settings: Settings, face_engine: FaceEngine, frame_engine: FaceEngine) -> Iterator[TestClient]:
     ctx = AppContext(settings)
     ctx.set_engine(face_engine)
     try:
-        yield from serve(ctx, frame_engine)
+        yield from serve(ctx, frame_engine, VirtualTime())
     finally:
         ctx.close()
 
@@ -70,7 +62,7 @@ def db_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
 @pytest.mark.slow
 def test_given_a_verified_pensioner_when_backed_up_destroyed_and_restored_then_they_verify_again(
     tmp_path: Path, db_url: str | None, face_engine: FaceEngine, frame_engine: FaceEngine,
-    video: list[NDArray[np.uint8]], genuine: Sequence,
+    video: list[NDArray[np.uint8]], clip: Clip,
 ) -> None:
     live = _settings(tmp_path / "live", db_url)
     out = tmp_path / "backups" / "drill.lcbk"
@@ -78,12 +70,12 @@ def test_given_a_verified_pensioner_when_backed_up_destroyed_and_restored_then_t
     client = next(gen)
     ctx: AppContext = client.app.state.ctx  # type: ignore[attr-defined]
     p = enroll(ctx, video[TEMPLATE_FRAME], seq=31)
-    assert _verify(client, p, genuine) == "CONFIRMED"
+    assert _verify(client, p, clip) == "CONFIRMED"
     with ctx.db.session() as s:
         head_before = s.scalar(select(func.max(AuditEvent.id)))
     report = create_backup(ctx, out)  # the service is running
     assert report.rows["pensioner"] == 1 and report.rows["survival_confirmation"] == 1
-    assert report.blobs >= 2  # the enrolled photo, the session's frames, its best frames
+    assert report.blobs >= 2  # the enrolled photo, the session's best frames (its chunks are database rows)
     gen.close()
     assert out.stat().st_mode & 0o777 == 0o600
     assert b"photos/" not in out.read_bytes() and p.id_number.encode() not in out.read_bytes()
@@ -109,7 +101,7 @@ def test_given_a_verified_pensioner_when_backed_up_destroyed_and_restored_then_t
         actions = list(s.scalars(select(AuditEvent.action).where(AuditEvent.id > (head_before or 0))))
         # the snapshot ends before its own "system.backup" event (recorded in the source afterwards)
         assert actions == ["system.restored"]
-    assert _verify(client, p, genuine) == "CONFIRMED"
+    assert _verify(client, p, clip) == "CONFIRMED"
     with ctx.db.session() as s:
         assert s.scalar(select(func.count(SurvivalConfirmation.id))) == 2
         assert audit.verify_chain(s).ok

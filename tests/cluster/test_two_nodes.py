@@ -22,15 +22,8 @@ from lifecert.engine.base import FaceEngine
 from lifecert.services.context import AppContext
 from tests.cluster.conftest import listening_addresses, start_node, stop
 from tests.conftest import empty_postgres
-from tests.integration.verification_support import (
-    TEMPLATE_FRAME,
-    VIDEO,
-    Sequence,
-    blink_mouth_sequence,
-    enroll,
-    multipart,
-    read_video,
-)
+from tests.integration.verification_support import TEMPLATE_FRAME, VIDEO, enroll, read_video
+from tests.paced_client import Answer, Clip, Phone, WallClock, http_sender, http_start
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
 PER_ID = 3
@@ -80,7 +73,7 @@ def nodes(tmp_path: Path, postgres_url: str, redis_url: str) -> Iterator[list[st
 
 
 def test_given_two_nodes_when_a_pensioner_is_limited_and_another_enrolled_then_both_nodes_agree(
-    nodes: list[str], tmp_path: Path, postgres_url: str, face_engine: FaceEngine, faces_dir: Path
+    nodes: list[str], tmp_path: Path, postgres_url: str, face_engine: FaceEngine, faces_dir: Path, clip: Clip
 ) -> None:
     a, b = nodes
     # 1) the per-ID limit is counted across both nodes (Redis)
@@ -93,7 +86,6 @@ def test_given_two_nodes_when_a_pensioner_is_limited_and_another_enrolled_then_b
 
     # 2) a pensioner enrolled after both nodes started is searchable and verifiable on both
     video: list[NDArray[np.uint8]] = read_video(faces_dir / VIDEO)
-    seq: Sequence = blink_mouth_sequence(face_engine, video)
     ctx = AppContext(Settings(env="test", data_dir=tmp_path / "enroller", database_url=postgres_url))
     ctx.set_engine(face_engine)
     t0 = time.monotonic()
@@ -109,19 +101,27 @@ def test_given_two_nodes_when_a_pensioner_is_limited_and_another_enrolled_then_b
     assert len(seen) == 2, f"index not reloaded on every node within 60 s: {seen}"
     print(f"new enrollment in every node's 1:N index after {max(seen.values()):.2f} s")
 
-    r = httpx.post(f"{b}/api/v1/sessions", json={"id_number": p.id_number, "name": p.name}, timeout=30)
-    assert r.status_code == 201, r.text
-    sess = r.json()
-    data, files = multipart(seq, str(sess["nonce"]))
-    r = httpx.post(f"{b}/api/v1/sessions/{sess['session_id']}/frames", data=data, files=files, timeout=120)
-    assert r.status_code == 200, r.text
-    assert r.json()["decision"] == "CONFIRMED", r.json()
-    # the other node reads the same decision from the shared database
-    assert httpx.get(f"{a}/api/v1/sessions/{sess['session_id']}", timeout=10).json()["decision"] == "CONFIRMED"
+    # a paced session in real time, created on b, its chunks alternating between the nodes (the step
+    # state lives in the shared database, so any node takes the next chunk)
+    with httpx.Client(timeout=120) as c:
+        sid, first = http_start(c, {"id_number": p.id_number, "name": p.name}, base=b)
+        senders = [http_sender(c, sid, base=u) for u in (a, b)]
+        sent: list[int] = []
 
-    # 3) metrics: node b counted the decision; both read the same shared state
+        def alternate(step: int, nonce: str, ts: list[int], frames: list[bytes]) -> Answer:
+            sent.append(step)
+            return senders[len(sent) % 2](step, nonce, ts, frames)
+
+        answer = Phone(alternate, first, clip, WallClock(), session_id=sid).run()
+    assert answer.decision == "CONFIRMED", answer
+    assert len(sent) >= 3
+    # the other node reads the same decision from the shared database
+    assert httpx.get(f"{a}/api/v1/sessions/{sid}", timeout=10).json()["decision"] == "CONFIRMED"
+
+    # 3) metrics: the node that took the last chunk counted the decision; both read the same shared state
     mb = httpx.get(f"{b}/metrics", timeout=10).text
-    assert re.search(r'^lifecert_verification_sessions_total\{decision="CONFIRMED",reason=""\} 1\.0$', mb, re.M), mb
+    decider = httpx.get(f"{(a, b)[len(sent) % 2]}/metrics", timeout=10).text
+    assert re.search(r'^lifecert_verification_sessions_total\{decision="CONFIRMED",reason=""\} 1\.0$', decider, re.M)
     # >= 1: a confirmed session may add a refreshed template (issue 13) besides the enrolled one
     assert (metric(mb, "lifecert_templates_active") or 0) >= 1.0
     assert metric(mb, "lifecert_index_stale_seconds") == 0.0

@@ -25,6 +25,7 @@ from lifecert.services.context import AppContext
 from lifecert.storage.models import ConfirmationMethod, ReviewCase, StaffUser, SurvivalConfirmation
 from lifecert.storage.photos import sha256_bytes
 from tests.conftest import ROOT, make_settings
+from tests.paced_client import Clip
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -169,11 +170,14 @@ def test_given_caseworker_when_logging_in_opening_and_approving_a_case_then_conf
 
 
 @pytest.fixture
-def real_review_case(tmp_path: Path, faces_dir: Path, face_engine: FaceEngine) -> Iterator[tuple[AppContext, int]]:
+def real_review_case(
+    tmp_path: Path, faces_dir: Path, face_engine: FaceEngine, clip: Clip
+) -> Iterator[tuple[AppContext, int]]:
     """A LOW_MATCH review case made by the real verification service: the pensioner's template is
     another person's ID photo (LFW), and the real talking-head frames (blink, open mouth) go through
-    the public session API. Nothing in the case is written by the test."""
-    from tests.integration.verification_support import blink_mouth_sequence, enroll, multipart, read_video, serve
+    the public paced session API. Nothing in the case is written by the test."""
+    from tests.integration.verification_support import enroll, serve
+    from tests.paced_client import SimClock, VirtualTime, run_http_session
 
     ctx = AppContext(make_settings(tmp_path, fixed_challenges="blink,open_mouth", inference_threads=1))
     ctx.set_engine(face_engine)
@@ -181,15 +185,15 @@ def real_review_case(tmp_path: Path, faces_dir: Path, face_engine: FaceEngine) -
         staff.create_user(s, "caseworker2", PASSWORD, "caseworker", actor="test", actor_role="cli")
     p = enroll(ctx, decode_image((faces_dir / "lfw/images/Colin_Powell/Colin_Powell_0001.jpg").read_bytes()),
                seq=21, name="李建华")
-    seq = blink_mouth_sequence(face_engine, read_video(faces_dir / "video/talking_head_a.mp4"))
-    for client in serve(ctx, face_engine):
-        sess = client.post("/api/v1/sessions", json={"id_number": p.id_number, "name": p.name}).json()
-        data, files = multipart(seq, str(sess["nonce"]))
-        res = client.post(f"/api/v1/sessions/{sess['session_id']}/frames", data=data, files=files).json()
+    clock = VirtualTime()
+    for client in serve(ctx, face_engine, clock):
+        sid, phone = run_http_session(client, {"id_number": p.id_number, "name": p.name}, clip, SimClock(clock))
+        res = phone.last.result if phone.last else None
+    assert res is not None
     assert (res["decision"], res["reason_code"]) == ("REVIEW", "LOW_MATCH"), res
     with ctx.db.session() as s:
         case_id = s.scalars(select(ReviewCase.id).where(
-            ReviewCase.verification_session_id == sess["session_id"])).one()
+            ReviewCase.verification_session_id == sid)).one()
     yield ctx, case_id
     ctx.close()
 

@@ -16,7 +16,7 @@ from lifecert.config import Settings, get_settings
 from lifecert.domain.errors import LifecertError
 from lifecert.services import keys, templates
 from lifecert.services.context import AppContext
-from lifecert.services.verification.store import _aad as session_aad
+from lifecert.services.verification.store import session_blob_aad as session_aad
 from lifecert.storage.crypto import Cipher, key_id
 from lifecert.storage.models import Pensioner, Photo
 from lifecert.storage.models_verification import VerificationSession

@@ -24,31 +24,21 @@ from lifecert.services.templates import match_pensioner, store_photo
 from lifecert.storage.models import AuditEvent, FaceTemplate, Pensioner, TemplateKind, utcnow
 from lifecert.storage.models_verification import Decision, VerificationSession
 from tests.conftest import make_settings
-from tests.integration.verification_support import (
-    TEMPLATE_FRAME,
-    Sequence,
-    enroll,
-    multipart,
-    serve,
-)
+from tests.integration.verification_support import TEMPLATE_FRAME, enroll, serve, verification_ctx
+from tests.paced_client import Clip, SimClock, VirtualTime, run_http_session
 
 
 @pytest.fixture
 def vctx(tmp_path: Path, face_engine: FaceEngine) -> Iterator[AppContext]:
-    c = AppContext(make_settings(tmp_path, fixed_challenges="blink,open_mouth", inference_threads=1))
-    c.set_engine(face_engine)
-    yield c
-    c.close()
+    yield from verification_ctx(tmp_path, face_engine, inference_threads=1)
 
 
-def _session(client: TestClient, p: Pensioner, seq: Sequence) -> dict[str, object]:
-    r = client.post("/api/v1/sessions", json={"id_number": p.id_number, "name": p.name})
-    assert r.status_code == 201, r.text
-    sess = r.json()
-    data, files = multipart(seq, str(sess["nonce"]))
-    r = client.post(f"/api/v1/sessions/{sess['session_id']}/frames", data=data, files=files)
-    assert r.status_code == 200, r.text
-    return {**r.json(), "session_id": sess["session_id"]}
+def _session(client: TestClient, p: Pensioner, clip: Clip) -> dict[str, object]:
+    """A paced session through the API on the app's virtual clock; its result JSON."""
+    clock: VirtualTime = client.app.state.clock  # type: ignore[attr-defined]
+    sid, phone = run_http_session(client, {"id_number": p.id_number, "name": p.name}, clip, SimClock(clock))
+    assert phone.last is not None and phone.last.result is not None
+    return {**phone.last.result, "session_id": sid}
 
 
 def _refresh_rows(ctx: AppContext, pid: int) -> list[FaceTemplate]:
@@ -61,11 +51,11 @@ def _refresh_rows(ctx: AppContext, pid: int) -> list[FaceTemplate]:
 
 
 def test_given_confirmed_session_when_decided_then_refresh_template_is_added_and_next_session_matches_it(
-    vctx: AppContext, frame_engine: FaceEngine, video: list[NDArray[np.uint8]], genuine: Sequence
+    vctx: AppContext, frame_engine: FaceEngine, video: list[NDArray[np.uint8]], clip: Clip
 ) -> None:
     p = enroll(vctx, video[TEMPLATE_FRAME], seq=21)
     with serve_client(vctx, frame_engine) as client:
-        first = _session(client, p, genuine)
+        first = _session(client, p, clip)
         assert first["decision"] == "CONFIRMED", first
         rows = _refresh_rows(vctx, p.id)
         assert len(rows) == 1
@@ -79,7 +69,7 @@ def test_given_confirmed_session_when_decided_then_refresh_template_is_added_and
             actions = set(s.scalars(select(AuditEvent.action)))
         assert "template.refresh_added" in actions
 
-        second = _session(client, p, genuine)
+        second = _session(client, p, clip)
     assert second["decision"] == "CONFIRMED"
     with vctx.db.session() as s:
         vs2 = s.get(VerificationSession, second["session_id"])
@@ -92,7 +82,7 @@ def test_given_confirmed_session_when_decided_then_refresh_template_is_added_and
 def serve_client(ctx: AppContext, engine: FaceEngine) -> Iterator[TestClient]:
     import contextlib
 
-    return contextlib.contextmanager(lambda: serve(ctx, engine))()  # type: ignore[return-value]
+    return contextlib.contextmanager(lambda: serve(ctx, engine, VirtualTime()))()  # type: ignore[return-value]
 
 
 def _stored_session(ctx: AppContext, p: Pensioner, frame: NDArray[np.uint8], *, decision: str, match: float,

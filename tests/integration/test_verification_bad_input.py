@@ -19,8 +19,9 @@ from lifecert.engine.base import FaceEngine
 from lifecert.engine.image import encode_jpeg
 from lifecert.services.context import AppContext
 from lifecert.services.templates import upsert_pensioner
+from lifecert.services.verification.sessions import sha256_hex
 from lifecert.storage.models import Pensioner, PensionerStatus, SurvivalConfirmation
-from lifecert.storage.models_verification import VerificationSession
+from lifecert.storage.models_verification import VerificationChunk, VerificationSession
 from tests.conftest import make_settings
 from tests.integration.verification_support import TEMPLATE_FRAME, VIDEO, enroll, read_video, serve
 
@@ -63,21 +64,26 @@ def pensioner(vctx: AppContext, video: list[NDArray[np.uint8]]) -> Pensioner:
 def _session(client: TestClient, p: Pensioner) -> dict[str, object]:
     r = client.post("/api/v1/sessions", json={"id_number": p.id_number, "name": p.name})
     assert r.status_code == 201, r.text
-    return r.json()
+    body = r.json()
+    return {"session_id": body["session_id"], "nonce": body["step"]["nonce"], "step": body["step"]["index"]}
 
 
 def _post(client: TestClient, sess: dict[str, object], frames: list[bytes], ts: list[int] | str | None = None):  # type: ignore[no-untyped-def]
+    """One chunk of the current (settle) step."""
     stamps = ts if ts is not None else [i * 125 for i in range(len(frames))]
     data = {"nonce": str(sess["nonce"]), "timestamps": stamps if isinstance(stamps, str) else json.dumps(stamps)}
     files = [("frames", (f"{i}.jpg", b, "image/jpeg")) for i, b in enumerate(frames)]
-    return client.post(f"/api/v1/sessions/{sess['session_id']}/frames", data=data, files=files)
+    return client.post(f"/api/v1/sessions/{sess['session_id']}/steps/{sess['step']}/frames", data=data, files=files)
 
 
-def _nothing_recorded(ctx: AppContext, session_id: object) -> None:
+def _nothing_recorded(ctx: AppContext, sess: dict[str, object]) -> None:
+    """No decision, no chunk stored, the nonce still the one the client holds (not spent)."""
     with ctx.db.session() as s:
         assert s.scalars(select(SurvivalConfirmation)).first() is None
-        vs = s.get(VerificationSession, str(session_id))
-        assert vs is not None and vs.decision is None and vs.used_at is None
+        assert s.scalars(select(VerificationChunk)).first() is None
+        vs = s.get(VerificationSession, str(sess["session_id"]))
+        assert vs is not None and vs.decision is None and vs.used_at is None and vs.chunk_count == 0
+        assert vs.nonce_hash == sha256_hex(str(sess["nonce"])) and vs.current_step == 0
 
 
 def test_given_unknown_id_wrong_name_no_template_or_suspended_when_starting_then_same_not_found(
@@ -122,20 +128,6 @@ def test_given_too_many_sessions_for_one_id_when_starting_then_rate_limited(
     assert codes == [201, 201, 201, 429]
 
 
-def test_given_expired_session_when_uploading_then_session_expired(
-    client: TestClient, vctx: AppContext, pensioner: Pensioner, jpegs: list[bytes]
-) -> None:
-    sess = _session(client, pensioner)
-    with vctx.db.session() as s:
-        vs = s.get(VerificationSession, str(sess["session_id"]))
-        assert vs is not None
-        vs.expires_at = datetime.now(UTC) - timedelta(seconds=1)
-    r = _post(client, sess, jpegs)
-    assert r.status_code == 410
-    assert r.json()["error"]["code"] == "SESSION_EXPIRED"
-    _nothing_recorded(vctx, sess["session_id"])
-
-
 def test_given_text_file_as_frame_when_uploading_then_typed_image_error_and_nothing_recorded(
     client: TestClient, vctx: AppContext, pensioner: Pensioner, jpegs: list[bytes]
 ) -> None:
@@ -144,7 +136,7 @@ def test_given_text_file_as_frame_when_uploading_then_typed_image_error_and_noth
     assert r.status_code == 415
     assert r.json()["error"]["code"] == "UNSUPPORTED_FORMAT"  # refused by its signature, before any decoding
     assert r.json()["error"]["details"]["frame"] == 5
-    _nothing_recorded(vctx, sess["session_id"])
+    _nothing_recorded(vctx, sess)
 
 
 def test_given_truncated_jpeg_when_uploading_then_unreadable_and_the_nonce_is_burnt(
@@ -159,11 +151,13 @@ def test_given_truncated_jpeg_when_uploading_then_unreadable_and_the_nonce_is_bu
     assert r.json()["error"]["code"] == "UNREADABLE_IMAGE"
     with vctx.db.session() as s:
         assert s.scalars(select(SurvivalConfirmation)).first() is None
+        assert s.scalars(select(VerificationChunk)).first() is None  # nothing of the bad chunk kept
         vs = s.get(VerificationSession, str(sess["session_id"]))
         assert vs is not None and vs.decision is None and vs.used_at is not None
+        assert vs.nonce_hash != sha256_hex(str(sess["nonce"]))
     again = _post(client, sess, jpegs)
-    assert again.status_code == 409
-    assert again.json()["error"]["code"] == "NONCE_USED"
+    assert again.status_code == 403
+    assert again.json()["error"]["code"] == "BAD_NONCE"
 
 
 def test_given_oversize_body_with_content_length_when_uploading_then_413_before_reading(
@@ -174,7 +168,7 @@ def test_given_oversize_body_with_content_length_when_uploading_then_413_before_
     r = _post(client, sess, [big])
     assert r.status_code == 413
     assert r.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
-    _nothing_recorded(vctx, sess["session_id"])
+    _nothing_recorded(vctx, sess)
 
 
 def test_given_oversize_chunked_body_when_streaming_then_413(
@@ -189,16 +183,16 @@ def test_given_oversize_chunked_body_when_streaming_then_413(
             yield bytes(65536)
 
     r = client.post(
-        f"/api/v1/sessions/{sess['session_id']}/frames",
+        f"/api/v1/sessions/{sess['session_id']}/steps/0/frames",
         content=body(),
         headers={"content-type": "multipart/form-data; boundary=xyz"},
     )
     assert r.status_code == 413
     assert r.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
-    _nothing_recorded(vctx, sess["session_id"])
+    _nothing_recorded(vctx, sess)
 
 
-@pytest.mark.parametrize(("n", "code"), [(2, "TOO_FEW_FRAMES"), (81, "TOO_MANY_FRAMES")])
+@pytest.mark.parametrize(("n", "code"), [(0, "BAD_REQUEST"), (13, "TOO_MANY_FRAMES")])
 def test_given_wrong_frame_count_when_uploading_then_typed_error(
     client: TestClient, vctx: AppContext, pensioner: Pensioner, n: int, code: str
 ) -> None:
@@ -207,7 +201,7 @@ def test_given_wrong_frame_count_when_uploading_then_typed_error(
     r = _post(client, sess, [tiny] * n)
     assert r.status_code == 422
     assert r.json()["error"]["code"] == code
-    _nothing_recorded(vctx, sess["session_id"])
+    _nothing_recorded(vctx, sess)
 
 
 @pytest.mark.parametrize(
@@ -215,6 +209,8 @@ def test_given_wrong_frame_count_when_uploading_then_typed_error(
     [
         [0, 125, 250, 200, 500, 625, 750, 875, 1000, 1125],  # out of order
         [0, 125, 250],  # fewer timestamps than frames
+        [-125, 0, 125, 250, 375, 500, 625, 750, 875, 1000],  # before the capture started
+        [0, 125, 250, 375, 500, 625, 750, 875, 1000, 10**9],  # past the session's lifetime
         "not json",
     ],
 )
@@ -225,20 +221,23 @@ def test_given_bad_timestamps_when_uploading_then_bad_timestamps(
     r = _post(client, sess, jpegs, ts)
     assert r.status_code == 422
     assert r.json()["error"]["code"] == "BAD_TIMESTAMPS"
-    _nothing_recorded(vctx, sess["session_id"])
+    _nothing_recorded(vctx, sess)
 
 
-def test_given_expired_session_and_wrong_nonce_when_uploading_then_bad_nonce_reveals_nothing(
-    client: TestClient, vctx: AppContext, pensioner: Pensioner, jpegs: list[bytes]
+@pytest.mark.parametrize(("forged", "status", "code"), [(False, 410, "SESSION_EXPIRED"), (True, 403, "BAD_NONCE")])
+def test_given_expired_session_when_uploading_then_expired_or_with_a_wrong_nonce_bad_nonce_revealing_nothing(
+    client: TestClient, vctx: AppContext, pensioner: Pensioner, jpegs: list[bytes], forged: bool, status: int,
+    code: str,
 ) -> None:
     sess = _session(client, pensioner)
     with vctx.db.session() as s:
         vs = s.get(VerificationSession, str(sess["session_id"]))
         assert vs is not None
         vs.expires_at = datetime.now(UTC) - timedelta(seconds=1)
-    r = _post(client, {**sess, "nonce": "forged"}, jpegs)
-    assert r.status_code == 403
-    assert r.json()["error"]["code"] == "BAD_NONCE"
+    r = _post(client, {**sess, "nonce": "forged"} if forged else sess, jpegs)
+    assert r.status_code == status
+    assert r.json()["error"]["code"] == code
+    _nothing_recorded(vctx, sess)
 
 
 def test_given_wrong_nonce_when_uploading_then_refused(
@@ -248,7 +247,7 @@ def test_given_wrong_nonce_when_uploading_then_refused(
     r = _post(client, {**sess, "nonce": "forged"}, jpegs)
     assert r.status_code == 403
     assert r.json()["error"]["code"] == "BAD_NONCE"
-    _nothing_recorded(vctx, sess["session_id"])
+    _nothing_recorded(vctx, sess)
 
 
 def test_given_unknown_session_when_reading_then_404(client: TestClient) -> None:
@@ -257,11 +256,25 @@ def test_given_unknown_session_when_reading_then_404(client: TestClient) -> None
     assert r.json()["error"]["code"] == "NOT_FOUND"
 
 
-def test_given_new_session_when_reading_then_decision_is_null(client: TestClient, pensioner: Pensioner) -> None:
+def test_given_new_session_when_reading_then_decision_is_null_and_no_challenge_revealed(
+    client: TestClient, pensioner: Pensioner
+) -> None:
     sess = _session(client, pensioner)
     r = client.get(f"/api/v1/sessions/{sess['session_id']}").json()
     assert r["decision"] is None and r["confirmation"] is None
-    assert [c["name"] for c in r["challenges"]] == ["blink", "open_mouth"]
+    assert r["challenges"] == []  # paced: a challenge is shown only when its step begins
+
+
+def test_given_the_retired_one_shot_protocol_when_asked_then_refused_and_no_session(
+    client: TestClient, vctx: AppContext, pensioner: Pensioner
+) -> None:
+    r = client.post(
+        "/api/v1/sessions", json={"id_number": pensioner.id_number, "name": pensioner.name, "protocol": "oneshot"}
+    )
+    assert r.status_code == 422 and r.json()["error"]["code"] == "BAD_REQUEST", r.text
+    assert client.post("/api/v1/sessions/x/frames", data={"nonce": "n", "timestamps": "[0]"}).status_code in (404, 405)
+    with vctx.db.session() as s:
+        assert s.scalars(select(VerificationSession)).first() is None
 
 
 def test_given_server_when_probed_then_health_and_ready(client: TestClient) -> None:

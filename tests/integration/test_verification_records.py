@@ -13,17 +13,19 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from lifecert.config import get_settings
+from lifecert.domain.errors import ErrorCode, LifecertError
 from lifecert.domain.idnumber import make_id_number
 from lifecert.engine.base import FaceEngine
 from lifecert.engine.image import encode_jpeg
 from lifecert.services.confirmations import add_months, due_within, overdue, record_confirmation, status_of
 from lifecert.services.context import AppContext
 from lifecert.services.templates import upsert_pensioner
-from lifecert.services.verification import VerificationService, open_frames_blob, purge_expired, sessions_dir
+from lifecert.services.verification import VerificationService, open_session_frames, purge_expired
 from lifecert.storage.models import AuditEvent, ConfirmationMethod, Pensioner, PensionerStatus, ReviewCase
-from lifecert.storage.models_verification import VerificationSession
+from lifecert.storage.models_verification import VerificationChunk, VerificationSession
 from tests.conftest import make_settings
 from tests.integration.verification_support import TEMPLATE_FRAME, VIDEO, enroll, read_video
+from tests.paced_client import Answer, Clip, Phone, SimClock, VirtualTime, service_sender, step_of
 
 TODAY = date(2026, 11, 25)
 
@@ -115,7 +117,18 @@ def test_given_confirmed_pensioner_when_cli_status_due_overdue_then_reported(
 @pytest.fixture(scope="module")
 def still_frames(faces_dir: Path) -> tuple[list[bytes], NDArray[np.uint8]]:
     video = read_video(faces_dir / VIDEO)
-    return [encode_jpeg(video[30], 85)] * 10, video[TEMPLATE_FRAME]
+    return [encode_jpeg(video[30], 85)], video[TEMPLATE_FRAME]
+
+
+def _paced(svc: VerificationService, clock: VirtualTime, p: Pensioner, shown: list[bytes], addr: str,
+           frame_ms: int = 125) -> tuple[str, Answer]:
+    """One paced session in-process on the virtual clock; the camera shows ``shown`` (looped, never
+    acting a prompt)."""
+    st = svc.create_session(p.id_number, p.name, addr)
+    sim = SimClock(clock)
+    phone = Phone(service_sender(svc, st.session_id, sim, addr), step_of(st.step), Clip(shown, {}), sim,
+                  frame_ms=frame_ms, session_id=st.session_id)
+    return st.session_id, phone.run()
 
 
 def test_given_old_sessions_when_purged_then_frames_and_scores_go_unless_review_open(
@@ -126,22 +139,23 @@ def test_given_old_sessions_when_purged_then_frames_and_scores_go_unless_review_
 ) -> None:
     ctx = AppContext(make_settings(tmp_path, fixed_challenges="blink,nod"))
     ctx.set_engine(face_engine)
-    svc = VerificationService(ctx, engine_factory=lambda: frame_engine)
+    clock = VirtualTime()
+    svc = VerificationService(ctx, engine_factory=lambda: frame_engine, clock=clock)
     frames, template_img = still_frames
     p = enroll(ctx, template_img, seq=47)
     ids = []
     for _ in range(2):
-        st = svc.create_session(p.id_number, p.name, "10.0.0.1")
-        res = svc.submit_frames(st.session_id, st.nonce, [i * 400 for i in range(10)], frames, "10.0.0.1")
-        assert res.decision == "REVIEW" and res.reason_code == "LIVENESS_FAILED"
-        ids.append(st.session_id)
-    ts, kept = open_frames_blob(ctx, ids[0])
-    assert kept == frames and ts == [i * 400 for i in range(10)]
+        sid, res = _paced(svc, clock, p, frames, "10.0.0.1")
+        assert (res.decision, res.result and res.result["reason_code"]) == ("REVIEW", "LIVENESS_FAILED"), res
+        ids.append(sid)
+    ts, kept = open_session_frames(ctx, ids[0])
     with ctx.db.session() as s:
+        first = s.get(VerificationSession, ids[0])
+        assert first is not None and len(kept) == first.frame_count > 10 and set(kept) == set(frames)
+        assert ts == sorted(ts)
         actions = s.scalars(select(AuditEvent.action).where(AuditEvent.object_id == ids[0])).all()
         assert actions == ["verification.session_created", "verification.decided"]
-        first = s.get(VerificationSession, ids[0])
-        assert first is not None and first.review_case_id is not None
+        assert first.review_case_id is not None
         case = s.get(ReviewCase, first.review_case_id)
         assert case is not None
         case.status = "closed"
@@ -149,17 +163,21 @@ def test_given_old_sessions_when_purged_then_frames_and_scores_go_unless_review_
     assert shas and all(ctx.photos.exists(x) for x in shas)
     report = purge_expired(ctx, now=datetime.now(UTC) + timedelta(days=91))
     assert (report.sessions, report.held_open_review) == (1, 1)
-    assert not (sessions_dir(ctx) / f"{ids[0]}.bin").exists()
-    assert (sessions_dir(ctx) / f"{ids[1]}.bin").exists()
+    with pytest.raises(LifecertError) as gone:
+        open_session_frames(ctx, ids[0])
+    assert gone.value.code == ErrorCode.FILE_MISSING
+    assert open_session_frames(ctx, ids[1])[1]  # held: its review case is still open
     with ctx.db.session() as s:
         first = s.get(VerificationSession, ids[0])
         assert first is not None and first.scores == {} and first.best_frame_shas == [] and first.purged_at is not None
         assert first.decision == "REVIEW"  # the decision itself stays
+        chunks = s.scalars(select(VerificationChunk).where(VerificationChunk.session_id == ids[0])).all()
+        assert chunks and all(c.frames_sealed is None and c.observations == [] for c in chunks)
     assert purge_expired(ctx, now=datetime.now(UTC) + timedelta(days=10)).sessions == 0
     ctx.close()
 
 
-def test_given_repeated_failures_when_uploading_then_retry_until_the_limit_then_review(
+def test_given_repeated_failures_when_capturing_then_retry_until_the_limit_then_review(
     tmp_path: Path,
     face_engine: FaceEngine,
     frame_engine: FaceEngine,
@@ -170,15 +188,15 @@ def test_given_repeated_failures_when_uploading_then_retry_until_the_limit_then_
 
     ctx = AppContext(make_settings(tmp_path, fixed_challenges="blink,nod"))
     ctx.set_engine(face_engine)
-    svc = VerificationService(ctx, engine_factory=lambda: frame_engine)
+    clock = VirtualTime()
+    svc = VerificationService(ctx, engine_factory=lambda: frame_engine, clock=clock)
     p = enroll(ctx, still_frames[1], seq=49)
-    dark = [encode_jpeg(np.full((480, 360, 3), 12, np.uint8), 80)] * 8
-    group = [encode_jpeg(read_image_file(faces_dir / "multi/couple.jpg"), 85)] * 8
+    dark = [encode_jpeg(np.full((480, 360, 3), 12, np.uint8), 80)]
+    group = [encode_jpeg(read_image_file(faces_dir / "multi/couple.jpg"), 85)]
     got = []
-    for frames in (dark, group, dark, dark):
-        st = svc.create_session(p.id_number, p.name, "10.0.0.2")
-        res = svc.submit_frames(st.session_id, st.nonce, [i * 500 for i in range(8)], frames, "10.0.0.2")
-        got.append((res.decision, res.reason_code))
+    for shown in (dark, group, dark, dark):
+        _sid, res = _paced(svc, clock, p, shown, "10.0.0.2", frame_ms=500)  # never settles: 2 fps will do
+        got.append((res.decision, res.result and res.result["reason_code"]))
     limit = ctx.settings.verification.max_retries_before_review
     assert limit == 3
     assert got == [

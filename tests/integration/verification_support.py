@@ -1,19 +1,17 @@
-"""Shared builders for the verification tests: enrolled pensioners and real frame sequences.
+"""Shared builders for the verification tests: enrolled pensioners, the video, a served app.
 
-Frames come from ``video/talking_head_a.mp4`` (512x512, 25 fps: natural blinks, mouth
-opening). They are sampled every third frame (~8 fps) and given timestamps so that a
-blink falls in the first challenge window and a mouth opening in the second; the
-EAR/MAR of every sampled frame is measured first to choose where the sequence starts.
+The frames a simulated phone sends (``video/talking_head_a.mp4``: natural blinks, mouth opening)
+and the phone itself live in :mod:`tests.paced_client`, shared with the benchmarks.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import date
+from collections.abc import Callable, Iterator
+from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -21,19 +19,14 @@ from fastapi.testclient import TestClient
 from numpy.typing import NDArray
 
 from lifecert.domain.idnumber import make_id_number
-from lifecert.engine import geometry
 from lifecert.engine.base import FaceEngine
 from lifecert.engine.image import encode_jpeg
 from lifecert.services.context import AppContext
 from lifecert.services.templates import add_template, store_photo, upsert_pensioner
 from lifecert.storage.models import Pensioner
+from tests.paced_client import TEMPLATE_FRAME as TEMPLATE_FRAME  # the enrolled frame, never one the phone sends
 
 VIDEO = "video/talking_head_a.mp4"
-STEP = 3  # 25 fps -> ~8 fps
-FRAME_MS = 125
-LEAD_IN_MS = 1500
-WINDOW_MS = 3000
-TEMPLATE_FRAME = 100  # 100 % 3 == 1: never one of the uploaded frames (those are multiples of 3 from an offset 0)
 
 
 def read_video(path: Path) -> list[NDArray[np.uint8]]:
@@ -46,48 +39,6 @@ def read_video(path: Path) -> list[NDArray[np.uint8]]:
         frames.append(f)
     cap.release()
     return frames
-
-
-@dataclass(frozen=True)
-class Sequence:
-    frames: list[bytes]  # JPEG
-    timestamps: list[int]
-    video_index: list[int]
-
-
-def measure(engine: FaceEngine, frames: list[NDArray[np.uint8]]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    ear = np.full(len(frames), np.nan)
-    mar = np.full(len(frames), np.nan)
-    for i, f in enumerate(frames):
-        faces = engine.detect(f)
-        if faces and faces[0].landmarks68 is not None:
-            ear[i] = geometry.eye_aspect_ratio(faces[0].landmarks68)
-            mar[i] = geometry.mouth_aspect_ratio(faces[0].landmarks68)
-    return ear, mar
-
-
-def blink_mouth_sequence(engine: FaceEngine, video: list[NDArray[np.uint8]]) -> Sequence:
-    """Sampled frames whose timeline puts a blink in window 1 (1.5-4.5 s) and an open mouth
-    (MAR > 0.33) in window 2 (4.5-7.5 s), found by measuring EAR/MAR on the sampled frames."""
-    idx = list(range(0, len(video), STEP))
-    ear, mar = measure(engine, [video[i] for i in idx])
-    base = float(np.nanpercentile(ear, 75))
-    blinks = [j for j in range(1, len(idx) - 1) if ear[j] < 0.6 * base and ear[j + 1] > 0.8 * base]
-    for b in blinks:
-        # Put the blink ~1 s into window 1.
-        start = b - (LEAD_IN_MS + 1000) // FRAME_MS
-        if start < 0:
-            continue
-        js = list(range(start, min(len(idx), start + (LEAD_IN_MS + 2 * WINDOW_MS) // FRAME_MS)))
-        ts = [(j - start) * FRAME_MS for j in js]
-        mouth = [
-            j
-            for j, t in zip(js, ts, strict=True)
-            if LEAD_IN_MS + WINDOW_MS + 200 <= t <= LEAD_IN_MS + 2 * WINDOW_MS and mar[j] > 0.33
-        ]
-        if mouth:
-            return Sequence([encode_jpeg(video[idx[j]], 90) for j in js], ts, [idx[j] for j in js])
-    raise RuntimeError("no blink/mouth segment found in the talking-head video")
 
 
 def enroll(ctx: AppContext, image: NDArray[np.uint8], *, seq: int, name: str = "王秀英") -> Pensioner:
@@ -106,14 +57,30 @@ def enroll(ctx: AppContext, image: NDArray[np.uint8], *, seq: int, name: str = "
     return p
 
 
-def serve(ctx: AppContext, engine: FaceEngine) -> Iterator[TestClient]:
+def verification_ctx(tmp_path: Path, engine: FaceEngine, **settings: Any) -> Iterator[AppContext]:
+    """A test context with fixed challenges blink,open_mouth (the talking-head video acts both) on the
+    given engine, closed afterwards; ``settings`` go to make_settings."""
+    from tests.conftest import make_settings
+
+    c = AppContext(make_settings(tmp_path, fixed_challenges="blink,open_mouth", **settings))
+    c.set_engine(engine)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+def serve(ctx: AppContext, engine: FaceEngine, clock: Callable[[], datetime] | None = None) -> Iterator[TestClient]:
     """A TestClient on create_app whose single inference thread shares the test session's
     engine; waits until /readyz so that the background warm-up never overlaps a test's own
-    engine calls (a dlib engine must not run on two threads at once)."""
+    engine calls (a dlib engine must not run on two threads at once). ``clock``: the
+    verification service's UTC clock (a :class:`tests.paced_client.VirtualTime` for paced
+    sessions on simulated time)."""
     from server.app import create_app
 
     app = create_app(ctx.settings, ctx)
     app.state.engine_factory = lambda: engine
+    app.state.clock = clock
     with TestClient(app) as c:
         deadline = time.monotonic() + 120
         while c.get("/readyz").status_code != 200:
@@ -121,11 +88,3 @@ def serve(ctx: AppContext, engine: FaceEngine) -> Iterator[TestClient]:
                 raise RuntimeError("server did not become ready")
             time.sleep(0.05)
         yield c
-
-
-def multipart(seq: Sequence, nonce: str) -> tuple[dict[str, str], list[tuple[str, tuple[str, bytes, str]]]]:
-    import json
-
-    data = {"nonce": nonce, "timestamps": json.dumps(seq.timestamps)}
-    files = [("frames", (f"f{i:03d}.jpg", b, "image/jpeg")) for i, b in enumerate(seq.frames)]
-    return data, files

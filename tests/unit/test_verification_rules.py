@@ -107,15 +107,10 @@ def test_given_one_frame_when_framing_checked_then_its_issue(
     assert fa.framing_issue(obs, (640, 480), brightness, G) == want
 
 
-def _info(i: int, quality: float) -> fa.FrameInfo:
-    return fa.FrameInfo(i, i * 100, np.zeros((4, 4, 3), np.uint8), (4, 4), FrameObs(i * 100, None), quality=quality)
-
-
 def test_given_segments_when_best_picked_then_one_per_segment_plus_track_break_neighbours() -> None:
-    usable = [_info(i, q) for i, q in enumerate([0.1, 0.9, 0.2, 0.3, 0.8, 0.1])]
-    best, extra = fa.pick_best(usable, 2, breaks=[3])
-    assert [f.index for f in best] == [1, 4]
-    assert [f.index for f in extra] == [2, 3]
+    best, extra = fa.pick_best([0.1, 0.9, 0.2, 0.3, 0.8, 0.1], 2, break_at=[3])
+    assert (best, extra) == ([1, 4], [2, 3])
+    assert fa.pick_best([0.5, 0.4], 5, break_at=[0]) == ([0, 1], [])  # no frame twice, none before the first
 
 
 def test_given_no_landmarks_when_quality_scored_then_zero() -> None:

@@ -1,4 +1,4 @@
-"""Frame analysis of a verification session: decode, observe, framing gates, quality, best frames.
+"""Frame analysis of a paced chunk: decode, observe, framing issues, quality, best frames.
 
 No database and no session state: functions take decoded frames (or their observations)
 and settings values and return plain data, so they are unit-tested on plain inputs. The
@@ -41,7 +41,6 @@ class FrameInfo:
     face: Face | None = None  # the main face (aligned crops are made only for the best frames)
     sharpness: float = 0.0
     brightness: float = 0.0
-    quality: float = 0.0
     frame_brightness: float = 0.0
 
 
@@ -136,45 +135,6 @@ def framing_issue(
     return None
 
 
-def framing_reason(
-    infos: Sequence[FrameInfo], usable: Sequence[FrameInfo], g: QualitySettings, min_frames: int
-) -> ErrorCode | None:
-    """Why a whole upload cannot be judged (RETRY), or None."""
-    n = len(infos)
-    with_face = [f for f in infos if f.obs.has_face]
-    multi = [f for f in with_face if f.obs.num_faces > 1]
-    if len(multi) >= max(2, 0.2 * n):
-        return ErrorCode.MULTIPLE_FACES
-    if len(with_face) < max(min_frames, 0.5 * n):
-        dark = float(np.median([f.frame_brightness for f in infos])) < g.min_brightness
-        return ErrorCode.TOO_DARK if dark else ErrorCode.NO_FACE
-    bright = float(np.median([f.brightness for f in with_face]))
-    if bright < g.min_brightness:
-        return ErrorCode.TOO_DARK
-    if bright > g.max_brightness:
-        return ErrorCode.TOO_BRIGHT
-    off = small = 0
-    for f in with_face:
-        h, w = f.image.shape[:2]
-        lm = f.obs.landmarks
-        if lm is None:  # pragma: no cover - filtered
-            continue
-        cx, cy = lm.mean(axis=0)
-        if abs(cx - w / 2) > CENTRE_TOLERANCE * w or abs(cy - h / 2) > CENTRE_TOLERANCE * h:
-            off += 1
-        if f.obs.face_width < MIN_FACE_FRACTION * min(h, w):
-            small += 1
-    if off > 0.5 * len(with_face):
-        return ErrorCode.FACE_NOT_CENTRED
-    if small > 0.5 * len(with_face):
-        return ErrorCode.FACE_TOO_SMALL
-    if len(usable) < min_frames:
-        return ErrorCode.TOO_FEW_FRAMES
-    if float(np.median([f.sharpness for f in usable])) < g.min_sharpness / 2:
-        return ErrorCode.BLURRY
-    return None
-
-
 def quality_score(landmarks: NDArray[np.float32] | None, sharpness: float, brightness: float, base_ear: float) -> float:
     """0..1: frontal, eyes open, mouth closed, sharp, well lit. ``landmarks``: (68, 2) pixels."""
     if landmarks is None:
@@ -189,21 +149,14 @@ def quality_score(landmarks: NDArray[np.float32] | None, sharpness: float, brigh
     return float(frontal * eyes**2 * mouth * (0.3 + 0.7 * sharp) * (0.5 + 0.5 * light))
 
 
-def pick_best(usable: Sequence[FrameInfo], k: int, breaks: Sequence[int]) -> tuple[list[FrameInfo], list[FrameInfo]]:
-    """Best frame of each of ``k`` consecutive time segments (so a swap mid-session is seen),
-    plus the frames on both sides of the first tracking breaks (identity evidence)."""
-    k = max(1, min(k, len(usable)))
-    segs = np.array_split(np.arange(len(usable)), k)
-    best = [max((usable[i] for i in seg), key=lambda f: f.quality) for seg in segs if len(seg)]
-    extra: list[FrameInfo] = []
-    pos = {f.index: j for j, f in enumerate(usable)}
-    chosen = {f.index for f in best}
-    for b in breaks[:2]:
-        if b not in pos:
-            continue
-        j = pos[b]
-        for f in (usable[j - 1] if j > 0 else None, usable[j]):
-            if f is not None and f.index not in chosen:
-                extra.append(f)
-                chosen.add(f.index)
+def pick_best(quality: Sequence[float], k: int, break_at: Sequence[int]) -> tuple[list[int], list[int]]:
+    """Which frames to embed: positions (into ``quality``, frames in capture order) of the best
+    frame of each of ``k`` consecutive time segments (so a swap mid-session is seen), and the
+    frames on both sides of each tracking break (``break_at``: positions where the face jumped)."""
+    k = max(1, min(k, len(quality)))
+    segs = np.array_split(np.arange(len(quality)), k)
+    best = [int(max(seg, key=lambda j: quality[j])) for seg in segs if len(seg)]
+    extra: list[int] = []
+    for j in break_at:
+        extra += [x for x in (j - 1, j) if 0 <= x < len(quality) and x not in best and x not in extra]
     return best, extra

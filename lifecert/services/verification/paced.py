@@ -17,7 +17,6 @@ seen or its window ran out — the next step with a new random prompt delay. Aft
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
 from collections.abc import Sequence
@@ -47,6 +46,7 @@ from lifecert.services.templates import match_pensioner, search
 from lifecert.services.verification import frames as fa
 from lifecert.services.verification import rules, steps
 from lifecert.services.verification.sessions import as_utc, parse_timestamps, sha256_hex
+from lifecert.services.verification.store import open_chunk, seal_chunk
 from lifecert.storage.models import Pensioner
 from lifecert.storage.models_verification import Decision, VerificationChunk, VerificationSession
 
@@ -88,10 +88,6 @@ class ChunkResult:
     hints: list[str]
     step: StepView | None
     result: SessionResult | None
-
-
-def _aad(session_id: str, seq: int) -> bytes:
-    return f"vchunk|{session_id}|{seq}".encode()
 
 
 def new_steps(challenges: Sequence[str]) -> list[dict[str, Any]]:
@@ -269,8 +265,7 @@ class PacedCapture:
         now_ms = self._ms_since(vs, arrived)
         offset = steps.update_offset(vs.clock_offset_ms, now_ms, ts[-1])
         vs.clock_offset_ms = offset
-        header = json.dumps({"timestamps": ts, "sizes": [len(b) for b in frames]}).encode()
-        sealed = self.ctx.cipher.seal(len(header).to_bytes(4, "big") + header + b"".join(frames), _aad(vs.id, seq))
+        sealed = seal_chunk(self.ctx, vs.id, seq, ts, frames)
         k = vs.current_step
         db.add(
             VerificationChunk(
@@ -393,16 +388,9 @@ class PacedCapture:
             scores["pad"] = pad
         # Best frames: one per time segment over the usable frames, plus both sides of a tracking break.
         q = [steps.face_quality(o, base.ear) for _, _, o in usable]
-        k = max(1, min(v.embed_best_k, len(usable)))
-        segs = np.array_split(np.arange(len(usable)), k)
-        pick = [int(max(seg, key=lambda j: q[j])) for seg in segs if len(seg)]
         flat_index = {(cid, i): n for n, (cid, i, _s, _o) in enumerate(items)}
         use_pos = {flat_index[(c, i)]: j for j, (c, i, _) in enumerate(usable)}
-        extra = []
-        for b in breaks[:2]:
-            j = use_pos.get(b)
-            if j is not None:
-                extra += [x for x in (j - 1, j) if x >= 0 and x not in pick and x not in extra]
+        pick, extra = fa.pick_best(q, v.embed_best_k, [use_pos[b] for b in breaks[:2] if b in use_pos])
         chosen = pick + extra
         loaded = self._load(db, vs.id, [(usable[j][0], usable[j][1]) for j in chosen])
         ok = []  # (index into usable, (image, face), (jpeg, original size))
@@ -487,7 +475,7 @@ class PacedCapture:
                 cache[cid] = (
                     []
                     if blob is None or row is None
-                    else split_blob(self.ctx.cipher.open(blob, _aad(session_id, row.seq)))[1]
+                    else open_chunk(self.ctx, session_id, row.seq, blob)[1]
                 )
             if i >= len(cache[cid]):
                 continue
@@ -495,17 +483,6 @@ class PacedCapture:
             img, size = fa.decode_frames([data], max_bytes=lim.max_bytes, max_pixels=lim.max_pixels)[0]
             out.append((data, img, size))
         return out
-
-
-def split_blob(blob: bytes) -> tuple[list[int], list[bytes]]:
-    """(timestamps, JPEG bytes per frame) of one opened chunk blob."""
-    n = int.from_bytes(blob[:4], "big")
-    header = json.loads(blob[4 : 4 + n])
-    out, pos = [], 4 + n
-    for size in header["sizes"]:
-        out.append(blob[pos : pos + size])
-        pos += size
-    return list(header["timestamps"]), out
 
 
 def _baseline(d: dict[str, Any] | None) -> Baseline:

@@ -1,30 +1,19 @@
-"""Phone-browser proof of life: sessions, frame analysis and the decision.
+"""Phone-browser proof of life: sessions, rate limits, records.
 
 Flow: :meth:`VerificationService.create_session` checks the person (same NOT_FOUND for an
 unknown ID number, a wrong name, a suspended pension or no template, so the endpoint does not
-reveal who is enrolled), draws 2–3 challenges under :mod:`lifecert.domain.challenges` and
-issues a single-use nonce. :meth:`submit_frames` runs the cheap checks (nonce, frame count,
-timestamps, sizes and image signatures — a failure here is a typed error and changes nothing),
-claims the nonce atomically, decodes (a frame that fails to decode now has burnt the nonce),
-then analyses the frames:
+reveal who is enrolled), draws 2–3 challenges under :mod:`lifecert.domain.challenges` and starts
+a server-paced session (:mod:`.paced`): the client learns only the settle step and its nonce.
+Chunks of frames go to :meth:`submit_chunk`; the paced capture judges each step and, after the
+last one, the whole session (:meth:`PacedCapture._finalize`), which :meth:`_record` writes:
+best frames to the photo store, the survival confirmation or the review case, the audit event.
+After ``max_retries_before_review`` RETRYs in a row the next failure goes to REVIEW
+(TOO_MANY_RETRIES).
 
-1. detection + 68-point landmarks on every frame (cheap; detection runs on a copy scaled to
-   ``FRAME_DETECT_MAX_SIDE``) and crop quality; framing gates (no face, several faces, too
-   dark, not centred, too few usable frames) give RETRY;
-2. landmark liveness (:mod:`lifecert.engine.liveness`): a still image → REVIEW (LIVENESS_FAILED);
-3. embeddings of only the ``embed_best_k`` best frames, one per time segment (plus frames
-   around a tracking break): they must agree (one person) → else REVIEW (DIFFERENT_PERSONS);
-4. flat-photo test when there was enough head motion → REVIEW (LIVENESS_FAILED);
-5. each challenge seen in its window → else RETRY (CHALLENGE_NOT_SEEN);
-6. 1:1: quality-weighted fusion of the best embeddings vs all active templates;
-   1:N: no other pensioner may match better → REVIEW (LOW_MATCH / MATCHES_OTHER_PENSIONER);
-7. CONFIRMED records a survival confirmation. After ``max_retries_before_review`` RETRYs in a
-   row the next failure goes to REVIEW (TOO_MANY_RETRIES).
-
-Rate limits (in-memory token buckets, per process): per client address; per (normalised ID
-number, client address), so a stranger who knows an ID number exhausts only their own bucket;
-and a looser per-ID cap over all clients (``ID_ALL_CLIENTS_FACTOR`` x) counted only for
-requests that also named the person correctly.
+Rate limits (services/ratelimit.py, shared by every API node outside development): per client
+address; per (normalised ID number, client address), so a stranger who knows an ID number
+exhausts only their own bucket; and a looser per-ID cap over all clients
+(``ID_ALL_CLIENTS_FACTOR`` x) counted only for requests that also named the person correctly.
 """
 
 from __future__ import annotations
@@ -34,7 +23,6 @@ import logging
 import random
 import secrets
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -50,10 +38,10 @@ from lifecert.config import Settings
 from lifecert.domain import challenges as challenge_policy
 from lifecert.domain.errors import ErrorCode, LifecertError, NotFound
 from lifecert.domain.idnumber import normalize_id_number, parse_id_number
-from lifecert.engine.base import FaceEngine, l2_normalize
-from lifecert.engine.liveness import FrameObs, LivenessParams, analyze_liveness
+from lifecert.engine.base import FaceEngine
+from lifecert.engine.liveness import LivenessParams
 from lifecert.engine.loader import load_engine
-from lifecert.engine.pad import PadModel, box_xyxy_to_xywh
+from lifecert.engine.pad import PadModel
 from lifecert.services import audit, refresh
 from lifecert.services.assisted import assisted_by
 from lifecert.services.cases import open_case, verification_review
@@ -65,9 +53,7 @@ from lifecert.services.ratelimit import Limiter, make_limiter
 from lifecert.services.templates import (
     active_templates,
     get_pensioner,
-    match_pensioner,
     normalize_name,
-    search,
     store_photo,
 )
 from lifecert.services.verification import frames as fa
@@ -75,39 +61,18 @@ from lifecert.services.verification import paced, rules
 from lifecert.services.verification.messages import NOT_FOUND_MESSAGE, WAITING, message_for
 from lifecert.services.verification.rules import Analysis
 from lifecert.services.verification.sessions import (
-    TAIL_MS,
-    check_session,
-    claim_nonce,
-    parse_timestamps,
     sha256_hex,
     utcnow,
 )
-from lifecert.services.verification.store import seal_frames
 from lifecert.storage.models import ConfirmationMethod, Pensioner, PensionerStatus
 from lifecert.storage.models_verification import Decision, VerificationSession
 
 log = logging.getLogger(__name__)
 
-LEAD_IN_MS = 1500
-CHALLENGE_WINDOW_MS = 3000
-TARGET_FPS = 8
 ID_ALL_CLIENTS_FACTOR = 3  # per-ID cap over all clients = this x the per-(ID, client) limit
 
 
 # -- value objects ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SessionStart:
-    session_id: str
-    nonce: str
-    expires_at: datetime
-    challenges: list[str]
-    lead_in_ms: int
-    challenge_window_ms: int
-    fps: int
-    min_frames: int
-    max_frames: int
 
 
 @dataclass(frozen=True)
@@ -167,6 +132,7 @@ class VerificationService:
         self._local = threading.local()
         self._engine_factory = engine_factory or (lambda: load_frame_engine(ctx.settings))
         self.paced = paced.PacedCapture(self, self.params)
+        self.submit_chunk = self.paced.submit_chunk  # one chunk of a paced session (see .paced)
         # models: fused 1:1 with a second engine when installed and calibrated (None: primary alone)
         self.fusion = FusedScorer.from_settings(ctx)
 
@@ -254,22 +220,12 @@ class VerificationService:
                 retry_after=int(wait) + 1,
             )
 
-    def create_session(
-        self, id_number: str, name: str, client_addr: str = "", protocol: str = "oneshot"
-    ) -> SessionStart | paced.PacedStart:
-        """Refuses with the same NOT_FOUND (and the same database work) for an unknown ID number,
-        a wrong name, a suspended pension or no template: the endpoint reveals nothing about who
-        is enrolled or suspended.
+    def create_session(self, id_number: str, name: str, client_addr: str = "") -> paced.PacedStart:
+        """Start a server-paced session; the answer reveals only the settle step and its nonce.
 
-        ``protocol``: "paced" (the pensioner page). The one-shot upload hands the client the whole
-        challenge list in advance, which is what a replay needs, so it is refused outside
-        development and test; it stays there only for the older tests and benchmark until they move.
-        """
-        if protocol != paced.PROTOCOL and self.ctx.settings.env not in ("development", "test"):
-            raise LifecertError(
-                'the one-shot upload is retired; start the session with protocol "paced"',
-                code=ErrorCode.BAD_REQUEST,
-            )
+        Refuses with the same NOT_FOUND (and the same database work) for an unknown ID number,
+        a wrong name, a suspended pension or no template: the endpoint reveals nothing about who
+        is enrolled or suspended."""
         self._rate_limit(normalize_id_number(id_number), client_addr)
         idn = parse_id_number(id_number)
         s = self.ctx.settings
@@ -291,47 +247,25 @@ class VerificationService:
             # The looser cap over all clients counts only sessions that named the person correctly.
             self._take(self.by_id_all, idn.value, "ID number")
             challenges = self._challenges_for(db, p.id)
-            total_ms = LEAD_IN_MS + len(challenges) * CHALLENGE_WINDOW_MS
-            fps = max(1, min(TARGET_FPS, s.verification.max_frames * 1000 // total_ms))
             nonce = secrets.token_urlsafe(24)
             vs = VerificationSession(
                 id=secrets.token_urlsafe(18),
                 pensioner_id=p.id,
                 nonce_hash=sha256_hex(nonce),
                 challenges=challenges,
-                lead_in_ms=LEAD_IN_MS,
-                challenge_window_ms=CHALLENGE_WINDOW_MS,
+                lead_in_ms=0,  # paced: each step has its own reveal time and window (vs.steps)
+                challenge_window_ms=paced.steps.CHALLENGE_WINDOW_MS,
                 created_at=self.clock(),
                 expires_at=self.clock() + timedelta(seconds=s.verification.session_ttl_seconds),
                 model_key=self.ctx.model.key,
                 client_addr=client_addr[:64],
             )
-            start = self.paced.start(db, vs, nonce) if protocol == paced.PROTOCOL else None
+            start = self.paced.start(db, vs, nonce)
             db.add(vs)
             db.flush()
-            audit.record(
-                db,
-                actor="pensioner",
-                role="pensioner",
-                action="verification.session_created",
-                object_type="verification_session",
-                object_id=vs.id,
-                client_addr=client_addr,
-                detail={"pensioner_id": p.id, "challenges": challenges, "protocol": vs.protocol},
-            )
-            if start is not None:
-                return start
-            return SessionStart(
-                session_id=vs.id,
-                nonce=nonce,
-                expires_at=vs.expires_at,
-                challenges=challenges,
-                lead_in_ms=LEAD_IN_MS,
-                challenge_window_ms=CHALLENGE_WINDOW_MS,
-                fps=fps,
-                min_frames=s.verification.min_frames,
-                max_frames=s.verification.max_frames,
-            )
+            _audit(db, "verification.session_created", vs.id, client_addr,
+                   {"pensioner_id": p.id, "challenges": challenges, "protocol": vs.protocol})
+            return start
 
     def get_result(self, session_id: str) -> SessionResult:
         with self.ctx.db.session() as db:
@@ -359,151 +293,6 @@ class VerificationService:
             valid_until = conf.valid_until if conf else None
         return SessionResult(vs.id, vs.decision, vs.reason_code, zh, en, ch, valid_until, missed)
 
-    # -- paced chunks ---------------------------------------------------------------------
-    def submit_chunk(
-        self,
-        session_id: str,
-        step: int,
-        nonce: str,
-        timestamps: str | list[int],
-        frames: list[bytes],
-        client_addr: str = "",
-        received_at: datetime | None = None,
-    ) -> paced.ChunkResult:
-        """One chunk of a paced session (see :mod:`.paced`); ``received_at``: when it arrived."""
-        return self.paced.submit_chunk(session_id, step, nonce, timestamps, frames, client_addr, received_at)
-
-    # -- upload ---------------------------------------------------------------------------
-    def submit_frames(
-        self, session_id: str, nonce: str, timestamps: str | list[int], frames: list[bytes], client_addr: str = ""
-    ) -> SessionResult:
-        """Validate, analyse and decide one upload. Input errors raise before anything is recorded."""
-        v = self.ctx.settings.verification
-        with self.ctx.db.session() as db:
-            vs = check_session(db, session_id, nonce)
-            if len(frames) < v.min_frames:
-                raise LifecertError(
-                    f"{len(frames)} frames; at least {v.min_frames} needed",
-                    code=ErrorCode.TOO_FEW_FRAMES,
-                    min_frames=v.min_frames,
-                )
-            if len(frames) > v.max_frames:
-                raise LifecertError(
-                    f"{len(frames)} frames; at most {v.max_frames} allowed",
-                    code=ErrorCode.TOO_MANY_FRAMES,
-                    max_frames=v.max_frames,
-                )
-            end = vs.lead_in_ms + len(vs.challenges) * vs.challenge_window_ms + TAIL_MS
-            ts = parse_timestamps(timestamps, len(frames), end)
-            challenges = list(vs.challenges)
-            lead_in, window = vs.lead_in_ms, vs.challenge_window_ms
-        lim = self.ctx.settings.images
-        fa.check_frame_bytes(frames, max_bytes=lim.max_bytes)
-        # Claim the nonce before any decoding: a replayed or concurrent upload costs no CPU, and a
-        # frame that fails to decode below has burnt the nonce (the page starts a new session).
-        with self.ctx.db.session() as db:
-            claim_nonce(db, session_id, len(frames))
-        decoded = fa.decode_frames(frames, max_bytes=lim.max_bytes, max_pixels=lim.max_pixels)
-        t0 = time.perf_counter()
-        infos = [
-            fa.FrameInfo(i, t, img, size, FrameObs(t, None))
-            for i, ((img, size), t) in enumerate(zip(decoded, ts, strict=True))
-        ]
-        with self.ctx.db.session() as db:
-            row = db.get(VerificationSession, session_id)
-            if row is None:  # pragma: no cover - deleted concurrently
-                raise NotFound("no such verification session")
-            vs = row
-            pensioner = db.get(Pensioner, vs.pensioner_id)
-            if pensioner is None:  # pragma: no cover - cascade
-                raise NotFound("no such verification session")
-            analysis = self._analyze(db, pensioner, infos, challenges, lead_in, window)
-            analysis.scores["analysis_ms"] = round((time.perf_counter() - t0) * 1000, 1)
-            self._decide(db, vs, pensioner, analysis, infos, frames, ts, client_addr)
-            return self._result(db, vs)
-
-    # -- analysis -------------------------------------------------------------------------
-    def _analyze(
-        self, db: Session, p: Pensioner, infos: list[fa.FrameInfo], challenges: list[str], lead_in: int, window: int
-    ) -> Analysis:
-        v = self.ctx.settings.verification
-        fa.observe(self.frame_engine, infos)
-        usable = [f for f in infos if f.obs.has_face and f.obs.num_faces == 1]
-        frames_summary = {
-            "total": len(infos),
-            "with_face": sum(1 for f in infos if f.obs.has_face),
-            "usable": len(usable),
-            "multi_face": sum(1 for f in infos if f.obs.num_faces > 1),
-            "median_brightness": round(float(np.median([f.brightness for f in usable])), 1) if usable else None,
-        }
-        reason = fa.framing_reason(infos, usable, self.ctx.settings.quality, v.min_frames)
-        if reason:
-            # Keep the sharpest face frames anyway: a caseworker may see them after repeated RETRYs.
-            seen = sorted((f for f in infos if f.obs.has_face), key=lambda f: -f.sharpness)[: v.embed_best_k]
-            return Analysis(Decision.RETRY, str(reason), None, {"frames": frames_summary}, [f.index for f in seen])
-        live = analyze_liveness([f.obs for f in infos], challenges, lead_in, window, self.params)
-        scores: dict[str, Any] = {"frames": frames_summary, "liveness": live.as_dict()}
-        for f in usable:
-            f.quality = fa.quality_score(f.obs.landmarks, f.sharpness, f.brightness, live.baseline.ear)
-        best, extra = fa.pick_best(usable, v.embed_best_k, live.track_breaks)
-        if live.still:
-            scores["liveness_issue"] = "still_image"
-            return Analysis(Decision.REVIEW, ErrorCode.LIVENESS_FAILED, live, scores, [f.index for f in best])
-        pad = None
-        if self.pad_model is not None:
-            scored = [f for f in usable if f.face is not None]
-            boxes = [box_xyxy_to_xywh(f.face.box) for f in scored if f.face is not None]
-            probs = self.pad_model.score_many([f.image for f in scored], boxes)
-            pad = self.pad_verdict([float(x) for x in probs])
-            scores["pad"] = pad
-        faces = [(f.image, f.face) for f in best + extra if f.face is not None]
-        embs = self.frame_engine.embed_faces(faces, self.ctx.settings.embedding.probe_profile)
-        thr = self.ctx.model.threshold("verify")
-        sims = embs @ embs.T
-        one_person_min = float(sims.min()) if len(embs) > 1 else 1.0
-        scores["best_frames"] = [{"index": f.index, "t_ms": f.t_ms, "quality": round(f.quality, 4)} for f in best] + [
-            {"index": f.index, "t_ms": f.t_ms, "quality": round(f.quality, 4), "track_break": True} for f in extra
-        ]
-        scores["one_person_min_similarity"] = round(one_person_min, 4)
-        nb = len(best)
-        w = np.array([max(f.quality, 1e-3) for f in best], dtype=np.float32)
-        fused: NDArray[np.float32] = l2_normalize((embs[:nb] * w[:, None]).sum(axis=0))
-        matches = match_pensioner(self.ctx, db, p.id, fused)
-        own = matches[0].score
-        thr = refresh.verify_threshold(self.ctx.model, [m.kind for m in matches])
-        hits = [
-            {"pensioner_id": h.pensioner_id, "template_id": h.template_id, "score": round(h.score, 4)}
-            for h in search(self.ctx, db, fused, k=5)
-            if h.pensioner_id != p.id
-        ]
-        scores |= {
-            "match": round(own, 4),
-            "match_template_id": matches[0].template_id,
-            "templates_compared": len(matches),
-            "threshold": thr,
-            "model_key": self.ctx.model.key,
-            "one_to_n": hits,
-        }
-        fz = self.fused_evidence(db, p.id, own, faces[:nb], w, with_refresh=thr != self.ctx.model.threshold("verify"),
-                                 probe=fused)
-        if fz is not None:
-            scores["fusion"] = fz
-        verdict = rules.decide(
-            rules.Evidence(
-                threshold=thr,
-                own_match=own,
-                one_person_min=one_person_min,
-                **rules.match_evidence(fz, hits),
-                flat=live.flat.decided and live.flat.flat,
-                challenges_passed=live.all_challenges_passed,
-                pad_spoof=bool(pad and pad["spoof"]),
-            )
-        )
-        if verdict.issue:
-            scores["liveness_issue"] = verdict.issue
-        reason_s = str(verdict.reason) if verdict.reason else None
-        return Analysis(verdict.decision, reason_s, live, scores, [f.index for f in best], hits, own)
-
     # -- decision and records -------------------------------------------------------------
     def _consecutive_retries(self, db: Session, pensioner_id: int, exclude: str) -> int:
         rows = db.scalars(
@@ -517,27 +306,6 @@ class VerificationService:
             .limit(50)
         ).all()
         return rules.consecutive_retries(rows)
-
-    def _decide(
-        self,
-        db: Session,
-        vs: VerificationSession,
-        p: Pensioner,
-        a: Analysis,
-        infos: list[fa.FrameInfo],
-        frames: list[bytes],
-        ts: list[int],
-        client_addr: str,
-    ) -> None:
-        """One-shot upload: seal all frames, then record."""
-        vs.frames_blob = seal_frames(self.ctx, vs.id, frames, ts)
-        best = [(frames[i], infos[i].size, f"frame {i}") for i in a.best]
-        results = (
-            [c.as_dict() for c in a.liveness.challenges]
-            if a.liveness
-            else [{"name": c, "passed": False, "note": "not evaluated"} for c in vs.challenges]
-        )
-        self._record(db, vs, p, a, best, results, client_addr)
 
     def _record(
         self,
@@ -604,23 +372,20 @@ class VerificationService:
                 verification_session_id=vs.id,
             )
             vs.review_case_id = case.id
-        audit.record(
-            db,
-            actor="pensioner",
-            role="pensioner",
-            action="verification.decided",
-            object_type="verification_session",
-            object_id=vs.id,
-            client_addr=client_addr,
-            detail={
-                "pensioner_id": p.id,
-                "decision": decision,
-                "reason": vs.reason_code,
-                "match": a.match,
-                "review_case_id": vs.review_case_id,
-                "confirmation_id": vs.confirmation_id,
-            },
-        )
+        _audit(db, "verification.decided", vs.id, client_addr, {
+            "pensioner_id": p.id,
+            "decision": decision,
+            "reason": vs.reason_code,
+            "match": a.match,
+            "review_case_id": vs.review_case_id,
+            "confirmation_id": vs.confirmation_id,
+        })
         if self.metrics is not None:
             self.metrics.session_decided(str(decision), vs.reason_code, a.scores)
         db.flush()
+
+
+def _audit(db: Session, action: str, session_id: str, client_addr: str, detail: dict[str, Any]) -> None:
+    """An audit event of the pensioner's own session (actor and role "pensioner")."""
+    audit.record(db, actor="pensioner", role="pensioner", action=action, object_type="verification_session",
+                 object_id=session_id, client_addr=client_addr, detail=detail)

@@ -1,8 +1,10 @@
 """Encrypted storage of a session's frames for the review period, and the retention purge.
 
-All frames of a session go into one AES-GCM sealed blob (aad: the session id) named
-``sessions/<id>.bin`` in the blob store (lifecert.storage.blobs; the local store keeps it under
-``data_dir/sessions``); the best frames also go to the photo store so the case page can show them.
+A paced session's frames are kept per chunk in ``verification_chunk.frames_sealed`` (AES-GCM,
+aad names the session and the chunk's sequence number); the best frames also go to the photo
+store so the case page can show them. Sessions from before paced capture (the retired one-shot
+upload) kept all frames in one sealed blob ``sessions/<id>.bin`` (``frames_blob``): the purge and
+the key rotation still handle those.
 """
 
 from __future__ import annotations
@@ -26,29 +28,24 @@ def sessions_dir(ctx: AppContext) -> Path:
     return ctx.settings.data_dir / "sessions"
 
 
-def _aad(session_id: str) -> bytes:
+def session_blob_aad(session_id: str) -> bytes:
+    """aad of a pre-paced session's one sealed blob (``frames_blob``; read only by the key rotation now)."""
     return f"vsession|{session_id}".encode()
 
 
-def seal_frames(ctx: AppContext, session_id: str, frames: list[bytes], ts: list[int]) -> str:
-    """Seal all uploaded frames (JPEG bytes, capture order) with their timestamps (ms);
-    returns the blob's file name (blob ``sessions/<name>``)."""
+def chunk_aad(session_id: str, seq: int) -> bytes:
+    return f"vchunk|{session_id}|{seq}".encode()
+
+
+def seal_chunk(ctx: AppContext, session_id: str, seq: int, ts: list[int], frames: list[bytes]) -> bytes:
+    """One chunk's frames (JPEG bytes, capture order) with their client timestamps (ms), sealed."""
     header = json.dumps({"timestamps": ts, "sizes": [len(b) for b in frames]}).encode()
-    blob = len(header).to_bytes(4, "big") + header + b"".join(frames)
-    name = f"{session_id}.bin"
-    ctx.blobs.put(f"sessions/{name}", ctx.cipher.seal(blob, _aad(session_id)))
-    return name
+    return ctx.cipher.seal(len(header).to_bytes(4, "big") + header + b"".join(frames), chunk_aad(session_id, seq))
 
 
-def open_frames_blob(ctx: AppContext, session_id: str) -> tuple[list[int], list[bytes]]:
-    """(timestamps, JPEG bytes per frame) of a session kept for review."""
-    try:
-        sealed = ctx.blobs.get(f"sessions/{session_id}.bin")
-    except LifecertError:
-        raise LifecertError(
-            "frames of this session are not kept (purged or never uploaded)", code=ErrorCode.FILE_MISSING
-        ) from None
-    blob = ctx.cipher.open(sealed, _aad(session_id))
+def open_chunk(ctx: AppContext, session_id: str, seq: int, sealed: bytes) -> tuple[list[int], list[bytes]]:
+    """(client timestamps, JPEG bytes per frame) of one sealed chunk."""
+    blob = ctx.cipher.open(sealed, chunk_aad(session_id, seq))
     n = int.from_bytes(blob[:4], "big")
     header = json.loads(blob[4 : 4 + n])
     out, pos = [], 4 + n
@@ -56,6 +53,30 @@ def open_frames_blob(ctx: AppContext, session_id: str) -> tuple[list[int], list[
         out.append(blob[pos : pos + size])
         pos += size
     return list(header["timestamps"]), out
+
+
+def open_session_frames(ctx: AppContext, session_id: str) -> tuple[list[int], list[bytes]]:
+    """(client timestamps, JPEG bytes) of every frame a session kept, in capture order; FILE_MISSING
+    when none are kept (purged, or nothing was uploaded)."""
+    ts: list[int] = []
+    frames: list[bytes] = []
+    with ctx.db.session() as db:
+        rows = db.execute(
+            select(VerificationChunk.seq, VerificationChunk.frames_sealed)
+            .where(VerificationChunk.session_id == session_id, VerificationChunk.frames_sealed.is_not(None))
+            .order_by(VerificationChunk.seq)
+        ).all()
+    for seq, sealed in rows:
+        if sealed is None:  # pragma: no cover - filtered above
+            continue
+        t, f = open_chunk(ctx, session_id, seq, sealed)
+        ts += t
+        frames += f
+    if not frames:
+        raise LifecertError(
+            "frames of this session are not kept (purged or never uploaded)", code=ErrorCode.FILE_MISSING
+        )
+    return ts, frames
 
 
 @dataclass(frozen=True)
