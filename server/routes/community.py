@@ -19,8 +19,9 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from lifecert.domain.errors import ErrorCode, LifecertError
-from lifecert.services import assisted, visits
+from lifecert.services import assisted
 from lifecert.services.context import AppContext
+from lifecert.services.review import visits
 from lifecert.services.staff import Principal, Role
 from server.deps import ClientAddr, Ctx, DbId, DbSession, Pool, Verification
 from server.schemas import PacedSessionCreated

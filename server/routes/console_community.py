@@ -19,8 +19,9 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from lifecert.domain.errors import ErrorCode, LifecertError
-from lifecert.services import exchange, visits
+from lifecert.services import exchange
 from lifecert.services.datamatch.mapping import all_mappings
+from lifecert.services.review import visits
 from lifecert.services.staff import Principal, Role
 from server.deps import ClientAddr, Ctx, DbId, DbSession, Pool
 from server.routes.community import close_in_worker

@@ -16,8 +16,9 @@ from sqlalchemy import select
 from lifecert.domain.errors import ErrorCode, LifecertError
 from lifecert.engine.base import FaceEngine
 from lifecert.engine.image import encode_jpeg, read_image_file
-from lifecert.services import assisted, staff, visits
+from lifecert.services import assisted, staff
 from lifecert.services.context import AppContext
+from lifecert.services.review import visits
 from lifecert.services.staff import Principal
 from lifecert.services.verification import VerificationService
 from lifecert.storage.models import AuditEvent, ReviewCase, SurvivalConfirmation

@@ -97,7 +97,8 @@ def test_given_staff_when_uploading_extract_in_console_then_imported_like_cli_an
 
 def test_given_onsite_photo_of_someone_else_when_closed_then_caseworker_opens_the_review_case_with_the_photo(
         app_ctx: tuple[AppContext, object], faces_dir: Path) -> None:
-    from lifecert.services import staff, visits
+    from lifecert.services import staff
+    from lifecert.services.review import visits
     from lifecert.storage.models import ReviewCase
 
     ctx, app = app_ctx

@@ -6,7 +6,7 @@
 - :mod:`.view` — one case for the case page (what opened it, photos, scores, history);
 - :mod:`.decisions` — assign, approve, reject, home visit, suspected fraud, unfounded, notes;
 - :mod:`.enrollment_fixes` — fix photo, confirm duplicate, not a duplicate;
-- :mod:`.visits` — home-visit tasks;
+- :mod:`.visits` — home-visit tasks: listed, assigned to community workers, closed on site with a photo;
 - :mod:`.refresh_templates` — "use as template" on a verification case, revoking a refresh template.
 
 Other services open cases through :func:`lifecert.services.cases.open_case` with a typed payload
