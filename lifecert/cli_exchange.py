@@ -81,6 +81,8 @@ def register(app: typer.Typer) -> None:
         port: Annotated[int, typer.Option(help="TCP port")] = 8443,
         require_client_cert: Annotated[bool, typer.Option(help="refuse the TLS handshake without a client "
                                                           "certificate (off: API keys alone also work)")] = True,
+        warm_faces: Annotated[bool, typer.Option(help="also warm up the face engine (only when this listener "
+                                                 "serves pensioners too; the exchange needs none)")] = False,
     ) -> None:
         """The service over HTTPS with client-certificate verification (mutual TLS in uvicorn itself).
         The certificate's subject or fingerprint must be mapped with 'cert-add'."""
@@ -97,6 +99,12 @@ def register(app: typer.Typer) -> None:
             raise LifecertError("set LIFECERT_ENV before serving; the service does not guess",
                                 code=ErrorCode.CONFIG_ERROR)
         configure_threads(1)
-        uvicorn.run(create_app(), host=host, port=port, log_config=None, proxy_headers=False, http=TLSH11Protocol,
+        app = create_app()
+        if not warm_faces:
+            async def no_face_warmup(a: object) -> None:
+                app.state.warmups.clear()  # the face engine still loads on first use, if ever
+
+            app.state.startup_hooks.append(no_face_warmup)
+        uvicorn.run(app, host=host, port=port, log_config=None, proxy_headers=False, http=TLSH11Protocol,
                     ssl_certfile=str(certfile), ssl_keyfile=str(keyfile), ssl_ca_certs=str(ca_certs),
                     ssl_cert_reqs=ssl.CERT_REQUIRED if require_client_cert else ssl.CERT_OPTIONAL)
