@@ -58,6 +58,7 @@ class VectorIndex:
         self.index = index
         self.template_ids = ids
         self.pensioner_ids = owners
+        self._owner_rows: dict[int, NDArray[np.int64]] | None = None
 
     @property
     def size(self) -> int:
@@ -113,13 +114,25 @@ class VectorIndex:
         out: dict[int, float] = {}
         if not owners or self.size == 0:
             return out
-        rows = np.flatnonzero(np.isin(self.pensioner_ids, np.fromiter(owners, dtype=np.int64)))
+        by_owner = self._rows_by_owner()
         q = np.asarray(query, dtype=np.float32).reshape(-1)
-        for r in rows:
-            pid, s = int(self.pensioner_ids[r]), float(self.index.reconstruct(int(r)) @ q)
-            if s > out.get(pid, -2.0):
-                out[pid] = s
+        for pid in owners:
+            for r in by_owner.get(pid, ()):
+                s = float(self.index.reconstruct(int(r)) @ q)
+                if s > out.get(pid, -2.0):
+                    out[pid] = s
         return out
+
+    def _rows_by_owner(self) -> dict[int, NDArray[np.int64]]:
+        """Index rows of each pensioner, made once per index (an index is immutable once built; two
+        threads racing here build the same dict)."""
+        cached = self._owner_rows
+        if cached is None:
+            order = np.argsort(self.pensioner_ids, kind="stable")
+            owners, starts = np.unique(self.pensioner_ids[order], return_index=True)
+            cached = {int(o): rows for o, rows in zip(owners, np.split(order, starts[1:]), strict=True)}
+            self._owner_rows = cached
+        return cached
 
 
 class IndexManager:

@@ -93,3 +93,18 @@ def test_given_fusion_when_another_without_second_template_matches_then_judged_b
     fz = {"score": 3.0, "threshold": 2.7, "other_fused": [], "other_primary": [0.97]}
     v = rules.decide(_evidence(**rules.match_evidence(fz, [])))
     assert v.reason == ErrorCode.MATCHES_OTHER_PENSIONER
+
+
+def test_given_an_ivf_index_when_scores_are_read_back_then_they_equal_the_exact_cosines() -> None:
+    rng = np.random.default_rng(3)
+    vecs = np.stack([_unit(rng.normal(size=16)) for _ in range(400)])
+    owners = np.arange(400, dtype=np.int64) // 2  # two templates per pensioner
+    idx = VectorIndex.build(vecs, np.arange(400, dtype=np.int64), owners, exact_max=100)
+    assert "IVF" in type(idx.index).__name__, "past exact_max the index is approximate"
+    q = _unit(rng.normal(size=16))
+
+    got = idx.scores_of(q, {3, 77, 199, 999})
+
+    assert set(got) == {3, 77, 199}, "a pensioner without templates here is absent"
+    for pid, s in got.items():
+        assert abs(s - float(max(vecs[2 * pid] @ q, vecs[2 * pid + 1] @ q))) < 1e-5
