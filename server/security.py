@@ -178,6 +178,7 @@ Caseworker = Annotated[Principal, require_roles(Role.CASEWORKER)]
 CaseStaff = Annotated[Principal, require_roles(Role.CASEWORKER, Role.ENROLLMENT_STAFF)]
 Auditor = Annotated[Principal, require_roles(Role.AUDITOR)]
 Admin = Annotated[Principal, require_roles(Role.ADMIN)]
+AgencyStaff = Annotated[Principal, require_roles(Role.CASEWORKER, Role.AUDITOR, Role.ADMIN)]  # dashboards
 
 
 @dataclass(frozen=True)

@@ -231,13 +231,18 @@ class DepartmentYear:
 def yearly_report(settings: Settings, db: Database, year: int) -> list[DepartmentYear]:
     """Per department and year: extracts expected and delivered, on time or late, rows, valid rows,
     matches and outcomes. Departments with a mapping but no delivery show as missing."""
+    with db.session() as s:
+        return department_years(settings, s, year)
+
+
+def department_years(settings: Settings, session: Session, year: int) -> list[DepartmentYear]:
+    """:func:`yearly_report` in the caller's session (the agency dashboard reads it beside its own queries)."""
     depts: dict[str, tuple[str, str, int]] = {m.department: (m.name, m.kind, m.cadence_months)
                                              for m in all_mappings(settings)}
-    with db.session() as s:
-        for src in s.scalars(select(DataSource)):
-            depts.setdefault(src.code, (src.name, src.kind, src.cadence_months))
-        imports = s.scalars(select(DataImport).where(DataImport.period.like(f"{year:04d}-%"),
-                                                     DataImport.status == "finished")).all()
+    for src in session.scalars(select(DataSource)):
+        depts.setdefault(src.code, (src.name, src.kind, src.cadence_months))
+    imports = session.scalars(select(DataImport).where(DataImport.period.like(f"{year:04d}-%"),
+                                                       DataImport.status == "finished")).all()
     by: dict[str, list[DataImport]] = defaultdict(list)
     for imp in imports:
         by[imp.department].append(imp)
