@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import ssl
 import subprocess
 import sys
@@ -61,7 +60,7 @@ def run(pensioners: int, rows: int, work: Path, timeout_s: float) -> dict[str, o
     from lifecert.services import exchange
     from lifecert.storage.db import Database
     from tests.integration.exchange_support import TestCA
-    from tests.integration.live_server import free_port
+    from tests.integration.live_server import free_port, stop_group
 
     data = work / "data"
     data.mkdir()
@@ -128,13 +127,7 @@ def run(pensioners: int, rows: int, work: Path, timeout_s: float) -> dict[str, o
             repeat_s = time.perf_counter() - t2
         rss_peak = _peak_rss_mb(proc.pid)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=30)
+        stop_group(proc, timeout=30)
         log.close()
     return {
         "pensioners": pensioners, "rows": rows, "extract_bytes": extract.stat().st_size, "injected": counts,

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from lifecert.config import Settings
+from lifecert.config import Settings, get_settings
 from lifecert.services.context import AppContext
 from tests.integration.test_data_support import open_ctx
 
@@ -15,3 +16,16 @@ from tests.integration.test_data_support import open_ctx
 def data_ctx(settings: Settings) -> Iterator[AppContext]:
     """A fresh data directory and SQLite database without a face engine (data comparison needs none)."""
     yield from open_ctx(settings)
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The environment a ``lifecert`` command reads (data directory under tmp_path, SQLite, test
+    mode), with the cached settings cleared before and after; yields the data directory."""
+    data = tmp_path / "data"
+    monkeypatch.setenv("LIFECERT_DATA_DIR", str(data))
+    monkeypatch.setenv("LIFECERT_ENV", "test")
+    monkeypatch.delenv("LIFECERT_DATABASE_URL", raising=False)
+    get_settings.cache_clear()
+    yield data
+    get_settings.cache_clear()

@@ -12,6 +12,7 @@ from lifecert.domain.idnumber import make_id_number
 from lifecert.services import cases, staff, templates
 from lifecert.services.context import AppContext
 from lifecert.storage.models import Pensioner, ReviewCase, ReviewKind
+from tests.db_support import detached_get
 
 PASSWORD = "correct-horse-battery"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -49,11 +50,7 @@ def make_case(ctx: AppContext, pensioner_id: int, *, kind: str = ReviewKind.VERI
 
 
 def case_row(ctx: AppContext, case_id: int) -> ReviewCase:
-    with ctx.db.session() as s:
-        c = s.get(ReviewCase, case_id)
-        assert c is not None
-        s.expunge(c)
-        return c
+    return detached_get(ctx, ReviewCase, case_id)
 
 
 def login(client: TestClient, username: str, password: str = PASSWORD) -> str:

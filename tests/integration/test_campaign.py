@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -103,17 +102,6 @@ def test_given_a_policy_for_the_same_region_and_day_when_set_again_then_conflict
         assert [p.cycle_months for p in policies_in_force(s, cycle_months=12)] == [12, 6]
         events = s.scalars(select(AuditEvent).where(AuditEvent.action == "policy.set")).all()
     assert len(events) == 1 and events[0].detail["cycle_months"] == 6
-
-
-@pytest.fixture
-def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    data = tmp_path / "data"
-    monkeypatch.setenv("LIFECERT_DATA_DIR", str(data))
-    monkeypatch.setenv("LIFECERT_ENV", "test")
-    monkeypatch.delenv("LIFECERT_DATABASE_URL", raising=False)
-    get_settings.cache_clear()
-    yield data
-    get_settings.cache_clear()
 
 
 def test_given_cli_when_setting_policy_and_planning_then_jsonl_out_and_audited(cli_env: Path, tmp_path: Path) -> None:

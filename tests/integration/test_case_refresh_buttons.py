@@ -18,13 +18,14 @@ from lifecert.domain.cases import VerificationReview
 from lifecert.engine.base import FaceEngine
 from lifecert.services import cases
 from lifecert.services.context import AppContext
-from lifecert.storage.models import AuditEvent, FaceTemplate, Pensioner, TemplateKind
+from lifecert.storage.models import AuditEvent, Pensioner
 from lifecert.storage.models_verification import Decision
 from server.app import create_app
 from tests.conftest import make_settings
+from tests.db_support import detached
 from tests.integration.console_support import login, make_user
 from tests.integration.test_template_refresh import _stored_session
-from tests.integration.verification_support import TEMPLATE_FRAME, enroll
+from tests.integration.verification_support import TEMPLATE_FRAME, enroll, refresh_rows
 
 
 @pytest.fixture
@@ -49,21 +50,8 @@ def _review_case(ctx: AppContext, p: Pensioner, sid: str, match: float) -> int:
         return cases.open_case(s, payload, reason="LOW_MATCH", pensioner=person, verification_session_id=sid).id
 
 
-def _refresh(ctx: AppContext, pid: int) -> list[FaceTemplate]:
-    with ctx.db.session() as s:
-        rows = list(s.scalars(select(FaceTemplate).where(FaceTemplate.pensioner_id == pid,
-                                                         FaceTemplate.kind == TemplateKind.REFRESH)))
-        for r in rows:
-            s.expunge(r)
-        return rows
-
-
 def _actions(ctx: AppContext, prefix: str) -> list[AuditEvent]:
-    with ctx.db.session() as s:
-        rows = list(s.scalars(select(AuditEvent).where(AuditEvent.action.startswith(prefix)).order_by(AuditEvent.id)))
-        for r in rows:
-            s.expunge(r)
-        return rows
+    return detached(ctx, select(AuditEvent).where(AuditEvent.action.startswith(prefix)).order_by(AuditEvent.id))
 
 
 def test_given_a_review_case_when_caseworker_uses_it_as_template_then_refresh_template_and_revocable(
@@ -80,11 +68,11 @@ def test_given_a_review_case_when_caseworker_uses_it_as_template_then_refresh_te
     assert 'id="use-as-template"' in page.text and 'id="refresh-template-list"' not in page.text
 
     no_csrf = client.post(f"/console/cases/{cid}/use-as-template", follow_redirects=False)
-    assert no_csrf.status_code == 403 and _refresh(vctx, p.id) == [], "the console's CSRF rule applies"
+    assert no_csrf.status_code == 403 and refresh_rows(vctx, p.id) == [], "the console's CSRF rule applies"
 
     r = client.post(f"/console/cases/{cid}/use-as-template", data={"csrf_token": csrf}, follow_redirects=False)
     assert r.status_code == 303 and "error" not in r.headers["location"], r.headers["location"]
-    (t,) = _refresh(vctx, p.id)
+    (t,) = refresh_rows(vctx, p.id)
     assert t.active and t.source_session_id == sid and t.provenance["approved_by"] == "li"
     assert t.model_key == vctx.model.key and t.embedding_profile == vctx.settings.embedding.enroll_profile
     case_events = [e for e in _actions(vctx, "case.use_as_template") if e.object_id == str(cid)]
@@ -97,12 +85,12 @@ def test_given_a_review_case_when_caseworker_uses_it_as_template_then_refresh_te
     r = client.post(f"/console/cases/{cid}/templates/{t.id}/revoke", data={"csrf_token": csrf, "reason": ""},
                     follow_redirects=False)
     assert r.status_code == 303 and "error=BAD_REQUEST" in r.headers["location"], "a reason is required"
-    assert _refresh(vctx, p.id)[0].active
+    assert refresh_rows(vctx, p.id)[0].active
 
     r = client.post(f"/console/cases/{cid}/templates/{t.id}/revoke",
                     data={"csrf_token": csrf, "reason": "家属称照片为他人"}, follow_redirects=False)
     assert r.status_code == 303 and "error" not in r.headers["location"]
-    (t2,) = _refresh(vctx, p.id)
+    (t2,) = refresh_rows(vctx, p.id)
     assert not t2.active and t2.revoked_at is not None
     revoked = _actions(vctx, "case.revoke_template")
     assert [(e.actor, e.detail["template_ids"], e.detail["note"]) for e in revoked] == [
@@ -125,7 +113,7 @@ def test_given_a_spoofed_session_when_used_as_template_then_refused_with_reason_
     r = client.post(f"/console/cases/{cid}/use-as-template", data={"csrf_token": csrf}, follow_redirects=False)
 
     assert r.status_code == 303 and "error=BAD_REQUEST" in r.headers["location"]
-    assert _refresh(vctx, p.id) == []
+    assert refresh_rows(vctx, p.id) == []
     (e,) = _actions(vctx, "case.use_as_template")
     assert e.detail["refused"] == "presentation_attack" and e.actor == "zhao"
     page = client.get(r.headers["location"])
@@ -147,18 +135,18 @@ def test_given_other_roles_or_foreign_templates_when_refresh_buttons_used_then_r
 
     csrf = login(client, "ops")
     r = client.post(f"/console/cases/{cid}/use-as-template", data={"csrf_token": csrf}, follow_redirects=False)
-    assert r.status_code == 403 and _refresh(vctx, p.id) == []
+    assert r.status_code == 403 and refresh_rows(vctx, p.id) == []
     client.post("/console/logout", data={"csrf_token": csrf})
 
     csrf = login(client, "sun")
     r = client.post(f"/console/cases/{ocid}/use-as-template", data={"csrf_token": csrf}, follow_redirects=False)
     assert r.status_code == 303
-    (foreign,) = _refresh(vctx, other.id)
+    (foreign,) = refresh_rows(vctx, other.id)
     # revoking another pensioner's template through this case is NOT_FOUND and changes nothing
     r = client.post(f"/console/cases/{cid}/templates/{foreign.id}/revoke",
                     data={"csrf_token": csrf, "reason": "wrong case"}, follow_redirects=False)
     assert r.status_code == 404
-    assert _refresh(vctx, other.id)[0].active
+    assert refresh_rows(vctx, other.id)[0].active
 
 
 def test_given_fusion_installed_when_a_frame_becomes_a_template_then_both_models_get_it_and_revoke_takes_both(
@@ -181,7 +169,7 @@ def test_given_fusion_installed_when_a_frame_becomes_a_template_then_both_models
 
     t = refresh.approve_from_session(ctx, sid, actor="cw-qian")
 
-    rows = {r.model_key: r for r in _refresh(ctx, p.id)}
+    rows = {r.model_key: r for r in refresh_rows(ctx, p.id)}
     assert set(rows) == {ctx.model.key, spec.second_key}
     twin = rows[spec.second_key]
     assert (twin.photo_sha256, twin.source_session_id, twin.expires_at) == (t.photo_sha256, sid, t.expires_at)
@@ -189,5 +177,5 @@ def test_given_fusion_installed_when_a_frame_becomes_a_template_then_both_models
     assert ctx.cipher.open_embedding(twin.embedding_enc, twin.aad()).shape == (512,)
 
     refresh.revoke(ctx, t.id, actor="cw-qian", reason="test")
-    assert all(not r.active and r.revoked_at is not None for r in _refresh(ctx, p.id))
+    assert all(not r.active and r.revoked_at is not None for r in refresh_rows(ctx, p.id))
     ctx.close()

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import csv
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -16,17 +14,6 @@ from lifecert.config import get_settings
 from lifecert.storage.db import Database
 from lifecert.storage.models import AuditEvent, SurvivalConfirmation
 from tests.integration.test_data_support import DEATH_HEADER, MEDICAL_HEADER, idn, write_csv
-
-
-@pytest.fixture
-def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    data = tmp_path / "data"
-    monkeypatch.setenv("LIFECERT_DATA_DIR", str(data))
-    monkeypatch.setenv("LIFECERT_ENV", "test")
-    monkeypatch.delenv("LIFECERT_DATABASE_URL", raising=False)
-    get_settings.cache_clear()
-    yield data
-    get_settings.cache_clear()
 
 
 def _register(people: list[tuple[str, str]]) -> None:

@@ -24,7 +24,8 @@ from lifecert.services.templates import match_pensioner, store_photo
 from lifecert.storage.models import AuditEvent, FaceTemplate, Pensioner, TemplateKind, utcnow
 from lifecert.storage.models_verification import Decision, VerificationSession
 from tests.conftest import make_settings
-from tests.integration.verification_support import TEMPLATE_FRAME, enroll, serve, verification_ctx
+from tests.db_support import detached_get
+from tests.integration.verification_support import TEMPLATE_FRAME, enroll, refresh_rows, serve, verification_ctx
 from tests.paced_client import Clip, SimClock, VirtualTime, run_http_session
 
 
@@ -41,15 +42,6 @@ def _session(client: TestClient, p: Pensioner, clip: Clip) -> dict[str, object]:
     return {**phone.last.result, "session_id": sid}
 
 
-def _refresh_rows(ctx: AppContext, pid: int) -> list[FaceTemplate]:
-    with ctx.db.session() as s:
-        rows = list(s.scalars(select(FaceTemplate).where(FaceTemplate.pensioner_id == pid,
-                                                         FaceTemplate.kind == TemplateKind.REFRESH)))
-        for r in rows:
-            s.expunge(r)
-        return rows
-
-
 def test_given_confirmed_session_when_decided_then_refresh_template_is_added_and_next_session_matches_it(
     vctx: AppContext, frame_engine: FaceEngine, video: list[NDArray[np.uint8]], clip: Clip
 ) -> None:
@@ -57,7 +49,7 @@ def test_given_confirmed_session_when_decided_then_refresh_template_is_added_and
     with serve_client(vctx, frame_engine) as client:
         first = _session(client, p, clip)
         assert first["decision"] == "CONFIRMED", first
-        rows = _refresh_rows(vctx, p.id)
+        rows = refresh_rows(vctx, p.id)
         assert len(rows) == 1
         t = rows[0]
         assert t.active and t.source_session_id == first["session_id"]
@@ -76,7 +68,7 @@ def test_given_confirmed_session_when_decided_then_refresh_template_is_added_and
         assert vs2 is not None and vs2.scores["templates_compared"] == 2, "ID photo and refresh template"
         assert vs2.scores["threshold"] == vctx.model.threshold("verify_refresh")
     # The second session's frame is the same footage: its frames are already a template or become one.
-    assert 1 <= len([r for r in _refresh_rows(vctx, p.id) if r.active]) <= 2
+    assert 1 <= len([r for r in refresh_rows(vctx, p.id) if r.active]) <= 2
 
 
 def serve_client(ctx: AppContext, engine: FaceEngine) -> Iterator[TestClient]:
@@ -116,15 +108,7 @@ def _consider(ctx: AppContext, sid: str) -> FaceTemplate | None:
         assert p is not None
         t = refresh.consider_session(ctx, s, vs, p)
         tid = None if t is None else t.id
-    return None if tid is None else _get(ctx, tid)
-
-
-def _get(ctx: AppContext, tid: int) -> FaceTemplate:
-    with ctx.db.session() as s:
-        t = s.get(FaceTemplate, tid)
-        assert t is not None
-        s.expunge(t)
-        return t
+    return None if tid is None else detached_get(ctx, FaceTemplate, tid)
 
 
 def test_given_review_low_margin_or_spoof_sessions_when_considered_then_no_template_until_caseworker_approves(
@@ -139,7 +123,7 @@ def test_given_review_low_margin_or_spoof_sessions_when_considered_then_no_templ
     assert _consider(vctx, reviewed) is None
     assert _consider(vctx, low) is None
     assert _consider(vctx, spoof) is None
-    assert _refresh_rows(vctx, p.id) == []
+    assert refresh_rows(vctx, p.id) == []
 
     t = refresh.approve_from_session(vctx, reviewed, actor="cw-li")
     assert t.kind == TemplateKind.REFRESH and t.provenance["approved_by"] == "cw-li"
@@ -163,11 +147,12 @@ def test_given_more_refreshes_than_allowed_when_added_then_oldest_retired_revoca
     assert all(t is not None for t in added)
     ids = [t.id for t in added if t is not None]
 
-    active = {r.id for r in _refresh_rows(ctx, p.id) if r.active}
+    active = {r.id for r in refresh_rows(ctx, p.id) if r.active}
     assert active == set(ids[1:]), "at most two: the oldest was retired"
 
     refresh.revoke(ctx, ids[1], actor="cw-wang", reason="wrong person on the frame")
-    assert _get(ctx, ids[1]).revoked_at is not None and not _get(ctx, ids[1]).active
+    revoked = detached_get(ctx, FaceTemplate, ids[1])
+    assert revoked.revoked_at is not None and not revoked.active
     probe = face_engine.analyze(video[130])[0].embedding
     assert probe is not None
     with ctx.db.session() as s:
@@ -181,5 +166,5 @@ def test_given_more_refreshes_than_allowed_when_added_then_oldest_retired_revoca
     with ctx.db.session() as s:
         assert [m.kind for m in match_pensioner(ctx, s, p.id, probe)] == ["id_photo"], "expired: no longer compared"
     assert refresh.expire_due(ctx) == 1
-    assert not _get(ctx, ids[2]).active
+    assert not detached_get(ctx, FaceTemplate, ids[2]).active
     ctx.close()

@@ -17,13 +17,15 @@ import cv2
 import numpy as np
 from fastapi.testclient import TestClient
 from numpy.typing import NDArray
+from sqlalchemy import select
 
 from lifecert.domain.idnumber import make_id_number
 from lifecert.engine.base import FaceEngine
 from lifecert.engine.image import encode_jpeg
 from lifecert.services.context import AppContext
 from lifecert.services.templates import add_template, store_photo, upsert_pensioner
-from lifecert.storage.models import Pensioner
+from lifecert.storage.models import FaceTemplate, Pensioner, TemplateKind
+from tests.db_support import detached
 from tests.paced_client import TEMPLATE_FRAME as TEMPLATE_FRAME  # the enrolled frame, never one the phone sends
 
 VIDEO = "video/talking_head_a.mp4"
@@ -88,3 +90,9 @@ def serve(ctx: AppContext, engine: FaceEngine, clock: Callable[[], datetime] | N
                 raise RuntimeError("server did not become ready")
             time.sleep(0.05)
         yield c
+
+
+def refresh_rows(ctx: AppContext, pensioner_id: int) -> list[FaceTemplate]:
+    """Every refresh template of the pensioner (any model, active or not), detached."""
+    return detached(ctx, select(FaceTemplate).where(FaceTemplate.pensioner_id == pensioner_id,
+                                                    FaceTemplate.kind == TemplateKind.REFRESH))
