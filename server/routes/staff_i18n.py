@@ -270,6 +270,14 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "ch_home_visit": ("上门认证", "Home visit"),
     "ch_data_comparison": ("数据比对", "Data comparison"),
     "ch_caseworker_review": ("人工审核", "Caseworker review"),
+    "out_deceased": ("死亡（已处理）", "Deceased"),
+    "out_already_deceased": ("已知死亡", "Already deceased"),
+    "out_imprisoned": ("服刑", "Imprisoned"),
+    "out_released": ("释放", "Released"),
+    "out_alive_evidence": ("生存佐证", "Alive evidence"),
+    "out_conflict": ("冲突待审", "Conflict (review)"),
+    "out_name_mismatch": ("姓名不符", "Name mismatch"),
+    "out_unmatched": ("未匹配", "Unmatched"),
 }
 
 # community workers, home-visit closing, department extract uploads (issue 15, exchange)
