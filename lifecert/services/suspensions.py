@@ -184,6 +184,17 @@ def decline(session: Session, suspension_id: int, who: Principal, *, note: str, 
     return s
 
 
+def may_certify(p: Pensioner) -> bool:
+    """Whether ``p`` may start a certification: active pensioners, and those whose payment this module
+    suspended for being overdue (their confirmation is what resumes the payment). Not the deceased,
+    nor those suspended for fraud, imprisonment or a duplicate face."""
+    if p.status == PensionerStatus.ACTIVE:
+        return True
+    reason = p.status_reason or ""
+    return (p.status == PensionerStatus.SUSPENDED and reason.startswith(STATUS_PREFIX)
+            and reason.endswith(f"({SuspensionReason.OVERDUE})"))
+
+
 def _basis(s: Suspension) -> date | None:
     v = (s.detail or {}).get("last_confirmation")
     return date.fromisoformat(v) if v else None

@@ -150,3 +150,14 @@ def test_given_staff_of_another_region_when_signing_then_not_found_and_decline_n
         suspensions.decline(s, sid, a, note="住院，已安排上门")
         assert s.get(Suspension, sid).status == SuspensionStatus.CANCELLED  # type: ignore[union-attr]
         assert suspensions.counts_by_region(s) == {"220202": {"cancelled": 1}}
+
+
+def test_given_each_kind_of_suspension_when_asking_may_certify_then_only_overdue_ones_may() -> None:
+    def p(status: str, reason: str | None) -> Pensioner:
+        return Pensioner(status=status, status_reason=reason)
+
+    assert suspensions.may_certify(p(PensionerStatus.ACTIVE, None))
+    assert suspensions.may_certify(p(PensionerStatus.SUSPENDED, "payment suspension #7 (overdue)"))
+    assert not suspensions.may_certify(p(PensionerStatus.SUSPENDED, "payment suspension #7 (fraud)"))
+    assert not suspensions.may_certify(p(PensionerStatus.SUSPENDED, "imprisoned: sentence from 2026-03-01"))
+    assert not suspensions.may_certify(p(PensionerStatus.DECEASED, "payment suspension #7 (overdue)"))

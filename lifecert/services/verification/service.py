@@ -50,6 +50,7 @@ from lifecert.services.context import AppContext
 from lifecert.services.fusion import FusedScorer
 from lifecert.services.metrics import Metrics
 from lifecert.services.ratelimit import Limiter, make_limiter
+from lifecert.services.suspensions import may_certify
 from lifecert.services.templates import (
     active_templates,
     get_pensioner,
@@ -64,7 +65,7 @@ from lifecert.services.verification.sessions import (
     sha256_hex,
     utcnow,
 )
-from lifecert.storage.models import ConfirmationMethod, Pensioner, PensionerStatus
+from lifecert.storage.models import ConfirmationMethod, Pensioner
 from lifecert.storage.models_verification import Decision, VerificationSession
 
 log = logging.getLogger(__name__)
@@ -237,7 +238,7 @@ class VerificationService:
                 why = "unknown ID number"
             elif normalize_name(p.name) != normalize_name(name):
                 why = "name does not match"
-            elif p.status != PensionerStatus.ACTIVE:
+            elif not may_certify(p):  # active, or suspended only for being overdue (issue 15)
                 why = f"status {p.status}"
             elif not has_template:
                 why = "no face template"
