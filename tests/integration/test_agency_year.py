@@ -23,9 +23,10 @@ At the end nobody in the region is due or overdue, and the audit chain verifies.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -51,8 +52,8 @@ from tests.conftest import make_settings
 from tests.integration.agency_support import smtp_sink
 from tests.integration.exchange_support import TestCA, tls_server
 from tests.integration.test_data_support import MEDICAL_HEADER
-from tests.integration.test_verification_paced import Clip, Phone, VirtualClock, clip  # noqa: F401 (fixture)
 from tests.integration.verification_support import TEMPLATE_FRAME, VIDEO, enroll, read_video
+from tests.paced_client import Clip, Phone, SimClock, VirtualTime, service_sender, step_of
 
 REGION = "110101"
 URL = "https://rz.example.gov.cn/"
@@ -88,8 +89,22 @@ def _backdate(ctx: AppContext, pensioner_id: int, method: str, day: date, regist
         record_confirmation(s, p, method, day, "before this year", {}, cycle_months=12)
 
 
+def _capture(ctx: AppContext, frame_engine: FaceEngine, clip: Clip, start: Callable[[VerificationService], Any]) -> Any:
+    """One paced capture on its own phone timeline: settle, blink, open the mouth (1.5 s reactions)."""
+    clock = VirtualTime()
+    svc = VerificationService(ctx, engine_factory=lambda: frame_engine, clock=clock)
+    started = start(svc)
+    sim = SimClock(clock)
+    phone = Phone(service_sender(svc, started.session_id, sim), step_of(started.step), clip, sim, act=False)
+    phone.neutral(1500)
+    phone.run_step(clip.actions["blink"], reaction_ms=1500)
+    r = phone.run_step(clip.actions["open_mouth"], reaction_ms=1500)
+    assert r.status == "decided", r
+    return r
+
+
 def test_given_a_small_region_when_a_year_runs_then_plan_reminders_confirmations_suspension_and_exchange(
-        yctx: AppContext, faces_dir: Path, frame_engine: FaceEngine, clip: Clip, tmp_path: Path) -> None:  # noqa: F811
+        yctx: AppContext, faces_dir: Path, frame_engine: FaceEngine, clip: Clip, tmp_path: Path) -> None:
     ctx = yctx
     D = date.today()  # the story's last day
     start = add_months(D, -12)
@@ -161,14 +176,8 @@ def test_given_a_small_region_when_a_year_runs_then_plan_reminders_confirmations
     assert (exported[0]["id_number"], exported[0]["status"]) == (wang.id_number, "approved")
 
     # -- today: she certifies herself on her phone (paced capture, real face) ------------------------
-    vclock = VirtualClock()
-    svc = VerificationService(ctx, engine_factory=lambda: frame_engine, clock=vclock)
-    started = svc.create_session(wang.id_number, wang.name, "10.1.1.1", protocol="paced")
-    phone = Phone(svc, vclock, started, clip)  # type: ignore[arg-type]
-    phone.neutral(1500)
-    phone.run_step(clip.blink, reaction_ms=1500)
-    res = phone.run_step(clip.mouth, reaction_ms=1500)
-    assert res.status == "decided" and res.result is not None and res.result.decision == "CONFIRMED", res.result
+    res = _capture(ctx, frame_engine, clip, lambda svc: svc.create_session(wang.id_number, wang.name, "10.1.1.1"))
+    assert res.decision == "CONFIRMED", res.result
     with ctx.db.session() as s:
         case = s.get(Suspension, sid)
         assert case is not None and case.status == SuspensionStatus.RESUMED
@@ -176,15 +185,9 @@ def test_given_a_small_region_when_a_year_runs_then_plan_reminders_confirmations
         assert s.get(Pensioner, wang.id).status == PensionerStatus.ACTIVE  # type: ignore[union-attr]
     # ... and a community worker runs an assisted capture with her (method `assisted`)
     worker = _staff(ctx, "worker_sun", "community_worker")
-    aclock = VirtualClock()  # the worker's phone: its own capture timeline
-    asvc = VerificationService(ctx, engine_factory=lambda: frame_engine, clock=aclock)
-    a_start = assisted.start_assisted(asvc, worker, wang.id_number, wang.name, device="Redmi 9A",
-                                      location="和平里社区服务站")
-    aphone = Phone(asvc, aclock, a_start, clip)
-    aphone.neutral(1500)
-    aphone.run_step(clip.blink, reaction_ms=1500)
-    ares = aphone.run_step(clip.mouth, reaction_ms=1500)
-    assert ares.result is not None and ares.result.decision == "CONFIRMED", ares.result
+    ares = _capture(ctx, frame_engine, clip, lambda svc: assisted.start_assisted(
+        svc, worker, wang.id_number, wang.name, device="Redmi 9A", location="和平里社区服务站"))
+    assert ares.decision == "CONFIRMED", ares.result
 
     # -- a home visit for the 91-year-old, closed on site with a photo through the same engine ---------
     with ctx.db.session() as s:
