@@ -36,13 +36,14 @@ from lifecert.domain.idnumber import make_id_number
 from lifecert.domain.policy import CertificationPolicy, Channel, DueState, PolicyKind, add_months, months_owed
 from lifecert.engine.base import FaceEngine
 from lifecert.engine.image import read_image_file
-from lifecert.services import assisted, exchange, staff, suspensions, visits
+from lifecert.services import assisted, exchange, staff, suspensions
 from lifecert.services.audit import verify_chain
 from lifecert.services.campaign import plan_month
 from lifecert.services.context import AppContext
 from lifecert.services.notify import SmtpNotifier
 from lifecert.services.policy import due_of, set_policy
 from lifecert.services.reminders import remind
+from lifecert.services.review import visits
 from lifecert.services.staff import Principal
 from lifecert.services.verification import VerificationService
 from lifecert.storage.models import ConfirmationMethod, Pensioner, PensionerStatus, SurvivalConfirmation
