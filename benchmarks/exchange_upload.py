@@ -179,7 +179,8 @@ def main() -> None:
         "The body is streamed to a 0600 file while hashed (never held in memory), then imported by the CLI's "
         "code path; the repeat upload of the same bytes is the idempotent no-op (hash + receipt). Server CPU s "
         "is the server process's own CPU time during the upload (a fairer figure than wall time on a crowded "
-        "machine); its idle RSS includes the face engine the service warms up at start (the exchange needs none). "
+        "machine); idle RSS is the app without the face engine (`exchange serve` skips the face warm-up unless "
+        "`--warm-faces`). "
         "Compare `data_match.py` (the same import without HTTP/TLS, idle machine).",
     ])
     update_readme_section(NAME, body)
