@@ -92,7 +92,7 @@ class HomeVisitTask(Base):
     created_by: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"), default=None)
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column(TZDateTime(), default=None)
-    # closing on site (lifecert/services/visits.py): the community worker it is assigned to, the
+    # closing on site (lifecert/services/review/visits.py): the community worker it is assigned to, the
     # on-site photo (photo store), its match against the templates, and the confirmation it made
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"), default=None, index=True)
     closed_by: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"), default=None)
