@@ -32,6 +32,7 @@ import calendar
 from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
+from functools import lru_cache
 
 from lifecert.domain.errors import LifecertError
 
@@ -133,8 +134,10 @@ def parse_month(text: str) -> tuple[int, int]:
     return y, m
 
 
+@lru_cache(maxsize=4096)
 def birthday_window(policy: CertificationPolicy, birth_month: int, year: int) -> DueWindow:
-    """The window of ``year`` for someone born in ``birth_month`` (1..12)."""
+    """The window of ``year`` for someone born in ``birth_month`` (1..12). Cached: a register of a
+    million shares a few hundred (policy, month, year) windows."""
     first, last = month_bounds(year, birth_month)
     return DueWindow(first - timedelta(days=policy.open_days), last, last + timedelta(days=policy.grace_days))
 
