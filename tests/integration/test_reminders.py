@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import logging
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -144,16 +143,6 @@ def test_given_bad_arguments_when_reminding_then_typed_errors(data_ctx: AppConte
         WebhookNotifier("https://x", b"short")
     assert [valid_mobile(x) for x in ("13800138000", "8613800138000", "12800138000", "138001380", None, "１３８")] == [
         "13800138000", "13800138000", None, None, None, None]
-
-
-@pytest.fixture
-def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    monkeypatch.setenv("LIFECERT_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("LIFECERT_ENV", "test")
-    monkeypatch.delenv("LIFECERT_DATABASE_URL", raising=False)
-    get_settings.cache_clear()
-    yield tmp_path
-    get_settings.cache_clear()
 
 
 def test_given_cli_when_reminding_by_webhook_then_sent_and_dry_run_first(cli_env: Path) -> None:
