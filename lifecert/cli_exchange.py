@@ -71,6 +71,63 @@ def register(app: typer.Typer) -> None:
                 used = f"last used {c.last_used_at:%Y-%m-%d %H:%M}" if c.last_used_at else "never used"
                 typer.echo(f"{c.key_id}  {c.department:<28} {c.kind:<17} {state:<18} {used}  {c.match}")
 
+    @ex.command("upload")
+    @friendly_errors
+    def upload(
+        file: Annotated[Path, typer.Argument(help="the extract (CSV or XLSX)")],
+        url: Annotated[str, typer.Option(help="the agency's base URL, e.g. https://lifecert.example.gov.cn:8443")],
+        department: Annotated[str, typer.Option(help="your department code")],
+        period: Annotated[str | None, typer.Option(help="month covered, YYYY-MM")] = None,
+        key_id: Annotated[str | None, typer.Option(help="API key id (xk_...); the secret is read from "
+                                                   "LIFECERT_EXCHANGE_SECRET")] = None,
+        cert: Annotated[Path | None, typer.Option(help="client certificate (PEM) for mutual TLS")] = None,
+        key: Annotated[Path | None, typer.Option(help="its private key (PEM)")] = None,
+        ca: Annotated[Path | None, typer.Option(help="CA bundle that issued the agency's server certificate")] = None,
+        timeout: Annotated[float, typer.Option(help="seconds the whole upload may take")] = 1800.0,
+    ) -> None:
+        """The reference client a department runs: streams FILE to the exchange API (signed with an API key
+        and/or over mutual TLS) and prints the receipt (JSON). Exit code 2 on a refusal."""
+        import hashlib
+        import json
+        import ssl
+        from collections.abc import Iterator
+        from urllib.parse import urlencode
+
+        import httpx
+
+        from lifecert.domain.errors import ErrorCode, LifecertError
+        from lifecert.services import exchange
+
+        if not file.is_file():
+            raise LifecertError(f"{file} does not exist", code=ErrorCode.FILE_MISSING)
+        q = {"department": department, "file_name": file.name} | ({"period": period} if period else {})
+        path = f"/api/v1/exchange/extracts?{urlencode(q)}"
+        headers: dict[str, str] = {"Content-Type": "application/octet-stream"}
+        if key_id:
+            secret = os.environ.get("LIFECERT_EXCHANGE_SECRET", "")
+            if not secret:
+                raise LifecertError("set LIFECERT_EXCHANGE_SECRET to the API key's secret", code=ErrorCode.CONFIG_ERROR)
+            h = hashlib.sha256()
+            with file.open("rb") as fh:
+                while block := fh.read(1 << 20):
+                    h.update(block)
+            headers |= exchange.signed_headers(key_id, secret, "POST", path, h.hexdigest())
+        ctx = ssl.create_default_context(cafile=str(ca) if ca else None)
+        if cert is not None:
+            ctx.load_cert_chain(str(cert), str(key) if key else None)
+
+        def body() -> Iterator[bytes]:
+            with file.open("rb") as fh:
+                while block := fh.read(1 << 20):
+                    yield block
+
+        with httpx.Client(base_url=url, verify=ctx, timeout=timeout) as c:
+            r = c.post(path, content=body(), headers=headers)
+        typer.echo(json.dumps(r.json() if r.headers.get("content-type", "").startswith("application/json")
+                              else {"status": r.status_code, "body": r.text[:500]}, ensure_ascii=False, indent=1))
+        if r.status_code >= 400:
+            raise typer.Exit(2)
+
     @ex.command("serve")
     @friendly_errors
     def serve(

@@ -125,6 +125,14 @@ async def receive_to_file(request: Request, path: Path, limit: int) -> tuple[str
     responses={401: {"description": "UNAUTHENTICATED"}, 403: {"description": "FORBIDDEN"},
                409: {"description": "NONCE_USED (replayed signature), CONFLICT"},
                413: {"description": "PAYLOAD_TOO_LARGE"}, 422: {"description": "BAD_EXTRACT, BAD_MAPPING"}},
+    openapi_extra={"requestBody": {"required": True, "description": "the extract file itself (streamed)", "content": {
+        "text/csv": {"schema": {"type": "string", "format": "binary"}},
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {
+            "schema": {"type": "string", "format": "binary"}},
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+        "parameters": [{"name": h, "in": "header", "required": False, "schema": {"type": "string"}}
+                       for h in ("X-Lifecert-Key-Id", "X-Lifecert-Timestamp", "X-Lifecert-Content-SHA256",
+                                 "X-Lifecert-Signature")]},
 )
 async def upload_extract(
     request: Request, ctx: Ctx, client: ClientAddr, department: Department = None, period: Period = None,

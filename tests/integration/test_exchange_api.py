@@ -261,3 +261,31 @@ def test_given_postgres_when_department_uploads_over_mtls_and_signed_then_import
         with ctx.db.session() as s:
             assert s.scalar(select(func.count()).select_from(DataImport)) == 1
             assert s.scalar(select(func.count()).select_from(DataRecord)) == 1
+
+
+def test_given_reference_client_cli_when_department_uploads_with_cert_and_key_then_receipt_printed(
+        data_ctx: AppContext, tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from lifecert.cli import app as cli_app
+
+    ps = people(data_ctx, 1)
+    extract = tmp_path / "deaths.csv"
+    extract.write_bytes(death_csv([[ps[0][0], ps[0][1], "2026-10-03", ""]]))
+    ca = TestCA(tmp_path / "pki", "agency-ca")
+    dept = ca.issue("police", "police-exchange")
+    map_cert(data_ctx, dept.subject)
+    key = new_key(data_ctx)
+    with tls_server(data_ctx, ca) as srv:
+        args = ["exchange", "upload", str(extract), "--url", srv.base_url, "--department", DEPT, "--period",
+                "2026-10", "--cert", str(dept.cert), "--key", str(dept.key), "--ca", str(ca.pem)]
+        ok = CliRunner().invoke(cli_app, [*args, "--key-id", key.key_id], env={"LIFECERT_EXCHANGE_SECRET": key.secret})
+        wrong = CliRunner().invoke(cli_app, [*args, "--key-id", key.key_id], env={"LIFECERT_EXCHANGE_SECRET": "AAAA"})
+    assert ok.exit_code == 0, ok.output
+    receipt = json.loads(ok.output)
+    assert (receipt["department"], receipt["rows_valid"], receipt["file_format"]) == (DEPT, 1, "csv")
+    assert wrong.exit_code == 2 and "UNAUTHENTICATED" in wrong.output
+    with data_ctx.db.session() as s:
+        assert s.scalars(select(DataImport)).one().file_name == "deaths.csv"
