@@ -33,6 +33,7 @@ CommunityWorker = Annotated[Principal, require_roles(Role.COMMUNITY_WORKER)]
 VisitAssigner = Annotated[Principal, require_roles(Role.CASEWORKER, Role.ADMIN)]
 ReportReader = Annotated[Principal, require_roles(Role.CASEWORKER, Role.ADMIN, Role.AUDITOR)]
 MAX_REPORT_DAYS = 366
+EARLIEST, LATEST = date(2000, 1, 1), date(2100, 12, 31)  # report bounds (no date arithmetic overflow)
 
 
 class AssistedStart(BaseModel):
@@ -60,8 +61,8 @@ async def start_assisted(body: AssistedStart, request: Request, who: CommunityWo
 
 @router.get("/assisted/report.csv", summary="Assisted certifications per worker (CSV, counts only)")
 def assisted_report(who: ReportReader, session: DbSession, client: ClientAddr,
-                    start: Annotated[date | None, Query(alias="from")] = None,
-                    end: Annotated[date | None, Query(alias="to")] = None) -> StreamingResponse:
+                    start: Annotated[date | None, Query(alias="from", ge=EARLIEST, le=LATEST)] = None,
+                    end: Annotated[date | None, Query(alias="to", ge=EARLIEST, le=LATEST)] = None) -> StreamingResponse:
     end = end or datetime.now(UTC).date()
     start = start or end - timedelta(days=30)
     if start > end or (end - start).days > MAX_REPORT_DAYS:

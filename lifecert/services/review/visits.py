@@ -89,6 +89,8 @@ def assign_visit(session: Session, who: Principal, task_id: int, worker_username
     task = _task(session, who, task_id, client_addr)
     if task.status != HomeVisitStatus.OPEN:
         raise Conflict(f"home-visit task {task_id} is {task.status}")
+    if not worker_username or any(ord(c) < 32 for c in worker_username):
+        raise LifecertError("give the community worker's username", code=ErrorCode.BAD_REQUEST)
     worker = session.scalars(select(StaffUser).where(StaffUser.username == worker_username)).first()
     if worker is None or not worker.active or worker.role != Role.COMMUNITY_WORKER:
         raise LifecertError(f"{worker_username!r} is not an active community worker", code=ErrorCode.BAD_REQUEST)
@@ -129,6 +131,8 @@ def close_visit(ctx: AppContext, session: Session, who: Principal, task_id: int,
         raise LifecertError("a note on what was seen is required", code=ErrorCode.BAD_REQUEST)
     if len(note) > MAX_NOTE:
         raise LifecertError(f"the note is longer than {MAX_NOTE} characters", code=ErrorCode.BAD_REQUEST)
+    if any(ord(c) < 32 and c not in "\n\r\t" for c in note):
+        raise LifecertError("the note has control characters", code=ErrorCode.BAD_REQUEST)
     task = _task(session, who, task_id, client_addr)
     if task.assignee_id != who.user_id:
         raise AccessDenied(f"home-visit task {task_id} is not assigned to you")
