@@ -181,7 +181,9 @@ def _do_chunk(db: Database, chunk: list[_Item], summary: RemindSummary, *, label
             select(Pensioner.id, Pensioner.phone).where(Pensioner.id.in_(ids)))}
         existing = {(r.pensioner_id, r.window_closes, r.stage): r for r in s.scalars(
             select(Reminder).where(Reminder.pensioner_id.in_(ids)))}
-        todo: list[tuple[_Item, str, str, int]] = []
+        todo: list[tuple[str, str, int]] = []  # (phone, text, reminder id) to send once committed
+        staged: list[tuple[str, str, Reminder]] = []
+        now = datetime.now(UTC)
         for it in chunk:
             prior = existing.get((it.pensioner_id, it.closes, it.stage))
             if prior is not None and prior.status in ReminderStatus.DONE:
@@ -199,19 +201,22 @@ def _do_chunk(db: Database, chunk: list[_Item], summary: RemindSummary, *, label
                                     stage=it.stage, attempts=0)
             row.via, row.status, row.to_masked = via, ReminderStatus.PENDING, mask_phone(phone)
             row.text_sha256 = hashlib.sha256(text.encode()).hexdigest()
+            if writer is not None:  # a file for the gateway: written and recorded in the same transaction
+                row.status, row.sent_at = ReminderStatus.EXPORTED, now
             if prior is None:
                 s.add(row)
-            s.flush()
-            if writer is not None:  # a file for the gateway: written and recorded in one step
+            staged.append((phone, text, row))
+        s.flush()  # one batched INSERT per chunk; the ids come back for the gateway's ref column
+        for phone, text, row in staged:
+            if writer is not None:
                 writer.writerow([spreadsheet_safe(phone), spreadsheet_safe(text), row.id])
-                row.status, row.sent_at = ReminderStatus.EXPORTED, datetime.now(UTC)
                 summary.exported += 1
             else:
-                todo.append((it, phone, text, row.id))
+                todo.append((phone, text, row.id))
     if notifier is None:
         return
     # the pending rows are committed: now send, one short transaction per outcome
-    for _, phone, text, rid in todo:
+    for phone, text, rid in todo:
         attempts, error = 0, None
         while True:
             limiter.wait()
