@@ -4,14 +4,11 @@ from a 127.0.0.1 HTTP server serving ../shared/models/minifasnet/*.pth."""
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
 import io
 import pickle
 import shutil
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -157,53 +154,39 @@ def test_given_the_pinned_pth_when_converted_then_bytes_are_the_manifests_conver
 # -- the pull from a local mirror of the upstream files ------------------------------------------------------
 
 
-def _serve(folder: Path) -> tuple[http.server.ThreadingHTTPServer, threading.Thread]:
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    httpd.timeout = 5
-    t = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    t.start()
-    return httpd, t
-
-
 @pytest.mark.parametrize("tamper", [False, True])
 def test_given_upstream_pth_on_local_http_when_pulling_then_converted_and_installed_only_if_pinned(
-    tmp_path: Path, pack_src: Path, faces_dir: Path, face_engine: FaceEngine, tamper: bool
+    tmp_path: Path, pack_src: Path, faces_dir: Path, face_engine: FaceEngine, tamper: bool,
+    mirror: tuple[str, Path],
 ) -> None:
     """`lifecert models pull minifasnet --upstream-base URL`: this machine cannot reach GitHub, so a
     127.0.0.1 server stands in for github.com/minivision-ai/Silent-Face-Anti-Spoofing/raw/<commit>/…"""
     from lifecert.cli_models import pull_models, verify_models
 
-    mirror = tmp_path / "mirror"
-    mirror.mkdir()
+    base, folder = mirror
+    base += "/"
     for name in PTH.values():
-        shutil.copyfile(pack_src / name, mirror / name)
+        shutil.copyfile(pack_src / name, folder / name)
     if tamper:  # one float of the V1SE weights changed: still a valid checkpoint, but not the pinned one
-        p = mirror / PTH["pad_v1se"]
+        p = folder / PTH["pad_v1se"]
         data = bytearray(p.read_bytes())
         data[-1000] ^= 0x01
         p.write_bytes(bytes(data))
     s = make_settings(tmp_path)
-    httpd, t = _serve(mirror)
-    try:
-        base = f"http://127.0.0.1:{httpd.server_address[1]}/"
-        if tamper:
-            with pytest.raises(ModelError, match="sha256"):
-                pull_models(s, "minifasnet", upstream_base=base)
-            assert load_pad(s) is None
-            assert not (s.resolved_models_dir / "minifasnet").exists()
-            assert [p.name for p in s.resolved_models_dir.iterdir()] == []  # no staging left behind
-        else:
-            record = pull_models(s, "minifasnet", upstream_base=base)
-            assert record["source"].startswith("converted from http://127.0.0.1")
-            assert [c.status for c in verify_models(s, "minifasnet")] == ["ok"] * 2
-            model = load_pad(s)
-            assert model is not None and len(model.nets) == 2
-            frame = cv2.imread(str(faces_dir / "spoof" / "silentface_image_T1_real.jpg"))
-            assert frame is not None
-            assert model.score(frame, box_xyxy_to_xywh(face_engine.detect(frame)[0].box)) > 0.9
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        t.join(timeout=10)
+    if tamper:
+        with pytest.raises(ModelError, match="sha256"):
+            pull_models(s, "minifasnet", upstream_base=base)
+        assert load_pad(s) is None
+        assert not (s.resolved_models_dir / "minifasnet").exists()
+        assert [p.name for p in s.resolved_models_dir.iterdir()] == []  # no staging left behind
+    else:
+        record = pull_models(s, "minifasnet", upstream_base=base)
+        assert record["source"].startswith("converted from http://127.0.0.1")
+        assert [c.status for c in verify_models(s, "minifasnet")] == ["ok"] * 2
+        model = load_pad(s)
+        assert model is not None and len(model.nets) == 2
+        frame = cv2.imread(str(faces_dir / "spoof" / "silentface_image_T1_real.jpg"))
+        assert frame is not None
+        assert model.score(frame, box_xyxy_to_xywh(face_engine.detect(frame)[0].box)) > 0.9
+
 

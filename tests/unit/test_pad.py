@@ -265,51 +265,30 @@ def test_given_installed_pack_tampered_afterwards_when_loading_then_refused_not_
         startup_pad(s)
 
 
-def _serve_folder(folder: Path):  # type: ignore[no-untyped-def]
-    """A static HTTP server for ``folder`` on 127.0.0.1 (free port), in a daemon thread."""
-    import functools
-    import http.server
-    import threading
-
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    httpd.timeout = 5
-    t = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    t.start()
-    return httpd, t
-
-
 @pytest.mark.parametrize("tamper", [False, True])
 def test_given_mirror_zip_on_local_http_when_pulling_then_installed_only_if_every_pin_matches(
-    tmp_path: Path, pack_src: Path, tamper: bool
+    tmp_path: Path, pack_src: Path, tamper: bool, mirror: tuple[str, Path]
 ) -> None:
     """`lifecert models pull minifasnet --url URL` (no network here: a local mirror stands in for it)."""
     import zipfile
 
     from lifecert.cli_models import pull_models
 
-    mirror = tmp_path / "mirror"
-    mirror.mkdir()
-    with zipfile.ZipFile(mirror / "minifasnet.zip", "w") as zf:
+    base, folder = mirror
+    with zipfile.ZipFile(folder / "minifasnet.zip", "w") as zf:
         for f in pad_spec().files:
             data = (pack_src / f.file).read_bytes()
             zf.writestr(f"minifasnet/{f.file}", data + (b"\0" if tamper and f.role == "pad_v1se" else b""))
     s = make_settings(tmp_path)
-    httpd, t = _serve_folder(mirror)
-    try:
-        url = f"http://127.0.0.1:{httpd.server_address[1]}/minifasnet.zip"
-        if tamper:
-            with pytest.raises(ModelError, match="sha256"):
-                pull_models(s, "minifasnet", url)
-            assert load_pad(s) is None
-        else:
+    url = f"{base}/minifasnet.zip"
+    if tamper:
+        with pytest.raises(ModelError, match="sha256"):
             pull_models(s, "minifasnet", url)
-            model = load_pad(s)
-            assert model is not None and len(model.nets) == 2
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        t.join(timeout=10)
+        assert load_pad(s) is None
+    else:
+        pull_models(s, "minifasnet", url)
+        model = load_pad(s)
+        assert model is not None and len(model.nets) == 2
 
 
 def test_given_calibration_when_written_to_a_manifest_copy_then_only_the_threshold_table_changes(
