@@ -39,3 +39,13 @@ def update_readme_section(name: str, body: str) -> None:
     pattern = re.compile(rf"<!-- {re.escape(name)}:start -->.*?<!-- {re.escape(name)}:end -->", re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
     readme.write_text(text, encoding="utf-8")
+
+
+def publish(name: str, section: str, data: dict[str, Any], text: str, *, readme: bool = True) -> Path:
+    """What every benchmark does at the end: ``results/<name>.json``, the README section
+    ``section`` (unless ``readme`` is False) and the same text on stdout."""
+    path = write_json(name, data)
+    if readme:
+        update_readme_section(section, text)
+    print(text)
+    return path

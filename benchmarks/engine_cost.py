@@ -35,7 +35,7 @@ for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import machine, now, update_readme_section, write_json  # noqa: E402
+from benchmarks._common import machine, now, publish  # noqa: E402
 
 CITY = 11_362
 LICENCES = {
@@ -134,10 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     out = {"date": now(), "machine": machine(), "load_before": load0, "load_after": os.getloadavg(),
            "profiles": {"enroll": enroll, "probe": probe}, "results": res}
-    write_json("engine_cost", out)
-    if not a.no_readme:
-        update_readme_section("engines", readme(out))
-    print(readme(out))
+    publish("engine_cost", "engines", out, readme(out), readme=not a.no_readme)
     return 0
 
 

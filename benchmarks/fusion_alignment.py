@@ -26,7 +26,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import machine, now, update_readme_section, write_json  # noqa: E402
+from benchmarks._common import machine, now, publish  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,10 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         out[name] = {"pairs": len(x), "genuine_mean": float(x[y].mean()), "impostor_mean": float(x[~y].mean()),
                      "impostor_sd": float(x[~y].std()),
                      "best_threshold_accuracy": float(max(((x >= t) == y).mean() for t in np.unique(x)))}
-    write_json("fusion_alignment", out)
-    if not a.no_readme:
-        update_readme_section("fusion-alignment", readme(out))
-    print(readme(out))
+    publish("fusion_alignment", "fusion-alignment", out, readme(out), readme=not a.no_readme)
     return 0
 
 
