@@ -44,6 +44,7 @@ from lifecert.domain.errors import AccessDenied, Conflict, ErrorCode, LifecertEr
 from lifecert.services import audit
 from lifecert.services.datamatch import run_import
 from lifecert.services.datamatch.importer import ImportSummary, summary_of
+from lifecert.services.datamatch.mapping import DEPARTMENT_CODE
 from lifecert.storage.crypto import Cipher
 from lifecert.storage.db import Database
 from lifecert.storage.models_data import DataImport, DataReject
@@ -55,7 +56,6 @@ HEADER_CONTENT_SHA256 = "x-lifecert-content-sha256"
 HEADER_SIGNATURE = "x-lifecert-signature"
 RECEIPT_REJECTS = 1000  # rejected rows listed by number in a receipt; beyond that only counts by reason
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_DEPT = re.compile(r"^[a-z0-9][a-z0-9_\-]{1,63}$")
 
 
 class ExchangeAuthError(LifecertError):
@@ -111,7 +111,7 @@ def sealed_secret_aad(key_id: str) -> bytes:
 
 
 def _check_department(department: str) -> str:
-    if not _DEPT.match(department):
+    if not DEPARTMENT_CODE.match(department):
         raise LifecertError(f"department {department!r} must be 2-64 characters of a-z, 0-9, '_' or '-'",
                             code=ErrorCode.BAD_REQUEST)
     return department

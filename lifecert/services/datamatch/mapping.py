@@ -36,7 +36,7 @@ OPTIONAL: dict[str, tuple[str, ...]] = {
     DataKind.IMPRISONMENT: ("term_start", "term_end", "release_date", "detail"),
     DataKind.ALIVE_EVIDENCE: ("detail",),
 }
-_CODE = re.compile(r"^[a-z0-9][a-z0-9_\-]{1,63}$")
+DEPARTMENT_CODE = re.compile(r"^[a-z0-9][a-z0-9_\-]{1,63}$")  # a department's code (mapping file, exchange API)
 
 
 class MappingError(LifecertError):
@@ -113,7 +113,7 @@ def parse_mapping(doc: dict[str, Any], *, where: str = "<mapping>", sha256: str 
         return MappingError(f"{where}: {msg}", path=where)
 
     department = str(doc.get("department") or (path.stem if path else "")).strip()
-    if not _CODE.match(department):
+    if not DEPARTMENT_CODE.match(department):
         raise fail(f"department {department!r} must be 2-64 characters of a-z, 0-9, '_' or '-'")
     if path is not None and path.stem != department:
         raise fail(f"department {department!r} does not match the file name {path.name!r}")
