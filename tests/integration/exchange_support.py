@@ -111,6 +111,21 @@ def tls_server(ctx: AppContext, ca: TestCA, *, require_cert: bool = True,
     """The lifecert app (``ctx``, no face warm-up) under uvicorn with TLS on 127.0.0.1, verifying client
     certificates against ``ca``. Stopped (bounded) when the block ends."""
     server_cert = ca.issue("server", "127.0.0.1", server=True, org="lifecert")
+    with _uvicorn(ctx, start_timeout, http=TLSH11Protocol, ssl_certfile=str(server_cert.cert),
+                  ssl_keyfile=str(server_cert.key), ssl_ca_certs=str(ca.pem),
+                  ssl_cert_reqs=ssl.CERT_REQUIRED if require_cert else ssl.CERT_OPTIONAL) as port:
+        yield TLSServer(f"https://127.0.0.1:{port}", ca)
+
+
+@contextmanager
+def plain_server(ctx: AppContext, start_timeout: float = 60.0) -> Iterator[str]:
+    """The app over plain HTTP on 127.0.0.1 (behind a test reverse proxy); yields its base URL."""
+    with _uvicorn(ctx, start_timeout) as port:
+        yield f"http://127.0.0.1:{port}"
+
+
+@contextmanager
+def _uvicorn(ctx: AppContext, start_timeout: float, **options: object) -> Iterator[int]:
     app = create_app(ctx.settings, ctx)
 
     async def no_face_warmup(a: object) -> None:  # exchange needs no face engine
@@ -118,11 +133,8 @@ def tls_server(ctx: AppContext, ca: TestCA, *, require_cert: bool = True,
 
     app.state.startup_hooks.append(no_face_warmup)
     port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_config=None, lifespan="on", http=TLSH11Protocol,
-        ssl_certfile=str(server_cert.cert), ssl_keyfile=str(server_cert.key), ssl_ca_certs=str(ca.pem),
-        ssl_cert_reqs=ssl.CERT_REQUIRED if require_cert else ssl.CERT_OPTIONAL, timeout_graceful_shutdown=5,
-    )
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on",
+                            timeout_graceful_shutdown=5, **options)  # type: ignore[arg-type]
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, name="tls-uvicorn", daemon=True)
     thread.start()
@@ -133,7 +145,7 @@ def tls_server(ctx: AppContext, ca: TestCA, *, require_cert: bool = True,
             raise RuntimeError("uvicorn with TLS did not start")
         time.sleep(0.05)
     try:
-        yield TLSServer(f"https://127.0.0.1:{port}", ca)
+        yield port
     finally:
         srv.should_exit = True
         thread.join(timeout=30)
