@@ -1,0 +1,106 @@
+"""Nose parallax (lifecert.engine.planarity): a rotating 3D face against a tilted flat picture of it
+(known answers from projective geometry), and real NUAA captures through the engine's landmarks."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from lifecert.engine.base import FaceEngine
+from lifecert.engine.image import read_image_file
+from lifecert.engine.liveness import FrameObs
+from lifecert.engine.planarity import NOSE_IDX, PARALLAX_CUT, nose_parallax, similarity_residual
+
+
+def _face_3d(real_lm: NDArray[np.float64], nose_depth: float) -> NDArray[np.float64]:
+    """68 points in 3D: a real frame's landmarks (face width 1) with the nose ``nose_depth`` face widths
+    in front of the outline's plane (0 = a flat print of the same face)."""
+    lm = real_lm - real_lm.mean(axis=0)
+    lm = lm / np.linalg.norm(lm[16] - lm[0])
+    z = np.zeros(68)
+    z[NOSE_IDX] = nose_depth * np.linspace(0.4, 1.0, len(NOSE_IDX))  # bridge less, tip most
+    return np.column_stack([lm, z])
+
+
+def _project(p: NDArray[np.float64], yaw_deg: float, pitch_deg: float, f: float = 6.0) -> NDArray[np.float64]:
+    """Pinhole camera ``f`` face widths away, object rotated by yaw then pitch; 200 px per face width."""
+    a, b = math.radians(yaw_deg), math.radians(pitch_deg)
+    ry = np.array([[math.cos(a), 0, math.sin(a)], [0, 1, 0], [-math.sin(a), 0, math.cos(a)]])
+    rx = np.array([[1, 0, 0], [0, math.cos(b), -math.sin(b)], [0, math.sin(b), math.cos(b)]])
+    q = p @ (rx @ ry).T
+    q[:, 2] += f
+    return 200.0 * q[:, :2] * f / q[:, 2:3] + 320.0
+
+
+def _session(points: NDArray[np.float64], poses: list[tuple[float, float]]) -> list[FrameObs]:
+    return [FrameObs(i * 200, _project(points, y, p).astype(np.float32)) for i, (y, p) in enumerate(poses)]
+
+
+@pytest.fixture(scope="module")
+def real_lm(faces_dir: Path, face_engine: FaceEngine) -> NDArray[np.float64]:
+    img = read_image_file(faces_dir / "spoof" / "silentface_image_T1_real.jpg")
+    lm = face_engine.detect(img)[0].landmarks68
+    assert lm is not None
+    return np.asarray(lm, np.float64)
+
+
+TURN = [(0.0, 0.0), (20.0, 0.0), (30.0, 5.0), (15.0, 15.0), (-20.0, 10.0), (-30.0, 0.0)]
+
+
+def test_given_a_3d_face_turning_when_checked_then_not_flat(real_lm: NDArray[np.float64]) -> None:
+    check = nose_parallax(_session(_face_3d(real_lm, 0.35), TURN))
+    assert check.decided and not check.flat
+    assert check.parallax is not None and check.parallax > 2 * PARALLAX_CUT
+
+
+def test_given_a_flat_print_tilted_the_same_way_when_checked_then_flat(real_lm: NDArray[np.float64]) -> None:
+    check = nose_parallax(_session(_face_3d(real_lm, 0.0), TURN))
+    assert check.decided and check.flat
+    assert check.parallax is not None and check.parallax < 0.05  # exact homography: only rounding is left
+
+
+def test_given_only_a_shift_and_zoom_when_checked_then_undecided(real_lm: NDArray[np.float64]) -> None:
+    base = _project(_face_3d(real_lm, 0.35), 0.0, 0.0)
+    frames = [FrameObs(i * 200, (base * (1 + 0.05 * i) + 7.0 * i).astype(np.float32)) for i in range(6)]
+    check = nose_parallax(frames)
+    assert not check.decided and not check.flat and check.pairs == 0
+
+
+def test_given_point_sets_related_by_a_similarity_when_fitted_then_no_residual() -> None:
+    rng = np.random.default_rng(3)
+    a = rng.uniform(0, 100, (20, 2))
+    t = math.radians(20)
+    b = 1.7 * a @ np.array([[math.cos(t), -math.sin(t)], [math.sin(t), math.cos(t)]]).T + [5.0, -3.0]
+    assert similarity_residual(a, b) == pytest.approx(0.0, abs=1e-9)
+    b[0] += [10.0, 0.0]
+    assert similarity_residual(a, b) > 0.1
+
+
+def _nuaa_session(faces_dir: Path, engine: FaceEngine, kind: str, group: str) -> list[FrameObs]:
+    subj = group.split("_")[0]
+    files = sorted((faces_dir / "spoof" / "nuaa" / kind / subj).glob(f"{group}_*.jpg"),
+                   key=lambda p: int(p.stem.rsplit("_", 1)[1]))[:25]
+    assert len(files) >= 15
+    out = []
+    for i, f in enumerate(files):
+        faces = engine.detect(read_image_file(f))
+        out.append(FrameObs(i * 250, faces[0].landmarks68 if faces else None))
+    return out
+
+
+def test_given_a_real_printed_photo_moved_before_a_camera_when_checked_then_flat(
+    faces_dir: Path, face_engine: FaceEngine
+) -> None:
+    """NUAA print session 0001_00_01_03 (real capture, 17 frames; 0.43 in benchmarks/results/flat.json)."""
+    check = nose_parallax(_nuaa_session(faces_dir, face_engine, "attack_print", "0001_00_01_03"))
+    assert check.decided and check.flat
+
+
+def test_given_a_real_live_person_when_checked_then_not_flat(faces_dir: Path, face_engine: FaceEngine) -> None:
+    """NUAA live session 0003_01_00_01 (real capture; 1.78 in benchmarks/results/flat.json)."""
+    check = nose_parallax(_nuaa_session(faces_dir, face_engine, "real", "0003_01_00_01"))
+    assert check.decided and not check.flat
