@@ -139,6 +139,22 @@ def propose_fraud(session: Session, pensioner: Pensioner, review_case_id: int, w
     return s
 
 
+def open_fraud(session: Session, pensioner: Pensioner, review_case_id: int, who: Principal, *,
+               client_addr: str = "", **detail: Any) -> Suspension:
+    """A finding that calls for a fraud suspension but was made by someone who does not sign payment
+    suspensions (e.g. enrollment staff confirming a duplicate face): an OPEN case that two caseworkers
+    still sign. At most one fraud case under way per pensioner (the existing one is returned)."""
+    for other in active_of(session, pensioner.id):
+        if other.reason == SuspensionReason.FRAUD:
+            return other
+    s = Suspension(pensioner_id=pensioner.id, region_code=pensioner.region_code, reason=SuspensionReason.FRAUD,
+                   status=SuspensionStatus.OPEN, review_case_id=review_case_id, detail=dict(detail))
+    session.add(s)
+    session.flush()
+    _audit(session, who, "suspension.open", s, client_addr, review_case_id=review_case_id)
+    return s
+
+
 def approve(session: Session, suspension_id: int, who: Principal, *, today: date, note: str = "",
             client_addr: str = "") -> Suspension:
     """Second signature, by someone other than the proposer: the payment is suspended from ``today``."""

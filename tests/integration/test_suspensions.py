@@ -161,3 +161,32 @@ def test_given_each_kind_of_suspension_when_asking_may_certify_then_only_overdue
     assert not suspensions.may_certify(p(PensionerStatus.SUSPENDED, "payment suspension #7 (fraud)"))
     assert not suspensions.may_certify(p(PensionerStatus.SUSPENDED, "imprisoned: sentence from 2026-03-01"))
     assert not suspensions.may_certify(p(PensionerStatus.DECEASED, "payment suspension #7 (overdue)"))
+
+
+def test_given_enrollment_staff_confirm_a_duplicate_face_when_deciding_then_flagged_but_paid_until_two_sign(
+        data_ctx: AppContext, staff3: tuple[Principal, Principal, Principal]) -> None:
+    from lifecert.domain.cases import DuplicateFace
+    from lifecert.services import review
+    from lifecert.storage.models import ReviewKind
+    from tests.integration.console_support import make_case
+
+    a, b, enrol = staff3
+    pid = _register(data_ctx, 41, date(2026, 6, 1))
+    other = _register(data_ctx, 43, date(2026, 6, 1))
+    cid = make_case(data_ctx, pid, kind=ReviewKind.ENROLLMENT, reason="DUPLICATE_FACE",
+                    payload=DuplicateFace(photo_sha256="c" * 64, duplicate_of_pensioner_id=other, similarity=0.97))
+    with data_ctx.db.session() as s:
+        review.confirm_duplicate(s, cid, enrol, note="同一人两次建档")
+    with data_ctx.db.session() as s:
+        p = s.get(Pensioner, pid)
+        assert p is not None and p.fraud_flag and p.status == PensionerStatus.ACTIVE  # one person: no stop
+        case = s.scalars(select(Suspension).where(Suspension.pensioner_id == pid)).one()
+        assert (case.status, case.reason, case.review_case_id) == (SuspensionStatus.OPEN, "fraud", cid)
+        assert case.detail["duplicate_of_pensioner_id"] == other
+        suspensions.propose(s, case.id, a)
+        suspensions.approve(s, case.id, b, today=date(2027, 1, 5))
+        assert s.get(Pensioner, pid).status == PensionerStatus.SUSPENDED  # type: ignore[union-attr]
+        # a later confirmation does not resume a fraud suspension: caseworkers decide those
+        record_confirmation(s, s.get(Pensioner, pid), ConfirmationMethod.DATA_COMPARISON,  # type: ignore[arg-type]
+                            date(2027, 2, 1), "dept", {}, cycle_months=12)
+        assert s.get(Suspension, case.id).status == SuspensionStatus.APPROVED  # type: ignore[union-attr]

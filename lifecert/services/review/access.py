@@ -29,7 +29,6 @@ from lifecert.services import audit
 from lifecert.services.staff import Principal, Role
 from lifecert.storage.models import (
     Pensioner,
-    PensionerStatus,
     ReviewCase,
     ReviewKind,
     utcnow,
@@ -123,13 +122,6 @@ def close(session: Session, case: ReviewCase, who: Principal, decision: str, dec
     case.decided_by = who.user_id
     case.decided_at = utcnow()
     audit_decision(session, case, who, action, client_addr, **detail)
-
-
-def flag_fraud(p: Pensioner, reason: str) -> None:
-    """Flag the pensioner as suspected fraud and suspend payment pending the suspension review."""
-    p.fraud_flag = True
-    p.status = PensionerStatus.SUSPENDED
-    p.status_reason = reason
 
 
 def audit_decision(session: Session, case: ReviewCase, who: Principal, action: str, client_addr: str,

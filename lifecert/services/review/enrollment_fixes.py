@@ -18,7 +18,7 @@ from lifecert.domain.errors import (
     ImageError,
 )
 from lifecert.services.context import AppContext
-from lifecert.services.review.access import close, flag_fraud, open_for_decision, pensioner_of
+from lifecert.services.review.access import close, open_for_decision, pensioner_of
 from lifecert.services.staff import Principal
 from lifecert.storage.models import (
     EnrollmentItem,
@@ -86,12 +86,16 @@ def fix_photo(
 
 def confirm_duplicate(session: Session, case_id: int, who: Principal, *, note: str = "",
                       client_addr: str = "") -> ReviewCase:
-    """The two records are the same face: flag the newly enrolled pensioner for the fraud review."""
+    """The two records are the same face: flag the newly enrolled pensioner and open a fraud suspension
+    case; the payment stops only when two caseworkers have signed it (lifecert.services.suspensions)."""
+    from lifecert.services.suspensions import open_fraud
+
     case = _enrollment_case(session, case_id, who, Decision.DUPLICATE_CONFIRMED, client_addr)
     p = pensioner_of(session, case)
     payload = load_payload(case.payload)
     other = payload.duplicate_of_pensioner_id if isinstance(payload, DuplicateFace) else None
-    flag_fraud(p, f"duplicate face of pensioner #{other} (review case {case.id})")
+    p.fraud_flag = True
+    open_fraud(session, p, case.id, who, client_addr=client_addr, duplicate_of_pensioner_id=other)
     close(session, case, who, Decision.DUPLICATE_CONFIRMED, note, action="enrollment.confirm_duplicate",
           client_addr=client_addr, other_pensioner_id=other)
     return case
