@@ -19,7 +19,15 @@ from lifecert.services.enrollment import assess_bytes
 from lifecert.services.fusion import fusion_spec
 from lifecert.storage.models import EnrollmentItem, FaceTemplate, ReviewCase
 from tests.conftest import make_settings
-from tests.integration.test_enrollment_job import frontal_lfw, ids, lfw_people, reasons, run, write_manifest
+from tests.integration.test_enrollment_job import (
+    frontal_lfw,
+    ids,
+    lfw_people,
+    reasons,
+    run,
+    stage_photos,
+    write_manifest,
+)
 
 
 @pytest.fixture
@@ -49,12 +57,7 @@ def test_given_edgeface_installed_when_the_batch_job_enrolls_then_each_photo_has
     spec = fusion_spec(ctx.settings)
     assert spec is not None and spec.enroll_profile == "flip"
     photos = tmp_path / "photos"
-    photos.mkdir()
-    srcs = frontal_lfw(faces_dir, 4)
-    rows = []
-    for i, (src, idn) in enumerate(zip(srcs, ids(4, start=300), strict=True)):
-        (photos / f"{i}.jpg").write_bytes(src.read_bytes())
-        rows.append((idn, f"双模{i}", f"{i}.jpg"))
+    rows = stage_photos(photos, frontal_lfw(faces_dir, 4), ids(4, start=300), "双模")
 
     result = run(ctx, photos, write_manifest(photos, rows))
 
@@ -87,13 +90,9 @@ def test_given_fusion_when_a_rescanned_photo_comes_with_another_id_then_duplicat
     spec = fusion_spec(ctx.settings)
     assert spec is not None
     photos = tmp_path / "photos"
-    photos.mkdir()
     people = lfw_people(faces_dir, 3)
     idns = ids(4, start=320)
-    rows = []
-    for i, person in enumerate(people):
-        (photos / f"{i}.jpg").write_bytes(person[0].read_bytes())
-        rows.append((idns[i], f"原件{i}", f"{i}.jpg"))
+    rows = stage_photos(photos, [p[0] for p in people], idns[:3], "原件")
     # person 0's ID photo scanned again (90% size, JPEG 85) offered under a fourth ID number
     img = read_image_file(people[0][0])
     small = cv2.resize(img, None, fx=0.9, fy=0.9, interpolation=cv2.INTER_AREA)
@@ -134,13 +133,8 @@ def test_given_fused_templates_when_someone_claims_another_pensioner_then_fused_
 
     ctx = fused_ctx
     photos = tmp_path / "photos"
-    photos.mkdir()
     people = lfw_people(faces_dir, 3, min_photos=3)
-    idns = ids(3, start=340)
-    rows = []
-    for i, person in enumerate(people):
-        (photos / f"{i}.jpg").write_bytes(person[0].read_bytes())
-        rows.append((idns[i], f"冒领{i}", f"{i}.jpg"))
+    rows = stage_photos(photos, [p[0] for p in people], ids(3, start=340), "冒领")
     result = run(ctx, photos, write_manifest(photos, rows))
     assert set(reasons(result).values()) == {"ENROLLED"}, result.rows
     scorer = FusedScorer.from_settings(ctx)
@@ -175,11 +169,7 @@ def test_given_photos_enrolled_before_edgeface_when_rebuilt_for_fusion_then_made
     from lifecert.services.rebuild import rebuild_second_templates
 
     photos = tmp_path / "photos"
-    photos.mkdir()
-    rows = []
-    for i, (src, idn) in enumerate(zip(frontal_lfw(faces_dir, 3), ids(3, start=360), strict=True)):
-        (photos / f"{i}.jpg").write_bytes(src.read_bytes())
-        rows.append((idn, f"补模{i}", f"{i}.jpg"))
+    rows = stage_photos(photos, frontal_lfw(faces_dir, 3), ids(3, start=360), "补模")
     settings = make_settings(tmp_path, inference_threads=1)
     before = AppContext(settings)
     before.set_engine(face_engine)
@@ -216,12 +206,7 @@ def test_given_a_batch_big_enough_for_the_worker_pool_when_enrolled_then_pool_wo
     spec = fusion_spec(ctx.settings)
     assert spec is not None
     photos = tmp_path / "photos"
-    photos.mkdir()
-    rows = []
-    for i, (src, idn) in enumerate(zip(frontal_lfw(faces_dir, IN_PROCESS_BELOW), ids(IN_PROCESS_BELOW, start=400),
-                                       strict=True)):
-        (photos / f"{i}.jpg").write_bytes(src.read_bytes())
-        rows.append((idn, f"池{i}", f"{i}.jpg"))
+    rows = stage_photos(photos, frontal_lfw(faces_dir, IN_PROCESS_BELOW), ids(IN_PROCESS_BELOW, start=400), "池")
 
     # two spawned worker processes: each loads dlib AND the fusion's EdgeFace from the settings' packs
     result = run_job(ctx, photos, write_manifest(photos, rows), JobOptions(workers=2))

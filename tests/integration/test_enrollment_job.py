@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import zipfile
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
@@ -56,6 +57,18 @@ def reasons(result: JobResult) -> dict[int, str]:
     return {r["row_no"]: r["reason"] for r in result.rows}
 
 
+def stage_photos(folder: Path, srcs: Sequence[Path], id_numbers: Sequence[str],
+                 name: str) -> list[tuple[str, str, str]]:
+    """Copy ``srcs`` into ``folder`` (made if missing) as 0.jpg, 1.jpg, ... and return the manifest
+    rows ``(ID number, name + index, file name)``."""
+    folder.mkdir(exist_ok=True)
+    rows = []
+    for i, (src, idn) in enumerate(zip(srcs, id_numbers, strict=True)):
+        (folder / f"{i}.jpg").write_bytes(src.read_bytes())
+        rows.append((idn, f"{name}{i}", f"{i}.jpg"))
+    return rows
+
+
 def frontal_lfw(faces: Path, n: int) -> list[Path]:
     """LFW first photos that pass the default quality gates (chosen by name, checked by the tests)."""
     return [p[0] for p in lfw_people(faces, n)]
@@ -71,11 +84,7 @@ def photos(tmp_path: Path) -> Path:
 def test_given_good_photos_when_enrolled_then_templates_are_encrypted_and_indexed(
     ctx: AppContext, faces_dir: Path, photos: Path
 ) -> None:
-    srcs = frontal_lfw(faces_dir, 6)
-    rows = []
-    for i, (src, idn) in enumerate(zip(srcs, ids(6), strict=True)):
-        (photos / f"{i}.jpg").write_bytes(src.read_bytes())
-        rows.append((idn, f"测试{i}", f"{i}.jpg"))
+    rows = stage_photos(photos, frontal_lfw(faces_dir, 6), ids(6), "测试")
     res = run(ctx, photos, write_manifest(photos, rows))
     enrolled = [r for r in res.rows if r["reason"] == "ENROLLED"]
     assert len(enrolled) >= 5, res.rows  # LFW is not ID photos: allow one pose/quality reject
@@ -104,11 +113,7 @@ def test_given_good_photos_when_enrolled_then_templates_are_encrypted_and_indexe
 def test_given_a_rerun_when_enrolled_again_then_nothing_is_duplicated(
     ctx: AppContext, faces_dir: Path, photos: Path
 ) -> None:
-    srcs = frontal_lfw(faces_dir, 3)
-    rows = []
-    for i, (src, idn) in enumerate(zip(srcs, ids(3), strict=True)):
-        (photos / f"{i}.jpg").write_bytes(src.read_bytes())
-        rows.append((idn, f"人{i}", f"{i}.jpg"))
+    rows = stage_photos(photos, frontal_lfw(faces_dir, 3), ids(3), "人")
     man = write_manifest(photos, rows)
     first = run(ctx, photos, man)
     second = run(ctx, photos, man)

@@ -13,18 +13,13 @@ from lifecert.services.enrollment import assess_bytes
 from lifecert.services.rebuild import rebuild_templates
 from lifecert.storage.models import AuditEvent, FaceTemplate
 from tests.conftest import make_settings
-from tests.integration.test_enrollment_job import frontal_lfw, ids, run, write_manifest
+from tests.integration.test_enrollment_job import frontal_lfw, ids, run, stage_photos, write_manifest
 
 
 def _enroll_lfw(ctx: AppContext, faces_dir: Path, tmp_path: Path, n: int, *, start: int, name: str) -> None:
     """Enroll ``n`` frontal LFW people through the batch job (IDs from ``start``, names ``name0``...)."""
     photos = tmp_path / "photos"
-    photos.mkdir()
-    rows = []
-    for i, (src, idn) in enumerate(zip(frontal_lfw(faces_dir, n), ids(n, start=start), strict=True)):
-        (photos / f"{i}.jpg").write_bytes(src.read_bytes())
-        rows.append((idn, f"{name}{i}", f"{i}.jpg"))
-    run(ctx, photos, write_manifest(photos, rows))
+    run(ctx, photos, write_manifest(photos, stage_photos(photos, frontal_lfw(faces_dir, n), ids(n, start=start), name)))
 
 
 def _templates(ctx: AppContext) -> dict[int, tuple[str, np.ndarray, str]]:
