@@ -31,7 +31,7 @@ from lifecert.services import audit
 from lifecert.services.policy import default_policy, iter_register, policies_in_force
 from lifecert.services.review.access import in_scope
 from lifecert.services.staff import Principal, Role
-from lifecert.storage.models import Pensioner, PensionerStatus, SurvivalConfirmation
+from lifecert.storage.models import AuditEvent, Pensioner, PensionerStatus, SurvivalConfirmation
 from lifecert.storage.models_agency import Suspension, SuspensionReason, SuspensionStatus
 
 SIGNING_ROLES = (Role.CASEWORKER,)  # not admin: account management and payment decisions stay apart
@@ -49,8 +49,8 @@ def _now() -> datetime:
 
 
 def _audit(session: Session, who: Principal | None, action: str, s: Suspension, client_addr: str = "",
-           **detail: Any) -> None:
-    audit.record(session, actor=who.username if who else "system", role=str(who.role) if who else "system",
+           **detail: Any) -> AuditEvent:
+    return audit.record(session, actor=who.username if who else "system", role=str(who.role) if who else "system",
                  action=action, object_type="payment_suspension", object_id=s.id, client_addr=client_addr,
                  detail={"pensioner_id": s.pensioner_id, "reason": s.reason, "status": s.status, **detail})
 
@@ -79,33 +79,40 @@ def active_of(session: Session, pensioner_id: int) -> list[Suspension]:
 
 
 def open_overdue(session: Session, today: date, *, policies: list[CertificationPolicy] | None = None,
-                 region_prefix: str = "") -> int:
+                 region_prefix: str = "", batch: int = 1000) -> int:
     """Open a case for every active pensioner overdue on ``today`` (past the grace period of the
-    window they owe) who has no case under way. Returns how many were opened."""
+    window they owe) who has no case under way. Returns how many were opened. The register is read
+    in one streamed pass; cases are written in batches (one INSERT each) and let go of afterwards, so
+    a first sweep over a large register does not hold every row in memory."""
     ps = policies if policies is not None else policies_in_force(session)
     fallback = default_policy()
     busy = set(session.scalars(select(Suspension.pensioner_id).where(Suspension.status.in_(SuspensionStatus.ACTIVE))))
-    opened = 0
-    todo: list[Suspension] = []
+    by_region: dict[str, CertificationPolicy] = {}
+    found: list[tuple[int, str, date, date, date | None, str]] = []
     for r in iter_register(session, region_prefix=region_prefix):
         if r.pensioner_id in busy:
             continue
-        pol = policy_for(ps, r.region_code, today) or fallback
+        pol = by_region.get(r.region_code)
+        if pol is None:
+            pol = by_region[r.region_code] = policy_for(ps, r.region_code, today) or fallback
         w = next_due(pol, birth_month=r.birth_month, last_confirmation=r.last_confirmation, registered=r.registered)
-        if w.state_on(today) is not DueState.OVERDUE:
-            continue
-        todo.append(Suspension(
-            pensioner_id=r.pensioner_id, region_code=r.region_code, reason=SuspensionReason.OVERDUE,
-            status=SuspensionStatus.OPEN, window_closes=w.closes, grace_until=w.grace_until,
-            detail={"last_confirmation": r.last_confirmation.isoformat() if r.last_confirmation else None,
-                    "policy": f"{pol.kind}:{pol.region_prefix or '*'}", "as_of": today.isoformat()}))
-    for s in todo:  # after the register cursor is exhausted
-        session.add(s)
+        if w.state_on(today) is DueState.OVERDUE:
+            found.append((r.pensioner_id, r.region_code, w.closes, w.grace_until, r.last_confirmation,
+                          f"{pol.kind}:{pol.region_prefix or '*'}"))
+    for i in range(0, len(found), batch):  # after the register cursor is exhausted
+        made = [Suspension(pensioner_id=pid, region_code=region, reason=SuspensionReason.OVERDUE,
+                           status=SuspensionStatus.OPEN, window_closes=closes, grace_until=grace,
+                           detail={"last_confirmation": last.isoformat() if last else None, "policy": label,
+                                   "as_of": today.isoformat()})
+                for pid, region, closes, grace, last, label in found[i:i + batch]]
+        session.add_all(made)
         session.flush()
-        _audit(session, None, "suspension.open", s, window_closes=s.window_closes.isoformat()
-               if s.window_closes else None, grace_until=s.grace_until.isoformat() if s.grace_until else None)
-        opened += 1
-    return opened
+        events = [_audit(session, None, "suspension.open", s, window_closes=s.window_closes.isoformat()
+                         if s.window_closes else None,
+                         grace_until=s.grace_until.isoformat() if s.grace_until else None) for s in made]
+        for obj in (*made, *events):
+            session.expunge(obj)
+    return len(found)
 
 
 def propose(session: Session, suspension_id: int, who: Principal, *, note: str = "",

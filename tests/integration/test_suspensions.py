@@ -190,3 +190,15 @@ def test_given_enrollment_staff_confirm_a_duplicate_face_when_deciding_then_flag
         record_confirmation(s, s.get(Pensioner, pid), ConfirmationMethod.DATA_COMPARISON,  # type: ignore[arg-type]
                             date(2027, 2, 1), "dept", {}, cycle_months=12)
         assert s.get(Suspension, case.id).status == SuspensionStatus.APPROVED  # type: ignore[union-attr]
+
+
+def test_given_more_overdue_than_a_batch_when_opening_then_all_opened_once_and_audited_in_chain(
+        data_ctx: AppContext) -> None:
+    ids = [_register(data_ctx, 51 + 2 * i, None) for i in range(5)]
+    with data_ctx.db.session() as s:
+        assert suspensions.open_overdue(s, date(2027, 3, 1), batch=2) == 5
+        assert suspensions.open_overdue(s, date(2027, 3, 2), batch=2) == 0
+    with data_ctx.db.session() as s:
+        assert sorted(s.scalars(select(Suspension.pensioner_id))) == sorted(ids)
+        opened = s.scalars(select(AuditEvent).where(AuditEvent.action == "suspension.open")).all()
+        assert len(opened) == 5 and verify_chain(s).ok
