@@ -84,6 +84,13 @@ def imports(request: Request, session: DbSession, who: ImportStaff, ctx: Ctx, ms
                   import_id=import_id)
 
 
+@router.get("/imports/{import_id}", response_class=HTMLResponse)
+def import_detail(request: Request, session: DbSession, who: ImportStaff, import_id: DbId) -> Response:
+    """One import's receipt: counts, outcomes, rejects by reason and the first rejected rows (no row content)."""
+    receipt = exchange.stored_receipt(session, import_id)
+    return render(request, "console/import_detail.html", who, r=receipt.as_dict(), imp=receipt.summary)
+
+
 def _copy(src: UploadFile, dst: Path) -> None:
     src.file.seek(0)
     with dst.open("wb") as out:

@@ -73,7 +73,8 @@ def test_given_staff_when_uploading_extract_in_console_then_imported_like_cli_an
         from lifecert.services.templates import upsert_pensioner
 
         upsert_pensioner(s, idn(5), "测试五")
-    body = (",".join(DEATH_HEADER) + f"\n{idn(5)},测试五,2026-10-02,死亡\n").encode()
+    body = (",".join(DEATH_HEADER) + f"\n{idn(5)},测试五,2026-10-02,死亡\n"
+            "110101195006010000,坏号,2026-10-02,\n").encode()
     with TestClient(app) as c:  # type: ignore[arg-type]
         csrf = login(c, "admin1")
         r = c.post("/console/imports/upload", data={"csrf_token": csrf, "department": "police_deregistration",
@@ -86,12 +87,18 @@ def test_given_staff_when_uploading_extract_in_console_then_imported_like_cli_an
         assert "import_repeat" in again.headers["location"]
         listing = c.get("/console/imports")
         assert listing.status_code == 200 and "police_deregistration" in listing.text and "admin1" in listing.text
+        with ctx.db.session() as s:
+            import_id = s.scalars(select(DataImport)).one().id
+        detail = c.get(f"/console/imports/{import_id}")
+        assert detail.status_code == 200 and "BAD_ID_NUMBER" in detail.text
+        assert "110101195006010000" not in detail.text and "坏号" not in detail.text  # row numbers, never content
+        assert c.get("/console/imports/999999").status_code == 404
     with TestClient(app) as a:  # type: ignore[arg-type]
         login(a, "aud")
         assert a.get("/console/imports").status_code == 403
     with ctx.db.session() as s:
         imp = s.scalars(select(DataImport)).one()
-        assert (imp.actor, imp.rows_total, imp.period) == ("admin1", 1, "2026-10")
+        assert (imp.actor, imp.rows_total, imp.rows_rejected, imp.period) == ("admin1", 2, 1, "2026-10")
         assert s.scalars(select(Pensioner)).one().status == PensionerStatus.DECEASED
 
 

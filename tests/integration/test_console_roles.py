@@ -64,6 +64,7 @@ EXPECTED: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/console/visits/{task_id}/assign"): frozenset({CW, AD}),
     ("GET", "/console/imports"): frozenset({CW, AD}),
     ("POST", "/console/imports/upload"): frozenset({CW, AD}),
+    ("GET", "/console/imports/{import_id}"): frozenset({CW, AD}),
     ("POST", "/api/staff/assisted/sessions"): frozenset({CO}),
     ("GET", "/api/staff/assisted/context"): frozenset({CO}),
     ("GET", "/api/staff/assisted/report.csv"): frozenset({CW, AD, AU}),
@@ -79,6 +80,7 @@ ALLOWED_ALSO: dict[tuple[str, str], set[int]] = {
     ("POST", "/api/staff/visits/{task_id}/close"): {404, 422},
     ("POST", "/console/visits/{task_id}/close"): {422},
     ("POST", "/console/imports/upload"): {422},
+    ("GET", "/console/imports/{import_id}"): {404},
 }
 PUBLIC = {("GET", "/console/login"), ("POST", "/console/login"), ("GET", "/console/lang")}
 
@@ -140,7 +142,7 @@ def _fresh_path(ctx: AppContext, path: str) -> tuple[str, dict[str, object]]:
                     payload=payload)
     uid = make_user(ctx, f"target{_fresh_path.seq}", Role.CASEWORKER) if "{user_id}" in path else 0  # type: ignore[attr-defined]
     sid = _open_suspension(ctx, pid) if "{suspension_id}" in path else 0
-    url = path.replace("{task_id}", "999999")
+    url = path.replace("{task_id}", "999999").replace("{import_id}", "999999")
     url = (url.replace("{case_id}", str(cid)).replace("{sha}", photo).replace("{user_id}", str(uid))
            .replace("{suspension_id}", str(sid)))
     body: dict[str, object] = {"note": "checked by phone", "text": "a note", "password": "another-password-1",
