@@ -58,7 +58,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.accuracy import update_readme  # noqa: E402
-from benchmarks.pad_eval import auc, clopper_pearson, read_clip  # noqa: E402
+from benchmarks.pad_eval import auc, clopper_pearson, nuaa_sessions, read_clip  # noqa: E402
 from lifecert.config import Settings  # noqa: E402
 from lifecert.engine.image import read_image_file  # noqa: E402
 from lifecert.engine.liveness import RIGID_IDX, FrameObs, LivenessParams, flat_check, signals  # noqa: E402
@@ -81,16 +81,10 @@ def sessions(faces: Path) -> list[dict[str, Any]]:
     """(name, label, split, frame source) of every session; label 1 = print (attack), 0 = genuine."""
     out: list[dict[str, Any]] = []
     for kind_dir, label in (("real", 0), ("attack_print", 1)):
-        for subj in sorted((faces / "spoof" / "nuaa" / kind_dir).iterdir()):
-            groups: dict[str, list[Path]] = defaultdict(list)
-            for f in subj.glob("*.jpg"):
-                groups[f.stem.rsplit("_", 1)[0]].append(f)
-            for g, files in sorted(groups.items()):
-                files = sorted(files, key=_num)[:SESSION_LEN]
-                if len(files) >= 5:
-                    out.append({"name": f"nuaa/{kind_dir}/{g}", "label": label, "source": "nuaa",
-                                "split": "cal" if int(subj.name) <= 4 else "report",
-                                "files": [str(f) for f in files], "ms": 250})
+        for g, subject, files in nuaa_sessions(faces / "spoof" / "nuaa", kind_dir, SESSION_LEN):
+            out.append({"name": f"nuaa/{kind_dir}/{g}", "label": label, "source": "nuaa",
+                        "split": "cal" if subject <= 4 else "report",
+                        "files": [str(f) for f in files], "ms": 250})
     apfol = sorted((faces / "spoof" / "apfol" / "real").glob("*.png"), key=_num)
     gen: list[dict[str, Any]] = []
     for phase in range(3):  # every 3rd file (25 fps → 8 fps) from each of 3 offsets

@@ -28,13 +28,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._common import machine, now, update_readme_section, write_json  # noqa: E402
+from benchmarks.pad_eval import read_clip  # noqa: E402
 
 FACES = Path(os.environ.get("LIFECERT_SHARED_FACES", ROOT.parent / "shared" / "faces"))
 VIDEOS = ("talking_head_a.mp4", "blink_7_times_1080p.mp4", "blink_2_times_tiny.mp4")
@@ -44,15 +44,8 @@ TURN = (0.12, 0.15, 0.18, 0.22)
 
 
 def frames_8fps(path: Path) -> tuple[list[np.ndarray], float]:
-    cap = cv2.VideoCapture(str(path))
-    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-    out = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        out.append(f)
-    cap.release()
+    """Every frame of the clip at about 8 fps, and the milliseconds between two of them."""
+    out, fps = read_clip(path)
     step = max(1, round(fps / 8))
     return out[::step], 1000.0 * step / fps
 
