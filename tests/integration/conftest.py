@@ -9,6 +9,7 @@ import pytest
 
 from lifecert.config import Settings, get_settings
 from lifecert.services.context import AppContext
+from tests.conftest import empty_postgres
 from tests.integration.test_data_support import open_ctx
 
 
@@ -29,3 +30,12 @@ def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     get_settings.cache_clear()
     yield data
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def pg_ctx(postgres_url: str, tmp_path: Path) -> Iterator[AppContext]:
+    """A context on the test PostgreSQL server, schema emptied first (no face engine)."""
+    empty_postgres(postgres_url)
+    ctx = AppContext(Settings(env="test", data_dir=tmp_path / "data", database_url=postgres_url))
+    yield ctx
+    ctx.close()

@@ -18,7 +18,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from lifecert.config import Settings
 from lifecert.domain.errors import LifecertError
 from lifecert.domain.idnumber import make_id_number
 from lifecert.domain.policy import CertificationPolicy, PolicyKind
@@ -32,7 +31,7 @@ from lifecert.services.templates import upsert_pensioner
 from lifecert.storage.models import AuditEvent, Pensioner, PensionerStatus
 from lifecert.storage.models_agency import Suspension, SuspensionReason, SuspensionStatus
 from server.app import create_app
-from tests.conftest import empty_postgres, make_settings
+from tests.conftest import make_settings
 from tests.integration.console_support import PASSWORD, login
 from tests.integration.test_data_support import DEATH_HEADER, do_import, write_csv
 
@@ -101,13 +100,9 @@ def world(tmp_path: Path) -> Iterator[AppContext]:
 
 
 @pytest.fixture
-def pg_world(postgres_url: str, tmp_path: Path) -> Iterator[AppContext]:
-    empty_postgres(postgres_url)
-    ctx = AppContext(Settings(env="test", data_dir=tmp_path / "data", database_url=postgres_url,
-                              confirmation_cycle_months=12))
-    _build_world(ctx)
-    yield ctx
-    ctx.close()
+def pg_world(pg_ctx: AppContext) -> AppContext:
+    _build_world(pg_ctx)
+    return pg_ctx
 
 
 def _counts(r: dashboard.RegionCycle) -> tuple[int, ...]:

@@ -3,14 +3,12 @@ campaign plan, reminders' durable record and the two-person suspension behave as
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-from lifecert.config import Settings
 from lifecert.domain.errors import ErrorCode, LifecertError
 from lifecert.domain.policy import CertificationPolicy, Channel, DueState, PolicyKind
 from lifecert.services import staff, suspensions
@@ -21,18 +19,9 @@ from lifecert.services.policy import set_policy
 from lifecert.services.reminders import remind
 from lifecert.storage.models import ConfirmationMethod, Pensioner, PensionerStatus
 from lifecert.storage.models_agency import Reminder, SuspensionStatus
-from tests.conftest import empty_postgres
 from tests.integration.agency_support import confirm, person, template_row
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def pg_ctx(postgres_url: str, tmp_path: Path) -> Iterator[AppContext]:
-    empty_postgres(postgres_url)
-    ctx = AppContext(Settings(env="test", data_dir=tmp_path / "data", database_url=postgres_url))
-    yield ctx
-    ctx.close()
 
 
 def test_given_postgres_when_planning_reminding_and_suspending_then_as_on_sqlite(

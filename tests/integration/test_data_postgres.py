@@ -3,20 +3,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-from lifecert.config import Settings
 from lifecert.services.audit import verify_chain
 from lifecert.services.context import AppContext
 from lifecert.services.datamatch.reports import export_suspensions
 from lifecert.storage.models import ConfirmationMethod, SurvivalConfirmation
 from lifecert.storage.models_data import DataRecord, Outcome
-from tests.conftest import empty_postgres
 from tests.integration.test_data_support import (
     DEATH_HEADER,
     MEDICAL_HEADER,
@@ -27,14 +24,6 @@ from tests.integration.test_data_support import (
 )
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def pg_ctx(postgres_url: str, tmp_path: Path) -> Iterator[AppContext]:
-    empty_postgres(postgres_url)
-    ctx = AppContext(Settings(env="test", data_dir=tmp_path / "data", database_url=postgres_url))
-    yield ctx
-    ctx.close()
 
 
 def test_given_postgres_when_extracts_imported_then_outcomes_duplicates_and_reimport_as_on_sqlite(
