@@ -156,11 +156,11 @@ async def run_load(nodes: list[str], pensioner: dict[str, str], seq: Any, token:
             senders = [http_sender(sc, sid, u, h) for u in nodes]
             n = [0]
 
-            def send(step: int, nonce: str, ts: list[int], frames: list[bytes]) -> Answer:
+            def send(step: int, nonce: str, ts: list[int], frames: list[bytes], sent_ms: int) -> Answer:
                 n[0] += 1
                 c0 = time.perf_counter()
                 try:
-                    a = senders[(i + n[0]) % 2](step, nonce, ts, frames)
+                    a = senders[(i + n[0]) % 2](step, nonce, ts, frames, sent_ms)
                 except Refused as exc:
                     rec.record("POST /api/v1/sessions/{id}/steps/{n}/frames", time.perf_counter() - c0, exc.status)
                     raise

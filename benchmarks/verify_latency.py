@@ -447,6 +447,14 @@ and 1:N with the fused model (lifecert/services/fusion.py). Rows named `cpu` are
 no server). The one-shot upload this file used to time is gone (it handed the client the whole challenge list);
 its rows went with it (git history: 2026-11-25, ~190 ms CPU per 10-frame upload).
 
+CPU work of 2026-11-30 (rows `cpu_before` → `cpu_tracking` → `cpu_tracking_pad2`, same in-process measurement,
+5 sessions each, similar load): the 68 landmarks are tracked between detections (HOG on the first frame of a
+chunk and every 4th; a fit that jumps is detected instead — services/verification/frames.py), the final
+decision embeds the best frames on the landmarks seen at upload instead of detecting them again, and PAD scores
+2 frames per chunk instead of 3 (12–20 per session for the median). Thread CPU time itself rises with the
+machine's load (the old path gave 1912 ms at load 1.7 at 12:58 and 2310 ms at load 11 at 14:25): compare rows of
+similar load; the idle-machine rerun is the lead's.
+
 {header}
 """ + "\n".join(rows)
     update_readme_section("verify_latency", body)

@@ -133,12 +133,14 @@ def step_of(v: Any) -> Step:
     return Step(v.index, v.kind, v.challenge, v.nonce, v.prompt_delay_ms, v.window_ms)
 
 
-Send = Callable[[int, str, list[int], list[bytes]], Answer]  # (step, nonce, client ms, JPEGs) -> answer
+# (step, nonce, client ms per frame, JPEGs, client ms when the request leaves) -> the answer
+Send = Callable[[int, str, list[int], list[bytes], int], Answer]
 
 
 class Clock(Protocol):
     def wait_until(self, client_ms: int) -> None: ...
     def before_send(self, last_client_ms: int) -> None: ...
+    def sent_ms(self, last_client_ms: int) -> int: ...
     def answer_at(self, client_ms: int) -> int: ...
     @property
     def instant(self) -> bool: ...
@@ -185,6 +187,9 @@ class SimClock:
     def answer_at(self, client_ms: int) -> int:
         return client_ms + self.latency_ms + self.server_lag_ms
 
+    def sent_ms(self, last_client_ms: int) -> int:
+        return last_client_ms  # simulated: a chunk leaves as its newest frame is captured
+
     @property
     def instant(self) -> bool:
         """Without server lag an answer is read before the next camera frame."""
@@ -211,6 +216,9 @@ class WallClock:
     def answer_at(self, client_ms: int) -> int:
         return self.now_ms()
 
+    def sent_ms(self, last_client_ms: int) -> int:
+        return max(last_client_ms, self.now_ms())
+
     instant = False  # frames queued while the request was out are sent before the answer counts
 
 
@@ -221,8 +229,9 @@ def service_sender(svc: VerificationService, session_id: str, clock: SimClock, c
     """Chunks straight into the service (in-process), arriving at the simulated time."""
     from dataclasses import asdict
 
-    def send(step: int, nonce: str, ts: list[int], frames: list[bytes]) -> Answer:
-        r = svc.submit_chunk(session_id, step, nonce, json.dumps(ts), frames, client_addr, received_at=clock.received)
+    def send(step: int, nonce: str, ts: list[int], frames: list[bytes], sent_ms: int) -> Answer:
+        r = svc.submit_chunk(session_id, step, nonce, json.dumps(ts), frames, client_addr, received_at=clock.received,
+                             sent_ms=sent_ms)
         result = None
         if r.result is not None:
             res = asdict(r.result)
@@ -244,9 +253,12 @@ class Refused(RuntimeError):
 Poster = Any  # anything with .post(url, data=, files=, json=, headers=): TestClient, httpx.Client
 
 
-def chunk_form(nonce: str, ts: list[int], frames: list[bytes]) -> tuple[dict[str, str], list[Any]]:
+def chunk_form(nonce: str, ts: list[int], frames: list[bytes], sent_ms: int | None = None
+               ) -> tuple[dict[str, str], list[Any]]:
     """The multipart form of one chunk as the page sends it."""
     data = {"nonce": nonce, "timestamps": json.dumps(ts)}
+    if sent_ms is not None:
+        data["sent_ms"] = str(sent_ms)
     files = [("frames", (f"{i}.jpg", b, "image/jpeg")) for i, b in enumerate(frames)]
     return data, files
 
@@ -255,8 +267,8 @@ def http_sender(client: Poster, session_id: str, base: str = "", headers: dict[s
     """Chunks over HTTP (``POST {base}/api/v1/sessions/{id}/steps/{n}/frames``); a non-200 raises
     :class:`Refused`."""
 
-    def send(step: int, nonce: str, ts: list[int], frames: list[bytes]) -> Answer:
-        data, files = chunk_form(nonce, ts, frames)
+    def send(step: int, nonce: str, ts: list[int], frames: list[bytes], sent_ms: int) -> Answer:
+        data, files = chunk_form(nonce, ts, frames, sent_ms)
         url = f"{base}/api/v1/sessions/{session_id}/steps/{step}/frames"
         r = client.post(url, data=data, files=files, headers=headers or {})
         if r.status_code != 200:
@@ -351,8 +363,9 @@ class Phone:
         chunk, self.pending = self.pending[:CHUNK_MAX_FRAMES], self.pending[CHUNK_MAX_FRAMES:]
         ts = [t for t, _ in chunk]
         self.clock.before_send(ts[-1])
+        sent = self.clock.sent_ms(ts[-1])
         a0 = time.perf_counter()
-        r = self.send(self.step.index, self.step.nonce, ts, [b for _, b in chunk])
+        r = self.send(self.step.index, self.step.nonce, ts, [b for _, b in chunk], sent)
         self.chunk_ms_taken.append((time.perf_counter() - a0) * 1000)
         self.inflight = (self.clock.answer_at(self.t), r)
         self.next_send = self.t + self.chunk_ms

@@ -41,6 +41,12 @@ class FaceEngine(ABC):
     def detect(self, image: ImageBGR) -> list[Face]:
         """Faces sorted by box area, largest first."""
 
+    def landmarks_at(self, image: ImageBGR, box: NDArray[np.float32]) -> Face | None:
+        """The face fitted inside ``box`` ((x1, y1, x2, y2) pixels of ``image``) WITHOUT running the
+        detector: landmark tracking between detections in a frame sequence. None: this engine cannot
+        (callers detect instead). The fit always returns a shape, face or not: callers check it."""
+        return None
+
     @abstractmethod
     def align(self, image: ImageBGR, face: Face) -> ImageBGR:
         """The crop the recogniser embeds: ``info.input_size`` BGR uint8."""

@@ -141,6 +141,12 @@ class DlibEngine(FaceEngine):
         faces.sort(key=lambda f: f.area, reverse=True)
         return faces, method
 
+    @_serialized
+    def landmarks_at(self, image: ImageBGR, box: NDArray[np.float32]) -> Face | None:
+        """68 landmarks in a given box, no HOG (~2.5 ms against ~14 ms for HOG at 320 px); score 0."""
+        x1, y1, x2, y2 = (round(float(v)) for v in box)
+        return self._face_from_rect(image, self._dlib.rectangle(x1, y1, x2, y2), 0.0, 1.0)
+
     def _face_from_rect(self, image: ImageBGR, rect: Any, score: float, scale: float) -> Face:
         dlib = self._dlib
         inv = 1.0 / scale

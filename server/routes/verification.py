@@ -73,10 +73,16 @@ async def upload_chunk(
     svc: Verification,
     pool: Pool,
     client: ClientAddr,
+    sent_ms: Annotated[
+        int | None,
+        Form(ge=0, le=10**9, description="client ms (same clock as timestamps) when this request left the phone"),
+    ] = None,
 ) -> ChunkOut:
     received_at = svc.clock()  # before the pool: queueing must not shift the client clock mapping
     data = [await f.read() for f in frames]
-    result = await pool.run(svc.submit_chunk, session_id, step, nonce, timestamps, data, client, received_at)
+    result = await pool.run(
+        svc.submit_chunk, session_id, step, nonce, timestamps, data, client, received_at, sent_ms
+    )
     return ChunkOut.of(result)
 
 

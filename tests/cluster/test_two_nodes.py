@@ -108,9 +108,9 @@ def test_given_two_nodes_when_a_pensioner_is_limited_and_another_enrolled_then_b
         senders = [http_sender(c, sid, base=u) for u in (a, b)]
         sent: list[int] = []
 
-        def alternate(step: int, nonce: str, ts: list[int], frames: list[bytes]) -> Answer:
+        def alternate(step: int, nonce: str, ts: list[int], frames: list[bytes], sent_ms: int) -> Answer:
             sent.append(step)
-            return senders[len(sent) % 2](step, nonce, ts, frames)
+            return senders[len(sent) % 2](step, nonce, ts, frames, sent_ms)
 
         answer = Phone(alternate, first, clip, WallClock(), session_id=sid).run()
     assert answer.decision == "CONFIRMED", answer

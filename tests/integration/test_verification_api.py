@@ -101,19 +101,19 @@ def test_given_a_decided_session_when_its_last_chunk_is_replayed_then_refused_an
 ) -> None:
     p = enroll(vctx, video[TEMPLATE_FRAME], seq=17)
     sid, first = http_start(client, {"id_number": p.id_number, "name": p.name})
-    sent: list[tuple[int, str, list[int], list[bytes]]] = []
+    sent: list[tuple[int, str, list[int], list[bytes], int]] = []
     send = http_sender(client, sid)
 
-    def recording(step: int, nonce: str, ts: list[int], frames: list[bytes]):  # type: ignore[no-untyped-def]
-        sent.append((step, nonce, ts, frames))
-        return send(step, nonce, ts, frames)
+    def recording(step: int, nonce: str, ts: list[int], frames: list[bytes], sent_ms: int):  # type: ignore[no-untyped-def]
+        sent.append((step, nonce, ts, frames, sent_ms))
+        return send(step, nonce, ts, frames, sent_ms)
 
     phone = Phone(recording, first, clip, SimClock(clock))
     assert phone.run().decision == "CONFIRMED"
     with vctx.db.session() as s:
         chunks = s.scalar(select(func.count()).select_from(VerificationChunk))
-    for step, nonce, ts, frames in (sent[-1], sent[0]):
-        data, files = chunk_form(nonce, ts, frames)
+    for step, nonce, ts, frames, sent_ms in (sent[-1], sent[0]):
+        data, files = chunk_form(nonce, ts, frames, sent_ms)
         r = client.post(f"/api/v1/sessions/{sid}/steps/{step}/frames", data=data, files=files)
         assert r.status_code == 403 and r.json()["error"]["code"] == "BAD_NONCE", r.text
     with vctx.db.session() as s:

@@ -250,6 +250,21 @@ def test_given_wrong_nonce_when_uploading_then_refused(
     _nothing_recorded(vctx, sess)
 
 
+@pytest.mark.parametrize("sent_ms", ["1000", "70000", "-5", "soon"])
+def test_given_a_send_time_before_the_newest_frame_or_far_after_it_when_uploading_then_refused_and_nothing_changes(
+    client: TestClient, vctx: AppContext, pensioner: Pensioner, jpegs: list[bytes], sent_ms: str
+) -> None:
+    # frames at 0..1125 ms: a chunk cannot leave before its newest frame, nor wait more than a minute
+    sess = _session(client, pensioner)
+    data = {"nonce": str(sess["nonce"]), "timestamps": json.dumps([i * 125 for i in range(len(jpegs))]),
+            "sent_ms": sent_ms}
+    files = [("frames", (f"{i}.jpg", b, "image/jpeg")) for i, b in enumerate(jpegs)]
+    r = client.post(f"/api/v1/sessions/{sess['session_id']}/steps/0/frames", data=data, files=files)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["code"] in ("BAD_TIMESTAMPS", "BAD_REQUEST")  # BAD_REQUEST: not an integer >= 0
+    _nothing_recorded(vctx, sess)
+
+
 def test_given_unknown_session_when_reading_then_404(client: TestClient) -> None:
     r = client.get("/api/v1/sessions/does-not-exist")
     assert r.status_code == 404

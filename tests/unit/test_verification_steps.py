@@ -115,3 +115,27 @@ def test_given_chunks_when_offset_updated_then_the_smallest_bound_and_window_end
     assert not steps.step_over(REVEAL + 7_000, REVEAL + 7_100, REVEAL, 8_000)
     assert steps.step_over(REVEAL + 8_100, REVEAL + 8_200, REVEAL, 8_000)  # a frame past the window arrived
     assert steps.step_over(None, REVEAL + 8_000 + steps.UPLOAD_GRACE_MS + 1, REVEAL, 8_000)  # client went quiet
+
+
+def test_given_a_chunk_queued_on_the_phone_when_mapped_by_its_send_time_then_a_pre_prompt_turn_stays_before_the_prompt(
+    frontal: NDArray[np.float32],
+) -> None:
+    # True clocks: server ms = client ms + 5000; the prompt is revealed at server 6000 (client 1000).
+    # The chunk holds frames 0..2375 ms; it waited on the phone behind a request in flight, left at client
+    # 3600 and took 100 ms to upload: it arrived at server 8700.
+    true_offset, reveal = 5_000, 6_000
+    by_last_frame = steps.update_offset(None, 8_700, 2_375)
+    by_send_time = steps.update_offset(None, 8_700, 3_600)
+    assert (by_last_frame - true_offset, by_send_time - true_offset) == (1_325, 100)  # both upper bounds
+    # A turn captured 250-125 ms BEFORE the prompt appeared (client 750 and 875), frontal afterwards.
+    shapes = [frontal] * 6 + [_turned(frontal)] * 2 + [frontal] * 12
+    late = steps.judge_challenge("turn_left", _seq(by_last_frame, shapes), _base(frontal), reveal)
+    assert late.seen  # mapped 1.3 s late, the pre-prompt turn looks like a reaction to the prompt ...
+    ok = steps.judge_challenge("turn_left", _seq(by_send_time, shapes), _base(frontal), reveal)
+    assert not ok.seen  # ... mapped by the send time it stays before the prompt and does not count
+
+
+def test_given_send_times_when_checked_then_only_from_the_newest_frame_to_the_longest_queue() -> None:
+    assert steps.send_time_ok(3_500, 3_600) and steps.send_time_ok(3_500, 3_500)
+    assert not steps.send_time_ok(3_500, 3_499)  # sent before its newest frame was captured: impossible
+    assert not steps.send_time_ok(3_500, 3_500 + steps.MAX_SEND_LAG_MS + 1)  # held back longer than any queue

@@ -145,9 +145,12 @@ class PacedCapture:
         frames: list[bytes],
         client_addr: str = "",
         received_at: datetime | None = None,
+        sent_ms: int | None = None,
     ) -> ChunkResult:
         """``received_at``: when the request arrived (the route takes it before any queueing); the
-        clock mapping must not include decoding, detection or a wait in the inference pool."""
+        clock mapping must not include decoding, detection or a wait in the inference pool.
+        ``sent_ms``: the client ms when the request left the phone (the page sends it; optional):
+        the clock mapping uses it instead of the newest frame (:func:`.steps.update_offset`)."""
         arrived = received_at or self.clock()
         lim = self.ctx.settings.images
         if not frames:
@@ -160,6 +163,12 @@ class PacedCapture:
             )
         ttl_ms = self.ctx.settings.verification.session_ttl_seconds * 1000
         ts = parse_timestamps(timestamps, len(frames), ttl_ms)
+        if sent_ms is not None and not steps.send_time_ok(ts[-1], sent_ms):
+            raise LifecertError(
+                f"sent_ms {sent_ms} must lie between the newest frame ({ts[-1]} ms) and "
+                f"{steps.MAX_SEND_LAG_MS} ms after it",
+                code=ErrorCode.BAD_TIMESTAMPS,
+            )
         fa.check_frame_bytes(frames, max_bytes=lim.max_bytes)
         fresh = secrets.token_urlsafe(24)
         with self.ctx.db.session() as db:
@@ -208,7 +217,8 @@ class PacedCapture:
             row = db.get(VerificationSession, session_id)
             if row is None:  # pragma: no cover - deleted concurrently
                 raise NotFound("no such verification session")
-            return self._advance(db, row, seq, ts, frames, obs, fresh, client_addr, arrived)
+            sent = ts[-1] if sent_ms is None else sent_ms
+            return self._advance(db, row, seq, ts, sent, frames, obs, fresh, client_addr, arrived)
 
     def _observe(self, decoded: list[tuple[ImageBGR, tuple[int, int]]], ts: list[int]) -> list[steps.Obs]:
         """Detection + landmarks per frame, and the PAD model's P(real) on up to
@@ -221,8 +231,7 @@ class PacedCapture:
         pad_scores: dict[int, float] = {}
         with_face = [f for f in infos if f.face is not None]
         if len(with_face) > steps.PAD_FRAMES_PER_CHUNK:
-            # Evenly spaced: PAD costs ~11 ms a frame (two nets) against ~18 ms for detection +
-            # landmarks, and a session still gets ~3 scored frames per second for the fusion.
+            # Evenly spaced over the chunk (see PAD_FRAMES_PER_CHUNK for the cost and the count).
             pick = np.linspace(0, len(with_face) - 1, steps.PAD_FRAMES_PER_CHUNK).round().astype(int)
             with_face = [with_face[i] for i in sorted(set(pick.tolist()))]
         if self.svc.pad_model is not None and with_face:
@@ -254,6 +263,7 @@ class PacedCapture:
         vs: VerificationSession,
         seq: int,
         ts: list[int],
+        sent_ms: int,
         frames: list[bytes],
         obs: list[steps.Obs],
         fresh: str,
@@ -263,7 +273,7 @@ class PacedCapture:
         g = self.ctx.settings.quality
         # Arrival time, not "now": processing time must not shift the client clock mapping.
         now_ms = self._ms_since(vs, arrived)
-        offset = steps.update_offset(vs.clock_offset_ms, now_ms, ts[-1])
+        offset = steps.update_offset(vs.clock_offset_ms, now_ms, sent_ms)
         vs.clock_offset_ms = offset
         sealed = seal_chunk(self.ctx, vs.id, seq, ts, frames)
         k = vs.current_step
@@ -366,7 +376,7 @@ class PacedCapture:
         if fail_reason is not None or len(usable) < v.min_frames:
             reason = fail_reason or str(ErrorCode.TOO_FEW_FRAMES)
             keep = sorted(usable, key=lambda x: -x[2].sharpness)[: v.embed_best_k]
-            kept = self._load(db, vs.id, [(c, i) for c, i, _ in keep])
+            kept = list(self._load(db, vs.id, [(c, i) for c, i, _ in keep]).values())
             a = rules.Analysis(Decision.RETRY, reason, None, scores, list(range(len(kept))))
             best = [(data, size, f"step frame {n}") for n, (data, _img, size) in enumerate(kept)]
             self.svc._record(db, vs, p, a, best, results, client_addr)
@@ -394,10 +404,12 @@ class PacedCapture:
         chosen = pick + extra
         loaded = self._load(db, vs.id, [(usable[j][0], usable[j][1]) for j in chosen])
         ok = []  # (index into usable, (image, face), (jpeg, original size))
-        for j, (data, img, size) in zip(chosen, loaded, strict=False):
-            det = self.svc.frame_engine.detect(img)
-            if det:
-                ok.append((j, (img, det[0]), (data, size)))
+        for j in chosen:
+            got = loaded.get((usable[j][0], usable[j][1]))
+            face = usable[j][2].face()  # the landmarks seen at upload: no second detection
+            if got is not None and face is not None:
+                data, img, size = got
+                ok.append((j, (img, face), (data, size)))
         if not ok:
             a = rules.Analysis(Decision.RETRY, str(ErrorCode.NO_FACE), None, scores)
             self.svc._record(db, vs, p, a, [], results, client_addr)
@@ -462,12 +474,12 @@ class PacedCapture:
     # -- sealed frames --------------------------------------------------------------------
     def _load(
         self, db: Session, session_id: str, keys: Sequence[tuple[int, int]]
-    ) -> list[tuple[bytes, ImageBGR, tuple[int, int]]]:
+    ) -> dict[tuple[int, int], tuple[bytes, ImageBGR, tuple[int, int]]]:
         """(JPEG bytes, decoded (H, W, 3) BGR image, original (w, h)) of frames given as
-        (chunk id, index in chunk); frames no longer kept are skipped."""
+        (chunk id, index in chunk), in the order given; frames no longer kept are left out."""
         lim = self.ctx.settings.images
         cache: dict[int, list[bytes]] = {}
-        out = []
+        out = {}
         for cid, i in keys:
             if cid not in cache:
                 row = db.get(VerificationChunk, cid)
@@ -481,7 +493,7 @@ class PacedCapture:
                 continue
             data = cache[cid][i]
             img, size = fa.decode_frames([data], max_bytes=lim.max_bytes, max_pixels=lim.max_pixels)[0]
-            out.append((data, img, size))
+            out[(cid, i)] = (data, img, size)
         return out
 
 

@@ -13,9 +13,11 @@ of that step received so far:
   simply does it again within the generous window.
 
 Time: every frame carries the client's ms since its capture start; the server maps it onto its
-own clock (ms since the session was created) with ``offset = min(received_ms - last client ms)``
-over the chunks so far. That bound is never earlier than the truth, so a client cannot make its
-frames look later than they arrived.
+own clock (ms since the session was created) with ``offset = min(received_ms - sent_ms)`` over
+the chunks so far (``sent_ms``: the client ms when the request left; without it, the chunk's
+newest frame). That bound is never earlier than the truth for an honest client, so frames cannot
+be made to look later than they arrived, and time a chunk spent queued on the phone is not
+mistaken for a later capture (:func:`update_offset`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from numpy.typing import NDArray
 
 from lifecert.config import QualitySettings
 from lifecert.domain.errors import ErrorCode
+from lifecert.engine.geometry import five_from_68
 from lifecert.engine.liveness import (
     RIGID_IDX,
     Baseline,
@@ -43,6 +46,7 @@ from lifecert.engine.liveness import (
     detect_turn,
     signals,
 )
+from lifecert.engine.types import Face
 from lifecert.services.verification.frames import framing_issue, quality_score
 
 MIN_REACTION_MS = 250  # a response beginning sooner after the prompt than this is not human
@@ -53,12 +57,15 @@ SETTLE_MIN_FRAMES = 5
 # (8 fps, 0.8 s runs) gives p50 0.058, p90 0.100, max 0.143; a face entering the frame moves > 0.3.
 SETTLE_MAX_MOTION = 0.15
 CHALLENGE_WINDOW_MS = 8_000  # from the reveal; elderly users react 1.8-2.7 s late (issue 12)
+MAX_SEND_LAG_MS = 60_000  # a chunk may wait on the phone this long behind a slow request (page: 30 s + retry)
 UPLOAD_GRACE_MS = 4_000  # a step also ends when no frame past its window arrived this long after it
 PROMPT_DELAY_MS = (300, 1500)  # random jitter between the answer that reveals a prompt and the prompt
 CHUNK_MAX_FRAMES = 12
 CHUNK_MS = 1000  # the client is asked to send a chunk about this often
 SESSION_MAX_FRAMES = 400
-PAD_FRAMES_PER_CHUNK = 3  # frames per chunk scored by the PAD model
+# Frames per chunk scored by the PAD model (~13 ms a frame, both nets): 2 of ~8 gives ~2 scored frames a
+# second, 12-20 per session for the median fusion (pad calibrated the threshold on session medians).
+PAD_FRAMES_PER_CHUNK = 2
 
 # framing issue -> live hint code (lifecert.domain.challenges.HINT_CODES)
 HINT_FOR: dict[str, str] = {
@@ -112,6 +119,13 @@ class Obs:
             pad=None if d.get("pad") is None else float(d["pad"]),
         )
 
+    def face(self) -> Face | None:
+        """The face as seen at upload (box, 68 landmarks) for aligning and embedding this frame."""
+        if self.landmarks is None or self.box is None:
+            return None
+        lm = self.landmarks.astype(np.float32)
+        return Face(np.asarray(self.box, dtype=np.float32), 0.0, five_from_68(lm), lm)
+
     def frame_obs(self, offset_ms: int) -> FrameObs:
         """The liveness view of this frame on the SERVER clock."""
         box = None if self.box is None else np.asarray(self.box, dtype=np.float32)
@@ -122,11 +136,22 @@ class Obs:
         return framing_issue(o, self.size, self.brightness, g)
 
 
-def update_offset(previous: int | None, received_ms: int, last_client_ms: int) -> int:
-    """Server ms minus client ms, the smallest seen: an upper bound of the true offset plus the
-    shortest upload time, so mapped frame times are never earlier than the truth."""
-    cand = received_ms - last_client_ms
+def update_offset(previous: int | None, received_ms: int, sent_client_ms: int) -> int:
+    """Server ms minus client ms, the smallest seen over the chunks: an upper bound of the true offset
+    plus the shortest upload time. ``sent_client_ms``: when the request left the phone (the page's
+    ``sent_ms``), else the chunk's newest frame. The send time keeps the time a chunk waited on the
+    phone (behind a request in flight) out of the bound: with the newest frame instead, a queued
+    chunk maps every frame that much later, and an action captured before a prompt can look like
+    a reaction to it. A client that claims a later send time only maps its frames earlier (before
+    its prompts, where they do not count); an earlier one than its newest frame is refused
+    (:func:`send_time_ok`)."""
+    cand = received_ms - sent_client_ms
     return cand if previous is None else min(previous, cand)
+
+
+def send_time_ok(last_frame_ms: int, sent_ms: int) -> bool:
+    """A chunk is sent after its newest frame and within MAX_SEND_LAG_MS of it (client ms)."""
+    return last_frame_ms <= sent_ms <= last_frame_ms + MAX_SEND_LAG_MS
 
 
 def hints(latest: Sequence[Obs], g: QualitySettings, *, hold_still: bool = False) -> list[str]:
