@@ -11,6 +11,7 @@ import json
 import smtplib
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -19,6 +20,7 @@ from typing import Protocol
 from lifecert.domain.errors import ErrorCode, LifecertError
 
 SUBJECT = "养老金领取资格认证提醒"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 class NotifyError(LifecertError):
@@ -84,8 +86,10 @@ class WebhookNotifier:
     via: str = "webhook"
 
     def __post_init__(self) -> None:
-        if not self.url.startswith(("https://", "http://")):
-            raise LifecertError("webhook URL must be http(s)", code=ErrorCode.BAD_REQUEST)
+        # phone numbers and texts travel in the body: TLS, except to a gateway on this host
+        u = urllib.parse.urlsplit(self.url)
+        if not (u.scheme == "https" and u.hostname) and not (u.scheme == "http" and u.hostname in LOOPBACK):
+            raise LifecertError("webhook URL must be https:// (http only to this host)", code=ErrorCode.BAD_REQUEST)
         if len(self.secret) < 16:
             raise LifecertError("webhook secret must be at least 16 bytes", code=ErrorCode.BAD_REQUEST)
 

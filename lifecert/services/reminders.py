@@ -138,7 +138,7 @@ def remind(
     """Send (or export) the month's reminders; see the module docstring."""
     if (notifier is None) == (csv_out is None):
         raise LifecertError("give exactly one of a notifier or a CSV output", code=ErrorCode.BAD_REQUEST)
-    if not page_url.startswith("https://") and not page_url.startswith("http://127.0.0.1"):
+    if not page_url.startswith("https://") or any(c.isspace() for c in page_url) or len(page_url) > 200:
         raise LifecertError("the page address must be https://", code=ErrorCode.BAD_REQUEST)
     if retries < 0 or retries > 10 or backoff_s < 0 or rate_per_s < 0:
         raise LifecertError("retries 0..10, backoff and rate not negative", code=ErrorCode.BAD_REQUEST)

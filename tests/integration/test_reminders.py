@@ -137,8 +137,11 @@ def test_given_bad_arguments_when_reminding_then_typed_errors(data_ctx: AppConte
                {"page_url": URL, "csv_out": tmp_path / "x.csv", "retries": 99}):
         with pytest.raises(LifecertError):
             remind(data_ctx.db, 2027, 3, **kw)  # type: ignore[arg-type]
+    for bad_url in ("ftp://x", "http://sms.example.cn/send", "https://", "javascript:alert(1)"):
+        with pytest.raises(LifecertError):
+            WebhookNotifier(bad_url, SECRET)
     with pytest.raises(LifecertError):
-        WebhookNotifier("ftp://x", SECRET)
+        remind(data_ctx.db, 2027, 3, page_url="https://rz.example.gov.cn/ 点这里", csv_out=tmp_path / "x.csv")
     with pytest.raises(LifecertError):
         WebhookNotifier("https://x", b"short")
     assert [valid_mobile(x) for x in ("13800138000", "8613800138000", "12800138000", "138001380", None, "１３８")] == [
