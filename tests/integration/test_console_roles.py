@@ -36,6 +36,8 @@ EXPECTED: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/console/cases/{case_id}/visit"): frozenset({CW}),
     ("POST", "/console/cases/{case_id}/fraud"): frozenset({CW}),
     ("POST", "/console/cases/{case_id}/unfounded"): frozenset({CW}),
+    ("POST", "/console/cases/{case_id}/use-as-template"): frozenset({CW}),
+    ("POST", "/console/cases/{case_id}/templates/{template_id}/revoke"): frozenset({CW}),
     ("POST", "/console/cases/{case_id}/enrollment/fix-photo"): frozenset({CW, ES}),
     ("POST", "/console/cases/{case_id}/enrollment/confirm-duplicate"): frozenset({CW, ES}),
     ("POST", "/console/cases/{case_id}/enrollment/not-duplicate"): frozenset({CW, ES}),
@@ -142,7 +144,7 @@ def _fresh_path(ctx: AppContext, path: str) -> tuple[str, dict[str, object]]:
                     payload=payload)
     uid = make_user(ctx, f"target{_fresh_path.seq}", Role.CASEWORKER) if "{user_id}" in path else 0  # type: ignore[attr-defined]
     sid = _open_suspension(ctx, pid) if "{suspension_id}" in path else 0
-    url = path.replace("{task_id}", "999999").replace("{import_id}", "999999")
+    url = path.replace("{task_id}", "999999").replace("{template_id}", "999999").replace("{import_id}", "999999")
     url = (url.replace("{case_id}", str(cid)).replace("{sha}", photo).replace("{user_id}", str(uid))
            .replace("{suspension_id}", str(sid)))
     body: dict[str, object] = {"note": "checked by phone", "text": "a note", "password": "another-password-1",
