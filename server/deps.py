@@ -80,6 +80,15 @@ def client_addr(request: Request) -> str:
     return resolve_client_addr(peer, request.headers.getlist("x-forwarded-for"), ctx.settings.trusted_proxy_networks)
 
 
+def is_trusted_proxy(addr: str, trusted: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    """Whether ``addr`` (a peer address) lies in one of the configured trusted proxy networks."""
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        return False
+    return any(ip in net for net in trusted)
+
+
 def resolve_client_addr(
     peer: str, forwarded_for: list[str], trusted: list[ipaddress.IPv4Network | ipaddress.IPv6Network]
 ) -> str:
@@ -89,11 +98,7 @@ def resolve_client_addr(
     hop ends the walk at the last trusted address seen (it is not believed)."""
 
     def is_trusted(addr: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(addr)
-        except ValueError:
-            return False
-        return any(ip in net for net in trusted)
+        return is_trusted_proxy(addr, trusted)
 
     if not trusted or not is_trusted(peer):
         return peer

@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse
 from lifecert.domain.errors import ErrorCode, LifecertError
 from lifecert.services import exchange
 from lifecert.services.context import AppContext
-from server.deps import ClientAddr, Ctx, DbId, InferencePool, resolve_client_addr
+from server.deps import ClientAddr, Ctx, DbId, InferencePool, is_trusted_proxy
 from server.tls import client_cert_der
 
 router = APIRouter(prefix="/api/v1/exchange", tags=["exchange"])
@@ -49,11 +49,7 @@ def incoming_dir(ctx: AppContext) -> Path:
 
 
 def _peer_is_trusted_proxy(request: Request, ctx: AppContext) -> bool:
-    peer = request.client.host if request.client else ""
-    trusted = ctx.settings.trusted_proxy_networks
-    # resolve_client_addr answers something other than the peer only when the peer is trusted;
-    # ask it with a sentinel hop so the one trust rule lives in one place
-    return bool(trusted) and resolve_client_addr(peer, ["203.0.113.255"], trusted) != peer
+    return is_trusted_proxy(request.client.host if request.client else "", ctx.settings.trusted_proxy_networks)
 
 
 def authenticate(ctx: AppContext, request: Request, path: str) -> tuple[exchange.Caller, str | None]:
