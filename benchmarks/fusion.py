@@ -1,7 +1,7 @@
 """Multi-frame fusion and template refresh: how much do they cut false rejects at a fixed FAR?
 
     python benchmarks/fusion.py [--lfw ../shared/faces/lfw] [--min-photos 5] [--max-photos 8]
-    python benchmarks/fusion.py --source protocol --engine dlib|edgeface|dlib+edgeface [--min-photos 4]
+    python benchmarks/fusion.py --source protocol --engine dlib|edgeface|dlib+edgeface|dlib+edgeface@dlib [--min-photos 4]
 
 Identities with several photos (LFW people with >= ``--min-photos``; photos sorted by
 file name, at most ``--max-photos`` each) go through the production pipeline
@@ -43,8 +43,10 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.accuracy import update_readme  # noqa: E402
 from lifecert.config import Settings  # noqa: E402
 from lifecert.domain.fusion import FusionModel  # noqa: E402
+from lifecert.engine.fusion import model_engine  # noqa: E402
 from lifecert.engine.manifest import manifest_sha256, model_info  # noqa: E402
 from lifecert.services import evaluation as ev  # noqa: E402
+from lifecert.services.evaluation.fusion import fusion_name  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 CACHE = ROOT / "var" / "eval-cache"
@@ -81,6 +83,8 @@ def protocol_caches(engines: list[str], settings: Settings, pairs_file: Path) ->
     out = {}
     for e in engines:
         enroll, probe = ev.settings_profiles(settings)
+        if "@" in e:  # the second engine on the primary's faces enrolls under the fusion's own profile
+            enroll = settings.embedding.fusion_enroll_profile
         key = ev._cache_key(pairs_file, settings, e, "central", list(dict.fromkeys(["single", enroll, probe])))
         f = CACHE / f"{key}.npz"
         if not f.is_file():
@@ -155,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         if t is not None:
             write_refresh_threshold(settings, engines, float(t), report)
             report["manifest_written"] = True
-    name = "fusion" if a.source == "folders" and a.engine is None else f"fusion_{'_'.join(engines)}"
+    name = ("fusion" if a.source == "folders" and a.engine is None
+            else f"fusion_{'_'.join(e.replace('@', '_on_') for e in engines)}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
     update_readme("fusion", readme_section())
@@ -168,7 +173,7 @@ def write_refresh_threshold(settings: Settings, engines: list[str], t: float, re
     1:1 threshold at FAR 1e-3 when the probe is compared with the ID template AND a refresh template
     (best of two), calibrated on this run's impostor scores."""
     manifest = settings.manifest_path or ROOT / "models" / "manifest.toml"
-    header = (f"[fusion.{'_'.join(engines)}.thresholds.verify_refresh]" if len(engines) > 1
+    header = (f"[fusion.{fusion_name(engines)}.thresholds.verify_refresh]" if len(engines) > 1
               else f"[engines.{engines[0]}.thresholds.verify_refresh]")
     body = [f"# best of ID + refresh template; {report['strategies']['two-templates']['impostor']} impostor "
             f"comparisons (benchmarks/fusion.py --source protocol)", f"similarity = {t:.4f}", "far = 0.001",
@@ -249,12 +254,12 @@ def load_fusion(settings: Settings, engines: list[str]) -> FusionModel:
     from lifecert.domain.fusion import from_manifest
     from lifecert.engine.manifest import load_manifest
 
-    name = "_".join(engines)
+    name = fusion_name(engines)
     raw = load_manifest(settings.manifest_path).get("fusion", {}).get(name)
     if raw is None:
         raise SystemExit(f"no [fusion.{name}] in the manifest: run benchmarks/accuracy.py --engine "
                          f"{'+'.join(engines)} --write-manifest first")
-    return from_manifest(name, raw, [model_info(e, settings.manifest_path).key for e in engines])
+    return from_manifest(name, raw, [model_info(model_engine(e), settings.manifest_path).key for e in engines])
 
 
 def readme_section() -> str:

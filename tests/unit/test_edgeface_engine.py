@@ -121,3 +121,24 @@ def test_given_edgeface_and_dlib_when_keys_compared_then_embedding_spaces_differ
 ) -> None:
     assert engine.info.key == "edgeface:edgeface_xs_q:1"
     assert engine.info.key != face_engine.info.key and engine.info.embedding_size == 512
+
+
+def test_given_edgeface_on_dlib_when_loaded_by_name_then_dlibs_faces_and_gates_with_edgefaces_embeddings(
+    esettings: Settings, engine: EdgeFaceEngine, face_engine: FaceEngine, faces_dir: Path
+) -> None:
+    from lifecert.engine.fusion import SecondOnPrimary
+    from lifecert.engine.loader import load_engine
+    from lifecert.engine.pipeline import process_face
+
+    on = load_engine(esettings, "edgeface@dlib")
+    assert isinstance(on, SecondOnPrimary) and on.info.key == engine.info.key
+    img = read_image_file(faces_dir / "lfw/images/Tony_Blair/Tony_Blair_0003.jpg")
+    out = process_face(on, img, esettings.quality, views="flip")
+    ref = process_face(face_engine, img, esettings.quality, views="flip")  # what enrollment gates on
+    assert out.face is not None and ref.face is not None
+    assert np.allclose(out.face.box, ref.face.box) and out.reason == ref.reason
+    assert out.quality is not None and ref.quality is not None
+    assert out.quality.as_dict() == ref.quality.as_dict(), "gated on dlib's own crop, as production gates"
+    assert out.embedding is not None and out.embedding.shape == (512,)
+    assert np.allclose(out.embedding, engine.embed_faces([(img, ref.face)], "flip")[0], atol=1e-5), \
+        "EdgeFace's flip embedding of dlib's face, as enrollment computes it"

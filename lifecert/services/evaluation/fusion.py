@@ -26,6 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from lifecert.domain.fusion import FITS
+from lifecert.engine.fusion import model_engine
 from lifecert.services.evaluation.embedding import ImageResult
 from lifecert.services.evaluation.metrics import (
     FAR_TARGETS,
@@ -220,7 +221,8 @@ def write_manifest_fusion(manifest: Any, name: str, report: dict[str, Any], data
             keep.append(ln)
     while keep and not keep[-1].strip():
         keep.pop()
-    engines = [e["engine"] for e in report["engines"]]
+    runs = [e["engine"] for e in report["engines"]]
+    engines = [model_engine(e) for e in runs]
     m = report["model"]
     block = [
         "",
@@ -229,7 +231,7 @@ def write_manifest_fusion(manifest: Any, name: str, report: dict[str, Any], data
         "# benchmarks/accuracy.py --engine " + "+".join(engines) + " --write-manifest",
         "models = [" + ", ".join(f'"{e}"' for e in engines) + "]",
         f"bias = {m['bias']:.6f}",
-        "weights = [" + ", ".join(f"{m['weights'][e]:.6f}" for e in engines) + "]",
+        "weights = [" + ", ".join(f"{m['weights'][e]:.6f}" for e in runs) + "]",
         "profiles = [" + ", ".join(f'"{e["enroll_profile"]}/{e["probe_profile"]}"' for e in report["engines"]) + "]",
     ]
     for key, t in report["thresholds"].items():
@@ -243,17 +245,21 @@ def write_manifest_fusion(manifest: Any, name: str, report: dict[str, Any], data
 
 
 def fusion_name(engines: Sequence[str]) -> str:
-    """Manifest name of a fusion: engine names joined by ``_`` (``dlib_edgeface``)."""
-    return "_".join(engines)
+    """Manifest name of a fusion: engine names joined by ``_`` (``dlib_edgeface``; an evaluation run
+    ``edgeface@dlib`` counts as ``edgeface``)."""
+    return "_".join(model_engine(e) for e in engines)
 
 
 def run_fused_protocol(
     pairs_file: Any, settings: Any, engines: Sequence[str], *, target_far: float = 1e-3,
-    duplicate_far: float = 1e-6, method: str = "znorm", second_enroll_profile: str | None = None, **kw: Any,
+    duplicate_far: float = 1e-6, method: str = "znorm", second_enroll_profile: str | None = None,
+    second_on_primary: bool = False, **kw: Any,
 ) -> tuple[list[Any], dict[str, Any]]:
     """Run the protocol once per engine (each with its embedding cache, see
     :func:`.reports.run_protocol`) and fuse them. ``enroll_profile`` (in ``kw``) is the first
     engine's, ``second_enroll_profile`` the others' (default ``settings.embedding.fusion_enroll_profile``).
+    ``second_on_primary``: the other engines embed the faces the first engine finds and gates
+    (``"edgeface@dlib"``, :class:`lifecert.engine.fusion.SecondOnPrimary`) — what production computes.
     Returns (the per-engine runs, the fusion report)."""
     import datetime as dt
 
@@ -264,8 +270,10 @@ def run_fused_protocol(
     # writes their templates (lifecert.services.fusion); the primary's enroll profile is computed too so
     # the embedding cache of a plain run of that engine is reused.
     profiles = [enroll] + [second_enroll_profile or settings.embedding.fusion_enroll_profile] * (len(engines) - 1)
+    if second_on_primary:
+        engines = [engines[0]] + [f"{model_engine(e)}@{engines[0]}" for e in engines[1:]]
     runs = [run_protocol(pairs_file, settings, engine_name=e, target_far=target_far, duplicate_far=duplicate_far,
-                         enroll_profile=p, extra_profiles=[enroll] if p != enroll else (), **kw)
+                         enroll_profile=p, extra_profiles=[enroll] if p != enroll and "@" not in e else (), **kw)
             for e, p in zip(engines, profiles, strict=True)]
     scores = [EngineScores(e, r.report["model_key"], r.cache, r.report["headline_profiles"]["enroll"],
                            r.report["headline_profiles"]["probe"]) for e, r in zip(engines, runs, strict=True)]

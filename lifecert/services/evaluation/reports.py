@@ -76,7 +76,8 @@ def _cache_key(
         "engine/image.py",
         "engine/views.py",
         "domain/quality.py",
-        f"engine/{engine_name}_engine.py",
+        *(f"engine/{part}_engine.py" for part in engine_name.split("@")),  # "edgeface@dlib": both engines
+        *(("engine/fusion.py",) if "@" in engine_name else ()),
     ):
         f = pkg / rel
         if f.is_file():
@@ -126,6 +127,7 @@ def run_protocol(
     import datetime as dt
     import time
 
+    from lifecert.engine.fusion import model_engine
     from lifecert.engine.manifest import manifest_sha256, model_info
 
     name = engine_name or settings.engine
@@ -174,7 +176,7 @@ def run_protocol(
         enroll=enroll, probe=probe, target_far=target_far, duplicate_far=duplicate_far,
     )
 
-    info = model_info(name, settings.manifest_path)
+    info = model_info(model_engine(name), settings.manifest_path)  # "edgeface@dlib": EdgeFace's model
     fresh = not cached
     n_img = len(cache)
     report: dict[str, Any] = {
