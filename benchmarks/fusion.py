@@ -1,7 +1,7 @@
 """Multi-frame fusion and template refresh: how much do they cut false rejects at a fixed FAR?
 
     python benchmarks/fusion.py [--lfw ../shared/faces/lfw] [--min-photos 5] [--max-photos 8]
-    python benchmarks/fusion.py --source protocol --engine dlib|edgeface|dlib+edgeface|dlib+edgeface@dlib [--min-photos 4]
+    python benchmarks/fusion.py --source protocol --engine dlib|edgeface|dlib+edgeface@dlib [--min-photos 4]
 
 Identities with several photos (LFW people with >= ``--min-photos``; photos sorted by
 file name, at most ``--max-photos`` each) go through the production pipeline
@@ -283,6 +283,8 @@ def readme_section() -> str:
     ]
     for f in sorted(RESULTS.glob("fusion*.json")):
         r = json.loads(f.read_text())
+        if "strategies" not in r:  # another benchmark's file (fusion_alignment.json)
+            continue
         for label, row in r["strategies"].items():
             lines.append(f"| {f.stem} ({r['date']}) | {r['engine']} | {r['identities']} | {label} | {row['genuine']} | "
                          f"{row['impostor']} | {p(row['far_0.01']['frr'])} | {p(row['far_0.001']['frr'])} | "
