@@ -7,21 +7,14 @@ embeds each accepted face with :class:`SecondEmbedder` beside the primary engine
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
-
-import numpy as np
-from numpy.typing import NDArray
 
 from lifecert.config import Settings
 from lifecert.domain.errors import LifecertError
 from lifecert.domain.fusion import FusionModel, from_manifest
-from lifecert.domain.quality import Quality
 from lifecert.engine import packs
 from lifecert.engine.base import FaceEngine
 from lifecert.engine.manifest import load_manifest, model_info
-from lifecert.engine.types import Face, ImageBGR
-from lifecert.engine.views import View
 
 log = logging.getLogger(__name__)
 _warned: set[str] = set()  # messages already logged (once per process, not per photo)
@@ -105,41 +98,7 @@ def make_second_embedder(settings: Settings) -> SecondEmbedder | None:
         return None
 
 
-ON = "@"  # "edgeface@dlib": EdgeFace's embeddings of the faces dlib finds (see SecondOnPrimary)
-
-
-class SecondOnPrimary(FaceEngine):
-    """The second engine's embeddings of the faces the primary engine finds, gated as the primary
-    gates them: detection, landmarks and quality are the primary's (quality on the primary's own
-    aligned crop), alignment views and embeddings the second's. This is what enrollment and
-    verification compute for the fusion (no second detector); the evaluation harness runs it under
-    the name ``"<second>@<primary>"`` so the fusion is calibrated on exactly those embeddings."""
-
-    def __init__(self, primary: FaceEngine, second: FaceEngine) -> None:
-        super().__init__(primary.detect_max_side)
-        self.primary, self.second = primary, second
-        self.info = second.info
-
-    def detect(self, image: ImageBGR) -> list[Face]:
-        return self.primary.detect(image)
-
-    def detect_verbose(self, image: ImageBGR) -> tuple[list[Face], str | None]:
-        verbose = getattr(self.primary, "detect_verbose", None)
-        return verbose(image) if verbose is not None else (self.primary.detect(image), None)
-
-    def align(self, image: ImageBGR, face: Face) -> ImageBGR:
-        return self.second.align(image, face)
-
-    def align_views(self, image: ImageBGR, face: Face, views: Sequence[View]) -> list[ImageBGR]:
-        return self.second.align_views(image, face, views)
-
-    def embed_aligned(self, crops: list[ImageBGR]) -> NDArray[np.float32]:
-        return self.second.embed_aligned(crops)
-
-    def quality(self, image: ImageBGR, face: Face, aligned: ImageBGR, num_faces: int = 1) -> Quality:
-        return self.primary.quality(image, face, self.primary.align(image, face), num_faces)
-
-
 def model_engine(name: str) -> str:
-    """The engine whose model makes the embeddings of engine ``name`` ("edgeface@dlib" → "edgeface")."""
-    return name.split(ON, 1)[0]
+    """The engine whose model makes the embeddings of engine ``name`` ("edgeface@dlib" → "edgeface",
+    see :class:`lifecert.engine.second_on_primary.SecondOnPrimary`)."""
+    return name.split("@", 1)[0]

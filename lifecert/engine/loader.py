@@ -24,7 +24,7 @@ def load_engine(settings: Settings | None = None, name: str | None = None, *, cn
     s = settings or get_settings()
     which = name or s.engine
     if "@" in which:  # "<second>@<primary>": the fusion's second engine on the primary's faces
-        from lifecert.engine.fusion import SecondOnPrimary
+        from lifecert.engine.second_on_primary import SecondOnPrimary
 
         second, primary = which.split("@", 1)
         return SecondOnPrimary(load_engine(s, primary, cnn_fallback=cnn_fallback), load_engine(s, second))

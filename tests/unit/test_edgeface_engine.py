@@ -126,9 +126,9 @@ def test_given_edgeface_and_dlib_when_keys_compared_then_embedding_spaces_differ
 def test_given_edgeface_on_dlib_when_loaded_by_name_then_dlibs_faces_and_gates_with_edgefaces_embeddings(
     esettings: Settings, engine: EdgeFaceEngine, face_engine: FaceEngine, faces_dir: Path
 ) -> None:
-    from lifecert.engine.fusion import SecondOnPrimary
     from lifecert.engine.loader import load_engine
     from lifecert.engine.pipeline import process_face
+    from lifecert.engine.second_on_primary import SecondOnPrimary
 
     on = load_engine(esettings, "edgeface@dlib")
     assert isinstance(on, SecondOnPrimary) and on.info.key == engine.info.key

@@ -259,7 +259,7 @@ def run_fused_protocol(
     :func:`.reports.run_protocol`) and fuse them. ``enroll_profile`` (in ``kw``) is the first
     engine's, ``second_enroll_profile`` the others' (default ``settings.embedding.fusion_enroll_profile``).
     ``second_on_primary``: the other engines embed the faces the first engine finds and gates
-    (``"edgeface@dlib"``, :class:`lifecert.engine.fusion.SecondOnPrimary`) — what production computes.
+    (``"edgeface@dlib"``, :class:`lifecert.engine.second_on_primary.SecondOnPrimary`) — what production computes.
     Returns (the per-engine runs, the fusion report)."""
     import datetime as dt
 

@@ -77,7 +77,7 @@ def _cache_key(
         "engine/views.py",
         "domain/quality.py",
         *(f"engine/{part}_engine.py" for part in engine_name.split("@")),  # "edgeface@dlib": both engines
-        *(("engine/fusion.py",) if "@" in engine_name else ()),
+        *(("engine/second_on_primary.py",) if "@" in engine_name else ()),
     ):
         f = pkg / rel
         if f.is_file():
