@@ -291,7 +291,7 @@ def main_fused(a: argparse.Namespace, settings: Settings) -> int:
         enroll_profile=a.enroll_profile, probe_profile=a.probe_profile, target_far=a.target_far,
         duplicate_far=a.duplicate_far, cache_dir=None if a.no_cache else ROOT / "var" / "eval-cache", limit=a.limit,
         method=a.fusion_method, second_enroll_profile=a.second_enroll_profile,
-        second_on_primary=a.second_on_primary,
+        second_on_primary=not a.second_own_pipeline,
     )
     name = a.name or ("lfw" if a.pairs.suffix != ".csv" else a.pairs.stem)
     if a.write_manifest:
@@ -344,9 +344,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--second-enroll-profile", choices=list(PROFILES), default=None,
                     help="ENGINE+ENGINE: enrolled views of the second engine (default: "
                          "settings.embedding.fusion_enroll_profile, what enrollment writes)")
-    ap.add_argument("--second-on-primary", action="store_true",
-                    help="ENGINE+ENGINE: the second engine embeds the faces the first finds and gates (as production "
-                         "does: no second detector) instead of running its own pipeline")
+    ap.add_argument("--second-own-pipeline", action="store_true",
+                    help="ENGINE+ENGINE: the second engine runs its own detector and gates (default: it embeds the "
+                         "faces the first engine finds and gates, as production does)")
     ap.add_argument("--write-manifest", action="store_true", help="write thresholds into models/manifest.toml")
     a = ap.parse_args(argv)
 

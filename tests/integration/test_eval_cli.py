@@ -64,3 +64,28 @@ def test_given_unknown_profile_when_eval_cli_runs_then_clear_error_and_manifest_
     assert r.exit_code != 0
     assert "unknown embedding profile 'jitter-99'" in r.output
     assert manifest_copy.read_bytes() == before
+
+
+def test_given_edgeface_installed_when_fused_eval_runs_then_prints_both_engines_and_writes_the_fusion(
+    faces_dir: Path, tmp_path: Path, manifest_copy: Path, shared_models_dir: Path
+) -> None:
+    from lifecert import cli_models
+
+    for pack in ("edgeface", "yunet"):
+        cli_models.install_models(get_settings(), shared_models_dir / pack, pack)
+    pairs = _balanced_slice(faces_dir, tmp_path / "pairs.csv")
+    out = tmp_path / "fused.json"
+
+    r = CliRunner().invoke(app, ["eval", "--pairs", str(pairs), "--root", str(faces_dir), "--workers", "1",
+                                 "--folds", "5", "--target-far", "0.05", "--duplicate-far", "0.05",
+                                 "--engine", "dlib+edgeface", "--out", str(out), "--write-manifest"])
+
+    assert r.exit_code == 0, r.output
+    assert "edgeface@dlib" in r.output and "fused" in r.output and "TAR@FAR" in r.output
+    report = json.loads(out.read_text())
+    assert [e["engine"] for e in report["engines"]] == ["dlib", "edgeface@dlib"], "EdgeFace on dlib's faces"
+    assert [e["enroll_profile"] for e in report["engines"]] == ["jitter", "flip"]
+    fusion = tomllib.loads(manifest_copy.read_text())["fusion"]["dlib_edgeface"]
+    assert fusion["models"] == ["dlib", "edgeface"] and fusion["profiles"] == ["jitter/flip", "flip/flip"]
+    assert fusion["thresholds"]["verify"]["similarity"] == report["thresholds"]["verify"]["similarity"]
+    assert fusion["thresholds"]["verify"]["far"] == 0.05

@@ -253,13 +253,14 @@ def fusion_name(engines: Sequence[str]) -> str:
 def run_fused_protocol(
     pairs_file: Any, settings: Any, engines: Sequence[str], *, target_far: float = 1e-3,
     duplicate_far: float = 1e-6, method: str = "znorm", second_enroll_profile: str | None = None,
-    second_on_primary: bool = False, **kw: Any,
+    second_on_primary: bool = True, **kw: Any,
 ) -> tuple[list[Any], dict[str, Any]]:
     """Run the protocol once per engine (each with its embedding cache, see
     :func:`.reports.run_protocol`) and fuse them. ``enroll_profile`` (in ``kw``) is the first
     engine's, ``second_enroll_profile`` the others' (default ``settings.embedding.fusion_enroll_profile``).
-    ``second_on_primary``: the other engines embed the faces the first engine finds and gates
-    (``"edgeface@dlib"``, :class:`lifecert.engine.second_on_primary.SecondOnPrimary`) — what production computes.
+    ``second_on_primary`` (default): the other engines embed the faces the first engine finds and gates
+    (``"edgeface@dlib"``, :class:`lifecert.engine.second_on_primary.SecondOnPrimary`) — what production
+    computes, so ``--write-manifest`` calibrates what runs; False: each engine's own full pipeline.
     Returns (the per-engine runs, the fusion report)."""
     import datetime as dt
 
