@@ -234,7 +234,9 @@ def fused_readme_section() -> str:
         "## Score fusion (`benchmarks/accuracy.py --engine dlib+edgeface`, `lifecert eval --engine dlib+edgeface`)",
         "",
         f"Machine: {any_r['machine']['nproc']} × {any_r['machine']['cpu']}, {any_r['date']} (shared with other "
-        "engineers' jobs). Each engine runs the full production pipeline (its own detector, gates, views); the "
+        "engineers' jobs). `dlib` runs the full production pipeline; `edgeface@dlib` is EdgeFace's views and "
+        "embeddings of the faces dlib finds and gates (what enrollment and verification compute: no second "
+        "detector); a plain engine name (e.g. the logistic row's `edgeface`) ran its own detector and gates; the "
         "fused score is linear in the engines' cosine similarities (lifecert/domain/fusion.py): **znorm** = "
         "each similarity standardised by its impostor mean/deviation, then averaged (no tuned weight; the "
         "production method), **logistic** = logistic regression (tried first: below EdgeFace alone). "
