@@ -246,6 +246,7 @@ def test_given_a_region_bound_caseworker_when_the_dashboard_is_opened_then_only_
 
     assert page.status_code == 200, page.text
     assert f'data-region="{JILIN}"' in page.text and HEBEI not in page.text
+    assert f"/console/dashboard?year=2026&amp;region={JILIN}" in page.text, "each region links to its own view"
     assert 'id="departments"' in page.text and "police_deregistration" in page.text
     with ctx.db.session() as s:
         ev = s.scalars(select(AuditEvent).where(AuditEvent.action == "dashboard.view")).all()
