@@ -128,7 +128,7 @@ def propose(session: Session, suspension_id: int, who: Principal, *, note: str =
     return s
 
 
-def propose_fraud(session: Session, pensioner: Pensioner, review_case_id: int, who: Principal, *, note: str = "",
+def propose_fraud(session: Session, pensioner: Pensioner, review_case_id: int | None, who: Principal, *, note: str = "",
                   client_addr: str = "") -> Suspension:
     """A caseworker's "suspected fraud" decision: a case already carrying their signature; the payment
     stops only when a different staff member approves."""
@@ -182,6 +182,48 @@ def approve(session: Session, suspension_id: int, who: Principal, *, today: date
     if s.reason == SuspensionReason.FRAUD:
         p.fraud_flag = True
     _audit(session, who, "suspension.approve", s, client_addr, effective_from=today.isoformat())
+    return s
+
+
+def propose_lift(session: Session, suspension_id: int, who: Principal, *, note: str,
+                 client_addr: str = "") -> Suspension:
+    """First signature to lift a suspension in force (e.g. the fraud suspicion proved unfounded): the
+    reason is required; the payment stays suspended until a different caseworker agrees."""
+    if not note.strip():
+        raise LifecertError("a reason is required to lift a suspension", code=ErrorCode.BAD_REQUEST, field="note")
+    s = get(session, suspension_id, for_update=True)
+    _check_signer(who, s)
+    if s.status != SuspensionStatus.APPROVED:
+        raise Conflict(f"suspension {s.id} is {s.status}, not in force", status=s.status)
+    s.status = SuspensionStatus.LIFT_PROPOSED
+    s.detail = {**(s.detail or {}), "lift_proposed_by": who.user_id, "lift_note": note.strip()[:2000],
+                "lift_proposed_at": _now().isoformat()}
+    _audit(session, who, "suspension.propose_lift", s, client_addr)
+    return s
+
+
+def approve_lift(session: Session, suspension_id: int, who: Principal, *, today: date, note: str = "",
+                 client_addr: str = "") -> Suspension:
+    """Second signature to lift, by someone other than the proposer: payment resumes from ``today``'s
+    month with the months withheld owed back; a fraud flag set by this suspension is cleared."""
+    s = get(session, suspension_id, for_update=True)
+    _check_signer(who, s)
+    if s.status != SuspensionStatus.LIFT_PROPOSED:
+        raise Conflict(f"suspension {s.id} is {s.status}, no lift proposed", status=s.status)
+    if (s.detail or {}).get("lift_proposed_by") == who.user_id:
+        _refused(session, who, s, client_addr)
+        raise TwoPersonRule("the second signature must come from another staff member than the proposer")
+    s.status, s.resumed_on, s.closed_at = SuspensionStatus.RESUMED, today, _now()
+    s.months_owed = months_owed(s.effective_from or today, today)
+    s.close_note = note.strip()[:2000] or s.close_note
+    s.exported_at = None  # the payment system must hear of the resumption
+    p = session.get(Pensioner, s.pensioner_id)
+    if p is not None and p.status == PensionerStatus.SUSPENDED and (p.status_reason or "").startswith(
+            f"{STATUS_PREFIX}{s.id} "):
+        p.status, p.status_reason = PensionerStatus.ACTIVE, f"resumed {today} after {STATUS_PREFIX}{s.id} (lifted)"
+        if s.reason == SuspensionReason.FRAUD:
+            p.fraud_flag = False
+    _audit(session, who, "suspension.lift", s, client_addr, resumed_on=today.isoformat(), months_owed=s.months_owed)
     return s
 
 
@@ -315,7 +357,7 @@ def _export_rows(session: Session, include_exported: bool) -> Iterator[tuple[Any
     q = (select(Suspension.id, Pensioner.id_number, Pensioner.name, Suspension.region_code, Suspension.reason,
                 Suspension.status, Suspension.effective_from, Suspension.resumed_on, Suspension.months_owed)
          .join(Pensioner, Pensioner.id == Suspension.pensioner_id)
-         .where(Suspension.status.in_((SuspensionStatus.APPROVED, SuspensionStatus.RESUMED)))
+         .where(Suspension.status.in_((*SuspensionStatus.SUSPENDED, SuspensionStatus.RESUMED)))
          .order_by(Suspension.id))
     if not include_exported:
         q = q.where(Suspension.exported_at.is_(None))
@@ -324,7 +366,7 @@ def _export_rows(session: Session, include_exported: bool) -> Iterator[tuple[Any
 
 def export_for_payment(session: Session, out: Path, *, actor: str, role: str, include_exported: bool = False,
                        client_addr: str = "") -> int:
-    """The list for the payment system: approved suspensions (stop paying from ``effective_from``)
+    """The list for the payment system: suspensions in force (stop paying from ``effective_from``)
     and resumptions (pay again, with ``months_owed`` back payments), not yet handed over unless
     ``include_exported``. CSV (UTF-8 BOM) or XLSX by suffix, mode 0600, cells a spreadsheet would
     run are quoted. Marks them exported; audited with the count only."""

@@ -36,17 +36,20 @@ class PolicyRow(Base):
 class SuspensionStatus:
     """``open`` (the system found the pensioner overdue) → ``proposed`` (caseworker 1 signed) →
     ``approved`` (caseworker 2, a different person: payment suspended) → ``resumed`` (a later
-    confirmation; months owed computed). ``cancelled``: a confirmation arrived before approval,
-    or a caseworker declined with a note."""
+    confirmation; months owed computed), or → ``lift_proposed`` → ``resumed`` when two caseworkers
+    lift it (a fraud suspension found unfounded). ``cancelled``: a confirmation arrived before
+    approval, or a caseworker declined with a note."""
 
     OPEN = "open"
     PROPOSED = "proposed"
     APPROVED = "approved"
+    LIFT_PROPOSED = "lift_proposed"  # still suspended: one caseworker proposes to lift it, another must agree
     RESUMED = "resumed"
     CANCELLED = "cancelled"
 
     PENDING = (OPEN, PROPOSED)
-    ACTIVE = (OPEN, PROPOSED, APPROVED)
+    SUSPENDED = (APPROVED, LIFT_PROPOSED)
+    ACTIVE = (OPEN, PROPOSED, APPROVED, LIFT_PROPOSED)
 
 
 class SuspensionReason:

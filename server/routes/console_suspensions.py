@@ -25,7 +25,7 @@ from server.security import Caseworker
 router = APIRouter(prefix="/console/suspensions", include_in_schema=False)
 
 _SHOWN = {ErrorCode.CONFLICT, ErrorCode.BAD_REQUEST, ErrorCode.TWO_PERSON_RULE}
-_STATUSES = {"pending": SuspensionStatus.PENDING, "approved": (SuspensionStatus.APPROVED,),
+_STATUSES = {"pending": SuspensionStatus.PENDING, "approved": SuspensionStatus.SUSPENDED,
              "closed": (SuspensionStatus.RESUMED, SuspensionStatus.CANCELLED)}
 
 
@@ -72,6 +72,20 @@ def approve(session: DbSession, who: Caseworker, client: ClientAddr, suspension_
 def decline(session: DbSession, who: Caseworker, client: ClientAddr, suspension_id: DbId,
             note: Annotated[str, Form(max_length=2000)] = "") -> Response:
     return _sign(session, lambda: suspensions.decline(session, suspension_id, who, note=note, client_addr=client))
+
+
+@router.post("/{suspension_id}/propose-lift")
+def propose_lift(session: DbSession, who: Caseworker, client: ClientAddr, suspension_id: DbId,
+                 note: Annotated[str, Form(max_length=2000)] = "") -> Response:
+    return _sign(session, lambda: suspensions.propose_lift(session, suspension_id, who, note=note,
+                                                           client_addr=client))
+
+
+@router.post("/{suspension_id}/approve-lift")
+def approve_lift(session: DbSession, who: Caseworker, client: ClientAddr, suspension_id: DbId,
+                 note: Annotated[str, Form(max_length=2000)] = "") -> Response:
+    return _sign(session, lambda: suspensions.approve_lift(session, suspension_id, who, today=date.today(),
+                                                           note=note, client_addr=client))
 
 
 @router.post("/export")

@@ -238,6 +238,9 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "susp_st_approved": ("已暂停发放", "Suspended"),
     "susp_st_resumed": ("已恢复发放", "Resumed"),
     "susp_st_cancelled": ("已撤销", "Cancelled"),
+    "susp_st_lift_proposed": ("已提议恢复发放", "Lift proposed"),
+    "susp_propose_lift": ("提议恢复发放（第一签）", "Propose to lift (first signature)"),
+    "susp_approve_lift": ("批准恢复发放（第二签）", "Approve the lift (second signature)"),
     "err_TWO_PERSON_RULE": ("提议人不能自己批准，需另一位经办人",
                             "The proposer cannot approve: another caseworker must"),
     # agency dashboards (services/dashboard.py)

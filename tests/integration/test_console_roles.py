@@ -46,6 +46,8 @@ EXPECTED: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/console/suspensions/{suspension_id}/propose"): frozenset({CW}),
     ("POST", "/console/suspensions/{suspension_id}/approve"): frozenset({CW}),
     ("POST", "/console/suspensions/{suspension_id}/decline"): frozenset({CW}),
+    ("POST", "/console/suspensions/{suspension_id}/propose-lift"): frozenset({CW}),
+    ("POST", "/console/suspensions/{suspension_id}/approve-lift"): frozenset({CW}),
     ("POST", "/console/suspensions/export"): frozenset({CW}),
     ("GET", "/console/audit"): frozenset({AU}),
     ("GET", "/console/audit/export.csv"): frozenset({AU}),

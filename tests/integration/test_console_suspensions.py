@@ -15,7 +15,7 @@ from server.app import create_app
 from tests.integration.console_support import login, make_pensioner, make_user
 
 
-def test_given_overdue_case_when_two_caseworkers_sign_in_console_then_suspended_and_exported(
+def test_given_overdue_case_when_two_caseworkers_sign_in_console_then_suspended_exported_and_lifted_by_two(
         ctx: AppContext) -> None:
     make_user(ctx, "cw_one", "caseworker")
     make_user(ctx, "cw_two", "caseworker")
@@ -48,11 +48,21 @@ def test_given_overdue_case_when_two_caseworkers_sign_in_console_then_suspended_
         assert csv_resp.status_code == 200 and csv_resp.headers["content-type"].startswith("text/csv")
         lines = csv_resp.content.decode("utf-8-sig").splitlines()
         assert len(lines) == 2 and lines[1].startswith(f"{sid},") and ",approved," in lines[1]
+        # she turns out to be fine: lifting needs two signatures as well
+        r = two.post(f"/console/suspensions/{sid}/propose-lift",
+                     data={"note": "已上门核实本人健在", "csrf_token": csrf2}, follow_redirects=False)
+        assert r.status_code == 303 and "error" not in r.headers["location"]
+        r = two.post(f"/console/suspensions/{sid}/approve-lift", data={"csrf_token": csrf2}, follow_redirects=False)
+        assert "err_TWO_PERSON_RULE" in r.headers["location"]
+        assert f"/console/suspensions/{sid}/approve-lift" in one.get("/console/suspensions?status=approved").text
+        r = one.post(f"/console/suspensions/{sid}/approve-lift", data={"csrf_token": csrf1}, follow_redirects=False)
+        assert r.status_code == 303 and "error" not in r.headers["location"]
     with ctx.db.session() as s:
         p = s.get(Pensioner, pid)
-        assert p is not None and p.status == PensionerStatus.SUSPENDED
+        assert p is not None and p.status == PensionerStatus.ACTIVE
         actors = [(e.action, e.actor) for e in s.scalars(select(AuditEvent).where(
             AuditEvent.object_type == "payment_suspension").order_by(AuditEvent.id))]
     assert actors == [("suspension.open", "system"), ("suspension.propose", "cw_one"),
                       ("suspension.refused_same_signer", "cw_one"), ("suspension.approve", "cw_two"),
-                      ("suspension.export", "cw_two")]
+                      ("suspension.export", "cw_two"), ("suspension.propose_lift", "cw_two"),
+                      ("suspension.refused_same_signer", "cw_two"), ("suspension.lift", "cw_one")]

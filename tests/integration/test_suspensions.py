@@ -202,3 +202,32 @@ def test_given_more_overdue_than_a_batch_when_opening_then_all_opened_once_and_a
         assert sorted(s.scalars(select(Suspension.pensioner_id))) == sorted(ids)
         opened = s.scalars(select(AuditEvent).where(AuditEvent.action == "suspension.open")).all()
         assert len(opened) == 5 and verify_chain(s).ok
+
+
+def test_given_fraud_suspension_found_unfounded_when_two_caseworkers_lift_it_then_resumed_with_months_owed(
+        data_ctx: AppContext, staff3: tuple[Principal, Principal, Principal], tmp_path: Path) -> None:
+    a, b, _ = staff3
+    pid = _register(data_ctx, 61, date(2026, 6, 1))
+    with data_ctx.db.session() as s:
+        p = s.get(Pensioner, pid)
+        assert p is not None
+        sid = suspensions.propose_fraud(s, p, None, a, note="举报").id
+        suspensions.approve(s, sid, b, today=date(2027, 1, 10))
+        assert p.fraud_flag and p.status == PensionerStatus.SUSPENDED
+    with pytest.raises(LifecertError) as e, data_ctx.db.session() as s:
+        suspensions.propose_lift(s, sid, b, note=" ")
+    assert e.value.code is ErrorCode.BAD_REQUEST
+    with data_ctx.db.session() as s:
+        suspensions.propose_lift(s, sid, b, note="核查：举报不实，本人健在")
+        assert s.get(Pensioner, pid).status == PensionerStatus.SUSPENDED  # type: ignore[union-attr]
+    with pytest.raises(LifecertError) as e, data_ctx.db.session() as s:
+        suspensions.approve_lift(s, sid, b, today=date(2027, 4, 2))
+    assert e.value.code is ErrorCode.TWO_PERSON_RULE
+    with data_ctx.db.session() as s:
+        case = suspensions.approve_lift(s, sid, a, today=date(2027, 4, 2))
+        assert (case.status, case.months_owed, case.resumed_on) == (SuspensionStatus.RESUMED, 3, date(2027, 4, 2))
+        p = s.get(Pensioner, pid)
+        assert p is not None and p.status == PensionerStatus.ACTIVE and not p.fraud_flag
+        out = tmp_path / "pay.csv"
+        assert suspensions.export_for_payment(s, out, actor="cli:t", role="cli") == 1
+    assert ",resumed," in out.read_text(encoding="utf-8-sig")
