@@ -36,15 +36,9 @@ def _landmarks(engine: FaceEngine, image: NDArray[np.uint8]) -> NDArray[np.float
 
 
 @pytest.fixture(scope="module")
-def talking(faces_dir: Path) -> list[NDArray[np.uint8]]:
-    cap = cv2.VideoCapture(str(faces_dir / "video/talking_head_a.mp4"))
-    frames = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        frames.append(f)
-    return frames
+def talking(video: list[NDArray[np.uint8]]) -> list[NDArray[np.uint8]]:
+    """The shared talking-head clip (tests/conftest.py ``video``: read once per test session)."""
+    return video
 
 
 @pytest.fixture(scope="module")
