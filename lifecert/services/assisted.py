@@ -140,7 +140,27 @@ def _audit_own(ctx: Any, who: Principal, action: str, object_type: str, object_i
 # -- report -------------------------------------------------------------------------------------
 
 REPORT_COLUMNS = ("worker", "worker_region", "started", "confirmed", "retry", "review", "undecided",
-                  "distinct_pensioners", "regions_helped", "first", "last", "night_sessions")
+                  "distinct_pensioners", "regions_helped", "first", "last", "night_sessions", "flags")
+# What makes a worker's line worth a second look (flags, for people to read; nothing is blocked by them)
+FLAG_MIN_SESSIONS = 5  # rates are judged from this many sessions on
+FLAG_FAILURE_RATE = 0.5  # retry + review over started
+FLAG_REPEAT_RATIO = 2.0  # sessions per distinct pensioner: the same people "certified" again and again
+FLAG_MANY_REGIONS = 3  # districts helped beyond the worker's own patch
+
+
+def worker_flags(r: dict[str, Any]) -> list[str]:
+    """Plain rules over one worker's counts (see the FLAG_* constants)."""
+    out = []
+    n = int(r["started"])
+    if n >= FLAG_MIN_SESSIONS and (int(r["retry"]) + int(r["review"])) / n >= FLAG_FAILURE_RATE:
+        out.append("high_failure_rate")
+    if n >= FLAG_MIN_SESSIONS and n / max(1, int(r["distinct_pensioners"])) >= FLAG_REPEAT_RATIO:
+        out.append("repeated_pensioners")
+    if int(r["regions_helped"]) > FLAG_MANY_REGIONS:
+        out.append("many_regions")
+    if int(r["night_sessions"]) > 0:
+        out.append("night_sessions")
+    return out
 
 
 def worker_report(db: Session, start: date, end: date, *, region_scope: str | None = None) -> list[dict[str, Any]]:
@@ -179,6 +199,7 @@ def worker_report(db: Session, start: date, end: date, *, region_scope: str | No
         r["regions_helped"] = len(r.pop("_regions"))
         r["first"] = r["first"].isoformat(timespec="seconds") if r["first"] else ""
         r["last"] = r["last"].isoformat(timespec="seconds") if r["last"] else ""
+        r["flags"] = " ".join(worker_flags(r))
         out.append(r)
     return out
 

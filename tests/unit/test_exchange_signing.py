@@ -58,3 +58,18 @@ def test_given_formula_like_worker_name_when_report_written_then_cell_is_inert_t
     assert out[0] == list(REPORT_COLUMNS)
     assert not out[1][0].startswith("=") and not out[1][1].startswith("+")
     assert "HYPERLINK" in out[1][0]
+
+
+def test_given_worker_counts_when_flagged_then_each_rule_fires_only_on_its_pattern() -> None:
+    from lifecert.services.assisted import worker_flags
+
+    calm = {"started": 10, "retry": 2, "review": 1, "distinct_pensioners": 9, "regions_helped": 1,
+            "night_sessions": 0}
+    assert worker_flags(calm) == []
+    assert worker_flags(calm | {"retry": 3, "review": 2}) == ["high_failure_rate"]
+    assert worker_flags(calm | {"distinct_pensioners": 4}) == ["repeated_pensioners"]
+    assert worker_flags(calm | {"regions_helped": 4}) == ["many_regions"]
+    assert worker_flags(calm | {"night_sessions": 1}) == ["night_sessions"]
+    # too few sessions to judge rates
+    assert worker_flags({"started": 2, "retry": 2, "review": 0, "distinct_pensioners": 1, "regions_helped": 1,
+                         "night_sessions": 0}) == []
