@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlencode
@@ -26,7 +25,7 @@ from lifecert.services.staff import Principal, Role
 from server.deps import ClientAddr, Ctx, DbId, DbSession, Pool
 from server.routes.community import close_in_worker
 from server.routes.console import render
-from server.routes.exchange import exchange_pool, incoming_dir
+from server.routes.exchange import exchange_pool, new_upload_folder
 from server.security import require_roles
 
 router = APIRouter(prefix="/console", tags=["console"], include_in_schema=False)
@@ -102,7 +101,7 @@ async def upload(request: Request, who: ImportStaff, ctx: Ctx, client: ClientAdd
                  department: Annotated[str, Form(pattern=r"^[a-z0-9][a-z0-9_\-]{1,63}$")],
                  extract: Annotated[UploadFile, File()],
                  period: Annotated[str, Form(pattern=r"^(\d{4}-\d{2})?$")] = "") -> Response:
-    folder = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="console-", dir=incoming_dir(ctx)))
+    folder = await asyncio.to_thread(new_upload_folder, ctx, "console-")
     try:
         dst = folder / exchange.safe_file_name(extract.filename or "extract.csv")
         await asyncio.to_thread(_copy, extract, dst)

@@ -14,6 +14,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -42,10 +43,22 @@ def exchange_pool(request: Request) -> InferencePool:
     return pool
 
 
-def incoming_dir(ctx: AppContext) -> Path:
+STALE_UPLOAD_S = 24 * 3600
+
+
+def new_upload_folder(ctx: AppContext, prefix: str) -> Path:
+    """A fresh private folder under ``data_dir/incoming`` for one upload (blocking: call in a thread).
+    Folders left by a killed process more than a day ago are removed first."""
     d = ctx.settings.data_dir / "incoming"
     d.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return d
+    cutoff = time.time() - STALE_UPLOAD_S
+    for old in d.iterdir():
+        try:
+            if old.is_dir() and old.stat().st_mtime < cutoff:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            continue
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=d))
 
 
 def _peer_is_trusted_proxy(request: Request, ctx: AppContext) -> bool:
@@ -138,7 +151,7 @@ async def upload_extract(
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     caller, declared = await pool.run(authenticate, ctx, request, path)
     exchange.check_department_matches(caller, department)
-    folder = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="extract-", dir=incoming_dir(ctx)))
+    folder = await asyncio.to_thread(new_upload_folder, ctx, "extract-")
     tmp = folder / exchange.safe_file_name(file_name)
     try:
         sha, size, head = await receive_to_file(request, tmp, ctx.settings.exchange.max_upload_bytes)

@@ -289,3 +289,23 @@ def test_given_reference_client_cli_when_department_uploads_with_cert_and_key_th
     assert wrong.exit_code == 2 and "UNAUTHENTICATED" in wrong.output
     with data_ctx.db.session() as s:
         assert s.scalars(select(DataImport)).one().file_name == "deaths.csv"
+
+
+def test_given_upload_folder_left_by_a_killed_process_when_next_upload_starts_then_it_is_removed(
+        data_ctx: AppContext) -> None:
+    import os
+    import time
+
+    from server.routes.exchange import STALE_UPLOAD_S, new_upload_folder
+
+    incoming = data_ctx.settings.data_dir / "incoming"
+    old = incoming / "extract-killed"
+    old.mkdir(parents=True)
+    (old / "deaths.csv").write_bytes(b"partial")
+    past = time.time() - STALE_UPLOAD_S - 60
+    os.utime(old, (past, past))
+    recent = incoming / "extract-running"
+    recent.mkdir()
+    fresh = new_upload_folder(data_ctx, "extract-")
+    assert fresh.is_dir() and fresh.parent == incoming and (fresh.stat().st_mode & 0o777) == 0o700
+    assert not old.exists() and recent.exists()  # an upload still in progress is left alone
