@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlencode
@@ -18,7 +19,7 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from lifecert.domain.errors import ErrorCode, LifecertError
-from lifecert.services import exchange
+from lifecert.services import assisted, exchange
 from lifecert.services.datamatch.mapping import all_mappings
 from lifecert.services.review import visits
 from lifecert.services.staff import Principal, Role
@@ -41,10 +42,13 @@ def _to(path: str, **q: str) -> RedirectResponse:
 
 
 @router.get("/my-visits", response_class=HTMLResponse)
-def my_visits(request: Request, session: DbSession, who: CommunityWorker, client: ClientAddr,
+def my_visits(request: Request, session: DbSession, who: CommunityWorker, client: ClientAddr, ctx: Ctx,
               msg: str = "", error: str = "") -> Response:
     rows = visits.my_visits(session, who, client_addr=client)
-    return render(request, "console/my_visits.html", who, rows=rows, msg=msg, error=error)
+    a = ctx.settings.assisted
+    used = assisted.used_today(session, who.user_id, datetime.now(UTC), a.utc_offset_hours)
+    return render(request, "console/my_visits.html", who, rows=rows, msg=msg, error=error,
+                  assisted_used=used, assisted_limit=a.max_per_worker_per_day)
 
 
 @router.post("/visits/{task_id}/close")

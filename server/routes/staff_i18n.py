@@ -294,6 +294,7 @@ _STRINGS.update({
     "assign_to": ("指派给社区工作人员（用户名）", "Assign to community worker (username)"),
     "assign": ("指派", "Assign"),
     "assisted_mode": ("帮助他人认证", "Help someone certify"),
+    "assisted_today": ("今日已协助 {used} / {limit} 次", "Assisted today: {used} of {limit}"),
     "assisted_report": ("协助认证统计（按工作人员，CSV）", "Assisted certifications per worker (CSV)"),
     "imports": ("部门数据导入", "Department extracts"),
     "upload_extract": ("上传部门数据文件", "Upload a department extract"),

@@ -50,6 +50,7 @@ def test_given_visit_requested_on_case_when_assigned_and_closed_on_site_then_hom
         csrf = login(w, "li")
         mine = w.get("/console/my-visits")
         assert mine.status_code == 200 and f"/console/visits/{task_id}/close" in mine.text
+        assert "今日已协助 0 / 20 次" in mine.text
         photo = (faces_dir / "lfw/images/Tony_Blair/Tony_Blair_0002.jpg").read_bytes()
         r = w.post(f"/console/visits/{task_id}/close", data={"csrf_token": csrf, "note": "见到本人"},
                    files={"photo": ("onsite.jpg", photo, "image/jpeg")}, follow_redirects=False)
