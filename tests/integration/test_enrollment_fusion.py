@@ -246,3 +246,38 @@ def test_given_fusion_when_the_console_fixes_a_photo_then_both_models_templates_
         all_second = list(s.scalars(select(FaceTemplate).where(FaceTemplate.pensioner_id == pid,
                                                                FaceTemplate.model_key == spec.second_key)))
         assert len(all_second) == 2 and sum(t.active for t in all_second) == 1, "the first photo's retired"
+
+
+def test_given_the_cli_when_templates_rebuilt_for_the_fusion_engine_then_edgeface_templates_beside_dlibs(
+    tmp_path: Path, faces_dir: Path, face_engine: FaceEngine, shared_models_dir: Path, cli_env: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from lifecert.cli import app
+    from lifecert.config import get_settings
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rows = []
+    for i, (src, idn) in enumerate(zip(frontal_lfw(faces_dir, 2), ids(2, start=380), strict=True)):
+        (photos / f"{i}.jpg").write_bytes(src.read_bytes())
+        rows.append((idn, f"命令{i}", f"{i}.jpg"))
+    settings = get_settings()  # the CLI's own settings (LIFECERT_DATA_DIR from cli_env)
+    ctx = AppContext(settings)
+    ctx.set_engine(face_engine)
+    run(ctx, photos, write_manifest(photos, rows))  # before the packs: dlib only
+    ctx.close()
+    for pack in ("edgeface", "yunet"):
+        cli_models.install_models(settings, shared_models_dir / pack, pack)
+
+    r = CliRunner().invoke(app, ["templates", "rebuild", "--engine", "edgeface"])
+
+    assert r.exit_code == 0, r.output
+    assert "added edgeface: 2" in r.output
+    ctx = AppContext(get_settings())
+    spec = fusion_spec(ctx.settings)
+    assert spec is not None
+    by_key = _active(ctx)
+    assert set(by_key[spec.second_key]) == set(by_key[ctx.model.key]) and len(by_key[ctx.model.key]) == 2
+    assert {t.embedding_profile for t in by_key[spec.second_key].values()} == {"flip"}
+    ctx.close()
