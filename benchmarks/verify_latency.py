@@ -145,7 +145,8 @@ def load_run(base: str, who: dict[str, str], clip: Clip, phones: int, seconds: f
                     taken = phone.chunk_ms_taken
                     step_ms.extend(taken[:-1])
                     final_ms.append(taken[-1])
-                    decisions[str(answer.decision)] += 1
+                    reason = (answer.result or {}).get("reason_code")
+                    decisions[str(answer.decision) + (f" {reason}" if reason else "")] += 1
                     durations.append(time.perf_counter() - t0)
 
     threads = [threading.Thread(target=user, daemon=True) for _ in range(phones)]
@@ -453,7 +454,10 @@ chunk and every 4th; a fit that jumps is detected instead — services/verificat
 decision embeds the best frames on the landmarks seen at upload instead of detecting them again, and PAD scores
 2 frames per chunk instead of 3 (12–20 per session for the median). Thread CPU time itself rises with the
 machine's load (the old path gave 1912 ms at load 1.7 at 12:58 and 2310 ms at load 11 at 14:25): compare rows of
-similar load; the idle-machine rerun is the lead's.
+similar load; the idle-machine rerun is the lead's. The `w2t1p5` run of 14:56 shared the 2 cores with load 11-13
+AND the author's own test runs: chunks waited 2.8 s (p50) in the server, frames queued for seconds on the
+phones and 6 of 13 sessions ran out of step time (RETRY) — an overloaded machine, not a measurement of the
+service (the 12:58 run of the old code at load 1.7 confirmed 35/35). Decisions now carry their reason code.
 
 {header}
 """ + "\n".join(rows)

@@ -33,14 +33,7 @@ class StepOut(BaseModel):
 
     @classmethod
     def of(cls, v: StepView) -> StepOut:
-        return cls(
-            index=v.index,
-            kind=v.kind,  # type: ignore[arg-type]
-            challenge=v.challenge,  # type: ignore[arg-type]
-            nonce=v.nonce,
-            prompt_delay_ms=v.prompt_delay_ms,
-            window_ms=v.window_ms,
-        )
+        return cls.model_validate(v, from_attributes=True)  # same field names; kind/challenge validated
 
 
 class PacedSessionCreated(BaseModel):
@@ -55,15 +48,7 @@ class PacedSessionCreated(BaseModel):
 
     @classmethod
     def of(cls, s: PacedStart) -> PacedSessionCreated:
-        return cls(
-            session_id=s.session_id,
-            expires_at=s.expires_at,
-            steps_total=s.steps_total,
-            fps=s.fps,
-            chunk_max_frames=s.chunk_max_frames,
-            chunk_ms=s.chunk_ms,
-            step=StepOut.of(s.step),
-        )
+        return cls.model_validate(s, from_attributes=True)  # the step (StepView) too
 
 
 class ChallengeOut(BaseModel):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from numpy.typing import NDArray
 from sqlalchemy import select
 
 from lifecert.domain.errors import ErrorCode, LifecertError
@@ -275,3 +276,31 @@ def test_given_postgres_when_a_slow_user_runs_a_paced_session_then_confirmed_and
             assert chunks and all(c.frames_sealed and raw not in c.frames_sealed for c in chunks)
     finally:
         ctx.close()
+
+
+def test_given_a_photo_tilted_in_front_of_the_camera_when_a_paced_session_ends_then_review_as_a_flat_picture(
+    svc: VerificationService, clock: VirtualTime, pensioner: Pensioner, video: list[NDArray[np.uint8]],
+    vctx: AppContext,
+) -> None:
+    import cv2
+
+    # One real frame of the pensioner as a print turned slowly about its vertical axis: every view is a
+    # homography of the same picture, so the nose never leaves the plane of the face's outline.
+    img = video[30]
+    h, w = img.shape[:2]
+    corners = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    views = []
+    for k in [*range(0, 9), *range(8, -9, -1), *range(-8, 1)]:
+        d = 6.0 * k  # pixels: the near edge grows, the far edge shrinks
+        tilted = np.float32([[0 - d, 0 - d], [w + d, 0 + d], [w + d, h - d], [0 - d, h + d]])
+        m = cv2.getPerspectiveTransform(corners, tilted)
+        views.append(encode_jpeg(cv2.warpPerspective(img, m, (w, h), borderMode=cv2.BORDER_REPLICATE), 85))
+    phone = _phone(svc, clock, _start(svc, pensioner), Clip(neutral=views, actions={}))
+    r = phone.neutral(40_000)
+    assert r is not None and r.result is not None, [a.step_state for a in phone.answers]
+    assert (r.result["decision"], r.result["reason_code"]) == ("REVIEW", "LIVENESS_FAILED"), r.result
+    with vctx.db.session() as s:
+        vs = s.get(VerificationSession, phone.session_id)
+        assert vs is not None
+        planarity = vs.scores["liveness"]["planarity"]
+        assert planarity["decided"] and planarity["flat"], vs.scores["liveness"]
