@@ -398,6 +398,15 @@ def stored_receipt(session: Session, import_id: int) -> Receipt:
     return receipt_for(session, summary_of(session, imp, already_imported=True))
 
 
+def department_history(db: Database, caller: Caller, limit: int = 100) -> list[dict[str, Any]]:
+    """The caller's own imports (never another department's), newest first: counts only."""
+    with db.session() as s:
+        return [{"import_id": i.id, "period": i.period, "received_at": i.received_at.isoformat(),
+                 "file_sha256": i.file_sha256, "rows_total": i.rows_total, "rows_valid": i.rows_valid,
+                 "rows_rejected": i.rows_rejected, "matches": i.matches, "on_time": i.on_time}
+                for i in import_history(s, department=caller.department, limit=limit)]
+
+
 def import_history(session: Session, *, department: str | None = None, limit: int = 200) -> list[DataImport]:
     q = select(DataImport).order_by(DataImport.received_at.desc(), DataImport.id.desc()).limit(limit)
     if department:

@@ -172,6 +172,15 @@ async def upload_extract(
     return JSONResponse(body, status_code=200 if receipt.summary.already_imported else 201)
 
 
+@router.get("/extracts", summary="This department's own imports, newest first (at most 100)")
+async def list_extracts(request: Request, ctx: Ctx) -> JSONResponse:
+    pool = exchange_pool(request)
+    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    caller, _ = await pool.run(authenticate, ctx, request, path)
+    rows = await pool.run(exchange.department_history, ctx.db, caller)
+    return JSONResponse({"department": caller.department, "imports": rows})
+
+
 @router.get("/extracts/{import_id}", summary="The receipt of an earlier upload by the same department")
 async def get_receipt(import_id: DbId, request: Request, ctx: Ctx) -> JSONResponse:
     pool = exchange_pool(request)

@@ -156,6 +156,10 @@ def test_given_api_key_when_signed_upload_then_imported_and_bad_stale_or_replaye
         r_receipt_headers = signed(key, b"", url=f"/api/v1/exchange/extracts/{r_ok.json().get('import_id', 0)}",
                                    method="GET")
         r_receipt = c.get(f"/api/v1/exchange/extracts/{r_ok.json().get('import_id', 0)}", headers=r_receipt_headers)
+        r_mine = c.get("/api/v1/exchange/extracts", headers=signed(key, b"", url="/api/v1/exchange/extracts",
+                                                                  method="GET"))
+        r_theirs = c.get("/api/v1/exchange/extracts", headers=signed(other_dept_key, b"",
+                                                                    url="/api/v1/exchange/extracts", method="GET"))
     assert r_body.status_code == 401 and r_body.json()["error"]["code"] == "UNAUTHENTICATED"
     assert r_forged.status_code == 401
     assert r_stale.status_code == 401 and r_stale.json()["error"]["details"]["reason"] == "stale_timestamp"
@@ -164,6 +168,8 @@ def test_given_api_key_when_signed_upload_then_imported_and_bad_stale_or_replaye
     assert r_ok.json()["outcomes"] == {"deceased": 1}
     assert r_replay.status_code == 409 and r_replay.json()["error"]["code"] == "NONCE_USED"
     assert r_receipt.status_code == 200 and r_receipt.json()["import_id"] == r_ok.json()["import_id"]
+    assert [i["import_id"] for i in r_mine.json()["imports"]] == [r_ok.json()["import_id"]]
+    assert r_theirs.status_code == 200 and r_theirs.json() == {"department": "civil_affairs_cremation", "imports": []}
     with data_ctx.db.session() as s:
         assert s.scalar(select(func.count()).select_from(DataImport)) == 1
         statuses = {p.id_number: p.status for p in s.scalars(select(Pensioner))}
