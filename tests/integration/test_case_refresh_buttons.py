@@ -50,6 +50,18 @@ def _review_case(ctx: AppContext, p: Pensioner, sid: str, match: float) -> int:
         return cases.open_case(s, payload, reason="LOW_MATCH", pensioner=person, verification_session_id=sid).id
 
 
+def _reviewed_session(ctx: AppContext, client: TestClient, video: list[NDArray[np.uint8]], caseworker: str, *,
+                      seq: int, frame: int, spoof: bool = False) -> tuple[Pensioner, str, int, str]:
+    """A pensioner enrolled from the video, one of its frames as a decided session that went to review
+    (PAD spoof flag as given), its verification case, and ``caseworker`` logged in: (pensioner,
+    session id, case id, CSRF token)."""
+    make_user(ctx, caseworker, "caseworker")
+    p = enroll(ctx, video[TEMPLATE_FRAME], seq=seq)
+    thr = ctx.model.threshold("verify")
+    sid = _stored_session(ctx, p, video[frame], decision=Decision.REVIEW, match=thr + 0.05, spoof=spoof)
+    return p, sid, _review_case(ctx, p, sid, thr + 0.05), login(client, caseworker)
+
+
 def _actions(ctx: AppContext, prefix: str) -> list[AuditEvent]:
     return detached(ctx, select(AuditEvent).where(AuditEvent.action.startswith(prefix)).order_by(AuditEvent.id))
 
@@ -57,12 +69,7 @@ def _actions(ctx: AppContext, prefix: str) -> list[AuditEvent]:
 def test_given_a_review_case_when_caseworker_uses_it_as_template_then_refresh_template_and_revocable(
     vctx: AppContext, client: TestClient, video: list[NDArray[np.uint8]]
 ) -> None:
-    make_user(vctx, "li", "caseworker")
-    p = enroll(vctx, video[TEMPLATE_FRAME], seq=31)
-    thr = vctx.model.threshold("verify")
-    sid = _stored_session(vctx, p, video[40], decision=Decision.REVIEW, match=thr + 0.05)
-    cid = _review_case(vctx, p, sid, thr + 0.05)
-    csrf = login(client, "li")
+    p, sid, cid, csrf = _reviewed_session(vctx, client, video, "li", seq=31, frame=40)
 
     page = client.get(f"/console/cases/{cid}")
     assert 'id="use-as-template"' in page.text and 'id="refresh-template-list"' not in page.text
@@ -103,12 +110,7 @@ def test_given_a_review_case_when_caseworker_uses_it_as_template_then_refresh_te
 def test_given_a_spoofed_session_when_used_as_template_then_refused_with_reason_shown_and_audited(
     vctx: AppContext, client: TestClient, video: list[NDArray[np.uint8]]
 ) -> None:
-    make_user(vctx, "zhao", "caseworker")
-    p = enroll(vctx, video[TEMPLATE_FRAME], seq=32)
-    thr = vctx.model.threshold("verify")
-    sid = _stored_session(vctx, p, video[46], decision=Decision.REVIEW, match=thr + 0.05, spoof=True)
-    cid = _review_case(vctx, p, sid, thr + 0.05)
-    csrf = login(client, "zhao")
+    p, _sid, cid, csrf = _reviewed_session(vctx, client, video, "zhao", seq=32, frame=46, spoof=True)
 
     r = client.post(f"/console/cases/{cid}/use-as-template", data={"csrf_token": csrf}, follow_redirects=False)
 

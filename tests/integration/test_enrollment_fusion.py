@@ -16,7 +16,7 @@ from lifecert.engine.base import FaceEngine
 from lifecert.engine.image import read_image_file
 from lifecert.services.context import AppContext
 from lifecert.services.enrollment import assess_bytes
-from lifecert.services.fusion import fusion_spec
+from lifecert.services.fusion import FusionSpec, fusion_spec
 from lifecert.storage.models import EnrollmentItem, FaceTemplate, ReviewCase
 from tests.conftest import make_settings
 from tests.integration.test_enrollment_job import (
@@ -41,6 +41,13 @@ def fused_ctx(tmp_path: Path, face_engine: FaceEngine, shared_models_dir: Path) 
     ctx.close()
 
 
+@pytest.fixture
+def spec(fused_ctx: AppContext) -> FusionSpec:
+    found = fusion_spec(fused_ctx.settings)
+    assert found is not None, "packs installed and [fusion.dlib_edgeface] in the manifest: fusion is on"
+    return found
+
+
 def _active(ctx: AppContext) -> dict[str, dict[int, FaceTemplate]]:
     with ctx.db.session() as s:
         out: dict[str, dict[int, FaceTemplate]] = {}
@@ -51,11 +58,10 @@ def _active(ctx: AppContext) -> dict[str, dict[int, FaceTemplate]]:
 
 
 def test_given_edgeface_installed_when_the_batch_job_enrolls_then_each_photo_has_both_templates(
-    tmp_path: Path, faces_dir: Path, fused_ctx: AppContext
+    tmp_path: Path, faces_dir: Path, fused_ctx: AppContext, spec: FusionSpec
 ) -> None:
     ctx = fused_ctx
-    spec = fusion_spec(ctx.settings)
-    assert spec is not None and spec.enroll_profile == "flip"
+    assert spec.enroll_profile == "flip"
     photos = tmp_path / "photos"
     rows = stage_photos(photos, frontal_lfw(faces_dir, 4), ids(4, start=300), "双模")
 
@@ -84,11 +90,9 @@ def test_given_edgeface_installed_when_the_batch_job_enrolls_then_each_photo_has
 
 
 def test_given_fusion_when_a_rescanned_photo_comes_with_another_id_then_duplicate_by_fused_score(
-    tmp_path: Path, faces_dir: Path, fused_ctx: AppContext
+    tmp_path: Path, faces_dir: Path, fused_ctx: AppContext, spec: FusionSpec
 ) -> None:
     ctx = fused_ctx
-    spec = fusion_spec(ctx.settings)
-    assert spec is not None
     photos = tmp_path / "photos"
     people = lfw_people(faces_dir, 3)
     idns = ids(4, start=320)
@@ -198,13 +202,11 @@ def test_given_photos_enrolled_before_edgeface_when_rebuilt_for_fusion_then_made
 
 
 def test_given_a_batch_big_enough_for_the_worker_pool_when_enrolled_then_pool_workers_write_both_models(
-    tmp_path: Path, faces_dir: Path, fused_ctx: AppContext
+    tmp_path: Path, faces_dir: Path, fused_ctx: AppContext, spec: FusionSpec
 ) -> None:
     from enrollment.job import IN_PROCESS_BELOW, JobOptions, run_job
 
     ctx = fused_ctx
-    spec = fusion_spec(ctx.settings)
-    assert spec is not None
     photos = tmp_path / "photos"
     rows = stage_photos(photos, frontal_lfw(faces_dir, IN_PROCESS_BELOW), ids(IN_PROCESS_BELOW, start=400), "池")
 
@@ -220,15 +222,13 @@ def test_given_a_batch_big_enough_for_the_worker_pool_when_enrolled_then_pool_wo
 
 
 def test_given_fusion_when_the_console_fixes_a_photo_then_both_models_templates_and_old_ones_retired(
-    faces_dir: Path, fused_ctx: AppContext
+    faces_dir: Path, fused_ctx: AppContext, spec: FusionSpec
 ) -> None:
     from lifecert.services import review, staff
     from lifecert.storage.models import ReviewKind, StaffUser
     from tests.integration.console_support import make_case, make_pensioner, make_user
 
     ctx = fused_ctx
-    spec = fusion_spec(ctx.settings)
-    assert spec is not None
     make_user(ctx, "enr", "enrollment_staff")
     with ctx.db.session() as s:
         who = staff.principal_for(s.scalars(select(StaffUser).where(StaffUser.username == "enr")).one(), "cli")
@@ -257,11 +257,7 @@ def test_given_the_cli_when_templates_rebuilt_for_the_fusion_engine_then_edgefac
     from lifecert.config import get_settings
 
     photos = tmp_path / "photos"
-    photos.mkdir()
-    rows = []
-    for i, (src, idn) in enumerate(zip(frontal_lfw(faces_dir, 2), ids(2, start=380), strict=True)):
-        (photos / f"{i}.jpg").write_bytes(src.read_bytes())
-        rows.append((idn, f"命令{i}", f"{i}.jpg"))
+    rows = stage_photos(photos, frontal_lfw(faces_dir, 2), ids(2, start=380), "命令")
     settings = get_settings()  # the CLI's own settings (LIFECERT_DATA_DIR from cli_env)
     ctx = AppContext(settings)
     ctx.set_engine(face_engine)
