@@ -337,6 +337,14 @@ def list_cases(session: Session, who: Principal, *, statuses: Sequence[str] = Su
     return list(session.scalars(q.order_by(Suspension.id.desc()).limit(limit)))
 
 
+def pensioners_of(session: Session, cases: Sequence[Suspension]) -> dict[int, Pensioner]:
+    """The pensioners the listed cases are about, by id (one query; for the console list)."""
+    ids = {c.pensioner_id for c in cases}
+    if not ids:
+        return {}
+    return {p.id: p for p in session.scalars(select(Pensioner).where(Pensioner.id.in_(ids)))}
+
+
 def counts_by_region(session: Session, *, region_prefix: str = "") -> dict[str, dict[str, int]]:
     """{region_code: {status: count}} (for dashboards)."""
     q = select(Suspension.region_code, Suspension.status, func.count()).group_by(

@@ -16,7 +16,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from lifecert.domain.errors import ErrorCode, LifecertError
 from lifecert.services import suspensions
-from lifecert.storage.models import Pensioner
 from lifecert.storage.models_agency import SuspensionStatus
 from server.deps import ClientAddr, DbId, DbSession
 from server.routes.console import render
@@ -50,7 +49,7 @@ def suspension_list(request: Request, session: DbSession, who: Caseworker, statu
                     error: str | None = None) -> Response:
     wanted = _STATUSES.get(status, SuspensionStatus.PENDING)
     rows = suspensions.list_cases(session, who, statuses=wanted)
-    people = {p.id: p for p in session.query(Pensioner).filter(Pensioner.id.in_({r.pensioner_id for r in rows}))}
+    people = suspensions.pensioners_of(session, rows)
     return render(request, "console/suspensions.html", who, rows=rows, people=people, status=status,
                   error=error if error and error.startswith("err_") else None)
 
