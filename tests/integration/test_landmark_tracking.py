@@ -50,3 +50,20 @@ def test_given_real_frames_when_tracked_between_detections_then_landmarks_and_ey
     assert float(np.percentile(err, 95)) < 0.02 and max(d_ear) < 0.06 and max(d_mar) < 0.08
     ears = [geometry.eye_aspect_ratio(f.obs.landmarks) for f in tracked if f.obs.landmarks is not None]
     assert min(ears) < 0.6 * float(np.median(ears))  # the blink is still seen in the tracked frames
+
+
+def test_given_bgr_or_rgb_pixels_when_the_68_point_predictor_runs_then_the_same_points(
+    frame_engine: FaceEngine, video: list[NDArray[np.uint8]]
+) -> None:
+    # The dlib engine fits the 68 points on the BGR frame without converting it (the predictor reads the
+    # channels' mean intensity); this pins that the order of the channels does not change a single point.
+    import dlib
+
+    sp68 = frame_engine._sp68  # type: ignore[attr-defined]
+    for f in video[0:120:20]:
+        faces = frame_engine.detect(f)
+        assert faces and faces[0].landmarks68 is not None
+        x1, y1, x2, y2 = (int(v) for v in faces[0].box)
+        rgb = sp68(np.ascontiguousarray(f[:, :, ::-1]), dlib.rectangle(x1, y1, x2, y2))
+        points = np.array([[p.x, p.y] for p in rgb.parts()], dtype=np.float32)
+        assert np.array_equal(points, faces[0].landmarks68)
