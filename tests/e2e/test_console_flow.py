@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +28,6 @@ from lifecert.storage.photos import sha256_bytes
 from tests.conftest import ROOT, make_settings
 from tests.paced_client import Clip
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 PASSWORD = "e2e-password-123"
 
 pytestmark = pytest.mark.browser
@@ -43,6 +41,17 @@ def _wait_js(page: Any, expression: str, timeout_ms: int = 30_000) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"not true within {timeout_ms} ms: {expression}")
         page.wait_for_timeout(200)
+
+
+@contextmanager
+def _desk_page(browser: Any) -> Iterator[Any]:
+    """A caseworker's desktop page in its own browser context, on the session's one Chromium
+    (tests/e2e/conftest.py): a second ``sync_playwright()`` in the same run is refused by Playwright."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="zh-CN")
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
 
 
 def _free_port() -> int:
@@ -127,16 +136,11 @@ def server(seeded: tuple[AppContext, int, int]) -> Iterator[str]:
 
 
 def test_given_caseworker_when_logging_in_opening_and_approving_a_case_then_confirmation_shown(
-    seeded: tuple[AppContext, int, int], server: str, tmp_path: Path
+    seeded: tuple[AppContext, int, int], server: str, tmp_path: Path, browser: Any
 ) -> None:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium); browser test skipped")
-    playwright = pytest.importorskip("playwright.sync_api", reason="playwright (python) not installed")
     ctx, pensioner_id, case_id = seeded
     shot = Path(os.environ.get("LIFECERT_E2E_SCREENSHOT", tmp_path / "case.png"))
-    with playwright.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000}, locale="zh-CN")
+    with _desk_page(browser) as page:
         page.goto(f"{server}/console/queue")
         assert "/console/login" in page.url  # anonymous → login page
         page.fill("#username", "caseworker1")
@@ -159,7 +163,6 @@ def test_given_caseworker_when_logging_in_opening_and_approving_a_case_then_conf
         # English switch keeps the page.
         page.click("a.lang")
         page.wait_for_selector("text=Caseworker review")
-        browser.close()
     with ctx.db.session() as s:
         uid = s.scalars(select(StaffUser.id).where(StaffUser.username == "caseworker1")).one()
         conf = s.scalars(select(SurvivalConfirmation).where(SurvivalConfirmation.pensioner_id == pensioner_id)).one()
@@ -199,11 +202,8 @@ def real_review_case(
 
 
 def test_given_real_verification_review_case_when_caseworker_opens_it_then_score_and_best_frames_shown(
-    real_review_case: tuple[AppContext, int], tmp_path: Path
+    real_review_case: tuple[AppContext, int], tmp_path: Path, browser: Any
 ) -> None:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium); browser test skipped")
-    playwright = pytest.importorskip("playwright.sync_api", reason="playwright (python) not installed")
     ctx, case_id = real_review_case
     with ctx.db.session() as s:
         case = s.get(ReviewCase, case_id)
@@ -213,9 +213,7 @@ def test_given_real_verification_review_case_when_caseworker_opens_it_then_score
     assert payload.threshold is not None and payload.match < payload.threshold
     shot = Path(os.environ.get("LIFECERT_E2E_SCREENSHOT_REAL", tmp_path / "real-case.png"))
     for base in _serve(ctx):
-        with playwright.sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-            page = browser.new_page(viewport={"width": 1400, "height": 1000}, locale="zh-CN")
+        with _desk_page(browser) as page:
             page.goto(f"{base}/console/login")
             page.fill("#username", "caseworker2")
             page.fill("#password", PASSWORD)
@@ -234,4 +232,3 @@ def test_given_real_verification_review_case_when_caseworker_opens_it_then_score
             assert page.locator("#liveness tbody tr").count() == 2
             assert "眨眼" in page.inner_text("#liveness")
             page.screenshot(path=str(shot), full_page=True)
-            browser.close()
