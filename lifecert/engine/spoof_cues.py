@@ -39,6 +39,9 @@ Box = NDArray[np.float32] | Sequence[float]
 # screen replays; specular 0.86 on real apfol replays but 0.11 (inverted) on real NUAA prints; the
 # enclosure / rigid-enclosure cues only on synthetic frames (0.55-1.00, where attacks.py drew the bezel and
 # paper edge it looks for) — no real full-frame attack exists here to test them. None is trusted yet.
+# Rerun 2026-11-30 on 365 sessions (benchmarks/README.md pad section): moiré 0.93 on 74 real NUAA print
+# sessions vs the real live crops but 0.47-0.53 on screen replays; specular 0.09 (inverted) on real prints;
+# enclosure 0.50 on real prints. No genuine-false-alarm operating point was measured: still untrusted.
 TRUSTED: dict[str, bool] = {"enclosure": False, "moire": False, "specular": False}
 ENCLOSURE_MIN_SIDES = 3  # >= this many flanked sides in the median frame ...
 RIGID_MAX_STD = 0.08  # ... and edge offsets to the face varying less than this (face widths)
