@@ -98,3 +98,34 @@ def test_given_rate_limiter_when_limit_reached_then_refused_until_window_passes(
     assert err.value.code == ErrorCode.RATE_LIMITED
     assert err.value.details["retry_after"] == 31
     lim.hit("1.2.3.4", now=60.5)
+
+
+@pytest.mark.parametrize("member", ["docProps/core.xml", "xl/worksheets/sheet1.xml"])
+def test_given_xlsx_with_a_broken_deflate_stream_when_read_then_extract_error_not_zlib_error(
+    tmp_path: Path, member: str
+) -> None:
+    """A workbook whose central directory is intact but one member's compressed bytes are damaged
+    (found by the fuzz test: zlib.error escaped openpyxl) is refused with a typed error."""
+    import zipfile
+
+    wb = Workbook()
+    ws = wb.active
+    ws.append(["证件号", "姓名", "日期"])
+    for i in range(200):
+        ws.append([ROW1[0], f"欧阳锋{i}", ROW1[2]])
+    f = tmp_path / "broken.xlsx"
+    wb.save(f)
+    with zipfile.ZipFile(f) as zf:
+        zi = zf.getinfo(member)
+    assert zi.compress_type == zipfile.ZIP_DEFLATED and zi.compress_size > 40
+    data = bytearray(f.read_bytes())
+    # Local header: 30 bytes + name + extra, then the deflate stream; overwrite its middle.
+    name_len = int.from_bytes(data[zi.header_offset + 26:zi.header_offset + 28], "little")
+    extra_len = int.from_bytes(data[zi.header_offset + 28:zi.header_offset + 30], "little")
+    start = zi.header_offset + 30 + name_len + extra_len
+    mid = start + zi.compress_size // 3
+    data[mid:mid + 16] = b"\xff" * 16
+    f.write_bytes(bytes(data))
+
+    with pytest.raises(ExtractError, match="not a readable XLSX"):
+        list(iter_rows(inspect_file(f), MAP))

@@ -167,6 +167,7 @@ def _xlsx_limits() -> ZipLimits:
 
 def _iter_xlsx(info: FileInfo, mapping: Mapping) -> Iterator[tuple[int, list[object]]]:
     import zipfile
+    import zlib
 
     from openpyxl import load_workbook
 
@@ -175,12 +176,15 @@ def _iter_xlsx(info: FileInfo, mapping: Mapping) -> Iterator[tuple[int, list[obj
     def too_big(message: str, code: ErrorCode) -> LifecertError:
         return ExtractError(f"{info.path.name}: {message}")
 
+    # What a corrupt workbook raises while a part is inflated or parsed: a bad deflate stream, a
+    # truncated member, broken XML (ElementTree's ParseError is a SyntaxError).
+    broken = (zipfile.BadZipFile, zlib.error, EOFError, SyntaxError)
     try:
         # The central directory first (nothing inflated): a 300 KB workbook must not unpack to gigabytes.
         with zipfile.ZipFile(info.path) as zf:
             checked_members(zf, _xlsx_limits(), too_big)
         wb = load_workbook(info.path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, OSError, KeyError, ValueError) as exc:
+    except (*broken, OSError, KeyError, ValueError) as exc:
         raise ExtractError(f"{info.path.name}: not a readable XLSX workbook ({exc})") from exc
     try:
         if mapping.sheet:
@@ -206,5 +210,7 @@ def _iter_xlsx(info: FileInfo, mapping: Mapping) -> Iterator[tuple[int, list[obj
             if not r or all(v is None or (isinstance(v, str) and not v.strip()) for v in r):
                 continue
             yield row_no, _pick(r, layout)
+    except broken as exc:  # a sheet broken past the rows already read
+        raise ExtractError(f"{info.path.name}: not a readable XLSX workbook ({exc})") from exc
     finally:
         wb.close()
