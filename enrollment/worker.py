@@ -77,7 +77,9 @@ def init_process(settings: Settings, threads: int = 1) -> None:
     import cv2
 
     cv2.setNumThreads(threads)
-    _worker = Worker(settings)
+    # Engines that size their onnxruntime pools from settings (EdgeFace, insightface) get the pool's
+    # per-process share too: W processes x 2 spinning ORT threads on 2 cores oversubscribe the machine.
+    _worker = Worker(settings.model_copy(update={"inference_threads": threads}))
 
 
 def run_in_process(task: Task) -> Outcome:
