@@ -218,6 +218,10 @@
 
   /** Assisted mode: the worker's console session must be open; its CSRF token signs the start request. */
   async function initAssist() {
+    // The worker reads the top of the form first: say at once that this is for someone else.
+    $("form-lead").dataset.i18n = "assist.banner";
+    $("form-intro").dataset.i18n = "assist.intro";
+    applyLang();
     $("assist-field").hidden = false;
     try {
       const res = await fetch(`${STAFF_API}/assisted/context`, { headers: { Accept: "application/json" }, cache: "no-store" });

@@ -112,6 +112,7 @@ window.LIFECERT_I18N = {
     "error.SERVER": "服务暂时不可用，请稍后再试。",
     "error.UNKNOWN": "出现了问题，请稍后再试。",
     "assist.banner": "帮助他人认证：请让老人本人面对手机镜头，您在旁边读提示。",
+    "assist.intro": "请输入老人的身份证号码和姓名。",
     "assist.location_label": "您现在的位置（地址、村或社区）",
     "assist.location_empty": "请填写您现在的位置。",
     "assist.login": "请先用社区工作人员账号登录工作台，再打开“帮助他人认证”。"
@@ -224,6 +225,7 @@ window.LIFECERT_I18N = {
     "error.SERVER": "The service is not available right now. Please try again later.",
     "error.UNKNOWN": "Something went wrong. Please try again later.",
     "assist.banner": "Helping someone certify: the pensioner faces the camera; you read out the prompts.",
+    "assist.intro": "Enter the pensioner's ID card number and name.",
     "assist.location_label": "Where you are now (address, village or community)",
     "assist.location_empty": "Please enter where you are.",
     "assist.login": "Sign in to the console as a community worker first, then open “Help someone certify”."
