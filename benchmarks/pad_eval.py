@@ -96,7 +96,8 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks import attacks as atk  # noqa: E402
 from benchmarks.accuracy import update_readme  # noqa: E402
-from lifecert.config import Settings  # noqa: E402
+from lifecert.config import QualitySettings, Settings  # noqa: E402
+from lifecert.domain.errors import ErrorCode  # noqa: E402
 from lifecert.engine import geometry, spoof_cues  # noqa: E402
 from lifecert.engine.base import FaceEngine, count_significant  # noqa: E402
 from lifecert.engine.image import read_image_file  # noqa: E402
@@ -105,6 +106,8 @@ from lifecert.engine.loader import load_engine  # noqa: E402
 from lifecert.engine.manifest import REPO_MANIFEST, manifest_sha256  # noqa: E402
 from lifecert.engine.pad import box_xyxy_to_xywh, fuse_session, load_pad_from, pad_spec  # noqa: E402
 from lifecert.services.evaluation import machine_info  # noqa: E402
+from lifecert.services.verification import rules, steps  # noqa: E402
+from lifecert.services.verification.frames import face_region_stats  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 CACHE_VERSION = "v2"  # bump when the synthesis or the per-frame scoring changes
@@ -124,6 +127,7 @@ KIND_ID = {k: i for i, k in enumerate(SYNTH_KINDS)}
 FLOOR = {"print": 0.01, "print_nuaa": 0.01, "still": 0.01, "replay": 0.05, "replay_apfol": 0.05,
          "cued_replay": 0.05}
 BPCER_FLOOR = 0.03
+FLOOR_MIN_N = 100  # a floor counts as met only with the point estimate under it on at least this many sessions
 CAL_BPCER = 0.02
 GEN_SOURCES = ("video_acted", "slow", "late", "crops", "tiny")
 
@@ -169,6 +173,14 @@ def clopper_pearson(k: int, n: int, conf: float = 0.95) -> tuple[float, float]:
     return lower, upper
 
 
+def floor_mark(r: float, n: int, floor: float) -> str:
+    """✓ the rate is under the floor on at least FLOOR_MIN_N sessions; ~ under it on fewer (not
+    demonstrated); ✗ over it."""
+    if r > floor:
+        return "✗"
+    return "✓" if n >= FLOOR_MIN_N else "~"
+
+
 def rate(rows: Sequence[dict[str, Any]], rejected: Callable[[dict[str, Any]], bool], attack: bool) -> dict[str, Any]:
     """APCER (attack=True: share NOT rejected) or BPCER (attack=False: share rejected), with the
     95 % Clopper–Pearson interval."""
@@ -205,6 +217,7 @@ class Seq:
     frames: list[np.ndarray]
     t_ms: list[int]
     challenges: list[str] = field(default_factory=list)
+    prompts_ms: list[int] = field(default_factory=list)  # when each challenge's prompt appeared (the actor's cue)
 
 
 def _num(p: Path) -> int:
@@ -273,7 +286,7 @@ def photo_pool(faces: Path) -> list[str]:
 
 
 def plan(faces: Path, per_type: int, genuine_per_variant: int, seed: int, seq_len: int,
-         max_len: int = 8, replay_share: float = 0.35) -> list[Spec]:
+         max_len: int = 8, replay_share: float = 1.0) -> list[Spec]:
     """Every session of the run, interleaved (one of each synthetic kind in turn, real captures spread
     through) so that a run stopped early has balanced counts."""
     pool = photo_pool(faces)
@@ -286,7 +299,7 @@ def plan(faces: Path, per_type: int, genuine_per_variant: int, seed: int, seq_le
             synth += [Spec(f"{v}/{clip}/{n}", "bona_fide", v, split, n, clip) for v in ("video_acted", "slow", "late")]
         if n < per_type:
             synth.append(Spec(f"cued_replay/{clip}/{n}", "cued_replay", clip, split, n, clip))
-            if n < per_type * replay_share:  # the plain replay is not in the floors: fewer of them
+            if n < per_type * replay_share:  # an attack type of issue 12's table: as many (2.5 fps, cheap)
                 synth.append(Spec(f"replay/{clip}/{n}", "replay", clip, split, n, clip))
             for j, kind in enumerate(("print", "still")):
                 ph = pool[int(perm[(2 * n + j) % len(pool)])]
@@ -405,18 +418,23 @@ class Worker:
         for i, (img, t) in enumerate(zip(sq.frames, sq.t_ms, strict=True)):
             faces = self.engine.detect(img)
             if not faces or faces[0].landmarks68 is None:
-                per.append({"t": t, "lm": None, "box": None, "nf": 0, "pad": None})
+                br = float(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY).mean())  # as production: whole frame
+                per.append({"t": t, "lm": None, "box": None, "nf": 0, "pad": None, "br": round(br, 1)})
                 continue
             m = faces[0]
+            _sharp, br = face_region_stats(img, np.asarray(m.box[:4], np.float32))
             per.append({"t": t, "lm": np.round(np.asarray(m.landmarks68, np.float64), 2).tolist(),
-                        "box": [round(float(v), 2) for v in m.box[:4]], "nf": count_significant(faces), "pad": None})
+                        "box": [round(float(v), 2) for v in m.box[:4]], "nf": count_significant(faces), "pad": None,
+                        "br": round(float(br), 1)})
             idx.append(i)
             boxes.append(box_xyxy_to_xywh(m.box))
         if idx:
             for i, v in zip(idx, self.pad.score_many([sq.frames[i] for i in idx], boxes), strict=True):
                 per[i]["pad"] = round(float(v), 5)
+        h, w = sq.frames[0].shape[:2]
         row: dict[str, Any] = {"name": sq.name, "kind": sq.kind, "source": sq.source, "split": sq.split,
-                               "challenges": sq.challenges, "frames": per}
+                               "challenges": sq.challenges, "prompts_ms": sq.prompts_ms, "size": [w, h],
+                               "frames": per}
         if cues:
             row["cues"] = spoof_cues.analyze(sq.frames, [np.array(f["box"]) if f["box"] else None
                                                          for f in per]).as_dict()
@@ -462,7 +480,119 @@ def frame_obs(row: dict[str, Any]) -> list[FrameObs]:
     return out
 
 
+NEUTRAL_BRIGHTNESS = 128.0  # v2 cache rows carry no brightness: light is then not judged
+
+
+def prompts_of(row: dict[str, Any]) -> list[int]:
+    """When each challenge's prompt appeared (ms of the session) — the time the actor reacted to.
+    v2 cache rows carry none: the fixed schedule of that synthesis (lead-in + k windows)."""
+    got = row.get("prompts_ms") or []
+    return [int(v) for v in got] if got else [LEAD_IN_MS + k * WINDOW_MS for k in range(len(row["challenges"]))]
+
+
+def obs_of(row: dict[str, Any]) -> list[steps.Obs]:
+    """The cached frames as production keeps them per chunk (steps.Obs; client ms = server ms here)."""
+    w, h = row.get("size") or ((96, 128) if row["source"] == "tiny" else atk.CAMERA)
+    out = []
+    for f in row["frames"]:
+        lm = None if f["lm"] is None else np.asarray(f["lm"], np.float32).reshape(68, 2)
+        box = None if f["box"] is None else (float(f["box"][0]), float(f["box"][1]), float(f["box"][2]),
+                                             float(f["box"][3]))
+        out.append(steps.Obs(int(f["t"]), (int(w), int(h)), lm, box, int(f["nf"]) if lm is not None else 0, 0.0,
+                             float(f.get("br", NEUTRAL_BRIGHTNESS)), f["pad"]))
+    return out
+
+
+def settle_of(obs: Sequence[steps.Obs], g: QualitySettings) -> tuple[int | None, steps.SettleResult]:
+    """The first time the settle step would be SEEN (production judges it after every chunk; here after
+    every frame, i.e. up to one chunk earlier) and its result (the baseline)."""
+    for i in range(steps.SETTLE_MIN_FRAMES - 1, len(obs)):
+        r = steps.settle(obs[: i + 1], 0, g)
+        if r.steady:
+            return obs[i].t_ms, r
+    return None, steps.SettleResult(False)
+
+
+def production_decision(row: dict[str, Any], params: LivenessParams, g: QualitySettings,
+                        min_frames: int) -> dict[str, Any]:
+    """The active part of production's decision for one cached session, on plain data (no rescoring).
+
+    As services/verification does it: the settle step (steps.settle: a steady face for SETTLE_STEADY_MS)
+    gives the baseline; each challenge is judged by steps.judge_challenge over the frames from its prompt to
+    prompt + CHALLENGE_WINDOW_MS (cut at the next prompt: those frames are the actor's answer to another
+    prompt, which production would not have shown yet), counting only frames MIN_REACTION_MS after the
+    prompt; the first challenge not seen ends the session (later ones are never revealed, the capture
+    stops at the end of its window); then the final decision of paced.py: too few usable frames → RETRY;
+    steps.passive_liveness (still / homography residual OR nose parallax / track breaks) and the missed
+    challenge through rules.decide (PAD is added in the summary with the 2-fold thresholds).
+
+    Sessions without challenges (NUAA/apfol crops, tiny: their subjects were asked nothing) get the
+    passive part only. Prints, stills and plain replays are captured at 2.5 fps, too few frames for
+    the settle step's SETTLE_MIN_FRAMES in SETTLE_STEADY_MS: their baseline comes from the frames before
+    the first prompt ("settle": "low_fps") — a benchmark shortcut, never a rejection."""
+    obs = obs_of(row)
+    prompts = prompts_of(row)
+    fobs = [o.frame_obs(0) for o in obs]
+    out: dict[str, Any] = {"settled_ms": None, "settle": None, "challenge_results": [], "missed": [],
+                           "prompt_before_settle": False}
+    end_ms = obs[-1].t_ms if obs else 0
+    reason: str | None = None
+    challenges = list(row["challenges"])
+    if challenges:
+        settled, res = settle_of(obs, g)
+        base = res.baseline
+        out["settled_ms"], out["settle"] = settled, "steady" if base is not None else None
+        if base is None:
+            fps = 1000.0 * (len(obs) - 1) / max(1, end_ms) if len(obs) > 1 else 0.0
+            if fps * steps.SETTLE_STEADY_MS / 1000.0 < steps.SETTLE_MIN_FRAMES - 1:
+                lead = [f for f, o in zip(fobs, obs, strict=True) if o.t_ms < prompts[0] and o.issue(g) is None]
+                base = steps.baseline_of(lead) if lead else None
+                out["settle"] = "low_fps" if base is not None else None
+        elif settled is not None and settled > prompts[0]:
+            out["prompt_before_settle"] = True  # production would have shown the prompt later (v2 late sessions)
+        if base is None:  # the settle step times out: RETRY with the most common framing issue
+            reason = str(steps.most_common_issue(obs, g))
+        else:
+            for k, name in enumerate(challenges):
+                rv = prompts[k]
+                end = rv + steps.CHALLENGE_WINDOW_MS
+                if k + 1 < len(prompts):
+                    end = min(end, prompts[k + 1])
+                j = steps.judge_challenge(name, [f for f in fobs if rv <= f.t_ms < end], base, rv, params)
+                out["challenge_results"].append(j.as_dict(name, rv))
+                if not j.seen:
+                    out["missed"] = [name]
+                    end_ms = min(end_ms, end)
+                    break
+    kept = [f for f in fobs if f.t_ms <= end_ms]
+    usable = sum(1 for f in kept if f.landmarks is not None and f.num_faces == 1)
+    live = steps.passive_liveness(kept, params)
+    out |= {"motion": round(live.motion, 5), "flat_decided": live.flat.decided, "flat_residual": live.flat.residual,
+            "planar": {"decided": live.planar.decided, "flat": live.planar.flat, "parallax": live.planar.parallax},
+            "track_breaks": len(live.breaks), "usable": usable}
+    if reason is None and usable < min_frames:
+        reason = str(ErrorCode.TOO_FEW_FRAMES)
+    if reason is not None:
+        out |= {"decision": "RETRY", "reason": reason, "issue": None, "active_reject": True}
+        return out
+    v = rules.decide(rules.Evidence(threshold=0.0, own_match=1.0, one_person_min=1.0, still=live.still,
+                                    flat=live.flat_photo, challenges_passed=not out["missed"], pad_spoof=False))
+    out |= {"decision": str(v.decision), "reason": None if v.reason is None else str(v.reason), "issue": v.issue,
+            "active_reject": v.decision != "CONFIRMED"}
+    return out
+
+
+def reject_reason(d: dict[str, Any]) -> str | None:
+    """One label per rejected session: the missed challenge, else the passive issue / reason."""
+    if not d["active_reject"]:
+        return None
+    if d["missed"] and d["reason"] == str(ErrorCode.CHALLENGE_NOT_SEEN):
+        return f"missed {d['missed'][0]}"
+    return str(d["issue"] or d["reason"])
+
+
 def active_decision(obs: list[FrameObs], row: dict[str, Any], params: LivenessParams) -> dict[str, Any]:
+    """Session 2's fixed-window judgement (engine.liveness.analyze_liveness): kept for comparison only."""
     n = len(obs)
     with_face = [o for o in obs if o.has_face]
     multi = sum(1 for o in with_face if o.num_faces > 1)
@@ -485,16 +615,36 @@ def active_decision(obs: list[FrameObs], row: dict[str, Any], params: LivenessPa
     }
 
 
-def derive(row: dict[str, Any], params: LivenessParams) -> dict[str, Any]:
-    """A cached session → the row the summary works on (no frames)."""
-    scores = [float("nan") if f["pad"] is None else float(f["pad"]) for f in row["frames"]]
+def production_pad_scores(row: dict[str, Any]) -> list[float]:
+    """The P(real) values production would have: per CHUNK_MS chunk of frames, only the frames
+    steps.pad_pick chooses among those with a face (the cache holds a score for every face frame)."""
+    chunks: dict[int, list[float]] = defaultdict(list)
+    for f in row["frames"]:
+        if f["pad"] is not None:
+            chunks[int(f["t"]) // steps.CHUNK_MS].append(float(f["pad"]))
+    return [v for _, vals in sorted(chunks.items()) for i, v in enumerate(vals) if i in steps.pad_pick(len(vals))]
+
+
+def derive(row: dict[str, Any], params: LivenessParams, g: QualitySettings | None = None,
+           min_frames: int = 5) -> dict[str, Any]:
+    """A cached session → the row the summary works on (no frames). ``active_reject``: production's decision
+    (production_decision); ``fixed_windows``: session 2's analyze_liveness judgement, for comparison."""
+    g = g or QualitySettings()
+    all_scores = [float("nan") if f["pad"] is None else float(f["pad"]) for f in row["frames"]]
+    scores = production_pad_scores(row) if not row["name"].startswith("tight/") else all_scores
     out = {k: row[k] for k in ("name", "kind", "source", "split", "challenges")}
     out["frames"] = len(row["frames"])
     out["with_face"] = sum(1 for f in row["frames"] if f["lm"] is not None)
+    out["pad_frames"] = len(scores)
     out["pad"] = {m: fuse_session(scores, m) for m in ("mean", "median", "p25")}
+    out["pad_all_frames"] = {m: fuse_session(all_scores, m) for m in ("mean", "median", "p25")}
     if row["name"].startswith("tight/"):
         return out
-    out.update(active_decision(frame_obs(row), row, params))
+    out.update(production_decision(row, params, g, min_frames))
+    out["reject_reason"] = reject_reason(out)
+    old = active_decision(frame_obs(row), row, params)
+    out["fixed_windows"] = {"reject": old["active_reject"], "missed": old["missed"],
+                            "passive_reasons": old["passive_reasons"]}
     out["cues"] = row.get("cues", {})
     out["cpu_s"] = row.get("cpu_s")
     return out
@@ -624,6 +774,7 @@ def cue_measurements(rows: list[dict[str, Any]]) -> dict[str, Any]:
 def load_cached(cache_dir: Path, specs: Sequence[Spec], seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Derived rows of every planned session already scored (full frames, tight crops)."""
     params = LivenessParams()
+    st = Settings()
     rows: list[dict[str, Any]] = []
     tight: list[dict[str, Any]] = []
     for sp in specs:
@@ -631,7 +782,8 @@ def load_cached(cache_dir: Path, specs: Sequence[Spec], seed: int) -> tuple[list
         if not p.is_file():
             continue
         for raw in json.loads(p.read_text()):
-            (tight if raw["name"].startswith("tight/") else rows).append(derive(raw, params))
+            (tight if raw["name"].startswith("tight/") else rows).append(
+                derive(raw, params, st.quality, st.verification.min_frames))
     return rows, tight
 
 
@@ -774,6 +926,15 @@ def summarize(rows: list[dict[str, Any]], tight_rows: list[dict[str, Any]], meta
         }
 
     summary = {proto: table(rows, rej) for proto, rej in protocols.items()}
+    genuine_reasons: dict[str, dict[str, int]] = {}
+    for r in rows:
+        if r["kind"] == "bona_fide" and r.get("reject_reason"):
+            d = genuine_reasons.setdefault(r["source"], {})
+            d[r["reject_reason"]] = d.get(r["reject_reason"], 0) + 1
+    fixed_windows_bpcer = rate([r for r in rows if r["kind"] == "bona_fide"
+                                and r["source"] in ("video_acted", "slow", "late")],
+                               lambda r: bool(r["fixed_windows"]["reject"]), False)
+    prompt_before_settle = sum(1 for r in rows if r.get("prompt_before_settle"))
     manifest_half_b = table(half["B"], pad_rej_a)
     tight_summary = {
         "apcer": {k: rate([r for r in tight_rows if r["kind"] == k], pad_rej, True)
@@ -793,6 +954,8 @@ def summarize(rows: list[dict[str, Any]], tight_rows: list[dict[str, Any]], meta
         "window_ms": WINDOW_MS, "fusion": fusion, "threshold_A": thr_a, "threshold_B": thr_b,
         "calibration_A": cal_a, "calibration_B": cal_b,
         "summary_2fold": summary, "manifest_threshold_on_half_B": manifest_half_b, "cues": cues,
+        "genuine_active_reject_reasons": genuine_reasons, "fixed_windows_bpcer_acted": fixed_windows_bpcer,
+        "prompt_before_settle": prompt_before_settle,
         "tight_crops": {"summary_2fold": tight_summary, "same_sequences_in_full_frames": full_same,
                         "rows": tight_rows},
         "counts": {k: sum(1 for r in rows if r["kind"] == k) for k in (*kinds, "bona_fide")},
@@ -806,9 +969,7 @@ def summarize(rows: list[dict[str, Any]], tight_rows: list[dict[str, Any]], meta
         if x["rate"] is None:
             return "—"
         lo, hi = x["ci95"]
-        mark = ""
-        if floor is not None:  # ✓ the whole interval under the floor; ~ the rate is, the interval is not
-            mark = " ✓" if hi <= floor else (" ~" if x["rate"] <= floor else " ✗")
+        mark = "" if floor is None else " " + floor_mark(x["rate"], x["n"], floor)
         return f"{100 * x['rate']:.1f}% ({x['errors']}/{x['n']}) [{100 * lo:.1f}–{100 * hi:.1f}]{mark}"
 
     part = "" if meta["complete"] else (f" PARTIAL RUN: {meta['scored_sessions']} of {meta['planned_sessions']} "
@@ -819,18 +980,25 @@ def summarize(rows: list[dict[str, Any]], tight_rows: list[dict[str, Any]], meta
         f"Machine: {report['machine']['nproc']} × {report['machine']['cpu']} (shared with five other engineers' "
         f"sessions; load {load[0]:.1f} at the end), {today}; {meta['elapsed_s']:.0f} s wall, "
         f"{meta['cpu_s_sessions']:.0f} s CPU over {meta['scored_sessions']} sessions, {meta['workers']} niced worker "
-        f"processes.{part} Full camera frames (480×640) through dlib detect + 68 landmarks → `analyze_liveness` "
-        "(*active*: still / flat photo at the engine's cut-off / track / faces / the two drawn challenges, 1 s lead-in "
-        f"+ 2 × {WINDOW_MS // 1000} s windows, {FPS:.0f} fps; prints, stills and plain replays {FPS_PASSIVE} fps over "
-        "the lead-in and first window) and MiniFASNet V2+V1SE on the full frame with dlib's box (*pad*: session "
-        f"{fusion} of P(real) below the threshold); *both* = either rejects.",
+        f"processes.{part} Full camera frames (480×640) through dlib detect + 68 landmarks, then PRODUCTION's decision "
+        "recomputed from the cached per-frame results (*active*, `production_decision`): the settle step "
+        "(`steps.settle`, a steady face) gives the baseline, each challenge is judged by `steps.judge_challenge` "
+        f"from its prompt over CHALLENGE_WINDOW_MS ({steps.CHALLENGE_WINDOW_MS // 1000} s, cut at the next prompt; "
+        f"frames from MIN_REACTION_MS = {steps.MIN_REACTION_MS} ms after it), the first missed challenge ends the "
+        "session, then paced.py's final decision (`steps.passive_liveness`: still / homography residual OR nose "
+        "parallax / track breaks, too few usable frames, `rules.decide`). Acted sessions at "
+        f"{FPS:.0f} fps, prompts {WINDOW_MS // 1000} s apart; prints, stills and plain replays {FPS_PASSIVE} fps "
+        "over 7 s. *pad*: MiniFASNet V2+V1SE on the full frame with dlib's box, on the frames production scores "
+        f"(`steps.pad_pick`: {steps.PAD_FRAMES_PER_CHUNK} per {steps.CHUNK_MS} ms chunk), session {fusion} of "
+        "P(real) below the threshold; *both* = either rejects.",
         "",
         "Statistics: 2-fold — the PAD threshold is chosen on half A (even session numbers, NUAA subjects 1–4, first "
         f"half of apfol; → {thr_a}) and on half B (→ {thr_b}) with the same rule (calibration BPCER ≤ 2 % on the "
         "genuine sessions, minimise the worst APCER over print/still/replay/cued_replay), and **every session is "
         "judged by the threshold chosen on the other half**, so the counts below use every session. Brackets: exact "
-        "95 % Clopper–Pearson interval. ✓ = the whole interval is under the issue-12 floor (≤ 1 % print/still, ≤ 5 % "
-        "replay, BPCER ≤ 3 %), ~ = the rate is under it but the interval is not (not demonstrated), ✗ = over it. "
+        "95 % Clopper–Pearson interval. ✓ = the rate is under the issue-12 floor (≤ 1 % print/still, ≤ 5 % "
+        f"replay, BPCER ≤ 3 %) on n ≥ {FLOOR_MIN_N} sessions (read the interval too), ~ = under it on fewer than "
+        f"{FLOOR_MIN_N} (not demonstrated), ✗ = over it. "
         "APCER = attacks not rejected, BPCER = genuine rejected (ISO/IEC 30107-3). The sessions of a kind are "
         "distinct syntheses but share two source clips (genuine, replays) or one photo pool (prints, stills): "
         "the intervals are about presentations, not about a population of people.",
@@ -860,7 +1028,18 @@ def summarize(rows: list[dict[str, Any]], tight_rows: list[dict[str, Any]], meta
             + " | ".join(cell(s["bpcer"][src]) for src in GEN_SOURCES) + " |"
         )
     mb = manifest_half_b
+
+    def reasons(src: str) -> str:
+        d = genuine_reasons.get(src, {})
+        return ", ".join(f"{k} {v}" for k, v in sorted(d.items(), key=lambda kv: -kv[1])) or "none"
+
     lines += [
+        "",
+        "Genuine sessions rejected by *active* (production decision), by reason: "
+        + "; ".join(f"*{src}*: {reasons(src)}" for src in GEN_SOURCES)
+        + f". Session 2's fixed-window judgement (`analyze_liveness`) on the same acted sessions: BPCER "
+        f"{cell(fixed_windows_bpcer)}. Sessions whose settle step ended after the first prompt (the v2 'late' "
+        f"synthesis prompted before the face was in view; production would prompt later): {prompt_before_settle}.",
         "",
         f"The manifest's threshold ({thr_a}, half A) on half B alone: PAD APCER "
         + ", ".join(f"{k} {cell(v, FLOOR[k])}" for k, v in mb["apcer"].items())

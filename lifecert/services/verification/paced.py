@@ -30,17 +30,9 @@ from sqlalchemy.orm import Session
 
 from lifecert.domain.errors import ErrorCode, LifecertError, NotFound
 from lifecert.engine.base import l2_normalize
-from lifecert.engine.liveness import (
-    Baseline,
-    FrameObs,
-    LivenessParams,
-    flat_check,
-    landmark_motion,
-    signals,
-    track_breaks,
-)
+from lifecert.engine.liveness import Baseline, FrameObs, LivenessParams
 from lifecert.engine.pad import box_xyxy_to_xywh
-from lifecert.engine.planarity import PARALLAX_CUT, nose_parallax
+from lifecert.engine.planarity import PARALLAX_CUT
 from lifecert.engine.types import ImageBGR
 from lifecert.services import refresh
 from lifecert.services.templates import match_pensioner, search
@@ -231,10 +223,8 @@ class PacedCapture:
         fa.observe(self.svc.frame_engine, infos)
         pad_scores: dict[int, float] = {}
         with_face = [f for f in infos if f.face is not None]
-        if len(with_face) > steps.PAD_FRAMES_PER_CHUNK:
-            # Evenly spaced over the chunk (see PAD_FRAMES_PER_CHUNK for the cost and the count).
-            pick = np.linspace(0, len(with_face) - 1, steps.PAD_FRAMES_PER_CHUNK).round().astype(int)
-            with_face = [with_face[i] for i in sorted(set(pick.tolist()))]
+        # Evenly spaced over the chunk (see PAD_FRAMES_PER_CHUNK for the cost and the count).
+        with_face = [with_face[i] for i in steps.pad_pick(len(with_face))]
         if self.svc.pad_model is not None and with_face:
             boxes = [box_xyxy_to_xywh(f.face.box) for f in with_face if f.face is not None]
             probs = self.svc.pad_model.score_many([f.image for f in with_face], boxes)
@@ -383,17 +373,14 @@ class PacedCapture:
             self.svc._record(db, vs, p, a, best, results, client_addr)
             return
         fobs = [o.frame_obs(offset) for *_, o in items]
-        sig = signals(fobs)
-        motion = landmark_motion(fobs)
-        flat = flat_check(fobs, sig, self.params)
-        # pad's flat-picture test measured on REAL prints (engine/planarity.py: AUC 0.98; fires on ~half of
-        # held prints at 0/20 genuine sessions): the nose keeps to the face outline's plane on a picture.
-        planar = nose_parallax([o.frame_obs(offset) for *_, o in usable])
-        breaks = track_breaks(fobs, self.params)
+        # still / flat (homography residual OR pad's nose parallax, measured on REAL prints: AUC 0.98) /
+        # track breaks: steps.passive_liveness, also what benchmarks/pad_eval.py judges
+        live = steps.passive_liveness(fobs, self.params)
+        motion, flat, planar, breaks = live.motion, live.flat, live.planar, live.breaks
         pad = self.svc.pad_verdict([o.pad for *_, o in items if o.pad is not None])
         scores["liveness"] = {
             "motion": round(motion, 5),
-            "still": motion < self.params.still_motion,
+            "still": live.still,
             "flat": {"decided": flat.decided, "flat": flat.flat, "residual": flat.residual, "pairs": flat.pairs},
             "planarity": {"decided": planar.decided, "flat": planar.flat, "parallax": planar.parallax,
                           "pairs": planar.pairs, "cut": PARALLAX_CUT},
@@ -461,8 +448,8 @@ class PacedCapture:
                 threshold=thr,
                 own_match=own,
                 one_person_min=one_person_min,
-                still=motion < self.params.still_motion,
-                flat=(flat.decided and flat.flat) or (planar.decided and planar.flat),
+                still=live.still,
+                flat=live.flat_photo,
                 challenges_passed=missed is None and all(s["state"] == SEEN for s in vs.steps),
                 pad_spoof=bool(pad and pad.get("spoof")),
             )

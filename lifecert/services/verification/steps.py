@@ -44,8 +44,13 @@ from lifecert.engine.liveness import (
     detect_nod,
     detect_open_mouth,
     detect_turn,
+    flat_check,
+    landmark_motion,
     signals,
+    track_breaks,
 )
+from lifecert.engine.liveness import FlatCheck as FlatCheck
+from lifecert.engine.planarity import PlanarityCheck, nose_parallax
 from lifecert.engine.types import Face
 from lifecert.services.verification.frames import framing_issue, quality_score
 
@@ -293,6 +298,42 @@ def step_over(latest_frame_ms: int | None, now_ms: int, reveal_ms: int, window_m
     """The window ran out: a frame captured after it arrived, or the client went quiet past the grace."""
     end = reveal_ms + window_ms
     return (latest_frame_ms is not None and latest_frame_ms > end) or now_ms > end + UPLOAD_GRACE_MS
+
+
+def pad_pick(n_with_face: int) -> list[int]:
+    """Which of a chunk's ``n_with_face`` frames with a face the PAD model scores: up to
+    PAD_FRAMES_PER_CHUNK, evenly spaced over the chunk (indices into those frames, ascending)."""
+    if n_with_face <= PAD_FRAMES_PER_CHUNK:
+        return list(range(n_with_face))
+    pick = np.linspace(0, n_with_face - 1, PAD_FRAMES_PER_CHUNK).round().astype(int)
+    return sorted(set(pick.tolist()))
+
+
+@dataclass(frozen=True)
+class PassiveLiveness:
+    """The session-wide liveness facts of the final decision (no challenge in them)."""
+
+    motion: float  # largest landmark displacement from the first face frame, face widths
+    still: bool
+    flat: FlatCheck  # homography residual test
+    planar: PlanarityCheck  # nose parallax against the face outline (engine/planarity.py)
+    breaks: list[int]  # indices into the session's frames where the face jumped
+
+    @property
+    def flat_photo(self) -> bool:
+        """Either flat-picture test decided "planar" (REVIEW LIVENESS_FAILED flat_photo)."""
+        return (self.flat.decided and self.flat.flat) or (self.planar.decided and self.planar.flat)
+
+
+def passive_liveness(frames: Sequence[FrameObs], p: LivenessParams | None = None) -> PassiveLiveness:
+    """Still / flat picture / track breaks over ALL frames of a session on the server clock (the
+    planarity test over those with exactly one face), as the final decision judges them."""
+    p = p or LivenessParams()
+    sig = signals(frames)
+    motion = landmark_motion(frames)
+    usable = [f for f in frames if f.landmarks is not None and f.num_faces == 1]
+    return PassiveLiveness(motion, motion < p.still_motion, flat_check(frames, sig, p), nose_parallax(usable),
+                           track_breaks(frames, p))
 
 
 def face_quality(o: Obs, base_ear: float) -> float:
