@@ -29,6 +29,16 @@ Everything is made from ../shared/faces with OpenCV and numpy; nothing is downlo
   yaw, horizontal for pitch) and rotating it: the nose moves by R·sin(angle) while the face's
   sides compress, as on a turning head; outside an ellipse around the face the frame is unchanged
   (blended). It is a 2D warp: real footage of a turning head has parallax this lacks.
+  **Calibrated amplitude** (session 3): the same warp angle reads very differently per clip. Measured with
+  dlib (geometry.yaw_ratio change, median of 8 frames, benchmarks/pad_eval.turn_table): a "45 degree" warp
+  gives talking_head_a 0.65 left / 0.43 right but blink_7_times_1080p only ~0.2-0.3 (see the tables in
+  pad_eval's cache, turns-*.json, and notes/bench-3.md) — i.e. the blink clip's "45 degree" turn read like a
+  REAL ~15 degree turn, at liveness turn_yaw 0.22, and most genuine turn_right failures came from it. A real
+  turn measured on ../shared/faces (photos/ turned 8-26 degrees by solvePnP: median 0.0145 per degree;
+  pose/lower_face 35 degrees: 0.57) gives REAL_YAW_RATIO_PER_DEG = 0.015. So a session now draws the real
+  turn a person makes (TURN_REAL_DEG, 20-40 degrees: an assumption) and :func:`turn_warp_for` picks the
+  warp angle whose measured change on that clip reaches 0.015 x that angle (capped where the warp stops
+  growing; the clip's reach is kept with the session). Genuine and cued-replay sessions use the same rule.
 * **Acting the challenges** (:func:`act`): given drawn challenges and a reaction delay, a
   schedule picks per output frame a source frame of the footage and a (yaw, pitch) warp: blinks
   and mouth openings are cued from the footage's own blink/mouth frames (found with the
@@ -396,12 +406,15 @@ def act(
     fps: float = 5.0,
     delay_ms: int = 800,
     late_ms: int = 0,
-    turn_deg: float = 45.0,
+    turn_deg: float | Sequence[float] = 45.0,
     nod_deg: float = 36.0,
     action_ms: int = 1200,
+    prompts_ms: Sequence[int] | None = None,
 ) -> tuple[list[Shot], list[int]]:
-    """A schedule that performs ``challenges`` (challenge k is prompted at lead_in + k*window):
-    the action begins ``delay_ms`` after each prompt. Returns the shots and their times (ms).
+    """A schedule that performs ``challenges`` (challenge k is prompted at ``prompts_ms[k]``, by
+    default lead_in + k*window): the action begins ``delay_ms`` after each prompt. ``turn_deg``: the
+    warp's peak angle, one for all or one per challenge (see :func:`turn_warp_for` for calibrated
+    ones). Returns the shots and their times (ms).
 
     Footage plays on at its own speed between actions (natural motion); for blink and open_mouth
     it is CUED so that a blink / mouth-opening frame of the clip lands at the action's middle.
@@ -410,7 +423,9 @@ def act(
     n_src = len(index.boxes)
     dt = 1000.0 / fps
     # frames until 1 s after the last action (a server-paced capture stops once it saw the step)
-    total = lead_in_ms + (len(challenges) - 1) * window_ms + delay_ms + action_ms + 1000
+    prompts = [lead_in_ms + k * window_ms for k in range(len(challenges))] if prompts_ms is None else list(prompts_ms)
+    degs = [float(turn_deg)] * len(challenges) if isinstance(turn_deg, (int, float)) else [float(d) for d in turn_deg]
+    total = (prompts[-1] if prompts else lead_in_ms) + delay_ms + action_ms + 1000
     times = [round(i * dt) for i in range(int(total / dt))]
     blinks, mouths = index.blink_frames(), index.mouth_frames()
     start = int(rng.integers(0, max(1, n_src // 3)))
@@ -419,7 +434,7 @@ def act(
     yaw = [0.0] * len(times)
     pitch = [0.0] * len(times)
     for k, name in enumerate(challenges):
-        t_act = lead_in_ms + k * window_ms + delay_ms
+        t_act = prompts[k] + delay_ms
         idx = [i for i, t in enumerate(times) if t_act <= t <= t_act + action_ms]
         if not idx:
             continue
@@ -430,7 +445,7 @@ def act(
                 if name == "nod":
                     pitch[i] = nod_deg * amp
                 else:
-                    yaw[i] = (turn_deg if name == "turn_left" else -turn_deg) * amp
+                    yaw[i] = (degs[k] if name == "turn_left" else -degs[k]) * amp
         elif name in ("blink", "open_mouth"):
             pool = blinks if name == "blink" else mouths
             if not pool:
@@ -444,6 +459,39 @@ def act(
         Shot(s, y, p, face_visible=t >= late_ms) for s, y, p, t in zip(shots_src, yaw, pitch, times, strict=True)
     ]
     return shots, times
+
+
+def mirror_footage(frames: Sequence[Image], index: FootageIndex) -> tuple[list[Image], FootageIndex]:
+    """The clip flipped left-right (a person facing slightly the other way; front cameras often mirror):
+    a direction the warp cannot turn a clip far enough is then the one it can (see :func:`turn_warp_for`)."""
+    out = [np.ascontiguousarray(f[:, ::-1]) for f in frames]
+    w = float(frames[0].shape[1]) if frames else 0.0
+    boxes = [None if b is None else np.array([w - b[2], b[1], w - b[0], b[3]], np.float32) for b in index.boxes]
+    return out, FootageIndex(boxes, index.ear, index.mar, index.fps)
+
+
+# A REAL head turn as the detector reads it (geometry.yaw_ratio, half face widths), measured with dlib on
+# ../shared/faces (head yaw from cv2.solvePnP of six landmarks on a generic 3D head): 17 photos of photos/
+# turned 8-26 degrees give a median 0.0145 per degree; pose/lower_face (35 degrees) 0.57; pose/left_face
+# (profile, ~71 degrees) 0.82. So ~0.015 per degree up to ~35 degrees; liveness turn_yaw 0.22 ~ a 15 degree turn.
+REAL_YAW_RATIO_PER_DEG = 0.015
+TURN_REAL_DEG = (20.0, 40.0)  # how far a prompted person turns: an assumption (no footage of elderly users)
+
+
+def turn_warp_for(table: Sequence[Sequence[float]], target: float) -> float:
+    """The warp angle (degrees, :func:`turn_head`) whose yaw_ratio change on a clip reaches ``target``.
+    ``table``: [warp degrees, measured median change] rows of that clip and direction, ascending
+    (benchmarks/pad_eval.turn_table). Linear between rows on the running maximum; a target beyond what the
+    warp reaches gets the angle of the largest change (the clip cannot act more: report it)."""
+    best_deg, best = 0.0, 0.0
+    prev_deg, prev = 0.0, 0.0
+    for deg, val in table:
+        if val > best:
+            if val >= target:
+                return float(prev_deg + (deg - prev_deg) * (target - prev) / max(val - prev, 1e-9))
+            best_deg, best = float(deg), float(val)
+            prev_deg, prev = float(deg), float(val)
+    return best_deg if best > 0 else 45.0
 
 
 def render_shot(frames: Sequence[Image], index: FootageIndex, shot: Shot) -> Image:

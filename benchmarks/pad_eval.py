@@ -110,7 +110,7 @@ from lifecert.services.verification import rules, steps  # noqa: E402
 from lifecert.services.verification.frames import face_region_stats  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
-CACHE_VERSION = "v2"  # bump when the synthesis or the per-frame scoring changes
+CACHE_VERSION = "v3"  # bump when the synthesis or the per-frame scoring changes (v3: calibrated turns, prompts)
 LEAD_IN_MS = 1000
 WINDOW_MS = 6000
 FPS = 5.0  # frames per second of the acted sessions (challenges need the frames)
@@ -218,6 +218,7 @@ class Seq:
     t_ms: list[int]
     challenges: list[str] = field(default_factory=list)
     prompts_ms: list[int] = field(default_factory=list)  # when each challenge's prompt appeared (the actor's cue)
+    synth: dict[str, Any] = field(default_factory=dict)  # how the turns were made (warp vs the real turn drawn)
 
 
 def _num(p: Path) -> int:
@@ -261,6 +262,31 @@ def index_clip(engine: FaceEngine, frames: list[np.ndarray], fps: float) -> atk.
         ear.append(geometry.eye_aspect_ratio(faces[0].landmarks68))
         mar.append(geometry.mouth_aspect_ratio(faces[0].landmarks68))
     return atk.FootageIndex(boxes, np.array(ear), np.array(mar), fps)
+
+
+TURN_WARP_DEG = (15, 25, 35, 45, 55, 65, 75)  # warp angles measured per clip (attacks.turn_head)
+TURN_TABLE_FRAMES = 8
+
+
+def turn_table(engine: FaceEngine, frames: list[np.ndarray], index: atk.FootageIndex) -> dict[str, list[list[float]]]:
+    """What the cylinder warp gives on THIS clip, as the detector reads it: per direction, [warp degrees,
+    median change of geometry.yaw_ratio] over TURN_TABLE_FRAMES frames spread over the clip (each made a
+    camera frame as the genuine sessions are, zoom 1)."""
+    with_box = [i for i, b in enumerate(index.boxes) if b is not None]
+    picks = [with_box[int(k)] for k in np.linspace(0, len(with_box) - 1, TURN_TABLE_FRAMES).round()]
+
+    def yaw(img: np.ndarray) -> float:
+        faces = engine.detect(img)
+        return float("nan") if not faces or faces[0].landmarks68 is None else geometry.yaw_ratio(faces[0].landmarks68)
+
+    out: dict[str, list[list[float]]] = {"turn_left": [], "turn_right": []}
+    base = {i: yaw(atk.genuine_frame(frames[i])) for i in picks}
+    for name, sign in (("turn_left", 1.0), ("turn_right", -1.0)):
+        for deg in TURN_WARP_DEG:
+            d = [sign * (yaw(atk.genuine_frame(atk.render_shot(frames, index, atk.Shot(i, sign * deg)))) - base[i])
+                 for i in picks]
+            out[name].append([float(deg), round(float(np.nanmedian(d)), 4) if not np.all(np.isnan(d)) else 0.0])
+    return out
 
 
 def nuaa_sessions(root: Path, kind_dir: str, max_len: int) -> list[tuple[str, int, list[Path]]]:
@@ -338,15 +364,54 @@ class Worker:
         self.engine = load_engine(Settings(), name="dlib")
         self.pad = load_pad_from(models, pad_spec(), threads=1)
         self.clips: dict[str, tuple[list[np.ndarray], atk.FootageIndex]] = {}
+        self.turn_tables: dict[str, dict[str, list[list[float]]]] = {}
         for name in CLIPS:
             frames, _ = read_clip(faces / "video" / f"{name}.mp4", CLIP_MAX_H)
             jpgs = [cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 95])[1] for f in frames]
             index = pickle.loads((cache_dir / f"index-{name}-{CLIP_MAX_H}.pkl").read_bytes())
             self.clips[name] = (jpgs, index)
+            self.turn_tables[name] = json.loads((cache_dir / f"turns-{name}-{CLIP_MAX_H}.json").read_text())
 
     def _frames(self, clip: str) -> tuple[list[np.ndarray], atk.FootageIndex]:
         jpgs, index = self.clips[clip]
         return [np.asarray(cv2.imdecode(j, cv2.IMREAD_COLOR), np.uint8) for j in jpgs], index
+
+    @staticmethod
+    def prompts(rng: np.random.Generator, face_from_ms: int, n: int) -> list[int]:
+        """When production would show each prompt: the settle step needs SETTLE_STEADY_MS of a steady face
+        and is judged per chunk (~CHUNK_MS), then the prompt comes PROMPT_DELAY_MS later; the next one
+        WINDOW_MS after it (every acted answer is over by then: slow reaction 2.8 s + 1.2 s action)."""
+        first = face_from_ms + steps.CHUNK_MS + int(rng.uniform(*steps.PROMPT_DELAY_MS))
+        return [first + k * WINDOW_MS for k in range(n)]
+
+    def acting(self, rng: np.random.Generator, clip: str, ch: Sequence[str]
+               ) -> tuple[list[np.ndarray], atk.FootageIndex, list[float], dict[str, Any]]:
+        """The footage and per challenge the warp angle that makes it read like a REAL turn of a drawn angle
+        (attacks.TURN_REAL_DEG × attacks.REAL_YAW_RATIO_PER_DEG, through the clip's measured turn table).
+        When the warp reaches less in the asked direction than in the other, the clip is mirrored
+        (attacks.mirror_footage) and the other direction's table applies."""
+        frames, index = self._frames(clip)
+        table = self.turn_tables[clip]
+        other = {"turn_left": "turn_right", "turn_right": "turn_left"}
+        reach = {k: max(v for _, v in rows) for k, rows in table.items()}
+        head = next((c for c in ch if c in other), None)
+        mirrored = head is not None and reach[head] < reach[other[head]]
+        if mirrored:
+            frames, index = atk.mirror_footage(frames, index)
+        degs: list[float] = []
+        meta: dict[str, Any] = {"mirrored": mirrored}
+        for name in ch:
+            if name not in other:
+                degs.append(0.0)
+                continue
+            rows = table[other[name]] if mirrored else table[name]
+            real = float(rng.uniform(*atk.TURN_REAL_DEG))
+            target = atk.REAL_YAW_RATIO_PER_DEG * real
+            warp = atk.turn_warp_for(rows, target)
+            degs.append(warp)
+            meta[name] = {"real_deg": round(real, 1), "target_yaw_ratio": round(target, 3), "warp_deg": round(warp, 1),
+                          "clip_reaches": max(v for _, v in rows)}
+        return frames, index, degs, meta
 
     def build(self, sp: Spec) -> list[Seq]:
         """The session's frames (and for real crops the same crops as they are, tight)."""
@@ -355,27 +420,29 @@ class Worker:
         n_passive = int((LEAD_IN_MS + WINDOW_MS) / 1000 * FPS_PASSIVE)
         passive_t = [round(i * 1000 / FPS_PASSIVE) for i in range(n_passive)]
         if sp.kind == "bona_fide" and sp.source in ("video_acted", "slow", "late"):
-            frames, index = self._frames(sp.clip)
-            ch = draw_challenges(rng, bool(index.mouth_frames()))
+            ch = draw_challenges(rng, bool(self.clips[sp.clip][1].mouth_frames()))
             delay = {"video_acted": (600, 1200), "slow": (1800, 2800), "late": (600, 1200)}[sp.source]
             late = int(rng.uniform(1500, 3000)) if sp.source == "late" else 0
-            shots, times = atk.act(index, ch, rng, lead_in_ms=LEAD_IN_MS, window_ms=WINDOW_MS, fps=FPS,
-                                   delay_ms=int(rng.uniform(*delay)), late_ms=late)
+            prompts = self.prompts(rng, late, len(ch))
+            frames, index, degs, meta = self.acting(rng, sp.clip, ch)
+            shots, times = atk.act(index, ch, rng, fps=FPS, delay_ms=int(rng.uniform(*delay)), late_ms=late,
+                                   prompts_ms=prompts, turn_deg=degs)
             cam = atk.Camera.random(rng)
             zoom = float(rng.uniform(1.0, 1.25))
             shift = (float(rng.uniform(-0.04, 0.04)), float(rng.uniform(-0.04, 0.04)))
             empty = atk.background(rng)
             imgs = [cam.shoot(atk.genuine_frame(atk.render_shot(frames, index, sh), zoom=zoom, shift=shift)
                               if sh.face_visible else empty) for sh in shots]
-            return [Seq(sp.key, "bona_fide", sp.source, sp.split, imgs, times, ch)]
+            return [Seq(sp.key, "bona_fide", sp.source, sp.split, imgs, times, ch, prompts, meta)]
         if sp.kind == "cued_replay":
-            frames, index = self._frames(sp.clip)
-            ch = draw_challenges(rng, bool(index.mouth_frames()))
-            shots, times = atk.act(index, ch, rng, lead_in_ms=LEAD_IN_MS, window_ms=WINDOW_MS, fps=FPS,
-                                   delay_ms=int(rng.uniform(800, 1500)))
+            ch = draw_challenges(rng, bool(self.clips[sp.clip][1].mouth_frames()))
+            prompts = self.prompts(rng, 0, len(ch))
+            frames, index, degs, meta = self.acting(rng, sp.clip, ch)  # the same acting as the genuine sessions
+            shots, times = atk.act(index, ch, rng, fps=FPS, delay_ms=int(rng.uniform(800, 1500)),
+                                   prompts_ms=prompts, turn_deg=degs)
             phone, cam = atk.PhoneScreen(rng), atk.Camera.random(rng)
             imgs = [cam.shoot(phone.render(atk.render_shot(frames, index, sh))) for sh in shots]
-            return [Seq(sp.key, "cued_replay", sp.clip, sp.split, imgs, times, ch)]
+            return [Seq(sp.key, "cued_replay", sp.clip, sp.split, imgs, times, ch, prompts, meta)]
         if sp.kind == "replay":
             frames, index = self._frames(sp.clip)
             ch = draw_challenges(rng, bool(index.mouth_frames()))
@@ -433,8 +500,8 @@ class Worker:
                 per[i]["pad"] = round(float(v), 5)
         h, w = sq.frames[0].shape[:2]
         row: dict[str, Any] = {"name": sq.name, "kind": sq.kind, "source": sq.source, "split": sq.split,
-                               "challenges": sq.challenges, "prompts_ms": sq.prompts_ms, "size": [w, h],
-                               "frames": per}
+                               "challenges": sq.challenges, "prompts_ms": sq.prompts_ms, "synth": sq.synth,
+                               "size": [w, h], "frames": per}
         if cues:
             row["cues"] = spoof_cues.analyze(sq.frames, [np.array(f["box"]) if f["box"] else None
                                                          for f in per]).as_dict()
@@ -840,6 +907,12 @@ def main(argv: list[str] | None = None) -> int:
                 ip.write_bytes(pickle.dumps(ix))
                 print(f"indexed {name}: {len(frames)} frames, blinks {len(ix.blink_frames())}, "
                       f"mouth {len(ix.mouth_frames())}", flush=True)
+            tp = a.cache_dir / f"turns-{name}-{CLIP_MAX_H}.json"
+            if not tp.is_file():
+                frames, _fps = read_clip(a.faces / "video" / f"{name}.mp4", CLIP_MAX_H)
+                table = turn_table(engine, frames, pickle.loads(ip.read_bytes()))
+                tp.write_text(json.dumps(table))
+                print(f"turn table {name}: {table}", flush=True)
         del engine
     deadline = t_start + 60 * a.budget_min
     done = 0

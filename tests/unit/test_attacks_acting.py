@@ -1,0 +1,57 @@
+"""benchmarks/attacks.py acting schedule and the calibrated turn amplitude (plain data, no images)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchmarks import attacks as atk
+from benchmarks.pad_eval import WINDOW_MS, Worker
+from lifecert.services.verification import steps
+
+TABLE = [[15.0, 0.10], [25.0, 0.20], [35.0, 0.30], [45.0, 0.28], [55.0, 0.25]]
+
+
+def test_given_a_reachable_target_when_the_warp_is_chosen_then_interpolated_on_the_clip_table() -> None:
+    assert atk.turn_warp_for(TABLE, 0.15) == pytest.approx(20.0)
+    assert atk.turn_warp_for(TABLE, 0.05) == pytest.approx(7.5)  # from (0, 0) to the first row
+
+
+def test_given_a_target_beyond_the_clip_when_the_warp_is_chosen_then_capped_where_it_stops_growing() -> None:
+    assert atk.turn_warp_for(TABLE, 0.6) == 35.0
+
+
+def _index(n: int = 200) -> atk.FootageIndex:
+    box = np.array([100, 100, 300, 340], np.float32)
+    ear = np.full(n, 0.3)
+    ear[50] = 0.1
+    return atk.FootageIndex([box] * n, ear, np.full(n, 0.2), 25.0)
+
+
+def test_given_prompt_times_when_acting_then_each_turn_starts_its_delay_after_its_own_prompt() -> None:
+    shots, times = atk.act(_index(), ["turn_left", "turn_right"], np.random.default_rng(1), fps=5.0,
+                           delay_ms=1000, prompts_ms=[3000, 9000], turn_deg=[30.0, 50.0])
+    turned = [(t, s.yaw_deg) for s, t in zip(shots, times, strict=True) if s.yaw_deg != 0.0]
+    assert min(t for t, y in turned if y > 0) >= 4000 and max(t for t, y in turned if y > 0) <= 5200
+    assert min(t for t, y in turned if y < 0) >= 10_000
+    assert max(y for _, y in turned) <= 30.0 and min(y for _, y in turned) >= -50.0
+    assert min(y for _, y in turned) < -40.0  # the second turn used its own angle
+    assert times[-1] >= 9000 + 1000 + 1200
+
+
+def test_given_a_face_entering_late_when_prompted_then_the_first_prompt_follows_the_settle_step() -> None:
+    rng = np.random.default_rng(3)
+    p = Worker.prompts(rng, 2500, 2)
+    assert 2500 + steps.CHUNK_MS + steps.PROMPT_DELAY_MS[0] <= p[0] <= 2500 + steps.CHUNK_MS + steps.PROMPT_DELAY_MS[1]
+    assert p[1] - p[0] == WINDOW_MS
+
+
+def test_given_a_clip_when_mirrored_then_frames_and_boxes_flip_and_the_eye_data_stays() -> None:
+    frame = np.zeros((40, 100, 3), np.uint8)
+    frame[:, :10] = 255
+    ix = atk.FootageIndex([np.array([5, 2, 30, 20], np.float32), None], np.array([0.3, np.nan]),
+                          np.array([0.2, np.nan]), 25.0)
+    frames, mx = atk.mirror_footage([frame, frame], ix)
+    assert frames[0][:, -10:].min() == 255 and frames[0][:, :10].max() == 0
+    assert mx.boxes[0] is not None and mx.boxes[0].tolist() == [70.0, 2.0, 95.0, 20.0] and mx.boxes[1] is None
+    assert mx.ear is ix.ear and mx.fps == 25.0
