@@ -42,9 +42,21 @@ Box = NDArray[np.float32] | Sequence[float]
 # Rerun 2026-11-30 on 365 sessions (benchmarks/README.md pad section): moiré 0.93 on 74 real NUAA print
 # sessions vs the real live crops but 0.47-0.53 on screen replays; specular 0.09 (inverted) on real prints;
 # enclosure 0.50 on real prints. No genuine-false-alarm operating point was measured: still untrusted.
+# benchmarks/cue_eval.py (2026-11-30; README cue_eval): genuine FALSE ALARMS on real full frames. The
+# enclosure rule above (>= 3 sides, any line) fires on 28 % of LFW frames (mostly the black fill of LFW's
+# alignment; 2/482 without it) and on 8/30 synthetic replays, 0/21 held close; requiring the edge to run
+# past the face (side_offsets span) gives 8/6922 LFW frames but detects no synthetic replay (their face
+# fills the screen: the bezel runs through the face box). No operating point meets <= 0.3 % LFW + 0 clip
+# sessions with any detection: enclosure stays untrusted.
 TRUSTED: dict[str, bool] = {"enclosure": False, "moire": False, "specular": False}
 ENCLOSURE_MIN_SIDES = 3  # >= this many flanked sides in the median frame ...
 RIGID_MAX_STD = 0.08  # ... and edge offsets to the face varying less than this (face widths)
+# The per-frame enclosure rule and the session vote (enclosure_fires / enclosure_session), from
+# benchmarks/cue_eval.py; see TRUSTED for whether it may flag.
+ENCLOSURE_SPAN = 0.5  # face sizes a flanking line must run past both ends of the face ...
+ENCLOSURE_BORDER = True  # ... or to the frame's border (a phone held close runs out of the picture)
+ENCLOSURE_MAX_OFFSET = 3.0  # face widths from the face box
+ENCLOSURE_VOTE = 0.5  # share of a session's scored frames that must fire
 MOIRE_MIN = 6.0
 SPECULAR_MIN = 0.02
 
@@ -84,39 +96,85 @@ def _face_rect(box: Box, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
     return max(0, int(x1)), max(0, int(y1)), min(w, math.ceil(x2)), min(h, math.ceil(y2))
 
 
-def edge_enclosure(frame: NDArray[np.uint8], box: Box) -> tuple[int, tuple[float, float, float, float]]:
-    """Sides of the face flanked by a long straight edge, and each side's nearest edge offset
-    from the face box in face widths (NaN where none). Lines from Canny + probabilistic Hough."""
+def outside_lines(frame: NDArray[np.uint8], box: Box) -> NDArray[np.float64]:
+    """Long straight lines outside the face box, (n, 4) as x1, y1, x2, y2 image pixels: Canny on the
+    blurred grey frame with the face region blanked (the face has many edges of its own), then a
+    probabilistic Hough transform keeping lines at least 0.8 face sizes long."""
     grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
     x1, y1, x2, y2 = (float(v) for v in box[:4])
     fw, fh = max(x2 - x1, 1.0), max(y2 - y1, 1.0)
     edges = cv2.Canny(cv2.GaussianBlur(grey, (5, 5), 0), 40, 120)
-    # the face itself has many edges; only lines outside it count
     fx1, fy1, fx2, fy2 = _face_rect(box, frame.shape)
     edges[fy1:fy2, fx1:fx2] = 0
     lines = cv2.HoughLinesP(edges, 1, np.pi / 180, threshold=40, minLineLength=int(0.8 * min(fw, fh)),
                             maxLineGap=6)
+    if lines is None:
+        return np.zeros((0, 4), np.float64)
+    return np.asarray(lines, np.float64).reshape(-1, 4)
+
+
+def side_offsets(lines: NDArray[np.float64], box: Box, max_offset: float = 3.0, span: float = 0.0,
+                 frame_size: tuple[int, int] | None = None) -> tuple[float, float, float, float]:
+    """Each side's (left, top, right, bottom) nearest flanking line offset from the face box in face
+    widths (NaN where none within ``max_offset``). A flanking line is within 20 degrees of parallel
+    to that side and overlaps the face's extent along it; with ``span`` > 0 it must reach ``span``
+    face sizes BEYOND both ends of the face (a screen's or paper's edge runs past the face it frames);
+    with ``frame_size`` (w, h) an end that reaches the frame's border (within 4 px) also counts (a
+    phone held close runs out of the picture)."""
+    x1, y1, x2, y2 = (float(v) for v in box[:4])
+    fw, fh = max(x2 - x1, 1.0), max(y2 - y1, 1.0)
+    # where a flanking line must reach: span face sizes past the face, or the frame's border
+    lo_x, hi_x, lo_y, hi_y = x1 - span * fw, x2 + span * fw, y1 - span * fh, y2 + span * fh
+    if frame_size is not None:
+        lo_x, hi_x = max(lo_x, 4.0), min(hi_x, frame_size[0] - 5.0)
+        lo_y, hi_y = max(lo_y, 4.0), min(hi_y, frame_size[1] - 5.0)
     offsets = [math.inf] * 4  # left, top, right, bottom
-    if lines is not None:
-        for lx1, ly1, lx2, ly2 in np.asarray(lines).reshape(-1, 4).astype(np.float64):
-            dx, dy = lx2 - lx1, ly2 - ly1
-            ang = abs(math.degrees(math.atan2(dy, dx))) % 180
-            vertical = abs(ang - 90) < 20
-            horizontal = ang < 20 or ang > 160
-            mx, my = (lx1 + lx2) / 2, (ly1 + ly2) / 2
-            if vertical and min(ly1, ly2) < y2 and max(ly1, ly2) > y1:  # spans the face's height range
-                if mx < x1:
-                    offsets[0] = min(offsets[0], (x1 - mx) / fw)
-                elif mx > x2:
-                    offsets[2] = min(offsets[2], (mx - x2) / fw)
-            elif horizontal and min(lx1, lx2) < x2 and max(lx1, lx2) > x1:
-                if my < y1:
-                    offsets[1] = min(offsets[1], (y1 - my) / fw)
-                elif my > y2:
-                    offsets[3] = min(offsets[3], (my - y2) / fw)
-    offs = tuple(o if o <= 3.0 else float("nan") for o in offsets)
+    for lx1, ly1, lx2, ly2 in lines:
+        ang = abs(math.degrees(math.atan2(ly2 - ly1, lx2 - lx1))) % 180
+        vertical = abs(ang - 90) < 20
+        horizontal = ang < 20 or ang > 160
+        mx, my = (lx1 + lx2) / 2, (ly1 + ly2) / 2
+        if vertical and min(ly1, ly2) < y2 and max(ly1, ly2) > y1:
+            if span > 0 and not (min(ly1, ly2) <= lo_y and max(ly1, ly2) >= hi_y):
+                continue
+            if mx < x1:
+                offsets[0] = min(offsets[0], (x1 - mx) / fw)
+            elif mx > x2:
+                offsets[2] = min(offsets[2], (mx - x2) / fw)
+        elif horizontal and min(lx1, lx2) < x2 and max(lx1, lx2) > x1:
+            if span > 0 and not (min(lx1, lx2) <= lo_x and max(lx1, lx2) >= hi_x):
+                continue
+            if my < y1:
+                offsets[1] = min(offsets[1], (y1 - my) / fw)
+            elif my > y2:
+                offsets[3] = min(offsets[3], (my - y2) / fw)
+    offs = [o if o <= max_offset else float("nan") for o in offsets]
+    return offs[0], offs[1], offs[2], offs[3]
+
+
+def edge_enclosure(frame: NDArray[np.uint8], box: Box) -> tuple[int, tuple[float, float, float, float]]:
+    """Sides of the face flanked by a long straight edge, and each side's nearest edge offset
+    from the face box in face widths (NaN where none). Lines from Canny + probabilistic Hough."""
+    offs = side_offsets(outside_lines(frame, box), box)
+    return sum(1 for o in offs if not math.isnan(o)), offs
+
+
+def enclosure_fires(frame: NDArray[np.uint8], box: Box) -> tuple[int, bool]:
+    """The per-frame enclosure rule (benchmarks/cue_eval.py): sides flanked by a line that runs
+    ENCLOSURE_SPAN face sizes past both ends of the face within ENCLOSURE_MAX_OFFSET face widths,
+    and whether that is >= ENCLOSURE_MIN_SIDES. Cheap (Canny + Hough outside the face, ~0.5 ms)."""
+    size = (frame.shape[1], frame.shape[0]) if ENCLOSURE_BORDER else None
+    offs = side_offsets(outside_lines(frame, box), box, ENCLOSURE_MAX_OFFSET, ENCLOSURE_SPAN, size)
     sides = sum(1 for o in offs if not math.isnan(o))
-    return sides, (offs[0], offs[1], offs[2], offs[3])
+    return sides, sides >= ENCLOSURE_MIN_SIDES
+
+
+def enclosure_session(fired: Sequence[bool]) -> bool | None:
+    """Session vote over the frames the rule ran on: flagged when at least ENCLOSURE_VOTE of them
+    fired (None without frames). A session vote, not one frame: a door frame seen once does not flag."""
+    if not fired:
+        return None
+    return sum(bool(f) for f in fired) / len(fired) >= ENCLOSURE_VOTE - 1e-9
 
 
 def moire_score(frame: NDArray[np.uint8], box: Box, size: int = 128) -> float:

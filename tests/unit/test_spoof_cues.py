@@ -11,7 +11,16 @@ import pytest
 
 from lifecert.engine import geometry
 from lifecert.engine.base import FaceEngine
-from lifecert.engine.spoof_cues import analyze, edge_enclosure, moire_score, specular_share
+from lifecert.engine.image import read_image_file
+from lifecert.engine.spoof_cues import (
+    analyze,
+    edge_enclosure,
+    enclosure_fires,
+    enclosure_session,
+    moire_score,
+    side_offsets,
+    specular_share,
+)
 
 BOX = np.array([200.0, 220.0, 280.0, 320.0], np.float32)  # x1, y1, x2, y2: an 80x100 "face"
 
@@ -80,6 +89,39 @@ def test_given_frames_without_faces_when_analyzed_then_empty_report_and_length_m
     assert rep.frames == 0 and rep.flags == ()
     with pytest.raises(ValueError):
         analyze([_frame(), _frame()], [BOX])
+
+
+def test_given_lines_short_long_and_to_the_border_when_span_required_then_only_long_or_border_ones_flank() -> None:
+    box = (100.0, 100.0, 200.0, 200.0)  # a 100 px face
+    short = np.array([[60.0, 90.0, 60.0, 210.0]])  # left of the face, just covers it
+    long_ = np.array([[60.0, 30.0, 60.0, 270.0]])  # 0.7 face heights past both ends
+    to_border = np.array([[260.0, 0.0, 260.0, 230.0]])  # right: leaves the frame at the top, 0.3 below
+    assert not np.isnan(side_offsets(short, box)[0])  # without span: any overlapping line flanks
+    assert np.isnan(side_offsets(short, box, span=0.5)[0])
+    assert side_offsets(long_, box, span=0.5)[0] == pytest.approx(0.4)
+    assert np.isnan(side_offsets(to_border, box, span=0.5)[2])
+    assert np.isnan(side_offsets(to_border, box, span=0.5, frame_size=(300, 400))[2])  # 0.3 < 0.5 below
+    reaching = np.array([[260.0, 0.0, 260.0, 396.0]])  # both ends at the frame's borders
+    assert side_offsets(reaching, box, span=0.5, frame_size=(300, 400))[2] == pytest.approx(0.6)
+
+
+def test_given_votes_when_session_decided_then_share_of_fired_frames_counts() -> None:
+    assert enclosure_session([]) is None
+    assert enclosure_session([True] * 9 + [False]) is True
+    assert enclosure_session([False] * 9 + [True]) is False
+
+
+@pytest.mark.parametrize("name", ["Jason_Alexander/Jason_Alexander_0001.jpg",
+                                  "Frederick_Madden/Frederick_Madden_0001.jpg"])
+def test_given_real_lfw_frame_with_door_or_panel_lines_when_enclosure_checked_then_does_not_fire(
+    faces_dir: Path, face_engine: FaceEngine, name: str
+) -> None:
+    img = read_image_file(faces_dir / "lfw" / "images" / name)
+    box = face_engine.detect(img)[0].box
+    old_sides, _ = edge_enclosure(img, box)  # the untrusted old rule sees straight edges on >= 2 sides
+    assert old_sides >= 2
+    sides, fired = enclosure_fires(img, box)
+    assert not fired, sides
 
 
 # -- attack synthesis (benchmarks/attacks.py) on a real frame ----------------------------------------------
