@@ -5,8 +5,9 @@
 
 Every session is a list of FULL camera frames (480x640 portrait unless the source says
 otherwise) with timestamps. Frames go through the production path: dlib detect + 68
-landmarks per frame → lifecert.engine.liveness.analyze_liveness (still / flat-photo / track /
-multi-face and the drawn challenges) and lifecert.engine.pad (MiniFASNet on the full frame
+landmarks per frame → PRODUCTION's decision recomputed on the cached landmarks
+(:func:`production_decision`: services/verification/steps.py settle / judge_challenge /
+passive_liveness and rules.decide, as paced.py runs them) and lifecert.engine.pad (MiniFASNet on the full frame
 with the detector's box, fused per session). How the attack and genuine frames were made is
 in benchmarks/attacks.py (synthetic: screen, paper, head-turn warps) — read it before quoting
 a number.
@@ -33,13 +34,16 @@ exposure: attacks.Camera.random), the challenges and the reaction delay.
   full frames (``crops``: PAD and passive checks only, their subjects were asked nothing); the
   96x128 clip (``tiny``: reported, not in the floor).
 
-Protocol: a 1 s lead-in, then two challenges (policy of issue 12: one of turn_left /
-turn_right and one of blink / open_mouth, random order; nods are not drawn because the
-synthetic nod warp is not a fair genuine nod) each in a 6 s window, 5 fps; a session's frames
-stop 1 s after its last action. Prints, stills and plain replays: 2.5 fps over the lead-in and
-the first window only (they cannot act; the second challenge is "not seen" either way).
-*active* rejects when a passive reason fires (still, flat photo at the engine's current
-cut-off, track break, no face, several faces) or a challenge is not seen. *pad* rejects when
+Protocol: the face settles, the first prompt comes where production would show it (one chunk
+after the face is in view + PROMPT_DELAY_MS jitter; Worker.prompts), the second 6 s later
+(policy of issue 12: one of turn_left / turn_right and one of blink / open_mouth, random order;
+nods are not drawn because the synthetic nod warp is not a fair genuine nod), 5 fps; a
+session's frames stop 1 s after its last action. Turns: a drawn REAL turn of 20-40 degrees made
+by a warp calibrated on each clip (attacks.turn_warp_for; v3). Prints, stills and plain replays:
+2.5 fps over 7 s (they cannot act; the second challenge is never reached). *active* =
+production's decision without PAD (:func:`production_decision`: settle baseline, each challenge
+by steps.judge_challenge from its prompt over CHALLENGE_WINDOW_MS, the first miss ends the
+session, still / flat (residual OR nose parallax) / track breaks / too few usable frames). *pad* rejects when
 the fused session P(real) is below the threshold. *both* rejects when either does.
 
 Split and statistics: sessions are split into halves A (even session numbers; NUAA subjects
@@ -1119,9 +1123,13 @@ def summarize(rows: list[dict[str, Any]], tight_rows: list[dict[str, Any]], meta
         + f"; BPCER floor set {cell(mb['bpcer_floor_set'], BPCER_FLOOR)}.",
         "",
         "Reading the table: *print_nuaa*, *replay_apfol* and the genuine *crops* carry no challenge (their "
-        "subjects were asked nothing), so *active* there is the passive checks alone. *active* failures of genuine "
-        "acted clips come from the synthesis (warped turns, shallow blinks at 5 fps), not from a person; the browser "
-        "tests with real pacing are the measure of active BPCER. Synthetic attacks are easier than real ones.",
+        "subjects were asked nothing), so *active* there is the passive checks alone. Genuine turns are 2D warps "
+        "of real footage calibrated to read like a real 20–40° turn (0.015 yaw_ratio per degree, measured on "
+        "../shared/faces photos and pose/; the clip is mirrored when the warp cannot reach the asked side); "
+        "talking_head_a fills 77–93 % of the frame width, so a turned face can leave the frame; blinks are the "
+        "clips' own at 5 fps. *active* failures of acted clips are therefore partly synthesis, not a person; the "
+        "browser tests with real pacing are the other measure of active BPCER. Synthetic attacks are easier than "
+        "real ones.",
         "",
         f"Tight crops (the files of faces/spoof as they are, no context; 2-fold thresholds): BPCER "
         f"{cell(tight_summary['bpcer'])}, APCER print_nuaa {cell(tight_summary['apcer']['print_nuaa'])}, replay_apfol "
