@@ -58,8 +58,9 @@ presentations, not of a population.
 
 Cost: each session's frames are synthesised and scored ONCE; the per-frame results (68
 landmarks, box, face count, P(real)) and the session's cue values are cached per session key
-(kind/source/number + seed + CACHE_VERSION) in ``--cache-dir``; the summary (active decision,
-fusion, thresholds, flat-photo statistics) is recomputed from the cache. Sessions are scored in
+(kind/source/number + seed + CACHE_VERSION + a digest of the PAD pack's scoring settings,
+:func:`scoring_key`) in ``--cache-dir``; the summary (active decision, fusion, thresholds,
+flat-photo statistics) is recomputed from the cache. Sessions are scored in
 a process pool (``--workers``, each process niced and single-threaded) in an interleaved order
 so that a run stopped by ``--budget-min`` has balanced counts; the summary is rewritten every
 ``--summary-every`` sessions, so a partial run leaves usable tables.
@@ -76,6 +77,8 @@ from __future__ import annotations
 import argparse
 import concurrent.futures as cf
 import datetime as dt
+import functools
+import hashlib
 import json
 import math
 import multiprocessing as mp
@@ -107,7 +110,7 @@ from lifecert.engine.base import FaceEngine, count_significant  # noqa: E402
 from lifecert.engine.image import read_image_file  # noqa: E402
 from lifecert.engine.liveness import FrameObs, LivenessParams, analyze_liveness  # noqa: E402
 from lifecert.engine.loader import load_engine  # noqa: E402
-from lifecert.engine.manifest import REPO_MANIFEST, manifest_sha256  # noqa: E402
+from lifecert.engine.manifest import REPO_MANIFEST, load_manifest, manifest_sha256  # noqa: E402
 from lifecert.engine.pad import box_xyxy_to_xywh, fuse_session, load_pad_from, pad_spec  # noqa: E402
 from lifecert.services.evaluation import machine_info  # noqa: E402
 from lifecert.services.verification import rules, steps  # noqa: E402
@@ -535,7 +538,17 @@ def _run_spec(sp: Spec) -> list[dict[str, Any]]:
 
 def cache_path(cache_dir: Path, sp: Spec, seed: int) -> Path:
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", sp.key)
-    return cache_dir / f"{CACHE_VERSION}-s{seed}" / f"{safe}.json"
+    return cache_dir / f"{scoring_key()}-s{seed}" / f"{safe}.json"
+
+
+@functools.cache
+def scoring_key() -> str:
+    """CACHE_VERSION plus a digest of the PAD pack's manifest table without its threshold (files, crop
+    scales, any exposure correction): a change in how frames are scored starts a fresh cache instead of
+    mixing old and new per-frame scores."""
+    table = {k: v for k, v in load_manifest()["packs"]["minifasnet"].items() if k != "threshold"}
+    digest = hashlib.sha256(json.dumps(table, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    return f"{CACHE_VERSION}-{digest}"
 
 
 # -- decisions from the cached per-frame results -----------------------------------------------------------
@@ -879,9 +892,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings()
     models = a.models or a.faces.parent / "models" / "minifasnet"
     specs = plan(a.faces, a.per_type, a.genuine_per_variant, a.seed, a.seq_len)
-    (a.cache_dir / f"{CACHE_VERSION}-s{a.seed}").mkdir(parents=True, exist_ok=True)
+    (a.cache_dir / f"{scoring_key()}-s{a.seed}").mkdir(parents=True, exist_ok=True)
     elapsed_before = 0.0
-    state = a.cache_dir / f"{CACHE_VERSION}-s{a.seed}" / "_elapsed.json"
+    state = a.cache_dir / f"{scoring_key()}-s{a.seed}" / "_elapsed.json"
     if state.is_file():
         elapsed_before = float(json.loads(state.read_text()).get("elapsed_s", 0.0))
 
