@@ -21,6 +21,10 @@ the threshold that ``benchmarks/pad_eval.py`` calibrated into ``models/manifest.
 (``[packs.minifasnet.threshold]``). Which file is which network and its crop scale come
 from the manifest, never from tensor shapes.
 
+Dim rooms: when the manifest sets ``exposure_target`` under ``[packs.minifasnet]``, every frame
+is first brightened and denoised by :class:`ExposureNorm` (absent = frames scored as they come,
+so an older manifest keeps the old behaviour). ``benchmarks/pad_exposure.py`` measures why.
+
 Sessions are injected (:class:`PadNet` takes a ready onnxruntime session), so tests and a
 CPU/GPU choice swap the session, not the code; :func:`load_pad` builds them with explicit
 thread counts. ``PadModel`` holds no per-call state and may be shared across threads.
@@ -119,6 +123,77 @@ def box_xyxy_to_xywh(box: Sequence[float] | NDArray[np.floating]) -> BoxXYWH:
     return (x1, y1, x2 - x1, y2 - y1)
 
 
+# -- exposure normalisation (dim rooms) -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ExposureNorm:
+    """Undo a dim room before the networks see the frame (manifest ``exposure_*`` keys of the pack).
+
+    MiniFASNet's P(real) for a genuine face falls in dim frames (benchmarks/pad_exposure.py: real
+    faces through ``attacks.Camera`` at exposure gain 0.4-0.6). What a phone's own auto-exposure
+    and noise reduction would have done is redone here, once per frame, before both context crops:
+
+    * gain: the median luma (ITU-R 601, 0-255) of the central part of the face box is brought up
+      to ``target`` by one gain on the whole frame, never below 1 (a frame whose face is already
+      at or above the target is left exactly as it is) and never above ``max_gain``;
+    * denoise: the gain amplified the sensor noise by the same factor, and the networks read
+      strong pixel noise as a spoof texture; a Gaussian blur of ``denoise_sigma`` pixels (in the
+      frame's own pixels) is applied to every frame that was brightened (0 = none).
+
+    Measured (benchmarks/README.md ``pad_exposure``): most of the gain in genuine P(real) comes
+    from the denoise step; the brightening alone helps less.
+    """
+
+    target: float
+    max_gain: float = 2.5
+    denoise_sigma: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.target <= 255.0 or not self.max_gain >= 1.0 or not self.denoise_sigma >= 0.0:
+            raise ValueError(f"exposure correction needs 0 < target <= 255, max_gain >= 1, denoise_sigma >= 0; "
+                             f"got {self.target}, {self.max_gain}, {self.denoise_sigma}")
+
+    def gain(self, frame_bgr: NDArray[np.uint8], box: BoxXYWH) -> float:
+        """The gain (1 <= g <= max_gain) for one frame and its face box (x, y, w, h) in pixels."""
+        luma = face_luma(frame_bgr, box)
+        if math.isnan(luma):
+            return 1.0  # no face pixels to measure (box outside the frame): leave the frame alone
+        if luma <= 0.0:
+            return self.max_gain
+        return float(min(self.max_gain, max(1.0, self.target / luma)))
+
+    def apply(self, frame_bgr: NDArray[np.uint8], box: BoxXYWH) -> NDArray[np.uint8]:
+        """The corrected frame (uint8 BGR, same shape); the input array itself when the gain is 1."""
+        g = self.gain(frame_bgr, box)
+        if g <= 1.0:
+            return frame_bgr
+        out = apply_gain(frame_bgr, g)
+        if self.denoise_sigma > 0.0:
+            out = np.asarray(cv2.GaussianBlur(out, (0, 0), self.denoise_sigma), dtype=np.uint8)
+        return out
+
+
+def face_luma(frame_bgr: NDArray[np.uint8], box: BoxXYWH) -> float:
+    """Median luma (0-255) of the central 60 % x 60 % of the face box (skin, not hair or background)."""
+    h, w = frame_bgr.shape[:2]
+    x, y, bw, bh = box
+    x1, x2 = int(max(0, x + 0.2 * bw)), int(min(w, x + 0.8 * bw))
+    y1, y2 = int(max(0, y + 0.2 * bh)), int(min(h, y + 0.8 * bh))
+    if x2 <= x1 or y2 <= y1:
+        return float("nan")
+    roi = cv2.cvtColor(np.ascontiguousarray(frame_bgr[y1:y2, x1:x2]), cv2.COLOR_BGR2GRAY)
+    return float(np.median(roi))
+
+
+def apply_gain(frame_bgr: NDArray[np.uint8], gain: float) -> NDArray[np.uint8]:
+    """``frame * gain`` rounded and clipped to 0-255 through a 256-entry table (uint8 BGR in and out)."""
+    if gain == 1.0:
+        return frame_bgr
+    lut = np.clip(np.round(np.arange(256, dtype=np.float64) * gain), 0, 255).astype(np.uint8)
+    return np.asarray(cv2.LUT(frame_bgr, lut), dtype=np.uint8)
+
+
 # -- session fusion -----------------------------------------------------------------------------
 
 
@@ -170,6 +245,7 @@ class PadSpec:
     files: tuple[PadFileSpec, ...]
     threshold: PadThreshold
     extra: dict[str, Any] = field(default_factory=dict)
+    exposure: ExposureNorm | None = None  # None: frames are scored as they come (no exposure_target)
 
 
 def pad_spec(manifest_path: Path | None = None) -> PadSpec:
@@ -196,11 +272,15 @@ def pad_spec(manifest_path: Path | None = None) -> PadSpec:
             dataset=t.get("dataset"),
             date=t.get("date"),
         )
+        exposure = None
+        if "exposure_target" in p:
+            exposure = ExposureNorm(float(p["exposure_target"]), float(p.get("exposure_max_gain", 2.5)),
+                                    float(p.get("exposure_denoise_sigma", 0.0)))
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"manifest entry [packs.{PACK}] is incomplete: {exc}", code=ErrorCode.CONFIG_ERROR) from exc
     if not files:
         raise ModelError(f"manifest entry [packs.{PACK}] lists no files", code=ErrorCode.CONFIG_ERROR)
-    return PadSpec(version=str(p.get("version", "1")), files=files, threshold=th)
+    return PadSpec(version=str(p.get("version", "1")), files=files, threshold=th, exposure=exposure)
 
 
 # -- the model ----------------------------------------------------------------------------------
@@ -230,6 +310,7 @@ class PadModel:
     nets: tuple[PadNet, ...]
     threshold: PadThreshold
     version: str = "1"
+    exposure: ExposureNorm | None = None  # applied to each frame before the nets (see ExposureNorm)
 
     def score_many(
         self, frames: Sequence[NDArray[np.uint8]], boxes: Sequence[BoxXYWH]
@@ -239,6 +320,9 @@ class PadModel:
             raise ValueError("one face box per frame")
         if not frames:
             return np.zeros(0, dtype=np.float64)
+        if self.exposure is not None:
+            norm = self.exposure
+            frames = [norm.apply(f, b) for f, b in zip(frames, boxes, strict=True)]
         total = np.zeros((len(frames), 3), dtype=np.float64)
         for net in self.nets:
             total += net.probabilities(frames, boxes)
@@ -299,7 +383,7 @@ def load_pad_from(directory: Path, spec: PadSpec, threads: int = 1) -> PadModel:
     nets = tuple(
         PadNet(make_session(directory / f.file, threads), f.crop_scale, f.input_size, f.role) for f in spec.files
     )
-    return PadModel(nets=nets, threshold=spec.threshold, version=spec.version)
+    return PadModel(nets=nets, threshold=spec.threshold, version=spec.version, exposure=spec.exposure)
 
 
 def load_pad(settings: Settings, threads: int = 1) -> PadModel | None:
@@ -318,7 +402,7 @@ def load_pad(settings: Settings, threads: int = 1) -> PadModel | None:
     spec = pad_spec(settings.manifest_path)
     nets = tuple(PadNet(make_session(pack.path(f.role), threads), f.crop_scale, f.input_size, f.role)
                  for f in spec.files)
-    return PadModel(nets=nets, threshold=spec.threshold, version=spec.version)
+    return PadModel(nets=nets, threshold=spec.threshold, version=spec.version, exposure=spec.exposure)
 
 
 @dataclass(frozen=True)

@@ -331,3 +331,102 @@ def test_given_impossible_counts_when_interval_then_value_error() -> None:
 
     with pytest.raises(ValueError):
         clopper_pearson(3, 2)
+
+
+# -- exposure correction (dim rooms) ---------------------------------------------------------------
+
+
+def _flat_face_frame(luma: int) -> np.ndarray:
+    """A grey 480x640 frame whose face box (160, 200, 160, 200) is uniformly ``luma``."""
+    frame = np.full((640, 480, 3), 30, np.uint8)
+    frame[200:400, 160:320] = luma
+    return frame
+
+
+_FLAT_BOX = (160.0, 200.0, 160.0, 200.0)
+
+
+@pytest.mark.parametrize(("luma", "gain"), [(20, 2.5), (50, 1.4), (70, 1.0), (100, 1.0), (0, 2.5)])
+def test_given_face_luma_when_exposure_gain_then_target_over_luma_clipped_to_one_and_the_cap(
+    luma: int, gain: float
+) -> None:
+    from lifecert.engine.pad import ExposureNorm, face_luma
+
+    frame = _flat_face_frame(luma)
+    assert face_luma(frame, _FLAT_BOX) == luma
+    assert ExposureNorm(70.0, 2.5).gain(frame, _FLAT_BOX) == pytest.approx(gain)
+
+
+def test_given_very_dark_frame_when_corrected_then_gain_capped_and_pixels_scaled_by_it() -> None:
+    from lifecert.engine.pad import ExposureNorm
+
+    frame = _flat_face_frame(10)
+    out = ExposureNorm(70.0, 2.5).apply(frame, _FLAT_BOX)
+    assert out.dtype == np.uint8 and out.shape == frame.shape
+    assert int(out[300, 240, 0]) == 25 and int(out[10, 10, 0]) == 75  # 10 x 2.5 and 30 x 2.5, not 70
+
+
+def test_given_bright_frame_when_corrected_then_returned_untouched_even_with_denoise() -> None:
+    from lifecert.engine.pad import ExposureNorm
+
+    frame = _flat_face_frame(140)
+    assert ExposureNorm(70.0, 2.5, denoise_sigma=0.8).apply(frame, _FLAT_BOX) is frame
+
+
+def test_given_bad_exposure_values_when_built_then_value_error() -> None:
+    from lifecert.engine.pad import ExposureNorm
+
+    for args in ((0.0, 2.5, 0.0), (70.0, 0.5, 0.0), (70.0, 2.5, -1.0), (300.0, 2.5, 0.0)):
+        with pytest.raises(ValueError):
+            ExposureNorm(*args)
+
+
+def test_given_manifest_without_exposure_keys_when_read_then_no_correction_and_bad_values_refused(
+    tmp_path: Path,
+) -> None:
+    src = (ROOT / "models" / "manifest.toml").read_text()
+    lines = [ln for ln in src.splitlines() if not ln.startswith("exposure_")]
+    old = tmp_path / "old.toml"
+    old.write_text("\n".join(lines) + "\n")
+    assert pad_spec(old).exposure is None  # an older manifest keeps the old behaviour
+    bad = tmp_path / "bad.toml"
+    bad.write_text(src.replace("[packs.minifasnet]\n", "[packs.minifasnet]\nexposure_target = -5\n", 1)
+                   if "exposure_target" not in src else src.replace("exposure_target = ", "exposure_target = -", 1))
+    with pytest.raises(ModelError) as e:
+        pad_spec(bad)
+    assert e.value.code == ErrorCode.CONFIG_ERROR
+
+
+def test_given_manifest_when_pad_loaded_then_the_exposure_correction_is_on(pack_src: Path) -> None:
+    spec = pad_spec()
+    assert spec.exposure is not None and spec.exposure.max_gain == 2.5
+    assert load_pad_from(pack_src, spec).exposure == spec.exposure
+
+
+def _dim_pair(faces_dir: Path, name: str, face_engine: FaceEngine) -> tuple[np.ndarray, np.ndarray, tuple]:
+    """A REAL apfol live crop placed in a frame, shot by the benchmark camera at gain 1.0 and 0.5."""
+    from benchmarks import attacks as atk
+
+    scene = atk.place_crop(cv2.imread(str(faces_dir / "spoof" / "apfol" / "real" / name)))
+    normal = atk.Camera(np.random.default_rng(1), gain=1.0).shoot(scene)
+    dim = atk.Camera(np.random.default_rng(2), gain=0.5).shoot(scene)
+    return normal, dim, _first_face_xywh(face_engine, normal)
+
+
+@pytest.mark.parametrize("name", ["130.png", "171.png"])
+def test_given_real_frame_darkened_by_half_when_scored_with_correction_then_like_the_original(
+    faces_dir: Path, pad_model: PadModel, face_engine: FaceEngine, name: str
+) -> None:
+    """Known answer on real faces: exposure 0.5 (then sensor noise and JPEG, as attacks.Camera does)
+    costs 0.2-0.3 of P(real) uncorrected; the manifest's correction brings it back within 0.06."""
+    import dataclasses
+
+    spec = pad_spec()
+    corrected = dataclasses.replace(pad_model, exposure=spec.exposure)
+    plain = dataclasses.replace(pad_model, exposure=None)
+    normal, dim, box = _dim_pair(faces_dir, name, face_engine)
+    assert spec.exposure is not None and spec.exposure.gain(normal, box) == 1.0  # the original is left as it is
+    original = plain.score(normal, box)
+    assert corrected.score(normal, box) == original
+    assert original - plain.score(dim, box) > 0.15  # the dim frame does lose P(real) without the correction
+    assert abs(corrected.score(dim, box) - original) < 0.06
