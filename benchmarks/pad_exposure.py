@@ -178,6 +178,55 @@ def pooled(rows: list[dict[str, Any]], gains: list[float], variants: list[str], 
     return out
 
 
+FACTORS: dict[str, dict[str, Any]] = {
+    # pad_eval's genuine sessions draw each of these per session (attacks.Camera.random, zoom, acted turns)
+    "baseline": {},
+    "gain 0.6": {"gain": 0.6}, "gain 0.85": {"gain": 0.85}, "gain 1.15": {"gain": 1.15},
+    "noise 1.5": {"noise": 1.5}, "noise 4.5": {"noise": 4.5},
+    "blur 0.4": {"blur": 0.4}, "blur 1.2": {"blur": 1.2},
+    "jpeg 70": {"jpeg": 70}, "jpeg 92": {"jpeg": 92},
+    "zoom 1.12": {"zoom": 1.12}, "zoom 1.25": {"zoom": 1.25},
+    "turn 20°": {"yaw": 20.0}, "turn 35°": {"yaw": 35.0}, "nod 20°": {"pitch": 20.0},
+    "worst: gain 0.6 noise 4.5 blur 1.2 jpeg 70 zoom 1.25": {"gain": 0.6, "noise": 4.5, "blur": 1.2, "jpeg": 70,
+                                                           "zoom": 1.25},
+}
+
+
+def factor_study(pad: PadModel, norm: ExposureNorm, engine: Any, faces: Path, n_frames: int,
+                 seed: int, thr: float) -> dict[str, Any]:
+    """pad_eval's genuine clips, one factor of its per-session draw at a time from a baseline camera
+    (gain 1, noise 2.5, blur 0.7, JPEG 85, zoom 1, no head warp): which factor costs genuine P(real)?"""
+    out: dict[str, Any] = {}
+    for clip in ("talking_head_a.mp4", "blink_7_times_1080p.mp4"):
+        frames, _ = read_clip(faces / "video" / clip, max_h=720)
+        picked = []
+        for f in _spread(frames, n_frames):
+            det = engine.detect(f)
+            if det:
+                picked.append((f, det[0].box))
+        for fname, fac in FACTORS.items():
+            shots, boxes, missed = [], [], 0
+            for k, (f, box) in enumerate(picked):
+                src = atk.turn_head(f, box, fac.get("yaw", 0.0), fac.get("pitch", 0.0))
+                cam = atk.Camera(np.random.default_rng([seed, 77, k]), blur_sigma=fac.get("blur", 0.7),
+                                 noise_sigma=fac.get("noise", 2.5), jpeg_quality=fac.get("jpeg", 85),
+                                 gain=fac.get("gain", 1.0))
+                shot = cam.shoot(atk.genuine_frame(src, zoom=fac.get("zoom", 1.0)))
+                det = engine.detect(shot)
+                if not det:
+                    missed += 1
+                    continue
+                shots.append(shot)
+                boxes.append(box_xyxy_to_xywh(det[0].box))
+            plain = pad.score_many(shots, boxes)
+            corr = pad.score_many([norm.apply(s_, b) for s_, b in zip(shots, boxes, strict=True)], boxes)
+            out.setdefault(fname, {})[clip] = {
+                "n": len(shots), "missed": missed,
+                "off": {"mean": round(float(plain.mean()), 3), "under": int((plain < thr).sum())},
+                "corrected": {"mean": round(float(corr.mean()), 3), "under": int((corr < thr).sum())}}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--faces", type=Path, default=ROOT.parent / "shared" / "faces")
@@ -191,9 +240,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "pad_exposure.json")
     ap.add_argument("--no-readme", action="store_true")
+    ap.add_argument("--factors", type=int, default=0, metavar="N",
+                    help="only the factor study: N frames of each of pad_eval's genuine clips, one camera/zoom/warp "
+                         "factor at a time; written into --out's report under 'factors' and the README section")
     ap.add_argument("--resummarize", action="store_true",
                     help="recompute the summary, pooled table and README section from --out's rows (no scoring)")
     a = ap.parse_args(argv)
+    if a.factors:
+        report = json.loads(a.out.read_text())
+        engine = load_engine(Settings(), name="dlib")
+        spec = pad_spec()
+        pad = dataclasses.replace(load_pad_from(a.faces.parent / "models" / "minifasnet", spec, threads=1),
+                                  exposure=None)
+        norm = spec.exposure or ExposureNorm(70.0, a.max_gain, a.denoise)
+        report["factors"] = factor_study(pad, norm, engine, a.faces, a.factors, a.seed, report["threshold"])
+        report["factors_corrected_with"] = dataclasses.asdict(norm)
+        a.out.write_text(json.dumps(report, indent=1) + "\n")
+        for fname, per in report["factors"].items():
+            print(fname.ljust(55), "  ".join(f"{c[:12]} off {v['off']['mean']:.3f} ({v['off']['under']}/{v['n']}) "
+                                             f"corr {v['corrected']['mean']:.3f} ({v['corrected']['under']})"
+                                             for c, v in per.items()))
+        if not a.no_readme:
+            update_readme("pad_exposure", readme(report))
+        return 0
     if a.resummarize:
         report = json.loads(a.out.read_text())
         vs = list(report["variants"])
@@ -302,9 +371,34 @@ def readme(r: dict[str, Any]) -> str:
                              f"{m['apcer_at_thr']}/{m['n_attack']} | {m['bpcer_at_apcer10']}/{m['n_genuine']} "
                              f"({m['thr_apcer10']}) |")
         lines += ["", *reading(r)]
+    if "factors" in r:
+        clips = list(next(iter(r["factors"].values())))
+        lines += ["", "What costs pad_eval's GENUINE sessions? Its two clips, frames made portrait as its genuine "
+                  "sequences are, one factor of its per-session draw at a time from a baseline camera (gain 1, noise "
+                  "2.5, blur 0.7 px, JPEG 85, zoom 1, no head warp); mean P(real) and frames under "
+                  f"{r['threshold']} of n (off / with the manifest's correction):", "",
+                  "| factor | " + " | ".join(f"{c} off | {c} corrected" for c in clips) + " |",
+                  "|---|" + "---|---|" * len(clips)]
+        for fname, per in r["factors"].items():
+            cells = " | ".join(f"{per[c]['off']['mean']:.2f} ({per[c]['off']['under']}/{per[c]['n']}) | "
+                               f"{per[c]['corrected']['mean']:.2f} ({per[c]['corrected']['under']}/{per[c]['n']})"
+                               for c in clips)
+            lines.append(f"| {fname} | {cells} |")
+        lines += ["", FACTORS_READING]
     if (r.get("manifest_exposure") or {}).get("denoise_sigma") == 0.8 and (r["manifest_exposure"]["target"] == 70.0):
         lines += ["", VERDICT]
     return "\n".join(lines)
+
+
+FACTORS_READING = (
+    "Reading: on pad_eval's genuine clips the exposure draw (0.6–1.15) costs nothing and the correction never "
+    "fires (their face luma stays above 70 even at gain 0.6), so it cannot change pad_eval's genuine sessions. "
+    "What costs talking_head_a (whose face already fills 77–93 % of the frame width) is ZOOM (its context "
+    "crops, already too big for the frame, shrink further toward the face: 6–7 of 12 frames under the "
+    "threshold), the synthetic head warps (nod 20°: 6/12) and the camera's noise / defocus / JPEG; all together "
+    "11/12. blink_7_times_1080p (smaller face) barely moves. n = 12 frames per clip and factor: a diagnosis, "
+    "not a rate."
+)
 
 
 VERDICT = (
