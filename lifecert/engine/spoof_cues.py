@@ -46,8 +46,9 @@ Box = NDArray[np.float32] | Sequence[float]
 # enclosure rule above (>= 3 sides, any line) fires on 28 % of LFW frames (mostly the black fill of LFW's
 # alignment; 2/482 without it) and on 8/30 synthetic replays, 0/21 held close; requiring the edge to run
 # past the face (side_offsets span) gives 8/6922 LFW frames but detects no synthetic replay (their face
-# fills the screen: the bezel runs through the face box). No operating point meets <= 0.3 % LFW + 0 clip
-# sessions with any detection: enclosure stays untrusted.
+# fills the screen: the bezel runs through the face box). A straight edge crossing the face box
+# (through_face) detects <= 7/29 replays and fires on 316 LFW frames. No operating point meets <= 0.3 %
+# LFW + 0 clip sessions with any detection: enclosure stays untrusted.
 TRUSTED: dict[str, bool] = {"enclosure": False, "moire": False, "specular": False}
 ENCLOSURE_MIN_SIDES = 3  # >= this many flanked sides in the median frame ...
 RIGID_MAX_STD = 0.08  # ... and edge offsets to the face varying less than this (face widths)
@@ -111,6 +112,45 @@ def outside_lines(frame: NDArray[np.uint8], box: Box) -> NDArray[np.float64]:
     if lines is None:
         return np.zeros((0, 4), np.float64)
     return np.asarray(lines, np.float64).reshape(-1, 4)
+
+
+def face_lines(frame: NDArray[np.uint8], box: Box, min_len: float = 0.6) -> NDArray[np.float64]:
+    """Long straight lines over the face and around it (the face NOT blanked), (n, 4) x1, y1, x2, y2
+    image pixels, at least ``min_len`` face heights long, within 20 degrees of vertical or horizontal.
+    A live head hides the background behind it, so no long straight edge crosses a real face; the
+    edge of a screen or paper showing a face that fills it does."""
+    x1, y1, x2, y2 = (float(v) for v in box[:4])
+    fw, fh = max(x2 - x1, 1.0), max(y2 - y1, 1.0)
+    h, w = frame.shape[:2]
+    rx1, ry1 = max(0, int(x1 - 0.5 * fw)), max(0, int(y1 - 0.5 * fh))
+    rx2, ry2 = min(w, math.ceil(x2 + 0.5 * fw)), min(h, math.ceil(y2 + 0.5 * fh))
+    if rx2 - rx1 < 16 or ry2 - ry1 < 16:
+        return np.zeros((0, 4), np.float64)
+    grey = cv2.cvtColor(frame[ry1:ry2, rx1:rx2], cv2.COLOR_BGR2GRAY)
+    edges = cv2.Canny(cv2.GaussianBlur(grey, (5, 5), 0), 40, 120)
+    lines = cv2.HoughLinesP(edges, 1, np.pi / 180, threshold=40, minLineLength=int(min_len * fh), maxLineGap=6)
+    if lines is None:
+        return np.zeros((0, 4), np.float64)
+    out = np.asarray(lines, np.float64).reshape(-1, 4) + np.array([rx1, ry1, rx1, ry1], np.float64)
+    ang = np.abs(np.degrees(np.arctan2(out[:, 3] - out[:, 1], out[:, 2] - out[:, 0]))) % 180
+    keep = (np.abs(ang - 90) < 20) | (ang < 20) | (ang > 160)
+    return out[keep]
+
+
+def through_face(lines: NDArray[np.float64], box: Box, margin: float = 0.1, cover: float = 0.9) -> int:
+    """How many straight lines cross the face box: vertical ones inside it (``margin`` face widths
+    in from its sides) covering >= ``cover`` of its height, horizontal ones likewise across its width."""
+    x1, y1, x2, y2 = (float(v) for v in box[:4])
+    fw, fh = max(x2 - x1, 1.0), max(y2 - y1, 1.0)
+    n = 0
+    for lx1, ly1, lx2, ly2 in lines:
+        ang = abs(math.degrees(math.atan2(ly2 - ly1, lx2 - lx1))) % 180
+        mx, my = (lx1 + lx2) / 2, (ly1 + ly2) / 2
+        if abs(ang - 90) < 20 and x1 + margin * fw < mx < x2 - margin * fw:
+            n += int(min(max(ly1, ly2), y2) - max(min(ly1, ly2), y1) >= cover * fh)
+        elif (ang < 20 or ang > 160) and y1 + margin * fh < my < y2 - margin * fh:
+            n += int(min(max(lx1, lx2), x2) - max(min(lx1, lx2), x1) >= cover * fw)
+    return n
 
 
 def side_offsets(lines: NDArray[np.float64], box: Box, max_offset: float = 3.0, span: float = 0.0,

@@ -20,6 +20,7 @@ from lifecert.engine.spoof_cues import (
     moire_score,
     side_offsets,
     specular_share,
+    through_face,
 )
 
 BOX = np.array([200.0, 220.0, 280.0, 320.0], np.float32)  # x1, y1, x2, y2: an 80x100 "face"
@@ -103,6 +104,17 @@ def test_given_lines_short_long_and_to_the_border_when_span_required_then_only_l
     assert np.isnan(side_offsets(to_border, box, span=0.5, frame_size=(300, 400))[2])  # 0.3 < 0.5 below
     reaching = np.array([[260.0, 0.0, 260.0, 396.0]])  # both ends at the frame's borders
     assert side_offsets(reaching, box, span=0.5, frame_size=(300, 400))[2] == pytest.approx(0.6)
+
+
+def test_given_lines_through_and_beside_the_face_when_counted_then_only_the_crossing_ones() -> None:
+    box = (100.0, 100.0, 200.0, 200.0)
+    through = [150.0, 80.0, 152.0, 230.0]  # vertical, inside the box, over its whole height
+    beside = [230.0, 80.0, 230.0, 230.0]  # vertical, 0.3 face widths right of the box
+    half = [150.0, 100.0, 150.0, 150.0]  # inside, but only half the face's height
+    across = [90.0, 160.0, 210.0, 161.0]  # horizontal, across the whole width
+    lines = np.array([through, beside, half, across])
+    assert through_face(lines, box) == 2
+    assert through_face(lines, box, margin=-0.5, cover=1.0) == 3  # "beside" counts within 0.5 widths
 
 
 def test_given_votes_when_session_decided_then_share_of_fired_frames_counts() -> None:
