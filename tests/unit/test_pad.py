@@ -228,6 +228,7 @@ def test_given_pack_installed_with_the_cli_function_when_starting_then_pad_on(tm
     status = startup_pad(s)
     assert status.on and status.as_dict()["pad"] == "on"
     assert status.model is not None and [n.crop_scale for n in status.model.nets] == [2.7, 4.0]
+    assert status.model.exposure == pad_spec().exposure  # the installed pack scores with the manifest's correction
 
 
 def test_given_folder_with_a_file_of_other_bytes_when_installing_then_refused_and_nothing_installed(
