@@ -467,6 +467,9 @@ def readme(r: dict[str, Any]) -> str:
                              f"{m['apcer_at_thr']}/{m['n_attack']} | {m['bpcer_at_apcer10']}/{m['n_genuine']} "
                              f"({m['thr_apcer10']}) |")
         lines += ["", *reading(r)]
+        for label, rep in r.get("replicates", {}).items():
+            lines += ["", f"Replicate ({label}: other LFW people, attack renderings and camera noise; the same video, "
+                      "NUAA and apfol frames):", *reading({**r, "pooled": rep})]
     if "factors" in r:
         clips = list(next(iter(r["factors"].values())))
         lines += ["", "What costs pad_eval's GENUINE sessions? Its two clips, frames made portrait as its genuine "
@@ -526,7 +529,8 @@ VERDICT = (
     "dim attack frames at or above it rise 32 → 39 of 249: the extra ones are REAL apfol replays at gain 0.4 "
     "(3 → 7 of 16) and synthetic stills (0 → 1 and 0 → 2 of 16), each still no more than the same attacks reach in "
     "normal light without any correction (apfol replays 16/16 and stills 2/16 at gain 1.0), so dimming the room "
-    "gains an attacker nothing. The separation gain is small (BPCER at APCER 10 %: 222 → 192 of 396 over all "
+    "gains an attacker nothing (seed 4 replicates this); in normal light one dark NUAA print crop rises (6 → 7 of "
+    "16 at gain 1.2). The separation gain is small (BPCER at APCER 10 %: 222 → 192 of 396 over all "
     "gains). The control says the BLUR does most of it, not the brightening (AUC: gain only 0.867, blur only "
     "0.876, both 0.878, none 0.861): MiniFASNet reads amplified sensor noise as a spoof texture; the gain alone "
     "even lowers the NUAA live crops at gain 0.4–0.5. Exposure is not what costs the video frames: their P(real) "
