@@ -48,7 +48,9 @@ Box = NDArray[np.float32] | Sequence[float]
 # past the face (side_offsets span) gives 8/6922 LFW frames but detects no synthetic replay (their face
 # fills the screen: the bezel runs through the face box). A straight edge crossing the face box
 # (through_face) detects <= 7/29 replays and fires on 316 LFW frames. No operating point meets <= 0.3 %
-# LFW + 0 clip sessions with any detection: enclosure stays untrusted.
+# LFW + 0 clip sessions with any detection: enclosure stays untrusted. Moiré's LFW cut (~25: JPEG news
+# photos have peaky spectra) is above all 80 real NUAA print sessions; specular's fires on 2/17 real live
+# NUAA sessions and no real attack. All stay untrusted.
 TRUSTED: dict[str, bool] = {"enclosure": False, "moire": False, "specular": False}
 ENCLOSURE_MIN_SIDES = 3  # >= this many flanked sides in the median frame ...
 RIGID_MAX_STD = 0.08  # ... and edge offsets to the face varying less than this (face widths)
