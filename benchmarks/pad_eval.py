@@ -37,7 +37,7 @@ exposure: attacks.Camera.random), the challenges and the reaction delay.
 Protocol: the face settles, the first prompt comes where production would show it (one chunk
 after the face is in view + PROMPT_DELAY_MS jitter; Worker.prompts), the second 6 s later
 (policy of issue 12: one of turn_left / turn_right and one of blink / open_mouth, random order;
-nods are not drawn because the synthetic nod warp is not a fair genuine nod), 5 fps; a
+nods are not drawn because the synthetic nod warp is not a fair genuine nod), 8 fps; a
 session's frames stop 1 s after its last action. Turns: a drawn REAL turn of 20-40 degrees made
 by a warp calibrated on each clip (attacks.turn_warp_for; v3). Prints, stills and plain replays:
 2.5 fps over 7 s (they cannot act; the second challenge is never reached). *active* =
@@ -117,10 +117,11 @@ from lifecert.services.verification import rules, steps  # noqa: E402
 from lifecert.services.verification.frames import face_region_stats  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
-CACHE_VERSION = "v3"  # bump when the synthesis or the per-frame scoring changes (v3: calibrated turns, prompts)
+CACHE_VERSION = "v4"  # bump when the synthesis or the per-frame scoring changes (v3: calibrated turns, prompts;
+# v4: acted sessions at production's 8 fps)
 LEAD_IN_MS = 1000
 WINDOW_MS = 6000
-FPS = 5.0  # frames per second of the acted sessions (challenges need the frames)
+FPS = 8.0  # acted sessions: what production captures (paced.py's default session fps; v4, was 5)
 FPS_PASSIVE = 2.5  # prints, stills, plain replays: they cannot act; fewer frames on a shared machine
 # Nods are not drawn: the cylinder warp of attacks.turn_head moved pitch_ratio by only +0.02 to +0.09
 # at 36 degrees depending on the clip (threshold 0.05), so a synthetic nod is not a fair genuine nod.
@@ -1140,9 +1141,9 @@ def summarize(rows: list[dict[str, Any]], tight_rows: list[dict[str, Any]], meta
         "of real footage calibrated to read like a real 20–40° turn (0.015 yaw_ratio per degree, measured on "
         "../shared/faces photos and pose/; the clip is mirrored when the warp cannot reach the asked side); "
         "talking_head_a fills 77–93 % of the frame width, so a turned face can leave the frame; blinks are the "
-        "clips' own at 5 fps. *active* failures of acted clips are therefore partly synthesis, not a person; the "
-        "browser tests with real pacing are the other measure of active BPCER. Synthetic attacks are easier than "
-        "real ones.",
+        f"clips' own at {FPS:.0f} fps. *active* failures of acted clips are therefore partly synthesis, not a "
+        "person; the browser tests with real pacing are the other measure of active BPCER. Synthetic attacks "
+        "are easier than real ones.",
         "",
         f"Tight crops (the files of faces/spoof as they are, no context; 2-fold thresholds): BPCER "
         f"{cell(tight_summary['bpcer'])}, APCER print_nuaa {cell(tight_summary['apcer']['print_nuaa'])}, replay_apfol "
