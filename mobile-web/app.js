@@ -348,7 +348,7 @@
     }
   }
 
-  const HINT_PRIORITY = ["NO_FACE", "ONE_PERSON_ONLY", "MORE_LIGHT", "LESS_LIGHT", "MOVE_CLOSER", "FACE_NOT_CENTRED", "HOLD_STILL"];
+  const HINT_PRIORITY = ["NO_FACE", "ONE_PERSON_ONLY", "MORE_LIGHT", "LESS_LIGHT", "MOVE_CLOSER", "MOVE_BACK", "FACE_NOT_CENTRED", "HOLD_STILL"];
 
   function renderHint() {
     const el = $("hint");

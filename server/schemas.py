@@ -85,7 +85,8 @@ class SessionResultOut(BaseModel):
 
 
 HintCode = Literal[
-    "NO_FACE", "MOVE_CLOSER", "MORE_LIGHT", "LESS_LIGHT", "FACE_NOT_CENTRED", "ONE_PERSON_ONLY", "HOLD_STILL"
+    "NO_FACE", "MOVE_CLOSER", "MOVE_BACK", "MORE_LIGHT", "LESS_LIGHT", "FACE_NOT_CENTRED", "ONE_PERSON_ONLY",
+    "HOLD_STILL",
 ]
 
 

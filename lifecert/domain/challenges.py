@@ -22,6 +22,7 @@ MAX_CHALLENGES = 3
 HINT_CODES = (
     "NO_FACE",
     "MOVE_CLOSER",
+    "MOVE_BACK",
     "MORE_LIGHT",
     "LESS_LIGHT",
     "FACE_NOT_CENTRED",

@@ -86,7 +86,8 @@ def test_given_a_face_moving_across_the_frame_when_settling_then_not_steady(fron
 
 @pytest.mark.parametrize(
     ("scale", "brightness", "want"),
-    [(None, 120.0, ["NO_FACE"]), (0.2, 120.0, ["MOVE_CLOSER"]), (1.0, 20.0, ["MORE_LIGHT"]), (1.0, 120.0, [])],
+    [(None, 120.0, ["NO_FACE"]), (0.2, 120.0, ["MOVE_CLOSER"]), (1.0, 20.0, ["MORE_LIGHT"]), (1.0, 120.0, []),
+     (1.5, 120.0, ["MOVE_BACK"])],
 )
 def test_given_the_newest_frames_when_hinting_then_the_matching_code(
     frontal: NDArray[np.float32], scale: float | None, brightness: float, want: list[str]
@@ -139,3 +140,17 @@ def test_given_send_times_when_checked_then_only_from_the_newest_frame_to_the_lo
     assert steps.send_time_ok(3_500, 3_600) and steps.send_time_ok(3_500, 3_500)
     assert not steps.send_time_ok(3_500, 3_499)  # sent before its newest frame was captured: impossible
     assert not steps.send_time_ok(3_500, 3_500 + steps.MAX_SEND_LAG_MS + 1)  # held back longer than any queue
+
+
+def test_given_a_face_box_filling_most_of_the_frame_when_hinting_then_move_back_and_not_at_a_normal_distance(
+    frontal: NDArray[np.float32],
+) -> None:
+    def obs(box_w: float) -> list[steps.Obs]:
+        return [steps.Obs(k * 125, (480, 640), frontal, (10.0, 10.0, 10.0 + box_w, 10.0 + box_w), 1, 100.0, 120.0)
+                for k in range(6)]
+
+    assert steps.hints(obs(0.8 * 480), G) == ["MOVE_BACK"]
+    assert steps.hints(obs(0.6 * 480), G) == []
+    # A framing issue (too dark) comes first: one hint at a time.
+    dark = [steps.Obs(o.t_ms, o.size, o.landmarks, o.box, 1, 100.0, 20.0) for o in obs(0.8 * 480)]
+    assert steps.hints(dark, G) == ["MORE_LIGHT"]

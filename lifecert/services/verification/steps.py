@@ -71,6 +71,14 @@ SESSION_MAX_FRAMES = 400
 # Frames per chunk scored by the PAD model (~13 ms a frame, both nets): 2 of ~8 gives ~2 scored frames a
 # second, 12-20 per session for the median fusion (pad calibrated the threshold on session medians).
 PAD_FRAMES_PER_CHUNK = 2
+# A face box wider than this fraction of the frame is too close for the PAD model's context crops
+# (2.7x and 4.0x the box no longer fit, the crop shrinks onto the face): benchmarks/pad_exposure.py
+# --crop-study, real talking-head frames at a box of 0.75-0.92 of the width had 3-6 of 12 frames under
+# the PAD threshold, 0.54-0.64 none. The page then says "hold the phone a little further away". Only a
+# hint: capture is not held back (a user who cannot comply is still judged; an attacker holding a screen
+# close gains nothing, PAD still scores those frames).
+TOO_CLOSE_FRACTION = 0.72
+JAW_PER_BOX = 0.9  # jaw width (landmarks 0-16) / dlib box width on real faces (talking_head_a: 0.90)
 
 # framing issue -> live hint code (lifecert.domain.challenges.HINT_CODES)
 HINT_FOR: dict[str, str] = {
@@ -159,13 +167,28 @@ def send_time_ok(last_frame_ms: int, sent_ms: int) -> bool:
     return last_frame_ms <= sent_ms <= last_frame_ms + MAX_SEND_LAG_MS
 
 
+def face_fraction(o: Obs) -> float | None:
+    """Width of the face box over the frame's width (None without a face). Without a box, the jaw
+    width (landmarks 0-16) over JAW_PER_BOX, the ratio of the two on real dlib faces."""
+    if o.landmarks is None or o.size[0] <= 0:
+        return None
+    if o.box is not None:
+        return (o.box[2] - o.box[0]) / o.size[0]
+    return float(np.linalg.norm(o.landmarks[16] - o.landmarks[0])) / JAW_PER_BOX / o.size[0]
+
+
 def hints(latest: Sequence[Obs], g: QualitySettings, *, hold_still: bool = False) -> list[str]:
     """Live hints from the newest chunk: the most common framing issue when at least half of its
-    frames have one, and HOLD_STILL when asked (settle step with too much motion)."""
+    frames have one, MOVE_BACK when the face fills more than TOO_CLOSE_FRACTION of the frame's width
+    (a hint only: capture goes on, see TOO_CLOSE_FRACTION), and HOLD_STILL when asked (settle step
+    with too much motion)."""
     issues = [i for i in (o.issue(g) for o in latest) if i is not None]
     out: list[str] = []
     if latest and len(issues) * 2 >= len(latest):
         out.append(HINT_FOR.get(Counter(issues).most_common(1)[0][0], "NO_FACE"))
+    fracs = [f for f in (face_fraction(o) for o in latest) if f is not None]
+    if not out and fracs and float(np.median(fracs)) > TOO_CLOSE_FRACTION:
+        out.append("MOVE_BACK")
     if hold_still and not out:
         out.append("HOLD_STILL")
     return out
