@@ -10,8 +10,10 @@ percentile (production takes a high percentile over the settle frames). A blink 
 frames below 0.85 x baseline. For 8 evenly spaced phases of an 8 fps sampling, the lowest sampled
 EAR of each event is compared with the blink test's cut ``min(blink_drop x base, base - min_abs_drop)``
 (lifecert.engine.liveness.detect_blink) for several ``blink_drop`` values. Reported: events x phases
-caught, and — the other side — sampled frames OUTSIDE any event under the cut (eyes open read as a
-blink: a false blink needs such a frame). Real footage only; 3 clips of 3 people, not elderly.
+caught. The other side is NOT measured here (an "event" is any run under 0.85, so no open-eye frame can
+fall under a cut <= 0.85 by construction): a talking face dips to ~0.8 without blinking, which is why
+0.85 was tried and reverted (see lifecert.engine.liveness.LivenessParams). Real footage only; 3 clips of
+3 people, not elderly.
 """
 
 from __future__ import annotations
@@ -56,16 +58,12 @@ def study(ear: np.ndarray, fps: float, p: LivenessParams) -> dict[str, Any]:
     base = float(np.nanpercentile(ear, 75))
     ratio = ear / base
     evs = events(ratio)
-    in_event = np.zeros(len(ear), bool)
-    for e in evs:
-        in_event[max(0, e[0] - 1) : e[-1] + 2] = True
     step = fps / FPS
     res: dict[str, Any] = {"frames": len(ear), "fps": fps, "baseline_ear": round(base, 4), "events": len(evs),
                            "event_min_full_rate": [round(float(np.nanmin(ratio[e])), 3) for e in evs]}
     for d in DROPS:
         cut = min(d * base, base - p.blink_min_abs_drop)
         caught = total = 0
-        false_frames = sampled_open = 0
         for ph in np.linspace(0.0, step, PHASES, endpoint=False):
             t = np.arange(ph, len(ear) - 0.5, step).round().astype(int)
             t = t[t < len(ear)]
@@ -73,11 +71,7 @@ def study(ear: np.ndarray, fps: float, p: LivenessParams) -> dict[str, Any]:
                 s = [i for i in t if e[0] - 1 <= i <= e[-1] + 1 and not np.isnan(ear[i])]
                 total += 1
                 caught += int(bool(s) and min(ear[i] for i in s) < cut)
-            o = [i for i in t if not in_event[i] and not np.isnan(ear[i])]
-            sampled_open += len(o)
-            false_frames += sum(1 for i in o if ear[i] < cut)
-        res[f"drop_{d:.2f}"] = {"cut_ratio": round(cut / base, 3), "caught": caught, "event_phases": total,
-                                "open_frames_under_cut": false_frames, "open_frames": sampled_open}
+        res[f"drop_{d:.2f}"] = {"cut_ratio": round(cut / base, 3), "caught": caught, "event_phases": total}
     return res
 
 
@@ -109,12 +103,11 @@ def main() -> int:
         f"Shipped `blink_drop` = {p.blink_drop}.",
         "",
         "| clip | events | lowest EAR ratio per event (full rate) | "
-        + " | ".join(f"drop {d:.2f}: caught · open under cut" for d in DROPS) + " |",
+        + " | ".join(f"drop {d:.2f}: caught" for d in DROPS) + " |",
         "|---|---|---|" + "---|" * len(DROPS),
     ]
     for name, r in rows.items():
-        cells = [f"{r[f'drop_{d:.2f}']['caught']}/{r[f'drop_{d:.2f}']['event_phases']} · "
-                 f"{r[f'drop_{d:.2f}']['open_frames_under_cut']}/{r[f'drop_{d:.2f}']['open_frames']}" for d in DROPS]
+        cells = [f"{r[f'drop_{d:.2f}']['caught']}/{r[f'drop_{d:.2f}']['event_phases']}" for d in DROPS]
         lines.append(f"| {name} | {r['events']} | {r['event_min_full_rate']} | " + " | ".join(cells) + " |")
     publish("blink_sampling", "blink_sampling", data, "\n".join(lines))
     return 0
