@@ -185,6 +185,9 @@ class PhoneScreen:
     scene: Image | None = None
     width_frac: float | None = None  # phone width / frame width (default: random 0.4-0.75)
     tremor_amp: float = 0.012
+    centre: tuple[float, float] = (0.5, 0.5)  # where the phone is held, fractions of the frame (off-centre: close)
+    tilt_scale: float = 1.0  # scales the random perspective tilt of the corners
+    last_quad: NDArray[np.float32] | None = field(init=False, default=None)  # corners drawn by the last render
     _tremor: Tremor = field(init=False)
     _tilt: NDArray[np.float64] = field(init=False)
     _glare: NDArray[np.float64] = field(init=False)
@@ -196,7 +199,7 @@ class PhoneScreen:
         if self.width_frac is None:
             self.width_frac = float(self.rng.uniform(0.4, 0.75))
         self._tremor = Tremor(self.rng, self.tremor_amp)
-        self._tilt = self.rng.uniform(-0.08, 0.08, (4, 2))
+        self._tilt = self.rng.uniform(-0.08, 0.08, (4, 2)) * self.tilt_scale
         self._glare = np.array([self.rng.uniform(0.1, 0.9), self.rng.uniform(0.1, 0.9), self.rng.uniform(0.1, 0.3)])
         self._pitch = float(self.rng.uniform(2.6, 3.4))  # sub-pixel stripe period, screen pixels
         self._tint = self.rng.uniform([1.0, 0.97, 0.85], [1.08, 1.02, 0.97])  # B, G, R gains: bluish
@@ -241,7 +244,8 @@ class PhoneScreen:
         dx, dy, rot = self._tremor.step()
         fw, fh = self.size
         ph, pw = phone.shape[:2]
-        quad = _quad(fw * (0.5 + dx), fh * (0.5 + dy), pw, ph, rot, self._tilt)
+        quad = _quad(fw * (self.centre[0] + dx), fh * (self.centre[1] + dy), pw, ph, rot, self._tilt)
+        self.last_quad = quad
         return _warp_onto(self.scene, phone, alpha, quad)
 
 

@@ -35,7 +35,6 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,31 +59,6 @@ FRAMES_PER_SESSION = 10
 
 def half(key: str) -> str:
     return "A" if hashlib.sha256(key.encode()).digest()[0] % 2 == 0 else "B"
-
-
-@dataclass
-class HeldPhone(atk.PhoneScreen):
-    """attacks.PhoneScreen with its centre placeable (a phone held close and off-centre) and the
-    last drawn corners kept, so the bezel sides in view can be counted."""
-
-    centre: tuple[float, float] = (0.5, 0.5)
-    tilt_scale: float = 1.0
-    last_quad: Any = field(init=False, default=None)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self._tilt = self._tilt * self.tilt_scale
-
-    def render(self, src: atk.Image) -> atk.Image:
-        assert self.scene is not None
-        self._t += 1
-        phone, alpha = self._phone(src)
-        dx, dy, rot = self._tremor.step()
-        fw, fh = self.size
-        ph, pw = phone.shape[:2]
-        quad = atk._quad(fw * (self.centre[0] + dx), fh * (self.centre[1] + dy), pw, ph, rot, self._tilt)
-        self.last_quad = quad
-        return atk._warp_onto(self.scene, phone, alpha, quad)
 
 
 def sides_in_view(quad: np.ndarray, size: tuple[int, int]) -> int:
@@ -178,7 +152,7 @@ class Collector:
                 # close: move the phone off-centre so that some of the bezel leaves the frame
                 close = wf > 0.8
                 off = (0.5 + float(rng.uniform(-0.35, 0.35)) * close, 0.5 + float(rng.uniform(-0.3, 0.3)) * close)
-                phone = HeldPhone(rng, width_frac=wf, centre=off, tilt_scale=tilt)
+                phone = atk.PhoneScreen(rng, width_frac=wf, centre=off, tilt_scale=tilt)
                 if kind == "still":
                     src_frames = [read_image_file(lfw[int(rng.integers(0, len(lfw)))])] * 6
                 else:

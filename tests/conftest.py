@@ -72,6 +72,21 @@ def face_engine() -> FaceEngine:
 
 
 @pytest.fixture(scope="session")
+def frontal68(faces_dir: Path, face_engine: FaceEngine) -> NDArray[np.float32]:
+    """The 68 landmarks (pixels of the 512x512 clip) of a real, near-frontal face: talking-head frame 100."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(faces_dir / "video/talking_head_a.mp4"))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, 100)
+    ok, img = cap.read()
+    cap.release()
+    assert ok
+    faces = face_engine.detect(img)
+    assert faces and faces[0].landmarks68 is not None
+    return np.asarray(faces[0].landmarks68, np.float32)
+
+
+@pytest.fixture(scope="session")
 def frame_engine() -> FaceEngine:
     """The verification service's per-thread engine (selfie-frame tuning), loaded once."""
     from lifecert.services.verification import load_frame_engine

@@ -6,14 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import pytest
 from numpy.typing import NDArray
 
 from benchmarks import pad_eval
 from lifecert.config import QualitySettings
-from lifecert.engine.base import FaceEngine
 from lifecert.engine.liveness import LivenessParams
 from lifecert.services.verification import steps
 
@@ -23,16 +21,9 @@ SIZE = (480, 640)
 
 
 @pytest.fixture(scope="module")
-def frontal(faces_dir: Path, face_engine: FaceEngine) -> NDArray[np.float32]:
+def frontal(frontal68: NDArray[np.float32]) -> NDArray[np.float32]:
     """Landmarks of a real near-frontal face (talking-head frame 100), moved to the middle of a 480x640 frame."""
-    cap = cv2.VideoCapture(str(faces_dir / "video/talking_head_a.mp4"))
-    cap.set(cv2.CAP_PROP_POS_FRAMES, 100)
-    ok, img = cap.read()
-    cap.release()
-    assert ok
-    faces = face_engine.detect(img)
-    assert faces and faces[0].landmarks68 is not None
-    lm = np.asarray(faces[0].landmarks68, np.float32)
+    lm = frontal68
     lm = (lm - lm.mean(axis=0)) * (200.0 / float(np.linalg.norm(lm[16] - lm[0])))
     return np.asarray(lm + np.array([240.0, 320.0], np.float32), np.float32)
 

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import cv2
 import numpy as np
 import pytest
 from numpy.typing import NDArray
 
 from lifecert.config import QualitySettings
-from lifecert.engine.base import FaceEngine
 from lifecert.engine.liveness import FrameObs
 from lifecert.services.verification import steps
 
@@ -19,16 +15,9 @@ REVEAL = 10_000  # server ms
 
 
 @pytest.fixture(scope="module")
-def frontal(faces_dir: Path, face_engine: FaceEngine) -> NDArray[np.float32]:
+def frontal(frontal68: NDArray[np.float32]) -> NDArray[np.float32]:
     """Landmarks of a real, near-frontal face (talking-head frame 100)."""
-    cap = cv2.VideoCapture(str(faces_dir / "video/talking_head_a.mp4"))
-    cap.set(cv2.CAP_PROP_POS_FRAMES, 100)
-    ok, img = cap.read()
-    cap.release()
-    assert ok
-    faces = face_engine.detect(img)
-    assert faces and faces[0].landmarks68 is not None
-    return faces[0].landmarks68
+    return frontal68
 
 
 def _turned(lm: NDArray[np.float32], frac: float = 0.4) -> NDArray[np.float32]:
