@@ -86,7 +86,9 @@ def test_given_the_newest_frames_when_hinting_then_the_matching_code(
     else:
         c = frontal.mean(axis=0)
         lm = (frontal - c) * scale + c
-    obs = [steps.Obs(k * 125, (512, 512), lm, None, 0 if lm is None else 1, 100.0, brightness) for k in range(6)]
+    # Every frame with landmarks has its box (frames.observe): the landmarks' extent stands in for it here.
+    box = None if lm is None else (*(float(v) for v in lm.min(axis=0)), *(float(v) for v in lm.max(axis=0)))
+    obs = [steps.Obs(k * 125, (512, 512), lm, box, 0 if lm is None else 1, 100.0, brightness) for k in range(6)]
     assert steps.hints(obs, G) == want
 
 

@@ -36,6 +36,7 @@ from lifecert.engine.geometry import five_from_68
 from lifecert.engine.liveness import (
     RIGID_IDX,
     Baseline,
+    FlatCheck,
     FrameObs,
     LivenessParams,
     Signals,
@@ -49,7 +50,6 @@ from lifecert.engine.liveness import (
     signals,
     track_breaks,
 )
-from lifecert.engine.liveness import FlatCheck as FlatCheck
 from lifecert.engine.planarity import PlanarityCheck, nose_parallax
 from lifecert.engine.types import Face
 from lifecert.services.verification.frames import framing_issue, quality_score
@@ -78,7 +78,6 @@ PAD_FRAMES_PER_CHUNK = 2
 # hint: capture is not held back (a user who cannot comply is still judged; an attacker holding a screen
 # close gains nothing, PAD still scores those frames).
 TOO_CLOSE_FRACTION = 0.72
-JAW_PER_BOX = 0.9  # jaw width (landmarks 0-16) / dlib box width on real faces (talking_head_a: 0.90)
 
 # framing issue -> live hint code (lifecert.domain.challenges.HINT_CODES)
 HINT_FOR: dict[str, str] = {
@@ -168,13 +167,11 @@ def send_time_ok(last_frame_ms: int, sent_ms: int) -> bool:
 
 
 def face_fraction(o: Obs) -> float | None:
-    """Width of the face box over the frame's width (None without a face). Without a box, the jaw
-    width (landmarks 0-16) over JAW_PER_BOX, the ratio of the two on real dlib faces."""
-    if o.landmarks is None or o.size[0] <= 0:
+    """Width of the face box over the frame's width (None without a face: every frame with landmarks
+    has its detector or tracked box, frames.observe)."""
+    if o.box is None or o.size[0] <= 0:
         return None
-    if o.box is not None:
-        return (o.box[2] - o.box[0]) / o.size[0]
-    return float(np.linalg.norm(o.landmarks[16] - o.landmarks[0])) / JAW_PER_BOX / o.size[0]
+    return (o.box[2] - o.box[0]) / o.size[0]
 
 
 def hints(latest: Sequence[Obs], g: QualitySettings, *, hold_still: bool = False) -> list[str]:
