@@ -107,6 +107,8 @@ from lifecert.config import QualitySettings, Settings  # noqa: E402
 from lifecert.domain.errors import ErrorCode  # noqa: E402
 from lifecert.engine import geometry, spoof_cues  # noqa: E402
 from lifecert.engine.base import FaceEngine, count_significant  # noqa: E402
+from lifecert.engine.eyes import encode as encode_eyes  # noqa: E402
+from lifecert.engine.eyes import eye_patches  # noqa: E402
 from lifecert.engine.image import read_image_file  # noqa: E402
 from lifecert.engine.liveness import FrameObs, LivenessParams, analyze_liveness  # noqa: E402
 from lifecert.engine.loader import load_engine  # noqa: E402
@@ -498,9 +500,10 @@ class Worker:
                 continue
             m = faces[0]
             _sharp, br = face_region_stats(img, np.asarray(m.box[:4], np.float32))
+            eye = eye_patches(img, m.landmarks68)  # as frames.observe: production's blink pixels
             per.append({"t": t, "lm": np.round(np.asarray(m.landmarks68, np.float64), 2).tolist(),
                         "box": [round(float(v), 2) for v in m.box[:4]], "nf": count_significant(faces), "pad": None,
-                        "br": round(float(br), 1)})
+                        "br": round(float(br), 1), "eye": None if eye is None else encode_eyes(eye)})
             idx.append(i)
             boxes.append(box_xyxy_to_xywh(m.box))
         if idx:
@@ -556,12 +559,15 @@ def scoring_key() -> str:
 
 
 def frame_obs(row: dict[str, Any]) -> list[FrameObs]:
+    """The cached frames as liveness sees them; the eye patches only where the row has them (rows cached
+    before they were kept judge blinks on the eye aspect ratio alone, as before)."""
     out = []
     for f in row["frames"]:
         if f["lm"] is None:
             out.append(FrameObs(f["t"], None))
         else:
-            out.append(FrameObs(f["t"], np.asarray(f["lm"], np.float32), np.asarray(f["box"], np.float32), f["nf"]))
+            out.append(FrameObs(f["t"], np.asarray(f["lm"], np.float32), np.asarray(f["box"], np.float32), f["nf"],
+                                steps.eyes_of(f.get("eye"))))
     return out
 
 
@@ -584,7 +590,8 @@ def obs_of(row: dict[str, Any]) -> list[steps.Obs]:
         box = None if f["box"] is None else (float(f["box"][0]), float(f["box"][1]), float(f["box"][2]),
                                              float(f["box"][3]))
         out.append(steps.Obs(int(f["t"]), (int(w), int(h)), lm, box, int(f["nf"]) if lm is not None else 0, 0.0,
-                             float(f.get("br", NEUTRAL_BRIGHTNESS)), f["pad"]))
+                             float(f.get("br", NEUTRAL_BRIGHTNESS)), f["pad"],
+                             steps.eyes_of(f.get("eye")) if lm is not None else None))
     return out
 
 

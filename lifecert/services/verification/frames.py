@@ -18,6 +18,7 @@ from lifecert.config import QualitySettings
 from lifecert.domain.errors import ErrorCode, ImageError
 from lifecert.engine import geometry
 from lifecert.engine.base import FaceEngine, count_significant
+from lifecert.engine.eyes import eye_patches
 from lifecert.engine.image import decode_image
 from lifecert.engine.liveness import RIGID_IDX, FrameObs
 from lifecert.engine.types import Face, ImageBGR
@@ -109,8 +110,8 @@ def track_consistent(prev: NDArray[np.float32], new: NDArray[np.float32]) -> boo
 
 
 def observe(engine: FaceEngine, infos: Sequence[FrameInfo], redetect_every: int = REDETECT_EVERY) -> int:
-    """Landmarks of the main face on every frame of one chunk (fills ``obs``, ``face``, stats), detecting
-    on the first frame and every ``redetect_every``-th, tracking between (see REDETECT_EVERY; 1 =
+    """Landmarks and eye patches of the main face on every frame of one chunk (fills ``obs``, ``face``,
+    stats), detecting on the first frame and every ``redetect_every``-th, tracking between (see REDETECT_EVERY; 1 =
     detect every frame). A tracked frame keeps the face count of the last detection. Returns how
     many frames ran the detector."""
     anchor: Face | None = None  # the last detected face
@@ -136,7 +137,9 @@ def observe(engine: FaceEngine, infos: Sequence[FrameInfo], redetect_every: int 
                 continue
             face, count = faces[0], count_significant(faces)
         prev = face.landmarks68
-        f.obs = FrameObs(f.t_ms, face.landmarks68, face.box, count)
+        # The eye patches for blinks the landmarks miss (lifecert.engine.eyes; two tiny warps).
+        lm = face.landmarks68
+        f.obs = FrameObs(f.t_ms, lm, face.box, count, None if lm is None else eye_patches(f.image, lm))
         f.face = face
         f.sharpness, f.brightness = face_region_stats(f.image, face.box)
     return detections

@@ -244,6 +244,7 @@ class PacedCapture:
                     sharpness=info.sharpness,
                     brightness=info.brightness if info.obs.has_face else info.frame_brightness,
                     pad=p_real,
+                    eyes=info.obs.eyes,
                 )
             )
         return out

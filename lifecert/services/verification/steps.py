@@ -32,6 +32,8 @@ from numpy.typing import NDArray
 
 from lifecert.config import QualitySettings
 from lifecert.domain.errors import ErrorCode
+from lifecert.engine.eyes import decode as decode_eyes
+from lifecert.engine.eyes import encode as encode_eyes
 from lifecert.engine.geometry import five_from_68
 from lifecert.engine.liveness import (
     RIGID_IDX,
@@ -41,7 +43,7 @@ from lifecert.engine.liveness import (
     LivenessParams,
     Signals,
     baseline_over,
-    detect_blink,
+    detect_blink_any,
     detect_nod,
     detect_open_mouth,
     detect_turn,
@@ -103,6 +105,7 @@ class Obs:
     sharpness: float = 0.0
     brightness: float = 0.0  # face region (or whole frame without a face), grey 0..255
     pad: float | None = None  # P(real) of the PAD model on this full frame, when installed
+    eyes: NDArray[np.int8] | None = None  # (2, H, W) eye patches (lifecert.engine.eyes), with a face
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -114,6 +117,7 @@ class Obs:
             "sh": round(self.sharpness, 2),
             "br": round(self.brightness, 2),
             "pad": None if self.pad is None else round(self.pad, 4),
+            "eye": None if self.eyes is None else encode_eyes(self.eyes),
         }
 
     @classmethod
@@ -129,6 +133,7 @@ class Obs:
             sharpness=float(d.get("sh", 0.0)),
             brightness=float(d.get("br", 0.0)),
             pad=None if d.get("pad") is None else float(d["pad"]),
+            eyes=eyes_of(d.get("eye")),
         )
 
     def face(self) -> Face | None:
@@ -141,11 +146,22 @@ class Obs:
     def frame_obs(self, offset_ms: int) -> FrameObs:
         """The liveness view of this frame on the SERVER clock."""
         box = None if self.box is None else np.asarray(self.box, dtype=np.float32)
-        return FrameObs(self.t_ms + offset_ms, self.landmarks, box, self.num_faces)
+        return FrameObs(self.t_ms + offset_ms, self.landmarks, box, self.num_faces, self.eyes)
 
     def issue(self, g: QualitySettings) -> ErrorCode | None:
         o = FrameObs(self.t_ms, self.landmarks, None, self.num_faces)
         return framing_issue(o, self.size, self.brightness, g)
+
+
+def eyes_of(text: object) -> NDArray[np.int8] | None:
+    """The eye patches of a stored frame's ``"eye"`` (absent in frames stored before they were kept,
+    or without a face: None, and the blink is then judged on the eye aspect ratio alone)."""
+    if not isinstance(text, str):
+        return None
+    try:
+        return decode_eyes(text)
+    except ValueError:
+        return None
 
 
 def update_offset(previous: int | None, received_ms: int, sent_client_ms: int) -> int:
@@ -244,6 +260,7 @@ class StepJudgement:
     peak_value: float | None = None
     threshold: float | None = None
     early: bool = False  # the action was already under way before MIN_REACTION_MS (not counted)
+    signal: str = ""  # which signal saw a blink: "ear" or "eye_pixels" (peak_value/threshold are its units)
 
     def as_dict(self, name: str, reveal_ms: int) -> dict[str, Any]:
         return {
@@ -255,6 +272,7 @@ class StepJudgement:
             "peak_value": None if self.peak_value is None else round(self.peak_value, 4),
             "threshold": None if self.threshold is None else round(self.threshold, 4),
             "early_action_ignored": self.early,
+            **({"signal": self.signal} if self.signal else {}),
         }
 
 
@@ -274,16 +292,16 @@ def _at_rest(name: str, sig: Signals, i: int, base: Baseline, p: LivenessParams)
 
 def _detect(
     name: str, sig: Signals, idx: NDArray[np.int64], base: Baseline, p: LivenessParams
-) -> tuple[bool, int | None, float | None, float]:
-    if name == "blink":
-        return detect_blink(sig, idx, base, p)
+) -> tuple[bool, int | None, float | None, float, str]:
+    if name == "blink":  # the EAR dip, else the eye pixels' dip (its open-eye frame at rest, from idx)
+        return detect_blink_any(sig, idx, base, p)
     if name in ("turn_left", "turn_right"):
-        return detect_turn(sig, idx, base, p, name.removeprefix("turn_"))
+        return (*detect_turn(sig, idx, base, p, name.removeprefix("turn_")), "")
     if name == "open_mouth":
-        return detect_open_mouth(sig, idx, base, p)
+        return (*detect_open_mouth(sig, idx, base, p), "")
     if name == "nod":
-        return detect_nod(sig, idx, base, p)
-    return False, None, None, 0.0
+        return (*detect_nod(sig, idx, base, p), "")
+    return False, None, None, 0.0, ""
 
 
 def judge_challenge(
@@ -301,17 +319,19 @@ def judge_challenge(
     rest = [int(i) for i in after if _at_rest(name, sig, int(i), base, p)]
     early = bool(len(after) and not _at_rest(name, sig, int(after[0]), base, p))
     if not rest:
-        ok, i, v, thr = _detect(name, sig, after, base, p)
+        ok, i, v, thr, _s = _detect(name, sig, after, base, p)
         return StepJudgement(False, len(after), None, None, v, thr, early)
     start = rest[0]
     idx = after[after >= start]
-    ok, i, v, thr = _detect(name, sig, idx, base, p)
+    ok, i, v, thr, signal = _detect(name, sig, idx, base, p)
     peak_t = int(sig.t_ms[i]) if i is not None else None
     if not ok:
         return StepJudgement(False, len(after), None, peak_t, v, thr, early)
-    # Reaction: the last frame at rest before the peak marks where the action began.
+    # Reaction: the last frame at rest before the peak marks where the action began (for the eye pixels'
+    # dip its open-eye reference frame is one of them).
     began = max((j for j in rest if j < (i if i is not None else start)), default=start)
-    return StepJudgement(True, len(after), int(sig.t_ms[began]) - reveal_ms, peak_t, v, thr, early)
+    return StepJudgement(True, len(after), int(sig.t_ms[began]) - reveal_ms, peak_t, v, thr, early,
+                         signal if name == "blink" else "")
 
 
 def step_over(latest_frame_ms: int | None, now_ms: int, reveal_ms: int, window_ms: int) -> bool:
