@@ -66,6 +66,42 @@ def test_given_a_steady_face_when_settling_then_steady_with_its_own_baseline(fro
     assert not steps.settle(obs[:3], 0, G).steady  # too short
 
 
+def _steady(frontal: NDArray[np.float32], width_frac: float, n: int, start: int = 0) -> list[steps.Obs]:
+    """A steady face whose box is ``width_frac`` of a 512-px frame's width."""
+    box = (0.0, 0.0, width_frac * 512, width_frac * 512)
+    return [steps.Obs(start + k * 125, (512, 512), frontal, box, 1, 120.0, 120.0) for k in range(n)]
+
+
+def test_given_a_steady_face_too_close_when_settling_then_it_waits_for_it_to_move_back(
+    frontal: NDArray[np.float32],
+) -> None:
+    close = _steady(frontal, 0.85, 8)
+    res = steps.settle(close, 0, G)
+    assert not res.steady and res.too_close and res.baseline is None
+    assert steps.hints(close, G) == ["MOVE_BACK"]
+    # The user steps back: the same face at 0.6 of the width settles at once.
+    moved = close + _steady(frontal, 0.6, 8, start=1000)
+    assert steps.settle(moved, 0, G).steady
+
+
+def test_given_a_face_that_stays_too_close_when_the_framing_wait_is_over_then_it_settles_anyway(
+    frontal: NDArray[np.float32],
+) -> None:
+    wait = steps.SETTLE_FRAMING_WAIT_MS
+    n = wait // 125 + 1  # frames from 0 to just past the wait
+    close = _steady(frontal, 0.85, n)
+    assert close[-1].t_ms >= wait and close[-2].t_ms < wait
+    assert not steps.settle(close[:-1], 0, G).steady
+    res = steps.settle(close, 0, G)
+    assert res.steady and not res.too_close and res.baseline is not None
+    # The wait counts from the first frame WITH a face (a late user gets the whole wait).
+    late = [steps.Obs(k * 125, (512, 512), None, None, 0, 0.0, 40.0) for k in range(24)] + _steady(
+        frontal, 0.85, n, start=3000
+    )
+    assert not steps.settle(late[:-1], 0, G).steady
+    assert steps.settle(late, 0, G).steady
+
+
 def test_given_a_face_moving_across_the_frame_when_settling_then_not_steady(frontal: NDArray[np.float32]) -> None:
     obs = [steps.Obs(k * 125, (512, 512), frontal + np.float32(k * 12), None, 1, 120.0, 120.0) for k in range(8)]
     res = steps.settle(obs, 0, G)

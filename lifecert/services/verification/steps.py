@@ -76,10 +76,15 @@ PAD_FRAMES_PER_CHUNK = 2
 # A face box wider than this fraction of the frame is too close for the PAD model's context crops
 # (2.7x and 4.0x the box no longer fit, the crop shrinks onto the face): benchmarks/pad_exposure.py
 # --crop-study, real talking-head frames at a box of 0.75-0.92 of the width had 3-6 of 12 frames under
-# the PAD threshold, 0.54-0.64 none. The page then says "hold the phone a little further away". Only a
-# hint: capture is not held back (a user who cannot comply is still judged; an attacker holding a screen
-# close gains nothing, PAD still scores those frames).
+# the PAD threshold, 0.54-0.64 none; pad_eval's last full run, per frame: genuine faces at 0.5-0.72 of
+# the width median P(real) 0.95-1.0, at 0.8 and over 0.66-0.75. The page then says "hold the phone a
+# little further away" (MOVE_BACK).
 TOO_CLOSE_FRACTION = 0.72
+# The settle step waits this long (counted from the first frame with a face) for a face that is not too
+# close before it starts the challenges, so the PAD frames are taken at a distance where the model sees
+# the face's surroundings (and an attacker must show what is around the screen). After it the face is
+# accepted as it is: a user who cannot comply is never stuck, only judged on closer frames.
+SETTLE_FRAMING_WAIT_MS = 8_000
 
 # framing issue -> live hint code (lifecert.domain.challenges.HINT_CODES)
 HINT_FOR: dict[str, str] = {
@@ -224,11 +229,16 @@ class SettleResult:
     steady: bool
     baseline: Baseline | None = None
     motion: float | None = None  # of the newest candidate run, face widths
+    too_close: bool = False  # steady, but the face fills too much of the frame (still within the wait)
 
 
-def settle(obs: Sequence[Obs], offset_ms: int, g: QualitySettings) -> SettleResult:
+def settle(
+    obs: Sequence[Obs], offset_ms: int, g: QualitySettings, framing_wait_ms: int = SETTLE_FRAMING_WAIT_MS
+) -> SettleResult:
     """Is there a run of consecutive good frames (no framing issue) spanning SETTLE_STEADY_MS with
-    little landmark motion? Looks at the newest run only (the face must be steady NOW)."""
+    little landmark motion? Looks at the newest run only (the face must be steady NOW). For the first
+    ``framing_wait_ms`` after a face first appeared, the run must also not be too close (median face
+    width <= TOO_CLOSE_FRACTION of the frame; the MOVE_BACK hint asks for it)."""
     run: list[Obs] = []
     for o in reversed(obs):
         if o.issue(g) is not None:
@@ -248,6 +258,10 @@ def settle(obs: Sequence[Obs], offset_ms: int, g: QualitySettings) -> SettleResu
     motion = max(float(np.linalg.norm(lm - mean_lm, axis=1).mean()) / w for lm, w in zip(lms, widths, strict=True))
     if motion > SETTLE_MAX_MOTION:
         return SettleResult(False, motion=motion)
+    first_face = next(o.t_ms for o in obs if o.landmarks is not None)
+    fracs = [f for f in (face_fraction(o) for o in tail) if f is not None]
+    if end - first_face < framing_wait_ms and fracs and float(np.median(fracs)) > TOO_CLOSE_FRACTION:
+        return SettleResult(False, too_close=True)
     return SettleResult(True, baseline_of([o.frame_obs(offset_ms) for o in tail]), motion)
 
 
