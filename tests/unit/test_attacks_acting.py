@@ -1,4 +1,4 @@
-"""benchmarks/attacks.py acting schedule and the calibrated turn amplitude (plain data, no images)."""
+"""benchmarks/attacks.py: acting schedule and calibrated turn amplitude (plain data); genuine framing (real frames)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import pytest
 
 from benchmarks import attacks as atk
 from benchmarks.pad_eval import WINDOW_MS, Worker
+from lifecert.engine.base import FaceEngine
 from lifecert.services.verification import steps
 
 TABLE = [[15.0, 0.10], [25.0, 0.20], [35.0, 0.30], [45.0, 0.28], [55.0, 0.25]]
@@ -55,3 +56,30 @@ def test_given_a_clip_when_mirrored_then_frames_and_boxes_flip_and_the_eye_data_
     assert frames[0][:, -10:].min() == 255 and frames[0][:, :10].max() == 0
     assert mx.boxes[0] is not None and mx.boxes[0].tolist() == [70.0, 2.0, 95.0, 20.0] and mx.boxes[1] is None
     assert mx.ear is ix.ear and mx.fps == 25.0
+
+
+def test_given_a_real_frame_when_held_further_away_then_the_face_shrinks_by_the_zoom_in_a_full_frame(
+    video: list[np.ndarray], face_engine: FaceEngine
+) -> None:
+    """genuine_frame with zoom < 1 (the phone held further than the clip was filmed): the face the engine finds
+    is that much narrower, still whole, and the frame is filled to its edges (no black border, no pasted edge)."""
+    src = video[100]
+
+    def width(img: np.ndarray) -> float:
+        faces = face_engine.detect(img)
+        assert faces and faces[0].landmarks68 is not None
+        return float(faces[0].box[2] - faces[0].box[0])
+
+    full = atk.genuine_frame(src)
+    far = atk.genuine_frame(src, zoom=0.7, shift=(0.03, -0.02))
+    assert far.shape == full.shape == (atk.CAMERA[1], atk.CAMERA[0], 3)
+    assert width(far) / width(full) == pytest.approx(0.7, abs=0.06)
+    # The surroundings are the clip's own border stretched: every edge row/column is a picture, not a fill.
+    for edge in (far[0], far[-1], far[:, 0], far[:, -1]):
+        assert float(edge.astype(np.float32).mean()) > 10.0
+    assert np.array_equal(atk.genuine_frame(src, zoom=1.0), full)  # zoom 1 is the clip as filmed
+
+
+def test_given_an_image_that_does_not_fit_when_extending_then_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="does not fit"):
+        atk.extend_frame(np.zeros((100, 100, 3), np.uint8), (80, 120), 0, 0)

@@ -36,9 +36,12 @@ def _turned(lm: NDArray[np.float32], frac: float = 0.45) -> NDArray[np.float32]:
 
 
 def _row(frontal: NDArray[np.float32], *, turn_at: int, prompt: int = 1000, face_from: int = 0,
-         end: int = 11_000, challenges: tuple[str, ...] = ("turn_left",)) -> dict[str, Any]:
+         end: int = 11_000, challenges: tuple[str, ...] = ("turn_left",), face_width: float = 0.0) -> dict[str, Any]:
     """A cached session at 5 fps: the face (drifting a little, as a held phone does) from ``face_from``,
-    turned for 600 ms from ``turn_at``."""
+    turned for 600 ms from ``turn_at``; ``face_width`` > 0: the face box is that share of the frame width."""
+    if face_width > 0:
+        c = frontal.mean(axis=0)
+        frontal = np.asarray((frontal - c) * (face_width * SIZE[0] / float(np.ptp(frontal[:, 0]))) + c, np.float32)
     frames = []
     for t in range(0, end, 200):
         if t < face_from:
@@ -108,3 +111,17 @@ def test_given_the_lead_run_sizes_when_planned_then_a_hundred_per_type_and_in_th
     genuine = [s for s in specs if s.kind == "bona_fide" and s.source != "tiny"]
     assert len(genuine) >= 100
     assert len({s.key for s in specs}) == len(specs)
+
+
+def test_given_a_face_too_close_for_the_framing_wait_when_decided_then_judged_after_the_wait_not_rejected(
+    frontal: NDArray[np.float32],
+) -> None:
+    """Production's settle step would wait (MOVE_BACK) and prompt later; the cached session was acted on an
+    earlier schedule, so it is judged with the baseline production takes after the wait, and counted."""
+    close = _row(frontal, turn_at=3000, face_width=0.85)
+    d = pad_eval.production_decision(close, P, G, 5)
+    assert d.get("framing_wait_not_modelled") and d["decision"] == "CONFIRMED", d
+    assert d["settled_ms"] is not None and d["settled_ms"] <= 1000
+    # Framed as the page asks, the same session settles at once and needs no such allowance.
+    fine = pad_eval.production_decision(_row(frontal, turn_at=3000, face_width=0.6), P, G, 5)
+    assert not fine.get("framing_wait_not_modelled") and fine["decision"] == "CONFIRMED"
