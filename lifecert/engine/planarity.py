@@ -9,9 +9,14 @@ homography of the outline predicts the nose to within landmark noise.
 Statistic (per session): over frame pairs whose rigid landmarks moved at least ``min_motion``
 face widths beyond the best similarity transform (a turn, a nod, a tilt — not a mere shift or
 zoom), the nose's residual against the outline's homography divided by that motion; the median
-over the pairs. LOW = planar. Measured on REAL captures only by ``benchmarks/flat_eval.py``
-(benchmarks/README.md, ``flat`` section): NUAA printed photos held to a camera vs NUAA live
-people, apfol live and the two real video clips. The cut-off :data:`PARALLAX_CUT` and its
+over the pairs. LOW = planar. The test abstains (``decided`` False) when it has too little motion to
+judge: fewer than MIN_PAIRS moving pairs, or moving pairs that all share ONE frame — then the only
+"motion" is that single frame (a landmark glitch or a one-frame jolt of an otherwise still face), and
+the ratio is one frame's noise over a near-noise motion, not a pose change (see ``one_odd_frame``).
+Measured on REAL captures only by ``benchmarks/flat_eval.py`` (benchmarks/README.md, ``flat``
+section): NUAA printed photos held to a camera vs NUAA live people, apfol live and the two real
+video clips; the abstain rule also by ``benchmarks/flat_cache.py`` (section ``flat_cache``) on
+pad_eval's cached sessions of every kind. The cut-off :data:`PARALLAX_CUT` and its
 measured rates are recorded there and below; the engine's older homography-residual test
 (lifecert.engine.liveness.flat_check) did not separate the same prints.
 
@@ -82,16 +87,33 @@ def nose_residual(a: NDArray[np.float64], b: NDArray[np.float64]) -> float | Non
     return float(np.linalg.norm(pred - b[NOSE_IDX], axis=1).mean())
 
 
+def one_odd_frame(pairs: Sequence[tuple[int, int]]) -> bool:
+    """True when one frame index is in every pair: all the "motion" is that one frame against the rest.
+
+    Measured on pad_eval's cache (benchmarks/flat_cache.py): the one genuine session the parallax test
+    called flat (REAL NUAA live crop 0004_01_00_02: 3 moving pairs, all against frame 5, median motion
+    0.011 face widths, just over MIN_MOTION) abstains under this rule, while no REAL NUAA print the test
+    caught is lost (their motion spans several frames)."""
+    if not pairs:
+        return False
+    common = set(pairs[0])
+    for p in pairs[1:]:
+        common &= set(p)
+    return bool(common)
+
+
 def nose_parallax(
     frames: Sequence[FrameObs], *, min_motion: float = MIN_MOTION, cut: float = PARALLAX_CUT,
-    max_frames: int = MAX_FRAMES,
+    max_frames: int = MAX_FRAMES, one_frame_abstains: bool = True,
 ) -> PlanarityCheck:
-    """The session's planarity (see the module docstring); ``flat`` when decided and below ``cut``."""
+    """The session's planarity (see the module docstring); ``flat`` when decided and below ``cut``.
+    ``one_frame_abstains`` False = the rule before 2026-11-30 (kept for benchmarks/flat_cache.py's comparison)."""
     lms = [np.asarray(f.landmarks, np.float64) for f in frames if f.landmarks is not None]
     if len(lms) > max_frames:
         keep = np.linspace(0, len(lms) - 1, max_frames).round().astype(int)
         lms = [lms[i] for i in keep]
     ratios, motions = [], []
+    members: list[tuple[int, int]] = []
     for i in range(len(lms)):
         for j in range(i + 1, len(lms)):
             a, b = lms[i], lms[j]
@@ -104,7 +126,8 @@ def nose_parallax(
                 continue
             ratios.append(nose / fw / motion)
             motions.append(motion)
-    if len(ratios) < MIN_PAIRS:
+            members.append((i, j))
+    if len(ratios) < MIN_PAIRS or (one_frame_abstains and one_odd_frame(members)):
         return PlanarityCheck(False, False, None, len(ratios))
     value = float(np.median(ratios))
     return PlanarityCheck(True, value < cut, value, len(ratios), float(np.median(motions)))

@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 from lifecert.engine.base import FaceEngine
 from lifecert.engine.image import read_image_file
 from lifecert.engine.liveness import FrameObs
-from lifecert.engine.planarity import NOSE_IDX, PARALLAX_CUT, nose_parallax, similarity_residual
+from lifecert.engine.planarity import NOSE_IDX, PARALLAX_CUT, nose_parallax, one_odd_frame, similarity_residual
 
 
 def _face_3d(real_lm: NDArray[np.float64], nose_depth: float) -> NDArray[np.float64]:
@@ -104,3 +104,28 @@ def test_given_a_real_live_person_when_checked_then_not_flat(faces_dir: Path, fa
     """NUAA live session 0003_01_00_01 (real capture; 1.78 in benchmarks/results/flat.json)."""
     check = nose_parallax(_nuaa_session(faces_dir, face_engine, "real", "0003_01_00_01"))
     assert check.decided and not check.flat
+
+
+def test_given_pairs_that_all_share_one_frame_when_asked_then_one_odd_frame() -> None:
+    assert one_odd_frame([(0, 5), (1, 5), (3, 5)])
+    assert one_odd_frame([(2, 3)])
+    assert not one_odd_frame([(0, 5), (1, 5), (1, 4)])
+    assert not one_odd_frame([])
+
+
+def test_given_a_still_print_with_one_jolted_frame_when_checked_then_undecided(real_lm: NDArray[np.float64]) -> None:
+    """Five frames of the same pose and one tilted: every moving pair holds that one frame, so the only
+    "motion" is one frame — too little to judge parallax on (the rule before decided it flat)."""
+    poses = [(0.0, 0.0)] * 5 + [(20.0, 5.0)]
+    frames = _session(_face_3d(real_lm, 0.0), poses)
+    before = nose_parallax(frames, one_frame_abstains=False)
+    assert before.decided and before.flat and before.pairs == 5
+    now = nose_parallax(frames)
+    assert not now.decided and not now.flat and now.pairs == 5
+
+
+def test_given_a_print_tilted_over_two_frames_when_checked_then_still_flat(real_lm: NDArray[np.float64]) -> None:
+    """The abstain rule costs no print whose motion spans more than one frame."""
+    poses = [(0.0, 0.0)] * 4 + [(-20.0, 5.0), (20.0, 5.0)]
+    check = nose_parallax(_session(_face_3d(real_lm, 0.0), poses))
+    assert check.decided and check.flat and check.pairs == 9
