@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import tempfile
 from collections import defaultdict
@@ -121,10 +122,33 @@ def turn_facts(row: dict[str, Any], decision: dict[str, Any]) -> dict[str, Any] 
             "window_ms": stop - start, "synth": (row.get("synth") or {}).get(decision["missed"][0])}
 
 
+VERSIONED = re.compile(r"^(?P<stem>.+)-(?P<version>[a-z]\d+)$")
+
+
+def session_files(cache: Path) -> tuple[list[Path], dict[str, int]]:
+    """One file per session: pad_eval keeps re-synthesised kinds (pad_eval.KIND_VERSION, e.g. genuine g2)
+    under ``<key>-<version>.json`` beside the older ``<key>.json``; the file of the CURRENT version wins, else
+    the unversioned one (a cache scored before that version). Also how many files came from each."""
+    current = set(pe.KIND_VERSION.values())
+    chosen: dict[str, tuple[str, Path]] = {}
+    for p in sorted(cache.glob("*.json")):
+        if p.name.startswith("_"):
+            continue
+        m = VERSIONED.match(p.stem)
+        if m and m["version"] in current:
+            chosen[m["stem"]] = (m["version"], p)
+        elif m is None or m["version"] not in current:
+            chosen.setdefault(p.stem, ("unversioned", p))
+    used: dict[str, int] = defaultdict(int)
+    for version, _p in chosen.values():
+        used[version] += 1
+    return sorted(p for _v, p in chosen.values()), dict(used)
+
+
 def run(cache: Path) -> dict[str, Any]:
     params = LivenessParams()
     st = Settings()
-    files = sorted(p for p in cache.glob("*.json") if not p.name.startswith("_"))
+    files, versions = session_files(cache)
     per_group: dict[str, list[dict[str, Any]]] = defaultdict(list)
     rejects: list[dict[str, Any]] = []
     mismatched = 0
@@ -165,7 +189,7 @@ def run(cache: Path) -> dict[str, Any]:
             if r["parallax_before"]["flat"] and not r["parallax"]["flat"]]
     spared = [r["name"] for g in groups if g.startswith("genuine/") for r in per_group.get(g, [])
               if r["parallax_before"]["flat"] and not r["parallax"]["flat"]]
-    return {"when": now(), "machine": machine(), "cache": str(cache),
+    return {"when": now(), "machine": machine(), "cache": str(cache), "files_by_version": versions,
             "sessions": sum(len(v) for v in per_group.values()),
             "recut_mismatches": mismatched, "rates": table, "genuine_rejects": rejects,
             "abstain_rule": {"genuine_spared": spared, "nuaa_prints_lost": lost}}
@@ -182,7 +206,8 @@ def text_of(rep: dict[str, Any]) -> str:
         "",
         f"{rep['when']}; recomputed (about a minute and a half on one core) from pad_eval's per-session cache "
         f"`{rep['cache']}` "
-        f"({rep['sessions']} full-frame sessions; no frame re-scored). Each cell: sessions the verdict calls "
+        f"({rep['sessions']} full-frame sessions; files by synthesis version {rep['files_by_version']}; "
+        "no frame re-scored). Each cell: sessions the verdict calls "
         "flat / sessions of that kind, on exactly the frames production's active decision judged "
         "(`pad_eval.production_decision`); undecided sessions never fire. REAL captures: genuine *crops* "
         "(NUAA live, apfol live; tight crops placed in synthetic full frames), *tiny* (a real 96×128 clip), "
