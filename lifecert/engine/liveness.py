@@ -51,11 +51,19 @@ class LivenessParams:
     # A blink in the PIXELS of both eyes (lifecert.engine.eyes.closure_dip), for blinks the eyelid landmarks
     # miss: a frame whose eye patches differ by more than eye_cut (1 - correlation, both eyes) from an
     # open-eye frame before it (EAR at rest) and from a frame after it that looks like that one again
-    # (each eye within eye_back), all within eye_span_ms. benchmarks/blink_sampling.py measures it on real
-    # clips at 8 fps. None: blinks are judged on the EAR alone.
+    # (each eye within eye_back), all within eye_span_ms; the closed frame's EAR at least eye_min_ear_drop
+    # below the open one's (the lids do move a little) and the head's pose held (yaw_ratio within eye_max_yaw,
+    # pitch_ratio within eye_max_pitch): a static photo whose landmark fit jumps, or a turn, changes the
+    # patches too, but not that way. benchmarks/blink_sampling.py (REAL clips at 8 fps, eye_cut 0.10): the
+    # shallow blinker's blinks caught 2 -> 48 of 72 (EAR or pixels), no pixel fire on real open-eye footage
+    # or warped turns/nods, 0 of 24 synthetic prints, but 1 of 24 synthetic phone-screen stills fired: OFF
+    # (None) until that is understood — blinks are then judged on the EAR alone.
     eye_cut: float | None = None
     eye_back: float = 0.15
     eye_span_ms: int = 750
+    eye_min_ear_drop: float = 0.03
+    eye_max_yaw: float = 0.05
+    eye_max_pitch: float = 0.03
     turn_yaw: float = 0.22  # yaw_ratio change from baseline (half face widths)
     turn_back: float = 0.5  # "back": within turn_back * turn_yaw of the baseline
     mouth_open_abs: float = 0.30  # inner-lip MAR must exceed this ...
@@ -247,14 +255,22 @@ def detect_blink_pixels(
     sig: Signals, idx: NDArray[np.int64], base: Baseline, p: LivenessParams
 ) -> tuple[bool, int | None, float | None, float]:
     """A blink in the eye PIXELS (see ``LivenessParams.eye_cut``) among the frames ``idx``, the open-eye
-    reference frame at rest by EAR (>= blink_recover x baseline). Returns (seen, index of the closed frame,
+    reference frame at rest by EAR (>= blink_recover x baseline), the closed one with lower lids and the
+    same head pose. Returns (seen, index of the closed frame,
     its dip: 1 - correlation, both eyes, eye_cut); (False, None, None, eye_cut or nan) without eye patches."""
     if p.eye_cut is None or not sig.eyes or np.isnan(base.ear):
         return False, None, None, float("nan") if p.eye_cut is None else p.eye_cut
     ids = [int(i) for i in idx]
     rest = [bool(sig.ear[i] >= p.blink_recover * base.ear) for i in ids]
+
+    def held(ka: int, kb: int) -> bool:  # lids a little lower, head pose held (see LivenessParams.eye_cut)
+        a, b = ids[ka], ids[kb]
+        return bool(sig.ear[b] <= (1.0 - p.eye_min_ear_drop) * sig.ear[a]
+                    and abs(sig.yaw[b] - sig.yaw[a]) <= p.eye_max_yaw
+                    and abs(sig.pitch[b] - sig.pitch[a]) <= p.eye_max_pitch)
+
     got = eyes.closure_dip([sig.eyes[i] for i in ids], [int(sig.t_ms[i]) for i in ids], cut=p.eye_cut,
-                           back=p.eye_back, span_ms=p.eye_span_ms, ref_ok=rest)
+                           back=p.eye_back, span_ms=p.eye_span_ms, ref_ok=rest, pair_ok=held)
     if got is None:
         return False, None, None, p.eye_cut
     return True, ids[got[1]], got[2], p.eye_cut

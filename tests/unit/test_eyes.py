@@ -175,3 +175,25 @@ def test_given_cached_rows_with_and_without_eyes_when_read_by_pad_eval_then_only
     assert all(o.eyes is None for o in pad_eval.frame_obs(old)) and all(o.eyes is None for o in pad_eval.obs_of(old))
     assert all(o.eyes is not None for o in pad_eval.frame_obs(new))
     assert all(o.eyes is not None for o in pad_eval.obs_of(new))
+
+
+def test_given_the_shallow_blink_when_the_reference_or_the_pair_is_refused_then_no_dip(shallow: list[Frame]) -> None:
+    pats = [eyes.eye_patches(img, lm) for img, lm in shallow]
+    t = [k * 133 for k in range(len(pats))]
+    assert eyes.closure_dip(pats, t, cut=0.10, back=0.15, span_ms=750) is not None
+    assert eyes.closure_dip(pats, t, cut=0.10, back=0.15, span_ms=750, ref_ok=[False] * len(pats)) is None
+    assert eyes.closure_dip(pats, t, cut=0.10, back=0.15, span_ms=750, pair_ok=lambda a, b: False) is None
+    assert eyes.closure_dip(pats, t, cut=0.10, back=0.15, span_ms=200) is None  # a dip needs three frames
+
+
+def test_given_a_head_that_turned_between_the_frames_when_judged_then_the_pixel_dip_is_refused(
+    shallow: list[Frame],
+) -> None:
+    obs = _obs(shallow)
+    base = steps.baseline_of(obs[:2] + obs[-2:])
+    turned = [replace(o, landmarks=None if o.landmarks is None else o.landmarks.copy()) for o in obs]
+    lm = turned[3].landmarks
+    assert lm is not None
+    lm[27:36, 0] += 0.1 * float(np.linalg.norm(lm[16] - lm[0]))  # the nose moved: yaw_ratio changed
+    assert detect_blink_pixels(signals(obs), np.arange(len(obs)), base, ON)[0]
+    assert not detect_blink_pixels(signals(turned), np.arange(len(obs)), base, ON)[0]
