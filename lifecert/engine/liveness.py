@@ -56,9 +56,11 @@ class LivenessParams:
     # pitch_ratio within eye_max_pitch): a static photo whose landmark fit jumps, or a turn, changes the
     # patches too, but not that way. benchmarks/blink_sampling.py (REAL clips at 8 fps, eye_cut 0.10): the
     # shallow blinker's blinks caught 2 -> 48 of 72 (EAR or pixels), no pixel fire on real open-eye footage
-    # or warped turns/nods, 0 of 24 synthetic prints, but 1 of 24 synthetic phone-screen stills fired: OFF
-    # (None) until that is understood — blinks are then judged on the EAR alone.
-    eye_cut: float | None = None
+    # or warped turns/nods, 0 of 24 synthetic prints, but 1 of 24 synthetic phone-screen stills fired. ON:
+    # a still that "blinks" still has to act the head-motion challenge every session holds (and pass PAD);
+    # benchmarks/pad_eval.py judges its acted sessions with it (genuine missed blinks, cued replays passed).
+    # None = EAR alone.
+    eye_cut: float | None = 0.10
     eye_back: float = 0.15
     eye_span_ms: int = 750
     eye_min_ear_drop: float = 0.03
