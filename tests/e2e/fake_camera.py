@@ -297,7 +297,9 @@ def _room(rng: np.random.Generator) -> Image:
 
 def genuine_scene(seed: int = 3, gain: float = 1.0) -> Scene:
     """The person in front of the phone: the real video frame as the camera's picture (centre-cropped to
-    3:4 portrait, as ``benchmarks.attacks.genuine_frame`` does for pad's genuine sequences), nothing pasted.
+    3:4 portrait by ``benchmarks.attacks.genuine_frame`` at zoom 1), nothing pasted. The clip as filmed puts the
+    face at ~0.80 of the width, over steps.TOO_CLOSE_FRACTION: the settle step's framing wait runs out before the
+    first prompt, as for a user who does not step back (pad_eval's genuine users step back instead).
 
     ``t`` (frame counter) adds a slight hand shake (a few pixels); ``face is None`` gives an empty room (the
     phone not yet pointed at the face); ``gain`` below 1 is a dim room (every pixel scaled before the

@@ -79,6 +79,9 @@ def test_given_a_steady_face_too_close_when_settling_then_it_waits_for_it_to_mov
     res = steps.settle(close, 0, G)
     assert not res.steady and res.too_close and res.baseline is None
     assert steps.hints(close, G) == ["MOVE_BACK"]
+    # The hint the page shows while the step waits, even when the newest chunk alone is at the edge.
+    edge = _steady(frontal, 0.70, 4, start=1000)
+    assert steps.hints(edge, G) == [] and steps.hints(edge, G, too_close=True) == ["MOVE_BACK"]
     # The user steps back: the same face at 0.6 of the width settles at once.
     moved = close + _steady(frontal, 0.6, 8, start=1000)
     assert steps.settle(moved, 0, G).steady

@@ -290,7 +290,7 @@ class PacedCapture:
         hints: list[str]
         if st["kind"] == "settle":
             res = steps.settle(step_obs, offset, g)
-            hints = steps.hints(obs, g, hold_still=res.motion is not None)
+            hints = steps.hints(obs, g, hold_still=res.motion is not None, too_close=res.too_close)
             if res.steady and res.baseline is not None:
                 st["state"] = SEEN
                 st["result"] = {"motion": round(res.motion or 0.0, 4), "seen_ms": latest_ms}

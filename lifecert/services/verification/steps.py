@@ -195,17 +195,17 @@ def face_fraction(o: Obs) -> float | None:
     return (o.box[2] - o.box[0]) / o.size[0]
 
 
-def hints(latest: Sequence[Obs], g: QualitySettings, *, hold_still: bool = False) -> list[str]:
+def hints(latest: Sequence[Obs], g: QualitySettings, *, hold_still: bool = False, too_close: bool = False) -> list[str]:
     """Live hints from the newest chunk: the most common framing issue when at least half of its
     frames have one, MOVE_BACK when the face fills more than TOO_CLOSE_FRACTION of the frame's width
-    (a hint only: capture goes on, see TOO_CLOSE_FRACTION), and HOLD_STILL when asked (settle step
-    with too much motion)."""
+    or when the settle step is waiting for it to move back (``too_close``, SettleResult.too_close),
+    and HOLD_STILL when asked (settle step with too much motion)."""
     issues = [i for i in (o.issue(g) for o in latest) if i is not None]
     out: list[str] = []
     if latest and len(issues) * 2 >= len(latest):
         out.append(HINT_FOR.get(Counter(issues).most_common(1)[0][0], "NO_FACE"))
     fracs = [f for f in (face_fraction(o) for o in latest) if f is not None]
-    if not out and fracs and float(np.median(fracs)) > TOO_CLOSE_FRACTION:
+    if not out and (too_close or (fracs and float(np.median(fracs)) > TOO_CLOSE_FRACTION)):
         out.append("MOVE_BACK")
     if hold_still and not out:
         out.append("HOLD_STILL")
