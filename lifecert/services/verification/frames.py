@@ -109,11 +109,13 @@ def track_consistent(prev: NDArray[np.float32], new: NDArray[np.float32]) -> boo
     return float(np.linalg.norm(b - shift - a, axis=1).mean()) <= TRACK_MAX_SHAPE * w
 
 
-def observe(engine: FaceEngine, infos: Sequence[FrameInfo], redetect_every: int = REDETECT_EVERY) -> int:
-    """Landmarks and eye patches of the main face on every frame of one chunk (fills ``obs``, ``face``,
-    stats), detecting on the first frame and every ``redetect_every``-th, tracking between (see REDETECT_EVERY; 1 =
-    detect every frame). A tracked frame keeps the face count of the last detection. Returns how
-    many frames ran the detector."""
+def observe(
+    engine: FaceEngine, infos: Sequence[FrameInfo], redetect_every: int = REDETECT_EVERY, *, eyes: bool = True
+) -> int:
+    """Landmarks (and with ``eyes`` the eye patches) of the main face on every frame of one chunk (fills
+    ``obs``, ``face``, stats), detecting on the first frame and every ``redetect_every``-th, tracking between
+    (see REDETECT_EVERY; 1 = detect every frame). A tracked frame keeps the face count of the last detection.
+    Returns how many frames ran the detector."""
     anchor: Face | None = None  # the last detected face
     count = 0  # faces found by that detection
     prev: NDArray[np.float32] | None = None  # landmarks of the previous frame
@@ -139,7 +141,7 @@ def observe(engine: FaceEngine, infos: Sequence[FrameInfo], redetect_every: int 
         prev = face.landmarks68
         # The eye patches for blinks the landmarks miss (lifecert.engine.eyes; two tiny warps).
         lm = face.landmarks68
-        f.obs = FrameObs(f.t_ms, lm, face.box, count, None if lm is None else eye_patches(f.image, lm))
+        f.obs = FrameObs(f.t_ms, lm, face.box, count, None if lm is None or not eyes else eye_patches(f.image, lm))
         f.face = face
         f.sharpness, f.brightness = face_region_stats(f.image, face.box)
     return detections

@@ -187,6 +187,8 @@ class PacedCapture:
                     max_frames=steps.SESSION_MAX_FRAMES,
                 )
             seq = vs.chunk_count
+            # Eye patches only where they are read: the blink step's own frames (judge_challenge).
+            blink_step = vs.steps[vs.current_step].get("challenge") == "blink"
             claimed = db.execute(  # type: ignore[attr-defined]
                 update(VerificationSession)
                 .where(
@@ -205,7 +207,7 @@ class PacedCapture:
                 raise LifecertError("this nonce was already used", code=ErrorCode.NONCE_USED)
         # The nonce is spent from here on: a frame that fails to decode ends the session.
         decoded = fa.decode_frames(frames, max_bytes=lim.max_bytes, max_pixels=lim.max_pixels)
-        obs = self._observe(decoded, ts)
+        obs = self._observe(decoded, ts, eyes=blink_step)
         with self.ctx.db.session() as db:
             row = db.get(VerificationSession, session_id)
             if row is None:  # pragma: no cover - deleted concurrently
@@ -213,14 +215,16 @@ class PacedCapture:
             sent = ts[-1] if sent_ms is None else sent_ms
             return self._advance(db, row, seq, ts, sent, frames, obs, fresh, client_addr, arrived)
 
-    def _observe(self, decoded: list[tuple[ImageBGR, tuple[int, int]]], ts: list[int]) -> list[steps.Obs]:
-        """Detection + landmarks per frame, and the PAD model's P(real) on up to
-        ``PAD_FRAMES_PER_CHUNK`` full frames with a face (one batch per chunk)."""
+    def _observe(
+        self, decoded: list[tuple[ImageBGR, tuple[int, int]]], ts: list[int], *, eyes: bool
+    ) -> list[steps.Obs]:
+        """Detection + landmarks per frame (with ``eyes`` the eye patches too), and the PAD model's P(real)
+        on up to ``PAD_FRAMES_PER_CHUNK`` full frames with a face (one batch per chunk)."""
         infos = [
             fa.FrameInfo(i, t, img, (img.shape[1], img.shape[0]), FrameObs(t, None))
             for i, ((img, _size), t) in enumerate(zip(decoded, ts, strict=True))
         ]
-        fa.observe(self.svc.frame_engine, infos)
+        fa.observe(self.svc.frame_engine, infos, eyes=eyes)
         pad_scores: dict[int, float] = {}
         with_face = [f for f in infos if f.face is not None]
         # Evenly spaced over the chunk (see PAD_FRAMES_PER_CHUNK for the cost and the count).
