@@ -184,3 +184,10 @@ def test_given_a_face_box_filling_most_of_the_frame_when_hinting_then_move_back_
     # A framing issue (too dark) comes first: one hint at a time.
     dark = [steps.Obs(o.t_ms, o.size, o.landmarks, o.box, 1, 100.0, 20.0) for o in obs(0.8 * 480)]
     assert steps.hints(dark, G) == ["MORE_LIGHT"]
+
+
+def test_given_any_step_when_asking_its_capture_rate_then_the_session_rate_within_the_page_clamp() -> None:
+    for challenge in (None, "blink", "open_mouth", "turn_left", "turn_right", "nod"):
+        fps = steps.capture_fps(challenge)
+        assert 1 <= fps <= 15
+        assert fps == steps.SESSION_FPS

@@ -68,7 +68,7 @@ class PacedStart:
     expires_at: Any
     steps_total: int
     step: StepView
-    fps: int = 8
+    fps: int = steps.SESSION_FPS
     chunk_max_frames: int = steps.CHUNK_MAX_FRAMES
     chunk_ms: int = steps.CHUNK_MS
 

@@ -67,6 +67,7 @@ CHALLENGE_WINDOW_MS = 8_000  # from the reveal; elderly users react 1.8-2.7 s la
 MAX_SEND_LAG_MS = 60_000  # a chunk may wait on the phone this long behind a slow request (page: 30 s + retry)
 UPLOAD_GRACE_MS = 4_000  # a step also ends when no frame past its window arrived this long after it
 PROMPT_DELAY_MS = (300, 1500)  # random jitter between the answer that reveals a prompt and the prompt
+SESSION_FPS = 8  # the page's capture rate for the whole session (sent as PacedStart.fps)
 CHUNK_MAX_FRAMES = 12
 CHUNK_MS = 1000  # the client is asked to send a chunk about this often
 SESSION_MAX_FRAMES = 400
@@ -95,6 +96,16 @@ HINT_FOR: dict[str, str] = {
     ErrorCode.FACE_TOO_SMALL: "MOVE_CLOSER",
     ErrorCode.MULTIPLE_FACES: "ONE_PERSON_ONLY",
 }
+
+
+def capture_fps(challenge: str | None) -> int:
+    """Frames a second the page is asked to capture during the step that asks ``challenge`` (None: the
+    settle step). Brief actions are sampled sparsely at the session rate: a blink closes the eye for
+    ~100-300 ms, so at 8 fps (125 ms) the sampled frame often shows a half-closed eye (issue 12). This is
+    the one place the per-step rate is decided; pad_eval reads it to synthesise users at production's
+    rate. For now every step keeps :data:`SESSION_FPS`."""
+    del challenge
+    return SESSION_FPS
 
 
 @dataclass(frozen=True)
