@@ -14,7 +14,7 @@
   const CAPTURE_LONG_SIDE = 640; // px; frames are downscaled so that the long side is at most this
   const CAMERA_TIMEOUT_MS = 15000;
   const CHUNK_TIMEOUT_MS = 30000; // one chunk request; a slow network ends the attempt, never hangs it
-  const MAX_PENDING_FRAMES = 60; // frames waiting for upload; beyond this the capture pauses (slow network)
+  const MAX_PENDING_MS = 7500; // capture time waiting for upload; beyond this the capture pauses (slow network)
   const STALL_GRACE_MS = 20000; // a step the server has not closed this long after its limit ends the attempt
   const STALE_FRAME_MS = 300; // at a step change, queued frames older than this are dropped
   const HINT_REPEAT_MS = 6000; // speak the same hint again at most this often
@@ -388,7 +388,8 @@
   }
 
   // ---------------------------------------------------------------------------------------------
-  // Paced capture: frames at the session's fps, uploaded in chunks to the step the server revealed.
+  // Paced capture: frames at the step's fps (else the session's), uploaded in chunks to the step the
+  // server revealed.
   // The server decides each step (seen / timed out) and reveals the next one with a fresh nonce;
   // the page never knows the sequence in advance.
   function clampNum(v, lo, hi, dflt) {
@@ -397,9 +398,12 @@
   }
 
   async function capturePaced(session, video, run) {
-    const fps = clampNum(session.fps, 1, 15, 8);
+    const sessionFps = clampNum(session.fps, 1, 15, 8);
     const chunkMs = clampNum(session.chunk_ms, 200, 5000, 1000);
-    const chunkMax = Math.round(clampNum(session.chunk_max_frames, 1, 30, 12));
+    const sessionChunkMax = Math.round(clampNum(session.chunk_max_frames, 1, 30, 12));
+    // A brief action (a blink) may be captured faster than the session's rate: the step says so.
+    const fps = () => clampNum(step && step.fps, 1, 15, sessionFps);
+    const chunkMax = () => Math.round(clampNum(step && step.chunk_max_frames, 1, 30, sessionChunkMax));
     // steps_total counts the settle step (index 0); the pensioner hears "step n of <challenges>".
     const total = Math.max(0, Math.round(Number(session.steps_total) || 0) - 1);
 
@@ -452,7 +456,7 @@
 
     const grab = () => {
       if (stopped || run !== state.run) return;
-      if (pending.length < MAX_PENDING_FRAMES) {
+      if (pending.length < Math.ceil((MAX_PENDING_MS * fps()) / 1000)) {
         // The preview is mirrored with CSS only; the canvas gets the frame as the camera delivers it.
         ctx.drawImage(video, 0, 0, canvas.width, canvas.height);
         const tms = Math.max(lastT, Math.round(performance.now() - t0));
@@ -464,7 +468,7 @@
         const frac = (performance.now() - t0 - promptShownMs) / windowMs;
         bar.style.width = `${Math.min(100, 100 * frac).toFixed(1)}%`;
       }
-      state.timers.push(setTimeout(grab, 1000 / fps));
+      state.timers.push(setTimeout(grab, 1000 / fps()));
     };
 
     enterStep(session.step);
@@ -482,7 +486,7 @@
           continue;
         }
         lastSend = performance.now();
-        const batch = pending.splice(0, chunkMax);
+        const batch = pending.splice(0, chunkMax());
         const blobs = await Promise.all(batch.map((f) => f.blob));
         const frames = [];
         batch.forEach((f, i) => {

@@ -30,6 +30,8 @@ class StepOut(BaseModel):
     nonce: str = Field(description="single use: send it with the next chunk")
     prompt_delay_ms: int = Field(description="show the prompt this long after receiving this answer (random)")
     window_ms: int = Field(description="the step's limit, counted from the prompt")
+    fps: int = Field(description="capture this many frames a second during this step")
+    chunk_max_frames: int = Field(description="at most this many frames per chunk of this step")
 
     @classmethod
     def of(cls, v: StepView) -> StepOut:

@@ -1,7 +1,9 @@
 """One simulated phone for server-paced capture, shared by the tests and the benchmarks.
 
-The phone behaves like the pensioner page (mobile-web/app.js): the camera captures at 8 fps all
-the time; the oldest <= 12 waiting frames go out as one chunk about every second, never two at
+The phone behaves like the pensioner page (mobile-web/app.js): the camera captures at the step's
+``fps`` (8 fps when the step says none; the clip's frames are ~8 fps footage, so a faster step plays
+them faster); the oldest <= the step's ``chunk_max_frames`` (12) waiting frames go out as one chunk
+about every second, never two at
 once (each chunk needs the nonce the previous answer brought); a new prompt appears
 ``prompt_delay_ms`` after the answer that revealed it, and the phone acts it ``reaction_ms``
 later with real frames of a person doing it (a blink, a mouth opening).
@@ -100,6 +102,8 @@ class Step:
     nonce: str
     prompt_delay_ms: int = 0
     window_ms: int = 0
+    fps: int = 0  # the step's capture rate (0: not said, the phone's own frame_ms)
+    chunk_max_frames: int = CHUNK_MAX_FRAMES
 
 
 @dataclass(frozen=True)
@@ -125,12 +129,14 @@ class Answer:
 
 
 def step_json(s: dict[str, Any]) -> Step:
-    return Step(s["index"], s["kind"], s["challenge"], s["nonce"], s["prompt_delay_ms"], s["window_ms"])
+    return Step(s["index"], s["kind"], s["challenge"], s["nonce"], s["prompt_delay_ms"], s["window_ms"],
+                int(s.get("fps") or 0), int(s.get("chunk_max_frames") or CHUNK_MAX_FRAMES))
 
 
 def step_of(v: Any) -> Step:
     """A service StepView (or anything with its fields) as a :class:`Step`."""
-    return Step(v.index, v.kind, v.challenge, v.nonce, v.prompt_delay_ms, v.window_ms)
+    return Step(v.index, v.kind, v.challenge, v.nonce, v.prompt_delay_ms, v.window_ms,
+                int(getattr(v, "fps", 0) or 0), int(getattr(v, "chunk_max_frames", CHUNK_MAX_FRAMES)))
 
 
 # (step, nonce, client ms per frame, JPEGs, client ms when the request leaves) -> the answer
@@ -339,7 +345,8 @@ class Phone:
             self._n += 1
             frame = self.stream[self._n % len(self.stream)]
         self.pending.append((self.t, frame))
-        self.t += self.frame_ms
+        # frame_ms is the phone's interval when asked for 8 fps; a step asking another rate scales it
+        self.t += round(self.frame_ms * (1000 / FRAME_MS) / self.step.fps) if self.step.fps else self.frame_ms
         if self.inflight is not None and self.t >= self.inflight[0]:
             self._deliver()
         if self.inflight is None and self.t >= self.next_send and not self.decided:
@@ -359,8 +366,9 @@ class Phone:
             self.step = r.step
 
     def flush(self) -> Answer:
-        """Send the oldest <= 12 waiting frames now."""
-        chunk, self.pending = self.pending[:CHUNK_MAX_FRAMES], self.pending[CHUNK_MAX_FRAMES:]
+        """Send the oldest <= the step's chunk_max_frames (12 at 8 fps) waiting frames now."""
+        n = self.step.chunk_max_frames
+        chunk, self.pending = self.pending[:n], self.pending[n:]
         ts = [t for t, _ in chunk]
         self.clock.before_send(ts[-1])
         sent = self.clock.sent_ms(ts[-1])

@@ -22,7 +22,7 @@ from lifecert.domain.errors import ErrorCode, LifecertError
 from lifecert.engine.base import FaceEngine
 from lifecert.engine.image import encode_jpeg
 from lifecert.services.context import AppContext
-from lifecert.services.verification import VerificationService
+from lifecert.services.verification import VerificationService, steps
 from lifecert.services.verification.paced import PacedStart
 from lifecert.storage.models import Pensioner, ReviewCase, SurvivalConfirmation
 from lifecert.storage.models_verification import VerificationChunk, VerificationSession
@@ -80,6 +80,7 @@ def test_given_a_slow_genuine_user_when_acting_each_prompt_late_then_confirmed(
     r = phone.neutral(1500)
     assert r is not None and r.step is not None and r.step.index == 1, [a.step_state for a in phone.answers]
     assert r.step.challenge == "blink" and r.step.window_ms >= 6000
+    assert (r.step.fps, r.step.chunk_max_frames) == (steps.capture_fps("blink"), steps.chunk_max_frames("blink"))
     r = phone.run_step(clip.actions[BLINK], reaction_ms=2500)
     assert r.step is not None and r.step.challenge == "open_mouth"
     r = phone.run_step(clip.actions[MOUTH], reaction_ms=2500)
@@ -207,6 +208,8 @@ def test_given_the_http_api_when_a_paced_session_runs_then_steps_hints_and_singl
         assert r.status_code == 201, r.text
         body = r.json()
         assert "challenges" not in body and body["step"]["kind"] == "settle" and body["steps_total"] == 3
+        assert (body["step"]["fps"], body["step"]["chunk_max_frames"]) == (
+            steps.capture_fps(None), steps.chunk_max_frames(None))
         wall = encode_jpeg(np.full((480, 640, 3), 140, np.uint8), 85)
         files = [("frames", (f"{i}.jpg", wall, "image/jpeg")) for i in range(4)]
         url = f"/api/v1/sessions/{body['session_id']}/steps/0/frames"

@@ -191,3 +191,22 @@ def test_given_any_step_when_asking_its_capture_rate_then_the_session_rate_withi
         fps = steps.capture_fps(challenge)
         assert 1 <= fps <= 15
         assert fps == steps.SESSION_FPS
+
+
+def test_given_the_session_rate_when_bounding_frames_then_twelve_per_chunk_and_four_hundred_per_session() -> None:
+    for challenge in (None, "turn_left", "nod"):
+        assert steps.capture_fps(challenge) == steps.SESSION_FPS
+        assert steps.chunk_max_frames(challenge) == steps.CHUNK_MAX_FRAMES == 12
+    assert steps.session_max_frames(["turn_left", "nod"]) >= steps.SESSION_MAX_FRAMES
+
+
+def test_given_a_faster_blink_step_when_bounding_frames_then_its_chunks_and_session_allow_the_rate_and_no_more(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(steps, "capture_fps", lambda c: 15 if c in ("blink", "open_mouth") else steps.SESSION_FPS)
+    assert steps.chunk_max_frames("blink") == 23  # 1.5 s at 15 fps
+    assert steps.chunk_max_frames(None) == steps.chunk_max_frames("nod") == 12
+    longest = steps.STEP_FRAMES_MS / 1000
+    genuine = steps.SETTLE_WINDOW_MS / 1000 * 8 + longest * (15 + 15 + 8)  # every step as long as it can last
+    assert steps.session_max_frames(["blink", "open_mouth", "nod"]) == 540 >= genuine
+    assert steps.session_max_frames(["turn_left", "nod", "turn_right"]) == steps.SESSION_MAX_FRAMES

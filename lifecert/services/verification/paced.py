@@ -28,6 +28,7 @@ import numpy as np
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from lifecert.domain.challenges import CHALLENGES
 from lifecert.domain.errors import ErrorCode, LifecertError, NotFound
 from lifecert.engine.base import l2_normalize
 from lifecert.engine.liveness import Baseline, FrameObs, LivenessParams
@@ -60,6 +61,8 @@ class StepView:
     nonce: str
     prompt_delay_ms: int
     window_ms: int
+    fps: int = steps.SESSION_FPS  # capture rate for this step (steps.capture_fps)
+    chunk_max_frames: int = steps.CHUNK_MAX_FRAMES  # at most this many frames per chunk of this step
 
 
 @dataclass(frozen=True)
@@ -126,7 +129,9 @@ class PacedCapture:
 
     def _view(self, vs: VerificationSession, nonce: str) -> StepView:
         st = vs.steps[vs.current_step]
-        return StepView(vs.current_step, st["kind"], st["challenge"], nonce, st["prompt_delay_ms"], st["window_ms"])
+        c = st["challenge"]
+        return StepView(vs.current_step, st["kind"], c, nonce, st["prompt_delay_ms"], st["window_ms"],
+                        steps.capture_fps(c), steps.chunk_max_frames(c))
 
     # -- one chunk ------------------------------------------------------------------------
     def submit_chunk(
@@ -148,11 +153,12 @@ class PacedCapture:
         lim = self.ctx.settings.images
         if not frames:
             raise LifecertError("a chunk needs at least one frame", code=ErrorCode.TOO_FEW_FRAMES, min_frames=1)
-        if len(frames) > steps.CHUNK_MAX_FRAMES:
+        most = max(steps.chunk_max_frames(c) for c in (None, *CHALLENGES))  # any step's; the step's below
+        if len(frames) > most:
             raise LifecertError(
-                f"{len(frames)} frames; at most {steps.CHUNK_MAX_FRAMES} per chunk",
+                f"{len(frames)} frames; at most {most} per chunk",
                 code=ErrorCode.TOO_MANY_FRAMES,
-                max_frames=steps.CHUNK_MAX_FRAMES,
+                max_frames=most,
             )
         ttl_ms = self.ctx.settings.verification.session_ttl_seconds * 1000
         ts = parse_timestamps(timestamps, len(frames), ttl_ms)
@@ -180,11 +186,19 @@ class PacedCapture:
                     code=ErrorCode.BAD_REQUEST,
                     current_step=vs.current_step,
                 )
-            if vs.frame_count + len(frames) > steps.SESSION_MAX_FRAMES:
+            step_max = steps.chunk_max_frames(vs.steps[vs.current_step].get("challenge"))
+            if len(frames) > step_max:
                 raise LifecertError(
-                    f"at most {steps.SESSION_MAX_FRAMES} frames per session",
+                    f"{len(frames)} frames; at most {step_max} per chunk of this step",
                     code=ErrorCode.TOO_MANY_FRAMES,
-                    max_frames=steps.SESSION_MAX_FRAMES,
+                    max_frames=step_max,
+                )
+            session_max = steps.session_max_frames(vs.challenges)
+            if vs.frame_count + len(frames) > session_max:
+                raise LifecertError(
+                    f"at most {session_max} frames per session",
+                    code=ErrorCode.TOO_MANY_FRAMES,
+                    max_frames=session_max,
                 )
             seq = vs.chunk_count
             # Eye patches only where they are read: the blink step's own frames (judge_challenge).

@@ -22,6 +22,7 @@ mistaken for a later capture (:func:`update_offset`).
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -68,9 +69,11 @@ MAX_SEND_LAG_MS = 60_000  # a chunk may wait on the phone this long behind a slo
 UPLOAD_GRACE_MS = 4_000  # a step also ends when no frame past its window arrived this long after it
 PROMPT_DELAY_MS = (300, 1500)  # random jitter between the answer that reveals a prompt and the prompt
 SESSION_FPS = 8  # the page's capture rate for the whole session (sent as PacedStart.fps)
-CHUNK_MAX_FRAMES = 12
+FAST_FPS = 15  # the page's upper clamp (mobile-web/app.js); see capture_fps
+CHUNK_MAX_FRAMES = 12  # at SESSION_FPS (1.5 chunk intervals: a chunk may wait behind a slow answer)
 CHUNK_MS = 1000  # the client is asked to send a chunk about this often
-SESSION_MAX_FRAMES = 400
+SESSION_MAX_FRAMES = 400  # at SESSION_FPS: 20 s of settle + 3 challenge steps of 10 s (STEP_FRAMES_MS)
+STEP_FRAMES_MS = PROMPT_DELAY_MS[1] + CHALLENGE_WINDOW_MS + 500  # a challenge step's longest capture
 # Frames per chunk scored by the PAD model (~13 ms a frame, both nets): 2 of ~8 gives ~2 scored frames a
 # second, 12-20 per session for the median fusion (pad calibrated the threshold on session medians).
 PAD_FRAMES_PER_CHUNK = 2
@@ -106,6 +109,20 @@ def capture_fps(challenge: str | None) -> int:
     rate. For now every step keeps :data:`SESSION_FPS`."""
     del challenge
     return SESSION_FPS
+
+
+def chunk_max_frames(challenge: str | None) -> int:
+    """Frames one chunk of the step asking ``challenge`` may hold: 1.5 chunk intervals at its capture
+    rate (:data:`CHUNK_MAX_FRAMES` = 12 at 8 fps). The page sends at most this many per request."""
+    return max(CHUNK_MAX_FRAMES, math.ceil(1.5 * capture_fps(challenge) * CHUNK_MS / 1000))
+
+
+def session_max_frames(challenges: Sequence[str]) -> int:
+    """Frames one session asking ``challenges`` may upload in all: :data:`SESSION_MAX_FRAMES` (every step at
+    the session rate) plus, for each step captured faster, its extra frames over :data:`STEP_FRAMES_MS`. A
+    client that sends faster than asked is bounded by this and by :func:`chunk_max_frames` per request."""
+    extra = sum(math.ceil(STEP_FRAMES_MS * max(0, capture_fps(c) - SESSION_FPS) / 1000) for c in challenges)
+    return SESSION_MAX_FRAMES + extra
 
 
 @dataclass(frozen=True)
