@@ -412,6 +412,75 @@ class Shot:
     face_visible: bool = True
 
 
+class Actor:
+    """A person (the clip) answering prompts that arrive one at a time, as a server-paced capture shows them.
+
+    The clip plays at its own speed from a drawn start (natural motion, its own blinks included); each
+    challenge is acted ``delay_ms`` after its prompt for ``action_ms``: turns and nods by the head warp
+    (``turn_deg``: the peak angle, one per challenge), blink and open_mouth by re-cueing the clip so that one
+    of its blink / mouth-opening frames is shown at the action's middle frame. After that the clip simply
+    plays on: nothing more is acted, however long the capture keeps running (a missed step's window, the
+    wait for the next prompt). Everything random is drawn in the constructor, so a session is the same
+    whatever the schedule turns out to be.
+
+    :meth:`prompt` registers challenge k's prompt (in order) with the capture rate of its step (the frames
+    of the step are at ``at_ms + i * 1000 / fps``); :meth:`shot` gives the frame shown at any time."""
+
+    def __init__(self, index: FootageIndex, challenges: Sequence[str], rng: np.random.Generator, *,
+                 delay_ms: int = 800, late_ms: int = 0, turn_deg: float | Sequence[float] = 45.0,
+                 nod_deg: float = 36.0, action_ms: int = 1200) -> None:
+        self.index, self.challenges = index, list(challenges)
+        self.delay_ms, self.late_ms, self.nod_deg, self.action_ms = delay_ms, late_ms, nod_deg, action_ms
+        n = len(self.challenges)
+        self.degs = [float(turn_deg)] * n if isinstance(turn_deg, (int, float)) else [float(d) for d in turn_deg]
+        self.n_src = len(index.boxes)
+        self.start = int(rng.integers(0, max(1, self.n_src // 3)))
+        blinks, mouths = index.blink_frames(), index.mouth_frames()
+        pools = {"blink": blinks, "open_mouth": mouths}
+        self.targets = [int(rng.choice(pools[c])) if pools.get(c) else None for c in self.challenges]
+        self.prompts: list[int] = []
+        self._cues: list[tuple[int, int]] = [(-(10**9), self.start)]  # (from ms, source offset)
+        self._moves: list[tuple[float, float, bool, float]] = []  # (from ms, span ms, nod?, peak degrees)
+
+    def prompt(self, at_ms: int, fps: float) -> None:
+        """Challenge ``len(self.prompts)`` is prompted at ``at_ms``; its step is captured at ``fps``."""
+        k = len(self.prompts)
+        self.prompts.append(at_ms)
+        name = self.challenges[k]
+        t_act = at_ms + self.delay_ms
+        dt = 1000.0 / fps
+        first = math.ceil((t_act - at_ms) / dt)
+        ts = [round(at_ms + i * dt) for i in range(first, first + int(self.action_ms / dt) + 2)]
+        ts = [t for t in ts if t_act <= t <= t_act + self.action_ms]
+        if not ts:
+            return
+        if name in ("turn_left", "turn_right", "nod"):
+            # up and back over the action's frames: sin(pi * (j + 0.5) / n) at its j-th of n frames, continued
+            # between them (a frame of another grid during the action, e.g. the next prompt's, sees the same head)
+            peak = self.nod_deg if name == "nod" else self.degs[k] if name == "turn_left" else -self.degs[k]
+            self._moves.append((ts[0] - dt / 2, len(ts) * dt, name == "nod", peak))
+        elif self.targets[k] is not None:  # re-cue the clip from here on so that the target is shown mid-action
+            mid = ts[len(ts) // 2]
+            self._cues.append((ts[0], int(self.targets[k] or 0) - round(mid * self.index.fps / 1000.0)))
+
+    def shot(self, t_ms: int) -> Shot:
+        offset = next(o for since, o in reversed(self._cues) if since <= t_ms)
+        yaw = pitch = 0.0
+        for since, span, nod, peak in self._moves:
+            if since <= t_ms < since + span:
+                amp = peak * math.sin(math.pi * (t_ms - since) / span)
+                yaw, pitch = (0.0, amp) if nod else (amp, 0.0)
+        return Shot((offset + round(t_ms * self.index.fps / 1000.0)) % self.n_src, yaw, pitch,
+                    face_visible=t_ms >= self.late_ms)
+
+
+def step_times(start_ms: int, end_ms: int, fps: float) -> list[int]:
+    """Capture times of one step: from ``start_ms`` (inclusive) to ``end_ms`` (exclusive) at ``fps``."""
+    dt = 1000.0 / fps
+    n = max(0, math.ceil((end_ms - start_ms) / dt - 1e-9))
+    return [round(start_ms + i * dt) for i in range(n)]
+
+
 def act(
     index: FootageIndex,
     challenges: Sequence[str],
@@ -419,7 +488,8 @@ def act(
     *,
     lead_in_ms: int = 1000,
     window_ms: int = 6000,
-    fps: float = 5.0,
+    fps: float | Sequence[float] = 5.0,
+    lead_fps: float | None = None,
     delay_ms: int = 800,
     late_ms: int = 0,
     turn_deg: float | Sequence[float] = 45.0,
@@ -427,54 +497,22 @@ def act(
     action_ms: int = 1200,
     prompts_ms: Sequence[int] | None = None,
 ) -> tuple[list[Shot], list[int]]:
-    """A schedule that performs ``challenges`` (challenge k is prompted at ``prompts_ms[k]``, by
-    default lead_in + k*window): the action begins ``delay_ms`` after each prompt. ``turn_deg``: the
-    warp's peak angle, one for all or one per challenge (see :func:`turn_warp_for` for calibrated
-    ones). Returns the shots and their times (ms).
-
-    Footage plays on at its own speed between actions (natural motion); for blink and open_mouth
-    it is CUED so that a blink / mouth-opening frame of the clip lands at the action's middle.
-    Challenges the clip cannot act (no blink or mouth frame found) play the clip unchanged.
-    """
-    n_src = len(index.boxes)
-    dt = 1000.0 / fps
-    # frames until 1 s after the last action (a server-paced capture stops once it saw the step)
+    """A FIXED schedule performing ``challenges`` (challenge k prompted at ``prompts_ms[k]``, by default
+    lead_in + k*window) by an :class:`Actor`: the frames before the first prompt at ``lead_fps`` (default: the
+    first step's rate), step k's frames from its prompt at ``fps`` (one for all or one per step), until 1 s
+    after the last action. Returns the shots and their times (ms). pad_eval's acted sessions do not use a
+    fixed schedule: they are paced by production's judgement (pad_eval.Worker.paced)."""
     prompts = [lead_in_ms + k * window_ms for k in range(len(challenges))] if prompts_ms is None else list(prompts_ms)
-    degs = [float(turn_deg)] * len(challenges) if isinstance(turn_deg, (int, float)) else [float(d) for d in turn_deg]
+    rates = [float(fps)] * len(challenges) if isinstance(fps, (int, float)) else [float(f) for f in fps]
+    actor = Actor(index, challenges, rng, delay_ms=delay_ms, late_ms=late_ms, turn_deg=turn_deg, nod_deg=nod_deg,
+                  action_ms=action_ms)
     total = (prompts[-1] if prompts else lead_in_ms) + delay_ms + action_ms + 1000
-    times = [round(i * dt) for i in range(int(total / dt))]
-    blinks, mouths = index.blink_frames(), index.mouth_frames()
-    start = int(rng.integers(0, max(1, n_src // 3)))
-    # default: the clip plays from `start`, looping
-    shots_src = [(start + round(t * index.fps / 1000.0)) % n_src for t in times]
-    yaw = [0.0] * len(times)
-    pitch = [0.0] * len(times)
-    for k, name in enumerate(challenges):
-        t_act = prompts[k] + delay_ms
-        idx = [i for i, t in enumerate(times) if t_act <= t <= t_act + action_ms]
-        if not idx:
-            continue
-        mid = idx[len(idx) // 2]
-        if name in ("turn_left", "turn_right", "nod"):
-            for j, i in enumerate(idx):
-                amp = math.sin(math.pi * (j + 0.5) / len(idx))  # up and back
-                if name == "nod":
-                    pitch[i] = nod_deg * amp
-                else:
-                    yaw[i] = (degs[k] if name == "turn_left" else -degs[k]) * amp
-        elif name in ("blink", "open_mouth"):
-            pool = blinks if name == "blink" else mouths
-            if not pool:
-                continue
-            target = int(rng.choice(pool))
-            # re-cue the clip from here on so that `target` is shown at `mid`
-            offset = target - round(times[mid] * index.fps / 1000.0)
-            for i in range(idx[0], len(times)):
-                shots_src[i] = (offset + round(times[i] * index.fps / 1000.0)) % n_src
-    shots = [
-        Shot(s, y, p, face_visible=t >= late_ms) for s, y, p, t in zip(shots_src, yaw, pitch, times, strict=True)
-    ]
-    return shots, times
+    bounds = [*prompts, total]
+    times = step_times(0, bounds[0], lead_fps or (rates[0] if rates else 5.0))
+    for k, at in enumerate(prompts):
+        actor.prompt(at, rates[k])
+        times += step_times(at, bounds[k + 1], rates[k])
+    return [actor.shot(t) for t in times], times
 
 
 def mirror_footage(frames: Sequence[Image], index: FootageIndex) -> tuple[list[Image], FootageIndex]:

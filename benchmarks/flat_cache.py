@@ -128,19 +128,24 @@ VERSIONED = re.compile(r"^(?P<stem>.+)-(?P<version>[a-z]\d+)$")
 
 
 def session_files(cache: Path) -> tuple[list[Path], dict[str, int]]:
-    """One file per session: pad_eval keeps re-synthesised kinds (pad_eval.KIND_VERSION, e.g. genuine g2)
-    under ``<key>-<version>.json`` beside the older ``<key>.json``; the file of the CURRENT version wins, else
-    the unversioned one (a cache scored before that version). Also how many files came from each."""
+    """One file per session: pad_eval keeps re-synthesised kinds (pad_eval.KIND_VERSION, e.g. genuine g3)
+    under ``<key>-<version>.json`` beside older versions and the unversioned ``<key>.json``; the file of the
+    CURRENT version wins, else the newest older version, else the unversioned one (a cache scored before any
+    version). Also how many files came from each."""
     current = set(pe.KIND_VERSION.values())
-    chosen: dict[str, tuple[str, Path]] = {}
+    found: dict[str, dict[str, Path]] = defaultdict(dict)
     for p in sorted(cache.glob("*.json")):
         if p.name.startswith("_"):
             continue
         m = VERSIONED.match(p.stem)
-        if m and m["version"] in current:
-            chosen[m["stem"]] = (m["version"], p)
-        elif m is None or m["version"] not in current:
-            chosen.setdefault(p.stem, ("unversioned", p))
+        found[m["stem"] if m else p.stem][m["version"] if m else "unversioned"] = p
+
+    def rank(version: str) -> tuple[int, int]:
+        if version in current:
+            return (2, 0)
+        return (0, 0) if version == "unversioned" else (1, int(version[1:]))
+
+    chosen = {stem: max(files.items(), key=lambda kv: rank(kv[0])) for stem, files in found.items()}
     used: dict[str, int] = defaultdict(int)
     for version, _p in chosen.values():
         used[version] += 1

@@ -36,15 +36,23 @@ exposure: attacks.Camera.random), the challenges and the reaction delay.
   full frames (``crops``: PAD and passive checks only, their subjects were asked nothing); the
   96x128 clip (``tiny``: reported, not in the floor).
 
-Protocol: the face settles, the first prompt comes where production would show it (one chunk
-after the face is in view + PROMPT_DELAY_MS jitter; Worker.prompts), the second 6 s later
-(policy of issue 12: one of turn_left / turn_right and one of blink / open_mouth, random order;
-nods are not drawn because the synthetic nod warp is not a fair genuine nod), 8 fps; a
-session's frames stop 1 s after its last action. Turns: a drawn REAL turn of 20-40 degrees made
+Protocol (policy of issue 12: one of turn_left / turn_right and one of blink / open_mouth, random
+order; nods are not drawn because the synthetic nod warp is not a fair genuine nod). Acted sessions
+(genuine and cued replays, g3/c3) are captured as production paces them (:func:`pace`): frames at
+steps.capture_fps(None) until the settle step is seen (judged per CHUNK_MS chunk), the first prompt
+PROMPT_DELAY_MS later; each step captured at steps.capture_fps(challenge) and judged per chunk by
+:func:`production_decision`; the next prompt comes PROMPT_DELAY_MS after the chunk in which the step
+was seen; a step not seen keeps being captured until CHALLENGE_WINDOW_MS after its prompt, which ends
+the session; the capture stops once the last step was seen. The synthetic user (attacks.Actor) acts
+each prompt once; during a long window its real clip keeps playing as filmed (its own later blinks,
+talking, head motion count as they would for a real person; no extra acting is invented). Before
+g3/c3 the frames stopped 1 s after the last action and prompts were 6 s apart, so a step whose
+action was not seen was cut short of production's window (e.g. the shallow blinker's cued blink as
+the last step, 22-37 frames). Turns: a drawn REAL turn of 20-40 degrees made
 by a warp calibrated on each clip (attacks.turn_warp_for; v3). Prints, stills and plain replays:
 2.5 fps over 7 s (they cannot act; the second challenge is never reached). *active* =
 production's decision without PAD (:func:`production_decision`: settle baseline, each challenge
-by steps.judge_challenge from its prompt over CHALLENGE_WINDOW_MS, the first miss ends the
+by steps.judge_challenge from its prompt over CHALLENGE_WINDOW_MS (cut at the next prompt), the first miss ends the
 session, still / flat (residual OR nose parallax) / track breaks / too few usable frames). *pad* rejects when
 the fused session P(real) is below the threshold. *both* rejects when either does.
 
@@ -126,7 +134,9 @@ CACHE_VERSION = "v4"  # bump when the synthesis or the per-frame scoring changes
 # v4: acted sessions at production's 8 fps)
 # Sessions of these kinds are cached under their own version too (a synthesis change for one kind re-scores
 # only that kind): g2 = genuine users framed as the page asks (GENUINE_FACE_FRAC) instead of a random zoom.
-KIND_VERSION = {"bona_fide": "g2", "cued_replay": "c2"}  # c2: turns from the framed turn tables
+# g3/c3: paced as production paces them (pace(): prompt after the previous step was seen, a missed step's
+# footage plays on to its window end, per-step steps.capture_fps)
+KIND_VERSION = {"bona_fide": "g3", "cued_replay": "c3"}  # c2: turns from the framed turn tables
 # Genuine framing: the face box's share of the frame width. The capture page's oval is 0.70 of the width,
 # the MOVE_BACK hint comes above steps.TOO_CLOSE_FRACTION (0.72) and the settle step waits for it
 # (steps.SETTLE_FRAMING_WAIT_MS): a user who follows the page holds the phone where the face is 0.50-0.70.
@@ -134,7 +144,7 @@ GENUINE_FACE_FRAC = (0.50, 0.70)
 TABLE_FACE_FRAC = sum(GENUINE_FACE_FRAC) / 2  # the framing the turn tables are measured at
 LEAD_IN_MS = 1000
 WINDOW_MS = 6000
-FPS = 8.0  # acted sessions: what production captures (paced.py's default session fps; v4, was 5)
+FPS = 8.0  # the tiny clip's sampling; acted sessions use steps.capture_fps per step (g3/c3; v4 was 8 fps for all)
 FPS_PASSIVE = 2.5  # prints, stills, plain replays: they cannot act; fewer frames on a shared machine
 # Nods are not drawn: the cylinder warp of attacks.turn_head moved pitch_ratio by only +0.02 to +0.09
 # at 36 degrees depending on the clip (threshold 0.05), so a synthetic nod is not a fair genuine nod.
@@ -240,6 +250,7 @@ class Seq:
     challenges: list[str] = field(default_factory=list)
     prompts_ms: list[int] = field(default_factory=list)  # when each challenge's prompt appeared (the actor's cue)
     synth: dict[str, Any] = field(default_factory=dict)  # how the turns were made (warp vs the real turn drawn)
+    per: list[dict[str, Any]] | None = None  # per-frame engine results already taken (paced sessions)
 
 
 def _num(p: Path) -> int:
@@ -419,14 +430,6 @@ class Worker:
         jpgs, index = self.clips[clip]
         return [np.asarray(cv2.imdecode(j, cv2.IMREAD_COLOR), np.uint8) for j in jpgs], index
 
-    @staticmethod
-    def prompts(rng: np.random.Generator, face_from_ms: int, n: int) -> list[int]:
-        """When production would show each prompt: the settle step needs SETTLE_STEADY_MS of a steady face
-        and is judged per chunk (~CHUNK_MS), then the prompt comes PROMPT_DELAY_MS later; the next one
-        WINDOW_MS after it (every acted answer is over by then: slow reaction 2.8 s + 1.2 s action)."""
-        first = face_from_ms + steps.CHUNK_MS + int(rng.uniform(*steps.PROMPT_DELAY_MS))
-        return [first + k * WINDOW_MS for k in range(n)]
-
     def acting(self, rng: np.random.Generator, clip: str, ch: Sequence[str]
                ) -> tuple[list[np.ndarray], atk.FootageIndex, list[float], dict[str, Any]]:
         """The footage and per challenge the warp angle that makes it read like a REAL turn of a drawn angle
@@ -466,28 +469,32 @@ class Worker:
             ch = draw_challenges(rng, bool(self.clips[sp.clip][1].mouth_frames()))
             delay = {"video_acted": (600, 1200), "slow": (1800, 2800), "late": (600, 1200)}[sp.source]
             late = int(rng.uniform(1500, 3000)) if sp.source == "late" else 0
-            prompts = self.prompts(rng, late, len(ch))
             frames, index, degs, meta = self.acting(rng, sp.clip, ch)
-            shots, times = atk.act(index, ch, rng, fps=FPS, delay_ms=int(rng.uniform(*delay)), late_ms=late,
-                                   prompts_ms=prompts, turn_deg=degs)
+            actor = atk.Actor(index, ch, rng, delay_ms=int(rng.uniform(*delay)), late_ms=late, turn_deg=degs)
+            jitters = [int(rng.uniform(*steps.PROMPT_DELAY_MS)) for _ in ch]
             cam = atk.Camera.random(rng)
             target = float(rng.uniform(*GENUINE_FACE_FRAC))
             zoom = target / self.face_frac[sp.clip]
             meta |= {"face_frac_target": round(target, 3), "zoom": round(zoom, 3)}
             shift = (float(rng.uniform(-0.04, 0.04)), float(rng.uniform(-0.04, 0.04)))
             empty = atk.background(rng)
-            imgs = [cam.shoot(atk.genuine_frame(atk.render_shot(frames, index, sh), zoom=zoom, shift=shift)
-                              if sh.face_visible else empty) for sh in shots]
-            return [Seq(sp.key, "bona_fide", sp.source, sp.split, imgs, times, ch, prompts, meta)]
+
+            def genuine(sh: atk.Shot) -> np.ndarray:
+                if not sh.face_visible:
+                    return cam.shoot(empty)
+                return cam.shoot(atk.genuine_frame(atk.render_shot(frames, index, sh), zoom=zoom, shift=shift))
+
+            sq = Seq(sp.key, "bona_fide", sp.source, sp.split, [], [], ch, [], meta)
+            return [self.paced(sq, actor, genuine, jitters)]
         if sp.kind == "cued_replay":
             ch = draw_challenges(rng, bool(self.clips[sp.clip][1].mouth_frames()))
-            prompts = self.prompts(rng, 0, len(ch))
             frames, index, degs, meta = self.acting(rng, sp.clip, ch)  # the same acting as the genuine sessions
-            shots, times = atk.act(index, ch, rng, fps=FPS, delay_ms=int(rng.uniform(800, 1500)),
-                                   prompts_ms=prompts, turn_deg=degs)
+            actor = atk.Actor(index, ch, rng, delay_ms=int(rng.uniform(800, 1500)), turn_deg=degs)
+            jitters = [int(rng.uniform(*steps.PROMPT_DELAY_MS)) for _ in ch]
             phone, cam = atk.PhoneScreen(rng), atk.Camera.random(rng)
-            imgs = [cam.shoot(phone.render(atk.render_shot(frames, index, sh))) for sh in shots]
-            return [Seq(sp.key, "cued_replay", sp.clip, sp.split, imgs, times, ch, prompts, meta)]
+            sq = Seq(sp.key, "cued_replay", sp.clip, sp.split, [], [], ch, [], meta)
+            return [self.paced(sq, actor, lambda sh: cam.shoot(phone.render(atk.render_shot(frames, index, sh))),
+                               jitters)]
         if sp.kind == "replay":
             frames, index = self._frames(sp.clip)
             ch = draw_challenges(rng, bool(index.mouth_frames()))
@@ -523,24 +530,43 @@ class Worker:
         return [Seq(sp.key, sp.kind, sp.source, sp.split, placed, ts),
                 Seq(f"tight/{sp.key}", sp.kind, sp.source, sp.split, crops, ts)]
 
+    def paced(self, sq: Seq, actor: atk.Actor, render: Callable[[atk.Shot], np.ndarray],
+              jitters: Sequence[int]) -> Seq:
+        """``sq`` with the frames of a session paced as production paces it (:func:`pace`): each frame is
+        rendered (``render`` of the actor's shot) and observed once, when the schedule reaches it."""
+        imgs: list[np.ndarray] = []
+
+        def observe(t: int) -> dict[str, Any]:
+            imgs.append(render(actor.shot(t)))
+            return self.observe(imgs[-1], t)
+
+        h, w = atk.CAMERA[1], atk.CAMERA[0]
+        base = {"name": sq.name, "kind": sq.kind, "source": sq.source, "challenges": sq.challenges, "size": [w, h]}
+        per, prompts, meta = pace(base, actor, observe, jitters)
+        return Seq(sq.name, sq.kind, sq.source, sq.split, imgs, [int(f["t"]) for f in per], sq.challenges, prompts,
+                   sq.synth | {"paced": meta}, per)
+
+    def observe(self, img: np.ndarray, t: int) -> dict[str, Any]:
+        """One frame through the production path (detector, 68 landmarks, face-region brightness, eye
+        patches); the PAD score is added later for all face frames at once (:meth:`score`)."""
+        faces = self.engine.detect(img)
+        if not faces or faces[0].landmarks68 is None:
+            br = float(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY).mean())  # as production: whole frame
+            return {"t": t, "lm": None, "box": None, "nf": 0, "pad": None, "br": round(br, 1)}
+        m = faces[0]
+        _sharp, br = face_region_stats(img, np.asarray(m.box[:4], np.float32))
+        eye = eye_patches(img, m.landmarks68)  # as frames.observe: production's blink pixels
+        return {"t": t, "lm": np.round(np.asarray(m.landmarks68, np.float64), 2).tolist(),
+                "box": [round(float(v), 2) for v in m.box[:4]], "nf": count_significant(faces), "pad": None,
+                "br": round(float(br), 1), "eye": None if eye is None else encode_eyes(eye),
+                "_box": box_xyxy_to_xywh(m.box)}  # unrounded, for PAD (dropped before caching)
+
     def score(self, sq: Seq, cues: bool = True) -> dict[str, Any]:
         """Per-frame engine + PAD results (what the cache keeps) and the session's cue values."""
-        per: list[dict[str, Any]] = []
-        idx, boxes = [], []
-        for i, (img, t) in enumerate(zip(sq.frames, sq.t_ms, strict=True)):
-            faces = self.engine.detect(img)
-            if not faces or faces[0].landmarks68 is None:
-                br = float(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY).mean())  # as production: whole frame
-                per.append({"t": t, "lm": None, "box": None, "nf": 0, "pad": None, "br": round(br, 1)})
-                continue
-            m = faces[0]
-            _sharp, br = face_region_stats(img, np.asarray(m.box[:4], np.float32))
-            eye = eye_patches(img, m.landmarks68)  # as frames.observe: production's blink pixels
-            per.append({"t": t, "lm": np.round(np.asarray(m.landmarks68, np.float64), 2).tolist(),
-                        "box": [round(float(v), 2) for v in m.box[:4]], "nf": count_significant(faces), "pad": None,
-                        "br": round(float(br), 1), "eye": None if eye is None else encode_eyes(eye)})
-            idx.append(i)
-            boxes.append(box_xyxy_to_xywh(m.box))
+        per = sq.per if sq.per is not None else [self.observe(img, t) for img, t in zip(sq.frames, sq.t_ms,
+                                                                                       strict=True)]
+        idx = [i for i, f in enumerate(per) if f["box"] is not None]
+        boxes = [per[i].pop("_box") for i in idx]
         if idx:
             for i, v in zip(idx, self.pad.score_many([sq.frames[i] for i in idx], boxes), strict=True):
                 per[i]["pad"] = round(float(v), 5)
@@ -693,6 +719,9 @@ def production_decision(row: dict[str, Any], params: LivenessParams, g: QualityS
             reason = str(steps.most_common_issue(obs, g))
         else:
             for k, name in enumerate(challenges):
+                if k >= len(prompts):  # never revealed (a paced session ended before it): not seen
+                    out["missed"] = [name]
+                    break
                 rv = prompts[k]
                 end = rv + steps.CHALLENGE_WINDOW_MS
                 if k + 1 < len(prompts):
@@ -719,6 +748,82 @@ def production_decision(row: dict[str, Any], params: LivenessParams, g: QualityS
     out |= {"decision": str(v.decision), "reason": None if v.reason is None else str(v.reason), "issue": v.issue,
             "active_reject": v.decision != "CONFIRMED"}
     return out
+
+
+def pace_rates() -> str:
+    """The capture rates the paced sessions use, for the README (steps.capture_fps per step)."""
+    rates = {"settle": steps.capture_fps(None)} | {c: steps.capture_fps(c) for c in (*HEAD, *NON_RIGID)}
+    return ", ".join(f"{k} {v} fps" for k, v in rates.items())
+
+
+def pace(base: dict[str, Any], actor: atk.Actor, observe: Callable[[int], dict[str, Any]], jitters: Sequence[int],
+         params: LivenessParams | None = None, g: QualitySettings | None = None) -> tuple[
+             list[dict[str, Any]], list[int], dict[str, Any]]:
+    """Capture one acted session the way production paces it; returns the per-frame rows, the prompt times
+    and what happened per step. ``observe(t)`` renders and observes the frame at ``t`` ms (once, in order).
+
+    Production (paced.py) judges the current step after every chunk (~CHUNK_MS) and reveals the next prompt
+    PROMPT_DELAY_MS (here ``jitters[k]``, drawn with the session) after the chunk in which the step was SEEN;
+    a challenge not seen within CHALLENGE_WINDOW_MS of its prompt ends the session. So here: frames at
+    steps.capture_fps(None) until the settle step is seen (steps.settle through :func:`settle_of`, at most
+    SETTLE_WINDOW_MS), then for each challenge frames at steps.capture_fps(challenge) from its prompt, judged
+    chunk by chunk by :func:`production_decision` (the same judge the summary uses); seen → the next prompt
+    comes ``jitters[k + 1]`` after that chunk (the last step seen: the capture stops there); not seen by the
+    end of its window → the capture stops with the first frame past it. The footage meanwhile is the real
+    clip playing on (atk.Actor): during a long window the person does not act again, but their own clip may
+    blink, move or talk as filmed — nothing is invented. Only frames production would capture are rendered
+    and scored (a step seen early costs fewer frames than a fixed schedule; a missed one runs to its end)."""
+    params, g = params or LivenessParams(), g or QualitySettings()
+    frames: list[dict[str, Any]] = []
+    prompts: list[int] = []
+    meta: dict[str, Any] = {"steps": []}
+    row = base | {"prompts_ms": prompts, "frames": frames}
+
+    def capture(times: Sequence[int]) -> None:
+        frames.extend(observe(t) for t in times)
+
+    def chunk_end(t: int) -> int:
+        return (t // steps.CHUNK_MS + 1) * steps.CHUNK_MS
+
+    rate = float(steps.capture_fps(None))
+    t0, n = 0, 0  # the current grid: frames at t0 + n * 1000 / rate
+    seen_at: int | None = None
+    while seen_at is None and t0 + n * 1000 / rate < steps.SETTLE_WINDOW_MS:
+        end = chunk_end(round(t0 + n * 1000 / rate))
+        times = [t for t in atk.step_times(t0, end, rate) if t >= t0 + n * 1000 / rate - 0.5]
+        capture(times)
+        n += len(times)
+        settled, _res = settle_of(obs_of(row), g)
+        if settled is not None:
+            seen_at = end
+    meta["settle_seen_ms"] = seen_at
+    for k, name in enumerate(base["challenges"]):
+        if seen_at is None:
+            break
+        reveal = seen_at + int(jitters[k])
+        capture([t for t in atk.step_times(t0, reveal, rate) if t >= t0 + n * 1000 / rate - 0.5])
+        rate = float(steps.capture_fps(name))
+        t0, n = reveal, 0
+        prompts.append(reveal)
+        actor.prompt(reveal, rate)
+        window_end = reveal + steps.CHALLENGE_WINDOW_MS
+        seen_at = None
+        while True:
+            end = chunk_end(round(t0 + n * 1000 / rate))
+            times = [t for t in atk.step_times(t0, end, rate) if t >= t0 + n * 1000 / rate - 0.5]
+            capture(times)
+            n += len(times)
+            res = production_decision(row, params, g, 0)["challenge_results"]
+            if len(res) > k and res[k]["passed"]:
+                seen_at = end
+                break
+            if frames and frames[-1]["t"] > window_end:
+                break
+        peak = res[k]["peak_ms_after_prompt"] if len(res) > k else None
+        meta["steps"].append({"name": name, "prompt_ms": reveal, "fps": rate, "acted_ms": reveal + actor.delay_ms,
+                              "seen_ms": seen_at, "peak_ms": None if peak is None else reveal + int(peak),
+                              "frames": sum(1 for f in frames if f["t"] >= reveal)})
+    return frames, prompts, meta
 
 
 def reject_reason(d: dict[str, Any]) -> str | None:
@@ -949,11 +1054,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fusion", default="auto", choices=["auto", "mean", "median", "p25"],
                     help="session fusion of per-frame P(real); auto = chosen on the calibration half")
     ap.add_argument("--summarize-only", action="store_true", help="tables from the cache, no scoring")
+    ap.add_argument("--only", default="", help="comma-separated session keys (e.g. slow/blink_7_times_1080p/7): "
+                    "score just those and print production's decision per session; no README / results written")
     a = ap.parse_args(argv)
     t_start = time.time()
     settings = Settings()
     models = a.models or a.faces.parent / "models" / "minifasnet"
     specs = plan(a.faces, a.per_type, a.genuine_per_variant, a.seed, a.seq_len)
+    if a.only:
+        wanted = {k.strip() for k in a.only.split(",") if k.strip()}
+        specs = [sp for sp in specs if sp.key in wanted]
+        if missing := wanted - {sp.key for sp in specs}:
+            ap.error(f"--only: not in the plan: {', '.join(sorted(missing))}")
     (a.cache_dir / f"{scoring_key()}-s{a.seed}").mkdir(parents=True, exist_ok=True)
     elapsed_before = 0.0
     state = a.cache_dir / f"{scoring_key()}-s{a.seed}" / "_elapsed.json"
@@ -962,6 +1074,13 @@ def main(argv: list[str] | None = None) -> int:
 
     def summary_now(final: bool) -> None:
         rows, tight = load_cached(a.cache_dir, specs, a.seed)
+        if a.only:  # a sample: one line per session, the README and results are the full run's
+            for r in rows:
+                steps_ = [f"{c['name']}:{'seen' if c['passed'] else 'MISSED'}({c['frames']}f)"
+                          for c in r.get("challenge_results", [])]
+                print(f"{r['name']:44s} {r.get('decision')} {r.get('reject_reason') or ''} frames={r['frames']} "
+                      f"{' '.join(steps_)} pad_median={r['pad']['median'] or float('nan'):.3f}", flush=True)
+            return
         cpu = sum(float(r.get("cpu_s") or 0) for r in rows)
         meta = {"dataset": str(a.faces), "engine": "dlib", "seed": a.seed, "per_type": a.per_type,
                 "genuine_per_variant": a.genuine_per_variant, "planned_sessions": len(specs),
@@ -1157,9 +1276,17 @@ def summarize(rows: list[dict[str, Any]], tight_rows: list[dict[str, Any]], meta
         f"from its prompt over CHALLENGE_WINDOW_MS ({steps.CHALLENGE_WINDOW_MS // 1000} s, cut at the next prompt; "
         f"frames from MIN_REACTION_MS = {steps.MIN_REACTION_MS} ms after it), the first missed challenge ends the "
         "session, then paced.py's final decision (`steps.passive_liveness`: still / homography residual OR nose "
-        "parallax / track breaks, too few usable frames, `rules.decide`). Acted sessions at "
-        f"{FPS:.0f} fps, prompts {WINDOW_MS // 1000} s apart; prints, stills and plain replays {FPS_PASSIVE} fps "
-        "over 7 s. *pad*: MiniFASNet V2+V1SE on the full frame with dlib's box, on the frames production scores "
+        "parallax / track breaks, too few usable frames, `rules.decide`). Acted sessions (genuine and cued "
+        "replays) are captured as production paces them (`pace`): each step at its `steps.capture_fps` rate "
+        f"({pace_rates()}), judged per {steps.CHUNK_MS} ms chunk by the same `production_decision`; the first "
+        "prompt comes after the chunk in which the settle step was seen, each next one PROMPT_DELAY_MS "
+        f"({steps.PROMPT_DELAY_MS[0]}–{steps.PROMPT_DELAY_MS[1]} ms, drawn per session) after the chunk in which "
+        "the previous step was seen; a step not seen yet keeps being captured until its window runs out, which "
+        "ends the session; the capture stops once the last step was seen. Meanwhile the synthetic user's clip "
+        "simply plays on: a person acts each prompt once, and whatever the real footage does later (its own "
+        "blinks, talking, small head motion) is captured as filmed — no extra acting is invented. Prints, stills "
+        f"and plain replays {FPS_PASSIVE} fps over 7 s. *pad*: MiniFASNet V2+V1SE on the full frame with dlib's box, "
+        "on the frames production scores "
         f"(`steps.pad_pick`: {steps.PAD_FRAMES_PER_CHUNK} per {steps.CHUNK_MS} ms chunk), session {fusion} of "
         "P(real) below the threshold; *both* = either rejects.",
         "",
@@ -1245,8 +1372,8 @@ def summarize(rows: list[dict[str, Any]], tight_rows: list[dict[str, Any]], meta
         "../shared/faces photos and pose/; the warp's effect measured per clip with the face at "
         f"{TABLE_FACE_FRAC:.2f} of the frame width; the clip is mirrored when the warp cannot reach the asked side; "
         "talking_head_a's warp reaches only ~0.34, a 23° turn, so larger asked turns are capped there); "
-        "blinks are the "
-        f"clips' own at {FPS:.0f} fps. *active* failures of acted clips are therefore partly synthesis, not a "
+        "blinks are the clips' own at production's capture rate. *active* failures of acted clips are therefore "
+        "partly synthesis, not a "
         "person; the browser tests with real pacing are the other measure of active BPCER. Synthetic attacks "
         "are easier than real ones.",
         "",

@@ -6,9 +6,7 @@ import numpy as np
 import pytest
 
 from benchmarks import attacks as atk
-from benchmarks.pad_eval import WINDOW_MS, Worker
 from lifecert.engine.base import FaceEngine
-from lifecert.services.verification import steps
 
 TABLE = [[15.0, 0.10], [25.0, 0.20], [35.0, 0.30], [45.0, 0.28], [55.0, 0.25]]
 
@@ -38,13 +36,6 @@ def test_given_prompt_times_when_acting_then_each_turn_starts_its_delay_after_it
     assert max(y for _, y in turned) <= 30.0 and min(y for _, y in turned) >= -50.0
     assert min(y for _, y in turned) < -40.0  # the second turn used its own angle
     assert times[-1] >= 9000 + 1000 + 1200
-
-
-def test_given_a_face_entering_late_when_prompted_then_the_first_prompt_follows_the_settle_step() -> None:
-    rng = np.random.default_rng(3)
-    p = Worker.prompts(rng, 2500, 2)
-    assert 2500 + steps.CHUNK_MS + steps.PROMPT_DELAY_MS[0] <= p[0] <= 2500 + steps.CHUNK_MS + steps.PROMPT_DELAY_MS[1]
-    assert p[1] - p[0] == WINDOW_MS
 
 
 def test_given_a_clip_when_mirrored_then_frames_and_boxes_flip_and_the_eye_data_stays() -> None:

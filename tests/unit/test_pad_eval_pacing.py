@@ -1,0 +1,90 @@
+"""benchmarks/pad_eval.pace: an acted session captured as production paces it (prompt after the previous step
+was seen; a step not seen yet keeps being captured until its window runs out), on plain landmark data."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from benchmarks import attacks as atk
+from benchmarks import pad_eval
+from lifecert.services.verification import steps
+
+SIZE = (480, 640)
+BASE = {"name": "bona_fide/x/0", "kind": "bona_fide", "source": "video_acted", "size": list(SIZE)}
+JITTERS = [400, 900]
+
+
+@pytest.fixture(scope="module")
+def frontal(frontal68: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Landmarks of a real near-frontal face, moved to the middle of a 480x640 frame."""
+    lm = (frontal68 - frontal68.mean(axis=0)) * (200.0 / float(np.linalg.norm(frontal68[16] - frontal68[0])))
+    return np.asarray(lm + np.array([240.0, 320.0], np.float32), np.float32)
+
+
+def _actor(challenges: list[str]) -> atk.Actor:
+    n = 300
+    ix = atk.FootageIndex([np.array([100, 100, 300, 340], np.float32)] * n, np.full(n, 0.3), np.full(n, 0.2), 25.0)
+    return atk.Actor(ix, challenges, np.random.default_rng(1))
+
+
+def _person(frontal: NDArray[np.float32], actor: atk.Actor, turn_after_ms: dict[int, int]
+            ) -> Callable[[int], dict[str, Any]]:
+    """A face drifting a little; after prompt k it turns (k even: to its left, odd: right) for 600 ms from
+    ``turn_after_ms[k]`` ms after that prompt (no entry: it never turns)."""
+    width = float(np.linalg.norm(frontal[16] - frontal[0]))
+
+    def observe(t: int) -> dict[str, Any]:
+        lm = frontal + np.array([2.0 * np.sin(t / 700.0), 1.5 * np.cos(t / 900.0)], np.float32)
+        for k, p in enumerate(actor.prompts):
+            if k in turn_after_ms and p + turn_after_ms[k] <= t < p + turn_after_ms[k] + 600:
+                lm = lm.copy()
+                lm[27:36, 0] += (0.45 if k % 2 == 0 else -0.45) * width / 2
+        box = [float(lm[:, 0].min()), float(lm[:, 1].min()), float(lm[:, 0].max()), float(lm[:, 1].max())]
+        return {"t": t, "lm": lm.tolist(), "box": box, "nf": 1, "pad": 0.9, "br": 120.0}
+
+    return observe
+
+
+def test_given_a_turn_seven_seconds_after_its_prompt_when_paced_then_the_capture_waits_for_it(
+        frontal: NDArray[np.float32]) -> None:
+    actor = _actor(["turn_left", "turn_right"])
+    person = _person(frontal, actor, {0: 7000, 1: 1500})
+    frames, prompts, meta = pad_eval.pace(BASE | {"challenges": actor.challenges}, actor, person, JITTERS)
+    s0, s1 = meta["steps"]
+    assert prompts[0] == meta["settle_seen_ms"] + JITTERS[0]  # the first prompt follows the settle chunk
+    assert s0["seen_ms"] is not None and prompts[0] + 7000 < s0["seen_ms"] <= prompts[0] + 7000 + 2 * steps.CHUNK_MS
+    assert prompts[1] == s0["seen_ms"] + JITTERS[1]  # the next prompt only after the step was seen
+    assert s1["seen_ms"] is not None and frames[-1]["t"] < s1["seen_ms"]  # the capture stops once all were seen
+    assert frames[-1]["t"] < prompts[1] + 1500 + 600 + 2 * steps.CHUNK_MS
+    assert s0["fps"] == steps.capture_fps("turn_left")
+    row = BASE | {"challenges": actor.challenges, "prompts_ms": prompts, "frames": frames}
+    assert pad_eval.production_decision(row, pad_eval.LivenessParams(), pad_eval.QualitySettings(), 5)["missed"] == []
+
+
+def test_given_a_step_never_acted_when_paced_then_footage_runs_to_its_window_end_and_the_session_ends(
+        frontal: NDArray[np.float32]) -> None:
+    actor = _actor(["turn_left", "turn_right"])
+    person = _person(frontal, actor, {})
+    frames, prompts, meta = pad_eval.pace(BASE | {"challenges": actor.challenges}, actor, person, JITTERS)
+    end = prompts[0] + steps.CHALLENGE_WINDOW_MS
+    assert len(prompts) == 1 and meta["steps"][0]["seen_ms"] is None  # the second prompt is never shown
+    dt = 1000 / steps.capture_fps("turn_left")
+    assert frames[-1]["t"] > end and next(f["t"] for f in frames if f["t"] > end) < end + dt + 1
+    assert frames[-1]["t"] <= end + steps.CHUNK_MS
+    row = BASE | {"challenges": actor.challenges, "prompts_ms": prompts, "frames": frames}
+    d = pad_eval.production_decision(row, pad_eval.LivenessParams(), pad_eval.QualitySettings(), 5)
+    assert d["missed"] == ["turn_left"] and d["active_reject"]
+
+
+def test_given_a_schedule_when_acted_then_the_frames_follow_each_steps_capture_rate() -> None:
+    ix = atk.FootageIndex([None] * 100, np.full(100, 0.3), np.full(100, 0.2), 25.0)
+    shots, times = atk.act(ix, ["blink", "turn_left"], np.random.default_rng(2), fps=[4.0, 10.0], lead_fps=2.0,
+                           delay_ms=500, prompts_ms=[1000, 3000])
+    assert times[:3] == [0, 500, 1000] and times[3] == 1250  # lead-in at 2 fps, the first step at 4 fps
+    assert 3000 in times and times[times.index(3000) + 1] == 3100  # the second step at 10 fps
+    assert len(shots) == len(times)
