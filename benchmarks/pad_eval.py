@@ -469,29 +469,33 @@ class Worker:
             ch = draw_challenges(rng, bool(self.clips[sp.clip][1].mouth_frames()))
             delay = {"video_acted": (600, 1200), "slow": (1800, 2800), "late": (600, 1200)}[sp.source]
             late = int(rng.uniform(1500, 3000)) if sp.source == "late" else 0
+            # the draws in g2's order (the same person, delay, clip start, camera, framing as g2's session with
+            # this key; only the pacing differs); the later prompts' jitter from a generator of their own
+            jitters = [int(rng.uniform(*steps.PROMPT_DELAY_MS))]
             frames, index, degs, meta = self.acting(rng, sp.clip, ch)
             actor = atk.Actor(index, ch, rng, delay_ms=int(rng.uniform(*delay)), late_ms=late, turn_deg=degs)
-            jitters = [int(rng.uniform(*steps.PROMPT_DELAY_MS)) for _ in ch]
             cam = atk.Camera.random(rng)
             target = float(rng.uniform(*GENUINE_FACE_FRAC))
             zoom = target / self.face_frac[sp.clip]
             meta |= {"face_frac_target": round(target, 3), "zoom": round(zoom, 3)}
             shift = (float(rng.uniform(-0.04, 0.04)), float(rng.uniform(-0.04, 0.04)))
             empty = atk.background(rng)
+            jitters += self.later_jitters(sp, len(ch))
 
             def genuine(sh: atk.Shot) -> np.ndarray:
                 if not sh.face_visible:
-                    return cam.shoot(empty)
+                    return empty  # as g2 (the empty room is not passed through the camera)
                 return cam.shoot(atk.genuine_frame(atk.render_shot(frames, index, sh), zoom=zoom, shift=shift))
 
             sq = Seq(sp.key, "bona_fide", sp.source, sp.split, [], [], ch, [], meta)
             return [self.paced(sq, actor, genuine, jitters)]
         if sp.kind == "cued_replay":
             ch = draw_challenges(rng, bool(self.clips[sp.clip][1].mouth_frames()))
+            jitters = [int(rng.uniform(*steps.PROMPT_DELAY_MS))]  # draws in c2's order (see bona_fide)
             frames, index, degs, meta = self.acting(rng, sp.clip, ch)  # the same acting as the genuine sessions
             actor = atk.Actor(index, ch, rng, delay_ms=int(rng.uniform(800, 1500)), turn_deg=degs)
-            jitters = [int(rng.uniform(*steps.PROMPT_DELAY_MS)) for _ in ch]
             phone, cam = atk.PhoneScreen(rng), atk.Camera.random(rng)
+            jitters += self.later_jitters(sp, len(ch))
             sq = Seq(sp.key, "cued_replay", sp.clip, sp.split, [], [], ch, [], meta)
             return [self.paced(sq, actor, lambda sh: cam.shoot(phone.render(atk.render_shot(frames, index, sh))),
                                jitters)]
@@ -529,6 +533,13 @@ class Worker:
         placed = [cam.shoot(atk.place_crop(c)) for c in crops]
         return [Seq(sp.key, sp.kind, sp.source, sp.split, placed, ts),
                 Seq(f"tight/{sp.key}", sp.kind, sp.source, sp.split, crops, ts)]
+
+    def later_jitters(self, sp: Spec, n: int) -> list[int]:
+        """PROMPT_DELAY_MS of prompts 2..n, from their own generator (the session's generator feeds the camera
+        and phone while frames are rendered, so drawing from it would change g2's/c2's frames)."""
+        rng = np.random.default_rng([self.seed, 600, KIND_ID.get(sp.source if sp.kind == "bona_fide" else sp.kind, 99),
+                                     sp.number, len(sp.clip)])
+        return [int(rng.uniform(*steps.PROMPT_DELAY_MS)) for _ in range(n - 1)]
 
     def paced(self, sq: Seq, actor: atk.Actor, render: Callable[[atk.Shot], np.ndarray],
               jitters: Sequence[int]) -> Seq:
@@ -1075,11 +1086,16 @@ def main(argv: list[str] | None = None) -> int:
     def summary_now(final: bool) -> None:
         rows, tight = load_cached(a.cache_dir, specs, a.seed)
         if a.only:  # a sample: one line per session, the README and results are the full run's
+            shipped = pad_spec(settings.manifest_path).threshold
             for r in rows:
                 steps_ = [f"{c['name']}:{'seen' if c['passed'] else 'MISSED'}({c['frames']}f)"
                           for c in r.get("challenge_results", [])]
-                print(f"{r['name']:44s} {r.get('decision')} {r.get('reject_reason') or ''} frames={r['frames']} "
-                      f"{' '.join(steps_)} pad_median={r['pad']['median'] or float('nan'):.3f}", flush=True)
+                pad = r["pad"][shipped.fusion]
+                pad_ok = pad is not None and pad >= shipped.value
+                print(f"{r['name']:44s} active={r.get('decision')} {r.get('reject_reason') or ''} "
+                      f"frames={r['frames']} {' '.join(steps_)} pad_{shipped.fusion}={pad or float('nan'):.3f} "
+                      f"(shipped {shipped.value}: {'real' if pad_ok else 'SPOOF'}) both="
+                      f"{'CONFIRMED' if pad_ok and not r.get('active_reject') else 'REJECT'}", flush=True)
             return
         cpu = sum(float(r.get("cpu_s") or 0) for r in rows)
         meta = {"dataset": str(a.faces), "engine": "dlib", "seed": a.seed, "per_type": a.per_type,
