@@ -653,7 +653,9 @@ def prompts_of(row: dict[str, Any]) -> list[int]:
     """When each challenge's prompt appeared (ms of the session) — the time the actor reacted to.
     v2 cache rows carry none: the fixed schedule of that synthesis (lead-in + k windows)."""
     got = row.get("prompts_ms") or []
-    return [int(v) for v in got] if got else [LEAD_IN_MS + k * WINDOW_MS for k in range(len(row["challenges"]))]
+    if got or "paced" in (row.get("synth") or {}):  # a paced session whose settle step never ended: none shown
+        return [int(v) for v in got]
+    return [LEAD_IN_MS + k * WINDOW_MS for k in range(len(row["challenges"]))]
 
 
 def obs_of(row: dict[str, Any]) -> list[steps.Obs]:
@@ -708,7 +710,7 @@ def production_decision(row: dict[str, Any], params: LivenessParams, g: QualityS
     challenges = list(row["challenges"])
     if challenges:
         settled, res = settle_of(obs, g)
-        if settled is None or settled > prompts[0]:
+        if prompts and (settled is None or settled > prompts[0]):
             # A face held too close: production's settle step waits up to SETTLE_FRAMING_WAIT_MS for it to
             # move back and prompts later; the synthetic session was acted on an earlier schedule. Judge it
             # with the baseline production would take once the wait is over (never a rejection for the wait).
@@ -721,10 +723,11 @@ def production_decision(row: dict[str, Any], params: LivenessParams, g: QualityS
         if base is None:
             fps = 1000.0 * (len(obs) - 1) / max(1, end_ms) if len(obs) > 1 else 0.0
             if fps * steps.SETTLE_STEADY_MS / 1000.0 < steps.SETTLE_MIN_FRAMES - 1:
-                lead = [f for f, o in zip(fobs, obs, strict=True) if o.t_ms < prompts[0] and o.issue(g) is None]
+                lead = [f for f, o in zip(fobs, obs, strict=True)
+                        if prompts and o.t_ms < prompts[0] and o.issue(g) is None]
                 base = steps.baseline_of(lead) if lead else None
                 out["settle"] = "low_fps" if base is not None else None
-        elif settled is not None and settled > prompts[0]:
+        elif settled is not None and prompts and settled > prompts[0]:
             out["prompt_before_settle"] = True  # production would have shown the prompt later (v2 late sessions)
         if base is None:  # the settle step times out: RETRY with the most common framing issue
             reason = str(steps.most_common_issue(obs, g))

@@ -88,3 +88,17 @@ def test_given_a_schedule_when_acted_then_the_frames_follow_each_steps_capture_r
     assert times[:3] == [0, 500, 1000] and times[3] == 1250  # lead-in at 2 fps, the first step at 4 fps
     assert 3000 in times and times[times.index(3000) + 1] == 3100  # the second step at 10 fps
     assert len(shots) == len(times)
+
+
+def test_given_no_face_ever_when_paced_then_no_prompt_is_shown_and_the_session_is_retried() -> None:
+    actor = _actor(["turn_left", "blink"])
+
+    def empty_room(t: int) -> dict[str, Any]:
+        return {"t": t, "lm": None, "box": None, "nf": 0, "pad": None, "br": 90.0}
+
+    frames, prompts, meta = pad_eval.pace(BASE | {"challenges": actor.challenges}, actor, empty_room, JITTERS)
+    assert prompts == [] and meta["settle_seen_ms"] is None and meta["steps"] == []
+    assert steps.SETTLE_WINDOW_MS - 1000 <= frames[-1]["t"] <= steps.SETTLE_WINDOW_MS + steps.CHUNK_MS
+    row = BASE | {"challenges": actor.challenges, "prompts_ms": prompts, "frames": frames, "synth": {"paced": meta}}
+    d = pad_eval.production_decision(row, pad_eval.LivenessParams(), pad_eval.QualitySettings(), 5)
+    assert d["decision"] == "RETRY" and d["challenge_results"] == []
