@@ -3,6 +3,7 @@ was seen; a step not seen yet keeps being captured until its window runs out), o
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -102,3 +103,15 @@ def test_given_no_face_ever_when_paced_then_no_prompt_is_shown_and_the_session_i
     row = BASE | {"challenges": actor.challenges, "prompts_ms": prompts, "frames": frames, "synth": {"paced": meta}}
     d = pad_eval.production_decision(row, pad_eval.LivenessParams(), pad_eval.QualitySettings(), 5)
     assert d["decision"] == "RETRY" and d["challenge_results"] == []
+
+
+def test_given_a_faster_rate_for_one_step_when_paced_then_only_that_step_is_captured_at_it(
+        frontal: NDArray[np.float32], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(steps, "capture_fps", lambda challenge: 16 if challenge == "turn_right" else 8)
+    actor = _actor(["turn_left", "turn_right"])
+    person = _person(frontal, actor, {0: 1500, 1: 1500})
+    frames, prompts, meta = pad_eval.pace(BASE | {"challenges": actor.challenges}, actor, person, JITTERS)
+    ts = [f["t"] for f in frames]
+    assert {b - a for a, b in itertools.pairwise(ts) if prompts[0] <= a and b < prompts[1]} == {125}
+    assert {b - a for a, b in itertools.pairwise(ts) if a >= prompts[1]} == {62, 63} and prompts[1] in ts
+    assert [s["fps"] for s in meta["steps"]] == [8.0, 16.0]
