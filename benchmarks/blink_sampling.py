@@ -1,13 +1,23 @@
-"""Does the blink test catch REAL blinks at the page's capture rate (8 fps)?
+"""Does the blink test catch REAL blinks at the page's capture rate (8 fps), and at 12 or 15 fps?
 
-    nice -n 10 python benchmarks/blink_sampling.py
+    nice -n 10 python benchmarks/blink_sampling.py [--rates 8,12,15] [--budget-s 540]
+    nice -n 10 python benchmarks/blink_sampling.py --more-attacks --budget-s 330   # more photos, added up
+    python benchmarks/blink_sampling.py --render        # the README section again from the JSON
+
+Every measurement below is made at each capture rate of ``--rates`` (the page's 8 fps and the faster
+rates a blink / open-mouth step could ask for, steps.capture_fps): the clips' per-frame observations are
+made once at the source rate and sampled at each rate (phases spread over that rate's frame interval);
+the warped turns/nods are rendered per rate (2 phases, to bound the run) and the attacks once at the
+highest rate, 8 s, sampled down by time for the lower ones (one render = one tremor step, so at the
+highest rate the hand moves a little faster than at 8 fps in session 4's run). The attacks stop at
+``--budget-s`` (wall, from the start); ``--more-attacks`` continues the same pick of photos.
 
 A blink closes the eye for ~100-300 ms; the page samples the camera every 125 ms, so which part of
 a blink lands on a sampled frame depends on the phase. For each real clip in ../shared/faces/video
 (made a portrait camera frame as the benchmarks do, attacks.genuine_frame), every source frame gets
 dlib's 68 landmarks and the eye aspect ratio (EAR); the open-eye baseline is the clip's 75th EAR
 percentile (production takes a high percentile over the settle frames). A blink event is a run of
-frames below 0.85 x baseline. For 8 evenly spaced phases of an 8 fps sampling, the lowest sampled
+frames below 0.85 x baseline. For 8 evenly spaced phases of each rate's sampling, the lowest sampled
 EAR of each event is compared with the blink test's cut ``min(blink_drop x base, base - min_abs_drop)``
 (lifecert.engine.liveness.detect_blink) for several ``blink_drop`` values. Reported: events x phases
 caught. The other side is NOT measured here (an "event" is any run under 0.85, so no open-eye frame can
@@ -16,7 +26,7 @@ fall under a cut <= 0.85 by construction): a talking face dips to ~0.8 without b
 3 people, not elderly.
 
 The eye PIXELS (lifecert.engine.eyes, ``LivenessParams.eye_cut``), measured the same way with production's
-own blink test (liveness.detect_blink_any: the EAR dip, else the pixel dip) on the 8 fps samples:
+own blink test (liveness.detect_blink_any: the EAR dip, else the pixel dip) on each rate's samples:
 1. blinks caught: per event x phase, the test over the samples from 0.7 s before to 0.7 s after the event,
    caught when its closed frame lies within 0.3 s of the event (dlib's EAR minimum lags the closure seen in
    the pixels by a frame or two), split by the signal that saw it (EAR / pixels only / either);
@@ -24,12 +34,16 @@ own blink test (liveness.detect_blink_any: the EAR dip, else the pixel dip) on t
    (talking_head_a talks throughout); and the same runs with a synthetic head turn (attacks.turn_head,
    yaw 0 -> +-20/35 deg -> 0 in 0.75 s) or nod (pitch 15 deg), open-eye reference not required;
 3. prints and stills: LFW photos through attacks.PaperPrint (tremor, curl, tilt) or a phone screen
-   (attacks.PhoneScreen) and attacks.Camera, 64 frames each (8 s at 8 fps), the whole sequence judged;
+   (attacks.PhoneScreen) and attacks.Camera, 8 s each (PRINTS + STILLS photos, alternating), the whole
+   sequence judged;
 4. cost: CPU per frame of eye_patches on the 480x640 frames, and of the pixel test on one 8-s window.
+A summary line per rate closes the README section: blinks caught against false fires.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import sys
 import time
 from dataclasses import replace
@@ -61,8 +75,10 @@ from lifecert.engine.loader import load_engine  # noqa: E402
 
 CLIPS = ("blink_7_times_1080p.mp4", "talking_head_a.mp4", "blink_2_times_tiny.mp4")
 DROPS = (0.70, 0.75, 0.80, 0.85)
-FPS = 8.0
+FPS = 8.0  # the rate being measured (main() sets it per rate of --rates)
+RATES = (8, 12, 15)
 PHASES = 8
+ATTACK_S = 8.0  # attack sequence length (the blink step's window)
 
 
 def events(ratio: np.ndarray, below: float = 0.85, gap: int = 2) -> list[list[int]]:
@@ -99,7 +115,8 @@ def study(ear: np.ndarray, fps: float, p: LivenessParams) -> dict[str, Any]:
 EYE_CUT = 0.10  # the pixel rule's cut measured here (LivenessParams.eye_cut when adopted)
 NEAR_S = 0.3  # a closed frame this close to an event is that blink; samples this far from every event are open
 TURNS = ((20.0, 0.0), (-20.0, 0.0), (35.0, 0.0), (-35.0, 0.0), (0.0, 15.0))  # (yaw, pitch) degrees
-PRINTS, STILLS, ATTACK_FRAMES = 24, 24, 64
+PRINTS, STILLS = 16, 16
+MOTION_PHASES = 2
 
 Patch = np.ndarray | None
 
@@ -140,7 +157,8 @@ def pixel_study(ear: np.ndarray, patches: list[Patch], lms: list[np.ndarray | No
     near = round(NEAR_S * fps)
     blocked = {i for e in evs for i in range(e[0] - near, e[-1] + near + 1)}
     caught = {"ear": 0, "eye_pixels": 0, "either": 0}
-    total = runs = fires_ear = fires_px = open_s = 0
+    total = runs = fires_ear = fires_px = 0
+    open_s = 0.0
     for ph in np.linspace(0.0, fps / FPS, PHASES, endpoint=False):
         t = samples(len(ear), fps, ph)
         for e in evs:
@@ -181,9 +199,12 @@ def head_motion(engine: FaceEngine, frames: list[np.ndarray], ear: np.ndarray, l
     evs = events(ear / base)
     near = round(NEAR_S * fps)
     blocked = {i for e in evs for i in range(e[0] - near, e[-1] + near + 1)}
-    profile = (0.0, 0.35, 0.8, 1.0, 0.8, 0.35, 0.0, 0.0, 0.0)  # 9 samples at 8 fps: out and back in 0.75 s
+    # out and back in 0.75 s, then 0.25 s held (9 samples at 8 fps), sampled at the rate measured
+    at_8 = (0.0, 0.35, 0.8, 1.0, 0.8, 0.35, 0.0, 0.0, 0.0)
+    shape = np.interp(np.arange(round(FPS) + 1) / FPS, np.arange(9) / 8.0, at_8)
+    profile = tuple(float(v) for v in shape)
     seqs = fires = fires_ear = raw = 0
-    for ph in np.linspace(0.0, fps / FPS, 4, endpoint=False):
+    for ph in np.linspace(0.0, fps / FPS, MOTION_PHASES, endpoint=False):
         t = [int(i) for i in samples(len(frames), fps, ph) if i not in blocked and lms[i] is not None]
         for k in range(0, len(t) - len(profile), len(profile)):
             src = t[k : k + len(profile)]
@@ -213,35 +234,54 @@ def head_motion(engine: FaceEngine, frames: list[np.ndarray], ear: np.ndarray, l
     return {"sequences": seqs, "pixel_fires": fires, "ear_fires": fires_ear, "pixel_dips_unguarded": raw}
 
 
-def attacks_study(engine: FaceEngine, faces: Path, p: LivenessParams) -> dict[str, Any]:
-    """LFW photos as paper prints and on phone screens (3.): the whole 8-s sequence through the blink test."""
+def attacks_study(engine: FaceEngine, faces: Path, p: LivenessParams, rates: tuple[int, ...],
+                  deadline: float, start: int = 0) -> dict[int, dict[str, Any]]:
+    """LFW photos as paper prints and on phone screens (3.): the whole 8-s sequence through the blink test,
+    rendered once at the highest rate (one render = one frame interval of tremor) and sampled down by time
+    for the lower rates. Photos alternate print/still; stops at ``deadline`` (time.time())."""
     photos = sorted((faces / "lfw" / "images").rglob("*.jpg"))
     pick = photos[:: max(1, len(photos) // (PRINTS + STILLS))][: PRINTS + STILLS]
-    out: dict[str, Any] = {"print": {"sessions": 0, "fires_ear": 0, "fires_pixels": 0},
-                           "still": {"sessions": 0, "fires_ear": 0, "fires_pixels": 0}, "photos": []}
+    top = max(rates)
+    out: dict[int, dict[str, Any]] = {
+        r: {"print": {"sessions": 0, "fires_ear": 0, "fires_pixels": 0},
+            "still": {"sessions": 0, "fires_ear": 0, "fires_pixels": 0}, "photos": []} for r in rates}
     for k, path in enumerate(pick):
+        if k < start:
+            continue
+        if time.time() > deadline:
+            break
         rng = np.random.default_rng([7, k])
         photo = read_image_file(path)
-        kind = "print" if k < PRINTS else "still"
+        kind = "print" if k % 2 == 0 else "still"
         cam = atk.Camera.random(rng)
+        n_top = round(ATTACK_S * top)
         if kind == "print":
             paper = atk.PaperPrint(rng, photo)
-            imgs = [cam.shoot(paper.render()) for _ in range(ATTACK_FRAMES)]
+            imgs = [cam.shoot(paper.render()) for _ in range(n_top)]
         else:
             phone = atk.PhoneScreen(rng)
-            imgs = [cam.shoot(phone.render(photo)) for _ in range(ATTACK_FRAMES)]
-        got = [observe(engine, im) for im in imgs]
-        ear = np.array([g[0] for g in got])
-        if np.isnan(ear).all():
-            continue
-        base = float(np.nanpercentile(ear[:8], 75)) if not np.isnan(ear[:8]).all() else float(np.nanpercentile(ear, 75))
-        ok, _i, signal = judge(ear, [g[1] for g in got], [g[2] for g in got],
-                               [round(q * 1000 / FPS) for q in range(len(got))], base, p)
-        r = out[kind]
-        r["sessions"] += 1
-        r["fires_ear"] += int(ok and signal == "ear")
-        r["fires_pixels"] += int(ok and signal == "eye_pixels")
-        out["photos"].append(path.name)
+            imgs = [cam.shoot(phone.render(photo)) for _ in range(n_top)]
+        got_top = [observe(engine, im) for im in imgs]
+        del imgs
+        for rate in rates:
+            pick_i = sorted({min(n_top - 1, round(q * top / rate)) for q in range(round(ATTACK_S * rate))})
+            got = [got_top[i] for i in pick_i]
+            ear = np.array([g[0] for g in got])
+            if np.isnan(ear).all():
+                continue
+            lead = round(rate)  # the first second stands in for the settle frames
+            base = (float(np.nanpercentile(ear[:lead], 75)) if not np.isnan(ear[:lead]).all()
+                    else float(np.nanpercentile(ear, 75)))
+            ok, _i, signal = judge(ear, [g[1] for g in got], [g[2] for g in got],
+                                   [round(i * 1000 / top) for i in pick_i], base, p)
+            r = out[rate][kind]
+            r["sessions"] += 1
+            r["fires_ear"] += int(ok and signal == "ear")
+            r["fires_pixels"] += int(ok and signal == "eye_pixels")
+            if ok:
+                out[rate]["photos"].append(f"{kind}:{path.name}:{signal}")
+        for rate in rates:
+            out[rate]["done"] = k + 1  # photos of the pick tried so far
     return out
 
 
@@ -255,8 +295,8 @@ def cost(patches_src: list[tuple[np.ndarray, np.ndarray]], p: LivenessParams) ->
     per_frame = (time.process_time() - c0) * 1000 / max(1, reps)
     pats = [eyes.eye_patches(img, lm) for img, lm in patches_src[: int(8 * FPS)]]
     n = len(pats)
-    sig = Signals(np.arange(n, dtype=np.int64) * 125, np.ones(n), np.full(n, np.nan), np.full(n, np.nan),
-                  np.full(n, np.nan), tuple(pats))
+    t_ms = np.round(np.arange(n) * 1000 / FPS).astype(np.int64)
+    sig = Signals(t_ms, np.ones(n), np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan), tuple(pats))
     base = Baseline(0.9, float("nan"), float("nan"), float("nan"), 0)
     c0 = time.process_time()
     for _ in range(5):
@@ -266,15 +306,53 @@ def cost(patches_src: list[tuple[np.ndarray, np.ndarray]], p: LivenessParams) ->
             "pixel_test_ms_per_8s_window": round(window, 2), "window_frames": n}
 
 
+def set_rate(rate: float) -> None:
+    """The capture rate the sampling functions measure (module constant FPS)."""
+    global FPS
+    FPS = float(rate)
+
+
+def merge_attacks(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """Two attacks_study results over disjoint photos of the same pick, added up."""
+    out: dict[str, Any] = {"photos": [*old.get("photos", []), *new.get("photos", [])],
+                           "done": max(old.get("done", 0), new.get("done", 0))}
+    for kind in ("print", "still"):
+        out[kind] = {k: old[kind][k] + new[kind][k] for k in ("sessions", "fires_ear", "fires_pixels")}
+    return out
+
+
 def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rates", default=",".join(str(r) for r in RATES), help="capture rates (fps), comma-separated")
+    ap.add_argument("--budget-s", type=float, default=540.0, help="stop rendering attacks after this (wall s)")
+    ap.add_argument("--more-attacks", action="store_true",
+                    help="only the attacks: continue the pick where results/blink_sampling.json stopped, add them up")
+    ap.add_argument("--render", action="store_true", help="only rewrite the README section from the JSON")
+    args = ap.parse_args()
     t0, c0 = time.time(), time.process_time()
     faces = ROOT.parent / "shared" / "faces"
+    if args.render or args.more_attacks:
+        data = json.loads((ROOT / "benchmarks" / "results" / "blink_sampling.json").read_text())
+        if args.more_attacks:
+            rates = tuple(int(r) for r in data["capture_fps"])
+            p = LivenessParams()
+            px = replace(p, eye_cut=p.eye_cut or EYE_CUT)
+            start = min(int(data["by_rate"][str(r)]["eye_pixels"]["attacks"].get("done", 0)) for r in rates)
+            more = attacks_study(load_engine(Settings(), name="dlib"), faces, px, rates, t0 + args.budget_s, start)
+            for r in rates:
+                ep = data["by_rate"][str(r)]["eye_pixels"]
+                ep["attacks"] = merge_attacks(ep["attacks"], more[r])
+            data["attacks_more"] = {"date": now(), "from_photo": start, "elapsed_s": round(time.time() - t0, 1),
+                                    "cpu_s": round(time.process_time() - c0, 1)}
+        publish("blink_sampling", "blink_sampling", data, render(data))
+        return 0
+    rates = tuple(sorted({int(r) for r in args.rates.split(",")}))
     engine = load_engine(Settings(), name="dlib")
     p = LivenessParams()
     px = replace(p, eye_cut=p.eye_cut or EYE_CUT)
-    rows: dict[str, Any] = {}
-    pixels: dict[str, Any] = {}
-    motion: dict[str, Any] = {}
+    rows: dict[int, dict[str, Any]] = {r: {} for r in rates}
+    pixels: dict[int, dict[str, Any]] = {r: {} for r in rates}
+    motion: dict[int, dict[str, Any]] = {r: {} for r in rates}
     timed: list[tuple[np.ndarray, np.ndarray]] = []
     for name in CLIPS:
         frames, fps = read_clip(faces / "video" / name, max_h=1080)
@@ -282,75 +360,126 @@ def main() -> int:
         del frames
         got = [observe(engine, g) for g in shots]
         ear = np.array([g[0] for g in got], dtype=np.float64)
-        rows[name] = study(ear, fps, p)
         lms = [g[2] for g in got]
-        pixels[name] = pixel_study(ear, [g[1] for g in got], lms, fps, px)
+        for rate in rates:
+            set_rate(rate)
+            rows[rate][name] = study(ear, fps, p)
+            pixels[rate][name] = pixel_study(ear, [g[1] for g in got], lms, fps, px)
+            if name != "blink_2_times_tiny.mp4":
+                motion[rate][name] = head_motion(engine, shots, ear, lms, fps, px)
         if name != "blink_2_times_tiny.mp4":
-            motion[name] = head_motion(engine, shots, ear, lms, fps, px)
             timed += [(g, lm) for g, lm in zip(shots, lms, strict=True) if lm is not None][:80]
         del shots
-    prints = attacks_study(engine, faces, px)
-    cpu = cost(timed, px)
-    data = {"date": now(), "machine": machine(), "capture_fps": FPS, "phases": PHASES,
-            "blink_min_abs_drop": p.blink_min_abs_drop, "shipped_blink_drop": p.blink_drop, "clips": rows,
-            "eye_pixels": {"eye_cut": px.eye_cut, "eye_back": px.eye_back, "eye_span_ms": px.eye_span_ms,
-                           "shipped_eye_cut": p.eye_cut, "near_s": NEAR_S, "clips": pixels, "head_motion": motion,
-                           "attacks": prints, "cost": cpu},
+    prints = attacks_study(engine, faces, px, rates, t0 + args.budget_s)
+    cpu: dict[int, dict[str, Any]] = {}
+    for rate in rates:
+        set_rate(rate)
+        cpu[rate] = cost(timed, px)
+    data = {"date": now(), "machine": machine(), "capture_fps": list(rates), "phases": PHASES,
+            "motion_phases": MOTION_PHASES, "attack_s": ATTACK_S,
+            "blink_min_abs_drop": p.blink_min_abs_drop, "shipped_blink_drop": p.blink_drop,
+            "by_rate": {str(r): {"clips": rows[r],
+                                 "eye_pixels": {"eye_cut": px.eye_cut, "eye_back": px.eye_back,
+                                                "eye_span_ms": px.eye_span_ms, "shipped_eye_cut": p.eye_cut,
+                                                "near_s": NEAR_S, "clips": pixels[r], "head_motion": motion[r],
+                                                "attacks": prints[r], "cost": cpu[r]}} for r in rates},
             "elapsed_s": round(time.time() - t0, 1), "cpu_s": round(time.process_time() - c0, 1)}
-    lines = [
-        "## Real blinks at 8 fps (`benchmarks/blink_sampling.py`)",
-        "",
-        f"{data['date']}, {data['machine'].get('nproc', '?')} cores. REAL clips (../shared/faces/video), dlib EAR "
-        "per source frame on the portrait camera frame; a blink event = a run under 0.85 × the clip's open-eye "
-        f"EAR; {PHASES} phases of an 8 fps sampling per event. *caught* = events × phases whose lowest sampled EAR "
-        "is under the blink test's cut; *open under cut* = sampled open-eye frames (outside every event) under it. "
-        f"Shipped `blink_drop` = {p.blink_drop}.",
-        "",
-        "| clip | events | lowest EAR ratio per event (full rate) | "
-        + " | ".join(f"drop {d:.2f}: caught" for d in DROPS) + " |",
-        "|---|---|---|" + "---|" * len(DROPS),
-    ]
-    for name, r in rows.items():
-        cells = [f"{r[f'drop_{d:.2f}']['caught']}/{r[f'drop_{d:.2f}']['event_phases']}" for d in DROPS]
-        lines.append(f"| {name} | {r['events']} | {r['event_min_full_rate']} | " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        f"**Eye pixels** (`lifecert.engine.eyes`, cut {px.eye_cut} = 1 − correlation of both eyes' patches, "
-        f"back {px.eye_back}, span {px.eye_span_ms} ms; shipped `eye_cut` = {p.eye_cut}). Production's blink test "
-        "(`detect_blink_any`: EAR dip, else pixel dip) over the 8 fps samples from 0.7 s before to 0.7 s after "
-        f"each event; caught = its closed frame within {NEAR_S} s of the event. False fires: every run of ≥ 3 "
-        f"samples further than {NEAR_S} s from every event, per phase (REAL frames; talking_head_a talks "
-        "throughout); turn/nod: those runs warped by attacks.turn_head (yaw ±20/±35°, pitch 15°, out and back "
-        "in 0.75 s) through production's test (*unguarded*: the bare pixel dip, no EAR/pose checks); *blinks cut "
-        "out*: per phase ALL samples further than 0.3 s from every event as one sequence.",
-        "",
-        "| clip | events × phases | caught by EAR | by pixels only | either | open runs (s) | fires EAR / pixels "
-        "| blinks cut out: pixel fires | turn/nod runs: pixel fires |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for name, r in pixels.items():
-        c, m = r["caught"], motion.get(name)
-        hm = f"{m['pixel_fires']}/{m['sequences']} (unguarded dips {m['pixel_dips_unguarded']})" if m else "–"
-        lines.append(f"| {name} | {r['event_phases']} | {c['ear']} | {c['eye_pixels']} | {c['either']} | "
-                     f"{r['open_runs']} ({r['open_run_s']} s) | {r['false_fires_ear']} / {r['false_fires_pixels']} "
-                     f"| {r['cutout_fires_pixels']}/{PHASES} | {hm} |")
-    pr, st = prints["print"], prints["still"]
-    lines += [
-        "",
-        f"Attacks (SYNTHETIC renderings of REAL LFW photos, {ATTACK_FRAMES} frames = 8 s at 8 fps each, whole "
-        f"sequence judged): paper prints (tremor, curl, tilt) fire EAR {pr['fires_ear']} / pixels "
-        f"{pr['fires_pixels']} of {pr['sessions']}; stills on a phone screen EAR {st['fires_ear']} / pixels "
-        f"{st['fires_pixels']} of {st['sessions']}. Cost: eye_patches {cpu['eye_patches_ms_per_frame']} ms CPU per "
-        f"480×640 frame (n={cpu['frames_timed']}), the pixel test {cpu['pixel_test_ms_per_8s_window']} ms per "
-        f"8-s window ({cpu['window_frames']} frames).",
-        "",
-        ("Verdict: the pixel rule fires on an attack here, so it is NOT wired (shipped `eye_cut` stays None; "
-         "the values are computed and kept per frame, `\"eye\"` in steps.Obs and pad_eval's cache)."
-         if pr["fires_pixels"] or st["fires_pixels"] or any(r["false_fires_pixels"] for r in pixels.values())
-         else "Verdict: no pixel fire on real open-eye footage or on the attacks here."),
-    ]
-    publish("blink_sampling", "blink_sampling", data, "\n".join(lines))
+    publish("blink_sampling", "blink_sampling", data, render(data))
     return 0
+
+
+def render(data: dict[str, Any]) -> str:
+    """The README section from the JSON (``data``)."""
+    rates = [int(r) for r in data["capture_fps"]]
+    by = {r: data["by_rate"][str(r)] for r in rates}
+    ep0 = by[rates[0]]["eye_pixels"]
+    rate_list = "/".join(str(r) for r in rates)
+    lines = [
+        f"## Real blinks at {rate_list} fps (`benchmarks/blink_sampling.py`)",
+        "",
+        f"{data['date']}, {data['machine'].get('nproc', '?')} cores, {data['elapsed_s']} s wall / {data['cpu_s']} s "
+        "CPU. REAL clips (../shared/faces/video), dlib EAR "
+        "per source frame on the portrait camera frame; a blink event = a run under 0.85 × the clip's open-eye "
+        f"EAR; {data['phases']} phases of each capture rate's sampling (spread over its frame interval) per event. "
+        "*caught* = events × phases whose lowest sampled EAR "
+        "is under the blink test's cut. "
+        f"Shipped `blink_drop` = {data['shipped_blink_drop']}.",
+        "",
+        "| clip | fps | events | lowest EAR ratio per event (full rate) | "
+        + " | ".join(f"drop {d:.2f}: caught" for d in DROPS) + " |",
+        "|---|---|---|---|" + "---|" * len(DROPS),
+    ]
+    for name in CLIPS:
+        for rate in rates:
+            r = by[rate]["clips"][name]
+            cells = [f"{r[f'drop_{d:.2f}']['caught']}/{r[f'drop_{d:.2f}']['event_phases']}" for d in DROPS]
+            lines.append(f"| {name} | {rate} | {r['events']} | {r['event_min_full_rate']} | "
+                         + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"**Eye pixels** (`lifecert.engine.eyes`, cut {ep0['eye_cut']} = 1 − correlation of both eyes' patches, "
+        f"back {ep0['eye_back']}, span {ep0['eye_span_ms']} ms; shipped `eye_cut` = {ep0['shipped_eye_cut']}). "
+        "Production's blink test "
+        "(`detect_blink_any`: EAR dip, else pixel dip) over each rate's samples from 0.7 s before to 0.7 s after "
+        f"each event; caught = its closed frame within {ep0['near_s']} s of the event. False fires: every run of ≥ 3 "
+        f"samples further than {ep0['near_s']} s from every event, per phase (REAL frames; talking_head_a talks "
+        "throughout); turn/nod: those runs warped by attacks.turn_head (yaw ±20/±35°, pitch 15°, out and back "
+        f"in 0.75 s, {data['motion_phases']} phases) through production's test (*unguarded*: the bare pixel dip, no "
+        "EAR/pose checks); *blinks cut out*: per phase ALL samples further than 0.3 s from every event as one "
+        "sequence.",
+        "",
+        "| clip | fps | events × phases | caught by EAR | by pixels only | either | open runs (s) | fires EAR / pixels "
+        "| blinks cut out: pixel fires | turn/nod runs: pixel fires |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name in CLIPS:
+        for rate in rates:
+            r, m = by[rate]["eye_pixels"]["clips"][name], by[rate]["eye_pixels"]["head_motion"].get(name)
+            c = r["caught"]
+            hm = f"{m['pixel_fires']}/{m['sequences']} (unguarded dips {m['pixel_dips_unguarded']})" if m else "–"
+            lines.append(f"| {name} | {rate} | {r['event_phases']} | {c['ear']} | {c['eye_pixels']} | {c['either']} | "
+                         f"{r['open_runs']} ({r['open_run_s']} s) | {r['false_fires_ear']} / "
+                         f"{r['false_fires_pixels']} | {r['cutout_fires_pixels']}/{data['phases']} | {hm} |")
+    more = data.get("attacks_more")
+    lines += [
+        "",
+        f"Attacks (SYNTHETIC renderings of REAL LFW photos, {data['attack_s']:.0f} s each, rendered at {max(rates)} "
+        "fps and sampled down by time, the whole sequence judged, the first second as the open-eye reference; "
+        "the same photos and renderings at every rate"
+        + (f"; photos from #{more['from_photo']} added by `--more-attacks` {more['date']}, "
+           f"{more['elapsed_s']} s wall" if more else "") + "):",
+        "",
+        "| fps | paper prints: fires EAR / pixels of n | phone-screen stills: fires EAR / pixels of n | "
+        "eye_patches ms CPU / 480×640 frame | pixel test ms / 8-s window (frames) |",
+        "|---|---|---|---|---|",
+    ]
+    for rate in rates:
+        ep = by[rate]["eye_pixels"]
+        pr, st, c = ep["attacks"]["print"], ep["attacks"]["still"], ep["cost"]
+        lines.append(f"| {rate} | {pr['fires_ear']} / {pr['fires_pixels']} of {pr['sessions']} | {st['fires_ear']} / "
+                     f"{st['fires_pixels']} of {st['sessions']} | {c['eye_patches_ms_per_frame']} | "
+                     f"{c['pixel_test_ms_per_8s_window']} ({c['window_frames']}) |")
+    # the summary: blinks caught vs false fires, per rate
+    lines += ["", "Per rate, production's blink test (EAR or pixels): blinks caught (events × phases, all "
+              "clips; the shallow blinker blink_7 alone) / false fires on real open-eye runs, warped turns/nods "
+              "(pixels) and attacks (EAR + pixels, prints + stills):", ""]
+    for rate in rates:
+        ep = by[rate]["eye_pixels"]
+        cl = ep["clips"]
+        caught = sum(v["caught"]["either"] for v in cl.values())
+        total = sum(v["event_phases"] for v in cl.values())
+        b7 = cl["blink_7_times_1080p.mp4"]["caught"]["either"]
+        fo = sum(v["false_fires_ear"] + v["false_fires_pixels"] for v in cl.values())
+        runs = sum(v["open_runs"] for v in cl.values())
+        hm = ep["head_motion"].values()
+        fm = sum(m["pixel_fires"] + m["ear_fires"] for m in hm)
+        nm = sum(m["sequences"] for m in hm)
+        a = ep["attacks"]
+        fa_ = sum(a[k]["fires_ear"] + a[k]["fires_pixels"] for k in ("print", "still"))
+        na = sum(a[k]["sessions"] for k in ("print", "still"))
+        lines.append(f"- {rate} fps: caught {caught}/{total} (blink_7 {b7}/72); fires {fo}/{runs} open runs, "
+                     f"{fm}/{nm} turns/nods, {fa_}/{na} attacks")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
