@@ -19,6 +19,7 @@ from lifecert.engine.base import FaceEngine
 from lifecert.engine.image import encode_jpeg
 from lifecert.services.context import AppContext
 from lifecert.services.templates import upsert_pensioner
+from lifecert.services.verification import steps
 from lifecert.services.verification.sessions import sha256_hex
 from lifecert.storage.models import Pensioner, PensionerStatus, SurvivalConfirmation
 from lifecert.storage.models_verification import VerificationChunk, VerificationSession
@@ -192,7 +193,10 @@ def test_given_oversize_chunked_body_when_streaming_then_413(
     _nothing_recorded(vctx, sess)
 
 
-@pytest.mark.parametrize(("n", "code"), [(0, "BAD_REQUEST"), (13, "TOO_MANY_FRAMES")])
+@pytest.mark.parametrize(
+    ("n", "code"),
+    [(0, "BAD_REQUEST"), (13, "TOO_MANY_FRAMES"), (23, "TOO_MANY_FRAMES"), (24, "TOO_MANY_FRAMES")],
+)  # 13 and 23: over the settle step's 12 (23 is the fast blink step's own limit); 24: over any step's
 def test_given_wrong_frame_count_when_uploading_then_typed_error(
     client: TestClient, vctx: AppContext, pensioner: Pensioner, n: int, code: str
 ) -> None:
@@ -202,6 +206,23 @@ def test_given_wrong_frame_count_when_uploading_then_typed_error(
     assert r.status_code == 422
     assert r.json()["error"]["code"] == code
     _nothing_recorded(vctx, sess)
+
+
+def test_given_a_session_near_its_frame_budget_when_uploading_past_it_then_refused_with_the_budget(
+    client: TestClient, vctx: AppContext, pensioner: Pensioner
+) -> None:
+    sess = _session(client, pensioner)
+    budget = steps.session_max_frames(["blink", "open_mouth"])  # the fixed challenges: blink at 15 fps
+    assert budget == steps.SESSION_MAX_FRAMES + 70
+    with vctx.db.session() as s:
+        vs = s.get(VerificationSession, str(sess["session_id"]))
+        assert vs is not None
+        vs.frame_count = budget - 3
+    tiny = encode_jpeg(np.full((32, 32, 3), 100, np.uint8), 50)
+    r = _post(client, sess, [tiny] * 4)
+    assert r.status_code == 422
+    err = r.json()["error"]
+    assert err["code"] == "TOO_MANY_FRAMES" and err["details"]["max_frames"] == budget
 
 
 @pytest.mark.parametrize(

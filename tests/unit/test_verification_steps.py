@@ -186,18 +186,19 @@ def test_given_a_face_box_filling_most_of_the_frame_when_hinting_then_move_back_
     assert steps.hints(dark, G) == ["MORE_LIGHT"]
 
 
-def test_given_any_step_when_asking_its_capture_rate_then_the_session_rate_within_the_page_clamp() -> None:
-    for challenge in (None, "blink", "open_mouth", "turn_left", "turn_right", "nod"):
-        fps = steps.capture_fps(challenge)
-        assert 1 <= fps <= 15
-        assert fps == steps.SESSION_FPS
+def test_given_any_step_when_asking_its_capture_rate_then_blink_fast_the_rest_the_session_rate() -> None:
+    assert steps.capture_fps("blink") == steps.FAST_FPS == 15  # the page's upper clamp
+    for challenge in (None, "open_mouth", "turn_left", "turn_right", "nod"):
+        assert steps.capture_fps(challenge) == steps.SESSION_FPS == 8
+    assert steps.chunk_max_frames("blink") == 23
+    assert steps.session_max_frames(["blink", "nod"]) == steps.SESSION_MAX_FRAMES + 70  # 10 s x 7 more fps
 
 
 def test_given_the_session_rate_when_bounding_frames_then_twelve_per_chunk_and_four_hundred_per_session() -> None:
-    for challenge in (None, "turn_left", "nod"):
+    for challenge in (None, "turn_left", "nod", "open_mouth"):
         assert steps.capture_fps(challenge) == steps.SESSION_FPS
         assert steps.chunk_max_frames(challenge) == steps.CHUNK_MAX_FRAMES == 12
-    assert steps.session_max_frames(["turn_left", "nod"]) >= steps.SESSION_MAX_FRAMES
+    assert steps.session_max_frames(["turn_left", "nod", "open_mouth"]) == steps.SESSION_MAX_FRAMES
 
 
 def test_given_a_faster_blink_step_when_bounding_frames_then_its_chunks_and_session_allow_the_rate_and_no_more(
