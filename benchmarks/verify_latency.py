@@ -4,7 +4,8 @@ Starts the real service (`lifecert serve`, uvicorn on 127.0.0.1) on a throw-away
 talking-head person enrolled (plus LFW people for the 1:N search) and, when available, the
 MiniFASNet PAD pack installed from ../shared/models/minifasnet. Then N simulated phones
 (tests/paced_client.py, one thread each) run paced sessions concurrently in real time for a bounded
-time: each captures at 8 fps, sends a chunk about every second (never two at once: each chunk needs
+time: each captures at the rate each step asks (8 fps; the blink step 15), sends a chunk about every
+second (never two at once: each chunk needs
 the nonce from the previous answer), shows each prompt after the server's prompt delay, reacts after
 ``--reaction-ms`` and acts it with real frames of the video (a blink, a mouth opening; fixed
 challenges blink,open_mouth because the video holds no head turn). Every chunk request is one
@@ -275,7 +276,7 @@ def cpu_per_session(data_dir: Path, who: dict[str, str], clip: Clip, n: int, rea
             if k > 0:
                 cpu.append(time.thread_time() - c0)
                 chunks.append(len(phone.answers))
-                frames.append(phone.t // phone.frame_ms)
+                frames.append(phone.captured)
                 decisions[str(answer.decision)] += 1
     ctx.close()
     total = float(np.sum(cpu))
@@ -389,7 +390,8 @@ def main() -> None:
     result = {
         "machine": machine(),
         "date": now(),
-        "dataset": f"talking_head_a.mp4 at 8 fps (512x512 JPEG q85), blink+open_mouth acted after "
+        "dataset": "talking_head_a.mp4 at ~8 fps, played at each step's rate (512x512 JPEG q85), blink+open_mouth "
+        f"acted after "
         f"{args.reaction_ms} ms, gallery 1 + {args.lfw} LFW",
         "config": vars(args) | {"pad_installed": pad_on, "fusion_installed": fusion_on},
         "cpu_per_session": cpu,
@@ -434,7 +436,8 @@ def _readme(r: dict[str, Any]) -> None:
 
 Machine: {m["nproc"]} × {m["cpu"]}. Dataset: {r["dataset"]}. Real `lifecert serve` on 127.0.0.1; N simulated
 phones (tests/paced_client.py, one thread each) run server-paced sessions at the same time in real time (8 fps,
-~1 chunk/s, one chunk in flight per phone), client on the same cores. A "step decision" is one chunk request:
+from session 5 the blink step at 15 fps as the server asks, ~1 chunk/s, one chunk in flight per phone), client on
+the same cores. A "step decision" is one chunk request:
 decode, detection + 68 landmarks (+ MiniFASNet PAD on some full frames when installed) on its frames, the step
 rule, and for the last chunk the whole-session decision (embedding of the best frames, 1:1, 1:N, flat/still
 checks, PAD fusion, records). Floor (issue 12): p95 < 1 s per step decision at 5 concurrent sessions on 2 cores.

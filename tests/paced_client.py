@@ -327,6 +327,7 @@ class Phone:
         self.prompt_at = 0  # client ms the current prompt appeared
         self.stream: list[bytes] = clip.neutral  # what the camera shows when no action is scripted
         self._n = 0
+        self.captured = 0  # camera frames so far (the steps' rates differ: not t // frame_ms)
 
     @property
     def decided(self) -> bool:
@@ -345,6 +346,7 @@ class Phone:
             self._n += 1
             frame = self.stream[self._n % len(self.stream)]
         self.pending.append((self.t, frame))
+        self.captured += 1
         # frame_ms is the phone's interval when asked for 8 fps; a step asking another rate scales it
         self.t += round(self.frame_ms * (1000 / FRAME_MS) / self.step.fps) if self.step.fps else self.frame_ms
         if self.inflight is not None and self.t >= self.inflight[0]:
