@@ -21,6 +21,11 @@ the threshold that ``benchmarks/pad_eval.py`` calibrated into ``models/manifest.
 (``[packs.minifasnet.threshold]``). Which file is which network and its crop scale come
 from the manifest, never from tensor shapes.
 
+The face box: with ``face_box = "five_points"`` under ``[packs.minifasnet]`` the crops are built on a box
+rebuilt from the face's five landmarks (:func:`five_point_box`), not on the detector's own box (absent or
+``"detector"``: the detector's box, as before). Why: dlib's HOG detector is five detectors whose boxes put
+the same face at different sizes and offsets, and the context crop follows them.
+
 Dim rooms: when the manifest sets ``exposure_target`` under ``[packs.minifasnet]``, every frame
 is first brightened and denoised by :class:`ExposureNorm` (absent = frames scored as they come,
 so an older manifest keeps the old behaviour). ``benchmarks/pad_exposure.py`` measures why.
@@ -121,6 +126,56 @@ def softmax(logits: NDArray[np.floating]) -> NDArray[np.float64]:
 def box_xyxy_to_xywh(box: Sequence[float] | NDArray[np.floating]) -> BoxXYWH:
     x1, y1, x2, y2 = (float(v) for v in box[:4])
     return (x1, y1, x2 - x1, y2 - y1)
+
+
+# -- the face box the context crops are built on ---------------------------------------------------
+
+FACE_BOX_RULES = ("detector", "five_points")
+
+
+@dataclass(frozen=True, slots=True)
+class FivePointBox:
+    """A square face box from five landmarks, in units of the face's scale ``s``.
+
+    ``s`` = max(eye-to-mouth distance, ``mouth_per_eyes`` x the distance between the eyes): the eye-mouth
+    distance shrinks in a nod and the eye distance in a turn, so the larger of the two keeps the box's size
+    through both. The box is ``side`` x s wide and high, its centre ``below_eyes`` x s from the midpoint of
+    the eyes towards the midpoint of the mouth corners.
+
+    Values (benchmarks/pad_box.py, README ``pad_box``): dlib's FRONTAL detector's box against its own five
+    landmarks on 185 real photos and frames of ../shared/faces, medians: side 2.22 s, centre 0.44 s below
+    the eyes; eye-mouth / eye distance 1.08. The frontal convention is kept because the threshold was
+    calibrated on it; the "looking left/right" detectors' boxes are ~5 % larger and centred ~0.06 s higher,
+    and in pad_eval's genuine frames P(real) is lower (10th percentile 0.50-0.61 against 0.68-0.82) where the
+    detector's box differs from this one.
+    """
+
+    side: float = 2.22
+    below_eyes: float = 0.44
+    mouth_per_eyes: float = 1.08
+
+    def box(self, five: NDArray[np.floating]) -> BoxXYWH:
+        """(x, y, w, h) from (5, 2) points in the ArcFace order (eyes, nose tip, mouth corners)."""
+        p = np.asarray(five, dtype=np.float64).reshape(5, 2)
+        eyes, mouth = (p[0] + p[1]) / 2.0, (p[3] + p[4]) / 2.0
+        down = mouth - eyes
+        em = float(np.hypot(*down))
+        iod = float(np.hypot(*(p[1] - p[0])))
+        s = max(em, self.mouth_per_eyes * iod)
+        if not math.isfinite(s) or s <= 0.0:
+            raise ValueError("five landmarks do not span a face")
+        unit = down / em if em > 0.0 else np.array([0.0, 1.0])
+        cx, cy = eyes + self.below_eyes * s * unit
+        side = self.side * s
+        return (float(cx - side / 2.0), float(cy - side / 2.0), float(side), float(side))
+
+
+FIVE_POINT_BOX = FivePointBox()
+
+
+def five_point_box(five: NDArray[np.floating]) -> BoxXYWH:
+    """The crop's face box from five landmarks (:class:`FivePointBox` with the measured values)."""
+    return FIVE_POINT_BOX.box(five)
 
 
 # -- exposure normalisation (dim rooms) -----------------------------------------------------------
@@ -246,6 +301,7 @@ class PadSpec:
     threshold: PadThreshold
     extra: dict[str, Any] = field(default_factory=dict)
     exposure: ExposureNorm | None = None  # None: frames are scored as they come (no exposure_target)
+    face_box: str = "detector"  # or "five_points" (see five_point_box)
 
 
 def pad_spec(manifest_path: Path | None = None) -> PadSpec:
@@ -276,11 +332,15 @@ def pad_spec(manifest_path: Path | None = None) -> PadSpec:
         if "exposure_target" in p:
             exposure = ExposureNorm(float(p["exposure_target"]), float(p.get("exposure_max_gain", 2.5)),
                                     float(p.get("exposure_denoise_sigma", 0.0)))
+        face_box = str(p.get("face_box", "detector"))
+        if face_box not in FACE_BOX_RULES:
+            raise ValueError(f"face_box must be one of {FACE_BOX_RULES}, not {face_box!r}")
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"manifest entry [packs.{PACK}] is incomplete: {exc}", code=ErrorCode.CONFIG_ERROR) from exc
     if not files:
         raise ModelError(f"manifest entry [packs.{PACK}] lists no files", code=ErrorCode.CONFIG_ERROR)
-    return PadSpec(version=str(p.get("version", "1")), files=files, threshold=th, exposure=exposure)
+    return PadSpec(version=str(p.get("version", "1")), files=files, threshold=th, exposure=exposure,
+                   face_box=face_box)
 
 
 # -- the model ----------------------------------------------------------------------------------
@@ -311,6 +371,15 @@ class PadModel:
     threshold: PadThreshold
     version: str = "1"
     exposure: ExposureNorm | None = None  # applied to each frame before the nets (see ExposureNorm)
+    face_box: str = "detector"  # which box the crops are built on (pad_spec; see five_point_box)
+
+    def box_for(self, box_xyxy: Sequence[float] | NDArray[np.floating], five: NDArray[np.floating] | None) -> BoxXYWH:
+        """The (x, y, w, h) box to pass to :meth:`score_many` for a face the engine found: its five landmarks'
+        box under ``face_box = "five_points"`` (the detector's box when it has no landmarks), else the
+        detector's (x1, y1, x2, y2) box."""
+        if self.face_box == "five_points" and five is not None:
+            return five_point_box(five)
+        return box_xyxy_to_xywh(box_xyxy)
 
     def score_many(
         self, frames: Sequence[NDArray[np.uint8]], boxes: Sequence[BoxXYWH]
@@ -383,7 +452,8 @@ def load_pad_from(directory: Path, spec: PadSpec, threads: int = 1) -> PadModel:
     nets = tuple(
         PadNet(make_session(directory / f.file, threads), f.crop_scale, f.input_size, f.role) for f in spec.files
     )
-    return PadModel(nets=nets, threshold=spec.threshold, version=spec.version, exposure=spec.exposure)
+    return PadModel(nets=nets, threshold=spec.threshold, version=spec.version, exposure=spec.exposure,
+                    face_box=spec.face_box)
 
 
 def load_pad(settings: Settings, threads: int = 1) -> PadModel | None:
@@ -402,7 +472,8 @@ def load_pad(settings: Settings, threads: int = 1) -> PadModel | None:
     spec = pad_spec(settings.manifest_path)
     nets = tuple(PadNet(make_session(pack.path(f.role), threads), f.crop_scale, f.input_size, f.role)
                  for f in spec.files)
-    return PadModel(nets=nets, threshold=spec.threshold, version=spec.version, exposure=spec.exposure)
+    return PadModel(nets=nets, threshold=spec.threshold, version=spec.version, exposure=spec.exposure,
+                    face_box=spec.face_box)
 
 
 @dataclass(frozen=True)

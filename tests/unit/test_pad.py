@@ -14,11 +14,13 @@ import pytest
 from lifecert.domain.errors import ErrorCode, ModelError
 from lifecert.engine.base import FaceEngine
 from lifecert.engine.pad import (
+    FivePointBox,
     PadModel,
     PadNet,
     box_xyxy_to_xywh,
     context_box,
     crop_context,
+    five_point_box,
     fuse_session,
     load_pad,
     load_pad_from,
@@ -194,6 +196,89 @@ def test_given_tight_print_crop_when_scored_then_low_p_real(
     f = sorted((faces_dir / "spoof" / "nuaa" / "attack_print").glob("*/*.jpg"))[0]
     frame = cv2.imread(str(f))
     assert pad_model.score(frame, _first_face_xywh(face_engine, frame)) < 0.5
+
+
+# -- the crop's face box from five landmarks ---------------------------------------------------------
+
+# eyes at (42, 50) and (58, 50), nose (50, 60), mouth corners (44, 70) and (56, 70): eye-mouth 20, eyes 16
+_FIVE = np.array([[42, 50], [58, 50], [50, 60], [44, 70], [56, 70]], np.float32)
+
+
+def test_given_upright_face_when_five_point_box_then_square_of_the_measured_side_below_the_eyes() -> None:
+    # s = max(20, 1.08 * 16 = 17.28) = 20: side 2.22 * 20 = 44.4, centre (50, 50 + 0.44 * 20 = 58.8)
+    np.testing.assert_allclose(five_point_box(_FIVE), (50 - 22.2, 58.8 - 22.2, 44.4, 44.4), atol=1e-4)
+
+
+def test_given_nod_shortening_eye_to_mouth_when_boxed_then_the_eye_distance_keeps_the_size() -> None:
+    nod = _FIVE.copy()
+    nod[:, 1] = 50 + (nod[:, 1] - 50) * 0.5  # eye-mouth 10, eyes still 16: s = 1.08 * 16
+    x, y, w, h = five_point_box(nod)
+    assert w == h == pytest.approx(2.22 * 1.08 * 16, abs=1e-3)
+    assert (x + w / 2, y + h / 2) == pytest.approx((50.0, 50.0 + 0.44 * 1.08 * 16), abs=1e-3)
+
+
+def test_given_turn_narrowing_the_eyes_when_boxed_then_the_same_size_as_frontal() -> None:
+    turn = _FIVE.copy()
+    turn[:, 0] = 50 + (turn[:, 0] - 50) * 0.6  # a ~53 degree turn: eyes 9.6 apart, eye-mouth still 20
+    assert five_point_box(turn)[2] == pytest.approx(five_point_box(_FIVE)[2])
+
+
+def test_given_head_lying_on_its_side_when_boxed_then_centre_moves_towards_the_mouth() -> None:
+    rot = np.stack([100 - _FIVE[:, 1], _FIVE[:, 0]], axis=1)  # rotated 90 degrees: the mouth is to the left
+    x, y, w, h = five_point_box(rot)
+    assert w == pytest.approx(44.4, abs=1e-3)
+    assert (x + w / 2, y + h / 2) == pytest.approx((50.0 - 8.8, 50.0), abs=1e-3)
+
+
+def test_given_points_on_one_spot_when_boxed_then_value_error() -> None:
+    with pytest.raises(ValueError):
+        five_point_box(np.full((5, 2), 7.0, np.float32))
+    with pytest.raises(ValueError):
+        FivePointBox().box(np.full((5, 2), np.nan, np.float32))
+
+
+def test_given_face_box_rule_when_box_for_then_five_points_or_the_detector_box() -> None:
+    det = np.array([20, 30, 80, 95], np.float32)
+    five_rule = PadModel(nets=(), threshold=pad_spec().threshold, face_box="five_points")
+    det_rule = PadModel(nets=(), threshold=pad_spec().threshold, face_box="detector")
+    assert five_rule.box_for(det, _FIVE) == five_point_box(_FIVE)
+    assert five_rule.box_for(det, None) == (20.0, 30.0, 60.0, 65.0)  # no landmarks: the detector's box
+    assert det_rule.box_for(det, _FIVE) == (20.0, 30.0, 60.0, 65.0)
+
+
+def test_given_manifest_face_box_when_read_then_absent_is_detector_and_unknown_refused(tmp_path: Path) -> None:
+    src = (ROOT / "models" / "manifest.toml").read_text()
+    assert pad_spec().face_box in ("detector", "five_points")
+    old = tmp_path / "old.toml"
+    old.write_text("\n".join(ln for ln in src.splitlines() if not ln.startswith("face_box")) + "\n")
+    assert pad_spec(old).face_box == "detector"  # an older manifest keeps the detector's box
+    bad = tmp_path / "bad.toml"
+    bad.write_text(old.read_text().replace("[packs.minifasnet]\n", '[packs.minifasnet]\nface_box = "chin"\n', 1))
+    with pytest.raises(ModelError) as e:
+        pad_spec(bad)
+    assert e.value.code == ErrorCode.CONFIG_ERROR
+
+
+def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+
+
+def test_given_real_photos_when_five_point_box_then_it_matches_dlibs_frontal_detector_box(
+    faces_dir: Path, face_engine: FaceEngine
+) -> None:
+    """The measured constants reproduce the frontal detector's box on real faces (the threshold was calibrated
+    on that convention): median IoU over the photos of ../shared/faces/photos."""
+    ious = []
+    for f in sorted((faces_dir / "photos").glob("*/*")):
+        img = cv2.imread(str(f))
+        faces = face_engine.detect(img) if img is not None else []
+        if faces:
+            ious.append(_iou(box_xyxy_to_xywh(faces[0].box), five_point_box(faces[0].landmarks5)))
+    assert len(ious) >= 20
+    assert float(np.median(ious)) > 0.8, sorted(ious)
 
 
 # -- pack files and start-up -----------------------------------------------------------------------

@@ -32,7 +32,6 @@ from lifecert.domain.challenges import CHALLENGES
 from lifecert.domain.errors import ErrorCode, LifecertError, NotFound
 from lifecert.engine.base import l2_normalize
 from lifecert.engine.liveness import Baseline, FrameObs, LivenessParams
-from lifecert.engine.pad import box_xyxy_to_xywh
 from lifecert.engine.planarity import PARALLAX_CUT
 from lifecert.engine.types import ImageBGR
 from lifecert.services import refresh
@@ -243,9 +242,11 @@ class PacedCapture:
         with_face = [f for f in infos if f.face is not None]
         # Evenly spaced over the chunk (see PAD_FRAMES_PER_CHUNK for the cost and the count).
         with_face = [with_face[i] for i in steps.pad_pick(len(with_face))]
-        if self.svc.pad_model is not None and with_face:
-            boxes = [box_xyxy_to_xywh(f.face.box) for f in with_face if f.face is not None]
-            probs = self.svc.pad_model.score_many([f.image for f in with_face], boxes)
+        pad = self.svc.pad_model
+        if pad is not None and with_face:
+            # the crop's box: the pack's rule (pad.PadModel.box_for: five landmarks, or the detector's box)
+            boxes = [pad.box_for(f.face.box, f.face.landmarks5) for f in with_face if f.face is not None]
+            probs = pad.score_many([f.image for f in with_face], boxes)
             pad_scores = {f.index: float(pr) for f, pr in zip(with_face, probs, strict=True)}
         out = []
         for info in infos:
