@@ -463,6 +463,9 @@ phones and 6 of 13 sessions ran out of step time (RETRY) — an overloaded machi
 service (the 12:58 run of the old code at load 1.7 confirmed 35/35). Decisions now carry their reason code.
 The `w2t1p5_1508` run, after the CPU work, with others' jobs at load 6.3 → 4.5: every step decision p50 401 ms,
 p95 872 ms (final step p95 969 ms), 41/41 CONFIRMED — the < 1 s floor met on a machine that was still shared.
+Session 5 (`w2t1p5_s5_rate`, idle machine): the blink step captured at 15 fps (steps.capture_fps; every session
+here holds a blink) — 77 frames per session (s4: 56), CPU 975 ms per session p50 (s4: 766, +27 %), every step
+decision p50 236 ms / p95 446 ms (final step p95 472 ms), 47/47 CONFIRMED: the floor still met.
 
 {header}
 """ + "\n".join(rows)
