@@ -375,10 +375,13 @@ class PadModel:
 
     def box_for(self, box_xyxy: Sequence[float] | NDArray[np.floating], five: NDArray[np.floating] | None) -> BoxXYWH:
         """The (x, y, w, h) box to pass to :meth:`score_many` for a face the engine found: its five landmarks'
-        box under ``face_box = "five_points"`` (the detector's box when it has no landmarks), else the
-        detector's (x1, y1, x2, y2) box."""
+        box under ``face_box = "five_points"`` (the detector's box when it has no landmarks, or landmarks that
+        span no face: a glitch must not fail the chunk), else the detector's (x1, y1, x2, y2) box."""
         if self.face_box == "five_points" and five is not None:
-            return five_point_box(five)
+            try:
+                return five_point_box(five)
+            except ValueError:
+                pass
         return box_xyxy_to_xywh(box_xyxy)
 
     def score_many(

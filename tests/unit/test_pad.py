@@ -244,6 +244,7 @@ def test_given_face_box_rule_when_box_for_then_five_points_or_the_detector_box()
     assert five_rule.box_for(det, _FIVE) == five_point_box(_FIVE)
     assert five_rule.box_for(det, None) == (20.0, 30.0, 60.0, 65.0)  # no landmarks: the detector's box
     assert det_rule.box_for(det, _FIVE) == (20.0, 30.0, 60.0, 65.0)
+    assert five_rule.box_for(det, np.full((5, 2), 7.0, np.float32)) == (20.0, 30.0, 60.0, 65.0)  # degenerate
 
 
 def test_given_manifest_face_box_when_read_then_absent_is_detector_and_unknown_refused(tmp_path: Path) -> None:
