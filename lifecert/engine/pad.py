@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -445,6 +445,13 @@ def check_files(directory: Path, spec: PadSpec) -> list[str]:
     return problems
 
 
+def _model(spec: PadSpec, path_of: Callable[[PadFileSpec], Path], threads: int) -> PadModel:
+    """The PadModel of ``spec`` with each net's file at ``path_of(file spec)``."""
+    nets = tuple(PadNet(make_session(path_of(f), threads), f.crop_scale, f.input_size, f.role) for f in spec.files)
+    return PadModel(nets=nets, threshold=spec.threshold, version=spec.version, exposure=spec.exposure,
+                    face_box=spec.face_box)
+
+
 def load_pad_from(directory: Path, spec: PadSpec, threads: int = 1) -> PadModel:
     """Load the networks from a folder holding the files (benchmarks, tests: ../shared/models/minifasnet)
     after checking every sha256 against the manifest. MODEL_MISSING (absent) or MODEL_MISMATCH (hash)."""
@@ -452,11 +459,7 @@ def load_pad_from(directory: Path, spec: PadSpec, threads: int = 1) -> PadModel:
     if problems:
         code = ErrorCode.MODEL_MISSING if all(p.endswith("missing") for p in problems) else ErrorCode.MODEL_MISMATCH
         raise ModelError(f"PAD pack {PACK} in {directory}: " + "; ".join(problems), code=code)
-    nets = tuple(
-        PadNet(make_session(directory / f.file, threads), f.crop_scale, f.input_size, f.role) for f in spec.files
-    )
-    return PadModel(nets=nets, threshold=spec.threshold, version=spec.version, exposure=spec.exposure,
-                    face_box=spec.face_box)
+    return _model(spec, lambda f: directory / f.file, threads)
 
 
 def load_pad(settings: Settings, threads: int = 1) -> PadModel | None:
@@ -473,10 +476,7 @@ def load_pad(settings: Settings, threads: int = 1) -> PadModel | None:
         return None
     pack = packs.require(settings, PACK)
     spec = pad_spec(settings.manifest_path)
-    nets = tuple(PadNet(make_session(pack.path(f.role), threads), f.crop_scale, f.input_size, f.role)
-                 for f in spec.files)
-    return PadModel(nets=nets, threshold=spec.threshold, version=spec.version, exposure=spec.exposure,
-                    face_box=spec.face_box)
+    return _model(spec, lambda f: pack.path(f.role), threads)
 
 
 @dataclass(frozen=True)
