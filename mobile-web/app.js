@@ -348,12 +348,24 @@
     }
   }
 
-  const HINT_PRIORITY = ["NO_FACE", "ONE_PERSON_ONLY", "MORE_LIGHT", "LESS_LIGHT", "MOVE_CLOSER", "MOVE_BACK", "FACE_NOT_CENTRED", "HOLD_STILL"];
+  // Framing first (a face that is not seen cannot act), then the action hints of a step not yet passed.
+  const HINT_PRIORITY = [
+    "NO_FACE", "ONE_PERSON_ONLY", "MORE_LIGHT", "LESS_LIGHT", "MOVE_CLOSER", "MOVE_BACK", "FACE_NOT_CENTRED", "HOLD_STILL",
+    "TURN_MORE", "DO_ACTION", "BLINK_FIRMLY", "OPEN_WIDER", "NOD_MORE",
+  ];
+
+  /** The text of hint ``code``; "{prompt}" is the prompt on screen (DO_ACTION says it again; "" without one). */
+  function hintText(code) {
+    const p = state.phase;
+    const prompt = p && p.kind === "challenge" && p.challenge ? t(`challenge.${p.challenge}`) : "";
+    const text = t(`hint.${code}`, { prompt });
+    return text.trim() ? text : "";
+  }
 
   function renderHint() {
     const el = $("hint");
     const code = el.dataset.hint || "";
-    el.textContent = code ? t(`hint.${code}`) : "";
+    el.textContent = code ? hintText(code) : "";
   }
 
   /** Show the most important of the server's hint codes; speak it when it changes (never over a prompt). */
@@ -366,9 +378,10 @@
     el.dataset.hint = code;
     renderHint();
     const now = performance.now();
-    if (code && (changed || now - state.lastHintSpoken > HINT_REPEAT_MS) && now - state.lastPromptSpoken > PROMPT_QUIET_MS) {
+    const text = code ? hintText(code) : "";
+    if (text && (changed || now - state.lastHintSpoken > HINT_REPEAT_MS) && now - state.lastPromptSpoken > PROMPT_QUIET_MS) {
       state.lastHintSpoken = now;
-      speak(t(`hint.${code}`), true);
+      speak(text, true);
     }
   }
 

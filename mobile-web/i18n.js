@@ -1,6 +1,7 @@
 /* Strings of the pensioner's page. Mandarin first; English behind the language switch.
    Keys are shared by both languages; app.js falls back to Mandarin for a missing key.
-   Challenge names and hint codes come from the server (lifecert/domain/challenges.py); only the texts live here. */
+   Challenge names and hint codes come from the server (lifecert/domain/challenges.py); only the texts live here.
+   "{prompt}" in a hint is the current step's prompt (DO_ACTION: the page says the prompt again). */
 "use strict";
 
 window.LIFECERT_I18N = {
@@ -75,6 +76,11 @@ window.LIFECERT_I18N = {
     "hint.FACE_NOT_CENTRED": "请把脸移到框的中间",
     "hint.ONE_PERSON_ONLY": "请只让本人出现在镜头里",
     "hint.HOLD_STILL": "请把手机拿稳",
+    "hint.TURN_MORE": "请把头再多转一点，再转回来",
+    "hint.DO_ACTION": "{prompt}",
+    "hint.BLINK_FIRMLY": "请用力闭一下眼睛，再睁开",
+    "hint.OPEN_WIDER": "请把嘴张大一点，再合上",
+    "hint.NOD_MORE": "请把头再往下低一点，再抬起来",
     "result.confirmed.title": "认证成功",
     "result.confirmed.valid": "有效期至 {date}",
     "result.confirmed.next": "本次认证已完成，不需要再做别的事情。",
@@ -189,6 +195,11 @@ window.LIFECERT_I18N = {
     "hint.FACE_NOT_CENTRED": "Please move your face to the centre",
     "hint.ONE_PERSON_ONLY": "Only you should be in the picture",
     "hint.HOLD_STILL": "Please hold the phone steady",
+    "hint.TURN_MORE": "Turn your head a little further, then back",
+    "hint.DO_ACTION": "{prompt}",
+    "hint.BLINK_FIRMLY": "Close your eyes firmly once, then open them",
+    "hint.OPEN_WIDER": "Open your mouth a little wider, then close it",
+    "hint.NOD_MORE": "Lower your head a little further, then raise it",
     "result.confirmed.title": "Confirmed",
     "result.confirmed.valid": "Valid until {date}",
     "result.confirmed.next": "You are done. Nothing else is needed.",

@@ -28,6 +28,12 @@ HINT_CODES = (
     "FACE_NOT_CENTRED",
     "ONE_PERSON_ONLY",
     "HOLD_STILL",
+    # Action hints: a challenge step not yet passed, some seconds after its prompt (steps.action_hint).
+    "TURN_MORE",
+    "DO_ACTION",
+    "BLINK_FIRMLY",
+    "OPEN_WIDER",
+    "NOD_MORE",
 )
 
 

@@ -324,7 +324,8 @@ class PacedCapture:
             fobs = [o.frame_obs(offset) for o in step_obs]
             j = steps.judge_challenge(st["challenge"], fobs, base, int(st["reveal_ms"]), self.params)
             st["result"] = j.as_dict(st["challenge"], int(st["reveal_ms"]))
-            hints = [] if j.seen else steps.hints(obs, g)
+            hints = steps.step_hints(steps.hints(obs, g), st["challenge"], j, latest_ms - int(st["reveal_ms"]),
+                                     self.params)
             if j.seen:
                 st["state"] = SEEN
             elif steps.step_over(latest_ms, now_ms, int(st["reveal_ms"]), int(st["window_ms"])):

@@ -90,6 +90,17 @@ TOO_CLOSE_FRACTION = 0.72
 # accepted as it is: a user who cannot comply is never stuck, only judged on closer frames.
 SETTLE_FRAMING_WAIT_MS = 8_000
 
+# An action hint ("turn a little further", "blink firmly") is added to a challenge step's answer once the
+# step's newest frame is this long after the reveal and the action has not been seen. Elderly users begin
+# acting up to ~2.7 s after a prompt (issue 12) and a slow turn or nod takes ~0.6-0.8 s to reach its
+# furthest point (tests/e2e/fake_camera.POSE_RAMP_MS): by 3.5 s their first try is in the frames. The
+# hint reaches the phone with the answer to that chunk (about 4-4.5 s after the prompt, chunks go every
+# CHUNK_MS), which leaves >= 3.5 s of the CHALLENGE_WINDOW_MS to do it again, further.
+ACTION_HINT_AFTER_MS = 3_500
+# challenge -> the hint asking for it more firmly (turns: TURN_MORE only after some turn the right way,
+# else DO_ACTION, the page repeating the prompt; see action_hint)
+ACTION_HINT: dict[str, str] = {"blink": "BLINK_FIRMLY", "open_mouth": "OPEN_WIDER", "nod": "NOD_MORE"}
+
 # framing issue -> live hint code (lifecert.domain.challenges.HINT_CODES)
 HINT_FOR: dict[str, str] = {
     ErrorCode.NO_FACE: "NO_FACE",
@@ -381,6 +392,43 @@ def judge_challenge(
     began = max((j for j in rest if j < (i if i is not None else start)), default=start)
     return StepJudgement(True, len(after), int(sig.t_ms[began]) - reveal_ms, peak_t, v, thr, early,
                          signal if name == "blink" else "")
+
+
+def action_hint(challenge: str, j: StepJudgement, elapsed_ms: int, p: LivenessParams | None = None) -> str | None:
+    """The one action hint for a challenge step not yet passed, ``elapsed_ms`` after its reveal (the step's
+    newest frame on the server clock minus ``reveal_ms``), or None: before ACTION_HINT_AFTER_MS, once the
+    action was seen, or with no face counted yet (the framing hints speak then, :func:`step_hints`).
+
+    - turn_left / turn_right: TURN_MORE when the head left its rest pose in the asked direction (its
+      furthest yaw change, ``j.peak_value``, reached the at-rest bound ``turn_back`` x ``turn_yaw`` that
+      judge_challenge uses) without the turn being counted — too small, or not yet back; otherwise
+      DO_ACTION: no turn that way was seen (none, or the other way), the page repeats the prompt;
+    - blink, open_mouth, nod: BLINK_FIRMLY, OPEN_WIDER, NOD_MORE.
+
+    What an attacker learns from it: nothing about the threshold or how close a try came (one code for
+    "some turn that way" whatever its size, and the at-rest bound is far below the threshold; blink, mouth
+    and nod hints depend on the time alone) and nothing about the later steps; only about the step whose
+    prompt they already see."""
+    if j.seen or j.frames == 0 or elapsed_ms < ACTION_HINT_AFTER_MS:
+        return None
+    if challenge in ("turn_left", "turn_right"):
+        p = p or LivenessParams()
+        moved = j.peak_value is not None and j.peak_value >= p.turn_back * p.turn_yaw
+        return "TURN_MORE" if moved else "DO_ACTION"
+    return ACTION_HINT.get(challenge)
+
+
+def step_hints(
+    framing: list[str], challenge: str, j: StepJudgement, elapsed_ms: int, p: LivenessParams | None = None
+) -> list[str]:
+    """A challenge step's live hints: the framing hints of the newest chunk (:func:`hints`) when there are any
+    — a face that is not seen cannot act — else the action hint, if one is due (:func:`action_hint`)."""
+    if j.seen:
+        return []
+    if framing:
+        return framing
+    a = action_hint(challenge, j, elapsed_ms, p)
+    return [a] if a else []
 
 
 def step_over(latest_frame_ms: int | None, now_ms: int, reveal_ms: int, window_ms: int) -> bool:

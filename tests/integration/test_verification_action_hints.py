@@ -1,0 +1,99 @@
+"""Action hints through the real paced service: a user who turns too little hears "turn a little further"
+once the hint time has come (steps.ACTION_HINT_AFTER_MS after the prompt), not before, and then passes the
+step with a full turn.
+
+The "pensioner" is ``video/talking_head_a.mp4`` at 8 fps (tests.paced_client); the video holds no head
+turn, so its calm frames are turned by benchmarks.attacks.turn_head (a 2D warp the real engine finds as a
+turn: about 22 degrees stays under the turn threshold, 45 passes it). The server's clock is virtual.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from lifecert.engine.base import FaceEngine
+from lifecert.engine.image import encode_jpeg
+from lifecert.services.context import AppContext
+from lifecert.services.verification import VerificationService, steps
+from lifecert.storage.models import Pensioner
+from lifecert.storage.models_verification import VerificationSession
+from tests.conftest import make_settings
+from tests.integration.verification_support import TEMPLATE_FRAME, VIDEO, enroll, read_video
+from tests.paced_client import Answer, Clip, Phone, SimClock, VirtualTime, service_sender, step_of
+
+ACTION_CODES = {"TURN_MORE", "DO_ACTION", "BLINK_FIRMLY", "OPEN_WIDER", "NOD_MORE"}
+
+
+@pytest.fixture
+def vctx(tmp_path: Path, face_engine: FaceEngine) -> Iterator[AppContext]:
+    c = AppContext(make_settings(tmp_path, fixed_challenges="turn_left,blink"))
+    c.set_engine(face_engine)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+def _turn(clip: Clip, engine: FaceEngine, degrees: list[float]) -> list[bytes]:
+    """Calm frames of the clip turned to the pensioner's left by ``degrees`` (one frame each)."""
+    from benchmarks.attacks import turn_head
+
+    out = []
+    for k, deg in enumerate(degrees):
+        img = cv2.imdecode(np.frombuffer(clip.neutral[k % len(clip.neutral)], np.uint8), cv2.IMREAD_COLOR)
+        box = engine.detect(img)[0].box
+        out.append(encode_jpeg(turn_head(img, box, yaw_deg=deg), 85))
+    return out
+
+
+def test_given_a_user_who_turns_too_little_when_the_hint_time_comes_then_turn_more_not_before_and_a_full_turn_passes(
+    vctx: AppContext, frame_engine: FaceEngine, faces_dir: Path, clip: Clip
+) -> None:
+    clock = VirtualTime()
+    svc = VerificationService(vctx, engine_factory=lambda: frame_engine, clock=clock)
+    p: Pensioner = enroll(vctx, read_video(faces_dir / VIDEO)[TEMPLATE_FRAME], seq=71)
+    start = svc.create_session(p.id_number, p.name, "10.1.1.1")
+    sim = SimClock(clock)
+    sent: list[tuple[int, int, Answer]] = []  # (step, newest frame's client ms, answer)
+    send = service_sender(svc, start.session_id, sim)
+
+    def recording(step: int, nonce: str, ts: list[int], frames: list[bytes], sent_ms: int) -> Answer:
+        a = send(step, nonce, ts, frames, sent_ms)
+        sent.append((step, ts[-1], a))
+        return a
+
+    phone = Phone(recording, step_of(start.step), clip, sim, act=False, session_id=start.session_id)
+    phone.neutral(1500)
+    assert phone.step.index == 1 and phone.step.challenge == "turn_left", [a.step_state for a in phone.answers]
+    # 1 s after the prompt: a slow turn to ~22 degrees and back (under the threshold), then calm frames
+    # until the hint time has passed with two more chunks.
+    small = _turn(clip, frame_engine, [8, 15, 22, 22, 22, 22, 15, 8])
+    phone.script, phone.script_at = small, phone.prompt_at + 1000
+    phone.neutral(phone.prompt_at + steps.ACTION_HINT_AFTER_MS + 2200 - phone.t)
+    assert phone.step.index == 1 and not phone.decided, "the small turn must not pass the step"
+    # Then the full turn: the step passes and the blink is revealed.
+    r = phone.show(_turn(clip, frame_engine, [15, 30, 45, 45, 45, 30, 15, 0, 0]))
+    for _ in range(4):
+        if phone.step.index != 1:
+            break
+        r = phone.neutral(1000)
+    assert r is not None and phone.step.challenge == "blink", [a.step_state for a in phone.answers]
+
+    with vctx.db.session() as s:
+        vs = s.get(VerificationSession, start.session_id)
+        assert vs is not None and vs.clock_offset_ms is not None
+        reveal, offset = int(vs.steps[1]["reveal_ms"]), vs.clock_offset_ms
+        assert vs.steps[1]["state"] == "seen"
+    turn_answers = [(t + offset - reveal, a) for step, t, a in sent if step == 1]
+    early = [(e, a.hints) for e, a in turn_answers if e < steps.ACTION_HINT_AFTER_MS]
+    late = [(e, a.hints) for e, a in turn_answers if e >= steps.ACTION_HINT_AFTER_MS and a.step_state == "waiting"]
+    assert early and all(not set(h) & ACTION_CODES for _, h in early), early
+    assert len(late) >= 2 and all(h == ["TURN_MORE"] for _, h in late), late
+    # the answer that saw the full turn carries no hint; no answer ever named the next challenge's hint
+    assert [a.hints for _, a in turn_answers if a.step_state == "seen"] == [[]]
+    assert not any("BLINK_FIRMLY" in a.hints for _, a in turn_answers)

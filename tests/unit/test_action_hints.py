@@ -1,0 +1,132 @@
+"""The action hint of a challenge step not yet passed (steps.action_hint / steps.step_hints), judged on the
+landmarks of a REAL face (talking-head frame 100) turned or nodded by benchmarks.attacks.turn_head and found
+again by the engine: what the server would see of a user who turns too little, the wrong way, or enough."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from lifecert.domain.challenges import CHALLENGES, HINT_CODES
+from lifecert.engine.base import FaceEngine
+from lifecert.engine.liveness import FrameObs, LivenessParams
+from lifecert.services.verification import steps
+
+REVEAL = 10_000  # server ms
+LATE = steps.ACTION_HINT_AFTER_MS
+P = LivenessParams()
+Pose = tuple[float, float]  # (yaw_deg, pitch_deg) of turn_head; > 0: the pensioner's left / looking down
+
+
+@pytest.fixture(scope="module")
+def poses(faces_dir: Path, face_engine: FaceEngine) -> dict[Pose, NDArray[np.float32]]:
+    """The engine's 68 landmarks of talking-head frame 100 turned/nodded to each pose."""
+    import cv2
+
+    from benchmarks.attacks import turn_head
+
+    cap = cv2.VideoCapture(str(faces_dir / "video/talking_head_a.mp4"))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, 100)
+    ok, img = cap.read()
+    cap.release()
+    assert ok
+    box = face_engine.detect(img)[0].box
+    out: dict[Pose, NDArray[np.float32]] = {}
+    for pose in ((0.0, 0.0), (18.0, 0.0), (22.0, 0.0), (27.0, 0.0), (45.0, 0.0), (0.0, 10.0)):
+        faces = face_engine.detect(turn_head(img, box, yaw_deg=pose[0], pitch_deg=pose[1]))
+        assert faces and faces[0].landmarks68 is not None, pose
+        out[pose] = np.asarray(faces[0].landmarks68, np.float32)
+    return out
+
+
+def _frames(poses: dict[Pose, NDArray[np.float32]], acted: Pose | None) -> list[FrameObs]:
+    """1 s at rest after the reveal, then (when ``acted``) 0.75 s at that pose, then at rest for 3 s; 8 fps."""
+    rest = poses[(0.0, 0.0)]
+    shapes = [rest] * 8 + ([poses[acted]] * 6 if acted else []) + [rest] * 24
+    return [FrameObs(REVEAL + k * 125, lm, None, 1) for k, lm in enumerate(shapes)]
+
+
+def _judge(name: str, poses: dict[Pose, NDArray[np.float32]], acted: Pose | None) -> steps.StepJudgement:
+    base = steps.baseline_of([FrameObs(k * 125, poses[(0.0, 0.0)], None, 1) for k in range(8)])
+    return steps.judge_challenge(name, _frames(poses, acted), base, REVEAL, P)
+
+
+def test_given_a_turn_too_small_when_the_hint_time_comes_then_turn_more_and_not_before(
+    poses: dict[Pose, NDArray[np.float32]],
+) -> None:
+    j = _judge("turn_left", poses, (22.0, 0.0))
+    # What this test is about: a real turn that left the rest pose but stayed under the threshold.
+    assert not j.seen and j.peak_value is not None and P.turn_back * P.turn_yaw <= j.peak_value < P.turn_yaw, j
+    assert steps.action_hint("turn_left", j, LATE - 1) is None
+    assert steps.action_hint("turn_left", j, LATE) == "TURN_MORE"
+    assert steps.step_hints([], "turn_left", j, LATE + 2000) == ["TURN_MORE"]
+
+
+def test_given_turns_of_different_sizes_under_the_threshold_when_hinted_then_one_code_that_says_nothing_of_how_close(
+    poses: dict[Pose, NDArray[np.float32]],
+) -> None:
+    small, near = _judge("turn_left", poses, (18.0, 0.0)), _judge("turn_left", poses, (27.0, 0.0))
+    assert small.peak_value is not None and near.peak_value is not None
+    assert not small.seen and not near.seen and small.peak_value < near.peak_value < P.turn_yaw
+    assert steps.action_hint("turn_left", small, LATE) == steps.action_hint("turn_left", near, LATE) == "TURN_MORE"
+
+
+def test_given_no_turn_or_a_turn_the_other_way_when_the_hint_time_comes_then_the_prompt_is_asked_again(
+    poses: dict[Pose, NDArray[np.float32]],
+) -> None:
+    assert steps.action_hint("turn_left", _judge("turn_left", poses, None), LATE) == "DO_ACTION"
+    wrong = _judge("turn_right", poses, (27.0, 0.0))  # the pensioner's left, asked for the right
+    assert not wrong.seen
+    assert steps.action_hint("turn_right", wrong, LATE) == "DO_ACTION"
+    assert steps.action_hint("turn_right", wrong, LATE - 1) is None
+
+
+def test_given_a_full_turn_and_back_when_hinting_then_no_hint_at_any_time(
+    poses: dict[Pose, NDArray[np.float32]],
+) -> None:
+    j = _judge("turn_left", poses, (45.0, 0.0))
+    assert j.seen, j
+    for elapsed in (LATE - 1, LATE, 7_900):
+        assert steps.action_hint("turn_left", j, elapsed) is None
+        assert steps.step_hints([], "turn_left", j, elapsed) == []
+        assert steps.step_hints(["NO_FACE"], "turn_left", j, elapsed) == []
+
+
+def test_given_a_blink_mouth_or_nod_not_seen_when_the_hint_time_comes_then_its_own_hint(
+    poses: dict[Pose, NDArray[np.float32]],
+) -> None:
+    for name, acted, code in (("blink", None, "BLINK_FIRMLY"), ("open_mouth", None, "OPEN_WIDER"),
+                              ("nod", (0.0, 10.0), "NOD_MORE")):
+        j = _judge(name, poses, acted)
+        assert not j.seen, (name, j)
+        assert steps.action_hint(name, j, LATE - 1) is None
+        assert steps.action_hint(name, j, LATE) == code
+        assert code in HINT_CODES
+
+
+def test_given_a_framing_issue_when_an_action_hint_is_due_then_the_framing_hint_wins(
+    poses: dict[Pose, NDArray[np.float32]],
+) -> None:
+    j = _judge("turn_left", poses, (22.0, 0.0))
+    assert steps.step_hints(["MORE_LIGHT"], "turn_left", j, LATE + 1000) == ["MORE_LIGHT"]
+    assert steps.step_hints([], "turn_left", j, LATE + 1000) == ["TURN_MORE"]
+
+
+def test_given_no_face_counted_yet_when_the_hint_time_comes_then_no_action_hint() -> None:
+    j = steps.StepJudgement(False, 0)
+    for name in CHALLENGES:
+        assert steps.action_hint(name, j, 7_000) is None
+
+
+def test_given_every_challenge_when_hinting_then_only_codes_of_that_step_and_never_another_challenge_name(
+    poses: dict[Pose, NDArray[np.float32]],
+) -> None:
+    own = {"turn_left": {"TURN_MORE", "DO_ACTION"}, "turn_right": {"TURN_MORE", "DO_ACTION"},
+           "blink": {"BLINK_FIRMLY"}, "open_mouth": {"OPEN_WIDER"}, "nod": {"NOD_MORE"}}
+    for name in CHALLENGES:
+        for acted in (None, (22.0, 0.0), (0.0, 10.0)):
+            code = steps.action_hint(name, _judge(name, poses, acted), LATE)
+            assert code in own[name], (name, acted, code)
