@@ -29,6 +29,11 @@ Everything is made from ../shared/faces with OpenCV and numpy; nothing is downlo
   yaw, horizontal for pitch) and rotating it: the nose moves by R·sin(angle) while the face's
   sides compress, as on a turning head; outside an ellipse around the face the frame is unchanged
   (blended). It is a 2D warp: real footage of a turning head has parallax this lacks.
+  **Depth-aware turn** (:func:`turn_head_3d`, session 6; pad_eval's genuine sessions since g4): the head as
+  an ellipsoid over the face outline with the nose standing out of it, sized from the frame's own 68
+  landmarks with anthropometric ratios (Farkas 1994; Goode's nasal tip projection), rotated and ray-cast
+  in weak perspective, so the nose moves against the face outline as on a real head (the flat-photo test's
+  nose parallax); validated against real measurements by benchmarks/turn_synth.py (README ``turn_synth``).
   **Calibrated amplitude** (session 3): the same warp angle reads very differently per clip. Measured with
   dlib (geometry.yaw_ratio change, median of 8 frames, benchmarks/pad_eval.turn_table): a "45 degree" warp
   gives talking_head_a 0.65 left / 0.43 right but blink_7_times_1080p only ~0.2-0.3 (see the tables in
@@ -375,18 +380,183 @@ def turn_head(frame: Image, box_xyxy: Sequence[float], yaw_deg: float = 0.0, pit
     return np.asarray(cv2.remap(frame, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE), np.uint8)
 
 
+# -- a depth-aware head turn (genuine sessions, g4) --------------------------------------------------------
+# Depth of a head in units of the frame's own face width fw = |landmark 16 - landmark 0| (the face's
+# outline at the cheekbones, ~ the bizygomatic width zy-zy). Anthropometric means of young North
+# American adults (Farkas LG, Anthropometry of the Head and Face, 2nd ed., Raven Press 1994; rounded, men /
+# women): zy-zy ~137 / 130 mm, head breadth eu-eu ~151 / 144 mm, head length g-op ~197 / 187 mm. So the
+# head's half-breadth is ~0.55 fw and its half-length (the ellipsoid's depth semi-axis, the vertical yaw
+# axis through the head's middle) ~0.72 fw. Set once from these numbers; never tuned on pad_eval.
+HEAD_HALF_WIDTH = 0.55  # eu-eu / (2 zy-zy)
+HEAD_HALF_DEPTH = 0.72  # g-op / (2 zy-zy)
+# The face's front is nearly flat from brow to chin: soft-tissue facial convexity G'-Sn-Pog' ~12 degrees
+# (Legan & Burstone, J Oral Surg 1980), i.e. the chin only ~15 mm (~0.11 fw) behind the brow. An ellipsoid
+# centred at eye level with its chin ~0.86 fw below (en-gn / zy-zy) and that drop needs a vertical
+# semi-axis of ~1.6 fw.
+HEAD_HALF_HEIGHT = 1.6
+# The nose's tip stands out of the face by ~0.55-0.60 of the nasal length (alar crease to tip over nasion to
+# tip: Goode's ratio, Powell & Humphreys, Proportions of the Aesthetic Face, 1984): 0.57 x |landmark 30 -
+# landmark 27|. Its base is as wide as the alae (landmarks 31-35; al-al ~35 mm), its root ~0.55 of that
+# (Farkas: mf-mf ~19 mm); the ridge rises linearly from the root (27) to the tip (30) and falls back to
+# the lip at the subnasale (33); across, the height falls off as 1 - (d / half width)^2.
+NOSE_TIP_PROJECTION = 0.57
+NOSE_ROOT_WIDTH = 0.55
+# Rendering choice (not anthropometry): outside the head's turned outline the map blends back to the
+# unwarped frame over 0.35 of the head's half-width; vertically the blended region reaches 1.0 fw from
+# eye level (the crown and the neck do not follow a 1.6 fw ellipsoid).
+HEAD_BLEND = 0.35
+HEAD_BLEND_HALF_HEIGHT = 1.0
+
+
+def _rotation(yaw_deg: float, pitch_deg: float) -> NDArray[np.float64]:
+    """Head frame (x right, y down, z toward the camera) -> turned: yaw about y, then pitch about x."""
+    cy_, sy = math.cos(math.radians(yaw_deg)), math.sin(math.radians(yaw_deg))
+    cp, sp = math.cos(math.radians(pitch_deg)), math.sin(math.radians(pitch_deg))
+    ry = np.array([[cy_, 0.0, sy], [0.0, 1.0, 0.0], [-sy, 0.0, cy_]])
+    rp = np.array([[1.0, 0.0, 0.0], [0.0, cp, sp], [0.0, -sp, cp]])
+    return rp @ ry
+
+
+def nose_height(lm: NDArray[np.float64], x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.float64]:
+    """How far the nose stands out of the head's surface at image points (x, y), pixels (same shape as x),
+    from the frame's 68 landmarks (see NOSE_TIP_PROJECTION, NOSE_ROOT_WIDTH); 0 off the nose."""
+    root, tip, sub = lm[27], lm[30], lm[33]
+    axis = tip - root
+    length = max(float(np.linalg.norm(axis)), 1e-6)
+    e = axis / length
+    n = np.array([-e[1], e[0]])
+    half_base = max(float(np.linalg.norm(lm[35] - lm[31])) / 2, 1e-6)
+    s = ((x - root[0]) * e[0] + (y - root[1]) * e[1]) / length  # 0 at the root, 1 at the tip
+    d = (x - root[0]) * n[0] + (y - root[1]) * n[1]
+    s_sub = max(float((sub - root) @ e) / length, 1.0 + 1e-3)
+    peak = NOSE_TIP_PROJECTION * length
+    ridge = np.where(s <= 1.0, peak * np.clip(s, 0.0, 1.0), peak * np.clip((s_sub - s) / (s_sub - 1.0), 0.0, 1.0))
+    half = half_base * np.where(s <= 1.0, NOSE_ROOT_WIDTH + (1 - NOSE_ROOT_WIDTH) * np.clip(s, 0.0, 1.0), 1.0)
+    return np.asarray(ridge * np.clip(1.0 - (d / half) ** 2, 0.0, None), np.float64)
+
+
+def turn_head_3d(frame: Image, landmarks68: NDArray[np.floating], yaw_deg: float = 0.0, pitch_deg: float = 0.0,
+                 depth: float = 1.0) -> Image:
+    """Turn the head of a (near-frontal) frame in 3D: the head is an ellipsoid over the face (semi-axes
+    HEAD_HALF_WIDTH, HEAD_HALF_HEIGHT, HEAD_HALF_DEPTH x the face width, centred between landmarks 0 and
+    16 at eye level) with the nose standing out of it (:func:`nose_height`), rotated by ``yaw_deg`` about
+    its vertical axis and ``pitch_deg`` about its horizontal one, seen in weak perspective (orthographic at
+    the frame's scale). Each output pixel casts a ray onto the turned ellipsoid (closed form: the nearest
+    of the two intersections, so the far side's fold hides itself; a ray that misses takes its closest
+    point, which keeps the map continuous) and reads the frame where that surface point was; the nose is
+    drawn over it by forward-mapping its points (0.25 px steps) with a depth buffer, so the nose hides the
+    far cheek and the near flank widens. Outside the turned outline the map blends back to the unwarped
+    frame (HEAD_BLEND). ``depth`` scales every depth (1 = the anthropometric head; 0 = a flat picture of
+    the face turned as a plane: the sanity check of benchmarks/turn_synth.py).
+
+    ``frame``: (H, W, 3) uint8 BGR; ``landmarks68``: (68, 2) pixels of that frame (dlib order). Signs as
+    :func:`turn_head`: ``yaw_deg`` > 0 moves the nose toward the image's right, ``pitch_deg`` > 0 down.
+    The texture the frame never showed (the side of the head turning into view) is the frame's own pixels
+    stretched; no roll is modelled (the clips are upright)."""
+    if abs(yaw_deg) < 1e-3 and abs(pitch_deg) < 1e-3:
+        return frame
+    lm = np.asarray(landmarks68, np.float64)
+    h, w = frame.shape[:2]
+    fw = max(float(np.linalg.norm(lm[16] - lm[0])), 1.0)
+    cx = float(lm[0, 0] + lm[16, 0]) / 2
+    cy = float(lm[[36, 39, 42, 45], 1].mean())
+    a, b, c = HEAD_HALF_WIDTH * fw, HEAD_HALF_HEIGHT * fw, HEAD_HALF_DEPTH * fw * depth
+    rot = _rotation(yaw_deg, pitch_deg)
+    # the turned outline's half-extents (for the blend) and the region that can change
+    ax = math.hypot(a * rot[0, 0], c * rot[0, 2])
+    by = math.hypot(HEAD_BLEND_HALF_HEIGHT * fw * rot[1, 1], c * rot[1, 2])
+    reach = 1.0 + HEAD_BLEND
+    x0, x1 = max(0, int(cx - reach * ax) - 2), min(w, int(cx + reach * ax) + 3)
+    y0, y1 = max(0, int(cy - reach * by) - 2), min(h, int(cy + reach * by) + 3)
+    if x1 <= x0 or y1 <= y0:
+        return frame
+    yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float64)
+    qx, qy = xx - cx, yy - cy
+    if c > 1e-6 * fw:
+        m = rot @ np.diag([1 / a**2, 1 / b**2, 1 / c**2]) @ rot.T
+        bq = m[0, 2] * qx + m[1, 2] * qy
+        cq = m[0, 0] * qx**2 + 2 * m[0, 1] * qx * qy + m[1, 1] * qy**2 - 1.0
+        t = (-bq + np.sqrt(np.clip(bq**2 - m[2, 2] * cq, 0.0, None))) / m[2, 2]  # the surface nearest the camera
+        sx = rot[0, 0] * qx + rot[1, 0] * qy + rot[2, 0] * t  # rot.T @ (qx, qy, t)
+        sy_ = rot[0, 1] * qx + rot[1, 1] * qy + rot[2, 1] * t
+        sz = rot[0, 2] * qx + rot[1, 2] * qy + rot[2, 2] * t
+        # A point of the head's back half (turning into view) was never seen: read it from just outside the
+        # face's outline instead (ears, hair), radius 1 - x inside -> 1 + x outside: continuous at the rim.
+        rho = np.sqrt((sx / a) ** 2 + (sy_ / b) ** 2)
+        back = np.where(sz < 0, np.clip((2.0 - rho) / np.maximum(rho, 1e-6), 1.0, 3.0), 1.0)
+        sx, sy_ = sx * back, sy_ * back
+        surf_z = t
+    else:  # a plane: solve the turned plane's 2x2 projection
+        inv = np.linalg.inv(rot[:2, :2])
+        sx = inv[0, 0] * qx + inv[0, 1] * qy
+        sy_ = inv[1, 0] * qx + inv[1, 1] * qy
+        surf_z = rot[2, 0] * sx + rot[2, 1] * sy_
+    map_x, map_y = sx + cx, sy_ + cy
+    if depth > 0:
+        _draw_nose(lm, rot, (cx, cy), (a, b, c), depth, (x0, y0), surf_z, map_x, map_y)
+    r = np.sqrt((qx / ax) ** 2 + (qy / by) ** 2)
+    wgt = np.clip((reach - r) / HEAD_BLEND, 0.0, 1.0)
+    map_x = wgt * map_x + (1 - wgt) * xx
+    map_y = wgt * map_y + (1 - wgt) * yy
+    full_x, full_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    full_x[y0:y1, x0:x1] = map_x
+    full_y[y0:y1, x0:x1] = map_y
+    return np.asarray(cv2.remap(frame, full_x, full_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE), np.uint8)
+
+
+def _draw_nose(lm: NDArray[np.float64], rot: NDArray[np.float64], centre: tuple[float, float],
+               axes: tuple[float, float, float], depth: float, origin: tuple[int, int],
+               surf_z: NDArray[np.float64], map_x: NDArray[np.float64], map_y: NDArray[np.float64]) -> None:
+    """Forward-map the nose's points onto the output (in place on ``map_x``/``map_y``, the region at
+    ``origin``): a nose point is drawn where it lands in front of the turned head's surface (``surf_z``)
+    and of every other nose point landing there (a depth buffer)."""
+    cx, cy = centre
+    a, b, c = axes
+    x0, y0 = origin
+    pts = lm[[27, 28, 29, 30, 31, 32, 33, 34, 35]]
+    half_base = float(np.linalg.norm(lm[35] - lm[31])) / 2
+    lo = pts.min(axis=0) - half_base - 2
+    hi = pts.max(axis=0) + half_base + 2
+    gx, gy = np.meshgrid(np.arange(lo[0], hi[0], 0.25), np.arange(lo[1], hi[1], 0.25))
+    nose = nose_height(lm, gx, gy) * depth
+    on = nose > 1e-3
+    sx, sy = gx[on], gy[on]
+    u, v = (sx - cx) / a, (sy - cy) / b
+    z = c * np.sqrt(np.clip(1.0 - u**2 - v**2, 0.0, None)) + nose[on]
+    p = np.stack([sx - cx, sy - cy, z])
+    q = rot @ p
+    dx = np.rint(q[0] + cx).astype(np.int64) - x0
+    dy = np.rint(q[1] + cy).astype(np.int64) - y0
+    hh, ww = map_x.shape
+    ok = (dx >= 0) & (dx < ww) & (dy >= 0) & (dy < hh)
+    dx, dy, zq, sx, sy = dx[ok], dy[ok], q[2][ok], sx[ok], sy[ok]
+    front = zq > surf_z[dy, dx]
+    dx, dy, zq, sx, sy = dx[front], dy[front], zq[front], sx[front], sy[front]
+    if not len(dx):
+        return
+    cell = dy * ww + dx
+    order = np.lexsort((zq, cell))  # by cell, then depth: the last of each cell is the nearest
+    cell, sx, sy = cell[order], sx[order], sy[order]
+    last = np.r_[cell[1:] != cell[:-1], True]
+    map_x.reshape(-1)[cell[last]] = sx[last]
+    map_y.reshape(-1)[cell[last]] = sy[last]
+
+
 # -- acting the challenges ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class FootageIndex:
     """Per-frame facts of a source clip, from the engine's landmarks: face box (x1, y1, x2, y2) or
-    None, eye aspect ratio and mouth aspect ratio (NaN without a face). ``fps`` of the clip."""
+    None, eye aspect ratio and mouth aspect ratio (NaN without a face). ``fps`` of the clip.
+    ``landmarks``: (n, 68, 2) pixels (NaN rows without a face) when known — what :func:`turn_head_3d` needs;
+    None in indexes made before it (their pickles load with the default)."""
 
     boxes: list[NDArray[np.float32] | None]
     ear: NDArray[np.float64]
     mar: NDArray[np.float64]
     fps: float
+    landmarks: NDArray[np.float64] | None = None
 
     def blink_frames(self) -> list[int]:
         """Frames at the bottom of a blink: EAR below 0.75 x the clip's 75th percentile, local minimum."""
@@ -521,7 +691,22 @@ def mirror_footage(frames: Sequence[Image], index: FootageIndex) -> tuple[list[I
     out = [np.ascontiguousarray(f[:, ::-1]) for f in frames]
     w = float(frames[0].shape[1]) if frames else 0.0
     boxes = [None if b is None else np.array([w - b[2], b[1], w - b[0], b[3]], np.float32) for b in index.boxes]
-    return out, FootageIndex(boxes, index.ear, index.mar, index.fps)
+    lms = None if index.landmarks is None else mirror_landmarks(index.landmarks, w)
+    return out, FootageIndex(boxes, index.ear, index.mar, index.fps, lms)
+
+
+# dlib 68-point order: the index each point takes when the face is flipped left-right
+MIRROR_68 = np.array([*range(16, -1, -1), *range(26, 16, -1), 27, 28, 29, 30, 35, 34, 33, 32, 31,
+                      45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40,
+                      54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55, 64, 63, 62, 61, 60, 67, 66, 65], dtype=np.int64)
+
+
+def mirror_landmarks(lm: NDArray[np.float64], width: float) -> NDArray[np.float64]:
+    """68 landmarks ((..., 68, 2) pixels) of a frame ``width`` wide, flipped left-right: x -> width - x and
+    the points renumbered (the left eye's corners become the right eye's, ...)."""
+    out = np.array(lm, np.float64)[..., MIRROR_68, :]
+    out[..., 0] = width - out[..., 0]
+    return out
 
 
 # A REAL head turn as the detector reads it (geometry.yaw_ratio, half face widths), measured with dlib on
@@ -548,12 +733,20 @@ def turn_warp_for(table: Sequence[Sequence[float]], target: float) -> float:
     return best_deg if best > 0 else 45.0
 
 
-def render_shot(frames: Sequence[Image], index: FootageIndex, shot: Shot) -> Image:
-    """The footage frame of ``shot`` with its head warp applied (BGR, the clip's own size)."""
+def render_shot(frames: Sequence[Image], index: FootageIndex, shot: Shot, depth: bool = False) -> Image:
+    """The footage frame of ``shot`` with its head turn applied (BGR, the clip's own size): the cylinder warp
+    (:func:`turn_head`), or with ``depth`` the depth-aware :func:`turn_head_3d` (needs ``index.landmarks``)."""
     f = frames[shot.src]
     box = index.boxes[shot.src]
     if box is None or (shot.yaw_deg == 0.0 and shot.pitch_deg == 0.0):
         return f
+    if depth:
+        if index.landmarks is None:
+            raise ValueError("turn_head_3d needs the clip's landmarks (FootageIndex.landmarks)")
+        lm = index.landmarks[shot.src]
+        if np.isnan(lm).any():
+            return f
+        return turn_head_3d(f, lm, shot.yaw_deg, shot.pitch_deg)
     return turn_head(f, box, shot.yaw_deg, shot.pitch_deg)
 
 
