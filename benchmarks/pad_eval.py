@@ -28,7 +28,7 @@ exposure: attacks.Camera.random), the challenges and the reaction delay.
 * ``cued_replay`` — the clip ACTS the drawn challenges (blink/mouth cued from the clip's own
   frames; turns by the cylinder warp of attacks.turn_head), on a phone screen, cued by hand
   (reaction 0.8–1.5 s).
-* ``bona_fide`` — genuine: the two clips acting the challenges straight to the camera
+* ``bona_fide`` — genuine: the two clips acting the challenges straight to the camera (turns: attacks.turn_head_3d)
   (``video_acted``: reaction 0.6–1.2 s; ``slow``: 1.8–2.8 s; ``late``: the face enters 1.5–3 s
   late), each framed as the capture page asks (GENUINE_FACE_FRAC: the face box 50–70 % of the frame
   width; talking_head_a's own 512x512 frame is tighter, so it is shrunk and the surroundings it lacks
@@ -49,7 +49,14 @@ talking, head motion count as they would for a real person; no extra acting is i
 g3/c3 the frames stopped 1 s after the last action and prompts were 6 s apart, so a step whose
 action was not seen was cut short of production's window (e.g. the shallow blinker's cued blink as
 the last step, 22-37 frames). Turns: a drawn REAL turn of 20-40 degrees made
-by a warp calibrated on each clip (attacks.turn_warp_for; v3). Prints, stills and plain replays:
+by a warp calibrated on each clip (attacks.turn_warp_for; v3). Since g4 the GENUINE sessions' turns are made
+by attacks.turn_head_3d (an anthropometric head ellipsoid with the nose standing out of it, so the turn has
+the nose-against-outline parallax of a real head; validated against real measurements by
+benchmarks/turn_synth.py, README ``turn_synth``) with its own turn tables (turns3d-*.json, the same
+calibration rule); before g4 they were the cylinder warp of attacks.turn_head, a smooth 1-D remap with no
+nose standing out, which the flat test (planarity.nose_parallax) called flat on 3 blink_7 sessions. Cued
+replays stay on the cylinder warp (c3): their turns are shown on a flat screen (the flat test fired on none
+of them, flat_cache 0/100); moving them to turn_head_3d is left for later. Prints, stills and plain replays:
 2.5 fps over 7 s (they cannot act; the second challenge is never reached). *active* =
 production's decision without PAD (:func:`production_decision`: settle baseline, each challenge
 by steps.judge_challenge from its prompt over CHALLENGE_WINDOW_MS (cut at the next prompt), the first miss ends the
@@ -87,6 +94,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
+import dataclasses
 import datetime as dt
 import functools
 import hashlib
@@ -136,7 +144,10 @@ CACHE_VERSION = "v4"  # bump when the synthesis or the per-frame scoring changes
 # only that kind): g2 = genuine users framed as the page asks (GENUINE_FACE_FRAC) instead of a random zoom.
 # g3/c3: paced as production paces them (pace(): prompt after the previous step was seen, a missed step's
 # footage plays on to its window end, per-step steps.capture_fps)
-KIND_VERSION = {"bona_fide": "g3", "cued_replay": "c3"}  # c2: turns from the framed turn tables
+# g4: genuine head turns by the depth-aware attacks.turn_head_3d (an anthropometric head + nose: real 3D
+# parallax) instead of the cylinder warp, calibrated by their own turn tables (turns3d-*.json); cued replays
+# stay c3 (cylinder): their turns are shown on a flat screen, where the flat test never fired (flat_cache 0/100)
+KIND_VERSION = {"bona_fide": "g4", "cued_replay": "c3"}  # c2: turns from the framed turn tables
 # Genuine framing: the face box's share of the frame width. The capture page's oval is 0.70 of the width,
 # the MOVE_BACK hint comes above steps.TOO_CLOSE_FRACTION (0.72) and the settle step waits for it
 # (steps.SETTLE_FRAMING_WAIT_MS): a user who follows the page holds the phone where the face is 0.50-0.70.
@@ -300,13 +311,30 @@ TURN_WARP_DEG = (15, 25, 35, 45, 55, 65, 75)  # warp angles measured per clip (a
 TURN_TABLE_FRAMES = 8
 
 
-def turns_file(cache_dir: Path, name: str) -> Path:
-    """Where a clip's turn table is cached (f60: measured at the genuine framing, see turn_table)."""
-    return cache_dir / f"turns-{name}-{CLIP_MAX_H}-f{round(100 * TABLE_FACE_FRAC)}.json"
+def turns_file(cache_dir: Path, name: str, depth: bool = False) -> Path:
+    """Where a clip's turn table is cached (f60: measured at the genuine framing, see turn_table; turns3d: of
+    attacks.turn_head_3d, the genuine sessions' turns since g4)."""
+    return cache_dir / f"turns{'3d' if depth else ''}-{name}-{CLIP_MAX_H}-f{round(100 * TABLE_FACE_FRAC)}.json"
 
 
-def turn_table(engine: FaceEngine, frames: list[np.ndarray], index: atk.FootageIndex) -> dict[str, list[list[float]]]:
-    """What the cylinder warp gives on THIS clip, as the detector reads it: per direction, [warp degrees,
+def landmarks_file(cache_dir: Path, name: str) -> Path:
+    """The clip's per-frame 68 landmarks ((n, 68, 2) float64, NaN without a face): attacks.turn_head_3d's input."""
+    return cache_dir / f"lm68-{name}-{CLIP_MAX_H}.npy"
+
+
+def clip_landmarks(engine: FaceEngine, frames: list[np.ndarray]) -> np.ndarray:
+    out = np.full((len(frames), 68, 2), np.nan)
+    for i, f in enumerate(frames):
+        faces = engine.detect(f)
+        if faces and faces[0].landmarks68 is not None:
+            out[i] = np.asarray(faces[0].landmarks68, np.float64)
+    return out
+
+
+def turn_table(engine: FaceEngine, frames: list[np.ndarray], index: atk.FootageIndex,
+               depth: bool = False) -> dict[str, list[list[float]]]:
+    """What the cylinder warp (``depth``: attacks.turn_head_3d) gives on THIS clip, as the detector reads it:
+    per direction, [warp degrees,
     median change of geometry.yaw_ratio] over TURN_TABLE_FRAMES frames spread over the clip, each made a
     camera frame as the genuine sessions are, with the face at TABLE_FACE_FRAC of the frame width. (At
     zoom 1 talking_head_a's face fills 0.80 of the width and a turned face leaves the frame; the landmarks
@@ -324,7 +352,8 @@ def turn_table(engine: FaceEngine, frames: list[np.ndarray], index: atk.FootageI
     base = {i: yaw(atk.genuine_frame(frames[i], zoom=zoom)) for i in picks}
     for name, sign in (("turn_left", 1.0), ("turn_right", -1.0)):
         for deg in TURN_WARP_DEG:
-            d = [sign * (yaw(atk.genuine_frame(atk.render_shot(frames, index, atk.Shot(i, sign * deg)), zoom=zoom))
+            d = [sign * (yaw(atk.genuine_frame(atk.render_shot(frames, index, atk.Shot(i, sign * deg), depth),
+                                               zoom=zoom))
                       - base[i]) for i in picks]
             out[name].append([float(deg), round(float(np.nanmedian(d)), 4) if not np.all(np.isnan(d)) else 0.0])
     return out
@@ -417,27 +446,30 @@ class Worker:
         self.pad = load_pad_from(models, pad_spec(), threads=1)
         self.clips: dict[str, tuple[list[np.ndarray], atk.FootageIndex]] = {}
         self.turn_tables: dict[str, dict[str, list[list[float]]]] = {}
+        self.turn_tables_3d: dict[str, dict[str, list[list[float]]]] = {}
         self.face_frac: dict[str, float] = {}
         for name in CLIPS:
             frames, _ = read_clip(faces / "video" / f"{name}.mp4", CLIP_MAX_H)
             jpgs = [cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 95])[1] for f in frames]
             index = pickle.loads((cache_dir / f"index-{name}-{CLIP_MAX_H}.pkl").read_bytes())
+            index = dataclasses.replace(index, landmarks=np.load(landmarks_file(cache_dir, name)))
             self.clips[name] = (jpgs, index)
             self.face_frac[name] = clip_face_fraction(index, frames[0].shape[:2])
             self.turn_tables[name] = json.loads(turns_file(cache_dir, name).read_text())
+            self.turn_tables_3d[name] = json.loads(turns_file(cache_dir, name, True).read_text())
 
     def _frames(self, clip: str) -> tuple[list[np.ndarray], atk.FootageIndex]:
         jpgs, index = self.clips[clip]
         return [np.asarray(cv2.imdecode(j, cv2.IMREAD_COLOR), np.uint8) for j in jpgs], index
 
-    def acting(self, rng: np.random.Generator, clip: str, ch: Sequence[str]
+    def acting(self, rng: np.random.Generator, clip: str, ch: Sequence[str], depth: bool = False
                ) -> tuple[list[np.ndarray], atk.FootageIndex, list[float], dict[str, Any]]:
         """The footage and per challenge the warp angle that makes it read like a REAL turn of a drawn angle
         (attacks.TURN_REAL_DEG × attacks.REAL_YAW_RATIO_PER_DEG, through the clip's measured turn table).
         When the warp reaches less in the asked direction than in the other, the clip is mirrored
         (attacks.mirror_footage) and the other direction's table applies."""
         frames, index = self._frames(clip)
-        table = self.turn_tables[clip]
+        table = (self.turn_tables_3d if depth else self.turn_tables)[clip]  # depth: turn_head_3d's angles
         other = {"turn_left": "turn_right", "turn_right": "turn_left"}
         reach = {k: max(v for _, v in rows) for k, rows in table.items()}
         head = next((c for c in ch if c in other), None)
@@ -472,7 +504,7 @@ class Worker:
             # the draws in g2's order (the same person, delay, clip start, camera, framing as g2's session with
             # this key; only the pacing differs); the later prompts' jitter from a generator of their own
             jitters = [int(rng.uniform(*steps.PROMPT_DELAY_MS))]
-            frames, index, degs, meta = self.acting(rng, sp.clip, ch)
+            frames, index, degs, meta = self.acting(rng, sp.clip, ch, depth=True)
             actor = atk.Actor(index, ch, rng, delay_ms=int(rng.uniform(*delay)), late_ms=late, turn_deg=degs)
             cam = atk.Camera.random(rng)
             target = float(rng.uniform(*GENUINE_FACE_FRAC))
@@ -485,7 +517,8 @@ class Worker:
             def genuine(sh: atk.Shot) -> np.ndarray:
                 if not sh.face_visible:
                     return empty  # as g2 (the empty room is not passed through the camera)
-                return cam.shoot(atk.genuine_frame(atk.render_shot(frames, index, sh), zoom=zoom, shift=shift))
+                return cam.shoot(atk.genuine_frame(atk.render_shot(frames, index, sh, depth=True), zoom=zoom,
+                                                   shift=shift))
 
             sq = Seq(sp.key, "bona_fide", sp.source, sp.split, [], [], ch, [], meta)
             return [self.paced(sq, actor, genuine, jitters)]
@@ -1152,12 +1185,18 @@ def main(argv: list[str] | None = None) -> int:
                 ip.write_bytes(pickle.dumps(ix))
                 print(f"indexed {name}: {len(frames)} frames, blinks {len(ix.blink_frames())}, "
                       f"mouth {len(ix.mouth_frames())}", flush=True)
-            tp = turns_file(a.cache_dir, name)
-            if not tp.is_file():
+            lp = landmarks_file(a.cache_dir, name)
+            if not lp.is_file():
                 frames, _fps = read_clip(a.faces / "video" / f"{name}.mp4", CLIP_MAX_H)
-                table = turn_table(engine, frames, pickle.loads(ip.read_bytes()))
-                tp.write_text(json.dumps(table))
-                print(f"turn table {name}: {table}", flush=True)
+                np.save(lp, clip_landmarks(engine, frames))
+            for depth in (False, True):
+                tp = turns_file(a.cache_dir, name, depth)
+                if not tp.is_file():
+                    frames, _fps = read_clip(a.faces / "video" / f"{name}.mp4", CLIP_MAX_H)
+                    ix = dataclasses.replace(pickle.loads(ip.read_bytes()), landmarks=np.load(lp))
+                    table = turn_table(engine, frames, ix, depth)
+                    tp.write_text(json.dumps(table))
+                    print(f"turn table{' (3d)' if depth else ''} {name}: {table}", flush=True)
         del engine
     def reusable(sp: Spec) -> Path | None:
         """The earlier scoring of ``sp`` whose PAD alone is re-scored (--pad-only-from), if any."""
