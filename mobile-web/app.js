@@ -75,6 +75,7 @@
     timers: [],
     run: 0, // bumped for every attempt; a stale attempt stops at its next await
     lastHintSpoken: 0,
+    hintSpoken: "", // the code last spoken (a hint shown while the voice was busy is spoken later)
     lastPromptSpoken: 0,
   };
 
@@ -112,12 +113,13 @@
     window.scrollTo(0, 0);
   }
 
-  /** Speak ``text`` (Mandarin voice unless switched). ``polite``: never interrupt what is being said. */
+  /** Speak ``text`` (Mandarin voice unless switched). ``polite``: never interrupt what is being said; then
+   *  false when something else is being said (the caller may try again later). */
   function speak(text, polite) {
-    if (!("speechSynthesis" in window) || typeof window.SpeechSynthesisUtterance !== "function") return;
+    if (!("speechSynthesis" in window) || typeof window.SpeechSynthesisUtterance !== "function") return true;
     try {
       const synth = window.speechSynthesis;
-      if (polite && (synth.speaking || synth.pending)) return;
+      if (polite && (synth.speaking || synth.pending)) return false;
       synth.cancel();
       const u = new window.SpeechSynthesisUtterance(text);
       u.lang = state.lang === "zh" ? "zh-CN" : "en-US";
@@ -128,6 +130,7 @@
     } catch (_) {
       /* speaking is a help, never a requirement */
     }
+    return true;
   }
 
   const sleep = (ms) => new Promise((resolve) => {
@@ -348,10 +351,12 @@
     }
   }
 
-  // Framing first (a face that is not seen cannot act), then the action hints of a step not yet passed.
+  // A face not seen well first (it cannot act), then the action hints of a step not yet passed, then the
+  // rest (a face too close can still act: lifecert/services/verification/steps.step_hints).
   const HINT_PRIORITY = [
-    "NO_FACE", "ONE_PERSON_ONLY", "MORE_LIGHT", "LESS_LIGHT", "MOVE_CLOSER", "MOVE_BACK", "FACE_NOT_CENTRED", "HOLD_STILL",
+    "NO_FACE", "ONE_PERSON_ONLY", "MORE_LIGHT", "LESS_LIGHT", "MOVE_CLOSER", "FACE_NOT_CENTRED",
     "TURN_MORE", "DO_ACTION", "BLINK_FIRMLY", "OPEN_WIDER", "NOD_MORE",
+    "MOVE_BACK", "HOLD_STILL",
   ];
 
   /** The text of hint ``code``; "{prompt}" is the prompt on screen (DO_ACTION says it again; "" without one). */
@@ -374,14 +379,17 @@
     known.sort((a, b) => HINT_PRIORITY.indexOf(a) - HINT_PRIORITY.indexOf(b));
     const code = known[0] || "";
     const el = $("hint");
-    const changed = el.dataset.hint !== code;
     el.dataset.hint = code;
     renderHint();
+    if (!code) state.hintSpoken = "";
     const now = performance.now();
     const text = code ? hintText(code) : "";
-    if (text && (changed || now - state.lastHintSpoken > HINT_REPEAT_MS) && now - state.lastPromptSpoken > PROMPT_QUIET_MS) {
+    // A new hint is spoken at the first answer that finds the voice free (one arriving while the previous
+    // hint is still being said is not lost: it is tried again at the next answer, about a second later).
+    const due = code !== state.hintSpoken || now - state.lastHintSpoken > HINT_REPEAT_MS;
+    if (text && due && now - state.lastPromptSpoken > PROMPT_QUIET_MS && speak(text, true)) {
       state.lastHintSpoken = now;
-      speak(text, true);
+      state.hintSpoken = code;
     }
   }
 

@@ -54,6 +54,11 @@ TURN_YAW = 0.5  # landmark shift of the nose, in half face widths, at the turn's
 NOD_DOWN = 0.16  # nose shift down, in eye-to-chin spans, at the nod's peak (pitch_ratio grows ~0.15)
 POSE_RAMP_MS = 600  # a slow elderly turn: 0.6 s out, held 0.6 s, 0.6 s back
 POSE_HOLD_MS = 600
+# A first try too small (ActorPlan.weak_first): this share of the full turn/nod. Measured with the engine on
+# the 23 neutral frames (yaw/pitch change from their median): turns at 0.375 move the yaw ratio 0.13-0.19
+# (at rest < 0.11, counted > 0.22: steps.action_hint's TURN_MORE), nods at 0.2 the pitch 0.01-0.03 (< 0.04).
+SMALL_TURN = 0.375
+SMALL_NOD = 0.2
 NOISE_SIGMA = 1.5  # grey levels; real sensors never deliver two identical frames
 
 
@@ -268,7 +273,9 @@ def build_clips(source: SourceVideo, fps: int = CLIP_FPS) -> Clips:
     out.frames["open_mouth"] = [source.frames[i] for i in mouth]
     curve = _pose_curve(max(2, round(POSE_RAMP_MS / ms)), max(1, round(POSE_HOLD_MS / ms)))
     base = _hold(neutral, len(curve))
-    for name, yaw, nod in (("turn_left", TURN_YAW, 0.0), ("turn_right", -TURN_YAW, 0.0), ("nod", 0.0, NOD_DOWN)):
+    poses = [("turn_left", TURN_YAW, 0.0), ("turn_right", -TURN_YAW, 0.0), ("nod", 0.0, NOD_DOWN)]
+    poses += [(f"{n}_small", y * SMALL_TURN, d * SMALL_NOD) for n, y, d in poses]
+    for name, yaw, nod in poses:
         frames = []
         for c, i in zip(curve, base, strict=True):
             lm = source.landmarks[i]
@@ -393,6 +400,10 @@ class ActorPlan:
     face_enters_ms: int = 0  # ms after the camera opens; before that the scene is empty
     deny_camera_times: int = 0  # the first N getUserMedia calls fail with NotAllowedError
     acts: bool = True  # False: a person who does not follow the prompts (stays neutral)
+    # True: each head motion is first done too small (the ``*_small`` clip), then in full ``hint_reaction_ms``
+    # after the page shows an action hint for it (window.__actor.hints logs [ms, code, step] of every hint).
+    weak_first: bool = False
+    hint_reaction_ms: int = 1000
 
 
 ROUTE_PREFIX = "/__fakecam/"
@@ -405,14 +416,15 @@ def actor_init_script(clip_lengths: dict[str, int], fps: int, plan: ActorPlan) -
     """
     cfg = json.dumps({"clips": clip_lengths, "fps": fps, "reaction_ms": plan.reaction_ms,
                       "enter_ms": plan.face_enters_ms, "deny": plan.deny_camera_times,
-                      "prefix": ROUTE_PREFIX, "actions": list(ACTIONS), "acts": plan.acts})
+                      "prefix": ROUTE_PREFIX, "actions": list(ACTIONS), "acts": plan.acts,
+                      "weak": plan.weak_first, "hint_reaction_ms": plan.hint_reaction_ms})
     return _ACTOR_JS.replace("__CFG__", cfg)
 
 
 _ACTOR_JS = r"""
 (() => {
   const CFG = __CFG__;
-  const actor = { log: [], calls: 0, opened: null, prompts: [] };
+  const actor = { log: [], calls: 0, opened: null, prompts: [], hints: [], spoken: [] };
   window.__actor = actor;
   let bitmaps = null;
   async function load() {
@@ -432,6 +444,7 @@ _ACTOR_JS = r"""
     canvas.height = bitmaps.empty[0].height;
     const ctx = canvas.getContext("2d");
     const t0 = performance.now();
+    actor.t0 = Math.round(t0);
     actor.opened = Date.now();
     let clip = CFG.enter_ms > 0 ? "empty" : "neutral";
     let k = 0;
@@ -449,10 +462,30 @@ _ACTOR_JS = r"""
       seen = key;
       if (!CFG.actions.includes(name)) return;
       actor.prompts.push([Math.round(performance.now() - t0), name]);
-      if (CFG.acts) setTimeout(() => queue.push(name), CFG.reaction_ms);
+      const weak = CFG.weak && CFG.clips[`${name}_small`] !== undefined;
+      if (CFG.acts) setTimeout(() => queue.push(weak ? `${name}_small` : name), CFG.reaction_ms);
+      retried = weak ? "" : key;
     };
-    new MutationObserver(watch).observe(document.documentElement,
-      { subtree: true, attributes: true, attributeFilter: ["data-challenge", "data-step"] });
+    // A first try too small: the full action once the page shows an action hint for this step.
+    let retried = "";
+    let lastHint = "";
+    const watchHint = () => {
+      const el = document.getElementById("hint");
+      const ch = document.getElementById("challenge");
+      if (!el || !ch) return;
+      const code = el.dataset.hint || "";
+      const key = `${ch.dataset.step || ""}:${ch.dataset.challenge || ""}`;
+      const at = Math.round(performance.now() - t0);
+      if (code && code !== lastHint) actor.hints.push([at, code, ch.dataset.step || ""]);
+      lastHint = code;
+      if (!CFG.weak || !CFG.acts || retried === key || !ACTION_HINTS.includes(code)) return;
+      retried = key;
+      const name = ch.dataset.challenge;
+      setTimeout(() => queue.push(name), CFG.hint_reaction_ms);
+    };
+    const ACTION_HINTS = ["TURN_MORE", "DO_ACTION", "NOD_MORE", "BLINK_FIRMLY", "OPEN_WIDER"];
+    new MutationObserver(() => { watch(); watchHint(); }).observe(document.documentElement,
+      { subtree: true, attributes: true, attributeFilter: ["data-challenge", "data-step", "data-hint"] });
     const tick = () => {
       const frames = bitmaps[clip];
       if (k >= frames.length) {
@@ -466,6 +499,12 @@ _ACTOR_JS = r"""
     setInterval(tick, 1000 / CFG.fps);
     tick();
     return canvas.captureStream(CFG.fps);
+  }
+  // What the page says aloud ([ms since the page loaded, text]: minus actor.t0 for the camera's clock).
+  if (window.speechSynthesis && typeof window.speechSynthesis.speak === "function") {
+    const synth = window.speechSynthesis;
+    const speak = synth.speak.bind(synth);
+    synth.speak = (u) => { actor.spoken.push([Math.round(performance.now()), u.text]); return speak(u); };
   }
   const md = navigator.mediaDevices;
   md.getUserMedia = async (constraints) => {

@@ -302,3 +302,42 @@ def test_given_user_who_does_not_act_when_the_step_limit_runs_out_then_retry_nam
         assert page.is_visible("#retry")
     finally:
         page.context.close()
+
+
+def test_given_a_user_who_turns_too_little_when_the_page_hints_and_they_do_it_fully_then_confirmed(
+    browser: Any, live_server: LiveServer, genuine_camera: Camera, screenshots_dir: Path
+) -> None:
+    # Every head motion is first done too small (a third of a full turn or nod); only after the page shows
+    # an action hint does the person do it fully, 1 s later. Blinks and mouth openings are done fully.
+    page = new_phone_page(browser, live_server, genuine_camera,
+                          ActorPlan(reaction_ms=1000, weak_first=True, hint_reaction_ms=1000))
+    try:
+        _fill_and_prepare(page, live_server, live_server.pensioner)
+        page.click("#prepare-go")
+        action_hint = ", ".join(f'#hint[data-hint="{c}"]' for c in ("TURN_MORE", "DO_ACTION", "NOD_MORE"))
+        page.wait_for_selector(action_hint, timeout=RESULT_TIMEOUT_MS)
+        shown = (page.get_attribute("#hint", "data-hint"), page.inner_text("#hint"))
+        page.screenshot(path=str(screenshots_dir / "hint_action_360x740.png"))
+        page.wait_for_selector('#app[data-screen="result"]', timeout=RESULT_TIMEOUT_MS)
+        result = page.locator("#result")
+        actor = page.evaluate("window.__actor")
+        diag = f"hints={actor['hints']} spoken={actor['spoken']}\n{_diagnose(page, live_server)}"
+        assert result.get_attribute("data-decision") == "CONFIRMED", diag
+
+        expected = {"TURN_MORE": "请把头再多转一点", "NOD_MORE": "请把头再往下低一点"}
+        if shown[0] in expected:
+            assert expected[shown[0]] in shown[1], shown
+        else:  # DO_ACTION: the page says the step's prompt again
+            assert shown[1] in {"请慢慢向左转头，再转回来", "请慢慢向右转头，再转回来"}, shown
+        prompts = [name for _, name in actor["prompts"]]
+        played = [name for _, name in actor["log"]]
+        head = [p for p in prompts if p in HEAD_MOTION]
+        assert head, prompts
+        for name in head:
+            # the small try first, the full one only after the hint
+            assert f"{name}_small" in played and name in played[played.index(f"{name}_small"):], played
+        hinted = {code for _, code, _step in actor["hints"]}
+        assert hinted & {"TURN_MORE", "DO_ACTION", "NOD_MORE"}, actor["hints"]
+        assert not hinted & {"BLINK_FIRMLY", "OPEN_WIDER"}, actor["hints"]  # done fully: never hinted
+    finally:
+        page.context.close()

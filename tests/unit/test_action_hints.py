@@ -112,7 +112,17 @@ def test_given_a_framing_issue_when_an_action_hint_is_due_then_the_framing_hint_
 ) -> None:
     j = _judge("turn_left", poses, (22.0, 0.0))
     assert steps.step_hints(["MORE_LIGHT"], "turn_left", j, LATE + 1000) == ["MORE_LIGHT"]
+    assert steps.step_hints(["NO_FACE"], "turn_left", j, LATE + 1000) == ["NO_FACE"]
     assert steps.step_hints([], "turn_left", j, LATE + 1000) == ["TURN_MORE"]
+
+
+def test_given_a_face_too_close_when_an_action_hint_is_due_then_the_action_hint_goes_first(
+    poses: dict[Pose, NDArray[np.float32]],
+) -> None:
+    # The face is seen and can act: "further away" must not hide "turn a little further".
+    j = _judge("turn_left", poses, (22.0, 0.0))
+    assert steps.step_hints(["MOVE_BACK"], "turn_left", j, LATE - 1) == ["MOVE_BACK"]
+    assert steps.step_hints(["MOVE_BACK"], "turn_left", j, LATE) == ["TURN_MORE", "MOVE_BACK"]
 
 
 def test_given_no_face_counted_yet_when_the_hint_time_comes_then_no_action_hint() -> None:

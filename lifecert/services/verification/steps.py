@@ -100,6 +100,8 @@ ACTION_HINT_AFTER_MS = 3_500
 # challenge -> the hint asking for it more firmly (turns: TURN_MORE only after some turn the right way,
 # else DO_ACTION, the page repeating the prompt; see action_hint)
 ACTION_HINT: dict[str, str] = {"blink": "BLINK_FIRMLY", "open_mouth": "OPEN_WIDER", "nod": "NOD_MORE"}
+# framing hints an action hint goes before (see step_hints)
+ACTION_FIRST = frozenset({"MOVE_BACK"})
 
 # framing issue -> live hint code (lifecert.domain.challenges.HINT_CODES)
 HINT_FOR: dict[str, str] = {
@@ -421,14 +423,17 @@ def action_hint(challenge: str, j: StepJudgement, elapsed_ms: int, p: LivenessPa
 def step_hints(
     framing: list[str], challenge: str, j: StepJudgement, elapsed_ms: int, p: LivenessParams | None = None
 ) -> list[str]:
-    """A challenge step's live hints: the framing hints of the newest chunk (:func:`hints`) when there are any
-    — a face that is not seen cannot act — else the action hint, if one is due (:func:`action_hint`)."""
+    """A challenge step's live hints: the framing hints of the newest chunk (:func:`hints`) alone when one of
+    them says the face is not seen well (a face that is not seen cannot act), else the action hint, if one is
+    due (:func:`action_hint`), first and the framing hints after it. MOVE_BACK gives way: the face is seen
+    and can act (too close only matters for the PAD crops, which the settle step already waited for), and a
+    user who hears "further away" again and again is never told that the turn was too small."""
     if j.seen:
         return []
-    if framing:
-        return framing
     a = action_hint(challenge, j, elapsed_ms, p)
-    return [a] if a else []
+    if a is None or any(h not in ACTION_FIRST for h in framing):
+        return framing
+    return [a, *framing]
 
 
 def step_over(latest_frame_ms: int | None, now_ms: int, reveal_ms: int, window_ms: int) -> bool:
