@@ -36,7 +36,7 @@ from lifecert.config import QualitySettings  # noqa: E402
 from lifecert.engine.liveness import Baseline, LivenessParams  # noqa: E402
 from lifecert.services.verification import steps  # noqa: E402
 
-ACTION_CODES = ("TURN_MORE", "DO_ACTION", "BLINK_FIRMLY", "OPEN_WIDER", "NOD_MORE")
+ACTION_CODES = ("TURN_MORE", "LOOK_BACK", "DO_ACTION", "BLINK_FIRMLY", "OPEN_WIDER", "NOD_MORE", "LOOK_UP")
 KINDS = ("video_acted", "slow", "late", "cued_replay")
 
 

@@ -355,7 +355,7 @@
   // rest (a face too close can still act: lifecert/services/verification/steps.step_hints).
   const HINT_PRIORITY = [
     "NO_FACE", "ONE_PERSON_ONLY", "MORE_LIGHT", "LESS_LIGHT", "MOVE_CLOSER", "FACE_NOT_CENTRED",
-    "TURN_MORE", "DO_ACTION", "BLINK_FIRMLY", "OPEN_WIDER", "NOD_MORE",
+    "LOOK_BACK", "LOOK_UP", "TURN_MORE", "DO_ACTION", "BLINK_FIRMLY", "OPEN_WIDER", "NOD_MORE",
     "MOVE_BACK", "HOLD_STILL",
   ];
 

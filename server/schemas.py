@@ -89,6 +89,7 @@ class SessionResultOut(BaseModel):
 HintCode = Literal[
     "NO_FACE", "MOVE_CLOSER", "MOVE_BACK", "MORE_LIGHT", "LESS_LIGHT", "FACE_NOT_CENTRED", "ONE_PERSON_ONLY",
     "HOLD_STILL", "TURN_MORE", "DO_ACTION", "BLINK_FIRMLY", "OPEN_WIDER", "NOD_MORE",
+    "LOOK_BACK", "LOOK_UP",
 ]
 
 

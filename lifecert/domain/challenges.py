@@ -34,6 +34,8 @@ HINT_CODES = (
     "BLINK_FIRMLY",
     "OPEN_WIDER",
     "NOD_MORE",
+    "LOOK_BACK",
+    "LOOK_UP",
 )
 
 

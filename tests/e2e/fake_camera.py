@@ -483,7 +483,7 @@ _ACTOR_JS = r"""
       const name = ch.dataset.challenge;
       setTimeout(() => queue.push(name), CFG.hint_reaction_ms);
     };
-    const ACTION_HINTS = ["TURN_MORE", "DO_ACTION", "NOD_MORE", "BLINK_FIRMLY", "OPEN_WIDER"];
+    const ACTION_HINTS = ["TURN_MORE", "DO_ACTION", "NOD_MORE", "BLINK_FIRMLY", "OPEN_WIDER"]; // too small
     new MutationObserver(() => { watch(); watchHint(); }).observe(document.documentElement,
       { subtree: true, attributes: true, attributeFilter: ["data-challenge", "data-step", "data-hint"] });
     const tick = () => {

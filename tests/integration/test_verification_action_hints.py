@@ -26,7 +26,7 @@ from tests.conftest import make_settings
 from tests.integration.verification_support import TEMPLATE_FRAME, VIDEO, enroll, read_video
 from tests.paced_client import Answer, Clip, Phone, SimClock, VirtualTime, service_sender, step_of
 
-ACTION_CODES = {"TURN_MORE", "DO_ACTION", "BLINK_FIRMLY", "OPEN_WIDER", "NOD_MORE"}
+ACTION_CODES = {"TURN_MORE", "LOOK_BACK", "DO_ACTION", "BLINK_FIRMLY", "OPEN_WIDER", "NOD_MORE", "LOOK_UP"}
 
 
 @pytest.fixture
@@ -77,6 +77,7 @@ def test_given_a_user_who_turns_too_little_when_the_hint_time_comes_then_turn_mo
     phone.neutral(phone.prompt_at + steps.ACTION_HINT_AFTER_MS + 2200 - phone.t)
     assert phone.step.index == 1 and not phone.decided, "the small turn must not pass the step"
     # Then the full turn: the step passes and the blink is revealed.
+    full_at = phone.t
     r = phone.show(_turn(clip, frame_engine, [15, 30, 45, 45, 45, 30, 15, 0, 0]))
     for _ in range(4):
         if phone.step.index != 1:
@@ -90,8 +91,9 @@ def test_given_a_user_who_turns_too_little_when_the_hint_time_comes_then_turn_mo
         reveal, offset = int(vs.steps[1]["reveal_ms"]), vs.clock_offset_ms
         assert vs.steps[1]["state"] == "seen"
     turn_answers = [(t + offset - reveal, a) for step, t, a in sent if step == 1]
+    small_only = [(t + offset - reveal, a) for step, t, a in sent if step == 1 and t < full_at]
     early = [(e, a.hints) for e, a in turn_answers if e < steps.ACTION_HINT_AFTER_MS]
-    late = [(e, a.hints) for e, a in turn_answers if e >= steps.ACTION_HINT_AFTER_MS and a.step_state == "waiting"]
+    late = [(e, a.hints) for e, a in small_only if e >= steps.ACTION_HINT_AFTER_MS]
     assert early and all(not set(h) & ACTION_CODES for _, h in early), early
     assert len(late) >= 2 and all(h == ["TURN_MORE"] for _, h in late), late
     # the answer that saw the full turn carries no hint; no answer ever named the next challenge's hint

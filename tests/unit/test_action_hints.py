@@ -35,23 +35,26 @@ def poses(faces_dir: Path, face_engine: FaceEngine) -> dict[Pose, NDArray[np.flo
     assert ok
     box = face_engine.detect(img)[0].box
     out: dict[Pose, NDArray[np.float32]] = {}
-    for pose in ((0.0, 0.0), (18.0, 0.0), (22.0, 0.0), (27.0, 0.0), (45.0, 0.0), (0.0, 10.0)):
+    for pose in ((0.0, 0.0), (18.0, 0.0), (22.0, 0.0), (27.0, 0.0), (45.0, 0.0), (0.0, 10.0), (0.0, 25.0)):
         faces = face_engine.detect(turn_head(img, box, yaw_deg=pose[0], pitch_deg=pose[1]))
         assert faces and faces[0].landmarks68 is not None, pose
         out[pose] = np.asarray(faces[0].landmarks68, np.float32)
     return out
 
 
-def _frames(poses: dict[Pose, NDArray[np.float32]], acted: Pose | None) -> list[FrameObs]:
-    """1 s at rest after the reveal, then (when ``acted``) 0.75 s at that pose, then at rest for 3 s; 8 fps."""
+def _frames(poses: dict[Pose, NDArray[np.float32]], acted: Pose | None, held: bool = False) -> list[FrameObs]:
+    """1 s at rest after the reveal, then (when ``acted``) 0.75 s at that pose, then at rest for 3 s (``held``:
+    the pose held for those 3 s instead); 8 fps."""
     rest = poses[(0.0, 0.0)]
-    shapes = [rest] * 8 + ([poses[acted]] * 6 if acted else []) + [rest] * 24
+    after = poses[acted] if acted and held else rest
+    shapes = [rest] * 8 + ([poses[acted]] * 6 if acted else []) + [after] * 24
     return [FrameObs(REVEAL + k * 125, lm, None, 1) for k, lm in enumerate(shapes)]
 
 
-def _judge(name: str, poses: dict[Pose, NDArray[np.float32]], acted: Pose | None) -> steps.StepJudgement:
+def _judge(name: str, poses: dict[Pose, NDArray[np.float32]], acted: Pose | None,
+           held: bool = False) -> steps.StepJudgement:
     base = steps.baseline_of([FrameObs(k * 125, poses[(0.0, 0.0)], None, 1) for k in range(8)])
-    return steps.judge_challenge(name, _frames(poses, acted), base, REVEAL, P)
+    return steps.judge_challenge(name, _frames(poses, acted, held), base, REVEAL, P)
 
 
 def test_given_a_turn_too_small_when_the_hint_time_comes_then_turn_more_and_not_before(
@@ -95,6 +98,20 @@ def test_given_a_full_turn_and_back_when_hinting_then_no_hint_at_any_time(
         assert steps.step_hints(["NO_FACE"], "turn_left", j, elapsed) == []
 
 
+def test_given_a_full_turn_or_nod_held_without_coming_back_when_hinting_then_look_back_or_up_not_more(
+    poses: dict[Pose, NDArray[np.float32]],
+) -> None:
+    # A turn or nod counts once the head comes back toward rest: a user holding it must hear "come back".
+    for name, acted, code in (("turn_left", (45.0, 0.0), "LOOK_BACK"), ("nod", (0.0, 25.0), "LOOK_UP")):
+        j = _judge(name, poses, acted, held=True)
+        assert not j.seen and j.peak_value is not None and j.threshold is not None, (name, j)
+        assert j.peak_value > j.threshold, (name, j)
+        assert steps.action_hint(name, j, LATE - 1) is None
+        assert steps.action_hint(name, j, LATE) == code
+        assert _judge(name, poses, acted).seen, name  # the same action, coming back: seen, no hint
+        assert steps.action_hint(name, _judge(name, poses, acted), LATE) is None
+
+
 def test_given_a_blink_mouth_or_nod_not_seen_when_the_hint_time_comes_then_its_own_hint(
     poses: dict[Pose, NDArray[np.float32]],
 ) -> None:
@@ -134,9 +151,12 @@ def test_given_no_face_counted_yet_when_the_hint_time_comes_then_no_action_hint(
 def test_given_every_challenge_when_hinting_then_only_codes_of_that_step_and_never_another_challenge_name(
     poses: dict[Pose, NDArray[np.float32]],
 ) -> None:
-    own = {"turn_left": {"TURN_MORE", "DO_ACTION"}, "turn_right": {"TURN_MORE", "DO_ACTION"},
-           "blink": {"BLINK_FIRMLY"}, "open_mouth": {"OPEN_WIDER"}, "nod": {"NOD_MORE"}}
+    turn = {"TURN_MORE", "DO_ACTION", "LOOK_BACK"}
+    own = {"turn_left": turn, "turn_right": turn, "blink": {"BLINK_FIRMLY"}, "open_mouth": {"OPEN_WIDER"},
+           "nod": {"NOD_MORE", "LOOK_UP"}}
     for name in CHALLENGES:
-        for acted in (None, (22.0, 0.0), (0.0, 10.0)):
-            code = steps.action_hint(name, _judge(name, poses, acted), LATE)
-            assert code in own[name], (name, acted, code)
+        for acted in (None, (22.0, 0.0), (0.0, 10.0), (45.0, 0.0), (0.0, 25.0)):
+            code = steps.action_hint(name, _judge(name, poses, acted, held=True), LATE)
+            assert code is None or code in own[name], (name, acted, code)
+            assert code in own[name] or _judge(name, poses, acted, held=True).seen, (name, acted)
+    assert set().union(*own.values()) <= set(HINT_CODES)

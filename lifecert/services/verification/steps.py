@@ -98,7 +98,8 @@ SETTLE_FRAMING_WAIT_MS = 8_000
 # CHUNK_MS), which leaves >= 3.5 s of the CHALLENGE_WINDOW_MS to do it again, further.
 ACTION_HINT_AFTER_MS = 3_500
 # challenge -> the hint asking for it more firmly (turns: TURN_MORE only after some turn the right way,
-# else DO_ACTION, the page repeating the prompt; see action_hint)
+# else DO_ACTION, the page repeating the prompt; a turn or nod held past the threshold: LOOK_BACK / LOOK_UP;
+# see action_hint)
 ACTION_HINT: dict[str, str] = {"blink": "BLINK_FIRMLY", "open_mouth": "OPEN_WIDER", "nod": "NOD_MORE"}
 # framing hints an action hint goes before (see step_hints)
 ACTION_FIRST = frozenset({"MOVE_BACK"})
@@ -401,22 +402,30 @@ def action_hint(challenge: str, j: StepJudgement, elapsed_ms: int, p: LivenessPa
     newest frame on the server clock minus ``reveal_ms``), or None: before ACTION_HINT_AFTER_MS, once the
     action was seen, or with no face counted yet (the framing hints speak then, :func:`step_hints`).
 
-    - turn_left / turn_right: TURN_MORE when the head left its rest pose in the asked direction (its
-      furthest yaw change, ``j.peak_value``, reached the at-rest bound ``turn_back`` x ``turn_yaw`` that
-      judge_challenge uses) without the turn being counted — too small, or not yet back; otherwise
-      DO_ACTION: no turn that way was seen (none, or the other way), the page repeats the prompt;
-    - blink, open_mouth, nod: BLINK_FIRMLY, OPEN_WIDER, NOD_MORE.
+    - turn_left / turn_right: LOOK_BACK when the head turned past ``turn_yaw`` the asked way but has not come
+      back (a turn counts only once it returns toward rest; a user holding the turn must not be told to
+      turn further); TURN_MORE when it left its rest pose that way (its furthest yaw change,
+      ``j.peak_value``, reached the at-rest bound ``turn_back`` x ``turn_yaw`` that judge_challenge uses)
+      but stayed under the threshold; otherwise DO_ACTION: no turn that way was seen (none, or the other
+      way), the page repeats the prompt;
+    - nod: LOOK_UP when the head went down past ``nod_pitch`` but has not come back up, else NOD_MORE;
+    - blink, open_mouth: BLINK_FIRMLY, OPEN_WIDER.
 
-    What an attacker learns from it: nothing about the threshold or how close a try came (one code for
-    "some turn that way" whatever its size, and the at-rest bound is far below the threshold; blink, mouth
-    and nod hints depend on the time alone) and nothing about the later steps; only about the step whose
-    prompt they already see."""
+    What an attacker learns from it: no number and no "almost" (one TURN_MORE for any turn that way under
+    the threshold, whatever its size; blink and mouth hints depend on the time alone) and nothing about the
+    later steps, only about the step whose prompt they already see. LOOK_BACK / LOOK_UP do say that the
+    head went far enough: what passing the step says a moment later when it comes back, for thresholds
+    that are published with the code (lifecert.engine.liveness.LivenessParams)."""
     if j.seen or j.frames == 0 or elapsed_ms < ACTION_HINT_AFTER_MS:
         return None
+    p = p or LivenessParams()
+    peak = j.peak_value
     if challenge in ("turn_left", "turn_right"):
-        p = p or LivenessParams()
-        moved = j.peak_value is not None and j.peak_value >= p.turn_back * p.turn_yaw
-        return "TURN_MORE" if moved else "DO_ACTION"
+        if peak is not None and peak > p.turn_yaw:
+            return "LOOK_BACK"
+        return "TURN_MORE" if peak is not None and peak >= p.turn_back * p.turn_yaw else "DO_ACTION"
+    if challenge == "nod" and peak is not None and peak > p.nod_pitch:
+        return "LOOK_UP"
     return ACTION_HINT.get(challenge)
 
 
