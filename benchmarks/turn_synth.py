@@ -248,7 +248,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--faces", type=Path, default=ROOT.parent / "shared" / "faces")
     ap.add_argument("--no-readme", action="store_true")
+    ap.add_argument("--readme-only", action="store_true", help="the README section from results/turn_synth.json")
     a = ap.parse_args(argv)
+    if a.readme_only:
+        update_readme("turn_synth", readme(json.loads((RESULTS / "turn_synth.json").read_text())))
+        return 0
     t0 = time.time()
     engine = load_engine(Settings(), name="dlib")
     res: dict[str, Any] = {"date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"), "clips": {}}
