@@ -1,0 +1,161 @@
+"""Does a user who turns too little pass once hinted, within the step's window? Simulated, through the real service.
+
+    python benchmarks/hint_recovery.py [--seeds 2]         # ~5 min on one core; writes results + README section
+
+The paced service runs in-process (SQLite, the real dlib engine, a virtual server clock: tests/paced_client's
+SimClock, so an 8 s window costs no wall time). The phone shows real frames of ``video/talking_head_a.mp4``
+at 8 fps; the video holds no head turn, so its calm frames are turned by benchmarks.attacks.turn_head (a 2D
+cylinder warp; the engine reads ~22 degrees as a yaw change under steps' 0.22 threshold and 45 degrees
+well past it). Challenges are fixed to ``turn_left,blink``. Per session the person:
+
+1. reacts ``first`` ms after the turn_left prompt appears with a turn too small (8 frames: 8-15-22-22-22-22-15-8
+   degrees, 1 s, and back);
+2. when a chunk answer brings an action hint (steps.action_hint: TURN_MORE, LOOK_BACK or DO_ACTION), turns fully
+   (15-30-45-45-45-30-15-0 degrees) ``after_hint`` ms after that answer reached the phone (not before the small
+   turn has ended).
+
+Reported per (first, after_hint, server lag): sessions whose turn step was then SEEN / sessions, and when the hint
+reached the phone (ms after the prompt appeared). ``lag``: extra ms each chunk answer spends in the server or
+network (SimClock.server_lag_ms; the simulated upload itself is 80 ms). The prompt delay is drawn by the service
+(random.Random(seed)). What is synthetic: the turn (a warp), the person's timing, the network; the face
+frames and the engine are real.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks._common import machine, now, publish  # noqa: E402
+from benchmarks.attacks import turn_head  # noqa: E402
+from lifecert.config import Settings, VerificationSettings  # noqa: E402
+from lifecert.engine.base import FaceEngine  # noqa: E402
+from lifecert.engine.image import encode_jpeg  # noqa: E402
+from lifecert.engine.loader import load_engine  # noqa: E402
+from lifecert.services.context import AppContext  # noqa: E402
+from lifecert.services.verification import VerificationService, load_frame_engine, steps  # noqa: E402
+from tests.integration.verification_support import TEMPLATE_FRAME, VIDEO, enroll, read_video  # noqa: E402
+from tests.paced_client import Clip, Phone, SimClock, VirtualTime, service_sender, step_of, talking_head_clip  # noqa: E402
+
+FACES = ROOT.parent / "shared" / "faces"
+SMALL = [8, 15, 22, 22, 22, 22, 15, 8]
+FULL = [15, 30, 45, 45, 45, 30, 15, 0]
+HINTS = {"TURN_MORE", "LOOK_BACK", "DO_ACTION"}
+LIMIT_MS = 20_000
+
+
+def turned(clip: Clip, engine: FaceEngine, degrees: list[int]) -> list[bytes]:
+    out = []
+    for k, deg in enumerate(degrees):
+        img = cv2.imdecode(np.frombuffer(clip.neutral[k % len(clip.neutral)], np.uint8), cv2.IMREAD_COLOR)
+        box = engine.detect(img)[0].box
+        out.append(encode_jpeg(turn_head(img, box, yaw_deg=deg) if deg else img, 85))
+    return out
+
+
+def one(svc: VerificationService, clock: VirtualTime, who: tuple[str, str], clip: Clip, small: list[bytes],
+        full: list[bytes], first: int, after_hint: int, lag: int) -> dict[str, Any]:
+    start = svc.create_session(who[0], who[1], "10.9.9.9")
+    sim = SimClock(clock, server_lag_ms=lag)
+    phone = Phone(service_sender(svc, start.session_id, sim), step_of(start.step), clip, sim, act=False,
+                  session_id=start.session_id)
+    phone.neutral(1500)
+    while phone.step.index == 0 and not phone.decided and phone.t < LIMIT_MS:
+        phone.tick()
+    if phone.step.challenge != "turn_left":
+        return {"outcome": "no_turn_step"}
+    prompt = phone.prompt_at
+    phone.script, phone.script_at = list(small), prompt + first
+    small_end = prompt + first + len(small) * 125
+    hint_at: int | None = None
+    seen_answers = len(phone.answers)
+    end = phone.t + LIMIT_MS
+    while phone.t < end and not phone.decided and phone.step.index == 1:
+        phone.tick()
+        if hint_at is None and len(phone.answers) > seen_answers:
+            seen_answers = len(phone.answers)
+            if HINTS & set(phone.answers[-1].hints):
+                hint_at = phone.t
+                phone.script, phone.script_at = list(full), max(hint_at + after_hint, small_end + 125)
+    passed = phone.step.index == 2
+    return {"outcome": "seen" if passed else "missed", "hint_ms": None if hint_at is None else hint_at - prompt,
+            "full_turn_ms": None if hint_at is None else max(hint_at + after_hint, small_end + 125) - prompt}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--first", default="1000,2700", help="ms from the prompt to the too-small turn")
+    ap.add_argument("--after-hint", default="1000,1500,2000,2500,3000,3500,4000",
+                    help="ms from the hint to the full turn")
+    ap.add_argument("--lag", default="0,500,1000", help="extra ms per chunk answer (server + network)")
+    ap.add_argument("--no-readme", action="store_true")
+    a = ap.parse_args()
+    firsts = [int(x) for x in a.first.split(",")]
+    afters = [int(x) for x in a.after_hint.split(",")]
+    lags = [int(x) for x in a.lag.split(",")]
+    video = read_video(FACES / VIDEO)
+    frame_engine = load_frame_engine(Settings(), name="dlib")
+    clip = talking_head_clip(frame_engine, video)
+    small, full = turned(clip, frame_engine, SMALL), turned(clip, frame_engine, FULL)
+    cells: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(env="test", data_dir=Path(tmp) / "data", fixed_challenges="turn_left,blink",
+                            verification=VerificationSettings(rate_limit_per_id_per_hour=100_000,
+                                                              rate_limit_per_client_per_hour=100_000))
+        ctx = AppContext(settings)
+        ctx.set_engine(load_engine(settings, name="dlib"))
+        p = enroll(ctx, video[TEMPLATE_FRAME], seq=81)
+        who = (p.id_number, p.name)
+        for first in firsts:
+            for after in afters:
+                for lag in lags:
+                    for seed in range(a.seeds):
+                        clock = VirtualTime()
+                        svc = VerificationService(ctx, engine_factory=lambda: frame_engine, clock=clock)
+                        svc.rng = random.Random(seed)
+                        r = one(svc, clock, who, clip, small, full, first, after, lag)
+                        cells[f"{first}/{after}/{lag}"].append(r | {"seed": seed})
+                        print(first, after, lag, seed, r, flush=True)
+        ctx.close()
+    rows = []
+    for key, rs in cells.items():
+        first, after, lag = key.split("/")
+        ok = sum(1 for r in rs if r["outcome"] == "seen")
+        hints = [r["hint_ms"] for r in rs if r.get("hint_ms") is not None]
+        fulls = [r["full_turn_ms"] for r in rs if r.get("full_turn_ms") is not None]
+        rows.append(f"| {first} | {after} | {lag} | {ok}/{len(rs)} | "
+                    f"{min(hints) if hints else '-'}-{max(hints) if hints else '-'} | "
+                    f"{min(fulls) if fulls else '-'}-{max(fulls) if fulls else '-'} |")
+    text = f"""## Hinted users passing in time (`benchmarks/hint_recovery.py`)
+
+{now()}; SIMULATED person, real frames and engine, the real paced service on a virtual clock (see the script's
+docstring): a turn too small `first` ms after the prompt, then the full turn `after hint` ms after the action
+hint reached the phone. Window {steps.CHALLENGE_WINDOW_MS} ms from the prompt, hint from
+{steps.ACTION_HINT_AFTER_MS} ms (frames' server clock). Cells: turn step seen / sessions ({a.seeds} prompt-delay
+seeds each); when the hint reached the phone and when the full turn began, ms after the prompt appeared.
+
+| first (ms) | after hint (ms) | server lag (ms) | seen | hint reached phone | full turn began |
+|---|---|---|---|---|---|
+{chr(10).join(rows)}
+
+Rerun: `python benchmarks/hint_recovery.py --seeds {a.seeds} --first {a.first} --after-hint {a.after_hint} \
+--lag {a.lag}`."""
+    data = {"when": now(), "window_ms": steps.CHALLENGE_WINDOW_MS, "hint_after_ms": steps.ACTION_HINT_AFTER_MS,
+            "small_deg": SMALL, "full_deg": FULL, "cells": cells, "machine": machine()}
+    publish("hint_recovery", "hint_recovery", data, text, readme=not a.no_readme)
+
+
+if __name__ == "__main__":
+    main()
