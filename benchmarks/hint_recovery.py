@@ -14,9 +14,11 @@ well past it). Challenges are fixed to ``turn_left,blink``. Per session the pers
    (15-30-45-45-45-30-15-0 degrees) ``after_hint`` ms after that answer reached the phone (not before the small
    turn has ended).
 
-Reported per (first, after_hint, server lag): sessions whose turn step was then SEEN / sessions, and when the hint
-reached the phone (ms after the prompt appeared). ``lag``: extra ms each chunk answer spends in the server or
-network (SimClock.server_lag_ms; the simulated upload itself is 80 ms). The prompt delay is drawn by the service
+Reported per (first, after_hint, server lag), with the step's window growing by steps.HINT_EXTRA_WINDOW_MS after
+the first action hint (production) and without (``--extra-window 0``; the constant is set for the run): sessions
+whose turn step was then SEEN / sessions, and when the hint reached the phone (ms after the prompt appeared).
+``lag``: extra ms each chunk answer spends in the server or network (SimClock.server_lag_ms; the simulated
+upload itself is 80 ms). The prompt delay is drawn by the service
 (random.Random(seed)). What is synthetic: the turn (a warp), the person's timing, the network; the face
 frames and the engine are real.
 """
@@ -96,15 +98,18 @@ def one(svc: VerificationService, clock: VirtualTime, who: tuple[str, str], clip
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--seeds", type=int, default=2)
-    ap.add_argument("--first", default="1000,2700", help="ms from the prompt to the too-small turn")
-    ap.add_argument("--after-hint", default="1000,1500,2000,2500,3000,3500,4000",
+    ap.add_argument("--first", default="2700", help="ms from the prompt to the too-small turn")
+    ap.add_argument("--after-hint", default="1000,2000,3000,3500,4000,5000,6000",
                     help="ms from the hint to the full turn")
+    ap.add_argument("--extra-window", default=f"{steps.HINT_EXTRA_WINDOW_MS},0",
+                    help="steps.HINT_EXTRA_WINDOW_MS values to compare (production's first)")
     ap.add_argument("--lag", default="0,500,1000", help="extra ms per chunk answer (server + network)")
     ap.add_argument("--no-readme", action="store_true")
     a = ap.parse_args()
     firsts = [int(x) for x in a.first.split(",")]
     afters = [int(x) for x in a.after_hint.split(",")]
     lags = [int(x) for x in a.lag.split(",")]
+    extras = [int(x) for x in a.extra_window.split(",")]
     video = read_video(FACES / VIDEO)
     frame_engine = load_frame_engine(Settings(), name="dlib")
     clip = talking_head_clip(frame_engine, video)
@@ -121,23 +126,32 @@ def main() -> None:
         for first in firsts:
             for after in afters:
                 for lag in lags:
-                    for seed in range(a.seeds):
-                        clock = VirtualTime()
-                        svc = VerificationService(ctx, engine_factory=lambda: frame_engine, clock=clock)
-                        svc.rng = random.Random(seed)
-                        r = one(svc, clock, who, clip, small, full, first, after, lag)
-                        cells[f"{first}/{after}/{lag}"].append(r | {"seed": seed})
-                        print(first, after, lag, seed, r, flush=True)
+                    for extra in extras:
+                        steps.HINT_EXTRA_WINDOW_MS = extra  # read by paced.py at every chunk
+                        for seed in range(a.seeds):
+                            clock = VirtualTime()
+                            svc = VerificationService(ctx, engine_factory=lambda: frame_engine, clock=clock)
+                            svc.rng = random.Random(seed)
+                            r = one(svc, clock, who, clip, small, full, first, after, lag)
+                            cells[f"{first}/{after}/{lag}/{extra}"].append(r | {"seed": seed})
+                            print(first, after, lag, extra, seed, r, flush=True)
+        steps.HINT_EXTRA_WINDOW_MS = extras[0]
         ctx.close()
     rows = []
-    for key, rs in cells.items():
-        first, after, lag = key.split("/")
-        ok = sum(1 for r in rs if r["outcome"] == "seen")
-        hints = [r["hint_ms"] for r in rs if r.get("hint_ms") is not None]
-        fulls = [r["full_turn_ms"] for r in rs if r.get("full_turn_ms") is not None]
-        rows.append(f"| {first} | {after} | {lag} | {ok}/{len(rs)} | "
-                    f"{min(hints) if hints else '-'}-{max(hints) if hints else '-'} | "
-                    f"{min(fulls) if fulls else '-'}-{max(fulls) if fulls else '-'} |")
+    for first in firsts:
+        for after in afters:
+            for lag in lags:
+                seen = []
+                rs = []
+                for extra in extras:
+                    rs = cells[f"{first}/{after}/{lag}/{extra}"]
+                    seen.append(f"{sum(1 for r in rs if r['outcome'] == 'seen')}/{len(rs)}")
+                hints = [r["hint_ms"] for r in rs if r.get("hint_ms") is not None]
+                fulls = [r["full_turn_ms"] for r in rs if r.get("full_turn_ms") is not None]
+                rows.append(f"| {first} | {after} | {lag} | {' | '.join(seen)} | "
+                            f"{min(hints) if hints else '-'}-{max(hints) if hints else '-'} | "
+                            f"{min(fulls) if fulls else '-'}-{max(fulls) if fulls else '-'} |")
+    heads = " | ".join(f"seen, window +{e} ms after the hint" for e in extras)
     text = f"""## Hinted users passing in time (`benchmarks/hint_recovery.py`)
 
 {now()}; SIMULATED person, real frames and engine, the real paced service on a virtual clock (see the script's
@@ -146,13 +160,14 @@ hint reached the phone. Window {steps.CHALLENGE_WINDOW_MS} ms from the prompt, h
 {steps.ACTION_HINT_AFTER_MS} ms (frames' server clock). Cells: turn step seen / sessions ({a.seeds} prompt-delay
 seeds each); when the hint reached the phone and when the full turn began, ms after the prompt appeared.
 
-| first (ms) | after hint (ms) | server lag (ms) | seen | hint reached phone | full turn began |
-|---|---|---|---|---|---|
+| first (ms) | after hint (ms) | server lag (ms) | {heads} | hint reached phone | full turn began |
+|---|---|---|{'---|' * len(extras)}---|---|
 {chr(10).join(rows)}
 
 Rerun: `python benchmarks/hint_recovery.py --seeds {a.seeds} --first {a.first} --after-hint {a.after_hint} \
---lag {a.lag}`."""
+--lag {a.lag} --extra-window {a.extra_window}`."""
     data = {"when": now(), "window_ms": steps.CHALLENGE_WINDOW_MS, "hint_after_ms": steps.ACTION_HINT_AFTER_MS,
+            "extra_window_ms": extras,
             "small_deg": SMALL, "full_deg": FULL, "cells": cells, "machine": machine()}
     publish("hint_recovery", "hint_recovery", data, text, readme=not a.no_readme)
 

@@ -535,7 +535,8 @@
         }
         if (!resp.step || typeof resp.step.nonce !== "string") throw new ApiError("SERVER");
         if (resp.step.index !== step.index) enterStep(resp.step);
-        else step = Object.assign({}, step, { nonce: resp.step.nonce });
+        // the same step: a new nonce, and its limit as the server now keeps it (it grows after an action hint)
+        else step = Object.assign({}, step, { nonce: resp.step.nonce, window_ms: resp.step.window_ms });
       }
     } finally {
       stopped = true;

@@ -9,6 +9,7 @@ turn: about 22 degrees stays under the turn threshold, 45 passes it). The server
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -99,3 +100,61 @@ def test_given_a_user_who_turns_too_little_when_the_hint_time_comes_then_turn_mo
     # the answer that saw the full turn carries no hint; no answer ever named the next challenge's hint
     assert [a.hints for _, a in turn_answers if a.step_state == "seen"] == [[]]
     assert not any("BLINK_FIRMLY" in a.hints for _, a in turn_answers)
+
+
+def _weak_then_full(svc: VerificationService, clock: VirtualTime, p: Pensioner, clip: Clip, engine: FaceEngine,
+                    after_hint_ms: int, lag_ms: int) -> tuple[Phone, int]:
+    """A too-small turn 1 s after the prompt; the full turn ``after_hint_ms`` after the answer bringing the first
+    action hint reached the phone (answers ``lag_ms`` late). Runs until the step ends; returns the phone and
+    when the hint arrived (client ms after the prompt)."""
+    start = svc.create_session(p.id_number, p.name, "10.1.1.2")
+    sim = SimClock(clock, server_lag_ms=lag_ms)
+    phone = Phone(service_sender(svc, start.session_id, sim), step_of(start.step), clip, sim, act=False,
+                  session_id=start.session_id)
+    while phone.step.index == 0 and not phone.decided:
+        phone.tick()
+    assert phone.step.challenge == "turn_left"
+    small = _turn(clip, engine, [8, 15, 22, 22, 22, 22, 15, 8])
+    full = _turn(clip, engine, [15, 30, 45, 45, 45, 30, 15, 0])
+    prompt = phone.prompt_at
+    phone.script, phone.script_at = small, prompt + 1000
+    hint_at, n = None, len(phone.answers)
+    end = phone.t + 20_000
+    while phone.t < end and not phone.decided and phone.step.index == 1:
+        phone.tick()
+        if hint_at is None and len(phone.answers) > n:
+            n = len(phone.answers)
+            if set(phone.answers[-1].hints) & ACTION_CODES:
+                hint_at = phone.t
+                phone.script, phone.script_at = full, hint_at + after_hint_ms
+    assert hint_at is not None and not phone.script, "the hint never came or the full turn was never shown"
+    return phone, hint_at - prompt
+
+
+@pytest.mark.parametrize("extra_ms", [steps.HINT_EXTRA_WINDOW_MS, 0])
+def test_given_a_slow_answer_to_the_hint_when_the_window_grows_after_it_then_seen_and_missed_without_the_growth(
+    vctx: AppContext, frame_engine: FaceEngine, faces_dir: Path, clip: Clip, monkeypatch: pytest.MonkeyPatch,
+    extra_ms: int,
+) -> None:
+    # The full turn 3.5 s after the hint reached the phone, answers 1 s late (a slow network): it begins past
+    # the 8 s window (benchmarks/hint_recovery.py: 0 of 2 seen at this timing without the growth).
+    monkeypatch.setattr(steps, "HINT_EXTRA_WINDOW_MS", extra_ms)
+    clock = VirtualTime()
+    svc = VerificationService(vctx, engine_factory=lambda: frame_engine, clock=clock)
+    svc.rng = random.Random(0)
+    p = enroll(vctx, read_video(faces_dir / VIDEO)[TEMPLATE_FRAME], seq=72)
+    phone, hint_ms = _weak_then_full(svc, clock, p, clip, frame_engine, after_hint_ms=3500, lag_ms=1000)
+    assert hint_ms + 3500 > steps.CHALLENGE_WINDOW_MS, hint_ms  # the full turn begins after the plain window
+    with vctx.db.session() as s:
+        vs = s.get(VerificationSession, phone.session_id)
+        assert vs is not None
+        st = vs.steps[1]
+    assert st["hint"]["code"] == "TURN_MORE" and st["hint"]["extra_window_ms"] == extra_ms, st
+    assert st["window_ms"] == steps.CHALLENGE_WINDOW_MS + extra_ms
+    if extra_ms:
+        assert st["state"] == "seen" and phone.step.index == 2, [a.step_state for a in phone.answers]
+        assert st["result"]["action_hint"] == "TURN_MORE" and "TURN_MORE" in st["result"]["note"]
+    else:
+        assert st["state"] == "timed_out" and phone.decided, [a.step_state for a in phone.answers]
+        assert phone.last is not None and phone.last.result is not None
+        assert phone.last.result["missed_challenge"] == "turn_left"

@@ -160,3 +160,12 @@ def test_given_every_challenge_when_hinting_then_only_codes_of_that_step_and_nev
             assert code is None or code in own[name], (name, acted, code)
             assert code in own[name] or _judge(name, poses, acted, held=True).seen, (name, acted)
     assert set().union(*own.values()) <= set(HINT_CODES)
+
+
+def test_given_steps_whose_window_grew_after_a_hint_when_bounding_the_session_then_their_extra_frames_and_no_more(
+) -> None:
+    plain = steps.session_max_frames(["turn_left", "blink"])
+    extra = steps.HINT_EXTRA_WINDOW_MS // 1000
+    assert steps.session_max_frames(["turn_left", "blink"], ["turn_left"]) == plain + extra * steps.SESSION_FPS
+    assert steps.session_max_frames(["turn_left", "blink"], ["turn_left", "blink"]) == (
+        plain + extra * (steps.SESSION_FPS + steps.FAST_FPS))

@@ -192,7 +192,7 @@ class PacedCapture:
                     code=ErrorCode.TOO_MANY_FRAMES,
                     max_frames=step_max,
                 )
-            session_max = steps.session_max_frames(vs.challenges)
+            session_max = steps.session_max_frames(vs.challenges, extended_steps(vs))
             if vs.frame_count + len(frames) > session_max:
                 raise LifecertError(
                     f"at most {session_max} frames per session",
@@ -323,9 +323,14 @@ class PacedCapture:
             base = _baseline(vs.baseline)
             fobs = [o.frame_obs(offset) for o in step_obs]
             j = steps.judge_challenge(st["challenge"], fobs, base, int(st["reveal_ms"]), self.params)
-            st["result"] = j.as_dict(st["challenge"], int(st["reveal_ms"]))
-            hints = steps.step_hints(steps.hints(obs, g), st["challenge"], j, latest_ms - int(st["reveal_ms"]),
-                                     self.params)
+            elapsed = latest_ms - int(st["reveal_ms"])
+            hints = steps.step_hints(steps.hints(obs, g), st["challenge"], j, elapsed, self.params)
+            action = next((h for h in hints if h in steps.ACTION_HINT_CODES), None)
+            if action is not None and not st.get("hint"):
+                # The first action hint of this step: the user needs time to hear it and try again.
+                st["hint"] = {"code": action, "ms_after_prompt": elapsed, "extra_window_ms": steps.HINT_EXTRA_WINDOW_MS}
+                st["window_ms"] = int(st["window_ms"]) + steps.HINT_EXTRA_WINDOW_MS
+            st["result"] = j.as_dict(st["challenge"], int(st["reveal_ms"])) | _hint_note(st)
             if j.seen:
                 st["state"] = SEEN
             elif steps.step_over(latest_ms, now_ms, int(st["reveal_ms"]), int(st["window_ms"])):
@@ -509,6 +514,20 @@ class PacedCapture:
             img, size = fa.decode_frames([data], max_bytes=lim.max_bytes, max_pixels=lim.max_pixels)[0]
             out[(cid, i)] = (data, img, size)
         return out
+
+
+def extended_steps(vs: VerificationSession) -> list[str]:
+    """The challenges whose window grew after an action hint (steps.HINT_EXTRA_WINDOW_MS)."""
+    return [s["challenge"] for s in vs.steps or [] if s.get("hint")]
+
+
+def _hint_note(st: dict[str, Any]) -> dict[str, Any]:
+    """What the case page shows of a step's first action hint and its longer window (none: nothing)."""
+    h = st.get("hint")
+    if not h:
+        return {}
+    return {"action_hint": h["code"], "hint_ms_after_prompt": h["ms_after_prompt"], "window_ms": st["window_ms"],
+            "note": f"hint {h['code']} at {h['ms_after_prompt']} ms; window {st['window_ms']} ms"}
 
 
 def _baseline(d: dict[str, Any] | None) -> Baseline:

@@ -103,6 +103,14 @@ ACTION_HINT_AFTER_MS = 3_500
 ACTION_HINT: dict[str, str] = {"blink": "BLINK_FIRMLY", "open_mouth": "OPEN_WIDER", "nod": "NOD_MORE"}
 # framing hints an action hint goes before (see step_hints)
 ACTION_FIRST = frozenset({"MOVE_BACK"})
+ACTION_HINT_CODES = frozenset({"TURN_MORE", "LOOK_BACK", "DO_ACTION", "BLINK_FIRMLY", "OPEN_WIDER", "NOD_MORE",
+                               "LOOK_UP"})
+# A step's window grows by this much, once, when its first action hint is given (paced.py). Measured by
+# benchmarks/hint_recovery.py (simulated person, real engine and service): the hint reaches the phone 3.8-5.1 s
+# after the prompt (server + network lag 0-1 s) and a full turn counts only if it begins by ~7.3-7.5 s of an
+# 8 s window, i.e. within ~2.5 s of the hint; hearing the hint takes ~2 s (rate 0.85) and an elderly user
+# reacts ~2.7 s after that (issue 12). 3 s more lets a turn begin up to ~10.3 s after the prompt.
+HINT_EXTRA_WINDOW_MS = 3_000
 
 # framing issue -> live hint code (lifecert.domain.challenges.HINT_CODES)
 HINT_FOR: dict[str, str] = {
@@ -138,11 +146,14 @@ def chunk_max_frames(challenge: str | None) -> int:
     return max(CHUNK_MAX_FRAMES, math.ceil(1.5 * capture_fps(challenge) * CHUNK_MS / 1000))
 
 
-def session_max_frames(challenges: Sequence[str]) -> int:
+def session_max_frames(challenges: Sequence[str], extended: Sequence[str] = ()) -> int:
     """Frames one session asking ``challenges`` may upload in all: :data:`SESSION_MAX_FRAMES` (every step at
-    the session rate) plus, for each step captured faster, its extra frames over :data:`STEP_FRAMES_MS`. A
-    client that sends faster than asked is bounded by this and by :func:`chunk_max_frames` per request."""
+    the session rate) plus, for each step captured faster, its extra frames over :data:`STEP_FRAMES_MS`, plus,
+    for each step in ``extended`` (its window grew by :data:`HINT_EXTRA_WINDOW_MS` after an action hint), those
+    ms at its rate. A client that sends faster than asked is bounded by this and by :func:`chunk_max_frames`
+    per request."""
     extra = sum(math.ceil(STEP_FRAMES_MS * max(0, capture_fps(c) - SESSION_FPS) / 1000) for c in challenges)
+    extra += sum(math.ceil(HINT_EXTRA_WINDOW_MS * capture_fps(c) / 1000) for c in extended)
     return SESSION_MAX_FRAMES + extra
 
 
