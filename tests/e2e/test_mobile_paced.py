@@ -341,3 +341,42 @@ def test_given_a_user_who_turns_too_little_when_the_page_hints_and_they_do_it_fu
         assert not hinted & {"BLINK_FIRMLY", "OPEN_WIDER"}, actor["hints"]  # done fully: never hinted
     finally:
         page.context.close()
+
+
+def test_given_a_slow_user_who_needs_the_hint_when_the_step_window_grows_after_it_then_confirmed(
+    browser: Any, live_server: LiveServer, genuine_camera: Camera
+) -> None:
+    # A slow elderly person: each prompt answered 2.5 s late, head motions too small at first, and the full
+    # one 4 s after the action hint appears (hearing it, then reacting): it begins about 8 s after the prompt,
+    # past the plain window, and counts only because the server lengthened the step at its hint (the page
+    # follows the server's window_ms).
+    page = new_phone_page(browser, live_server, genuine_camera,
+                          ActorPlan(reaction_ms=2500, weak_first=True, hint_reaction_ms=4000))
+    try:
+        _fill_and_prepare(page, live_server, live_server.pensioner)
+        result = _run_to_result(page, live_server)
+        actor = page.evaluate("window.__actor")
+        diag = f"hints={actor['hints']}\n{_diagnose(page, live_server)}"
+        assert result.get_attribute("data-decision") == "CONFIRMED", diag
+        session_id = result.get_attribute("data-session-id")
+        ctx = AppContext(live_server.settings, create_schema=False)
+        try:
+            from lifecert.services.verification import steps
+            from lifecert.storage.models_verification import VerificationSession
+
+            with ctx.db.session() as s:
+                vs = s.get(VerificationSession, session_id)
+                assert vs is not None
+                head = [st for st in vs.steps if st["challenge"] in HEAD_MOTION]
+        finally:
+            ctx.close()
+        assert head, vs.steps
+        for st in head:
+            assert st["state"] == "seen" and st.get("hint"), st
+            assert st["window_ms"] == steps.CHALLENGE_WINDOW_MS + steps.HINT_EXTRA_WINDOW_MS, st
+        # when the full head motion began, after its prompt appeared (the actor's clock)
+        prompted = {name: t for t, name in actor["prompts"]}
+        began = [t - prompted[name] for t, name in actor["log"] if name in prompted and name in HEAD_MOTION]
+        assert began and all(b >= 7_000 for b in began), (began, actor["log"], actor["prompts"])
+    finally:
+        page.context.close()
