@@ -2,7 +2,8 @@
 
     python benchmarks/action_hints.py /tmp/lifecert-pad-eval/v4-09ee31cf-s12     # ~20 s; the cache is only read
 
-For every cached PACED session (genuine acted ``-g3``, cued replays ``-c3``) the script takes the baseline
+For every cached PACED session (genuine acted ``-g<n>``, cued replays ``-c<n>``; of each session the file of
+pad_eval's current synthesis version, else the newest: flat_cache.session_files) the script takes the baseline
 as pad_eval's ``production_decision`` does (the settle step) and judges each revealed challenge step the way
 paced.py does after every chunk: chunks on pad_eval.pace's 1-second grid, ``steps.judge_challenge`` over the
 step's frames so far, then ``steps.step_hints`` (framing hints of the chunk, then the action hint of
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -32,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks import pad_eval as pe  # noqa: E402
 from benchmarks._common import machine, now, publish  # noqa: E402
+from benchmarks.flat_cache import session_files  # noqa: E402
 from lifecert.config import QualitySettings  # noqa: E402
 from lifecert.engine.liveness import Baseline, LivenessParams  # noqa: E402
 from lifecert.services.verification import steps  # noqa: E402
@@ -80,7 +83,12 @@ def run(cache: Path) -> dict[str, Any]:
     g, p = QualitySettings(), LivenessParams()
     per_kind: dict[str, Counter[str]] = defaultdict(Counter)
     listed: list[dict[str, Any]] = []
-    for path in sorted(cache.glob("*-[gc]3.json")):
+    files, _used = session_files(cache)
+    paced = [f for f in files if re.search(r"-[gc]\d+$", f.stem)]
+    versions: dict[str, int] = defaultdict(int)
+    for f in paced:
+        versions[f.stem.rsplit("-", 1)[1]] += 1
+    for path in paced:
         row = json.loads(path.read_text())[0]
         kind = "cued_replay" if row["kind"] != "bona_fide" else row["source"]
         obs, prompts = pe.obs_of(row), pe.prompts_of(row)
@@ -105,7 +113,8 @@ def run(cache: Path) -> dict[str, Any]:
                                "codes": [code for _, code in r["hints"]]})
             if not r["seen"]:
                 break
-    return {"per_kind": {k: dict(v) for k, v in per_kind.items()}, "hinted_steps": listed}
+    return {"per_kind": {k: dict(v) for k, v in per_kind.items()}, "hinted_steps": listed,
+            "files_by_version": dict(versions)}
 
 
 def report(res: dict[str, Any], cache: Path) -> str:
@@ -121,8 +130,8 @@ def report(res: dict[str, Any], cache: Path) -> str:
                       f"{h['first_hint_ms']} ms | {' '.join(h['codes'])} |" for h in genuine)
     return f"""## Action hints on pad_eval's cached sessions (`benchmarks/action_hints.py`)
 
-{now()}; recomputed from `{cache}` (paced sessions only: genuine acted `-g3`, cued replays `-c3`; nothing
-re-scored). Each challenge step is judged chunk by chunk (1 s grid) as paced.py does, with the hint of
+{now()}; recomputed from `{cache}` (paced sessions only, files by synthesis version {res["files_by_version"]};
+nothing re-scored). Each challenge step is judged chunk by chunk (1 s grid) as paced.py does, with the hint of
 `steps.step_hints` (action hint from {steps.ACTION_HINT_AFTER_MS} ms after the prompt, framing hints first). Cells:
 steps that got an action hint before they were seen / steps seen, and missed steps that got one / steps missed.
 The footage never reacts to a hint, so this counts when hints come, not whether they help. REAL clips with
