@@ -26,7 +26,7 @@ exposure: attacks.Camera.random), the challenges and the reaction delay.
 * ``replay_apfol`` — REAL screen replays: apfol attack_replay crops (chunks) in full frames.
 * ``still`` — one photo (same pool as print) on a phone screen, held (tremor only).
 * ``cued_replay`` — the clip ACTS the drawn challenges (blink/mouth cued from the clip's own
-  frames; turns by the cylinder warp of attacks.turn_head), on a phone screen, cued by hand
+  frames; turns by attacks.turn_head_3d since c4), on a phone screen, cued by hand
   (reaction 0.8–1.5 s).
 * ``bona_fide`` — genuine: the two clips acting the challenges straight to the camera (turns: attacks.turn_head_3d)
   (``video_acted``: reaction 0.6–1.2 s; ``slow``: 1.8–2.8 s; ``late``: the face enters 1.5–3 s
@@ -54,9 +54,10 @@ by attacks.turn_head_3d (an anthropometric head ellipsoid with the nose standing
 the nose-against-outline parallax of a real head; validated against real measurements by
 benchmarks/turn_synth.py, README ``turn_synth``) with its own turn tables (turns3d-*.json, the same
 calibration rule); before g4 they were the cylinder warp of attacks.turn_head, a smooth 1-D remap with no
-nose standing out, which the flat test (planarity.nose_parallax) called flat on 3 blink_7 sessions. Cued
-replays stay on the cylinder warp (c3): their turns are shown on a flat screen (the flat test fired on none
-of them, flat_cache 0/100); moving them to turn_head_3d is left for later. Prints, stills and plain replays:
+nose standing out, which the flat test (planarity.nose_parallax) called flat on 3 blink_7 sessions. The cued
+replays act with the same turn_head_3d turns since c4 (the same acting as the genuine sessions, shown on the
+phone screen; c3 used the cylinder warp, on which the flat test fired on none of them, flat_cache 0/100).
+Prints, stills and plain replays:
 2.5 fps over 7 s (they cannot act; the second challenge is never reached). *active* =
 production's decision without PAD (:func:`production_decision`: settle baseline, each challenge
 by steps.judge_challenge from its prompt over CHALLENGE_WINDOW_MS (cut at the next prompt), the first miss ends the
@@ -145,9 +146,9 @@ CACHE_VERSION = "v4"  # bump when the synthesis or the per-frame scoring changes
 # g3/c3: paced as production paces them (pace(): prompt after the previous step was seen, a missed step's
 # footage plays on to its window end, per-step steps.capture_fps)
 # g4: genuine head turns by the depth-aware attacks.turn_head_3d (an anthropometric head + nose: real 3D
-# parallax) instead of the cylinder warp, calibrated by their own turn tables (turns3d-*.json); cued replays
-# stay c3 (cylinder): their turns are shown on a flat screen, where the flat test never fired (flat_cache 0/100)
-KIND_VERSION = {"bona_fide": "g4", "cued_replay": "c3"}  # c2: turns from the framed turn tables
+# parallax) instead of the cylinder warp, calibrated by their own turn tables (turns3d-*.json)
+# c4: the cued replays' turns too (c3: cylinder; their turns are shown on a flat screen, the flat test never fired)
+KIND_VERSION = {"bona_fide": "g4", "cued_replay": "c4"}  # c2: turns from the framed turn tables
 # Genuine framing: the face box's share of the frame width. The capture page's oval is 0.70 of the width,
 # the MOVE_BACK hint comes above steps.TOO_CLOSE_FRACTION (0.72) and the settle step waits for it
 # (steps.SETTLE_FRAMING_WAIT_MS): a user who follows the page holds the phone where the face is 0.50-0.70.
@@ -525,12 +526,13 @@ class Worker:
         if sp.kind == "cued_replay":
             ch = draw_challenges(rng, bool(self.clips[sp.clip][1].mouth_frames()))
             jitters = [int(rng.uniform(*steps.PROMPT_DELAY_MS))]  # draws in c2's order (see bona_fide)
-            frames, index, degs, meta = self.acting(rng, sp.clip, ch)  # the same acting as the genuine sessions
+            frames, index, degs, meta = self.acting(rng, sp.clip, ch, depth=True)  # the genuine sessions' acting
             actor = atk.Actor(index, ch, rng, delay_ms=int(rng.uniform(800, 1500)), turn_deg=degs)
             phone, cam = atk.PhoneScreen(rng), atk.Camera.random(rng)
             jitters += self.later_jitters(sp, len(ch))
             sq = Seq(sp.key, "cued_replay", sp.clip, sp.split, [], [], ch, [], meta)
-            return [self.paced(sq, actor, lambda sh: cam.shoot(phone.render(atk.render_shot(frames, index, sh))),
+            return [self.paced(sq, actor,
+                               lambda sh: cam.shoot(phone.render(atk.render_shot(frames, index, sh, depth=True))),
                                jitters)]
         if sp.kind == "replay":
             frames, index = self._frames(sp.clip)
