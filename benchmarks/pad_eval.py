@@ -42,9 +42,11 @@ order; nods are not drawn because the synthetic nod warp is not a fair genuine n
 steps.capture_fps(None) until the settle step is seen (judged per CHUNK_MS chunk), the first prompt
 PROMPT_DELAY_MS later; each step captured at steps.capture_fps(challenge) and judged per chunk by
 :func:`production_decision`; the next prompt comes PROMPT_DELAY_MS after the chunk in which the step
-was seen; a step not seen keeps being captured until CHALLENGE_WINDOW_MS after its prompt, which ends
-the session; the capture stops once the last step was seen. The synthetic user (attacks.Actor) acts
-each prompt once; during a long window its real clip keeps playing as filmed (its own later blinks,
+was seen; a step not seen keeps being captured until CHALLENGE_WINDOW_MS after its prompt (plus
+steps.HINT_EXTRA_WINDOW_MS once production's first action hint for it came, g5/c5: :func:`first_action_hint`;
+the footage never reacts to the hint), which ends the session; the capture stops once the last step was
+seen. The synthetic user (attacks.Actor) acts each prompt once; during a long window its real clip keeps
+playing as filmed (its own later blinks,
 talking, head motion count as they would for a real person; no extra acting is invented). Before
 g3/c3 the frames stopped 1 s after the last action and prompts were 6 s apart, so a step whose
 action was not seen was cut short of production's window (e.g. the shallow blinker's cued blink as
@@ -130,7 +132,7 @@ from lifecert.engine.base import FaceEngine, count_significant  # noqa: E402
 from lifecert.engine.eyes import encode as encode_eyes  # noqa: E402
 from lifecert.engine.eyes import eye_patches  # noqa: E402
 from lifecert.engine.image import read_image_file  # noqa: E402
-from lifecert.engine.liveness import FrameObs, LivenessParams, analyze_liveness  # noqa: E402
+from lifecert.engine.liveness import Baseline, FrameObs, LivenessParams, analyze_liveness  # noqa: E402
 from lifecert.engine.loader import load_engine  # noqa: E402
 from lifecert.engine.manifest import REPO_MANIFEST, load_manifest, manifest_sha256  # noqa: E402
 from lifecert.engine.pad import fuse_session, load_pad_from, pad_spec  # noqa: E402
@@ -148,7 +150,12 @@ CACHE_VERSION = "v4"  # bump when the synthesis or the per-frame scoring changes
 # g4: genuine head turns by the depth-aware attacks.turn_head_3d (an anthropometric head + nose: real 3D
 # parallax) instead of the cylinder warp, calibrated by their own turn tables (turns3d-*.json)
 # c4: the cued replays' turns too (c3: cylinder; their turns are shown on a flat screen, the flat test never fired)
-KIND_VERSION = {"bona_fide": "g4", "cued_replay": "c4"}  # c2: turns from the framed turn tables
+# g5/c5: a challenge step's window grows by steps.HINT_EXTRA_WINDOW_MS at its first action hint, as paced.py does
+# (production_decision / first_action_hint); the footage never reacts to the hint (the clip plays on). Only a
+# session whose step missed its 8 s window after a hint is filmed differently: every other g4/c4 session is the
+# same capture and is reused as it is (reuse_unchanged).
+KIND_VERSION = {"bona_fide": "g5", "cued_replay": "c5"}  # c2: turns from the framed turn tables
+PREVIOUS_VERSION = {"g5": "g4", "c5": "c4"}
 # Genuine framing: the face box's share of the frame width. The capture page's oval is 0.70 of the width,
 # the MOVE_BACK hint comes above steps.TOO_CLOSE_FRACTION (0.72) and the settle step waits for it
 # (steps.SETTLE_FRAMING_WAIT_MS): a user who follows the page holds the phone where the face is 0.50-0.70.
@@ -679,6 +686,32 @@ def cache_path(cache_dir: Path, sp: Spec, seed: int) -> Path:
     return cache_dir / f"{scoring_key()}-s{seed}" / f"{safe}.json"
 
 
+def reuse_unchanged(cache_dir: Path, sp: Spec, seed: int) -> bool:
+    """Copy the previous version's file of ``sp`` (PREVIOUS_VERSION) under the current name when the change
+    cannot alter its capture: production_decision on its frames gives no step an action hint that lengthened
+    its window (a step seen within 8 s, or missed with no action hint, is filmed the same). True when copied."""
+    new = cache_path(cache_dir, sp, seed)
+    version = KIND_VERSION.get(sp.kind)
+    prev = PREVIOUS_VERSION.get(version or "")
+    if prev is None or new.is_file() or not new.name.endswith(f"-{version}.json"):
+        return False
+    old = new.with_name(new.name[: -len(f"-{version}.json")] + f"-{prev}.json")
+    if not old.is_file():
+        return False
+    raw = json.loads(old.read_text())
+    st = Settings()
+    for r in raw:
+        if r["name"].startswith("tight/") or not r.get("challenges"):
+            continue
+        d = production_decision(r, LivenessParams(), st.quality, st.verification.min_frames)
+        if any("action_hint" in c for c in d["challenge_results"]):
+            return False
+    tmp = new.with_suffix(".tmp")
+    tmp.write_text(old.read_text())
+    tmp.replace(new)
+    return True
+
+
 @functools.cache
 def scoring_key() -> str:
     """CACHE_VERSION plus a digest of the PAD pack's manifest table without its threshold (files, crop
@@ -742,13 +775,39 @@ def settle_of(obs: Sequence[steps.Obs], g: QualitySettings,
     return None, steps.SettleResult(False)
 
 
+def first_action_hint(name: str, obs: Sequence[steps.Obs], fobs: Sequence[FrameObs], base: Baseline, rv: int,
+                      params: LivenessParams, g: QualitySettings) -> tuple[str, int] | None:
+    """The first action hint production gives a challenge step revealed at ``rv`` (code, ms after the prompt),
+    or None: paced.py judges the step after every chunk (here the CHUNK_MS grid of :func:`pace`) and, while it
+    is not seen, answers with steps.step_hints of that chunk; the first action hint lengthens the step's window
+    by steps.HINT_EXTRA_WINDOW_MS (counted from the chunk that reaches past the base window, as paced.py checks
+    the hint before the window's end)."""
+    c = (rv // steps.CHUNK_MS + 1) * steps.CHUNK_MS
+    last = max((o.t_ms for o in obs), default=rv)
+    while c - steps.CHUNK_MS <= rv + steps.CHALLENGE_WINDOW_MS and c - steps.CHUNK_MS <= last:
+        chunk = [o for o in obs if c - steps.CHUNK_MS <= o.t_ms < c]
+        if chunk:
+            elapsed = chunk[-1].t_ms - rv
+            if elapsed >= steps.ACTION_HINT_AFTER_MS:
+                j = steps.judge_challenge(name, [f for f in fobs if rv <= f.t_ms < c], base, rv, params)
+                if j.seen:
+                    return None
+                code = next((h for h in steps.step_hints(steps.hints(chunk, g), name, j, elapsed, params)
+                             if h in steps.ACTION_HINT_CODES), None)
+                if code is not None:
+                    return code, elapsed
+        c += steps.CHUNK_MS
+    return None
+
+
 def production_decision(row: dict[str, Any], params: LivenessParams, g: QualitySettings,
                         min_frames: int) -> dict[str, Any]:
     """The active part of production's decision for one cached session, on plain data (no rescoring).
 
     As services/verification does it: the settle step (steps.settle: a steady face for SETTLE_STEADY_MS)
     gives the baseline; each challenge is judged by steps.judge_challenge over the frames from its prompt to
-    prompt + CHALLENGE_WINDOW_MS (cut at the next prompt: those frames are the actor's answer to another
+    prompt + CHALLENGE_WINDOW_MS (+ HINT_EXTRA_WINDOW_MS after an action hint, :func:`first_action_hint`; cut
+    at the next prompt: those frames are the actor's answer to another
     prompt, which production would not have shown yet), counting only frames MIN_REACTION_MS after the
     prompt; the first challenge not seen ends the session (later ones are never revealed, the capture
     stops at the end of its window); then the final decision of paced.py: too few usable frames → RETRY;
@@ -796,11 +855,17 @@ def production_decision(row: dict[str, Any], params: LivenessParams, g: QualityS
                     out["missed"] = [name]
                     break
                 rv = prompts[k]
-                end = rv + steps.CHALLENGE_WINDOW_MS
-                if k + 1 < len(prompts):
-                    end = min(end, prompts[k + 1])
+                nxt = prompts[k + 1] if k + 1 < len(prompts) else None
+                window = steps.CHALLENGE_WINDOW_MS
+                end = rv + window if nxt is None else min(rv + window, nxt)
                 j = steps.judge_challenge(name, [f for f in fobs if rv <= f.t_ms < end], base, rv, params)
-                out["challenge_results"].append(j.as_dict(name, rv))
+                hint = None if j.seen else first_action_hint(name, obs, fobs, base, rv, params, g)
+                if hint is not None:  # paced.py: the step's window grows once, at its first action hint
+                    window += steps.HINT_EXTRA_WINDOW_MS
+                    end = rv + window if nxt is None else min(rv + window, nxt)
+                    j = steps.judge_challenge(name, [f for f in fobs if rv <= f.t_ms < end], base, rv, params)
+                out["challenge_results"].append(j.as_dict(name, rv) | {"window_ms": window} | (
+                    {"action_hint": hint[0], "hint_ms_after_prompt": hint[1]} if hint else {}))
                 if not j.seen:
                     out["missed"] = [name]
                     end_ms = min(end_ms, end)
@@ -890,11 +955,14 @@ def pace(base: dict[str, Any], actor: atk.Actor, observe: Callable[[int], dict[s
             if len(res) > k and res[k]["passed"]:
                 seen_at = end
                 break
+            if len(res) > k:  # an action hint lengthened the window (production_decision, as paced.py)
+                window_end = reveal + int(res[k].get("window_ms", steps.CHALLENGE_WINDOW_MS))
             if frames and frames[-1]["t"] > window_end:
                 break
         peak = res[k]["peak_ms_after_prompt"] if len(res) > k else None
         meta["steps"].append({"name": name, "prompt_ms": reveal, "fps": rate, "acted_ms": reveal + actor.delay_ms,
                               "seen_ms": seen_at, "peak_ms": None if peak is None else reveal + int(peak),
+                              "window_ms": window_end - reveal,
                               "frames": sum(1 for f in frames if f["t"] >= reveal)})
     return frames, prompts, meta
 
@@ -1175,6 +1243,9 @@ def main(argv: list[str] | None = None) -> int:
     if a.summarize_only:
         summary_now(True)
         return 0
+    reused = sum(reuse_unchanged(a.cache_dir, sp, a.seed) for sp in specs)
+    if reused:
+        print(f"{reused} sessions reused from the previous version (their capture is unchanged)", flush=True)
     todo = [sp for sp in specs if not cache_path(a.cache_dir, sp, a.seed).is_file()]
     print(f"{len(specs)} sessions planned, {len(specs) - len(todo)} cached, {len(todo)} to score", flush=True)
     if todo:

@@ -72,14 +72,36 @@ def test_given_a_step_never_acted_when_paced_then_footage_runs_to_its_window_end
     actor = _actor(["turn_left", "turn_right"])
     person = _person(frontal, actor, {})
     frames, prompts, meta = pad_eval.pace(BASE | {"challenges": actor.challenges}, actor, person, JITTERS)
-    end = prompts[0] + steps.CHALLENGE_WINDOW_MS
+    # production gives an action hint 3.5 s into the step (DO_ACTION: nothing turned), which lengthens its window once
+    end = prompts[0] + steps.CHALLENGE_WINDOW_MS + steps.HINT_EXTRA_WINDOW_MS
     assert len(prompts) == 1 and meta["steps"][0]["seen_ms"] is None  # the second prompt is never shown
+    assert meta["steps"][0]["window_ms"] == steps.CHALLENGE_WINDOW_MS + steps.HINT_EXTRA_WINDOW_MS
     dt = 1000 / steps.capture_fps("turn_left")
     assert frames[-1]["t"] > end and next(f["t"] for f in frames if f["t"] > end) < end + dt + 1
     assert frames[-1]["t"] <= end + steps.CHUNK_MS
     row = BASE | {"challenges": actor.challenges, "prompts_ms": prompts, "frames": frames}
     d = pad_eval.production_decision(row, pad_eval.LivenessParams(), pad_eval.QualitySettings(), 5)
     assert d["missed"] == ["turn_left"] and d["active_reject"]
+    hint = d["challenge_results"][0]
+    assert hint["action_hint"] == "DO_ACTION"
+    assert steps.ACTION_HINT_AFTER_MS <= hint["hint_ms_after_prompt"] < steps.ACTION_HINT_AFTER_MS + steps.CHUNK_MS
+
+
+def test_given_a_turn_after_the_base_window_when_the_hint_lengthened_it_then_it_is_seen(
+        frontal: NDArray[np.float32]) -> None:
+    actor = _actor(["turn_left", "turn_right"])
+    person = _person(frontal, actor, {0: 9000, 1: 1500})  # 9 s: past the 8 s window, inside 8 + 3 s
+    frames, prompts, meta = pad_eval.pace(BASE | {"challenges": actor.challenges}, actor, person, JITTERS)
+    assert meta["steps"][0]["seen_ms"] is not None and len(prompts) == 2
+    row = BASE | {"challenges": actor.challenges, "prompts_ms": prompts, "frames": frames}
+    d = pad_eval.production_decision(row, pad_eval.LivenessParams(), pad_eval.QualitySettings(), 5)
+    assert d["missed"] == [] and d["challenge_results"][0]["window_ms"] == (
+        steps.CHALLENGE_WINDOW_MS + steps.HINT_EXTRA_WINDOW_MS)
+    # the same frames judged with no hint (the base window only) miss it: the lengthening is what passed it
+    cut = [f for f in frames if f["t"] <= prompts[0] + steps.CHALLENGE_WINDOW_MS]
+    j = steps.judge_challenge("turn_left", pad_eval.frame_obs(row | {"frames": cut}), steps.baseline_of(
+        pad_eval.frame_obs(row | {"frames": [f for f in frames if f["t"] < prompts[0]][-8:]})), prompts[0])
+    assert not j.seen
 
 
 def test_given_a_schedule_when_acted_then_the_frames_follow_each_steps_capture_rate() -> None:
