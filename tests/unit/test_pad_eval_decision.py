@@ -64,10 +64,20 @@ def test_given_a_turn_two_seconds_after_the_prompt_when_decided_then_confirmed(f
 
 
 def test_given_a_turn_peaking_after_the_window_when_decided_then_missed(frontal: NDArray[np.float32]) -> None:
-    late_turn = 1000 + steps.CHALLENGE_WINDOW_MS + 400
+    # the step's window is 8 s, plus 3 s from its first action hint (a person who has not turned by 3.5 s gets one)
+    late_turn = 1000 + steps.CHALLENGE_WINDOW_MS + steps.HINT_EXTRA_WINDOW_MS + 400
     d = pad_eval.production_decision(_row(frontal, turn_at=late_turn, end=late_turn + 2000), P, G, 5)
     assert d["active_reject"] and d["missed"] == ["turn_left"]
     assert d["reason"] == "CHALLENGE_NOT_SEEN" and pad_eval.reject_reason(d) == "missed turn_left"
+    assert d["challenge_results"][0]["action_hint"] == "DO_ACTION"
+
+
+def test_given_a_turn_after_eight_seconds_when_the_hint_lengthened_the_window_then_seen(
+        frontal: NDArray[np.float32]) -> None:
+    turn = 1000 + steps.CHALLENGE_WINDOW_MS + 400  # inside 8 + 3 s
+    d = pad_eval.production_decision(_row(frontal, turn_at=turn, end=turn + 2000), P, G, 5)
+    assert not d["active_reject"] and d["challenge_results"][0]["passed"], d
+    assert d["challenge_results"][0]["window_ms"] == steps.CHALLENGE_WINDOW_MS + steps.HINT_EXTRA_WINDOW_MS
 
 
 def test_given_a_turn_before_the_reaction_time_when_decided_then_not_counted(frontal: NDArray[np.float32]) -> None:
