@@ -107,8 +107,9 @@ def turn_facts(row: dict[str, Any], decision: dict[str, Any]) -> dict[str, Any] 
     k = len(decision["challenge_results"]) - 1
     prompts = pe.prompts_of(row)
     start = prompts[k]
-    stop = start + steps.CHALLENGE_WINDOW_MS if k + 1 >= len(prompts) else min(start + steps.CHALLENGE_WINDOW_MS,
-                                                                              prompts[k + 1])
+    # the window production_decision judged (8 s, or 11 s after an action hint: pad_eval.first_action_hint)
+    window = int(decision["challenge_results"][k].get("window_ms", steps.CHALLENGE_WINDOW_MS))
+    stop = start + window if k + 1 >= len(prompts) else min(start + window, prompts[k + 1])
     width, height = row.get("size") or pe.atk.CAMERA
     win = [f for f in row["frames"] if start <= f["t"] < stop]
     no_face = sum(1 for f in win if f["lm"] is None)
