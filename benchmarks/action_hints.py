@@ -39,7 +39,6 @@ from lifecert.config import QualitySettings  # noqa: E402
 from lifecert.engine.liveness import Baseline, LivenessParams  # noqa: E402
 from lifecert.services.verification import steps  # noqa: E402
 
-ACTION_CODES = ("TURN_MORE", "LOOK_BACK", "DO_ACTION", "BLINK_FIRMLY", "OPEN_WIDER", "NOD_MORE", "LOOK_UP")
 KINDS = ("video_acted", "slow", "late", "cued_replay")
 
 
@@ -68,9 +67,9 @@ def step_hints_over(name: str, obs: list[steps.Obs], base: Baseline, reveal: int
             continue
         j = steps.judge_challenge(name, [o.frame_obs(0) for o in upto], base, reveal, p)
         elapsed = chunk[-1].t_ms - reveal
-        act = [h for h in steps.step_hints(steps.hints(chunk, g), name, j, elapsed, p) if h in ACTION_CODES]
-        if act:
-            codes.append((elapsed, act[0]))
+        act = steps.action_in(steps.step_hints(steps.hints(chunk, g), name, j, elapsed, p))
+        if act is not None:
+            codes.append((elapsed, act))
         if j.seen:
             seen = True
             break
@@ -122,7 +121,8 @@ def report(res: dict[str, Any], cache: Path) -> str:
     rows = []
     for kind in KINDS:
         c = pk.get(kind, {})
-        codes = ", ".join(f"{code} {c[f'code:{code}']}" for code in ACTION_CODES if c.get(f"code:{code}"))
+        codes = ", ".join(f"{code} {c[f'code:{code}']}" for code in sorted(steps.ACTION_HINT_CODES)
+                          if c.get(f"code:{code}"))
         rows.append(f"| {kind} | {c.get('sessions', 0)} | {c.get('seen_hinted', 0)}/{c.get('seen_steps', 0)} | "
                     f"{c.get('missed_hinted', 0)}/{c.get('missed_steps', 0)} | {codes or '-'} |")
     genuine = [h for h in res["hinted_steps"] if h["kind"] != "cued_replay"]

@@ -792,8 +792,7 @@ def first_action_hint(name: str, obs: Sequence[steps.Obs], fobs: Sequence[FrameO
                 j = steps.judge_challenge(name, [f for f in fobs if rv <= f.t_ms < c], base, rv, params)
                 if j.seen:
                     return None
-                code = next((h for h in steps.step_hints(steps.hints(chunk, g), name, j, elapsed, params)
-                             if h in steps.ACTION_HINT_CODES), None)
+                code = steps.action_in(steps.step_hints(steps.hints(chunk, g), name, j, elapsed, params))
                 if code is not None:
                     return code, elapsed
         c += steps.CHUNK_MS

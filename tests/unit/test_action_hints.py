@@ -160,6 +160,14 @@ def test_given_every_challenge_when_hinting_then_only_codes_of_that_step_and_nev
             assert code is None or code in own[name], (name, acted, code)
             assert code in own[name] or _judge(name, poses, acted, held=True).seen, (name, acted)
     assert set().union(*own.values()) <= set(HINT_CODES)
+    assert set().union(*own.values()) == steps.ACTION_HINT_CODES  # what paced.py takes as the action hint
+
+
+def test_given_a_steps_hints_when_picking_the_action_hint_then_that_code_and_never_a_framing_hint() -> None:
+    assert steps.action_in(["TURN_MORE", "MOVE_BACK"]) == "TURN_MORE"
+    assert steps.action_in(["MOVE_BACK", "LOOK_BACK"]) == "LOOK_BACK"
+    assert steps.action_in(["MOVE_CLOSER", "MORE_LIGHT"]) is None
+    assert steps.action_in([]) is None
 
 
 def test_given_steps_whose_window_grew_after_a_hint_when_bounding_the_session_then_their_extra_frames_and_no_more(

@@ -325,7 +325,7 @@ class PacedCapture:
             j = steps.judge_challenge(st["challenge"], fobs, base, int(st["reveal_ms"]), self.params)
             elapsed = latest_ms - int(st["reveal_ms"])
             hints = steps.step_hints(steps.hints(obs, g), st["challenge"], j, elapsed, self.params)
-            action = next((h for h in hints if h in steps.ACTION_HINT_CODES), None)
+            action = steps.action_in(hints)
             if action is not None and not st.get("hint"):
                 # The first action hint of this step: the user needs time to hear it and try again.
                 st["hint"] = {"code": action, "ms_after_prompt": elapsed, "extra_window_ms": steps.HINT_EXTRA_WINDOW_MS}

@@ -103,8 +103,8 @@ ACTION_HINT_AFTER_MS = 3_500
 ACTION_HINT: dict[str, str] = {"blink": "BLINK_FIRMLY", "open_mouth": "OPEN_WIDER", "nod": "NOD_MORE"}
 # framing hints an action hint goes before (see step_hints)
 ACTION_FIRST = frozenset({"MOVE_BACK"})
-ACTION_HINT_CODES = frozenset({"TURN_MORE", "LOOK_BACK", "DO_ACTION", "BLINK_FIRMLY", "OPEN_WIDER", "NOD_MORE",
-                               "LOOK_UP"})
+# every code action_hint can return (tests/unit/test_action_hints.py checks it against what it returns)
+ACTION_HINT_CODES = frozenset({"TURN_MORE", "LOOK_BACK", "DO_ACTION", *ACTION_HINT.values(), "LOOK_UP"})
 # A step's window grows by this much, once, when its first action hint is given (paced.py). Measured by
 # benchmarks/hint_recovery.py (simulated person, real engine and service): the hint reaches the phone 3.8-5.1 s
 # after the prompt (server + network lag 0-1 s) and a full turn counts only if it begins by ~7.3-7.5 s of an
@@ -454,6 +454,11 @@ def step_hints(
     if a is None or any(h not in ACTION_FIRST for h in framing):
         return framing
     return [a, *framing]
+
+
+def action_in(hints: Sequence[str]) -> str | None:
+    """The action hint among a step's hints (:func:`step_hints` puts it first), or None."""
+    return next((h for h in hints if h in ACTION_HINT_CODES), None)
 
 
 def step_over(latest_frame_ms: int | None, now_ms: int, reveal_ms: int, window_ms: int) -> bool:
