@@ -17,6 +17,8 @@ Everything is made from ../shared/faces with OpenCV and numpy; nothing is downlo
   corners and a grey phone body; the phone is perspective-warped (tilt +-8 % of its size per
   corner) into the frame at 40-75 % of the frame width, and moves by a smooth random walk
   (hand tremor: ~1-2 % of the frame per second, +-2 degrees of rotation), in front of a background.
+  Each artefact has a switch (``glare``, ``subpixel``, ``tone``, ``tint``, ``bezel``, ``body_grey``; session 7,
+  benchmarks/replay_sweep.py); the defaults draw them all, and a switch never changes the generator's draws.
 * **Hand-held print** (:class:`PaperPrint`): the photo is "printed" (lower contrast and
   saturation, warm paper white, fine halftone noise) with a white margin of 6-12 % of its size,
   curled (a cylindrical bend: columns shift in depth and get a cosine shading), tilted back and
@@ -192,6 +194,15 @@ class PhoneScreen:
     tremor_amp: float = 0.012
     centre: tuple[float, float] = (0.5, 0.5)  # where the phone is held, fractions of the frame (off-centre: close)
     tilt_scale: float = 1.0  # scales the random perspective tilt of the corners
+    # Artefact switches (benchmarks/replay_sweep.py turns them off one at a time); the defaults draw every
+    # artefact as before. Switching one off never changes what the generator draws, so the same seed gives
+    # the same phone, pose and tremor with and without it.
+    glare: bool = True  # the drifting specular ellipse (+110 grey levels at its centre)
+    subpixel: bool = True  # RGB sub-pixel stripes (12 % modulation): the camera resamples them into moiré
+    tone: bool = True  # the display's tone curve: raised black level, lower contrast
+    tint: bool = True  # the display's bluish white point
+    bezel: bool = True  # False: an edge-to-edge screen (no black bezel, no phone body around the picture)
+    body_grey: int | None = None  # the phone body's grey level (None: drawn 40-90 per frame, as before)
     last_quad: NDArray[np.float32] | None = field(init=False, default=None)  # corners drawn by the last render
     _tremor: Tremor = field(init=False)
     _tilt: NDArray[np.float64] = field(init=False)
@@ -215,27 +226,38 @@ class PhoneScreen:
         pw = int(fw * self.width_frac)
         ph = int(pw * 2.05)  # 9:18.5 body
         bezel = max(3, pw // 28)
-        body = np.full((ph, pw, 3), self.rng.integers(40, 90), np.uint8)
+        grey = self.rng.integers(40, 90)  # drawn even when body_grey is set: the generator's sequence is kept
+        body = np.full((ph, pw, 3), grey if self.body_grey is None else self.body_grey, np.uint8)
         alpha = np.zeros((ph, pw), np.float32)
         r = pw // 9
         cv2.rectangle(alpha, (r, 0), (pw - 1 - r, ph - 1), 1.0, -1)
         cv2.rectangle(alpha, (0, r), (pw - 1, ph - 1 - r), 1.0, -1)
         for cx, cy in ((r, r), (pw - 1 - r, r), (r, ph - 1 - r), (pw - 1 - r, ph - 1 - r)):
             cv2.circle(alpha, (cx, cy), r, 1.0, -1)
-        sw, sh = pw - 2 * bezel - 2, ph - 2 * bezel - 2 * (bezel + 4)
+        if self.bezel:
+            sw, sh = pw - 2 * bezel - 2, ph - 2 * bezel - 2 * (bezel + 4)
+        else:  # the picture covers the whole front, to the rounded corners
+            sw, sh = pw, ph
         screen = fit_cover(src, (sw, sh)).astype(np.float32)
-        # display tone curve: raised blacks, lower contrast, blue tint
-        screen = (18 + screen * 0.86) * self._tint
+        # display tone curve: raised blacks, lower contrast; blue tint
+        if self.tone:
+            screen = 18 + screen * 0.86
+        if self.tint:
+            screen = screen * self._tint
         # RGB sub-pixel stripes: the camera resamples them into moiré
-        xs = np.arange(sw, dtype=np.float32)
-        stripes = 0.88 + 0.12 * np.cos(2 * np.pi * xs / self._pitch)
-        screen = screen * stripes[None, :, None]
+        if self.subpixel:
+            xs = np.arange(sw, dtype=np.float32)
+            stripes = 0.88 + 0.12 * np.cos(2 * np.pi * xs / self._pitch)
+            screen = screen * stripes[None, :, None]
         # glare: a soft specular ellipse that drifts
-        gx, gy, gs = self._glare
-        gx = gx + 0.05 * math.sin(self._t / 7.0)
-        yy, xx = np.mgrid[0:sh, 0:sw].astype(np.float32)
-        d = ((xx / sw - gx) / gs) ** 2 + ((yy / sh - gy) / (gs * 1.6)) ** 2
-        screen = screen + 110.0 * np.exp(-d)[..., None]
+        if self.glare:
+            gx, gy, gs = self._glare
+            gx = gx + 0.05 * math.sin(self._t / 7.0)
+            yy, xx = np.mgrid[0:sh, 0:sw].astype(np.float32)
+            d = ((xx / sw - gx) / gs) ** 2 + ((yy / sh - gy) / (gs * 1.6)) ** 2
+            screen = screen + 110.0 * np.exp(-d)[..., None]
+        if not self.bezel:
+            return np.clip(screen, 0, 255).astype(np.uint8), alpha
         y0 = bezel + bezel + 4
         body[bezel : ph - bezel, bezel : pw - bezel] = 10  # black bezel
         body[y0 : y0 + sh, bezel + 1 : bezel + 1 + sw] = np.clip(screen, 0, 255).astype(np.uint8)
