@@ -63,9 +63,12 @@ Deterministic for a given ``numpy.random.Generator`` seed. Frames are (H, W, 3) 
 
 from __future__ import annotations
 
+import functools
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -604,6 +607,45 @@ class Shot:
     face_visible: bool = True
 
 
+# -- hearing a hint ------------------------------------------------------------------------------------------
+
+# The page (mobile-web/app.js ``speak``) says a hint with the browser's Mandarin voice at rate 0.85. How long that
+# takes on a phone was never measured: SPEECH_CHARS_PER_S is an ASSUMPTION (ordinary read Mandarin runs at about
+# 4-5 syllables a second, one syllable per character; taken at 4.5 for rate 1.0), SPEECH_PAUSE_MS one pause per
+# comma or full stop (also assumed). No voice start-up latency and no queue behind a framing hint are modelled.
+I18N_JS = Path(__file__).resolve().parents[1] / "mobile-web" / "i18n.js"
+SPEECH_CHARS_PER_S = 4.5
+SPEECH_RATE = 0.85  # app.js: u.rate
+SPEECH_PAUSE_MS = 250
+# hints after which a person acts again (LOOK_BACK / LOOK_UP ask to come back: the acted motion already does)
+REACTING_HINTS = frozenset({"TURN_MORE", "NOD_MORE", "DO_ACTION", "BLINK_FIRMLY", "OPEN_WIDER"})
+
+
+@functools.cache
+def page_texts() -> dict[str, str]:
+    """The Mandarin strings of the pensioner's page (the ``zh`` block of mobile-web/i18n.js), key -> text."""
+    src = I18N_JS.read_text(encoding="utf-8")
+    zh = src[src.index("zh:") : src.index("en:")]
+    return dict(re.findall(r'"([A-Za-z_.]+)":\s*"([^"]*)"', zh))
+
+
+def hint_speech_ms(code: str, challenge: str) -> int:
+    """How long the page takes to say action hint ``code`` during ``challenge`` (ms), from its Mandarin text
+    (DO_ACTION says the step's prompt again): characters at SPEECH_CHARS_PER_S x SPEECH_RATE, plus a pause
+    per comma / full stop. A model, not a measurement (see SPEECH_CHARS_PER_S)."""
+    texts = page_texts()
+    text = texts[f"hint.{code}"].replace("{prompt}", texts[f"challenge.{challenge}"])
+    pauses = sum(text.count(c) for c in "，。,.")
+    chars = sum(1 for c in text if not c.isspace() and c not in "，。,.")
+    return round(1000.0 * chars / (SPEECH_CHARS_PER_S * SPEECH_RATE)) + SPEECH_PAUSE_MS * pauses
+
+
+def hint_heard_ms(code: str, challenge: str, answered_ms: int) -> int:
+    """When a person has heard action hint ``code``: the chunk answer that carried it reached the phone at
+    ``answered_ms`` (pad_eval: the end of the chunk production judged; no network lag) and the page says it."""
+    return answered_ms + hint_speech_ms(code, challenge)
+
+
 class Actor:
     """A person (the clip) answering prompts that arrive one at a time, as a server-paced capture shows them.
 
@@ -611,26 +653,51 @@ class Actor:
     challenge is acted ``delay_ms`` after its prompt for ``action_ms``: turns and nods by the head warp
     (``turn_deg``: the peak angle, one per challenge), blink and open_mouth by re-cueing the clip so that one
     of its blink / mouth-opening frames is shown at the action's middle frame. After that the clip simply
-    plays on: nothing more is acted, however long the capture keeps running (a missed step's window, the
-    wait for the next prompt). Everything random is drawn in the constructor, so a session is the same
-    whatever the schedule turns out to be.
+    plays on, however long the capture keeps running (a missed step's window, the wait for the next prompt),
+    unless the person hears an action hint (:meth:`hint`). Everything random is drawn in the constructor, so a
+    session is the same whatever the schedule turns out to be.
+
+    **Hearing a hint** (:meth:`hint`, session 7; pad_eval g6/c6). Production answers a step not yet seen 3.5 s
+    after its prompt with one action hint and the page says it. The model, fixed before any rate was looked at:
+
+    * when: the person has heard the hint at ``heard_ms`` (:func:`hint_heard_ms`: the end of the chunk production
+      answered with it + the time the page takes to say it, :func:`hint_speech_ms`, an assumed speech rate) and
+      acts again ``delay_ms`` later (their own reaction time, the same as to a prompt), for ``action_ms``, on the
+      step's capture grid; only to the FIRST action hint of a step (production lengthens the window once; that
+      a person reacts once is an assumption);
+    * what: TURN_MORE: the turn again, farther (``more_deg``: pad_eval passes the warp of the top of
+      TURN_REAL_DEG through the clip's turn table, capped at what the clip reaches); NOD_MORE: the nod again at
+      ``more_nod_deg`` (default the same nod: no nod calibration exists and pad_eval draws no nods);
+      DO_ACTION: the drawn turn or nod again, as first acted; BLINK_FIRMLY / OPEN_WIDER: the clip re-cued so that
+      ANOTHER of its blink / mouth frames (the next in its pool, the same one if it has one) is shown mid-action:
+      the clip cannot blink harder or open wider than it was filmed; LOOK_BACK / LOOK_UP: nothing new (the acted
+      turn or nod already comes back; the hint only says so).
+    * invented: the speech rate, the single reaction, the reaction time equal to the prompt's, the farther turn
+      being the top of TURN_REAL_DEG. A cued-replay attacker hears the same hint and re-cues the same way with
+      his own cue delay (whatever helps the genuine person helps him).
 
     :meth:`prompt` registers challenge k's prompt (in order) with the capture rate of its step (the frames
     of the step are at ``at_ms + i * 1000 / fps``); :meth:`shot` gives the frame shown at any time."""
 
     def __init__(self, index: FootageIndex, challenges: Sequence[str], rng: np.random.Generator, *,
                  delay_ms: int = 800, late_ms: int = 0, turn_deg: float | Sequence[float] = 45.0,
-                 nod_deg: float = 36.0, action_ms: int = 1200) -> None:
+                 nod_deg: float = 36.0, action_ms: int = 1200, more_deg: float | Sequence[float] | None = None,
+                 more_nod_deg: float | None = None) -> None:
         self.index, self.challenges = index, list(challenges)
         self.delay_ms, self.late_ms, self.nod_deg, self.action_ms = delay_ms, late_ms, nod_deg, action_ms
         n = len(self.challenges)
         self.degs = [float(turn_deg)] * n if isinstance(turn_deg, (int, float)) else [float(d) for d in turn_deg]
+        more = self.degs if more_deg is None else more_deg
+        self.more_degs = [float(more)] * n if isinstance(more, (int, float)) else [float(d) for d in more]
+        self.more_nod_deg = nod_deg if more_nod_deg is None else more_nod_deg
         self.n_src = len(index.boxes)
         self.start = int(rng.integers(0, max(1, self.n_src // 3)))
         blinks, mouths = index.blink_frames(), index.mouth_frames()
-        pools = {"blink": blinks, "open_mouth": mouths}
-        self.targets = [int(rng.choice(pools[c])) if pools.get(c) else None for c in self.challenges]
+        self.pools = {"blink": blinks, "open_mouth": mouths}
+        self.targets = [int(rng.choice(self.pools[c])) if self.pools.get(c) else None for c in self.challenges]
         self.prompts: list[int] = []
+        self.rates: list[float] = []  # capture rate of each prompted step
+        self.heard: dict[int, tuple[str, int, int | None]] = {}  # step -> (hint, heard ms, acted again from ms)
         self._cues: list[tuple[int, int]] = [(-(10**9), self.start)]  # (from ms, source offset)
         self._moves: list[tuple[float, float, bool, float]] = []  # (from ms, span ms, nod?, peak degrees)
 
@@ -638,9 +705,43 @@ class Actor:
         """Challenge ``len(self.prompts)`` is prompted at ``at_ms``; its step is captured at ``fps``."""
         k = len(self.prompts)
         self.prompts.append(at_ms)
+        self.rates.append(fps)
         name = self.challenges[k]
-        t_act = at_ms + self.delay_ms
-        dt = 1000.0 / fps
+        peak = self.nod_deg if name == "nod" else self.degs[k]
+        self._act(k, at_ms + self.delay_ms, peak, self.targets[k])
+
+    def hint(self, k: int, heard_ms: int, code: str) -> int | None:
+        """Challenge ``k``'s action hint ``code`` was heard at ``heard_ms`` (see the class docstring for the
+        model): the action again ``delay_ms`` later, farther for TURN_MORE / NOD_MORE, another of the clip's
+        blink / mouth frames for BLINK_FIRMLY / OPEN_WIDER, nothing for LOOK_BACK / LOOK_UP. Only the first hint
+        of a step counts. Returns when the action starts again (ms), or None when nothing is acted."""
+        if k in self.heard or k >= len(self.prompts):
+            return None
+        name = self.challenges[k]
+        start: int | None = heard_ms + self.delay_ms
+        if code not in REACTING_HINTS:
+            start = None
+        elif name in ("turn_left", "turn_right", "nod"):
+            more = code in ("TURN_MORE", "NOD_MORE")
+            peak = (self.more_nod_deg if more else self.nod_deg) if name == "nod" else (
+                self.more_degs[k] if more else self.degs[k])
+            self._act(k, start, peak, None)
+        else:
+            pool, target = self.pools.get(name) or [], self.targets[k]
+            again = pool[(pool.index(target) + 1) % len(pool)] if target in pool else target
+            if again is None:
+                start = None
+            else:
+                self._act(k, start, 0.0, again)
+        self.heard[k] = (code, heard_ms, start)
+        return start
+
+    def _act(self, k: int, t_act: int, peak_deg: float, target: int | None) -> None:
+        """Challenge ``k`` acted from ``t_act`` for ``action_ms`` on its step's frame grid (prompt + i / fps): a
+        turn / nod of ``peak_deg`` up and back, or the clip re-cued so that source frame ``target`` is shown at
+        the action's middle frame."""
+        at_ms, name = self.prompts[k], self.challenges[k]
+        dt = 1000.0 / self.rates[k]
         first = math.ceil((t_act - at_ms) / dt)
         ts = [round(at_ms + i * dt) for i in range(first, first + int(self.action_ms / dt) + 2)]
         ts = [t for t in ts if t_act <= t <= t_act + self.action_ms]
@@ -649,11 +750,11 @@ class Actor:
         if name in ("turn_left", "turn_right", "nod"):
             # up and back over the action's frames: sin(pi * (j + 0.5) / n) at its j-th of n frames, continued
             # between them (a frame of another grid during the action, e.g. the next prompt's, sees the same head)
-            peak = self.nod_deg if name == "nod" else self.degs[k] if name == "turn_left" else -self.degs[k]
+            peak = peak_deg if name in ("turn_left", "nod") else -peak_deg
             self._moves.append((ts[0] - dt / 2, len(ts) * dt, name == "nod", peak))
-        elif self.targets[k] is not None:  # re-cue the clip from here on so that the target is shown mid-action
+        elif target is not None:  # re-cue the clip from here on so that the target is shown mid-action
             mid = ts[len(ts) // 2]
-            self._cues.append((ts[0], int(self.targets[k] or 0) - round(mid * self.index.fps / 1000.0)))
+            self._cues.append((ts[0], int(target) - round(mid * self.index.fps / 1000.0)))
 
     def shot(self, t_ms: int) -> Shot:
         offset = next(o for since, o in reversed(self._cues) if since <= t_ms)

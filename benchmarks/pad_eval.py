@@ -43,11 +43,15 @@ steps.capture_fps(None) until the settle step is seen (judged per CHUNK_MS chunk
 PROMPT_DELAY_MS later; each step captured at steps.capture_fps(challenge) and judged per chunk by
 :func:`production_decision`; the next prompt comes PROMPT_DELAY_MS after the chunk in which the step
 was seen; a step not seen keeps being captured until CHALLENGE_WINDOW_MS after its prompt (plus
-steps.HINT_EXTRA_WINDOW_MS once production's first action hint for it came, g5/c5: :func:`first_action_hint`;
-the footage never reacts to the hint), which ends the session; the capture stops once the last step was
-seen. The synthetic user (attacks.Actor) acts each prompt once; during a long window its real clip keeps
-playing as filmed (its own later blinks,
-talking, head motion count as they would for a real person; no extra acting is invented). Before
+steps.HINT_EXTRA_WINDOW_MS once production's first action hint for it came, g5/c5: :func:`first_action_hint`),
+which ends the session; the capture stops once the last step was seen. The synthetic user (attacks.Actor) acts
+each prompt once and, since g6/c6, once more after hearing production's first action hint for the step
+(attacks.Actor.hint: heard once the chunk answer that carried it has been spoken, attacks.hint_heard_ms, then the
+person's own reaction delay; TURN_MORE: the turn again, farther; DO_ACTION: the turn again; BLINK_FIRMLY /
+OPEN_WIDER: another of the clip's blink / mouth frames; LOOK_BACK: nothing new); the cued-replay attacker hears
+the same hint and re-cues likewise (g5/c5: the footage never reacted to a hint). Otherwise, during a long window
+its real clip keeps playing as filmed (its own later blinks, talking, head motion count as they would for a real
+person). Before
 g3/c3 the frames stopped 1 s after the last action and prompts were 6 s apart, so a step whose
 action was not seen was cut short of production's window (e.g. the shallow blinker's cued blink as
 the last step, 22-37 frames). Turns: a drawn REAL turn of 20-40 degrees made
@@ -154,8 +158,11 @@ CACHE_VERSION = "v4"  # bump when the synthesis or the per-frame scoring changes
 # (production_decision / first_action_hint); the footage never reacts to the hint (the clip plays on). Only a
 # session whose step missed its 8 s window after a hint is filmed differently: every other g4/c4 session is the
 # same capture and is reused as it is (reuse_unchanged).
-KIND_VERSION = {"bona_fide": "g5", "cued_replay": "c5"}  # c2: turns from the framed turn tables
-PREVIOUS_VERSION = {"g5": "g4", "c5": "c4"}
+# g6/c6: the person (and the cued-replay attacker) hears production's first action hint of a step and acts again
+# (attacks.Actor.hint, called by pace()). Only a session in which some step got a hint that makes the person act
+# again, early enough to show in its frames, is filmed differently: the others are reused from g5/c5.
+KIND_VERSION = {"bona_fide": "g6", "cued_replay": "c6"}  # c2: turns from the framed turn tables
+PREVIOUS_VERSION = {"g6": "g5", "c6": "c5"}
 # Genuine framing: the face box's share of the frame width. The capture page's oval is 0.70 of the width,
 # the MOVE_BACK hint comes above steps.TOO_CLOSE_FRACTION (0.72) and the settle step waits for it
 # (steps.SETTLE_FRAMING_WAIT_MS): a user who follows the page holds the phone where the face is 0.50-0.70.
@@ -471,9 +478,11 @@ class Worker:
         return [np.asarray(cv2.imdecode(j, cv2.IMREAD_COLOR), np.uint8) for j in jpgs], index
 
     def acting(self, rng: np.random.Generator, clip: str, ch: Sequence[str], depth: bool = False
-               ) -> tuple[list[np.ndarray], atk.FootageIndex, list[float], dict[str, Any]]:
+               ) -> tuple[list[np.ndarray], atk.FootageIndex, list[float], list[float], dict[str, Any]]:
         """The footage and per challenge the warp angle that makes it read like a REAL turn of a drawn angle
-        (attacks.TURN_REAL_DEG × attacks.REAL_YAW_RATIO_PER_DEG, through the clip's measured turn table).
+        (attacks.TURN_REAL_DEG × attacks.REAL_YAW_RATIO_PER_DEG, through the clip's measured turn table), and the
+        warp of the turn acted again after a TURN_MORE hint (g6/c6: the top of TURN_REAL_DEG through the same
+        table, capped where the clip stops reaching; no random draw, so the session's other draws are unchanged).
         When the warp reaches less in the asked direction than in the other, the clip is mirrored
         (attacks.mirror_footage) and the other direction's table applies."""
         frames, index = self._frames(clip)
@@ -485,19 +494,23 @@ class Worker:
         if mirrored:
             frames, index = atk.mirror_footage(frames, index)
         degs: list[float] = []
+        more: list[float] = []
         meta: dict[str, Any] = {"mirrored": mirrored}
         for name in ch:
             if name not in other:
                 degs.append(0.0)
+                more.append(0.0)
                 continue
             rows = table[other[name]] if mirrored else table[name]
             real = float(rng.uniform(*atk.TURN_REAL_DEG))
             target = atk.REAL_YAW_RATIO_PER_DEG * real
             warp = atk.turn_warp_for(rows, target)
             degs.append(warp)
+            farther = atk.turn_warp_for(rows, atk.REAL_YAW_RATIO_PER_DEG * atk.TURN_REAL_DEG[1])
+            more.append(farther)
             meta[name] = {"real_deg": round(real, 1), "target_yaw_ratio": round(target, 3), "warp_deg": round(warp, 1),
-                          "clip_reaches": max(v for _, v in rows)}
-        return frames, index, degs, meta
+                          "clip_reaches": max(v for _, v in rows), "more_warp_deg": round(farther, 1)}
+        return frames, index, degs, more, meta
 
     def build(self, sp: Spec) -> list[Seq]:
         """The session's frames (and for real crops the same crops as they are, tight)."""
@@ -512,8 +525,9 @@ class Worker:
             # the draws in g2's order (the same person, delay, clip start, camera, framing as g2's session with
             # this key; only the pacing differs); the later prompts' jitter from a generator of their own
             jitters = [int(rng.uniform(*steps.PROMPT_DELAY_MS))]
-            frames, index, degs, meta = self.acting(rng, sp.clip, ch, depth=True)
-            actor = atk.Actor(index, ch, rng, delay_ms=int(rng.uniform(*delay)), late_ms=late, turn_deg=degs)
+            frames, index, degs, more, meta = self.acting(rng, sp.clip, ch, depth=True)
+            actor = atk.Actor(index, ch, rng, delay_ms=int(rng.uniform(*delay)), late_ms=late, turn_deg=degs,
+                              more_deg=more)
             cam = atk.Camera.random(rng)
             target = float(rng.uniform(*GENUINE_FACE_FRAC))
             zoom = target / self.face_frac[sp.clip]
@@ -533,8 +547,9 @@ class Worker:
         if sp.kind == "cued_replay":
             ch = draw_challenges(rng, bool(self.clips[sp.clip][1].mouth_frames()))
             jitters = [int(rng.uniform(*steps.PROMPT_DELAY_MS))]  # draws in c2's order (see bona_fide)
-            frames, index, degs, meta = self.acting(rng, sp.clip, ch, depth=True)  # the genuine sessions' acting
-            actor = atk.Actor(index, ch, rng, delay_ms=int(rng.uniform(800, 1500)), turn_deg=degs)
+            frames, index, degs, more, meta = self.acting(rng, sp.clip, ch, depth=True)  # the genuine acting
+            # the attacker hears the same hints and re-cues his clip the same way, after his own cue delay
+            actor = atk.Actor(index, ch, rng, delay_ms=int(rng.uniform(800, 1500)), turn_deg=degs, more_deg=more)
             phone, cam = atk.PhoneScreen(rng), atk.Camera.random(rng)
             jitters += self.later_jitters(sp, len(ch))
             sq = Seq(sp.key, "cued_replay", sp.clip, sp.split, [], [], ch, [], meta)
@@ -686,10 +701,37 @@ def cache_path(cache_dir: Path, sp: Spec, seed: int) -> Path:
     return cache_dir / f"{scoring_key()}-s{seed}" / f"{safe}.json"
 
 
+def reacted_hints(row: dict[str, Any], d: dict[str, Any]) -> list[dict[str, Any]]:
+    """The action hints of a paced session (``row`` as cached, ``d`` its :func:`production_decision`) that make
+    the actor act again (atk.REACTING_HINTS) early enough to change a captured frame: the new action starts
+    (atk.Actor.hint: heard at atk.hint_heard_ms from the end of the answered chunk, plus the actor's delay, read
+    from the row's paced steps) no later than half a frame of its step after the session's last frame (a turn's
+    warp begins half a frame before its first frame). One entry per such step: name, hint, when it acts again."""
+    paced = (row.get("synth") or {}).get("paced") or {}
+    meta = paced.get("steps") or []
+    last = max((int(f["t"]) for f in row["frames"]), default=0)
+    out = []
+    for k, c in enumerate(d["challenge_results"]):
+        code = c.get("action_hint")
+        if code not in atk.REACTING_HINTS:
+            continue
+        if k >= len(meta):  # no record of the actor's delay: count it as changed
+            out.append({"name": c["name"], "hint": code, "acts_again_ms": None})
+            continue
+        st = meta[k]
+        answered = (int(st["prompt_ms"]) + int(c["hint_ms_after_prompt"])) // steps.CHUNK_MS * steps.CHUNK_MS
+        answered += steps.CHUNK_MS
+        again = atk.hint_heard_ms(str(code), str(c["name"]), answered) + int(st["acted_ms"]) - int(st["prompt_ms"])
+        if again - 500.0 / float(st["fps"]) <= last:
+            out.append({"name": c["name"], "hint": code, "acts_again_ms": again})
+    return out
+
+
 def reuse_unchanged(cache_dir: Path, sp: Spec, seed: int) -> bool:
     """Copy the previous version's file of ``sp`` (PREVIOUS_VERSION) under the current name when the change
-    cannot alter its capture: production_decision on its frames gives no step an action hint that lengthened
-    its window (a step seen within 8 s, or missed with no action hint, is filmed the same). True when copied."""
+    cannot alter its capture: g6/c6 (the actor hears the first action hint of a step and may act again) — no step
+    got an action hint that makes the actor act again early enough to change a frame (:func:`reacted_hints`;
+    LOOK_BACK / LOOK_UP change nothing). True when copied."""
     new = cache_path(cache_dir, sp, seed)
     version = KIND_VERSION.get(sp.kind)
     prev = PREVIOUS_VERSION.get(version or "")
@@ -704,7 +746,7 @@ def reuse_unchanged(cache_dir: Path, sp: Spec, seed: int) -> bool:
         if r["name"].startswith("tight/") or not r.get("challenges"):
             continue
         d = production_decision(r, LivenessParams(), st.quality, st.verification.min_frames)
-        if any("action_hint" in c for c in d["challenge_results"]):
+        if reacted_hints(r, d):
             return False
     tmp = new.with_suffix(".tmp")
     tmp.write_text(old.read_text())
@@ -805,8 +847,9 @@ def production_decision(row: dict[str, Any], params: LivenessParams, g: QualityS
 
     As services/verification does it: the settle step (steps.settle: a steady face for SETTLE_STEADY_MS)
     gives the baseline; each challenge is judged by steps.judge_challenge over the frames from its prompt to
-    prompt + CHALLENGE_WINDOW_MS (+ HINT_EXTRA_WINDOW_MS after an action hint, :func:`first_action_hint`; cut
-    at the next prompt: those frames are the actor's answer to another
+    prompt + CHALLENGE_WINDOW_MS (+ HINT_EXTRA_WINDOW_MS after an action hint, :func:`first_action_hint`; the
+    hint is recorded, ``action_hint`` / ``hint_ms_after_prompt``, for every step that got one before it was seen;
+    cut at the next prompt: those frames are the actor's answer to another
     prompt, which production would not have shown yet), counting only frames MIN_REACTION_MS after the
     prompt; the first challenge not seen ends the session (later ones are never revealed, the capture
     stops at the end of its window); then the final decision of paced.py: too few usable frames → RETRY;
@@ -858,11 +901,13 @@ def production_decision(row: dict[str, Any], params: LivenessParams, g: QualityS
                 window = steps.CHALLENGE_WINDOW_MS
                 end = rv + window if nxt is None else min(rv + window, nxt)
                 j = steps.judge_challenge(name, [f for f in fobs if rv <= f.t_ms < end], base, rv, params)
-                hint = None if j.seen else first_action_hint(name, obs, fobs, base, rv, params, g)
+                # production's first action hint, also for a step seen after it (g6: the person reacts to it)
+                hint = first_action_hint(name, obs, fobs, base, rv, params, g)
                 if hint is not None:  # paced.py: the step's window grows once, at its first action hint
                     window += steps.HINT_EXTRA_WINDOW_MS
                     end = rv + window if nxt is None else min(rv + window, nxt)
-                    j = steps.judge_challenge(name, [f for f in fobs if rv <= f.t_ms < end], base, rv, params)
+                    if not j.seen:  # seen in the base window: seen (the judgement of a seen step is kept as it was)
+                        j = steps.judge_challenge(name, [f for f in fobs if rv <= f.t_ms < end], base, rv, params)
                 out["challenge_results"].append(j.as_dict(name, rv) | {"window_ms": window} | (
                     {"action_hint": hint[0], "hint_ms_after_prompt": hint[1]} if hint else {}))
                 if not j.seen:
@@ -908,8 +953,11 @@ def pace(base: dict[str, Any], actor: atk.Actor, observe: Callable[[int], dict[s
     comes ``jitters[k + 1]`` after that chunk (the last step seen: the capture stops there); not seen by the
     end of its window → the capture stops with the first frame past it. The footage meanwhile is the real
     clip playing on (atk.Actor): during a long window the person does not act again, but their own clip may
-    blink, move or talk as filmed — nothing is invented. Only frames production would capture are rendered
-    and scored (a step seen early costs fewer frames than a fixed schedule; a missed one runs to its end)."""
+    blink, move or talk as filmed — except that the first action hint production gives a step (its answer to
+    the chunk, :func:`production_decision`'s ``action_hint``) is told to the actor (atk.Actor.hint, heard at
+    atk.hint_heard_ms from the end of that chunk), which may act again. Only frames production would capture are
+    rendered and scored (a step seen early costs fewer frames than a fixed schedule; a missed one runs to its
+    end)."""
     params, g = params or LivenessParams(), g or QualitySettings()
     frames: list[dict[str, Any]] = []
     prompts: list[int] = []
@@ -945,12 +993,18 @@ def pace(base: dict[str, Any], actor: atk.Actor, observe: Callable[[int], dict[s
         actor.prompt(reveal, rate)
         window_end = reveal + steps.CHALLENGE_WINDOW_MS
         seen_at = None
+        told: dict[str, Any] = {}
         while True:
             end = chunk_end(round(t0 + n * 1000 / rate))
             times = [t for t in atk.step_times(t0, end, rate) if t >= t0 + n * 1000 / rate - 0.5]
             capture(times)
             n += len(times)
             res = production_decision(row, params, g, 0)["challenge_results"]
+            if len(res) > k and "action_hint" in res[k] and k not in actor.heard:  # the answer to this chunk
+                code, given = res[k]["action_hint"], chunk_end(reveal + int(res[k]["hint_ms_after_prompt"]))
+                heard = atk.hint_heard_ms(code, name, given)
+                again = actor.hint(k, heard, code)
+                told = {"hint": code, "hint_answered_ms": given, "hint_heard_ms": heard, "acted_again_ms": again}
             if len(res) > k and res[k]["passed"]:
                 seen_at = end
                 break
@@ -962,7 +1016,7 @@ def pace(base: dict[str, Any], actor: atk.Actor, observe: Callable[[int], dict[s
         meta["steps"].append({"name": name, "prompt_ms": reveal, "fps": rate, "acted_ms": reveal + actor.delay_ms,
                               "seen_ms": seen_at, "peak_ms": None if peak is None else reveal + int(peak),
                               "window_ms": window_end - reveal,
-                              "frames": sum(1 for f in frames if f["t"] >= reveal)})
+                              "frames": sum(1 for f in frames if f["t"] >= reveal)} | told)
     return frames, prompts, meta
 
 
@@ -1449,10 +1503,15 @@ def summarize(rows: list[dict[str, Any]], tight_rows: list[dict[str, Any]], meta
         f"({steps.PROMPT_DELAY_MS[0]}–{steps.PROMPT_DELAY_MS[1]} ms, drawn per session) after the chunk in which "
         "the previous step was seen; a step not seen yet keeps being captured until its window runs out "
         "(8 s, + 3 s once production's "
-        "first action hint for it came: `first_action_hint`; the footage never reacts to a hint), which "
-        "ends the session; the capture stops once the last step was seen. Meanwhile the synthetic user's clip "
-        "simply plays on: a person acts each prompt once, and whatever the real footage does later (its own "
-        "blinks, talking, small head motion) is captured as filmed — no extra acting is invented. Prints, stills "
+        "first action hint for it came: `first_action_hint`), which ends the session; the capture stops once the "
+        "last step was seen. The synthetic user acts each prompt once and, since g6/c6, once more after HEARING "
+        "the step's first action hint (`attacks.Actor.hint`: the answer to the chunk that carried it, plus the "
+        "time the page takes to say it at an ASSUMED speech rate, plus the person's own reaction delay; TURN_MORE: "
+        "the turn again, as far as a real 40° turn reads on that clip; DO_ACTION: the same turn again; "
+        "BLINK_FIRMLY / OPEN_WIDER: another of the clip's own blink / mouth frames; LOOK_BACK: nothing new); the "
+        "cued-replay attacker hears the same hint and re-cues likewise with his own cue delay. Otherwise the "
+        "clip simply plays on: whatever the real footage does later (its own blinks, talking, small head "
+        "motion) is captured as filmed. Prints, stills "
         f"and plain replays {FPS_PASSIVE} fps over 7 s. *pad*: MiniFASNet V2+V1SE on the full frame with dlib's box, "
         "on the frames production scores "
         f"(`steps.pad_pick`: {steps.PAD_FRAMES_PER_CHUNK} per {steps.CHUNK_MS} ms chunk), session {fusion} of "
