@@ -74,3 +74,73 @@ def test_given_a_real_frame_when_held_further_away_then_the_face_shrinks_by_the_
 def test_given_an_image_that_does_not_fit_when_extending_then_a_clear_error() -> None:
     with pytest.raises(ValueError, match="does not fit"):
         atk.extend_frame(np.zeros((100, 100, 3), np.uint8), (80, 120), 0, 0)
+
+
+# -- hearing an action hint (attacks.Actor.hint; pad_eval g6/c6) ---------------------------------------------
+
+
+def _grid(at: int, until: int, fps: float = 8.0) -> list[int]:
+    return atk.step_times(at, until, fps)
+
+
+def test_given_a_turn_hint_when_heard_then_the_turn_is_acted_again_only_after_hearing_plus_the_delay() -> None:
+    actor = atk.Actor(_index(), ["turn_left", "blink"], np.random.default_rng(3), delay_ms=900, turn_deg=15.0,
+                      more_deg=40.0)
+    unhinted = atk.Actor(_index(), ["turn_left", "blink"], np.random.default_rng(3), delay_ms=900, turn_deg=15.0,
+                         more_deg=40.0)
+    actor.prompt(1000, 8.0)
+    unhinted.prompt(1000, 8.0)
+    heard = 6000
+    again = actor.hint(0, heard, "TURN_MORE")
+    assert again == heard + 900
+    early = [t for t in _grid(0, 12_000) if t < again - 62.5]  # half a frame: the warp ramps from there
+    assert [actor.shot(t) for t in early] == [unhinted.shot(t) for t in early]  # nothing changes before
+    turned = [(t, actor.shot(t).yaw_deg) for t in _grid(1000, 12_000)]
+    first = [t for t, y in turned if y != 0.0 and t < again - 62.5]
+    assert first and min(first) >= 1000 + 900 and max(first) <= 1000 + 900 + 1200  # the prompted turn only
+    assert not [t for t, y in turned if y != 0.0 and 1000 + 900 + 1200 < t < again - 62.5]  # nothing before
+    later = [y for t, y in turned if t >= again - 62.5]
+    assert max(later) > 38.0 and max(y for t, y in turned if t < again - 62.5) <= 15.0  # farther: 40 vs 15
+    assert actor.heard[0] == ("TURN_MORE", heard, again)
+    assert actor.hint(0, heard + 2000, "TURN_MORE") is None  # one reaction per step
+
+
+def test_given_do_action_or_look_back_when_heard_then_the_same_turn_again_or_nothing() -> None:
+    def after(code: str) -> list[float]:
+        actor = atk.Actor(_index(), ["turn_right", "blink"], np.random.default_rng(3), delay_ms=900, turn_deg=15.0,
+                          more_deg=40.0)
+        actor.prompt(1000, 8.0)
+        again = actor.hint(0, 6000, code)
+        assert (again is None) == (code == "LOOK_BACK")
+        return [actor.shot(t).yaw_deg for t in _grid(1000, 12_000) if t > 1000 + 900 + 1200]
+
+    assert min(after("DO_ACTION")) < -14.0 and min(after("DO_ACTION")) >= -15.0  # the drawn turn, to the right
+    assert set(after("LOOK_BACK")) == {0.0}
+
+
+def test_given_a_blink_hint_when_heard_then_another_blink_frame_of_the_clip_is_cued_mid_action() -> None:
+    ear = np.full(400, 0.3)
+    ear[[50, 150, 250]] = [0.10, 0.11, 0.12]  # three blink bottoms (the deeper half of them is kept: 50, 150)
+    ix = atk.FootageIndex([np.array([100, 100, 300, 340], np.float32)] * 400, ear, np.full(400, 0.2), 25.0)
+    pool = ix.blink_frames()
+    actor = atk.Actor(ix, ["blink", "turn_left"], np.random.default_rng(5), delay_ms=1000)
+    unhinted = atk.Actor(ix, ["blink", "turn_left"], np.random.default_rng(5), delay_ms=1000)
+    actor.prompt(1000, 8.0)
+    unhinted.prompt(1000, 8.0)
+    target = actor.targets[0]
+    assert target in pool and len(pool) >= 2
+    shown = {actor.shot(t).src for t in _grid(1000, 4000)}
+    assert target in shown  # the prompted blink
+    again = actor.hint(0, 7000, "BLINK_FIRMLY")
+    assert again == 8000
+    other = pool[(pool.index(target) + 1) % len(pool)]
+    assert other != target
+    assert [actor.shot(t) for t in _grid(0, again)] == [unhinted.shot(t) for t in _grid(0, again)]  # not before
+    assert other in {actor.shot(t).src for t in _grid(again, again + 1200)}  # another blink, mid-action
+
+
+def test_given_the_page_texts_when_a_hint_is_said_then_its_length_follows_the_characters() -> None:
+    more = atk.hint_speech_ms("TURN_MORE", "turn_left")  # 请把头再多转一点，再转回来: 12 characters, 1 comma
+    assert more == round(12_000 / (atk.SPEECH_CHARS_PER_S * atk.SPEECH_RATE)) + atk.SPEECH_PAUSE_MS
+    assert atk.hint_speech_ms("DO_ACTION", "blink") < atk.hint_speech_ms("DO_ACTION", "turn_left")  # its prompt
+    assert atk.hint_heard_ms("TURN_MORE", "turn_left", 4000) == 4000 + more

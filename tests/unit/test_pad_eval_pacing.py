@@ -137,3 +137,75 @@ def test_given_a_faster_rate_for_one_step_when_paced_then_only_that_step_is_capt
     assert {b - a for a, b in itertools.pairwise(ts) if prompts[0] <= a and b < prompts[1]} == {125}
     assert {b - a for a, b in itertools.pairwise(ts) if a >= prompts[1]} == {62, 63} and prompts[1] in ts
     assert [s["fps"] for s in meta["steps"]] == [8.0, 16.0]
+
+
+# -- the person hears production's action hint (g6/c6) ------------------------------------------------------------
+
+
+def _acted_person(frontal: NDArray[np.float32], actor: atk.Actor, seen: list[tuple[int, float]]
+                  ) -> Callable[[int], dict[str, Any]]:
+    """A face whose nose follows the actor's head warp: a 40 degree turn moves it 0.45 half face widths (a full
+    turn), 15 degrees 0.17 (turned the asked way, under steps' 0.22: TURN_MORE). ``seen``: (t, yaw) per frame."""
+    half = float(np.linalg.norm(frontal[16] - frontal[0])) / 2
+
+    def observe(t: int) -> dict[str, Any]:
+        yaw = actor.shot(t).yaw_deg
+        seen.append((t, yaw))
+        lm = frontal + np.array([2.0 * np.sin(t / 700.0), 1.5 * np.cos(t / 900.0)], np.float32)
+        lm = lm.copy()
+        lm[27:36, 0] += yaw / 40.0 * 0.45 * half
+        box = [float(lm[:, 0].min()), float(lm[:, 1].min()), float(lm[:, 0].max()), float(lm[:, 1].max())]
+        return {"t": t, "lm": lm.tolist(), "box": box, "nf": 1, "pad": 0.9, "br": 120.0}
+
+    return observe
+
+
+def test_given_a_turn_too_small_when_paced_then_the_hint_is_heard_and_the_turn_acted_again_farther_is_seen(
+        frontal: NDArray[np.float32]) -> None:
+    actor = atk.Actor(_actor(["turn_left", "turn_right"]).index, ["turn_left", "turn_right"],
+                      np.random.default_rng(1), delay_ms=1000, turn_deg=15.0, more_deg=40.0)
+    seen: list[tuple[int, float]] = []
+    frames, prompts, meta = pad_eval.pace(BASE | {"challenges": actor.challenges}, actor,
+                                          _acted_person(frontal, actor, seen), JITTERS)
+    s0 = meta["steps"][0]
+    assert s0["hint"] == "TURN_MORE"
+    answered = s0["hint_answered_ms"]
+    assert answered % steps.CHUNK_MS == 0 and answered >= prompts[0] + steps.ACTION_HINT_AFTER_MS
+    assert s0["hint_heard_ms"] == answered + atk.hint_speech_ms("TURN_MORE", "turn_left")
+    assert s0["acted_again_ms"] == s0["hint_heard_ms"] + 1000
+    dt = 1000 / steps.capture_fps("turn_left")
+    assert max(y for t, y in seen if t < s0["acted_again_ms"] - dt / 2) <= 15.0  # only the small turn before
+    assert max(y for t, y in seen if prompts[0] <= t < s0["seen_ms"]) > 38.0  # the farther turn after it
+    assert s0["seen_ms"] > s0["acted_again_ms"] and len(prompts) == 2
+    row = BASE | {"challenges": actor.challenges, "prompts_ms": prompts, "frames": frames}
+    d = pad_eval.production_decision(row, pad_eval.LivenessParams(), pad_eval.QualitySettings(), 5)
+    assert d["missed"] == [] and d["challenge_results"][0]["action_hint"] == "TURN_MORE"
+
+
+def _cached(frontal: NDArray[np.float32], turn_after_ms: dict[int, int]) -> list[dict[str, Any]]:
+    """One paced session as pad_eval caches it (a person who ignores hints: ``_person``)."""
+    actor = _actor(["turn_left", "turn_right"])
+    frames, prompts, meta = pad_eval.pace(BASE | {"challenges": actor.challenges}, actor,
+                                          _person(frontal, actor, turn_after_ms), JITTERS)
+    return [BASE | {"challenges": actor.challenges, "prompts_ms": prompts, "frames": frames,
+                    "synth": {"paced": meta}}]
+
+
+def test_given_previous_sessions_with_and_without_a_hint_when_reused_then_only_the_one_without_is_copied(
+        frontal: NDArray[np.float32], tmp_path: Any) -> None:
+    import json
+
+    versions = (pad_eval.KIND_VERSION["bona_fide"], pad_eval.PREVIOUS_VERSION[pad_eval.KIND_VERSION["bona_fide"]])
+    quiet = pad_eval.Spec("video_acted/x/0", "bona_fide", "video_acted", "A", 0, "x")
+    hinted = pad_eval.Spec("video_acted/x/1", "bona_fide", "video_acted", "B", 1, "x")
+    for sp, session in ((quiet, _cached(frontal, {0: 1500, 1: 1500})), (hinted, _cached(frontal, {}))):
+        new = pad_eval.cache_path(tmp_path, sp, 12)
+        assert new.name.endswith(f"-{versions[0]}.json")
+        new.parent.mkdir(parents=True, exist_ok=True)
+        new.with_name(new.name.replace(f"-{versions[0]}.json", f"-{versions[1]}.json")).write_text(
+            json.dumps(session))
+    assert pad_eval.reuse_unchanged(tmp_path, quiet, 12)  # turned in time: no hint, the same capture
+    assert json.loads(pad_eval.cache_path(tmp_path, quiet, 12).read_text())[0]["prompts_ms"]
+    # never turned: DO_ACTION at 3.5 s, heard and acted again well inside the 11 s capture: filmed anew
+    assert not pad_eval.reuse_unchanged(tmp_path, hinted, 12)
+    assert not pad_eval.cache_path(tmp_path, hinted, 12).is_file()
