@@ -664,7 +664,8 @@ class Actor:
       answered with it + the time the page takes to say it, :func:`hint_speech_ms`, an assumed speech rate) and
       acts again ``delay_ms`` later (their own reaction time, the same as to a prompt), for ``action_ms``, on the
       step's capture grid; only to the FIRST action hint of a step (production lengthens the window once; that
-      a person reacts once is an assumption);
+      a person reacts once is an assumption); not when the page has moved on before the reaction starts (the
+      step was seen meanwhile, :meth:`passed`: the person follows the page, not the old hint);
     * what: TURN_MORE: the turn again, farther (``more_deg``: pad_eval passes the warp of the top of
       TURN_REAL_DEG through the clip's turn table, capped at what the clip reaches); NOD_MORE: the nod again at
       ``more_nod_deg`` (default the same nod: no nod calibration exists and pad_eval draws no nods);
@@ -698,6 +699,8 @@ class Actor:
         self.prompts: list[int] = []
         self.rates: list[float] = []  # capture rate of each prompted step
         self.heard: dict[int, tuple[str, int, int | None]] = {}  # step -> (hint, heard ms, acted again from ms)
+        self._hint_moves: dict[int, tuple[float, float, bool, float]] = {}  # step -> the move acted after its hint
+        self._hint_cues: dict[int, tuple[int, int]] = {}  # step -> the re-cue acted after its hint
         self._cues: list[tuple[int, int]] = [(-(10**9), self.start)]  # (from ms, source offset)
         self._moves: list[tuple[float, float, bool, float]] = []  # (from ms, span ms, nod?, peak degrees)
 
@@ -719,22 +722,39 @@ class Actor:
             return None
         name = self.challenges[k]
         start: int | None = heard_ms + self.delay_ms
-        if code not in REACTING_HINTS:
-            start = None
-        elif name in ("turn_left", "turn_right", "nod"):
-            more = code in ("TURN_MORE", "NOD_MORE")
-            peak = (self.more_nod_deg if more else self.nod_deg) if name == "nod" else (
-                self.more_degs[k] if more else self.degs[k])
-            self._act(k, start, peak, None)
-        else:
-            pool, target = self.pools.get(name) or [], self.targets[k]
-            again = pool[(pool.index(target) + 1) % len(pool)] if target in pool else target
-            if again is None:
-                start = None
+        n_moves, n_cues = len(self._moves), len(self._cues)
+        if start is not None and code in REACTING_HINTS:
+            if name in ("turn_left", "turn_right", "nod"):
+                more = code in ("TURN_MORE", "NOD_MORE")
+                peak = (self.more_nod_deg if more else self.nod_deg) if name == "nod" else (
+                    self.more_degs[k] if more else self.degs[k])
+                self._act(k, start, peak, None)
             else:
+                pool, target = self.pools.get(name) or [], self.targets[k]
+                again = pool[(pool.index(target) + 1) % len(pool)] if target in pool else target
                 self._act(k, start, 0.0, again)
+        if len(self._moves) > n_moves:
+            self._hint_moves[k] = self._moves[-1]
+        elif len(self._cues) > n_cues:
+            self._hint_cues[k] = self._cues[-1]
+        else:  # nothing to act (LOOK_BACK / LOOK_UP, a clip without such frames)
+            start = None
         self.heard[k] = (code, heard_ms, start)
         return start
+
+    def passed(self, k: int, at_ms: int) -> bool:
+        """Step ``k`` was seen and the page moved on at ``at_ms``: a reaction to its hint that has not started by
+        then is not acted (the person follows the page). True when one was dropped."""
+        start = self.heard[k][2] if k in self.heard else None
+        if start is None or start < at_ms:
+            return False
+        move, cue = self._hint_moves.pop(k, None), self._hint_cues.pop(k, None)
+        if move is not None:
+            self._moves.remove(move)
+        if cue is not None:
+            self._cues.remove(cue)
+        self.heard[k] = (self.heard[k][0], self.heard[k][1], None)
+        return True
 
     def _act(self, k: int, t_act: int, peak_deg: float, target: int | None) -> None:
         """Challenge ``k`` acted from ``t_act`` for ``action_ms`` on its step's frame grid (prompt + i / fps): a

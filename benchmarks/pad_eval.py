@@ -705,8 +705,9 @@ def reacted_hints(row: dict[str, Any], d: dict[str, Any]) -> list[dict[str, Any]
     """The action hints of a paced session (``row`` as cached, ``d`` its :func:`production_decision`) that make
     the actor act again (atk.REACTING_HINTS) early enough to change a captured frame: the new action starts
     (atk.Actor.hint: heard at atk.hint_heard_ms from the end of the answered chunk, plus the actor's delay, read
-    from the row's paced steps) no later than half a frame of its step after the session's last frame (a turn's
-    warp begins half a frame before its first frame). One entry per such step: name, hint, when it acts again."""
+    from the row's paced steps) before the step was seen (else atk.Actor.passed drops it) and no later than half
+    a frame of its step after the session's last frame (a turn's warp begins half a frame before its first
+    frame). One entry per such step: name, hint, when it acts again."""
     paced = (row.get("synth") or {}).get("paced") or {}
     meta = paced.get("steps") or []
     last = max((int(f["t"]) for f in row["frames"]), default=0)
@@ -722,6 +723,8 @@ def reacted_hints(row: dict[str, Any], d: dict[str, Any]) -> list[dict[str, Any]
         answered = (int(st["prompt_ms"]) + int(c["hint_ms_after_prompt"])) // steps.CHUNK_MS * steps.CHUNK_MS
         answered += steps.CHUNK_MS
         again = atk.hint_heard_ms(str(code), str(c["name"]), answered) + int(st["acted_ms"]) - int(st["prompt_ms"])
+        if st.get("seen_ms") is not None and again >= int(st["seen_ms"]):
+            continue  # the page moved on first: no reaction
         if again - 500.0 / float(st["fps"]) <= last:
             out.append({"name": c["name"], "hint": code, "acts_again_ms": again})
     return out
@@ -1007,6 +1010,8 @@ def pace(base: dict[str, Any], actor: atk.Actor, observe: Callable[[int], dict[s
                 told = {"hint": code, "hint_answered_ms": given, "hint_heard_ms": heard, "acted_again_ms": again}
             if len(res) > k and res[k]["passed"]:
                 seen_at = end
+                if actor.passed(k, end):  # heard, but the step was seen before the person acted on it
+                    told["acted_again_ms"], told["dropped"] = None, True
                 break
             if len(res) > k:  # an action hint lengthened the window (production_decision, as paced.py)
                 window_end = reveal + int(res[k].get("window_ms", steps.CHALLENGE_WINDOW_MS))

@@ -105,6 +105,24 @@ def test_given_a_turn_hint_when_heard_then_the_turn_is_acted_again_only_after_he
     assert actor.hint(0, heard + 2000, "TURN_MORE") is None  # one reaction per step
 
 
+def test_given_a_step_seen_before_the_reaction_starts_when_the_page_moves_on_then_nothing_is_acted_again() -> None:
+    def actor() -> atk.Actor:
+        a = atk.Actor(_index(), ["turn_left", "blink"], np.random.default_rng(3), delay_ms=900, turn_deg=15.0,
+                      more_deg=40.0)
+        a.prompt(1000, 8.0)
+        return a
+
+    late, early, unhinted = actor(), actor(), actor()
+    again = late.hint(0, 6000, "TURN_MORE")
+    assert again is not None and early.hint(0, 6000, "TURN_MORE") == again
+    assert late.passed(0, again - 100)  # seen 0.1 s before the person would have turned again: dropped
+    assert late.heard[0] == ("TURN_MORE", 6000, None)
+    grid = _grid(0, 14_000)
+    assert [late.shot(t) for t in grid] == [unhinted.shot(t) for t in grid]
+    assert not early.passed(0, again + 100)  # the reaction had begun: it goes on
+    assert max(early.shot(t).yaw_deg for t in grid) > 38.0
+
+
 def test_given_do_action_or_look_back_when_heard_then_the_same_turn_again_or_nothing() -> None:
     def after(code: str) -> list[float]:
         actor = atk.Actor(_index(), ["turn_right", "blink"], np.random.default_rng(3), delay_ms=900, turn_deg=15.0,

@@ -198,7 +198,10 @@ def test_given_previous_sessions_with_and_without_a_hint_when_reused_then_only_t
     versions = (pad_eval.KIND_VERSION["bona_fide"], pad_eval.PREVIOUS_VERSION[pad_eval.KIND_VERSION["bona_fide"]])
     quiet = pad_eval.Spec("video_acted/x/0", "bona_fide", "video_acted", "A", 0, "x")
     hinted = pad_eval.Spec("video_acted/x/1", "bona_fide", "video_acted", "B", 1, "x")
-    for sp, session in ((quiet, _cached(frontal, {0: 1500, 1: 1500})), (hinted, _cached(frontal, {}))):
+    # DO_ACTION at 3.5 s, the turn seen at ~4.5 s, before the hint was even said: the reaction is dropped
+    moved_on = pad_eval.Spec("video_acted/x/2", "bona_fide", "video_acted", "A", 2, "x")
+    for sp, session in ((quiet, _cached(frontal, {0: 1500, 1: 1500})), (hinted, _cached(frontal, {})),
+                        (moved_on, _cached(frontal, {0: 3900, 1: 1500}))):
         new = pad_eval.cache_path(tmp_path, sp, 12)
         assert new.name.endswith(f"-{versions[0]}.json")
         new.parent.mkdir(parents=True, exist_ok=True)
@@ -209,3 +212,6 @@ def test_given_previous_sessions_with_and_without_a_hint_when_reused_then_only_t
     # never turned: DO_ACTION at 3.5 s, heard and acted again well inside the 11 s capture: filmed anew
     assert not pad_eval.reuse_unchanged(tmp_path, hinted, 12)
     assert not pad_eval.cache_path(tmp_path, hinted, 12).is_file()
+    assert pad_eval.reuse_unchanged(tmp_path, moved_on, 12)
+    step = json.loads(pad_eval.cache_path(tmp_path, moved_on, 12).read_text())[0]["synth"]["paced"]["steps"][0]
+    assert step["hint"] == "DO_ACTION" and step.get("dropped")  # it was heard; the page had moved on
