@@ -223,12 +223,22 @@ class PhoneScreen:
         self._pitch = float(self.rng.uniform(2.6, 3.4))  # sub-pixel stripe period, screen pixels
         self._tint = self.rng.uniform([1.0, 0.97, 0.85], [1.08, 1.02, 0.97])  # B, G, R gains: bluish
 
-    def _phone(self, src: Image) -> tuple[Image, NDArray[np.float32]]:
-        fw = self.size[0]
+    def _body_size(self) -> tuple[int, int, int]:
+        """The phone's (width, height) and bezel width in camera pixels, before the warp."""
         assert self.width_frac is not None
-        pw = int(fw * self.width_frac)
-        ph = int(pw * 2.05)  # 9:18.5 body
-        bezel = max(3, pw // 28)
+        pw = int(self.size[0] * self.width_frac)
+        return pw, int(pw * 2.05), max(3, pw // 28)  # 9:18.5 body
+
+    def screen_size(self) -> tuple[int, int]:
+        """The picture's (width, height) in camera pixels before the warp (what :meth:`render`'s source is
+        scaled to cover)."""
+        pw, ph, bezel = self._body_size()
+        if self.bezel:
+            return pw - 2 * bezel - 2, ph - 2 * bezel - 2 * (bezel + 4)
+        return pw, ph  # the picture covers the whole front, to the rounded corners
+
+    def _phone(self, src: Image) -> tuple[Image, NDArray[np.float32]]:
+        pw, ph, bezel = self._body_size()
         grey = self.rng.integers(40, 90)  # drawn even when body_grey is set: the generator's sequence is kept
         body = np.full((ph, pw, 3), grey if self.body_grey is None else self.body_grey, np.uint8)
         alpha = np.zeros((ph, pw), np.float32)
@@ -237,10 +247,7 @@ class PhoneScreen:
         cv2.rectangle(alpha, (0, r), (pw - 1, ph - 1 - r), 1.0, -1)
         for cx, cy in ((r, r), (pw - 1 - r, r), (r, ph - 1 - r), (pw - 1 - r, ph - 1 - r)):
             cv2.circle(alpha, (cx, cy), r, 1.0, -1)
-        if self.bezel:
-            sw, sh = pw - 2 * bezel - 2, ph - 2 * bezel - 2 * (bezel + 4)
-        else:  # the picture covers the whole front, to the rounded corners
-            sw, sh = pw, ph
+        sw, sh = self.screen_size()
         screen = fit_cover(src, (sw, sh)).astype(np.float32)
         # display tone curve: raised blacks, lower contrast; blue tint
         if self.tone:

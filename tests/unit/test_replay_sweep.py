@@ -1,0 +1,67 @@
+"""benchmarks/replay_sweep.py: the held-close screen picture, the run order and the per-variant rates (plain data)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from benchmarks import attacks as atk
+from benchmarks import replay_sweep as rs
+
+
+def _clip() -> np.ndarray:
+    """A 200x100 (w x h) 'clip': a bright square 'face' in the middle of a mid-grey frame with a dark left edge."""
+    img = np.full((100, 200, 3), 120, np.uint8)
+    img[:, :10] = 20
+    img[30:70, 80:120] = 240
+    return img
+
+
+def test_given_a_zoom_under_one_when_the_screen_picture_is_made_then_the_clip_is_centred_at_that_scale() -> None:
+    pic = rs.oval_picture(_clip(), (300, 600), 0.25)
+    assert pic.shape == (600, 300, 3)
+    # cover scale max(300/200, 600/100) = 6, x 0.25 = 1.5: the clip is 300 x 150, centred vertically (y 225-375)
+    face = pic[:, :, 1] > 200
+    ys, xs = np.nonzero(face)
+    assert abs(xs.mean() - 150) < 2 and abs(ys.mean() - 300) < 2
+    assert xs.max() - xs.min() == pytest.approx(60, abs=3)  # the 40 px square x 1.5
+    assert np.all(pic[5, 150] != 240)  # outside the clip: the fill, not the face
+
+
+def test_given_a_zoom_of_one_or_more_when_the_screen_picture_is_made_then_it_is_attacks_genuine_frame() -> None:
+    assert np.array_equal(rs.oval_picture(_clip(), (300, 600), 1.3), atk.genuine_frame(_clip(), (300, 600), 1.3))
+
+
+def test_given_a_budget_when_planned_then_every_variant_and_clip_gets_session_0_before_any_gets_session_1() -> None:
+    jobs = rs.plan(3, ["default", "genuine"])
+    assert len(jobs) == 3 * 2 * len(rs.pe.CLIPS)
+    first = jobs[: 2 * len(rs.pe.CLIPS)]
+    assert {n for _v, _c, n in first} == {0}
+    assert {(v, c) for v, c, _n in first} == {(v, c) for v in ("default", "genuine") for c in rs.pe.CLIPS}
+
+
+def _row(score: float | None, attack: bool) -> dict[str, Any]:
+    return {"pad_attack": attack, "session_score": score, "face_width_median": 0.5, "cpu_s": 1.0,
+            "cues": {"enclosure": 1.0, "moire": 2.0, "specular": None}}
+
+
+def test_given_replays_when_a_cell_is_summarised_then_apcer_counts_the_ones_pad_lets_through() -> None:
+    rows = [_row(0.9, False), _row(0.1, True), _row(None, True), _row(0.95, False)]
+    c = rs.cell(rows, genuine=False)
+    assert (c["errors"], c["n"], c["no_face"]) == (2, 4, 1)
+    assert c["score_quantiles"]["median"] == pytest.approx(0.9)
+    assert c["cue_medians"]["specular"] is None
+
+
+def test_given_genuine_sessions_when_a_cell_is_summarised_then_bpcer_counts_the_ones_pad_refuses() -> None:
+    c = rs.cell([_row(0.9, False), _row(0.1, True), _row(0.95, False)], genuine=True)
+    assert (c["errors"], c["n"]) == (1, 3)
+    lo, hi = c["ci95"]
+    assert lo < 1 / 3 < hi
+
+
+def test_every_variant_name_is_unique_and_genuine_rows_switch_nothing() -> None:
+    assert len(rs.BY_NAME) == len(rs.VARIANTS)
+    assert all(not v.switches and v.width is None for v in rs.VARIANTS if v.genuine)
