@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Any
 
 import numpy as np
@@ -65,3 +66,20 @@ def test_given_genuine_sessions_when_a_cell_is_summarised_then_bpcer_counts_the_
 def test_every_variant_name_is_unique_and_genuine_rows_switch_nothing() -> None:
     assert len(rs.BY_NAME) == len(rs.VARIANTS)
     assert all(not v.switches and v.width is None for v in rs.VARIANTS if v.genuine)
+
+
+def test_given_split_halves_when_statistics_are_checked_then_the_threshold_comes_from_even_genuine_sessions_only(
+        ) -> None:
+    clip = rs.pe.CLIPS[0]
+
+    def r(number: int, scores: list[float]) -> dict[str, Any]:
+        return {"number": number, "pad_scores": scores}
+
+    rows: dict[tuple[str, str], list[dict[str, Any]]] = {
+        ("genuine", clip): [r(0, [0.9, 0.9]), r(2, [0.8, 0.8]), r(1, [0.5, 0.5]), r(3, [0.95, 0.95])],
+        ("clean", clip): [r(0, [0.1, 0.1]), r(1, [0.85, 0.85]), r(3, [0.7, 0.7])],
+    }
+    res = rs.statistic_check(defaultdict(list, rows))["median"]
+    assert res["threshold_half_a"] == pytest.approx(0.8)  # not 0.5: session 1 is half B
+    assert (res["half_b"]["genuine"]["errors"], res["half_b"]["genuine"]["n"]) == (1, 2)  # 0.5 refused
+    assert (res["half_b"]["clean"]["errors"], res["half_b"]["clean"]["n"]) == (1, 2)  # 0.85 passes, 0.7 not
