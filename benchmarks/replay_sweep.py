@@ -262,13 +262,31 @@ def cell(rows: Sequence[dict[str, Any]], genuine: bool) -> dict[str, Any]:
     scores = [r["session_score"] for r in rows if r["session_score"] is not None]
     faces = [r["face_width_median"] for r in rows if r["face_width_median"] is not None]
     cues: dict[str, Any] = {}
-    for k in ("enclosure", "moire", "specular"):
+    for k in CUES:
         vals = [r["cues"][k] for r in rows if r["cues"].get(k) is not None]
         cues[k] = round(float(np.median(vals)), 3) if vals else None
     return res | {"no_face": sum(1 for r in rows if r["session_score"] is None),
                   "score_quantiles": quantiles(scores),
                   "face_width": quantiles(faces), "cue_medians": cues,
                   "cpu_s_median": round(float(np.median([r["cpu_s"] for r in rows])), 2) if rows else None}
+
+
+CUES = ("enclosure", "moire", "specular")
+
+
+def cue_auc(rows: dict[tuple[str, str], list[dict[str, Any]]]) -> dict[str, dict[str, float | None]]:
+    """Per attack variant, each spoof_cues session value's AUC against the genuine controls with the same camera
+    (pad_eval.auc: P(replay value > genuine value); 0.5 = no separation). Measured, not trusted: none flags."""
+    out: dict[str, dict[str, float | None]] = {}
+    for v in VARIANTS:
+        if v.genuine:
+            continue
+        att = [r for c in pe.CLIPS for r in rows[(v.name, c)]]
+        gen = [r for c in pe.CLIPS for r in rows[("genuine_hq" if v.camera == "hq" else "genuine", c)]]
+        if att and gen:
+            out[v.name] = {k: (None if (a := pe.auc([r["cues"][k] for r in att], [r["cues"][k] for r in gen])) is None
+                               else round(a, 2)) for k in CUES}
+    return out
 
 
 STATISTIC_CHECK = ("per fusion, threshold = the lowest session score of the genuine controls (random camera) with "
@@ -325,6 +343,7 @@ def summarize(cache_dir: Path) -> dict[str, Any]:
         "synthetic": "the phone and its screen (attacks.PhoneScreen), the room, the hand tremor, the camera",
         "variants": {}}
     out["statistic_check"] = statistic_check(rows)
+    out["cue_auc_vs_genuine"] = cue_auc(rows)
     for v in VARIANTS:
         per_clip = {c: cell(rows[(v.name, c)], v.genuine) for c in pe.CLIPS if rows[(v.name, c)]}
         both = [r for c in pe.CLIPS for r in rows[(v.name, c)]]
@@ -357,7 +376,7 @@ def readme(res: dict[str, Any]) -> str:
         "(PAD has no score and refuses).",
         "",
         "| variant | camera | PAD passes (attacks) / refuses (genuine), both clips | talking_head_a | blink_7 | "
-        "no face | session score p10 / median / p90 | face width median |",
+        "no face | session score p10 / median / p90 | face box width p10–p90 (HOG's boxes come in steps) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, v in res["variants"].items():
@@ -370,9 +389,25 @@ def readme(res: dict[str, Any]) -> str:
             f"{_pct(clips['talking_head_a']) if 'talking_head_a' in clips else '—'} | "
             f"{_pct(clips['blink_7_times_1080p']) if 'blink_7_times_1080p' in clips else '—'} | {b['no_face']} | "
             f"{q.get('p10', float('nan')):.2f} / {q.get('median', float('nan')):.2f} / "
-            f"{q.get('p90', float('nan')):.2f} | {fw.get('median', float('nan')):.2f} |")
+            f"{q.get('p90', float('nan')):.2f} | {fw.get('p10', float('nan')):.2f}–{fw.get('p90', float('nan')):.2f} |")
     lines += ["", "What each variant is: " + "; ".join(f"`{k}`: {v['what']}" for k, v in res["variants"].items())
-              + ".", "", res.get("reading", "")]
+              + "."]
+    sc = res.get("statistic_check", {})
+    if sc:
+        lines += ["", f"**Another session statistic?** ({sc['how']}). Half-B rates, PAD passes (attacks) / refuses "
+                  "(genuine):", "", "| fusion | threshold (half A) | " + " | ".join(
+                      f"`{k}`" for k in res["variants"]) + " |", "|---|---|" + "---|" * len(res["variants"])]
+        for fusion in ("mean", "median", "p25"):
+            if fusion in sc:
+                hb = sc[fusion]["half_b"]
+                lines.append(f"| {fusion} | {sc[fusion]['threshold_half_a']:.3f} | " + " | ".join(
+                    f"{hb[k]['errors']}/{hb[k]['n']}" if k in hb else "—" for k in res["variants"]) + " |")
+    ca = res.get("cue_auc_vs_genuine", {})
+    if ca:
+        lines += ["", "**spoof_cues against the genuine controls** (AUC, P(replay value > genuine value); 0.5 = no "
+                  "separation): " + "; ".join(f"`{k}` " + ", ".join(f"{c} {a if a is not None else '—'}"
+                                                                  for c, a in v.items()) for k, v in ca.items()) + "."]
+    lines += ["", res.get("reading", "")]
     return "\n".join(lines)
 
 
