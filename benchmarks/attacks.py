@@ -52,6 +52,10 @@ Everything is made from ../shared/faces with OpenCV and numpy; nothing is downlo
   engine's 68 landmarks), turns and nods are warps ramping up and back over ~1.2 s. The cued
   replay puts that acted footage on the phone screen; the genuine sequences use it directly as
   the camera frame (synthetic head turns of real footage — say so when reporting).
+* **Hearing an action hint** (:meth:`Actor.hint`, session 7): production's first action hint of a step is
+  heard once the page has said it (:func:`hint_speech_ms`: the page's Mandarin text at an ASSUMED speech rate)
+  and acted on after the person's own delay: the turn again (farther after TURN_MORE), another of the clip's
+  blink / mouth frames; the cued-replay attacker re-cues the same way. Nothing measured backs the speech rate.
 * **Genuine crops in full frames** (:func:`place_crop`): NUAA / apfol real face crops pasted
   on a background with a feathered elliptical mask (no hard edge), face at ~40 % of the width.
 * **Late start**: the first ``late_ms`` of a sequence show only the background (face not yet in
