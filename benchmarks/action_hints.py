@@ -8,14 +8,17 @@ as pad_eval's ``production_decision`` does (the settle step) and judges each rev
 paced.py does after every chunk: chunks on pad_eval.pace's 1-second grid, ``steps.judge_challenge`` over the
 step's frames so far, then ``steps.step_hints`` (framing hints of the chunk, then the action hint of
 ``steps.action_hint`` once ``ACTION_HINT_AFTER_MS`` have passed) — until the step is seen or its window
-ends. It counts, per kind of session, the steps that got an action hint before they were seen (a genuine
+ends (CHALLENGE_WINDOW_MS, + steps.HINT_EXTRA_WINDOW_MS from its first action hint, as paced.py; cut at the next
+prompt). It counts, per kind of session, the steps that got an action hint before they were seen (a genuine
 user who would have passed anyway hears it: a nuisance) and the missed steps that got one (the user it is
 for), with the first code and when it came.
 
-What it cannot measure: whether a hinted person then does it better. The footage never reacts to a hint
-(pad_eval's actors act once per prompt), so a missed step stays missed here. What is real and what is
-synthetic: ``video_acted``/``slow``/``late`` are the two REAL clips acting the challenges, with synthetic
-head turns (warps); ``cued_replay`` is the synthetic screen replay acting them (see pad_eval's docstring).
+Since pad_eval g6/c6 the footage reacts to the first action hint of a step (attacks.Actor.hint: the person, and
+the cued-replay attacker, act again once the page has said it), so a hinted step seen here may be seen BECAUSE of
+the hint; how well that reaction is modelled is not measured (an assumed speech rate, one reaction). What is
+real and what is synthetic: ``video_acted``/``slow``/``late`` are the two REAL clips acting the challenges, with
+synthetic head turns (3D renders); ``cued_replay`` is the synthetic screen replay acting them (see pad_eval's
+docstring).
 Writes benchmarks/results/action_hints.json and the ``action_hints`` section of benchmarks/README.md.
 """
 
@@ -53,9 +56,10 @@ def baseline(obs: list[steps.Obs], prompts: list[int], g: QualitySettings) -> Ba
 
 
 def step_hints_over(name: str, obs: list[steps.Obs], base: Baseline, reveal: int, end: int,
-                    g: QualitySettings, p: LivenessParams) -> dict[str, Any]:
-    """One challenge step judged chunk by chunk: seen or not, the action hints given before, and when."""
-    step_obs = [o for o in obs if reveal <= o.t_ms < end + steps.CHUNK_MS]
+                    g: QualitySettings, p: LivenessParams, hinted_end: int | None = None) -> dict[str, Any]:
+    """One challenge step judged chunk by chunk: seen or not, the action hints given before, and when. The window
+    ends at ``end``, or at ``hinted_end`` once an action hint was given (paced.py lengthens it at the first)."""
+    step_obs = [o for o in obs if reveal <= o.t_ms < max(end, hinted_end or end) + steps.CHUNK_MS]
     codes: list[tuple[int, str]] = []  # (ms after the reveal of the chunk's newest frame, code)
     c = (reveal // steps.CHUNK_MS + 1) * steps.CHUNK_MS
     seen = False
@@ -70,6 +74,7 @@ def step_hints_over(name: str, obs: list[steps.Obs], base: Baseline, reveal: int
         act = steps.action_in(steps.step_hints(steps.hints(chunk, g), name, j, elapsed, p))
         if act is not None:
             codes.append((elapsed, act))
+            end = max(end, hinted_end or end)
         if j.seen:
             seen = True
             break
@@ -98,9 +103,10 @@ def run(cache: Path) -> dict[str, Any]:
         per_kind[kind]["sessions"] += 1
         for k, name in enumerate(row["challenges"][: len(prompts)]):
             end = prompts[k] + steps.CHALLENGE_WINDOW_MS
+            hinted_end = end + steps.HINT_EXTRA_WINDOW_MS
             if k + 1 < len(prompts):
-                end = min(end, prompts[k + 1])
-            r = step_hints_over(name, obs, base, prompts[k], end, g, p)
+                end, hinted_end = min(end, prompts[k + 1]), min(hinted_end, prompts[k + 1])
+            r = step_hints_over(name, obs, base, prompts[k], end, g, p, hinted_end)
             state = "seen" if r["seen"] else "missed"
             per_kind[kind][f"{state}_steps"] += 1
             if r["hints"]:
@@ -133,9 +139,11 @@ def report(res: dict[str, Any], cache: Path) -> str:
 {now()}; recomputed from `{cache}` (paced sessions only, files by synthesis version {res["files_by_version"]};
 nothing re-scored). Each challenge step is judged chunk by chunk (1 s grid) as paced.py does, with the hint of
 `steps.step_hints` (action hint from {steps.ACTION_HINT_AFTER_MS} ms after the prompt, framing hints first). Cells:
-steps that got an action hint before they were seen / steps seen, and missed steps that got one / steps missed.
-The footage never reacts to a hint, so this counts when hints come, not whether they help. REAL clips with
-SYNTHETIC head turns (warps) for the genuine kinds; cued replays are synthetic attacks.
+steps that got an action hint before they were seen / steps seen, and missed steps that got one / steps missed;
+a step's window is {steps.CHALLENGE_WINDOW_MS} ms, + {steps.HINT_EXTRA_WINDOW_MS} ms from its first action hint.
+Since pad_eval g6/c6 the footage reacts to that hint (`attacks.Actor.hint`, an assumed speech rate, one reaction;
+the cued-replay attacker re-cues likewise), so a hinted step counted as seen may be seen because of it. REAL clips
+with SYNTHETIC head turns (3D renders) for the genuine kinds; cued replays are synthetic attacks.
 
 | kind | sessions | seen steps hinted first | missed steps hinted | first codes |
 |---|---|---|---|---|
