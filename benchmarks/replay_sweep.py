@@ -23,6 +23,12 @@ so that the face takes pad_eval.GENUINE_FACE_FRAC (0.50-0.70) of the camera fram
 does not cover filled as attacks.genuine_frame fills it (its own border stretched and blurred; oval_picture).
 The one-factor variants show the clip as attacks.py does (scaled to cover the screen).
 
+CUED rows (``cued_*``, added by the lead in session 7): the clip ACTS the drawn challenges on the phone as
+pad_eval's cued replays do (Worker.acting, attacks.Actor with a 0.8-1.5 s cue delay and the reaction to
+production's first action hint, turns by attacks.turn_head_3d), captured as production paces it (Worker.paced)
+through production's frame engine, and judged by production's active checks (pad_eval.production_decision) as
+well as PAD: the issue's attack, measured directly rather than estimated from a plain replay's PAD rate.
+
 GENUINE controls: the same clips straight to the camera as pad_eval's genuine sessions (attacks.genuine_frame,
 face at GENUINE_FACE_FRAC of the width, shift +-0.04), the same camera draws.
 
@@ -64,9 +70,10 @@ from benchmarks import attacks as atk  # noqa: E402
 from benchmarks import pad_eval as pe  # noqa: E402
 from benchmarks.accuracy import update_readme  # noqa: E402
 from lifecert.config import Settings  # noqa: E402
+from lifecert.engine.liveness import LivenessParams  # noqa: E402
 from lifecert.engine.pad import PadModel, fuse_session, pad_spec  # noqa: E402
 from lifecert.services.evaluation import machine_info  # noqa: E402
-from lifecert.services.verification import load_frame_engine  # noqa: E402
+from lifecert.services.verification import load_frame_engine, steps  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 VERSION = "r1"  # bump when a session's synthesis changes
@@ -90,6 +97,7 @@ class Variant:
     switches: tuple[tuple[str, Any], ...] = ()  # attacks.PhoneScreen keyword arguments
     width: tuple[float, float] | None = None  # phone width / frame width (None: attacks.py's 0.40-0.75)
     camera: str = "random"  # "random" (attacks.Camera.random) or "hq" (HQ_CAMERA)
+    cued: bool = False  # the clip ACTS the drawn challenges as pad_eval's cued replays, paced as production
 
 
 VARIANTS: tuple[Variant, ...] = (
@@ -113,6 +121,10 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("clean_hq", "clean, high-quality camera", switches=ALL_OFF, camera="hq"),
     Variant("closer_clean_hq", "held closer, clean, high-quality camera", switches=ALL_OFF, width=WIDER_PHONE,
             camera="hq"),
+    Variant("cued_default", "CUED (acts the drawn challenges, paced as production), attacks.py's framing; every "
+            "artefact", cued=True),
+    Variant("cued_closer_default", "CUED, held closer, 1.0-1.4 of the width, face in the oval; every artefact",
+            width=WIDER_PHONE, cued=True),
     Variant("genuine", "GENUINE: the clip straight to the camera (pad_eval's framing)", genuine=True),
     Variant("genuine_hq", "GENUINE, high-quality camera", genuine=True, camera="hq"),
 )
@@ -200,13 +212,59 @@ class Sweep:
         meta |= {"face_target": round(face_target, 3), "screen_zoom": round(zoom, 3)}
         return [cam.shoot(phone.render(oval_picture(pick(t), (sw, sh), zoom))) for t in ts], meta
 
+    def cued(self, v: Variant, clip: str, number: int) -> tuple[pe.Seq, dict[str, Any]]:
+        """A cued replay on the variant's phone: the clip acts the drawn challenges as pad_eval's cued_replay
+        sessions do (pad_eval.Worker.acting, attacks.Actor with an 0.8-1.5 s cue delay, reacting to production's
+        first action hint of a step; turns by attacks.turn_head_3d), captured as production paces it
+        (pad_eval.Worker.paced). The phone, camera and framing draws are those of :meth:`frames` for the same
+        session number; the acting draws come from a generator of their own."""
+        w = self.worker
+        cid = CLIP_ID[clip]
+        rng_phone = np.random.default_rng([SEED, 1, cid, number])
+        cam = camera(v, np.random.default_rng([SEED, 2, cid, number]))
+        rng = np.random.default_rng([SEED, 3, cid, number])
+        rng.integers(0, len(w.clips[clip][0]))  # the clip start of :meth:`frames` (the actor draws its own)
+        face_target = float(rng.uniform(*pe.GENUINE_FACE_FRAC))
+        rng.uniform(-0.04, 0.04), rng.uniform(-0.04, 0.04)
+        width = float(rng.uniform(*v.width)) if v.width else None
+        act = np.random.default_rng([SEED, 4, cid, number])
+        ch = pe.draw_challenges(act, bool(w.clips[clip][1].mouth_frames()))
+        frames, index, degs, more, meta = w.acting(act, clip, ch, depth=True)
+        actor = atk.Actor(index, ch, act, delay_ms=int(act.uniform(800, 1500)), turn_deg=degs, more_deg=more)
+        jitters = [int(act.uniform(*steps.PROMPT_DELAY_MS)) for _ in ch]
+        phone = atk.PhoneScreen(rng_phone, width_frac=width, **dict(v.switches))
+        meta |= {"challenges": list(ch), "width_frac": round(float(phone.width_frac or 0.0), 3)}
+        if width is None:
+            def render(sh: atk.Shot) -> np.ndarray:
+                return cam.shoot(phone.render(atk.render_shot(frames, index, sh, depth=True)))
+        else:
+            sw, shh = phone.screen_size()
+            zoom = face_target * atk.CAMERA[0] / sw / pe.clip_face_fraction(index, frames[0].shape[:2], (sw, shh))
+            meta |= {"face_target": round(face_target, 3), "screen_zoom": round(zoom, 3)}
+
+            def render(sh: atk.Shot) -> np.ndarray:
+                return cam.shoot(phone.render(oval_picture(atk.render_shot(frames, index, sh, depth=True),
+                                                           (sw, shh), zoom)))
+        sq = pe.Seq(f"{v.name}/{clip}/{number}", "cued_replay", clip, "-", [], [], list(ch), [], meta)
+        return w.paced(sq, actor, render, jitters), meta
+
     def run(self, variant: str, clip: str, number: int) -> dict[str, Any]:
         t0 = time.process_time()
         v = BY_NAME[variant]
-        imgs, meta = self.frames(v, clip, number)
-        ts = times_ms()
-        sq = pe.Seq(f"{variant}/{clip}/{number}", "bona_fide" if v.genuine else "replay", clip, "-", imgs, ts)
-        row = self.worker.score(sq, cues=True)
+        active: dict[str, Any] = {}
+        if v.cued:
+            sq, meta = self.cued(v, clip, number)
+            imgs = sq.frames
+            row = self.worker.score(sq, cues=True)
+            st = Settings()
+            d = pe.production_decision(row, LivenessParams(), st.quality, st.verification.min_frames)
+            active = {"active_pass": not d["active_reject"], "decision": d["decision"], "reason": d["reason"],
+                      "missed": d["missed"]}
+        else:
+            imgs, meta = self.frames(v, clip, number)
+            ts = times_ms()
+            sq = pe.Seq(f"{variant}/{clip}/{number}", "bona_fide" if v.genuine else "replay", clip, "-", imgs, ts)
+            row = self.worker.score(sq, cues=True)
         scores = pe.production_pad_scores(row)
         pad = self.worker.pad
         session = pad.fuse(scores)
@@ -220,7 +278,7 @@ class Sweep:
                 "threshold": pad.threshold.value, "fusion": pad.threshold.fusion,
                 "pad_attack": pad.is_attack(session),
                 "face_width_median": round(float(np.median(face_w)), 3) if face_w else None,
-                "cues": row["cues"], "cpu_s": round(time.process_time() - t0, 2)}
+                "cues": row["cues"], "cpu_s": round(time.process_time() - t0, 2)} | active
 
 
 _SWEEP: Sweep | None = None
@@ -318,6 +376,13 @@ def statistic_check(rows: dict[tuple[str, str], list[dict[str, Any]]]) -> dict[s
     return out
 
 
+def cued_rates(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Cued replays: APCER of the active checks alone and of production's decision (PAD + active: a session
+    passes only when PAD lets it through AND the active checks confirm it)."""
+    return {"active_alone": pe.rate(rows, lambda r: not r["active_pass"], attack=True),
+            "pad_and_active": pe.rate(rows, lambda r: bool(r["pad_attack"]) or not r["active_pass"], attack=True)}
+
+
 def summarize(cache_dir: Path) -> dict[str, Any]:
     """Every cached session of this version, per variant and clip (a later run with a larger --per-variant only
     adds sessions)."""
@@ -352,6 +417,8 @@ def summarize(cache_dir: Path) -> dict[str, Any]:
         out["variants"][v.name] = {"what": v.what, "genuine": v.genuine, "camera": v.camera,
                                    "switches": dict(v.switches), "width": v.width,
                                    "both": cell(both, v.genuine), "clips": per_clip}
+        if v.cued:
+            out["variants"][v.name]["cued"] = cued_rates(both)
     return out
 
 
@@ -390,6 +457,12 @@ def readme(res: dict[str, Any]) -> str:
             f"{_pct(clips['blink_7_times_1080p']) if 'blink_7_times_1080p' in clips else '—'} | {b['no_face']} | "
             f"{q.get('p10', float('nan')):.2f} / {q.get('median', float('nan')):.2f} / "
             f"{q.get('p90', float('nan')):.2f} | {fw.get('p10', float('nan')):.2f}–{fw.get('p90', float('nan')):.2f} |")
+    cued = {k: v["cued"] for k, v in res["variants"].items() if "cued" in v}
+    if cued:
+        lines += ["", "Cued replays (the clip acts the drawn challenges as pad_eval's cued replays, paced as "
+                  "production; production's active checks, `pad_eval.production_decision`), passes: " + "; ".join(
+                      f"`{k}` PAD alone {_pct(res['variants'][k]['both'])}, active alone {_pct(c['active_alone'])}, "
+                      f"**PAD + active {_pct(c['pad_and_active'])}**" for k, c in cued.items()) + "."]
     lines += ["", "What each variant is: " + "; ".join(f"`{k}`: {v['what']}" for k, v in res["variants"].items())
               + "."]
     sc = res.get("statistic_check", {})

@@ -83,3 +83,17 @@ def test_given_split_halves_when_statistics_are_checked_then_the_threshold_comes
     assert res["threshold_half_a"] == pytest.approx(0.8)  # not 0.5: session 1 is half B
     assert (res["half_b"]["genuine"]["errors"], res["half_b"]["genuine"]["n"]) == (1, 2)  # 0.5 refused
     assert (res["half_b"]["clean"]["errors"], res["half_b"]["clean"]["n"]) == (1, 2)  # 0.85 passes, 0.7 not
+
+
+def test_given_cued_replays_when_rated_then_only_sessions_passing_both_pad_and_the_active_checks_pass() -> None:
+    rows = [{"pad_attack": False, "active_pass": True}, {"pad_attack": True, "active_pass": True},
+            {"pad_attack": False, "active_pass": False}, {"pad_attack": True, "active_pass": False}]
+    c = rs.cued_rates(rows)
+    assert (c["active_alone"]["errors"], c["active_alone"]["n"]) == (2, 4)
+    assert (c["pad_and_active"]["errors"], c["pad_and_active"]["n"]) == (1, 4)
+
+
+def test_cued_variants_act_and_are_attacks() -> None:
+    cued = [v for v in rs.VARIANTS if v.cued]
+    assert {v.name for v in cued} == {"cued_default", "cued_closer_default"}
+    assert all(not v.genuine for v in cued)
