@@ -734,7 +734,7 @@ class Actor:
         name = self.challenges[k]
         start: int | None = heard_ms + self.delay_ms
         n_moves, n_cues = len(self._moves), len(self._cues)
-        if start is not None and code in REACTING_HINTS:
+        if code in REACTING_HINTS:
             if name in ("turn_left", "turn_right", "nod"):
                 more = code in ("TURN_MORE", "NOD_MORE")
                 peak = (self.more_nod_deg if more else self.nod_deg) if name == "nod" else (

@@ -168,6 +168,18 @@ def oval_picture(src: np.ndarray, size: tuple[int, int], zoom: float) -> np.ndar
     return np.clip(out * (1 - alpha) + sharp * alpha, 0, 255).astype(np.uint8)
 
 
+@dataclass(frozen=True)
+class Draws:
+    """What a session draws before its frames (:meth:`Sweep.draws`)."""
+
+    rng_phone: np.random.Generator  # feeds attacks.PhoneScreen (its pose, tremor, glare)
+    cam: atk.Camera
+    start: int  # clip frame shown first
+    face_target: float  # the face's share of the frame width (pad_eval.GENUINE_FACE_FRAC)
+    shift: tuple[float, float]  # genuine framing offset
+    width: float | None  # phone width / frame width (None: attacks.py's draw)
+
+
 class Sweep:
     """Per-process state: pad_eval's Worker (engine, PAD, the clips and their index)."""
 
@@ -178,18 +190,23 @@ class Sweep:
         # decides which frames PAD scores
         self.worker.engine = load_frame_engine(Settings(), name="dlib")
 
-    def frames(self, v: Variant, clip: str, number: int) -> tuple[list[np.ndarray], dict[str, Any]]:
-        """The session's camera frames (BGR, attacks.CAMERA) and what was drawn."""
-        jpgs, index = self.worker.clips[clip]  # the clip as JPEG in memory: decode only the frames shown
+    def draws(self, v: Variant, clip: str, number: int) -> Draws:
+        """Session ``number``'s draws, the same in every variant (three generators: scene/phone, camera, clip
+        start and framing), so that variants differ only by what they switch."""
         cid = CLIP_ID[clip]
-        # three generators, the same in every variant: scene/phone, camera, clip start and framing
-        rng_phone = np.random.default_rng([SEED, 1, cid, number])
-        cam = camera(v, np.random.default_rng([SEED, 2, cid, number]))
         rng = np.random.default_rng([SEED, 3, cid, number])
-        start = int(rng.integers(0, len(jpgs)))
+        start = int(rng.integers(0, len(self.worker.clips[clip][0])))
         face_target = float(rng.uniform(*pe.GENUINE_FACE_FRAC))
         shift = (float(rng.uniform(-0.04, 0.04)), float(rng.uniform(-0.04, 0.04)))
         width = float(rng.uniform(*v.width)) if v.width else None
+        return Draws(np.random.default_rng([SEED, 1, cid, number]),
+                     camera(v, np.random.default_rng([SEED, 2, cid, number])), start, face_target, shift, width)
+
+    def frames(self, v: Variant, clip: str, number: int) -> tuple[list[np.ndarray], dict[str, Any]]:
+        """The session's camera frames (BGR, attacks.CAMERA) and what was drawn."""
+        jpgs, index = self.worker.clips[clip]  # the clip as JPEG in memory: decode only the frames shown
+        d = self.draws(v, clip, number)
+        rng_phone, cam, start, face_target, shift, width = d.rng_phone, d.cam, d.start, d.face_target, d.shift, d.width
         meta: dict[str, Any] = {"start": start, "camera": {k: round(float(getattr(cam, k)), 3) for k in HQ_CAMERA}}
 
         def pick(t: int) -> np.ndarray:
@@ -219,15 +236,9 @@ class Sweep:
         (pad_eval.Worker.paced). The phone, camera and framing draws are those of :meth:`frames` for the same
         session number; the acting draws come from a generator of their own."""
         w = self.worker
-        cid = CLIP_ID[clip]
-        rng_phone = np.random.default_rng([SEED, 1, cid, number])
-        cam = camera(v, np.random.default_rng([SEED, 2, cid, number]))
-        rng = np.random.default_rng([SEED, 3, cid, number])
-        rng.integers(0, len(w.clips[clip][0]))  # the clip start of :meth:`frames` (the actor draws its own)
-        face_target = float(rng.uniform(*pe.GENUINE_FACE_FRAC))
-        rng.uniform(-0.04, 0.04), rng.uniform(-0.04, 0.04)
-        width = float(rng.uniform(*v.width)) if v.width else None
-        act = np.random.default_rng([SEED, 4, cid, number])
+        d = self.draws(v, clip, number)  # the clip start and shift are unused: the actor plays its own
+        rng_phone, cam, face_target, width = d.rng_phone, d.cam, d.face_target, d.width
+        act = np.random.default_rng([SEED, 4, CLIP_ID[clip], number])
         ch = pe.draw_challenges(act, bool(w.clips[clip][1].mouth_frames()))
         frames, index, degs, more, meta = w.acting(act, clip, ch, depth=True)
         actor = atk.Actor(index, ch, act, delay_ms=int(act.uniform(800, 1500)), turn_deg=degs, more_deg=more)
