@@ -6,7 +6,7 @@ run in the bounded inference pool (it blocks: decoding, detection, embedding, da
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Path, UploadFile
 
@@ -77,11 +77,22 @@ async def upload_chunk(
         int | None,
         Form(ge=0, le=10**9, description="client ms (same clock as timestamps) when this request left the phone"),
     ] = None,
+    hint_heard_ms: Annotated[
+        int | None,
+        Form(ge=0, le=10**9, description="client ms (same clock as timestamps) when this step's action hint was "
+             "heard: its speech ended, or its text was shown where nothing is spoken; the step then runs on "
+             "for a while after it, bounded (steps.hint_window)"),
+    ] = None,
+    hint_heard_via: Annotated[
+        Literal["speech", "text"] | None,
+        Form(description="speech: the utterance's end; text: shown without speech (none, no voice, an error)"),
+    ] = None,
 ) -> ChunkOut:
     received_at = svc.clock()  # before the pool: queueing must not shift the client clock mapping
     data = [await f.read() for f in frames]
     result = await pool.run(
-        svc.submit_chunk, session_id, step, nonce, timestamps, data, client, received_at, sent_ms
+        svc.submit_chunk, session_id, step, nonce, timestamps, data, client, received_at, sent_ms,
+        hint_heard_ms, hint_heard_via,
     )
     return ChunkOut.of(result)
 

@@ -174,6 +174,45 @@ def test_given_steps_whose_window_grew_after_a_hint_when_bounding_the_session_th
 ) -> None:
     plain = steps.session_max_frames(["turn_left", "blink"])
     extra = steps.HINT_EXTRA_WINDOW_MS // 1000
-    assert steps.session_max_frames(["turn_left", "blink"], ["turn_left"]) == plain + extra * steps.SESSION_FPS
-    assert steps.session_max_frames(["turn_left", "blink"], ["turn_left", "blink"]) == (
+    fixed = steps.HINT_EXTRA_WINDOW_MS
+    assert steps.session_max_frames(["turn_left", "blink"], [("turn_left", fixed)]) == plain + extra * steps.SESSION_FPS
+    assert steps.session_max_frames(["turn_left", "blink"], [("turn_left", fixed), ("blink", fixed)]) == (
         plain + extra * (steps.SESSION_FPS + steps.FAST_FPS))
+    # a window grown up to the cap after the hint was heard: every frame of it fits
+    most = steps.HINT_MAX_WINDOW_MS - steps.CHALLENGE_WINDOW_MS
+    assert steps.session_max_frames(["turn_left", "blink"], [("turn_left", most), ("blink", most)]) == (
+        plain + most // 1000 * (steps.SESSION_FPS + steps.FAST_FPS))
+
+
+FIXED = steps.CHALLENGE_WINDOW_MS + steps.HINT_EXTRA_WINDOW_MS
+
+
+def test_given_no_report_of_hearing_the_hint_when_setting_the_window_then_the_fixed_extension() -> None:
+    assert steps.hint_window(None, 4_500) == (FIXED, "fixed")
+
+
+def test_given_the_hint_heard_late_when_setting_the_window_then_the_step_runs_on_after_hearing_it() -> None:
+    heard = 9_000  # e.g. answered 4.5 s after the prompt, then 4.5 s of speech
+    window, rule = steps.hint_window(heard, 4_500)
+    assert (window, rule) == (heard + steps.HINT_HEARD_WINDOW_MS, "heard") and window > FIXED
+
+
+def test_given_the_hint_heard_early_when_setting_the_window_then_never_shorter_than_the_fixed_extension() -> None:
+    assert steps.hint_window(4_600, 4_500) == (FIXED, "fixed")
+
+
+def test_given_a_hearing_claimed_before_the_hint_was_sent_when_setting_the_window_then_counted_from_the_answer(
+) -> None:
+    # answered 7 s after the prompt (a late chunk), "heard" at 1 s: nothing is heard before it arrives
+    assert steps.hint_window(1_000, 7_000) == (7_000 + steps.HINT_HEARD_WINDOW_MS, "heard")
+
+
+@pytest.mark.parametrize("heard", [steps.HINT_MAX_WINDOW_MS - steps.HINT_HEARD_WINDOW_MS + 1, 60_000, 10**9])
+def test_given_a_hearing_reported_very_late_when_setting_the_window_then_capped(heard: int) -> None:
+    assert steps.hint_window(heard, 4_500) == (steps.HINT_MAX_WINDOW_MS, "capped")
+
+
+def test_given_the_constants_when_read_then_a_reported_hearing_gives_the_slowest_user_time_and_a_bound() -> None:
+    # 2.7 s to react (issue 12) + a slow turn out, held and back under half the threshold (~1.5 s)
+    assert steps.HINT_HEARD_WINDOW_MS >= 2_700 + 1_500
+    assert FIXED < steps.HINT_MAX_WINDOW_MS <= 20_000

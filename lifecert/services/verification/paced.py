@@ -143,11 +143,16 @@ class PacedCapture:
         client_addr: str = "",
         received_at: datetime | None = None,
         sent_ms: int | None = None,
+        hint_heard_ms: int | None = None,
+        hint_heard_via: str | None = None,
     ) -> ChunkResult:
         """``received_at``: when the request arrived (the route takes it before any queueing); the
         clock mapping must not include decoding, detection or a wait in the inference pool.
         ``sent_ms``: the client ms when the request left the phone (the page sends it; optional):
-        the clock mapping uses it instead of the newest frame (:func:`.steps.update_offset`)."""
+        the clock mapping uses it instead of the newest frame (:func:`.steps.update_offset`).
+        ``hint_heard_ms``: the client ms (the frames' clock) when the current step's action hint was heard,
+        ``hint_heard_via`` how (:data:`HEARD_VIA`); optional, the first report after the hint sets the step's
+        window (:func:`.steps.hint_window`); one before the step has a hint is ignored."""
         arrived = received_at or self.clock()
         lim = self.ctx.settings.images
         if not frames:
@@ -167,6 +172,7 @@ class PacedCapture:
                 f"{steps.MAX_SEND_LAG_MS} ms after it",
                 code=ErrorCode.BAD_TIMESTAMPS,
             )
+        check_heard(hint_heard_ms, hint_heard_via, ts[-1] if sent_ms is None else sent_ms)
         fa.check_frame_bytes(frames, max_bytes=lim.max_bytes)
         fresh = secrets.token_urlsafe(24)
         with self.ctx.db.session() as db:
@@ -226,7 +232,8 @@ class PacedCapture:
             if row is None:  # pragma: no cover - deleted concurrently
                 raise NotFound("no such verification session")
             sent = ts[-1] if sent_ms is None else sent_ms
-            return self._advance(db, row, seq, ts, sent, frames, obs, fresh, client_addr, arrived)
+            heard = None if hint_heard_ms is None else (hint_heard_ms, hint_heard_via or "speech")
+            return self._advance(db, row, seq, ts, sent, frames, obs, fresh, client_addr, arrived, heard)
 
     def _observe(
         self, decoded: list[tuple[ImageBGR, tuple[int, int]]], ts: list[int], *, eyes: bool
@@ -280,7 +287,9 @@ class PacedCapture:
         fresh: str,
         client_addr: str,
         arrived: datetime,
+        heard: tuple[int, str] | None = None,
     ) -> ChunkResult:
+        """``heard``: (client ms, how) the page heard this step's action hint (see :meth:`submit_chunk`)."""
         g = self.ctx.settings.quality
         # Arrival time, not "now": processing time must not shift the client clock mapping.
         now_ms = self._ms_since(vs, arrived)
@@ -326,9 +335,13 @@ class PacedCapture:
             elapsed = latest_ms - int(st["reveal_ms"])
             hints = steps.step_hints(steps.hints(obs, g), st["challenge"], j, elapsed, self.params)
             action = steps.action_in(hints)
-            if action is not None and not st.get("hint"):
+            if st.get("hint") and heard is not None and "heard_ms_after_prompt" not in st["hint"]:
+                # The page heard the hint given by an earlier answer: the step runs on from then (bounded).
+                _hint_heard(st, heard[0] + offset - int(st["reveal_ms"]), heard[1])
+            elif action is not None and not st.get("hint"):
                 # The first action hint of this step: the user needs time to hear it and try again.
-                st["hint"] = {"code": action, "ms_after_prompt": elapsed, "extra_window_ms": steps.HINT_EXTRA_WINDOW_MS}
+                st["hint"] = {"code": action, "ms_after_prompt": elapsed, "extra_window_ms": steps.HINT_EXTRA_WINDOW_MS,
+                              "answered_ms_after_prompt": now_ms - int(st["reveal_ms"]), "rule": "fixed"}
                 st["window_ms"] = int(st["window_ms"]) + steps.HINT_EXTRA_WINDOW_MS
             st["result"] = j.as_dict(st["challenge"], int(st["reveal_ms"])) | _hint_note(st)
             if j.seen:
@@ -516,18 +529,63 @@ class PacedCapture:
         return out
 
 
-def extended_steps(vs: VerificationSession) -> list[str]:
-    """The challenges whose window grew after an action hint (steps.HINT_EXTRA_WINDOW_MS)."""
-    return [s["challenge"] for s in vs.steps or [] if s.get("hint")]
+# how the page knew the hint was heard: the end of its utterance, or its text shown (nothing was spoken)
+HEARD_VIA = frozenset({"speech", "text"})
+
+
+def check_heard(heard_ms: int | None, via: str | None, sent_ms: int) -> None:
+    """A hint-heard report is a client ms no later than the request left (``sent_ms``), with a known ``via``."""
+    if heard_ms is None:
+        if via is not None:
+            raise LifecertError("hint_heard_via without hint_heard_ms", code=ErrorCode.BAD_REQUEST)
+        return
+    if not 0 <= heard_ms <= sent_ms:
+        raise LifecertError(f"hint_heard_ms {heard_ms} must lie between 0 and the send time ({sent_ms} ms)",
+                            code=ErrorCode.BAD_TIMESTAMPS)
+    if via is not None and via not in HEARD_VIA:
+        raise LifecertError(f"hint_heard_via must be one of {sorted(HEARD_VIA)}", code=ErrorCode.BAD_REQUEST)
+
+
+def _hint_heard(st: dict[str, Any], heard_after_prompt_ms: int, via: str) -> None:
+    """Record when the step's action hint was heard and set its window by :func:`.steps.hint_window`."""
+    h: dict[str, Any] = dict(st["hint"])
+    answered = int(h["answered_ms_after_prompt"] if "answered_ms_after_prompt" in h else h["ms_after_prompt"])
+    window, rule = steps.hint_window(heard_after_prompt_ms, answered)
+    h |= {"heard_ms_after_prompt": max(heard_after_prompt_ms, answered), "heard_via": via, "rule": rule,
+          "extra_window_ms": window - steps.CHALLENGE_WINDOW_MS}
+    st["hint"] = h
+    st["window_ms"] = window
+
+
+def extended_steps(vs: VerificationSession) -> list[tuple[str, int]]:
+    """(challenge, extra ms) of the steps whose window grew after an action hint (steps.hint_window)."""
+    out = []
+    for s in vs.steps or []:
+        h: dict[str, Any] = s.get("hint") or {}
+        if h:
+            out.append((str(s["challenge"]), int(h.get("extra_window_ms", steps.HINT_EXTRA_WINDOW_MS))))
+    return out
 
 
 def _hint_note(st: dict[str, Any]) -> dict[str, Any]:
-    """What the case page shows of a step's first action hint and its longer window (none: nothing)."""
+    """What the case page shows of a step's first action hint and its longer window (none: nothing), and
+    which rule set the window: +HINT_EXTRA_WINDOW_MS (``fixed``: no hearing reported, or one that gave less),
+    HINT_HEARD_WINDOW_MS after the reported hearing (``heard``), or HINT_MAX_WINDOW_MS (``capped``)."""
     h = st.get("hint")
     if not h:
         return {}
-    return {"action_hint": h["code"], "hint_ms_after_prompt": h["ms_after_prompt"], "window_ms": st["window_ms"],
-            "note": f"hint {h['code']} at {h['ms_after_prompt']} ms; window {st['window_ms']} ms"}
+    rule = h.get("rule", "fixed")
+    heard = h.get("heard_ms_after_prompt")
+    said = "" if heard is None else f"; heard at {heard} ms ({h.get('heard_via', 'speech')})"
+    why = {"fixed": f"+{steps.HINT_EXTRA_WINDOW_MS} ms after the hint",
+           "heard": f"{steps.HINT_HEARD_WINDOW_MS} ms after hearing it",
+           "capped": f"capped at {steps.HINT_MAX_WINDOW_MS} ms"}.get(rule, rule)
+    out = {"action_hint": h["code"], "hint_ms_after_prompt": h["ms_after_prompt"], "window_ms": st["window_ms"],
+           "window_rule": rule,
+           "note": f"hint {h['code']} at {h['ms_after_prompt']} ms{said}; window {st['window_ms']} ms ({why})"}
+    if heard is not None:
+        out |= {"hint_heard_ms_after_prompt": heard, "hint_heard_via": h.get("heard_via", "speech")}
+    return out
 
 
 def _baseline(d: dict[str, Any] | None) -> Baseline:

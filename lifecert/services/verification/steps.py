@@ -105,15 +105,32 @@ ACTION_HINT: dict[str, str] = {"blink": "BLINK_FIRMLY", "open_mouth": "OPEN_WIDE
 ACTION_FIRST = frozenset({"MOVE_BACK"})
 # every code action_hint can return (tests/unit/test_action_hints.py checks it against what it returns)
 ACTION_HINT_CODES = frozenset({"TURN_MORE", "LOOK_BACK", "DO_ACTION", *ACTION_HINT.values(), "LOOK_UP"})
-# A step's window grows by this much, once, when its first action hint is given (paced.py). Measured by
-# benchmarks/hint_recovery.py (simulated person, real engine and service): the hint reaches the phone 3.8-5.1 s
-# after the prompt (server + network lag 0-1 s) and a full turn counts only if it begins by ~7.3-7.5 s of an
-# 8 s window, i.e. within ~2.5 s of the hint; hearing the hint takes ~2 s (rate 0.85) and an elderly user
-# reacts ~2.7 s after that (issue 12). 3 s more lets a turn begin up to ~10.3 s after the prompt. How long the
-# phone takes to SAY a hint was never measured: benchmarks/attacks.hint_speech_ms assumes 4.5 characters/s x 0.85
-# and gets 2.9-3.6 s, which would leave the slowest users (2.7 s to react) at the very end of the longer window.
-# Measure the Mandarin voice on real phones before trusting 3 s for them.
+# A step's window grows by this much, once, when its first action hint is given (paced.py), unless the page
+# reports when the hint was heard (below). Measured by benchmarks/hint_recovery.py (simulated person, real engine
+# and service): the hint reaches the phone 3.8-5.1 s after the prompt (server + network lag 0-1 s) and a full turn
+# counts only if it begins by ~7.3-7.5 s of an 8 s window, i.e. within ~2.5 s of the hint. 3 s more lets a turn
+# begin up to ~10.3 s after the prompt: enough only if saying the hint is short.
 HINT_EXTRA_WINDOW_MS = 3_000
+# How long saying a hint takes was never measured on a phone. Measured on this machine instead (NOT a phone's
+# voice): Debian's espeak-ng 1.51, voice cmn, 149 words/min (its default 175 x the page's rate 0.85), the zh texts
+# of mobile-web/i18n.js, voiced length of the synthesised audio (deterministic, one synthesis per text):
+# TURN_MORE 6.3 s, NOD_MORE 5.9, LOOK_BACK 5.2, LOOK_UP 5.0, BLINK_FIRMLY 4.7, OPEN_WIDER 4.7; the prompts
+# turn_left/right 6.1 and 6.0, nod 3.6, open_mouth 3.4, blink 1.9 (at rate 1.0: hints 3.9-5.3 s). A phone's
+# Mandarin voice is likely faster (benchmarks/attacks.hint_speech_ms assumes 2.9-3.6 s), but with a voice like
+# this one a hint heard ~9-13 s after the prompt leaves the +3 s window already closed.
+# So the page reports when the hint was HEARD (paced.py ``hint_heard_ms``: the end of its utterance, or when its
+# text was shown where nothing is spoken), on the frames' clock, and the step then runs at least
+# HINT_HEARD_WINDOW_MS past that moment: an elderly user reacts up to ~2.7 s after hearing (issue 12), a slow
+# turn takes 0.6 s out, is held 0.6 s and comes back in 0.6 s (tests/e2e/fake_camera.POSE_RAMP_MS, POSE_HOLD_MS),
+# and counts once it is back under half the threshold (liveness.detect_turn), ~1.5 s after it began: 4.2 s, plus
+# 0.8 s for the camera's frame interval, the speech engine's end event and a slower arm.
+HINT_HEARD_WINDOW_MS = 5_000
+# ... but a report can never make a step's window longer than this from the prompt (a hostile client may report any
+# time): the latest honest hearing is the hint answered ~6.1 s after the prompt (5.1 s + 1 s lag), the voice busy
+# with the prompt (espeak 6.1 s) and free at the next answer (~7.1-7.5 s), then 6.3 s of speech: ~13.8 s, + 5 s.
+# What a longer window gives an attacker is time, which a cued replay does not lack (it re-cues in 0.8-1.5 s);
+# what it costs the server is frames, counted by session_max_frames.
+HINT_MAX_WINDOW_MS = 20_000
 
 # framing issue -> live hint code (lifecert.domain.challenges.HINT_CODES)
 HINT_FOR: dict[str, str] = {
@@ -149,15 +166,38 @@ def chunk_max_frames(challenge: str | None) -> int:
     return max(CHUNK_MAX_FRAMES, math.ceil(1.5 * capture_fps(challenge) * CHUNK_MS / 1000))
 
 
-def session_max_frames(challenges: Sequence[str], extended: Sequence[str] = ()) -> int:
+def session_max_frames(challenges: Sequence[str], extended: Sequence[tuple[str, int]] = ()) -> int:
     """Frames one session asking ``challenges`` may upload in all: :data:`SESSION_MAX_FRAMES` (every step at
     the session rate) plus, for each step captured faster, its extra frames over :data:`STEP_FRAMES_MS`, plus,
-    for each step in ``extended`` (its window grew by :data:`HINT_EXTRA_WINDOW_MS` after an action hint), those
-    ms at its rate. A client that sends faster than asked is bounded by this and by :func:`chunk_max_frames`
-    per request."""
+    for each (challenge, extra ms) in ``extended`` (a step whose window grew after an action hint, by
+    :data:`HINT_EXTRA_WINDOW_MS` or up to :data:`HINT_MAX_WINDOW_MS` after it was heard: :func:`hint_window`),
+    those ms at its rate. A client that sends faster than asked is bounded by this and by
+    :func:`chunk_max_frames` per request."""
     extra = sum(math.ceil(STEP_FRAMES_MS * max(0, capture_fps(c) - SESSION_FPS) / 1000) for c in challenges)
-    extra += sum(math.ceil(HINT_EXTRA_WINDOW_MS * capture_fps(c) / 1000) for c in extended)
+    extra += sum(math.ceil(max(0, ms) * capture_fps(c) / 1000) for c, ms in extended)
     return SESSION_MAX_FRAMES + extra
+
+
+def hint_window(heard_after_prompt_ms: int | None, answered_after_prompt_ms: int) -> tuple[int, str]:
+    """(window ms from the prompt, the rule that set it) of a challenge step that got an action hint.
+
+    ``heard_after_prompt_ms``: when the page says the hint was heard (server clock minus the reveal; None: no
+    report); ``answered_after_prompt_ms``: when the answer that carried the hint arrived (nothing is heard
+    before it, an earlier claim is taken as that time). Rules:
+
+    - ``"fixed"``: no report, or one that gives less: CHALLENGE_WINDOW_MS + HINT_EXTRA_WINDOW_MS (a report never
+      shortens the window);
+    - ``"heard"``: the hint heard + HINT_HEARD_WINDOW_MS;
+    - ``"capped"``: that would pass HINT_MAX_WINDOW_MS, which is the window then."""
+    fixed = CHALLENGE_WINDOW_MS + HINT_EXTRA_WINDOW_MS
+    if heard_after_prompt_ms is None:
+        return fixed, "fixed"
+    want = max(heard_after_prompt_ms, answered_after_prompt_ms) + HINT_HEARD_WINDOW_MS
+    if want <= fixed:
+        return fixed, "fixed"
+    if want > HINT_MAX_WINDOW_MS:
+        return max(fixed, HINT_MAX_WINDOW_MS), "capped"
+    return want, "heard"
 
 
 @dataclass(frozen=True)
