@@ -19,6 +19,12 @@
   const STALE_FRAME_MS = 300; // at a step change, queued frames older than this are dropped
   const HINT_REPEAT_MS = 6000; // speak the same hint again at most this often
   const PROMPT_QUIET_MS = 2500; // no hint is spoken this soon after a prompt
+  // An action hint not heard to its end this long after it was shown counts as heard when shown (no speech came:
+  // a voice still busy, a speech engine that never says "end"). espeak-ng's Mandarin says the longest hint in
+  // 6.7 s at our rate (lifecert/services/verification/steps.py), the voice may be busy ~2 s before it.
+  const HINT_HEARD_WAIT_MS = 10000;
+  // the server's action hints (steps.ACTION_HINT_CODES): the step's window runs on from when one was heard
+  const ACTION_HINTS = new Set(["TURN_MORE", "LOOK_BACK", "DO_ACTION", "BLINK_FIRMLY", "OPEN_WIDER", "NOD_MORE", "LOOK_UP"]);
 
   // ---------------------------------------------------------------------------------------------
   // GB 11643-1999 check digit (same algorithm as lifecert/domain/idnumber.py)
@@ -114,9 +120,20 @@
   }
 
   /** Speak ``text`` (Mandarin voice unless switched). ``polite``: never interrupt what is being said; then
-   *  false when something else is being said (the caller may try again later). */
-  function speak(text, polite) {
-    if (!("speechSynthesis" in window) || typeof window.SpeechSynthesisUtterance !== "function") return true;
+   *  false when something else is being said (the caller may try again later). ``onDone`` (optional) is called
+   *  once it is known whether the text was heard: true at the utterance's end; false when nothing will be said
+   *  (no speech synthesis, no voice at all, an error, a cancel). Not called when ``false`` is returned. */
+  function speak(text, polite, onDone) {
+    let pending = onDone || null;
+    const done = (heard) => {
+      const f = pending;
+      pending = null;
+      if (f) f(heard);
+    };
+    if (!("speechSynthesis" in window) || typeof window.SpeechSynthesisUtterance !== "function") {
+      done(false);
+      return true;
+    }
     try {
       const synth = window.speechSynthesis;
       if (polite && (synth.speaking || synth.pending)) return false;
@@ -124,11 +141,15 @@
       const u = new window.SpeechSynthesisUtterance(text);
       u.lang = state.lang === "zh" ? "zh-CN" : "en-US";
       u.rate = 0.85; // a little slower than default: the listeners are elderly
-      const voice = synth.getVoices().find((v) => v.lang && v.lang.replace("_", "-").startsWith(u.lang.slice(0, 2)));
+      const voices = synth.getVoices();
+      const voice = voices.find((v) => v.lang && v.lang.replace("_", "-").startsWith(u.lang.slice(0, 2)));
       if (voice) u.voice = voice;
+      if (!voices.length) done(false); // no voice: it is tried, but the text on screen is what is known to be seen
+      u.addEventListener("end", () => done(true));
+      u.addEventListener("error", () => done(false));
       synth.speak(u);
     } catch (_) {
-      /* speaking is a help, never a requirement */
+      done(false); /* speaking is a help, never a requirement */
     }
     return true;
   }
@@ -238,13 +259,20 @@
   }
 
   /** One chunk of frames for step ``index`` (multipart: nonce, timestamps JSON, frames, prompt_shown_ms,
-      sent_ms = the capture clock when the request leaves, so the server can tell queueing from upload). */
-  async function postChunk(sessionId, step, frames, promptShownMs, sentMs) {
+      sent_ms = the capture clock when the request leaves, so the server can tell queueing from upload;
+      ``heard`` = {ms, via} once this step's action hint was heard: hint_heard_ms on the same clock and
+      hint_heard_via "speech" | "text", sent with every later chunk of the step, the server keeps the first). */
+  async function postChunk(sessionId, step, frames, promptShownMs, sentMs, heard) {
     const form = new FormData();
     form.append("nonce", step.nonce);
     form.append("timestamps", JSON.stringify(frames.map((f) => f.t)));
     if (promptShownMs !== null) form.append("prompt_shown_ms", String(promptShownMs));
-    form.append("sent_ms", String(Math.max(sentMs, frames[frames.length - 1].t)));
+    const sent = Math.max(sentMs, frames[frames.length - 1].t);
+    form.append("sent_ms", String(sent));
+    if (heard && heard.ms !== null) {
+      form.append("hint_heard_ms", String(Math.max(0, Math.min(heard.ms, sent))));
+      form.append("hint_heard_via", heard.via);
+    }
     frames.forEach((f, i) => form.append("frames", f.blob, `f_${String(f.t).padStart(6, "0")}_${i}.jpg`));
     const url = `${API}/sessions/${encodeURIComponent(sessionId)}/steps/${step.index}/frames`;
     let res;
@@ -373,8 +401,10 @@
     el.textContent = code ? hintText(code) : "";
   }
 
-  /** Show the most important of the server's hint codes; speak it when it changes (never over a prompt). */
-  function setHints(codes) {
+  /** Show the most important of the server's hint codes; speak it when it changes (never over a prompt).
+   *  ``hearing`` (the paced capture's, optional): told when an action hint is shown; gives the callback that
+   *  notes when it was heard (:func:`capturePaced`). */
+  function setHints(codes, hearing) {
     const known = (Array.isArray(codes) ? codes : []).filter((c) => I18N.zh[`hint.${c}`] !== undefined);
     known.sort((a, b) => HINT_PRIORITY.indexOf(a) - HINT_PRIORITY.indexOf(b));
     const code = known[0] || "";
@@ -387,7 +417,8 @@
     // A new hint is spoken at the first answer that finds the voice free (one arriving while the previous
     // hint is still being said is not lost: it is tried again at the next answer, about a second later).
     const due = code !== state.hintSpoken || now - state.lastHintSpoken > HINT_REPEAT_MS;
-    if (text && due && now - state.lastPromptSpoken > PROMPT_QUIET_MS && speak(text, true)) {
+    const heard = hearing && ACTION_HINTS.has(code) ? hearing.shown() : null;
+    if (text && due && now - state.lastPromptSpoken > PROMPT_QUIET_MS && speak(text, true, heard)) {
       state.lastHintSpoken = now;
       state.hintSpoken = code;
     }
@@ -446,6 +477,34 @@
     let promptShownMs = null; // capture-clock ms when the current challenge's prompt appeared
     let sent = 0;
     let stopped = false;
+    // When the pensioner heard the current step's first action hint (the end of its speech, else when it was
+    // shown): the server keeps the step open for a while after that (steps.hint_window).
+    let heard = null; // {step, ms: null | capture-clock ms, via: "speech" | "text"}
+    const hearing = {
+      /** An action hint is shown: the callback for its speech (null once this step's hearing is known). */
+      shown() {
+        if (!step || step.kind !== "challenge") return null;
+        if (heard && heard.step === step.index) return heard.ms === null ? heard.onDone : null;
+        const h = { step: step.index, ms: null, via: "", shownMs: Math.round(performance.now() - t0) };
+        const asShown = () => {
+          if (h.ms !== null) return;
+          h.ms = h.shownMs;
+          h.via = "text";
+        };
+        h.onDone = (ok) => {
+          if (h.ms !== null) return;
+          if (!ok) return asShown();
+          h.ms = Math.round(performance.now() - t0);
+          h.via = "speech";
+        };
+        heard = h;
+        const speech = "speechSynthesis" in window && typeof window.SpeechSynthesisUtterance === "function";
+        if (!speech) asShown();
+        else state.timers.push(setTimeout(asShown, HINT_HEARD_WAIT_MS));
+        return h.ms === null ? h.onDone : null;
+      },
+    };
+    const heardNow = () => (heard && step && heard.step === step.index && heard.ms !== null ? heard : null);
 
     const enterStep = (next) => {
       if (step) {
@@ -517,18 +576,18 @@
         let resp;
         const clock = () => Math.round(performance.now() - t0);
         try {
-          resp = await postChunk(session.session_id, step, frames, promptShownMs, clock());
+          resp = await postChunk(session.session_id, step, frames, promptShownMs, clock(), heardNow());
         } catch (err) {
           // A lost connection may not have reached the server: the same nonce is tried once more.
           if (!(err instanceof ApiError) || err.code !== "NETWORK") throw err;
           await sleep(1000);
-          resp = await postChunk(session.session_id, step, frames, promptShownMs, clock());
+          resp = await postChunk(session.session_id, step, frames, promptShownMs, clock(), heardNow());
         }
         if (run !== state.run) throw new ApiError("CANCELLED");
         sent += frames.length;
         sentEl.dataset.frames = String(sent);
         sentEl.textContent = t("capture.sent", { n: sent });
-        setHints(resp.hints);
+        setHints(resp.hints, hearing);
         if (resp.status === "decided" || resp.result) {
           if (!resp.result) throw new ApiError("SERVER");
           return resp.result;

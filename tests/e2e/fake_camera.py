@@ -404,6 +404,12 @@ class ActorPlan:
     # after the page shows an action hint for it (window.__actor.hints logs [ms, code, step] of every hint).
     weak_first: bool = False
     hint_reaction_ms: int = 1000
+    # > 0: the page's voice is a stub (window.speechSynthesis replaced) whose every utterance takes this long, one
+    # at a time, and ends with an "end" event (window.__actor.speech_ends logs [ms, text]); 0: the browser's own.
+    speech_ms: int = 0
+    # With weak_first and a stubbed voice: the full action comes hint_reaction_ms after the action hint's speech
+    # ENDED (a person who needs to hear it), not after it was shown.
+    hint_after_speech: bool = False
 
 
 ROUTE_PREFIX = "/__fakecam/"
@@ -417,14 +423,15 @@ def actor_init_script(clip_lengths: dict[str, int], fps: int, plan: ActorPlan) -
     cfg = json.dumps({"clips": clip_lengths, "fps": fps, "reaction_ms": plan.reaction_ms,
                       "enter_ms": plan.face_enters_ms, "deny": plan.deny_camera_times,
                       "prefix": ROUTE_PREFIX, "actions": list(ACTIONS), "acts": plan.acts,
-                      "weak": plan.weak_first, "hint_reaction_ms": plan.hint_reaction_ms})
+                      "weak": plan.weak_first, "hint_reaction_ms": plan.hint_reaction_ms,
+                      "speech_ms": plan.speech_ms, "after_speech": plan.hint_after_speech})
     return _ACTOR_JS.replace("__CFG__", cfg)
 
 
 _ACTOR_JS = r"""
 (() => {
   const CFG = __CFG__;
-  const actor = { log: [], calls: 0, opened: null, prompts: [], hints: [], spoken: [] };
+  const actor = { log: [], calls: 0, opened: null, prompts: [], hints: [], spoken: [], speech_ends: [] };
   window.__actor = actor;
   let bitmaps = null;
   async function load() {
@@ -481,7 +488,20 @@ _ACTOR_JS = r"""
       if (!CFG.weak || !CFG.acts || retried === key || !ACTION_HINTS.includes(code)) return;
       retried = key;
       const name = ch.dataset.challenge;
+      if (CFG.after_speech && CFG.speech_ms > 0) {
+        // wait until the hint's own utterance (begun after it was shown) has been said to its end
+        awaitingSpeech = { name, text: el.textContent, since: performance.now() };
+        return;
+      }
       setTimeout(() => queue.push(name), CFG.hint_reaction_ms);
+    };
+    let awaitingSpeech = null;
+    actor.onSpeechEnd = (u) => {
+      const w = awaitingSpeech;
+      // the hint's own utterance: queued when it was shown (the page speaks it in the same task), not before
+      if (!w || u.__queued < w.since - 100 || u.text !== w.text) return;
+      awaitingSpeech = null;
+      setTimeout(() => queue.push(w.name), CFG.hint_reaction_ms);
     };
     const ACTION_HINTS = ["TURN_MORE", "DO_ACTION", "NOD_MORE", "BLINK_FIRMLY", "OPEN_WIDER"]; // too small
     new MutationObserver(() => { watch(); watchHint(); }).observe(document.documentElement,
@@ -501,7 +521,53 @@ _ACTOR_JS = r"""
     return canvas.captureStream(CFG.fps);
   }
   // What the page says aloud ([ms since the page loaded, text]: minus actor.t0 for the camera's clock).
-  if (window.speechSynthesis && typeof window.speechSynthesis.speak === "function") {
+  if (CFG.speech_ms > 0) {
+    // A slow voice: utterances queue and each ends CFG.speech_ms after it began; cancel() ends them with "error".
+    class Utterance extends EventTarget {
+      constructor(text) {
+        super();
+        Object.assign(this, { text: String(text), lang: "", rate: 1, pitch: 1, volume: 1, voice: null });
+      }
+    }
+    const queued = [];
+    let current = null;
+    const next = () => {
+      if (current || !queued.length) return;
+      const u = queued.shift();
+      current = u;
+      u.__timer = setTimeout(() => {
+        current = null;
+        actor.speech_ends.push([Math.round(performance.now()), u.text]);
+        u.dispatchEvent(new Event("end"));
+        if (actor.onSpeechEnd) actor.onSpeechEnd(u);
+        next();
+      }, CFG.speech_ms);
+    };
+    const synth = {
+      get speaking() { return current !== null; },
+      get pending() { return queued.length > 0; },
+      paused: false,
+      getVoices: () => [{ lang: "zh-CN", name: "slow test voice", voiceURI: "slow", default: true }],
+      speak(u) {
+        u.__queued = performance.now();
+        actor.spoken.push([Math.round(u.__queued), u.text]);
+        queued.push(u);
+        next();
+      },
+      cancel() {
+        const gone = (current ? [current] : []).concat(queued.splice(0));
+        if (current) clearTimeout(current.__timer);
+        current = null;
+        for (const u of gone) u.dispatchEvent(new Event("error"));
+      },
+      pause() {},
+      resume() {},
+      addEventListener() {},
+      removeEventListener() {},
+    };
+    Object.defineProperty(window, "speechSynthesis", { configurable: true, get: () => synth });
+    window.SpeechSynthesisUtterance = Utterance;
+  } else if (window.speechSynthesis && typeof window.speechSynthesis.speak === "function") {
     const synth = window.speechSynthesis;
     const speak = synth.speak.bind(synth);
     synth.speak = (u) => { actor.spoken.push([Math.round(performance.now()), u.text]); return speak(u); };

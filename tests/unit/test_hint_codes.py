@@ -29,3 +29,13 @@ def test_given_the_server_hint_codes_when_compared_with_the_api_and_the_page_the
     m = re.search(r"HINT_PRIORITY = \[([^\]]*)\]", app)
     assert m is not None
     assert set(re.findall(r'"([A-Z_]+)"', m.group(1))) == set(HINT_CODES)
+
+
+def test_given_the_page_when_it_tells_action_hints_apart_then_the_same_codes_as_the_server() -> None:
+    # the page reports when an ACTION hint was heard (the server grows that step's window from then on)
+    from lifecert.services.verification.steps import ACTION_HINT_CODES
+
+    app = (WEB / "app.js").read_text(encoding="utf-8")
+    m = re.search(r"ACTION_HINTS = new Set\(\[([^\]]*)\]\)", app)
+    assert m is not None
+    assert set(re.findall(r'"([A-Z_]+)"', m.group(1))) == set(ACTION_HINT_CODES)
