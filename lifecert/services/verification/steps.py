@@ -113,7 +113,8 @@ ACTION_HINT_CODES = frozenset({"TURN_MORE", "LOOK_BACK", "DO_ACTION", *ACTION_HI
 HINT_EXTRA_WINDOW_MS = 3_000
 # How long saying a hint takes was never measured on a phone. Measured on this machine instead (NOT a phone's
 # voice): Debian's espeak-ng 1.51, voice cmn, 149 words/min (its default 175 x the page's rate 0.85), the zh texts
-# of mobile-web/i18n.js, voiced length of the synthesised audio (deterministic, one synthesis per text):
+# of mobile-web/i18n.js, voiced length of the synthesised audio (deterministic, one synthesis per text;
+# benchmarks/hint_speech.py, README section hint_speech):
 # TURN_MORE 6.3 s, NOD_MORE 5.9, LOOK_BACK 5.2, LOOK_UP 5.0, BLINK_FIRMLY 4.7, OPEN_WIDER 4.7; the prompts
 # turn_left/right 6.1 and 6.0, nod 3.6, open_mouth 3.4, blink 1.9 (at rate 1.0: hints 3.9-5.3 s). A phone's
 # Mandarin voice is likely faster (benchmarks/attacks.hint_speech_ms assumes 2.9-3.6 s), but with a voice like
