@@ -22,6 +22,7 @@ import sys
 import tempfile
 import wave
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -56,7 +57,7 @@ def main() -> None:
     version = subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True, check=True).stdout.strip()
     texts = page_texts()
     slow = round(DEFAULT_WPM * SPEECH_RATE)
-    rows = []
+    rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "say.wav"
         items = [("hint", c, texts[f"hint.{c}"]) for c in HINTS]
@@ -64,9 +65,9 @@ def main() -> None:
         for kind, code, text in items:
             _a1, v1 = say_ms(text, DEFAULT_WPM, wav)
             a2, v2 = say_ms(text, slow, wav)
-            assumed = hint_speech_ms(code, "turn_left") if kind == "hint" else None
+            model = hint_speech_ms(code, "turn_left") if kind == "hint" else None
             rows.append({"kind": kind, "code": code, "text": text, "rate_1_voiced_ms": v1,
-                         "rate_085_voiced_ms": v2, "rate_085_audio_ms": a2, "assumed_ms": assumed})
+                         "rate_085_voiced_ms": v2, "rate_085_audio_ms": a2, "assumed_ms": model})
     hints = [r["rate_085_voiced_ms"] for r in rows if r["kind"] == "hint"]
     ratio = [r["rate_085_voiced_ms"] / r["assumed_ms"] for r in rows if r["kind"] == "hint" and r["assumed_ms"]]
     assumed = [r["assumed_ms"] for r in rows if r["assumed_ms"]]
