@@ -232,7 +232,7 @@ class PacedCapture:
             if row is None:  # pragma: no cover - deleted concurrently
                 raise NotFound("no such verification session")
             sent = ts[-1] if sent_ms is None else sent_ms
-            heard = None if hint_heard_ms is None else (hint_heard_ms, hint_heard_via or "speech")
+            heard = None if hint_heard_ms is None else (hint_heard_ms, hint_heard_via or "unknown")
             return self._advance(db, row, seq, ts, sent, frames, obs, fresh, client_addr, arrived, heard)
 
     def _observe(
@@ -529,7 +529,8 @@ class PacedCapture:
         return out
 
 
-# how the page knew the hint was heard: the end of its utterance, or its text shown (nothing was spoken)
+# how the page knew the hint was heard: the end of its utterance, or its text shown (nothing was spoken); a report
+# without it is kept as "unknown"
 HEARD_VIA = frozenset({"speech", "text"})
 
 
@@ -576,7 +577,7 @@ def _hint_note(st: dict[str, Any]) -> dict[str, Any]:
         return {}
     rule = h.get("rule", "fixed")
     heard = h.get("heard_ms_after_prompt")
-    said = "" if heard is None else f"; heard at {heard} ms ({h.get('heard_via', 'speech')})"
+    said = "" if heard is None else f"; heard at {heard} ms ({h.get('heard_via', 'unknown')})"
     why = {"fixed": f"+{steps.HINT_EXTRA_WINDOW_MS} ms after the hint",
            "heard": f"{steps.HINT_HEARD_WINDOW_MS} ms after hearing it",
            "capped": f"capped at {steps.HINT_MAX_WINDOW_MS} ms"}.get(rule, rule)
@@ -584,7 +585,7 @@ def _hint_note(st: dict[str, Any]) -> dict[str, Any]:
            "window_rule": rule,
            "note": f"hint {h['code']} at {h['ms_after_prompt']} ms{said}; window {st['window_ms']} ms ({why})"}
     if heard is not None:
-        out |= {"hint_heard_ms_after_prompt": heard, "hint_heard_via": h.get("heard_via", "speech")}
+        out |= {"hint_heard_ms_after_prompt": heard, "hint_heard_via": h.get("heard_via", "unknown")}
     return out
 
 

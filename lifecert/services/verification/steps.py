@@ -117,8 +117,10 @@ HINT_EXTRA_WINDOW_MS = 3_000
 # benchmarks/hint_speech.py, README section hint_speech):
 # TURN_MORE 6.3 s, NOD_MORE 5.9, LOOK_BACK 5.2, LOOK_UP 5.0, BLINK_FIRMLY 4.7, OPEN_WIDER 4.7; the prompts
 # turn_left/right 6.1 and 6.0, nod 3.6, open_mouth 3.4, blink 1.9 (at rate 1.0: hints 3.9-5.3 s). A phone's
-# Mandarin voice is likely faster (benchmarks/attacks.hint_speech_ms assumes 2.9-3.6 s), but with a voice like
-# this one a hint heard ~9-13 s after the prompt leaves the +3 s window already closed.
+# Mandarin voice may be faster (benchmarks/attacks.hint_speech_ms assumes 2.9-3.6 s), but with a voice like this
+# one a hint heard ~9-13 s after the prompt leaves the +3 s window already closed (benchmarks/hint_heard.py,
+# simulated: turns begun 1-2.7 s after hearing a hint said in 3-6.3 s are seen 12/24 with +3 s, 24/24 with the
+# report below).
 # So the page reports when the hint was HEARD (paced.py ``hint_heard_ms``: the end of its utterance, or when its
 # text was shown where nothing is spoken), on the frames' clock, and the step then runs at least
 # HINT_HEARD_WINDOW_MS past that moment: an elderly user reacts up to ~2.7 s after hearing (issue 12), a slow
@@ -129,8 +131,10 @@ HINT_HEARD_WINDOW_MS = 5_000
 # ... but a report can never make a step's window longer than this from the prompt (a hostile client may report any
 # time): the latest honest hearing is the hint answered ~6.1 s after the prompt (5.1 s + 1 s lag), the voice busy
 # with the prompt (espeak 6.1 s) and free at the next answer (~7.1-7.5 s), then 6.3 s of speech: ~13.8 s, + 5 s.
-# What a longer window gives an attacker is time, which a cued replay does not lack (it re-cues in 0.8-1.5 s);
-# what it costs the server is frames, counted by session_max_frames.
+# (A report cannot map later than its own request's arrival anyway: hint_heard_ms <= sent_ms and the clock offset
+# <= arrival - sent_ms; a step with the fixed window ends by 11 s + UPLOAD_GRACE_MS = 15 s.) What a longer window
+# gives an attacker is time, which a cued replay does not lack (it re-cues in 0.8-1.5 s); what it costs the
+# server is frames, counted by session_max_frames.
 HINT_MAX_WINDOW_MS = 20_000
 
 # framing issue -> live hint code (lifecert.domain.challenges.HINT_CODES)
