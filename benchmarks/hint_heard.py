@@ -22,9 +22,7 @@ person's timing, the speech time, the network; the face frames and the engine ar
 from __future__ import annotations
 
 import argparse
-import random
 import sys
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -33,21 +31,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._common import machine, now, publish  # noqa: E402
-from benchmarks.hint_recovery import FACES, FULL, HINTS, LIMIT_MS, SMALL, turned  # noqa: E402
-from lifecert.config import Settings, VerificationSettings  # noqa: E402
-from lifecert.engine.loader import load_engine  # noqa: E402
-from lifecert.services.context import AppContext  # noqa: E402
-from lifecert.services.verification import VerificationService, load_frame_engine, steps  # noqa: E402
+from benchmarks.hint_recovery import FULL, HINTS, LIMIT_MS, SMALL, TurnBench, turn_bench  # noqa: E402
+from lifecert.services.verification import steps  # noqa: E402
 from lifecert.storage.models_verification import VerificationSession  # noqa: E402
-from tests.integration.verification_support import TEMPLATE_FRAME, VIDEO, enroll, read_video  # noqa: E402
-from tests.paced_client import Clip, Phone, SimClock, VirtualTime, service_sender, step_of, talking_head_clip  # noqa: E402
+from tests.paced_client import Phone, SimClock, VirtualTime, service_sender, step_of  # noqa: E402
 
 
-def one(svc: VerificationService, ctx: AppContext, clock: VirtualTime, who: tuple[str, str], clip: Clip,
-        small: list[bytes], full: list[bytes], first: int, speech: int, react: int, lag: int,
+def one(b: TurnBench, clock: VirtualTime, seed: int, first: int, speech: int, react: int, lag: int,
         report: bool) -> dict[str, Any]:
     """One session; the outcome of the turn step, when the hint reached the phone and was heard, the window."""
-    start = svc.create_session(who[0], who[1], "10.9.9.8")
+    svc, clip, small, full = b.service(clock, seed), b.clip, b.small, b.full
+    start = svc.create_session(b.who[0], b.who[1], "10.9.9.8")
     sim = SimClock(clock, server_lag_ms=lag)
     heard_at: list[int] = []
 
@@ -76,7 +70,7 @@ def one(svc: VerificationService, ctx: AppContext, clock: VirtualTime, who: tupl
                 hint_at = phone.t
                 heard_at.append(hint_at + speech)
                 phone.script, phone.script_at = list(full), max(heard_at[0] + react, small_end + 125)
-    with ctx.db.session() as s:
+    with b.ctx.db.session() as s:
         vs = s.get(VerificationSession, start.session_id)
         st = {} if vs is None else dict(vs.steps[1])
     out: dict[str, Any] = {"outcome": "seen" if phone.step.index == 2 else "missed",
@@ -111,31 +105,17 @@ def main() -> None:
     speeches = [int(x) for x in a.speech.split(",")]
     reacts = [int(x) for x in a.react.split(",")]
     lags = [int(x) for x in a.lag.split(",")]
-    video = read_video(FACES / VIDEO)
-    frame_engine = load_frame_engine(Settings(), name="dlib")
-    clip = talking_head_clip(frame_engine, video)
-    small, full = turned(clip, frame_engine, SMALL), turned(clip, frame_engine, FULL)
     cells: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(env="test", data_dir=Path(tmp) / "data", fixed_challenges="turn_left,blink",
-                            verification=VerificationSettings(rate_limit_per_id_per_hour=100_000,
-                                                              rate_limit_per_client_per_hour=100_000))
-        ctx = AppContext(settings)
-        ctx.set_engine(load_engine(settings, name="dlib"))
-        p = enroll(ctx, video[TEMPLATE_FRAME], seq=82)
-        who = (p.id_number, p.name)
+    with turn_bench(seq=82) as b:
         for speech in speeches:
             for react in reacts:
                 for lag in lags:
                     for report in (True, False):
                         for seed in range(a.seeds):
                             clock = VirtualTime()
-                            svc = VerificationService(ctx, engine_factory=lambda: frame_engine, clock=clock)
-                            svc.rng = random.Random(seed)
-                            r = one(svc, ctx, clock, who, clip, small, full, a.first, speech, react, lag, report)
+                            r = one(b, clock, seed, a.first, speech, react, lag, report)
                             cells[f"{speech}/{react}/{lag}/{int(report)}"].append(r | {"seed": seed})
                             print(speech, react, lag, report, seed, r, flush=True)
-        ctx.close()
     rows = []
     for speech in speeches:
         for react in reacts:

@@ -30,6 +30,9 @@ import random
 import sys
 import tempfile
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +67,46 @@ def turned(clip: Clip, engine: FaceEngine, degrees: list[int]) -> list[bytes]:
         box = engine.detect(img)[0].box
         out.append(encode_jpeg(turn_head(img, box, yaw_deg=deg) if deg else img, 85))
     return out
+
+
+@dataclass(frozen=True)
+class TurnBench:
+    """What a simulated turn session needs: the service's context (turn_left,blink fixed, no rate limit), the
+    enrolled person, the clip at 8 fps and its too-small and full turns (JPEG frames), the frame engine."""
+
+    ctx: AppContext
+    who: tuple[str, str]  # (ID number, name)
+    clip: Clip
+    small: list[bytes]
+    full: list[bytes]
+    frame_engine: FaceEngine
+
+    def service(self, clock: VirtualTime, seed: int) -> VerificationService:
+        """A service on ``clock`` whose prompt delays are drawn by random.Random(seed)."""
+        svc = VerificationService(self.ctx, engine_factory=lambda: self.frame_engine, clock=clock)
+        svc.rng = random.Random(seed)
+        return svc
+
+
+@contextmanager
+def turn_bench(seq: int) -> Iterator[TurnBench]:
+    """The paced service in-process over a temporary SQLite data dir, the talking-head person enrolled (``seq``:
+    their ID number's sequence), for hint_recovery and hint_heard."""
+    video = read_video(FACES / VIDEO)
+    frame_engine = load_frame_engine(Settings(), name="dlib")
+    clip = talking_head_clip(frame_engine, video)
+    small, full = turned(clip, frame_engine, SMALL), turned(clip, frame_engine, FULL)
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(env="test", data_dir=Path(tmp) / "data", fixed_challenges="turn_left,blink",
+                            verification=VerificationSettings(rate_limit_per_id_per_hour=100_000,
+                                                              rate_limit_per_client_per_hour=100_000))
+        ctx = AppContext(settings)
+        try:
+            ctx.set_engine(load_engine(settings, name="dlib"))
+            p = enroll(ctx, video[TEMPLATE_FRAME], seq=seq)
+            yield TurnBench(ctx, (p.id_number, p.name), clip, small, full, frame_engine)
+        finally:
+            ctx.close()
 
 
 def one(svc: VerificationService, clock: VirtualTime, who: tuple[str, str], clip: Clip, small: list[bytes],
@@ -110,19 +153,8 @@ def main() -> None:
     afters = [int(x) for x in a.after_hint.split(",")]
     lags = [int(x) for x in a.lag.split(",")]
     extras = [int(x) for x in a.extra_window.split(",")]
-    video = read_video(FACES / VIDEO)
-    frame_engine = load_frame_engine(Settings(), name="dlib")
-    clip = talking_head_clip(frame_engine, video)
-    small, full = turned(clip, frame_engine, SMALL), turned(clip, frame_engine, FULL)
     cells: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(env="test", data_dir=Path(tmp) / "data", fixed_challenges="turn_left,blink",
-                            verification=VerificationSettings(rate_limit_per_id_per_hour=100_000,
-                                                              rate_limit_per_client_per_hour=100_000))
-        ctx = AppContext(settings)
-        ctx.set_engine(load_engine(settings, name="dlib"))
-        p = enroll(ctx, video[TEMPLATE_FRAME], seq=81)
-        who = (p.id_number, p.name)
+    with turn_bench(seq=81) as b:
         for first in firsts:
             for after in afters:
                 for lag in lags:
@@ -130,13 +162,10 @@ def main() -> None:
                         steps.HINT_EXTRA_WINDOW_MS = extra  # read by paced.py at every chunk
                         for seed in range(a.seeds):
                             clock = VirtualTime()
-                            svc = VerificationService(ctx, engine_factory=lambda: frame_engine, clock=clock)
-                            svc.rng = random.Random(seed)
-                            r = one(svc, clock, who, clip, small, full, first, after, lag)
+                            r = one(b.service(clock, seed), clock, b.who, b.clip, b.small, b.full, first, after, lag)
                             cells[f"{first}/{after}/{lag}/{extra}"].append(r | {"seed": seed})
                             print(first, after, lag, extra, seed, r, flush=True)
         steps.HINT_EXTRA_WINDOW_MS = extras[0]
-        ctx.close()
     rows = []
     for first in firsts:
         for after in afters:

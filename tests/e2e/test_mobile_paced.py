@@ -22,6 +22,7 @@ import pytest
 
 from lifecert.services.confirmations import confirmations_of
 from lifecert.services.context import AppContext
+from lifecert.services.verification import steps
 from lifecert.storage.models import ConfirmationMethod
 from tests.e2e.fake_camera import ACTIONS, ActorPlan
 from tests.e2e.harness import Camera, EnrolledPensioner, LiveServer, new_phone_page
@@ -85,6 +86,22 @@ def _diagnose(page: Any, server: LiveServer) -> str:
     )
 
 
+def _head_steps(server: LiveServer, session_id: str | None) -> list[dict[str, Any]]:
+    """The stored head-motion steps (turn, nod) of a session, as the server kept them (state, hint, window)."""
+    from lifecert.storage.models_verification import VerificationSession
+
+    ctx = AppContext(server.settings, create_schema=False)
+    try:
+        with ctx.db.session() as s:
+            vs = s.get(VerificationSession, session_id)
+            assert vs is not None, session_id
+            head = [dict(st) for st in vs.steps if st["challenge"] in HEAD_MOTION]
+    finally:
+        ctx.close()
+    assert head, vs.steps
+    return head
+
+
 def _run_to_result(page: Any, server: LiveServer) -> Any:
     page.click("#prepare-go")
     page.wait_for_selector('#app[data-screen="result"]', timeout=RESULT_TIMEOUT_MS)
@@ -120,9 +137,9 @@ def test_given_slow_elderly_user_late_in_frame_when_acting_every_drawn_prompt_th
         assert set(prompts) & HEAD_MOTION and set(prompts) & NON_RIGID, prompts
         # One session, frames streamed in chunks to each step in turn.
         assert len(_session_posts(page)) == 1
-        steps = [int(m.group(1)) for _, p in page.api_calls if (m := re.search(r"/steps/(\d+)/frames", p))]
-        assert steps == sorted(steps) and steps[0] == 0 and steps[-1] == len(prompts)
-        assert len(steps) > len(prompts) + 1  # more than one chunk per step: streamed while capturing
+        chunk_steps = [int(m.group(1)) for _, p in page.api_calls if (m := re.search(r"/steps/(\d+)/frames", p))]
+        assert chunk_steps == sorted(chunk_steps) and chunk_steps[0] == 0 and chunk_steps[-1] == len(prompts)
+        assert len(chunk_steps) > len(prompts) + 1  # more than one chunk per step: streamed while capturing
 
         # Recorded: the date the page shows is the confirmation the database holds.
         shown_until = page.get_attribute("#result-valid", "data-valid-until")
@@ -358,19 +375,7 @@ def test_given_a_slow_user_who_needs_the_hint_when_the_step_window_grows_after_i
         actor = page.evaluate("window.__actor")
         diag = f"hints={actor['hints']}\n{_diagnose(page, live_server)}"
         assert result.get_attribute("data-decision") == "CONFIRMED", diag
-        session_id = result.get_attribute("data-session-id")
-        ctx = AppContext(live_server.settings, create_schema=False)
-        try:
-            from lifecert.services.verification import steps
-            from lifecert.storage.models_verification import VerificationSession
-
-            with ctx.db.session() as s:
-                vs = s.get(VerificationSession, session_id)
-                assert vs is not None
-                head = [st for st in vs.steps if st["challenge"] in HEAD_MOTION]
-        finally:
-            ctx.close()
-        assert head, vs.steps
+        head = _head_steps(live_server, result.get_attribute("data-session-id"))
         for st in head:
             assert st["state"] == "seen" and st.get("hint"), st
             # +3 s at the hint, or (where this browser says the hint aloud and reports hearing it) more
@@ -406,19 +411,7 @@ def test_given_a_slow_voice_when_the_user_turns_only_after_hearing_the_hint_then
         diag = (f"hints={actor['hints']} ends={actor['speech_ends']}\n{_diagnose(page, live_server)}")
         assert result.get_attribute("data-decision") == "CONFIRMED", diag
         assert heard_fields and all('name="hint_heard_via"' in f for f in heard_fields), diag
-        session_id = result.get_attribute("data-session-id")
-        ctx = AppContext(live_server.settings, create_schema=False)
-        try:
-            from lifecert.services.verification import steps
-            from lifecert.storage.models_verification import VerificationSession
-
-            with ctx.db.session() as s:
-                vs = s.get(VerificationSession, session_id)
-                assert vs is not None
-                head = [st for st in vs.steps if st["challenge"] in HEAD_MOTION]
-        finally:
-            ctx.close()
-        assert head, diag
+        head = _head_steps(live_server, result.get_attribute("data-session-id"))
         fixed = steps.CHALLENGE_WINDOW_MS + steps.HINT_EXTRA_WINDOW_MS
         for st in head:
             h = st["hint"]
