@@ -122,7 +122,8 @@
   /** Speak ``text`` (Mandarin voice unless switched). ``polite``: never interrupt what is being said; then
    *  false when something else is being said (the caller may try again later). ``onDone`` (optional) is called
    *  once it is known whether the text was heard: true at the utterance's end; false when nothing will be said
-   *  (no speech synthesis, no voice at all, an error, a cancel). Not called when ``false`` is returned. */
+   *  (no speech synthesis, an error, a cancel); possibly never (a browser that fires neither event). Not called
+   *  when ``false`` is returned. */
   function speak(text, polite, onDone) {
     let pending = onDone || null;
     const done = (heard) => {
@@ -141,10 +142,11 @@
       const u = new window.SpeechSynthesisUtterance(text);
       u.lang = state.lang === "zh" ? "zh-CN" : "en-US";
       u.rate = 0.85; // a little slower than default: the listeners are elderly
-      const voices = synth.getVoices();
-      const voice = voices.find((v) => v.lang && v.lang.replace("_", "-").startsWith(u.lang.slice(0, 2)));
+      const voice = synth.getVoices().find((v) => v.lang && v.lang.replace("_", "-").startsWith(u.lang.slice(0, 2)));
       if (voice) u.voice = voice;
-      if (!voices.length) done(false); // no voice: it is tried, but the text on screen is what is known to be seen
+      // An empty voice list is no sign that nothing will be said: Android Chrome lists its voices only at a
+      // later "voiceschanged" and meanwhile speaks with its default one. The utterance's own end / error tells;
+      // a browser that says neither is bounded by the caller (HINT_HEARD_WAIT_MS).
       u.addEventListener("end", () => done(true));
       u.addEventListener("error", () => done(false));
       synth.speak(u);

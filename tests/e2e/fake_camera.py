@@ -410,6 +410,11 @@ class ActorPlan:
     # With weak_first and a stubbed voice: the full action comes hint_reaction_ms after the action hint's speech
     # ENDED (a person who needs to hear it), not after it was shown.
     hint_after_speech: bool = False
+    # > 0 (with speech_ms): the stubbed getVoices() lists no voice until this long after the page's first action
+    # hint is spoken, then lists one and fires "voiceschanged" (Android Chrome loads its list late and speaks
+    # with its default voice meanwhile; so does the stub). Counted from that utterance so that, whatever the
+    # machine's speed, the first hint meets an empty list (window.__actor.voices_listed: ms it filled).
+    voices_late_ms: int = 0
 
 
 ROUTE_PREFIX = "/__fakecam/"
@@ -424,14 +429,16 @@ def actor_init_script(clip_lengths: dict[str, int], fps: int, plan: ActorPlan) -
                       "enter_ms": plan.face_enters_ms, "deny": plan.deny_camera_times,
                       "prefix": ROUTE_PREFIX, "actions": list(ACTIONS), "acts": plan.acts,
                       "weak": plan.weak_first, "hint_reaction_ms": plan.hint_reaction_ms,
-                      "speech_ms": plan.speech_ms, "after_speech": plan.hint_after_speech})
+                      "speech_ms": plan.speech_ms, "after_speech": plan.hint_after_speech,
+                      "voices_late_ms": plan.voices_late_ms})
     return _ACTOR_JS.replace("__CFG__", cfg)
 
 
 _ACTOR_JS = r"""
 (() => {
   const CFG = __CFG__;
-  const actor = { log: [], calls: 0, opened: null, prompts: [], hints: [], spoken: [], speech_ends: [] };
+  const actor = { log: [], calls: 0, opened: null, prompts: [], hints: [], spoken: [], speech_ends: [],
+    voices_listed: null };
   window.__actor = actor;
   let bitmaps = null;
   async function load() {
@@ -543,12 +550,35 @@ _ACTOR_JS = r"""
         next();
       }, CFG.speech_ms);
     };
+    // Voices listed late (CFG.voices_late_ms): none until that long after the first action hint is spoken.
+    const ACTION_HINT_CODES = ["TURN_MORE", "LOOK_BACK", "DO_ACTION", "BLINK_FIRMLY", "OPEN_WIDER", "NOD_MORE",
+      "LOOK_UP"];
+    const events = new EventTarget();
+    let voices = [{ lang: "zh-CN", name: "slow test voice", voiceURI: "slow", default: true }];
+    if (CFG.voices_late_ms > 0) {
+      const listed = voices;
+      voices = [];
+      actor.onActionHint = () => {
+        actor.onActionHint = null;
+        setTimeout(() => {
+          voices = listed;
+          actor.voices_listed = Math.round(performance.now());
+          const ev = new Event("voiceschanged");
+          events.dispatchEvent(ev);
+          if (typeof synth.onvoiceschanged === "function") synth.onvoiceschanged(ev);
+        }, CFG.voices_late_ms);
+      };
+    }
     const synth = {
       get speaking() { return current !== null; },
       get pending() { return queued.length > 0; },
       paused: false,
-      getVoices: () => [{ lang: "zh-CN", name: "slow test voice", voiceURI: "slow", default: true }],
+      onvoiceschanged: null,
+      getVoices: () => voices.slice(),
       speak(u) {
+        const hint = document.getElementById("hint");
+        if (actor.onActionHint && hint && ACTION_HINT_CODES.includes(hint.dataset.hint || "")
+            && u.text === hint.textContent) actor.onActionHint();
         u.__queued = performance.now();
         actor.spoken.push([Math.round(u.__queued), u.text]);
         queued.push(u);
@@ -562,8 +592,8 @@ _ACTOR_JS = r"""
       },
       pause() {},
       resume() {},
-      addEventListener() {},
-      removeEventListener() {},
+      addEventListener: (...a) => events.addEventListener(...a),
+      removeEventListener: (...a) => events.removeEventListener(...a),
     };
     Object.defineProperty(window, "speechSynthesis", { configurable: true, get: () => synth });
     window.SpeechSynthesisUtterance = Utterance;
