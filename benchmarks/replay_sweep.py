@@ -29,6 +29,23 @@ production's first action hint, turns by attacks.turn_head_3d), captured as prod
 through production's frame engine, and judged by production's active checks (pad_eval.production_decision) as
 well as PAD: the issue's attack, measured directly rather than estimated from a plain replay's PAD rate.
 
+SMALLER FACE rows (``*_f25``, ``*_f35``, session 8): the face drawn at FACE_F25 (0.25-0.35) or FACE_F35
+(0.35-0.45) of the frame width instead of the oval's 0.50-0.70 (bands fixed before the first run): would a page
+asking for a smaller face (the phone held farther) give MiniFASNet its 2.7x / 4.0x context crops (they fit the
+frame up to a face of ~0.37 / ~0.25 of its width) and refuse held-closer replays? The phone is still held
+closer (1.0-1.4 of the width, its edges out of the picture), so the screen shows the clip ZOOMED OUT. Zoomed
+out that far the clip frames (talking_head_a 512x512, its face 0.80 of its width; blink_7 1920x1080) do not
+cover the screen: :func:`oval_picture` makes up the rest as for the oval-sized rows (the whole clip frame scaled,
+sharp; around it attacks.genuine_frame's fill, the clip's border stretched outward and blurred, made at a
+quarter of the size). The genuine controls at the same face sizes (``genuine_f25``, ``genuine_f35``) are made by
+the very same function at the camera frame's size (``fill``), so the made-up surroundings are the same relative
+to the face in both and PAD cannot tell them apart by it; ``genuine_fill`` is that control at the oval's size
+(the older ``genuine`` rows use attacks.genuine_frame, as pad_eval).
+ACTED GENUINE rows (``acted_genuine*``, ``fill`` too): the genuine person ACTS the drawn challenges (the same
+challenge, acting and hint draws as the cued rows of the same session number; a 0.6-1.2 s reaction as pad_eval's
+video_acted), paced as production, judged by production's active checks and PAD: what a smaller face costs the
+blink / turn detection and the genuine user.
+
 GENUINE controls: the same clips straight to the camera as pad_eval's genuine sessions (attacks.genuine_frame,
 face at GENUINE_FACE_FRAC of the width, shift +-0.04), the same camera draws.
 
@@ -54,7 +71,7 @@ import os
 import sys
 import tempfile
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +102,10 @@ CLIP_ID = {name: i for i, name in enumerate(pe.CLIPS)}
 HQ_CAMERA = {"blur_sigma": 0.3, "noise_sigma": 1.0, "jpeg_quality": 92, "gain": 1.0}
 WIDE_PHONE = (0.75, 1.0)  # phone width / frame width: the bezel partly out of view
 WIDER_PHONE = (1.0, 1.4)  # the bezel out of view at the sides too
+# face box width / frame width of the smaller-face rows (session 8, fixed before the first run): the 2.7x context
+# crop fits the frame below ~0.37, the 4.0x one below ~0.25 (lifecert.engine.pad.context_box)
+FACE_F25 = (0.25, 0.35)
+FACE_F35 = (0.35, 0.45)
 ALL_OFF: tuple[tuple[str, Any], ...] = (("glare", False), ("subpixel", False), ("tone", False), ("tint", False),
                                         ("bezel", False))
 
@@ -98,6 +119,9 @@ class Variant:
     width: tuple[float, float] | None = None  # phone width / frame width (None: attacks.py's 0.40-0.75)
     camera: str = "random"  # "random" (attacks.Camera.random) or "hq" (HQ_CAMERA)
     cued: bool = False  # the clip ACTS the drawn challenges as pad_eval's cued replays, paced as production
+    face: tuple[float, float] | None = None  # face box width / frame width (None: pad_eval.GENUINE_FACE_FRAC)
+    acted: bool = False  # genuine: the person ACTS the drawn challenges, paced as production (active checks too)
+    fill: bool = False  # genuine frames by oval_picture (the screens' picture function), not attacks.genuine_frame
 
 
 VARIANTS: tuple[Variant, ...] = (
@@ -127,6 +151,31 @@ VARIANTS: tuple[Variant, ...] = (
             width=WIDER_PHONE, cued=True),
     Variant("genuine", "GENUINE: the clip straight to the camera (pad_eval's framing)", genuine=True),
     Variant("genuine_hq", "GENUINE, high-quality camera", genuine=True, camera="hq"),
+    # session 8: a smaller face in the frame (the phone held farther), the clip zoomed out on the screen
+    Variant("closer_default_f25", "held closer, 1.0-1.4 of the width, face 0.25-0.35 of the width; every artefact",
+            width=WIDER_PHONE, face=FACE_F25),
+    Variant("closer_default_f35", "held closer, 1.0-1.4 of the width, face 0.35-0.45 of the width; every artefact",
+            width=WIDER_PHONE, face=FACE_F35),
+    Variant("closer_clean_f25", "held closer, 1.0-1.4 of the width, face 0.25-0.35 of the width; clean",
+            switches=ALL_OFF, width=WIDER_PHONE, face=FACE_F25),
+    Variant("closer_clean_f35", "held closer, 1.0-1.4 of the width, face 0.35-0.45 of the width; clean",
+            switches=ALL_OFF, width=WIDER_PHONE, face=FACE_F35),
+    Variant("cued_closer_default_f25", "CUED, held closer, 1.0-1.4 of the width, face 0.25-0.35; every artefact",
+            width=WIDER_PHONE, cued=True, face=FACE_F25),
+    Variant("cued_closer_default_f35", "CUED, held closer, 1.0-1.4 of the width, face 0.35-0.45; every artefact",
+            width=WIDER_PHONE, cued=True, face=FACE_F35),
+    Variant("genuine_f25", "GENUINE, face 0.25-0.35 of the width, made by the screens' oval_picture",
+            genuine=True, face=FACE_F25, fill=True),
+    Variant("genuine_f35", "GENUINE, face 0.35-0.45 of the width, made by the screens' oval_picture",
+            genuine=True, face=FACE_F35, fill=True),
+    Variant("genuine_fill", "GENUINE, the oval's face size, made by the screens' oval_picture", genuine=True,
+            fill=True),
+    Variant("acted_genuine", "GENUINE ACTING the drawn challenges, paced as production, the oval's face size",
+            genuine=True, acted=True, fill=True),
+    Variant("acted_genuine_f25", "GENUINE ACTING the drawn challenges, face 0.25-0.35 of the width", genuine=True,
+            acted=True, face=FACE_F25, fill=True),
+    Variant("acted_genuine_f35", "GENUINE ACTING the drawn challenges, face 0.35-0.45 of the width", genuine=True,
+            acted=True, face=FACE_F35, fill=True),
 )
 BY_NAME = {v.name: v for v in VARIANTS}
 
@@ -143,28 +192,36 @@ def camera(v: Variant, rng: np.random.Generator) -> atk.Camera:
     return atk.Camera(rng, **HQ_CAMERA) if v.camera == "hq" else atk.Camera.random(rng)
 
 
-def oval_picture(src: np.ndarray, size: tuple[int, int], zoom: float) -> np.ndarray:
+def oval_picture(src: np.ndarray, size: tuple[int, int], zoom: float,
+                 shift: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
     """The screen's picture (``size`` = (width, height)) when the attacker zooms the clip out (``zoom`` < 1) so
-    that the face fills the page's oval: the clip scaled to ``zoom`` x the scale that covers ``size``, centred,
-    sharp; around it what attacks.genuine_frame fills in (the clip's border stretched and blurred), made at a
-    quarter of the size (it is a blur: the quarter costs a sixteenth, and the phone screen is large)."""
+    that the face fills the page's oval: the clip scaled to ``zoom`` x the scale that covers ``size``, centred
+    (moved by ``shift``, fractions of the size), sharp; around it what attacks.genuine_frame fills in (the clip's
+    border stretched and blurred), made at a quarter of the size (it is a blur: the quarter costs a sixteenth,
+    and the phone screen is large). Also the genuine controls' frames of the ``fill`` rows (the same
+    surroundings, relative to the face, as the screens')."""
     if zoom >= 1.0:
-        return atk.genuine_frame(src, size, zoom)
+        return atk.genuine_frame(src, size, zoom, shift)
     w, h = size
-    fill = cv2.resize(atk.genuine_frame(src, (max(8, w // 4), max(8, h // 4)), zoom), size,
+    fill = cv2.resize(atk.genuine_frame(src, (max(8, w // 4), max(8, h // 4)), zoom, shift), size,
                       interpolation=cv2.INTER_LINEAR)
     sh, sw = src.shape[:2]
     s = max(w / sw, h / sh) * zoom
     scaled = cv2.resize(src, (round(sw * s), round(sh * s)), interpolation=cv2.INTER_AREA if s < 1 else
                         cv2.INTER_LINEAR)
-    ch, cw = min(h, scaled.shape[0]), min(w, scaled.shape[1])
-    y0, x0 = (h - ch) // 2, (w - cw) // 2
+
+    def place(n: int, m: int, d: float) -> int:  # top-left of an m-long clip side on an n-long picture side
+        return ((n - m) // 2 if m <= n else -((m - n) // 2)) + round(d * n)
+
+    ox, oy = place(w, scaled.shape[1], shift[0]), place(h, scaled.shape[0], shift[1])
+    x0, y0 = max(0, ox), max(0, oy)
+    x1, y1 = min(w, ox + scaled.shape[1]), min(h, oy + scaled.shape[0])
     inside = np.zeros((h, w), np.float32)
-    inside[y0 + 2 : y0 + ch - 2, x0 + 2 : x0 + cw - 2] = 1.0
+    inside[y0 + 2 : y1 - 2, x0 + 2 : x1 - 2] = 1.0
     alpha = cv2.blur(inside, (5, 5))[..., None]  # a 2 px feather: the clip's own edge, not a drawn line
     out = fill.astype(np.float32)
     sharp = out.copy()
-    sharp[y0 : y0 + ch, x0 : x0 + cw] = scaled[(scaled.shape[0] - ch) // 2 :, (scaled.shape[1] - cw) // 2 :][:ch, :cw]
+    sharp[y0:y1, x0:x1] = scaled[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
     return np.clip(out * (1 - alpha) + sharp * alpha, 0, 255).astype(np.uint8)
 
 
@@ -175,7 +232,7 @@ class Draws:
     rng_phone: np.random.Generator  # feeds attacks.PhoneScreen (its pose, tremor, glare)
     cam: atk.Camera
     start: int  # clip frame shown first
-    face_target: float  # the face's share of the frame width (pad_eval.GENUINE_FACE_FRAC)
+    face_target: float  # the face's share of the frame width (Variant.face, else pad_eval.GENUINE_FACE_FRAC)
     shift: tuple[float, float]  # genuine framing offset
     width: float | None  # phone width / frame width (None: attacks.py's draw)
 
@@ -196,7 +253,8 @@ class Sweep:
         cid = CLIP_ID[clip]
         rng = np.random.default_rng([SEED, 3, cid, number])
         start = int(rng.integers(0, len(self.worker.clips[clip][0])))
-        face_target = float(rng.uniform(*pe.GENUINE_FACE_FRAC))
+        # the same uniform draw in every variant, mapped onto the variant's face band
+        face_target = float(rng.uniform(*(v.face or pe.GENUINE_FACE_FRAC)))
         shift = (float(rng.uniform(-0.04, 0.04)), float(rng.uniform(-0.04, 0.04)))
         width = float(rng.uniform(*v.width)) if v.width else None
         return Draws(np.random.default_rng([SEED, 1, cid, number]),
@@ -217,6 +275,8 @@ class Sweep:
         if v.genuine:
             zoom = face_target / self.worker.face_frac[clip]
             meta |= {"face_target": round(face_target, 3), "zoom": round(zoom, 3)}
+            if v.fill:  # the held-close screens' picture function, at the camera frame's size
+                return [cam.shoot(oval_picture(pick(t), atk.CAMERA, zoom, shift)) for t in ts], meta
             return [cam.shoot(atk.genuine_frame(pick(t), zoom=zoom, shift=shift)) for t in ts], meta
         phone = atk.PhoneScreen(rng_phone, width_frac=width, **dict(v.switches))
         meta["width_frac"] = round(float(phone.width_frac or 0.0), 3)
@@ -259,18 +319,43 @@ class Sweep:
         sq = pe.Seq(f"{v.name}/{clip}/{number}", "cued_replay", clip, "-", [], [], list(ch), [], meta)
         return w.paced(sq, actor, render, jitters), meta
 
+    def acted(self, v: Variant, clip: str, number: int) -> tuple[pe.Seq, dict[str, Any]]:
+        """A genuine person acting the drawn challenges straight to the camera, paced as production: the
+        challenges, the acting (turn warps, hint reaction) and the prompt jitters from the generator of
+        :meth:`cued` for the same session number (the same draws, in the same order), a reaction delay of
+        0.6-1.2 s (pad_eval's video_acted) from the draw the cued attacker's 0.8-1.5 s cue delay comes from; the
+        camera, face size and framing shift from :meth:`draws`; each frame made as the genuine controls' are
+        (:func:`oval_picture` of the acted clip frame at the camera frame's size, the ``fill`` rows' function)."""
+        w = self.worker
+        d = self.draws(v, clip, number)
+        act = np.random.default_rng([SEED, 4, CLIP_ID[clip], number])
+        ch = pe.draw_challenges(act, bool(w.clips[clip][1].mouth_frames()))
+        frames, index, degs, more, meta = w.acting(act, clip, ch, depth=True)
+        actor = atk.Actor(index, ch, act, delay_ms=int(act.uniform(600, 1200)), turn_deg=degs, more_deg=more)
+        jitters = [int(act.uniform(*steps.PROMPT_DELAY_MS)) for _ in ch]
+        zoom = d.face_target / w.face_frac[clip]
+        meta |= {"challenges": list(ch), "face_target": round(d.face_target, 3), "zoom": round(zoom, 3)}
+
+        def render(sh: atk.Shot) -> np.ndarray:
+            return d.cam.shoot(oval_picture(atk.render_shot(frames, index, sh, depth=True), atk.CAMERA, zoom,
+                                            d.shift))
+
+        sq = pe.Seq(f"{v.name}/{clip}/{number}", "bona_fide", "video_acted", "-", [], [], list(ch), [], meta)
+        return w.paced(sq, actor, render, jitters), meta
+
     def run(self, variant: str, clip: str, number: int) -> dict[str, Any]:
         t0 = time.process_time()
         v = BY_NAME[variant]
         active: dict[str, Any] = {}
-        if v.cued:
-            sq, meta = self.cued(v, clip, number)
+        if v.cued or v.acted:
+            sq, meta = self.cued(v, clip, number) if v.cued else self.acted(v, clip, number)
             imgs = sq.frames
             row = self.worker.score(sq, cues=True)
             st = Settings()
             d = pe.production_decision(row, LivenessParams(), st.quality, st.verification.min_frames)
             active = {"active_pass": not d["active_reject"], "decision": d["decision"], "reason": d["reason"],
-                      "missed": d["missed"]}
+                      "missed": d["missed"],
+                      "steps": [[c["name"], bool(c["passed"])] for c in d["challenge_results"]]}
         else:
             imgs, meta = self.frames(v, clip, number)
             ts = times_ms()
@@ -394,6 +479,22 @@ def cued_rates(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "pad_and_active": pe.rate(rows, lambda r: bool(r["pad_attack"]) or not r["active_pass"], attack=True)}
 
 
+def acted_rates(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Genuine people acting the challenges: BPCER of the active checks alone and of production's decision (PAD
+    + active: refused when PAD calls it an attack OR the active checks do not confirm it); RETRY for no face;
+    per challenge kind, the steps judged and the steps missed (a missed step ends the session)."""
+    per: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for r in rows:
+        for name, seen in r.get("steps", []):
+            per[name][0] += 1
+            per[name][1] += 0 if seen else 1
+    return {"active_alone": pe.rate(rows, lambda r: not r["active_pass"], attack=False),
+            "pad_and_active": pe.rate(rows, lambda r: bool(r["pad_attack"]) or not r["active_pass"], attack=False),
+            "retry_no_face": sum(1 for r in rows if r.get("reason") == "NO_FACE"),
+            "reasons": dict(sorted(Counter(str(r["reason"]) for r in rows if r.get("reason")).items())),
+            "steps": {k: {"judged": v[0], "missed": v[1]} for k, v in sorted(per.items())}}
+
+
 def summarize(cache_dir: Path) -> dict[str, Any]:
     """Every cached session of this version, per variant and clip (a later run with a larger --per-variant only
     adds sessions)."""
@@ -430,6 +531,8 @@ def summarize(cache_dir: Path) -> dict[str, Any]:
                                    "both": cell(both, v.genuine), "clips": per_clip}
         if v.cued:
             out["variants"][v.name]["cued"] = cued_rates(both)
+        if v.acted:
+            out["variants"][v.name]["acted"] = acted_rates(both)
     return out
 
 
@@ -474,6 +577,15 @@ def readme(res: dict[str, Any]) -> str:
                   "production; production's active checks, `pad_eval.production_decision`), passes: " + "; ".join(
                       f"`{k}` PAD alone {_pct(res['variants'][k]['both'])}, active alone {_pct(c['active_alone'])}, "
                       f"**PAD + active {_pct(c['pad_and_active'])}**" for k, c in cued.items()) + "."]
+    acted = {k: v["acted"] for k, v in res["variants"].items() if "acted" in v}
+    if acted:
+        lines += ["", "Genuine people acting the drawn challenges (paced as production, production's active checks "
+                  "and PAD), REFUSED: " + "; ".join(
+                      f"`{k}` PAD alone {_pct(res['variants'][k]['both'])}, active alone {_pct(a['active_alone'])} "
+                      f"(no-face retries {a['retry_no_face']}), **PAD + active {_pct(a['pad_and_active'])}**; "
+                      "steps missed / judged: " + ", ".join(f"{n} {s['missed']}/{s['judged']}"
+                                                           for n, s in a["steps"].items())
+                      for k, a in acted.items()) + "."]
     lines += ["", "What each variant is: " + "; ".join(f"`{k}`: {v['what']}" for k, v in res["variants"].items())
               + "."]
     sc = res.get("statistic_check", {})

@@ -95,5 +95,60 @@ def test_given_cued_replays_when_rated_then_only_sessions_passing_both_pad_and_t
 
 def test_cued_variants_act_and_are_attacks() -> None:
     cued = [v for v in rs.VARIANTS if v.cued]
-    assert {v.name for v in cued} == {"cued_default", "cued_closer_default"}
+    assert {v.name for v in cued} == {"cued_default", "cued_closer_default", "cued_closer_default_f25",
+                                      "cued_closer_default_f35"}
     assert all(not v.genuine for v in cued)
+
+
+def test_given_a_shift_when_the_screen_picture_is_made_then_the_sharp_clip_moves_with_the_fill() -> None:
+    still = rs.oval_picture(_clip(), (300, 600), 0.25)
+    moved = rs.oval_picture(_clip(), (300, 600), 0.25, shift=(0.1, -0.05))
+    ys0, xs0 = np.nonzero(still[:, :, 1] > 200)
+    ys1, xs1 = np.nonzero(moved[:, :, 1] > 200)
+    assert xs1.mean() - xs0.mean() == pytest.approx(30, abs=1)  # 0.1 x 300
+    assert ys1.mean() - ys0.mean() == pytest.approx(-30, abs=1)  # -0.05 x 600
+
+
+def test_given_a_clip_wider_than_the_picture_when_shifted_then_the_picture_is_filled_edge_to_edge() -> None:
+    pic = rs.oval_picture(_clip(), (300, 600), 0.9, shift=(0.2, 0.0))
+    assert pic.shape == (600, 300, 3)
+    assert np.any(pic[:, :, 1] > 200)  # the face is still in view
+
+
+def test_smaller_face_rows_differ_from_their_oval_rows_only_by_the_face_band() -> None:
+    pairs = {"closer_default_f25": "closer_default", "closer_clean_f35": "closer_clean",
+             "cued_closer_default_f25": "cued_closer_default", "genuine_f25": "genuine_fill",
+             "acted_genuine_f35": "acted_genuine"}
+    for small, oval in pairs.items():
+        a, b = rs.BY_NAME[small], rs.BY_NAME[oval]
+        assert a.face in (rs.FACE_F25, rs.FACE_F35) and b.face is None
+        assert (a.switches, a.width, a.camera, a.cued, a.genuine, a.acted, a.fill) == (
+            b.switches, b.width, b.camera, b.cued, b.genuine, b.acted, b.fill)
+    # the genuine controls of the smaller-face rows are made by the screens' picture function
+    assert all(v.fill for v in rs.VARIANTS if v.genuine and v.face is not None)
+    assert all(v.genuine for v in rs.VARIANTS if v.acted)
+
+
+def test_given_a_face_band_when_drawn_then_the_same_uniform_draw_lands_at_the_same_place_in_the_band() -> None:
+    sweep = object.__new__(rs.Sweep)  # draws() needs only the clip lengths of the worker
+    sweep.worker = type("W", (), {"clips": {c: ([b""] * 50, None) for c in rs.pe.CLIPS}})()
+    lo, hi = rs.pe.GENUINE_FACE_FRAC
+    for k in range(5):
+        oval = sweep.draws(rs.BY_NAME["closer_default"], rs.pe.CLIPS[0], k)
+        small = sweep.draws(rs.BY_NAME["closer_default_f25"], rs.pe.CLIPS[0], k)
+        u = (oval.face_target - lo) / (hi - lo)
+        assert small.face_target == pytest.approx(rs.FACE_F25[0] + u * (rs.FACE_F25[1] - rs.FACE_F25[0]))
+        assert (small.start, small.shift, small.width) == (oval.start, oval.shift, oval.width)
+
+
+def test_given_genuine_acted_sessions_when_rated_then_a_session_is_refused_by_pad_or_by_the_active_checks() -> None:
+    rows = [{"pad_attack": False, "active_pass": True, "reason": None, "steps": [["blink", True], ["nod", True]]},
+            {"pad_attack": True, "active_pass": True, "reason": None, "steps": [["blink", True]]},
+            {"pad_attack": False, "active_pass": False, "reason": None, "steps": [["turn_left", False]]},
+            {"pad_attack": True, "active_pass": False, "reason": "NO_FACE", "steps": []}]
+    a = rs.acted_rates(rows)
+    assert (a["active_alone"]["errors"], a["active_alone"]["n"]) == (2, 4)
+    assert (a["pad_and_active"]["errors"], a["pad_and_active"]["n"]) == (3, 4)
+    assert a["retry_no_face"] == 1
+    assert a["steps"] == {"blink": {"judged": 2, "missed": 0}, "nod": {"judged": 1, "missed": 0},
+                          "turn_left": {"judged": 1, "missed": 1}}
