@@ -1,27 +1,38 @@
 """Does a user who needs to HEAR the action hint pass, when saying it takes long? Simulated, through the real service.
 
-    python benchmarks/hint_heard.py [--seeds 2]        # ~5 min on one core; writes results + README section
+    python benchmarks/hint_heard.py [--seeds 2]        # ~12 min on one core; writes results + README section
 
 As benchmarks/hint_recovery.py (its frames, turns and virtual clock): the paced service in-process (SQLite, the
 real dlib engine, tests/paced_client's SimClock), ``video/talking_head_a.mp4`` at 8 fps, challenges fixed to
 ``turn_left,blink``. Per session the person turns too little ``first`` ms after the turn_left prompt; the answer
 that brings the action hint reaches the phone; the page says it for ``speech`` ms; the person turns fully
-``react`` ms after the speech ENDED. Two pages are compared on the same draws:
+``react`` ms after the speech ENDED. Three pages are compared on the same draws (:data:`PAGES`):
 
-- *report*: the page sends ``hint_heard_ms`` (= the end of the speech) and ``hint_heard_via=speech`` with every
-  chunk after it, as mobile-web/app.js does: production's ``steps.hint_window`` then sets the window;
-- *no report*: an older page: the fixed +steps.HINT_EXTRA_WINDOW_MS after the hint.
+- *both*: as mobile-web/app.js now: ``prompt_heard_ms`` (the end of the prompt's speech, ``speech``) and
+  ``hint_heard_ms`` (below) with every chunk sent after them: production's ``steps.prompt_window`` and
+  ``steps.hint_window`` then set the window;
+- *hint*: the hint's report alone (``hint_heard_ms`` = the end of its speech, ``hint_heard_via=speech``), the page
+  before the prompt's report;
+- *none*: an older page: the fixed +steps.HINT_EXTRA_WINDOW_MS after the hint.
 
 ``speech``: 3000 (about benchmarks/attacks.hint_speech_ms's assumption), 4700 and 6300 (espeak-ng's cmn voice
-saying BLINK_FIRMLY / TURN_MORE at the page's rate: README section ``hint_speech``; not a phone's voice). The voice
-is taken to be free when the hint arrives (a prompt still being said would delay it further). ``react``: 1000 and
-2700 (issue 12's slowest). ``lag``: extra ms per chunk answer (server + network). Synthetic: the turn (a warp), the
-person's timing, the speech time, the network; the face frames and the engine are real.
+saying BLINK_FIRMLY / TURN_MORE at the page's rate: README section ``hint_speech``; not a phone's voice).
+``prompt``: how long the voice is busy saying the turn prompt itself, from when it appeared: 0 (free when the hint
+arrives), 3600 and 6100 (espeak-ng's nod and turn_left prompts, ``hint_speech``). As the page does (app.js
+``setHints``): the hint is SHOWN with the first answer that brings it; it is SAID at the first answer bringing it
+that finds the voice free and comes more than PROMPT_QUIET_MS after the prompt; the report is the end of that
+speech, unless it has not ended HINT_HEARD_WAIT_MS after the hint was shown: then the page reports the time it was
+shown (``text``), while the person still hears it at the end of the speech and turns then. The first, too small
+turn still comes ``first`` ms after the prompt APPEARED (the person reads it; one who waits to hear the prompt is
+not modelled). ``react``: 1000 and 2700 (issue 12's slowest). ``lag``: extra ms per chunk answer (server +
+network). Synthetic: the turn (a warp), the person's timing, the speech times, the network; the face frames and
+the engine are real.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -37,56 +48,113 @@ from lifecert.storage.models_verification import VerificationSession  # noqa: E4
 from tests.paced_client import Phone, SimClock, VirtualTime, service_sender, step_of  # noqa: E402
 
 
+def page_ms(name: str) -> int:
+    """A ms constant of the pensioner page (``const NAME = 1234;`` in mobile-web/app.js), so that this simulation
+    follows the page."""
+    m = re.search(rf"const {name} = (\d+);", (ROOT / "mobile-web" / "app.js").read_text(encoding="utf-8"))
+    if m is None:
+        raise ValueError(f"{name} not found in mobile-web/app.js")
+    return int(m.group(1))
+
+
+PROMPT_QUIET_MS = page_ms("PROMPT_QUIET_MS")
+HINT_HEARD_WAIT_MS = page_ms("HINT_HEARD_WAIT_MS")
+
+
+# what the page reports: nothing (an old page: the fixed +3 s), the hint's hearing (the page before the prompt's
+# report), both the hint's and the prompt's (mobile-web/app.js now)
+PAGES = ("none", "hint", "both")
+
+
 def one(b: TurnBench, clock: VirtualTime, seed: int, first: int, speech: int, react: int, lag: int,
-        report: bool) -> dict[str, Any]:
-    """One session; the outcome of the turn step, when the hint reached the phone and was heard, the window."""
+        page: str, prompt_speech: int = 0) -> dict[str, Any]:
+    """One session; the outcome of the turn step, when the hint reached the phone, was said and heard, what the
+    page reported, the window."""
     svc, clip, small, full = b.service(clock, seed), b.clip, b.small, b.full
     start = svc.create_session(b.who[0], b.who[1], "10.9.9.8")
     sim = SimClock(clock, server_lag_ms=lag)
-    heard_at: list[int] = []
+    said: list[tuple[int, str]] = []  # the page's report of the hint (client ms, via), once known
+    prompt_said: list[tuple[int, str]] = []  # ... and of the prompt
 
     def heard(step: int, sent_ms: int) -> tuple[int, str] | None:
-        ok = report and step == 1 and heard_at and sent_ms >= heard_at[0]
-        return (heard_at[0], "speech") if ok else None
+        return said[0] if page != "none" and step == 1 and said and sent_ms >= ready_at else None
 
-    phone = Phone(service_sender(svc, start.session_id, sim, heard=heard), step_of(start.step), clip, sim,
-                  act=False, session_id=start.session_id)
+    def prompt_heard(step: int, sent_ms: int) -> tuple[int, str] | None:
+        ok = page == "both" and step == 1 and prompt_said and sent_ms >= prompt_ready_at
+        return prompt_said[0] if ok else None
+
+    phone = Phone(service_sender(svc, start.session_id, sim, heard=heard, prompt_heard=prompt_heard),
+                  step_of(start.step), clip, sim, act=False, session_id=start.session_id)
     phone.neutral(1500)
     while phone.step.index == 0 and not phone.decided and phone.t < LIMIT_MS:
         phone.tick()
     if phone.step.challenge != "turn_left":
         return {"outcome": "no_turn_step"}
     prompt = phone.prompt_at
+    voice_free = prompt + prompt_speech
+    # the prompt's own report: its speech's end, sent only when it was heard said to its end within
+    # HINT_HEARD_WAIT_MS (when it was shown the server knows already: prompt_shown_ms)
+    if 0 < prompt_speech <= HINT_HEARD_WAIT_MS:
+        prompt_said.append((voice_free, "speech"))
+    prompt_ready_at = voice_free
     phone.script, phone.script_at = list(small), prompt + first
     small_end = prompt + first + len(small) * 125
-    hint_at: int | None = None
+    hint_at: int | None = None  # shown
+    say_at: int | None = None  # its speech began
+    heard_at = 0
+    ready_at = 0  # the page knows what to report from then on
     n = len(phone.answers)
     end = phone.t + LIMIT_MS + steps.HINT_MAX_WINDOW_MS
     while phone.t < end and not phone.decided and phone.step.index == 1:
         phone.tick()
-        if hint_at is None and len(phone.answers) > n:
-            n = len(phone.answers)
-            if HINTS & set(phone.answers[-1].hints):
-                hint_at = phone.t
-                heard_at.append(hint_at + speech)
-                phone.script, phone.script_at = list(full), max(heard_at[0] + react, small_end + 125)
+        if hint_at is not None and not said and phone.t >= hint_at + HINT_HEARD_WAIT_MS:
+            said.append((hint_at, "text"))  # not heard to its end in time: the page reports when it was shown
+            ready_at = phone.t
+        if say_at is not None or len(phone.answers) == n:
+            continue
+        n = len(phone.answers)
+        if not HINTS & set(phone.answers[-1].hints):
+            continue
+        hint_at = phone.t if hint_at is None else hint_at
+        if phone.t - prompt > PROMPT_QUIET_MS and phone.t >= voice_free:
+            say_at = phone.t
+            heard_at = say_at + speech
+            phone.script, phone.script_at = list(full), max(heard_at + react, small_end + 125)
+            if heard_at - hint_at <= HINT_HEARD_WAIT_MS and not said:
+                said.append((heard_at, "speech"))
+                ready_at = heard_at
     with b.ctx.db.session() as s:
         vs = s.get(VerificationSession, start.session_id)
         st = {} if vs is None else dict(vs.steps[1])
     out: dict[str, Any] = {"outcome": "seen" if phone.step.index == 2 else "missed",
-                           "window_ms": st.get("window_ms"), "rule": (st.get("hint") or {}).get("rule")}
+                           "window_ms": st.get("window_ms"), "rule": (st.get("hint") or {}).get("rule"),
+                           "prompt_window_ms": (st.get("prompt_heard") or {}).get("window_ms")}
     if hint_at is not None:
-        out |= {"hint_ms": hint_at - prompt, "heard_ms": heard_at[0] - prompt,
-                "full_turn_ms": max(heard_at[0] + react, small_end + 125) - prompt}
+        out["hint_ms"] = hint_at - prompt
+    if said:
+        out |= {"reported_ms": said[0][0] - prompt, "via": said[0][1]}
+    if say_at is not None:
+        out |= {"said_ms": say_at - prompt, "heard_ms": heard_at - prompt,
+                "full_turn_ms": max(heard_at + react, small_end + 125) - prompt}
     return out
 
 
-HEAD = ("| speech (ms) | react (ms) | server lag (ms) | seen, report | seen, no report | hint reached phone | heard "
-        "| full turn began | window (rule) |")
+HEAD = ("| prompt said (ms) | speech (ms) | react (ms) | server lag (ms) | seen, both reports | seen, hint report "
+        "| seen, no report | hint reached phone | said | heard | hint reported (via) | full turn began "
+        "| base window | window (rule) |")
 
 
 def _of(rs: list[dict[str, Any]], key: str) -> list[Any]:
     return [r[key] for r in rs if r.get(key) is not None]
+
+
+def cells_of(cells: dict[str, list[dict[str, Any]]], prompt: int, page: str) -> list[dict[str, Any]]:
+    """Every session run with the voice busy ``prompt`` ms saying the prompt, by ``page`` (:data:`PAGES`)."""
+    return [r for k, v in cells.items() if k.startswith(f"{prompt}/") and k.endswith(f"/{page}") for r in v]
+
+
+def _seen(rs: list[dict[str, Any]]) -> int:
+    return sum(1 for r in rs if r["outcome"] == "seen")
 
 
 def _span(xs: list[int]) -> str:
@@ -100,48 +168,67 @@ def main() -> None:
     ap.add_argument("--speech", default="3000,4700,6300", help="ms the page takes to say the hint")
     ap.add_argument("--react", default="1000,2700", help="ms from the end of the speech to the full turn")
     ap.add_argument("--lag", default="0,1000", help="extra ms per chunk answer (server + network)")
+    ap.add_argument("--prompt", default="0,3600,6100", help="ms the voice is busy saying the prompt")
     ap.add_argument("--no-readme", action="store_true")
     a = ap.parse_args()
     speeches = [int(x) for x in a.speech.split(",")]
     reacts = [int(x) for x in a.react.split(",")]
     lags = [int(x) for x in a.lag.split(",")]
+    prompts = [int(x) for x in a.prompt.split(",")]
+    grid = [(p, sp, r, lag) for p in prompts for sp in speeches for r in reacts for lag in lags]
     cells: dict[str, list[dict[str, Any]]] = defaultdict(list)
     with turn_bench(seq=82) as b:
-        for speech in speeches:
-            for react in reacts:
-                for lag in lags:
-                    for report in (True, False):
-                        for seed in range(a.seeds):
-                            clock = VirtualTime()
-                            r = one(b, clock, seed, a.first, speech, react, lag, report)
-                            cells[f"{speech}/{react}/{lag}/{int(report)}"].append(r | {"seed": seed})
-                            print(speech, react, lag, report, seed, r, flush=True)
+        for p, speech, react, lag in grid:
+            for page in PAGES:
+                for seed in range(a.seeds):
+                    r = one(b, VirtualTime(), seed, a.first, speech, react, lag, page, prompt_speech=p)
+                    cells[f"{p}/{speech}/{react}/{lag}/{page}"].append(r | {"seed": seed})
+                    print(p, speech, react, lag, page, seed, r, flush=True)
     rows = []
-    for speech in speeches:
-        for react in reacts:
-            for lag in lags:
-                rep, old = cells[f"{speech}/{react}/{lag}/1"], cells[f"{speech}/{react}/{lag}/0"]
-                seen = [f"{sum(1 for r in rs if r['outcome'] == 'seen')}/{len(rs)}" for rs in (rep, old)]
-                rows.append(f"| {speech} | {react} | {lag} | {seen[0]} | {seen[1]} | {_span(_of(rep, 'hint_ms'))} | "
-                            f"{_span(_of(rep, 'heard_ms'))} | {_span(_of(rep, 'full_turn_ms'))} | "
-                            f"{_span(_of(rep, 'window_ms'))} ({', '.join(sorted(set(_of(rep, 'rule'))))}) |")
+    for p, speech, react, lag in grid:
+        by = {page: cells[f"{p}/{speech}/{react}/{lag}/{page}"] for page in PAGES}
+        rep = by["both"]
+        seen = " | ".join(f"{_seen(by[page])}/{len(by[page])}" for page in PAGES[::-1])
+        vias = ", ".join(sorted(set(_of(rep, "via"))))
+        rows.append(f"| {p} | {speech} | {react} | {lag} | {seen} | {_span(_of(rep, 'hint_ms'))} | "
+                    f"{_span(_of(rep, 'said_ms'))} | {_span(_of(rep, 'heard_ms'))} | "
+                    f"{_span(_of(rep, 'reported_ms'))} ({vias}) | {_span(_of(rep, 'full_turn_ms'))} | "
+                    f"{_span(_of(rep, 'prompt_window_ms'))} | "
+                    f"{_span(_of(rep, 'window_ms'))} ({', '.join(sorted(set(_of(rep, 'rule'))))}) |")
+    totals = []
+    for p in prompts:
+        seen = ", ".join(f"{page} {_seen(rs)}/{len(rs)}" for page in PAGES[::-1] for rs in [cells_of(cells, p, page)])
+        texts = sum(1 for r in cells_of(cells, p, "both") if r.get("via") == "text")
+        totals.append(f"prompt said {p} ms: seen with {seen} (hint reports that fell back to `text`: {texts})")
     text = f"""## Hinted users who must hear the hint first (`benchmarks/hint_heard.py`)
 
 {now()}; SIMULATED person, real frames and engine, the real paced service on a virtual clock (as `hint_recovery`;
-see the script's docstring): a turn too small {a.first} ms after the prompt; the action hint is said for `speech` ms
-from when it reached the phone; the full turn begins `react` ms after the speech ended. *report*: the page reports
-when it was heard (mobile-web/app.js; window = max(8 s + {steps.HINT_EXTRA_WINDOW_MS} ms, heard +
-{steps.HINT_HEARD_WINDOW_MS} ms), at most {steps.HINT_MAX_WINDOW_MS} ms from the prompt); *no report*: the fixed
-+{steps.HINT_EXTRA_WINDOW_MS} ms after the hint. Cells: turn step seen / sessions ({a.seeds} prompt-delay seeds, the
-same for both pages); ms after the prompt appeared (the report's sessions); the window and the rule that set it.
-Speech 4700 and 6300 ms are espeak-ng's (NOT a phone's) times for BLINK_FIRMLY and TURN_MORE (`hint_speech`).
+see the script's docstring): a turn too small {a.first} ms after the prompt appeared; the voice is busy saying the
+prompt for `prompt said` ms (0: free at once); the action hint is shown with the first answer that brings it (`hint
+reached phone`) and said, as the page does, at the first answer bringing it that finds the voice free and comes over
+{PROMPT_QUIET_MS} ms after the prompt (`said`), for `speech` ms (`heard`); the full turn begins `react` ms after that
+speech ended. Three pages on the same draws: *both reports* (mobile-web/app.js now): the page reports when the
+prompt was heard (its speech's end; the step's base window is then 8 s from it, `base window`:
+steps.prompt_window) and when the hint was heard (the speech's end, or the time it was shown, `text`, if the speech
+has not ended {HINT_HEARD_WAIT_MS} ms after that; window = max(base + {steps.HINT_EXTRA_WINDOW_MS} ms, reported +
+{steps.HINT_HEARD_WINDOW_MS} ms), at most {steps.HINT_MAX_WINDOW_MS} ms from the prompt); *hint report*: the hint's
+report alone (the page before the prompt's report); *no report*: the fixed +{steps.HINT_EXTRA_WINDOW_MS} ms after
+the hint. Cells: turn step seen / sessions ({a.seeds} prompt-delay seeds, the same for every page); ms after the
+prompt appeared (the both-reports sessions); their windows and the rule that set them. Speech 4700 and 6300 ms are
+espeak-ng's (NOT a phone's) times for BLINK_FIRMLY and TURN_MORE, prompt 3600 and 6100 ms its nod and turn_left
+prompts (`hint_speech`).
 
 {HEAD}
-|---|---|---|---|---|---|---|---|---|
+|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
 {chr(10).join(rows)}
 
+Totals: {"; ".join(totals)}.
+
+Not modelled: a person who waits to HEAR the prompt before the first try (the first try here follows the text on
+screen); a phone's voice (none was measured).
+
 Rerun: `python benchmarks/hint_heard.py --seeds {a.seeds} --first {a.first} --speech {a.speech} --react {a.react} \
---lag {a.lag}`."""
+--lag {a.lag} --prompt {a.prompt}`."""
     data = {"when": now(), "first_ms": a.first, "hint_extra_window_ms": steps.HINT_EXTRA_WINDOW_MS,
             "hint_heard_window_ms": steps.HINT_HEARD_WINDOW_MS, "hint_max_window_ms": steps.HINT_MAX_WINDOW_MS,
             "small_deg": SMALL, "full_deg": FULL, "cells": cells, "machine": machine()}

@@ -263,8 +263,9 @@
   /** One chunk of frames for step ``index`` (multipart: nonce, timestamps JSON, frames, prompt_shown_ms,
       sent_ms = the capture clock when the request leaves, so the server can tell queueing from upload;
       ``heard`` = {ms, via} once this step's action hint was heard: hint_heard_ms on the same clock and
-      hint_heard_via "speech" | "text", sent with every later chunk of the step, the server keeps the first). */
-  async function postChunk(sessionId, step, frames, promptShownMs, sentMs, heard) {
+      hint_heard_via "speech" | "text", sent with every later chunk of the step, the server keeps the first;
+      ``promptHeard`` the same for the step's prompt: prompt_heard_ms / prompt_heard_via). */
+  async function postChunk(sessionId, step, frames, promptShownMs, sentMs, heard, promptHeard) {
     const form = new FormData();
     form.append("nonce", step.nonce);
     form.append("timestamps", JSON.stringify(frames.map((f) => f.t)));
@@ -274,6 +275,10 @@
     if (heard && heard.ms !== null) {
       form.append("hint_heard_ms", String(Math.max(0, Math.min(heard.ms, sent))));
       form.append("hint_heard_via", heard.via);
+    }
+    if (promptHeard && promptHeard.ms !== null) {
+      form.append("prompt_heard_ms", String(Math.max(0, Math.min(promptHeard.ms, sent))));
+      form.append("prompt_heard_via", promptHeard.via);
     }
     frames.forEach((f, i) => form.append("frames", f.blob, `f_${String(f.t).padStart(6, "0")}_${i}.jpg`));
     const url = `${API}/sessions/${encodeURIComponent(sessionId)}/steps/${step.index}/frames`;
@@ -372,12 +377,13 @@
     return t(key);
   }
 
-  function setPhase(phase, say) {
+  /** ``say``: speak the phase's text; ``onDone`` (optional) as :func:`speak`'s. */
+  function setPhase(phase, say, onDone) {
     state.phase = phase;
     const text = renderPhase();
     if (say) {
       state.lastPromptSpoken = performance.now();
-      speak(text);
+      speak(text, false, onDone);
     }
   }
 
@@ -507,6 +513,22 @@
       },
     };
     const heardNow = () => (heard && step && heard.step === step.index && heard.ms !== null ? heard : null);
+    // When the current challenge step's PROMPT was heard said to its end (a slow voice takes ~6 s to say a turn
+    // prompt, and the hint waits for it): the server counts the step's window from then (steps.prompt_window).
+    // Only a speech's end within HINT_HEARD_WAIT_MS is reported: when the prompt was shown the server already
+    // knows (prompt_shown_ms).
+    let promptHeard = null; // {step, ms: null | capture-clock ms, via: "speech"}
+    const promptHeardNow = () => (promptHeard && step && promptHeard.step === step.index && promptHeard.ms !== null
+      ? promptHeard : null);
+    const sayPrompt = (index) => {
+      const p = { step: index, ms: null, via: "speech", open: true };
+      promptHeard = p;
+      state.timers.push(setTimeout(() => { p.open = false; }, HINT_HEARD_WAIT_MS));
+      return (ok) => {
+        if (ok && p.open && p.ms === null) p.ms = Math.round(performance.now() - t0);
+        p.open = false;
+      };
+    };
 
     const enterStep = (next) => {
       if (step) {
@@ -532,7 +554,8 @@
       state.timers.push(setTimeout(() => {
         if (run !== state.run || stopped || !step || step.index !== shownFor) return;
         promptShownMs = Math.round(performance.now() - t0);
-        setPhase({ kind: "challenge", challenge: step.challenge, index: step.index, total, step: step.index }, true);
+        setPhase({ kind: "challenge", challenge: step.challenge, index: step.index, total, step: step.index }, true,
+          sayPrompt(step.index));
       }, delay));
     };
 
@@ -578,12 +601,12 @@
         let resp;
         const clock = () => Math.round(performance.now() - t0);
         try {
-          resp = await postChunk(session.session_id, step, frames, promptShownMs, clock(), heardNow());
+          resp = await postChunk(session.session_id, step, frames, promptShownMs, clock(), heardNow(), promptHeardNow());
         } catch (err) {
           // A lost connection may not have reached the server: the same nonce is tried once more.
           if (!(err instanceof ApiError) || err.code !== "NETWORK") throw err;
           await sleep(1000);
-          resp = await postChunk(session.session_id, step, frames, promptShownMs, clock(), heardNow());
+          resp = await postChunk(session.session_id, step, frames, promptShownMs, clock(), heardNow(), promptHeardNow());
         }
         if (run !== state.run) throw new ApiError("CANCELLED");
         sent += frames.length;

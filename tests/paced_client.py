@@ -236,16 +236,20 @@ HeardReport = Callable[[int, int], tuple[int, str] | None]
 
 
 def service_sender(svc: VerificationService, session_id: str, clock: SimClock, client_addr: str = "",
-                   heard: HeardReport | None = None) -> Send:
+                   heard: HeardReport | None = None, prompt_heard: HeardReport | None = None) -> Send:
     """Chunks straight into the service (in-process), arriving at the simulated time. ``heard``: what the page
-    reports of hearing the step's action hint with each chunk (the page's ``hint_heard_ms``/``hint_heard_via``)."""
+    reports of hearing the step's action hint with each chunk (the page's ``hint_heard_ms``/``hint_heard_via``);
+    ``prompt_heard``: the same for the step's prompt (``prompt_heard_ms``/``prompt_heard_via``)."""
     from dataclasses import asdict
 
     def send(step: int, nonce: str, ts: list[int], frames: list[bytes], sent_ms: int) -> Answer:
         report = heard(step, sent_ms) if heard is not None else None
+        prompt = prompt_heard(step, sent_ms) if prompt_heard is not None else None
         r = svc.submit_chunk(session_id, step, nonce, json.dumps(ts), frames, client_addr, received_at=clock.received,
                              sent_ms=sent_ms, hint_heard_ms=None if report is None else report[0],
-                             hint_heard_via=None if report is None else report[1])
+                             hint_heard_via=None if report is None else report[1],
+                             prompt_heard_ms=None if prompt is None else prompt[0],
+                             prompt_heard_via=None if prompt is None else prompt[1])
         result = None
         if r.result is not None:
             res = asdict(r.result)

@@ -85,14 +85,23 @@ async def upload_chunk(
     ] = None,
     hint_heard_via: Annotated[
         Literal["speech", "text"] | None,
-        Form(description="speech: the utterance's end; text: shown without speech (none, no voice, an error)"),
+        Form(description="speech: the utterance's end; text: shown without speech (none, an error, no end in time)"),
+    ] = None,
+    prompt_heard_ms: Annotated[
+        int | None,
+        Form(ge=0, le=10**9, description="client ms (same clock as timestamps) when this challenge step's prompt "
+             "was heard (as hint_heard_ms); the step's window then counts from it, bounded (steps.prompt_window)"),
+    ] = None,
+    prompt_heard_via: Annotated[
+        Literal["speech", "text"] | None,
+        Form(description="speech: the utterance's end; text: shown without speech (none, an error, no end in time)"),
     ] = None,
 ) -> ChunkOut:
     received_at = svc.clock()  # before the pool: queueing must not shift the client clock mapping
     data = [await f.read() for f in frames]
     result = await pool.run(
         svc.submit_chunk, session_id, step, nonce, timestamps, data, client, received_at, sent_ms,
-        hint_heard_ms, hint_heard_via,
+        hint_heard_ms, hint_heard_via, prompt_heard_ms, prompt_heard_via,
     )
     return ChunkOut.of(result)
 

@@ -161,16 +161,24 @@ def test_given_a_slow_answer_to_the_hint_when_the_window_grows_after_it_then_see
 
 
 def _weak_then_heard(svc: VerificationService, clock: VirtualTime, p: Pensioner, clip: Clip, engine: FaceEngine,
-                     speech_ms: int, react_ms: int, report: str) -> tuple[Phone, int]:
+                     speech_ms: int, react_ms: int, report: str, prompt_ms: int = 0,
+                     prompt_report: bool = False) -> tuple[Phone, int]:
     """A too-small turn 1 s after the prompt; the first action hint's speech ends ``speech_ms`` after the answer
-    bringing it reached the phone, and the full turn begins ``react_ms`` after that. ``report``: what the phone
-    says of hearing it: "heard" (with every chunk sent after the speech ended, as the page does), "none", or
-    "before" (a hostile client: a hearing reported with every chunk BEFORE the hint, none after). Returns the
-    phone and when the speech ended (client ms after the prompt)."""
+    bringing it reached the phone (or after the voice is done saying the prompt, ``prompt_ms`` after it appeared,
+    if that is later), and the full turn begins ``react_ms`` after that. ``report``: what the phone says of hearing
+    it: "heard" (with every chunk sent after the speech ended, as the page does), "none", or "before" (a hostile
+    client: a hearing reported with every chunk BEFORE the hint, none after). ``prompt_report``: the phone also
+    reports hearing the prompt (``prompt_ms`` after it appeared) with every chunk sent after that. Returns the
+    phone and when the hint's speech ended (client ms after the prompt)."""
     start = svc.create_session(p.id_number, p.name, "10.1.1.3")
     sim = SimClock(clock)
     heard_at: list[int] = []
     hinted: list[int] = []
+    prompt_at: list[int] = []
+
+    def prompt_heard(step: int, sent_ms: int) -> tuple[int, str] | None:
+        ok = prompt_report and step == 1 and prompt_at and sent_ms >= prompt_at[0] + prompt_ms
+        return (prompt_at[0] + prompt_ms, "speech") if ok else None
 
     def heard(step: int, sent_ms: int) -> tuple[int, str] | None:
         if step != 1:
@@ -179,12 +187,13 @@ def _weak_then_heard(svc: VerificationService, clock: VirtualTime, p: Pensioner,
             return None if hinted else (sent_ms, "speech")
         return (heard_at[0], "speech") if report == "heard" and heard_at and sent_ms >= heard_at[0] else None
 
-    phone = Phone(service_sender(svc, start.session_id, sim, heard=heard), step_of(start.step), clip, sim, act=False,
-                  session_id=start.session_id)
+    phone = Phone(service_sender(svc, start.session_id, sim, heard=heard, prompt_heard=prompt_heard),
+                  step_of(start.step), clip, sim, act=False, session_id=start.session_id)
     while phone.step.index == 0 and not phone.decided:
         phone.tick()
     assert phone.step.challenge == "turn_left"
     prompt = phone.prompt_at
+    prompt_at.append(prompt)
     phone.script, phone.script_at = _turn(clip, engine, [8, 15, 22, 22, 22, 22, 15, 8]), prompt + 1000
     full = _turn(clip, engine, [15, 30, 45, 45, 45, 30, 15, 0])
     n, end = len(phone.answers), phone.t + 25_000
@@ -194,7 +203,7 @@ def _weak_then_heard(svc: VerificationService, clock: VirtualTime, p: Pensioner,
             n = len(phone.answers)
             if set(phone.answers[-1].hints) & ACTION_CODES:
                 hinted.append(phone.t)
-                heard_at.append(phone.t + speech_ms)
+                heard_at.append(max(phone.t, prompt + prompt_ms) + speech_ms)
                 phone.script, phone.script_at = full, heard_at[0] + react_ms
     assert heard_at, "the hint never came"
     return phone, heard_at[0] - prompt
@@ -270,3 +279,39 @@ def test_given_hearings_reported_before_any_hint_when_the_hint_comes_then_they_a
     assert isinstance(hint, dict) and hint["rule"] == "fixed" and "heard_ms_after_prompt" not in hint, hint
     assert st["window_ms"] == steps.CHALLENGE_WINDOW_MS + steps.HINT_EXTRA_WINDOW_MS
     assert st["state"] == "seen"
+
+
+@pytest.mark.parametrize("prompt_report", [True, False])
+def test_given_a_slow_prompt_the_hint_waits_for_when_the_page_reports_hearing_both_then_seen_and_without_it_missed(
+    vctx: AppContext, frame_engine: FaceEngine, faces_dir: Path, clip: Clip, prompt_report: bool,
+) -> None:
+    # espeak-ng's cmn at the page's rate: the turn prompt takes 6.1 s to say, TURN_MORE 6.3 s, and the hint waits
+    # for the prompt; the user turns 2.7 s after hearing the hint, ~15 s after the prompt. The hint's hearing
+    # (~12.4 s) comes after the fixed 11 s window closed: only a window counted from the prompt's hearing is
+    # still open to take the report.
+    clock = VirtualTime()
+    svc = VerificationService(vctx, engine_factory=lambda: frame_engine, clock=clock)
+    svc.rng = random.Random(0)
+    p = enroll(vctx, read_video(faces_dir / VIDEO)[TEMPLATE_FRAME], seq=76)
+    phone, heard_ms = _weak_then_heard(svc, clock, p, clip, frame_engine, speech_ms=6300, react_ms=2700,
+                                       report="heard", prompt_ms=6100, prompt_report=prompt_report)
+    fixed = steps.CHALLENGE_WINDOW_MS + steps.HINT_EXTRA_WINDOW_MS
+    assert heard_ms > fixed, heard_ms
+    st = _step(vctx, phone.session_id)
+    hint, result = st["hint"], st["result"]
+    assert isinstance(hint, dict) and isinstance(result, dict)
+    if prompt_report:
+        ph = st["prompt_heard"]
+        assert isinstance(ph, dict) and ph["heard_via"] == "speech" and ph["rule"] == "heard", ph
+        # the server's clock: the prompt's hearing mapped like the frames, the base window 8 s past it
+        assert abs(int(ph["heard_ms_after_prompt"]) - 6100) <= 250, ph
+        assert ph["window_ms"] == int(ph["heard_ms_after_prompt"]) + steps.CHALLENGE_WINDOW_MS
+        assert st["state"] == "seen" and phone.step.index == 2, [a.step_state for a in phone.answers]
+        assert hint["rule"] == result["window_rule"] == "heard" and hint["heard_via"] == "speech", hint
+        assert st["window_ms"] == int(hint["heard_ms_after_prompt"]) + steps.HINT_HEARD_WINDOW_MS
+        assert result["prompt_window_rule"] == "heard" and "prompt heard at" in str(result["note"]), result
+    else:  # the hint's report came after the step had closed
+        assert "prompt_heard" not in st and "heard_ms_after_prompt" not in hint, st
+        assert st["state"] == "timed_out" and st["window_ms"] == fixed, st
+        assert phone.last is not None and phone.last.result is not None
+        assert phone.last.result["missed_challenge"] == "turn_left"

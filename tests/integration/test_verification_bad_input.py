@@ -293,6 +293,10 @@ def test_given_a_send_time_before_the_newest_frame_or_far_after_it_when_uploadin
     ({"hint_heard_ms": "900", "sent_ms": "1200", "hint_heard_via": "loud"}, 422, "BAD_REQUEST"),
     ({"hint_heard_ms": "5000"}, 422, "BAD_TIMESTAMPS"),  # heard after the chunk left (its newest frame: 1125 ms)
     ({"hint_heard_via": "speech"}, 400, "BAD_REQUEST"),  # how, but not when
+    ({"prompt_heard_ms": "soon"}, 422, "BAD_REQUEST"),  # the prompt's hearing: the same checks
+    ({"prompt_heard_ms": "900", "sent_ms": "1200", "prompt_heard_via": "loud"}, 422, "BAD_REQUEST"),
+    ({"prompt_heard_ms": "5000"}, 422, "BAD_TIMESTAMPS"),
+    ({"prompt_heard_via": "text"}, 400, "BAD_REQUEST"),
 ])
 def test_given_a_garbage_hint_hearing_when_uploading_then_refused_and_nothing_changes(
     client: TestClient, vctx: AppContext, pensioner: Pensioner, jpegs: list[bytes], fields: dict[str, str], status: int,
@@ -312,13 +316,13 @@ def test_given_a_hint_hearing_on_a_step_without_a_hint_when_uploading_then_accep
 ) -> None:
     sess = _session(client, pensioner)
     data = {"nonce": str(sess["nonce"]), "timestamps": json.dumps([i * 125 for i in range(len(jpegs))]),
-            "hint_heard_ms": "1000", "hint_heard_via": "text"}
+            "hint_heard_ms": "1000", "hint_heard_via": "text", "prompt_heard_ms": "1000", "prompt_heard_via": "speech"}
     files = [("frames", (f"{i}.jpg", b, "image/jpeg")) for i, b in enumerate(jpegs)]
     r = client.post(f"/api/v1/sessions/{sess['session_id']}/steps/0/frames", data=data, files=files)
     assert r.status_code == 200, r.text
     with vctx.db.session() as s:
         vs = s.get(VerificationSession, str(sess["session_id"]))
-        assert vs is not None and not any(st.get("hint") for st in vs.steps)
+        assert vs is not None and not any(st.get("hint") or st.get("prompt_heard") for st in vs.steps)
         assert vs.steps[0]["window_ms"] == steps.SETTLE_WINDOW_MS
 
 

@@ -216,3 +216,33 @@ def test_given_the_constants_when_read_then_a_reported_hearing_gives_the_slowest
     # 2.7 s to react (issue 12) + a slow turn out, held and back under half the threshold (~1.5 s)
     assert steps.HINT_HEARD_WINDOW_MS >= 2_700 + 1_500
     assert FIXED < steps.HINT_MAX_WINDOW_MS <= 20_000
+
+
+def test_given_the_prompt_heard_late_when_setting_the_base_window_then_it_counts_from_hearing_it() -> None:
+    # espeak-ng's cmn says a turn prompt in ~6.1 s at the page's rate (benchmarks hint_speech)
+    assert steps.prompt_window(6_100) == (6_100 + steps.CHALLENGE_WINDOW_MS, "heard")
+
+
+@pytest.mark.parametrize("heard", [0, -800])
+def test_given_the_prompt_heard_at_once_or_claimed_before_it_appeared_when_setting_the_base_then_never_shorter(
+    heard: int,
+) -> None:
+    assert steps.prompt_window(heard) == (steps.CHALLENGE_WINDOW_MS, "fixed")
+
+
+@pytest.mark.parametrize("heard", [steps.HINT_MAX_WINDOW_MS - steps.CHALLENGE_WINDOW_MS + 1, 60_000, 10**9])
+def test_given_the_prompt_heard_very_late_when_setting_the_base_window_then_capped(heard: int) -> None:
+    assert steps.prompt_window(heard) == (steps.HINT_MAX_WINDOW_MS, "capped")
+
+
+def test_given_a_base_from_the_prompt_heard_when_a_hint_comes_then_the_hint_adds_to_that_base() -> None:
+    base = 6_100 + steps.CHALLENGE_WINDOW_MS
+    # no hearing of the hint reported (or an early one): +3 s on the longer base
+    assert steps.hint_window(None, 4_600, base=base) == (base + steps.HINT_EXTRA_WINDOW_MS, "fixed")
+    assert steps.hint_window(9_000, 4_600, base=base) == (base + steps.HINT_EXTRA_WINDOW_MS, "fixed")
+    # the hint said after the prompt (from ~7 s, 6.3 s long): 5 s after hearing it
+    assert steps.hint_window(13_300, 4_600, base=base) == (13_300 + steps.HINT_HEARD_WINDOW_MS, "heard")
+    # never past the cap, whatever the base and the hearing
+    top = steps.prompt_window(10**9)[0]
+    assert steps.hint_window(None, 4_600, base=top) == (steps.HINT_MAX_WINDOW_MS, "fixed")
+    assert steps.hint_window(10**9, 4_600, base=top) == (steps.HINT_MAX_WINDOW_MS, "capped")

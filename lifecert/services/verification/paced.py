@@ -145,6 +145,8 @@ class PacedCapture:
         sent_ms: int | None = None,
         hint_heard_ms: int | None = None,
         hint_heard_via: str | None = None,
+        prompt_heard_ms: int | None = None,
+        prompt_heard_via: str | None = None,
     ) -> ChunkResult:
         """``received_at``: when the request arrived (the route takes it before any queueing); the
         clock mapping must not include decoding, detection or a wait in the inference pool.
@@ -152,7 +154,9 @@ class PacedCapture:
         the clock mapping uses it instead of the newest frame (:func:`.steps.update_offset`).
         ``hint_heard_ms``: the client ms (the frames' clock) when the current step's action hint was heard,
         ``hint_heard_via`` how (:data:`HEARD_VIA`); optional, the first report after the hint sets the step's
-        window (:func:`.steps.hint_window`); one before the step has a hint is ignored."""
+        window (:func:`.steps.hint_window`); one before the step has a hint is ignored. ``prompt_heard_ms`` /
+        ``prompt_heard_via``: the same for the current challenge step's prompt; the first report sets the step's
+        base window (:func:`.steps.prompt_window`); ignored on the settle step."""
         arrived = received_at or self.clock()
         lim = self.ctx.settings.images
         if not frames:
@@ -173,6 +177,7 @@ class PacedCapture:
                 code=ErrorCode.BAD_TIMESTAMPS,
             )
         check_heard(hint_heard_ms, hint_heard_via, ts[-1] if sent_ms is None else sent_ms)
+        check_heard(prompt_heard_ms, prompt_heard_via, ts[-1] if sent_ms is None else sent_ms, what="prompt")
         fa.check_frame_bytes(frames, max_bytes=lim.max_bytes)
         fresh = secrets.token_urlsafe(24)
         with self.ctx.db.session() as db:
@@ -233,7 +238,8 @@ class PacedCapture:
                 raise NotFound("no such verification session")
             sent = ts[-1] if sent_ms is None else sent_ms
             heard = None if hint_heard_ms is None else (hint_heard_ms, hint_heard_via or "unknown")
-            return self._advance(db, row, seq, ts, sent, frames, obs, fresh, client_addr, arrived, heard)
+            prompt = None if prompt_heard_ms is None else (prompt_heard_ms, prompt_heard_via or "unknown")
+            return self._advance(db, row, seq, ts, sent, frames, obs, fresh, client_addr, arrived, heard, prompt)
 
     def _observe(
         self, decoded: list[tuple[ImageBGR, tuple[int, int]]], ts: list[int], *, eyes: bool
@@ -288,8 +294,10 @@ class PacedCapture:
         client_addr: str,
         arrived: datetime,
         heard: tuple[int, str] | None = None,
+        prompt_heard: tuple[int, str] | None = None,
     ) -> ChunkResult:
-        """``heard``: (client ms, how) the page heard this step's action hint (see :meth:`submit_chunk`)."""
+        """``heard`` / ``prompt_heard``: (client ms, how) the page heard this step's action hint / prompt (see
+        :meth:`submit_chunk`)."""
         g = self.ctx.settings.quality
         # Arrival time, not "now": processing time must not shift the client clock mapping.
         now_ms = self._ms_since(vs, arrived)
@@ -335,6 +343,9 @@ class PacedCapture:
             elapsed = latest_ms - int(st["reveal_ms"])
             hints = steps.step_hints(steps.hints(obs, g), st["challenge"], j, elapsed, self.params)
             action = steps.action_in(hints)
+            if prompt_heard is not None and "prompt_heard" not in st:
+                # The page heard the prompt (a slow voice): the step's window counts from then (bounded).
+                _prompt_heard(st, prompt_heard[0] + offset - int(st["reveal_ms"]), prompt_heard[1])
             if st.get("hint") and heard is not None and "heard_ms_after_prompt" not in st["hint"]:
                 # The page heard the hint given by an earlier answer: the step runs on from then (bounded).
                 _hint_heard(st, heard[0] + offset - int(st["reveal_ms"]), heard[1])
@@ -342,7 +353,7 @@ class PacedCapture:
                 # The first action hint of this step: the user needs time to hear it and try again.
                 st["hint"] = {"code": action, "ms_after_prompt": elapsed, "extra_window_ms": steps.HINT_EXTRA_WINDOW_MS,
                               "answered_ms_after_prompt": now_ms - int(st["reveal_ms"]), "rule": "fixed"}
-                st["window_ms"] = int(st["window_ms"]) + steps.HINT_EXTRA_WINDOW_MS
+            st["window_ms"] = _window(st)
             st["result"] = j.as_dict(st["challenge"], int(st["reveal_ms"])) | _hint_note(st)
             if j.seen:
                 st["state"] = SEEN
@@ -534,58 +545,92 @@ class PacedCapture:
 HEARD_VIA = frozenset({"speech", "text"})
 
 
-def check_heard(heard_ms: int | None, via: str | None, sent_ms: int) -> None:
-    """A hint-heard report is a client ms no later than the request left (``sent_ms``), with a known ``via``."""
+def check_heard(heard_ms: int | None, via: str | None, sent_ms: int, what: str = "hint") -> None:
+    """A hint-heard (``what="prompt"``: prompt-heard) report is a client ms no later than the request left
+    (``sent_ms``), with a known ``via``."""
     if heard_ms is None:
         if via is not None:
-            raise LifecertError("hint_heard_via without hint_heard_ms", code=ErrorCode.BAD_REQUEST)
+            raise LifecertError(f"{what}_heard_via without {what}_heard_ms", code=ErrorCode.BAD_REQUEST)
         return
     if not 0 <= heard_ms <= sent_ms:
-        raise LifecertError(f"hint_heard_ms {heard_ms} must lie between 0 and the send time ({sent_ms} ms)",
+        raise LifecertError(f"{what}_heard_ms {heard_ms} must lie between 0 and the send time ({sent_ms} ms)",
                             code=ErrorCode.BAD_TIMESTAMPS)
     if via is not None and via not in HEARD_VIA:
-        raise LifecertError(f"hint_heard_via must be one of {sorted(HEARD_VIA)}", code=ErrorCode.BAD_REQUEST)
+        raise LifecertError(f"{what}_heard_via must be one of {sorted(HEARD_VIA)}", code=ErrorCode.BAD_REQUEST)
+
+
+def _prompt_heard(st: dict[str, Any], heard_after_prompt_ms: int, via: str) -> None:
+    """Record when the step's prompt was heard and the base window it gives (:func:`.steps.prompt_window`)."""
+    window, rule = steps.prompt_window(heard_after_prompt_ms)
+    st["prompt_heard"] = {"heard_ms_after_prompt": max(0, heard_after_prompt_ms), "heard_via": via,
+                          "window_ms": window, "rule": rule}
 
 
 def _hint_heard(st: dict[str, Any], heard_after_prompt_ms: int, via: str) -> None:
-    """Record when the step's action hint was heard and set its window by :func:`.steps.hint_window`."""
+    """Record when the step's action hint was heard (the window follows: :func:`_window`)."""
     h: dict[str, Any] = dict(st["hint"])
-    answered = int(h["answered_ms_after_prompt"] if "answered_ms_after_prompt" in h else h["ms_after_prompt"])
-    window, rule = steps.hint_window(heard_after_prompt_ms, answered)
-    h |= {"heard_ms_after_prompt": max(heard_after_prompt_ms, answered), "heard_via": via, "rule": rule,
-          "extra_window_ms": window - steps.CHALLENGE_WINDOW_MS}
+    h |= {"heard_ms_after_prompt": max(heard_after_prompt_ms, _answered(h)), "heard_via": via}
     st["hint"] = h
-    st["window_ms"] = window
+
+
+def _answered(h: dict[str, Any]) -> int:
+    return int(h["answered_ms_after_prompt"] if "answered_ms_after_prompt" in h else h["ms_after_prompt"])
+
+
+def _window(st: dict[str, Any]) -> int:
+    """A challenge step's window from what it recorded: CHALLENGE_WINDOW_MS, or from when its prompt was heard
+    (:func:`.steps.prompt_window`); after an action hint :func:`.steps.hint_window` on that base (its rule and
+    extra ms are written into the hint)."""
+    p = st.get("prompt_heard")
+    base = int(p["window_ms"]) if p else steps.CHALLENGE_WINDOW_MS
+    if not st.get("hint"):
+        return base
+    h: dict[str, Any] = dict(st["hint"])
+    heard = h.get("heard_ms_after_prompt")
+    window, rule = steps.hint_window(None if heard is None else int(heard), _answered(h), base=base)
+    h |= {"rule": rule, "extra_window_ms": window - steps.CHALLENGE_WINDOW_MS}
+    st["hint"] = h
+    return window
 
 
 def extended_steps(vs: VerificationSession) -> list[tuple[str, int]]:
-    """(challenge, extra ms) of the steps whose window grew after an action hint (steps.hint_window)."""
+    """(challenge, extra ms) of the challenge steps whose window grew past CHALLENGE_WINDOW_MS (after an action
+    hint, or from when the prompt was heard: :func:`_window`)."""
     out = []
     for s in vs.steps or []:
-        h: dict[str, Any] = s.get("hint") or {}
-        if h:
-            out.append((str(s["challenge"]), int(h.get("extra_window_ms", steps.HINT_EXTRA_WINDOW_MS))))
+        extra = int(s.get("window_ms", 0)) - steps.CHALLENGE_WINDOW_MS
+        if s.get("kind") == "challenge" and extra > 0:
+            out.append((str(s["challenge"]), extra))
     return out
 
 
 def _hint_note(st: dict[str, Any]) -> dict[str, Any]:
-    """What the case page shows of a step's first action hint and its longer window (none: nothing), and
-    which rule set the window: +HINT_EXTRA_WINDOW_MS (``fixed``: no hearing reported, or one that gave less),
-    HINT_HEARD_WINDOW_MS after the reported hearing (``heard``), or HINT_MAX_WINDOW_MS (``capped``)."""
-    h = st.get("hint")
-    if not h:
+    """What the case page shows of a step's longer window (none: nothing): its first action hint and which rule
+    set the window: +HINT_EXTRA_WINDOW_MS (``fixed``: no hearing reported, or one that gave less),
+    HINT_HEARD_WINDOW_MS after the reported hearing (``heard``), or HINT_MAX_WINDOW_MS (``capped``); and when the
+    prompt was reported heard, the base window counted from then (``prompt_window_rule``)."""
+    h, p = st.get("hint"), st.get("prompt_heard")
+    if not h and not p:
         return {}
-    rule = h.get("rule", "fixed")
-    heard = h.get("heard_ms_after_prompt")
-    said = "" if heard is None else f"; heard at {heard} ms ({h.get('heard_via', 'unknown')})"
-    why = {"fixed": f"+{steps.HINT_EXTRA_WINDOW_MS} ms after the hint",
-           "heard": f"{steps.HINT_HEARD_WINDOW_MS} ms after hearing it",
-           "capped": f"capped at {steps.HINT_MAX_WINDOW_MS} ms"}.get(rule, rule)
-    out = {"action_hint": h["code"], "hint_ms_after_prompt": h["ms_after_prompt"], "window_ms": st["window_ms"],
-           "window_rule": rule,
-           "note": f"hint {h['code']} at {h['ms_after_prompt']} ms{said}; window {st['window_ms']} ms ({why})"}
-    if heard is not None:
-        out |= {"hint_heard_ms_after_prompt": heard, "hint_heard_via": h.get("heard_via", "unknown")}
+    out: dict[str, Any] = {"window_ms": st["window_ms"]}
+    notes = []
+    if p:
+        out |= {"prompt_heard_ms_after_prompt": p["heard_ms_after_prompt"], "prompt_heard_via": p["heard_via"],
+                "prompt_window_ms": p["window_ms"], "prompt_window_rule": p["rule"]}
+        notes.append(f"prompt heard at {p['heard_ms_after_prompt']} ms ({p['heard_via']}): base window "
+                     f"{p['window_ms']} ms ({p['rule']})")
+    if h:
+        rule = h.get("rule", "fixed")
+        heard = h.get("heard_ms_after_prompt")
+        said = "" if heard is None else f"; heard at {heard} ms ({h.get('heard_via', 'unknown')})"
+        why = {"fixed": f"+{steps.HINT_EXTRA_WINDOW_MS} ms after the hint",
+               "heard": f"{steps.HINT_HEARD_WINDOW_MS} ms after hearing it",
+               "capped": f"capped at {steps.HINT_MAX_WINDOW_MS} ms"}.get(rule, rule)
+        out |= {"action_hint": h["code"], "hint_ms_after_prompt": h["ms_after_prompt"], "window_rule": rule}
+        notes.append(f"hint {h['code']} at {h['ms_after_prompt']} ms{said}; window {st['window_ms']} ms ({why})")
+        if heard is not None:
+            out |= {"hint_heard_ms_after_prompt": heard, "hint_heard_via": h.get("heard_via", "unknown")}
+    out["note"] = "; ".join(notes)
     return out
 
 

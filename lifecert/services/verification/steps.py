@@ -136,6 +136,15 @@ HINT_HEARD_WINDOW_MS = 5_000
 # gives an attacker is time, which a cued replay does not lack (it re-cues in 0.8-1.5 s); what it costs the
 # server is frames, counted by session_max_frames.
 HINT_MAX_WINDOW_MS = 20_000
+# The same report for the step's PROMPT (paced.py ``prompt_heard_ms``/``prompt_heard_via``, when its speech ended).
+# With a voice like espeak's a turn prompt takes ~6.1 s to say; the action hint, due ACTION_HINT_AFTER_MS after the
+# reveal, waits for it (the page never speaks over the prompt), is said from ~7 s and heard ~13 s after the prompt:
+# by then the hinted step's CHALLENGE_WINDOW_MS + HINT_EXTRA_WINDOW_MS had closed, and the report of hearing the
+# hint came too late to extend it (benchmarks/hint_heard.py, simulated, prompt said in 6.1 s: turns 1-2.7 s after
+# hearing a hint said in 3-6.3 s seen 14/24 with the hint's report alone, 24/24 with the prompt's too). So a
+# step whose prompt is reported heard runs CHALLENGE_WINDOW_MS from then (:func:`prompt_window`), an action hint
+# adds to that (:func:`hint_window`'s ``base``), within the same HINT_MAX_WINDOW_MS. ACTION_HINT_AFTER_MS still
+# counts from the reveal: a user who read the prompt has tried by then, and the hint waits for the voice anyway.
 
 # framing issue -> live hint code (lifecert.domain.challenges.HINT_CODES)
 HINT_FOR: dict[str, str] = {
@@ -183,18 +192,35 @@ def session_max_frames(challenges: Sequence[str], extended: Sequence[tuple[str, 
     return SESSION_MAX_FRAMES + extra
 
 
-def hint_window(heard_after_prompt_ms: int | None, answered_after_prompt_ms: int) -> tuple[int, str]:
+def prompt_window(heard_after_prompt_ms: int) -> tuple[int, str]:
+    """(window ms from the prompt, the rule that set it) of a challenge step whose page reported when its prompt
+    was heard (server clock minus the reveal): ``"heard"``: CHALLENGE_WINDOW_MS from then; ``"fixed"``: not later
+    than the prompt appeared, CHALLENGE_WINDOW_MS (a report never shortens the window); ``"capped"``: that would
+    pass HINT_MAX_WINDOW_MS, which is the window then."""
+    want = heard_after_prompt_ms + CHALLENGE_WINDOW_MS
+    if want <= CHALLENGE_WINDOW_MS:
+        return CHALLENGE_WINDOW_MS, "fixed"
+    if want > HINT_MAX_WINDOW_MS:
+        return HINT_MAX_WINDOW_MS, "capped"
+    return want, "heard"
+
+
+def hint_window(
+    heard_after_prompt_ms: int | None, answered_after_prompt_ms: int, base: int = CHALLENGE_WINDOW_MS
+) -> tuple[int, str]:
     """(window ms from the prompt, the rule that set it) of a challenge step that got an action hint.
 
     ``heard_after_prompt_ms``: when the page says the hint was heard (server clock minus the reveal; None: no
     report); ``answered_after_prompt_ms``: when the answer that carried the hint arrived (nothing is heard
-    before it, an earlier claim is taken as that time). Rules:
+    before it, an earlier claim is taken as that time); ``base``: the step's window before the hint
+    (CHALLENGE_WINDOW_MS, or :func:`prompt_window`'s). Rules:
 
-    - ``"fixed"``: no report, or one that gives less: CHALLENGE_WINDOW_MS + HINT_EXTRA_WINDOW_MS (a report never
-      shortens the window);
+    - ``"fixed"``: no report, or one that gives less: ``base`` + HINT_EXTRA_WINDOW_MS (a report never shortens the
+      window; with a longer ``base`` at most HINT_MAX_WINDOW_MS);
     - ``"heard"``: the hint heard + HINT_HEARD_WINDOW_MS;
     - ``"capped"``: that would pass HINT_MAX_WINDOW_MS, which is the window then."""
-    fixed = CHALLENGE_WINDOW_MS + HINT_EXTRA_WINDOW_MS
+    plain = CHALLENGE_WINDOW_MS + HINT_EXTRA_WINDOW_MS
+    fixed = min(max(base, CHALLENGE_WINDOW_MS) + HINT_EXTRA_WINDOW_MS, max(plain, HINT_MAX_WINDOW_MS))
     if heard_after_prompt_ms is None:
         return fixed, "fixed"
     want = max(heard_after_prompt_ms, answered_after_prompt_ms) + HINT_HEARD_WINDOW_MS
