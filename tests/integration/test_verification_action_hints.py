@@ -131,6 +131,16 @@ def _weak_then_full(svc: VerificationService, clock: VirtualTime, p: Pensioner, 
     return phone, hint_at - prompt
 
 
+def _paced(vctx: AppContext, engine: FaceEngine, faces_dir: Path, seq: int
+           ) -> tuple[VerificationService, VirtualTime, Pensioner]:
+    """The paced service on a virtual clock (its prompt delays drawn from seed 0) and the talking-head person
+    enrolled with ID sequence ``seq``."""
+    clock = VirtualTime()
+    svc = VerificationService(vctx, engine_factory=lambda: engine, clock=clock)
+    svc.rng = random.Random(0)
+    return svc, clock, enroll(vctx, read_video(faces_dir / VIDEO)[TEMPLATE_FRAME], seq=seq)
+
+
 @pytest.mark.parametrize("extra_ms", [steps.HINT_EXTRA_WINDOW_MS, 0])
 def test_given_a_slow_answer_to_the_hint_when_the_window_grows_after_it_then_seen_and_missed_without_the_growth(
     vctx: AppContext, frame_engine: FaceEngine, faces_dir: Path, clip: Clip, monkeypatch: pytest.MonkeyPatch,
@@ -139,10 +149,7 @@ def test_given_a_slow_answer_to_the_hint_when_the_window_grows_after_it_then_see
     # The full turn 3.5 s after the hint reached the phone, answers 1 s late (a slow network): it begins past
     # the 8 s window (benchmarks/hint_recovery.py: 0 of 2 seen at this timing without the growth).
     monkeypatch.setattr(steps, "HINT_EXTRA_WINDOW_MS", extra_ms)
-    clock = VirtualTime()
-    svc = VerificationService(vctx, engine_factory=lambda: frame_engine, clock=clock)
-    svc.rng = random.Random(0)
-    p = enroll(vctx, read_video(faces_dir / VIDEO)[TEMPLATE_FRAME], seq=72)
+    svc, clock, p = _paced(vctx, frame_engine, faces_dir, seq=72)
     phone, hint_ms = _weak_then_full(svc, clock, p, clip, frame_engine, after_hint_ms=3500, lag_ms=1000)
     assert hint_ms + 3500 > steps.CHALLENGE_WINDOW_MS, hint_ms  # the full turn begins after the plain window
     with vctx.db.session() as s:
@@ -222,10 +229,7 @@ def test_given_a_hint_said_slowly_when_the_page_reports_hearing_it_then_the_step
 ) -> None:
     # The hint's speech takes 4.5 s (a slow Mandarin voice: espeak-ng's cmn says TURN_MORE in 6.3 s at the page's
     # rate), the user turns 2.7 s after it ended (issue 12's slowest): past the fixed +3 s window.
-    clock = VirtualTime()
-    svc = VerificationService(vctx, engine_factory=lambda: frame_engine, clock=clock)
-    svc.rng = random.Random(0)
-    p = enroll(vctx, read_video(faces_dir / VIDEO)[TEMPLATE_FRAME], seq=73)
+    svc, clock, p = _paced(vctx, frame_engine, faces_dir, seq=73)
     phone, heard_ms = _weak_then_heard(svc, clock, p, clip, frame_engine, speech_ms=4500, react_ms=2700,
                                        report=report)
     assert heard_ms + 2700 > steps.CHALLENGE_WINDOW_MS + steps.HINT_EXTRA_WINDOW_MS, heard_ms
@@ -252,10 +256,7 @@ def test_given_a_hearing_reported_late_when_the_cap_is_lower_then_the_window_sto
 ) -> None:
     cap = steps.CHALLENGE_WINDOW_MS + steps.HINT_EXTRA_WINDOW_MS + 200
     monkeypatch.setattr(steps, "HINT_MAX_WINDOW_MS", cap)
-    clock = VirtualTime()
-    svc = VerificationService(vctx, engine_factory=lambda: frame_engine, clock=clock)
-    svc.rng = random.Random(0)
-    p = enroll(vctx, read_video(faces_dir / VIDEO)[TEMPLATE_FRAME], seq=74)
+    svc, clock, p = _paced(vctx, frame_engine, faces_dir, seq=74)
     phone, _ = _weak_then_heard(svc, clock, p, clip, frame_engine, speech_ms=4500, react_ms=2700,
                                 report="heard")
     st = _step(vctx, phone.session_id)
@@ -269,10 +270,7 @@ def test_given_a_hearing_reported_late_when_the_cap_is_lower_then_the_window_sto
 def test_given_hearings_reported_before_any_hint_when_the_hint_comes_then_they_are_ignored(
     vctx: AppContext, frame_engine: FaceEngine, faces_dir: Path, clip: Clip,
 ) -> None:
-    clock = VirtualTime()
-    svc = VerificationService(vctx, engine_factory=lambda: frame_engine, clock=clock)
-    svc.rng = random.Random(0)
-    p = enroll(vctx, read_video(faces_dir / VIDEO)[TEMPLATE_FRAME], seq=75)
+    svc, clock, p = _paced(vctx, frame_engine, faces_dir, seq=75)
     phone, _ = _weak_then_heard(svc, clock, p, clip, frame_engine, speech_ms=0, react_ms=1000, report="before")
     st = _step(vctx, phone.session_id)
     hint = st["hint"]
@@ -289,10 +287,7 @@ def test_given_a_slow_prompt_the_hint_waits_for_when_the_page_reports_hearing_bo
     # for the prompt; the user turns 2.7 s after hearing the hint, ~15 s after the prompt. The hint's hearing
     # (~12.4 s) comes after the fixed 11 s window closed: only a window counted from the prompt's hearing is
     # still open to take the report.
-    clock = VirtualTime()
-    svc = VerificationService(vctx, engine_factory=lambda: frame_engine, clock=clock)
-    svc.rng = random.Random(0)
-    p = enroll(vctx, read_video(faces_dir / VIDEO)[TEMPLATE_FRAME], seq=76)
+    svc, clock, p = _paced(vctx, frame_engine, faces_dir, seq=76)
     phone, heard_ms = _weak_then_heard(svc, clock, p, clip, frame_engine, speech_ms=6300, react_ms=2700,
                                        report="heard", prompt_ms=6100, prompt_report=prompt_report)
     fixed = steps.CHALLENGE_WINDOW_MS + steps.HINT_EXTRA_WINDOW_MS
