@@ -20,8 +20,10 @@
   const HINT_REPEAT_MS = 6000; // speak the same hint again at most this often
   const PROMPT_QUIET_MS = 2500; // no hint is spoken this soon after a prompt
   // An action hint not heard to its end this long after it was shown counts as heard when shown (no speech came:
-  // a voice still busy, a speech engine that never says "end"). espeak-ng's Mandarin says the longest hint in
-  // 6.7 s at our rate (lifecert/services/verification/steps.py), the voice may be busy ~2 s before it.
+  // a voice still busy, a speech engine that never says "end"); a prompt's hearing is then not reported at all.
+  // espeak-ng's Mandarin says the longest hint in 6.3 s (6.7 s with its trailing silence) at our rate
+  // (lifecert/services/verification/steps.py); the voice may be busy ~2-3 s before it with the prompt (6.1 s for a
+  // turn: benchmarks hint_heard, where the hint is heard at most 9.3 s after it was shown).
   const HINT_HEARD_WAIT_MS = 10000;
   // the server's action hints (steps.ACTION_HINT_CODES): the step's window runs on from when one was heard
   const ACTION_HINTS = new Set(["TURN_MORE", "LOOK_BACK", "DO_ACTION", "BLINK_FIRMLY", "OPEN_WIDER", "NOD_MORE", "LOOK_UP"]);

@@ -145,6 +145,8 @@ HINT_MAX_WINDOW_MS = 20_000
 # step whose prompt is reported heard runs CHALLENGE_WINDOW_MS from then (:func:`prompt_window`), an action hint
 # adds to that (:func:`hint_window`'s ``base``), within the same HINT_MAX_WINDOW_MS. ACTION_HINT_AFTER_MS still
 # counts from the reveal: a user who read the prompt has tried by then, and the hint waits for the voice anyway.
+# What it opens: a client can now hold ANY challenge step open up to HINT_MAX_WINDOW_MS (before, only a hinted
+# one); the frame budget counts it (paced.extended_steps), and pad_eval still models only the fixed windows.
 
 # framing issue -> live hint code (lifecert.domain.challenges.HINT_CODES)
 HINT_FOR: dict[str, str] = {
