@@ -21,8 +21,9 @@ saying BLINK_FIRMLY / TURN_MORE at the page's rate: README section ``hint_speech
 arrives), 3600 and 6100 (espeak-ng's nod and turn_left prompts, ``hint_speech``). As the page does (app.js
 ``setHints``): the hint is SHOWN with the first answer that brings it; it is SAID at the first answer bringing it
 that finds the voice free and comes more than PROMPT_QUIET_MS after the prompt; the report is the end of that
-speech, unless it has not ended HINT_HEARD_WAIT_MS after the hint was shown: then the page reports the time it was
-shown (``text``), while the person still hears it at the end of the speech and turns then. The first, too small
+speech, unless it has not ended HINT_HEARD_WAIT_MS after the hint was shown, or after it was said if that came
+later: then the page reports the time it was shown (``text``), while the person still hears it at the end of the
+speech and turns then. The first, too small
 turn still comes ``first`` ms after the prompt APPEARED (the person reads it; one who waits to hear the prompt is
 not modelled). ``react``: 1000 and 2700 (issue 12's slowest). ``lag``: extra ms per chunk answer (server +
 network). Synthetic: the turn (a warp), the person's timing, the speech times, the network; the face frames and
@@ -107,8 +108,9 @@ def one(b: TurnBench, clock: VirtualTime, seed: int, first: int, speech: int, re
     end = phone.t + LIMIT_MS + steps.HINT_MAX_WINDOW_MS
     while phone.t < end and not phone.decided and phone.step.index == 1:
         phone.tick()
-        if hint_at is not None and not said and phone.t >= hint_at + HINT_HEARD_WAIT_MS:
-            said.append((hint_at, "text"))  # not heard to its end in time: the page reports when it was shown
+        wait_from = hint_at if say_at is None else say_at  # the page's bound restarts when the voice takes it
+        if wait_from is not None and not said and phone.t >= wait_from + HINT_HEARD_WAIT_MS:
+            said.append((hint_at or 0, "text"))  # not heard to its end in time: the page reports when it was shown
             ready_at = phone.t
         if say_at is not None or len(phone.answers) == n:
             continue
@@ -120,7 +122,7 @@ def one(b: TurnBench, clock: VirtualTime, seed: int, first: int, speech: int, re
             say_at = phone.t
             heard_at = say_at + speech
             phone.script, phone.script_at = list(full), max(heard_at + react, small_end + 125)
-            if heard_at - hint_at <= HINT_HEARD_WAIT_MS and not said:
+            if speech <= HINT_HEARD_WAIT_MS and not said:
                 said.append((heard_at, "speech"))
                 ready_at = heard_at
     with b.ctx.db.session() as s:
@@ -210,13 +212,13 @@ reached phone`) and said, as the page does, at the first answer bringing it that
 speech ended. Three pages on the same draws: *both reports* (mobile-web/app.js now): the page reports when the
 prompt was heard (its speech's end; the step's base window is then 8 s from it, `base window`:
 steps.prompt_window) and when the hint was heard (the speech's end, or the time it was shown, `text`, if the speech
-has not ended {HINT_HEARD_WAIT_MS} ms after that; window = max(base + {steps.HINT_EXTRA_WINDOW_MS} ms, reported +
-{steps.HINT_HEARD_WINDOW_MS} ms), at most {steps.HINT_MAX_WINDOW_MS} ms from the prompt); *hint report*: the hint's
-report alone (the page before the prompt's report); *no report*: the fixed +{steps.HINT_EXTRA_WINDOW_MS} ms after
-the hint. Cells: turn step seen / sessions ({a.seeds} prompt-delay seeds, the same for every page); ms after the
-prompt appeared (the both-reports sessions); their windows and the rule that set them. Speech 4700 and 6300 ms are
-espeak-ng's (NOT a phone's) times for BLINK_FIRMLY and TURN_MORE, prompt 3600 and 6100 ms its nod and turn_left
-prompts (`hint_speech`).
+has not ended {HINT_HEARD_WAIT_MS} ms after it was shown or said; window = max(base +
+{steps.HINT_EXTRA_WINDOW_MS} ms, reported + {steps.HINT_HEARD_WINDOW_MS} ms), at most
+{steps.HINT_MAX_WINDOW_MS} ms from the prompt); *hint report*: the hint's report alone (the page before the
+prompt's report); *no report*: the fixed +{steps.HINT_EXTRA_WINDOW_MS} ms after the hint. Cells: turn step seen /
+sessions ({a.seeds} prompt-delay seeds, the same for every page); ms after the prompt appeared (the both-reports
+sessions); their windows and the rule that set them. Speech 4700 and 6300 ms are espeak-ng's (NOT a phone's) times
+for BLINK_FIRMLY and TURN_MORE, prompt 3600 and 6100 ms its nod and turn_left prompts (`hint_speech`).
 
 {HEAD}
 |---|---|---|---|---|---|---|---|---|---|---|---|---|---|

@@ -19,11 +19,13 @@
   const STALE_FRAME_MS = 300; // at a step change, queued frames older than this are dropped
   const HINT_REPEAT_MS = 6000; // speak the same hint again at most this often
   const PROMPT_QUIET_MS = 2500; // no hint is spoken this soon after a prompt
-  // An action hint not heard to its end this long after it was shown counts as heard when shown (no speech came:
-  // a voice still busy, a speech engine that never says "end"); a prompt's hearing is then not reported at all.
+  // An action hint not heard to its end this long after it was shown, or after it was handed to the voice if that
+  // came later (it waits for the prompt's speech), counts as heard when shown (no speech came: a voice still busy,
+  // a speech engine that never says "end"); a prompt not heard to its end this long after it was shown is not
+  // reported at all.
   // espeak-ng's Mandarin says the longest hint in 6.3 s (6.7 s with its trailing silence) at our rate
   // (lifecert/services/verification/steps.py); the voice may be busy ~2-3 s before it with the prompt (6.1 s for a
-  // turn: benchmarks hint_heard, where the hint is heard at most 9.3 s after it was shown).
+  // turn: benchmarks hint_heard, where the hint is heard up to 9.3 s after it was shown, 6.3 s after it was said).
   const HINT_HEARD_WAIT_MS = 10000;
   // the server's action hints (steps.ACTION_HINT_CODES): the step's window runs on from when one was heard
   const ACTION_HINTS = new Set(["TURN_MORE", "LOOK_BACK", "DO_ACTION", "BLINK_FIRMLY", "OPEN_WIDER", "NOD_MORE", "LOOK_UP"]);
@@ -431,6 +433,7 @@
     if (text && due && now - state.lastPromptSpoken > PROMPT_QUIET_MS && speak(text, true, heard)) {
       state.lastHintSpoken = now;
       state.hintSpoken = code;
+      if (heard) hearing.saying();
     }
   }
 
@@ -507,11 +510,21 @@
           h.ms = Math.round(performance.now() - t0);
           h.via = "speech";
         };
+        h.wait = (ms) => { // counts as heard when shown unless its speech has ended within ``ms`` from now
+          clearTimeout(h.timer);
+          h.timer = setTimeout(asShown, ms);
+          state.timers.push(h.timer);
+        };
         heard = h;
         const speech = "speechSynthesis" in window && typeof window.SpeechSynthesisUtterance === "function";
         if (!speech) asShown();
-        else state.timers.push(setTimeout(asShown, HINT_HEARD_WAIT_MS));
+        else h.wait(HINT_HEARD_WAIT_MS);
         return h.ms === null ? h.onDone : null;
+      },
+      /** The hint shown has been handed to the voice (it may have waited for the prompt's speech): its bound
+       *  counts from now. */
+      saying() {
+        if (heard && step && heard.step === step.index && heard.ms === null) heard.wait(HINT_HEARD_WAIT_MS);
       },
     };
     const heardNow = () => (heard && step && heard.step === step.index && heard.ms !== null ? heard : null);
