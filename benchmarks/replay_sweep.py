@@ -88,7 +88,7 @@ from benchmarks import pad_eval as pe  # noqa: E402
 from benchmarks.accuracy import update_readme  # noqa: E402
 from lifecert.config import Settings  # noqa: E402
 from lifecert.engine.liveness import LivenessParams  # noqa: E402
-from lifecert.engine.pad import PadModel, fuse_session, pad_spec  # noqa: E402
+from lifecert.engine.pad import REAL_CLASS, PadModel, fuse_session, pad_spec  # noqa: E402
 from lifecert.services.evaluation import machine_info  # noqa: E402
 from lifecert.services.verification import load_frame_engine, steps  # noqa: E402
 
@@ -122,6 +122,7 @@ class Variant:
     face: tuple[float, float] | None = None  # face box width / frame width (None: pad_eval.GENUINE_FACE_FRAC)
     acted: bool = False  # genuine: the person ACTS the drawn challenges, paced as production (active checks too)
     fill: bool = False  # genuine frames by oval_picture (the screens' picture function), not attacks.genuine_frame
+    nets: bool = False  # also keep each MiniFASNet's own P(real) of production's PAD frames (NetRecorder)
 
 
 VARIANTS: tuple[Variant, ...] = (
@@ -176,6 +177,11 @@ VARIANTS: tuple[Variant, ...] = (
             acted=True, face=FACE_F25, fill=True),
     Variant("acted_genuine_f35", "GENUINE ACTING the drawn challenges, face 0.35-0.45 of the width", genuine=True,
             acted=True, face=FACE_F35, fill=True),
+    # session 8: the rows above again (the same draws and frames), with each net's P(real) kept (net_check)
+    Variant("closer_default_nets", "closer_default, each net's P(real) kept", width=WIDER_PHONE, nets=True),
+    Variant("cued_closer_default_nets", "cued_closer_default, each net's P(real) kept", width=WIDER_PHONE, cued=True,
+            nets=True),
+    Variant("genuine_nets", "genuine, each net's P(real) kept", genuine=True, nets=True),
 )
 BY_NAME = {v.name: v for v in VARIANTS}
 
@@ -223,6 +229,42 @@ def oval_picture(src: np.ndarray, size: tuple[int, int], zoom: float,
     sharp = out.copy()
     sharp[y0:y1, x0:x1] = scaled[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
     return np.clip(out * (1 - alpha) + sharp * alpha, 0, 255).astype(np.uint8)
+
+
+class NetRecorder:
+    """Stands in for the worker's PadModel while a session is scored: box_for and the rest are the model's,
+    score_many returns what PadModel.score_many returns (the nets' mean P(real), after the exposure
+    normalisation) and keeps each net's own P(real) in ``per_net`` (net name -> values, in call order)."""
+
+    def __init__(self, pad: PadModel) -> None:
+        self.pad = pad
+        self.per_net: dict[str, list[float]] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.pad, name)
+
+    def score_many(self, frames: Sequence[np.ndarray], boxes: Sequence[Any]) -> np.ndarray:
+        if not frames:
+            return np.zeros(0, dtype=np.float64)
+        if self.pad.exposure is not None:
+            norm = self.pad.exposure
+            frames = [norm.apply(f, b) for f, b in zip(frames, boxes, strict=True)]
+        total = np.zeros((len(frames), 3), dtype=np.float64)
+        for net in self.pad.nets:
+            p = net.probabilities(frames, boxes)
+            total += p
+            self.per_net.setdefault(net.name, []).extend(float(x) for x in p[:, REAL_CLASS])
+        return np.asarray(total[:, REAL_CLASS] / len(self.pad.nets), dtype=np.float64)
+
+
+def production_pad_index(row: dict[str, Any]) -> list[int]:
+    """The indices into ``row["frames"]`` of the frames pad_eval.production_pad_scores takes (the same rule:
+    per steps.CHUNK_MS chunk, steps.pad_pick among the frames with a PAD score)."""
+    chunks: dict[int, list[int]] = defaultdict(list)
+    for i, f in enumerate(row["frames"]):
+        if f["pad"] is not None:
+            chunks[int(f["t"]) // steps.CHUNK_MS].append(i)
+    return [i for _, idx in sorted(chunks.items()) for k, i in enumerate(idx) if k in steps.pad_pick(len(idx))]
 
 
 @dataclass(frozen=True)
@@ -346,6 +388,26 @@ class Sweep:
     def run(self, variant: str, clip: str, number: int) -> dict[str, Any]:
         t0 = time.process_time()
         v = BY_NAME[variant]
+        pad_model = self.worker.pad
+        if v.nets:
+            self.worker.pad = NetRecorder(pad_model)  # type: ignore[assignment]
+        try:
+            out = self._run(v, clip, number, t0)
+        finally:
+            rec, self.worker.pad = self.worker.pad, pad_model
+        if isinstance(rec, NetRecorder):
+            row = out.pop("_row")
+            face = [i for i, f in enumerate(row["frames"]) if f["pad"] is not None]  # Worker.score's order
+            at = {i: k for k, i in enumerate(face)}
+            picks = production_pad_index(row)
+            if [round(row["frames"][i]["pad"], 5) for i in picks] != out["pad_scores"]:
+                raise RuntimeError(f"{variant}/{clip}/{number}: production's PAD frames not found again")
+            out["net_scores"] = {name: [round(vals[at[i]], 5) for i in picks] for name, vals in rec.per_net.items()}
+        out.pop("_row", None)
+        return out
+
+    def _run(self, v: Variant, clip: str, number: int, t0: float) -> dict[str, Any]:
+        variant = v.name
         active: dict[str, Any] = {}
         if v.cued or v.acted:
             sq, meta = self.cued(v, clip, number) if v.cued else self.acted(v, clip, number)
@@ -374,7 +436,7 @@ class Sweep:
                 "threshold": pad.threshold.value, "fusion": pad.threshold.fusion,
                 "pad_attack": pad.is_attack(session),
                 "face_width_median": round(float(np.median(face_w)), 3) if face_w else None,
-                "cues": row["cues"], "cpu_s": round(time.process_time() - t0, 2)} | active
+                "cues": row["cues"], "cpu_s": round(time.process_time() - t0, 2), "_row": row} | active
 
 
 _SWEEP: Sweep | None = None
@@ -472,6 +534,60 @@ def statistic_check(rows: dict[tuple[str, str], list[dict[str, Any]]]) -> dict[s
     return out
 
 
+NET_FUSIONS = ("mean", "min", "pad_v2", "pad_v1se")  # mean = production (PadModel.score_many)
+NET_CHECK = ("per frame, the two nets' P(real) fused as named (mean = production; min; one net alone: pad_v2 = "
+             "MiniFASNetV2 on the 2.7x crop, pad_v1se = MiniFASNetV1SE on the 4.0x crop), per session the manifest's "
+             "fusion over production's PAD frames; threshold = the lowest session score of `genuine_nets` with even "
+             "session numbers (half A, BPCER 0 there); rates of the odd session numbers (half B)")
+
+
+def net_check(rows: dict[tuple[str, str], list[dict[str, Any]]], fusion: str) -> dict[str, Any]:
+    """Do the two nets differ on held-closer replays? For each way of fusing the nets per frame (NET_FUSIONS),
+    the session statistic is production's (``fusion``); threshold from half A of the genuine controls, rates
+    from half B (:func:`statistic_check`'s split), for the ``nets`` rows (PAD alone; cued rows also PAD +
+    active)."""
+    def frame_values(r: dict[str, Any], how: str) -> list[float]:
+        v2, v1 = r["net_scores"].get("pad_v2", []), r["net_scores"].get("pad_v1se", [])  # none: no face found
+        if how == "mean":
+            return [(a + b) / 2 for a, b in zip(v2, v1, strict=True)]
+        if how == "min":
+            return [min(a, b) for a, b in zip(v2, v1, strict=True)]
+        return list(r["net_scores"].get(how, []))
+
+    def score(r: dict[str, Any], how: str) -> float:
+        return fuse_session(frame_values(r, how), fusion)
+
+    def refused(r: dict[str, Any], how: str, thr: float) -> bool:
+        s = score(r, how)
+        return math.isnan(s) or s < thr
+
+    nets = [v for v in VARIANTS if v.nets]
+    out: dict[str, Any] = {"how": NET_CHECK}
+    gen = [r for c in pe.CLIPS for r in rows[("genuine_nets", c)] if "net_scores" in r]
+    for how in NET_FUSIONS:
+        cal = [s for r in gen if r["number"] % 2 == 0 and not math.isnan(s := score(r, how))]
+        if not cal:
+            continue
+        thr = min(cal)
+        res: dict[str, Any] = {"threshold_half_a": round(thr, 4), "n_half_a": len(cal), "half_b": {}}
+        for v in nets:
+            b = [r for c in pe.CLIPS for r in rows[(v.name, c)] if r["number"] % 2 == 1 and "net_scores" in r]
+            if not b:
+                continue
+            res["half_b"][v.name] = pe.rate(b, lambda r, h=how, t=thr: refused(r, h, t), attack=not v.genuine)
+            if v.cued:
+                res["half_b"][v.name + "+active"] = pe.rate(
+                    b, lambda r, h=how, t=thr: refused(r, h, t) or not r["active_pass"], attack=True)
+        out[how] = res
+    med = {}
+    for v in nets:
+        both = [r for c in pe.CLIPS for r in rows[(v.name, c)] if "net_scores" in r]
+        if both:
+            med[v.name] = {how: round(float(np.nanmedian([score(r, how) for r in both])), 3) for how in NET_FUSIONS}
+    out["median_session_score"] = med
+    return out
+
+
 def cued_rates(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Cued replays: APCER of the active checks alone and of production's decision (PAD + active: a session
     passes only when PAD lets it through AND the active checks confirm it)."""
@@ -520,6 +636,7 @@ def summarize(cache_dir: Path) -> dict[str, Any]:
         "synthetic": "the phone and its screen (attacks.PhoneScreen), the room, the hand tremor, the camera",
         "variants": {}}
     out["statistic_check"] = statistic_check(rows)
+    out["net_check"] = net_check(rows, spec.threshold.fusion)
     out["cue_auc_vs_genuine"] = cue_auc(rows)
     for v in VARIANTS:
         per_clip = {c: cell(rows[(v.name, c)], v.genuine) for c in pe.CLIPS if rows[(v.name, c)]}
@@ -598,6 +715,19 @@ def readme(res: dict[str, Any]) -> str:
                 hb = sc[fusion]["half_b"]
                 lines.append(f"| {fusion} | {sc[fusion]['threshold_half_a']:.3f} | " + " | ".join(
                     f"{hb[k]['errors']}/{hb[k]['n']}" if k in hb else "—" for k in res["variants"]) + " |")
+    nc = res.get("net_check", {})
+    if any(h in nc for h in NET_FUSIONS):
+        cols = sorted({k for h in NET_FUSIONS if h in nc for k in nc[h]["half_b"]})
+        lines += ["", f"**Do the two nets differ?** ({nc['how']}). Half-B rates, PAD passes (attacks) / refuses "
+                  "(genuine):", "", "| nets fused per frame | threshold (half A) | " + " | ".join(
+                      f"`{k}`" for k in cols) + " | median session score (" + ", ".join(
+                      f"`{k}`" for k in nc["median_session_score"]) + ") |", "|---|---|" + "---|" * (len(cols) + 1)]
+        for how in NET_FUSIONS:
+            if how in nc:
+                hb = nc[how]["half_b"]
+                lines.append(f"| {how} | {nc[how]['threshold_half_a']:.3f} | " + " | ".join(
+                    _pct(hb[k]) if k in hb else "—" for k in cols) + " | " + ", ".join(
+                    f"{m[how]:.2f}" for m in nc["median_session_score"].values()) + " |")
     ca = res.get("cue_auc_vs_genuine", {})
     if ca:
         lines += ["", "**spoof_cues against the genuine controls** (AUC, P(replay value > genuine value); 0.5 = no "

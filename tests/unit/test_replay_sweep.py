@@ -96,7 +96,7 @@ def test_given_cued_replays_when_rated_then_only_sessions_passing_both_pad_and_t
 def test_cued_variants_act_and_are_attacks() -> None:
     cued = [v for v in rs.VARIANTS if v.cued]
     assert {v.name for v in cued} == {"cued_default", "cued_closer_default", "cued_closer_default_f25",
-                                      "cued_closer_default_f35"}
+                                      "cued_closer_default_f35", "cued_closer_default_nets"}
     assert all(not v.genuine for v in cued)
 
 
@@ -152,3 +152,56 @@ def test_given_genuine_acted_sessions_when_rated_then_a_session_is_refused_by_pa
     assert a["retry_no_face"] == 1
     assert a["steps"] == {"blink": {"judged": 2, "missed": 0}, "nod": {"judged": 1, "missed": 0},
                           "turn_left": {"judged": 1, "missed": 1}}
+
+
+class _Net:
+    """A stand-in MiniFASNet: P(class) rows from a fixed real-class value per frame."""
+
+    def __init__(self, name: str, real: list[float]) -> None:
+        self.name, self.real = name, real
+
+    def probabilities(self, frames: list[np.ndarray], boxes: list[Any]) -> np.ndarray:
+        return np.array([[1 - r, r, 0.0] for r in self.real[: len(frames)]], np.float64)
+
+
+def test_given_two_nets_when_recorded_then_the_score_is_the_models_and_each_nets_own_value_is_kept() -> None:
+    spec = rs.pad_spec()
+    model = rs.PadModel(nets=(_Net("pad_v2", [0.9, 0.2]), _Net("pad_v1se", [0.5, 0.6])),  # type: ignore[arg-type]
+                        threshold=spec.threshold)
+    frames = [np.zeros((8, 8, 3), np.uint8)] * 2
+    boxes = [(0, 0, 4, 4)] * 2
+    rec = rs.NetRecorder(model)
+    assert np.allclose(rec.score_many(frames, boxes), model.score_many(frames, boxes))
+    assert rec.per_net == {"pad_v2": [0.9, 0.2], "pad_v1se": [0.5, 0.6]}
+    assert rec.threshold is model.threshold  # everything else is the model's
+
+
+def test_production_pad_index_takes_the_frames_production_pad_scores_takes() -> None:
+    frames = [{"t": t, "pad": None if t in (125, 1500) else round(t / 7000, 5)} for t in range(0, 3000, 125)]
+    row = {"frames": frames}
+    idx = rs.production_pad_index(row)
+    assert [frames[i]["pad"] for i in idx] == rs.pe.production_pad_scores(row)
+    assert len(idx) == 3 * rs.steps.PAD_FRAMES_PER_CHUNK
+
+
+def test_given_per_net_scores_when_checked_then_each_fusion_has_its_half_a_threshold() -> None:
+    clip = rs.pe.CLIPS[0]
+
+    def r(number: int, v2: float, v1: float, active: bool = True) -> dict[str, Any]:
+        return {"number": number, "net_scores": {"pad_v2": [v2] * 3, "pad_v1se": [v1] * 3}, "active_pass": active}
+
+    rows: dict[tuple[str, str], list[dict[str, Any]]] = {
+        ("genuine_nets", clip): [r(0, 0.9, 0.8), r(2, 0.95, 0.7), r(1, 0.9, 0.9)],
+        ("closer_default_nets", clip): [r(1, 0.95, 0.5), r(3, 0.5, 0.95)],
+        ("cued_closer_default_nets", clip): [r(1, 0.99, 0.99, active=False)],
+    }
+    nc = rs.net_check(defaultdict(list, rows), "median")
+    assert nc["mean"]["threshold_half_a"] == pytest.approx(0.825)  # min(0.85, 0.825); session 1 is half B
+    assert nc["min"]["threshold_half_a"] == pytest.approx(0.7)
+    assert nc["pad_v2"]["threshold_half_a"] == pytest.approx(0.9)
+    assert nc["pad_v1se"]["threshold_half_a"] == pytest.approx(0.7)
+    # replays (0.95, 0.5) and (0.5, 0.95): each passes one net alone, neither passes min or mean
+    hb = {h: nc[h]["half_b"]["closer_default_nets"]["errors"] for h in rs.NET_FUSIONS}
+    assert hb == {"mean": 0, "min": 0, "pad_v2": 1, "pad_v1se": 1}
+    assert nc["mean"]["half_b"]["cued_closer_default_nets"]["errors"] == 1  # PAD alone lets it through
+    assert nc["mean"]["half_b"]["cued_closer_default_nets+active"]["errors"] == 0  # the active checks do not
