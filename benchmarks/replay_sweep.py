@@ -46,6 +46,11 @@ challenge, acting and hint draws as the cued rows of the same session number; a 
 video_acted), paced as production, judged by production's active checks and PAD: what a smaller face costs the
 blink / turn detection and the genuine user.
 
+PER-NET rows (``*_nets``, session 8): closer_default, cued_closer_default and genuine again (the same draws, so
+the same frames and PAD scores), with each MiniFASNet's own P(real) of production's PAD frames kept
+(:class:`NetRecorder`); :func:`net_check` asks whether one net alone or their minimum would separate the replays
+from the genuine controls better than production's mean (split halves, as :func:`statistic_check`).
+
 GENUINE controls: the same clips straight to the camera as pad_eval's genuine sessions (attacks.genuine_frame,
 face at GENUINE_FACE_FRAC of the width, shift +-0.04), the same camera draws.
 
