@@ -13,6 +13,11 @@ BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
 
 
+def int_list(text: str) -> list[int]:
+    """An argparse ``type``: "1000,2700" -> [1000, 2700] (string defaults are parsed too)."""
+    return [int(x) for x in text.split(",")]
+
+
 def machine() -> dict[str, Any]:
     """The core's machine description (CPU model, cores) plus the Python and OS versions."""
     from lifecert.services.evaluation import machine_info

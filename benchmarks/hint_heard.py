@@ -42,7 +42,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import machine, now, publish  # noqa: E402
+from benchmarks._common import int_list, machine, now, publish  # noqa: E402
 from benchmarks.hint_recovery import FULL, HINTS, LIMIT_MS, SMALL, TurnBench, turn_bench  # noqa: E402
 from lifecert.services.verification import steps  # noqa: E402
 from lifecert.storage.models_verification import VerificationSession  # noqa: E402
@@ -173,10 +173,10 @@ def main() -> None:
     ap.add_argument("--prompt", default="0,3600,6100", help="ms the voice is busy saying the prompt")
     ap.add_argument("--no-readme", action="store_true")
     a = ap.parse_args()
-    speeches = [int(x) for x in a.speech.split(",")]
-    reacts = [int(x) for x in a.react.split(",")]
-    lags = [int(x) for x in a.lag.split(",")]
-    prompts = [int(x) for x in a.prompt.split(",")]
+    speeches = int_list(a.speech)
+    reacts = int_list(a.react)
+    lags = int_list(a.lag)
+    prompts = int_list(a.prompt)
     grid = [(p, sp, r, lag) for p in prompts for sp in speeches for r in reacts for lag in lags]
     cells: dict[str, list[dict[str, Any]]] = defaultdict(list)
     with turn_bench(seq=82) as b:

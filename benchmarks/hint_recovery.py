@@ -42,7 +42,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import machine, now, publish  # noqa: E402
+from benchmarks._common import int_list, machine, now, publish  # noqa: E402
 from benchmarks.attacks import turn_head  # noqa: E402
 from lifecert.config import Settings, VerificationSettings  # noqa: E402
 from lifecert.engine.base import FaceEngine  # noqa: E402
@@ -149,10 +149,10 @@ def main() -> None:
     ap.add_argument("--lag", default="0,500,1000", help="extra ms per chunk answer (server + network)")
     ap.add_argument("--no-readme", action="store_true")
     a = ap.parse_args()
-    firsts = [int(x) for x in a.first.split(",")]
-    afters = [int(x) for x in a.after_hint.split(",")]
-    lags = [int(x) for x in a.lag.split(",")]
-    extras = [int(x) for x in a.extra_window.split(",")]
+    firsts = int_list(a.first)
+    afters = int_list(a.after_hint)
+    lags = int_list(a.lag)
+    extras = int_list(a.extra_window)
     cells: dict[str, list[dict[str, Any]]] = defaultdict(list)
     with turn_bench(seq=81) as b:
         for first in firsts:

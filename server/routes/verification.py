@@ -27,6 +27,13 @@ def _errors(*codes: ErrorCode) -> dict[int | str, dict[str, Any]]:
     return out
 
 
+# how the page knew a prompt or hint was heard (paced.HEARD_VIA); hint_heard_via and prompt_heard_via
+HeardVia = Annotated[
+    Literal["speech", "text"] | None,
+    Form(description="speech: the utterance's end; text: shown without speech (none, an error, no end in time)"),
+]
+
+
 @router.post(
     "/sessions",
     status_code=201,
@@ -83,19 +90,13 @@ async def upload_chunk(
              "heard: its speech ended, or its text was shown where nothing is spoken; the step then runs on "
              "for a while after it, bounded (steps.hint_window)"),
     ] = None,
-    hint_heard_via: Annotated[
-        Literal["speech", "text"] | None,
-        Form(description="speech: the utterance's end; text: shown without speech (none, an error, no end in time)"),
-    ] = None,
+    hint_heard_via: HeardVia = None,
     prompt_heard_ms: Annotated[
         int | None,
         Form(ge=0, le=10**9, description="client ms (same clock as timestamps) when this challenge step's prompt "
              "was heard (as hint_heard_ms); the step's window then counts from it, bounded (steps.prompt_window)"),
     ] = None,
-    prompt_heard_via: Annotated[
-        Literal["speech", "text"] | None,
-        Form(description="speech: the utterance's end; text: shown without speech (none, an error, no end in time)"),
-    ] = None,
+    prompt_heard_via: HeardVia = None,
 ) -> ChunkOut:
     received_at = svc.clock()  # before the pool: queueing must not shift the client clock mapping
     data = [await f.read() for f in frames]

@@ -351,8 +351,9 @@ class PacedCapture:
                 _hint_heard(st, heard[0] + offset - int(st["reveal_ms"]), heard[1])
             elif action is not None and not st.get("hint"):
                 # The first action hint of this step: the user needs time to hear it and try again.
-                st["hint"] = {"code": action, "ms_after_prompt": elapsed, "extra_window_ms": steps.HINT_EXTRA_WINDOW_MS,
-                              "answered_ms_after_prompt": now_ms - int(st["reveal_ms"]), "rule": "fixed"}
+                # (its rule and extra ms are set by _window below)
+                st["hint"] = {"code": action, "ms_after_prompt": elapsed,
+                              "answered_ms_after_prompt": now_ms - int(st["reveal_ms"])}
             st["window_ms"] = _window(st)
             st["result"] = j.as_dict(st["challenge"], int(st["reveal_ms"])) | _hint_note(st)
             if j.seen:
