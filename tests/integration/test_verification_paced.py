@@ -98,11 +98,20 @@ def test_given_an_action_already_under_way_at_the_prompt_when_judged_then_not_co
     svc: VerificationService, clock: VirtualTime, pensioner: Pensioner, clip: Clip, vctx: AppContext
 ) -> None:
     phone = _phone(svc, clock, _start(svc, pensioner), clip)
-    phone.neutral(1500)
+    # Stop at the answer that reveals the blink (not after a fixed 1.5 s: the prompt appears a random
+    # 300-1500 ms after that answer, and a fixed wait can run past it, so the "pre-cued" blink would
+    # land after the prompt as a real reaction; CI once drew such a delay and the blink counted).
+    for _ in range(64):
+        if phone.step.index == 1:
+            break
+        phone.tick()
     assert phone.step.challenge == "blink"
+    frame = round(1000 / phone.step.fps) if phone.step.fps else FRAME_MS
+    assert phone.t <= phone.prompt_at - frame, (phone.t, phone.prompt_at)
     # A pre-cued clip: the blink lands right at the reveal, then nothing more happens.
-    # The closed-eye frame is captured 125 ms before the prompt appears.
-    phone.neutral(max(0, phone.prompt_at - FRAME_MS - phone.t))
+    # The closed-eye frame is captured less than one frame interval before the prompt appears.
+    phone.neutral(phone.prompt_at - frame - phone.t)
+    assert phone.prompt_at - frame <= phone.t < phone.prompt_at
     phone.show(clip.actions[BLINK][2:])
     r = phone.answers[-1]
     for _ in range(12):
