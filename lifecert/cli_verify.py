@@ -118,7 +118,9 @@ def register(app: typer.Typer) -> None:
                     f"last by {st.last_method} on {st.last_evidence_date}"
                 )
             for c in confirmations_of(s, p.id)[:10]:
-                typer.echo(f"  {c.confirmed_at:%Y-%m-%d %H:%M}  {c.method:<18} valid until {c.valid_until}  {c.source}")
+                gone = f"  WITHDRAWN {c.withdrawn_at:%Y-%m-%d}: {c.withdrawn_reason}" if c.withdrawn_at else ""
+                typer.echo(f"  {c.confirmed_at:%Y-%m-%d %H:%M}  {c.method:<18} valid until {c.valid_until}  "
+                           f"{c.source}{gone}")
 
     @app.command()
     @friendly_errors

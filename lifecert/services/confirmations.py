@@ -2,7 +2,9 @@
 
 A confirmation is valid from its evidence date for ``settings.confirmation_cycle_months``
 months. A pensioner's standing is decided by the newest ``valid_until`` of all their
-confirmations (any method). Only ACTIVE pensioners are listed as due or overdue;
+confirmations (any method) that stand: a WITHDRAWN confirmation (:func:`withdraw_confirmation`,
+e.g. a spot check that found fraud) stays on record and counts for nothing
+(``SurvivalConfirmation.stands()`` in every query of standing). Only ACTIVE pensioners are listed as due or overdue;
 a pensioner who was never confirmed is listed as overdue with status ``never_confirmed``.
 """
 
@@ -87,13 +89,14 @@ class Standing:
 def latest_confirmation(session: Session, pensioner_id: int) -> SurvivalConfirmation | None:
     return session.scalars(
         select(SurvivalConfirmation)
-        .where(SurvivalConfirmation.pensioner_id == pensioner_id)
+        .where(SurvivalConfirmation.pensioner_id == pensioner_id, SurvivalConfirmation.stands())
         .order_by(SurvivalConfirmation.valid_until.desc(), SurvivalConfirmation.id.desc())
         .limit(1)
     ).first()
 
 
 def confirmations_of(session: Session, pensioner_id: int) -> list[SurvivalConfirmation]:
+    """Every confirmation on record, newest first, withdrawn ones included (``withdrawn_at`` set)."""
     return list(
         session.scalars(
             select(SurvivalConfirmation)
@@ -129,6 +132,7 @@ def status_of(session: Session, pensioner: Pensioner, *, today: date | None = No
 def _latest_valid_until_subquery() -> Any:
     return (
         select(SurvivalConfirmation.pensioner_id, func.max(SurvivalConfirmation.valid_until).label("vu"))
+        .where(SurvivalConfirmation.stands())
         .group_by(SurvivalConfirmation.pensioner_id)
         .subquery()
     )
@@ -165,3 +169,33 @@ def overdue(session: Session, *, today: date | None = None, include_never: bool 
         .order_by(sub.c.vu.is_(None), sub.c.vu, Pensioner.id)
     ).scalars()
     return [status_of(session, p, today=t) for p in rows]
+
+
+def withdraw_confirmation(
+    session: Session, confirmation_id: int, *, by: int | None, actor: str, role: str, reason: str,
+    case_id: int | None = None, client_addr: str = "",
+) -> SurvivalConfirmation:
+    """Withdraw a confirmation in the caller's transaction: it stays on record (who, when, why) and no
+    longer counts for the pensioner's standing. Audited as ``confirmation.withdraw``. A confirmation
+    already withdrawn is a Conflict; an unknown one NotFound; an empty reason BAD_REQUEST."""
+    from lifecert.domain.errors import Conflict, ErrorCode, LifecertError, NotFound
+    from lifecert.services import audit
+    from lifecert.storage.models import utcnow
+
+    if not reason.strip():
+        raise LifecertError("withdrawing a confirmation needs a reason", code=ErrorCode.BAD_REQUEST, field="reason")
+    conf = session.get(SurvivalConfirmation, confirmation_id)
+    if conf is None:
+        raise NotFound(f"no survival confirmation {confirmation_id}")
+    if conf.withdrawn_at is not None:
+        raise Conflict(f"survival confirmation {confirmation_id} is already withdrawn")
+    conf.withdrawn_at = utcnow()
+    conf.withdrawn_by = by
+    conf.withdrawn_reason = reason.strip()[:500]
+    session.flush()
+    audit.record(session, actor=actor, role=role, action="confirmation.withdraw", object_type="survival_confirmation",
+                 object_id=conf.id, client_addr=client_addr,
+                 detail={"pensioner_id": conf.pensioner_id, "case_id": case_id, "method": conf.method,
+                         "source": conf.source, "evidence_date": conf.evidence_date.isoformat(),
+                         "reason": conf.withdrawn_reason})
+    return conf

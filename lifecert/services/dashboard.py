@@ -177,6 +177,7 @@ def _due_and_overdue(session: Session, cyc: Cycle, prefix: str, policies: list[C
         select(SurvivalConfirmation.pensioner_id.label("pid"),
                func.max(case((ev < cyc.first, ev))).label("before"),
                func.max(case((ev <= cyc.as_of, ev))).label("latest"))
+        .where(SurvivalConfirmation.stands())
         .group_by(SurvivalConfirmation.pensioner_id)
     )
     if prefix:  # aggregate only the scope's confirmations, not the whole table
@@ -227,7 +228,7 @@ def _due_and_overdue(session: Session, cyc: Cycle, prefix: str, policies: list[C
 def _certified(session: Session, cyc: Cycle, prefix: str, rows: dict[str, RegionCycle]) -> None:
     in_cycle = and_(SurvivalConfirmation.evidence_date >= cyc.first, SurvivalConfirmation.evidence_date <= cyc.as_of)
     base = (select(Pensioner.region_code).join(SurvivalConfirmation, SurvivalConfirmation.pensioner_id == Pensioner.id)
-            .where(in_cycle, _in_prefix(Pensioner.region_code, prefix)))
+            .where(in_cycle, SurvivalConfirmation.stands(), _in_prefix(Pensioner.region_code, prefix)))
     people = func.count(func.distinct(Pensioner.id))
     for region, n in session.execute(base.add_columns(people).group_by(Pensioner.region_code)):
         _row(rows, region).certified = int(n)

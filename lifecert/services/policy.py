@@ -102,7 +102,7 @@ def last_evidence(session: Session, pensioner_id: int) -> tuple[date | None, boo
         select(func.max(SurvivalConfirmation.evidence_date),
                func.max(case((SurvivalConfirmation.method == ConfirmationMethod.DATA_COMPARISON,
                               SurvivalConfirmation.evidence_date))))
-        .where(SurvivalConfirmation.pensioner_id == pensioner_id)
+        .where(SurvivalConfirmation.pensioner_id == pensioner_id, SurvivalConfirmation.stands())
     ).one()
     last, last_dc = row
     return last, last is not None and last == last_dc
@@ -148,6 +148,7 @@ def iter_register(session: Session, *, region_prefix: str = "", batch: int = 20_
                func.max(SurvivalConfirmation.evidence_date).label("last"),
                func.max(case((SurvivalConfirmation.method == ConfirmationMethod.DATA_COMPARISON,
                               SurvivalConfirmation.evidence_date))).label("last_dc"))
+        .where(SurvivalConfirmation.stands())
         .group_by(SurvivalConfirmation.pensioner_id)
         .subquery()
     )

@@ -310,6 +310,7 @@ def sweep(session: Session, today: date, *, region_prefix: str = "") -> SweepRes
     last = (select(SurvivalConfirmation.pensioner_id.label("pid"),
                    func.max(SurvivalConfirmation.evidence_date).label("d"),
                    func.max(SurvivalConfirmation.id).label("cid"))
+            .where(SurvivalConfirmation.stands())
             .group_by(SurvivalConfirmation.pensioner_id).subquery())
     rows = session.execute(
         select(Suspension.pensioner_id, last.c.d, last.c.cid).join(last, last.c.pid == Suspension.pensioner_id)

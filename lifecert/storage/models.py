@@ -26,6 +26,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.sql.elements import ColumnElement
 
 from lifecert.storage.db import Base
 
@@ -199,6 +200,16 @@ class SurvivalConfirmation(Base):
     source: Mapped[str] = mapped_column(String(128), default="")  # session id, department, reviewer
     evidence: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"), default=None)
+    # Withdrawn (e.g. a spot check found the session was fraud): kept for the record, but it no
+    # longer counts for anyone's standing, due date, dashboard or report (see :meth:`stands`).
+    withdrawn_at: Mapped[datetime | None] = mapped_column(TZDateTime(), default=None)
+    withdrawn_by: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"), default=None)
+    withdrawn_reason: Mapped[str | None] = mapped_column(String(500), default=None)
+
+    @staticmethod
+    def stands() -> ColumnElement[bool]:
+        """The WHERE clause of confirmations that count (not withdrawn): every query of standing uses it."""
+        return SurvivalConfirmation.withdrawn_at.is_(None)
 
 
 class ReviewKind:
@@ -207,6 +218,7 @@ class ReviewKind:
     DATA_CONFLICT = "data_conflict"
     NAME_MISMATCH = "name_mismatch"
     TIP_OFF = "tip_off"
+    SPOT_CHECK = "spot_check"
 
 
 class ReviewCase(Base):

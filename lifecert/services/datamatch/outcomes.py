@@ -149,7 +149,7 @@ def latest_confirmations(session: Session, pensioner_ids: list[int]) -> dict[int
         return {}
     sub = (
         select(SurvivalConfirmation.pensioner_id, func.max(SurvivalConfirmation.evidence_date).label("d"))
-        .where(SurvivalConfirmation.pensioner_id.in_(pensioner_ids))
+        .where(SurvivalConfirmation.pensioner_id.in_(pensioner_ids), SurvivalConfirmation.stands())
         .group_by(SurvivalConfirmation.pensioner_id)
         .subquery()
     )
@@ -158,6 +158,7 @@ def latest_confirmations(session: Session, pensioner_ids: list[int]) -> dict[int
                SurvivalConfirmation.evidence_date, SurvivalConfirmation.source)
         .join(sub, (sub.c.pensioner_id == SurvivalConfirmation.pensioner_id)
               & (sub.c.d == SurvivalConfirmation.evidence_date))
+        .where(SurvivalConfirmation.stands())
     ).all()
     return {
         pid: {"id": cid, "method": method, "evidence_date": d.isoformat(), "source": src}
