@@ -97,6 +97,11 @@ class VerificationSettings(BaseModel):
     embed_best_k: int = 2  # p95 282 ms at 5 sessions/s on 2 cores, k=3 490 ms (benchmarks/verify_latency.py)
     rate_limit_per_id_per_hour: int = 10
     rate_limit_per_client_per_hour: int = 60
+    # Caseworker spot checks of CONFIRMED sessions (lifecert/domain/spotcheck.py): the share drawn at
+    # random (0: none), and the upper end of the PAD grey band, overriding the PAD pack's `audit_below`
+    # in models/manifest.toml (it must lie above the PAD threshold; checked when the service starts)
+    audit_sample_rate: float = Field(default=0.02, ge=0.0, le=1.0)
+    audit_pad_below: float | None = Field(default=None, gt=0.0, le=1.0)
 
 
 class LivenessSettings(BaseModel):

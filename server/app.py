@@ -102,6 +102,9 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
     async def readyz() -> JSONResponse:
         pad: PadStatus | None = app.state.pad
         extra = {"pad": pad.as_dict()["pad"], "pad_reason": pad.reason} if pad is not None else {}
+        svc = getattr(app.state, "verification", None)
+        if svc is not None:  # caseworker spot checks: whether the PAD grey band is on (values in the start-up log)
+            extra["audit_band"] = "on" if svc.spot_checks.band is not None else "off"
         if app.state.ready:
             return JSONResponse({"status": "ready", **extra})
         return JSONResponse({"status": "starting", **extra}, status_code=503)

@@ -33,6 +33,7 @@ class CaseKind(StrEnum):
     DATA_CONFLICT = "data_conflict"
     NAME_MISMATCH = "name_mismatch"
     TIP_OFF = "tip_off"
+    SPOT_CHECK = "spot_check"  # a CONFIRMED session drawn for a caseworker's look (lifecert.domain.spotcheck)
 
 
 class Decision(StrEnum):
@@ -46,6 +47,7 @@ class Decision(StrEnum):
     DUPLICATE_CONFIRMED = "duplicate_confirmed"
     NOT_DUPLICATE = "not_duplicate"
     UNFOUNDED = "unfounded"  # a tip-off checked and found baseless: closed, nothing recorded
+    GENUINE = "genuine"  # a spot check: the living pensioner; closed, the confirmation already stands
 
 
 # --- parts shared by several payloads ----------------------------------------------------------
@@ -140,32 +142,55 @@ class EnrollmentRow(Versioned):
     detail: str = ""
 
 
-# --- the payloads ------------------------------------------------------------------------------
-
-
 @dataclass(frozen=True, kw_only=True)
-class VerificationReview(Versioned):
-    """A verification session the rules sent to a person (LOW_MATCH, LIVENESS_FAILED,
-    DIFFERENT_PERSONS, MATCHES_OTHER_PENSIONER, TOO_MANY_RETRIES, ...). ``match`` is the fused
-    best-frame similarity to the pensioner's own templates, ``threshold`` the verify threshold
-    in force; both None when the session stopped before matching."""
+class SessionEvidence(Versioned):
+    """What one verification session measured: the fields the payloads about a session share (not a
+    payload itself; the JSON stays flat). ``match`` is the fused best-frame similarity to the
+    pensioner's own templates, ``threshold`` the verify threshold in force; both None when the session
+    stopped before matching. ``pad_score``: presentation-attack detection P(real) fused over the
+    session, None when PAD was off."""
 
-    type: Literal["verification"] = "verification"
     session_id: str
-    reason: str
-    underlying_reason: str | None = None  # TOO_MANY_RETRIES: the reason of the last retry
-    retry_count: int = 0
     match: float | None = None
     threshold: float | None = None
     model_key: str | None = None
     best_frames: tuple[FrameRef, ...] = ()
     challenges: tuple[ChallengeOutcome, ...] = ()
+    pad_score: float | None = None
+    pad_threshold: float | None = None
+
+
+# --- the payloads ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerificationReview(SessionEvidence):
+    """A verification session the rules sent to a person (LOW_MATCH, LIVENESS_FAILED,
+    DIFFERENT_PERSONS, MATCHES_OTHER_PENSIONER, TOO_MANY_RETRIES, ...)."""
+
+    type: Literal["verification"] = "verification"
+    reason: str
+    underlying_reason: str | None = None  # TOO_MANY_RETRIES: the reason of the last retry
+    retry_count: int = 0
     one_to_n: tuple[FaceHit, ...] = ()
     one_person_min_similarity: float | None = None
     liveness_issue: str | None = None  # still_image | flat_photo | ...
-    pad_score: float | None = None  # presentation-attack detection P(real), fused over the session
-    pad_threshold: float | None = None
     analysis: dict[str, Any] = field(default_factory=dict)  # the full analysis record, for the specialist
+
+
+@dataclass(frozen=True, kw_only=True)
+class SpotCheck(SessionEvidence):
+    """A CONFIRMED session drawn for a caseworker's look (lifecert.domain.spotcheck): the confirmation
+    ``confirmation_id`` stands until a caseworker finds fraud. ``reasons``: SpotCheckReason values, most
+    telling first; ``pad_band``: the grey band [low, high) in force when the session was decided (None:
+    no band); ``sample_rate``: the random sample's rate then."""
+
+    type: Literal["spot_check"] = "spot_check"
+    reasons: tuple[str, ...]
+    confirmation_id: int
+    method: str  # face_self_service | assisted
+    pad_band: tuple[float, float] | None = None
+    sample_rate: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -241,7 +266,7 @@ class TipOffReport(Versioned):
 
 CasePayload = (
     VerificationReview | EnrollmentReject | DuplicateFace | IdCollision | NameMismatch | AliveAfterDeath
-    | DeathAfterConfirmation | TipOffReport
+    | DeathAfterConfirmation | TipOffReport | SpotCheck
 )
 
 # The queue each payload type sits in.
@@ -254,6 +279,7 @@ KIND_OF: dict[str, CaseKind] = {
     "alive_after_death": CaseKind.DATA_CONFLICT,
     "death_after_confirmation": CaseKind.DATA_CONFLICT,
     "tip_off": CaseKind.TIP_OFF,
+    "spot_check": CaseKind.SPOT_CHECK,
 }
 
 _ADAPTER: TypeAdapter[CasePayload] = TypeAdapter(Annotated[CasePayload, Field(discriminator="type")])
@@ -294,7 +320,7 @@ def load_payload(raw: object) -> CasePayload | UnreadablePayload:
 
 def photo_shas(payload: CasePayload | UnreadablePayload) -> list[str]:
     """Photos the payload itself refers to (camera frames, the enrollment photo), in display order."""
-    if isinstance(payload, VerificationReview):
+    if isinstance(payload, SessionEvidence):
         return [f.sha256 for f in payload.best_frames]
     if isinstance(payload, EnrollmentRow) and payload.photo_sha256:
         return [payload.photo_sha256]
@@ -321,6 +347,10 @@ def decisions_for(payload: CasePayload | UnreadablePayload, reason: str) -> tupl
     """The caseworker decisions for a case, in the order the page offers them (the first is the
     primary action). Enrollment cases are closed with the enrollment actions only."""
     t = payload.type
+    if t == "spot_check":
+        # The session is already CONFIRMED: the caseworker either vouches for it (nothing new recorded),
+        # asks for a visit, or finds fraud (which also withdraws the confirmation).
+        return (Decision.GENUINE, Decision.HOME_VISIT, Decision.FRAUD)
     if t == "tip_off":
         # A tip-off is an allegation: it can be investigated, upheld or found baseless, never turned
         # into a survival confirmation.

@@ -292,6 +292,9 @@ class PadThreshold:
     bpcer: float | None = None
     dataset: str | None = None
     date: str | None = None
+    # upper end of the caseworker spot-check grey band [value, audit_below) (lifecert/domain/spotcheck.py):
+    # the pack's `audit_below` key, calibrated by benchmarks/audit_band.py; None: no grey band
+    audit_below: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,6 +305,20 @@ class PadSpec:
     extra: dict[str, Any] = field(default_factory=dict)
     exposure: ExposureNorm | None = None  # None: frames are scored as they come (no exposure_target)
     face_box: str = "detector"  # or "five_points" (see five_point_box)
+
+
+def _audit_below(pack: dict[str, Any], threshold: dict[str, Any]) -> float | None:
+    """The pack's ``audit_below`` (in ``[packs.minifasnet]`` or its ``threshold`` table; not both), None when
+    absent. Whether it lies above the threshold is the spot-check policy's check (lifecert.domain.spotcheck)."""
+    found = [t["audit_below"] for t in (pack, threshold) if "audit_below" in t]
+    if len(found) > 1:
+        raise ValueError("audit_below is given twice (the pack's table and its threshold table)")
+    if not found:
+        return None
+    value = found[0]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"audit_below must be a number, not {value!r}")
+    return float(value)
 
 
 def pad_spec(manifest_path: Path | None = None) -> PadSpec:
@@ -327,6 +344,7 @@ def pad_spec(manifest_path: Path | None = None) -> PadSpec:
             bpcer=t.get("bpcer"),
             dataset=t.get("dataset"),
             date=t.get("date"),
+            audit_below=_audit_below(p, t),
         )
         exposure = None
         if "exposure_target" in p:

@@ -18,6 +18,7 @@ from lifecert.domain.cases import (
     ChallengeOutcome,
     FaceHit,
     FrameRef,
+    SpotCheck,
     UnreadablePayload,
     VerificationReview,
     dump_payload,
@@ -65,21 +66,18 @@ def _num(value: object) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def verification_review(
+def _session_evidence(
     session_id: str,
-    reason: str,
-    underlying_reason: str | None,
-    retry_count: int,
     scores: Mapping[str, Any],
     challenge_results: Sequence[Mapping[str, Any]],
     best_frame_shas: Sequence[str],
     best_frame_indices: Sequence[int],
     model_key: str,
-) -> VerificationReview:
-    """The review payload of a verification session, from the analysis record the verification
-    service keeps on the session (``scores``: ``match``, ``threshold``, ``best_frames`` with index/t_ms/
-    quality, ``one_to_n``, ``liveness_issue``, ``pad``; ``challenge_results``: the liveness challenge
-    dicts). ``best_frame_shas[i]`` is the stored photo of frame ``best_frame_indices[i]``."""
+) -> dict[str, Any]:
+    """The :class:`lifecert.domain.cases.SessionEvidence` fields of a session, from the analysis record the
+    verification service keeps on it (``scores``: ``match``, ``threshold``, ``best_frames`` with index/t_ms/
+    quality, ``pad``; ``challenge_results``: the liveness challenge dicts). ``best_frame_shas[i]`` is the
+    stored photo of frame ``best_frame_indices[i]``."""
     meta = {int(f["index"]): f for f in scores.get("best_frames", ()) if isinstance(f, Mapping) and "index" in f}
     frames = []
     for sha, idx in zip(best_frame_shas, best_frame_indices, strict=False):
@@ -94,16 +92,53 @@ def verification_review(
         )
         for c in challenge_results
     )
+    pad: Mapping[str, Any] = scores["pad"] if isinstance(scores.get("pad"), Mapping) else {}
+    return {"session_id": session_id, "match": _num(scores.get("match")), "threshold": _num(scores.get("threshold")),
+            "model_key": model_key, "best_frames": tuple(frames), "challenges": challenges,
+            "pad_score": _num(pad.get("score")), "pad_threshold": _num(pad.get("threshold"))}
+
+
+def verification_review(
+    session_id: str,
+    reason: str,
+    underlying_reason: str | None,
+    retry_count: int,
+    scores: Mapping[str, Any],
+    challenge_results: Sequence[Mapping[str, Any]],
+    best_frame_shas: Sequence[str],
+    best_frame_indices: Sequence[int],
+    model_key: str,
+) -> VerificationReview:
+    """The review payload of a verification session (see :func:`_session_evidence` for the inputs; ``scores``
+    also gives ``one_to_n`` and ``liveness_issue``)."""
     hits = tuple(FaceHit(pensioner_id=int(h["pensioner_id"]), score=float(h["score"]),
                          template_id=h.get("template_id"))
                  for h in scores.get("one_to_n", ()) if isinstance(h, Mapping))
-    pad: Mapping[str, Any] = scores["pad"] if isinstance(scores.get("pad"), Mapping) else {}
     return VerificationReview(
-        session_id=session_id, reason=reason, underlying_reason=underlying_reason, retry_count=retry_count,
-        match=_num(scores.get("match")), threshold=_num(scores.get("threshold")), model_key=model_key,
-        best_frames=tuple(frames), challenges=challenges, one_to_n=hits,
+        **_session_evidence(session_id, scores, challenge_results, best_frame_shas, best_frame_indices, model_key),
+        reason=reason, underlying_reason=underlying_reason, retry_count=retry_count, one_to_n=hits,
         one_person_min_similarity=_num(scores.get("one_person_min_similarity")),
         liveness_issue=scores.get("liveness_issue"),
-        pad_score=_num(pad.get("score")), pad_threshold=_num(pad.get("threshold")),
         analysis=dict(scores),
+    )
+
+
+def spot_check(
+    session_id: str,
+    reasons: Sequence[str],
+    confirmation_id: int,
+    method: str,
+    pad_band: tuple[float, float] | None,
+    sample_rate: float,
+    scores: Mapping[str, Any],
+    challenge_results: Sequence[Mapping[str, Any]],
+    best_frame_shas: Sequence[str],
+    best_frame_indices: Sequence[int],
+    model_key: str,
+) -> SpotCheck:
+    """The spot-check payload of a CONFIRMED session (inputs as :func:`_session_evidence`)."""
+    return SpotCheck(
+        **_session_evidence(session_id, scores, challenge_results, best_frame_shas, best_frame_indices, model_key),
+        reasons=tuple(reasons), confirmation_id=confirmation_id, method=method, pad_band=pad_band,
+        sample_rate=sample_rate,
     )

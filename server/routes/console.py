@@ -244,6 +244,13 @@ def fraud(session: DbSession, who: Caseworker, client: ClientAddr, case_id: DbId
                    lambda: review.mark_suspected_fraud(session, case_id, who, note=note, client_addr=client))
 
 
+@router.post("/cases/{case_id}/genuine")
+def genuine(session: DbSession, who: Caseworker, client: ClientAddr, case_id: DbId,
+            note: Annotated[str, Form()] = "") -> Response:
+    return _decide(session, case_id, lambda: review.confirm_genuine(session, case_id, who, note=note,
+                                                                    client_addr=client))
+
+
 @router.post("/cases/{case_id}/unfounded")
 def unfounded(session: DbSession, who: Caseworker, client: ClientAddr, case_id: int,
               note: Annotated[str, Form()] = "") -> Response:

@@ -27,7 +27,7 @@ class Me(BaseModel):
 
 
 class DecisionIn(BaseModel):
-    decision: Literal["approve", "reject", "home_visit", "fraud", "unfounded"]
+    decision: Literal["approve", "reject", "home_visit", "fraud", "unfounded", "genuine"]
     note: str = Field(default="", max_length=4000)
 
 
@@ -91,6 +91,8 @@ def decide(ctx: Ctx, session: DbSession, who: Caseworker, client: ClientAddr, ca
                                                            client_addr=client).id
     elif body.decision == "unfounded":
         review.close_unfounded(session, case_id, who, body.note, client_addr=client)
+    elif body.decision == "genuine":  # a spot check: the confirmation stands
+        review.confirm_genuine(session, case_id, who, note=body.note, client_addr=client)
     else:
         review.mark_suspected_fraud(session, case_id, who, note=body.note, client_addr=client)
     case = review.get_case(session, case_id, who, client_addr=client)

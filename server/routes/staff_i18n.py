@@ -125,6 +125,18 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "pt_alive_after_death": ("死亡后仍有生存证据", "Alive evidence after a recorded death"),
     "pt_death_after_confirmation": ("已认证生存者的死亡记录", "Death record after a survival confirmation"),
     "pt_tip_off": ("举报线索", "Tip-off"),
+    "pt_spot_check": ("认证成功后的抽查", "Spot check of a confirmed session"),
+    "spot_reasons": ("抽查原因", "Why it was drawn"),
+    "sr_PAD_GREY_BAND": ("防伪分数刚过阈值（复核区间）", "PAD score just above the threshold (grey band)"),
+    "sr_RANDOM_SAMPLE": ("随机抽样", "Random sample"),
+    "pad_band": ("复核区间", "Grey band"),
+    "spot_confirmation": ("被抽查的认证", "Confirmation under check"),
+    "spot_hint": ("认证已生效，本人未被告知抽查。请看画面是否为本人活体（注意屏幕边框、反光、翻拍）。",
+                  "The confirmation stands and the pensioner was not told. Check the frames for a live person "
+                  "(screen edges, glare, a filmed screen)."),
+    "genuine": ("本人活体，认证有效 (g)", "The living pensioner: confirmation stands (g)"),
+    "fraud_withdraws": ("标记疑似欺诈会同时撤销这次认证", "Suspected fraud also withdraws this confirmation"),
+    "withdrawn": ("已撤销", "Withdrawn"),
     "pt_unreadable": ("无法读取", "Unreadable"),
     "payload_unreadable": ("案件数据无法读取，请勿据此作出决定", "The case data cannot be read; do not decide on it"),
     "session": ("认证会话", "Session"),
@@ -174,6 +186,7 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "kind_data_conflict": ("数据比对冲突", "Data conflict"),
     "kind_name_mismatch": ("姓名不符", "Name mismatch"),
     "kind_tip_off": ("举报线索", "Tip-off"),
+    "kind_spot_check": ("认证抽查", "Spot check"),
     # decisions
     "dec_approved": ("已确认生存", "Approved"),
     "dec_rejected": ("已驳回", "Rejected"),
@@ -182,6 +195,7 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "dec_photo_fixed": ("照片已更换", "Photo fixed"),
     "dec_duplicate_confirmed": ("确认重复", "Duplicate confirmed"),
     "dec_not_duplicate": ("非重复，已建档", "Not a duplicate"),
+    "dec_genuine": ("本人活体，认证有效", "Genuine: the confirmation stands"),
     # pensioner status
     "st_active": ("正常发放", "Active"),
     "st_suspended": ("暂停发放（待审查）", "Suspended (review)"),
@@ -190,6 +204,8 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "m_caseworker_review": ("人工审核", "Caseworker review"),
     "m_face_self_service": ("人脸自助认证", "Face self-service"),
     "m_data_comparison": ("数据比对", "Data comparison"),
+    "m_assisted": ("协助认证", "Assisted"),
+    "m_home_visit": ("上门核查", "Home visit"),
     # error codes shown in the console
     "err_CONFLICT": ("操作冲突（案件已结案或已分配给他人）", "Conflict (case closed or assigned to someone else)"),
     "err_BAD_REQUEST": ("请求不完整（例如缺少原因）", "Incomplete request (e.g. a reason is missing)"),

@@ -36,6 +36,7 @@ EXPECTED: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/console/cases/{case_id}/visit"): frozenset({CW}),
     ("POST", "/console/cases/{case_id}/fraud"): frozenset({CW}),
     ("POST", "/console/cases/{case_id}/unfounded"): frozenset({CW}),
+    ("POST", "/console/cases/{case_id}/genuine"): frozenset({CW}),
     ("POST", "/console/cases/{case_id}/use-as-template"): frozenset({CW}),
     ("POST", "/console/cases/{case_id}/templates/{template_id}/revoke"): frozenset({CW}),
     ("POST", "/console/cases/{case_id}/enrollment/fix-photo"): frozenset({CW, ES}),

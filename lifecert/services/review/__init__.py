@@ -4,7 +4,8 @@
   necessary), the checks every read and decision goes through;
 - :mod:`.queue` — filters, a page of cases with counts, neighbours, assignees;
 - :mod:`.view` — one case for the case page (what opened it, photos, scores, history);
-- :mod:`.decisions` — assign, approve, reject, home visit, suspected fraud, unfounded, notes;
+- :mod:`.decisions` — assign, approve, reject, home visit, suspected fraud (on a spot check it also
+  withdraws the confirmation), unfounded, a spot check's "the living pensioner", notes;
 - :mod:`.enrollment_fixes` — fix photo, confirm duplicate, not a duplicate;
 - :mod:`.visits` — home-visit tasks: listed, assigned to community workers, closed on site with a photo;
 - :mod:`.refresh_templates` — "use as template" on a verification case, revoking a refresh template.
@@ -31,6 +32,7 @@ from lifecert.services.review.decisions import (
     approve,
     assign_to_me,
     close_unfounded,
+    confirm_genuine,
     mark_suspected_fraud,
     reject,
     request_home_visit,
@@ -65,7 +67,8 @@ from lifecert.storage.models import ReviewCase
 __all__ = [
     "DEFAULT_KIND_ROLES", "KIND_ROLES", "CaseStatus", "CaseView", "ConfirmationView", "Decision", "ExtractView", "Hit",
     "QueueFilter", "QueuePage", "QueueRow", "RefreshTemplateView", "ReviewCase", "add_note", "approve", "assign_to_me",
-    "assignable_staff", "case_photo_shas", "case_view", "close_unfounded", "confirm_duplicate", "fix_photo", "get_case",
+    "assignable_staff", "case_photo_shas", "case_view", "close_unfounded", "confirm_duplicate", "confirm_genuine",
+    "fix_photo", "get_case",
     "in_scope", "kinds_for", "list_queue", "list_visits", "mark_suspected_fraud", "neighbours", "not_duplicate",
     "read_case_photo", "refresh_templates_of", "region_scope", "reject", "request_home_visit", "revoke_template",
     "use_as_template",

@@ -79,7 +79,7 @@ def _audit_denied(session: Session, who: Principal, case_id: int, client_addr: s
 
 def kinds_for(role: Role) -> tuple[str, ...]:
     all_kinds = (ReviewKind.VERIFICATION, ReviewKind.ENROLLMENT, ReviewKind.DATA_CONFLICT,
-                 ReviewKind.NAME_MISMATCH, ReviewKind.TIP_OFF)
+                 ReviewKind.NAME_MISMATCH, ReviewKind.TIP_OFF, ReviewKind.SPOT_CHECK)
     return tuple(k for k in all_kinds if role in KIND_ROLES.get(k, DEFAULT_KIND_ROLES))
 
 

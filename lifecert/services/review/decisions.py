@@ -1,5 +1,6 @@
 """Decisions on a case: assign, approve (survival confirmed), reject, home visit, suspected fraud,
-unfounded tip-off, notes. Each checks that the case type allows the decision and is audited."""
+unfounded tip-off, a spot check's "the living pensioner", notes. Each checks that the case type allows
+the decision and is audited."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from lifecert.domain.cases import (
     Decision,
+    SpotCheck,
     decisions_for,
     load_payload,
 )
@@ -99,15 +101,36 @@ def mark_suspected_fraud(
 ) -> Suspension:
     """Close the case as suspected fraud and PROPOSE the payment suspension with this caseworker's
     signature (lifecert.services.suspensions): the payment stops, and the pensioner is flagged, only
-    when a different caseworker approves it on the suspensions page."""
+    when a different caseworker approves it on the suspensions page. On a spot check the audited
+    confirmation is also withdrawn at once (it stops counting: the pensioner is due or overdue again)."""
+    from lifecert.services.confirmations import withdraw_confirmation
     from lifecert.services.suspensions import propose_fraud
 
     case = open_for_decision(session, case_id, who, Decision.FRAUD, client_addr=client_addr)
     p = pensioner_of(session, case)
+    payload = load_payload(case.payload)
+    withdrawn: int | None = None
+    if isinstance(payload, SpotCheck):
+        why = f"spot check case {case.id}: suspected fraud" + (f" ({note.strip()[:400]})" if note.strip() else "")
+        withdrawn = withdraw_confirmation(session, payload.confirmation_id, by=who.user_id, actor=who.username,
+                                          role=str(who.role), reason=why, case_id=case.id,
+                                          client_addr=client_addr).id
     susp = propose_fraud(session, p, case.id, who, note=note, client_addr=client_addr)
     close(session, case, who, Decision.FRAUD, note, action="case.fraud", client_addr=client_addr,
-          note=note.strip()[:500], suspension_id=susp.id)
+          note=note.strip()[:500], suspension_id=susp.id, withdrawn_confirmation_id=withdrawn)
     return susp
+
+
+def confirm_genuine(session: Session, case_id: int, who: Principal, *, note: str = "",
+                    client_addr: str = "") -> ReviewCase:
+    """A spot check: the caseworker saw the living pensioner in the frames. Closes the case and records
+    nothing new (the session's confirmation is already on record)."""
+    case = open_for_decision(session, case_id, who, Decision.GENUINE, client_addr=client_addr)
+    payload = load_payload(case.payload)
+    conf_id = payload.confirmation_id if isinstance(payload, SpotCheck) else None
+    close(session, case, who, Decision.GENUINE, note, action="case.genuine", client_addr=client_addr,
+          confirmation_id=conf_id, verification_session_id=case.verification_session_id)
+    return case
 
 
 def close_unfounded(session: Session, case_id: int, who: Principal, reason: str, *,

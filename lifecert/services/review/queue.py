@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from lifecert.domain.idnumber import mask_id_number
@@ -16,6 +16,7 @@ from lifecert.services.staff import Principal, Role
 from lifecert.storage.models import (
     Pensioner,
     ReviewCase,
+    ReviewKind,
     StaffUser,
 )
 from lifecert.storage.queries import within_days
@@ -95,8 +96,9 @@ def _queue_query(q: Any, f: QueueFilter, session: Session) -> Any:
 def list_queue(
     session: Session, f: QueueFilter, who: Principal, *, client_addr: str = "", limit: int = 100, offset: int = 0
 ) -> QueuePage:
-    """One page of cases (oldest first: first come, first served) with counts by reason, kind and status
-    under the same filters. ID numbers are masked. The listing is audited (it shows names)."""
+    """One page of cases (oldest first: first come, first served; spot checks of confirmed sessions after
+    every other kind, so they never push a failed verification down the page) with counts by reason,
+    kind and status under the same filters. ID numbers are masked. The listing is audited (it shows names)."""
     f = QueueFilter(**{**f.__dict__, "kinds": kinds_for(who.role), "me": who.user_id,
                        "scope": scope_clause(who, ReviewCase.region_code)})
     base = _queue_query(select(ReviewCase, Pensioner.name, StaffUser.username), f, session)
@@ -104,13 +106,14 @@ def list_queue(
         StaffUser, StaffUser.id == ReviewCase.assignee_id
     )
     rows = []
-    for case, name, assignee in session.execute(base.order_by(ReviewCase.created_at, ReviewCase.id)
+    later = case((ReviewCase.kind == ReviewKind.SPOT_CHECK, 1), else_=0)  # not urgent: the confirmation stands
+    for case_, name, assignee in session.execute(base.order_by(later, ReviewCase.created_at, ReviewCase.id)
                                                 .limit(limit).offset(offset)):
         rows.append(QueueRow(
-            id=case.id, kind=case.kind, reason=case.reason, status=case.status,
-            id_number_masked=mask_id_number(case.id_number) if case.id_number else "",
-            name=name or "", region_code=case.region_code or "", assignee=assignee,
-            created_at=case.created_at, decision=case.decision,
+            id=case_.id, kind=case_.kind, reason=case_.reason, status=case_.status,
+            id_number_masked=mask_id_number(case_.id_number) if case_.id_number else "",
+            name=name or "", region_code=case_.region_code or "", assignee=assignee,
+            created_at=case_.created_at, decision=case_.decision,
         ))
 
     def counts(col: Any, filt: QueueFilter) -> dict[str, int]:

@@ -20,6 +20,7 @@ from lifecert.domain.cases import (
     EnrollmentReject,
     IdCollision,
     NameMismatch,
+    SessionEvidence,
     UnreadablePayload,
     VerificationReview,
     decisions_for,
@@ -66,6 +67,9 @@ class ConfirmationView:
     confirmed_at: datetime
     source: str
     by: str | None
+    withdrawn_at: datetime | None = None
+    withdrawn_reason: str | None = None
+    id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -171,11 +175,12 @@ def case_view(ctx: AppContext, session: Session, case_id: int, who: Principal, *
     hits: list[Hit] = []
     duplicate_of: Hit | None = None
     quality: dict[str, Any] = {}
-    if isinstance(payload, VerificationReview):
+    if isinstance(payload, SessionEvidence):
         score, threshold = payload.match, payload.threshold
         if threshold is None:
             threshold = ctx.model.threshold("verify")
         liveness = list(payload.challenges)
+    if isinstance(payload, VerificationReview):
         for fh in payload.one_to_n:
             if p is not None and fh.pensioner_id == p.id:
                 continue
@@ -203,14 +208,14 @@ def case_view(ctx: AppContext, session: Session, case_id: int, who: Principal, *
         for c in session.scalars(select(SurvivalConfirmation).where(SurvivalConfirmation.pensioner_id == p.id)
                                  .order_by(SurvivalConfirmation.id.desc()).limit(5)):
             confs.append(ConfirmationView(c.method, c.evidence_date, c.valid_until, c.confirmed_at, c.source,
-                                          users.get(c.created_by or 0)))
+                                          users.get(c.created_by or 0), c.withdrawn_at, c.withdrawn_reason, c.id))
         visits = list(session.scalars(select(HomeVisitTask).where(HomeVisitTask.pensioner_id == p.id)
                                       .order_by(HomeVisitTask.id.desc()).limit(5)))
     view = CaseView(
         case=case, pensioner=p, id_number=(p.id_number if p else case.id_number) or "",
         payload=payload, decisions=decisions_for(payload, case.reason),
         enrolled_photos=_photos_of(session, p.id) if p else [],
-        best_frames=photo_shas(payload) if isinstance(payload, VerificationReview) else [],
+        best_frames=photo_shas(payload) if isinstance(payload, SessionEvidence) else [],
         item_photo=item_photo, score=score, threshold=threshold, liveness=liveness, quality=quality,
         hits=hits, duplicate_of=duplicate_of, extracts=_extracts(session, payload),
         assignee=users.get(case.assignee_id or 0), decided_by=users.get(case.decided_by or 0),

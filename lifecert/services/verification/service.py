@@ -58,7 +58,7 @@ from lifecert.services.templates import (
     store_photo,
 )
 from lifecert.services.verification import frames as fa
-from lifecert.services.verification import paced, rules
+from lifecert.services.verification import paced, rules, spotcheck
 from lifecert.services.verification.messages import NOT_FOUND_MESSAGE, WAITING, message_for
 from lifecert.services.verification.rules import Analysis
 from lifecert.services.verification.sessions import (
@@ -136,6 +136,9 @@ class VerificationService:
         self.submit_chunk = self.paced.submit_chunk  # one chunk of a paced session (see .paced)
         # models: fused 1:1 with a second engine when installed and calibrated (None: primary alone)
         self.fusion = FusedScorer.from_settings(ctx)
+        # caseworker spot checks of CONFIRMED sessions (CONFIG_ERROR here on a bad band: the server does not start)
+        self.spot_checks = spotcheck.policy_from(ctx.settings, pad)
+        log.info("%s", self.spot_checks.describe())
 
     def fused_evidence(
         self, db: Session, pensioner_id: int, own: float, faces: list[tuple[Any, Any]], weights: NDArray[np.float32],
@@ -359,6 +362,9 @@ class VerificationService:
                 cycle_months=self.ctx.settings.confirmation_cycle_months,
             )
             vs.confirmation_id = conf.id
+            # A caseworker spot check (抽查): the confirmation stands and the answer is the same; a drawn
+            # session opens a case (before refresh: a spot-checked session makes no template unlooked-at).
+            spotcheck.consider(db, self.spot_checks, self.rng, vs, p, conf.id, conf.method, a.best)
             # Template refresh (models): the best frame may become a `refresh` template. Not from an
             # assisted session: the path fraud rings use must not move anyone's templates.
             if helper is None:
