@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from lifecert.config import Settings
+from lifecert.config import Settings, VerificationSettings
 from lifecert.engine.base import FaceEngine
 from lifecert.engine.loader import load_engine
 from lifecert.services.context import AppContext
@@ -104,6 +104,13 @@ DEPLOY_SECRETS = {
 
 def make_settings(tmp_path: Path, **kw: object) -> Settings:
     url = os.environ.get("LIFECERT_TEST_DATABASE_URL") if kw.pop("use_env_db", False) else None
+    # The spot checks' random sample draws from SystemRandom: off unless a test sets a rate, so that a
+    # CONFIRMED session never opens a case (nor skips its refresh template) by chance.
+    v = kw.get("verification")
+    if v is None or isinstance(v, dict):
+        kw["verification"] = {"audit_sample_rate": 0.0, **(v or {})}
+    elif isinstance(v, VerificationSettings) and "audit_sample_rate" not in v.model_fields_set:
+        kw["verification"] = v.model_copy(update={"audit_sample_rate": 0.0})
     return Settings(env="test", data_dir=tmp_path / "data", database_url=url, **kw)  # type: ignore[arg-type]
 
 
