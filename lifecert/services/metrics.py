@@ -61,11 +61,19 @@ class Metrics:
             "Server-side analysis time of one upload (decode excluded: it happens before the nonce claim)",
             buckets=LATENCY_BUCKETS, registry=registry,
         )
+        self.spot_checks = Counter(
+            "lifecert_spot_checks",
+            "Caseworker spot-check cases opened on CONFIRMED sessions, by their first reason",
+            ["reason"], registry=registry,
+        )
         self.http_seconds = Histogram(
             "lifecert_http_request_seconds",
             "HTTP request latency by route template, method and status class",
             ["route", "method", "status"], buckets=LATENCY_BUCKETS, registry=registry,
         )
+
+    def spot_check_opened(self, reason: str) -> None:
+        self.spot_checks.labels(str(reason)).inc()
 
     def session_decided(self, decision: str, reason: str | None, scores: Mapping[str, Any]) -> None:
         self.sessions.labels(str(decision), str(reason or "")).inc()

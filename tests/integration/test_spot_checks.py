@@ -116,6 +116,8 @@ def test_given_real_pad_when_a_confirmed_session_scores_in_the_grey_band_then_a_
             ready = client.get("/readyz").json()
             assert (ready["pad"], ready["audit_band"]) == ("on", "on")
             sid, answer, page = _session(client, p, clip)
+            metrics = client.get("/metrics").text
+            assert 'lifecert_spot_checks_total{reason="PAD_GREY_BAND"} 1.0' in metrics
         with _served(plain, frame_engine) as client:
             assert client.get("/readyz").json()["audit_band"] == "on"
             sid2, answer2, page2 = _session(client, q, clip)

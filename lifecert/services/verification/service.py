@@ -364,7 +364,9 @@ class VerificationService:
             vs.confirmation_id = conf.id
             # A caseworker spot check (抽查): the confirmation stands and the answer is the same; a drawn
             # session opens a case (before refresh: a spot-checked session makes no template unlooked-at).
-            spotcheck.consider(db, self.spot_checks, self.rng, vs, p, conf.id, conf.method, a.best)
+            audit_case = spotcheck.consider(db, self.spot_checks, self.rng, vs, p, conf.id, conf.method, a.best)
+            if audit_case is not None and self.metrics is not None:
+                self.metrics.spot_check_opened(audit_case.reason)
             # Template refresh (models): the best frame may become a `refresh` template. Not from an
             # assisted session: the path fraud rings use must not move anyone's templates.
             if helper is None:
