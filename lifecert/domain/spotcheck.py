@@ -17,8 +17,10 @@ A later reason (e.g. the first confirmation after enrollment) is one more member
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from lifecert.domain.errors import ErrorCode, LifecertError
 
@@ -28,6 +30,16 @@ class SpotCheckReason(StrEnum):
 
     PAD_GREY_BAND = "PAD_GREY_BAND"
     RANDOM_SAMPLE = "RANDOM_SAMPLE"
+
+
+def pad_score_of(scores: Mapping[str, Any]) -> float | None:
+    """The session's fused PAD P(real) from its analysis record (``scores["pad"]["score"]``, the dict
+    the verification rules write); None when PAD did not score the session."""
+    pad = scores.get("pad")
+    value = pad.get("score") if isinstance(pad, Mapping) else None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
 
 
 def _bad(message: str) -> LifecertError:

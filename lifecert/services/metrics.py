@@ -27,6 +27,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
+from lifecert.domain.spotcheck import pad_score_of
+
 if TYPE_CHECKING:
     from lifecert.services.context import AppContext
 
@@ -53,7 +55,7 @@ class Metrics:
         )
         self.pad_score = Histogram(
             "lifecert_verification_pad_score",
-            "Presentation-attack detection score P(real) of decided sessions (when PAD is installed)",
+            "Fused presentation-attack detection score P(real) of decided sessions (when PAD scored them)",
             buckets=SCORE_BUCKETS, registry=registry,
         )
         self.analysis_seconds = Histogram(
@@ -77,10 +79,12 @@ class Metrics:
 
     def session_decided(self, decision: str, reason: str | None, scores: Mapping[str, Any]) -> None:
         self.sessions.labels(str(decision), str(reason or "")).inc()
-        for key, hist in (("match", self.match_score), ("pad", self.pad_score), ("pad_score", self.pad_score)):
-            v = scores.get(key)
-            if isinstance(v, int | float):
-                hist.observe(float(v))
+        match = scores.get("match")
+        if isinstance(match, int | float) and not isinstance(match, bool):
+            self.match_score.observe(float(match))
+        pad = pad_score_of(scores)  # the fused session score inside the PAD record, not the record itself
+        if pad is not None:
+            self.pad_score.observe(pad)
         ms = scores.get("analysis_ms")
         if isinstance(ms, int | float):
             self.analysis_seconds.observe(float(ms) / 1000.0)

@@ -39,12 +39,16 @@ def test_given_the_app_when_metrics_are_scraped_then_event_and_database_metrics_
 def test_given_decided_sessions_when_recorded_then_counters_and_score_histograms_move() -> None:
     reg, m = new_registry(None)
     m.session_decided("CONFIRMED", None, {"match": 0.81, "analysis_ms": 120.0})
-    m.session_decided("REVIEW", "LOW_MATCH", {"match": 0.31, "pad": 0.9})
-    m.session_decided("REVIEW", "LOW_MATCH", {"match": "n/a"})  # a non-number is not observed
+    # the PAD record as the verification rules write it: the fused session score sits inside it
+    m.session_decided("REVIEW", "LOW_MATCH", {"match": 0.31, "pad": {"score": 0.9, "threshold": 0.7325}})
+    m.session_decided("REVIEW", "LOW_MATCH", {"match": "n/a", "pad": {"score": None}})  # non-numbers: not observed
     labels = {"decision": "REVIEW", "reason": "LOW_MATCH"}
     assert reg.get_sample_value("lifecert_verification_sessions_total", labels) == 2
     assert reg.get_sample_value("lifecert_verification_match_score_count") == 2
     assert reg.get_sample_value("lifecert_verification_pad_score_count") == 1
+    # the observed value sits in its bucket (no _sum is exported: the score buckets start below 0)
+    assert reg.get_sample_value("lifecert_verification_pad_score_bucket", {"le": "0.85"}) == 0
+    assert reg.get_sample_value("lifecert_verification_pad_score_bucket", {"le": "0.9"}) == 1
     assert reg.get_sample_value("lifecert_verification_analysis_seconds_sum") == 0.12
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
 from lifecert.domain.cases import SpotCheck, load_payload
@@ -132,6 +133,15 @@ def test_given_real_pad_when_a_confirmed_session_scores_in_the_grey_band_then_a_
         vs = detached_get(banded, VerificationSession, sid)
         score = vs.scores["pad"]["score"]
         assert THRESHOLD <= score < 1.0
+        # the PAD histogram observed this session's fused score (it once read the PAD record, a dict, and saw none)
+        # (no _sum: the score buckets start below 0, so the client exports none); the bucket pins the value
+        samples = [x for f in text_string_to_metric_families(metrics) if f.name == "lifecert_verification_pad_score"
+                   for x in f.samples]
+        assert [x.value for x in samples if x.name.endswith("_count")] == [1.0]
+        cumulative = {float(x.labels["le"]): x.value for x in samples if x.name.endswith("_bucket")}
+        above = min(b for b in cumulative if b >= score)
+        below = max(b for b in cumulative if b < score)
+        assert (cumulative[below], cumulative[above]) == (0.0, 1.0), (score, cumulative)
         payload = load_payload(case.payload)
         assert isinstance(payload, SpotCheck)
         assert (case.reason, payload.reasons) == ("PAD_GREY_BAND", ("PAD_GREY_BAND",))

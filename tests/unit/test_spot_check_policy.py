@@ -148,3 +148,5 @@ def test_given_an_analysis_record_when_reading_the_pad_score_then_only_a_number_
     assert pad_score_of({"pad": {"score": None}}) is None
     assert pad_score_of({"pad": None}) is None and pad_score_of({}) is None
     assert pad_score_of({"pad": {"score": True}}) is None
+    assert pad_score_of({"pad": {"score": float("nan")}}) is None
+    assert pad_score_of({"pad": 0.9}) is None  # a bare number is not the PAD record the rules write

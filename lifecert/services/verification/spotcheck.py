@@ -11,12 +11,11 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy.orm import Session
 
 from lifecert.config import Settings
-from lifecert.domain.spotcheck import SpotCheckPolicy, SpotCheckReason
+from lifecert.domain.spotcheck import SpotCheckPolicy, SpotCheckReason, pad_score_of
 from lifecert.engine.pad import PadModel
 from lifecert.services import audit
 from lifecert.services.cases import open_case, spot_check
@@ -43,13 +42,6 @@ def policy_from(settings: Settings, pad: PadModel | None) -> SpotCheckPolicy:
         below, source = pad.threshold.audit_below, "models/manifest.toml [packs.minifasnet] audit_below"
     return SpotCheckPolicy(sample_rate=v.audit_sample_rate, pad_threshold=pad.threshold.value, pad_below=below,
                            band_source=source if below is not None else "")
-
-
-def pad_score_of(scores: dict[str, Any]) -> float | None:
-    """The session's fused PAD P(real) from its analysis record (None: PAD did not score it)."""
-    pad = scores.get("pad")
-    value = pad.get("score") if isinstance(pad, dict) else None
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def consider(
