@@ -179,18 +179,36 @@ class VerificationReview(SessionEvidence):
 
 
 @dataclass(frozen=True, kw_only=True)
-class SpotCheck(SessionEvidence):
-    """A CONFIRMED session drawn for a caseworker's look (lifecert.domain.spotcheck): the confirmation
-    ``confirmation_id`` stands until a caseworker finds fraud. ``reasons``: SpotCheckReason values, most
-    telling first; ``pad_band``: the grey band [low, high) in force when the session was decided (None:
-    no band); ``sample_rate``: the random sample's rate then."""
+class DrawnSession(SessionEvidence):
+    """One CONFIRMED session drawn for a caseworker's look (lifecert.domain.spotcheck): its confirmation
+    ``confirmation_id`` stands unless two caseworkers sign a fraud suspension. ``reasons``: SpotCheckReason
+    values, most telling first; ``pad_band``: the grey band [low, high) in force when the session was
+    decided (None: no band); ``sample_rate``: the random sample's rate then."""
 
-    type: Literal["spot_check"] = "spot_check"
     reasons: tuple[str, ...]
     confirmation_id: int
     method: str  # face_self_service | assisted
     pad_band: tuple[float, float] | None = None
     sample_rate: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SpotCheck(DrawnSession):
+    """A spot-check case: the session that opened it (its own fields) and ``later``, sessions of the same
+    pensioner drawn while the case was still open (one case per pensioner: the caseworker sees them
+    together and decides once for all)."""
+
+    type: Literal["spot_check"] = "spot_check"
+    later: tuple[DrawnSession, ...] = ()
+
+    @property
+    def sessions(self) -> tuple[DrawnSession, ...]:
+        """Every session under check, oldest first."""
+        return (self, *self.later)
+
+    @property
+    def confirmation_ids(self) -> tuple[int, ...]:
+        return tuple(d.confirmation_id for d in self.sessions)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -320,6 +338,8 @@ def load_payload(raw: object) -> CasePayload | UnreadablePayload:
 
 def photo_shas(payload: CasePayload | UnreadablePayload) -> list[str]:
     """Photos the payload itself refers to (camera frames, the enrollment photo), in display order."""
+    if isinstance(payload, SpotCheck):
+        return [f.sha256 for d in payload.sessions for f in d.best_frames]
     if isinstance(payload, SessionEvidence):
         return [f.sha256 for f in payload.best_frames]
     if isinstance(payload, EnrollmentRow) and payload.photo_sha256:

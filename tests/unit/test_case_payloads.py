@@ -4,6 +4,7 @@ migration's conversion of the payload shapes the producers wrote before it (plai
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from types import ModuleType
@@ -18,6 +19,7 @@ from lifecert.domain.cases import (
     DeathAfterConfirmation,
     Decision,
     DepartmentRecord,
+    DrawnSession,
     DuplicateFace,
     EnrollmentReject,
     FaceHit,
@@ -25,6 +27,7 @@ from lifecert.domain.cases import (
     IdCollision,
     NameMismatch,
     RecordedDeath,
+    SpotCheck,
     TipOffReport,
     UnreadablePayload,
     VerificationReview,
@@ -92,6 +95,22 @@ def test_given_payloads_when_listing_photos_then_frames_and_enrollment_photo_and
     assert photo_shas(EXAMPLES[0]) == [SHA_A] and other_pensioner_ids(EXAMPLES[0]) == [9]
     assert photo_shas(EXAMPLES[2]) == [SHA_B] and other_pensioner_ids(EXAMPLES[2]) == [5]
     assert photo_shas(EXAMPLES[7]) == [] and other_pensioner_ids(EXAMPLES[4]) == []
+
+
+def test_given_a_spot_check_with_a_later_session_when_stored_then_every_session_and_its_frames_are_kept() -> None:
+    """One spot check per pensioner: a later drawn session rides in ``later``; a row stored before that
+    field existed still loads (no ``later`` key: none)."""
+    first = SpotCheck(session_id="s1", reasons=("RANDOM_SAMPLE",), confirmation_id=11, method="face_self_service",
+                      best_frames=(FrameRef(sha256=SHA_A, index=2),), sample_rate=0.02)
+    both = replace(first, later=(DrawnSession(session_id="s2", reasons=("PAD_GREY_BAND",), confirmation_id=12,
+                                              method="assisted", best_frames=(FrameRef(sha256=SHA_B, index=5),),
+                                              pad_score=0.75, pad_band=(0.7325, 0.94)),))
+    stored = dump_payload(both)
+    assert load_payload(stored) == both and stored["later"][0]["confirmation_id"] == 12
+    assert [d.session_id for d in both.sessions] == ["s1", "s2"] and both.confirmation_ids == (11, 12)
+    assert photo_shas(both) == [SHA_A, SHA_B], "the case page may show the later session's frames too"
+    old = {k: v for k, v in dump_payload(first).items() if k != "later"}
+    assert load_payload(old) == first and first.sessions == (first,)
 
 
 def test_given_tip_off_when_listing_decisions_then_no_survival_confirmation_possible() -> None:
