@@ -369,7 +369,7 @@ def decisions_for(payload: CasePayload | UnreadablePayload, reason: str) -> tupl
     t = payload.type
     if t == "spot_check":
         # The session is already CONFIRMED: the caseworker either vouches for it (nothing new recorded),
-        # asks for a visit, or finds fraud (which also withdraws the confirmation).
+        # asks for a visit, or finds fraud (the proposed suspension's approval also withdraws the confirmations).
         return (Decision.GENUINE, Decision.HOME_VISIT, Decision.FRAUD)
     if t == "tip_off":
         # A tip-off is an allegation: it can be investigated, upheld or found baseless, never turned

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from lifecert.services.withdrawal import withdraw_confirmation as withdraw_confirmation  # its home before
 from lifecert.storage.models import Pensioner, PensionerStatus, SurvivalConfirmation
 
 
@@ -169,33 +170,3 @@ def overdue(session: Session, *, today: date | None = None, include_never: bool 
         .order_by(sub.c.vu.is_(None), sub.c.vu, Pensioner.id)
     ).scalars()
     return [status_of(session, p, today=t) for p in rows]
-
-
-def withdraw_confirmation(
-    session: Session, confirmation_id: int, *, by: int | None, actor: str, role: str, reason: str,
-    case_id: int | None = None, client_addr: str = "",
-) -> SurvivalConfirmation:
-    """Withdraw a confirmation in the caller's transaction: it stays on record (who, when, why) and no
-    longer counts for the pensioner's standing. Audited as ``confirmation.withdraw``. A confirmation
-    already withdrawn is a Conflict; an unknown one NotFound; an empty reason BAD_REQUEST."""
-    from lifecert.domain.errors import Conflict, ErrorCode, LifecertError, NotFound
-    from lifecert.services import audit
-    from lifecert.storage.models import utcnow
-
-    if not reason.strip():
-        raise LifecertError("withdrawing a confirmation needs a reason", code=ErrorCode.BAD_REQUEST, field="reason")
-    conf = session.get(SurvivalConfirmation, confirmation_id)
-    if conf is None:
-        raise NotFound(f"no survival confirmation {confirmation_id}")
-    if conf.withdrawn_at is not None:
-        raise Conflict(f"survival confirmation {confirmation_id} is already withdrawn")
-    conf.withdrawn_at = utcnow()
-    conf.withdrawn_by = by
-    conf.withdrawn_reason = reason.strip()[:500]
-    session.flush()
-    audit.record(session, actor=actor, role=role, action="confirmation.withdraw", object_type="survival_confirmation",
-                 object_id=conf.id, client_addr=client_addr,
-                 detail={"pensioner_id": conf.pensioner_id, "case_id": case_id, "method": conf.method,
-                         "source": conf.source, "evidence_date": conf.evidence_date.isoformat(),
-                         "reason": conf.withdrawn_reason})
-    return conf

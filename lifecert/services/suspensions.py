@@ -5,9 +5,13 @@ suspension case ``open`` (``open_overdue``, run daily by ``lifecert suspensions 
 caseworker ``propose``s it; a DIFFERENT staff member ``approve``s it, which suspends the payment
 (pensioner status ``suspended``). A caseworker's "suspected fraud" decision on a review case opens
 a case already ``proposed`` by that caseworker (``propose_fraud``): the same second signature
-is needed. A later confirmation of any kind ``cancel``s a pending overdue case, or ``resume``s an
-approved one with the months of payment withheld (owed back) computed. Fraud suspensions are
-never resumed by a confirmation: a caseworker decides those. Every step is audited in the keyed
+is needed. A fraud case proposed from a spot check also carries the audited confirmation(s): they are
+withdrawn when the second caseworker approves (a withdrawal changes the pensioner's standing, so it
+takes the same two signatures), and stand if the case is declined. A later confirmation of any
+kind ``cancel``s a pending overdue case, or ``resume``s an approved one with the months of payment
+withheld (owed back) computed. Fraud suspensions are never resumed by a confirmation: a caseworker
+decides those. While any case is under way for a pensioner (a fraud one included) the overdue sweep
+opens no second one. Every step is audited in the keyed
 chain, with ids and dates, never names or ID numbers.
 
 ``on_confirmation`` is called by ``record_confirmation``; confirmations written in bulk (data
@@ -31,6 +35,7 @@ from lifecert.services import audit
 from lifecert.services.policy import default_policy, iter_register, policies_in_force
 from lifecert.services.review.access import in_scope
 from lifecert.services.staff import Principal, Role
+from lifecert.services.withdrawal import withdraw_confirmation
 from lifecert.storage.models import AuditEvent, Pensioner, PensionerStatus, SurvivalConfirmation
 from lifecert.storage.models_agency import Suspension, SuspensionReason, SuspensionStatus
 
@@ -128,22 +133,60 @@ def propose(session: Session, suspension_id: int, who: Principal, *, note: str =
     return s
 
 
+WITHDRAWS = "withdraws"  # detail key: [{"confirmation_id", "evidence_date"}] withdrawn on approval
+WITHDRAWN = "withdrawn"  # detail key: the confirmation ids approval withdrew
+
+
 def propose_fraud(session: Session, pensioner: Pensioner, review_case_id: int | None, who: Principal, *, note: str = "",
-                  client_addr: str = "") -> Suspension:
+                  client_addr: str = "", withdraws: Sequence[SurvivalConfirmation] = ()) -> Suspension:
     """A caseworker's "suspected fraud" decision: a case already carrying their signature; the payment
-    stops only when a different staff member approves."""
+    stops only when a different staff member approves. ``withdraws``: confirmations of this pensioner
+    that approval also withdraws (a spot check's audited sessions); until then they stand. One already
+    withdrawn, or another pensioner's, is a Conflict and nothing is written."""
     if who.role not in SIGNING_ROLES:
         raise AccessDenied("only caseworkers sign payment suspensions", role=str(who.role))
     for other in active_of(session, pensioner.id):
         if other.reason == SuspensionReason.FRAUD:
             raise Conflict(f"suspension {other.id} for suspected fraud is already under way")
+    for c in withdraws:
+        if c.pensioner_id != pensioner.id or c.withdrawn_at is not None:
+            raise Conflict(f"survival confirmation {c.id} is not a standing confirmation of this pensioner")
+    pending = [{"confirmation_id": c.id, "evidence_date": c.evidence_date.isoformat()} for c in withdraws]
     s = Suspension(pensioner_id=pensioner.id, region_code=pensioner.region_code, reason=SuspensionReason.FRAUD,
                    status=SuspensionStatus.PROPOSED, review_case_id=review_case_id, proposed_by=who.user_id,
-                   proposed_at=_now(), proposal_note=note.strip()[:2000] or None, detail={})
+                   proposed_at=_now(), proposal_note=note.strip()[:2000] or None,
+                   detail={WITHDRAWS: pending} if pending else {})
     session.add(s)
     session.flush()
-    _audit(session, who, "suspension.propose", s, client_addr, review_case_id=review_case_id)
+    _audit(session, who, "suspension.propose", s, client_addr, review_case_id=review_case_id,
+           withdraws_on_approval=[w["confirmation_id"] for w in pending])
     return s
+
+
+def withdraws_of(s: Suspension) -> list[tuple[int, date]]:
+    """(confirmation id, evidence date) of the confirmations approving ``s`` withdraws (or withdrew)."""
+    out = []
+    for w in (s.detail or {}).get(WITHDRAWS) or []:
+        if isinstance(w, dict) and isinstance(w.get("confirmation_id"), int):
+            out.append((w["confirmation_id"], date.fromisoformat(str(w.get("evidence_date")))))
+    return out
+
+
+def _withdraw_on_approval(session: Session, s: Suspension, who: Principal, client_addr: str) -> list[int]:
+    """The second signature withdraws the confirmations the proposal named (those still standing), each
+    audited as ``confirmation.withdraw`` with both signers."""
+    done: list[int] = []
+    signers = {"suspension_id": s.id, "proposed_by": s.proposed_by, "approved_by": who.user_id}
+    for conf_id, _ in withdraws_of(s):
+        conf = session.get(SurvivalConfirmation, conf_id)
+        if conf is None or conf.withdrawn_at is not None:
+            continue  # withdrawn meanwhile by other means: nothing left to do
+        why = (f"{STATUS_PREFIX}{s.id} approved (suspected fraud, review case {s.review_case_id}): "
+               f"proposed by staff #{s.proposed_by}, approved by staff #{who.user_id}")
+        withdraw_confirmation(session, conf_id, by=who.user_id, actor=who.username, role=str(who.role), reason=why,
+                              case_id=s.review_case_id, client_addr=client_addr, extra=signers)
+        done.append(conf_id)
+    return done
 
 
 def open_fraud(session: Session, pensioner: Pensioner, review_case_id: int, who: Principal, *,
@@ -164,7 +207,8 @@ def open_fraud(session: Session, pensioner: Pensioner, review_case_id: int, who:
 
 def approve(session: Session, suspension_id: int, who: Principal, *, today: date, note: str = "",
             client_addr: str = "") -> Suspension:
-    """Second signature, by someone other than the proposer: the payment is suspended from ``today``."""
+    """Second signature, by someone other than the proposer: the payment is suspended from ``today``, and
+    the confirmations the proposal named (a spot check's) are withdrawn, audited with both signers."""
     s = get(session, suspension_id, for_update=True)
     _check_signer(who, s)
     if s.status != SuspensionStatus.PROPOSED:
@@ -181,7 +225,11 @@ def approve(session: Session, suspension_id: int, who: Principal, *, today: date
         p.status, p.status_reason = PensionerStatus.SUSPENDED, f"{STATUS_PREFIX}{s.id} ({s.reason})"
     if s.reason == SuspensionReason.FRAUD:
         p.fraud_flag = True
-    _audit(session, who, "suspension.approve", s, client_addr, effective_from=today.isoformat())
+    withdrawn = _withdraw_on_approval(session, s, who, client_addr) if withdraws_of(s) else []
+    if withdrawn:
+        s.detail = {**(s.detail or {}), WITHDRAWN: withdrawn}
+    _audit(session, who, "suspension.approve", s, client_addr, effective_from=today.isoformat(),
+           proposed_by=s.proposed_by, approved_by=who.user_id, withdrawn_confirmation_ids=withdrawn)
     return s
 
 
@@ -237,7 +285,7 @@ def _refused(session: Session, who: Principal, s: Suspension, client_addr: str) 
 
 def decline(session: Session, suspension_id: int, who: Principal, *, note: str, client_addr: str = "") -> Suspension:
     """A signer finds the case unfounded (e.g. the pensioner is in hospital and a visit is booked):
-    cancelled, with the reason."""
+    cancelled, with the reason. Confirmations the proposal would have withdrawn keep standing."""
     if not note.strip():
         raise LifecertError("a reason is required to decline a suspension", code=ErrorCode.BAD_REQUEST, field="note")
     s = get(session, suspension_id, for_update=True)
@@ -245,7 +293,9 @@ def decline(session: Session, suspension_id: int, who: Principal, *, note: str, 
     if s.status not in SuspensionStatus.PENDING:
         raise Conflict(f"suspension {s.id} is {s.status}; only open or proposed ones can be declined")
     s.status, s.closed_at, s.close_note = SuspensionStatus.CANCELLED, _now(), note.strip()[:2000]
-    _audit(session, who, "suspension.decline", s, client_addr)
+    # the confirmations a fraud proposal named stand: nothing was withdrawn before the second signature
+    _audit(session, who, "suspension.decline", s, client_addr,
+           confirmations_kept=[cid for cid, _ in withdraws_of(s)])
     return s
 
 

@@ -135,7 +135,11 @@ _STRINGS: dict[str, tuple[str, str]] = {
                   "The confirmation stands and the pensioner was not told. Check the frames for a live person "
                   "(screen edges, glare, a filmed screen)."),
     "genuine": ("本人活体，认证有效 (g)", "The living pensioner: confirmation stands (g)"),
-    "fraud_withdraws": ("标记疑似欺诈会同时撤销这次认证", "Suspected fraud also withdraws this confirmation"),
+    "fraud_withdraws": ("标记疑似欺诈只提议暂停发放；另一位经办人批准后，同时撤销 {dates} 的认证",
+                        "Suspected fraud only proposes the suspension; when another caseworker approves it, "
+                        "the confirmation of {dates} is withdrawn too"),
+    "fraud_proposes": ("标记疑似欺诈只提议暂停发放，需另一位经办人批准",
+                       "Suspected fraud only proposes the suspension; another caseworker approves it"),
     "withdrawn": ("已撤销", "Withdrawn"),
     "pt_unreadable": ("无法读取", "Unreadable"),
     "payload_unreadable": ("案件数据无法读取，请勿据此作出决定", "The case data cannot be read; do not decide on it"),
@@ -247,6 +251,9 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "susp_approve": ("批准暂停（第二签）", "Approve (second signature)"),
     "susp_decline": ("不予暂停", "Decline"),
     "susp_needs_second": ("需另一位经办人批准", "Needs another caseworker's approval"),
+    "susp_withdraws_pending": ("批准时同时撤销 {dates} 的认证", "Approving also withdraws the confirmation of {dates}"),
+    "susp_withdraws_done": ("已撤销 {dates} 的认证", "The confirmation of {dates} was withdrawn"),
+    "susp_withdraws_kept": ("未批准，{dates} 的认证仍有效", "Declined: the confirmation of {dates} stands"),
     "susp_reason_overdue": ("逾期未认证", "Overdue"),
     "susp_reason_fraud": ("疑似欺诈", "Suspected fraud"),
     "susp_st_open": ("待提议", "Open"),

@@ -1,7 +1,8 @@
 """Caseworker spot checks (抽查) of CONFIRMED sessions, end to end: real talking-head frames through the
 API, the real dlib engine and the real MiniFASNet PAD pack; the confirmation stands and the pensioner's
 answer is the same field for field; the case, its queue place, its page and its decisions (FRAUD
-withdraws the confirmation and proposes the suspension); bad settings stop the server."""
+proposes the suspension; a second caseworker's approval also withdraws the confirmation); bad settings
+stop the server."""
 
 from __future__ import annotations
 
@@ -181,18 +182,23 @@ class _Recorded(random.Random):
 def _confirmed_in_process(ctx: AppContext, frame_engine: FaceEngine, clip: Clip, seq: int,
                           rng: random.Random) -> tuple[Pensioner, str]:
     """One genuine paced session in-process on a virtual clock with ``rng`` as the service's rng."""
-    from tests.paced_client import Phone, service_sender, step_of
-
     clock = VirtualTime()
     svc = VerificationService(ctx, engine_factory=lambda: frame_engine, clock=clock)
     svc.rng = rng
     p = enroll(ctx, clip.template, seq=seq)
+    return p, _confirmed_again(svc, clock, p, clip)
+
+
+def _confirmed_again(svc: VerificationService, clock: VirtualTime, p: Pensioner, clip: Clip) -> str:
+    """One more genuine paced session of ``p`` on ``svc``; its id."""
+    from tests.paced_client import Phone, service_sender, step_of
+
     st = svc.create_session(p.id_number, p.name, "10.0.0.9")
     sim = SimClock(clock)
     res = Phone(service_sender(svc, st.session_id, sim, "10.0.0.9"), step_of(st.step), clip, sim,
                 session_id=st.session_id).run()
     assert res.decision == "CONFIRMED", res
-    return p, st.session_id
+    return st.session_id
 
 
 def _decision_ids(html: str) -> list[str]:
@@ -200,12 +206,14 @@ def _decision_ids(html: str) -> list[str]:
     return re.findall(r'<button type="submit" class="[^"]*" id="([a-z-]+)"', block)
 
 
-def test_given_a_random_sample_when_a_caseworker_finds_fraud_then_the_confirmation_is_withdrawn_and_suspension_proposed(
+def test_given_a_random_sample_when_two_caseworkers_sign_fraud_then_the_confirmation_is_withdrawn_and_payment_suspended(
     tmp_path: Path, face_engine: FaceEngine, frame_engine: FaceEngine, clip: Clip
 ) -> None:
     """PAD off (no band): the random sample alone, at rate 0.5 with pinned rngs: seed 7's spot-check draw
-    (its 3rd) is 0.65, not sampled; seed 3's is 0.37, sampled. Then the console: the case page, FRAUD — the
-    pensioner is never_confirmed again, a fraud suspension waits for a second signature, all audited."""
+    (its 3rd) is 0.65, not sampled; seed 3's is 0.37, sampled. Then the console: the case page, FRAUD by one
+    caseworker — a proposal that says what approving will do, the confirmation still standing; the same
+    caseworker cannot approve; a second one approves on the suspensions page — payment suspended and the
+    pensioner never_confirmed again, all audited with both signers."""
     from server.app import create_app
 
     first = _ctx(tmp_path / "first", face_engine, None, audit_sample_rate=0.5)  # one face per database (1:N)
@@ -241,6 +249,9 @@ def test_given_a_random_sample_when_a_caseworker_finds_fraud_then_the_confirmati
         assert 'id="spot-reasons">随机抽样<' in page.text and f"#{vs.confirmation_id}" in page.text
         assert all(f"/photos/{sha}" in page.text for sha in vs.best_frame_shas)
         assert _decision_ids(page.text) == ["genuine", "visit", "fraud"]
+        evidence = detached_get(ctx, SurvivalConfirmation, vs.confirmation_id).evidence_date
+        hint = f"标记疑似欺诈只提议暂停发放；另一位经办人批准后，同时撤销 {evidence} 的认证"
+        assert f'id="fraud-withdraws">{hint}<' in page.text
 
         r = client.post(f"/console/cases/{case.id}/approve", data={"csrf_token": csrf, "note": "x"},
                         follow_redirects=False)
@@ -249,22 +260,49 @@ def test_given_a_random_sample_when_a_caseworker_finds_fraud_then_the_confirmati
                         follow_redirects=False)
         assert r.status_code == 303 and "error" not in r.headers["location"], r.headers["location"]
 
+        # one signature: proposed, the confirmation stands and the page says what approving will do
         conf = detached_get(ctx, SurvivalConfirmation, vs.confirmation_id)
-        assert conf.withdrawn_at is not None and conf.withdrawn_by == cw
-        assert f"spot check case {case.id}" in (conf.withdrawn_reason or "")
+        assert conf.withdrawn_at is None
         with ctx.db.session() as s:
             pen = s.get(Pensioner, p.id)
-            assert pen is not None and status_of(s, pen).state == "never_confirmed"
+            assert pen is not None and status_of(s, pen).state == "valid"
             susp = s.scalars(select(Suspension).where(Suspension.pensioner_id == p.id)).one()
             assert (susp.status, susp.review_case_id, susp.proposed_by) == (SuspensionStatus.PROPOSED, case.id, cw)
             closed = s.get(ReviewCase, case.id)
             assert closed is not None and (closed.status, closed.decision) == ("closed", "suspected_fraud")
             events = {e.action: e for e in s.scalars(select(AuditEvent).where(AuditEvent.actor == "cw_a"))}
-            assert events["case.fraud"].detail["withdrawn_confirmation_id"] == vs.confirmation_id
-            assert events["confirmation.withdraw"].detail["case_id"] == case.id
-            assert "suspension.propose" in events
-        after = client.get(f"/console/cases/{case.id}").text
+            assert events["case.fraud"].detail["withdraws_on_approval"] == [vs.confirmation_id]
+            assert events["suspension.propose"].detail["withdraws_on_approval"] == [vs.confirmation_id]
+            assert "confirmation.withdraw" not in events
+        pending = f"批准时同时撤销 {evidence} 的认证"
+        assert f"待批准 — {pending}</p>" in client.get(f"/console/cases/{case.id}").text
+        listing = client.get("/console/suspensions").text
+        assert f'id="susp-withdraws-{susp.id}" class="bad">{pending}<' in listing
+        assert f"/console/suspensions/{susp.id}/approve" not in listing, "no approve button for the proposer"
+        r = client.post(f"/console/suspensions/{susp.id}/approve", data={"csrf_token": csrf}, follow_redirects=False)
+        assert "error=err_TWO_PERSON_RULE" in r.headers["location"]
+        assert detached_get(ctx, SurvivalConfirmation, vs.confirmation_id).withdrawn_at is None
+
+        # the second signature, by another caseworker
+        cw2 = make_user(ctx, "cw_c", "caseworker")
+        second = TestClient(create_app(ctx=ctx))
+        csrf2 = login(second, "cw_c")
+        assert f"/console/suspensions/{susp.id}/approve" in second.get("/console/suspensions").text
+        r = second.post(f"/console/suspensions/{susp.id}/approve", data={"csrf_token": csrf2, "note": "同意"},
+                        follow_redirects=False)
+        assert r.status_code == 303 and "error" not in r.headers["location"], r.headers["location"]
+        conf = detached_get(ctx, SurvivalConfirmation, vs.confirmation_id)
+        assert conf.withdrawn_at is not None and conf.withdrawn_by == cw2
+        assert f"#{susp.id}" in (conf.withdrawn_reason or "")
+        with ctx.db.session() as s:
+            pen = s.get(Pensioner, p.id)
+            assert pen is not None and status_of(s, pen).state == "never_confirmed" and pen.status == "suspended"
+            w = s.scalars(select(AuditEvent).where(AuditEvent.action == "confirmation.withdraw")).one()
+            assert (w.actor, w.detail["proposed_by"], w.detail["approved_by"], w.detail["case_id"]) == (
+                "cw_c", cw, cw2, case.id)
+        after = second.get(f"/console/cases/{case.id}").text
         assert f'id="conf-withdrawn-{vs.confirmation_id}"' in after
+        assert f"已暂停发放 — 已撤销 {evidence} 的认证</p>" in after
     finally:
         ctx.close()
 

@@ -4,8 +4,9 @@
   necessary), the checks every read and decision goes through;
 - :mod:`.queue` — filters, a page of cases with counts, neighbours, assignees;
 - :mod:`.view` — one case for the case page (what opened it, photos, scores, history);
-- :mod:`.decisions` — assign, approve, reject, home visit, suspected fraud (on a spot check it also
-  withdraws the confirmation), unfounded, a spot check's "the living pensioner", notes;
+- :mod:`.decisions` — assign, approve, reject, home visit, suspected fraud (on a spot check the
+  proposed suspension's approval also withdraws the confirmations under check), unfounded, a spot
+  check's "the living pensioner", notes;
 - :mod:`.enrollment_fixes` — fix photo, confirm duplicate, not a duplicate;
 - :mod:`.visits` — home-visit tasks: listed, assigned to community workers, closed on site with a photo;
 - :mod:`.refresh_templates` — "use as template" on a verification case, revoking a refresh template.

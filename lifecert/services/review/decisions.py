@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lifecert.domain.cases import (
@@ -101,35 +102,37 @@ def mark_suspected_fraud(
 ) -> Suspension:
     """Close the case as suspected fraud and PROPOSE the payment suspension with this caseworker's
     signature (lifecert.services.suspensions): the payment stops, and the pensioner is flagged, only
-    when a different caseworker approves it on the suspensions page. On a spot check the audited
-    confirmation is also withdrawn at once (it stops counting: the pensioner is due or overdue again)."""
-    from lifecert.services.confirmations import withdraw_confirmation
+    when a different caseworker approves it on the suspensions page. On a spot check the proposal also
+    names the confirmations under check: the same approval withdraws them (then the pensioner is due
+    or overdue again); until then, and if the proposal is declined, they stand."""
     from lifecert.services.suspensions import propose_fraud
 
     case = open_for_decision(session, case_id, who, Decision.FRAUD, client_addr=client_addr)
     p = pensioner_of(session, case)
     payload = load_payload(case.payload)
-    withdrawn: int | None = None
+    under_check: list[SurvivalConfirmation] = []
     if isinstance(payload, SpotCheck):
-        why = f"spot check case {case.id}: suspected fraud" + (f" ({note.strip()[:400]})" if note.strip() else "")
-        withdrawn = withdraw_confirmation(session, payload.confirmation_id, by=who.user_id, actor=who.username,
-                                          role=str(who.role), reason=why, case_id=case.id,
-                                          client_addr=client_addr).id
-    susp = propose_fraud(session, p, case.id, who, note=note, client_addr=client_addr)
+        confs = {c.id: c for c in session.scalars(select(SurvivalConfirmation).where(
+            SurvivalConfirmation.id.in_(payload.confirmation_ids)))}
+        # one withdrawn meanwhile (by other means) has nothing left to withdraw
+        under_check = [confs[i] for i in payload.confirmation_ids if i in confs and confs[i].withdrawn_at is None]
+    susp = propose_fraud(session, p, case.id, who, note=note, client_addr=client_addr, withdraws=under_check)
     close(session, case, who, Decision.FRAUD, note, action="case.fraud", client_addr=client_addr,
-          note=note.strip()[:500], suspension_id=susp.id, withdrawn_confirmation_id=withdrawn)
+          note=note.strip()[:500], suspension_id=susp.id,
+          withdraws_on_approval=[c.id for c in under_check])
     return susp
 
 
 def confirm_genuine(session: Session, case_id: int, who: Principal, *, note: str = "",
                     client_addr: str = "") -> ReviewCase:
-    """A spot check: the caseworker saw the living pensioner in the frames. Closes the case and records
-    nothing new (the session's confirmation is already on record)."""
+    """A spot check: the caseworker saw the living pensioner in the frames of every session under check.
+    Closes the case and records nothing new (the sessions' confirmations are already on record)."""
     case = open_for_decision(session, case_id, who, Decision.GENUINE, client_addr=client_addr)
     payload = load_payload(case.payload)
-    conf_id = payload.confirmation_id if isinstance(payload, SpotCheck) else None
+    conf_ids = list(payload.confirmation_ids) if isinstance(payload, SpotCheck) else []
     close(session, case, who, Decision.GENUINE, note, action="case.genuine", client_addr=client_addr,
-          confirmation_id=conf_id, verification_session_id=case.verification_session_id)
+          confirmation_id=conf_ids[0] if conf_ids else None, confirmation_ids=conf_ids,
+          verification_session_id=case.verification_session_id)
     return case
 
 

@@ -21,6 +21,7 @@ from lifecert.domain.cases import (
     IdCollision,
     NameMismatch,
     SessionEvidence,
+    SpotCheck,
     UnreadablePayload,
     VerificationReview,
     decisions_for,
@@ -46,6 +47,7 @@ from lifecert.storage.models import (
     SurvivalConfirmation,
     TemplateKind,
 )
+from lifecert.storage.models_agency import Suspension, SuspensionReason
 from lifecert.storage.models_data import DataImport
 from lifecert.storage.models_staff import CaseNote, HomeVisitTask
 
@@ -114,6 +116,10 @@ class CaseView:
     refresh_templates: list[RefreshTemplateView] = field(default_factory=list)
     can_use_as_template: bool = False
     refresh_refused: str | None = None
+    # a spot check: the confirmations of the sessions under check (by id), and the fraud suspension
+    # proposed from this case, whose approval withdraws them
+    under_check: dict[int, ConfirmationView] = field(default_factory=dict)
+    fraud_suspension: Suspension | None = None
 
     @property
     def closed(self) -> bool:
@@ -211,6 +217,17 @@ def case_view(ctx: AppContext, session: Session, case_id: int, who: Principal, *
                                           users.get(c.created_by or 0), c.withdrawn_at, c.withdrawn_reason, c.id))
         visits = list(session.scalars(select(HomeVisitTask).where(HomeVisitTask.pensioner_id == p.id)
                                       .order_by(HomeVisitTask.id.desc()).limit(5)))
+    under_check: dict[int, ConfirmationView] = {}
+    fraud_suspension: Suspension | None = None
+    if isinstance(payload, SpotCheck):
+        for c in session.scalars(select(SurvivalConfirmation).where(
+                SurvivalConfirmation.id.in_(payload.confirmation_ids))):
+            under_check[c.id] = ConfirmationView(c.method, c.evidence_date, c.valid_until, c.confirmed_at, c.source,
+                                                 users.get(c.created_by or 0), c.withdrawn_at, c.withdrawn_reason,
+                                                 c.id)
+        fraud_suspension = session.scalars(select(Suspension).where(
+            Suspension.review_case_id == case.id, Suspension.reason == SuspensionReason.FRAUD)
+            .order_by(Suspension.id.desc()).limit(1)).first()
     view = CaseView(
         case=case, pensioner=p, id_number=(p.id_number if p else case.id_number) or "",
         payload=payload, decisions=decisions_for(payload, case.reason),
@@ -224,6 +241,7 @@ def case_view(ctx: AppContext, session: Session, case_id: int, who: Principal, *
         can_use_as_template=bool(p and case.kind == ReviewKind.VERIFICATION and case.verification_session_id
                                  and (case.status != CaseStatus.CLOSED or case.decision == Decision.APPROVED)),
         refresh_refused=last_refusal(session, case.id),
+        under_check=under_check, fraud_suspension=fraud_suspension,
     )
     audit.record(session, actor=who.username, role=who.role, action="case.view", object_type="review_case",
                  object_id=case.id, client_addr=client_addr,
