@@ -140,6 +140,7 @@ _STRINGS: dict[str, tuple[str, str]] = {
                         "the confirmation of {dates} is withdrawn too"),
     "fraud_proposes": ("标记疑似欺诈只提议暂停发放，需另一位经办人批准",
                        "Suspected fraud only proposes the suspension; another caseworker approves it"),
+    "spot_sessions": ("本案共抽查 {n} 次认证，请逐一查看", "{n} sessions under check in this case: look at each"),
     "withdrawn": ("已撤销", "Withdrawn"),
     "pt_unreadable": ("无法读取", "Unreadable"),
     "payload_unreadable": ("案件数据无法读取，请勿据此作出决定", "The case data cannot be read; do not decide on it"),

@@ -25,6 +25,7 @@ from lifecert.engine.base import FaceEngine
 from lifecert.engine.pad import pad_spec
 from lifecert.services.confirmations import status_of
 from lifecert.services.context import AppContext
+from lifecert.services.metrics import new_registry
 from lifecert.services.verification import VerificationService
 from lifecert.storage.models import (
     AuditEvent,
@@ -303,6 +304,72 @@ def test_given_a_random_sample_when_two_caseworkers_sign_fraud_then_the_confirma
         after = second.get(f"/console/cases/{case.id}").text
         assert f'id="conf-withdrawn-{vs.confirmation_id}"' in after
         assert f"已暂停发放 — 已撤销 {evidence} 的认证</p>" in after
+    finally:
+        ctx.close()
+
+
+def test_given_an_open_spot_check_when_another_session_of_the_pensioner_is_drawn_then_it_joins_that_case(
+    tmp_path: Path, face_engine: FaceEngine, frame_engine: FaceEngine, clip: Clip
+) -> None:
+    """Every confirmed session drawn (rate 1.0, so the draw cannot miss): the pensioner's second session
+    joins her open spot check instead of opening another; the case page lists both sessions with their
+    frames and confirmations; one decision (genuine) closes both. A session drawn after that opens a new
+    case."""
+    from server.app import create_app
+
+    ctx = _ctx(tmp_path, face_engine, None, audit_sample_rate=1.0)
+    try:
+        clock = VirtualTime()
+        svc = VerificationService(ctx, engine_factory=lambda: frame_engine, clock=clock)
+        svc.rng = random.Random(2026)
+        registry, svc.metrics = new_registry(None)
+        opened = {"reason": "RANDOM_SAMPLE"}
+        p = enroll(ctx, clip.template, seq=79)
+        sids = [_confirmed_again(svc, clock, p, clip) for _ in range(2)]
+        assert registry.get_sample_value("lifecert_spot_checks_total", opened) == 1.0, "cases opened, not sessions"
+        (case,) = _spot_cases(ctx)
+        payload = load_payload(case.payload)
+        assert isinstance(payload, SpotCheck)
+        rows = [detached_get(ctx, VerificationSession, sid) for sid in sids]
+        assert [d.session_id for d in payload.sessions] == sids
+        assert payload.confirmation_ids == tuple(vs.confirmation_id for vs in rows)
+        assert None not in payload.confirmation_ids and len(set(payload.confirmation_ids)) == 2
+        assert [vs.review_case_id for vs in rows] == [case.id, case.id]
+        assert [f.sha256 for f in payload.later[0].best_frames] == list(rows[1].best_frame_shas)
+        assert payload.later[0].reasons == ("RANDOM_SAMPLE",) and payload.later[0].sample_rate == 1.0
+        with ctx.db.session() as s:
+            actions = [e.action for e in s.scalars(select(AuditEvent).where(AuditEvent.object_type == "review_case"))]
+            added = s.scalars(select(AuditEvent).where(AuditEvent.action == "case.spot_check_added")).one()
+        assert actions.count("case.spot_check_opened") == 1 and actions.count("case.spot_check_added") == 1
+        assert (added.detail["verification_session_id"], added.detail["sessions"]) == (sids[1], 2)
+        assert refresh_rows(ctx, p.id) == [], "neither drawn session makes a template before a person looked"
+
+        make_user(ctx, "cw_d", "caseworker")
+        client = TestClient(create_app(ctx=ctx))
+        csrf = login(client, "cw_d")
+        page = client.get(f"/console/cases/{case.id}").text
+        assert 'id="spot-sessions">本案共抽查 2 次认证，请逐一查看<' in page
+        assert all(sid in page for sid in sids)
+        assert f'id="spot-confirmation">#{rows[0].confirmation_id} ' in page
+        assert f'id="spot-confirmation-1">#{rows[1].confirmation_id} ' in page
+        # (the replayed clip may give both sessions the same frames: test_case_payloads pins that a later
+        # session's frames belong to the case)
+        for vs in rows:
+            for sha in vs.best_frame_shas:
+                assert f"/photos/{sha}" in page
+                assert client.get(f"/console/cases/{case.id}/photos/{sha}").status_code == 200
+        r = client.post(f"/console/cases/{case.id}/genuine", data={"csrf_token": csrf}, follow_redirects=False)
+        assert r.status_code == 303 and "error" not in r.headers["location"], r.headers["location"]
+        with ctx.db.session() as s:
+            ev = s.scalars(select(AuditEvent).where(AuditEvent.action == "case.genuine")).one()
+        assert ev.detail["confirmation_ids"] == list(payload.confirmation_ids)
+
+        third = _confirmed_again(svc, clock, p, clip)  # the case is closed: a new one opens
+        first, newer = sorted(_spot_cases(ctx), key=lambda c: c.id)
+        assert registry.get_sample_value("lifecert_spot_checks_total", opened) == 2.0
+        assert first.id == case.id and newer.verification_session_id == third
+        fresh = load_payload(newer.payload)
+        assert isinstance(fresh, SpotCheck) and fresh.later == ()
     finally:
         ctx.close()
 

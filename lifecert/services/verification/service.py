@@ -363,10 +363,11 @@ class VerificationService:
             )
             vs.confirmation_id = conf.id
             # A caseworker spot check (抽查): the confirmation stands and the answer is the same; a drawn
-            # session opens a case (before refresh: a spot-checked session makes no template unlooked-at).
-            audit_case = spotcheck.consider(db, self.spot_checks, self.rng, vs, p, conf.id, conf.method, a.best)
-            if audit_case is not None and self.metrics is not None:
-                self.metrics.spot_check_opened(audit_case.reason)
+            # session opens a case or joins the pensioner's open one (the metric counts cases opened) -- before
+            # refresh: a spot-checked session makes no template unlooked-at.
+            drawn = spotcheck.consider(db, self.spot_checks, self.rng, vs, p, conf.id, conf.method, a.best)
+            if drawn is not None and not drawn.added and self.metrics is not None:
+                self.metrics.spot_check_opened(drawn.case.reason)
             # Template refresh (models): the best frame may become a `refresh` template. Not from an
             # assisted session: the path fraud rings use must not move anyone's templates.
             if helper is None:

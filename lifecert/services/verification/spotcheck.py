@@ -4,6 +4,10 @@ and the PAD pack's manifest entry) and the case a drawn session opens. The rule 
 
 The pensioner is told nothing: the session's answer is built from the session row alone, which
 holds the same fields whether or not a case was opened (``review_case_id`` is never sent).
+
+One open spot check per pensioner: a session drawn while the pensioner's spot-check case is still open
+joins that case (:attr:`lifecert.domain.cases.SpotCheck.later`), so the caseworker sees every session
+under check on one page and decides once.
 """
 
 from __future__ import annotations
@@ -11,15 +15,18 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass, fields, replace
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lifecert.config import Settings
+from lifecert.domain.cases import DrawnSession, SpotCheck, dump_payload, load_payload
 from lifecert.domain.spotcheck import SpotCheckPolicy, SpotCheckReason, pad_score_of
 from lifecert.engine.pad import PadModel
 from lifecert.services import audit
 from lifecert.services.cases import open_case, spot_check
-from lifecert.storage.models import Pensioner, ReviewCase
+from lifecert.storage.models import Pensioner, ReviewCase, ReviewKind
 from lifecert.storage.models_verification import VerificationSession
 
 log = logging.getLogger(__name__)
@@ -44,6 +51,29 @@ def policy_from(settings: Settings, pad: PadModel | None) -> SpotCheckPolicy:
                            band_source=source if below is not None else "")
 
 
+@dataclass(frozen=True)
+class Drawn:
+    """A session put in front of a caseworker: its case, and whether that case was opened for it
+    (``added``: it joined the pensioner's spot check already open)."""
+
+    case: ReviewCase
+    reasons: tuple[SpotCheckReason, ...]
+    added: bool
+
+
+def open_spot_check_of(db: Session, pensioner_id: int) -> tuple[ReviewCase, SpotCheck] | None:
+    """The pensioner's oldest spot-check case not yet closed, locked for update (None: there is none,
+    or its payload does not read as a spot check, which then is left alone)."""
+    case = db.scalars(
+        select(ReviewCase).where(ReviewCase.pensioner_id == pensioner_id, ReviewCase.kind == ReviewKind.SPOT_CHECK,
+                                 ReviewCase.status != "closed")  # open or assigned
+        .order_by(ReviewCase.id).limit(1).with_for_update()).first()
+    if case is None:
+        return None
+    payload = load_payload(case.payload)
+    return (case, payload) if isinstance(payload, SpotCheck) else None
+
+
 def consider(
     db: Session,
     policy: SpotCheckPolicy,
@@ -53,11 +83,12 @@ def consider(
     confirmation_id: int,
     method: str,
     best_frame_indices: Sequence[int],
-) -> ReviewCase | None:
+) -> Drawn | None:
     """After a CONFIRMED decision (``vs`` holds its scores, frames and challenge results): draw once from
-    ``rng`` (for every confirmed session, whatever the outcome) and open a spot-check case when the policy
-    says so. Sets ``vs.review_case_id`` (so the frames are kept while the case is open and the session
-    makes no refresh template until a person has looked). Runs in the caller's transaction."""
+    ``rng`` (for every confirmed session, whatever the outcome) and, when the policy says so, open a
+    spot-check case, or add the session to the pensioner's spot check still open. Sets
+    ``vs.review_case_id`` (so the frames are kept while the case is open and the session makes no
+    refresh template until a person has looked). Runs in the caller's transaction."""
     score = pad_score_of(vs.scores or {})
     reasons = policy.reasons(score, rng.random())
     if not reasons:
@@ -65,15 +96,24 @@ def consider(
     payload = spot_check(vs.id, [str(r) for r in reasons], confirmation_id, method, policy.band, policy.sample_rate,
                          vs.scores or {}, vs.challenge_results or [], vs.best_frame_shas or [], best_frame_indices,
                          vs.model_key)
+    detail = {"pensioner_id": pensioner.id, "verification_session_id": vs.id, "confirmation_id": confirmation_id,
+              "reasons": [str(r) for r in reasons], "pad_score": score,
+              "pad_band": list(policy.band) if policy.band else None, "sample_rate": policy.sample_rate}
+    found = open_spot_check_of(db, pensioner.id)
+    if found is not None:
+        case, open_payload = found
+        entry = DrawnSession(**{f.name: getattr(payload, f.name) for f in fields(DrawnSession)})
+        case.payload = dump_payload(replace(open_payload, later=(*open_payload.later, entry)))
+        vs.review_case_id = case.id
+        audit.record(db, actor="system", role="system", action="case.spot_check_added", object_type="review_case",
+                     object_id=case.id, detail=detail | {"sessions": len(open_payload.later) + 2})
+        return Drawn(case, reasons, added=True)
     case = open_case(db, payload, reason=str(reasons[0]), pensioner=pensioner, verification_session_id=vs.id)
     vs.review_case_id = case.id
     audit.record(db, actor="system", role="system", action="case.spot_check_opened", object_type="review_case",
-                 object_id=case.id, detail={
-                     "pensioner_id": pensioner.id, "verification_session_id": vs.id,
-                     "confirmation_id": confirmation_id, "reasons": [str(r) for r in reasons], "pad_score": score,
-                     "pad_band": list(policy.band) if policy.band else None,
-                     "sample_rate": policy.sample_rate})
-    return case
+                 object_id=case.id, detail=detail)
+    return Drawn(case, reasons, added=False)
 
 
-__all__ = ["SpotCheckPolicy", "SpotCheckReason", "consider", "pad_score_of", "policy_from"]
+__all__ = ["Drawn", "SpotCheckPolicy", "SpotCheckReason", "consider", "open_spot_check_of", "pad_score_of",
+           "policy_from"]
