@@ -9,7 +9,8 @@ CONFIRMED assisted session records the confirmation with method ``assisted`` and
 template. A worker may start at most ``assisted.max_per_worker_per_day`` sessions per local day
 (RATE_LIMITED beyond), may only help pensioners of their own region, and
 :func:`worker_report` lists every worker's assisted sessions and outcomes, because fraud rings
-hide here (one worker "certifying" many people, many failures, odd hours).
+hide here (one worker "certifying" many people, many failures, odd hours, confirmations that
+caseworkers later withdrew as fraud).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from lifecert.domain.errors import AccessDenied, ErrorCode, LifecertError, NotFo
 from lifecert.domain.idnumber import parse_id_number
 from lifecert.services import audit
 from lifecert.services.staff import Principal, Role
-from lifecert.storage.models import Pensioner, StaffUser
+from lifecert.storage.models import Pensioner, StaffUser, SurvivalConfirmation
 from lifecert.storage.models_exchange import AssistedCertification
 from lifecert.storage.models_verification import Decision, VerificationSession
 
@@ -139,7 +140,7 @@ def _audit_own(ctx: Any, who: Principal, action: str, object_type: str, object_i
 
 # -- report -------------------------------------------------------------------------------------
 
-REPORT_COLUMNS = ("worker", "worker_region", "started", "confirmed", "retry", "review", "undecided",
+REPORT_COLUMNS = ("worker", "worker_region", "started", "confirmed", "withdrawn", "retry", "review", "undecided",
                   "distinct_pensioners", "regions_helped", "first", "last", "night_sessions", "flags")
 # What makes a worker's line worth a second look (flags, for people to read; nothing is blocked by them)
 FLAG_MIN_SESSIONS = 5  # rates are judged from this many sessions on
@@ -151,6 +152,8 @@ FLAG_MANY_REGIONS = 3  # districts helped beyond the worker's own patch
 def worker_flags(r: dict[str, Any]) -> list[str]:
     """Plain rules over one worker's counts (see the FLAG_* constants)."""
     out = []
+    if int(r.get("withdrawn", 0)) > 0:  # each took two caseworkers' signatures: always worth a look
+        out.append("withdrawn_confirmations")
     n = int(r["started"])
     if n >= FLAG_MIN_SESSIONS and (int(r["retry"]) + int(r["review"])) / n >= FLAG_FAILURE_RATE:
         out.append("high_failure_rate")
@@ -164,28 +167,35 @@ def worker_flags(r: dict[str, Any]) -> list[str]:
 
 
 def worker_report(db: Session, start: date, end: date, *, region_scope: str | None = None) -> list[dict[str, Any]]:
-    """Per worker over [start, end] (UTC dates): sessions started and their outcomes. ``night_sessions``
-    are those started between 22:00 and 06:00 UTC+8. No pensioner identities: counts only."""
+    """Per worker over [start, end] (UTC dates): sessions started and their outcomes. ``withdrawn``: of the
+    ``confirmed`` ones, how many confirmations have been withdrawn since (to this day: a fraud suspension
+    signed by two caseworkers). ``night_sessions`` are those started between 22:00 and 06:00 UTC+8. No
+    pensioner identities: counts only."""
     lo = datetime.combine(start, time(0), tzinfo=UTC)
     hi = datetime.combine(end + timedelta(days=1), time(0), tzinfo=UTC)
     q = (select(StaffUser.username, StaffUser.region_code, AssistedCertification.pensioner_id,
-                AssistedCertification.region_code, AssistedCertification.created_at, VerificationSession.decision)
+                AssistedCertification.region_code, AssistedCertification.created_at, VerificationSession.decision,
+                SurvivalConfirmation.withdrawn_at)
          .join(StaffUser, StaffUser.id == AssistedCertification.worker_id)
          .join(VerificationSession, VerificationSession.id == AssistedCertification.session_id)
+         .outerjoin(SurvivalConfirmation, SurvivalConfirmation.id == VerificationSession.confirmation_id)
          .where(AssistedCertification.created_at >= lo, AssistedCertification.created_at < hi))
     if region_scope:
         q = q.where(AssistedCertification.region_code.startswith(region_scope, autoescape=True))
     per: dict[str, dict[str, Any]] = {}
     cst = timezone(timedelta(hours=8))
-    for username, wregion, pid, region, created, decision in db.execute(q.order_by(AssistedCertification.id)):
+    for username, wregion, pid, region, created, decision, withdrawn_at in db.execute(
+            q.order_by(AssistedCertification.id)):
         r = per.setdefault(username, {"worker": username, "worker_region": wregion or "", "started": 0,
-                                      "confirmed": 0, "retry": 0, "review": 0, "undecided": 0,
+                                      "confirmed": 0, "withdrawn": 0, "retry": 0, "review": 0, "undecided": 0,
                                       "_people": set(), "_regions": set(), "first": None, "last": None,
                                       "night_sessions": 0})
         r["started"] += 1
         key = {Decision.CONFIRMED: "confirmed", Decision.RETRY: "retry", Decision.REVIEW: "review"}.get(
             decision or "", "undecided")
         r[key] += 1
+        if decision == Decision.CONFIRMED and withdrawn_at is not None:
+            r["withdrawn"] += 1
         r["_people"].add(pid)
         r["_regions"].add(region)
         c = created if created.tzinfo else created.replace(tzinfo=UTC)

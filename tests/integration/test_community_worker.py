@@ -21,6 +21,7 @@ from lifecert.services.context import AppContext
 from lifecert.services.review import visits
 from lifecert.services.staff import Principal
 from lifecert.services.verification import VerificationService
+from lifecert.services.withdrawal import withdraw_confirmation
 from lifecert.storage.models import AuditEvent, ReviewCase, SurvivalConfirmation
 from lifecert.storage.models_staff import HomeVisitStatus, HomeVisitTask
 from tests.conftest import make_settings
@@ -147,6 +148,15 @@ def test_given_worker_when_assisted_capture_runs_then_confirmed_as_assisted_limi
         rows = assisted.worker_report(s, date.today() - timedelta(days=1), date.today() + timedelta(days=1))
     assert [(r["worker"], r["started"], r["confirmed"], r["undecided"], r["distinct_pensioners"]) for r in rows] == [
         ("worker1", 2, 1, 1, 1)]
+    assert rows[0]["withdrawn"] == 0 and "withdrawn_confirmations" not in rows[0]["flags"].split()
+    # caseworkers later withdraw the assisted confirmation (fraud, two signatures): the worker's line says so
+    with wctx.db.session() as s:
+        assisted_conf = s.scalars(select(SurvivalConfirmation)).one()
+        withdraw_confirmation(s, assisted_conf.id, by=None, actor="cw_b", role="caseworker", reason="fraud approved")
+    with wctx.db.session() as s:
+        rows = assisted.worker_report(s, date.today() - timedelta(days=1), date.today() + timedelta(days=1))
+    assert [(r["confirmed"], r["withdrawn"]) for r in rows] == [(1, 1)]
+    assert rows[0]["flags"].split()[0] == "withdrawn_confirmations"  # (night_sessions may follow: wall-clock hour)
 
 
 def test_given_staff_api_when_worker_starts_assisted_session_then_paced_start_and_roles_enforced(

@@ -70,6 +70,7 @@ def test_given_worker_counts_when_flagged_then_each_rule_fires_only_on_its_patte
     assert worker_flags(calm | {"distinct_pensioners": 4}) == ["repeated_pensioners"]
     assert worker_flags(calm | {"regions_helped": 4}) == ["many_regions"]
     assert worker_flags(calm | {"night_sessions": 1}) == ["night_sessions"]
+    assert worker_flags(calm | {"withdrawn": 1}) == ["withdrawn_confirmations"]  # one is enough: two signed it
     # too few sessions to judge rates
     assert worker_flags({"started": 2, "retry": 2, "review": 0, "distinct_pensioners": 1, "regions_helped": 1,
                          "night_sessions": 0}) == []
