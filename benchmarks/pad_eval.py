@@ -2,6 +2,8 @@
 
     nice -n 10 python benchmarks/pad_eval.py --per-type 200 --workers 2 --budget-min 60
     python benchmarks/pad_eval.py --summarize-only          # tables from the cache, no scoring
+    nice -n 10 python benchmarks/pad_eval.py --per-type 100 --genuine-per-variant 34 \
+        --kinds video_acted,slow,late,crops                 # only the genuine BPCER set (see --kinds)
 
 Every session is a list of FULL camera frames (480x640 portrait unless the source says
 otherwise) with timestamps. Frames go through the production path: dlib detect + 68
@@ -91,6 +93,15 @@ so that a run stopped by ``--budget-min`` has balanced counts; the summary is re
 
 Also measured: PAD on the raw TIGHT crops (the NUAA/apfol files as they are, no context)
 to show what collapsing the context crop does.
+
+Per-session results (``--sessions-out``, default benchmarks/results/pad_sessions.json; no images): every
+scored session's key, kind, source, half, fused PAD score at the manifest's fusion (and the other fusions),
+PAD's verdict at the manifest's threshold, the active decision and whether production would CONFIRM it (active
+checks confirm AND PAD passes), so that a rule on the session scores (benchmarks/audit_band.py) is evaluated
+without rescoring. ``--kinds`` restricts the plan to sessions whose kind or source is listed (e.g.
+``video_acted,slow,late,crops``: the genuine BPCER set; ``cued_replay``); the sessions keep their keys, draws
+and halves (the plan is the same, filtered). A restricted run writes only the per-session file: pad.json, the
+README table and the manifest are the full run's.
 
 Writes benchmarks/results/pad.json and the pad section of benchmarks/README.md; with
 ``--write-manifest half-a`` (half A's threshold) or ``shipped`` (the shipped value, this run's rates at it) the
@@ -1235,6 +1246,42 @@ def load_cached(cache_dir: Path, specs: Sequence[Spec], seed: int) -> tuple[list
     return rows, tight
 
 
+def select_kinds(specs: Sequence[Spec], kinds: Sequence[str]) -> list[Spec]:
+    """The sessions of ``specs`` whose kind (bona_fide, cued_replay, print, ...) or source (video_acted, slow,
+    late, crops, tiny, nuaa, apfol, a clip name) is in ``kinds``, in plan order; all of them when ``kinds`` is
+    empty."""
+    want = set(kinds)
+    return [sp for sp in specs if not want or sp.kind in want or sp.source in want]
+
+
+def session_record(row: dict[str, Any], value: float, fusion: str) -> dict[str, Any]:
+    """A derived session row (:func:`derive`) -> what a rule on session scores needs (no frames, no images):
+    the fused PAD score at the manifest's ``fusion`` (None: no frame scored), PAD's verdict at its threshold
+    ``value`` (production: a session whose score is below it, or has none, is an attack), the active decision
+    and ``confirmed`` = production would confirm it (the active checks confirm AND PAD passes)."""
+    score = row["pad"][fusion]
+    has = score is not None and not math.isnan(score)
+    pad_pass = bool(has and score >= value)
+    return {"key": row["name"], "kind": row["kind"], "source": row["source"], "split": row["split"],
+            "challenges": list(row.get("challenges") or []),
+            "pad_score": round(float(score), 5) if has else None,
+            "pad_fusions": {m: (None if math.isnan(v) else round(float(v), 5)) for m, v in row["pad"].items()},
+            "pad_frames": row["pad_frames"], "pad_pass": pad_pass,
+            "active_decision": row.get("decision"), "active_reason": row.get("reject_reason"),
+            "confirmed": pad_pass and not row.get("active_reject", True)}
+
+
+def write_sessions(path: Path, rows: Sequence[dict[str, Any]], meta: dict[str, Any], value: float,
+                   fusion: str) -> None:
+    """benchmarks/results/pad_sessions.json: :func:`session_record` of every scored session (whole file)."""
+    out = {"meta": meta | {"threshold": value, "fusion": fusion,
+                           "confirmed": "active checks confirm AND the fused PAD score >= threshold"},
+           "sessions": [session_record(r, value, fusion) for r in rows]}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(out, indent=0) + "\n")
+    tmp.replace(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--faces", type=Path, default=ROOT.parent / "shared" / "faces")
@@ -1259,11 +1306,22 @@ def main(argv: list[str] | None = None) -> int:
                     help="an earlier scoring folder (e.g. /tmp/lifecert-pad-eval/v4-ca84e9ad-s12): sessions that are "
                          "not paced and whose file is there keep its landmarks and cues and get only PAD re-scored "
                          "(for a change of the PAD crop alone; ~1-3 s a session instead of ~10-40)")
+    ap.add_argument("--kinds", default="",
+                    help="comma-separated kinds or sources (e.g. video_acted,slow,late,crops = the genuine BPCER set; "
+                         "cued_replay): score and summarise only those sessions of the plan (same keys, draws and "
+                         "halves); writes only --sessions-out, not pad.json / README / manifest")
+    ap.add_argument("--sessions-out", type=Path, default=RESULTS / "pad_sessions.json",
+                    help="per-session results (key, kind, half, fused PAD score, verdicts; no images)")
     a = ap.parse_args(argv)
+    if a.kinds and a.write_manifest:
+        ap.error("--kinds: a restricted run does not write the manifest (its threshold is the full run's)")
     t_start = time.time()
     settings = Settings()
     models = a.models or a.faces.parent / "models" / "minifasnet"
-    specs = plan(a.faces, a.per_type, a.genuine_per_variant, a.seed, a.seq_len)
+    kinds = [k.strip() for k in a.kinds.split(",") if k.strip()]
+    specs = select_kinds(plan(a.faces, a.per_type, a.genuine_per_variant, a.seed, a.seq_len), kinds)
+    if kinds and not specs:
+        ap.error(f"--kinds: no session of the plan has kind or source {', '.join(kinds)}")
     if a.only:
         wanted = {k.strip() for k in a.only.split(",") if k.strip()}
         specs = [sp for sp in specs if sp.key in wanted]
@@ -1294,8 +1352,12 @@ def main(argv: list[str] | None = None) -> int:
                 "genuine_per_variant": a.genuine_per_variant, "planned_sessions": len(specs),
                 "scored_sessions": len(rows), "elapsed_s": round(elapsed_before + time.time() - t_start, 1),
                 "cpu_s_sessions": round(cpu, 1), "workers": a.workers,
-                "load_avg": [round(x, 2) for x in os.getloadavg()], "complete": final}
+                "load_avg": [round(x, 2) for x in os.getloadavg()], "complete": final, "kinds": kinds or "all"}
         if rows:
+            shipped = pad_spec(settings.manifest_path).threshold
+            write_sessions(a.sessions_out, rows, meta | {"date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                                                         "machine": machine_info()}, shipped.value, shipped.fusion)
+        if rows and not kinds:
             summarize(rows, tight, meta, a.fusion, a.write_manifest if final else None, settings)
 
     if a.summarize_only:

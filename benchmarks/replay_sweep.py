@@ -59,6 +59,13 @@ size from the same seeds in every variant (a switch never changes PhoneScreen's 
 only by what they switch. Cameras: attacks.Camera.random (pad_eval's draw) in every row, plus rows with a
 high-quality camera (HQ_CAMERA).
 
+PER-SESSION results: the results JSON keeps every cached session's record (``sessions``, :func:`session_record`:
+variant, clip, number, half, fused PAD score, PAD's verdict, the active decision of the cued / acted rows and
+whether production would confirm it; no images), so that a rule on the session scores (benchmarks/audit_band.py)
+is evaluated without rescoring. A run of a few variants (``--variants``) writes its tables and sessions to
+``--out`` (e.g. benchmarks/results/replay_sweep_band.json) with ``--no-readme``, leaving the full sweep's
+replay_sweep.json and README table as they are.
+
 Real: the two clips (the people and their motion). Synthetic: the phone and its screen, the room behind it,
 the hand tremor, the camera (blur, noise, JPEG, exposure). No threshold or switch here is chosen on these
 numbers: the variants, the framing and the camera were fixed before the first run.
@@ -616,6 +623,22 @@ def acted_rates(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "steps": {k: {"judged": v[0], "missed": v[1]} for k, v in sorted(per.items())}}
 
 
+def session_record(r: dict[str, Any]) -> dict[str, Any]:
+    """One cached session (its verdict already at today's manifest, :func:`summarize`) -> what a rule on session
+    scores needs, no frames or images: the half (even session numbers A, odd B, as :func:`statistic_check`), the
+    fused PAD score (None: no face found), ``pad_pass``, and for the cued / acted rows the active checks' verdict
+    and ``confirmed`` = production would confirm the session (PAD passes AND the active checks confirm); plain
+    replays and genuine controls have no active checks (``active_pass`` / ``confirmed`` None)."""
+    v = BY_NAME[r["variant"]]
+    active = r.get("active_pass") if (v.cued or v.acted) else None
+    pad_pass = not r["pad_attack"]
+    return {"variant": r["variant"], "clip": r["clip"], "number": r["number"],
+            "split": "A" if r["number"] % 2 == 0 else "B", "genuine": v.genuine,
+            "session_score": r["session_score"], "pad_pass": pad_pass, "active_pass": active,
+            "decision": r.get("decision"), "reason": r.get("reason"),
+            "confirmed": None if active is None else bool(pad_pass and active)}
+
+
 def summarize(cache_dir: Path) -> dict[str, Any]:
     """Every cached session of this version, per variant and clip (a later run with a larger --per-variant only
     adds sessions)."""
@@ -640,6 +663,8 @@ def summarize(cache_dir: Path) -> dict[str, Any]:
         "real": "the two clips ../shared/faces/video/talking_head_a.mp4 and blink_7_times_1080p.mp4",
         "synthetic": "the phone and its screen (attacks.PhoneScreen), the room, the hand tremor, the camera",
         "variants": {}}
+    out["sessions"] = [session_record(r) for v in VARIANTS for c in pe.CLIPS
+                       for r in sorted(rows[(v.name, c)], key=lambda r: r["number"])]
     out["statistic_check"] = statistic_check(rows)
     out["net_check"] = net_check(rows, spec.threshold.fusion)
     out["cue_auc_vs_genuine"] = cue_auc(rows)
@@ -754,6 +779,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget-min", type=float, default=35.0, help="stop submitting new sessions after this")
     ap.add_argument("--summarize-only", action="store_true")
     ap.add_argument("--no-readme", action="store_true")
+    ap.add_argument("--out", type=Path, default=RESULTS / "replay_sweep.json",
+                    help="results JSON (tables and per-session records); a run of a few variants writes elsewhere "
+                         "(with --no-readme) so that the full sweep's file stays")
     a = ap.parse_args(argv)
     models = a.models or a.faces.parent / "models" / "minifasnet"
     names = [n for n in a.variants.split(",") if n]
@@ -796,10 +824,10 @@ def main(argv: list[str] | None = None) -> int:
         if time.time() >= deadline:
             print(f"time box of {a.budget_min} min reached; rerun to continue (cached)", flush=True)
     res = summarize(a.cache_dir)
-    prev = RESULTS / "replay_sweep.json"
+    prev = a.out
     if prev.is_file():  # the reading is written by hand after a run; keep it
         res["reading"] = json.loads(prev.read_text()).get("reading", "")
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    prev.parent.mkdir(parents=True, exist_ok=True)
     prev.write_text(json.dumps(res, indent=1) + "\n")
     if not a.no_readme:
         update_readme("replay_sweep", readme(res))
