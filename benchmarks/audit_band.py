@@ -40,6 +40,7 @@ import json
 import math
 import re
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -139,18 +140,33 @@ def genuine_scores(pad_sessions: dict[str, Any], half: str | None) -> tuple[list
     return [float(r["pad_score"]) for r in rows if r["confirmed"]], len(rows)
 
 
-def evaluate(pad_sessions: dict[str, Any], sweep: dict[str, Any], qs: Sequence[float],
-             sample_rate: float) -> dict[str, Any]:
+def pad_eval_attacks(pad_results: dict[str, Any], kind: str = "cued_replay") -> list[dict[str, Any]]:
+    """``kind``'s sessions in a full pad_eval run's results (pad.json ``sessions``: derived rows) as attack records
+    (``session_score``, ``confirmed``) at the manifest's threshold and fusion (pad_eval.session_record)."""
+    from benchmarks import pad_eval as pe
+    from lifecert.engine.pad import pad_spec
+
+    th = pad_spec().threshold
+    recs = [pe.session_record(r, th.value, th.fusion) for r in pad_results.get("sessions", []) if r["kind"] == kind]
+    return [{"session_score": r["pad_score"], "confirmed": r["confirmed"]} for r in recs]
+
+
+def evaluate(pad_sessions: dict[str, Any], sweep: dict[str, Any], qs: Sequence[float], sample_rate: float,
+             extra_attacks: dict[str, list[dict[str, Any]]] | None = None) -> dict[str, Any]:
+    """Every q's audit_below (half A) with the genuine loads and the attack rows' outcomes; ``extra_attacks``:
+    more attack rows (name -> records with ``session_score`` and ``confirmed``)."""
     cal, n_a = genuine_scores(pad_sessions, "A")
     rep, n_b = genuine_scores(pad_sessions, "B")
     rows = {v: [r for r in sweep.get("sessions", []) if r["variant"] == v] for v in (*ATTACK_ROWS, *GENUINE_ROWS)}
+    attack_names = [*ATTACK_ROWS, *(extra_attacks or {})]
+    rows |= extra_attacks or {}
     acted = [float(r["session_score"]) for r in rows["acted_genuine"] if r["confirmed"]]
     out: dict[str, Any] = {
         "threshold": pad_sessions["meta"]["threshold"], "fusion": pad_sessions["meta"]["fusion"],
         "sample_rate": sample_rate,
         "genuine_sessions": {"half_A": n_a, "half_A_confirmed": len(cal), "half_B": n_b, "half_B_confirmed": len(rep),
                              "acted_genuine": len(rows["acted_genuine"]), "acted_genuine_confirmed": len(acted)},
-        "attack_sessions": {v: len(rows[v]) for v in ATTACK_ROWS},
+        "attack_sessions": {v: len(rows[v]) for v in attack_names},
         "genuine_score_quantiles_half_A": {f"{p:.2f}": round(float(np.quantile(cal, p)), 4)
                                            for p in (0.0, *qs, 0.5)} if cal else {},
         "per_q": [],
@@ -161,9 +177,9 @@ def evaluate(pad_sessions: dict[str, Any], sweep: dict[str, Any], qs: Sequence[f
             "q": q, "audit_below": ab,
             "genuine": {"half_A": genuine_load(cal, ab, sample_rate), "half_B": genuine_load(rep, ab, sample_rate),
                         "acted_genuine": genuine_load(acted, ab, sample_rate)},
-            "attacks": {v: attack_outcome(rows[v], ab, sample_rate) for v in ATTACK_ROWS if rows[v]},
+            "attacks": {v: attack_outcome(rows[v], ab, sample_rate) for v in attack_names if rows[v]},
         })
-    out["no_band"] = {v: attack_outcome(rows[v], -math.inf, sample_rate) for v in ATTACK_ROWS if rows[v]}
+    out["no_band"] = {v: attack_outcome(rows[v], -math.inf, sample_rate) for v in attack_names if rows[v]}
     return out
 
 
@@ -218,23 +234,29 @@ def readme(res: dict[str, Any]) -> str:
     lines = [
         "## PAD audit band (`benchmarks/audit_band.py`)",
         "",
-        f"{res['date']}, {res['machine']['cpu']} ({res['machine']['nproc']} cores, shared with two other sessions, "
-        f"scoring niced). A CONFIRMED session whose fused PAD score ({res['fusion']} of production's PAD frames) lies "
-        f"in [{thr}, audit_below) opens a caseworker audit case (the confirmation stands); every other confirmed "
-        f"session is audited with probability {res['sample_rate']:.0%} (the random sample). **Rule, fixed before any "
-        "attack score was looked at:** audit_below = the q-quantile (linear interpolation) of the fused PAD scores of "
-        "the genuine sessions production confirms, on HALF A of pad_eval's genuine BPCER set (video_acted, slow, "
-        f"late, crops; split by session key as pad_eval does; {g['half_A_confirmed']} of {g['half_A']} confirmed), "
-        f"rounded to 4 decimals. The load is reported on half B ({g['half_B_confirmed']} of {g['half_B']} confirmed), "
-        "which did not choose the value, and on replay_sweep's `acted_genuine` "
-        f"({g['acted_genuine_confirmed']} of {g['acted_genuine']} confirmed: genuine acting through PRODUCTION's frame "
-        "engine, 320 px HOG, at the held-closer rows' framing; pad_eval's engine is 640 px with a CNN fallback). "
-        "Attacks: replay_sweep's cued replays (the clip acts the drawn challenges on a phone, paced as production, "
-        "production's active checks + PAD): `cued_closer_default` held so close that the phone's edges leave the "
-        f"picture (n = {res['attack_sessions'].get('cued_closer_default', 0)}), `cued_default` with attacks.py's "
-        f"framing (n = {res['attack_sessions'].get('cued_default', 0)}). Cells: count / n = share [Wilson 95 %]; "
-        f"after the arrow, with the {res['sample_rate']:.0%} random sample added analytically (genuine: band + "
-        "(1 − band) × rate audited; attacks: above the band × (1 − rate) confirmed with no human look).",
+        " ".join([
+            f"{res['date']}, {res['machine']['cpu']} ({res['machine']['nproc']} cores, shared with two other",
+            "sessions, scoring niced). A CONFIRMED session whose fused PAD score",
+            f"({res['fusion']} of production's PAD frames) lies in [{thr}, audit_below) opens a caseworker audit",
+            "case (the confirmation stands); every other confirmed session is audited with probability",
+            f"{100 * res['sample_rate']:.0f} % (the random sample). **Rule, fixed before any attack score was",
+            "looked at:** audit_below = the q-quantile (linear interpolation) of the fused PAD scores of the",
+            "genuine sessions production confirms, on HALF A of pad_eval's genuine BPCER set (video_acted, slow,",
+            f"late, crops; split by session key as pad_eval does; {g['half_A_confirmed']} of {g['half_A']}",
+            "confirmed), rounded to 4 decimals. The load is reported on half B",
+            f"({g['half_B_confirmed']} of {g['half_B']} confirmed), which did not choose the value, and on",
+            f"replay_sweep's `acted_genuine` ({g['acted_genuine_confirmed']} of {g['acted_genuine']} confirmed:",
+            "genuine acting through PRODUCTION's frame engine, 320 px HOG, at the held-closer rows' framing;",
+            "pad_eval's engine is 640 px with a CNN fallback). Attacks: replay_sweep's cued replays (the clip",
+            "acts the drawn challenges on a phone, paced as production, production's active checks + PAD):",
+            "`cued_closer_default` held so close that the phone's edges leave the picture",
+            f"(n = {res['attack_sessions'].get('cued_closer_default', 0)}), `cued_default` with attacks.py's",
+            f"framing (n = {res['attack_sessions'].get('cued_default', 0)}); `pad_eval_cued_replay`: pad_eval's",
+            f"cued replays (n = {res['attack_sessions'].get('pad_eval_cued_replay', 0)}) from its results file.",
+            "Cells: count / n = share [Wilson 95 %]; after the arrow, with the",
+            f"{100 * res['sample_rate']:.0f} % random sample added analytically (genuine: band + (1 − band) ×",
+            "rate audited; attacks: above the band × (1 − rate) confirmed with no human look).",
+        ]),
         "",
         "| q | audit_below | genuine in band → audited, half A (chose it) | **half B (held out)** | acted_genuine "
         "(production engine) | " + " | ".join(f"`{v}` confirmed (APCER) | `{v}` confirmed, **no human look**"
@@ -258,6 +280,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pad-sessions", type=Path, default=RESULTS / "pad_sessions.json")
     ap.add_argument("--sweep", type=Path, default=RESULTS / "replay_sweep_band.json")
+    ap.add_argument("--pad-results", type=Path, default=RESULTS / "pad.json",
+                    help="a full pad_eval run's results: its cued_replay sessions are one more attack row (not "
+                         "rescored here; '' to leave it out)")
     ap.add_argument("--sample-rate", type=float, default=SAMPLE_RATE)
     ap.add_argument("--ship-q", type=float, default=SHIP_Q, help="the q whose audit_below --write-manifest writes")
     ap.add_argument("--write-manifest", action="store_true", help="write audit_below into models/manifest.toml")
@@ -270,7 +295,10 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--ship-q must be one of {QS}")
     pad = json.loads(a.pad_sessions.read_text())
     sweep = json.loads(a.sweep.read_text())
-    res = evaluate(pad, sweep, QS, a.sample_rate)
+    extra = {}
+    if str(a.pad_results) and a.pad_results.is_file():
+        extra["pad_eval_cued_replay"] = pad_eval_attacks(json.loads(a.pad_results.read_text()))
+    res = evaluate(pad, sweep, QS, a.sample_rate, extra)
     res |= {"date": now(), "machine": machine(), "ship_q": a.ship_q,
             "inputs": {"pad_sessions": str(a.pad_sessions.relative_to(ROOT)) if a.pad_sessions.is_relative_to(ROOT)
                        else str(a.pad_sessions), "pad_sessions_date": pad["meta"].get("date"),
@@ -294,25 +322,29 @@ def main(argv: list[str] | None = None) -> int:
         print(f"q={r['q']:.2f} audit_below={r['audit_below']} half-B load={_load(hb)} " + " ".join(
             f"{v}: confirmed {_pct(x['apcer'])} no-look {_escape(x)}" for v, x in r["attacks"].items()))
     if a.write_manifest:
-        hb = ship["genuine"]["half_B"]
+        g = ship["genuine"]
+        hb = g["half_B"]
+        text = (f"a CONFIRMED session whose fused PAD score ({res['fusion']}, the threshold's fusion) is in "
+                "[threshold, audit_below) opens a caseworker audit case; the confirmation stands; no key = no grey "
+                "band. Rule "
+                "(benchmarks/audit_band.py, benchmarks/README.md \"PAD audit band\"): the "
+                f"{100 * ship['q']:.0f} % quantile of the genuine confirmations' scores, half A of pad_eval's genuine "
+                f"sessions ({res['genuine_sessions']['half_A_confirmed']} confirmed). Genuine load with the "
+                f"{100 * res['sample_rate']:.0f} % random sample: half B (held out) {hb['in_band']['k']}/"
+                f"{hb['in_band']['n']} in the band = {100 * hb['load']:.1f} % audited; half A "
+                f"{100 * g['half_A']['load']:.1f} %; replay_sweep acted_genuine "
+                f"{100 * g['acted_genuine']['load']:.1f} %.")
         cc = ship["attacks"].get("cued_closer_default")
-        comments = [
-            f"a CONFIRMED session whose fused PAD score ({res['fusion']}) is in [threshold, audit_below) opens "
-            "a caseworker audit case (the confirmation stands); no key = no grey band",
-            f"rule: the {ship['q']:.0%} quantile of the genuine confirmations' scores, half A of pad_eval's genuine "
-            f"set ({res['genuine_sessions']['half_A_confirmed']} confirmed); benchmarks/audit_band.py, README "
-            "\"PAD audit band\"",
-            f"genuine load on half B: {hb['in_band']['k']}/{hb['in_band']['n']} in the band, "
-            f"{100 * hb['load']:.1f} % audited with a {res['sample_rate']:.0%} random sample",
-        ]
         if cc:
-            comments.append(
-                f"held-closer cued replays (replay_sweep cued_closer_default, synthetic): confirmed "
-                f"{cc['apcer']['k']}/{cc['apcer']['n']}, confirmed with no human look {cc['no_look_band']['k']}/"
-                f"{cc['no_look_band']['n']} ({100 * cc['no_look_with_sample']:.1f} % with the sample)")
-        comments.append(f"dataset: pad_eval genuine sessions + replay_sweep cued rows (../shared/faces clips); "
-                        f"date {res['date'][:10]}")
-        write_manifest_audit(a.manifest, ship["audit_below"], comments)
+            text += (f" Held-closer cued replays (replay_sweep cued_closer_default, synthetic): confirmed "
+                     f"{cc['apcer']['k']}/{cc['apcer']['n']}, confirmed with no human look {cc['no_look_band']['k']}/"
+                     f"{cc['no_look_band']['n']} ({100 * cc['no_look_with_sample']:.1f} % with the sample; "
+                     f"{100 * res['no_band']['cued_closer_default']['no_look_with_sample']:.1f} % with no band).")
+        text += (" Dataset: pad_eval's genuine sessions and replay_sweep's cued rows (../shared/faces clips); "
+                 f"date {res['date'][:10]}.")
+        # a number and its " %" stay on one line
+        lines = [ln.replace("\0", " ") for ln in textwrap.wrap(text.replace(" %", "\0%"), 96)]
+        write_manifest_audit(a.manifest, ship["audit_below"], lines)
         print(f"wrote audit_below = {ship['audit_below']} to {a.manifest}")
     return 0
 

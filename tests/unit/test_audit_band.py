@@ -164,3 +164,11 @@ def test_given_sweep_sessions_when_recorded_then_only_cued_and_acted_rows_have_a
     plain = rs.session_record({"variant": "closer_default", "clip": "c", "number": 0, "session_score": 0.9,
                                "pad_attack": False})
     assert plain["confirmed"] is None and plain["active_pass"] is None and plain["pad_pass"] is True
+
+
+def test_given_the_repository_manifest_when_read_then_audit_below_lies_above_the_pad_threshold_and_at_most_1() -> None:
+    from lifecert.engine.pad import pad_spec
+
+    pack = tomllib.loads((ROOT / "models" / "manifest.toml").read_text())["packs"]["minifasnet"]
+    assert "audit_below" in pack  # helper code reads this key by this name; its absence means no grey band
+    assert pad_spec().threshold.value < float(pack["audit_below"]) <= 1.0
