@@ -118,7 +118,11 @@ def test_given_a_manifest_copy_when_audit_below_is_written_then_only_its_block_i
     assert copy.read_text().count("audit_below =") == 1
     ab.write_manifest_audit(copy, 0.9412, ["what it is", "how it was chosen"])
     assert copy.read_text() == first  # the block is replaced, not stacked
-    assert pad_spec(copy).threshold == pad_spec(src).threshold  # the PAD threshold table is untouched
+    got, was = pad_spec(copy).threshold, pad_spec(src).threshold
+    assert got.audit_below == 0.9412  # what the spot checks read (lifecert.engine.pad)
+    # the PAD threshold table is untouched
+    assert (got.value, got.fusion, got.apcer, got.bpcer, got.dataset, got.date) == (
+        was.value, was.fusion, was.apcer, was.bpcer, was.dataset, was.date)
     with pytest.raises(ValueError):
         ab.write_manifest_audit(copy, 1.5, ["bad"])
     assert copy.read_text() == first  # bad input: nothing changed
@@ -172,3 +176,4 @@ def test_given_the_repository_manifest_when_read_then_audit_below_lies_above_the
     pack = tomllib.loads((ROOT / "models" / "manifest.toml").read_text())["packs"]["minifasnet"]
     assert "audit_below" in pack  # helper code reads this key by this name; its absence means no grey band
     assert pad_spec().threshold.value < float(pack["audit_below"]) <= 1.0
+    assert pad_spec().threshold.audit_below == pack["audit_below"]  # the spot checks' reader finds it
