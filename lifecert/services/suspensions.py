@@ -36,7 +36,7 @@ from lifecert.services.policy import default_policy, iter_register, policies_in_
 from lifecert.services.review.access import in_scope
 from lifecert.services.staff import Principal, Role
 from lifecert.services.withdrawal import withdraw_confirmation
-from lifecert.storage.models import AuditEvent, Pensioner, PensionerStatus, SurvivalConfirmation
+from lifecert.storage.models import AuditEvent, Pensioner, PensionerStatus, StaffUser, SurvivalConfirmation
 from lifecert.storage.models_agency import Suspension, SuspensionReason, SuspensionStatus
 
 SIGNING_ROLES = (Role.CASEWORKER,)  # not admin: account management and payment decisions stay apart
@@ -394,6 +394,25 @@ def pensioners_of(session: Session, cases: Sequence[Suspension]) -> dict[int, Pe
     if not ids:
         return {}
     return {p.id: p for p in session.scalars(select(Pensioner).where(Pensioner.id.in_(ids)))}
+
+
+def signers_of(session: Session, cases: Sequence[Suspension]) -> dict[int, str]:
+    """The usernames of the staff who signed the listed cases (proposed, approved, proposed the lift), by id."""
+    ids = {i for c in cases for i in (c.proposed_by, c.approved_by, (c.detail or {}).get("lift_proposed_by"))
+           if isinstance(i, int)}
+    if not ids:
+        return {}
+    return {u.id: u.username for u in session.scalars(select(StaffUser).where(StaffUser.id.in_(ids)))}
+
+
+def withdrawn_by(cases: Sequence[Suspension]) -> dict[int, Suspension]:
+    """confirmation id -> the approved case whose second signature withdrew it (detail ``withdrawn``)."""
+    out: dict[int, Suspension] = {}
+    for c in cases:
+        for cid in (c.detail or {}).get(WITHDRAWN) or []:
+            if isinstance(cid, int):
+                out.setdefault(cid, c)
+    return out
 
 
 def counts_by_region(session: Session, *, region_prefix: str = "") -> dict[str, dict[str, int]]:

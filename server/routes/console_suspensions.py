@@ -50,7 +50,8 @@ def suspension_list(request: Request, session: DbSession, who: Caseworker, statu
     wanted = _STATUSES.get(status, SuspensionStatus.PENDING)
     rows = suspensions.list_cases(session, who, statuses=wanted)
     people = suspensions.pensioners_of(session, rows)
-    return render(request, "console/suspensions.html", who, rows=rows, people=people, status=status,
+    staff = suspensions.signers_of(session, rows)
+    return render(request, "console/suspensions.html", who, rows=rows, people=people, staff=staff, status=status,
                   error=error if error and error.startswith("err_") else None)
 
 

@@ -7,8 +7,11 @@ passing PAD score lies in it and the draw cannot miss (no random sample). The ca
 tests see. Then two caseworkers in the browser: the queue's spot-check filter, the page (frames rendered, PAD
 score and band, reasons, the three decisions), suspected fraud by keyboard, the second signature on the
 suspensions page, and the confirmation shown as withdrawn. The "living pensioner" path on a second spot check
-(over a recorded assisted confirmation: no second session). Layout at 1280 px, at 150 % zoom, at 360 px and
-with 150 % text; screenshots into screenshots_dir."""
+(over a recorded assisted confirmation: no second session). What the caseworker reads: the keys of this
+case's decisions, the band's PAD score in amber with its words, "proposed, awaiting the second caseworker"
+until approval, signers by username, and the withdrawal told in Chinese from the suspension row. Layout at
+1280 px, at 150 % zoom, at 360 px and with 150 % text (the withdrawn case at 360 px too); screenshots into
+screenshots_dir."""
 
 from __future__ import annotations
 
@@ -203,7 +206,9 @@ def test_given_a_real_session_in_the_pad_grey_band_when_two_caseworkers_sign_fra
             _frames_loaded(page, sc.frames)
             assert page.get_attribute("#trigger", "data-type") == "spot_check"
             assert page.inner_text("#spot-reasons") == "防伪分数刚过阈值（复核区间）"
-            assert page.inner_text("#pad-score") == f"{sc.pad_score:.3f} / {threshold:.3f}"
+            # in the band: amber with its words, not the red of a failed check
+            assert page.inner_text("#pad-score") == f"{sc.pad_score:.3f} / {threshold:.3f} · 复核区间内"
+            assert page.get_attribute("#pad-score", "class") == "warn"
             assert page.inner_text("#pad-band") == f"[{threshold:.3f}, 1.000)"
             assert page.inner_text("#spot-confirmation").startswith(f"#{sc.confirmation_id} · ")
             assert sc.evidence_date in page.inner_text("#spot-confirmation")
@@ -211,6 +216,7 @@ def test_given_a_real_session_in_the_pad_grey_band_when_two_caseworkers_sign_fra
             assert page.locator("#liveness tbody tr").count() == 2
             decisions = page.locator("#decisions button[type=submit]").evaluate_all("els => els.map(e => e.id)")
             assert decisions == ["genuine", "visit", "fraud"], decisions
+            assert page.inner_text("#shortcuts") == "快捷键：g 本人活体 · v 上门 · f 欺诈 · n 备注 · j/k 下一件/上一件"
             assert all(page.is_visible(f"#{d}") for d in decisions)
             assert page.inner_text("#fraud-withdraws") == (
                 f"标记疑似欺诈只提议暂停发放；另一位经办人批准后，同时撤销 {sc.evidence_date} 的认证")
@@ -246,7 +252,8 @@ def test_given_a_real_session_in_the_pad_grey_band_when_two_caseworkers_sign_fra
             assert asked and "疑似欺诈" in asked[0], asked
             assert page.inner_text("#case-decision") == "疑似欺诈"
             assert page.inner_text("#fraud-suspension").endswith(f"待批准 — 批准时同时撤销 {sc.evidence_date} 的认证")
-            assert page.locator("#decisions").count() == 0
+            assert page.locator("#decisions").count() == 0 and page.locator("#shortcuts").count() == 0
+            assert page.inner_text("#case-state") == "已提议暂停发放，待另一位经办人批准"  # not "closed" yet
             assert detached_get(ctx, SurvivalConfirmation, sc.confirmation_id).withdrawn_at is None
             page.screenshot(path=str(screenshots_dir / "spot_case_proposed_1280.png"), full_page=True)
             with ctx.db.session() as s:
@@ -257,6 +264,8 @@ def test_given_a_real_session_in_the_pad_grey_band_when_two_caseworkers_sign_fra
             page.goto(f"{base}/console/suspensions")
             assert page.inner_text(f"#susp-withdraws-{susp_id}") == f"批准时同时撤销 {sc.evidence_date} 的认证"
             assert page.locator(approve).count() == 0, "the proposer cannot sign twice"
+            assert page.inner_text(f"#susp-signers-{susp_id}") == "cw_spot1 / —"
+            assert page.get_attribute(f"#susp-case-{susp_id}", "href") == f"/console/cases/{sc.case_id}"
             page.screenshot(path=str(screenshots_dir / "spot_suspensions_proposer_1280.png"), full_page=True)
         finally:
             page.context.close()
@@ -277,13 +286,22 @@ def test_given_a_real_session_in_the_pad_grey_band_when_two_caseworkers_sign_fra
             assert row.is_visible() and "已撤销" in row.inner_text()
             assert "已撤销" in second.inner_text("#spot-confirmation")
             assert second.inner_text("#fraud-suspension").endswith(f"已撤销 {sc.evidence_date} 的认证")
-            assert second.inner_text("#p-status").startswith("暂停发放")
+            assert second.inner_text("#p-status") == f"暂停发放（待审查） — 疑似欺诈暂停发放 #{susp_id}"
+            assert second.inner_text(f"#withdrawn-by-{sc.confirmation_id}") == (
+                f"随暂停发放 #{susp_id}（疑似欺诈）撤销：cw_spot1 提议，cw_spot2 批准")
+            assert second.inner_text("#case-state") == "已结案"
+            assert "payment suspension" not in second.inner_text("main")
             _check_layout(second, "case withdrawn 1280")
             second.screenshot(path=str(screenshots_dir / "spot_case_withdrawn_1280.png"), full_page=True)
+            second.set_viewport_size(PHONE)  # the confirmations' source is a short label, not a broken id
+            _check_layout(second, "case withdrawn 360")
+            second.screenshot(path=str(screenshots_dir / "spot_case_withdrawn_360.png"), full_page=True)
+            second.set_viewport_size(DESK)
 
             # The living pensioner, on the other spot check, by keyboard (g): closed, the confirmation stands.
             second.goto(f"{base}/console/cases/{sc.genuine_case_id}")
             assert second.inner_text("#spot-reasons") == "随机抽样"
+            assert second.locator(".panel.checks").count() == 0, "no liveness rows: no empty panel"
             with second.expect_navigation():
                 second.keyboard.press("g")
             assert second.inner_text("#case-decision") == "本人活体，认证有效"

@@ -400,7 +400,9 @@ def test_given_a_spot_check_when_the_caseworker_sees_the_living_pensioner_then_c
     client = TestClient(create_app(ctx=data_ctx))
     login(client, "cw_b")
     page = client.get(f"/console/cases/{cid}").text
-    assert 'id="pad-score" class="bad">0.750 / 0.733<' in page and 'id="pad-band">[0.733, 0.940)<' in page
+    # inside the band is not a failed check: amber with its words, red is kept for scores under the threshold
+    assert ('id="pad-score" class="warn">0.750 / 0.733 · <span id="pad-verdict">复核区间内</span><' in page
+            and 'id="pad-band">[0.733, 0.940)<' in page)
     from lifecert.services import staff
 
     with data_ctx.db.session() as s:

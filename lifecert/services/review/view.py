@@ -41,13 +41,14 @@ from lifecert.storage.models import (
     EnrollmentItem,
     FaceTemplate,
     Pensioner,
+    PensionerStatus,
     ReviewCase,
     ReviewKind,
     StaffUser,
     SurvivalConfirmation,
     TemplateKind,
 )
-from lifecert.storage.models_agency import Suspension, SuspensionReason
+from lifecert.storage.models_agency import Suspension, SuspensionReason, SuspensionStatus
 from lifecert.storage.models_data import DataImport
 from lifecert.storage.models_staff import CaseNote, HomeVisitTask
 
@@ -120,6 +121,18 @@ class CaseView:
     # proposed from this case, whose approval withdraws them
     under_check: dict[int, ConfirmationView] = field(default_factory=dict)
     fraud_suspension: Suspension | None = None
+    # the page renders these from the rows, never from the stored (English) reason texts: the suspension
+    # behind the pensioner's status (suspended, or resumed after one), the case whose approval withdrew
+    # each withdrawn confirmation (by confirmation id), and every staff member's username (by id)
+    status_suspension: Suspension | None = None
+    withdrawals: dict[int, Suspension] = field(default_factory=dict)
+    staff: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def fraud_pending(self) -> bool:
+        """Suspected fraud was decided here and its suspension still waits for the second signature."""
+        fs = self.fraud_suspension
+        return fs is not None and fs.status in SuspensionStatus.PENDING
 
     @property
     def closed(self) -> bool:
@@ -218,16 +231,27 @@ def case_view(ctx: AppContext, session: Session, case_id: int, who: Principal, *
         visits = list(session.scalars(select(HomeVisitTask).where(HomeVisitTask.pensioner_id == p.id)
                                       .order_by(HomeVisitTask.id.desc()).limit(5)))
     under_check: dict[int, ConfirmationView] = {}
-    fraud_suspension: Suspension | None = None
     if isinstance(payload, SpotCheck):
         for c in session.scalars(select(SurvivalConfirmation).where(
                 SurvivalConfirmation.id.in_(payload.confirmation_ids))):
             under_check[c.id] = ConfirmationView(c.method, c.evidence_date, c.valid_until, c.confirmed_at, c.source,
                                                  users.get(c.created_by or 0), c.withdrawn_at, c.withdrawn_reason,
                                                  c.id)
-        fraud_suspension = session.scalars(select(Suspension).where(
-            Suspension.review_case_id == case.id, Suspension.reason == SuspensionReason.FRAUD)
-            .order_by(Suspension.id.desc()).limit(1)).first()
+    fraud_suspension = session.scalars(select(Suspension).where(
+        Suspension.review_case_id == case.id, Suspension.reason == SuspensionReason.FRAUD)
+        .order_by(Suspension.id.desc()).limit(1)).first()
+    status_suspension: Suspension | None = None
+    withdrawals: dict[int, Suspension] = {}
+    if p is not None:
+        from lifecert.services.suspensions import STATUS_PREFIX, withdrawn_by  # it imports review.access
+
+        theirs = list(session.scalars(select(Suspension).where(Suspension.pensioner_id == p.id)
+                                      .order_by(Suspension.id.desc())))
+        withdrawals = withdrawn_by(theirs)
+        if STATUS_PREFIX in (p.status_reason or ""):  # the status was set by a suspension: name it from its row
+            suspended = p.status == PensionerStatus.SUSPENDED
+            behind = SuspensionStatus.SUSPENDED if suspended else (SuspensionStatus.RESUMED,)
+            status_suspension = next((s for s in theirs if s.status in behind), None)
     view = CaseView(
         case=case, pensioner=p, id_number=(p.id_number if p else case.id_number) or "",
         payload=payload, decisions=decisions_for(payload, case.reason),
@@ -242,6 +266,7 @@ def case_view(ctx: AppContext, session: Session, case_id: int, who: Principal, *
                                  and (case.status != CaseStatus.CLOSED or case.decision == Decision.APPROVED)),
         refresh_refused=last_refusal(session, case.id),
         under_check=under_check, fraud_suspension=fraud_suspension,
+        status_suspension=status_suspension, withdrawals=withdrawals, staff=users,
     )
     audit.record(session, actor=who.username, role=who.role, action="case.view", object_type="review_case",
                  object_id=case.id, client_addr=client_addr,
