@@ -22,12 +22,13 @@ from fastapi.testclient import TestClient
 
 from lifecert.domain.cases import SpotCheck
 from lifecert.domain.idnumber import make_id_number
-from lifecert.services import cases
+from lifecert.services import cases, suspensions
 from lifecert.services.confirmations import record_confirmation
 from lifecert.services.context import AppContext
 from lifecert.storage.models import ConfirmationMethod, Pensioner, ReviewKind
 from server.app import create_app
 from tests.integration.console_support import login, make_case, make_user
+from tests.integration.test_suspensions import principal
 
 AUDITED = date(2026, 11, 30)
 SESSION = "5f0c2a9e-7d41-4b8e-9a53-0c6f1e2d3b4a"
@@ -157,3 +158,19 @@ def test_given_each_kind_of_case_when_opened_then_the_keys_line_lists_its_own_de
     en, _ = _client(data_ctx, "cw_li", lang="en")
     assert _text(en.get(f"/console/cases/{spot_id}").text, "shortcuts") == (
         "Keys: g genuine · v visit · f fraud · n note · j/k next/prev")
+
+
+def test_given_an_open_fraud_case_not_yet_proposed_when_the_page_is_read_then_it_does_not_say_awaiting_approval(
+        data_ctx: AppContext, staff: None) -> None:
+    """An ``open`` fraud suspension (as enrollment staff leave one) still needs both signatures: the case
+    keeps its own status and the suspension line says it waits for a proposal."""
+    pid, _, case_id = _spot_check(data_ctx, 43, pad_score=0.912)
+    with data_ctx.db.session() as s:
+        p = s.get(Pensioner, pid)
+        assert p is not None
+        susp_id = suspensions.open_fraud(s, p, case_id, principal(data_ctx, make_user(data_ctx, "es_zhao",
+                                                                                      "enrollment_staff"))).id
+    client, _ = _client(data_ctx, "cw_wang")
+    page = client.get(f"/console/cases/{case_id}").text
+    assert _text(page, "case-state") == "未分配"
+    assert _text(page, "fraud-suspension") == f"疑似欺诈 #{susp_id}：待提议"

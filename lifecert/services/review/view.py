@@ -130,9 +130,11 @@ class CaseView:
 
     @property
     def fraud_pending(self) -> bool:
-        """Suspected fraud was decided here and its suspension still waits for the second signature."""
+        """Suspected fraud was decided here and its suspension waits for the second signature (proposed).
+        An ``open`` one (a duplicate face confirmed by enrollment staff) still needs both signatures: the
+        page's suspension line says so, not this."""
         fs = self.fraud_suspension
-        return fs is not None and fs.status in SuspensionStatus.PENDING
+        return fs is not None and fs.status == SuspensionStatus.PROPOSED
 
     @property
     def closed(self) -> bool:
