@@ -25,17 +25,30 @@ speech, unless it has not ended HINT_HEARD_WAIT_MS after the hint was shown, or 
 later: then the page reports the time it was shown (``text``), while the person still hears it at the end of the
 speech and turns then. The first, too small
 turn still comes ``first`` ms after the prompt APPEARED (the person reads it; one who waits to hear the prompt is
-not modelled). ``react``: 1000 and 2700 (issue 12's slowest). ``lag``: extra ms per chunk answer (server +
+not modelled by default; ``--first-from heard`` models her: see below).
+``react``: 1000 and 2700 (issue 12's slowest). ``lag``: extra ms per chunk answer (server +
 network). Synthetic: the turn (a warp), the person's timing, the speech times, the network; the face frames and
 the engine are real.
+
+``--first-from heard`` (:func:`one_heard`): the person waits until the phone has finished SAYING the turn prompt
+(``prompt`` ms after it appeared) and moves ``first`` ms after that. Two kinds (``--kinds``): *full*, her first try
+is the full turn; *small*, her first try is too small and she turns fully ``react`` ms after she has HEARD the
+TURN_MORE hint it brings. Since nothing moved by ACTION_HINT_AFTER_MS, the server's first action hint is then
+DO_ACTION (the page says the prompt again, as long to say as the prompt), and TURN_MORE comes only after her small
+turn; the page's one voice is modelled as app.js ``setHints``/``speak`` do (:class:`PageVoice`: polite, a hint said
+at the first answer that finds the voice free, PROMPT_QUIET_MS after the prompt, a changed code at once, the same
+one again after HINT_REPEAT_MS). The hint report is the end of the FIRST action hint's speech (app.js ``hearing``:
+one per step), which is DO_ACTION's here. The default (``--first-from appeared``) is the model above, unchanged.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +73,48 @@ def page_ms(name: str) -> int:
 
 PROMPT_QUIET_MS = page_ms("PROMPT_QUIET_MS")
 HINT_HEARD_WAIT_MS = page_ms("HINT_HEARD_WAIT_MS")
+HINT_REPEAT_MS = page_ms("HINT_REPEAT_MS")
+# app.js HINT_PRIORITY among the action hints a turn step can bring (HINTS)
+TURN_HINT_ORDER = ("LOOK_BACK", "TURN_MORE", "DO_ACTION")
+
+
+@dataclass
+class PageVoice:
+    """The page's one voice as mobile-web/app.js uses it for a challenge step (``setHints`` + ``speak(text,
+    polite=true)``): the prompt is said from ``prompt_ms`` for ``prompt_speech`` ms; an action hint code in an
+    answer at ``t`` (client ms) is said then if it is due (a code other than the last one said, or the same one
+    HINT_REPEAT_MS after it was last said), more than PROMPT_QUIET_MS after the prompt, and the voice is free
+    (a polite utterance is dropped, not queued: the next answer tries again). ``lengths``: ms to say each code.
+    Pure: no clock, no I/O."""
+
+    prompt_ms: int
+    prompt_speech: int
+    lengths: dict[str, int]
+    free_at: int = 0
+    spoken: str = ""
+    last_spoken_at: int = -(10**9)
+    said: list[tuple[str, int, int]] = field(default_factory=list)  # (code, began, ended), client ms
+
+    def __post_init__(self) -> None:
+        self.free_at = self.prompt_ms + self.prompt_speech
+
+    def answer(self, t: int, code: str) -> tuple[int, int] | None:
+        """An answer showing ``code`` ("" = no action hint) arrived at ``t``: (began, ended) if it is said now."""
+        if not code:
+            self.spoken = ""
+            return None
+        due = code != self.spoken or t - self.last_spoken_at > HINT_REPEAT_MS
+        if not (due and t - self.prompt_ms > PROMPT_QUIET_MS and t >= self.free_at):
+            return None
+        end = t + self.lengths[code]
+        self.free_at, self.spoken, self.last_spoken_at = end, code, t
+        self.said.append((code, t, end))
+        return t, end
+
+
+def action_code(hints: list[str]) -> str:
+    """The action hint the page shows among a turn step's hints (TURN_HINT_ORDER), or ""."""
+    return next((c for c in TURN_HINT_ORDER if c in hints), "")
 
 
 # what the page reports: nothing (an old page: the fixed +3 s), the hint's hearing (the page before the prompt's
@@ -141,6 +196,91 @@ def one(b: TurnBench, clock: VirtualTime, seed: int, first: int, speech: int, re
     return out
 
 
+def one_heard(b: TurnBench, clock: VirtualTime, seed: int, first: int, speech: int, react: int, lag: int,
+              page: str, prompt_speech: int, kind: str) -> dict[str, Any]:
+    """One session of a person who moves only ``first`` ms after the prompt was HEARD said (``prompt_speech`` ms
+    after it appeared): ``kind`` "full" turns fully then; "small" turns too little then and fully ``react`` ms
+    after hearing the TURN_MORE that brings. DO_ACTION is said as long as the prompt, other hints ``speech``."""
+    svc, clip, small, full = b.service(clock, seed), b.clip, b.small, b.full
+    start = svc.create_session(b.who[0], b.who[1], "10.9.9.8")
+    sim = SimClock(clock, server_lag_ms=lag)
+    said: list[tuple[int, str]] = []
+    prompt_said: list[tuple[int, str]] = []
+
+    def heard(step: int, sent_ms: int) -> tuple[int, str] | None:
+        return said[0] if page != "none" and step == 1 and said and sent_ms >= ready_at else None
+
+    def prompt_heard(step: int, sent_ms: int) -> tuple[int, str] | None:
+        ok = page == "both" and step == 1 and prompt_said and sent_ms >= prompt_ready_at
+        return prompt_said[0] if ok else None
+
+    phone = Phone(service_sender(svc, start.session_id, sim, heard=heard, prompt_heard=prompt_heard),
+                  step_of(start.step), clip, sim, act=False, session_id=start.session_id)
+    phone.neutral(1500)
+    while phone.step.index == 0 and not phone.decided and phone.t < LIMIT_MS:
+        phone.tick()
+    if phone.step.challenge != "turn_left":
+        return {"outcome": "no_turn_step"}
+    prompt = phone.prompt_at
+    prompt_ready_at = prompt + prompt_speech
+    if 0 < prompt_speech <= HINT_HEARD_WAIT_MS:
+        prompt_said.append((prompt_ready_at, "speech"))
+    voice = PageVoice(prompt, prompt_speech, {"DO_ACTION": prompt_speech, "TURN_MORE": speech, "LOOK_BACK": speech})
+    first_at = prompt + prompt_speech + first
+    phone.script, phone.script_at = list(full if kind == "full" else small), first_at
+    small_end = first_at + len(small) * 125
+    hint_at: int | None = None  # the first action hint shown
+    say_at: int | None = None  # the first action hint's speech began
+    full_at: int | None = first_at if kind == "full" else None
+    ready_at = 0
+    codes: list[str] = []
+    n = len(phone.answers)
+    end = phone.t + LIMIT_MS + steps.HINT_MAX_WINDOW_MS
+    while phone.t < end and not phone.decided and phone.step.index == 1:
+        phone.tick()
+        wait_from = hint_at if say_at is None else say_at
+        if wait_from is not None and not said and phone.t >= wait_from + HINT_HEARD_WAIT_MS:
+            said.append((hint_at or 0, "text"))
+            ready_at = phone.t
+        if len(phone.answers) == n:
+            continue
+        n = len(phone.answers)
+        code = action_code(list(phone.answers[-1].hints))
+        if code and (not codes or codes[-1] != code):
+            codes.append(code)
+        if code and hint_at is None:
+            hint_at = phone.t
+        spoke = voice.answer(phone.t, code)
+        if spoke is None:
+            continue
+        if say_at is None:  # the first action hint said: the page's report is its end
+            say_at = spoke[0]
+            if spoke[1] - spoke[0] <= HINT_HEARD_WAIT_MS and not said:
+                said.append((spoke[1], "speech"))
+                ready_at = spoke[1]
+        if kind == "small" and full_at is None and code == "TURN_MORE":
+            full_at = max(spoke[1] + react, small_end + 125)
+            phone.script, phone.script_at = list(full), full_at
+    with b.ctx.db.session() as s:
+        vs = s.get(VerificationSession, start.session_id)
+        st = {} if vs is None else dict(vs.steps[1])
+    out: dict[str, Any] = {"outcome": "seen" if phone.step.index == 2 else "missed", "kind": kind,
+                           "window_ms": st.get("window_ms"), "rule": (st.get("hint") or {}).get("rule"),
+                           "prompt_window_ms": (st.get("prompt_heard") or {}).get("window_ms"),
+                           "first_try_ms": first_at - prompt, "hints": codes,
+                           "said": [(c, a - prompt, e - prompt) for c, a, e in voice.said]}
+    if hint_at is not None:
+        out["hint_ms"] = hint_at - prompt
+    if said:
+        out |= {"reported_ms": said[0][0] - prompt, "via": said[0][1]}
+    if full_at is not None:
+        out["full_turn_ms"] = full_at - prompt
+    turn_more = [(a, e) for c, a, e in voice.said if c == "TURN_MORE"]
+    if turn_more:
+        out |= {"turn_more_said_ms": turn_more[0][0] - prompt, "turn_more_heard_ms": turn_more[0][1] - prompt}
+    return out
+
+
 HEAD = ("| prompt said (ms) | speech (ms) | react (ms) | server lag (ms) | seen, both reports | seen, hint report "
         "| seen, no report | hint reached phone | said | heard | hint reported (via) | full turn began "
         "| base window | window (rule) |")
@@ -171,8 +311,17 @@ def main() -> None:
     ap.add_argument("--react", default="1000,2700", help="ms from the end of the speech to the full turn")
     ap.add_argument("--lag", default="0,1000", help="extra ms per chunk answer (server + network)")
     ap.add_argument("--prompt", default="0,3600,6100", help="ms the voice is busy saying the prompt")
+    ap.add_argument("--first-from", choices=("appeared", "heard"), default="appeared",
+                    help="the first try comes `first` ms after the prompt appeared (default) or was heard said")
+    ap.add_argument("--kinds", default="full,small", help="with --first-from heard: full and/or small first try")
+    ap.add_argument("--faces", help="the shared faces folder (sets LIFECERT_SHARED_FACES)")
     ap.add_argument("--no-readme", action="store_true")
     a = ap.parse_args()
+    if a.faces:
+        os.environ["LIFECERT_SHARED_FACES"] = a.faces
+    if a.first_from == "heard":
+        main_heard(a)
+        return
     speeches = int_list(a.speech)
     reacts = int_list(a.react)
     lags = int_list(a.lag)
@@ -235,6 +384,88 @@ Rerun: `python benchmarks/hint_heard.py --seeds {a.seeds} --first {a.first} --sp
             "hint_heard_window_ms": steps.HINT_HEARD_WINDOW_MS, "hint_max_window_ms": steps.HINT_MAX_WINDOW_MS,
             "small_deg": SMALL, "full_deg": FULL, "cells": cells, "machine": machine()}
     publish("hint_heard", "hint_heard", data, text, readme=not a.no_readme)
+
+
+HEARD_HEAD = ("| prompt said (ms) | first try | speech (ms) | react (ms) | server lag (ms) | seen, both reports "
+              "| seen, hint report | seen, no report | first try at | hints (in order) | first hint said-heard "
+              "| hint reported (via) | TURN_MORE said-heard | full turn began | base window | window (rule) |")
+
+
+def main_heard(a: argparse.Namespace) -> None:
+    """``--first-from heard``: :func:`one_heard` over the grid; its own README section and results file."""
+    speeches, reacts, lags, prompts = int_list(a.speech), int_list(a.react), int_list(a.lag), int_list(a.prompt)
+    kinds = [k for k in a.kinds.split(",") if k]
+    if not set(kinds) <= {"full", "small"}:
+        raise ValueError(f"--kinds: full and/or small, not {a.kinds!r}")
+    grid = [(p, k, sp, r, lag) for p in prompts for k in kinds for sp in speeches for r in reacts for lag in lags
+            if k == "small" or r == reacts[0]]  # a full first try reacts to no hint: one react value is enough
+    cells: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    with turn_bench(seq=82) as b:
+        for p, kind, speech, react, lag in grid:
+            for page in PAGES:
+                for seed in range(a.seeds):
+                    r = one_heard(b, VirtualTime(), seed, a.first, speech, react, lag, page, p, kind)
+                    cells[f"{p}/{kind}/{speech}/{react}/{lag}/{page}"].append(r | {"seed": seed})
+                    print(p, kind, speech, react, lag, page, seed, r, flush=True)
+    rows = []
+    for p, kind, speech, react, lag in grid:
+        by = {page: cells[f"{p}/{kind}/{speech}/{react}/{lag}/{page}"] for page in PAGES}
+        rep = by["both"]
+        seen = " | ".join(f"{_seen(by[page])}/{len(by[page])}" for page in PAGES[::-1])
+        orders = sorted({" > ".join(r["hints"]) for r in rep if r.get("hints")}) or ["-"]
+        firsts = [x["said"][0] for x in rep if x.get("said")]
+        first_said = f"{_span([f[1] for f in firsts])} - {_span([f[2] for f in firsts])}" if firsts else "-"
+        tm = f"{_span(_of(rep, 'turn_more_said_ms'))} - {_span(_of(rep, 'turn_more_heard_ms'))}"
+        rows.append(f"| {p} | {kind} | {speech} | {react if kind == 'small' else '-'} | {lag} | {seen} | "
+                    f"{_span(_of(rep, 'first_try_ms'))} | {'; '.join(orders)} | {first_said} | "
+                    f"{_span(_of(rep, 'reported_ms'))} ({', '.join(sorted(set(_of(rep, 'via'))))}) | {tm} | "
+                    f"{_span(_of(rep, 'full_turn_ms'))} | {_span(_of(rep, 'prompt_window_ms'))} | "
+                    f"{_span(_of(rep, 'window_ms'))} ({', '.join(sorted(set(_of(rep, 'rule'))))}) |")
+    totals = []
+    for p in prompts:
+        for kind in kinds:
+            parts = []
+            for page in PAGES[::-1]:
+                rs = [r for k, v in cells.items() if k.startswith(f"{p}/{kind}/") and k.endswith(f"/{page}")
+                      for r in v]
+                parts.append(f"{page} {_seen(rs)}/{len(rs)}")
+            totals.append(f"prompt said {p} ms, {kind} first try: seen with {', '.join(parts)}")
+    title = "Slow users who wait to HEAR the prompt before trying (`benchmarks/hint_heard.py --first-from heard`)"
+    text = f"""## {title}
+
+{now()}; machine: {machine()}. SIMULATED person, real frames and engine, the real paced service on a virtual clock
+(as the section above, same clip, turns and pages on the same draws). The person does nothing until the phone has
+finished saying the turn prompt (`prompt said` ms after it appeared: 3600 / 6100 are espeak-ng's nod / turn_left
+prompts, NOT a phone's voice), then moves {a.first} ms later (`first try at`, ms after the prompt appeared). *full*:
+that first try is the full turn; *small*: it is too small and she turns fully `react` ms after she has HEARD the
+TURN_MORE it brings. Nothing moved by ACTION_HINT_AFTER_MS ({steps.ACTION_HINT_AFTER_MS} ms), so the server's first
+action hint is DO_ACTION, which the page says as the prompt again (as long as the prompt); the page's one voice as
+app.js (`PageVoice`: polite, said at the first answer finding it free, over {PROMPT_QUIET_MS} ms after the prompt,
+a changed hint at once, the same again after {HINT_REPEAT_MS} ms); `TURN_MORE said-heard` takes `speech` ms. The
+hint report is the end of the step's FIRST action hint speech (DO_ACTION's here, app.js `hearing`), or the time
+it was shown (`text`) past {HINT_HEARD_WAIT_MS} ms. Windows: `base window` = steps.prompt_window (8 s from the
+prompt's reported hearing), `window (rule)` = steps.hint_window, at most {steps.HINT_MAX_WINDOW_MS} ms. Cells: turn
+step seen / sessions, {a.seeds} prompt-delay seed(s) per cell (the same for every page); ms after the prompt
+appeared (the both-reports sessions). Reduced grid (CPU budget): only the values listed.
+
+{HEARD_HEAD}
+|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
+{chr(10).join(rows)}
+
+Totals: {"; ".join(totals)}.
+
+Not modelled: real people (every delay here is a fixed number; the person waits for the prompt's speech, not for
+DO_ACTION's repeat of it, and ignores the hints on screen until they are said); a phone's voice (espeak-ng's
+times; a phone's Mandarin voice may be faster); framing hints competing for the voice; the page's own timers
+beyond PageVoice (each answer is one chance to speak).
+
+Rerun: `python benchmarks/hint_heard.py --first-from heard --seeds {a.seeds} --first {a.first} --speech {a.speech} \
+--react {a.react} --lag {a.lag} --prompt {a.prompt} --kinds {a.kinds}`."""
+    data = {"when": now(), "first_from": "heard", "first_ms": a.first, "kinds": kinds,
+            "hint_extra_window_ms": steps.HINT_EXTRA_WINDOW_MS, "hint_heard_window_ms": steps.HINT_HEARD_WINDOW_MS,
+            "hint_max_window_ms": steps.HINT_MAX_WINDOW_MS, "small_deg": SMALL, "full_deg": FULL, "cells": cells,
+            "machine": machine()}
+    publish("hint_heard_prompt", "hint_heard_prompt", data, text, readme=not a.no_readme)
 
 
 if __name__ == "__main__":

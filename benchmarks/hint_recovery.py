@@ -26,6 +26,7 @@ frames and the engine are real.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 import tempfile
@@ -53,7 +54,12 @@ from lifecert.services.verification import VerificationService, load_frame_engin
 from tests.integration.verification_support import TEMPLATE_FRAME, VIDEO, enroll, read_video  # noqa: E402
 from tests.paced_client import Clip, Phone, SimClock, VirtualTime, service_sender, step_of, talking_head_clip  # noqa: E402
 
-FACES = ROOT.parent / "shared" / "faces"
+
+def faces_dir() -> Path:
+    """../shared/faces, or LIFECERT_SHARED_FACES (a worktree has no ../shared); read when a bench starts."""
+    return Path(os.environ.get("LIFECERT_SHARED_FACES", ROOT.parent / "shared" / "faces"))
+
+
 SMALL = [8, 15, 22, 22, 22, 22, 15, 8]
 FULL = [15, 30, 45, 45, 45, 30, 15, 0]
 HINTS = {"TURN_MORE", "LOOK_BACK", "DO_ACTION"}
@@ -92,7 +98,7 @@ class TurnBench:
 def turn_bench(seq: int) -> Iterator[TurnBench]:
     """The paced service in-process over a temporary SQLite data dir, the talking-head person enrolled (``seq``:
     their ID number's sequence), for hint_recovery and hint_heard."""
-    video = read_video(FACES / VIDEO)
+    video = read_video(faces_dir() / VIDEO)
     frame_engine = load_frame_engine(Settings(), name="dlib")
     clip = talking_head_clip(frame_engine, video)
     small, full = turned(clip, frame_engine, SMALL), turned(clip, frame_engine, FULL)
