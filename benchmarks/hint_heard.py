@@ -376,7 +376,7 @@ for BLINK_FIRMLY and TURN_MORE, prompt 3600 and 6100 ms its nod and turn_left pr
 Totals: {"; ".join(totals)}.
 
 Not modelled: a person who waits to HEAR the prompt before the first try (the first try here follows the text on
-screen); a phone's voice (none was measured).
+screen; she is in the next section, `--first-from heard`); a phone's voice (none was measured).
 
 Rerun: `python benchmarks/hint_heard.py --seeds {a.seeds} --first {a.first} --speech {a.speech} --react {a.react} \
 --lag {a.lag} --prompt {a.prompt}`."""
@@ -430,11 +430,13 @@ def main_heard(a: argparse.Namespace) -> None:
                       for r in v]
                 parts.append(f"{page} {_seen(rs)}/{len(rs)}")
             totals.append(f"prompt said {p} ms, {kind} first try: seen with {', '.join(parts)}")
+    m = machine()
     title = "Slow users who wait to HEAR the prompt before trying (`benchmarks/hint_heard.py --first-from heard`)"
     text = f"""## {title}
 
-{now()}; machine: {machine()}. SIMULATED person, real frames and engine, the real paced service on a virtual clock
-(as the section above, same clip, turns and pages on the same draws). The person does nothing until the phone has
+{now()}; machine: {m["nproc"]} x {m["cpu"]} (shared), Python {m["python"]}.
+SIMULATED person, real frames and engine, the real paced service on a virtual clock (as the section above, same
+clip, turns and pages on the same draws). The person does nothing until the phone has
 finished saying the turn prompt (`prompt said` ms after it appeared: 3600 / 6100 are espeak-ng's nod / turn_left
 prompts, NOT a phone's voice), then moves {a.first} ms later (`first try at`, ms after the prompt appeared). *full*:
 that first try is the full turn; *small*: it is too small and she turns fully `react` ms after she has HEARD the
