@@ -56,10 +56,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._common import int_list, machine, now, publish  # noqa: E402
-from benchmarks.hint_recovery import FULL, HINTS, LIMIT_MS, SMALL, TurnBench, turn_bench  # noqa: E402
+from benchmarks.hint_recovery import FULL, HINTS, LIMIT_MS, SMALL, TurnBench, turn_bench, turn_phone  # noqa: E402
 from lifecert.services.verification import steps  # noqa: E402
 from lifecert.storage.models_verification import VerificationSession  # noqa: E402
-from tests.paced_client import Phone, SimClock, VirtualTime, service_sender, step_of  # noqa: E402
+from tests.paced_client import VirtualTime  # noqa: E402
 
 
 def page_ms(name: str) -> int:
@@ -127,8 +127,6 @@ def one(b: TurnBench, clock: VirtualTime, seed: int, first: int, speech: int, re
     """One session; the outcome of the turn step, when the hint reached the phone, was said and heard, what the
     page reported, the window."""
     svc, clip, small, full = b.service(clock, seed), b.clip, b.small, b.full
-    start = svc.create_session(b.who[0], b.who[1], "10.9.9.8")
-    sim = SimClock(clock, server_lag_ms=lag)
     said: list[tuple[int, str]] = []  # the page's report of the hint (client ms, via), once known
     prompt_said: list[tuple[int, str]] = []  # ... and of the prompt
 
@@ -139,12 +137,8 @@ def one(b: TurnBench, clock: VirtualTime, seed: int, first: int, speech: int, re
         ok = page == "both" and step == 1 and prompt_said and sent_ms >= prompt_ready_at
         return prompt_said[0] if ok else None
 
-    phone = Phone(service_sender(svc, start.session_id, sim, heard=heard, prompt_heard=prompt_heard),
-                  step_of(start.step), clip, sim, act=False, session_id=start.session_id)
-    phone.neutral(1500)
-    while phone.step.index == 0 and not phone.decided and phone.t < LIMIT_MS:
-        phone.tick()
-    if phone.step.challenge != "turn_left":
+    phone = turn_phone(svc, clock, b.who, clip, lag, "10.9.9.8", heard=heard, prompt_heard=prompt_heard)
+    if phone is None:
         return {"outcome": "no_turn_step"}
     prompt = phone.prompt_at
     voice_free = prompt + prompt_speech
@@ -181,7 +175,7 @@ def one(b: TurnBench, clock: VirtualTime, seed: int, first: int, speech: int, re
                 said.append((heard_at, "speech"))
                 ready_at = heard_at
     with b.ctx.db.session() as s:
-        vs = s.get(VerificationSession, start.session_id)
+        vs = s.get(VerificationSession, phone.session_id)
         st = {} if vs is None else dict(vs.steps[1])
     out: dict[str, Any] = {"outcome": "seen" if phone.step.index == 2 else "missed",
                            "window_ms": st.get("window_ms"), "rule": (st.get("hint") or {}).get("rule"),
@@ -202,8 +196,6 @@ def one_heard(b: TurnBench, clock: VirtualTime, seed: int, first: int, speech: i
     after it appeared): ``kind`` "full" turns fully then; "small" turns too little then and fully ``react`` ms
     after hearing the TURN_MORE that brings. DO_ACTION is said as long as the prompt, other hints ``speech``."""
     svc, clip, small, full = b.service(clock, seed), b.clip, b.small, b.full
-    start = svc.create_session(b.who[0], b.who[1], "10.9.9.8")
-    sim = SimClock(clock, server_lag_ms=lag)
     said: list[tuple[int, str]] = []
     prompt_said: list[tuple[int, str]] = []
 
@@ -214,12 +206,8 @@ def one_heard(b: TurnBench, clock: VirtualTime, seed: int, first: int, speech: i
         ok = page == "both" and step == 1 and prompt_said and sent_ms >= prompt_ready_at
         return prompt_said[0] if ok else None
 
-    phone = Phone(service_sender(svc, start.session_id, sim, heard=heard, prompt_heard=prompt_heard),
-                  step_of(start.step), clip, sim, act=False, session_id=start.session_id)
-    phone.neutral(1500)
-    while phone.step.index == 0 and not phone.decided and phone.t < LIMIT_MS:
-        phone.tick()
-    if phone.step.challenge != "turn_left":
+    phone = turn_phone(svc, clock, b.who, clip, lag, "10.9.9.8", heard=heard, prompt_heard=prompt_heard)
+    if phone is None:
         return {"outcome": "no_turn_step"}
     prompt = phone.prompt_at
     prompt_ready_at = prompt + prompt_speech
@@ -262,7 +250,7 @@ def one_heard(b: TurnBench, clock: VirtualTime, seed: int, first: int, speech: i
             full_at = max(spoke[1] + react, small_end + 125)
             phone.script, phone.script_at = list(full), full_at
     with b.ctx.db.session() as s:
-        vs = s.get(VerificationSession, start.session_id)
+        vs = s.get(VerificationSession, phone.session_id)
         st = {} if vs is None else dict(vs.steps[1])
     out: dict[str, Any] = {"outcome": "seen" if phone.step.index == 2 else "missed", "kind": kind,
                            "window_ms": st.get("window_ms"), "rule": (st.get("hint") or {}).get("rule"),

@@ -52,7 +52,16 @@ from lifecert.engine.loader import load_engine  # noqa: E402
 from lifecert.services.context import AppContext  # noqa: E402
 from lifecert.services.verification import VerificationService, load_frame_engine, steps  # noqa: E402
 from tests.integration.verification_support import TEMPLATE_FRAME, VIDEO, enroll, read_video  # noqa: E402
-from tests.paced_client import Clip, Phone, SimClock, VirtualTime, service_sender, step_of, talking_head_clip  # noqa: E402
+from tests.paced_client import (  # noqa: E402
+    Clip,
+    HeardReport,
+    Phone,
+    SimClock,
+    VirtualTime,
+    service_sender,
+    step_of,
+    talking_head_clip,
+)
 
 
 def faces_dir() -> Path:
@@ -115,16 +124,26 @@ def turn_bench(seq: int) -> Iterator[TurnBench]:
             ctx.close()
 
 
-def one(svc: VerificationService, clock: VirtualTime, who: tuple[str, str], clip: Clip, small: list[bytes],
-        full: list[bytes], first: int, after_hint: int, lag: int) -> dict[str, Any]:
-    start = svc.create_session(who[0], who[1], "10.9.9.9")
+def turn_phone(svc: VerificationService, clock: VirtualTime, who: tuple[str, str], clip: Clip, lag: int,
+               client_addr: str, heard: HeardReport | None = None,
+               prompt_heard: HeardReport | None = None) -> Phone | None:
+    """A new session's simulated phone (acting nothing on its own) walked through the settle step to the revealed
+    turn_left step, or None when the drawn step is another. ``heard`` / ``prompt_heard``: the page's reports
+    (tests.paced_client.service_sender)."""
+    start = svc.create_session(who[0], who[1], client_addr)
     sim = SimClock(clock, server_lag_ms=lag)
-    phone = Phone(service_sender(svc, start.session_id, sim), step_of(start.step), clip, sim, act=False,
-                  session_id=start.session_id)
+    phone = Phone(service_sender(svc, start.session_id, sim, heard=heard, prompt_heard=prompt_heard),
+                  step_of(start.step), clip, sim, act=False, session_id=start.session_id)
     phone.neutral(1500)
     while phone.step.index == 0 and not phone.decided and phone.t < LIMIT_MS:
         phone.tick()
-    if phone.step.challenge != "turn_left":
+    return phone if phone.step.challenge == "turn_left" else None
+
+
+def one(svc: VerificationService, clock: VirtualTime, who: tuple[str, str], clip: Clip, small: list[bytes],
+        full: list[bytes], first: int, after_hint: int, lag: int) -> dict[str, Any]:
+    phone = turn_phone(svc, clock, who, clip, lag, "10.9.9.9")
+    if phone is None:
         return {"outcome": "no_turn_step"}
     prompt = phone.prompt_at
     phone.script, phone.script_at = list(small), prompt + first
