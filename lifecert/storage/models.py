@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.sql.elements import ColumnElement
@@ -221,11 +222,20 @@ class ReviewKind:
     SPOT_CHECK = "spot_check"
 
 
+OPEN_SPOT_CHECK = "kind = 'spot_check' AND status <> 'closed'"  # a spot-check case still open or assigned
+
+
 class ReviewCase(Base):
     """One item in a caseworker queue. ``payload`` carries what the case page shows."""
 
     __tablename__ = "review_case"
-    __table_args__ = (Index("ix_review_status_kind", "status", "kind"),)
+    __table_args__ = (
+        Index("ix_review_status_kind", "status", "kind"),
+        # at most one spot check not yet closed per pensioner (migration 0012): the database, not a read
+        # before the insert, decides which of two sessions drawn at the same instant opens the case
+        Index("uq_review_case_open_spot_check", "pensioner_id", unique=True,
+              sqlite_where=text(OPEN_SPOT_CHECK), postgresql_where=text(OPEN_SPOT_CHECK)),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))

@@ -7,7 +7,8 @@ holds the same fields whether or not a case was opened (``review_case_id`` is ne
 
 One open spot check per pensioner: a session drawn while the pensioner's spot-check case is still open
 joins that case (:attr:`lifecert.domain.cases.SpotCheck.later`), so the caseworker sees every session
-under check on one page and decides once.
+under check on one page and decides once. The database enforces it (a partial unique index, migration
+0012): of two sessions drawn at the same instant, the one whose case INSERT loses joins the winner's case.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from lifecert.config import Settings
@@ -100,19 +102,41 @@ def consider(
               "reasons": [str(r) for r in reasons], "pad_score": score,
               "pad_band": list(policy.band) if policy.band else None, "sample_rate": policy.sample_rate}
     found = open_spot_check_of(db, pensioner.id)
-    if found is not None:
-        case, open_payload = found
-        entry = DrawnSession(**{f.name: getattr(payload, f.name) for f in fields(DrawnSession)})
-        case.payload = dump_payload(replace(open_payload, later=(*open_payload.later, entry)))
-        vs.review_case_id = case.id
-        audit.record(db, actor="system", role="system", action="case.spot_check_added", object_type="review_case",
-                     object_id=case.id, detail=detail | {"sessions": len(open_payload.later) + 2})
-        return Drawn(case, reasons, added=True)
-    case = open_case(db, payload, reason=str(reasons[0]), pensioner=pensioner, verification_session_id=vs.id)
+    if found is None:
+        try:
+            with db.begin_nested():  # only the case's INSERT is undone if it loses the race below
+                case = open_case(db, payload, reason=str(reasons[0]), pensioner=pensioner,
+                                 verification_session_id=vs.id)
+        except IntegrityError:
+            # Another session of this pensioner, decided at the same instant, opened her spot check after our
+            # read and committed first (the unique index uq_review_case_open_spot_check): join that case. The
+            # confirmation and the pensioner's answer do not depend on which session won.
+            found = open_spot_check_of(db, pensioner.id)
+            if found is None:
+                _not_joined(db, vs, detail)
+                return None
+        else:
+            vs.review_case_id = case.id
+            audit.record(db, actor="system", role="system", action="case.spot_check_opened",
+                         object_type="review_case", object_id=case.id, detail=detail)
+            return Drawn(case, reasons, added=False)
+    case, open_payload = found
+    entry = DrawnSession(**{f.name: getattr(payload, f.name) for f in fields(DrawnSession)})
+    case.payload = dump_payload(replace(open_payload, later=(*open_payload.later, entry)))
     vs.review_case_id = case.id
-    audit.record(db, actor="system", role="system", action="case.spot_check_opened", object_type="review_case",
-                 object_id=case.id, detail=detail)
-    return Drawn(case, reasons, added=False)
+    audit.record(db, actor="system", role="system", action="case.spot_check_added", object_type="review_case",
+                 object_id=case.id, detail=detail | {"sessions": len(open_payload.later) + 2})
+    return Drawn(case, reasons, added=True)
+
+
+def _not_joined(db: Session, vs: VerificationSession, detail: dict[str, object]) -> None:
+    """The pensioner has a spot check open whose payload does not read as one (a producer bug or a payload
+    of a future version): the session cannot join it and the index forbids a second. The confirmation
+    stands as always; the drawn session is logged and audited for a person to pick up, not dropped."""
+    log.error("spot check: session %s was drawn but the pensioner's open spot-check case does not read as "
+              "one; no case joined (audited as case.spot_check_not_joined)", vs.id)
+    audit.record(db, actor="system", role="system", action="case.spot_check_not_joined",
+                 object_type="verification_session", object_id=vs.id, detail=detail)
 
 
 __all__ = ["Drawn", "SpotCheckPolicy", "SpotCheckReason", "consider", "open_spot_check_of", "pad_score_of",
