@@ -43,6 +43,7 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.CSRF_FAILED: 403,
     ErrorCode.CONFLICT: 409,
     ErrorCode.TWO_PERSON_RULE: 409,
+    ErrorCode.FRAUD_SUSPENSION_IN_FORCE: 409,
 }
 
 

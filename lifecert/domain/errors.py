@@ -67,6 +67,7 @@ class ErrorCode(StrEnum):
     CSRF_FAILED = "CSRF_FAILED"
     CONFLICT = "CONFLICT"
     TWO_PERSON_RULE = "TWO_PERSON_RULE"  # a payment suspension's second signature by its first signer
+    FRAUD_SUSPENSION_IN_FORCE = "FRAUD_SUSPENSION_IN_FORCE"  # a fraud decision while payment is suspended for fraud
 
 
 class LifecertError(Exception):

@@ -7,7 +7,9 @@ caseworker ``propose``s it; a DIFFERENT staff member ``approve``s it, which susp
 a case already ``proposed`` by that caseworker (``propose_fraud``): the same second signature
 is needed. A fraud case proposed from a spot check also carries the audited confirmation(s): they are
 withdrawn when the second caseworker approves (a withdrawal changes the pensioner's standing, so it
-takes the same two signatures), and stand if the case is declined. A later confirmation of any
+takes the same two signatures), and stand if the case is declined. A fraud decision while the pensioner's
+fraud case is still pending joins it (its confirmations are added, and whoever added them may not
+approve); while one is in force, it is refused (FRAUD_SUSPENSION_IN_FORCE). A later confirmation of any
 kind ``cancel``s a pending overdue case, or ``resume``s an approved one with the months of payment
 withheld (owed back) computed. Fraud suspensions are never resumed by a confirmation: a caseworker
 decides those. While any case is under way for a pensioner (a fraud one included) the overdue sweep
@@ -47,6 +49,13 @@ class TwoPersonRule(LifecertError):
     """The second signature came from the first signer."""
 
     code = ErrorCode.TWO_PERSON_RULE
+
+
+class FraudSuspensionInForce(LifecertError):
+    """A fraud decision while the pensioner's payment is already suspended for fraud: nothing to propose,
+    and a confirmation cannot join a suspension whose second signature is already given."""
+
+    code = ErrorCode.FRAUD_SUSPENSION_IN_FORCE
 
 
 def _now() -> datetime:
@@ -145,13 +154,18 @@ def propose_fraud(session: Session, pensioner: Pensioner, review_case_id: int | 
     withdrawn, or another pensioner's, is a Conflict and nothing is written."""
     if who.role not in SIGNING_ROLES:
         raise AccessDenied("only caseworkers sign payment suspensions", role=str(who.role))
-    for other in active_of(session, pensioner.id):
-        if other.reason == SuspensionReason.FRAUD:
-            raise Conflict(f"suspension {other.id} for suspected fraud is already under way")
     for c in withdraws:
         if c.pensioner_id != pensioner.id or c.withdrawn_at is not None:
             raise Conflict(f"survival confirmation {c.id} is not a standing confirmation of this pensioner")
     pending = [{"confirmation_id": c.id, "evidence_date": c.evidence_date.isoformat()} for c in withdraws]
+    for other in active_of(session, pensioner.id):
+        if other.reason != SuspensionReason.FRAUD:
+            continue
+        if other.status in SuspensionStatus.PENDING:
+            return _join_fraud(session, other, review_case_id, who, note, client_addr, pending)
+        raise FraudSuspensionInForce(
+            f"payment is already suspended for suspected fraud (suspension {other.id}, {other.status}): "
+            "confirmations cannot be added to a suspension in force; ask for a home visit", suspension_id=other.id)
     s = Suspension(pensioner_id=pensioner.id, region_code=pensioner.region_code, reason=SuspensionReason.FRAUD,
                    status=SuspensionStatus.PROPOSED, review_case_id=review_case_id, proposed_by=who.user_id,
                    proposed_at=_now(), proposal_note=note.strip()[:2000] or None,
@@ -161,6 +175,41 @@ def propose_fraud(session: Session, pensioner: Pensioner, review_case_id: int | 
     _audit(session, who, "suspension.propose", s, client_addr, review_case_id=review_case_id,
            withdraws_on_approval=[w["confirmation_id"] for w in pending])
     return s
+
+
+JOINED = "joined_cases"  # detail key: review cases whose fraud decision joined this pending case
+
+
+def _join_fraud(session: Session, s: Suspension, review_case_id: int | None, who: Principal, note: str,
+                client_addr: str, pending: list[dict[str, Any]]) -> Suspension:
+    """A fraud decision on another case while ``s`` (a fraud case of the same pensioner) is still pending:
+    the decision joins it instead of opening a second one. Its confirmations are added to those approval
+    withdraws, each marked with who added it (``added_by``: that caseworker may not give the second
+    signature). An OPEN case (opened by someone who does not sign) takes this decision as its first
+    signature, as :func:`propose` would."""
+    before = {cid for cid, _ in withdraws_of(s)}
+    added = [w | {"added_by": who.user_id, "review_case_id": review_case_id}
+             for w in pending if w["confirmation_id"] not in before]
+    detail = dict(s.detail or {})
+    if added:
+        detail[WITHDRAWS] = [*(detail.get(WITHDRAWS) or []), *added]
+    joined = list(detail.get(JOINED) or [])
+    if review_case_id is not None and review_case_id != s.review_case_id and review_case_id not in joined:
+        detail[JOINED] = [*joined, review_case_id]
+    s.detail = detail
+    if s.status == SuspensionStatus.OPEN:
+        s.status, s.proposed_by, s.proposed_at = SuspensionStatus.PROPOSED, who.user_id, _now()
+        s.proposal_note = note.strip()[:2000] or s.proposal_note
+        _audit(session, who, "suspension.propose", s, client_addr, review_case_id=review_case_id)
+    _audit(session, who, "suspension.join", s, client_addr, review_case_id=review_case_id,
+           withdraws_on_approval=[w["confirmation_id"] for w in added], note=note.strip()[:500])
+    return s
+
+
+def added_by_of(s: Suspension) -> set[int]:
+    """The caseworkers who added confirmations to ``s`` after it was proposed (none may approve it)."""
+    return {w["added_by"] for w in (s.detail or {}).get(WITHDRAWS) or []
+            if isinstance(w, dict) and isinstance(w.get("added_by"), int)}
 
 
 def withdraws_of(s: Suspension) -> list[tuple[int, date]]:
@@ -177,14 +226,19 @@ def _withdraw_on_approval(session: Session, s: Suspension, who: Principal, clien
     audited as ``confirmation.withdraw`` with both signers."""
     done: list[int] = []
     signers = {"suspension_id": s.id, "proposed_by": s.proposed_by, "approved_by": who.user_id}
+    entries = {w["confirmation_id"]: w for w in (s.detail or {}).get(WITHDRAWS) or [] if isinstance(w, dict)}
     for conf_id, _ in withdraws_of(s):
         conf = session.get(SurvivalConfirmation, conf_id)
         if conf is None or conf.withdrawn_at is not None:
             continue  # withdrawn meanwhile by other means: nothing left to do
-        why = (f"{STATUS_PREFIX}{s.id} approved (suspected fraud, review case {s.review_case_id}): "
-               f"proposed by staff #{s.proposed_by}, approved by staff #{who.user_id}")
+        entry = entries.get(conf_id, {})
+        added_by, case_id = entry.get("added_by"), entry.get("review_case_id", s.review_case_id)
+        why = (f"{STATUS_PREFIX}{s.id} approved (suspected fraud, review case {case_id}): "
+               + (f"added by staff #{added_by} to the proposal of staff #{s.proposed_by}" if added_by is not None
+                  else f"proposed by staff #{s.proposed_by}") + f", approved by staff #{who.user_id}")
         withdraw_confirmation(session, conf_id, by=who.user_id, actor=who.username, role=str(who.role), reason=why,
-                              case_id=s.review_case_id, client_addr=client_addr, extra=signers)
+                              case_id=case_id, client_addr=client_addr,
+                              extra=signers | ({"added_by": added_by} if added_by is not None else {}))
         done.append(conf_id)
     return done
 
@@ -213,9 +267,11 @@ def approve(session: Session, suspension_id: int, who: Principal, *, today: date
     _check_signer(who, s)
     if s.status != SuspensionStatus.PROPOSED:
         raise Conflict(f"suspension {s.id} is {s.status}, not proposed", status=s.status)
-    if s.proposed_by == who.user_id:
+    if s.proposed_by == who.user_id or who.user_id in added_by_of(s):
+        # one who added a confirmation to the proposal signed its withdrawal once already
         _refused(session, who, s, client_addr)
-        raise TwoPersonRule("the second signature must come from another staff member than the proposer")
+        raise TwoPersonRule("the second signature must come from another staff member than the proposer "
+                            "and than anyone who added a confirmation to the proposal")
     p = session.get(Pensioner, s.pensioner_id)
     if p is None or p.status == PensionerStatus.DECEASED:
         raise Conflict(f"pensioner of suspension {s.id} is no longer active")

@@ -35,7 +35,7 @@ _SHOWN = {ErrorCode.CONFLICT, ErrorCode.BAD_REQUEST, ErrorCode.NO_FACE, ErrorCod
           ErrorCode.LOW_QUALITY, ErrorCode.FACE_TOO_SMALL, ErrorCode.BLURRY, ErrorCode.TOO_DARK,
           ErrorCode.TOO_BRIGHT, ErrorCode.LOW_CONTRAST, ErrorCode.POSE_TOO_LARGE, ErrorCode.EYES_CLOSED,
           ErrorCode.UNREADABLE_IMAGE, ErrorCode.UNSUPPORTED_FORMAT, ErrorCode.IMAGE_TOO_LARGE,
-          ErrorCode.FILE_MISSING}
+          ErrorCode.FILE_MISSING, ErrorCode.FRAUD_SUSPENSION_IN_FORCE}
 
 
 _ERROR_CODES = frozenset(str(c) for c in ErrorCode)

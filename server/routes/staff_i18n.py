@@ -284,8 +284,21 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "susp_st_lift_proposed": ("已提议恢复发放", "Lift proposed"),
     "susp_propose_lift": ("提议恢复发放（第一签）", "Propose to lift (first signature)"),
     "susp_approve_lift": ("批准恢复发放（第二签）", "Approve the lift (second signature)"),
-    "err_TWO_PERSON_RULE": ("提议人不能自己批准，需另一位经办人",
-                            "The proposer cannot approve: another caseworker must"),
+    "err_TWO_PERSON_RULE": ("提议人不能自己批准，附加了认证的经办人也不能，需另一位经办人",
+                            "The proposer cannot approve, nor can a caseworker who added a confirmation: "
+                            "another caseworker must"),
+    "err_FRAUD_SUSPENSION_IN_FORCE": ("已因疑似冒领暂停发放，不能再附加认证。如需核实本人，请选“上门核实”",
+                                      "Payment is already suspended for suspected fraud; no confirmation can be "
+                                      "added. To check the pensioner, choose home visit"),
+    "fraud_joins": ("已有待批准的疑似冒领暂停（#{id}）：标记疑似欺诈会把 {dates} 的认证附到该案，"
+                    "另一位经办人批准时一并撤销",
+                    "A fraud suspension (#{id}) is already pending: suspected fraud adds the confirmation of {dates} "
+                    "to it, withdrawn when another caseworker approves"),
+    "fraud_joins_none": ("已有待批准的疑似冒领暂停（#{id}）：标记疑似欺诈会并入该案",
+                         "A fraud suspension (#{id}) is already pending: suspected fraud joins it"),
+    "fraud_in_force": ("已因疑似冒领暂停发放（#{id}）：不能再标记疑似欺诈。如需核实本人，请选“上门核实”",
+                       "Payment is already suspended for suspected fraud (#{id}): suspected fraud cannot be marked "
+                       "again. To check the pensioner, choose home visit"),
     # agency dashboards (services/dashboard.py)
     "dashboard": ("认证进度", "Certification dashboard"),
     "dash_cycle": ("{year} 年度认证周期（截至 {as_of}）", "Certification cycle {year} (as of {as_of})"),

@@ -121,6 +121,8 @@ class CaseView:
     # proposed from this case, whose approval withdraws them
     under_check: dict[int, ConfirmationView] = field(default_factory=dict)
     fraud_suspension: Suspension | None = None
+    # the pensioner's fraud case pending or in force (from any case): a fraud decision joins or is refused
+    fraud_under_way: Suspension | None = None
     # the page renders these from the rows, never from the stored (English) reason texts: the suspension
     # behind the pensioner's status (suspended, or resumed after one), the case whose approval withdrew
     # each withdrawn confirmation (by confirmation id), and every staff member's username (by id)
@@ -243,13 +245,19 @@ def case_view(ctx: AppContext, session: Session, case_id: int, who: Principal, *
         Suspension.review_case_id == case.id, Suspension.reason == SuspensionReason.FRAUD)
         .order_by(Suspension.id.desc()).limit(1)).first()
     status_suspension: Suspension | None = None
+    fraud_under_way: Suspension | None = None
     withdrawals: dict[int, Suspension] = {}
     if p is not None:
-        from lifecert.services.suspensions import STATUS_PREFIX, withdrawn_by  # it imports review.access
+        from lifecert.services.suspensions import JOINED, STATUS_PREFIX, withdrawn_by  # it imports review.access
 
         theirs = list(session.scalars(select(Suspension).where(Suspension.pensioner_id == p.id)
                                       .order_by(Suspension.id.desc())))
         withdrawals = withdrawn_by(theirs)
+        fraud = [s for s in theirs if s.reason == SuspensionReason.FRAUD]
+        # this case's fraud decision joined a case already pending (suspensions.propose_fraud)
+        fraud_suspension = fraud_suspension or next(
+            (s for s in fraud if case.id in ((s.detail or {}).get(JOINED) or [])), None)
+        fraud_under_way = next((s for s in fraud if s.status in SuspensionStatus.ACTIVE), None)
         if STATUS_PREFIX in (p.status_reason or ""):  # the status was set by a suspension: name it from its row
             suspended = p.status == PensionerStatus.SUSPENDED
             behind = SuspensionStatus.SUSPENDED if suspended else (SuspensionStatus.RESUMED,)
@@ -267,7 +275,7 @@ def case_view(ctx: AppContext, session: Session, case_id: int, who: Principal, *
         can_use_as_template=bool(p and case.kind == ReviewKind.VERIFICATION and case.verification_session_id
                                  and (case.status != CaseStatus.CLOSED or case.decision == Decision.APPROVED)),
         refresh_refused=last_refusal(session, case.id),
-        under_check=under_check, fraud_suspension=fraud_suspension,
+        under_check=under_check, fraud_suspension=fraud_suspension, fraud_under_way=fraud_under_way,
         status_suspension=status_suspension, withdrawals=withdrawals, staff=users,
     )
     audit.record(session, actor=who.username, role=who.role, action="case.view", object_type="review_case",
