@@ -101,8 +101,8 @@ def test_given_a_pending_fraud_proposal_when_a_spot_check_finds_fraud_then_its_c
 
     client, csrf = _client(data_ctx, "cw_b")
     page = client.get(f"/console/cases/{case_id}").text
-    assert _text(page, "fraud-joins") == (f"已有待批准的疑似冒领暂停（#{sid}）：标记疑似欺诈会把 {AUDITED} 的认证附到该案，"
-                                          "另一位经办人批准时一并撤销")
+    assert _text(page, "fraud-joins") == (f"已有待批准的疑似冒领暂停（#{sid}）：标记疑似欺诈会把 {AUDITED} "
+                                          "的认证附到该案，另一位经办人批准时一并撤销")
     r = client.post(f"/console/cases/{case_id}/fraud", data={"csrf_token": csrf, "note": "屏幕翻拍"},
                     follow_redirects=False)
     assert r.status_code == 303 and "error" not in r.headers["location"], r.headers["location"]
