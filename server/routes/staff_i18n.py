@@ -380,6 +380,61 @@ _STRINGS.update({
 })
 
 
+# Why a case was opened (review_case.reason) and a home visit's last result, in the caseworker's words; the code
+# itself stays on the page for support (a title attribute, or small text on the case page). Unknown codes are
+# shown as they are.
+_STRINGS.update({f"rc_{code}": pair for code, pair in {
+    # verification sent to review (lifecert.services.verification.rules) and retries escalated
+    "LOW_MATCH": ("人脸比对分数偏低", "Face match below the threshold"),
+    "LIVENESS_FAILED": ("活体检测未通过", "Liveness check failed"),
+    "PRESENTATION_ATTACK": ("疑似翻拍、打印或面具", "Suspected replay, print or mask"),
+    "DIFFERENT_PERSONS": ("认证中出现不同的人", "Different people during the session"),
+    "MATCHES_OTHER_PENSIONER": ("与其他领取人的人脸相似", "Face matches another pensioner"),
+    "TOO_MANY_RETRIES": ("多次重试未成功", "Too many retries"),
+    "CHALLENGE_NOT_SEEN": ("未完成指定动作", "Challenge not performed"),
+    "TOO_FEW_FRAMES": ("有效画面太少", "Too few usable frames"),
+    "FACE_NOT_CENTRED": ("人脸不在画面中央", "Face not centred"),
+    # photo quality (enrollment, home visits)
+    "NO_FACE": ("未检测到人脸", "No face found"),
+    "MULTIPLE_FACES": ("画面中有多张人脸", "More than one face"),
+    "FACE_TOO_SMALL": ("人脸太小", "Face too small"),
+    "BLURRY": ("照片模糊", "Blurry"),
+    "TOO_DARK": ("光线太暗", "Too dark"),
+    "TOO_BRIGHT": ("光线太亮", "Too bright"),
+    "LOW_CONTRAST": ("对比度太低", "Low contrast"),
+    "POSE_TOO_LARGE": ("头部偏转过大", "Head turned too far"),
+    "EYES_CLOSED": ("闭眼", "Eyes closed"),
+    "LOW_QUALITY": ("照片质量不足", "Photo quality too low"),
+    "UNREADABLE_IMAGE": ("图片无法读取", "Image cannot be read"),
+    "UNSUPPORTED_FORMAT": ("图片格式不支持", "Image format not supported"),
+    "IMAGE_TOO_LARGE": ("图片太大", "Image too large"),
+    "FILE_MISSING": ("照片文件缺失", "Photo file missing"),
+    # enrollment rows
+    "BAD_ID_NUMBER": ("身份证号无效", "Invalid ID number"),
+    "DUPLICATE_ROW": ("清单中身份证号重复", "ID number repeated in the manifest"),
+    "DUPLICATE_FACE": ("疑似重复建档", "Duplicate face"),
+    "ID_COLLISION": ("身份证号已属他人", "ID number belongs to someone else"),
+    # department data, tip-offs, spot checks, home visits
+    "NAME_MISMATCH": ("部门数据姓名不符", "Department record: name differs"),
+    "ALIVE_AFTER_DEATH": ("死亡后仍有生存证据", "Alive evidence after a recorded death"),
+    "DEATH_AFTER_CONFIRMATION": ("已认证生存者的死亡记录", "Death record after a survival confirmation"),
+    "TIP_OFF": ("举报线索", "Tip-off"),
+    "PAD_GREY_BAND": ("防伪分数刚过阈值", "PAD score just above the threshold"),
+    "RANDOM_SAMPLE": ("随机抽样", "Random sample"),
+    "PENSIONER_DECEASED": ("领取人已登记死亡", "Pensioner recorded as deceased"),
+    "CONFIRMED": ("已确认生存", "Survival confirmed"),
+}.items()})
+
+
+def reason_label(t: Callable[..., str], code: str | None) -> str:
+    """A reason code (``review_case.reason``, a visit's result) in the caseworker's language; unknown codes as
+    they are (never an empty cell)."""
+    if not code:
+        return ""
+    key = f"rc_{code}"
+    return t(key) if known(key) else code
+
+
 def known(key: str) -> bool:
     """Whether ``key`` has a text. Console banners show only known texts: a query parameter such as
     ``?error=...`` must never put attacker-chosen words on a trusted page."""
