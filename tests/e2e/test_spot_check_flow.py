@@ -158,6 +158,20 @@ def _check_layout(page: Any, label: str) -> None:
              .filter(([, w, f]) => w < 4 * f)"""
     )
     assert not narrow, f"{label}: values squeezed beside their labels: {narrow}"
+    # a table cell is not squeezed to a few characters a line (the confirmations' 经办 column once was, at
+    # 360 px with large text): narrower than 4 characters of its font AND wrapped over 3 lines or more
+    squeezed = page.evaluate(
+        """() => [...document.querySelectorAll('main td')]
+             .filter((c) => c.offsetParent !== null && c.textContent.trim())
+             .map((c) => { const s = getComputedStyle(c), f = parseFloat(s.fontSize);
+                           const inner = c.clientWidth - parseFloat(s.paddingLeft) - parseFloat(s.paddingRight);
+                           const r = document.createRange(); r.selectNodeContents(c);
+                           const lines = new Set([...r.getClientRects()].map((q) => Math.round(q.top))).size;
+                           return [(c.closest('table').id || '?') + ': ' + c.textContent.trim().slice(0, 16),
+                                   inner, f, lines]; })
+             .filter(([, w, f, lines]) => w < 4 * f && lines >= 3)"""
+    )
+    assert not squeezed, f"{label}: table cells squeezed to a few characters a line: {squeezed}"
     for b in boxes:
         assert b["left"] >= 0 and b["right"] <= width + 0.5, f"{label}: {b} outside {width}px"
 
