@@ -453,9 +453,10 @@ def pensioners_of(session: Session, cases: Sequence[Suspension]) -> dict[int, Pe
 
 
 def signers_of(session: Session, cases: Sequence[Suspension]) -> dict[int, str]:
-    """The usernames of the staff who signed the listed cases (proposed, approved, proposed the lift), by id."""
-    ids = {i for c in cases for i in (c.proposed_by, c.approved_by, (c.detail or {}).get("lift_proposed_by"))
-           if isinstance(i, int)}
+    """The usernames of the staff who signed the listed cases (proposed, added a confirmation, approved, proposed
+    the lift), by id."""
+    ids = {i for c in cases for i in (c.proposed_by, c.approved_by, (c.detail or {}).get("lift_proposed_by"),
+                                      *added_by_of(c)) if isinstance(i, int)}
     if not ids:
         return {}
     return {u.id: u.username for u in session.scalars(select(StaffUser).where(StaffUser.id.in_(ids)))}

@@ -271,6 +271,7 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "susp_approve": ("批准暂停（第二签）", "Approve (second signature)"),
     "susp_decline": ("不予暂停", "Decline"),
     "susp_needs_second": ("需另一位经办人批准", "Needs another caseworker's approval"),
+    "susp_added_by": ("附加认证：", "Confirmation added by: "),
     "susp_withdraws_pending": ("批准时同时撤销 {dates} 的认证", "Approving also withdraws the confirmation of {dates}"),
     "susp_withdraws_done": ("已撤销 {dates} 的认证", "The confirmation of {dates} was withdrawn"),
     "susp_withdraws_kept": ("未批准，{dates} 的认证仍有效", "Declined: the confirmation of {dates} stands"),

@@ -110,6 +110,11 @@ def test_given_a_pending_fraud_proposal_when_a_spot_check_finds_fraud_then_its_c
     assert _text(after, "fraud-suspension") == f"疑似欺诈 #{sid}：待批准 — 批准时同时撤销 {AUDITED} 的认证"
     listing = client.get("/console/suspensions").text
     assert f'id="susp-joined-{sid}-{case_id}"' in listing
+    assert f'<small id="susp-added-by-{sid}">附加认证：cw_b</small>' in listing
+    assert f"/console/suspensions/{sid}/approve" not in listing, "cw_b added it: no approve button for cw_b"
+    assert f'id="susp-needs-second-{sid}"' in listing
+    third, _ = _client(data_ctx, "cw_c")
+    assert f"/console/suspensions/{sid}/approve" in third.get("/console/suspensions").text
 
     with data_ctx.db.session() as s:
         (susp,) = s.scalars(select(Suspension).where(Suspension.pensioner_id == pid)).all()
