@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 LANGS = ("zh", "en")
@@ -434,6 +435,39 @@ def reason_label(t: Callable[..., str], code: str | None) -> str:
         return ""
     key = f"rc_{code}"
     return t(key) if known(key) else code
+
+
+# pensioner.status_reason as the services write it (English, for the record): the forms they produce, read back
+# into the caseworker's language. Anything else is shown as written.
+_D = r"(\d{4}-\d{2}-\d{2})"
+_STATUS_REASONS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(rf"death {_D} reported by (.+)"), "psr_death"),  # datamatch/outcomes.py
+    (re.compile(rf"imprisoned from {_D} until {_D} \((.+)\)"), "psr_imprisoned_until"),
+    (re.compile(rf"imprisoned from {_D} \((.+)\)"), "psr_imprisoned"),
+    (re.compile(rf"released {_D} \((.+)\)"), "psr_released"),
+    (re.compile(rf"resumed {_D} \(released\)"), "psr_resumed_released"),  # datamatch/reports.py
+    (re.compile(rf"resumed {_D} after payment suspension #(\d+)(?: \(lifted\))?"), "psr_resumed_after"),  # suspensions
+)
+_STRINGS.update({
+    "psr_death": ("{0} 死亡（{1} 报送）", "Died {0} (reported by {1})"),
+    "psr_imprisoned_until": ("服刑：{0} 至 {1}（{2} 报送）", "In prison {0} to {1} (reported by {2})"),
+    "psr_imprisoned": ("服刑：自 {0} 起（{1} 报送）", "In prison from {0} (reported by {1})"),
+    "psr_released": ("{0} 释放（{1} 报送）", "Released {0} (reported by {1})"),
+    "psr_resumed_released": ("{0} 释放后恢复发放", "Payment resumed {0} after release"),
+    "psr_resumed_after": ("{0} 恢复发放（暂停案 #{1}）", "Payment resumed {0} (suspension #{1})"),
+})
+
+
+def status_reason_label(lang: str, text: str | None) -> str:
+    """A stored ``pensioner.status_reason`` in ``lang`` when it is one of the forms the services write, else as
+    written (a reason typed by a person, or a form this table does not know yet)."""
+    if not text:
+        return ""
+    for pattern, key in _STATUS_REASONS:
+        m = pattern.fullmatch(text)
+        if m:
+            return _STRINGS[key][1 if lang == "en" else 0].format(*m.groups())
+    return text
 
 
 def known(key: str) -> bool:
