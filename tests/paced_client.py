@@ -231,8 +231,19 @@ class WallClock:
 # -- transports -------------------------------------------------------------------------------
 
 
-# (step, client ms the chunk leaves) -> (client ms the step's action hint was heard, "speech" | "text") or None
-HeardReport = Callable[[int, int], tuple[int, str] | None]
+# (step, client ms the chunk leaves) -> (client ms the step's action hint was heard, "speech" | "text"[, its code])
+# or None; with the code: the newest action hint heard (the page's hint_heard_code), without: the step's first
+HeardReport = Callable[[int, int], tuple[int, str] | tuple[int, str, str] | None]
+
+
+def heard_fields(report: tuple[int, str] | tuple[int, str, str] | None, prefix: str = "hint") -> dict[str, Any]:
+    """A report as the chunk's form fields (``{prefix}_heard_ms`` / ``_via`` / ``_code``), as keyword values."""
+    if report is None:
+        return {}
+    out: dict[str, Any] = {f"{prefix}_heard_ms": report[0], f"{prefix}_heard_via": report[1]}
+    if len(report) > 2:
+        out[f"{prefix}_heard_code"] = report[2]  # type: ignore[misc]
+    return out
 
 
 def service_sender(svc: VerificationService, session_id: str, clock: SimClock, client_addr: str = "",
@@ -246,10 +257,7 @@ def service_sender(svc: VerificationService, session_id: str, clock: SimClock, c
         report = heard(step, sent_ms) if heard is not None else None
         prompt = prompt_heard(step, sent_ms) if prompt_heard is not None else None
         r = svc.submit_chunk(session_id, step, nonce, json.dumps(ts), frames, client_addr, received_at=clock.received,
-                             sent_ms=sent_ms, hint_heard_ms=None if report is None else report[0],
-                             hint_heard_via=None if report is None else report[1],
-                             prompt_heard_ms=None if prompt is None else prompt[0],
-                             prompt_heard_via=None if prompt is None else prompt[1])
+                             sent_ms=sent_ms, **heard_fields(report), **heard_fields(prompt, "prompt"))
         result = None
         if r.result is not None:
             res = asdict(r.result)
@@ -281,12 +289,16 @@ def chunk_form(nonce: str, ts: list[int], frames: list[bytes], sent_ms: int | No
     return data, files
 
 
-def http_sender(client: Poster, session_id: str, base: str = "", headers: dict[str, str] | None = None) -> Send:
+def http_sender(client: Poster, session_id: str, base: str = "", headers: dict[str, str] | None = None,
+                heard: HeardReport | None = None, prompt_heard: HeardReport | None = None) -> Send:
     """Chunks over HTTP (``POST {base}/api/v1/sessions/{id}/steps/{n}/frames``); a non-200 raises
-    :class:`Refused`."""
+    :class:`Refused`. ``heard`` / ``prompt_heard``: the page's reports, as :func:`service_sender`'s."""
 
     def send(step: int, nonce: str, ts: list[int], frames: list[bytes], sent_ms: int) -> Answer:
         data, files = chunk_form(nonce, ts, frames, sent_ms)
+        report = heard(step, sent_ms) if heard is not None else None
+        prompt = prompt_heard(step, sent_ms) if prompt_heard is not None else None
+        data |= {k: str(v) for k, v in (heard_fields(report) | heard_fields(prompt, "prompt")).items()}
         url = f"{base}/api/v1/sessions/{session_id}/steps/{step}/frames"
         r = client.post(url, data=data, files=files, headers=headers or {})
         if r.status_code != 200:

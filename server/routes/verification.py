@@ -97,12 +97,19 @@ async def upload_chunk(
              "was heard (as hint_heard_ms); the step's window then counts from it, bounded (steps.prompt_window)"),
     ] = None,
     prompt_heard_via: HeardVia = None,
+    hint_heard_code: Annotated[
+        str | None,
+        Form(max_length=32, description="which action hint hint_heard_ms is about (a code this step's answers "
+             "carried, e.g. TURN_MORE): the newest one heard; the server keeps the newest report of a code it gave "
+             "in this step, not before it gave it, and the window only grows. Without it: the step's first action "
+             "hint (older pages)"),
+    ] = None,
 ) -> ChunkOut:
     received_at = svc.clock()  # before the pool: queueing must not shift the client clock mapping
     data = [await f.read() for f in frames]
     result = await pool.run(
         svc.submit_chunk, session_id, step, nonce, timestamps, data, client, received_at, sent_ms,
-        hint_heard_ms, hint_heard_via, prompt_heard_ms, prompt_heard_via,
+        hint_heard_ms, hint_heard_via, prompt_heard_ms, prompt_heard_via, hint_heard_code,
     )
     return ChunkOut.of(result)
 

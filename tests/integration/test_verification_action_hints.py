@@ -302,8 +302,11 @@ def test_given_a_slow_prompt_the_hint_waits_for_when_the_page_reports_hearing_bo
         assert abs(int(ph["heard_ms_after_prompt"]) - 6100) <= 250, ph
         assert ph["window_ms"] == int(ph["heard_ms_after_prompt"]) + steps.CHALLENGE_WINDOW_MS
         assert st["state"] == "seen" and phone.step.index == 2, [a.step_state for a in phone.answers]
-        assert hint["rule"] == result["window_rule"] == "heard" and hint["heard_via"] == "speech", hint
-        assert st["window_ms"] == int(hint["heard_ms_after_prompt"]) + steps.HINT_HEARD_WINDOW_MS
+        assert hint["heard_via"] == "speech" and "heard_code" not in hint, hint  # this page sends no code
+        # 5 s past the hearing, or longer while the step waits for the report of a hint issued after the prompt's
+        # report (here the full turn's LOOK_BACK, caught on its way out: `awaiting`, capped)
+        assert hint["rule"] == result["window_rule"] in ("heard", "awaiting"), hint
+        assert st["window_ms"] >= int(hint["heard_ms_after_prompt"]) + steps.HINT_HEARD_WINDOW_MS
         assert result["prompt_window_rule"] == "heard" and "prompt heard at" in str(result["note"]), result
     else:  # the hint's report came after the step had closed
         assert "prompt_heard" not in st and "heard_ms_after_prompt" not in hint, st

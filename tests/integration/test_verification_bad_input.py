@@ -297,6 +297,10 @@ def test_given_a_send_time_before_the_newest_frame_or_far_after_it_when_uploadin
     ({"prompt_heard_ms": "900", "sent_ms": "1200", "prompt_heard_via": "loud"}, 422, "BAD_REQUEST"),
     ({"prompt_heard_ms": "5000"}, 422, "BAD_TIMESTAMPS"),
     ({"prompt_heard_via": "text"}, 400, "BAD_REQUEST"),
+    ({"hint_heard_code": "TURN_MORE"}, 400, "BAD_REQUEST"),  # which hint, but not when
+    ({"hint_heard_ms": "900", "sent_ms": "1200", "hint_heard_code": "SMILE"}, 400, "BAD_REQUEST"),  # not an action hint
+    ({"hint_heard_ms": "900", "sent_ms": "1200", "hint_heard_code": "MOVE_BACK"}, 400, "BAD_REQUEST"),  # framing hint
+    ({"hint_heard_ms": "900", "sent_ms": "1200", "hint_heard_code": "X" * 40}, 422, "BAD_REQUEST"),  # too long
 ])
 def test_given_a_garbage_hint_hearing_when_uploading_then_refused_and_nothing_changes(
     client: TestClient, vctx: AppContext, pensioner: Pensioner, jpegs: list[bytes], fields: dict[str, str], status: int,

@@ -215,7 +215,12 @@ def test_given_a_hearing_reported_very_late_when_setting_the_window_then_capped(
 def test_given_the_constants_when_read_then_a_reported_hearing_gives_the_slowest_user_time_and_a_bound() -> None:
     # 2.7 s to react (issue 12) + a slow turn out, held and back under half the threshold (~1.5 s)
     assert steps.HINT_HEARD_WINDOW_MS >= 2_700 + 1_500
-    assert FIXED < steps.HINT_MAX_WINDOW_MS <= 20_000
+    # the slow listener (steps.py, HINT_MAX_WINDOW_MS): turn prompt said in 6.1 s, her action hint due 3.5 s after
+    # its hearing, answered up to a chunk + 1 s of lag later, TURN_MORE said in 6.3 s, then HINT_HEARD_WINDOW_MS
+    latest = 6_100 + steps.ACTION_HINT_AFTER_MS + steps.CHUNK_MS + 1_000 + 6_300 + steps.HINT_HEARD_WINDOW_MS
+    assert FIXED < latest < steps.HINT_MAX_WINDOW_MS <= 24_000
+    # a page that reports hearings: the step waits for the report of its newest hint (lag + speech + a chunk)
+    assert steps.HINT_REPORT_MS >= 1_000 + 6_300 + steps.CHUNK_MS
 
 
 def test_given_the_prompt_heard_late_when_setting_the_base_window_then_it_counts_from_hearing_it() -> None:
@@ -246,3 +251,67 @@ def test_given_a_base_from_the_prompt_heard_when_a_hint_comes_then_the_hint_adds
     top = steps.prompt_window(10**9)[0]
     assert steps.hint_window(None, 4_600, base=top) == (steps.HINT_MAX_WINDOW_MS, "fixed")
     assert steps.hint_window(10**9, 4_600, base=top) == (steps.HINT_MAX_WINDOW_MS, "capped")
+
+
+def test_given_the_prompt_reported_heard_late_when_the_hint_time_comes_then_counted_from_hearing_it(
+    poses: dict[Pose, NDArray[np.float32]],
+) -> None:
+    # the slow listener: the prompt said to its end 6.1 s after it appeared; the hint clock starts then
+    heard = 6_100
+    j = _judge("turn_left", poses, (22.0, 0.0))
+    assert steps.action_hint("turn_left", j, LATE) == "TURN_MORE"  # no report: from the reveal, as before
+    assert steps.action_hint("turn_left", j, heard + LATE - 1, since_ms=heard) is None
+    assert steps.action_hint("turn_left", j, heard + LATE, since_ms=heard) == "TURN_MORE"
+    assert steps.step_hints([], "turn_left", j, heard + LATE - 1, since_ms=heard) == []
+    assert steps.step_hints([], "turn_left", j, heard + LATE, since_ms=heard) == ["TURN_MORE"]
+    nothing = _judge("turn_left", poses, None)
+    assert steps.action_hint("turn_left", nothing, heard + LATE - 1, since_ms=heard) is None  # no DO_ACTION yet
+    assert steps.action_hint("turn_left", nothing, heard + LATE, since_ms=heard) == "DO_ACTION"
+    # a claim before the reveal never brings a hint earlier than from the reveal
+    assert steps.action_hint("turn_left", j, LATE - 1, since_ms=-5_000) is None
+
+
+ISSUED = {"TURN_MORE": 10_800, "LOOK_BACK": 19_000}  # ms after the reveal each code was first issued
+
+
+@pytest.mark.parametrize("code", ["DO_ACTION", "NOD_MORE", "BLINK_FIRMLY"])
+def test_given_a_hearing_of_a_code_never_issued_when_reported_then_it_changes_nothing(code: str) -> None:
+    assert steps.newer_hearing(ISSUED, code, 17_000, None) is None
+    assert steps.newer_hearing(ISSUED, code, 17_000, 12_000) is None
+
+
+def test_given_a_hearing_before_its_code_was_issued_when_reported_then_it_changes_nothing() -> None:
+    assert steps.newer_hearing(ISSUED, "TURN_MORE", 10_799, None) is None
+    assert steps.newer_hearing(ISSUED, "LOOK_BACK", 18_000, 12_000) is None
+    assert steps.newer_hearing(ISSUED, "TURN_MORE", 10_800, None) == 10_800  # heard as the answer left: possible
+
+
+def test_given_hearings_reported_one_after_another_when_kept_then_only_a_later_one_replaces_the_kept_one() -> None:
+    assert steps.newer_hearing(ISSUED, "TURN_MORE", 17_100, None) == 17_100
+    assert steps.newer_hearing(ISSUED, "TURN_MORE", 23_000, 17_100) == 23_000  # said again, heard again: later
+    assert steps.newer_hearing(ISSUED, "TURN_MORE", 17_100, 17_100) is None
+    assert steps.newer_hearing(ISSUED, "TURN_MORE", 16_000, 17_100) is None  # an older report never shortens
+    # and the window follows the kept hearing, capped
+    assert steps.hint_window(23_000, 10_800) == (min(23_000 + steps.HINT_HEARD_WINDOW_MS, steps.HINT_MAX_WINDOW_MS),
+                                                 "capped" if 23_000 + steps.HINT_HEARD_WINDOW_MS >
+                                                 steps.HINT_MAX_WINDOW_MS else "heard")
+
+
+def test_given_a_page_that_reports_hearings_when_its_newest_hint_came_late_then_the_step_waits_for_the_report(
+) -> None:
+    base = 6_300 + steps.CHALLENGE_WINDOW_MS  # the prompt heard at 6.3 s
+    fixed = base + steps.HINT_EXTRA_WINDOW_MS
+    issued = 10_800  # TURN_MORE first issued 3.5 s after the prompt's hearing + a chunk
+    assert issued + steps.HINT_REPORT_MS > fixed
+    assert steps.hint_window(None, 4_000, base=base, awaiting_from_ms=issued) == (
+        issued + steps.HINT_REPORT_MS, "awaiting")
+    assert steps.hint_window(None, 4_000, base=base) == (fixed, "fixed")  # an older page: as before
+    # an early hint: the fixed extension is longer
+    assert steps.hint_window(None, 4_000, base=base, awaiting_from_ms=4_000) == (fixed, "fixed")
+    # the report arrives: HINT_HEARD_WINDOW_MS after it when longer, never shorter than the wait
+    assert steps.hint_window(17_900, 4_000, base=base, awaiting_from_ms=issued) == (
+        17_900 + steps.HINT_HEARD_WINDOW_MS, "heard")
+    assert steps.hint_window(12_000, 4_000, base=base, awaiting_from_ms=issued) == (
+        issued + steps.HINT_REPORT_MS, "awaiting")
+    # never past the cap
+    assert steps.hint_window(None, 4_000, base=base, awaiting_from_ms=10**9) == (steps.HINT_MAX_WINDOW_MS, "awaiting")

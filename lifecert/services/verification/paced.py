@@ -147,14 +147,18 @@ class PacedCapture:
         hint_heard_via: str | None = None,
         prompt_heard_ms: int | None = None,
         prompt_heard_via: str | None = None,
+        hint_heard_code: str | None = None,
     ) -> ChunkResult:
         """``received_at``: when the request arrived (the route takes it before any queueing); the
         clock mapping must not include decoding, detection or a wait in the inference pool.
         ``sent_ms``: the client ms when the request left the phone (the page sends it; optional):
         the clock mapping uses it instead of the newest frame (:func:`.steps.update_offset`).
         ``hint_heard_ms``: the client ms (the frames' clock) when the current step's action hint was heard,
-        ``hint_heard_via`` how (:data:`HEARD_VIA`); optional, the first report after the hint sets the step's
-        window (:func:`.steps.hint_window`); one before the step has a hint is ignored. ``prompt_heard_ms`` /
+        ``hint_heard_via`` how (:data:`HEARD_VIA`), ``hint_heard_code`` which hint (one of
+        steps.ACTION_HINT_CODES): the newest action hint heard; the step's window is recomputed from the newest
+        report of a code issued in this step, not before it was issued (:func:`.steps.newer_hearing`,
+        :func:`.steps.hint_window`). Without a code (an older page) the report is of the step's first action
+        hint and the first one after the hint is kept; one before the step has a hint is ignored. ``prompt_heard_ms`` /
         ``prompt_heard_via``: the same for the current challenge step's prompt; the first report sets the step's
         base window (:func:`.steps.prompt_window`); ignored on the settle step."""
         arrived = received_at or self.clock()
@@ -178,6 +182,7 @@ class PacedCapture:
             )
         check_heard(hint_heard_ms, hint_heard_via, ts[-1] if sent_ms is None else sent_ms)
         check_heard(prompt_heard_ms, prompt_heard_via, ts[-1] if sent_ms is None else sent_ms, what="prompt")
+        check_heard_code(hint_heard_code, hint_heard_ms)
         fa.check_frame_bytes(frames, max_bytes=lim.max_bytes)
         fresh = secrets.token_urlsafe(24)
         with self.ctx.db.session() as db:
@@ -237,7 +242,7 @@ class PacedCapture:
             if row is None:  # pragma: no cover - deleted concurrently
                 raise NotFound("no such verification session")
             sent = ts[-1] if sent_ms is None else sent_ms
-            heard = None if hint_heard_ms is None else (hint_heard_ms, hint_heard_via or "unknown")
+            heard = None if hint_heard_ms is None else (hint_heard_ms, hint_heard_via or "unknown", hint_heard_code)
             prompt = None if prompt_heard_ms is None else (prompt_heard_ms, prompt_heard_via or "unknown")
             return self._advance(db, row, seq, ts, sent, frames, obs, fresh, client_addr, arrived, heard, prompt)
 
@@ -293,11 +298,11 @@ class PacedCapture:
         fresh: str,
         client_addr: str,
         arrived: datetime,
-        heard: tuple[int, str] | None = None,
+        heard: tuple[int, str, str | None] | None = None,
         prompt_heard: tuple[int, str] | None = None,
     ) -> ChunkResult:
-        """``heard`` / ``prompt_heard``: (client ms, how) the page heard this step's action hint / prompt (see
-        :meth:`submit_chunk`)."""
+        """``heard``: (client ms, how, which code or None) the page heard this step's action hint; ``prompt_heard``:
+        (client ms, how) its prompt (see :meth:`submit_chunk`)."""
         g = self.ctx.settings.quality
         # Arrival time, not "now": processing time must not shift the client clock mapping.
         now_ms = self._ms_since(vs, arrived)
@@ -341,19 +346,26 @@ class PacedCapture:
             fobs = [o.frame_obs(offset) for o in step_obs]
             j = steps.judge_challenge(st["challenge"], fobs, base, int(st["reveal_ms"]), self.params)
             elapsed = latest_ms - int(st["reveal_ms"])
-            hints = steps.step_hints(steps.hints(obs, g), st["challenge"], j, elapsed, self.params)
-            action = steps.action_in(hints)
             if prompt_heard is not None and "prompt_heard" not in st:
-                # The page heard the prompt (a slow voice): the step's window counts from then (bounded).
+                # The page heard the prompt (a slow voice): the step's window counts from then (bounded), and so
+                # does the action-hint clock (a slow listener has not tried before she heard it).
                 _prompt_heard(st, prompt_heard[0] + offset - int(st["reveal_ms"]), prompt_heard[1])
-            if st.get("hint") and heard is not None and "heard_ms_after_prompt" not in st["hint"]:
-                # The page heard the hint given by an earlier answer: the step runs on from then (bounded).
-                _hint_heard(st, heard[0] + offset - int(st["reveal_ms"]), heard[1])
-            elif action is not None and not st.get("hint"):
-                # The first action hint of this step: the user needs time to hear it and try again.
-                # (its rule and extra ms are set by _window below)
-                st["hint"] = {"code": action, "ms_after_prompt": elapsed,
-                              "answered_ms_after_prompt": now_ms - int(st["reveal_ms"])}
+            since = int(st["prompt_heard"]["heard_ms_after_prompt"]) if "prompt_heard" in st else 0
+            hints = steps.step_hints(steps.hints(obs, g), st["challenge"], j, elapsed, self.params, since)
+            action = steps.action_in(hints)
+            if st.get("hint") and heard is not None:
+                # The page heard a hint given by an earlier answer: the step runs on from then (bounded).
+                _hint_heard(st, heard[0] + offset - int(st["reveal_ms"]), heard[1], heard[2])
+            if action is not None:
+                # An action hint: the user needs time to hear it and try again (the first one sets the fixed
+                # extension; its rule and extra ms are set by _window below). Each code's first issue is kept:
+                # a report of hearing it counts from then on.
+                answered = now_ms - int(st["reveal_ms"])
+                if not st.get("hint"):
+                    st["hint"] = {"code": action, "ms_after_prompt": elapsed, "answered_ms_after_prompt": answered}
+                issued = dict(st["hint"].get("issued") or {})
+                if action not in issued:
+                    st["hint"] = dict(st["hint"]) | {"issued": issued | {action: answered}}
             st["window_ms"] = _window(st)
             st["result"] = j.as_dict(st["challenge"], int(st["reveal_ms"])) | _hint_note(st)
             if j.seen:
@@ -561,16 +573,43 @@ def check_heard(heard_ms: int | None, via: str | None, sent_ms: int, what: str =
 
 
 def _prompt_heard(st: dict[str, Any], heard_after_prompt_ms: int, via: str) -> None:
-    """Record when the step's prompt was heard and the base window it gives (:func:`.steps.prompt_window`)."""
+    """Record when the step's prompt was heard and the base window it gives (:func:`.steps.prompt_window`). The
+    action hints issued before are forgotten as issued: the page neither showed nor said them (app.js
+    ``staleAction``), so a hearing counts only for a code issued from now on."""
     window, rule = steps.prompt_window(heard_after_prompt_ms)
     st["prompt_heard"] = {"heard_ms_after_prompt": max(0, heard_after_prompt_ms), "heard_via": via,
                           "window_ms": window, "rule": rule}
+    if st.get("hint"):
+        st["hint"] = dict(st["hint"]) | {"issued": {}}
 
 
-def _hint_heard(st: dict[str, Any], heard_after_prompt_ms: int, via: str) -> None:
-    """Record when the step's action hint was heard (the window follows: :func:`_window`)."""
+def check_heard_code(code: str | None, heard_ms: int | None) -> None:
+    """A hint-heard report's code is one of the server's action hints, and comes with its time."""
+    if code is None:
+        return
+    if heard_ms is None:
+        raise LifecertError("hint_heard_code without hint_heard_ms", code=ErrorCode.BAD_REQUEST)
+    if code not in steps.ACTION_HINT_CODES:
+        raise LifecertError(f"hint_heard_code must be one of {sorted(steps.ACTION_HINT_CODES)}",
+                            code=ErrorCode.BAD_REQUEST)
+
+
+def _hint_heard(st: dict[str, Any], heard_after_prompt_ms: int, via: str, code: str | None = None) -> None:
+    """Record when the step's action hint was heard (the window follows: :func:`_window`). ``code``: which hint
+    (the newest heard, kept when :func:`.steps.newer_hearing` says so); None: an older page's report of the step's
+    first action hint, kept once, counted from the answer that carried it."""
     h: dict[str, Any] = dict(st["hint"])
-    h |= {"heard_ms_after_prompt": max(heard_after_prompt_ms, _answered(h)), "heard_via": via}
+    if code is None:
+        if "heard_ms_after_prompt" in h:
+            return
+        h |= {"heard_ms_after_prompt": max(heard_after_prompt_ms, _answered(h)), "heard_via": via}
+    else:
+        issued = h["issued"] if "issued" in h else {h["code"]: _answered(h)}
+        kept = h.get("heard_ms_after_prompt")
+        newer = steps.newer_hearing(issued, code, heard_after_prompt_ms, None if kept is None else int(kept))
+        if newer is None:
+            return
+        h |= {"heard_ms_after_prompt": newer, "heard_via": via, "heard_code": code}
     st["hint"] = h
 
 
@@ -588,7 +627,11 @@ def _window(st: dict[str, Any]) -> int:
         return base
     h: dict[str, Any] = dict(st["hint"])
     heard = h.get("heard_ms_after_prompt")
-    window, rule = steps.hint_window(None if heard is None else int(heard), _answered(h), base=base)
+    # a page that reported the prompt heard reports hint hearings: the step waits for that of its newest hint
+    issued = h.get("issued") or {}
+    awaiting = max(int(v) for v in issued.values()) if p and issued else None
+    window, rule = steps.hint_window(None if heard is None else int(heard), _answered(h), base=base,
+                                     awaiting_from_ms=awaiting)
     h |= {"rule": rule, "extra_window_ms": window - steps.CHALLENGE_WINDOW_MS}
     st["hint"] = h
     return window
@@ -607,7 +650,8 @@ def extended_steps(vs: VerificationSession) -> list[tuple[str, int]]:
 
 def _hint_note(st: dict[str, Any]) -> dict[str, Any]:
     """What the case page shows of a step's longer window (none: nothing): its first action hint and which rule
-    set the window: +HINT_EXTRA_WINDOW_MS (``fixed``: no hearing reported, or one that gave less),
+    set the window: +HINT_EXTRA_WINDOW_MS (``fixed``: no hearing reported, or one that gave less), HINT_REPORT_MS
+    after the newest hint's first issue (``awaiting``: a page that reports hearings, until it does),
     HINT_HEARD_WINDOW_MS after the reported hearing (``heard``), or HINT_MAX_WINDOW_MS (``capped``); and when the
     prompt was reported heard, the base window counted from then (``prompt_window_rule``)."""
     h, p = st.get("hint"), st.get("prompt_heard")
@@ -623,14 +667,18 @@ def _hint_note(st: dict[str, Any]) -> dict[str, Any]:
     if h:
         rule = h.get("rule", "fixed")
         heard = h.get("heard_ms_after_prompt")
-        said = "" if heard is None else f"; heard at {heard} ms ({h.get('heard_via', 'unknown')})"
+        which = f"{h['heard_code']} " if h.get("heard_code") else ""
+        said = "" if heard is None else f"; {which}heard at {heard} ms ({h.get('heard_via', 'unknown')})"
         why = {"fixed": f"+{steps.HINT_EXTRA_WINDOW_MS} ms after the hint",
                "heard": f"{steps.HINT_HEARD_WINDOW_MS} ms after hearing it",
+               "awaiting": f"{steps.HINT_REPORT_MS} ms after the newest hint, for the page's report of hearing it",
                "capped": f"capped at {steps.HINT_MAX_WINDOW_MS} ms"}.get(rule, rule)
         out |= {"action_hint": h["code"], "hint_ms_after_prompt": h["ms_after_prompt"], "window_rule": rule}
         notes.append(f"hint {h['code']} at {h['ms_after_prompt']} ms{said}; window {st['window_ms']} ms ({why})")
         if heard is not None:
             out |= {"hint_heard_ms_after_prompt": heard, "hint_heard_via": h.get("heard_via", "unknown")}
+            if h.get("heard_code"):
+                out["hint_heard_code"] = h["heard_code"]
     out["note"] = "; ".join(notes)
     return out
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,7 +91,8 @@ TOO_CLOSE_FRACTION = 0.72
 SETTLE_FRAMING_WAIT_MS = 8_000
 
 # An action hint ("turn a little further", "blink firmly") is added to a challenge step's answer once the
-# step's newest frame is this long after the reveal and the action has not been seen. Elderly users begin
+# step's newest frame is this long after the reveal (after the prompt's reported hearing where the page reports
+# it: see "The slow LISTENER" below) and the action has not been seen. Elderly users begin
 # acting up to ~2.7 s after a prompt (issue 12) and a slow turn or nod takes ~0.6-0.8 s to reach its
 # furthest point (tests/e2e/fake_camera.POSE_RAMP_MS): by 3.5 s their first try is in the frames. The
 # hint reaches the phone with the answer to that chunk (about 4-4.5 s after the prompt, chunks go every
@@ -129,13 +130,29 @@ HINT_EXTRA_WINDOW_MS = 3_000
 # 0.8 s for the camera's frame interval, the speech engine's end event and a slower arm.
 HINT_HEARD_WINDOW_MS = 5_000
 # ... but a report can never make a step's window longer than this from the prompt (a hostile client may report any
-# time): the latest honest hearing is the hint answered ~6.1 s after the prompt (5.1 s + 1 s lag), the voice busy
-# with the prompt (espeak 6.1 s) and free at the next answer (~7.1-7.5 s), then 6.3 s of speech: ~13.8 s, + 5 s.
+# time). The latest honest hearing is that of the slow listener (issue 12, benchmarks/hint_heard.py --first-from
+# heard): the voice says the turn prompt for 6.1 s (espeak-ng, README hint_speech) and she waits for its end; she
+# turns too little 2.7 s later, so the first action hint is due ACTION_HINT_AFTER_MS after the prompt's reported
+# hearing (below: 6.1 + 3.5 = 9.6 s) and is TURN_MORE; the chunk holding that frame leaves up to CHUNK_MS later
+# (10.6 s) and its answer comes back up to 1 s later (server + network lag: 11.6 s); the voice is free (the page
+# said no DO_ACTION over the prompt, see below), so TURN_MORE is said at once and heard 6.3 s later (17.9 s); she
+# then has HINT_HEARD_WINDOW_MS: 22.9 s, plus ~0.1 s for the client clock mapping (its offset is never earlier than
+# the truth), ~1 s short of 24 s. (Before session 10 the cap was 20 s: the hint counted from the reveal, DO_ACTION
+# was said first, and her TURN_MORE was heard up to 20.1 s after the prompt, past the cap.)
 # (A report cannot map later than its own request's arrival anyway: hint_heard_ms <= sent_ms and the clock offset
 # <= arrival - sent_ms; a step with the fixed window ends by 11 s + UPLOAD_GRACE_MS = 15 s.) What a longer window
 # gives an attacker is time, which a cued replay does not lack (it re-cues in 0.8-1.5 s); what it costs the
-# server is frames, counted by session_max_frames.
-HINT_MAX_WINDOW_MS = 20_000
+# server is frames, counted by session_max_frames: a step held to the cap adds 16 s of frames (128 at 8 fps, 240 at
+# the blink step's 15 fps; with the 20 s cap: 96 and 180), only for a step whose page reported it.
+HINT_MAX_WINDOW_MS = 24_000
+# A page that reports hearings (it reported the step's prompt heard) gets a step held open after the first issue of
+# its newest action hint code until the report of hearing it can arrive: the answer's way back (server + network
+# lag, <= 1 s), saying it (TURN_MORE 6.3 s, espeak), the next chunk (CHUNK_MS): 8.3 s, + 0.7 s for the clock
+# mapping and a frame interval. Without it the slow listener's TURN_MORE, due 3.5 s after her prompt's hearing,
+# is heard ~17.9 s after the prompt, after the fixed window (8 s from hearing the prompt + 3 s = 17.1 s) closed
+# (hint_heard --first-from heard, simulated: the first version of session 10 missed 1 of 2 such sessions). The
+# window then runs to the heard + HINT_HEARD_WINDOW_MS the report gives (:func:`hint_window` rule ``awaiting``).
+HINT_REPORT_MS = 9_000
 # The same report for the step's PROMPT (paced.py ``prompt_heard_ms``/``prompt_heard_via``, when its speech ended).
 # With a voice like espeak's a turn prompt takes ~6.1 s to say; the action hint, due ACTION_HINT_AFTER_MS after the
 # reveal, waits for it (the page never speaks over the prompt), is said from ~7 s and heard ~13 s after the prompt:
@@ -143,10 +160,34 @@ HINT_MAX_WINDOW_MS = 20_000
 # hint came too late to extend it (benchmarks/hint_heard.py, simulated, prompt said in 6.1 s: turns 1-2.7 s after
 # hearing a hint said in 3-6.3 s seen 14/24 with the hint's report alone, 24/24 with the prompt's too). So a
 # step whose prompt is reported heard runs CHALLENGE_WINDOW_MS from then (:func:`prompt_window`), an action hint
-# adds to that (:func:`hint_window`'s ``base``), within the same HINT_MAX_WINDOW_MS. ACTION_HINT_AFTER_MS still
-# counts from the reveal: a user who read the prompt has tried by then, and the hint waits for the voice anyway.
-# What it opens: a client can now hold ANY challenge step open up to HINT_MAX_WINDOW_MS (before, only a hinted
-# one); the frame budget counts it (paced.extended_steps), and pad_eval still models only the fixed windows.
+# adds to that (:func:`hint_window`'s ``base``), within the same HINT_MAX_WINDOW_MS.
+# What it opens: a client can hold ANY challenge step open up to HINT_MAX_WINDOW_MS (before, only a hinted one);
+# the frame budget counts it (paced.extended_steps), and pad_eval still models only the fixed windows.
+#
+# The slow LISTENER (session 10; issue 12: "a slow elderly user must pass"): she waits until the phone has SAID the
+# prompt, then tries. With the hint clock counted from the reveal she had not moved by ACTION_HINT_AFTER_MS (she
+# was still listening), so the first action hint was DO_ACTION, which the page said right after the prompt (the
+# whole prompt again, 3.6-6.1 s), the TURN_MORE her too-small try then needed waited behind it, and the step's
+# window counted from hearing DO_ACTION, not TURN_MORE (hint_heard --first-from heard, production page: seen 10/24
+# with a 3.6 s prompt, 2/24 with 6.1 s; a full first try 24/24). Three rules since:
+# 1. once the prompt is reported heard, the action-hint clock starts then (:func:`action_hint`'s ``since_ms``): no
+#    action hint before the prompt's hearing + ACTION_HINT_AFTER_MS, the same 3.5 s a reader gets from the reveal.
+#    Without a report it counts from the reveal, as before. The report is bounded like every other (mapped no later
+#    than its request's arrival, never before the reveal); a client that claims a late hearing only delays its own
+#    hints, and its window is capped as any. The report can only reach the server with the first chunk sent after
+#    the prompt's speech ended: hints the server gave before it knew (answers to chunks that did not carry it) the
+#    page does not show or say (mobile-web/app.js ``staleAction``), or DO_ACTION would still be said first.
+#    The cost: a reader whose first try was too small hears her TURN_MORE ~3.5 s later when the prompt is long
+#    (hint_heard's default mode measures her); her window counts from hearing it all the same. Hints issued
+#    before the prompt's report are forgotten when it comes (paced.py: a hearing counts only for a code issued
+#    after it), and a page that reports hearings has its step held open HINT_REPORT_MS after its newest hint's
+#    first issue (above), or that late hint's hearing could come after the window closed.
+# 2. the hint report is about the LATEST action hint heard in the step, with its code (paced.py
+#    ``hint_heard_code``; :func:`newer_hearing`): a report counts only for a code the server issued in this step, at
+#    a time not before it first issued that code, and later than the hearing already kept; the window is then
+#    recomputed from it (:func:`hint_window`): it can only grow, never past HINT_MAX_WINDOW_MS. A report without a
+#    code (an older page) is the step's first action hint, kept once, as before.
+# 3. HINT_MAX_WINDOW_MS from the arithmetic above (24 s).
 
 # framing issue -> live hint code (lifecert.domain.challenges.HINT_CODES)
 HINT_FOR: dict[str, str] = {
@@ -208,29 +249,57 @@ def prompt_window(heard_after_prompt_ms: int) -> tuple[int, str]:
 
 
 def hint_window(
-    heard_after_prompt_ms: int | None, answered_after_prompt_ms: int, base: int = CHALLENGE_WINDOW_MS
+    heard_after_prompt_ms: int | None, answered_after_prompt_ms: int, base: int = CHALLENGE_WINDOW_MS,
+    awaiting_from_ms: int | None = None,
 ) -> tuple[int, str]:
     """(window ms from the prompt, the rule that set it) of a challenge step that got an action hint.
 
     ``heard_after_prompt_ms``: when the page says the hint was heard (server clock minus the reveal; None: no
     report); ``answered_after_prompt_ms``: when the answer that carried the hint arrived (nothing is heard
     before it, an earlier claim is taken as that time); ``base``: the step's window before the hint
-    (CHALLENGE_WINDOW_MS, or :func:`prompt_window`'s). Rules:
+    (CHALLENGE_WINDOW_MS, or :func:`prompt_window`'s); ``awaiting_from_ms``: for a page that reports hearings,
+    the first issue of the step's newest action hint code (ms after the reveal; None: not such a page). Rules:
 
     - ``"fixed"``: no report, or one that gives less: ``base`` + HINT_EXTRA_WINDOW_MS (a report never shortens the
       window; with a longer ``base`` at most HINT_MAX_WINDOW_MS);
+    - ``"awaiting"``: more than that: ``awaiting_from_ms`` + HINT_REPORT_MS (the report of hearing it can arrive),
+      at most HINT_MAX_WINDOW_MS;
     - ``"heard"``: the hint heard + HINT_HEARD_WINDOW_MS;
     - ``"capped"``: that would pass HINT_MAX_WINDOW_MS, which is the window then."""
     plain = CHALLENGE_WINDOW_MS + HINT_EXTRA_WINDOW_MS
     fixed = min(max(base, CHALLENGE_WINDOW_MS) + HINT_EXTRA_WINDOW_MS, max(plain, HINT_MAX_WINDOW_MS))
+    floor, floor_rule = fixed, "fixed"
+    if awaiting_from_ms is not None:
+        awaited = min(awaiting_from_ms + HINT_REPORT_MS, max(plain, HINT_MAX_WINDOW_MS))
+        if awaited > fixed:
+            floor, floor_rule = awaited, "awaiting"
     if heard_after_prompt_ms is None:
-        return fixed, "fixed"
+        return floor, floor_rule
     want = max(heard_after_prompt_ms, answered_after_prompt_ms) + HINT_HEARD_WINDOW_MS
-    if want <= fixed:
-        return fixed, "fixed"
+    if want <= floor:
+        return floor, floor_rule
     if want > HINT_MAX_WINDOW_MS:
-        return max(fixed, HINT_MAX_WINDOW_MS), "capped"
+        return max(floor, HINT_MAX_WINDOW_MS), "capped"
     return want, "heard"
+
+
+def newer_hearing(
+    issued: Mapping[str, int], code: str, heard_after_prompt_ms: int, kept_ms: int | None
+) -> int | None:
+    """The hearing to keep for a step after the page reported action hint ``code`` heard at
+    ``heard_after_prompt_ms`` (server clock minus the reveal), or None: the report changes nothing.
+
+    ``issued``: code -> when the server first issued it in this step (the arrival of the chunk its answer went
+    to, ms after the reveal); ``kept_ms``: the hearing kept so far (None: none). A report counts only for a code
+    issued in this step, at a time not before it was issued (nothing is heard before the answer that carries it
+    left), and only when later than the one kept: the newest action hint heard sets the window
+    (:func:`hint_window`), which therefore never shrinks."""
+    first = issued.get(code)
+    if first is None or heard_after_prompt_ms < first:
+        return None
+    if kept_ms is not None and heard_after_prompt_ms <= kept_ms:
+        return None
+    return heard_after_prompt_ms
 
 
 @dataclass(frozen=True)
@@ -484,10 +553,14 @@ def judge_challenge(
                          signal if name == "blink" else "")
 
 
-def action_hint(challenge: str, j: StepJudgement, elapsed_ms: int, p: LivenessParams | None = None) -> str | None:
+def action_hint(
+    challenge: str, j: StepJudgement, elapsed_ms: int, p: LivenessParams | None = None, since_ms: int = 0
+) -> str | None:
     """The one action hint for a challenge step not yet passed, ``elapsed_ms`` after its reveal (the step's
-    newest frame on the server clock minus ``reveal_ms``), or None: before ACTION_HINT_AFTER_MS, once the
-    action was seen, or with no face counted yet (the framing hints speak then, :func:`step_hints`).
+    newest frame on the server clock minus ``reveal_ms``), or None: before ``since_ms`` + ACTION_HINT_AFTER_MS,
+    once the action was seen, or with no face counted yet (the framing hints speak then, :func:`step_hints`).
+    ``since_ms``: when the hint clock starts, ms after the reveal: 0, or when the page reported the prompt heard
+    (the slow listener: see the comment above HINT_FOR).
 
     - turn_left / turn_right: LOOK_BACK when the head turned past ``turn_yaw`` the asked way but has not come
       back (a turn counts only once it returns toward rest; a user holding the turn must not be told to
@@ -503,7 +576,7 @@ def action_hint(challenge: str, j: StepJudgement, elapsed_ms: int, p: LivenessPa
     later steps, only about the step whose prompt they already see. LOOK_BACK / LOOK_UP do say that the
     head went far enough: what passing the step says a moment later when it comes back, for thresholds
     that are published with the code (lifecert.engine.liveness.LivenessParams)."""
-    if j.seen or j.frames == 0 or elapsed_ms < ACTION_HINT_AFTER_MS:
+    if j.seen or j.frames == 0 or elapsed_ms < max(0, since_ms) + ACTION_HINT_AFTER_MS:
         return None
     p = p or LivenessParams()
     peak = j.peak_value
@@ -517,16 +590,18 @@ def action_hint(challenge: str, j: StepJudgement, elapsed_ms: int, p: LivenessPa
 
 
 def step_hints(
-    framing: list[str], challenge: str, j: StepJudgement, elapsed_ms: int, p: LivenessParams | None = None
+    framing: list[str], challenge: str, j: StepJudgement, elapsed_ms: int, p: LivenessParams | None = None,
+    since_ms: int = 0,
 ) -> list[str]:
     """A challenge step's live hints: the framing hints of the newest chunk (:func:`hints`) alone when one of
     them says the face is not seen well (a face that is not seen cannot act), else the action hint, if one is
     due (:func:`action_hint`), first and the framing hints after it. MOVE_BACK gives way: the face is seen
     and can act (too close only matters for the PAD crops, which the settle step already waited for), and a
-    user who hears "further away" again and again is never told that the turn was too small."""
+    user who hears "further away" again and again is never told that the turn was too small. ``since_ms``: as
+    :func:`action_hint`'s."""
     if j.seen:
         return []
-    a = action_hint(challenge, j, elapsed_ms, p)
+    a = action_hint(challenge, j, elapsed_ms, p, since_ms)
     if a is None or any(h not in ACTION_FIRST for h in framing):
         return framing
     return [a, *framing]
