@@ -267,7 +267,8 @@
   /** One chunk of frames for step ``index`` (multipart: nonce, timestamps JSON, frames, prompt_shown_ms,
       sent_ms = the capture clock when the request leaves, so the server can tell queueing from upload;
       ``heard`` = {ms, via} once this step's action hint was heard: hint_heard_ms on the same clock and
-      hint_heard_via "speech" | "text", sent with every later chunk of the step, the server keeps the first;
+      hint_heard_via "speech" | "text" and hint_heard_code (which action hint: the newest heard), sent with every
+      later chunk of the step, the server keeps the newest;
       ``promptHeard`` the same for the step's prompt: prompt_heard_ms / prompt_heard_via). */
   async function postChunk(sessionId, step, frames, promptShownMs, sentMs, heard, promptHeard) {
     const form = new FormData();
@@ -279,6 +280,7 @@
     if (heard && heard.ms !== null) {
       form.append("hint_heard_ms", String(Math.max(0, Math.min(heard.ms, sent))));
       form.append("hint_heard_via", heard.via);
+      form.append("hint_heard_code", heard.code);
     }
     if (promptHeard && promptHeard.ms !== null) {
       form.append("prompt_heard_ms", String(Math.max(0, Math.min(promptHeard.ms, sent))));
@@ -414,13 +416,14 @@
   }
 
   /** Show the most important of the server's hint codes; speak it when it changes (never over a prompt).
-   *  ``hearing`` (the paced capture's, optional): told when an action hint is shown; gives the callback that
-   *  notes when it was heard (:func:`capturePaced`). */
+   *  ``hearing`` (the paced capture's, optional): told when an action hint appears on screen and when the voice
+   *  takes one; gives the callback that notes when it was heard (:func:`capturePaced`). */
   function setHints(codes, hearing) {
     const known = (Array.isArray(codes) ? codes : []).filter((c) => I18N.zh[`hint.${c}`] !== undefined);
     known.sort((a, b) => HINT_PRIORITY.indexOf(a) - HINT_PRIORITY.indexOf(b));
     const code = known[0] || "";
     const el = $("hint");
+    const fresh = code !== (el.dataset.hint || "");
     el.dataset.hint = code;
     renderHint();
     if (!code) state.hintSpoken = "";
@@ -429,11 +432,20 @@
     // A new hint is spoken at the first answer that finds the voice free (one arriving while the previous
     // hint is still being said is not lost: it is tried again at the next answer, about a second later).
     const due = code !== state.hintSpoken || now - state.lastHintSpoken > HINT_REPEAT_MS;
-    const heard = hearing && ACTION_HINTS.has(code) ? hearing.shown() : null;
-    if (text && due && now - state.lastPromptSpoken > PROMPT_QUIET_MS && speak(text, true, heard)) {
+    const action = hearing && ACTION_HINTS.has(code);
+    if (action && fresh) hearing.shown(code);
+    // the callback for this utterance's end is known only once the voice has taken it (speak may also report
+    // "nothing will be said" before it returns)
+    let onEnd = null;
+    let early;
+    const ended = (ok) => (onEnd ? onEnd(ok) : (early = ok));
+    if (text && due && now - state.lastPromptSpoken > PROMPT_QUIET_MS && speak(text, true, action ? ended : null)) {
       state.lastHintSpoken = now;
       state.hintSpoken = code;
-      if (heard) hearing.saying();
+      if (action) {
+        onEnd = hearing.said(code);
+        if (early !== undefined) onEnd(early);
+      }
     }
   }
 
@@ -490,44 +502,59 @@
     let promptShownMs = null; // capture-clock ms when the current challenge's prompt appeared
     let sent = 0;
     let stopped = false;
-    // When the pensioner heard the current step's first action hint (the end of its speech, else when it was
-    // shown): the server keeps the step open for a while after that (steps.hint_window).
-    let heard = null; // {step, ms: null | capture-clock ms, via: "speech" | "text"}
+    // When the pensioner heard the current step's action hints (each utterance's end, else when it was shown): the
+    // page reports the newest one heard, with its code, and the server keeps the step open for a while after it
+    // (steps.newer_hearing, steps.hint_window). One record per hint shown anew or said again.
+    let heard = []; // {step, code, ms: null | capture-clock ms, via: "speech" | "text", shownMs, ...}
+    const speech = () => "speechSynthesis" in window && typeof window.SpeechSynthesisUtterance === "function";
+    const record = (code) => {
+      const h = { step: step.index, code, ms: null, via: "", shownMs: Math.round(performance.now() - t0) };
+      const asShown = () => {
+        if (h.ms !== null) return;
+        h.ms = h.shownMs;
+        h.via = "text";
+      };
+      h.onDone = (ok) => {
+        if (h.ms !== null) return;
+        if (!ok) return asShown();
+        h.ms = Math.round(performance.now() - t0);
+        h.via = "speech";
+      };
+      h.wait = (ms) => { // counts as heard when shown unless its speech has ended within ``ms`` from now
+        clearTimeout(h.timer);
+        h.timer = setTimeout(asShown, ms);
+        state.timers.push(h.timer);
+      };
+      heard = heard.filter((x) => x.step === step.index).concat([h]);
+      if (!speech()) asShown();
+      else h.wait(HINT_HEARD_WAIT_MS);
+      return h;
+    };
+    const pendingFor = (code) => heard.find((h) => step && h.step === step.index && h.code === code && h.ms === null);
     const hearing = {
-      /** An action hint is shown: the callback for its speech (null once this step's hearing is known). */
-      shown() {
-        if (!step || step.kind !== "challenge") return null;
-        if (heard && heard.step === step.index) return heard.ms === null ? heard.onDone : null;
-        const h = { step: step.index, ms: null, via: "", shownMs: Math.round(performance.now() - t0) };
-        const asShown = () => {
-          if (h.ms !== null) return;
-          h.ms = h.shownMs;
-          h.via = "text";
-        };
-        h.onDone = (ok) => {
-          if (h.ms !== null) return;
-          if (!ok) return asShown();
-          h.ms = Math.round(performance.now() - t0);
-          h.via = "speech";
-        };
-        h.wait = (ms) => { // counts as heard when shown unless its speech has ended within ``ms`` from now
-          clearTimeout(h.timer);
-          h.timer = setTimeout(asShown, ms);
-          state.timers.push(h.timer);
-        };
-        heard = h;
-        const speech = "speechSynthesis" in window && typeof window.SpeechSynthesisUtterance === "function";
-        if (!speech) asShown();
-        else h.wait(HINT_HEARD_WAIT_MS);
-        return h.ms === null ? h.onDone : null;
+      /** Action hint ``code`` appeared on screen (it was not there at the previous answer). */
+      shown(code) {
+        if (!step || step.kind !== "challenge" || pendingFor(code)) return;
+        record(code);
       },
-      /** The hint shown has been handed to the voice (it may have waited for the prompt's speech): its bound
-       *  counts from now. */
-      saying() {
-        if (heard && step && heard.step === step.index && heard.ms === null) heard.wait(HINT_HEARD_WAIT_MS);
+      /** The voice has taken ``code``'s text (it may have waited for the prompt's speech, or it is said again):
+       *  its bound counts from now; gives the callback for the utterance's end. */
+      said(code) {
+        if (!step || step.kind !== "challenge") return () => {};
+        const h = pendingFor(code) || record(code);
+        h.said = true;
+        if (h.ms === null) h.wait(HINT_HEARD_WAIT_MS);
+        return h.onDone;
+      },
+      /** Stale hints were dropped: the records of hints shown but never said, not yet heard, go with them. */
+      forgetUnsaid() {
+        for (const h of heard) if (h.ms === null && !h.said) clearTimeout(h.timer);
+        heard = heard.filter((h) => h.ms !== null || h.said);
       },
     };
-    const heardNow = () => (heard && step && heard.step === step.index && heard.ms !== null ? heard : null);
+    // the newest hearing known in this step (the server keeps the newest of a code it gave, never an earlier one)
+    const heardNow = () => heard.filter((h) => step && h.step === step.index && h.ms !== null)
+      .reduce((a, h) => (a === null || h.ms > a.ms ? h : a), null);
     // When the current challenge step's PROMPT was heard said to its end (a slow voice takes ~6 s to say a turn
     // prompt, and the hint waits for it): the server counts the step's window from then (steps.prompt_window).
     // Only a speech's end within HINT_HEARD_WAIT_MS is reported: when the prompt was shown the server already
@@ -615,19 +642,26 @@
         if (!frames.length) continue;
         let resp;
         const clock = () => Math.round(performance.now() - t0);
+        const told = promptHeardNow();
         try {
-          resp = await postChunk(session.session_id, step, frames, promptShownMs, clock(), heardNow(), promptHeardNow());
+          resp = await postChunk(session.session_id, step, frames, promptShownMs, clock(), heardNow(), told);
         } catch (err) {
           // A lost connection may not have reached the server: the same nonce is tried once more.
           if (!(err instanceof ApiError) || err.code !== "NETWORK") throw err;
           await sleep(1000);
-          resp = await postChunk(session.session_id, step, frames, promptShownMs, clock(), heardNow(), promptHeardNow());
+          resp = await postChunk(session.session_id, step, frames, promptShownMs, clock(), heardNow(), told);
         }
         if (run !== state.run) throw new ApiError("CANCELLED");
         sent += frames.length;
         sentEl.dataset.frames = String(sent);
         sentEl.textContent = t("capture.sent", { n: sent });
-        setHints(resp.hints, hearing);
+        // An action hint in the answer to a chunk that left before the prompt was heard, now that it has been, is
+        // stale: told of the hearing (with the next chunk) the server counts its hint time from it (steps: the slow
+        // listener), and DO_ACTION said now would say the whole prompt again. Not shown, not said; a hint shown
+        // while the prompt was still being said and never said is forgotten with it.
+        const staleAction = !told && promptHeardNow() !== null;
+        if (staleAction) hearing.forgetUnsaid();
+        setHints(staleAction ? (resp.hints || []).filter((c) => !ACTION_HINTS.has(c)) : resp.hints, hearing);
         if (resp.status === "decided" || resp.result) {
           if (!resp.result) throw new ApiError("SERVER");
           return resp.result;

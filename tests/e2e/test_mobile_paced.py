@@ -396,8 +396,10 @@ def test_given_a_slow_voice_listed_late_when_the_user_turns_only_after_hearing_t
     # says TURN_MORE in 6.3 s at the page's rate). Head motions are first too small; the full one comes 2.7 s
     # after the action hint's speech ENDED (issue 12's slowest reaction). The hint reaches the phone ~4-5 s after
     # the prompt and may wait for the prompt's own speech, so the turn begins ~11-13 s after the prompt: past
-    # the old window (8 s + 3 s at the hint); it counts because the page reports when the hint was heard (and
-    # when the prompt was: the step's base window then runs 8 s from the end of the prompt's speech).
+    # the old window (8 s + 3 s at the hint); it counts because the page reports when the hint was heard (the
+    # newest action hint, with its code) and when the prompt was: the step's base window then runs 8 s from the end
+    # of the prompt's speech, and the server's action hints wait 3.5 s from it (the slow listener); the hints the
+    # server gave before it knew are neither shown nor said once the prompt was heard.
     # The voice list is empty when the first hint is spoken and fills 1 s later (Android Chrome lists its voices
     # late, at "voiceschanged", and speaks meanwhile): the page must still wait for that utterance's end.
     plan = ActorPlan(reaction_ms=2500, weak_first=True, hint_reaction_ms=2700, speech_ms=4500,
@@ -417,6 +419,7 @@ def test_given_a_slow_voice_listed_late_when_the_user_turns_only_after_hearing_t
         assert actor["voices_listed"] is not None, diag
         assert result.get_attribute("data-decision") == "CONFIRMED", diag
         assert heard_fields and all('name="hint_heard_via"' in f for f in heard_fields), diag
+        assert all('name="hint_heard_code"' in f for f in heard_fields), diag
         assert all('name="prompt_heard_via"' in f for f in heard_fields), diag
         head = _head_steps(live_server, result.get_attribute("data-session-id"))
         fixed = steps.CHALLENGE_WINDOW_MS + steps.HINT_EXTRA_WINDOW_MS
@@ -425,13 +428,30 @@ def test_given_a_slow_voice_listed_late_when_the_user_turns_only_after_hearing_t
             assert st["state"] == "seen" and h["heard_via"] == ph["heard_via"] == "speech", (st, diag)
             # the prompt heard ~4.5 s after it appeared: the base window 8 s from then; the hint adds to it
             assert ph["rule"] == "heard" and ph["window_ms"] == ph["heard_ms_after_prompt"] + steps.CHALLENGE_WINDOW_MS
-            want = min(steps.HINT_MAX_WINDOW_MS, max(ph["window_ms"] + steps.HINT_EXTRA_WINDOW_MS,
-                                                     h["heard_ms_after_prompt"] + steps.HINT_HEARD_WINDOW_MS))
+            # the newest hint heard, of a code the server gave after the prompt's report, not before it gave it
+            issued = h["issued"]
+            assert h["heard_code"] in issued and h["heard_ms_after_prompt"] >= issued[h["heard_code"]], (st, diag)
+            assert min(issued.values()) >= ph["heard_ms_after_prompt"] + steps.ACTION_HINT_AFTER_MS, (st, diag)
+            want, _rule = steps.hint_window(h["heard_ms_after_prompt"], h["answered_ms_after_prompt"],
+                                            base=ph["window_ms"], awaiting_from_ms=max(issued.values()))
             assert st["window_ms"] == want > fixed, (st, diag)
             assert st["result"]["window_rule"] == h["rule"] and "prompt heard at" in st["result"]["note"], st
         # the full head motion began after the old window had closed (the actor's clock)
         prompted = {name: t for t, name in actor["prompts"]}
         began = [t - prompted[name] for t, name in actor["log"] if name in prompted and name in HEAD_MOTION]
         assert began and max(began) > fixed, (began, diag)
+        # no action hint spoken before its step's prompt was heard (said for speech_ms) + ACTION_HINT_AFTER_MS: the
+        # stale TURN_MORE the server gave while the prompt was still being said is not said once it was heard
+        # (the actor's clock: spoken ms minus actor.t0; the prompt's speech starts as it appears, same task)
+        action_texts = {"请把头再多转一点，再转回来", "请把头再往下低一点，再抬起来", "请把头转回来，看着屏幕",
+                        "请把头抬起来，看着屏幕"}
+        prompts = sorted(actor["prompts"])
+        for at, text in actor["spoken"]:
+            if text not in action_texts:
+                continue
+            t = at - actor["t0"]
+            prompt_t = max((p for p, _n in prompts if p <= t), default=None)
+            assert prompt_t is not None, (at, text, diag)
+            assert t >= prompt_t + plan.speech_ms + steps.ACTION_HINT_AFTER_MS - 50, (t, prompt_t, text, diag)
     finally:
         page.context.close()
