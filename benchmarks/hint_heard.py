@@ -9,9 +9,11 @@ that brings the action hint reaches the phone; the page says it for ``speech`` m
 ``react`` ms after the speech ENDED. Three pages are compared on the same draws (:data:`PAGES`):
 
 - *both*: as mobile-web/app.js now: ``prompt_heard_ms`` (the end of the prompt's speech, ``speech``) and
-  ``hint_heard_ms`` (below) with every chunk sent after them: production's ``steps.prompt_window`` and
-  ``steps.hint_window`` then set the window;
-- *hint*: the hint's report alone (``hint_heard_ms`` = the end of its speech, ``hint_heard_via=speech``), the page
+  ``hint_heard_ms`` / ``hint_heard_code`` (the NEWEST action hint heard, below) with every chunk sent after them:
+  production's ``steps.prompt_window``, ``steps.newer_hearing`` and ``steps.hint_window`` then set the window; the
+  server's hint clock then counts from the prompt's hearing, and the page drops the action hints of answers to
+  chunks that did not carry that report while the prompt is said or heard (app.js ``staleAction``);
+- *hint*: the FIRST action hint's report alone (``hint_heard_ms`` = the end of its speech, no code), the page
   before the prompt's report;
 - *none*: an older page: the fixed +steps.HINT_EXTRA_WINDOW_MS after the hint.
 
@@ -23,7 +25,8 @@ arrives), 3600 and 6100 (espeak-ng's nod and turn_left prompts, ``hint_speech``)
 that finds the voice free and comes more than PROMPT_QUIET_MS after the prompt; the report is the end of that
 speech, unless it has not ended HINT_HEARD_WAIT_MS after the hint was shown, or after it was said if that came
 later: then the page reports the time it was shown (``text``), while the person still hears it at the end of the
-speech and turns then. The first, too small
+speech and turns then (:class:`PageVoice`, the same voice for both modes). The person turns fully after the FIRST
+action hint said. The first, too small
 turn still comes ``first`` ms after the prompt APPEARED (the person reads it; one who waits to hear the prompt is
 not modelled by default; ``--first-from heard`` models her: see below).
 ``react``: 1000 and 2700 (issue 12's slowest). ``lag``: extra ms per chunk answer (server +
@@ -33,12 +36,13 @@ the engine are real.
 ``--first-from heard`` (:func:`one_heard`): the person waits until the phone has finished SAYING the turn prompt
 (``prompt`` ms after it appeared) and moves ``first`` ms after that. Two kinds (``--kinds``): *full*, her first try
 is the full turn; *small*, her first try is too small and she turns fully ``react`` ms after she has HEARD the
-TURN_MORE hint it brings. Since nothing moved by ACTION_HINT_AFTER_MS, the server's first action hint is then
-DO_ACTION (the page says the prompt again, as long to say as the prompt), and TURN_MORE comes only after her small
-turn; the page's one voice is modelled as app.js ``setHints``/``speak`` do (:class:`PageVoice`: polite, a hint said
-at the first answer that finds the voice free, PROMPT_QUIET_MS after the prompt, a changed code at once, the same
-one again after HINT_REPEAT_MS). The hint report is the end of the FIRST action hint's speech (app.js ``hearing``:
-one per step), which is DO_ACTION's here. The default (``--first-from appeared``) is the model above, unchanged.
+TURN_MORE hint it brings. Where nothing moved by ACTION_HINT_AFTER_MS after the hint clock's start (the reveal;
+with the *both* page the prompt's hearing), the server's first action hint is DO_ACTION (the page says the prompt
+again, as long to say as the prompt), and TURN_MORE comes only after her small turn; the page's one voice is
+modelled as app.js ``setHints``/``speak`` do (:class:`PageVoice`: polite, a hint said at the first answer that finds
+the voice free, PROMPT_QUIET_MS after the prompt, a changed code at once, the same one again after HINT_REPEAT_MS).
+The hint report: *both*, the newest hearing known with its code; *hint*, the end of the FIRST action hint's speech.
+The default (``--first-from appeared``) is the model above.
 """
 
 from __future__ import annotations
@@ -79,37 +83,106 @@ TURN_HINT_ORDER = ("LOOK_BACK", "TURN_MORE", "DO_ACTION")
 
 
 @dataclass
+class Hearing:
+    """One action hint the page keeps a hearing record for (app.js ``record``): shown at ``shown`` (client ms), taken
+    by the voice at ``said`` (None: not yet) and said until ``end``."""
+
+    code: str
+    shown: int
+    said: int | None = None
+    end: int | None = None
+
+    def done_by(self) -> int:
+        """When the page knows the hearing (its report may go from then on): the speech's end, or HINT_HEARD_WAIT_MS
+        after it was shown / said without an end by then (then it counts as heard when shown)."""
+        if self.said is not None and self.end is not None and self.end - self.said <= HINT_HEARD_WAIT_MS:
+            return self.end
+        return (self.shown if self.said is None else self.said) + HINT_HEARD_WAIT_MS
+
+    def heard(self) -> tuple[int, str]:
+        """(client ms, via) the page reports once :meth:`done_by` has passed."""
+        if self.said is not None and self.end is not None and self.end - self.said <= HINT_HEARD_WAIT_MS:
+            return self.end, "speech"
+        return self.shown, "text"
+
+
+@dataclass
 class PageVoice:
     """The page's one voice as mobile-web/app.js uses it for a challenge step (``setHints`` + ``speak(text,
     polite=true)``): the prompt is said from ``prompt_ms`` for ``prompt_speech`` ms; an action hint code in an
     answer at ``t`` (client ms) is said then if it is due (a code other than the last one said, or the same one
     HINT_REPEAT_MS after it was last said), more than PROMPT_QUIET_MS after the prompt, and the voice is free
     (a polite utterance is dropped, not queued: the next answer tries again). ``lengths``: ms to say each code.
+
+    And what the page reports of hearing them (app.js ``hearing``): ``newest`` (the page now): a record per action
+    hint that appears on screen or is said again, the report is the newest hearing known, with its code; else (the
+    page before session 10) the step's first action hint only, completed by the first utterance after it, no code.
+    ``drops_stale`` (the page now, which reports the prompt's hearing): an answer to a chunk that did not carry the
+    prompt's report, once the prompt was heard, shows no action hint, and the records of hints shown but never said
+    are forgotten (app.js ``staleAction``).
     Pure: no clock, no I/O."""
 
     prompt_ms: int
     prompt_speech: int
     lengths: dict[str, int]
+    newest: bool = True
+    drops_stale: bool = True
     free_at: int = 0
     spoken: str = ""
     last_spoken_at: int = -(10**9)
+    on_screen: str = ""
     said: list[tuple[str, int, int]] = field(default_factory=list)  # (code, began, ended), client ms
+    records: list[Hearing] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.free_at = self.prompt_ms + self.prompt_speech
 
-    def answer(self, t: int, code: str) -> tuple[int, int] | None:
-        """An answer showing ``code`` ("" = no action hint) arrived at ``t``: (began, ended) if it is said now."""
+    def _prompt_heard(self, t: int) -> bool:
+        """The page knows at ``t`` that the prompt was heard said to its end (within HINT_HEARD_WAIT_MS)."""
+        return 0 < self.prompt_speech <= HINT_HEARD_WAIT_MS and t >= self.prompt_ms + self.prompt_speech
+
+    def _pending(self, code: str, t: int) -> Hearing | None:
+        """The record of ``code`` whose hearing is not known at ``t`` (app.js ``pendingFor``)."""
+        return next((h for h in self.records if h.code == code and h.done_by() > t), None)
+
+    def answer(self, t: int, code: str, told: bool = True) -> tuple[int, int] | None:
+        """An answer showing ``code`` ("" = no action hint) arrived at ``t``: (began, ended) if it is said now.
+        ``told``: its chunk carried the prompt's report (see ``drops_stale``)."""
+        if self.drops_stale and not told and self._prompt_heard(t):
+            code = ""
+            self.records = [h for h in self.records if h.said is not None or h.done_by() <= t]
+        fresh, self.on_screen = code != self.on_screen, code
         if not code:
             self.spoken = ""
             return None
+        if fresh and (self.newest or not self.records) and self._pending(code, t) is None:
+            self.records.append(Hearing(code, t))
         due = code != self.spoken or t - self.last_spoken_at > HINT_REPEAT_MS
         if not (due and t - self.prompt_ms > PROMPT_QUIET_MS and t >= self.free_at):
             return None
         end = t + self.lengths[code]
         self.free_at, self.spoken, self.last_spoken_at = end, code, t
         self.said.append((code, t, end))
+        if self.newest:
+            h = self._pending(code, t)
+            if h is None:
+                h = Hearing(code, t)
+                self.records.append(h)
+            h.said, h.end = t, end
+        elif self.records and self.records[0].said is None and self.records[0].done_by() > t:
+            self.records[0].said, self.records[0].end = t, end  # the first record takes the first utterance
         return t, end
+
+    def report(self, t: int) -> tuple[int, str] | tuple[int, str, str] | None:
+        """What a chunk leaving at ``t`` says of hearing a hint: the newest hearing known by then (ms, via, code),
+        or (the older page) the first hint's (ms, via); None: nothing known yet."""
+        if not self.newest:
+            return self.records[0].heard() if self.records and self.records[0].done_by() <= t else None
+        known = [h for h in self.records if h.done_by() <= t]
+        if not known:
+            return None
+        h = max(known, key=lambda x: x.heard()[0])
+        return (*h.heard(), h.code)
 
 
 def action_code(hints: list[str]) -> str:
@@ -117,73 +190,85 @@ def action_code(hints: list[str]) -> str:
     return next((c for c in TURN_HINT_ORDER if c in hints), "")
 
 
-# what the page reports: nothing (an old page: the fixed +3 s), the hint's hearing (the page before the prompt's
-# report), both the hint's and the prompt's (mobile-web/app.js now)
+# what the page reports: nothing (an old page: the fixed +3 s), the first hint's hearing (the page before the
+# prompt's report), both the newest hint's and the prompt's (mobile-web/app.js now: PageVoice.newest, drops_stale)
 PAGES = ("none", "hint", "both")
+
+
+@dataclass
+class PageReports:
+    """The simulated page's reports with each chunk of the turn step (step 1), by ``page`` (:data:`PAGES`): the
+    ``heard`` / ``prompt_heard`` callbacks of tests.paced_client.service_sender. ``voice`` and the prompt's
+    report are set once the prompt has appeared; ``told`` notes for every chunk sent whether it carried the
+    prompt's report (the page drops stale action hints from the answers to those that did not)."""
+
+    page: str
+    voice: PageVoice | None = None
+    prompt_said: tuple[int, str] | None = None  # the prompt's speech end, "speech"
+    told: list[bool] = field(default_factory=list)
+
+    def heard(self, step: int, sent_ms: int) -> tuple[int, str] | tuple[int, str, str] | None:
+        if self.page == "none" or step != 1 or self.voice is None:
+            return None
+        return self.voice.report(sent_ms)
+
+    def prompt_heard(self, step: int, sent_ms: int) -> tuple[int, str] | None:
+        ok = self.page == "both" and step == 1 and self.prompt_said is not None and sent_ms >= self.prompt_said[0]
+        self.told.append(bool(ok))
+        return self.prompt_said if ok else None
+
+    def start(self, prompt: int, prompt_speech: int, lengths: dict[str, int]) -> PageVoice:
+        """The turn prompt appeared at ``prompt`` and is said for ``prompt_speech`` ms: its report is that
+        speech's end, sent only when it was heard said to its end within HINT_HEARD_WAIT_MS (when it was shown the
+        server knows already: prompt_shown_ms)."""
+        if self.page == "both" and 0 < prompt_speech <= HINT_HEARD_WAIT_MS:
+            self.prompt_said = (prompt + prompt_speech, "speech")
+        new = self.page == "both"
+        self.voice = PageVoice(prompt, prompt_speech, lengths, newest=new, drops_stale=new)
+        return self.voice
 
 
 def one(b: TurnBench, clock: VirtualTime, seed: int, first: int, speech: int, react: int, lag: int,
         page: str, prompt_speech: int = 0) -> dict[str, Any]:
     """One session; the outcome of the turn step, when the hint reached the phone, was said and heard, what the
-    page reported, the window."""
+    page reported, the window. The person turns fully ``react`` ms after the first action hint said ended."""
     svc, clip, small, full = b.service(clock, seed), b.clip, b.small, b.full
-    said: list[tuple[int, str]] = []  # the page's report of the hint (client ms, via), once known
-    prompt_said: list[tuple[int, str]] = []  # ... and of the prompt
-
-    def heard(step: int, sent_ms: int) -> tuple[int, str] | None:
-        return said[0] if page != "none" and step == 1 and said and sent_ms >= ready_at else None
-
-    def prompt_heard(step: int, sent_ms: int) -> tuple[int, str] | None:
-        ok = page == "both" and step == 1 and prompt_said and sent_ms >= prompt_ready_at
-        return prompt_said[0] if ok else None
-
-    phone = turn_phone(svc, clock, b.who, clip, lag, "10.9.9.8", heard=heard, prompt_heard=prompt_heard)
+    rep = PageReports(page)
+    phone = turn_phone(svc, clock, b.who, clip, lag, "10.9.9.8", heard=rep.heard, prompt_heard=rep.prompt_heard)
     if phone is None:
         return {"outcome": "no_turn_step"}
     prompt = phone.prompt_at
-    voice_free = prompt + prompt_speech
-    # the prompt's own report: its speech's end, sent only when it was heard said to its end within
-    # HINT_HEARD_WAIT_MS (when it was shown the server knows already: prompt_shown_ms)
-    if 0 < prompt_speech <= HINT_HEARD_WAIT_MS:
-        prompt_said.append((voice_free, "speech"))
-    prompt_ready_at = voice_free
+    voice = rep.start(prompt, prompt_speech, dict.fromkeys(HINTS, speech))
     phone.script, phone.script_at = list(small), prompt + first
     small_end = prompt + first + len(small) * 125
     hint_at: int | None = None  # shown
     say_at: int | None = None  # its speech began
     heard_at = 0
-    ready_at = 0  # the page knows what to report from then on
     n = len(phone.answers)
     end = phone.t + LIMIT_MS + steps.HINT_MAX_WINDOW_MS
     while phone.t < end and not phone.decided and phone.step.index == 1:
         phone.tick()
-        wait_from = hint_at if say_at is None else say_at  # the page's bound restarts when the voice takes it
-        if wait_from is not None and not said and phone.t >= wait_from + HINT_HEARD_WAIT_MS:
-            said.append((hint_at or 0, "text"))  # not heard to its end in time: the page reports when it was shown
-            ready_at = phone.t
-        if say_at is not None or len(phone.answers) == n:
+        if len(phone.answers) == n:
             continue
         n = len(phone.answers)
-        if not HINTS & set(phone.answers[-1].hints):
-            continue
-        hint_at = phone.t if hint_at is None else hint_at
-        if phone.t - prompt > PROMPT_QUIET_MS and phone.t >= voice_free:
-            say_at = phone.t
-            heard_at = say_at + speech
+        spoke = voice.answer(phone.t, action_code(list(phone.answers[-1].hints)), rep.told[n - 1])
+        if hint_at is None and voice.on_screen:
+            hint_at = phone.t
+        if spoke is not None and say_at is None:
+            say_at, heard_at = spoke
             phone.script, phone.script_at = list(full), max(heard_at + react, small_end + 125)
-            if speech <= HINT_HEARD_WAIT_MS and not said:
-                said.append((heard_at, "speech"))
-                ready_at = heard_at
     with b.ctx.db.session() as s:
         vs = s.get(VerificationSession, phone.session_id)
         st = {} if vs is None else dict(vs.steps[1])
+    hint = st.get("hint") or {}
     out: dict[str, Any] = {"outcome": "seen" if phone.step.index == 2 else "missed",
-                           "window_ms": st.get("window_ms"), "rule": (st.get("hint") or {}).get("rule"),
+                           "window_ms": st.get("window_ms"), "rule": hint.get("rule"),
                            "prompt_window_ms": (st.get("prompt_heard") or {}).get("window_ms")}
     if hint_at is not None:
         out["hint_ms"] = hint_at - prompt
-    if said:
-        out |= {"reported_ms": said[0][0] - prompt, "via": said[0][1]}
+    last = voice.report(phone.t)
+    if last is not None:
+        out |= {"reported_ms": last[0] - prompt, "via": last[1]}
     if say_at is not None:
         out |= {"said_ms": say_at - prompt, "heard_ms": heard_at - prompt,
                 "full_turn_ms": max(heard_at + react, small_end + 125) - prompt}
@@ -196,71 +281,52 @@ def one_heard(b: TurnBench, clock: VirtualTime, seed: int, first: int, speech: i
     after it appeared): ``kind`` "full" turns fully then; "small" turns too little then and fully ``react`` ms
     after hearing the TURN_MORE that brings. DO_ACTION is said as long as the prompt, other hints ``speech``."""
     svc, clip, small, full = b.service(clock, seed), b.clip, b.small, b.full
-    said: list[tuple[int, str]] = []
-    prompt_said: list[tuple[int, str]] = []
-
-    def heard(step: int, sent_ms: int) -> tuple[int, str] | None:
-        return said[0] if page != "none" and step == 1 and said and sent_ms >= ready_at else None
-
-    def prompt_heard(step: int, sent_ms: int) -> tuple[int, str] | None:
-        ok = page == "both" and step == 1 and prompt_said and sent_ms >= prompt_ready_at
-        return prompt_said[0] if ok else None
-
-    phone = turn_phone(svc, clock, b.who, clip, lag, "10.9.9.8", heard=heard, prompt_heard=prompt_heard)
+    rep = PageReports(page)
+    phone = turn_phone(svc, clock, b.who, clip, lag, "10.9.9.8", heard=rep.heard, prompt_heard=rep.prompt_heard)
     if phone is None:
         return {"outcome": "no_turn_step"}
     prompt = phone.prompt_at
-    prompt_ready_at = prompt + prompt_speech
-    if 0 < prompt_speech <= HINT_HEARD_WAIT_MS:
-        prompt_said.append((prompt_ready_at, "speech"))
-    voice = PageVoice(prompt, prompt_speech, {"DO_ACTION": prompt_speech, "TURN_MORE": speech, "LOOK_BACK": speech})
+    voice = rep.start(prompt, prompt_speech, {"DO_ACTION": prompt_speech, "TURN_MORE": speech, "LOOK_BACK": speech})
     first_at = prompt + prompt_speech + first
     phone.script, phone.script_at = list(full if kind == "full" else small), first_at
     small_end = first_at + len(small) * 125
     hint_at: int | None = None  # the first action hint shown
-    say_at: int | None = None  # the first action hint's speech began
     full_at: int | None = first_at if kind == "full" else None
-    ready_at = 0
     codes: list[str] = []
     n = len(phone.answers)
     end = phone.t + LIMIT_MS + steps.HINT_MAX_WINDOW_MS
     while phone.t < end and not phone.decided and phone.step.index == 1:
         phone.tick()
-        wait_from = hint_at if say_at is None else say_at
-        if wait_from is not None and not said and phone.t >= wait_from + HINT_HEARD_WAIT_MS:
-            said.append((hint_at or 0, "text"))
-            ready_at = phone.t
         if len(phone.answers) == n:
             continue
         n = len(phone.answers)
-        code = action_code(list(phone.answers[-1].hints))
+        spoke = voice.answer(phone.t, action_code(list(phone.answers[-1].hints)), rep.told[n - 1])
+        code = voice.on_screen
         if code and (not codes or codes[-1] != code):
             codes.append(code)
         if code and hint_at is None:
             hint_at = phone.t
-        spoke = voice.answer(phone.t, code)
-        if spoke is None:
-            continue
-        if say_at is None:  # the first action hint said: the page's report is its end
-            say_at = spoke[0]
-            if spoke[1] - spoke[0] <= HINT_HEARD_WAIT_MS and not said:
-                said.append((spoke[1], "speech"))
-                ready_at = spoke[1]
-        if kind == "small" and full_at is None and code == "TURN_MORE":
+        if spoke is not None and kind == "small" and full_at is None and code == "TURN_MORE":
             full_at = max(spoke[1] + react, small_end + 125)
             phone.script, phone.script_at = list(full), full_at
     with b.ctx.db.session() as s:
         vs = s.get(VerificationSession, phone.session_id)
         st = {} if vs is None else dict(vs.steps[1])
+    hint = st.get("hint") or {}
     out: dict[str, Any] = {"outcome": "seen" if phone.step.index == 2 else "missed", "kind": kind,
-                           "window_ms": st.get("window_ms"), "rule": (st.get("hint") or {}).get("rule"),
+                           "window_ms": st.get("window_ms"), "rule": hint.get("rule"),
                            "prompt_window_ms": (st.get("prompt_heard") or {}).get("window_ms"),
                            "first_try_ms": first_at - prompt, "hints": codes,
                            "said": [(c, a - prompt, e - prompt) for c, a, e in voice.said]}
     if hint_at is not None:
         out["hint_ms"] = hint_at - prompt
-    if said:
-        out |= {"reported_ms": said[0][0] - prompt, "via": said[0][1]}
+    last = voice.report(phone.t)
+    if last is not None:
+        out |= {"reported_ms": last[0] - prompt, "via": last[1]}
+        if len(last) > 2:
+            out["reported_code"] = last[2]  # type: ignore[misc]
+    if hint.get("heard_code"):
+        out["kept_code"] = hint["heard_code"]
     if full_at is not None:
         out["full_turn_ms"] = full_at - prompt
     turn_more = [(a, e) for c, a, e in voice.said if c == "TURN_MORE"]
@@ -346,13 +412,16 @@ see the script's docstring): a turn too small {a.first} ms after the prompt appe
 prompt for `prompt said` ms (0: free at once); the action hint is shown with the first answer that brings it (`hint
 reached phone`) and said, as the page does, at the first answer bringing it that finds the voice free and comes over
 {PROMPT_QUIET_MS} ms after the prompt (`said`), for `speech` ms (`heard`); the full turn begins `react` ms after that
-speech ended. Three pages on the same draws: *both reports* (mobile-web/app.js now): the page reports when the
-prompt was heard (its speech's end; the step's base window is then 8 s from it, `base window`:
-steps.prompt_window) and when the hint was heard (the speech's end, or the time it was shown, `text`, if the speech
-has not ended {HINT_HEARD_WAIT_MS} ms after it was shown or said; window = max(base +
-{steps.HINT_EXTRA_WINDOW_MS} ms, reported + {steps.HINT_HEARD_WINDOW_MS} ms), at most
-{steps.HINT_MAX_WINDOW_MS} ms from the prompt); *hint report*: the hint's report alone (the page before the
-prompt's report); *no report*: the fixed +{steps.HINT_EXTRA_WINDOW_MS} ms after the hint. Cells: turn step seen /
+speech ended (the first action hint said). Three pages on the same draws: *both reports* (mobile-web/app.js now):
+the page reports when the prompt was heard (its speech's end; the step's base window is then 8 s from it, `base
+window`: steps.prompt_window, and the server's action hints wait {steps.ACTION_HINT_AFTER_MS} ms from it; the
+page drops the action hints of answers to chunks sent before that report) and when the NEWEST action hint was heard,
+with its code (the speech's end, or the time it was shown, `text`, if the speech has not ended {HINT_HEARD_WAIT_MS}
+ms after it was shown or said; `hint reported` is the last report; window = max(base +
+{steps.HINT_EXTRA_WINDOW_MS} ms, the newest hint's first issue + {steps.HINT_REPORT_MS} ms (`awaiting`), reported
++ {steps.HINT_HEARD_WINDOW_MS} ms), at most {steps.HINT_MAX_WINDOW_MS} ms from the prompt); *hint report*: the
+FIRST hint's report alone (the page before the prompt's report); *no report*: the fixed
++{steps.HINT_EXTRA_WINDOW_MS} ms after the hint. Cells: turn step seen /
 sessions ({a.seeds} prompt-delay seeds, the same for every page); ms after the prompt appeared (the both-reports
 sessions); their windows and the rule that set them. Speech 4700 and 6300 ms are espeak-ng's (NOT a phone's) times
 for BLINK_FIRMLY and TURN_MORE, prompt 3600 and 6100 ms its nod and turn_left prompts (`hint_speech`).
@@ -364,7 +433,8 @@ for BLINK_FIRMLY and TURN_MORE, prompt 3600 and 6100 ms its nod and turn_left pr
 Totals: {"; ".join(totals)}.
 
 Not modelled: a person who waits to HEAR the prompt before the first try (the first try here follows the text on
-screen; she is in the next section, `--first-from heard`); a phone's voice (none was measured).
+screen; she is in the next section, `--first-from heard`); one who reacts to the hint's text before it is said; a
+phone's voice (none was measured).
 
 Rerun: `python benchmarks/hint_heard.py --seeds {a.seeds} --first {a.first} --speech {a.speech} --react {a.react} \
 --lag {a.lag} --prompt {a.prompt}`."""
@@ -428,13 +498,17 @@ clip, turns and pages on the same draws). The person does nothing until the phon
 finished saying the turn prompt (`prompt said` ms after it appeared: 3600 / 6100 are espeak-ng's nod / turn_left
 prompts, NOT a phone's voice), then moves {a.first} ms later (`first try at`, ms after the prompt appeared). *full*:
 that first try is the full turn; *small*: it is too small and she turns fully `react` ms after she has HEARD the
-TURN_MORE it brings. Nothing moved by ACTION_HINT_AFTER_MS ({steps.ACTION_HINT_AFTER_MS} ms), so the server's first
-action hint is DO_ACTION, which the page says as the prompt again (as long as the prompt); the page's one voice as
-app.js (`PageVoice`: polite, said at the first answer finding it free, over {PROMPT_QUIET_MS} ms after the prompt,
-a changed hint at once, the same again after {HINT_REPEAT_MS} ms); `TURN_MORE said-heard` takes `speech` ms. The
-hint report is the end of the step's FIRST action hint speech (DO_ACTION's here, app.js `hearing`), or the time
-it was shown (`text`) past {HINT_HEARD_WAIT_MS} ms. Windows: `base window` = steps.prompt_window (8 s from the
-prompt's reported hearing), `window (rule)` = steps.hint_window, at most {steps.HINT_MAX_WINDOW_MS} ms. Cells: turn
+TURN_MORE it brings. The server's action hints wait ACTION_HINT_AFTER_MS ({steps.ACTION_HINT_AFTER_MS} ms) from
+the reveal, or (*both reports*) from the prompt's reported hearing; where nothing moved by then the first is
+DO_ACTION, which the page says as the prompt again (as long as the prompt); *both reports* drops the action hints
+of answers to chunks sent before its prompt report (app.js `staleAction`). The page's one voice as app.js
+(`PageVoice`: polite, said at the first answer finding it free, over {PROMPT_QUIET_MS} ms after the prompt, a
+changed hint at once, the same again after {HINT_REPEAT_MS} ms); `TURN_MORE said-heard` takes `speech` ms. The hint
+report: *both reports*, the NEWEST action hint heard with its code (`hint reported` is the last one sent);
+*hint report*, the step's FIRST action hint's; each the speech's end, or the time it was shown (`text`) past
+{HINT_HEARD_WAIT_MS} ms. Windows: `base window` = steps.prompt_window (8 s from the prompt's reported hearing),
+`window (rule)` = steps.hint_window (`awaiting`: the newest hint's first issue + {steps.HINT_REPORT_MS} ms, until
+its hearing is reported), at most {steps.HINT_MAX_WINDOW_MS} ms. Cells: turn
 step seen / sessions, {a.seeds} prompt-delay seed(s) per cell (the same for every page); ms after the prompt
 appeared (the both-reports sessions). Reduced grid (CPU budget): only the values listed.
 

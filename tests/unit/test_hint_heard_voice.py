@@ -3,7 +3,7 @@ a polite speak), the schedule the slow-listener benchmark rests on."""
 
 from __future__ import annotations
 
-from benchmarks.hint_heard import HINT_REPEAT_MS, PROMPT_QUIET_MS, PageVoice, action_code
+from benchmarks.hint_heard import HINT_HEARD_WAIT_MS, HINT_REPEAT_MS, PROMPT_QUIET_MS, PageVoice, action_code
 
 LENGTHS = {"DO_ACTION": 6100, "TURN_MORE": 6300, "LOOK_BACK": 5200}
 
@@ -40,3 +40,42 @@ def test_given_several_turn_hints_when_the_page_picks_then_it_follows_app_js_pri
     assert action_code(["DO_ACTION", "TURN_MORE"]) == "TURN_MORE"
     assert action_code(["TURN_MORE", "LOOK_BACK", "MOVE_BACK"]) == "LOOK_BACK"
     assert action_code(["MOVE_BACK"]) == ""
+
+
+def test_given_hints_heard_one_after_another_when_the_page_reports_then_the_newest_with_its_code() -> None:
+    v = PageVoice(prompt_ms=0, prompt_speech=3000, lengths=LENGTHS)
+    assert v.answer(9_000, "TURN_MORE") == (9_000, 15_300)
+    assert v.report(15_299) is None  # not heard yet
+    assert v.report(15_300) == (15_300, "speech", "TURN_MORE")
+    assert v.answer(16_000, "LOOK_BACK") == (16_000, 21_200)
+    assert v.report(20_000) == (15_300, "speech", "TURN_MORE")
+    assert v.report(21_200) == (21_200, "speech", "LOOK_BACK")
+
+
+def test_given_the_page_before_session_10_when_it_reports_then_the_first_hint_only_and_no_code() -> None:
+    v = PageVoice(prompt_ms=0, prompt_speech=3000, lengths=LENGTHS, newest=False, drops_stale=False)
+    assert v.answer(9_000, "TURN_MORE") == (9_000, 15_300)
+    assert v.answer(16_000, "LOOK_BACK") == (16_000, 21_200)
+    assert v.report(30_000) == (15_300, "speech")
+
+
+def test_given_a_hint_never_said_when_the_page_waits_then_it_counts_as_heard_when_shown() -> None:
+    v = PageVoice(prompt_ms=0, prompt_speech=6100, lengths=LENGTHS)
+    assert v.answer(4_000, "TURN_MORE") is None  # the voice is saying the prompt; the hint is on screen
+    assert v.report(4_000 + HINT_HEARD_WAIT_MS - 1) is None
+    assert v.report(4_000 + HINT_HEARD_WAIT_MS) == (4_000, "text", "TURN_MORE")
+
+
+def test_given_the_prompt_heard_when_an_answer_to_a_chunk_sent_before_that_comes_then_its_action_hint_is_dropped(
+) -> None:
+    v = PageVoice(prompt_ms=1000, prompt_speech=6100, lengths=LENGTHS)
+    assert v.answer(5_000, "TURN_MORE", told=False) is None and v.on_screen == "TURN_MORE"  # shown, not said
+    # the prompt was heard at 7100; this chunk left before it: stale, not shown, not said, its record forgotten
+    assert v.answer(7_300, "TURN_MORE", told=False) is None and v.on_screen == ""
+    assert v.report(5_000 + HINT_HEARD_WAIT_MS) is None
+    # the server, told, gives hints again 3.5 s after the hearing: said at once
+    assert v.answer(10_700, "TURN_MORE", told=True) == (10_700, 17_000)
+    assert v.report(17_000) == (17_000, "speech", "TURN_MORE")
+    # a page that does not report the prompt keeps every hint
+    old = PageVoice(prompt_ms=1000, prompt_speech=6100, lengths=LENGTHS, drops_stale=False)
+    assert old.answer(7_300, "DO_ACTION", told=False) == (7_300, 13_400)
