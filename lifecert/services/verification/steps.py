@@ -188,6 +188,10 @@ HINT_REPORT_MS = 9_000
 #    recomputed from it (:func:`hint_window`): it can only grow, never past HINT_MAX_WINDOW_MS. A report without a
 #    code (an older page) is the step's first action hint, kept once, as before.
 # 3. HINT_MAX_WINDOW_MS from the arithmetic above (24 s).
+# Measured (benchmarks/hint_heard.py, simulated person, real frames/engine/service, espeak-ng times, n = 24 per prompt
+# length): the slow listener with a too-small first try is seen 24/24 with a 3.6 s and 24/24 with a 6.1 s prompt
+# (was 10/24, 2/24), a full first try 24/24 as before; the reader (first try 2.7 s after the prompt appeared) still
+# 24/24, hearing her TURN_MORE ~3.5-5 s later than before (README hint_heard sections, "Reading").
 
 # framing issue -> live hint code (lifecert.domain.challenges.HINT_CODES)
 HINT_FOR: dict[str, str] = {
