@@ -415,6 +415,18 @@ class ActorPlan:
     # with its default voice meanwhile; so does the stub). Counted from that utterance so that, whatever the
     # machine's speed, the first hint meets an empty list (window.__actor.voices_listed: ms it filled).
     voices_late_ms: int = 0
+    # With a stubbed voice (speech_ms > 0): how long the stub says these texts, (text, ms) pairs; other texts take
+    # speech_ms (a slow voice says a long text for longer: e.g. espeak-ng's measured times, README hint_speech).
+    speech_ms_by_text: tuple[tuple[str, int], ...] = ()
+    # True (with a stubbed voice): the slow LISTENER (issue 12). Her first try at each prompt comes reaction_ms after
+    # the prompt's speech ENDED, not after it appeared (she waits until the phone has said it); with weak_first her
+    # full head motion comes hint_reaction_ms after the end of the first action hint's speech that the page queued
+    # after her first try began (a hint shown or said before she tried is not about her try; she ignores it).
+    # window.__actor logs on the camera's clock: prompt_ends [ms, step key, ms it appeared] (the prompt she heard
+    # said), first_tries /
+    # full_tries [ms, clip, step key(, the hint code she reacted to)], and (any stubbed voice) hint_ends [end ms, code,
+    # step key, queued ms] of every hint said to its end. Default off: the other modes are unchanged.
+    first_after_prompt_speech: bool = False
 
 
 ROUTE_PREFIX = "/__fakecam/"
@@ -430,7 +442,9 @@ def actor_init_script(clip_lengths: dict[str, int], fps: int, plan: ActorPlan) -
                       "prefix": ROUTE_PREFIX, "actions": list(ACTIONS), "acts": plan.acts,
                       "weak": plan.weak_first, "hint_reaction_ms": plan.hint_reaction_ms,
                       "speech_ms": plan.speech_ms, "after_speech": plan.hint_after_speech,
-                      "voices_late_ms": plan.voices_late_ms})
+                      "voices_late_ms": plan.voices_late_ms,
+                      "speech_by_text": dict(plan.speech_ms_by_text),
+                      "listener": plan.first_after_prompt_speech and plan.speech_ms > 0})
     return _ACTOR_JS.replace("__CFG__", cfg)
 
 
@@ -438,7 +452,7 @@ _ACTOR_JS = r"""
 (() => {
   const CFG = __CFG__;
   const actor = { log: [], calls: 0, opened: null, prompts: [], hints: [], spoken: [], speech_ends: [],
-    voices_listed: null };
+    voices_listed: null, first_tries: [], full_tries: [], prompt_ends: [], hint_ends: [] };
   window.__actor = actor;
   let bitmaps = null;
   async function load() {
@@ -477,8 +491,42 @@ _ACTOR_JS = r"""
       if (!CFG.actions.includes(name)) return;
       actor.prompts.push([Math.round(performance.now() - t0), name]);
       const weak = CFG.weak && CFG.clips[`${name}_small`] !== undefined;
-      if (CFG.acts) setTimeout(() => queue.push(weak ? `${name}_small` : name), CFG.reaction_ms);
       retried = weak ? "" : key;
+      if (CFG.listener) {
+        // the slow listener: she tries only once the prompt's own utterance (queued as it appeared) has ended
+        const text = (document.getElementById("challenge-text") || el).textContent;
+        awaitingPrompt = { key, name, weak, text, since: performance.now() };
+        tried = null;
+        return;
+      }
+      if (CFG.acts) setTimeout(() => queue.push(weak ? `${name}_small` : name), CFG.reaction_ms);
+    };
+    // The slow listener's state: the prompt she waits to hear, and her first try (camera ms when it was queued).
+    let awaitingPrompt = null;
+    let tried = null; // {key, name, weak, at: performance.now() when the first try was queued}
+    const listen = (u) => {
+      const w = awaitingPrompt;
+      if (w && u.text === w.text && u.__queued >= w.since - 100) {
+        awaitingPrompt = null;
+        actor.prompt_ends.push([Math.round(performance.now() - t0), w.key, Math.round(w.since - t0)]);
+        setTimeout(() => {
+          if (seen !== w.key || !CFG.acts) return;
+          const clip = w.weak ? `${w.name}_small` : w.name;
+          tried = { key: w.key, name: w.name, weak: w.weak, at: performance.now() };
+          actor.first_tries.push([Math.round(tried.at - t0), clip, w.key]);
+          queue.push(clip);
+        }, CFG.reaction_ms);
+        return;
+      }
+      const tr = tried;
+      if (!CFG.weak || !tr || !tr.weak || retried === tr.key || seen !== tr.key || u.__key !== tr.key) return;
+      if (!ACTION_HINTS.includes(u.__hint || "") || u.__queued < tr.at) return;
+      retried = tr.key;
+      setTimeout(() => {
+        if (seen !== tr.key) return;
+        actor.full_tries.push([Math.round(performance.now() - t0), tr.name, tr.key, u.__hint]);
+        queue.push(tr.name);
+      }, CFG.hint_reaction_ms);
     };
     // A first try too small: the full action once the page shows an action hint for this step.
     let retried = "";
@@ -492,7 +540,7 @@ _ACTOR_JS = r"""
       const at = Math.round(performance.now() - t0);
       if (code && code !== lastHint) actor.hints.push([at, code, ch.dataset.step || ""]);
       lastHint = code;
-      if (!CFG.weak || !CFG.acts || retried === key || !ACTION_HINTS.includes(code)) return;
+      if (!CFG.weak || !CFG.acts || CFG.listener || retried === key || !ACTION_HINTS.includes(code)) return;
       retried = key;
       const name = ch.dataset.challenge;
       if (CFG.after_speech && CFG.speech_ms > 0) {
@@ -504,6 +552,7 @@ _ACTOR_JS = r"""
     };
     let awaitingSpeech = null;
     actor.onSpeechEnd = (u) => {
+      if (CFG.listener) return listen(u);
       const w = awaitingSpeech;
       // the hint's own utterance: queued when it was shown (the page speaks it in the same task), not before
       if (!w || u.__queued < w.since - 100 || u.text !== w.text) return;
@@ -529,7 +578,8 @@ _ACTOR_JS = r"""
   }
   // What the page says aloud ([ms since the page loaded, text]: minus actor.t0 for the camera's clock).
   if (CFG.speech_ms > 0) {
-    // A slow voice: utterances queue and each ends CFG.speech_ms after it began; cancel() ends them with "error".
+    // A slow voice: utterances queue and each ends CFG.speech_ms (or its text's CFG.speech_by_text) after it began;
+    // cancel() ends them with "error".
     class Utterance extends EventTarget {
       constructor(text) {
         super();
@@ -545,10 +595,14 @@ _ACTOR_JS = r"""
       u.__timer = setTimeout(() => {
         current = null;
         actor.speech_ends.push([Math.round(performance.now()), u.text]);
+        if (u.__hint) {  // an action hint said to its end: [end, code, step key, queued] on the camera's clock
+          const c = (ms) => Math.round(ms - (actor.t0 || 0));
+          actor.hint_ends.push([c(performance.now()), u.__hint, u.__key, c(u.__queued)]);
+        }
         u.dispatchEvent(new Event("end"));
         if (actor.onSpeechEnd) actor.onSpeechEnd(u);
         next();
-      }, CFG.speech_ms);
+      }, CFG.speech_by_text[u.text] !== undefined ? CFG.speech_by_text[u.text] : CFG.speech_ms);
     };
     // Voices listed late (CFG.voices_late_ms): none until that long after the first action hint is spoken.
     const ACTION_HINT_CODES = ["TURN_MORE", "LOOK_BACK", "DO_ACTION", "BLINK_FIRMLY", "OPEN_WIDER", "NOD_MORE",
@@ -580,6 +634,10 @@ _ACTOR_JS = r"""
         if (actor.onActionHint && hint && ACTION_HINT_CODES.includes(hint.dataset.hint || "")
             && u.text === hint.textContent) actor.onActionHint();
         u.__queued = performance.now();
+        // which action hint (if any) this is, and in which step (the slow listener reacts to what she hears)
+        const ch = document.getElementById("challenge");
+        u.__hint = hint && u.text === hint.textContent ? hint.dataset.hint || "" : "";
+        u.__key = ch ? `${ch.dataset.step || ""}:${ch.dataset.challenge || ""}` : "";
         actor.spoken.push([Math.round(u.__queued), u.text]);
         queued.push(u);
         next();
