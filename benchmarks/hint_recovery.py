@@ -104,15 +104,16 @@ class TurnBench:
 
 
 @contextmanager
-def turn_bench(seq: int) -> Iterator[TurnBench]:
+def turn_bench(seq: int, challenges: str = "turn_left,blink") -> Iterator[TurnBench]:
     """The paced service in-process over a temporary SQLite data dir, the talking-head person enrolled (``seq``:
-    their ID number's sequence), for hint_recovery and hint_heard."""
+    their ID number's sequence), for hint_recovery, hint_heard and slow_move. ``challenges``: the session's fixed
+    challenges (Settings.fixed_challenges; slow_move asks "nod,blink" too)."""
     video = read_video(faces_dir() / VIDEO)
     frame_engine = load_frame_engine(Settings(), name="dlib")
     clip = talking_head_clip(frame_engine, video)
     small, full = turned(clip, frame_engine, SMALL), turned(clip, frame_engine, FULL)
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(env="test", data_dir=Path(tmp) / "data", fixed_challenges="turn_left,blink",
+        settings = Settings(env="test", data_dir=Path(tmp) / "data", fixed_challenges=challenges,
                             verification=VerificationSettings(rate_limit_per_id_per_hour=100_000,
                                                               rate_limit_per_client_per_hour=100_000))
         ctx = AppContext(settings)
@@ -126,9 +127,9 @@ def turn_bench(seq: int) -> Iterator[TurnBench]:
 
 def turn_phone(svc: VerificationService, clock: VirtualTime, who: tuple[str, str], clip: Clip, lag: int,
                client_addr: str, heard: HeardReport | None = None,
-               prompt_heard: HeardReport | None = None) -> Phone | None:
+               prompt_heard: HeardReport | None = None, challenge: str = "turn_left") -> Phone | None:
     """A new session's simulated phone (acting nothing on its own) walked through the settle step to the revealed
-    turn_left step, or None when the drawn step is another. ``heard`` / ``prompt_heard``: the page's reports
+    ``challenge`` step, or None when the drawn step is another. ``heard`` / ``prompt_heard``: the page's reports
     (tests.paced_client.service_sender)."""
     start = svc.create_session(who[0], who[1], client_addr)
     sim = SimClock(clock, server_lag_ms=lag)
@@ -137,7 +138,7 @@ def turn_phone(svc: VerificationService, clock: VirtualTime, who: tuple[str, str
     phone.neutral(1500)
     while phone.step.index == 0 and not phone.decided and phone.t < LIMIT_MS:
         phone.tick()
-    return phone if phone.step.challenge == "turn_left" else None
+    return phone if phone.step.challenge == challenge else None
 
 
 def one(svc: VerificationService, clock: VirtualTime, who: tuple[str, str], clip: Clip, small: list[bytes],

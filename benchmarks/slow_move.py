@@ -1,0 +1,364 @@
+"""Does a pensioner who MOVES slowly, or not far, pass the paced turn and nod steps? Simulated, real service.
+
+    python benchmarks/slow_move.py [--seeds 2]      # ~10 min on one busy core; writes results + README section
+
+As benchmarks/hint_recovery.py (its session walk ``turn_phone``, its bench ``turn_bench``): the paced service
+in-process (SQLite, the real dlib engine, tests/paced_client's SimClock, a virtual server clock), real frames of
+``video/talking_head_a.mp4`` at 8 fps, challenges fixed to ``turn_left,blink`` or ``nod,blink``. The clip holds no
+head turn or nod, so its calm frames are turned (yaw) or tilted down (pitch) by benchmarks.attacks.turn_head (a 2D
+cylinder warp; the table ``amplitude`` says what yaw / pitch ratio change the engine reads at each warp angle).
+
+Per session the person makes ONE movement: it starts ``react`` ms after the prompt, eases out (half-cosine) to
+``peak`` degrees over ``out`` ms, holds ``hold`` ms and eases back over ``back`` ms to rest (:func:`pose_curve`).
+Profiles (out, hold, back, ms): 600/600/600 (tests/e2e/fake_camera's POSE_RAMP_MS / POSE_HOLD_MS: every actor so
+far), 1200/800/1200, 2000/1000/2000 and 2500/1500/2500 (a stiff neck: cervical spondylosis is common over 70;
+these durations are ASSUMED, no footage of elderly users was measured). She does not react to the action hints
+the server sends meanwhile (she is still moving; the hints' own effect, a longer window, is what is measured).
+
+Two people (``--modes``):
+
+- *appeared*: she moves ``react`` (2700) ms after the prompt APPEARED; the page reports nothing (a page without
+  a voice, or an older one), so production's strictest windows apply: CHALLENGE_WINDOW_MS, +HINT_EXTRA_WINDOW_MS
+  once an action hint was given (steps.hint_window rule ``fixed``);
+- *heard*: she moves ``react`` ms after the phone has finished SAYING the prompt (espeak-ng's voiced length of
+  the zh prompt at the page's rate, results/hint_speech.json: turn_left 6.1 s, nod 3.6 s); the page reports the
+  prompt's and the newest action hint's hearing as mobile-web/app.js does (benchmarks/hint_heard.PageReports /
+  PageVoice, page ``both``), so steps.prompt_window, the ``awaiting`` and ``heard`` rules apply.
+
+Reported per cell (challenge, profile, peak, server lag): seen / sessions, when the movement counted (the first
+frame back under the "back" bound after passing the threshold, ms after the prompt; server clock), the step's
+window and the rule that set it, and for each miss WHY: the rule that ended the step and by how many ms (the
+frames read by the engine as the server stored them; a frame never sent is read the same way from the frame the
+phone would have sent). Synthetic: the movement (a 2D warp; real heads have parallax this lacks), its timing, the
+speech times (espeak-ng, not a phone's voice), the network. Real: the face frames, the dlib engine, the service's
+rules and clock mapping.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from sqlalchemy import select
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks._common import int_list, machine, now, publish, update_readme_section  # noqa: E402
+from benchmarks.attacks import REAL_YAW_RATIO_PER_DEG as REAL  # noqa: E402
+from benchmarks.attacks import turn_head  # noqa: E402
+from benchmarks.hint_heard import PageReports  # noqa: E402
+from benchmarks.hint_recovery import LIMIT_MS, TurnBench, turn_bench, turn_phone  # noqa: E402
+from lifecert.engine import geometry  # noqa: E402
+from lifecert.engine.base import FaceEngine  # noqa: E402
+from lifecert.engine.image import encode_jpeg  # noqa: E402
+from lifecert.engine.liveness import LivenessParams  # noqa: E402
+from lifecert.services.verification import steps  # noqa: E402
+from lifecert.storage.models_verification import VerificationChunk, VerificationSession  # noqa: E402
+from tests.paced_client import FRAME_MS, Clip, VirtualTime  # noqa: E402
+
+PROFILES = "600/600/600,1200/800/1200,2000/1000/2000,2500/1500/2500"
+SPEECH_JSON = ROOT / "benchmarks" / "results" / "hint_speech.json"
+P = LivenessParams()
+
+
+def pose_curve(out_ms: int, hold_ms: int, back_ms: int, frame_ms: int = FRAME_MS) -> list[float]:
+    """The movement's fraction of its peak at each camera frame (``frame_ms`` apart): a half-cosine ease out over
+    ``out_ms``, held ``hold_ms``, a half-cosine ease back over ``back_ms``; the last frame is at rest (0.0)."""
+    n_out, n_hold, n_back = max(1, round(out_ms / frame_ms)), max(0, round(hold_ms / frame_ms)), \
+        max(1, round(back_ms / frame_ms))
+    up = [0.5 - 0.5 * math.cos(math.pi * (k + 1) / n_out) for k in range(n_out)]
+    down = [0.5 + 0.5 * math.cos(math.pi * (k + 1) / n_back) for k in range(n_back)]
+    return up + [1.0] * n_hold + down
+
+
+def speech_ms() -> dict[str, int]:
+    """ms the page's voice takes per hint code and per prompt (challenge name): espeak-ng's voiced length at the
+    page's rate, measured by benchmarks/hint_speech.py (not a phone's voice)."""
+    rows = json.loads(SPEECH_JSON.read_text(encoding="utf-8"))["rows"]
+    return {r["code"]: int(r["rate_085_voiced_ms"]) for r in rows}
+
+
+@dataclass
+class Warper:
+    """The clip's calm frames turned (yaw, degrees) or tilted down (pitch) by turn_head; JPEG at quality 85 and the
+    engine's yaw / pitch ratio of each, cached per (calm frame, angle in half degrees)."""
+
+    clip: Clip
+    engine: FaceEngine
+    cache: dict[tuple[int, int, int], tuple[bytes, float, float]] = field(default_factory=dict)
+
+    def frame(self, k: int, yaw: float = 0.0, pitch: float = 0.0) -> tuple[bytes, float, float]:
+        key = (k % len(self.clip.neutral), round(yaw * 2), round(pitch * 2))
+        if key not in self.cache:
+            img = cv2.imdecode(np.frombuffer(self.clip.neutral[key[0]], np.uint8), cv2.IMREAD_COLOR)
+            box = self.engine.detect(img)[0].box
+            out = turn_head(img, box, yaw_deg=key[1] / 2, pitch_deg=key[2] / 2) if key[1] or key[2] else img
+            faces = self.engine.detect(out)
+            lm = faces[0].landmarks68 if faces else None
+            jpeg = encode_jpeg(out, 85)
+            self.cache[key] = (jpeg, float("nan") if lm is None else geometry.yaw_ratio(lm),
+                               float("nan") if lm is None else geometry.pitch_ratio(lm))
+        return self.cache[key]
+
+    def change(self, challenge: str, deg: float, n: int = 8) -> float:
+        """Median change of the signal ``challenge`` is judged on (yaw ratio toward the pensioner's left, or pitch
+        ratio down) over ``n`` calm frames warped by ``deg`` against the same frames unwarped."""
+        i = 1 if challenge == "turn_left" else 2
+        return float(np.nanmedian([float(self._pose(challenge, k, deg)[i]) - float(self.frame(k)[i])
+                                   for k in range(n)]))
+
+    def _pose(self, challenge: str, k: int, deg: float) -> tuple[bytes, float, float]:
+        return self.frame(k, yaw=deg) if challenge == "turn_left" else self.frame(k, pitch=deg)
+
+    def movement(self, challenge: str, curve: list[float], peak: float) -> list[tuple[bytes, float]]:
+        """(JPEG, the judged signal's raw value) per frame of a movement to ``peak`` degrees along ``curve``."""
+        out = []
+        for k, f in enumerate(curve):
+            jpeg, yaw, pitch = self._pose(challenge, k, peak * f)
+            out.append((jpeg, yaw if challenge == "turn_left" else pitch))
+        return out
+
+
+def rule_of(challenge: str) -> tuple[float, float]:
+    """(threshold, back bound) of the challenge's detector (liveness.detect_turn / detect_nod)."""
+    if challenge == "turn_left":
+        return P.turn_yaw, P.turn_back * P.turn_yaw
+    return P.nod_pitch, P.nod_pitch / 2
+
+
+def counted_at(ts: list[int], vals: list[float], thr: float, back: float) -> tuple[int | None, int | None]:
+    """(first time past ``thr``, first later time under ``back``) of a signal (liveness.detect_turn's rule: a peak
+    past the threshold, then a frame back toward rest); None where it never happens."""
+    crossed = next((t for t, v in zip(ts, vals, strict=True) if v > thr), None)
+    if crossed is None:
+        return None, None
+    return crossed, next((t for t, v in zip(ts, vals, strict=True) if t > crossed and v < back), None)
+
+
+def one(b: TurnBench, warp: Warper, seed: int, challenge: str, profile: tuple[int, int, int], peak: float,
+        lag: int, mode: str, react: int, speech: dict[str, int]) -> dict[str, Any]:
+    """One session: the person moves once (see the module docstring); the turn / nod step's outcome and why."""
+    clock = VirtualTime()
+    svc = b.service(clock, seed)
+    rep = PageReports("both" if mode == "heard" else "none")
+    phone = turn_phone(svc, clock, b.who, b.clip, lag, "10.9.9.7", heard=rep.heard, prompt_heard=rep.prompt_heard,
+                       challenge=challenge)
+    if phone is None:
+        return {"outcome": "no_step"}
+    prompt = phone.prompt_at
+    said = speech[challenge] if mode == "heard" else 0
+    lengths = {c: speech.get(c, said) for c in steps.ACTION_HINT_CODES} | {"DO_ACTION": said}
+    voice = rep.start(prompt, said, lengths)
+    move = warp.movement(challenge, pose_curve(*profile), peak)
+    start = prompt + said + react
+    phone.script, phone.script_at = [f for f, _ in move], start
+    codes: list[tuple[str, int]] = []
+    n = len(phone.answers)
+    end = phone.t + LIMIT_MS + steps.HINT_MAX_WINDOW_MS
+    while phone.t < end and not phone.decided and phone.step.index == 1:
+        phone.tick()
+        if len(phone.answers) == n:
+            continue
+        n = len(phone.answers)
+        code = steps.action_in(list(phone.answers[-1].hints)) or ""
+        voice.answer(phone.t, code, rep.told[n - 1])
+        if code and (not codes or codes[-1][0] != code):
+            codes.append((code, phone.t - prompt))
+    seen = phone.step.index == 2
+    with b.ctx.db.session() as s:
+        vs = s.get(VerificationSession, phone.session_id)
+        assert vs is not None
+        st, offset, base = dict(vs.steps[1]), int(vs.clock_offset_ms or 0), dict(vs.baseline or {})
+        rows = s.scalars(select(VerificationChunk.observations).where(
+            VerificationChunk.session_id == vs.id, VerificationChunk.step == 1).order_by(VerificationChunk.seq))
+        obs = [steps.Obs.from_json(d) for r in rows for d in r]
+    reveal = int(st["reveal_ms"])
+    rel = offset - reveal  # client ms -> ms after the prompt (server clock)
+    ref = float(base["yaw"] if challenge == "turn_left" else base["pitch"])
+    sig = geometry.yaw_ratio if challenge == "turn_left" else geometry.pitch_ratio
+    stored = [(o.t_ms + rel, sig(o.landmarks) - ref) for o in obs if o.landmarks is not None]
+    thr, back = rule_of(challenge)
+    c_ms, b_ms = counted_at([t for t, _ in stored], [v for _, v in stored], thr, back)
+    # the whole movement as the phone would send it (frame k at the first tick >= start, then every FRAME_MS)
+    first_tick = -(-start // FRAME_MS) * FRAME_MS
+    planned = [(first_tick + k * FRAME_MS + rel, v - ref) for k, (_, v) in enumerate(move)]
+    pc_ms, pb_ms = counted_at([t for t, _ in planned], [v for _, v in planned], thr, back)
+    hint = st.get("hint") or {}
+    window = int(st["window_ms"])
+    last = max(t for t, _ in stored) if stored else None
+    out: dict[str, Any] = {
+        "outcome": "seen" if seen else "missed", "window_ms": window,
+        "rule": hint.get("rule") or (st.get("prompt_heard") or {}).get("rule") or "base",
+        "prompt_window_ms": (st.get("prompt_heard") or {}).get("window_ms"),
+        "move_start_ms": first_tick + rel, "move_end_ms": first_tick + rel + (len(move) - 1) * FRAME_MS,
+        "peak_change": round(max(v for _, v in planned), 4), "crossed_ms": c_ms, "back_ms": b_ms,
+        "last_frame_ms": last, "hints": codes,
+    }
+    if not seen:
+        out["why"] = why(challenge, window, out["rule"], last, pc_ms, pb_ms, max(v for _, v in planned), thr, back)
+    return out
+
+
+def why(challenge: str, window: int, rule: str, last: int | None, crossed: int | None, back_at: int | None,
+        top: float, thr: float, back: float) -> str:
+    """Which rule cut a missed movement off, by how many ms (see :func:`one`)."""
+    det = "liveness.detect_turn" if challenge == "turn_left" else "liveness.detect_nod"
+    if crossed is None:
+        return f"{det}: her furthest change {top:.3f} never passed the threshold {thr}"
+    if back_at is None:
+        return f"{det}: she never came back under {back:.3f}"
+    return (f"steps.step_over: the window ({window} ms, rule {rule}) ended the step; the last frame judged was at "
+            f"{last} ms; she passed {thr} at {crossed} ms and was back under {back:.3f} at {back_at} ms, "
+            f"{back_at - window} ms after the window's end")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--react", type=int, default=2700, help="ms from the prompt (appeared / heard said) to moving")
+    ap.add_argument("--profiles", default=PROFILES, help="out/hold/back ms of the movement, comma-separated")
+    ap.add_argument("--peaks", default="30,35,45", help="turn_head warp angle at the turn's peak, degrees")
+    ap.add_argument("--nod-peaks", default="20,25,30", help="the same for the nod (45 breaks the pitch warp)")
+    ap.add_argument("--challenges", default="turn_left,nod")
+    ap.add_argument("--lag", default="0,1000", help="extra ms per chunk answer (server + network)")
+    ap.add_argument("--modes", default="appeared,heard")
+    ap.add_argument("--amplitudes", default="5,10,15,20,25,30,35,45", help="warp angles for the amplitude table")
+    ap.add_argument("--name", default="slow_move", help="results/<name>.json and the README section")
+    ap.add_argument("--extra-window", type=int, default=steps.HINT_EXTRA_WINDOW_MS,
+                    help="steps.HINT_EXTRA_WINDOW_MS for the run (production's by default; 0: what the hint's +3 s "
+                         "is worth to her)")
+    ap.add_argument("--render", help="only rewrite the README section from this results JSON (no sessions run)")
+    ap.add_argument("--faces", help="the shared faces folder (sets LIFECERT_SHARED_FACES)")
+    ap.add_argument("--no-readme", action="store_true")
+    a = ap.parse_args()
+    if a.render:
+        data = json.loads(Path(a.render).read_text(encoding="utf-8"))
+        update_readme_section(a.name, report(data))
+        return
+    if a.faces:
+        os.environ["LIFECERT_SHARED_FACES"] = a.faces
+    profiles = [tuple(int(x) for x in p.split("/")) for p in a.profiles.split(",")]
+    peaks = {"turn_left": int_list(a.peaks), "nod": int_list(a.nod_peaks)}
+    lags, modes, challenges = int_list(a.lag), a.modes.split(","), a.challenges.split(",")
+    speech = speech_ms()
+    steps.HINT_EXTRA_WINDOW_MS = a.extra_window  # read by paced.py at every chunk
+    cells: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    amplitude: dict[str, dict[int, float]] = {}
+    for ch in challenges:
+        with turn_bench(seq=83, challenges=f"{ch},blink") as b:
+            warp = Warper(b.clip, b.frame_engine)
+            amplitude[ch] = {d: round(warp.change(ch, d), 4) for d in sorted({*int_list(a.amplitudes), *peaks[ch]})}
+            print(ch, amplitude[ch], flush=True)
+            for mode in modes:
+                for prof in profiles:
+                    for peak in peaks[ch]:
+                        for lag in lags:
+                            for seed in range(a.seeds):
+                                r = one(b, warp, seed, ch, prof, peak, lag, mode, a.react, speech)  # type: ignore[arg-type]
+                                key = f"{mode}/{ch}/{'-'.join(map(str, prof))}/{peak}/{lag}"
+                                cells[key].append(r | {"seed": seed})
+                                print(key, seed, r, flush=True)
+    rerun = (f"python benchmarks/slow_move.py --seeds {a.seeds} --react {a.react} --profiles {a.profiles} "
+             f"--peaks {a.peaks} --nod-peaks {a.nod_peaks} --challenges {a.challenges} --lag {a.lag} --modes {a.modes}"
+             f" --extra-window {a.extra_window} --name {a.name}")
+    data = {"when": now(), "rerun": rerun, "seeds": a.seeds, "react_ms": a.react, "profiles": profiles,
+            "peaks": peaks, "lags": lags, "modes": modes, "challenges": challenges, "amplitude": amplitude,
+            "speech_ms": speech,
+            "thresholds": {"turn_yaw": P.turn_yaw, "turn_back": P.turn_back * P.turn_yaw,
+                           "nod_pitch": P.nod_pitch, "nod_back": P.nod_pitch / 2},
+            "window_ms": steps.CHALLENGE_WINDOW_MS, "extra_ms": steps.HINT_EXTRA_WINDOW_MS,
+            "cells": cells, "machine": machine()}
+    publish(a.name, a.name, data, report(json.loads(json.dumps(data))), readme=not a.no_readme)
+
+
+def _span(xs: list[int]) -> str:
+    return "-" if not xs else (f"{min(xs)}" if min(xs) == max(xs) else f"{min(xs)}-{max(xs)}")
+
+
+def _fspan(xs: list[float]) -> str:
+    return "-" if not xs else (f"{min(xs):.3f}" if min(xs) == max(xs) else f"{min(xs):.3f}-{max(xs):.3f}")
+
+
+def report(d: dict[str, Any]) -> str:
+    """The README section from a run's results (its JSON form)."""
+    cells: dict[str, list[dict[str, Any]]] = d["cells"]
+    amp_rows = []
+    for ch in d["challenges"]:
+        thr, back = rule_of(ch)
+        real = (lambda v: f" (~{v / REAL:.0f} real)") if ch == "turn_left" else (lambda v: "")
+        amp_rows.append(f"| {ch} ({'yaw' if ch == 'turn_left' else 'pitch'} ratio; counted > {thr}, back < "
+                        f"{back:.2f}) | " + ", ".join(f"{k}: {v:.3f}{real(v)}" for k, v in d["amplitude"][ch].items())
+                        + " |")
+    rows = []
+    misses = []
+    for mode in d["modes"]:
+        for ch in d["challenges"]:
+            for prof in d["profiles"]:
+                for peak in d["peaks"][ch]:
+                    for lag in d["lags"]:
+                        key = f"{mode}/{ch}/{'-'.join(map(str, prof))}/{peak}/{lag}"
+                        rs = [r for r in cells[key] if r["outcome"] != "no_step"]
+                        seen = sum(1 for r in rs if r["outcome"] == "seen")
+                        rules = ", ".join(sorted({r["rule"] for r in rs}))
+                        rows.append(
+                            f"| {mode} | {ch} | {'/'.join(map(str, prof))} | {peak} | {lag} | {seen}/{len(rs)} | "
+                            f"{_span([r['move_start_ms'] for r in rs])} | {_fspan([r['peak_change'] for r in rs])} | "
+                            f"{_span([r['back_ms'] for r in rs if r['back_ms'] is not None])} | "
+                            f"{_span([r['window_ms'] for r in rs])} ({rules}) | "
+                            f"{_span([r['last_frame_ms'] for r in rs if r['last_frame_ms'] is not None])} | "
+                            f"{_span([r['window_ms'] - r['back_ms'] for r in rs if r['back_ms'] is not None])} |")
+                        misses += [f"- {key} seed {r['seed']}: {r['why']}" for r in rs if r["outcome"] == "missed"]
+    m, sp = d["machine"], d["speech_ms"]
+    return f"""## Slow movers (`benchmarks/slow_move.py`)
+
+{d['when']}, {m['nproc']} x {m['cpu']} (shared, niced). SIMULATED movement of real frames (talking_head_a at 8
+fps, turned / tilted by benchmarks.attacks.turn_head, a 2D warp), the real dlib engine and the real paced service on
+a virtual clock (as `hint_recovery`; see the script's docstring). One movement per session, eased out over `out` ms
+to `peak` degrees of warp, held `hold` ms, eased back over `back` ms; it starts {d['react_ms']} ms after the prompt
+appeared (*appeared*: a page that reports nothing, production's strictest windows) or after the phone finished
+saying it (*heard*: the page reports prompt and hint hearings as app.js does; the prompt said in espeak-ng's time,
+turn_left {sp['turn_left']} ms, nod {sp['nod']} ms). She ignores the hints (still moving). {d['seeds']}
+prompt-delay seeds per cell.
+
+What the engine reads at each warp angle (median change over 8 calm frames of the clip):
+
+| signal | warp degrees: change |
+|---|---|
+{chr(10).join(amp_rows)}
+
+Cells: seen / sessions; `lag`: server + network ms per answer; `moved`: her movement's first frame; `peak read`:
+her largest change against her own settle baseline (the engine on the frames the server stored); `counted`: the
+first frame back under the bound after passing the threshold (when liveness counts it); `window (rule)`: the step's
+window and the rule that set it (`base`: CHALLENGE_WINDOW_MS {d['window_ms']}, or from the prompt's hearing
+`heard`; `fixed`: + {d['extra_ms']} ms after the first action hint; `awaiting` / `heard` / `capped`:
+steps.hint_window); `last`: the step's last frame judged (frames past the window's end in the chunk that crosses it
+are judged too); `spare`: window minus counted (she could have come back at least that much later); all ms after
+the prompt appeared, server clock. A turn's warp reads like a real turn of (change / {REAL}) degrees at
+benchmarks.attacks.REAL_YAW_RATIO_PER_DEG (measured on real photos of ../shared/faces).
+
+| person | challenge | out/hold/back ms | peak deg | lag | seen | moved | peak read | counted | window (rule) | last |\
+ spare |
+|---|---|---|---|---|---|---|---|---|---|---|---|
+{chr(10).join(rows)}
+
+Misses and why: {"none." if not misses else chr(10) + chr(10).join(misses)}
+
+Not measured: real elderly movement (no footage: the durations and angles are assumptions, and a 2D warp has no
+parallax), turn_right (the warp reads differently per side on this clip), a person who turns again after a hint,
+a phone's voice (espeak-ng times), frame drops or a slower camera.
+
+Rerun: `{d['rerun']}`."""
+
+
+if __name__ == "__main__":
+    main()
