@@ -8,14 +8,15 @@ in-process (SQLite, the real dlib engine, tests/paced_client's SimClock, a virtu
 head turn or nod, so its calm frames are turned (yaw) or tilted down (pitch) by benchmarks.attacks.turn_head (a 2D
 cylinder warp; the table ``amplitude`` says what yaw / pitch ratio change the engine reads at each warp angle).
 
-Per session the person makes ONE movement: it starts ``react`` ms after the prompt, eases out (half-cosine) to
-``peak`` degrees over ``out`` ms, holds ``hold`` ms and eases back over ``back`` ms to rest (:func:`pose_curve`).
-Profiles (out, hold, back, ms): 600/600/600 (tests/e2e/fake_camera's POSE_RAMP_MS / POSE_HOLD_MS: every actor so
-far), 1200/800/1200, 2000/1000/2000 and 2500/1500/2500 (a stiff neck: cervical spondylosis is common over 70;
-these durations are ASSUMED, no footage of elderly users was measured). She does not react to the action hints
-the server sends meanwhile (she is still moving; the hints' own effect, a longer window, is what is measured).
+Per session the person makes ONE movement (the ``retry`` modes: two, below): it starts ``react`` ms after the
+prompt, eases out (half-cosine) to ``peak`` degrees over ``out`` ms, holds ``hold`` ms and eases back over ``back``
+ms to rest (:func:`pose_curve`). Profiles (out, hold, back, ms): 600/600/600 (tests/e2e/fake_camera's POSE_RAMP_MS /
+POSE_HOLD_MS: every actor so far), 1200/800/1200, 2000/1000/2000 and 2500/1500/2500 (a stiff neck: cervical
+spondylosis is common over 70; these durations are ASSUMED, no footage of elderly users was measured). She does not
+react to the action hints the server sends during a movement (she is still moving; the hints' own effect, a longer
+window, is what is measured).
 
-Two people (``--modes``):
+People (``--modes``):
 
 - *appeared*: she moves ``react`` (2700) ms after the prompt APPEARED; the page reports nothing (a page without
   a voice, or an older one), so production's strictest windows apply: CHALLENGE_WINDOW_MS, +HINT_EXTRA_WINDOW_MS
@@ -23,7 +24,12 @@ Two people (``--modes``):
 - *heard*: she moves ``react`` ms after the phone has finished SAYING the prompt (espeak-ng's voiced length of
   the zh prompt at the page's rate, results/hint_speech.json: turn_left 6.1 s, nod 3.6 s); the page reports the
   prompt's and the newest action hint's hearing as mobile-web/app.js does (benchmarks/hint_heard.PageReports /
-  PageVoice, page ``both``), so steps.prompt_window, the ``awaiting`` and ``heard`` rules apply.
+  PageVoice, page ``both``), so steps.prompt_window, the ``awaiting`` and ``heard`` rules apply;
+- *retry*: "not far" first: ``react`` ms after the prompt appeared she turns (nods) at the same pace only to
+  ``--small-peak`` (``--small-nod-peak``) degrees, under the threshold; ``react`` ms after the first action hint
+  reached the phone (read: the page reports nothing), and not before that try ended, she makes the full movement;
+- *retry_heard*: the same on the page that reports hearings, the full movement ``react`` ms after the first action
+  hint was heard SAID (PageVoice; the prompt is said first, in espeak-ng's time).
 
 Reported per cell (challenge, profile, peak, server lag): seen / sessions, when the movement counted (the first
 frame back under the "back" bound after passing the threshold, ms after the prompt; server clock), the step's
@@ -145,23 +151,34 @@ def counted_at(ts: list[int], vals: list[float], thr: float, back: float) -> tup
     return crossed, next((t for t, v in zip(ts, vals, strict=True) if t > crossed and v < back), None)
 
 
+# the modes (see the module docstring): the page's reports, and whether her first try is too small
+PAGE = {"appeared": "none", "heard": "both", "retry": "none", "retry_heard": "both"}
+RETRY_HINTS = frozenset({"TURN_MORE", "LOOK_BACK", "DO_ACTION", "NOD_MORE", "LOOK_UP"})
+
+
 def one(b: TurnBench, warp: Warper, seed: int, challenge: str, profile: tuple[int, int, int], peak: float,
-        lag: int, mode: str, react: int, speech: dict[str, int]) -> dict[str, Any]:
-    """One session: the person moves once (see the module docstring); the turn / nod step's outcome and why."""
+        lag: int, mode: str, react: int, speech: dict[str, int], small_peak: float = 0.0) -> dict[str, Any]:
+    """One session: the person moves once, or (``retry*`` modes) first to ``small_peak`` and then fully after the
+    first action hint (see the module docstring); the turn / nod step's outcome and why."""
     clock = VirtualTime()
     svc = b.service(clock, seed)
-    rep = PageReports("both" if mode == "heard" else "none")
+    rep = PageReports(PAGE[mode])
     phone = turn_phone(svc, clock, b.who, b.clip, lag, "10.9.9.7", heard=rep.heard, prompt_heard=rep.prompt_heard,
                        challenge=challenge)
     if phone is None:
         return {"outcome": "no_step"}
     prompt = phone.prompt_at
-    said = speech[challenge] if mode == "heard" else 0
+    said = speech[challenge] if PAGE[mode] == "both" else 0
     lengths = {c: speech.get(c, said) for c in steps.ACTION_HINT_CODES} | {"DO_ACTION": said}
     voice = rep.start(prompt, said, lengths)
-    move = warp.movement(challenge, pose_curve(*profile), peak)
-    start = prompt + said + react
-    phone.script, phone.script_at = [f for f, _ in move], start
+    retry = mode.startswith("retry")
+    curve = pose_curve(*profile)
+    move = warp.movement(challenge, curve, peak)
+    start = prompt + (said if mode == "heard" else 0) + react
+    first = warp.movement(challenge, curve, small_peak) if retry else move
+    phone.script, phone.script_at = [f for f, _ in first], start
+    first_end = -(-start // FRAME_MS) * FRAME_MS + len(first) * FRAME_MS
+    full_at: int | None = None if retry else start
     codes: list[tuple[str, int]] = []
     n = len(phone.answers)
     end = phone.t + LIMIT_MS + steps.HINT_MAX_WINDOW_MS
@@ -171,9 +188,20 @@ def one(b: TurnBench, warp: Warper, seed: int, challenge: str, profile: tuple[in
             continue
         n = len(phone.answers)
         code = steps.action_in(list(phone.answers[-1].hints)) or ""
-        voice.answer(phone.t, code, rep.told[n - 1])
+        spoke = voice.answer(phone.t, code, rep.told[n - 1])
         if code and (not codes or codes[-1][0] != code):
             codes.append((code, phone.t - prompt))
+        # the full try: `react` after the first action hint reached her (read on a page that reports nothing, heard
+        # said on one that reports hearings), once her first try has ended
+        cue = phone.t if PAGE[mode] == "none" and code in RETRY_HINTS else (
+            spoke[1] if spoke is not None and code in RETRY_HINTS else None)
+        if retry and full_at is None and cue is not None:
+            full_at = max(cue + react, first_end)
+            phone.script, phone.script_at = [f for f, _ in move], full_at
+    first_ms = -(-start // FRAME_MS) * FRAME_MS  # client ms of her first try's first frame
+    start = full_at if full_at is not None else start
+    if full_at is None:
+        move = first
     seen = phone.step.index == 2
     with b.ctx.db.session() as s:
         vs = s.get(VerificationSession, phone.session_id)
@@ -198,9 +226,12 @@ def one(b: TurnBench, warp: Warper, seed: int, challenge: str, profile: tuple[in
     last = max(t for t, _ in stored) if stored else None
     out: dict[str, Any] = {
         "outcome": "seen" if seen else "missed", "window_ms": window,
-        "rule": hint.get("rule") or (st.get("prompt_heard") or {}).get("rule") or "base",
+        "rule": "under_way" if st.get("held_ms") else (
+            hint.get("rule") or (st.get("prompt_heard") or {}).get("rule") or "base"),
+        "held_ms": st.get("held_ms"),
         "prompt_window_ms": (st.get("prompt_heard") or {}).get("window_ms"),
         "move_start_ms": first_tick + rel, "move_end_ms": first_tick + rel + (len(move) - 1) * FRAME_MS,
+        "first_try_ms": first_ms + rel if retry else None, "full_try": full_at is not None,
         "peak_change": round(max(v for _, v in planned), 4), "crossed_ms": c_ms, "back_ms": b_ms,
         "last_frame_ms": last, "hints": codes,
     }
@@ -231,7 +262,9 @@ def main() -> None:
     ap.add_argument("--nod-peaks", default="20,25,30", help="the same for the nod (45 breaks the pitch warp)")
     ap.add_argument("--challenges", default="turn_left,nod")
     ap.add_argument("--lag", default="0,1000", help="extra ms per chunk answer (server + network)")
-    ap.add_argument("--modes", default="appeared,heard")
+    ap.add_argument("--modes", default="appeared,heard", help="appeared, heard, retry, retry_heard")
+    ap.add_argument("--small-peak", type=int, default=20, help="retry modes: the first try's turn warp, degrees")
+    ap.add_argument("--small-nod-peak", type=int, default=10, help="retry modes: the first try's nod warp")
     ap.add_argument("--amplitudes", default="5,10,15,20,25,30,35,45", help="warp angles for the amplitude table")
     ap.add_argument("--name", default="slow_move", help="results/<name>.json and the README section")
     ap.add_argument("--extra-window", type=int, default=steps.HINT_EXTRA_WINDOW_MS,
@@ -243,7 +276,7 @@ def main() -> None:
     a = ap.parse_args()
     if a.render:
         data = json.loads(Path(a.render).read_text(encoding="utf-8"))
-        update_readme_section(a.name, report(data))
+        update_readme_section(a.name, report(data, a.name))
         return
     if a.faces:
         os.environ["LIFECERT_SHARED_FACES"] = a.faces
@@ -264,21 +297,25 @@ def main() -> None:
                     for peak in peaks[ch]:
                         for lag in lags:
                             for seed in range(a.seeds):
-                                r = one(b, warp, seed, ch, prof, peak, lag, mode, a.react, speech)  # type: ignore[arg-type]
+                                r = one(b, warp, seed, ch, prof, peak, lag, mode, a.react, speech,  # type: ignore[arg-type]
+                                        a.small_peak if ch == "turn_left" else a.small_nod_peak)
                                 key = f"{mode}/{ch}/{'-'.join(map(str, prof))}/{peak}/{lag}"
                                 cells[key].append(r | {"seed": seed})
                                 print(key, seed, r, flush=True)
     rerun = (f"python benchmarks/slow_move.py --seeds {a.seeds} --react {a.react} --profiles {a.profiles} "
              f"--peaks {a.peaks} --nod-peaks {a.nod_peaks} --challenges {a.challenges} --lag {a.lag} --modes {a.modes}"
-             f" --extra-window {a.extra_window} --name {a.name}")
-    data = {"when": now(), "rerun": rerun, "seeds": a.seeds, "react_ms": a.react, "profiles": profiles,
+             f" --extra-window {a.extra_window} --name {a.name}"
+             + (f" --small-peak {a.small_peak} --small-nod-peak {a.small_nod_peak}"
+                if any(m.startswith("retry") for m in modes) else ""))
+    data = {"when": now(), "rerun": rerun, "seeds": a.seeds, "small_peak": a.small_peak, "react_ms": a.react,
+            "profiles": profiles,
             "peaks": peaks, "lags": lags, "modes": modes, "challenges": challenges, "amplitude": amplitude,
             "speech_ms": speech,
             "thresholds": {"turn_yaw": P.turn_yaw, "turn_back": P.turn_back * P.turn_yaw,
                            "nod_pitch": P.nod_pitch, "nod_back": P.nod_pitch / 2},
             "window_ms": steps.CHALLENGE_WINDOW_MS, "extra_ms": steps.HINT_EXTRA_WINDOW_MS,
             "cells": cells, "machine": machine()}
-    publish(a.name, a.name, data, report(json.loads(json.dumps(data))), readme=not a.no_readme)
+    publish(a.name, a.name, data, report(json.loads(json.dumps(data)), a.name), readme=not a.no_readme)
 
 
 def _span(xs: list[int]) -> str:
@@ -289,8 +326,8 @@ def _fspan(xs: list[float]) -> str:
     return "-" if not xs else (f"{min(xs):.3f}" if min(xs) == max(xs) else f"{min(xs):.3f}-{max(xs):.3f}")
 
 
-def report(d: dict[str, Any]) -> str:
-    """The README section from a run's results (its JSON form)."""
+def report(d: dict[str, Any], name: str = "slow_move") -> str:
+    """The README section ``name`` from a run's results (its JSON form, results/<name>.json)."""
     cells: dict[str, list[dict[str, Any]]] = d["cells"]
     amp_rows = []
     for ch in d["challenges"]:
@@ -319,16 +356,18 @@ def report(d: dict[str, Any]) -> str:
                             f"{_span([r['window_ms'] - r['back_ms'] for r in rs if r['back_ms'] is not None])} |")
                         misses += [f"- {key} seed {r['seed']}: {r['why']}" for r in rs if r["outcome"] == "missed"]
     m, sp = d["machine"], d["speech_ms"]
-    return f"""## Slow movers (`benchmarks/slow_move.py`)
+    return f"""## Slow movers (`benchmarks/slow_move.py`{'' if name == 'slow_move' else f', results/{name}.json'})
 
 {d['when']}, {m['nproc']} x {m['cpu']} (shared, niced). SIMULATED movement of real frames (talking_head_a at 8
 fps, turned / tilted by benchmarks.attacks.turn_head, a 2D warp), the real dlib engine and the real paced service on
-a virtual clock (as `hint_recovery`; see the script's docstring). One movement per session, eased out over `out` ms
-to `peak` degrees of warp, held `hold` ms, eased back over `back` ms; it starts {d['react_ms']} ms after the prompt
-appeared (*appeared*: a page that reports nothing, production's strictest windows) or after the phone finished
-saying it (*heard*: the page reports prompt and hint hearings as app.js does; the prompt said in espeak-ng's time,
-turn_left {sp['turn_left']} ms, nod {sp['nod']} ms). She ignores the hints (still moving). {d['seeds']}
-prompt-delay seeds per cell.
+a virtual clock (as `hint_recovery`; see the script's docstring). One movement per session, eased out over `out`
+ms to `peak` degrees of warp, held `hold` ms, eased back over `back` ms; it starts {d['react_ms']} ms after the
+prompt appeared (*appeared*: a page that reports nothing, production's strictest windows) or after the phone
+finished saying it (*heard*: the page reports prompt and hint hearings as app.js does; the prompt said in
+espeak-ng's time, turn_left {sp['turn_left']} ms, nod {sp['nod']} ms). She ignores the hints while moving.
+*retry* / *retry_heard*: first the same movement only to {d.get('small_peak', 20)} degrees (too little), then the
+full one {d['react_ms']} ms after the first action hint reached her (read / heard said), once the first has ended.
+{d['seeds']} prompt-delay seeds per cell.
 
 What the engine reads at each warp angle (median change over 8 calm frames of the clip):
 
@@ -336,14 +375,15 @@ What the engine reads at each warp angle (median change over 8 calm frames of th
 |---|---|
 {chr(10).join(amp_rows)}
 
-Cells: seen / sessions; `lag`: server + network ms per answer; `moved`: her movement's first frame; `peak read`:
-her largest change against her own settle baseline (the engine on the frames the server stored); `counted`: the
-first frame back under the bound after passing the threshold (when liveness counts it); `window (rule)`: the step's
-window and the rule that set it (`base`: CHALLENGE_WINDOW_MS {d['window_ms']}, or from the prompt's hearing
+Cells: seen / sessions; `lag`: server + network ms per answer; `moved`: her (full) movement's first frame; `peak
+read`: her largest change against her own settle baseline (the engine on the frames the server stored); `counted`:
+the first frame back under the bound after passing the threshold (when liveness counts it); `window (rule)`: the
+step's window and the rule that set it (`base`: CHALLENGE_WINDOW_MS {d['window_ms']}, or from the prompt's hearing
 `heard`; `fixed`: + {d['extra_ms']} ms after the first action hint; `awaiting` / `heard` / `capped`:
-steps.hint_window); `last`: the step's last frame judged (frames past the window's end in the chunk that crosses it
-are judged too); `spare`: window minus counted (she could have come back at least that much later); all ms after
-the prompt appeared, server clock. A turn's warp reads like a real turn of (change / {REAL}) degrees at
+steps.hint_window; `under_way`: held open while her head was still out, steps.held_window); `last`: the step's last
+frame judged (frames past the window's end in the chunk that crosses it are judged too); `spare`: window minus
+counted (she could have come back at least that much later); all ms after the prompt appeared, server clock. A
+turn's warp reads like a real turn of (change / {REAL}) degrees at
 benchmarks.attacks.REAL_YAW_RATIO_PER_DEG (measured on real photos of ../shared/faces).
 
 | person | challenge | out/hold/back ms | peak deg | lag | seen | moved | peak read | counted | window (rule) | last |\
@@ -354,8 +394,8 @@ benchmarks.attacks.REAL_YAW_RATIO_PER_DEG (measured on real photos of ../shared/
 Misses and why: {"none." if not misses else chr(10) + chr(10).join(misses)}
 
 Not measured: real elderly movement (no footage: the durations and angles are assumptions, and a 2D warp has no
-parallax), turn_right (the warp reads differently per side on this clip), a person who turns again after a hint,
-a phone's voice (espeak-ng times), frame drops or a slower camera.
+parallax), turn_right (the warp reads differently per side on this clip), nods in the retry modes, more than two
+tries, a phone's voice (espeak-ng times), frame drops or a slower camera.
 
 Rerun: `{d['rerun']}`."""
 
