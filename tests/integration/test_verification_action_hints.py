@@ -227,12 +227,14 @@ def _step(vctx: AppContext, session_id: str, k: int = 1) -> dict[str, object]:
 def test_given_a_hint_said_slowly_when_the_page_reports_hearing_it_then_the_step_runs_on_and_without_it_missed(
     vctx: AppContext, frame_engine: FaceEngine, faces_dir: Path, clip: Clip, report: str,
 ) -> None:
-    # The hint's speech takes 4.5 s (a slow Mandarin voice: espeak-ng's cmn says TURN_MORE in 6.3 s at the page's
-    # rate), the user turns 2.7 s after it ended (issue 12's slowest): past the fixed +3 s window.
+    # The hint's speech takes 6.3 s (a slow Mandarin voice: espeak-ng's cmn says TURN_MORE in 6.3 s at the page's
+    # rate), the user turns 2.7 s after it ended (issue 12's slowest): past the fixed +3 s window, and past the
+    # chunk that crosses its end (with a 4.5 s speech her turn began within that chunk, and since session 10 a turn
+    # still out at the window's end holds the step open: steps.under_way).
     svc, clock, p = _paced(vctx, frame_engine, faces_dir, seq=73)
-    phone, heard_ms = _weak_then_heard(svc, clock, p, clip, frame_engine, speech_ms=4500, react_ms=2700,
+    phone, heard_ms = _weak_then_heard(svc, clock, p, clip, frame_engine, speech_ms=6300, react_ms=2700,
                                        report=report)
-    assert heard_ms + 2700 > steps.CHALLENGE_WINDOW_MS + steps.HINT_EXTRA_WINDOW_MS, heard_ms
+    assert heard_ms + 2700 > steps.CHALLENGE_WINDOW_MS + steps.HINT_EXTRA_WINDOW_MS + 1500, heard_ms
     st = _step(vctx, phone.session_id)
     hint, result = st["hint"], st["result"]
     assert isinstance(hint, dict) and isinstance(result, dict)

@@ -368,9 +368,18 @@ class PacedCapture:
                     st["hint"] = dict(st["hint"]) | {"issued": issued | {action: answered}}
             st["window_ms"] = _window(st)
             st["result"] = j.as_dict(st["challenge"], int(st["reveal_ms"])) | _hint_note(st)
+            reveal = int(st["reveal_ms"])
+            if not j.seen and latest_ms > reveal + int(st["window_ms"]) and steps.under_way(
+                    st["challenge"], fobs, base, reveal, self.params):
+                # The slow mover: her head is still out at the window's end; held open until it comes back (bounded).
+                held = steps.held_window(int(st["window_ms"]), latest_ms - reveal)
+                if held > int(st["window_ms"]):
+                    st["held_ms"] = held
+                    st["window_ms"] = held
+                    st["result"] = j.as_dict(st["challenge"], reveal) | _hint_note(st)
             if j.seen:
                 st["state"] = SEEN
-            elif steps.step_over(latest_ms, now_ms, int(st["reveal_ms"]), int(st["window_ms"])):
+            elif steps.step_over(latest_ms, now_ms, reveal, int(st["window_ms"])):
                 st["state"] = TIMED_OUT
                 finished = True
                 missed = st["challenge"]
@@ -623,8 +632,9 @@ def _window(st: dict[str, Any]) -> int:
     extra ms are written into the hint)."""
     p = st.get("prompt_heard")
     base = int(p["window_ms"]) if p else steps.CHALLENGE_WINDOW_MS
+    held = int(st.get("held_ms", 0))  # held open while the action was under way (steps.held_window), never undone
     if not st.get("hint"):
-        return base
+        return max(base, held)
     h: dict[str, Any] = dict(st["hint"])
     heard = h.get("heard_ms_after_prompt")
     # a page that reported the prompt heard reports hint hearings: the step waits for that of its newest hint
@@ -634,7 +644,7 @@ def _window(st: dict[str, Any]) -> int:
                                      awaiting_from_ms=awaiting)
     h |= {"rule": rule, "extra_window_ms": window - steps.CHALLENGE_WINDOW_MS}
     st["hint"] = h
-    return window
+    return max(window, held)
 
 
 def extended_steps(vs: VerificationSession) -> list[tuple[str, int]]:
@@ -653,9 +663,10 @@ def _hint_note(st: dict[str, Any]) -> dict[str, Any]:
     set the window: +HINT_EXTRA_WINDOW_MS (``fixed``: no hearing reported, or one that gave less), HINT_REPORT_MS
     after the newest hint's first issue (``awaiting``: a page that reports hearings, until it does),
     HINT_HEARD_WINDOW_MS after the reported hearing (``heard``), or HINT_MAX_WINDOW_MS (``capped``); and when the
-    prompt was reported heard, the base window counted from then (``prompt_window_rule``)."""
-    h, p = st.get("hint"), st.get("prompt_heard")
-    if not h and not p:
+    prompt was reported heard, the base window counted from then (``prompt_window_rule``); and when the step was held
+    open because its movement was under way at the window's end, until when (``held_under_way_ms``)."""
+    h, p, held = st.get("hint"), st.get("prompt_heard"), st.get("held_ms")
+    if not h and not p and not held:
         return {}
     out: dict[str, Any] = {"window_ms": st["window_ms"]}
     notes = []
@@ -679,6 +690,9 @@ def _hint_note(st: dict[str, Any]) -> dict[str, Any]:
             out |= {"hint_heard_ms_after_prompt": heard, "hint_heard_via": h.get("heard_via", "unknown")}
             if h.get("heard_code"):
                 out["hint_heard_code"] = h["heard_code"]
+    if held:
+        out["held_under_way_ms"] = held
+        notes.append(f"held open to {held} ms: the movement was still under way at the window's end")
     out["note"] = "; ".join(notes)
     return out
 

@@ -193,6 +193,25 @@ HINT_REPORT_MS = 9_000
 # (was 10/24, 2/24), a full first try 24/24 as before; the reader (first try 2.7 s after the prompt appeared) still
 # 24/24, hearing her TURN_MORE ~3.5-5 s later than before (README hint_heard sections, "Reading").
 
+#
+# The slow MOVER (session 10; issue 12): a stiff neck turns or nods slowly (1-2.5 s out, as long back). One slow
+# movement passes (benchmarks/slow_move.py, simulated: 192/192, >= 2.6 s to spare on the strictest page, thanks to
+# HINT_EXTRA_WINDOW_MS), but one who first turns too little and then, told TURN_MORE, turns fully at the same pace
+# was cut off mid-turn: the fixed 11 s window ended while her head was still out, 0.9-1.05 s before it came back
+# with 2 s ramps and 3.8 s with 2.5 s ramps (slow_move --modes retry: 1/4 and 0/4 seen; 4/4 and 4/4 with this
+# rule). So a turn or nod step whose newest frame, past its window's end, shows the head still out the asked way
+# (past half the threshold: not at rest by judge_challenge's own rule, the action begun after the prompt) is held
+# open UNDER_WAY_HOLD_MS past that frame, chunk by chunk, never past HINT_MAX_WINDOW_MS (:func:`under_way`,
+# :func:`held_window`; paced.py ``held_ms``, the case page's ``held_under_way_ms``). UNDER_WAY_HOLD_MS: a chunk holds
+# up to 1.5 chunk intervals of frames (CHUNK_MAX_FRAMES), + 0.5 s for the answer's way back, so the next chunk's
+# frames fall inside the hold. What it gives a client: time, up to the cap a prompt report already gives any step; a
+# cued replay does not need it (it re-cues in ~1 s); the frames are counted by session_max_frames
+# (paced.extended_steps). A step seen within its window, or whose head is at rest when the window ends, is judged
+# as before. Not served by it: a reader on a page that reports hearings, whose TURN_MORE waits for a 6.1 s prompt
+# and is heard ~16-18 s after it; a 2-2.5 s full turn then comes back past the 24 s cap (slow_move retry_heard: 3/4
+# and 1/4 before and after).
+UNDER_WAY_HOLD_MS = 2_000
+
 # framing issue -> live hint code (lifecert.domain.challenges.HINT_CODES)
 HINT_FOR: dict[str, str] = {
     ErrorCode.NO_FACE: "NO_FACE",
@@ -285,6 +304,32 @@ def hint_window(
     if want > HINT_MAX_WINDOW_MS:
         return max(floor, HINT_MAX_WINDOW_MS), "capped"
     return want, "heard"
+
+
+def under_way(
+    name: str, frames: Sequence[FrameObs], base: Baseline, reveal_ms: int, p: LivenessParams | None = None
+) -> bool:
+    """Is a turn or nod step's action under way in its newest frame (see UNDER_WAY_HOLD_MS)? ``frames`` on the server
+    clock, in order, as :func:`judge_challenge` takes them. True when the newest frame with a face after the reveal
+    (+ MIN_REACTION_MS) is not at rest for ``name`` (a turn past turn_back x turn_yaw the asked way, a nod past half
+    nod_pitch down) and an earlier such frame was at rest (the action began after the prompt, as judge_challenge
+    requires). Blink and open_mouth: never (a blink is over in ~0.3 s; an open mouth counts at its widest)."""
+    if name not in ("turn_left", "turn_right", "nod") or np.isnan(base.ear):
+        return False
+    p = p or LivenessParams()
+    sig = signals(frames)
+    after = np.nonzero((sig.t_ms >= reveal_ms + MIN_REACTION_MS) & ~np.isnan(sig.ear))[0]
+    if len(after) < 2:
+        return False
+    began = any(_at_rest(name, sig, int(i), base, p) for i in after[:-1])
+    return began and not _at_rest(name, sig, int(after[-1]), base, p)
+
+
+def held_window(window_ms: int, latest_after_prompt_ms: int) -> int:
+    """The window (ms from the prompt) of a step held open because its action is under way (:func:`under_way`) in
+    its newest frame, ``latest_after_prompt_ms`` after the prompt: UNDER_WAY_HOLD_MS past that frame, never shorter
+    than ``window_ms``, never longer than HINT_MAX_WINDOW_MS."""
+    return max(window_ms, min(latest_after_prompt_ms + UNDER_WAY_HOLD_MS, HINT_MAX_WINDOW_MS))
 
 
 def newer_hearing(

@@ -1,0 +1,123 @@
+"""The slow mover's hold (steps.under_way / steps.held_window, paced._window / _hint_note): a turn or nod step whose
+newest frame, past its window's end, shows the head still out the asked way is held open until it comes back,
+bounded by steps.HINT_MAX_WINDOW_MS. Judged on the landmarks of a REAL face (talking-head frame 100) turned or
+nodded by benchmarks.attacks.turn_head and found again by the engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from lifecert.engine.base import FaceEngine
+from lifecert.engine.liveness import FrameObs, LivenessParams
+from lifecert.services.verification import paced, steps
+from tests.paced_client import Clip
+
+REVEAL = 10_000  # server ms
+P = LivenessParams()
+Pose = tuple[float, float]  # (yaw_deg, pitch_deg) of turn_head; > 0: the pensioner's left / looking down
+REST, OUT, HALF, DOWN, LEFT_BIG = (0.0, 0.0), (35.0, 0.0), (22.0, 0.0), (0.0, 25.0), (-35.0, 0.0)
+
+
+@pytest.fixture(scope="module")
+def poses(faces_dir: Path, face_engine: FaceEngine) -> dict[Pose, NDArray[np.float32]]:
+    import cv2
+
+    from benchmarks.attacks import turn_head
+
+    cap = cv2.VideoCapture(str(faces_dir / "video/talking_head_a.mp4"))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, 100)
+    ok, img = cap.read()
+    cap.release()
+    assert ok
+    box = face_engine.detect(img)[0].box
+    out: dict[Pose, NDArray[np.float32]] = {}
+    for pose in (REST, OUT, HALF, DOWN, LEFT_BIG):
+        faces = face_engine.detect(turn_head(img, box, yaw_deg=pose[0], pitch_deg=pose[1]))
+        assert faces and faces[0].landmarks68 is not None, pose
+        out[pose] = np.asarray(faces[0].landmarks68, np.float32)
+    return out
+
+
+def _seq(poses: dict[Pose, NDArray[np.float32]], *runs: tuple[Pose, int]) -> list[FrameObs]:
+    """Frames at 8 fps from the reveal: ``runs`` of (pose, frames)."""
+    shapes = [poses[p] for p, n in runs for _ in range(n)]
+    return [FrameObs(REVEAL + k * 125, lm, None, 1) for k, lm in enumerate(shapes)]
+
+
+def _base(poses: dict[Pose, NDArray[np.float32]]) -> Any:
+    return steps.baseline_of([FrameObs(k * 125, poses[REST], None, 1) for k in range(8)])
+
+
+def test_given_the_head_still_out_the_asked_way_when_the_newest_frame_is_judged_then_under_way(
+    poses: dict[Pose, NDArray[np.float32]],
+) -> None:
+    base = _base(poses)
+    frames = _seq(poses, (REST, 40), (OUT, 20))
+    # what this test is about: a turn past the threshold, not yet back, so judge_challenge has not seen it
+    assert not steps.judge_challenge("turn_left", frames, base, REVEAL, P).seen
+    assert steps.under_way("turn_left", frames, base, REVEAL, P)
+    # half way out (past turn_back x turn_yaw, under turn_yaw) is under way too
+    assert steps.under_way("turn_left", _seq(poses, (REST, 40), (HALF, 4)), base, REVEAL, P)
+    assert steps.under_way("nod", _seq(poses, (REST, 40), (DOWN, 6)), base, REVEAL, P)
+
+
+def test_given_the_head_at_rest_or_out_the_other_way_or_never_at_rest_then_not_under_way(
+    poses: dict[Pose, NDArray[np.float32]],
+) -> None:
+    base = _base(poses)
+    back = _seq(poses, (REST, 40), (OUT, 10), (REST, 1))
+    assert not steps.under_way("turn_left", back, base, REVEAL, P)
+    assert not steps.under_way("turn_right", _seq(poses, (REST, 40), (OUT, 10)), base, REVEAL, P)
+    assert steps.under_way("turn_right", _seq(poses, (REST, 40), (LEFT_BIG, 10)), base, REVEAL, P)
+    # turned since before the prompt: judge_challenge never counts it, nothing to wait for
+    assert not steps.under_way("turn_left", _seq(poses, (OUT, 60)), base, REVEAL, P)
+
+
+def test_given_eyes_closed_or_mouth_open_in_the_newest_frame_then_blink_and_open_mouth_are_never_held(
+    poses: dict[Pose, NDArray[np.float32]], clip: Clip, face_engine: FaceEngine,
+) -> None:
+    import cv2
+
+    base = _base(poses)
+    for name in ("blink", "open_mouth"):
+        img = cv2.imdecode(np.frombuffer(clip.actions[name][2], np.uint8), cv2.IMREAD_COLOR)  # the closure / widest
+        lm = np.asarray(face_engine.detect(img)[0].landmarks68, np.float32)
+        frames = _seq(poses, (REST, 40))
+        frames.append(FrameObs(frames[-1].t_ms + 125, lm, None, 1))
+        # what this test is about: that last frame is the action itself (not at rest by judge_challenge's rule)
+        assert not steps._at_rest(name, steps.signals(frames), len(frames) - 1, base, P), name
+        assert not steps.under_way(name, frames, base, REVEAL, P), name
+
+
+def test_given_a_step_under_way_when_held_then_2_s_past_its_newest_frame_never_shorter_never_past_the_cap() -> None:
+    assert steps.held_window(11_000, 11_400) == 11_400 + steps.UNDER_WAY_HOLD_MS
+    assert steps.held_window(20_000, 11_400) == 20_000
+    assert steps.held_window(11_000, 23_000) == steps.HINT_MAX_WINDOW_MS
+    assert steps.held_window(steps.HINT_MAX_WINDOW_MS, 30_000) == steps.HINT_MAX_WINDOW_MS
+
+
+def test_given_a_held_step_when_its_window_is_recomputed_then_the_hold_stays_and_the_case_page_says_so() -> None:
+    st: dict[str, Any] = {"kind": "challenge", "challenge": "turn_left", "window_ms": steps.CHALLENGE_WINDOW_MS,
+                          "hint": {"code": "TURN_MORE", "ms_after_prompt": 4_000, "answered_ms_after_prompt": 4_100}}
+    assert paced._window(st) == steps.CHALLENGE_WINDOW_MS + steps.HINT_EXTRA_WINDOW_MS
+    st["held_ms"] = 13_400
+    st["window_ms"] = paced._window(st)
+    assert st["window_ms"] == 13_400
+    note = paced._hint_note(st)
+    assert note["held_under_way_ms"] == 13_400 and "held open to 13400 ms" in note["note"]
+    # without an action hint too (a step whose answers carried a framing hint instead)
+    plain: dict[str, Any] = {"kind": "challenge", "challenge": "nod", "window_ms": 8_000, "held_ms": 9_900}
+    assert paced._window(plain) == 9_900 and paced._hint_note(plain)["held_under_way_ms"] == 9_900
+    assert paced.extended_steps(_Vs([plain | {"window_ms": 9_900}])) == [("nod", 1_900)]
+
+
+class _Vs:
+    """Just what paced.extended_steps reads of a session."""
+
+    def __init__(self, steps_: list[dict[str, Any]]) -> None:
+        self.steps = steps_
