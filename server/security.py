@@ -145,7 +145,8 @@ class RoleGuard:
                  csrf: Annotated[str | None, Depends(guard_csrf)]) -> Principal:
         # Sync on purpose: FastAPI runs it in a worker thread, so the token/session lookups (and the
         # connection-pool checkout they trigger) never block the event loop (issue 11 H1).
-        if _is_bearer(request):
+        bearer = _is_bearer(request)
+        if bearer:
             who = staff.resolve_api_token(session, request.headers["authorization"][7:].strip())
         else:
             token = session_token(request)
@@ -158,9 +159,15 @@ class RoleGuard:
                 if _wants_html(request):
                     raise LoginRequired("please log in") from None
                 raise
-            if request.method not in SAFE_METHODS and not staff.csrf_matches(who.csrf_token, csrf):
-                raise LifecertError("the form's security token is missing or wrong; reload the page",
-                                    code=ErrorCode.CSRF_FAILED)
+        # The token's or session's last-use stamp (written every few minutes) is bookkeeping, not part of the
+        # request: commit it now. Else a refusal audited in a transaction of its own (another region's case,
+        # review.access) waits on this one's write lock; SQLite has one writer: it waited 30 s, then failed
+        # with the refusal unaudited.
+        if session.new or session.dirty:
+            session.commit()
+        if not bearer and request.method not in SAFE_METHODS and not staff.csrf_matches(who.csrf_token, csrf):
+            raise LifecertError("the form's security token is missing or wrong; reload the page",
+                                code=ErrorCode.CSRF_FAILED)
         if who.role not in self.roles:
             raise AccessDenied(f"this page is for {', '.join(sorted(self.roles))}; you are {who.role}")
         request.state.principal = who

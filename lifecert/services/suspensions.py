@@ -433,15 +433,20 @@ def sweep(session: Session, today: date, *, region_prefix: str = "") -> SweepRes
 
 
 def list_cases(session: Session, who: Principal, *, statuses: Sequence[str] = SuspensionStatus.ACTIVE,
-               limit: int = 200) -> list[Suspension]:
-    """Cases in the staff member's region, newest first."""
+               limit: int = 200, client_addr: str = "") -> list[Suspension]:
+    """Cases in the staff member's region, newest first. The listing is audited (``suspension.list``, the
+    ids shown): the page shows names, masked ID numbers and the fraud suspicion."""
     from lifecert.services.review.access import region_scope
 
     q = select(Suspension).where(Suspension.status.in_(statuses))
     scope = region_scope(who.region_code)
     if scope is not None:
-        q = q.where(Suspension.region_code.startswith(scope))
-    return list(session.scalars(q.order_by(Suspension.id.desc()).limit(limit)))
+        q = q.where(Suspension.region_code.startswith(scope, autoescape=True))
+    rows = list(session.scalars(q.order_by(Suspension.id.desc()).limit(limit)))
+    audit.record(session, actor=who.username, role=str(who.role), action="suspension.list",
+                 object_type="payment_suspension", object_id="*", client_addr=client_addr,
+                 detail={"statuses": sorted(statuses), "shown": [s.id for s in rows]})
+    return rows
 
 
 def pensioners_of(session: Session, cases: Sequence[Suspension]) -> dict[int, Pensioner]:

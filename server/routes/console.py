@@ -254,7 +254,7 @@ def genuine(session: DbSession, who: Caseworker, client: ClientAddr, case_id: Db
 
 
 @router.post("/cases/{case_id}/unfounded")
-def unfounded(session: DbSession, who: Caseworker, client: ClientAddr, case_id: int,
+def unfounded(session: DbSession, who: Caseworker, client: ClientAddr, case_id: DbId,
               note: Annotated[str, Form()] = "") -> Response:
     return _decide(session, case_id, lambda: review.close_unfounded(session, case_id, who, note, client_addr=client))
 

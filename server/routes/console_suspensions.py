@@ -45,10 +45,10 @@ def _sign(session: DbSession, fn: Any) -> Response:
 
 
 @router.get("", response_class=HTMLResponse)
-def suspension_list(request: Request, session: DbSession, who: Caseworker, status: str = "pending",
-                    error: str | None = None) -> Response:
+def suspension_list(request: Request, session: DbSession, who: Caseworker, client: ClientAddr,
+                    status: str = "pending", error: str | None = None) -> Response:
     wanted = _STATUSES.get(status, SuspensionStatus.PENDING)
-    rows = suspensions.list_cases(session, who, statuses=wanted)
+    rows = suspensions.list_cases(session, who, statuses=wanted, client_addr=client)
     people = suspensions.pensioners_of(session, rows)
     staff = suspensions.signers_of(session, rows)
     return render(request, "console/suspensions.html", who, rows=rows, people=people, staff=staff, status=status,

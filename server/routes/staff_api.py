@@ -28,7 +28,7 @@ class Me(BaseModel):
 
 class DecisionIn(BaseModel):
     decision: Literal["approve", "reject", "home_visit", "fraud", "unfounded", "genuine"]
-    note: str = Field(default="", max_length=4000)
+    note: str = Field(default="", max_length=review.MAX_DECISION_NOTE)
 
 
 class DecisionOut(BaseModel):

@@ -61,7 +61,8 @@ def test_given_overdue_case_when_two_caseworkers_sign_in_console_then_suspended_
         p = s.get(Pensioner, pid)
         assert p is not None and p.status == PensionerStatus.ACTIVE
         actors = [(e.action, e.actor) for e in s.scalars(select(AuditEvent).where(
-            AuditEvent.object_type == "payment_suspension").order_by(AuditEvent.id))]
+            AuditEvent.object_type == "payment_suspension", AuditEvent.action != "suspension.list")  # page reads
+            .order_by(AuditEvent.id))]
     assert actors == [("suspension.open", "system"), ("suspension.propose", "cw_one"),
                       ("suspension.refused_same_signer", "cw_one"), ("suspension.approve", "cw_two"),
                       ("suspension.export", "cw_two"), ("suspension.propose_lift", "cw_two"),

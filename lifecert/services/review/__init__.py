@@ -22,6 +22,8 @@ from lifecert.domain.cases import Decision
 from lifecert.services.review.access import (
     DEFAULT_KIND_ROLES,
     KIND_ROLES,
+    MAX_CASE_NOTE,
+    MAX_DECISION_NOTE,
     CaseStatus,
     get_case,
     in_scope,
@@ -66,7 +68,8 @@ from lifecert.services.review.visits import list_visits
 from lifecert.storage.models import ReviewCase
 
 __all__ = [
-    "DEFAULT_KIND_ROLES", "KIND_ROLES", "CaseStatus", "CaseView", "ConfirmationView", "Decision", "ExtractView", "Hit",
+    "DEFAULT_KIND_ROLES", "KIND_ROLES", "MAX_CASE_NOTE", "MAX_DECISION_NOTE",
+    "CaseStatus", "CaseView", "ConfirmationView", "Decision", "ExtractView", "Hit",
     "QueueFilter", "QueuePage", "QueueRow", "RefreshTemplateView", "ReviewCase", "add_note", "approve", "assign_to_me",
     "assignable_staff", "case_photo_shas", "case_view", "close_unfounded", "confirm_duplicate", "confirm_genuine",
     "fix_photo", "get_case",

@@ -23,6 +23,8 @@ from lifecert.domain.cases import (
 from lifecert.domain.errors import (
     AccessDenied,
     Conflict,
+    ErrorCode,
+    LifecertError,
     NotFound,
 )
 from lifecert.services import audit
@@ -77,6 +79,19 @@ def _audit_denied(session: Session, who: Principal, case_id: int, client_addr: s
                      object_id=case_id, client_addr=client_addr, detail={"staff_region": who.region_code or ""})
 
 
+# The longest decision note (the reason kept on the case, a fraud proposal's note, a home visit's note) and
+# the longest case note. Longer is a BAD_REQUEST before anything changes, never cut silently.
+MAX_DECISION_NOTE = 2000
+MAX_CASE_NOTE = 4000
+
+
+def check_note(text: str, *, limit: int = MAX_DECISION_NOTE, field: str = "note") -> None:
+    """A note the caseworker typed, at most ``limit`` characters once stripped (else BAD_REQUEST)."""
+    if len(text.strip()) > limit:
+        raise LifecertError(f"the {field} is longer than {limit} characters", code=ErrorCode.BAD_REQUEST,
+                            field=field, limit=limit)
+
+
 def kinds_for(role: Role) -> tuple[str, ...]:
     all_kinds = (ReviewKind.VERIFICATION, ReviewKind.ENROLLMENT, ReviewKind.DATA_CONFLICT,
                  ReviewKind.NAME_MISMATCH, ReviewKind.TIP_OFF, ReviewKind.SPOT_CHECK)
@@ -99,8 +114,10 @@ def get_case(session: Session, case_id: int, who: Principal, *, client_addr: str
 
 
 def open_for_decision(session: Session, case_id: int, who: Principal, decision: Decision, *,
-                      client_addr: str = "") -> ReviewCase:
-    """The case, if it is open, not someone else's, and ``decision`` is one its type allows."""
+                      client_addr: str = "", note: str = "") -> ReviewCase:
+    """The case, if it is open, not someone else's, and ``decision`` is one its type allows; ``note`` (the
+    decision's note or reason) at most MAX_DECISION_NOTE characters, checked before anything is read."""
+    check_note(note)
     case = get_case(session, case_id, who, client_addr=client_addr)
     if case.status == CaseStatus.CLOSED:
         raise Conflict(f"case {case_id} is already closed ({case.decision})")

@@ -22,8 +22,10 @@ from lifecert.domain.errors import (
 )
 from lifecert.services.context import AppContext
 from lifecert.services.review.access import (
+    MAX_CASE_NOTE,
     CaseStatus,
     audit_decision,
+    check_note,
     close,
     get_case,
     open_for_decision,
@@ -59,7 +61,7 @@ def approve(
     it (never a tip-off); where it is not the primary decision the note must give the evidence."""
     from lifecert.services.confirmations import record_confirmation
 
-    case = open_for_decision(session, case_id, who, Decision.APPROVED, client_addr=client_addr)
+    case = open_for_decision(session, case_id, who, Decision.APPROVED, client_addr=client_addr, note=note)
     if decisions_for(load_payload(case.payload), case.reason)[0] != Decision.APPROVED and not note.strip():
         # The trigger speaks against survival (a death record, a face of someone else): say what
         # evidence outweighs it.
@@ -86,7 +88,7 @@ def request_home_visit(
     session: Session, case_id: int, who: Principal, *, note: str = "", client_addr: str = ""
 ) -> HomeVisitTask:
     """Create a task for community staff at the pensioner's address/region and close the case."""
-    case = open_for_decision(session, case_id, who, Decision.HOME_VISIT, client_addr=client_addr)
+    case = open_for_decision(session, case_id, who, Decision.HOME_VISIT, client_addr=client_addr, note=note)
     p = pensioner_of(session, case)
     task = HomeVisitTask(case_id=case.id, pensioner_id=p.id, region_code=p.region_code, address=p.address or "",
                          phone=p.phone or "", note=note.strip(), created_by=who.user_id)
@@ -107,7 +109,7 @@ def mark_suspected_fraud(
     or overdue again); until then, and if the proposal is declined, they stand."""
     from lifecert.services.suspensions import propose_fraud
 
-    case = open_for_decision(session, case_id, who, Decision.FRAUD, client_addr=client_addr)
+    case = open_for_decision(session, case_id, who, Decision.FRAUD, client_addr=client_addr, note=note)
     p = pensioner_of(session, case)
     payload = load_payload(case.payload)
     under_check: list[SurvivalConfirmation] = []
@@ -127,7 +129,7 @@ def confirm_genuine(session: Session, case_id: int, who: Principal, *, note: str
                     client_addr: str = "") -> ReviewCase:
     """A spot check: the caseworker saw the living pensioner in the frames of every session under check.
     Closes the case and records nothing new (the sessions' confirmations are already on record)."""
-    case = open_for_decision(session, case_id, who, Decision.GENUINE, client_addr=client_addr)
+    case = open_for_decision(session, case_id, who, Decision.GENUINE, client_addr=client_addr, note=note)
     payload = load_payload(case.payload)
     conf_ids = list(payload.confirmation_ids) if isinstance(payload, SpotCheck) else []
     close(session, case, who, Decision.GENUINE, note, action="case.genuine", client_addr=client_addr,
@@ -149,7 +151,7 @@ def _close_with_reason(session: Session, case_id: int, who: Principal, decision:
     if not reason.strip():
         raise LifecertError(f"a reason is required to close a case as {decision}", code=ErrorCode.BAD_REQUEST,
                             field="note")
-    case = open_for_decision(session, case_id, who, decision, client_addr=client_addr)
+    case = open_for_decision(session, case_id, who, decision, client_addr=client_addr, note=reason)
     close(session, case, who, decision, reason, action=action, client_addr=client_addr, note=reason.strip()[:500])
     return case
 
@@ -157,8 +159,9 @@ def _close_with_reason(session: Session, case_id: int, who: Principal, decision:
 def add_note(session: Session, case_id: int, who: Principal, text: str, *, client_addr: str = "") -> CaseNote:
     if not text.strip():
         raise LifecertError("the note is empty", code=ErrorCode.BAD_REQUEST)
+    check_note(text, limit=MAX_CASE_NOTE, field="text")
     case = get_case(session, case_id, who, client_addr=client_addr)
-    n = CaseNote(case_id=case.id, author_id=who.user_id, text=text.strip()[:4000])
+    n = CaseNote(case_id=case.id, author_id=who.user_id, text=text.strip())
     session.add(n)
     session.flush()
     audit_decision(session, case, who, "case.note", client_addr, note_id=n.id)

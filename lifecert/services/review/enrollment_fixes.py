@@ -30,8 +30,8 @@ from lifecert.storage.models import (
 
 
 def _enrollment_case(session: Session, case_id: int, who: Principal, decision: Decision,
-                     client_addr: str) -> ReviewCase:
-    case = open_for_decision(session, case_id, who, decision, client_addr=client_addr)
+                     client_addr: str, note: str = "") -> ReviewCase:
+    case = open_for_decision(session, case_id, who, decision, client_addr=client_addr, note=note)
     if case.kind != ReviewKind.ENROLLMENT:
         raise Conflict(f"case {case_id} is not an enrollment case")
     return case
@@ -90,7 +90,7 @@ def confirm_duplicate(session: Session, case_id: int, who: Principal, *, note: s
     case; the payment stops only when two caseworkers have signed it (lifecert.services.suspensions)."""
     from lifecert.services.suspensions import open_fraud
 
-    case = _enrollment_case(session, case_id, who, Decision.DUPLICATE_CONFIRMED, client_addr)
+    case = _enrollment_case(session, case_id, who, Decision.DUPLICATE_CONFIRMED, client_addr, note)
     p = pensioner_of(session, case)
     payload = load_payload(case.payload)
     other = payload.duplicate_of_pensioner_id if isinstance(payload, DuplicateFace) else None
@@ -104,7 +104,7 @@ def confirm_duplicate(session: Session, case_id: int, who: Principal, *, note: s
 def not_duplicate(ctx: AppContext, session: Session, case_id: int, who: Principal, *, note: str = "",
                   client_addr: str = "") -> FaceTemplate:
     """Different people who look alike (e.g. twins): enroll the item's photo after all."""
-    case = _enrollment_case(session, case_id, who, Decision.NOT_DUPLICATE, client_addr)
+    case = _enrollment_case(session, case_id, who, Decision.NOT_DUPLICATE, client_addr, note)
     p = pensioner_of(session, case)
     item = session.get(EnrollmentItem, case.enrollment_item_id) if case.enrollment_item_id else None
     payload = load_payload(case.payload)
