@@ -23,7 +23,7 @@ from lifecert.services import audit, review, staff
 from lifecert.services.staff import Principal, Role
 from server import security
 from server.deps import ClientAddr, Ctx, DbId, DbSession, PageNo, PasswordPool, Pool
-from server.routes.staff_i18n import LANGS, known, reason_label, status_reason_label, translator
+from server.routes.staff_i18n import LANGS, department_label, known, reason_label, status_reason_label, translator
 from server.security import Admin, Auditor, CaseStaff, Caseworker, CurrentStaff
 
 SERVER_DIR = Path(__file__).resolve().parents[1]
@@ -69,7 +69,8 @@ def render(request: Request, name: str, who: Principal | None, status_code: int 
     return _templates.TemplateResponse(
         request, name,
         {"t": t, "banner": banner, "rc": lambda code: reason_label(t, code),
-         "status_reason": lambda text: status_reason_label(lang, text), "lang": lang, "who": who,
+         "status_reason": lambda text: status_reason_label(lang, text),
+         "dept": lambda code: department_label(lang, code), "lang": lang, "who": who,
          "csrf": who.csrf_token if who else None,
          "here": here, "mask": mask_id_number, "Role": Role, **ctx},
         status_code=status_code,

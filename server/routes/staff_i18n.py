@@ -437,36 +437,61 @@ def reason_label(t: Callable[..., str], code: str | None) -> str:
     return t(key) if known(key) else code
 
 
+# The departments whose mappings the package ships (lifecert/data/mappings), as a caseworker names them. A
+# department an agency adds later (a new mapping file) is shown by its code until it is named here.
+_DEPARTMENTS: dict[str, tuple[str, str]] = {
+    "police_deregistration": ("公安局", "Police"),
+    "civil_affairs_cremation": ("民政局", "Civil Affairs"),
+    "court_sentence": ("法院", "Court"),
+    "prison_release": ("监狱管理局", "Prison Administration"),
+    "medical_settlement": ("医保局", "Medical Insurance"),
+    "bus_card_check": ("公交公司", "Bus Company"),
+}
+
+
+def department_label(lang: str, code: str | None) -> str:
+    """A department's code (``police_deregistration``) in the caseworker's words; an unknown one as it is."""
+    if not code:
+        return ""
+    pair = _DEPARTMENTS.get(code)
+    return pair[1 if lang == "en" else 0] if pair else code
+
+
 # pensioner.status_reason as the services write it (English, for the record): the forms they produce, read back
-# into the caseworker's language. Anything else is shown as written.
+# into the caseworker's language; the group named in the third place is a department's code. Anything else is
+# shown as written.
 _D = r"(\d{4}-\d{2}-\d{2})"
-_STATUS_REASONS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(rf"death {_D} reported by (.+)"), "psr_death"),  # datamatch/outcomes.py
-    (re.compile(rf"imprisoned from {_D} until {_D} \((.+)\)"), "psr_imprisoned_until"),
-    (re.compile(rf"imprisoned from {_D} \((.+)\)"), "psr_imprisoned"),
-    (re.compile(rf"released {_D} \((.+)\)"), "psr_released"),
-    (re.compile(rf"resumed {_D} \(released\)"), "psr_resumed_released"),  # datamatch/reports.py
-    (re.compile(rf"resumed {_D} after payment suspension #(\d+)(?: \(lifted\))?"), "psr_resumed_after"),  # suspensions
+_STATUS_REASONS: tuple[tuple[re.Pattern[str], str, int | None], ...] = (
+    (re.compile(rf"death {_D} reported by (.+)"), "psr_death", 1),  # datamatch/outcomes.py
+    (re.compile(rf"imprisoned from {_D} until {_D} \((.+)\)"), "psr_imprisoned_until", 2),
+    (re.compile(rf"imprisoned from {_D} \((.+)\)"), "psr_imprisoned", 1),
+    (re.compile(rf"released {_D} \((.+)\)"), "psr_released", 1),
+    (re.compile(rf"resumed {_D} \(released\)"), "psr_resumed_released", None),  # datamatch/reports.py
+    (re.compile(rf"resumed {_D} after payment suspension #(\d+)(?: \(lifted\))?"), "psr_resumed_after", None),
 )
 _STRINGS.update({
-    "psr_death": ("{0} 死亡（{1} 报送）", "Died {0} (reported by {1})"),
-    "psr_imprisoned_until": ("服刑：{0} 至 {1}（{2} 报送）", "In prison {0} to {1} (reported by {2})"),
-    "psr_imprisoned": ("服刑：自 {0} 起（{1} 报送）", "In prison from {0} (reported by {1})"),
-    "psr_released": ("{0} 释放（{1} 报送）", "Released {0} (reported by {1})"),
+    "psr_death": ("{0} 死亡（{1}报送）", "Died {0} (reported by {1})"),
+    "psr_imprisoned_until": ("服刑：{0} 至 {1}（{2}报送）", "In prison {0} to {1} (reported by {2})"),
+    "psr_imprisoned": ("服刑：自 {0} 起（{1}报送）", "In prison from {0} (reported by {1})"),
+    "psr_released": ("{0} 释放（{1}报送）", "Released {0} (reported by {1})"),
     "psr_resumed_released": ("{0} 释放后恢复发放", "Payment resumed {0} after release"),
     "psr_resumed_after": ("{0} 恢复发放（暂停案 #{1}）", "Payment resumed {0} (suspension #{1})"),
 })
 
 
 def status_reason_label(lang: str, text: str | None) -> str:
-    """A stored ``pensioner.status_reason`` in ``lang`` when it is one of the forms the services write, else as
-    written (a reason typed by a person, or a form this table does not know yet)."""
+    """A stored ``pensioner.status_reason`` in ``lang`` when it is one of the forms the services write (the
+    department named as the caseworker would), else as written (a reason typed by a person, or a form this
+    table does not know yet)."""
     if not text:
         return ""
-    for pattern, key in _STATUS_REASONS:
+    for pattern, key, dept in _STATUS_REASONS:
         m = pattern.fullmatch(text)
         if m:
-            return _STRINGS[key][1 if lang == "en" else 0].format(*m.groups())
+            groups = list(m.groups())
+            if dept is not None:
+                groups[dept] = department_label(lang, groups[dept])
+            return _STRINGS[key][1 if lang == "en" else 0].format(*groups)
     return text
 
 
