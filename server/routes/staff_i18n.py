@@ -84,6 +84,10 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "method": ("方式", "Method"),
     "evidence_date": ("认证日期", "Evidence date"),
     "valid_until": ("有效期至", "Valid until"),
+    # the labels of a record's lines on a narrow screen (table.stacked, at most 4.6 em): one short line each
+    "evidence_date_short": ("认证日期", "Date"),
+    "valid_until_short": ("有效期至", "Until"),
+    "challenge_short": ("动作", "Action"),
     "by": ("经办", "By"),
     "decided": ("已处理。", "Decided."),
     "colon": ("：", ": "),  # between a label and its text inside a sentence

@@ -10,8 +10,8 @@ suspensions page, and the confirmation shown as withdrawn. The "living pensioner
 (over a recorded assisted confirmation: no second session). What the caseworker reads: the keys of this
 case's decisions, the band's PAD score in amber with its words, "proposed, awaiting the second caseworker"
 until approval, signers by username, and the withdrawal told in Chinese from the suspension row. Layout at
-1280 px, at 150 % zoom, at 360 px and with 150 % text (the withdrawn case at 360 px too); screenshots into
-screenshots_dir."""
+1280 px, at 150 % zoom, at 360 px and with 150 % text (the withdrawn case at 360 px too, and in English at
+360 px with normal and 150 % text); screenshots into screenshots_dir."""
 
 from __future__ import annotations
 
@@ -176,6 +176,42 @@ def _check_layout(page: Any, label: str) -> None:
         assert b["left"] >= 0 and b["right"] <= width + 0.5, f"{label}: {b} outside {width}px"
 
 
+def _check_stacked(page: Any, label: str) -> None:
+    """On a narrow screen a record table stacks each cell as "label value": a label never wraps (a short value
+    such as a date stays on one line beside it; "Evidence date" in English once took two), and a long value
+    (why a confirmation was withdrawn) runs under its label the full width, not in a column of one or two
+    words a line (14 lines at 360 px with 150 % text)."""
+    cells = page.evaluate(
+        """() => [...document.querySelectorAll('main table.stacked td')]
+             .filter((c) => c.offsetParent !== null && getComputedStyle(c).display === 'grid')
+             .map((c) => { const s = getComputedStyle(c), f = parseFloat(s.fontSize);
+                           const line = parseFloat(s.lineHeight) || 1.2 * f;
+                           const high = c.clientHeight - parseFloat(s.paddingTop) - parseFloat(s.paddingBottom);
+                           const wide = c.clientWidth - parseFloat(s.paddingLeft) - parseFloat(s.paddingRight);
+                           const v = c.querySelector('.cell');
+                           return {label: c.dataset.label, text: v.textContent.trim(), high, line, wide,
+                                   value: v.getBoundingClientRect().width, long: c.classList.contains('long')}; })"""
+    )
+    assert cells, f"{label}: no stacked cells"
+    wrapped = [(c["label"], c["text"]) for c in cells if len(c["text"]) <= 10 and c["high"] >= 1.6 * c["line"]]
+    assert not wrapped, f"{label}: short values taking two lines or more (a label wraps): {wrapped}"
+    cramped = [(c["label"], c["text"][:24]) for c in cells if c["long"] and c["value"] < 0.9 * c["wide"]]
+    assert not cramped, f"{label}: a long value squeezed beside its label: {cramped}"
+    # a value of words only (class "words": the pensioner's status) never breaks inside a Latin word
+    cut = page.evaluate(
+        """() => [...document.querySelectorAll('main .words')].flatMap((el) => {
+             const out = [], walk = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+             for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+               for (const m of n.textContent.matchAll(/[A-Za-z0-9]+/g)) {  // Chinese may break anywhere
+                 const r = document.createRange(); r.setStart(n, m.index); r.setEnd(n, m.index + m[0].length);
+                 const tops = new Set([...r.getClientRects()].map((q) => Math.round(q.top)));
+                 if (tops.size > 1) out.push(m[0]);
+               } }
+             return out; })"""
+    )
+    assert not cut, f"{label}: words cut across lines: {cut}"
+
+
 class _Accept:
     """A dialog handler: notes the message and accepts (the fraud button's confirm step)."""
 
@@ -253,6 +289,8 @@ def test_given_a_real_session_in_the_pad_grey_band_when_two_caseworkers_sign_fra
                     _frames_loaded(view, sc.frames)
                     assert view.is_visible("#fraud") and view.is_visible("#pad-band")
                     _check_layout(view, label)
+                    if "360" in label:
+                        _check_stacked(view, label)
                     name = label.replace(" ", "_").replace("%", "pct")
                     view.screenshot(path=str(screenshots_dir / f"spot_{name}.png"), full_page=True)
                 finally:
@@ -309,7 +347,27 @@ def test_given_a_real_session_in_the_pad_grey_band_when_two_caseworkers_sign_fra
             second.screenshot(path=str(screenshots_dir / "spot_case_withdrawn_1280.png"), full_page=True)
             second.set_viewport_size(PHONE)  # the confirmations' source is a short label, not a broken id
             _check_layout(second, "case withdrawn 360")
+            _check_stacked(second, "case withdrawn 360")
             second.screenshot(path=str(screenshots_dir / "spot_case_withdrawn_360.png"), full_page=True)
+            # the English console on the phone, at normal and at 150 % text (longer labels and reasons)
+            case_path = f"/console/cases/{sc.case_id}"
+            second.goto(f"{base}/console/lang?to=en&next={case_path}")
+            assert second.inner_text(f"#conf-withdrawn-{sc.confirmation_id}").startswith("Face self-service")
+            _check_layout(second, "case withdrawn 360 en")
+            _check_stacked(second, "case withdrawn 360 en")
+            second.screenshot(path=str(screenshots_dir / "spot_case_withdrawn_360_en.png"), full_page=True)
+            large = browser.new_context(locale="en-GB", storage_state=second.context.storage_state(),
+                                        viewport=PHONE, device_scale_factor=2)
+            try:
+                large.add_init_script(LARGE_TEXT)
+                view = large.new_page()
+                view.goto(f"{base}{case_path}")
+                _check_layout(view, "case withdrawn 360 en text 150%")
+                _check_stacked(view, "case withdrawn 360 en text 150%")
+                view.screenshot(path=str(screenshots_dir / "spot_case_withdrawn_360_en_text150pct.png"), full_page=True)
+            finally:
+                large.close()
+            second.goto(f"{base}/console/lang?to=zh&next={case_path}")
             second.set_viewport_size(DESK)
 
             # The living pensioner, on the other spot check, by keyboard (g): closed, the confirmation stands.
