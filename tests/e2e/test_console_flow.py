@@ -122,12 +122,17 @@ def _serve(ctx: AppContext) -> Iterator[str]:
                 proc.kill()
                 pytest.fail(f"uvicorn did not start:\n{out[-3000:]}")
             time.sleep(0.3)
-    yield base
-    proc.terminate()
     try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        yield base
+    finally:  # also when the test fails (with serving(...): the error is thrown in here)
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+serving = contextmanager(_serve)  # ``with serving(ctx) as base:``; a failing test leaves no server behind
 
 
 @pytest.fixture
@@ -212,23 +217,22 @@ def test_given_real_verification_review_case_when_caseworker_opens_it_then_score
     assert isinstance(payload, VerificationReview) and payload.match is not None and payload.best_frames
     assert payload.threshold is not None and payload.match < payload.threshold
     shot = Path(os.environ.get("LIFECERT_E2E_SCREENSHOT_REAL", tmp_path / "real-case.png"))
-    for base in _serve(ctx):
-        with _desk_page(browser) as page:
-            page.goto(f"{base}/console/login")
-            page.fill("#username", "caseworker2")
-            page.fill("#password", PASSWORD)
-            page.click("#login-submit")
-            page.wait_for_url("**/console/queue")
-            page.click(f"#open-{case_id}")
-            page.wait_for_url(f"**/console/cases/{case_id}")
-            _wait_js(page, "Array.from(document.images).every(i => i.complete)")
-            assert page.inner_text("#score-value") == f"{payload.match:.3f}"
-            assert page.inner_text("#threshold-value") == f"{payload.threshold:.3f}"
-            frames = page.locator('img[id^="frame-"]')
-            assert frames.count() == len(payload.best_frames)
-            # Every best frame is served by the photo route (decrypted, not 404) and rendered.
-            widths = frames.evaluate_all("els => els.map(e => e.naturalWidth)")
-            assert all(w > 0 for w in widths), widths
-            assert page.locator("#liveness tbody tr").count() == 2
-            assert "眨眼" in page.inner_text("#liveness")
-            page.screenshot(path=str(shot), full_page=True)
+    with serving(ctx) as base, _desk_page(browser) as page:
+        page.goto(f"{base}/console/login")
+        page.fill("#username", "caseworker2")
+        page.fill("#password", PASSWORD)
+        page.click("#login-submit")
+        page.wait_for_url("**/console/queue")
+        page.click(f"#open-{case_id}")
+        page.wait_for_url(f"**/console/cases/{case_id}")
+        _wait_js(page, "Array.from(document.images).every(i => i.complete)")
+        assert page.inner_text("#score-value") == f"{payload.match:.3f}"
+        assert page.inner_text("#threshold-value") == f"{payload.threshold:.3f}"
+        frames = page.locator('img[id^="frame-"]')
+        assert frames.count() == len(payload.best_frames)
+        # Every best frame is served by the photo route (decrypted, not 404) and rendered.
+        widths = frames.evaluate_all("els => els.map(e => e.naturalWidth)")
+        assert all(w > 0 for w in widths), widths
+        assert page.locator("#liveness tbody tr").count() == 2
+        assert "眨眼" in page.inner_text("#liveness")
+        page.screenshot(path=str(shot), full_page=True)

@@ -35,7 +35,7 @@ from lifecert.storage.models_agency import Suspension, SuspensionStatus
 from lifecert.storage.models_verification import VerificationSession
 from tests.conftest import make_settings
 from tests.db_support import detached_get
-from tests.e2e.test_console_flow import _serve, _wait_js
+from tests.e2e.test_console_flow import _wait_js, serving
 from tests.integration.console_support import PASSWORD, make_case, make_pensioner, make_user
 from tests.paced_client import Clip
 
@@ -238,7 +238,7 @@ def test_given_a_real_session_in_the_pad_grey_band_when_two_caseworkers_sign_fra
     sc = spot_case
     ctx = sc.ctx
     threshold = pad_spec().threshold.value
-    for base in _serve(ctx):
+    with serving(ctx) as base:
         page = _login(browser, base, "cw_spot1")
         try:
             # The queue's kind filter: both spot checks, not the verification case.
