@@ -120,6 +120,9 @@ class PageVoice:
     ``drops_stale`` (the page now, which reports the prompt's hearing): an answer to a chunk that did not carry the
     prompt's report, once the prompt was heard, shows no action hint, and the records of hints shown but never said
     are forgotten (app.js ``staleAction``).
+    No framing hints: only an answer's action hint is modelled (:func:`action_code`). In the page a framing hint
+    being said never delays a due action hint (app.js ``preempt`` cancels it), so leaving them out changes no
+    action hint's timing here.
     Pure: no clock, no I/O."""
 
     prompt_ms: int

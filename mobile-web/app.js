@@ -87,6 +87,9 @@
     lastHintSpoken: 0,
     hintSpoken: "", // the code last spoken (a hint shown while the voice was busy is spoken later)
     lastPromptSpoken: 0,
+    // what the voice is saying now, as speak() was told ({kind: "prompt" | "action" | "framing" | "other", code}); null
+    // once that utterance ended, failed or was cancelled (it is the one to clear it: see speak)
+    saying: null,
   };
 
   function t(key, vars) {
@@ -124,11 +127,12 @@
   }
 
   /** Speak ``text`` (Mandarin voice unless switched). ``polite``: never interrupt what is being said; then
-   *  false when something else is being said (the caller may try again later). ``onDone`` (optional) is called
-   *  once it is known whether the text was heard: true at the utterance's end; false when nothing will be said
-   *  (no speech synthesis, an error, a cancel); possibly never (a browser that fires neither event). Not called
-   *  when ``false`` is returned. */
-  function speak(text, polite, onDone) {
+   *  false when something else is being said (the caller may try again later). Else whatever is being said is
+   *  cancelled first. ``onDone`` (optional) is called once it is known whether the text was heard: true at the
+   *  utterance's end; false when nothing will be said (no speech synthesis, an error, a cancel); possibly never (a
+   *  browser that fires neither event). Not called when ``false`` is returned. ``what`` (optional,
+   *  {kind, code}): what this is, kept in ``state.saying`` while it is being said (see :func:`setHints`). */
+  function speak(text, polite, onDone, what) {
     let pending = onDone || null;
     const done = (heard) => {
       const f = pending;
@@ -151,9 +155,22 @@
       // An empty voice list is no sign that nothing will be said: Android Chrome lists its voices only at a
       // later "voiceschanged" and meanwhile speaks with its default one. The utterance's own end / error tells;
       // a browser that says neither is bounded by the caller (HINT_HEARD_WAIT_MS).
-      u.addEventListener("end", () => done(true));
-      u.addEventListener("error", () => done(false));
+      // Only this utterance's own events end it (each has its own ``done`` and ``saying``): Chrome fires the
+      // cancelled one's "error" ("interrupted") after cancel() returned, possibly once the next one has begun.
+      const saying = what || { kind: "other", code: "" };
+      const over = () => {
+        if (state.saying === saying) state.saying = null;
+      };
+      u.addEventListener("end", () => {
+        over();
+        done(true);
+      });
+      u.addEventListener("error", () => {
+        over();
+        done(false);
+      });
       synth.speak(u);
+      state.saying = saying;
     } catch (_) {
       done(false); /* speaking is a help, never a requirement */
     }
@@ -389,7 +406,7 @@
     const text = renderPhase();
     if (say) {
       state.lastPromptSpoken = performance.now();
-      speak(text, false, onDone);
+      speak(text, false, onDone, { kind: "prompt", code: "" });
     }
   }
 
@@ -434,12 +451,24 @@
     const due = code !== state.hintSpoken || now - state.lastHintSpoken > HINT_REPEAT_MS;
     const action = hearing && ACTION_HINTS.has(code);
     if (action && fresh) hearing.shown(code);
+    // An action hint does not wait behind a framing hint: in a challenge step, one due while the voice is saying a
+    // framing hint (MOVE_BACK, NO_FACE, ... said once the prompt's speech ended) cancels it and is said now. The
+    // screen is not changed by this: it shows the answer's most important hint, as always. A slow voice takes
+    // 2.3-6.6 s to say a framing hint (espeak-ng), and the slow listener's step has no room for that wait (steps.py:
+    // HINT_MAX_WINDOW_MS). Never over the prompt, never over another action hint; PROMPT_QUIET_MS and HINT_REPEAT_MS
+    // hold as for any hint, and one hint is said at a time (speak cancels the framing hint first).
+    const s = state.saying;
+    const preempt = ACTION_HINTS.has(code) && state.phase && state.phase.kind === "challenge" && s !== null
+      && s.kind === "framing" && "speechSynthesis" in window && (window.speechSynthesis.speaking
+        || window.speechSynthesis.pending);
     // the callback for this utterance's end is known only once the voice has taken it (speak may also report
     // "nothing will be said" before it returns)
     let onEnd = null;
     let early;
     const ended = (ok) => (onEnd ? onEnd(ok) : (early = ok));
-    if (text && due && now - state.lastPromptSpoken > PROMPT_QUIET_MS && speak(text, true, action ? ended : null)) {
+    const what = { kind: ACTION_HINTS.has(code) ? "action" : "framing", code };
+    if (text && due && now - state.lastPromptSpoken > PROMPT_QUIET_MS
+        && speak(text, !preempt, action ? ended : null, what)) {
       state.lastHintSpoken = now;
       state.hintSpoken = code;
       if (action) {

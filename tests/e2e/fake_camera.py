@@ -427,6 +427,13 @@ class ActorPlan:
     # full_tries [ms, clip, step key(, the hint code she reacted to)], and (any stubbed voice) hint_ends [end ms, code,
     # step key, queued ms] of every hint said to its end. Default off: the other modes are unchanged.
     first_after_prompt_speech: bool = False
+    # True (with a stubbed voice): cancel() fires its "error" events as Chrome does, after cancel() returned (in a
+    # later task, so possibly after the page's next utterance began), with ``error`` "interrupted" for the utterance
+    # being said and "canceled" for queued ones. Default off: synchronously, inside cancel(), as before.
+    # Every stubbed voice logs window.__actor.utterances [began, ended, "end" | "cancel", text, hint code, step key]
+    # on the camera's clock (ended: when it was said to its end or cancelled) and window.__actor.answers the camera
+    # ms at which each chunk's answer (POST .../frames) reached the page.
+    cancel_events_late: bool = False
 
 
 ROUTE_PREFIX = "/__fakecam/"
@@ -444,7 +451,8 @@ def actor_init_script(clip_lengths: dict[str, int], fps: int, plan: ActorPlan) -
                       "speech_ms": plan.speech_ms, "after_speech": plan.hint_after_speech,
                       "voices_late_ms": plan.voices_late_ms,
                       "speech_by_text": dict(plan.speech_ms_by_text),
-                      "listener": plan.first_after_prompt_speech and plan.speech_ms > 0})
+                      "listener": plan.first_after_prompt_speech and plan.speech_ms > 0,
+                      "cancel_late": plan.cancel_events_late})
     return _ACTOR_JS.replace("__CFG__", cfg)
 
 
@@ -452,7 +460,8 @@ _ACTOR_JS = r"""
 (() => {
   const CFG = __CFG__;
   const actor = { log: [], calls: 0, opened: null, prompts: [], hints: [], spoken: [], speech_ends: [],
-    voices_listed: null, first_tries: [], full_tries: [], prompt_ends: [], hint_ends: [] };
+    voices_listed: null, first_tries: [], full_tries: [], prompt_ends: [], hint_ends: [], utterances: [],
+    answers: [] };
   window.__actor = actor;
   let bitmaps = null;
   async function load() {
@@ -588,13 +597,18 @@ _ACTOR_JS = r"""
     }
     const queued = [];
     let current = null;
+    const cam = (ms) => Math.round(ms - (actor.t0 || 0));
+    const logUtterance = (u, how) => actor.utterances.push([u.__began === undefined ? null : cam(u.__began),
+      cam(performance.now()), how, u.text, u.__hint, u.__key]);
     const next = () => {
       if (current || !queued.length) return;
       const u = queued.shift();
       current = u;
+      u.__began = performance.now();
       u.__timer = setTimeout(() => {
         current = null;
         actor.speech_ends.push([Math.round(performance.now()), u.text]);
+        logUtterance(u, "end");
         if (u.__hint) {  // an action hint said to its end: [end, code, step key, queued] on the camera's clock
           const c = (ms) => Math.round(ms - (actor.t0 || 0));
           actor.hint_ends.push([c(performance.now()), u.__hint, u.__key, c(u.__queued)]);
@@ -645,8 +659,15 @@ _ACTOR_JS = r"""
       cancel() {
         const gone = (current ? [current] : []).concat(queued.splice(0));
         if (current) clearTimeout(current.__timer);
+        const was = current;
         current = null;
-        for (const u of gone) u.dispatchEvent(new Event("error"));
+        for (const u of gone) {
+          logUtterance(u, "cancel");
+          const ev = new Event("error");
+          ev.error = u === was ? "interrupted" : "canceled";
+          if (CFG.cancel_late) setTimeout(() => u.dispatchEvent(ev), 0);
+          else u.dispatchEvent(ev);
+        }
       },
       pause() {},
       resume() {},
@@ -655,6 +676,15 @@ _ACTOR_JS = r"""
     };
     Object.defineProperty(window, "speechSynthesis", { configurable: true, get: () => synth });
     window.SpeechSynthesisUtterance = Utterance;
+    // when each chunk's answer reached the page (the page then reads it and shows its hints)
+    const fetch0 = window.fetch.bind(window);
+    window.fetch = async (input, init) => {
+      const res = await fetch0(input, init);
+      const url = typeof input === "string" ? input : input.url;
+      const chunk = /\/steps\/\d+\/frames$/.test(url) && init && init.method === "POST";
+      if (chunk) actor.answers.push(cam(performance.now()));
+      return res;
+    };
   } else if (window.speechSynthesis && typeof window.speechSynthesis.speak === "function") {
     const synth = window.speechSynthesis;
     const speak = synth.speak.bind(synth);

@@ -566,3 +566,71 @@ def test_given_a_slow_listener_who_tries_only_after_the_prompt_is_said_and_too_l
             assert counted < h["heard_ms_after_prompt"] + steps.HINT_HEARD_WINDOW_MS, (st, diag)
     finally:
         page.context.close()
+
+
+def test_given_a_slow_listener_when_her_action_hint_comes_while_a_framing_hint_is_said_then_it_is_said_at_once(
+    browser: Any, live_server: LiveServer, genuine_camera: Camera
+) -> None:
+    # The slow listener of the test above (espeak-ng's times, she tries 2.7 s after the prompt is said, too little,
+    # and turns fully 2.7 s after the action hint is said), and this scene's face is too close: the page says
+    # MOVE_BACK as soon as the prompt's speech ends. Here MOVE_BACK takes 10 s (espeak-ng says it in 3.2 s; its
+    # longest framing hint, NO_FACE, 6.2 s voiced / 6.6 s audio), so that it is surely still being said when her
+    # action hint comes ~3.5-5.5 s after the prompt's end, whatever this machine's speed. The page must cut it short
+    # and say the action hint at once (mobile-web/app.js setHints ``preempt``): waiting for it puts her hearing past
+    # steps.py's arithmetic (a turn then begins ~26 s after the prompt, past the 24 s cap). The stub fires cancel()'s
+    # "error" in a later task, as Chrome does ("interrupted"), after the action hint's utterance began: the report of
+    # hearing the action hint must still be its own end.
+    said, _prompt_text = _espeak_times()
+    move_back = "请把手机拿远一点"  # mobile-web/i18n.js hint.MOVE_BACK
+    framing_ms = 10_000
+    react = 2700
+    plan = ActorPlan(reaction_ms=react, weak_first=True, hint_reaction_ms=react, speech_ms=4000,
+                     hint_after_speech=True, speech_ms_by_text=tuple(sorted((said | {move_back: framing_ms}).items())),
+                     first_after_prompt_speech=True, cancel_events_late=True)
+    page = new_phone_page(browser, live_server, genuine_camera, plan)
+    try:
+        _fill_and_prepare(page, live_server, live_server.pensioner)
+        result = _run_to_result(page, live_server)
+        actor = page.evaluate("window.__actor")
+        diag = (f"first={actor['first_tries']} full={actor['full_tries']} hints={actor['hints']} "
+                f"utterances={actor['utterances']} answers={actor['answers']}\n{_diagnose(page, live_server)}")
+        assert result.get_attribute("data-decision") == "CONFIRMED", diag
+        stored = _challenge_steps(live_server, result.get_attribute("data-session-id"))
+        head = [st for st in stored if st["challenge"] in HEAD_MOTION]
+        assert head, stored
+        first = {key: t for t, _clip, key in actor["first_tries"]}
+        full = {key: code for _t, _name, key, code in actor["full_tries"]}
+        answers = actor["answers"]
+        for st in head:
+            key = f"{st['k']}:{st['challenge']}"
+            assert st["state"] == "seen" and key in first and key in full, (key, diag)
+            code = full[key]  # the action hint she heard and turned after
+            # it appeared on screen (after her small try) at `shown`, with the answer that reached the page at `answer`
+            shown = min(t for t, c, step in actor["hints"] if c == code and step == str(st["k"]) and t >= first[key])
+            answer = max(a for a in answers if a <= shown)
+            # ... and then the voice was saying MOVE_BACK (begun after the prompt's speech, not yet over)
+            busy = [u for u in actor["utterances"] if u[5] == key and u[3] == move_back and u[0] is not None
+                    and u[0] <= answer <= u[1]]
+            assert len(busy) == 1, (key, answer, diag)
+            # the page cut MOVE_BACK short and handed the action hint to the voice before any later chunk's answer
+            # reached it (within one chunk answer of showing it), and it was said to its end
+            spoken = [u for u in actor["utterances"] if u[5] == key and u[4] == code and u[0] is not None
+                      and u[0] >= answer]
+            assert spoken and spoken[0][2] == "end", (key, diag)
+            began = spoken[0][0]
+            assert not [a for a in answers if shown < a <= began], (key, shown, began, diag)
+            assert busy[0][2] == "cancel" and busy[0][1] <= began, (key, busy, diag)
+            # the server kept the hearing of THAT utterance's end (not the cancelled MOVE_BACK's late "error", not
+            # its shown time): of its code, via speech, no earlier than its first issue + espeak's time for it
+            h = st["hint"]
+            assert h["heard_via"] == "speech" and h["heard_code"] == code, (st, diag)
+            assert h["heard_ms_after_prompt"] >= h["issued"][code] + said[_hint_text(code)] - 50, (st, diag)
+    finally:
+        page.context.close()
+
+
+def _hint_text(code: str) -> str:
+    """The zh text of an action hint (mobile-web/i18n.js), as benchmarks/results/hint_speech.json has it."""
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "hint_speech.json"
+    rows = json.loads(path.read_text(encoding="utf-8"))["rows"]
+    return next(r["text"] for r in rows if r["code"] == code and r["kind"] != "prompt")

@@ -134,11 +134,16 @@ HINT_HEARD_WINDOW_MS = 5_000
 # heard): the voice says the turn prompt for 6.1 s (espeak-ng, README hint_speech) and she waits for its end; she
 # turns too little 2.7 s later, so the first action hint is due ACTION_HINT_AFTER_MS after the prompt's reported
 # hearing (below: 6.1 + 3.5 = 9.6 s) and is TURN_MORE; the chunk holding that frame leaves up to CHUNK_MS later
-# (10.6 s) and its answer comes back up to 1 s later (server + network lag: 11.6 s); the voice is free (the page
-# said no DO_ACTION over the prompt, see below), so TURN_MORE is said at once and heard 6.3 s later (17.9 s); she
-# then has HINT_HEARD_WINDOW_MS: 22.9 s, plus ~0.1 s for the client clock mapping (its offset is never earlier than
-# the truth), ~1 s short of 24 s. (Before session 10 the cap was 20 s: the hint counted from the reveal, DO_ACTION
-# was said first, and her TURN_MORE was heard up to 20.1 s after the prompt, past the cap.)
+# (10.6 s) and its answer comes back up to 1 s later (server + network lag: 11.6 s); TURN_MORE is said at once (the
+# page said no DO_ACTION over the prompt, see below, and a framing hint it is saying, e.g. MOVE_BACK begun as the
+# prompt's speech ended, is cancelled for it: mobile-web/app.js setHints ``preempt``) and heard 6.3 s later
+# (17.9 s); she then has HINT_HEARD_WINDOW_MS: 22.9 s, plus ~0.1 s for the client clock mapping (its offset is never
+# earlier than the truth), ~1 s short of 24 s. (Without the preemption a framing hint begun by prompt end + 1 s and
+# said for M s delays TURN_MORE to that end + the next answer, i.e. by up to M - 3.5 s: espeak-ng says MOVE_BACK in
+# 3.2 s voiced / 3.6 s audio, FACE_NOT_CENTRED 4.6 / 5.0, NO_FACE 6.2 / 6.6, so a transient NO_FACE after the prompt
+# cost up to +2.7 s, heard + 5 s past the cap (arithmetic); e2e, one run: a MOVE_BACK stubbed at 10 s timed the nod
+# step out, its NOD_MORE said 7.2 s after it was shown.) (Before session 10 the cap was 20 s: the hint counted from
+# the reveal, DO_ACTION was said first, and her TURN_MORE was heard up to 20.1 s after the prompt, past the cap.)
 # (A report cannot map later than its own request's arrival anyway: hint_heard_ms <= sent_ms and the clock offset
 # <= arrival - sent_ms; a step with the fixed window ends by 11 s + UPLOAD_GRACE_MS = 15 s.) What a longer window
 # gives an attacker is time, which a cued replay does not lack (it re-cues in 0.8-1.5 s); what it costs the
@@ -147,9 +152,10 @@ HINT_HEARD_WINDOW_MS = 5_000
 HINT_MAX_WINDOW_MS = 24_000
 # A page that reports hearings (it reported the step's prompt heard) gets a step held open after the first issue of
 # its newest action hint code until the report of hearing it can arrive: the answer's way back (server + network
-# lag, <= 1 s), saying it (TURN_MORE 6.3 s, espeak), the next chunk (CHUNK_MS): 8.3 s, + 0.7 s for the clock
-# mapping and a frame interval. Without it the slow listener's TURN_MORE, due 3.5 s after her prompt's hearing,
-# is heard ~17.9 s after the prompt, after the fixed window (8 s from hearing the prompt + 3 s = 17.1 s) closed
+# lag, <= 1 s), saying it (TURN_MORE 6.3 s, espeak; at once: the page cancels a framing hint for it, see above), the
+# next chunk (CHUNK_MS): 8.3 s, + 0.7 s for the clock mapping and a frame interval. Without it the slow listener's
+# TURN_MORE, due 3.5 s after her prompt's hearing, is heard ~17.9 s after the prompt, after the fixed window (8 s
+# from hearing the prompt + 3 s = 17.1 s) closed
 # (hint_heard --first-from heard, simulated: the first version of session 10 missed 1 of 2 such sessions). The
 # window then runs to the heard + HINT_HEARD_WINDOW_MS the report gives (:func:`hint_window` rule ``awaiting``).
 HINT_REPORT_MS = 9_000
