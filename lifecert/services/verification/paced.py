@@ -349,8 +349,11 @@ class PacedCapture:
             if prompt_heard is not None and "prompt_heard" not in st:
                 # The page heard the prompt (a slow voice): the step's window counts from then (bounded), and so
                 # does the action-hint clock (a slow listener has not tried before she heard it).
-                _prompt_heard(st, prompt_heard[0] + offset - int(st["reveal_ms"]), prompt_heard[1])
-            since = int(st["prompt_heard"]["heard_ms_after_prompt"]) if "prompt_heard" in st else 0
+                heard_at = prompt_heard[0] + offset
+                # ... unless she already tried before hearing it (the READER): her hint clock stays at the reveal.
+                tried = steps.tried_before(st["challenge"], fobs, base, int(st["reveal_ms"]), heard_at, self.params)
+                _prompt_heard(st, heard_at - int(st["reveal_ms"]), prompt_heard[1], tried)
+            since = _hint_since(st)
             hints = steps.step_hints(steps.hints(obs, g), st["challenge"], j, elapsed, self.params, since)
             action = steps.action_in(hints)
             if st.get("hint") and heard is not None:
@@ -581,15 +584,28 @@ def check_heard(heard_ms: int | None, via: str | None, sent_ms: int, what: str =
         raise LifecertError(f"{what}_heard_via must be one of {sorted(HEARD_VIA)}", code=ErrorCode.BAD_REQUEST)
 
 
-def _prompt_heard(st: dict[str, Any], heard_after_prompt_ms: int, via: str) -> None:
-    """Record when the step's prompt was heard and the base window it gives (:func:`.steps.prompt_window`). The
-    action hints issued before are forgotten as issued: the page neither showed nor said them (app.js
-    ``staleAction``), so a hearing counts only for a code issued from now on."""
+def _prompt_heard(st: dict[str, Any], heard_after_prompt_ms: int, via: str, tried: bool = False) -> None:
+    """Record when the step's prompt was heard, the base window it gives (:func:`.steps.prompt_window`) and whether
+    the person had tried the action before (``tried``, :func:`.steps.tried_before`: the reader, whose hint clock
+    stays at the reveal, :func:`_hint_since`). The action hints issued before are forgotten as issued: the page
+    neither showed nor said them (app.js ``staleAction``), so a hearing counts only for a code issued from now on
+    (the reader's is issued again at once, in the answer to the chunk that carried this report, which the page
+    does not drop)."""
     window, rule = steps.prompt_window(heard_after_prompt_ms)
     st["prompt_heard"] = {"heard_ms_after_prompt": max(0, heard_after_prompt_ms), "heard_via": via,
-                          "window_ms": window, "rule": rule}
+                          "window_ms": window, "rule": rule, "tried_before": bool(tried)}
     if st.get("hint"):
         st["hint"] = dict(st["hint"]) | {"issued": {}}
+
+
+def _hint_since(st: dict[str, Any]) -> int:
+    """The step's action-hint clock, ms after the reveal (:func:`.steps.hint_since`): from the prompt's reported
+    hearing unless she tried before it (a record without ``tried_before``, written before session 10's reader
+    rule, counts from the hearing as it did)."""
+    p = st.get("prompt_heard")
+    if not p:
+        return 0
+    return steps.hint_since(int(p["heard_ms_after_prompt"]), bool(p.get("tried_before", False)))
 
 
 def check_heard_code(code: str | None, heard_ms: int | None) -> None:

@@ -137,19 +137,28 @@ HINT_HEARD_WINDOW_MS = 5_000
 # (10.6 s) and its answer comes back up to 1 s later (server + network lag: 11.6 s); TURN_MORE is said at once (the
 # page said no DO_ACTION over the prompt, see below, and a framing hint it is saying, e.g. MOVE_BACK begun as the
 # prompt's speech ended, is cancelled for it: mobile-web/app.js setHints ``preempt``) and heard 6.3 s later
-# (17.9 s); she then has HINT_HEARD_WINDOW_MS: 22.9 s, plus ~0.1 s for the client clock mapping (its offset is never
-# earlier than the truth), ~1 s short of 24 s. (Without the preemption a framing hint begun by prompt end + 1 s and
-# said for M s delays TURN_MORE to that end + the next answer, i.e. by up to M - 3.5 s: espeak-ng says MOVE_BACK in
-# 3.2 s voiced / 3.6 s audio, FACE_NOT_CENTRED 4.6 / 5.0, NO_FACE 6.2 / 6.6, so a transient NO_FACE after the prompt
-# cost up to +2.7 s, heard + 5 s past the cap (arithmetic); e2e, one run: a MOVE_BACK stubbed at 10 s timed the nod
-# step out, its NOD_MORE said 7.2 s after it was shown.) (Before session 10 the cap was 20 s: the hint counted from
-# the reveal, DO_ACTION was said first, and her TURN_MORE was heard up to 20.1 s after the prompt, past the cap.)
+# (17.9 s); she then has HINT_HEARD_WINDOW_MS: 22.9 s. (Without the preemption a framing hint begun by prompt end
+# + 1 s and said for M s delays TURN_MORE to that end + the next answer, i.e. by up to M - 3.5 s: espeak-ng says
+# MOVE_BACK in 3.2 s voiced / 3.6 s audio, FACE_NOT_CENTRED 4.6 / 5.0, NO_FACE 6.2 / 6.6, so a transient NO_FACE
+# after the prompt cost up to +2.7 s, heard + 5 s past the 24 s cap (arithmetic); e2e, one run: a MOVE_BACK stubbed
+# at 10 s timed the nod step out, its NOD_MORE said 7.2 s after it was shown.) But HINT_HEARD_WINDOW_MS holds a
+# 0.6 s movement (4.2 s + 0.8 s); if she also MOVES slowly (benchmarks/slow_move.py's slowest profile, a stiff neck:
+# 2.5 s out, held 1.5 s, eased back over 2.5 s, of which 1.48 s to half the threshold from a 35-degree warp's yaw
+# change of 0.306) her full turn counts 2.7 + 2.5 + 1.5 + 1.48 s = 8.2 s after hearing TURN_MORE, + the same 0.8 s:
+# 9.0 s, i.e. 17.9 + 9.0 = 26.9 s, plus ~0.1 s for the client clock mapping (its offset is never earlier than the
+# truth): 27 s. (Before session 10 the cap was 20 s: the hint counted from the reveal, DO_ACTION was said first, and
+# her TURN_MORE was heard up to 20.1 s after the prompt, past the cap; then 24 s from the 22.9 s alone, which left
+# the slow mover cut off: slow_move retry_heard 2.0/2.5 s 3/4 and 1/4, her full turn back at 24.9-26.4 s. The
+# reader is served by the hint clock below; the 27 s are for the slow listener who moves slowly, an arithmetic case:
+# NOT measured.)
 # (A report cannot map later than its own request's arrival anyway: hint_heard_ms <= sent_ms and the clock offset
 # <= arrival - sent_ms; a step with the fixed window ends by 11 s + UPLOAD_GRACE_MS = 15 s.) What a longer window
 # gives an attacker is time, which a cued replay does not lack (it re-cues in 0.8-1.5 s); what it costs the
-# server is frames, counted by session_max_frames: a step held to the cap adds 16 s of frames (128 at 8 fps, 240 at
-# the blink step's 15 fps; with the 20 s cap: 96 and 180), only for a step whose page reported it.
-HINT_MAX_WINDOW_MS = 24_000
+# server is frames, counted by session_max_frames: a step held to the cap adds 19 s of frames (152 at 8 fps, 285 at
+# the blink step's 15 fps; with the 24 s cap 128 and 240, with 20 s 96 and 180), only for a step whose page
+# reported it or whose head was out at the window's end; a user who never acts waits at most the cap (+ a chunk)
+# per step, 27 s (was 24 s).
+HINT_MAX_WINDOW_MS = 27_000
 # A page that reports hearings (it reported the step's prompt heard) gets a step held open after the first issue of
 # its newest action hint code until the report of hearing it can arrive: the answer's way back (server + network
 # lag, <= 1 s), saying it (TURN_MORE 6.3 s, espeak; at once: the page cancels a framing hint for it, see above), the
@@ -183,9 +192,17 @@ HINT_REPORT_MS = 9_000
 #    hints, and its window is capped as any. The report can only reach the server with the first chunk sent after
 #    the prompt's speech ended: hints the server gave before it knew (answers to chunks that did not carry it) the
 #    page does not show or say (mobile-web/app.js ``staleAction``), or DO_ACTION would still be said first.
-#    The cost: a reader whose first try was too small hears her TURN_MORE ~3.5 s later when the prompt is long
-#    (hint_heard's default mode measures her); her window counts from hearing it all the same. Hints issued
-#    before the prompt's report are forgotten when it comes (paced.py: a hearing counts only for a code issued
+#    The READER (session 10, second helper): one who read the prompt and TRIED before its speech ended (too small)
+#    keeps the clock from the reveal (:func:`tried_before`, :func:`hint_since`; paced.py records ``tried_before``
+#    with the prompt's report): a frame between the reveal and the hearing that is not at rest for the challenge by
+#    judge_challenge's own bound (a turn past turn_back x turn_yaw the asked way: what makes her first action hint
+#    TURN_MORE), after a frame there at rest. Her hint, dropped by the page while the prompt was said, is issued
+#    again at once, in the answer to the chunk that carries the prompt's report, which the page keeps and says; its
+#    hearing counts as any. Counting from the hearing for her cost 3.5-5 s (hint_heard default mode: TURN_MORE heard
+#    10.3-15.4 / 12.8-18.1 s, was 6.8-11.4 / 9.2-13.1 s) and, for a slow mover, the step (slow_move retry_heard 2.0 /
+#    2.5 s: 3/4, 1/4). The listener who turns a little the asked way while listening (~7 degrees) is taken for a
+#    reader: she hears TURN_MORE right after the prompt, the behaviour before session 10 minus the DO_ACTION. Hints
+#    issued before the prompt's report are forgotten when it comes (paced.py: a hearing counts only for a code issued
 #    after it), and a page that reports hearings has its step held open HINT_REPORT_MS after its newest hint's
 #    first issue (above), or that late hint's hearing could come after the window closed.
 # 2. the hint report is about the LATEST action hint heard in the step, with its code (paced.py
@@ -213,9 +230,10 @@ HINT_REPORT_MS = 9_000
 # frames fall inside the hold. What it gives a client: time, up to the cap a prompt report already gives any step; a
 # cued replay does not need it (it re-cues in ~1 s); the frames are counted by session_max_frames
 # (paced.extended_steps). A step seen within its window, or whose head is at rest when the window ends, is judged
-# as before. Not served by it: a reader on a page that reports hearings, whose TURN_MORE waits for a 6.1 s prompt
-# and is heard ~16-18 s after it; a 2-2.5 s full turn then comes back past the 24 s cap (slow_move retry_heard: 3/4
-# and 1/4 before and after).
+# as before. Not served by it: a reader on a page that reports hearings, whose TURN_MORE waited for a 6.1 s prompt
+# and was heard ~16-18 s after it; a 2-2.5 s full turn then came back past the 24 s cap (slow_move retry_heard: 3/4
+# and 1/4 before and after). The reader's hint clock (rule 1 above) serves her: TURN_MORE heard ~3.5 s sooner, her
+# full turn counted by 22.5 s, 4/4 and 4/4 (results/slow_move_reader.json).
 UNDER_WAY_HOLD_MS = 2_000
 
 # framing issue -> live hint code (lifecert.domain.challenges.HINT_CODES)
@@ -329,6 +347,39 @@ def under_way(
         return False
     began = any(_at_rest(name, sig, int(i), base, p) for i in after[:-1])
     return began and not _at_rest(name, sig, int(after[-1]), base, p)
+
+
+def tried_before(
+    name: str, frames: Sequence[FrameObs], base: Baseline, reveal_ms: int, until_ms: int,
+    p: LivenessParams | None = None,
+) -> bool:
+    """Did the person try challenge ``name`` before ``until_ms`` (server ms: when the prompt was reported heard)? True
+    when a frame with a face, from the reveal + MIN_REACTION_MS and before ``until_ms``, is not at rest for ``name``
+    (:func:`judge_challenge`'s own bound: a turn past turn_back x turn_yaw the asked way, a nod past half nod_pitch
+    down, an eye closing under blink_recover x the open EAR, a mouth open past its bound), after an earlier frame
+    there that was at rest (an action under way at the reveal is not a try, as judge_challenge does not count it).
+    The reader's distinction (see "The READER" above HINT_FOR): her action-hint clock counts from the reveal."""
+    p = p or LivenessParams()
+    sig = signals(frames)
+    after = np.nonzero((sig.t_ms >= reveal_ms + MIN_REACTION_MS) & (sig.t_ms < until_ms) & ~np.isnan(sig.ear))[0]
+    if np.isnan(base.ear):
+        return False
+    began = False
+    for i in after:
+        if _at_rest(name, sig, int(i), base, p):
+            began = True
+        elif began:
+            return True
+    return False
+
+
+def hint_since(prompt_heard_after_prompt_ms: int | None, tried: bool) -> int:
+    """When a challenge step's action-hint clock starts, ms after the reveal (:func:`action_hint`'s ``since_ms``): the
+    prompt's reported hearing for one who had not tried before it (the slow LISTENER), else the reveal (0: no report,
+    or the READER, who tried while the prompt was being said: :func:`tried_before`)."""
+    if prompt_heard_after_prompt_ms is None or tried:
+        return 0
+    return max(0, prompt_heard_after_prompt_ms)
 
 
 def held_window(window_ms: int, latest_after_prompt_ms: int) -> int:
