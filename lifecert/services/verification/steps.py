@@ -210,7 +210,7 @@ HINT_REPORT_MS = 9_000
 #    a time not before it first issued that code, and later than the hearing already kept; the window is then
 #    recomputed from it (:func:`hint_window`): it can only grow, never past HINT_MAX_WINDOW_MS. A report without a
 #    code (an older page) is the step's first action hint, kept once, as before.
-# 3. HINT_MAX_WINDOW_MS from the arithmetic above (24 s).
+# 3. HINT_MAX_WINDOW_MS from the arithmetic above (24 s; 27 s since the slow mover is counted in it).
 # Measured (benchmarks/hint_heard.py, simulated person, real frames/engine/service, espeak-ng times, n = 24 per prompt
 # length): the slow listener with a too-small first try is seen 24/24 with a 3.6 s and 24/24 with a 6.1 s prompt
 # (was 10/24, 2/24), a full first try 24/24 as before; the reader (first try 2.7 s after the prompt appeared) still
