@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -72,8 +72,8 @@ def face_engine() -> FaceEngine:
 
 
 @pytest.fixture(scope="session")
-def frontal68(faces_dir: Path, face_engine: FaceEngine) -> NDArray[np.float32]:
-    """The 68 landmarks (pixels of the 512x512 clip) of a real, near-frontal face: talking-head frame 100."""
+def frontal_frame(faces_dir: Path) -> NDArray[np.uint8]:
+    """A real, near-frontal face: talking-head frame 100 (BGR, 512x512). Callers copy before drawing on it."""
     import cv2
 
     cap = cv2.VideoCapture(str(faces_dir / "video/talking_head_a.mp4"))
@@ -81,9 +81,33 @@ def frontal68(faces_dir: Path, face_engine: FaceEngine) -> NDArray[np.float32]:
     ok, img = cap.read()
     cap.release()
     assert ok
-    faces = face_engine.detect(img)
+    img.flags.writeable = False
+    return img
+
+
+@pytest.fixture(scope="session")
+def frontal68(frontal_frame: NDArray[np.uint8], face_engine: FaceEngine) -> NDArray[np.float32]:
+    """The 68 landmarks (pixels of the 512x512 clip) of :func:`frontal_frame`."""
+    faces = face_engine.detect(frontal_frame)
     assert faces and faces[0].landmarks68 is not None
     return np.asarray(faces[0].landmarks68, np.float32)
+
+
+def posed_landmarks(
+    img: NDArray[np.uint8], engine: FaceEngine, poses: Iterable[tuple[float, float]]
+) -> dict[tuple[float, float], NDArray[np.float32]]:
+    """The engine's 68 landmarks of ``img``'s face turned/nodded to each (yaw_deg, pitch_deg) pose by
+    benchmarks.attacks.turn_head (> 0: the pensioner's left / looking down): what the server would see of a
+    real face in that pose."""
+    from benchmarks.attacks import turn_head
+
+    box = engine.detect(img)[0].box
+    out: dict[tuple[float, float], NDArray[np.float32]] = {}
+    for pose in poses:
+        faces = engine.detect(turn_head(img, box, yaw_deg=pose[0], pitch_deg=pose[1]))
+        assert faces and faces[0].landmarks68 is not None, pose
+        out[pose] = np.asarray(faces[0].landmarks68, np.float32)
+    return out
 
 
 @pytest.fixture(scope="session")

@@ -29,8 +29,7 @@ from lifecert.services.context import AppContext
 from lifecert.services.verification import steps
 from lifecert.storage.models import Pensioner
 from lifecert.storage.models_verification import VerificationSession
-from tests.conftest import make_settings
-from tests.integration.verification_support import TEMPLATE_FRAME, VIDEO, enroll, read_video, serve
+from tests.integration.verification_support import TEMPLATE_FRAME, VIDEO, enroll, read_video, serve, verification_ctx
 from tests.paced_client import Answer, Clip, Phone, SimClock, VirtualTime, http_sender, http_start
 
 ACTION_CODES = steps.ACTION_HINT_CODES
@@ -40,12 +39,7 @@ FULL = [15, 30, 45, 45, 45, 30, 15, 0]
 
 @pytest.fixture
 def vctx(tmp_path: Path, face_engine: FaceEngine) -> Iterator[AppContext]:
-    c = AppContext(make_settings(tmp_path, fixed_challenges="turn_left,blink", inference_threads=1))
-    c.set_engine(face_engine)
-    try:
-        yield c
-    finally:
-        c.close()
+    yield from verification_ctx(tmp_path, face_engine, fixed_challenges="turn_left,blink", inference_threads=1)
 
 
 @pytest.fixture

@@ -27,8 +27,7 @@ from lifecert.engine.image import encode_jpeg
 from lifecert.services.context import AppContext
 from lifecert.services.verification import steps
 from lifecert.storage.models_verification import VerificationSession
-from tests.conftest import make_settings
-from tests.integration.verification_support import TEMPLATE_FRAME, VIDEO, enroll, read_video, serve
+from tests.integration.verification_support import TEMPLATE_FRAME, VIDEO, enroll, read_video, serve, verification_ctx
 from tests.paced_client import FRAME_MS, Clip, Phone, SimClock, VirtualTime, http_sender, http_start
 
 REACT = 2_700  # ms: issue 12's slowest reaction, to the prompt and to the hint
@@ -37,12 +36,7 @@ FIXED = steps.CHALLENGE_WINDOW_MS + steps.HINT_EXTRA_WINDOW_MS
 
 @pytest.fixture
 def vctx(tmp_path: Path, face_engine: FaceEngine) -> Iterator[AppContext]:
-    c = AppContext(make_settings(tmp_path, fixed_challenges="turn_left,blink", inference_threads=1))
-    c.set_engine(face_engine)
-    try:
-        yield c
-    finally:
-        c.close()
+    yield from verification_ctx(tmp_path, face_engine, fixed_challenges="turn_left,blink", inference_threads=1)
 
 
 @pytest.fixture

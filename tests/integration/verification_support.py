@@ -59,12 +59,13 @@ def enroll(ctx: AppContext, image: NDArray[np.uint8], *, seq: int, name: str = "
     return p
 
 
-def verification_ctx(tmp_path: Path, engine: FaceEngine, **settings: Any) -> Iterator[AppContext]:
-    """A test context with fixed challenges blink,open_mouth (the talking-head video acts both) on the
+def verification_ctx(tmp_path: Path, engine: FaceEngine, fixed_challenges: str = "blink,open_mouth",
+                     **settings: Any) -> Iterator[AppContext]:
+    """A test context with fixed challenges (default blink,open_mouth: the talking-head video acts both) on the
     given engine, closed afterwards; ``settings`` go to make_settings."""
     from tests.conftest import make_settings
 
-    c = AppContext(make_settings(tmp_path, fixed_challenges="blink,open_mouth", **settings))
+    c = AppContext(make_settings(tmp_path, fixed_challenges=fixed_challenges, **settings))
     c.set_engine(engine)
     try:
         yield c

@@ -5,7 +5,6 @@ again by the engine: what the server would see of a user who turns too little, t
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +14,7 @@ from lifecert.domain.challenges import CHALLENGES, HINT_CODES
 from lifecert.engine.base import FaceEngine
 from lifecert.engine.liveness import FrameObs, LivenessParams
 from lifecert.services.verification import steps
+from tests.conftest import posed_landmarks
 
 REVEAL = 10_000  # server ms
 LATE = steps.ACTION_HINT_AFTER_MS
@@ -23,24 +23,10 @@ Pose = tuple[float, float]  # (yaw_deg, pitch_deg) of turn_head; > 0: the pensio
 
 
 @pytest.fixture(scope="module")
-def poses(faces_dir: Path, face_engine: FaceEngine) -> dict[Pose, NDArray[np.float32]]:
+def poses(frontal_frame: NDArray[np.uint8], face_engine: FaceEngine) -> dict[Pose, NDArray[np.float32]]:
     """The engine's 68 landmarks of talking-head frame 100 turned/nodded to each pose."""
-    import cv2
-
-    from benchmarks.attacks import turn_head
-
-    cap = cv2.VideoCapture(str(faces_dir / "video/talking_head_a.mp4"))
-    cap.set(cv2.CAP_PROP_POS_FRAMES, 100)
-    ok, img = cap.read()
-    cap.release()
-    assert ok
-    box = face_engine.detect(img)[0].box
-    out: dict[Pose, NDArray[np.float32]] = {}
-    for pose in ((0.0, 0.0), (18.0, 0.0), (22.0, 0.0), (27.0, 0.0), (45.0, 0.0), (0.0, 10.0), (0.0, 25.0)):
-        faces = face_engine.detect(turn_head(img, box, yaw_deg=pose[0], pitch_deg=pose[1]))
-        assert faces and faces[0].landmarks68 is not None, pose
-        out[pose] = np.asarray(faces[0].landmarks68, np.float32)
-    return out
+    return posed_landmarks(frontal_frame, face_engine,
+                           ((0.0, 0.0), (18.0, 0.0), (22.0, 0.0), (27.0, 0.0), (45.0, 0.0), (0.0, 10.0), (0.0, 25.0)))
 
 
 def _frames(poses: dict[Pose, NDArray[np.float32]], acted: Pose | None, held: bool = False) -> list[FrameObs]:

@@ -5,7 +5,6 @@ nodded by benchmarks.attacks.turn_head and found again by the engine."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,6 +14,7 @@ from numpy.typing import NDArray
 from lifecert.engine.base import FaceEngine
 from lifecert.engine.liveness import FrameObs, LivenessParams
 from lifecert.services.verification import paced, steps
+from tests.conftest import posed_landmarks
 from tests.paced_client import Clip
 
 REVEAL = 10_000  # server ms
@@ -24,23 +24,8 @@ REST, OUT, HALF, DOWN, LEFT_BIG = (0.0, 0.0), (35.0, 0.0), (22.0, 0.0), (0.0, 25
 
 
 @pytest.fixture(scope="module")
-def poses(faces_dir: Path, face_engine: FaceEngine) -> dict[Pose, NDArray[np.float32]]:
-    import cv2
-
-    from benchmarks.attacks import turn_head
-
-    cap = cv2.VideoCapture(str(faces_dir / "video/talking_head_a.mp4"))
-    cap.set(cv2.CAP_PROP_POS_FRAMES, 100)
-    ok, img = cap.read()
-    cap.release()
-    assert ok
-    box = face_engine.detect(img)[0].box
-    out: dict[Pose, NDArray[np.float32]] = {}
-    for pose in (REST, OUT, HALF, DOWN, LEFT_BIG):
-        faces = face_engine.detect(turn_head(img, box, yaw_deg=pose[0], pitch_deg=pose[1]))
-        assert faces and faces[0].landmarks68 is not None, pose
-        out[pose] = np.asarray(faces[0].landmarks68, np.float32)
-    return out
+def poses(frontal_frame: NDArray[np.uint8], face_engine: FaceEngine) -> dict[Pose, NDArray[np.float32]]:
+    return posed_landmarks(frontal_frame, face_engine, (REST, OUT, HALF, DOWN, LEFT_BIG))
 
 
 def _seq(poses: dict[Pose, NDArray[np.float32]], *runs: tuple[Pose, int]) -> list[FrameObs]:
