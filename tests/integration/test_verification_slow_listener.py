@@ -18,13 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
-import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from benchmarks.hint_recovery import FULL, SMALL, turned  # degrees: under the threshold / well past it
 from lifecert.engine.base import FaceEngine
-from lifecert.engine.image import encode_jpeg
 from lifecert.services.context import AppContext
 from lifecert.services.verification import steps
 from lifecert.storage.models import Pensioner
@@ -33,8 +31,6 @@ from tests.integration.verification_support import TEMPLATE_FRAME, VIDEO, enroll
 from tests.paced_client import Answer, Clip, Phone, SimClock, VirtualTime, http_sender, http_start
 
 ACTION_CODES = steps.ACTION_HINT_CODES
-SMALL = [8, 15, 22, 22, 22, 22, 15, 8]  # degrees: under the threshold
-FULL = [15, 30, 45, 45, 45, 30, 15, 0]
 
 
 @pytest.fixture
@@ -50,17 +46,6 @@ def clock() -> VirtualTime:
 @pytest.fixture
 def client(vctx: AppContext, frame_engine: FaceEngine, clock: VirtualTime) -> Iterator[TestClient]:
     yield from serve(vctx, frame_engine, clock)
-
-
-def _turn(clip: Clip, engine: FaceEngine, degrees: list[int]) -> list[bytes]:
-    from benchmarks.attacks import turn_head
-
-    out = []
-    for k, deg in enumerate(degrees):
-        img = cv2.imdecode(np.frombuffer(clip.neutral[k % len(clip.neutral)], np.uint8), cv2.IMREAD_COLOR)
-        box = engine.detect(img)[0].box
-        out.append(encode_jpeg(turn_head(img, box, yaw_deg=deg) if deg else img, 85))
-    return out
 
 
 Report = tuple[int, str, str]
@@ -167,8 +152,8 @@ def test_given_turn_more_heard_again_later_when_the_page_reports_it_then_the_win
 
     page = Page(prompt_said=3_000, hint=hint)
     sid, phone = _listener(client, clock, p, clip, page)
-    phone.script, phone.script_at = _turn(clip, frame_engine, SMALL), page.prompt_heard_at + 2_700
-    full = _turn(clip, frame_engine, FULL)
+    phone.script, phone.script_at = turned(clip, frame_engine, SMALL), page.prompt_heard_at + 2_700
+    full = turned(clip, frame_engine, FULL)
 
     def on_answer(a: Answer) -> None:
         if "TURN_MORE" in a.hints and not heard:
@@ -212,7 +197,7 @@ def test_given_a_hearing_of_a_code_not_issued_or_before_it_was_when_reported_the
 
     page = Page(prompt_said=3_000, hint=hint)
     sid, phone = _listener(client, clock, p, clip, page)
-    phone.script, phone.script_at = _turn(clip, frame_engine, SMALL), page.prompt_heard_at + 2_700
+    phone.script, phone.script_at = turned(clip, frame_engine, SMALL), page.prompt_heard_at + 2_700
 
     def on_answer(a: Answer) -> None:
         if "TURN_MORE" in a.hints and not came:
