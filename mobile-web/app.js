@@ -17,7 +17,7 @@
   const MAX_PENDING_MS = 7500; // capture time waiting for upload; beyond this the capture pauses (slow network)
   const STALL_GRACE_MS = 20000; // a step the server has not closed this long after its limit ends the attempt
   const STALE_FRAME_MS = 300; // at a step change, queued frames older than this are dropped
-  const HINT_REPEAT_MS = 6000; // speak the same hint again at most this often
+  const HINT_REPEAT_MS = 6000; // the same hint is said again no sooner than this after its speech ENDED
   const PROMPT_QUIET_MS = 2500; // no hint is spoken this soon after a prompt
   // An action hint not heard to its end this long after it was shown, or after it was handed to the voice if that
   // came later (it waits for the prompt's speech), counts as heard when shown (no speech came: a voice still busy,
@@ -84,8 +84,9 @@
     stream: null,
     timers: [],
     run: 0, // bumped for every attempt; a stale attempt stops at its next await
-    lastHintSpoken: 0,
     hintSpoken: "", // the code last spoken (a hint shown while the voice was busy is spoken later)
+    // its last utterance: {at: performance.now() when the voice took it, ended: null | when its end / error came}
+    hintVoice: null,
     lastPromptSpoken: 0,
     // what the voice is saying now, as speak() was told ({kind: "prompt" | "action" | "framing" | "other", code}); null
     // once that utterance ended, failed or was cancelled (it is the one to clear it: see speak)
@@ -432,6 +433,18 @@
     el.textContent = code ? hintText(code) : "";
   }
 
+  /** From when HINT_REPEAT_MS counts for the hint last said (performance.now() ms): the END of its speech (its own
+   *  end or error event), so that a hint that takes longer to say than HINT_REPEAT_MS (espeak-ng: TURN_MORE 6.3 s)
+   *  is not said again right after it ended. While it is being said: Infinity (not again). Where nothing was said
+   *  (no speech synthesis) or no event came within HINT_HEARD_WAIT_MS of handing it over (a browser that fires
+   *  neither): from when it was handed over, as the hearing report does; an event coming later still counts. */
+  function hintRepeatFrom(now) {
+    const v = state.hintVoice;
+    if (v === null) return -Infinity;
+    if (v.ended !== null) return v.ended;
+    return now - v.at > HINT_HEARD_WAIT_MS ? v.at : Infinity;
+  }
+
   /** Show the most important of the server's hint codes; speak it when it changes (never over a prompt).
    *  ``hearing`` (the paced capture's, optional): told when an action hint appears on screen and when the voice
    *  takes one; gives the callback that notes when it was heard (:func:`capturePaced`). */
@@ -448,7 +461,7 @@
     const text = code ? hintText(code) : "";
     // A new hint is spoken at the first answer that finds the voice free (one arriving while the previous
     // hint is still being said is not lost: it is tried again at the next answer, about a second later).
-    const due = code !== state.hintSpoken || now - state.lastHintSpoken > HINT_REPEAT_MS;
+    const due = code !== state.hintSpoken || now - hintRepeatFrom(now) > HINT_REPEAT_MS;
     const action = hearing && ACTION_HINTS.has(code);
     if (action && fresh) hearing.shown(code);
     // An action hint does not wait behind a framing hint: in a challenge step, one due while the voice is saying a
@@ -467,9 +480,15 @@
     let early;
     const ended = (ok) => (onEnd ? onEnd(ok) : (early = ok));
     const what = { kind: ACTION_HINTS.has(code) ? "action" : "framing", code };
-    if (text && due && now - state.lastPromptSpoken > PROMPT_QUIET_MS
-        && speak(text, !preempt, action ? ended : null, what)) {
-      state.lastHintSpoken = now;
+    // this utterance's own end / error (never another's: each has its own record) starts HINT_REPEAT_MS; only an
+    // action hint's tells the hearing (a cancelled framing hint is never an action hint heard)
+    const voiced = { at: now, ended: null };
+    const over = (ok) => {
+      if (voiced.ended === null) voiced.ended = performance.now();
+      if (action) ended(ok);
+    };
+    if (text && due && now - state.lastPromptSpoken > PROMPT_QUIET_MS && speak(text, !preempt, over, what)) {
+      state.hintVoice = voiced;
       state.hintSpoken = code;
       if (action) {
         onEnd = hearing.said(code);

@@ -465,6 +465,29 @@ def test_given_a_slow_voice_listed_late_when_the_user_turns_only_after_hearing_t
         page.context.close()
 
 
+def _page_ms(name: str) -> int:
+    """A ms constant of the pensioner page (``const NAME = 1234;`` in mobile-web/app.js)."""
+    path = Path(__file__).resolve().parents[2] / "mobile-web" / "app.js"
+    m = re.search(rf"const {name} = (\d+);", path.read_text(encoding="utf-8"))
+    assert m is not None, name
+    return int(m.group(1))
+
+
+def _assert_no_action_hint_said_again_soon_after_it_ended(utterances: list[list[Any]], diag: str) -> None:
+    """Each thing said once: in a step, no action hint's text is said again less than HINT_REPEAT_MS after its
+    previous utterance ENDED (its end, or the cancel that cut it), on the stub's clock (``__actor.utterances``
+    [began, ended, end | cancel, text, hint code, step key]; never-begun ones were never heard). The stub notes its
+    end before the page hears it and its begin after the page decided, so the page's own gap is no larger."""
+    repeat_ms = _page_ms("HINT_REPEAT_MS")
+    said = sorted((u for u in utterances if u[4] in steps.ACTION_HINT_CODES and u[0] is not None),
+                  key=lambda u: u[0])
+    ended: dict[tuple[str, str], int] = {}
+    for began, end, _how, text, code, key in said:
+        if (key, text) in ended:
+            assert began - ended[key, text] >= repeat_ms, (key, code, ended[key, text], began, diag)
+        ended[key, text] = end
+
+
 def _espeak_times() -> tuple[dict[str, int], dict[str, str]]:
     """(text -> ms espeak-ng took to say it, challenge -> its prompt's text): the voiced audio at the page's rate 0.85,
     the measured times steps.py's window arithmetic and benchmarks/hint_heard.py use (the zh texts of
@@ -514,8 +537,12 @@ def test_given_a_slow_listener_who_tries_only_after_the_prompt_is_said_and_too_l
         result = _run_to_result(page, live_server)
         actor = page.evaluate("window.__actor")
         diag = (f"first={actor['first_tries']} full={actor['full_tries']} prompt_ends={actor['prompt_ends']} "
-                f"hint_ends={actor['hint_ends']} spoken={actor['spoken']}\n{_diagnose(page, live_server)}")
+                f"hint_ends={actor['hint_ends']} spoken={actor['spoken']} utterances={actor['utterances']}\n"
+                f"{_diagnose(page, live_server)}")
         assert result.get_attribute("data-decision") == "CONFIRMED", diag
+        # TURN_MORE takes 6.3 s to say, longer than HINT_REPEAT_MS: each action hint is said once, then not again
+        # until HINT_REPEAT_MS after it ended (counted from when it began, it was said again 0.3-0.9 s after its end)
+        _assert_no_action_hint_said_again_soon_after_it_ended(actor["utterances"], diag)
         stored = _challenge_steps(live_server, result.get_attribute("data-session-id"))
         prompted = {key: appeared for _t, key, appeared in actor["prompt_ends"]}
         heard_prompt = {key: t for t, key, _appeared in actor["prompt_ends"]}
@@ -602,6 +629,7 @@ def test_given_a_slow_listener_when_her_action_hint_comes_while_a_framing_hint_i
         diag = (f"first={actor['first_tries']} full={actor['full_tries']} hints={actor['hints']} "
                 f"utterances={actor['utterances']} answers={actor['answers']}\n{_diagnose(page, live_server)}")
         assert result.get_attribute("data-decision") == "CONFIRMED", diag
+        _assert_no_action_hint_said_again_soon_after_it_ended(actor["utterances"], diag)  # as the test above
         stored = _challenge_steps(live_server, result.get_attribute("data-session-id"))
         head = [st for st in stored if st["challenge"] in HEAD_MOTION]
         assert head, stored
