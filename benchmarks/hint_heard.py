@@ -40,7 +40,8 @@ TURN_MORE hint it brings. Where nothing moved by ACTION_HINT_AFTER_MS after the 
 with the *both* page the prompt's hearing), the server's first action hint is DO_ACTION (the page says the prompt
 again, as long to say as the prompt), and TURN_MORE comes only after her small turn; the page's one voice is
 modelled as app.js ``setHints``/``speak`` do (:class:`PageVoice`: polite, a hint said at the first answer that finds
-the voice free, PROMPT_QUIET_MS after the prompt, a changed code at once, the same one again after HINT_REPEAT_MS).
+the voice free, PROMPT_QUIET_MS after the prompt, a changed code at once, the same one again HINT_REPEAT_MS after
+its speech ENDED).
 The hint report: *both*, the newest hearing known with its code; *hint*, the end of the FIRST action hint's speech.
 The default (``--first-from appeared``) is the model above.
 """
@@ -111,7 +112,8 @@ class PageVoice:
     """The page's one voice as mobile-web/app.js uses it for a challenge step (``setHints`` + ``speak(text,
     polite=true)``): the prompt is said from ``prompt_ms`` for ``prompt_speech`` ms; an action hint code in an
     answer at ``t`` (client ms) is said then if it is due (a code other than the last one said, or the same one
-    HINT_REPEAT_MS after it was last said), more than PROMPT_QUIET_MS after the prompt, and the voice is free
+    more than HINT_REPEAT_MS after the END of its last utterance: each thing said once, then again only after a
+    pause as long), more than PROMPT_QUIET_MS after the prompt, and the voice is free
     (a polite utterance is dropped, not queued: the next answer tries again). ``lengths``: ms to say each code.
 
     And what the page reports of hearing them (app.js ``hearing``): ``newest`` (the page now): a record per action
@@ -132,7 +134,10 @@ class PageVoice:
     drops_stale: bool = True
     free_at: int = 0
     spoken: str = ""
-    last_spoken_at: int = -(10**9)
+    # when the last utterance of ``spoken`` ENDED (app.js ``hintRepeatFrom``: its end / error event; a speech that
+    # has not ended HINT_HEARD_WAIT_MS after it was handed over counts from then, but the modelled voice is busy
+    # until the end anyway, so a repeat can only come after it: the end is the rule here)
+    last_ended_at: int = -(10**9)
     on_screen: str = ""
     said: list[tuple[str, int, int]] = field(default_factory=list)  # (code, began, ended), client ms
     records: list[Hearing] = field(default_factory=list)
@@ -160,11 +165,11 @@ class PageVoice:
             return None
         if fresh and (self.newest or not self.records) and self._pending(code, t) is None:
             self.records.append(Hearing(code, t))
-        due = code != self.spoken or t - self.last_spoken_at > HINT_REPEAT_MS
+        due = code != self.spoken or t - self.last_ended_at > HINT_REPEAT_MS
         if not (due and t - self.prompt_ms > PROMPT_QUIET_MS and t >= self.free_at):
             return None
         end = t + self.lengths[code]
-        self.free_at, self.spoken, self.last_spoken_at = end, code, t
+        self.free_at, self.spoken, self.last_ended_at = end, code, end
         self.said.append((code, t, end))
         if self.newest:
             h = self._pending(code, t)
@@ -506,7 +511,8 @@ the reveal, or (*both reports*) from the prompt's reported hearing; where nothin
 DO_ACTION, which the page says as the prompt again (as long as the prompt); *both reports* drops the action hints
 of answers to chunks sent before its prompt report (app.js `staleAction`). The page's one voice as app.js
 (`PageVoice`: polite, said at the first answer finding it free, over {PROMPT_QUIET_MS} ms after the prompt, a
-changed hint at once, the same again after {HINT_REPEAT_MS} ms); `TURN_MORE said-heard` takes `speech` ms. The hint
+changed hint at once, the same again {HINT_REPEAT_MS} ms after its speech ENDED); `TURN_MORE said-heard` takes
+`speech` ms. The hint
 report: *both reports*, the NEWEST action hint heard with its code (`hint reported` is the last one sent);
 *hint report*, the step's FIRST action hint's; each the speech's end, or the time it was shown (`text`) past
 {HINT_HEARD_WAIT_MS} ms. Windows: `base window` = steps.prompt_window (8 s from the prompt's reported hearing),
