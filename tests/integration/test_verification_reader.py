@@ -16,18 +16,16 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
+from benchmarks.hint_recovery import FULL, SMALL, turned
 from lifecert.engine.base import FaceEngine
 from lifecert.services.context import AppContext
 from lifecert.services.verification import steps
 from tests.integration.test_verification_slow_listener import (
     ACTION_CODES,
-    FULL,
-    SMALL,
     Page,
     Report,
     _listener,
     _stored_step,
-    _turn,
     _turn_step_answers,
 )
 
@@ -55,9 +53,9 @@ def test_given_a_reader_who_tried_too_small_while_the_prompt_was_said_then_turn_
     sid, phone = _listener(client, clock, p, clip, page)
     shown = page.prompt_heard_at - PROMPT_SAID  # client ms the prompt appeared
     # she reads the prompt and turns too little 2.7 s after it APPEARED, while the voice is still saying it
-    phone.script, phone.script_at = _turn(clip, frame_engine, SMALL), shown + 2_700
+    phone.script, phone.script_at = turned(clip, frame_engine, SMALL), shown + 2_700
     assert shown + 2_700 + 125 * len(SMALL) < page.prompt_heard_at
-    full = _turn(clip, frame_engine, FULL)
+    full = turned(clip, frame_engine, FULL)
 
     def on_answer(a: Answer) -> None:
         told = page.sends[-1][1]
@@ -95,7 +93,7 @@ def test_given_a_listener_who_had_not_moved_when_the_prompt_was_heard_then_no_ac
     page = Page(prompt_said=PROMPT_SAID)
     sid, phone = _listener(client, clock, p, clip, page)
     # the same too-small turn, 2.7 s after the prompt was HEARD
-    phone.script, phone.script_at = _turn(clip, frame_engine, SMALL), page.prompt_heard_at + 2_700
+    phone.script, phone.script_at = turned(clip, frame_engine, SMALL), page.prompt_heard_at + 2_700
     rows = _turn_step_answers(phone, len(phone.answers), page, limit_ms=20_000)
     due = page.prompt_heard_at + steps.ACTION_HINT_AFTER_MS
     told = [(s, a.hints) for s, t, a in rows if t]
