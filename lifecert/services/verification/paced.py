@@ -370,7 +370,6 @@ class PacedCapture:
                 if action not in issued:
                     st["hint"] = dict(st["hint"]) | {"issued": issued | {action: answered}}
             st["window_ms"] = _window(st)
-            st["result"] = j.as_dict(st["challenge"], int(st["reveal_ms"])) | _hint_note(st)
             reveal = int(st["reveal_ms"])
             if not j.seen and latest_ms > reveal + int(st["window_ms"]) and steps.under_way(
                     st["challenge"], fobs, base, reveal, self.params):
@@ -378,8 +377,8 @@ class PacedCapture:
                 held = steps.held_window(int(st["window_ms"]), latest_ms - reveal)
                 if held > int(st["window_ms"]):
                     st["held_ms"] = held
-                    st["window_ms"] = held
-                    st["result"] = j.as_dict(st["challenge"], reveal) | _hint_note(st)
+                    st["window_ms"] = _window(st)  # it keeps the hold
+            st["result"] = j.as_dict(st["challenge"], reveal) | _hint_note(st)
             if j.seen:
                 st["state"] = SEEN
             elif steps.step_over(latest_ms, now_ms, reveal, int(st["window_ms"])):

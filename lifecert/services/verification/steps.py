@@ -330,6 +330,21 @@ def hint_window(
     return want, "heard"
 
 
+def _rest_trace(
+    name: str, frames: Sequence[FrameObs], base: Baseline, reveal_ms: int, until_ms: int | None, p: LivenessParams
+) -> list[bool]:
+    """For each frame with a face from the reveal + MIN_REACTION_MS (and before ``until_ms``), in order: is it at rest
+    for challenge ``name`` (:func:`_at_rest`, :func:`judge_challenge`'s own bound)? Empty without an open-eye
+    baseline. What :func:`under_way` and :func:`tried_before` read."""
+    if np.isnan(base.ear):
+        return []
+    sig = signals(frames)
+    keep = (sig.t_ms >= reveal_ms + MIN_REACTION_MS) & ~np.isnan(sig.ear)
+    if until_ms is not None:
+        keep &= sig.t_ms < until_ms
+    return [_at_rest(name, sig, int(i), base, p) for i in np.nonzero(keep)[0]]
+
+
 def under_way(
     name: str, frames: Sequence[FrameObs], base: Baseline, reveal_ms: int, p: LivenessParams | None = None
 ) -> bool:
@@ -338,15 +353,10 @@ def under_way(
     (+ MIN_REACTION_MS) is not at rest for ``name`` (a turn past turn_back x turn_yaw the asked way, a nod past half
     nod_pitch down) and an earlier such frame was at rest (the action began after the prompt, as judge_challenge
     requires). Blink and open_mouth: never (a blink is over in ~0.3 s; an open mouth counts at its widest)."""
-    if name not in ("turn_left", "turn_right", "nod") or np.isnan(base.ear):
+    if name not in ("turn_left", "turn_right", "nod"):
         return False
-    p = p or LivenessParams()
-    sig = signals(frames)
-    after = np.nonzero((sig.t_ms >= reveal_ms + MIN_REACTION_MS) & ~np.isnan(sig.ear))[0]
-    if len(after) < 2:
-        return False
-    began = any(_at_rest(name, sig, int(i), base, p) for i in after[:-1])
-    return began and not _at_rest(name, sig, int(after[-1]), base, p)
+    rest = _rest_trace(name, frames, base, reveal_ms, None, p or LivenessParams())
+    return len(rest) >= 2 and any(rest[:-1]) and not rest[-1]
 
 
 def tried_before(
@@ -359,18 +369,8 @@ def tried_before(
     down, an eye closing under blink_recover x the open EAR, a mouth open past its bound), after an earlier frame
     there that was at rest (an action under way at the reveal is not a try, as judge_challenge does not count it).
     The reader's distinction (see "The READER" above HINT_FOR): her action-hint clock counts from the reveal."""
-    p = p or LivenessParams()
-    sig = signals(frames)
-    after = np.nonzero((sig.t_ms >= reveal_ms + MIN_REACTION_MS) & (sig.t_ms < until_ms) & ~np.isnan(sig.ear))[0]
-    if np.isnan(base.ear):
-        return False
-    began = False
-    for i in after:
-        if _at_rest(name, sig, int(i), base, p):
-            began = True
-        elif began:
-            return True
-    return False
+    rest = _rest_trace(name, frames, base, reveal_ms, until_ms, p or LivenessParams())
+    return True in rest and False in rest[rest.index(True):]
 
 
 def hint_since(prompt_heard_after_prompt_ms: int | None, tried: bool) -> int:
