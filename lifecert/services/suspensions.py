@@ -186,7 +186,11 @@ def _join_fraud(session: Session, s: Suspension, review_case_id: int | None, who
     the decision joins it instead of opening a second one. Its confirmations are added to those approval
     withdraws, each marked with who added it (``added_by``: that caseworker may not give the second
     signature). An OPEN case (opened by someone who does not sign) takes this decision as its first
-    signature, as :func:`propose` would."""
+    signature (:func:`propose`). A case outside the caseworker's region (the pensioner moved after it was
+    opened) does not exist for them, as on the suspensions page: NotFound, nothing changed."""
+    _check_signer(who, s)
+    if s.status == SuspensionStatus.OPEN:
+        propose(session, s.id, who, note=note, client_addr=client_addr)
     before = {cid for cid, _ in withdraws_of(s)}
     added = [w | {"added_by": who.user_id, "review_case_id": review_case_id}
              for w in pending if w["confirmation_id"] not in before]
@@ -197,10 +201,6 @@ def _join_fraud(session: Session, s: Suspension, review_case_id: int | None, who
     if review_case_id is not None and review_case_id != s.review_case_id and review_case_id not in joined:
         detail[JOINED] = [*joined, review_case_id]
     s.detail = detail
-    if s.status == SuspensionStatus.OPEN:
-        s.status, s.proposed_by, s.proposed_at = SuspensionStatus.PROPOSED, who.user_id, _now()
-        s.proposal_note = note.strip()[:2000] or s.proposal_note
-        _audit(session, who, "suspension.propose", s, client_addr, review_case_id=review_case_id)
     _audit(session, who, "suspension.join", s, client_addr, review_case_id=review_case_id,
            withdraws_on_approval=[w["confirmation_id"] for w in added], note=note.strip()[:500])
     return s

@@ -6,6 +6,7 @@ test database."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import UTC, date, datetime
 from html import unescape
@@ -199,4 +200,28 @@ def test_given_a_fraud_suspension_in_force_when_a_spot_check_finds_fraud_then_re
         acted = [(ev.action, ev.object_id) for ev in s.scalars(select(AuditEvent).where(AuditEvent.action.in_(
             ("suspension.join", "case.fraud", "confirmation.withdraw"))))]
         assert ("case.fraud", str(case_id)) not in acted and [a for a, _ in acted] == ["case.fraud"]  # the tip-off's
+    assert _withdrawn(data_ctx, conf_id) == (None, None)
+
+
+def test_given_a_pending_fraud_proposal_outside_the_caseworkers_region_when_a_spot_check_finds_fraud_then_not_joined(
+        data_ctx: AppContext, staff: tuple[Principal, Principal, Principal]) -> None:
+    """The pensioner moved after cw_a's proposal (the suspension keeps its old region): a caseworker of the new
+    region deciding fraud on her spot check may not sign a suspension outside their region, as on the
+    suspensions page: refused, nothing added, the case still open."""
+    a, _, c = staff
+    pid, conf_id, case_id = _pensioner(data_ctx, 67)
+    sid = _tip_off_proposal(data_ctx, pid, a)
+    with data_ctx.db.session() as s:
+        susp = s.get(Suspension, sid)
+        assert susp is not None
+        susp.region_code = "110101"  # the old district
+    here = dataclasses.replace(c, region_code="220202")
+    with pytest.raises(LifecertError) as e, data_ctx.db.session() as s:
+        review.mark_suspected_fraud(s, case_id, here)
+    assert e.value.code is ErrorCode.NOT_FOUND
+    with data_ctx.db.session() as s:
+        susp = s.get(Suspension, sid)
+        assert susp is not None and suspensions.withdraws_of(susp) == []
+        row = s.get(ReviewCase, case_id)
+        assert row is not None and row.status != "closed"
     assert _withdrawn(data_ctx, conf_id) == (None, None)
