@@ -474,18 +474,19 @@
     const preempt = ACTION_HINTS.has(code) && state.phase && state.phase.kind === "challenge" && s !== null
       && s.kind === "framing" && "speechSynthesis" in window && (window.speechSynthesis.speaking
         || window.speechSynthesis.pending);
-    // the callback for this utterance's end is known only once the voice has taken it (speak may also report
-    // "nothing will be said" before it returns)
-    let onEnd = null;
-    let early;
-    const ended = (ok) => (onEnd ? onEnd(ok) : (early = ok));
     const what = { kind: ACTION_HINTS.has(code) ? "action" : "framing", code };
     // this utterance's own end / error (never another's: each has its own record) starts HINT_REPEAT_MS; only an
-    // action hint's tells the hearing (a cancelled framing hint is never an action hint heard)
+    // action hint's tells the hearing (a cancelled framing hint is never an action hint heard). The hearing's
+    // callback is known only once the voice has taken the text; speak may report "nothing will be said" before it
+    // returns (no speech synthesis): that outcome waits in ``early``.
     const voiced = { at: now, ended: null };
+    let onEnd = null;
+    let early;
     const over = (ok) => {
       if (voiced.ended === null) voiced.ended = performance.now();
-      if (action) ended(ok);
+      if (!action) return;
+      if (onEnd) onEnd(ok);
+      else early = ok;
     };
     if (text && due && now - state.lastPromptSpoken > PROMPT_QUIET_MS && speak(text, !preempt, over, what)) {
       state.hintVoice = voiced;
