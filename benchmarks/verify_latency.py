@@ -61,8 +61,11 @@ from tests.paced_client import (  # noqa: E402
 
 FACES = Path(os.environ.get("LIFECERT_SHARED_FACES", ROOT.parent / "shared" / "faces"))
 VIDEO = FACES / "video" / "talking_head_a.mp4"
-PAD_DIR = ROOT.parent / "shared" / "models" / "minifasnet"
-FUSION_DIRS = {p: ROOT.parent / "shared" / "models" / p for p in ("edgeface", "yunet")}
+# ../shared/models, or LIFECERT_SHARED_MODELS (as tests/conftest): a worktree under /work/wt has no ../shared,
+# and without the override the PAD pack was silently not installed there (a "PAD on" run measured PAD off).
+MODELS = Path(os.environ.get("LIFECERT_SHARED_MODELS", ROOT.parent / "shared" / "models"))
+PAD_DIR = MODELS / "minifasnet"
+FUSION_DIRS = {p: MODELS / p for p in ("edgeface", "yunet")}
 RESULT_PREFIX = "verify_latency_paced"
 
 
@@ -205,7 +208,7 @@ class StageTimer:
 def staged(svc: Any, timer: StageTimer) -> Iterator[None]:
     """Time the stages of the paced path by wrapping what it calls (restored afterwards)."""
     from lifecert.services.verification import frames as fa
-    from lifecert.services.verification import paced
+    from lifecert.services.verification import paced, steps
 
     patches: list[tuple[Any, str, Any]] = [
         (fa, "decode_frames", "decode"),
@@ -213,6 +216,12 @@ def staged(svc: Any, timer: StageTimer) -> Iterator[None]:
         (svc.frame_engine, "embed_faces", "embed"),
         (paced.PacedCapture, "_finalize", "final decision (all)"),
     ]
+    # The step rule on every chunk (paced._advance calls them through the steps module): each re-reads the
+    # step's frames so far; session 10 added under_way and tried_before beside judge_challenge. Loading the
+    # step's observations from the database is not in it.
+    for name in ("settle", "judge_challenge", "under_way", "tried_before"):
+        if hasattr(steps, name):
+            patches.append((steps, name, "step rule"))
     for name in ("track", "landmarks_at"):  # present once landmark tracking exists
         if hasattr(svc.frame_engine, name):
             patches.append((svc.frame_engine, name, "detect+landmarks"))
@@ -382,6 +391,9 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="lifecert-bench-latency-"))
     who = enroll(tmp / "data", clip.template, args.lfw)
     pad_on = False if args.no_pad else install_pad(tmp / "data")
+    if not args.no_pad and not pad_on:
+        raise SystemExit(f"the MiniFASNet pack could not be installed from {PAD_DIR} (set LIFECERT_SHARED_MODELS, "
+                         "or pass --no-pad to measure without PAD)")
     fusion_on = install_fusion(tmp / "data") if args.fusion else False
     if args.fusion and not fusion_on:
         raise SystemExit("--fusion: the EdgeFace/YuNet packs could not be installed from ../shared/models")
