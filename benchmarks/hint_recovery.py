@@ -51,6 +51,7 @@ from lifecert.engine.image import encode_jpeg  # noqa: E402
 from lifecert.engine.loader import load_engine  # noqa: E402
 from lifecert.services.context import AppContext  # noqa: E402
 from lifecert.services.verification import VerificationService, load_frame_engine, steps  # noqa: E402
+from lifecert.storage.models_verification import VerificationSession  # noqa: E402
 from tests.integration.verification_support import TEMPLATE_FRAME, VIDEO, enroll, read_video  # noqa: E402
 from tests.paced_client import (  # noqa: E402
     Clip,
@@ -160,8 +161,12 @@ def one(svc: VerificationService, clock: VirtualTime, who: tuple[str, str], clip
                 hint_at = phone.t
                 phone.script, phone.script_at = list(full), max(hint_at + after_hint, small_end + 125)
     passed = phone.step.index == 2
+    with svc.ctx.db.session() as s:  # the turn step as the server recorded it: its window and why
+        vs = s.get(VerificationSession, phone.session_id)
+        st = dict(vs.steps[1]) if vs is not None else {}
     return {"outcome": "seen" if passed else "missed", "hint_ms": None if hint_at is None else hint_at - prompt,
-            "full_turn_ms": None if hint_at is None else max(hint_at + after_hint, small_end + 125) - prompt}
+            "full_turn_ms": None if hint_at is None else max(hint_at + after_hint, small_end + 125) - prompt,
+            "window_ms": st.get("window_ms"), "held_ms": st.get("held_ms")}
 
 
 def main() -> None:
@@ -200,7 +205,9 @@ def main() -> None:
                 rs = []
                 for extra in extras:
                     rs = cells[f"{first}/{after}/{lag}/{extra}"]
-                    seen.append(f"{sum(1 for r in rs if r['outcome'] == 'seen')}/{len(rs)}")
+                    held = sum(1 for r in rs if r.get("held_ms"))
+                    seen.append(f"{sum(1 for r in rs if r['outcome'] == 'seen')}/{len(rs)}"
+                                + (f" (held {held})" if held else ""))
                 hints = [r["hint_ms"] for r in rs if r.get("hint_ms") is not None]
                 fulls = [r["full_turn_ms"] for r in rs if r.get("full_turn_ms") is not None]
                 rows.append(f"| {first} | {after} | {lag} | {' | '.join(seen)} | "
@@ -213,7 +220,9 @@ def main() -> None:
 docstring): a turn too small `first` ms after the prompt, then the full turn `after hint` ms after the action
 hint reached the phone. Window {steps.CHALLENGE_WINDOW_MS} ms from the prompt, hint from
 {steps.ACTION_HINT_AFTER_MS} ms (frames' server clock). Cells: turn step seen / sessions ({a.seeds} prompt-delay
-seeds each); when the hint reached the phone and when the full turn began, ms after the prompt appeared.
+seeds each; "held k": in k of them the step was held open because the turn was under way at the window's end,
+steps.under_way / held_window, since session 10); when the hint reached the phone and when the full turn began, ms
+after the prompt appeared.
 
 | first (ms) | after hint (ms) | server lag (ms) | {heads} | hint reached phone | full turn began |
 |---|---|---|{'---|' * len(extras)}---|---|
