@@ -39,7 +39,10 @@ exposure: attacks.Camera.random), the challenges and the reaction delay.
   96x128 clip (``tiny``: reported, not in the floor).
 
 Protocol (policy of issue 12: one of turn_left / turn_right and one of blink / open_mouth, random
-order; nods are not drawn because the synthetic nod warp is not a fair genuine nod). Acted sessions
+order; nods are not drawn because the synthetic nod warp is not a fair genuine nod). Production draws
+open_mouth in EVERY set since session 11 (lifecert.domain.challenges.draw); this script's sessions still
+draw the older policy (its caches g6/c6 were made with it; not rerun), replay_sweep's cued / acted rows
+draw the new one (:func:`draw_challenges` ``mouth_always``). Acted sessions
 (genuine and cued replays, g3/c3) are captured as production paces them (:func:`pace`): frames at
 steps.capture_fps(None) until the settle step is seen (judged per CHUNK_MS chunk), the first prompt
 PROMPT_DELAY_MS later; each step captured at steps.capture_fps(challenge) and judged per chunk by
@@ -295,9 +298,17 @@ def _num(p: Path) -> int:
     return int(m[-1]) if m else 0
 
 
-def draw_challenges(rng: np.random.Generator, clip_can_mouth: bool) -> list[str]:
+def draw_challenges(rng: np.random.Generator, clip_can_mouth: bool, mouth_always: bool = False) -> list[str]:
+    """A head turn and a non-rigid challenge in random order. Default: the policy before session 11 (blink or
+    open_mouth; blink alone for a clip with no mouth frames), which this script's cached sessions (g6/c6) were
+    made with. ``mouth_always``: production's draw since session 11 (lifecert.domain.challenges.draw: open_mouth
+    in every set; its optional third challenge is not modelled), whatever the clip can act — a clip with no
+    open mouth then has nothing to cue for it. The generator is consumed the same way either way, so a session
+    number keeps its other draws (head, order, delays, camera) and only the non-rigid challenge changes."""
     head = str(rng.choice(HEAD))
     nr = str(rng.choice(NON_RIGID if clip_can_mouth else ("blink",)))
+    if mouth_always:
+        nr = "open_mouth"
     return [head, nr] if rng.random() < 0.5 else [nr, head]
 
 

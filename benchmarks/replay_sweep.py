@@ -105,7 +105,8 @@ from lifecert.services.evaluation import machine_info  # noqa: E402
 from lifecert.services.verification import load_frame_engine, steps  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
-VERSION = "r1"  # bump when a session's synthesis changes
+VERSION = "r2"  # bump when a session's synthesis changes (r2: the cued / acted rows draw open_mouth in every
+# session, production's draw since session 11: pad_eval.draw_challenges(mouth_always=True))
 SEED = 7
 FPS = 8.0  # production's capture rate (steps.capture_fps of settle / turns / nod / open_mouth)
 SECONDS = 7.0
@@ -353,7 +354,7 @@ class Sweep:
         d = self.draws(v, clip, number)  # the clip start and shift are unused: the actor plays its own
         rng_phone, cam, face_target, width = d.rng_phone, d.cam, d.face_target, d.width
         act = np.random.default_rng([SEED, 4, CLIP_ID[clip], number])
-        ch = pe.draw_challenges(act, bool(w.clips[clip][1].mouth_frames()))
+        ch = pe.draw_challenges(act, bool(w.clips[clip][1].mouth_frames()), mouth_always=True)
         frames, index, degs, more, meta = w.acting(act, clip, ch, depth=True)
         actor = atk.Actor(index, ch, act, delay_ms=int(act.uniform(800, 1500)), turn_deg=degs, more_deg=more)
         jitters = [int(act.uniform(*steps.PROMPT_DELAY_MS)) for _ in ch]
@@ -383,7 +384,7 @@ class Sweep:
         w = self.worker
         d = self.draws(v, clip, number)
         act = np.random.default_rng([SEED, 4, CLIP_ID[clip], number])
-        ch = pe.draw_challenges(act, bool(w.clips[clip][1].mouth_frames()))
+        ch = pe.draw_challenges(act, bool(w.clips[clip][1].mouth_frames()), mouth_always=True)
         frames, index, degs, more, meta = w.acting(act, clip, ch, depth=True)
         actor = atk.Actor(index, ch, act, delay_ms=int(act.uniform(600, 1200)), turn_deg=degs, more_deg=more)
         jitters = [int(act.uniform(*steps.PROMPT_DELAY_MS)) for _ in ch]

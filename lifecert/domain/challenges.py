@@ -3,8 +3,22 @@
 A replayed video of the pensioner can act head motion (the footage turns and nods) and a
 print can be bent to fake a nod, but neither acts a requested non-rigid change on cue as
 easily, and vice versa. So every session holds at least one HEAD motion (turn or nod) AND
-one NON-RIGID action (blink or open mouth), in random order. The hint codes the server
-sends during capture are listed here too (one list; texts live in ``mobile-web/i18n.js``).
+one NON-RIGID action (blink or open mouth), in random order (:func:`policy_violation`, also
+the rule for ``LIFECERT_FIXED_CHALLENGES``).
+
+The DRAW goes further: every drawn set holds ``open_mouth`` (:func:`draw`). A blink proves
+nothing against found footage: people blink every few seconds without being asked, so any
+video of the pensioner shows one inside a step's window (>= 8 s, up to 27 s) with nothing
+acted; a wide mouth opening is rare in such footage (video calls, chat clips: speech opens
+the mouth briefly). benchmarks/mouth_windows.py (the two real clips replayed as they are,
+nothing acted, production's engine and step judge at the steps' capture rates, 8 s windows at
+every phase): the blink step passed in 200/200 and 308/308 windows, open_mouth in 196/200 for
+the talking clip (by speech) and 0/308 for the silent one. So open_mouth stops a replay of
+footage without a wide opening, not of talking footage cued by hand (nor a deepfake). Blink
+stays possible only as an optional third challenge.
+
+The hint codes the server sends during capture are listed here too (one list; texts live in
+``mobile-web/i18n.js``).
 """
 
 from __future__ import annotations
@@ -14,6 +28,7 @@ from collections.abc import Sequence
 
 HEAD_MOTION = ("turn_left", "turn_right", "nod")
 NON_RIGID = ("blink", "open_mouth")
+DRAWN_NON_RIGID = "open_mouth"  # in every drawn set (draw); blink only as an optional third
 CHALLENGES = ("blink", "turn_left", "turn_right", "open_mouth", "nod")
 MIN_CHALLENGES = 2
 MAX_CHALLENGES = 3
@@ -56,9 +71,10 @@ def policy_violation(challenges: Sequence[str]) -> str | None:
 
 
 def draw(rng: random.Random) -> list[str]:
-    """2 or 3 distinct challenges: one head motion, one non-rigid, maybe one more of either, shuffled.
-    ``rng``: use :class:`random.SystemRandom` in the service (unpredictable draws)."""
-    picked = [rng.choice(HEAD_MOTION), rng.choice(NON_RIGID)]
+    """2 or 3 distinct challenges: one head motion and ``open_mouth`` (never a blink in its place: a
+    replayed video blinks by itself, see the module docstring), maybe one more (blink or another head
+    motion), shuffled. ``rng``: use :class:`random.SystemRandom` in the service (unpredictable draws)."""
+    picked = [rng.choice(HEAD_MOTION), DRAWN_NON_RIGID]
     if rng.random() < 0.5:
         picked.append(rng.choice([c for c in CHALLENGES if c not in picked]))
     rng.shuffle(picked)

@@ -32,7 +32,6 @@ pytestmark = pytest.mark.browser
 
 RESULT_TIMEOUT_MS = 300_000  # a bound, not a speed requirement: the shared 2-core machine may be slow
 HEAD_MOTION = {"turn_left", "turn_right", "nod"}
-NON_RIGID = {"blink", "open_mouth"}
 PHONE_TZ = ZoneInfo("Asia/Shanghai")  # the browser context's time zone (conftest)
 
 SLOW_ELDERLY = ActorPlan(reaction_ms=2500, face_enters_ms=2500)
@@ -132,10 +131,11 @@ def test_given_slow_elderly_user_late_in_frame_when_acting_every_drawn_prompt_th
         assert result.get_attribute("data-decision") == "CONFIRMED", _diagnose(page, live_server)
         assert "认证成功" in page.inner_text("#result-title")
 
-        # The server revealed the challenges one by one; the policy holds a head motion AND a non-rigid one.
+        # The server revealed the challenges one by one; every draw holds a head motion AND open_mouth (a blink
+        # only as a third: a replayed video blinks by itself, lifecert.domain.challenges).
         prompts = [name for _, name in page.evaluate("window.__actor.prompts")]
         assert set(prompts) <= set(ACTIONS) and len(prompts) >= 2
-        assert set(prompts) & HEAD_MOTION and set(prompts) & NON_RIGID, prompts
+        assert set(prompts) & HEAD_MOTION and "open_mouth" in prompts, prompts
         # One session, frames streamed in chunks to each step in turn.
         assert len(_session_posts(page)) == 1
         chunk_steps = [int(m.group(1)) for _, p in page.api_calls if (m := re.search(r"/steps/(\d+)/frames", p))]

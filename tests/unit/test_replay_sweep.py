@@ -205,3 +205,21 @@ def test_given_per_net_scores_when_checked_then_each_fusion_has_its_half_a_thres
     assert hb == {"mean": 0, "min": 0, "pad_v2": 1, "pad_v1se": 1}
     assert nc["mean"]["half_b"]["cued_closer_default_nets"]["errors"] == 1  # PAD alone lets it through
     assert nc["mean"]["half_b"]["cued_closer_default_nets+active"]["errors"] == 0  # the active checks do not
+
+
+@pytest.mark.parametrize("can_mouth", [True, False])
+def test_given_the_session_11_draw_when_cued_rows_draw_then_open_mouth_always_and_the_other_draws_paired(
+    can_mouth: bool,
+) -> None:
+    # The cued / acted rows draw as production does since session 11 (open_mouth in every set), consuming the
+    # generator as before so that a session number keeps its head turn, order and later draws. Fails if
+    # mouth_always is ignored (blink_7, a clip without mouth frames, then always draws blink).
+    from benchmarks import pad_eval as pe
+
+    for n in range(200):
+        old_rng, new_rng = np.random.default_rng([7, 4, 1, n]), np.random.default_rng([7, 4, 1, n])
+        old = pe.draw_challenges(old_rng, can_mouth)
+        new = pe.draw_challenges(new_rng, can_mouth, mouth_always=True)
+        assert sorted(new) == sorted([c if c in pe.HEAD else "open_mouth" for c in old])
+        assert [c in pe.HEAD for c in new] == [c in pe.HEAD for c in old]  # same order
+        assert old_rng.random() == new_rng.random()  # the generator is where it was
