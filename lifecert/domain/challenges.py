@@ -70,6 +70,16 @@ def policy_violation(challenges: Sequence[str]) -> str | None:
     return None
 
 
+def drawable(challenges: Sequence[str]) -> bool:
+    """Could :func:`draw` have produced this set? A stored set from before a policy change (e.g. a
+    head motion + blink, drawn before open_mouth was in every draw) is not reused for a new session."""
+    return (
+        policy_violation(challenges) is None
+        and DRAWN_NON_RIGID in challenges
+        and any(c in HEAD_MOTION for c in challenges)
+    )
+
+
 def draw(rng: random.Random) -> list[str]:
     """2 or 3 distinct challenges: one head motion and ``open_mouth`` (never a blink in its place: a
     replayed video blinks by itself, see the module docstring), maybe one more (blink or another head

@@ -81,6 +81,19 @@ def test_given_a_recent_session_when_the_same_id_starts_again_then_the_same_chal
     assert second.session_id != first.session_id and second.step.nonce != first.step.nonce
 
 
+def test_given_a_recent_set_of_an_older_policy_when_the_same_id_starts_again_then_a_fresh_draw(
+    svc: VerificationService, pensioner: Pensioner
+) -> None:
+    first = svc.create_session(pensioner.id_number, pensioner.name, "10.0.0.1")
+    with svc.ctx.db.session() as s:  # as drawn before session 11: a head motion + a blink, no open_mouth
+        vs = s.get(VerificationSession, first.session_id)
+        assert vs is not None
+        vs.challenges = ["turn_left", "blink"]
+        s.commit()
+    second = svc.create_session(pensioner.id_number, pensioner.name, "10.0.0.2")
+    assert "open_mouth" in _challenges(svc.ctx, second.session_id)
+
+
 def test_given_full_width_digits_when_starting_then_the_same_per_id_bucket(
     svc: VerificationService, pensioner: Pensioner
 ) -> None:

@@ -146,6 +146,19 @@ def test_given_many_draws_when_drawn_then_each_holds_open_mouth_and_blink_only_a
     assert {d.index("open_mouth") for d in draws} == {0, 1, 2}  # in any place, not always after the head motion
 
 
+def test_given_sets_of_older_draws_when_checked_then_not_drawable() -> None:
+    import random
+
+    from lifecert.domain.challenges import draw, drawable
+
+    rng = random.Random(5)
+    assert all(drawable(draw(rng)) for _ in range(500))
+    # A set the draw before session 11 could give, still within policy: not reused for a new session.
+    assert not drawable(["turn_left", "blink"]) and not drawable(["blink", "nod", "turn_right"])
+    assert not drawable(["open_mouth", "blink"])  # no head motion
+    assert not drawable(["open_mouth", "turn_left", "turn_left"])
+
+
 @pytest.mark.parametrize("fixed", ["blink,open_mouth", "nod", "turn_left,nod", "blink,nod", "nod,blink"])
 def test_given_fixed_challenges_when_staging_or_production_then_refused(fixed: str) -> None:
 

@@ -188,7 +188,8 @@ class VerificationService:
     def _challenges_for(self, db: Session, pensioner_id: int) -> list[str]:
         """The fixed list (demos/tests), else the set of this pensioner's session created within
         the session lifetime in a new random order (a redraw costs a session and gives no easier
-        set), else a fresh draw."""
+        set), else a fresh draw. A recent set the current draw could not give (drawn under an older
+        policy) is not reused."""
         fixed = self.ctx.settings.fixed_challenge_list
         if fixed:
             return list(fixed)
@@ -199,7 +200,7 @@ class VerificationService:
             .order_by(VerificationSession.created_at.desc())
             .limit(1)
         ).first()
-        if recent and challenge_policy.policy_violation(recent) is None:
+        if recent and challenge_policy.drawable(recent):
             again = list(recent)
             self.rng.shuffle(again)
             return again
