@@ -486,20 +486,23 @@ same code a few minutes later gave 1302 ms (77 frames, 18.4 ms per frame) and 14
 ran ~35 % slower per frame that morning than at 00:12: compare rows within one run, not across runs. This
 harness's user acts each step 800 ms after its prompt, long before a hint is due (3.5 s), so no hint was given
 and no window grew: a hint costs frames only for a user who misses a step.
-Session 11 (`w2t1p5_s11`, `w2t1p5_s11_busy`): session 10's code (the under_way hold, the reader's hint clock,
-hint_heard_code, the 27 s cap), the MiniFASNet pack installed (PAD on). `s11`, 19:36 UTC, load 1.9 → 2.2 (no
-other heavy job in ps at 19:35): every step decision p50 156 ms / p95 385 ms / max 555 ms (final
-step p95 406 ms), 48/48 CONFIRMED: the floor met. `s11_busy`, 19:49, load 9.4 → 10.0 (the same 2 cores ran two
-slow_move benchmark processes, a Chromium e2e run with its uvicorn and a two-process job): p50 562 / p95 1625 / max
-2278 ms, 37/37 CONFIRMED: NOT met; the service's CPU per session was the same (760 against 731 ms), its share of
-the cores was not. CPU per session 731 / 760 ms p50 (77 / 69 frames), under session 7's 1314 and session 5's 975:
-the machine ran faster per frame tonight (decode 1.9-2.2 ms per frame, 4.2 in session 7), so the code was compared
-within one run: results/verify_latency_ab_s11.json, the CPU-only measurement of the code before session 10
-(48b8045, session 7's row) and of this code, interleaved, 8 sessions each, twice, load 6-7.7: 785 / 775 ms (77
-frames) against 717 / 722 ms (65.5 / 73 frames), per frame 10.7 / 10.3 against 11.2 / 10.2 ms: no growth past the
-run-to-run spread. The new stage `step rule` (settle, judge_challenge, under_way, tried_before; `s11_busy` only)
-is 9 ms per session (1 %). This harness never runs session 10's additions (its page reports no hearing, its
-user acts 800 ms after each prompt): `step_rule_cost` (next section) measures them on slow people.
+Session 11 (`w2t1p5_s11`, `w2t1p5_s11_busy`, `w2t1p5_s11_2019`): session 10's code (the under_way hold, the reader's
+hint clock, hint_heard_code, the 27 s cap), the MiniFASNet pack installed (PAD on). `s11`, 19:36 UTC, load 1.9 → 2.2
+(no other heavy job in ps at 19:35): every step decision p50 156 ms / p95 385 ms / max 555 ms (final step p95 406
+ms), 48/48 CONFIRMED: the floor met. `s11_busy`, 19:49, load 9.4 → 10.0 (the same 2 cores ran two slow_move
+benchmark processes, a Chromium e2e run with its uvicorn and a two-process job): p50 562 / p95 1625 / max 2278 ms,
+37/37 CONFIRMED: NOT met; the service's CPU per session was the same (760 against 731 ms), its share of the cores
+was not. `s11_2019`, 20:19, load 1.8 at the start and 2.8 at the end (another helper's PAD evaluation at nice 0 and
+a test run began during it): p50 362 / p95 955 / max 1380 ms (final step p95 1131 ms), 42/42 CONFIRMED: met, by 45
+ms (the last chunk, which also decides the session, had p95 1131 ms). CPU per session 731 / 760 / 752 ms p50 (77 /
+69 / 69 frames), under session 7's 1314 and session 5's 975: the machine ran faster per frame tonight (decode
+1.9-2.2 ms per frame, 4.2 in session 7), so the code was compared within one run:
+results/verify_latency_ab_s11.json, the CPU-only measurement of the code before session 10 (48b8045, session 7's
+row) and of this code, interleaved, 8 sessions each, twice, load 6-7.7: 785 / 775 ms (77 frames) against 717 / 722
+ms (65.5 / 73 frames), per frame 10.7 / 10.3 against 11.2 / 10.2 ms: no growth past the run-to-run spread. The new
+stage `step rule` (settle, judge_challenge, under_way, tried_before; not in `s11`, which ran before it existed) is 9
+ms per session (1 %). This harness never runs session 10's additions (its page reports no hearing, its user acts 800
+ms after each prompt): `step_rule_cost` (next section) measures them on slow people.
 
 {header}
 """ + "\n".join(rows)
