@@ -53,6 +53,7 @@ import os
 import re
 import sys
 from collections import defaultdict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,7 @@ from benchmarks._common import int_list, machine, now, publish  # noqa: E402
 from benchmarks.hint_recovery import FULL, HINTS, LIMIT_MS, SMALL, TurnBench, turn_bench, turn_phone  # noqa: E402
 from lifecert.services.verification import steps  # noqa: E402
 from lifecert.storage.models_verification import VerificationSession  # noqa: E402
-from tests.paced_client import VirtualTime  # noqa: E402
+from tests.paced_client import Phone, VirtualTime  # noqa: E402
 
 
 def page_ms(name: str) -> int:
@@ -236,6 +237,23 @@ class PageReports:
         return self.voice
 
 
+def step_answers(phone: Phone, rep: PageReports, voice: PageVoice, code_of: Callable[[list[str]], str]
+                 ) -> Iterator[tuple[str, tuple[int, int] | None]]:
+    """Walk ``phone`` through its challenge step (step 1) until the step is over, the session decided, or LIMIT_MS +
+    HINT_MAX_WINDOW_MS have passed. At each new answer the page's ``voice`` takes the action hint ``code_of`` finds in
+    its hints (``rep.told``: did that chunk carry the prompt's report); yields (that code, (began, ended) client ms
+    when the voice says it now, else None). The caller may script the phone between yields (hint_heard, slow_move)."""
+    n = len(phone.answers)
+    end = phone.t + LIMIT_MS + steps.HINT_MAX_WINDOW_MS
+    while phone.t < end and not phone.decided and phone.step.index == 1:
+        phone.tick()
+        if len(phone.answers) == n:
+            continue
+        n = len(phone.answers)
+        code = code_of(list(phone.answers[-1].hints))
+        yield code, voice.answer(phone.t, code, rep.told[n - 1])
+
+
 def one(b: TurnBench, clock: VirtualTime, seed: int, first: int, speech: int, react: int, lag: int,
         page: str, prompt_speech: int = 0) -> dict[str, Any]:
     """One session; the outcome of the turn step, when the hint reached the phone, was said and heard, what the
@@ -252,14 +270,7 @@ def one(b: TurnBench, clock: VirtualTime, seed: int, first: int, speech: int, re
     hint_at: int | None = None  # shown
     say_at: int | None = None  # its speech began
     heard_at = 0
-    n = len(phone.answers)
-    end = phone.t + LIMIT_MS + steps.HINT_MAX_WINDOW_MS
-    while phone.t < end and not phone.decided and phone.step.index == 1:
-        phone.tick()
-        if len(phone.answers) == n:
-            continue
-        n = len(phone.answers)
-        spoke = voice.answer(phone.t, action_code(list(phone.answers[-1].hints)), rep.told[n - 1])
+    for _code, spoke in step_answers(phone, rep, voice, action_code):
         if hint_at is None and voice.on_screen:
             hint_at = phone.t
         if spoke is not None and say_at is None:
@@ -301,14 +312,7 @@ def one_heard(b: TurnBench, clock: VirtualTime, seed: int, first: int, speech: i
     hint_at: int | None = None  # the first action hint shown
     full_at: int | None = first_at if kind == "full" else None
     codes: list[str] = []
-    n = len(phone.answers)
-    end = phone.t + LIMIT_MS + steps.HINT_MAX_WINDOW_MS
-    while phone.t < end and not phone.decided and phone.step.index == 1:
-        phone.tick()
-        if len(phone.answers) == n:
-            continue
-        n = len(phone.answers)
-        spoke = voice.answer(phone.t, action_code(list(phone.answers[-1].hints)), rep.told[n - 1])
+    for _code, spoke in step_answers(phone, rep, voice, action_code):
         code = voice.on_screen
         if code and (not codes or codes[-1] != code):
             codes.append(code)

@@ -33,12 +33,13 @@ import tempfile
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
+from numpy.typing import NDArray
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -88,7 +89,8 @@ def turned(clip: Clip, engine: FaceEngine, degrees: list[int]) -> list[bytes]:
 @dataclass(frozen=True)
 class TurnBench:
     """What a simulated turn session needs: the service's context (turn_left,blink fixed, no rate limit), the
-    enrolled person, the clip at 8 fps and its too-small and full turns (JPEG frames), the frame engine."""
+    enrolled person, the clip at 8 fps and its too-small and full turns (JPEG frames), the frame engine, the
+    clip's source video (slow_move's mouth openings)."""
 
     ctx: AppContext
     who: tuple[str, str]  # (ID number, name)
@@ -96,6 +98,7 @@ class TurnBench:
     small: list[bytes]
     full: list[bytes]
     frame_engine: FaceEngine
+    video: list[NDArray[np.uint8]] = field(default_factory=list)  # the clip's source video, BGR, 25 fps
 
     def service(self, clock: VirtualTime, seed: int) -> VerificationService:
         """A service on ``clock`` whose prompt delays are drawn by random.Random(seed)."""
@@ -121,7 +124,7 @@ def turn_bench(seq: int, challenges: str = "turn_left,blink") -> Iterator[TurnBe
         try:
             ctx.set_engine(load_engine(settings, name="dlib"))
             p = enroll(ctx, video[TEMPLATE_FRAME], seq=seq)
-            yield TurnBench(ctx, (p.id_number, p.name), clip, small, full, frame_engine)
+            yield TurnBench(ctx, (p.id_number, p.name), clip, small, full, frame_engine, video)
         finally:
             ctx.close()
 
