@@ -267,9 +267,35 @@ def test_given_the_prompt_reported_heard_late_when_the_hint_time_comes_then_coun
     assert steps.step_hints([], "turn_left", j, heard + LATE, since_ms=heard) == ["TURN_MORE"]
     nothing = _judge("turn_left", poses, None)
     assert steps.action_hint("turn_left", nothing, heard + LATE - 1, since_ms=heard) is None  # no DO_ACTION yet
-    assert steps.action_hint("turn_left", nothing, heard + LATE, since_ms=heard) == "DO_ACTION"
+    # ... nor at LATE: her slow try may still be on its way (the next test)
+    assert steps.action_hint("turn_left", nothing, heard + steps.DO_ACTION_AFTER_MS, since_ms=heard) == "DO_ACTION"
     # a claim before the reveal never brings a hint earlier than from the reveal
     assert steps.action_hint("turn_left", j, LATE - 1, since_ms=-5_000) is None
+
+
+def test_given_a_listener_whose_try_has_not_reached_the_bound_when_the_hint_time_comes_then_no_do_action_yet(
+    poses: dict[Pose, NDArray[np.float32]],
+) -> None:
+    # The slow listener who is also a slow mover: her small turn begins 2.7 s after she heard the prompt and takes
+    # 2.5 s out, so ACTION_HINT_AFTER_MS after the hearing it has not reached the at-rest bound (or not begun):
+    # DO_ACTION ("no turn seen", the whole prompt again) would hold the page's voice while TURN_MORE, due a chunk
+    # later, waits behind it. For her DO_ACTION comes DO_ACTION_AFTER_MS after the hearing; TURN_MORE keeps its time.
+    heard = 6_100
+    nothing, wrong = _judge("turn_left", poses, None), _judge("turn_right", poses, (22.0, 0.0))
+    small = _judge("turn_left", poses, (22.0, 0.0))
+    assert steps.DO_ACTION_AFTER_MS > LATE
+    for j, name in ((nothing, "turn_left"), (wrong, "turn_right")):
+        for t in (heard + LATE, heard + steps.DO_ACTION_AFTER_MS - 1):
+            assert steps.action_hint(name, j, t, since_ms=heard) is None, (name, t)
+            assert steps.step_hints(["MOVE_BACK"], name, j, t, since_ms=heard) == ["MOVE_BACK"]
+        assert steps.action_hint(name, j, heard + steps.DO_ACTION_AFTER_MS, since_ms=heard) == "DO_ACTION"
+    assert steps.action_hint("turn_left", small, heard + LATE, since_ms=heard) == "TURN_MORE"
+    # without a prompt report, or for the READER (her clock at the reveal: since 0), DO_ACTION keeps its time
+    assert steps.action_hint("turn_left", nothing, LATE) == "DO_ACTION"
+    assert steps.action_hint("turn_left", nothing, LATE, since_ms=0) == "DO_ACTION"
+    # the other challenges' hints keep ACTION_HINT_AFTER_MS from the hearing
+    for name in ("nod", "blink", "open_mouth"):
+        assert steps.action_hint(name, _judge(name, poses, None), heard + LATE, since_ms=heard) is not None, name
 
 
 ISSUED = {"TURN_MORE": 10_800, "LOOK_BACK": 19_000}  # ms after the reveal each code was first issued

@@ -235,6 +235,22 @@ HINT_REPORT_MS = 9_000
 # and 1/4 before and after). The reader's hint clock (rule 1 above) serves her: TURN_MORE heard ~3.5 s sooner, her
 # full turn counted by 22.5 s, 4/4 and 4/4 (results/slow_move_reader.json).
 UNDER_WAY_HOLD_MS = 2_000
+#
+# The slow LISTENER who is also a slow MOVER (session 11; issue 12): her too-small turn begins 2.7 s after she heard
+# the prompt and takes up to 2.5 s to reach its furthest point, so ACTION_HINT_AFTER_MS after the hearing it is
+# under way but still under the at-rest bound that makes her hint TURN_MORE: the server said DO_ACTION ("no turn
+# seen"), and TURN_MORE one chunk later. The page says DO_ACTION as the whole prompt again (up to 6.1 s, espeak) and
+# never says an action hint over another, so the TURN_MORE she needs waited behind it; the step's window (from
+# DO_ACTION's hearing, or HINT_REPORT_MS after TURN_MORE's first issue, which assumes it is said at once) closed while
+# TURN_MORE was being said or before she could turn (benchmarks/slow_move.py --modes listener, simulated; README
+# section slow_combo). So for a listener (the hint clock counts from her hearing: :func:`hint_since` > 0) DO_ACTION is
+# due only DO_ACTION_AFTER_MS after it: a try begun 2.7 s after the hearing (issue 12's slowest reaction) has by
+# then reached its furthest point even at the stiff neck's 2.5 s, plus 0.3 s for the frame interval and the chunk
+# boundary. TURN_MORE / LOOK_BACK and the other challenges' hints keep ACTION_HINT_AFTER_MS; without a prompt report
+# (the hint clock at the reveal: an older page, pad_eval's sessions, the READER) nothing changes. What it costs: a
+# listener who does not move at all hears the prompt again 2 s later, inside a window counted from her hearing
+# (CHALLENGE_WINDOW_MS + HINT_EXTRA_WINDOW_MS at least).
+DO_ACTION_AFTER_MS = 5_500
 
 # framing issue -> live hint code (lifecert.domain.challenges.HINT_CODES)
 HINT_FOR: dict[str, str] = {
@@ -666,14 +682,15 @@ def action_hint(
     newest frame on the server clock minus ``reveal_ms``), or None: before ``since_ms`` + ACTION_HINT_AFTER_MS,
     once the action was seen, or with no face counted yet (the framing hints speak then, :func:`step_hints`).
     ``since_ms``: when the hint clock starts, ms after the reveal: 0, or when the page reported the prompt heard
-    (the slow listener: see the comment above HINT_FOR).
+    (the slow listener: see the comment above HINT_FOR); then DO_ACTION comes only DO_ACTION_AFTER_MS after it.
 
     - turn_left / turn_right: LOOK_BACK when the head turned past ``turn_yaw`` the asked way but has not come
       back (a turn counts only once it returns toward rest; a user holding the turn must not be told to
       turn further); TURN_MORE when it left its rest pose that way (its furthest yaw change,
       ``j.peak_value``, reached the at-rest bound ``turn_back`` x ``turn_yaw`` that judge_challenge uses)
       but stayed under the threshold; otherwise DO_ACTION: no turn that way was seen (none, or the other
-      way), the page repeats the prompt;
+      way), the page repeats the prompt (a listener's from ``since_ms`` + DO_ACTION_AFTER_MS: her slow try may
+      still be coming);
     - nod: LOOK_UP when the head went down past ``nod_pitch`` but has not come back up, else NOD_MORE;
     - blink, open_mouth: BLINK_FIRMLY, OPEN_WIDER.
 
@@ -689,7 +706,10 @@ def action_hint(
     if challenge in ("turn_left", "turn_right"):
         if peak is not None and peak > p.turn_yaw:
             return "LOOK_BACK"
-        return "TURN_MORE" if peak is not None and peak >= p.turn_back * p.turn_yaw else "DO_ACTION"
+        if peak is not None and peak >= p.turn_back * p.turn_yaw:
+            return "TURN_MORE"
+        # a listener's slow try may still be on its way to the at-rest bound (see DO_ACTION_AFTER_MS)
+        return None if since_ms > 0 and elapsed_ms < since_ms + DO_ACTION_AFTER_MS else "DO_ACTION"
     if challenge == "nod" and peak is not None and peak > p.nod_pitch:
         return "LOOK_UP"
     return ACTION_HINT.get(challenge)
