@@ -463,7 +463,8 @@ def report(d: dict[str, Any], name: str = "slow_move") -> str:
         what = {"turn_left": "yaw ratio", "turn_right": "yaw ratio, the other way", "nod": "pitch ratio"}.get(ch)
         amp_rows.append(
             f"| {ch} ({what}; counted > {thr}, back < {back:.2f}) | " if back is not None else
-            f"| {ch} (inner-lip MAR x 100: the MAR read; counted > max({thr}, baseline + {P.mouth_open_delta})) | ")
+            f"| {ch} (peak = inner-lip MAR x 100 at the widest; MAR change from the calm frames'; counted > "
+            f"max({thr}, baseline + {P.mouth_open_delta})) | ")
         amp_rows[-1] += ", ".join(f"{k}: {v:.3f}{real(v)}" for k, v in d["amplitude"][ch].items()) + " |"
     rows = []
     misses = []

@@ -149,8 +149,12 @@ HINT_HEARD_WINDOW_MS = 5_000
 # truth): 27 s. (Before session 10 the cap was 20 s: the hint counted from the reveal, DO_ACTION was said first, and
 # her TURN_MORE was heard up to 20.1 s after the prompt, past the cap; then 24 s from the 22.9 s alone, which left
 # the slow mover cut off: slow_move retry_heard 2.0/2.5 s 3/4 and 1/4, her full turn back at 24.9-26.4 s. The
-# reader is served by the hint clock below; the 27 s are for the slow listener who moves slowly, an arithmetic case:
-# NOT measured.)
+# reader is served by the hint clock below; the 27 s are for the slow listener who moves slowly. Measured in session
+# 11, benchmarks/slow_move.py --modes listener, simulated, README section slow_combo: once DO_ACTION_AFTER_MS below
+# let her TURN_MORE be said at once, 192/192; but her slow small turn reaches the at-rest bound that makes the hint
+# TURN_MORE ~0.7-0.9 s after the 3.5 s this arithmetic assumes, so with a 6.1 s prompt, 1 s of lag and the 2.5 s
+# pace her turns counted 26.2-27.2 s after the prompt, 2 of 8 up to 162 ms past the cap, seen only because the chunk
+# crossing the window's end carried them: no margin left; 28 s would restore it, not changed.)
 # (A report cannot map later than its own request's arrival anyway: hint_heard_ms <= sent_ms and the clock offset
 # <= arrival - sent_ms; a step with the fixed window ends by 11 s + UPLOAD_GRACE_MS = 15 s.) What a longer window
 # gives an attacker is time, which a cued replay does not lack (it re-cues in 0.8-1.5 s); what it costs the
@@ -236,20 +240,21 @@ HINT_REPORT_MS = 9_000
 # full turn counted by 22.5 s, 4/4 and 4/4 (results/slow_move_reader.json).
 UNDER_WAY_HOLD_MS = 2_000
 #
-# The slow LISTENER who is also a slow MOVER (session 11; issue 12): her too-small turn begins 2.7 s after she heard
-# the prompt and takes up to 2.5 s to reach its furthest point, so ACTION_HINT_AFTER_MS after the hearing it is
-# under way but still under the at-rest bound that makes her hint TURN_MORE: the server said DO_ACTION ("no turn
-# seen"), and TURN_MORE one chunk later. The page says DO_ACTION as the whole prompt again (up to 6.1 s, espeak) and
-# never says an action hint over another, so the TURN_MORE she needs waited behind it; the step's window (from
-# DO_ACTION's hearing, or HINT_REPORT_MS after TURN_MORE's first issue, which assumes it is said at once) closed while
-# TURN_MORE was being said or before she could turn (benchmarks/slow_move.py --modes listener, simulated; README
-# section slow_combo). So for a listener (the hint clock counts from her hearing: :func:`hint_since` > 0) DO_ACTION is
-# due only DO_ACTION_AFTER_MS after it: a try begun 2.7 s after the hearing (issue 12's slowest reaction) has by
-# then reached its furthest point even at the stiff neck's 2.5 s, plus 0.3 s for the frame interval and the chunk
-# boundary. TURN_MORE / LOOK_BACK and the other challenges' hints keep ACTION_HINT_AFTER_MS; without a prompt report
-# (the hint clock at the reveal: an older page, pad_eval's sessions, the READER) nothing changes. What it costs: a
-# listener who does not move at all hears the prompt again 2 s later, inside a window counted from her hearing
-# (CHALLENGE_WINDOW_MS + HINT_EXTRA_WINDOW_MS at least).
+# The slow LISTENER who is also a slow MOVER (session 11; issue 12): her too-small turn begins 2.7 s after she heard the
+# prompt and takes up to 2.5 s to reach its furthest point, so ACTION_HINT_AFTER_MS after the hearing it is under way
+# but still under the at-rest bound that makes her hint TURN_MORE: the server said DO_ACTION ("no turn seen"), and
+# TURN_MORE one chunk later. The page says DO_ACTION as the whole prompt again (up to 6.1 s, espeak) and never says an
+# action hint over another, so the TURN_MORE she needs waited behind it; the step's window (from DO_ACTION's hearing, or
+# HINT_REPORT_MS after TURN_MORE's first issue, which assumes it is said at once) closed while TURN_MORE was being said
+# or before she could turn (benchmarks/slow_move.py --modes listener, simulated, 4 seeds x 2 lags x 3 paces per cell,
+# README section slow_combo: turns seen 67/96 with 3.6 / 6.1 s prompts, all 29 misses DO_ACTION then TURN_MORE; 96/96
+# with this rule; nods and mouth openings 96/96 either way). So for a listener (the hint clock counts from her hearing:
+# :func:`hint_since` > 0) DO_ACTION is due only DO_ACTION_AFTER_MS after it: a try begun 2.7 s after the hearing (issue
+# 12's slowest reaction) has by then reached its furthest point even at the stiff neck's 2.5 s, plus 0.3 s for the frame
+# interval and the chunk boundary. TURN_MORE / LOOK_BACK and the other challenges' hints keep ACTION_HINT_AFTER_MS;
+# without a prompt report (the hint clock at the reveal: an older page, pad_eval's sessions, the READER) nothing
+# changes. What it costs: a listener who does not move at all hears the prompt again 2 s later, inside a window counted
+# from her hearing (CHALLENGE_WINDOW_MS + HINT_EXTRA_WINDOW_MS at least).
 DO_ACTION_AFTER_MS = 5_500
 
 # framing issue -> live hint code (lifecert.domain.challenges.HINT_CODES)
