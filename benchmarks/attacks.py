@@ -56,6 +56,12 @@ Everything is made from ../shared/faces with OpenCV and numpy; nothing is downlo
   heard once the page has said it (:func:`hint_speech_ms`: the page's Mandarin text at an ASSUMED speech rate)
   and acted on after the person's own delay: the turn again (farther after TURN_MORE), another of the clip's
   blink / mouth frames; the cued-replay attacker re-cues the same way. Nothing measured backs the speech rate.
+* **A synthetic mouth opening** (:func:`open_mouth`, :class:`MouthAct`; session 11): production draws open_mouth
+  in every set, and blink_7_times_1080p never opens its mouth, so a GENUINE person acting it from that clip
+  opens it by a warp of the lower face (lower lip and jaw down, a dark inner mouth drawn in the gap; ramp, hold
+  0.6-1.2 s, close). Checked by benchmarks/mouth_synth.py (production's MAR over the threshold; PAD of the
+  same frames warped vs not). The cued-replay attacker does not get it (found footage) except in pad_eval's
+  "edited" row.
 * **Genuine crops in full frames** (:func:`place_crop`): NUAA / apfol real face crops pasted
   on a background with a feathered elliptical mask (no hard edge), face at ~40 % of the width.
 * **Late start**: the first ``late_ms`` of a sequence show only the background (face not yet in
@@ -578,6 +584,102 @@ def _draw_nose(lm: NDArray[np.float64], rot: NDArray[np.float64], centre: tuple[
     map_y.reshape(-1)[cell[last]] = sy[last]
 
 
+# -- a synthetic mouth opening (session 11) -------------------------------------------------------------
+
+# The inner mouth shown where the lips part: a dark red-brown, darker in the middle (BGR). Chosen by eye, not
+# measured; no teeth or tongue are drawn.
+MOUTH_INNER_BGR = (38.0, 34.0, 62.0)
+MOUTH_INNER_CORE = 0.55  # the middle of the gap is this fraction of MOUTH_INNER_BGR
+MOUTH_LATERAL = 1.25  # the opening's lateral profile reaches this x half the OUTER mouth width (48-54)
+MOUTH_NECK_BAND = 0.45  # below the chin the shift fades to 0 over this x the face width (jaw over the neck)
+
+
+def open_mouth(frame: Image, landmarks68: NDArray[np.floating], gap: float) -> Image:
+    """The frame with the mouth opened by ``gap`` (the inner-lip opening added, as a fraction of the inner
+    mouth width 60-64 — what geometry.mouth_aspect_ratio measures): the genuine acted sessions' open_mouth
+    where the footage never opens its mouth (blink_7_times_1080p). A SYNTHETIC render, in the spirit of
+    :func:`turn_head_3d`.
+
+    Model, per image column x under the inner-lip line (through the corners 60/64 and the midpoints of 61/67,
+    62/66, 63/65): the lips part by ``G(x) = gap x inner width x (1 - v^2)``, v = (x - mouth centre) / half the
+    inner width (a lens, closed at the corners); the chin and jaw drop by ``S(x)``, the same at the centre but
+    with u = (x - centre) / (MOUTH_LATERAL x half the OUTER width) (a jaw dropping, the cheeks stretching).
+    The lower lip follows the gap (shift G) and the shift grows to S over half the way to the chin; below the
+    chin it fades to 0 over MOUTH_NECK_BAND x the face width (the jaw moves over the neck). The gap is filled
+    with a dark inner mouth (MOUTH_INNER_BGR, darker in the middle, edges feathered over ~1.5 px). Nothing
+    above the lip line moves; the map stays monotonic down each column.
+
+    ``frame``: (H, W, 3) uint8 BGR; ``landmarks68``: (68, 2) pixels of that frame (dlib order). ``gap`` <= 0
+    returns ``frame`` itself."""
+    if gap <= 0.0:
+        return frame
+    lm = np.asarray(landmarks68, np.float64)
+    h, w = frame.shape[:2]
+    inner_w = max(float(np.linalg.norm(lm[64] - lm[60])), 1.0)
+    d = float(gap) * inner_w
+    cx = float(lm[60, 0] + lm[64, 0]) / 2
+    half = MOUTH_LATERAL * max(float(np.linalg.norm(lm[54] - lm[48])), 2.0) / 2
+    # the inner-lip line: corners and the midpoints of the facing inner-lip points, ascending x
+    line = np.array([lm[60], (lm[61] + lm[67]) / 2, (lm[62] + lm[66]) / 2, (lm[63] + lm[65]) / 2, lm[64]])
+    line = line[np.argsort(line[:, 0])]
+    face_w = max(float(np.linalg.norm(lm[16] - lm[0])), 1.0)
+    chin = float(lm[8, 1])
+    band = max(MOUTH_NECK_BAND * face_w, 2.0 * d)
+    x0, x1 = max(0, int(cx - half) - 2), min(w, math.ceil(cx + half) + 3)
+    y0 = max(0, int(line[:, 1].min()) - 2)
+    y1 = min(h, math.ceil(chin + d + band) + 2)
+    if x1 <= x0 or y1 <= y0:
+        return frame
+    xs = np.arange(x0, x1, dtype=np.float64)
+    ys = np.arange(y0, y1, dtype=np.float64)
+    u = (xs - cx) / half
+    v = (xs - cx) / (inner_w / 2)
+    jaw = d * np.clip(1.0 - u * u, 0.0, None)[None, :]  # S(x), pixels
+    lips = d * np.clip(1.0 - v * v, 0.0, None)[None, :]  # G(x), pixels
+    y_line = np.interp(xs, line[:, 0], line[:, 1])[None, :]  # the lip line per column (flat beyond the corners)
+    yy = ys[:, None]
+    below = yy - y_line  # output distance under the lip line
+    reach = np.maximum(0.5 * (chin - y_line), 2.0)  # the lower lip's shift G grows to the jaw's S over this
+    r = np.clip((below - lips) / reach, 0.0, 1.0)
+    shift = lips + (jaw - lips) * r * r * (3.0 - 2.0 * r)
+    t = np.clip((yy - (chin + jaw)) / band, 0.0, 1.0)  # below the moved chin: fade to 0 (smoothstep)
+    shift = shift * (1.0 - t * t * (3.0 - 2.0 * t))
+    src_y = np.where(below >= 0.0, yy - shift, yy)
+    # inside the gap (0 <= below < G) the source would be the upper lip: the inner mouth is drawn there
+    src_y = np.where((below >= 0.0) & (below < lips), y_line, src_y)
+    map_x = np.broadcast_to(xs[None, :], src_y.shape).astype(np.float32)
+    roi = cv2.remap(frame, map_x, src_y.astype(np.float32), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    # the inner mouth: alpha 1 inside the gap, feathered over ~1.5 px at its edges; darker in the middle
+    edge = np.minimum(below, lips - below)
+    alpha = np.clip((edge + 0.75) / 1.5, 0.0, 1.0) * (lips > 0.5)
+    depth = np.clip(np.where(lips > 0, 1.0 - np.abs(2.0 * below / np.maximum(lips, 1e-6) - 1.0), 0.0), 0.0, 1.0)
+    tone = 1.0 - (1.0 - MOUTH_INNER_CORE) * depth * np.clip(1.0 - np.abs(v), 0.0, 1.0)[None, :]
+    inner = np.asarray(MOUTH_INNER_BGR, np.float64)[None, None, :] * tone[..., None]
+    a = alpha[..., None]
+    out = frame.copy()
+    out[y0:y1, x0:x1] = np.clip(roi.astype(np.float64) * (1.0 - a) + inner * a, 0, 255).astype(np.uint8)
+    return out
+
+
+def mouth_landmarks(landmarks68: NDArray[np.floating], gap: float) -> NDArray[np.float64]:
+    """Where :func:`open_mouth` moves the 68 landmarks (approximately: the lower-lip points down by G(x), the
+    jaw points down by S(x); the rest unchanged): the warped frame's landmarks, for a turn drawn on top of it."""
+    lm = np.array(landmarks68, np.float64)
+    if gap <= 0.0:
+        return lm
+    inner_w = max(float(np.linalg.norm(lm[64] - lm[60])), 1.0)
+    cx = float(lm[60, 0] + lm[64, 0]) / 2
+    half = MOUTH_LATERAL * max(float(np.linalg.norm(lm[54] - lm[48])), 2.0) / 2
+    d = gap * inner_w
+    lips = [55, 56, 57, 58, 59, 65, 66, 67]
+    v = (lm[lips, 0] - cx) / (inner_w / 2)
+    lm[lips, 1] += d * np.clip(1.0 - v * v, 0.0, None)
+    jaw = list(range(4, 13))
+    u = (lm[jaw, 0] - cx) / half
+    lm[jaw, 1] += d * np.clip(1.0 - u * u, 0.0, None)
+    return lm
+
+
 # -- acting the challenges ------------------------------------------------------------------------------
 
 
@@ -616,6 +718,7 @@ class Shot:
     yaw_deg: float = 0.0
     pitch_deg: float = 0.0
     face_visible: bool = True
+    mouth_gap: float = 0.0  # a synthetic mouth opening (:func:`open_mouth`), 0 = the footage as filmed
 
 
 # -- hearing a hint ------------------------------------------------------------------------------------------
@@ -657,6 +760,43 @@ def hint_heard_ms(code: str, challenge: str, answered_ms: int) -> int:
     return answered_ms + hint_speech_ms(code, challenge)
 
 
+@dataclass(frozen=True)
+class MouthAct:
+    """How a synthetic person opens the mouth when asked (:func:`open_mouth`; session 11): to ``gap`` (the
+    inner-lip opening added, a fraction of the inner mouth width), in ``ramp_ms``, held ``hold_ms``, closed in
+    ``ramp_ms``; after an OPEN_WIDER hint to ``wider``. All ASSUMED (no footage of anyone opening on request)."""
+
+    gap: float
+    wider: float
+    ramp_ms: float
+    hold_ms: float
+
+    @classmethod
+    def random(cls, rng: np.random.Generator) -> MouthAct:
+        """MOUTH_GAP, MOUTH_RAMP_MS, MOUTH_HOLD_MS drawn; ``wider`` = MOUTH_WIDER x gap, capped at MOUTH_GAP_MAX."""
+        gap = float(rng.uniform(*MOUTH_GAP))
+        return cls(gap, min(MOUTH_GAP_MAX, MOUTH_WIDER * gap), float(rng.uniform(*MOUTH_RAMP_MS)),
+                   float(rng.uniform(*MOUTH_HOLD_MS)))
+
+    def level(self, dt_ms: float) -> float:
+        """The opening's share of its widest ``dt_ms`` after it began (smoothstep ramps; 0 outside)."""
+        if dt_ms <= 0.0 or dt_ms >= 2 * self.ramp_ms + self.hold_ms:
+            return 0.0
+        x = min(1.0, dt_ms / self.ramp_ms, (2 * self.ramp_ms + self.hold_ms - dt_ms) / self.ramp_ms)
+        return x * x * (3.0 - 2.0 * x)
+
+
+# A person asked to open the mouth (assumed; pad_eval's genuine blink_7 sessions): on that clip the gap drawn from
+# MOUTH_GAP reads as an inner-lip MAR of 0.30-0.40 at 0.45 and 0.54-0.67 at 0.9 (benchmarks/mouth_synth.py,
+# production's frame engine; the step's threshold is 0.30), so a first attempt at the low end can fall short and
+# OPEN_WIDER (x MOUTH_WIDER) matters.
+MOUTH_GAP = (0.45, 0.9)
+MOUTH_GAP_MAX = 1.2
+MOUTH_WIDER = 1.3
+MOUTH_RAMP_MS = (200.0, 350.0)
+MOUTH_HOLD_MS = (600.0, 1200.0)
+
+
 class Actor:
     """A person (the clip) answering prompts that arrive one at a time, as a server-paced capture shows them.
 
@@ -694,7 +834,7 @@ class Actor:
     def __init__(self, index: FootageIndex, challenges: Sequence[str], rng: np.random.Generator, *,
                  delay_ms: int = 800, late_ms: int = 0, turn_deg: float | Sequence[float] = 45.0,
                  nod_deg: float = 36.0, action_ms: int = 1200, more_deg: float | Sequence[float] | None = None,
-                 more_nod_deg: float | None = None) -> None:
+                 more_nod_deg: float | None = None, mouth: MouthAct | None = None) -> None:
         self.index, self.challenges = index, list(challenges)
         self.delay_ms, self.late_ms, self.nod_deg, self.action_ms = delay_ms, late_ms, nod_deg, action_ms
         n = len(self.challenges)
@@ -714,6 +854,10 @@ class Actor:
         self._hint_cues: dict[int, tuple[int, int]] = {}  # step -> the re-cue acted after its hint
         self._cues: list[tuple[int, int]] = [(-(10**9), self.start)]  # (from ms, source offset)
         self._moves: list[tuple[float, float, bool, float]] = []  # (from ms, span ms, nod?, peak degrees)
+        # a SYNTHETIC mouth opening for open_mouth when the footage has no mouth frames (session 11, ``mouth``)
+        self.mouth = mouth if not mouths else None
+        self._mouths: list[tuple[float, float]] = []  # (from ms, peak gap)
+        self._hint_mouths: dict[int, tuple[float, float]] = {}
 
     def prompt(self, at_ms: int, fps: float) -> None:
         """Challenge ``len(self.prompts)`` is prompted at ``at_ms``; its step is captured at ``fps``."""
@@ -721,8 +865,15 @@ class Actor:
         self.prompts.append(at_ms)
         self.rates.append(fps)
         name = self.challenges[k]
+        if name == "open_mouth" and self.mouth is not None:
+            self._open(at_ms + self.delay_ms, self.mouth.gap)
+            return
         peak = self.nod_deg if name == "nod" else self.degs[k]
         self._act(k, at_ms + self.delay_ms, peak, self.targets[k])
+
+    def _open(self, t_act: int, gap: float) -> None:
+        """A synthetic mouth opening (``self.mouth``'s ramps and hold) from ``t_act`` to ``gap`` at its widest."""
+        self._mouths.append((float(t_act), float(gap)))
 
     def hint(self, k: int, heard_ms: int, code: str) -> int | None:
         """Challenge ``k``'s action hint ``code`` was heard at ``heard_ms`` (see the class docstring for the
@@ -733,13 +884,15 @@ class Actor:
             return None
         name = self.challenges[k]
         start: int | None = heard_ms + self.delay_ms
-        n_moves, n_cues = len(self._moves), len(self._cues)
+        n_moves, n_cues, n_mouths = len(self._moves), len(self._cues), len(self._mouths)
         if code in REACTING_HINTS:
             if name in ("turn_left", "turn_right", "nod"):
                 more = code in ("TURN_MORE", "NOD_MORE")
                 peak = (self.more_nod_deg if more else self.nod_deg) if name == "nod" else (
                     self.more_degs[k] if more else self.degs[k])
                 self._act(k, start, peak, None)
+            elif name == "open_mouth" and self.mouth is not None:  # OPEN_WIDER: wider; DO_ACTION: the same
+                self._open(heard_ms + self.delay_ms, self.mouth.wider if code == "OPEN_WIDER" else self.mouth.gap)
             else:
                 pool, target = self.pools.get(name) or [], self.targets[k]
                 again = pool[(pool.index(target) + 1) % len(pool)] if target in pool else target
@@ -748,6 +901,8 @@ class Actor:
             self._hint_moves[k] = self._moves[-1]
         elif len(self._cues) > n_cues:
             self._hint_cues[k] = self._cues[-1]
+        elif len(self._mouths) > n_mouths:
+            self._hint_mouths[k] = self._mouths[-1]
         else:  # nothing to act (LOOK_BACK / LOOK_UP, a clip without such frames)
             start = None
         self.heard[k] = (code, heard_ms, start)
@@ -759,9 +914,11 @@ class Actor:
         start = self.heard[k][2] if k in self.heard else None
         if start is None or start < at_ms:
             return False
-        move, cue = self._hint_moves.pop(k, None), self._hint_cues.pop(k, None)
+        move, cue, mouth = self._hint_moves.pop(k, None), self._hint_cues.pop(k, None), self._hint_mouths.pop(k, None)
         if move is not None:
             self._moves.remove(move)
+        if mouth is not None:
+            self._mouths.remove(mouth)
         if cue is not None:
             self._cues.remove(cue)
         self.heard[k] = (self.heard[k][0], self.heard[k][1], None)
@@ -794,8 +951,12 @@ class Actor:
             if since <= t_ms < since + span:
                 amp = peak * math.sin(math.pi * (t_ms - since) / span)
                 yaw, pitch = (0.0, amp) if nod else (amp, 0.0)
+        gap = 0.0
+        if self.mouth is not None:
+            for since, peak in self._mouths:
+                gap = max(gap, peak * self.mouth.level(t_ms - since))
         return Shot((offset + round(t_ms * self.index.fps / 1000.0)) % self.n_src, yaw, pitch,
-                    face_visible=t_ms >= self.late_ms)
+                    face_visible=t_ms >= self.late_ms, mouth_gap=gap)
 
 
 def step_times(start_ms: int, end_ms: int, fps: float) -> list[int]:
@@ -892,6 +1053,15 @@ def render_shot(frames: Sequence[Image], index: FootageIndex, shot: Shot, depth:
     (:func:`turn_head`), or with ``depth`` the depth-aware :func:`turn_head_3d` (needs ``index.landmarks``)."""
     f = frames[shot.src]
     box = index.boxes[shot.src]
+    if shot.mouth_gap > 0.0 and index.landmarks is not None and not np.isnan(index.landmarks[shot.src]).any():
+        lm = index.landmarks[shot.src]
+        f = open_mouth(f, lm, shot.mouth_gap)
+        if shot.yaw_deg != 0.0 or shot.pitch_deg != 0.0:
+            if depth:
+                return turn_head_3d(f, mouth_landmarks(lm, shot.mouth_gap), shot.yaw_deg, shot.pitch_deg)
+            if box is not None:
+                return turn_head(f, [float(v) for v in box], shot.yaw_deg, shot.pitch_deg)
+        return f
     if box is None or (shot.yaw_deg == 0.0 and shot.pitch_deg == 0.0):
         return f
     if depth:

@@ -40,9 +40,15 @@ exposure: attacks.Camera.random), the challenges and the reaction delay.
 
 Protocol (policy of issue 12: one of turn_left / turn_right and one of blink / open_mouth, random
 order; nods are not drawn because the synthetic nod warp is not a fair genuine nod). Production draws
-open_mouth in EVERY set since session 11 (lifecert.domain.challenges.draw); this script's sessions still
-draw the older policy (its caches g6/c6 were made with it; not rerun), replay_sweep's cued / acted rows
-draw the new one (:func:`draw_challenges` ``mouth_always``). Acted sessions
+open_mouth in EVERY set since session 11 (lifecert.domain.challenges.draw); the main table's sessions
+draw the older policy (caches g6/c6). ``--draw s11`` (a restricted run: ``--kinds video_acted,slow,late,
+cued_replay[,cued_edited]``) reruns the acted sessions with the new one (:func:`draw_challenges` ``mouth_always``,
+caches g7/c7; same keys, halves and other draws) and writes results/pad_s11.json and the README section
+``pad_s11`` (:func:`s11_summary`: the main run's 2-fold thresholds and the shipped one, not recalibrated). There
+a genuine person whose clip never opens its mouth (blink_7_times_1080p) opens it by the SYNTHETIC
+attacks.open_mouth (benchmarks/mouth_synth.py checks it); the cued-replay attacker's found footage does not,
+except in ``--edited`` sessions (cued_edited/...: the attacker edits the same opening into his clip).
+replay_sweep's cued / acted rows draw the new one too. Acted sessions
 (genuine and cued replays, g3/c3) are captured as production paces them (:func:`pace`): frames at
 steps.capture_fps(None) until the settle step is seen (judged per CHUNK_MS chunk), the first prompt
 PROMPT_DELAY_MS later; each step captured at steps.capture_fps(challenge) and judged per chunk by
@@ -176,6 +182,11 @@ CACHE_VERSION = "v4"  # bump when the synthesis or the per-frame scoring changes
 # (attacks.Actor.hint, called by pace()). Only a session in which some step got a hint that makes the person act
 # again, early enough to show in its frames, is filmed differently: the others are reused from g5/c5.
 KIND_VERSION = {"bona_fide": "g6", "cued_replay": "c6"}  # c2: turns from the framed turn tables
+# g7/c7 (session 11, ``--draw s11``): production's draw (open_mouth in every set); a genuine person whose footage
+# never opens its mouth (blink_7_times_1080p) opens it by the SYNTHETIC attacks.open_mouth (attacks.MouthAct,
+# drawn from a generator of its own: the session's other draws stay those of its g6 session); the cued-replay
+# attacker does not (found footage), except in the "edited" row (cued_edited/...: the same warp in his clip).
+KIND_VERSION_S11 = {"bona_fide": "g7", "cued_replay": "c7"}
 PREVIOUS_VERSION = {"g6": "g5", "c6": "c5"}
 # Genuine framing: the face box's share of the frame width. The capture page's oval is 0.70 of the width,
 # the MOVE_BACK hint comes above steps.TOO_CLOSE_FRACTION (0.72) and the settle step waits for it
@@ -277,6 +288,10 @@ class Spec:
     number: int = 0
     clip: str = ""
     files: tuple[str, ...] = ()  # crops (NUAA / apfol sessions) or the photo of a print / still
+    # the challenge draw of acted sessions: "s10" (blink or open_mouth, the g6/c6 caches) or "s11" (production's
+    # since session 11: open_mouth in every set, :func:`draw_challenges` ``mouth_always``; g7/c7 caches)
+    draw: str = "s10"
+    edited: bool = False  # a cued replay whose attacker edits a mouth opening into footage that has none (s11)
 
 
 @dataclass
@@ -430,9 +445,12 @@ def photo_pool(faces: Path) -> list[str]:
 
 
 def plan(faces: Path, per_type: int, genuine_per_variant: int, seed: int, seq_len: int,
-         max_len: int = 8, replay_share: float = 1.0) -> list[Spec]:
+         max_len: int = 8, replay_share: float = 1.0, draw: str = "s10", edited: int = 0) -> list[Spec]:
     """Every session of the run, interleaved (one of each synthetic kind in turn, real captures spread
-    through) so that a run stopped early has balanced counts."""
+    through) so that a run stopped early has balanced counts. ``draw``: the acted sessions' challenge draw
+    (Spec.draw); ``edited``: that many cued replays of the clip without mouth frames (blink_7_times_1080p) whose
+    attacker edits a mouth opening into it (key cued_edited/..., paired with cued_replay's session of the same
+    number: the same draws)."""
     pool = photo_pool(faces)
     perm = np.random.default_rng([seed, 4242]).permutation(len(pool))
     synth: list[Spec] = []
@@ -440,9 +458,13 @@ def plan(faces: Path, per_type: int, genuine_per_variant: int, seed: int, seq_le
         split = "A" if n % 2 == 0 else "B"
         clip = CLIPS[(n // 2) % len(CLIPS)]  # both halves see both clips
         if n < genuine_per_variant:
-            synth += [Spec(f"{v}/{clip}/{n}", "bona_fide", v, split, n, clip) for v in ("video_acted", "slow", "late")]
+            synth += [Spec(f"{v}/{clip}/{n}", "bona_fide", v, split, n, clip, draw=draw)
+                      for v in ("video_acted", "slow", "late")]
         if n < per_type:
-            synth.append(Spec(f"cued_replay/{clip}/{n}", "cued_replay", clip, split, n, clip))
+            synth.append(Spec(f"cued_replay/{clip}/{n}", "cued_replay", clip, split, n, clip, draw=draw))
+            if n < 2 * edited and clip == CLIPS[1]:
+                synth.append(Spec(f"cued_edited/{clip}/{n}", "cued_replay", clip, split, n, clip, draw=draw,
+                                  edited=True))
             if n < per_type * replay_share:  # an attack type of issue 12's table: as many (2.5 fps, cheap)
                 synth.append(Spec(f"replay/{clip}/{n}", "replay", clip, split, n, clip))
             for j, kind in enumerate(("print", "still")):
@@ -540,8 +562,9 @@ class Worker:
                                      sp.number, len(sp.clip)])
         n_passive = int((LEAD_IN_MS + WINDOW_MS) / 1000 * FPS_PASSIVE)
         passive_t = [round(i * 1000 / FPS_PASSIVE) for i in range(n_passive)]
+        mouth = self.mouth_act(sp)
         if sp.kind == "bona_fide" and sp.source in ("video_acted", "slow", "late"):
-            ch = draw_challenges(rng, bool(self.clips[sp.clip][1].mouth_frames()))
+            ch = draw_challenges(rng, bool(self.clips[sp.clip][1].mouth_frames()), sp.draw == "s11")
             delay = {"video_acted": (600, 1200), "slow": (1800, 2800), "late": (600, 1200)}[sp.source]
             late = int(rng.uniform(1500, 3000)) if sp.source == "late" else 0
             # the draws in g2's order (the same person, delay, clip start, camera, framing as g2's session with
@@ -549,7 +572,7 @@ class Worker:
             jitters = [int(rng.uniform(*steps.PROMPT_DELAY_MS))]
             frames, index, degs, more, meta = self.acting(rng, sp.clip, ch, depth=True)
             actor = atk.Actor(index, ch, rng, delay_ms=int(rng.uniform(*delay)), late_ms=late, turn_deg=degs,
-                              more_deg=more)
+                              more_deg=more, mouth=mouth)
             cam = atk.Camera.random(rng)
             target = float(rng.uniform(*GENUINE_FACE_FRAC))
             zoom = target / self.face_frac[sp.clip]
@@ -567,11 +590,12 @@ class Worker:
             sq = Seq(sp.key, "bona_fide", sp.source, sp.split, [], [], ch, [], meta)
             return [self.paced(sq, actor, genuine, jitters)]
         if sp.kind == "cued_replay":
-            ch = draw_challenges(rng, bool(self.clips[sp.clip][1].mouth_frames()))
+            ch = draw_challenges(rng, bool(self.clips[sp.clip][1].mouth_frames()), sp.draw == "s11")
             jitters = [int(rng.uniform(*steps.PROMPT_DELAY_MS))]  # draws in c2's order (see bona_fide)
             frames, index, degs, more, meta = self.acting(rng, sp.clip, ch, depth=True)  # the genuine acting
             # the attacker hears the same hints and re-cues his clip the same way, after his own cue delay
-            actor = atk.Actor(index, ch, rng, delay_ms=int(rng.uniform(800, 1500)), turn_deg=degs, more_deg=more)
+            actor = atk.Actor(index, ch, rng, delay_ms=int(rng.uniform(800, 1500)), turn_deg=degs, more_deg=more,
+                              mouth=mouth if sp.edited else None)
             phone, cam = atk.PhoneScreen(rng), atk.Camera.random(rng)
             jitters += self.later_jitters(sp, len(ch))
             sq = Seq(sp.key, "cued_replay", sp.clip, sp.split, [], [], ch, [], meta)
@@ -612,6 +636,15 @@ class Worker:
         placed = [cam.shoot(atk.place_crop(c)) for c in crops]
         return [Seq(sp.key, sp.kind, sp.source, sp.split, placed, ts),
                 Seq(f"tight/{sp.key}", sp.kind, sp.source, sp.split, crops, ts)]
+
+    def mouth_act(self, sp: Spec) -> atk.MouthAct | None:
+        """How this session's person opens the mouth where the footage has no opening (s11 draw; attacks.Actor
+        uses it only then), from a generator of its own (the session's generator is left as g6/c6 drew it)."""
+        if sp.draw != "s11" or not sp.clip:
+            return None
+        return atk.MouthAct.random(np.random.default_rng(
+            [self.seed, 700, KIND_ID.get(sp.source if sp.kind == "bona_fide" else sp.kind, 99), sp.number,
+             len(sp.clip)]))
 
     def later_jitters(self, sp: Spec, n: int) -> list[int]:
         """PROMPT_DELAY_MS of prompts 2..n, from their own generator (the session's generator feeds the camera
@@ -717,7 +750,7 @@ def _run_spec(sp: Spec, old: Path | None = None) -> list[dict[str, Any]]:
 
 def cache_path(cache_dir: Path, sp: Spec, seed: int) -> Path:
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", sp.key)
-    version = KIND_VERSION.get(sp.kind)
+    version = (KIND_VERSION_S11 if sp.draw == "s11" else KIND_VERSION).get(sp.kind)
     if version and sp.source not in ("crops", "tiny"):  # real crops and the tiny clip are not synthesised
         safe += f"-{version}"
     return cache_dir / f"{scoring_key()}-s{seed}" / f"{safe}.json"
@@ -1258,11 +1291,11 @@ def load_cached(cache_dir: Path, specs: Sequence[Spec], seed: int) -> tuple[list
 
 
 def select_kinds(specs: Sequence[Spec], kinds: Sequence[str]) -> list[Spec]:
-    """The sessions of ``specs`` whose kind (bona_fide, cued_replay, print, ...) or source (video_acted, slow,
-    late, crops, tiny, nuaa, apfol, a clip name) is in ``kinds``, in plan order; all of them when ``kinds`` is
-    empty."""
+    """The sessions of ``specs`` whose kind (bona_fide, cued_replay, print, ...), source (video_acted, slow,
+    late, crops, tiny, nuaa, apfol, a clip name) or key prefix (cued_edited) is in ``kinds``, in plan order; all
+    of them when ``kinds`` is empty."""
     want = set(kinds)
-    return [sp for sp in specs if not want or sp.kind in want or sp.source in want]
+    return [sp for sp in specs if not want or sp.kind in want or sp.source in want or sp.key.split("/")[0] in want]
 
 
 def session_record(row: dict[str, Any], value: float, fusion: str) -> dict[str, Any]:
@@ -1321,6 +1354,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="comma-separated kinds or sources (e.g. video_acted,slow,late,crops = the genuine BPCER set; "
                          "cued_replay): score and summarise only those sessions of the plan (same keys, draws and "
                          "halves); writes only --sessions-out, not pad.json / README / manifest")
+    ap.add_argument("--draw", choices=["s10", "s11"], default="s10",
+                    help="the acted sessions' challenge draw: s10 = blink or open_mouth (the main table's g6/c6), "
+                         "s11 = production's since session 11 (open_mouth in every set; g7/c7, a restricted run)")
+    ap.add_argument("--edited", type=int, default=0,
+                    help="with --draw s11: this many cued replays per half of blink_7_times_1080p whose attacker "
+                         "edits the synthetic mouth opening into his footage (key cued_edited/...)")
     ap.add_argument("--sessions-out", type=Path, default=RESULTS / "pad_sessions.json",
                     help="per-session results (key, kind, half, fused PAD score, verdicts; no images)")
     a = ap.parse_args(argv)
@@ -1330,7 +1369,10 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings()
     models = a.models or a.faces.parent / "models" / "minifasnet"
     kinds = [k.strip() for k in a.kinds.split(",") if k.strip()]
-    specs = select_kinds(plan(a.faces, a.per_type, a.genuine_per_variant, a.seed, a.seq_len), kinds)
+    if a.draw == "s11" and not kinds:
+        ap.error("--draw s11: a restricted run (--kinds): the attack kinds that cannot act were not rerun")
+    specs = select_kinds(plan(a.faces, a.per_type, a.genuine_per_variant, a.seed, a.seq_len, draw=a.draw,
+                              edited=a.edited), kinds)
     if kinds and not specs:
         ap.error(f"--kinds: no session of the plan has kind or source {', '.join(kinds)}")
     if a.only:
@@ -1370,6 +1412,13 @@ def main(argv: list[str] | None = None) -> int:
                                                          "machine": machine_info()}, shipped.value, shipped.fusion)
         if rows and not kinds:
             summarize(rows, tight, meta, a.fusion, a.write_manifest if final else None, settings)
+        if rows and a.draw == "s11":
+            main_run = json.loads((RESULTS / "pad.json").read_text())
+            shipped = pad_spec(settings.manifest_path).threshold
+            res = s11_summary(rows, main_run["sessions"], main_run, (shipped.value, shipped.fusion))
+            meta_ = meta | {"date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine_info()}
+            (RESULTS / "pad_s11.json").write_text(json.dumps(meta_ | res, indent=1, default=str) + "\n")
+            update_readme("pad_s11", s11_readme(res, meta_))
 
     if a.summarize_only:
         summary_now(True)
@@ -1451,6 +1500,147 @@ def main(argv: list[str] | None = None) -> int:
         print(f"budget of {a.budget_min} min reached: {done} scored this run; rerun to continue (cached)", flush=True)
     summary_now(not stopped_early and all(cache_path(a.cache_dir, sp, a.seed).is_file() for sp in specs))
     return 0
+
+
+# -- the session-11 draw (restricted run, --draw s11) -------------------------------------------------------
+
+S11_GROUPS = (("cued_replay", True), ("cued_edited", True), ("video_acted", False), ("slow", False),
+              ("late", False))
+
+
+def _group(r: dict[str, Any]) -> str:
+    return str(r["name"]).split("/")[0]
+
+
+def _clip(r: dict[str, Any]) -> str:
+    return str(r["name"]).split("/")[1]
+
+
+def s11_summary(rows: Sequence[dict[str, Any]], old: Sequence[dict[str, Any]], two_fold: dict[str, Any],
+                shipped: tuple[float, str]) -> dict[str, Any]:
+    """The acted rows under production's session-11 draw (``rows``: derived sessions of a ``--draw s11`` run),
+    judged like the main table: *active* = production's decision without PAD; *pad* / *both* at the main run's
+    2-fold thresholds (``two_fold``: pad.json's fusion, threshold_A chosen on half A and applied to half B and
+    vice versa; NOT recalibrated: the attack kinds that cannot act were not rerun) and at the ``shipped``
+    (value, fusion). Per group (cued_replay, cued_edited, video_acted, slow, late; genuine = the three acted)
+    and per clip. ``old``: the main run's derived sessions (pad.json), the same keys under the s10 draw, for the
+    paired comparison."""
+    fz, ta, tb = str(two_fold["fusion"]), float(two_fold["threshold_A"]), float(two_fold["threshold_B"])
+    sv, sf = shipped
+
+    def pad_2fold(r: dict[str, Any]) -> bool:
+        v = r["pad"][fz]
+        return bool(v is None or math.isnan(v) or v < (tb if r["split"] == "A" else ta))
+
+    def pad_shipped(r: dict[str, Any]) -> bool:
+        v = r["pad"][sf]
+        return bool(v is None or math.isnan(v) or v < sv)
+
+    judges: dict[str, Callable[[dict[str, Any]], bool]] = {
+        "active": lambda r: bool(r["active_reject"]),
+        "pad": pad_2fold, "both": lambda r: bool(r["active_reject"]) or pad_2fold(r),
+        "pad_shipped": pad_shipped, "both_shipped": lambda r: bool(r["active_reject"]) or pad_shipped(r)}
+
+    def table(rs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for g, attack in (*S11_GROUPS, ("genuine", False)):
+            sel = [r for r in rs if _group(r) == g or (g == "genuine" and r["kind"] == "bona_fide")]
+            if not sel:
+                continue
+            out[g] = {"attack": attack, "n": len(sel)}
+            for name, j in judges.items():
+                out[g][name] = rate(sel, j, attack)
+                out[g][name]["by_clip"] = {c: rate([r for r in sel if _clip(r) == c], j, attack)
+                                           for c in CLIPS if any(_clip(r) == c for r in sel)}
+            reasons: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+            for r in sel:
+                reasons[_clip(r)][str(r.get("reject_reason"))] += 1
+            out[g]["active_outcome_by_clip"] = {c: dict(v) for c, v in reasons.items()}
+        return out
+
+    new = table(rows)
+    keys = {r["name"] for r in rows}
+    # the main run's sessions with the same keys (cued_edited has no s10 twin: its s10 twin is cued_replay's)
+    old_same = [r for r in old if r["name"] in keys]
+    same_draw = [(r, o) for r in rows for o in old_same
+                 if o["name"] == r["name"] and o["challenges"] == r["challenges"]]
+    return {"groups": new, "old_draw_same_keys": table(old_same),
+            "same_challenges_as_old": {
+                "n": len(same_draw),
+                "pad_identical": sum(1 for r, o in same_draw
+                                     if abs(float(r["pad"]["median"]) - float(o["pad"]["median"])) < 1e-9),
+                "decision_identical": sum(1 for r, o in same_draw if r.get("decision") == o.get("decision"))},
+            "two_fold": {"fusion": fz, "threshold_A": ta, "threshold_B": tb}, "shipped": {"value": sv, "fusion": sf}}
+
+
+def s11_readme(res: dict[str, Any], meta: dict[str, Any]) -> str:
+    def cell(x: dict[str, Any], floor: float | None = None) -> str:
+        if x["rate"] is None:
+            return "—"
+        lo, hi = x["ci95"]
+        mark = "" if floor is None else " " + floor_mark(x["rate"], x["n"], floor)
+        return f"{100 * x['rate']:.1f}% ({x['errors']}/{x['n']}) [{100 * lo:.1f}–{100 * hi:.1f}]{mark}"
+
+    def clips(x: dict[str, Any]) -> str:
+        return ", ".join(f"{c.split('_')[0]} {v['errors']}/{v['n']}" for c, v in x["by_clip"].items())
+
+    g, old = res["groups"], res["old_draw_same_keys"]
+    tf, sh = res["two_fold"], res["shipped"]
+    part = "" if meta["complete"] else (f" PARTIAL RUN: {meta['scored_sessions']} of {meta['planned_sessions']} "
+                                        "planned sessions scored (the plan is interleaved: balanced counts).")
+    heads = [(k, "APCER" if g[k]["attack"] else "BPCER") for k in (*[k for k, _ in S11_GROUPS], "genuine") if k in g]
+    lines = [
+        "### Presentation attacks under the session-11 draw (`pad_eval.py --draw s11`)",
+        "",
+        f"Machine: {meta['machine'].get('nproc')} × {meta['machine'].get('cpu')} (shared, other helpers' e2e runs "
+        f"alongside; load {meta['load_avg'][0]} at the end), {meta['date']}; {meta['elapsed_s']:.0f} s wall, "
+        f"{meta['cpu_s_sessions']:.0f} s CPU over {meta['scored_sessions']} sessions, 2 niced workers.{part} "
+        "The same plan, keys, halves and per-session draws as the table above (seed 12), but every acted session "
+        "draws production's set since session 11 (`lifecert.domain.challenges.draw`: open_mouth + one head "
+        "turn, random order; its optional third challenge is not modelled; `draw_challenges(mouth_always=True)`, "
+        "caches g7/c7). Only the acted rows were rerun: prints, stills, plain replays and the real crops cannot act "
+        "and are in the table above. PAD thresholds are NOT recalibrated: *pad* / *both* use the table above's "
+        f"2-fold thresholds ({tf['fusion']}: {tf['threshold_A']} chosen on half A, applied to half B; "
+        f"{tf['threshold_B']} chosen on half B, applied to half A); *shipped* = the manifest's {sh['value']} "
+        f"({sh['fusion']}), what production decides. Brackets: exact 95 % Clopper–Pearson; marks as above.",
+        "",
+        "What is synthetic: everything in the table above, plus: **blink_7_times_1080p never opens its mouth** "
+        "(MAR <= 0.16 over the clip), so its GENUINE sessions open it by `attacks.open_mouth` (a warp of the "
+        "lower face and a drawn dark inner mouth; how wide, how long: `attacks.MouthAct`, ASSUMED; checked in "
+        "`mouth_synth` below: it reads over the step's threshold and moves PAD by a few hundredths). "
+        "talking_head_a acts open_mouth with its own speech frames, as before. *cued_replay*: the attacker's "
+        "footage is found footage, NOT edited: blink_7's has no open mouth to cue, so every blink_7 cued replay "
+        "misses open_mouth — footage without the action, not a detector gain. *cued_edited*: the blink_7 cued "
+        "replays (same session numbers and draws as cued_replay's) with the attacker editing the SAME synthetic "
+        "opening into his footage (`Spec.edited`): the honest ceiling for an attacker who edits footage.",
+        "",
+        "| protocol | " + " | ".join(f"{h} {k}" for k, h in heads) + " |",
+        "|---|" + "---|" * len(heads),
+    ]
+    for name, label in (("active", "active"), ("pad", "pad (2-fold)"), ("both", "both (2-fold)"),
+                        ("pad_shipped", f"pad (shipped {sh['value']})"), ("both_shipped", "both (shipped)")):
+        cells = []
+        for k, _h in heads:
+            floor = FLOOR["cued_replay"] if g[k]["attack"] else (BPCER_FLOOR if k == "genuine" else None)
+            cells.append(cell(g[k][name], floor))
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += ["", "Per clip (errors/n; talking = talking_head_a, blink = blink_7_times_1080p):", ""]
+    for k, _h in heads:
+        lines.append(f"- *{k}*: " + "; ".join(f"{n} {clips(g[k][n])}" for n in ("active", "pad", "both",
+                                                                                "both_shipped")))
+        lines.append("  active outcome: " + "; ".join(
+            f"{c.split('_')[0]}: " + ", ".join(f"{'passed' if r == 'None' else r} {n}" for r, n in sorted(v.items()))
+            for c, v in g[k]["active_outcome_by_clip"].items()))
+    lines += ["", "The SAME session keys under the draw before session 11 (the table above; per clip, errors/n):", ""]
+    for k, _h in heads:
+        if k in old:
+            lines.append(f"- *{k}*: " + "; ".join(f"{n} {cell(old[k][n])} ({clips(old[k][n])})"
+                                                 for n in ("active", "both", "both_shipped")))
+    sd = res["same_challenges_as_old"]
+    lines += ["", f"Check: {sd['n']} sessions drew the same challenges under both draws (talking_head_a sessions "
+              f"that already had open_mouth); their PAD session median is identical in {sd['pad_identical']} and "
+              f"production's decision in {sd['decision_identical']}."]
+    return "\n".join(lines)
 
 
 def _judge(rows: list[dict[str, Any]], fusion: str, thr: float) -> Callable[[dict[str, Any]], bool]:
