@@ -1513,7 +1513,7 @@ def _group(r: dict[str, Any]) -> str:
 
 
 def _clip(r: dict[str, Any]) -> str:
-    return str(r["name"]).split("/")[1]
+    return "crops" if r.get("source") == "crops" else str(r["name"]).split("/")[1]
 
 
 def s11_summary(rows: Sequence[dict[str, Any]], old: Sequence[dict[str, Any]], two_fold: dict[str, Any],
@@ -1541,17 +1541,22 @@ def s11_summary(rows: Sequence[dict[str, Any]], old: Sequence[dict[str, Any]], t
         "pad": pad_2fold, "both": lambda r: bool(r["active_reject"]) or pad_2fold(r),
         "pad_shipped": pad_shipped, "both_shipped": lambda r: bool(r["active_reject"]) or pad_shipped(r)}
 
+    # the real live crops carry no challenge (the draw does not touch them): the main run's, for the floor set
+    crops = [r for r in old if r["kind"] == "bona_fide" and r["source"] == "crops"]
+
     def table(rs: Sequence[dict[str, Any]]) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for g, attack in (*S11_GROUPS, ("genuine", False)):
-            sel = [r for r in rs if _group(r) == g or (g == "genuine" and r["kind"] == "bona_fide")]
+        acted = [r for r in rs if r["kind"] == "bona_fide" and r["source"] != "crops"]
+        for g, attack in (*S11_GROUPS, ("genuine", False), ("floor_set", False)):
+            sel = [r for r in rs if _group(r) == g] if g not in ("genuine", "floor_set") else (
+                acted if g == "genuine" else acted + crops)
             if not sel:
                 continue
             out[g] = {"attack": attack, "n": len(sel)}
             for name, j in judges.items():
                 out[g][name] = rate(sel, j, attack)
                 out[g][name]["by_clip"] = {c: rate([r for r in sel if _clip(r) == c], j, attack)
-                                           for c in CLIPS if any(_clip(r) == c for r in sel)}
+                                           for c in (*CLIPS, "crops") if any(_clip(r) == c for r in sel)}
             reasons: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
             for r in sel:
                 reasons[_clip(r)][str(r.get("reject_reason"))] += 1
@@ -1561,7 +1566,7 @@ def s11_summary(rows: Sequence[dict[str, Any]], old: Sequence[dict[str, Any]], t
     new = table(rows)
     keys = {r["name"] for r in rows}
     # the main run's sessions with the same keys (cued_edited has no s10 twin: its s10 twin is cued_replay's)
-    old_same = [r for r in old if r["name"] in keys]
+    old_same = [r for r in old if r["name"] in keys or r in crops]
     same_draw = [(r, o) for r in rows for o in old_same
                  if o["name"] == r["name"] and o["challenges"] == r["challenges"]]
     return {"groups": new, "old_draw_same_keys": table(old_same),
@@ -1588,7 +1593,8 @@ def s11_readme(res: dict[str, Any], meta: dict[str, Any]) -> str:
     tf, sh = res["two_fold"], res["shipped"]
     part = "" if meta["complete"] else (f" PARTIAL RUN: {meta['scored_sessions']} of {meta['planned_sessions']} "
                                         "planned sessions scored (the plan is interleaved: balanced counts).")
-    heads = [(k, "APCER" if g[k]["attack"] else "BPCER") for k in (*[k for k, _ in S11_GROUPS], "genuine") if k in g]
+    heads = [(k, "APCER" if g[k]["attack"] else "BPCER")
+             for k in (*[k for k, _ in S11_GROUPS], "genuine", "floor_set") if k in g]
     lines = [
         "### Presentation attacks under the session-11 draw (`pad_eval.py --draw s11`)",
         "",
@@ -1621,10 +1627,13 @@ def s11_readme(res: dict[str, Any], meta: dict[str, Any]) -> str:
                         ("pad_shipped", f"pad (shipped {sh['value']})"), ("both_shipped", "both (shipped)")):
         cells = []
         for k, _h in heads:
-            floor = FLOOR["cued_replay"] if g[k]["attack"] else (BPCER_FLOOR if k == "genuine" else None)
+            floor = FLOOR["cued_replay"] if g[k]["attack"] else (BPCER_FLOOR if k == "floor_set" else None)
             cells.append(cell(g[k][name], floor))
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    lines += ["", "Per clip (errors/n; talking = talking_head_a, blink = blink_7_times_1080p):", ""]
+    lines += ["", "*genuine* = the three acted rows (rerun); *floor_set* = those plus the 26 real live crops of the "
+              "table above (no challenge: the draw does not touch them), the issue-12 BPCER set as above.", "",
+              "Per clip (errors/n: attacks NOT rejected, genuine rejected; talking = talking_head_a, blink = "
+              "blink_7_times_1080p):", ""]
     for k, _h in heads:
         lines.append(f"- *{k}*: " + "; ".join(f"{n} {clips(g[k][n])}" for n in ("active", "pad", "both",
                                                                                 "both_shipped")))

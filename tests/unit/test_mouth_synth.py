@@ -107,3 +107,28 @@ def test_given_the_s11_draw_when_planned_then_acted_sessions_draw_it_under_their
         assert pe.cache_path(tmp_path, old[key], 12) != pe.cache_path(tmp_path, new[key], 12)
     assert pe.cache_path(tmp_path, new["video_acted/talking_head_a/0"], 12).name.endswith("-g7.json")
     assert pe.cache_path(tmp_path, new["print/0"], 12) == pe.cache_path(tmp_path, old["print/0"], 12)
+
+
+def _row(name: str, split: str, pad: float, active_reject: bool = False, source: str = "") -> dict[str, object]:
+    kind = "cued_replay" if name.startswith("cued") else "bona_fide"
+    return {"name": name, "kind": kind, "source": source or name.split("/")[0], "split": split,
+            "challenges": ["open_mouth", "turn_left"], "pad": {"p25": pad, "median": pad},
+            "active_reject": active_reject, "reject_reason": "missed open_mouth" if active_reject else None,
+            "decision": "RETRY" if active_reject else "CONFIRMED"}
+
+
+def test_given_s11_sessions_when_summarised_then_each_half_is_judged_by_the_other_halfs_threshold() -> None:
+    """threshold_A (chosen on half A) judges half B and threshold_B judges half A; the floor set adds the main
+    run's real crops; a cued replay counts as an APCER error only when neither PAD nor the active checks stop it."""
+    rows = [_row("video_acted/talking_head_a/0", "A", 0.65), _row("video_acted/talking_head_a/1", "B", 0.75),
+            _row("cued_replay/blink_7_times_1080p/2", "A", 0.9, active_reject=True),
+            _row("cued_replay/talking_head_a/0", "A", 0.9)]
+    old = [_row("nuaa/real/1", "A", 0.1, source="crops")]
+    res = pe.s11_summary(rows, old, {"fusion": "p25", "threshold_A": 0.7, "threshold_B": 0.6}, (0.5, "median"))
+    g = res["groups"]
+    assert g["video_acted"]["pad"]["errors"] == 0  # A's 0.65 over B's 0.6, B's 0.75 over A's 0.7 (not swapped)
+    assert g["video_acted"]["pad"]["by_clip"]["talking_head_a"]["n"] == 2
+    assert g["video_acted"]["pad_shipped"]["errors"] == 0
+    assert g["cued_replay"]["both"]["errors"] == 1 and g["cued_replay"]["active"]["errors"] == 1
+    assert g["floor_set"]["n"] == 3 and g["floor_set"]["pad"]["errors"] == 1  # the crop (0.1)
+    assert g["genuine"]["n"] == 2
