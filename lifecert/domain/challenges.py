@@ -8,7 +8,7 @@ the rule for ``LIFECERT_FIXED_CHALLENGES``).
 
 The DRAW goes further: every drawn set holds ``open_mouth`` (:func:`draw`). A blink proves
 nothing against found footage: people blink every few seconds without being asked, so any
-video of the pensioner shows one inside a step's window (>= 8 s, up to 27 s) with nothing
+video of the pensioner shows one inside a step's window (>= 8 s, up to 29 s) with nothing
 acted; a wide mouth opening is rare in such footage (video calls, chat clips: speech opens
 the mouth briefly). benchmarks/mouth_windows.py (the two real clips replayed as they are,
 nothing acted, production's engine and step judge at the steps' capture rates, 8 s windows at

@@ -63,7 +63,7 @@ def test_given_the_head_at_rest_or_out_the_other_way_or_never_at_rest_then_not_u
     assert not steps.under_way("turn_left", _seq(poses, (OUT, 60)), base, REVEAL, P)
 
 
-def test_given_eyes_closed_or_mouth_open_in_the_newest_frame_then_blink_and_open_mouth_are_never_held(
+def test_given_eyes_closed_or_the_mouth_past_its_threshold_in_the_newest_frame_then_not_held(
     poses: dict[Pose, NDArray[np.float32]], clip: Clip, face_engine: FaceEngine,
 ) -> None:
     import cv2
@@ -74,9 +74,66 @@ def test_given_eyes_closed_or_mouth_open_in_the_newest_frame_then_blink_and_open
         lm = np.asarray(face_engine.detect(img)[0].landmarks68, np.float32)
         frames = _seq(poses, (REST, 40))
         frames.append(FrameObs(frames[-1].t_ms + 125, lm, None, 1))
-        # what this test is about: that last frame is the action itself (not at rest by judge_challenge's rule)
+        # what this test is about: that last frame is the action itself (not at rest by judge_challenge's rule): a
+        # blink is never held; a mouth past its threshold is seen, not held
         assert not steps._at_rest(name, steps.signals(frames), len(frames) - 1, base, P), name
         assert not steps.under_way(name, frames, base, REVEAL, P), name
+
+
+def _mouth(lm: NDArray[np.float32], mar: float) -> NDArray[np.float32]:
+    """``lm`` with its inner lips opened to MAR ``mar`` (geometry.mouth_aspect_ratio: points 65-67 below 63-61)."""
+    out = lm.copy()
+    width = float(np.linalg.norm(out[64] - out[60]))
+    for up, low in ((61, 67), (62, 66), (63, 65)):
+        out[low] = out[up] + np.array([0.0, mar * width], np.float32)
+    return out
+
+
+def _mouth_seq(poses: dict[Pose, NDArray[np.float32]], mars: list[float]) -> list[FrameObs]:
+    """Frames at 8 fps from the reveal with these inner-lip MARs, the face at rest."""
+    return [FrameObs(REVEAL + k * 125, _mouth(poses[REST], m), None, 1) for k, m in enumerate(mars)]
+
+
+def _mouth_base(poses: dict[Pose, NDArray[np.float32]], mar: float = 0.05) -> Any:
+    return steps.baseline_of([FrameObs(k * 125, _mouth(poses[REST], mar), None, 1) for k in range(8)])
+
+
+def test_given_a_slow_mouth_opening_still_under_the_threshold_when_the_newest_frame_is_judged_then_under_way(
+    poses: dict[Pose, NDArray[np.float32]],
+) -> None:
+    base = _mouth_base(poses)
+    thr = max(P.mouth_open_abs, base.mar + P.mouth_open_delta)
+    assert base.mar == pytest.approx(0.05, abs=1e-3)
+    # at rest, then an opening rising ~0.015 a frame (a 4-5 s opening at 8 fps), now 0.28: under the threshold
+    # (the window's end at 11 s passed: 80 frames at rest first)
+    rising = [0.05] * 80 + [0.05 + 0.015 * k for k in range(1, 16)]
+    frames = _mouth_seq(poses, rising)
+    assert rising[-1] < thr and not steps.judge_challenge("open_mouth", frames, base, REVEAL, P).seen
+    assert steps.under_way("open_mouth", frames, base, REVEAL, P)
+    assert frames[-1].t_ms - REVEAL > 11_000
+    assert steps.held_window(11_000, frames[-1].t_ms - REVEAL) == frames[-1].t_ms - REVEAL + steps.UNDER_WAY_HOLD_MS
+
+
+@pytest.mark.parametrize("tail", [
+    [0.05, 0.20, 0.08, 0.22, 0.10, 0.19],  # speech: open and shut, under what it was 0.5 s before
+    [0.25, 0.25, 0.25, 0.25, 0.25, 0.25],  # held half open, no longer rising
+    [0.05, 0.06, 0.07, 0.08, 0.09, 0.10],  # rising but not yet well above her baseline (0.05 + 0.06)
+    [0.20, 0.22, 0.24, 0.26, 0.28, 0.22],  # closing again
+])
+def test_given_speech_a_held_or_small_or_closing_mouth_when_the_newest_frame_is_judged_then_not_under_way(
+    poses: dict[Pose, NDArray[np.float32]], tail: list[float],
+) -> None:
+    base = _mouth_base(poses)
+    assert not steps.under_way("open_mouth", _mouth_seq(poses, [0.05] * 40 + tail), base, REVEAL, P)
+
+
+def test_given_a_mouth_opening_since_before_the_prompt_when_judged_then_not_under_way(
+    poses: dict[Pose, NDArray[np.float32]],
+) -> None:
+    # already open past the opening bound at the reveal and rising: judge_challenge would not count it either
+    base = _mouth_base(poses)
+    frames = _mouth_seq(poses, [0.12 + 0.002 * k for k in range(60)])
+    assert not steps.under_way("open_mouth", frames, base, REVEAL, P)
 
 
 def test_given_a_step_under_way_when_held_then_2_s_past_its_newest_frame_never_shorter_never_past_the_cap() -> None:

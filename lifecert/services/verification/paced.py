@@ -373,7 +373,8 @@ class PacedCapture:
             reveal = int(st["reveal_ms"])
             if not j.seen and latest_ms > reveal + int(st["window_ms"]) and steps.under_way(
                     st["challenge"], fobs, base, reveal, self.params):
-                # The slow mover: her head is still out at the window's end; held open until it comes back (bounded).
+                # The slow mover: her head is still out (her mouth still opening) at the window's end; held open
+                # until it comes back (bounded).
                 held = steps.held_window(int(st["window_ms"]), latest_ms - reveal)
                 if held > int(st["window_ms"]):
                     st["held_ms"] = held
