@@ -110,15 +110,18 @@ def test_given_a_slow_mouth_opening_still_under_the_threshold_when_the_newest_fr
     frames = _mouth_seq(poses, rising)
     assert rising[-1] < thr and not steps.judge_challenge("open_mouth", frames, base, REVEAL, P).seen
     assert steps.under_way("open_mouth", frames, base, REVEAL, P)
+    # one frame read lower than the one before (landmark jitter) does not stop it
+    jitter = _mouth_seq(poses, [*rising[:-2], rising[-1], rising[-2] - 0.01])
+    assert steps.under_way("open_mouth", jitter, base, REVEAL, P)
     assert frames[-1].t_ms - REVEAL > 11_000
     assert steps.held_window(11_000, frames[-1].t_ms - REVEAL) == frames[-1].t_ms - REVEAL + steps.UNDER_WAY_HOLD_MS
 
 
 @pytest.mark.parametrize("tail", [
-    [0.05, 0.20, 0.08, 0.22, 0.10, 0.19],  # speech: open and shut, under what it was 0.5 s before
+    [0.05, 0.20, 0.08, 0.22, 0.10, 0.19],  # speech: open and shut, on the whole under what it was 0.5 s before
     [0.25, 0.25, 0.25, 0.25, 0.25, 0.25],  # held half open, no longer rising
     [0.05, 0.06, 0.07, 0.08, 0.09, 0.10],  # rising but not yet well above her baseline (0.05 + 0.06)
-    [0.20, 0.22, 0.24, 0.26, 0.28, 0.22],  # closing again
+    [0.20, 0.24, 0.28, 0.26, 0.22, 0.18],  # closing again
 ])
 def test_given_speech_a_held_or_small_or_closing_mouth_when_the_newest_frame_is_judged_then_not_under_way(
     poses: dict[Pose, NDArray[np.float32]], tail: list[float],

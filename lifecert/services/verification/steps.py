@@ -269,22 +269,23 @@ DO_ACTION_AFTER_MS = 5_500
 # came 1.2-1.7 s before the window (OPEN_WIDER heard + HINT_HEARD_WINDOW_MS) closed: an opening ~1.2 s slower missed
 # (README slow_mouth). So open_mouth is held open like a turn (:func:`under_way`, :func:`held_window`, the same
 # UNDER_WAY_HOLD_MS and cap) when the newest frame shows the mouth clearly OPENING (:func:`mouth_opening`): its
-# inner-lip MAR at least MOUTH_OPENING_DELTA above her own settle baseline, still under the judge's threshold, and
-# above every frame from MOUTH_RISE_MS to MOUTH_RISE_GAP_MS before it (at least MOUTH_RISE_FRAMES of them) by
-# MOUTH_RISE_MIN. Speech opens and shuts the mouth several times a second, so a talker's newest frame is seldom well
-# open AND higher than all of 0.4-0.75 s ago. Chosen on the real talk of talking_head_a at 8 fps (its MAR through
-# production's engine, every phase, her baseline from the 0.8 s before; slow openings 2-6 s long made of that talk's
-# own frames as slow_move's Warper picks them; ad hoc exploration, then measured by benchmarks/mouth_windows.py
-# section (c), README mouth_windows): these bounds fire at 9.3 % of the speech frames and at 99.6 % of the slow
-# openings' frames between the opening bound and the threshold (2, 3, 4.2, 5 s: all; 6 s: 102/106); comparing with
-# the frames just before (0.5 s) instead fired at 8.3 % of speech but only 54-65 % of the 4.2-5 s openings' frames;
-# no gap and no minimum rise, 12 % of speech. A talker's step is held 2 s (UNDER_WAY_HOLD_MS) at ~1 window end in 10,
-# and on to the cap only if every following chunk's newest frame fires too.
+# inner-lip MAR at least MOUTH_OPENING_DELTA above her own settle baseline, still under the judge's threshold, and the
+# mean of the newest MOUTH_RECENT_FRAMES frames above every frame from MOUTH_RISE_MS to MOUTH_RISE_GAP_MS before it.
+# Speech opens and shuts the mouth several times a second, so a talker's newest frames are seldom well open AND all
+# higher than 0.5-1 s before. Chosen on the real talk of talking_head_a at 8 fps (its MAR through production's
+# engine, every phase, the baseline from the 0.8 s before) and on slow openings 3-6 s long made of that talk's own
+# frames as slow_move's Warper picks them, with and without 0.012 of added landmark jitter (an ad hoc exploration
+# in the session's notes, then measured: benchmarks/mouth_windows.py section (c), README mouth_windows; slow_move
+# README slow_mouth): these bounds fire at 8.4 % of the speech frames and, with jitter, at 100 % of the 3, 4.2 and
+# 5 s openings' frames between the opening bound and the threshold, 89 % of the 6 s one's (all without jitter). The
+# first version compared the newest frame alone with the frames 0.375-0.75 s before (+0.01): 9.3 % of speech, but
+# with jitter 94-95 % of the 4.2-5 s openings' frames and 76 % of the 6 s one's; a slow_move miss it left (5 s
+# opening, 1 s lag) was its newest frame 0.026 under the one before. A talker's step is held 2 s (UNDER_WAY_HOLD_MS)
+# at ~1 window end in 10, and on to the cap only if every following chunk's newest frames fire too.
 MOUTH_OPENING_DELTA = 0.06
-MOUTH_RISE_MS = 750
-MOUTH_RISE_GAP_MS = 375
-MOUTH_RISE_FRAMES = 3
-MOUTH_RISE_MIN = 0.01
+MOUTH_RECENT_FRAMES = 3
+MOUTH_RISE_MS = 1_000
+MOUTH_RISE_GAP_MS = 500
 
 # framing issue -> live hint code (lifecert.domain.challenges.HINT_CODES)
 HINT_FOR: dict[str, str] = {
@@ -416,15 +417,15 @@ def mouth_opening(frames: Sequence[FrameObs], base: Baseline, reveal_ms: int, p:
     """Is the mouth clearly OPENING in the newest frame with a face (see MOUTH_OPENING_DELTA)? True when that frame,
     from the reveal + MIN_REACTION_MS, has its inner-lip MAR risen at least MOUTH_OPENING_DELTA above the baseline's,
     still under the open_mouth threshold (max(mouth_open_abs, baseline + mouth_open_delta): past it the step is
-    seen), and above every face frame from MOUTH_RISE_MS to MOUTH_RISE_GAP_MS before it by MOUTH_RISE_MIN (rising:
-    at least MOUTH_RISE_FRAMES of them; the frames just before are skipped, a slow opening's frame-to-frame rise is
-    within the landmarks' jitter), after an earlier frame there under the opening bound (it began after the
-    prompt)."""
+    seen), the mean MAR of the newest MOUTH_RECENT_FRAMES face frames is above every face frame from MOUTH_RISE_MS to
+    MOUTH_RISE_GAP_MS before the newest (rising; at least MOUTH_RECENT_FRAMES of them: a slow opening's
+    frame-to-frame rise is within the landmarks' jitter, so neither one frame nor the frames just before decide),
+    and an earlier frame there was under the opening bound (it began after the prompt)."""
     if np.isnan(base.ear) or np.isnan(base.mar):
         return False
     sig = signals(frames)
     idx = np.nonzero((sig.t_ms >= reveal_ms + MIN_REACTION_MS) & ~np.isnan(sig.ear) & ~np.isnan(sig.mar))[0]
-    if len(idx) < MOUTH_RISE_FRAMES + 2:
+    if len(idx) < 2 * MOUTH_RECENT_FRAMES:
         return False
     last = int(idx[-1])
     m, t = float(sig.mar[last]), int(sig.t_ms[last])
@@ -432,7 +433,8 @@ def mouth_opening(frames: Sequence[FrameObs], base: Baseline, reveal_ms: int, p:
     if not bound <= m < max(p.mouth_open_abs, base.mar + p.mouth_open_delta):
         return False
     before = [float(sig.mar[i]) for i in idx[:-1] if t - MOUTH_RISE_MS <= int(sig.t_ms[i]) <= t - MOUTH_RISE_GAP_MS]
-    if len(before) < MOUTH_RISE_FRAMES or m < max(before) + MOUTH_RISE_MIN:
+    recent = float(np.mean(sig.mar[idx[-MOUTH_RECENT_FRAMES:]]))
+    if len(before) < MOUTH_RECENT_FRAMES or not recent > max(before):
         return False
     return any(float(sig.mar[i]) < bound for i in idx[:-1])
 
