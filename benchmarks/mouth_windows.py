@@ -19,6 +19,8 @@ seconds). This measures both on the two REAL clips in ../shared/faces/video (tal
   the open_mouth step and the blink step, for W = 6 s, 8 s (steps.CHALLENGE_WINDOW_MS) and 11 s (+ the action
   hint's steps.HINT_EXTRA_WINDOW_MS); for open_mouth also under a candidate HOLD rule (k consecutive face frames
   over the same threshold, after a frame at rest; not production's rule);
+* (c) whether plain speech would hold an open_mouth step open past its window (session 11's
+  steps.mouth_opening, via steps.under_way / held_window, chunk by chunk): :func:`opening_hold`;
 * (b) runs of consecutive 8 fps frames over the open_mouth threshold (max(mouth_open_abs, baseline MAR +
   mouth_open_delta), the baseline the clip's median MAR) over the whole looped clip, for 25 phases of the 8 fps
   grid (5 ms apart), and the same at the clip's own frame rate (run durations in ms).
@@ -142,6 +144,70 @@ def windows(obs: list[FrameObs | None], fps: float, p: LivenessParams) -> dict[s
     return out
 
 
+def opening_hold(obs: list[FrameObs | None], fps: float, p: LivenessParams) -> dict[str, Any]:
+    """(c): would plain speech hold an open_mouth step open (steps.under_way -> steps.mouth_opening)? For every reveal
+    phase (one per source frame), baseline and frames as (a), the page's chunks every steps.CHUNK_MS from the
+    reveal: at each chunk's end past the step's window (from steps.CHALLENGE_WINDOW_MS; and from the ``heard``
+    rule's longest, CHALLENGE_WINDOW_MS + HINT_EXTRA_WINDOW_MS) the step is held to steps.held_window when the
+    newest frame shows the mouth opening, chunk by chunk, as paced.py does, never past the cap. Counted twice: as
+    production judges (the step over once seen), and IGNORING the judge (a talker whose openings never reach the
+    threshold: what speech alone does to the hold). Also the share of all 8 fps frames of the window at which the
+    rule would fire."""
+    n = len(obs)
+    settle_rate = steps.capture_fps(None)
+    rate = steps.capture_fps("open_mouth")
+    out: dict[str, Any] = {}
+    for w in (steps.CHALLENGE_WINDOW_MS, steps.CHALLENGE_WINDOW_MS + steps.HINT_EXTRA_WINDOW_MS):
+        cnt: Counter[str] = Counter()
+        holds_ms: list[int] = []
+        fired = frames_seen = 0
+        for s in range(n):
+            reveal = 10_000
+            clip0 = s * 1000.0 / fps
+            lead = [at(obs, fps, clip0 + (t - reveal), round(t))
+                    for t in grid(reveal - steps.SETTLE_STEADY_MS, steps.SETTLE_STEADY_MS, settle_rate)]
+            lead = [f for f in lead if f.landmarks is not None]
+            if len(lead) < steps.SETTLE_MIN_FRAMES:
+                continue
+            base = steps.baseline_of(lead)
+            cnt["phases"] += 1
+            fr = [at(obs, fps, clip0 + (t - reveal), round(t))
+                  for t in grid(reveal, steps.HINT_MAX_WINDOW_MS + steps.CHUNK_MS, rate)]
+            for k in range(len(fr)):  # (the rule at every frame of the window)
+                if fr[k].t_ms - reveal <= w:
+                    frames_seen += 1
+                    fired += int(steps.mouth_opening(fr[: k + 1], base, reveal, p))
+            for judged in (True, False):
+                window, seen_at, chunk = w, None, steps.CHUNK_MS
+                while True:
+                    upto = [f for f in fr if f.t_ms < reveal + chunk]
+                    if judged and steps.judge_challenge("open_mouth", upto, base, reveal, p).seen:
+                        seen_at = chunk
+                        break
+                    if chunk > window:
+                        if steps.under_way("open_mouth", upto, base, reveal, p):
+                            held = steps.held_window(window, upto[-1].t_ms - reveal)
+                            if held > window:
+                                window = held
+                                chunk += steps.CHUNK_MS
+                                continue
+                        break
+                    chunk += steps.CHUNK_MS
+                tag = "judged" if judged else "speech_only"
+                if window > w:
+                    cnt[f"{tag}_held"] += 1
+                    if not judged:
+                        holds_ms.append(window - w)
+                    if window >= steps.HINT_MAX_WINDOW_MS:
+                        cnt[f"{tag}_to_cap"] += 1
+                if judged and seen_at is not None:
+                    cnt["judged_seen"] += 1
+                    cnt["judged_seen_in_hold"] += int(seen_at > w and window > w)
+        out[str(w)] = {**dict(sorted(cnt.items())), "frames": frames_seen, "frames_fired": fired,
+                       "speech_only_hold_ms": sorted(holds_ms)}
+    return out
+
+
 def runs(obs: list[FrameObs | None], fps: float, p: LivenessParams) -> dict[str, Any]:
     """(b): runs of consecutive frames over the open_mouth threshold, at 8 fps (every phase) and at the clip's
     own rate, the threshold from the clip's median MAR."""
@@ -216,6 +282,27 @@ def text(res: dict[str, Any]) -> str:
                      f"{b['source_frames_over']}/{b['source_frames']} | "
                      f"{', '.join(f'{k}: {v}' for k, v in b['run_length_8fps_counts'].items()) or 'none'} "
                      f"({b['phases_8fps']} phases) | {', '.join(map(str, b['runs_native_ms'])) or 'none'} |")
+    o = res.get("opening", {})
+    lines += ["", "(c) Would plain speech hold an open_mouth step open (`steps.under_way` -> `steps.mouth_opening`: "
+              f"the newest frame's MAR >= baseline + {o.get('delta', '?')} and under the threshold, the mean of the "
+              f"newest {o.get('recent_frames', '?')} above every frame {o.get('gap_ms', '?')}-{o.get('rise_ms', '?')} "
+              "ms before it)? Same "
+              "phases and baseline as above, the page's chunks every 1 s from the reveal, held chunk by chunk as "
+              "paced.py does (`steps.held_window`, 2 s past the newest frame, cap `steps.HINT_MAX_WINDOW_MS`). "
+              "*judged*: as production (over once seen); *speech only*: the judge ignored (a talker whose openings "
+              "never reach the threshold: what speech alone does to the hold). `frames fired`: share of all 8 fps "
+              "frames of the window at which the rule fires.", "",
+              "| clip | window | phases | frames fired | judged: held / seen / seen in the hold | speech only: held "
+              "| speech only: to the cap | speech only: hold ms (each held phase) |",
+              "|---|---|---|---|---|---|---|---|"]
+    for clip, r in res["clips"].items():
+        for w, c in r.get("opening_hold", {}).items():
+            n = c.get("phases", 0)
+            hold = ", ".join(f"{k}: {v}" for k, v in sorted(Counter(c.get("speech_only_hold_ms", [])).items()))
+            lines.append(f"| {clip} | {int(w) / 1000:.0f} s | {n} | {c['frames_fired']}/{c['frames']} = "
+                         f"{100 * c['frames_fired'] / max(c['frames'], 1):.1f} % | {c.get('judged_held', 0)} / "
+                         f"{c.get('judged_seen', 0)} / {c.get('judged_seen_in_hold', 0)} | "
+                         f"{c.get('speech_only_held', 0)}/{n} | {c.get('speech_only_to_cap', 0)} | {hold or 'none'} |")
     lines += ["", res.get("reading", "")]
     return "\n".join(lines)
 
@@ -230,14 +317,19 @@ def main(argv: list[str] | None = None) -> int:
                            "capture_fps": {"open_mouth": steps.capture_fps("open_mouth"),
                                            "blink": steps.capture_fps("blink"), "settle": steps.capture_fps(None)},
                            "params": {"mouth_open_abs": p.mouth_open_abs, "mouth_open_delta": p.mouth_open_delta},
+                           "opening": {"delta": steps.MOUTH_OPENING_DELTA, "rise_ms": steps.MOUTH_RISE_MS,
+                                       "gap_ms": steps.MOUTH_RISE_GAP_MS, "recent_frames": steps.MOUTH_RECENT_FRAMES,
+                                       "hold_ms": steps.UNDER_WAY_HOLD_MS,
+                                       "cap_ms": steps.HINT_MAX_WINDOW_MS},
                            "clips": {}}
     for clip in CLIPS:
         frames, fps = read_clip(FACES / "video" / f"{clip}.mp4", 640)
         obs, width = observe_clip(engine, frames)
         res["clips"][clip] = {"fps": fps, "frames": len(frames), "with_face": sum(o is not None for o in obs),
                               "face_width_median": round(width, 3), "windows": windows(obs, fps, p),
-                              "runs": runs(obs, fps, p)}
-        print(clip, res["clips"][clip]["windows"], res["clips"][clip]["runs"]["run_length_8fps_counts"], flush=True)
+                              "runs": runs(obs, fps, p), "opening_hold": opening_hold(obs, fps, p)}
+        print(clip, res["clips"][clip]["windows"], res["clips"][clip]["runs"]["run_length_8fps_counts"],
+              res["clips"][clip]["opening_hold"], flush=True)
     prev = ROOT / "benchmarks" / "results" / "mouth_windows.json"
     if prev.is_file():  # the reading is written by hand after a run; keep it
         import json
