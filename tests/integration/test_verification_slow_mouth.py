@@ -25,8 +25,8 @@ from lifecert.engine.base import FaceEngine
 from lifecert.services.context import AppContext
 from lifecert.services.verification import steps
 from lifecert.storage.models_verification import VerificationSession
-from tests.integration.verification_support import TEMPLATE_FRAME, VIDEO, enroll, read_video, serve, verification_ctx
-from tests.paced_client import Clip, Phone, SimClock, VirtualTime, http_sender, http_start
+from tests.integration.verification_support import phone_at_first_challenge, serve, verification_ctx
+from tests.paced_client import Clip, Phone, VirtualTime
 
 FIXED = steps.CHALLENGE_WINDOW_MS + steps.HINT_EXTRA_WINDOW_MS
 SLOW = (5_000, 1_000, 1_000)  # ms out / held / back; MAR x 100 at the widest: 45 (slow_move's)
@@ -57,17 +57,6 @@ def warper(clip: Clip, frame_engine: FaceEngine, video: list[NDArray[np.uint8]])
     return Warper(clip, frame_engine, mouths=mouth_pool(frame_engine, video))
 
 
-def _session(client: TestClient, clock: VirtualTime, vctx: AppContext, faces_dir: Path, clip: Clip, seq: int
-             ) -> Phone:
-    p = enroll(vctx, read_video(faces_dir / VIDEO)[TEMPLATE_FRAME], seq=seq)
-    sid, first = http_start(client, {"id_number": p.id_number, "name": p.name})
-    phone = Phone(http_sender(client, sid), first, clip, SimClock(clock), act=False, session_id=sid)
-    phone.neutral(1500)
-    while phone.step.index == 0 and not phone.decided:
-        phone.tick()
-    assert phone.step.challenge == "open_mouth", phone.step
-    return phone
-
 
 def _run_step(phone: Phone) -> None:
     end = phone.t + 40_000
@@ -85,7 +74,7 @@ def _stored_step(vctx: AppContext, sid: str) -> dict[str, Any]:
 def test_given_a_slow_mouth_opening_still_under_way_at_the_windows_end_when_judged_then_held_open_and_seen(
     client: TestClient, clock: VirtualTime, vctx: AppContext, faces_dir: Path, clip: Clip, warper: Warper,
 ) -> None:
-    phone = _session(client, clock, vctx, faces_dir, clip, seq=97)
+    phone = phone_at_first_challenge(client, clock, vctx, faces_dir, clip, 97, "open_mouth")
     opening = [f for f, _ in warper.movement("open_mouth", pose_curve(*SLOW), 45.0)]
     phone.script, phone.script_at = opening, phone.prompt_at + FIXED - START_BEFORE_END
     _run_step(phone)
@@ -103,7 +92,7 @@ def test_given_a_slow_mouth_opening_still_under_way_at_the_windows_end_when_judg
 def test_given_todays_quick_mouth_opening_when_judged_then_seen_and_never_held(
     client: TestClient, clock: VirtualTime, vctx: AppContext, faces_dir: Path, clip: Clip,
 ) -> None:
-    phone = _session(client, clock, vctx, faces_dir, clip, seq=98)
+    phone = phone_at_first_challenge(client, clock, vctx, faces_dir, clip, 98, "open_mouth")
     phone.script, phone.script_at = list(clip.actions["open_mouth"]), phone.prompt_at + 2_700
     _run_step(phone)
     st = _stored_step(vctx, phone.session_id)

@@ -27,8 +27,8 @@ from lifecert.engine.image import encode_jpeg
 from lifecert.services.context import AppContext
 from lifecert.services.verification import steps
 from lifecert.storage.models_verification import VerificationSession
-from tests.integration.verification_support import TEMPLATE_FRAME, VIDEO, enroll, read_video, serve, verification_ctx
-from tests.paced_client import FRAME_MS, Clip, Phone, SimClock, VirtualTime, http_sender, http_start
+from tests.integration.verification_support import phone_at_first_challenge, serve, verification_ctx
+from tests.paced_client import FRAME_MS, Clip, Phone, VirtualTime
 
 REACT = 2_700  # ms: issue 12's slowest reaction, to the prompt and to the hint
 FIXED = steps.CHALLENGE_WINDOW_MS + steps.HINT_EXTRA_WINDOW_MS
@@ -58,17 +58,6 @@ def _turn(clip: Clip, engine: FaceEngine, profile: tuple[int, int, int], peak: f
     return out
 
 
-def _session(client: TestClient, clock: VirtualTime, vctx: AppContext, faces_dir: Path, clip: Clip, seq: int
-             ) -> Phone:
-    p = enroll(vctx, read_video(faces_dir / VIDEO)[TEMPLATE_FRAME], seq=seq)
-    sid, first = http_start(client, {"id_number": p.id_number, "name": p.name})
-    phone = Phone(http_sender(client, sid), first, clip, SimClock(clock), act=False, session_id=sid)
-    phone.neutral(1500)
-    while phone.step.index == 0 and not phone.decided:
-        phone.tick()
-    assert phone.step.challenge == "turn_left", phone.step
-    return phone
-
 
 def _run_step(phone: Phone, full: list[bytes] | None = None, after_ms: int = 0) -> None:
     """Until the turn step is seen or over; ``full``: turned ``REACT`` after the first action hint reached the phone,
@@ -96,7 +85,7 @@ def test_given_a_slow_turn_still_out_at_the_windows_end_when_judged_then_held_op
     client: TestClient, clock: VirtualTime, vctx: AppContext, faces_dir: Path, clip: Clip, frame_engine: FaceEngine,
 ) -> None:
     slow = (2_500, 1_500, 2_500)
-    phone = _session(client, clock, vctx, faces_dir, clip, seq=95)
+    phone = phone_at_first_challenge(client, clock, vctx, faces_dir, clip, 95, "turn_left")
     small = _turn(clip, frame_engine, slow, 22.0)
     start = phone.prompt_at + REACT
     phone.script, phone.script_at = small, start
@@ -116,7 +105,7 @@ def test_given_a_slow_turn_still_out_at_the_windows_end_when_judged_then_held_op
 def test_given_todays_quick_turn_when_judged_then_seen_and_never_held(
     client: TestClient, clock: VirtualTime, vctx: AppContext, faces_dir: Path, clip: Clip, frame_engine: FaceEngine,
 ) -> None:
-    phone = _session(client, clock, vctx, faces_dir, clip, seq=96)
+    phone = phone_at_first_challenge(client, clock, vctx, faces_dir, clip, 96, "turn_left")
     phone.script, phone.script_at = _turn(clip, frame_engine, (600, 600, 600), 35.0), phone.prompt_at + REACT
     _run_step(phone)
     st = _stored_step(vctx, phone.session_id)

@@ -27,6 +27,7 @@ from lifecert.services.templates import add_template, store_photo, upsert_pensio
 from lifecert.storage.models import FaceTemplate, Pensioner, TemplateKind
 from tests.db_support import detached
 from tests.paced_client import TEMPLATE_FRAME as TEMPLATE_FRAME  # the enrolled frame, never one the phone sends
+from tests.paced_client import Clip, Phone, SimClock, VirtualTime, http_sender, http_start
 
 VIDEO = "video/talking_head_a.mp4"
 
@@ -97,3 +98,17 @@ def refresh_rows(ctx: AppContext, pensioner_id: int) -> list[FaceTemplate]:
     """Every refresh template of the pensioner (any model, active or not), detached."""
     return detached(ctx, select(FaceTemplate).where(FaceTemplate.pensioner_id == pensioner_id,
                                                     FaceTemplate.kind == TemplateKind.REFRESH))
+
+
+def phone_at_first_challenge(client: TestClient, clock: VirtualTime, ctx: AppContext, faces_dir: Path, clip: Clip,
+                             seq: int, challenge: str) -> Phone:
+    """A newly enrolled pensioner's paced session on a simulated phone (the virtual clock, nothing acted), run
+    through the settle step until the first challenge is revealed; asserts it is ``challenge``."""
+    p = enroll(ctx, read_video(faces_dir / VIDEO)[TEMPLATE_FRAME], seq=seq)
+    sid, first = http_start(client, {"id_number": p.id_number, "name": p.name})
+    phone = Phone(http_sender(client, sid), first, clip, SimClock(clock), act=False, session_id=sid)
+    phone.neutral(1500)
+    while phone.step.index == 0 and not phone.decided:
+        phone.tick()
+    assert phone.step.challenge == challenge, phone.step
+    return phone
