@@ -263,6 +263,15 @@ def floor_mark(r: float, n: int, floor: float) -> str:
     return "✓" if n >= FLOOR_MIN_N else "~"
 
 
+def cell(x: dict[str, Any], floor: float | None = None) -> str:
+    """A rate for the README: percent (errors/n) [95 % interval], with the floor's mark when ``floor`` is given."""
+    if x["rate"] is None:
+        return "—"
+    lo, hi = x["ci95"]
+    mark = "" if floor is None else " " + floor_mark(x["rate"], x["n"], floor)
+    return f"{100 * x['rate']:.1f}% ({x['errors']}/{x['n']}) [{100 * lo:.1f}–{100 * hi:.1f}]{mark}"
+
+
 def rate(rows: Sequence[dict[str, Any]], rejected: Callable[[dict[str, Any]], bool], attack: bool) -> dict[str, Any]:
     """APCER (attack=True: share NOT rejected) or BPCER (attack=False: share rejected), with the
     95 % Clopper–Pearson interval."""
@@ -1579,13 +1588,6 @@ def s11_summary(rows: Sequence[dict[str, Any]], old: Sequence[dict[str, Any]], t
 
 
 def s11_readme(res: dict[str, Any], meta: dict[str, Any]) -> str:
-    def cell(x: dict[str, Any], floor: float | None = None) -> str:
-        if x["rate"] is None:
-            return "—"
-        lo, hi = x["ci95"]
-        mark = "" if floor is None else " " + floor_mark(x["rate"], x["n"], floor)
-        return f"{100 * x['rate']:.1f}% ({x['errors']}/{x['n']}) [{100 * lo:.1f}–{100 * hi:.1f}]{mark}"
-
     def clips(x: dict[str, Any]) -> str:
         return ", ".join(f"{c.split('_')[0]} {v['errors']}/{v['n']}" for c, v in x["by_clip"].items())
 
@@ -1751,13 +1753,6 @@ def summarize(rows: list[dict[str, Any]], tight_rows: list[dict[str, Any]], meta
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "pad.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
-
-    def cell(x: dict[str, Any], floor: float | None = None) -> str:
-        if x["rate"] is None:
-            return "—"
-        lo, hi = x["ci95"]
-        mark = "" if floor is None else " " + floor_mark(x["rate"], x["n"], floor)
-        return f"{100 * x['rate']:.1f}% ({x['errors']}/{x['n']}) [{100 * lo:.1f}–{100 * hi:.1f}]{mark}"
 
     part = "" if meta["complete"] else (f" PARTIAL RUN: {meta['scored_sessions']} of {meta['planned_sessions']} "
                                         "planned sessions scored when this table was written.")
