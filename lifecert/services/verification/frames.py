@@ -109,18 +109,53 @@ def track_consistent(prev: NDArray[np.float32], new: NDArray[np.float32]) -> boo
     return float(np.linalg.norm(b - shift - a, axis=1).mean()) <= TRACK_MAX_SHAPE * w
 
 
+def shifted(face: Face, dx: float, dy: float) -> Face:
+    """``face`` found in a crop whose top-left corner is (dx, dy) of the frame, in the frame's pixels."""
+    d2 = np.array([dx, dy], np.float32)
+    return Face(box=(face.box + np.array([dx, dy, dx, dy], np.float32)).astype(np.float32), score=face.score,
+                landmarks5=(face.landmarks5 + d2).astype(np.float32),
+                landmarks68=None if face.landmarks68 is None else (face.landmarks68 + d2).astype(np.float32))
+
+
+def far_applies(engine: FaceEngine, image: ImageBGR) -> bool:
+    """Does :func:`detect_far` see more than the plain detector: is the frame shrunk for detection?"""
+    h, w = image.shape[:2]
+    return max(w, h) > engine.detect_max_side and min(w, h) >= 64
+
+
+def detect_far(engine: FaceEngine, image: ImageBGR) -> list[Face]:
+    """Faces too small for the engine's shrunk detection copy: the detector on the frame's central square
+    of ``engine.detect_max_side`` pixels, at full resolution (dlib's HOG finds no box under ~53 px of the
+    copy, about 0.22 of a 480 px wide frame on the 320 px copy). Empty when the frame is not shrunk for
+    detection (the plain detector already saw it at full resolution). Boxes and landmarks in frame pixels.
+
+    A pensioner with presbyopia holds the phone at arm's length to read it: the face is small but in the
+    middle of the picture (the page's oval). Found, it gets FACE_TOO_SMALL ("请靠近一点") instead of
+    NO_FACE ("没有看到您的脸"), or passes when it is not too small (MIN_FACE_FRACTION)."""
+    if not far_applies(engine, image):
+        return []
+    h, w = image.shape[:2]
+    side = min(w, h, engine.detect_max_side)
+    x0, y0 = (w - side) // 2, (h - side) // 2
+    found = engine.detect(np.ascontiguousarray(image[y0:y0 + side, x0:x0 + side]))
+    return [shifted(f, x0, y0) for f in found]
+
+
 def observe(
     engine: FaceEngine, infos: Sequence[FrameInfo], redetect_every: int = REDETECT_EVERY, *, eyes: bool = True
 ) -> int:
     """Landmarks (and with ``eyes`` the eye patches) of the main face on every frame of one chunk (fills
     ``obs``, ``face``, stats), detecting on the first frame and every ``redetect_every``-th, tracking between
     (see REDETECT_EVERY; 1 = detect every frame). A tracked frame keeps the face count of the last detection.
-    Returns how many frames ran the detector."""
+    Where the detector finds nothing, :func:`detect_far` looks for a small face in the middle: once per chunk,
+    and on every later detection of the chunk once it found one (a far face stays far for a second).
+    Returns how many detector runs the chunk took (a far look counts as one)."""
     anchor: Face | None = None  # the last detected face
     count = 0  # faces found by that detection
     prev: NDArray[np.float32] | None = None  # landmarks of the previous frame
     since = 0  # frames since the last detection
     detections = 0
+    far_tried = far = False  # looked for a far face in this chunk; the last look found one
     for f in infos:
         f.frame_brightness = float(cv2.cvtColor(f.image, cv2.COLOR_BGR2GRAY).mean())
         face: Face | None = None
@@ -134,6 +169,11 @@ def observe(
         if face is None:
             detections += 1
             faces = engine.detect(f.image)
+            if not faces and (far or not far_tried) and far_applies(engine, f.image):
+                far_tried = True
+                faces = detect_far(engine, f.image)
+                detections += 1
+                far = bool(faces)
             anchor, prev, since = (faces[0], faces[0].landmarks68, 1) if faces else (None, None, 0)
             if not faces:
                 continue
