@@ -11,8 +11,10 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 import pytest
@@ -100,74 +102,144 @@ def seeded(tmp_path: Path, faces_dir: Path, face_engine: FaceEngine) -> Iterator
     ctx.close()
 
 
-def _serve(ctx: AppContext) -> Iterator[str]:
-    """uvicorn on 127.0.0.1 (free port) over the context's data directory; stopped afterwards."""
+@dataclass(frozen=True)
+class Served:
+    """A test's uvicorn: its base URL and its output (stdout and stderr, access lines included), written to a
+    file as it comes: a pipe nobody reads blocks a chatty server once ~64 KB wait in it."""
+
+    base: str
+    log_path: Path
+
+    def output(self, chars: int = 3000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError as exc:
+            return f"(no server output: {exc})"
+
+
+def _serve(ctx: AppContext) -> Iterator[Served]:
+    """uvicorn on 127.0.0.1 (free port) over the context's data directory; stopped afterwards. Its output goes
+    to a file beside the data directory; a test failing inside prints its tail (pytest shows it)."""
     port = _free_port()
     env = {**os.environ, "LIFECERT_ENV": "test", "LIFECERT_DATA_DIR": str(ctx.settings.data_dir)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "server.app:create_app", "--factory", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning"], cwd=ROOT, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
+    log_path = ctx.settings.data_dir.parent / f"uvicorn-{port}.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "server.app:create_app", "--factory", "--host", "127.0.0.1",
+             "--port", str(port), "--log-level", "info"], cwd=ROOT, env=env,
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+    srv = Served(f"http://127.0.0.1:{port}", log_path)
     deadline = time.monotonic() + 120  # start-up wait only; nothing is asserted about speed
     while True:
         try:
-            with urllib.request.urlopen(f"{base}/console/login", timeout=2) as r:
+            with urllib.request.urlopen(f"{srv.base}/console/login", timeout=2) as r:
                 if r.status == 200:
                     break
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
-                out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
                 proc.kill()
-                pytest.fail(f"uvicorn did not start:\n{out[-3000:]}")
+                proc.wait(timeout=20)
+                pytest.fail(f"uvicorn did not start:\n{srv.output()}")
             time.sleep(0.3)
     try:
-        yield base
+        yield srv
+    except BaseException:
+        sys.stderr.write(f"\n--- uvicorn output (tail) ---\n{srv.output()}\n")
+        raise
     finally:  # also when the test fails (with serving(...): the error is thrown in here)
         proc.terminate()
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait(timeout=20)
 
 
-serving = contextmanager(_serve)  # ``with serving(ctx) as base:``; a failing test leaves no server behind
+serving = contextmanager(_serve)  # ``with serving(ctx) as srv:``; a failing test leaves no server behind
+
+
+def page_report(page: Any, srv: Served) -> str:
+    """What a page shows, for a failure message: its URL, its visible text (first 800 characters) and the
+    tail of the server's output."""
+    try:
+        text = str(page.evaluate("document.body ? document.body.innerText : ''"))
+    except Exception as exc:  # the report must not hide the failure it describes
+        text = f"(text not readable: {exc})"
+    return f"\n  url: {page.url}\n  page text: {text[:800]!r}\n  server output (tail):\n{srv.output()}"
+
+
+def wait_for(page: Any, selector: str, srv: Served, state: str = "visible") -> None:
+    """``page.wait_for_selector`` (the page's default timeout); when it never appears, an AssertionError that
+    says which page the browser is on and what it shows."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_selector(selector, state=state)
+    except PlaywrightTimeout:
+        raise AssertionError(f"{selector} never appeared{page_report(page, srv)}") from None
+
+
+def text_of(page: Any, selector: str, srv: Served) -> str:
+    """``page.inner_text(selector)`` (which waits for the element to be attached), with :func:`wait_for`'s
+    failure message."""
+    wait_for(page, selector, srv, "attached")
+    return str(page.inner_text(selector))
+
+
+def wait_for_url(page: Any, pattern: str, srv: Served) -> None:
+    """``page.wait_for_url`` (the page's default timeout), with :func:`page_report` when it times out."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_url(pattern)
+    except PlaywrightTimeout:
+        raise AssertionError(f"never reached {pattern}{page_report(page, srv)}") from None
+
+
+def assert_at(page: Any, srv: Served, path: str) -> None:
+    """The page is ``path`` of the test's server and carries no ``error`` (a refused form redirects back with
+    ``?error=CODE``)."""
+    url = urlsplit(page.url)
+    assert (f"{url.scheme}://{url.netloc}", url.path) == (srv.base, path) and "error" not in parse_qs(url.query), (
+        f"expected {path} without an error{page_report(page, srv)}")
 
 
 @pytest.fixture
-def server(seeded: tuple[AppContext, int, int]) -> Iterator[str]:
+def server(seeded: tuple[AppContext, int, int]) -> Iterator[Served]:
     yield from _serve(seeded[0])
 
 
 def test_given_caseworker_when_logging_in_opening_and_approving_a_case_then_confirmation_shown(
-    seeded: tuple[AppContext, int, int], server: str, tmp_path: Path, browser: Any
+    seeded: tuple[AppContext, int, int], server: Served, tmp_path: Path, browser: Any
 ) -> None:
     ctx, pensioner_id, case_id = seeded
+    base = server.base
     shot = Path(os.environ.get("LIFECERT_E2E_SCREENSHOT", tmp_path / "case.png"))
     with _desk_page(browser) as page:
-        page.goto(f"{server}/console/queue")
+        page.goto(f"{base}/console/queue")
         assert "/console/login" in page.url  # anonymous → login page
         page.fill("#username", "caseworker1")
         page.fill("#password", PASSWORD)
         page.click("#login-submit")
-        page.wait_for_url("**/console/queue")
+        wait_for_url(page, "**/console/queue", server)
         row = page.locator(f'tr[data-case="{case_id}"]')
         assert "220202********" in row.inner_text()  # masked in the list
         page.click(f"#open-{case_id}")
-        page.wait_for_url(f"**/console/cases/{case_id}")
+        wait_for_url(page, f"**/console/cases/{case_id}", server)
         _wait_js(page, "Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
         assert page.locator("img.face").count() == 2
         assert "张建国" in page.inner_text("#p-name")
         assert page.locator("#liveness tbody tr").count() == 2
         page.screenshot(path=str(shot), full_page=True)
+        # approve: POST, 303 back to the case page, which lists the new confirmation
         page.click("#approve")
-        page.wait_for_selector("#confirmations")
-        assert "人工审核" in page.inner_text("#confirmations")
-        assert "已确认生存" in page.inner_text("#case-decision")
+        assert "人工审核" in text_of(page, "#confirmations", server)
+        assert_at(page, server, f"/console/cases/{case_id}")
+        assert "已确认生存" in text_of(page, "#case-decision", server)
         # English switch keeps the page.
         page.click("a.lang")
-        page.wait_for_selector("text=Caseworker review")
+        wait_for(page, "text=Caseworker review", server)
     with ctx.db.session() as s:
         uid = s.scalars(select(StaffUser.id).where(StaffUser.username == "caseworker1")).one()
         conf = s.scalars(select(SurvivalConfirmation).where(SurvivalConfirmation.pensioner_id == pensioner_id)).one()
@@ -217,14 +289,14 @@ def test_given_real_verification_review_case_when_caseworker_opens_it_then_score
     assert isinstance(payload, VerificationReview) and payload.match is not None and payload.best_frames
     assert payload.threshold is not None and payload.match < payload.threshold
     shot = Path(os.environ.get("LIFECERT_E2E_SCREENSHOT_REAL", tmp_path / "real-case.png"))
-    with serving(ctx) as base, _desk_page(browser) as page:
-        page.goto(f"{base}/console/login")
+    with serving(ctx) as srv, _desk_page(browser) as page:
+        page.goto(f"{srv.base}/console/login")
         page.fill("#username", "caseworker2")
         page.fill("#password", PASSWORD)
         page.click("#login-submit")
-        page.wait_for_url("**/console/queue")
+        wait_for_url(page, "**/console/queue", srv)
         page.click(f"#open-{case_id}")
-        page.wait_for_url(f"**/console/cases/{case_id}")
+        wait_for_url(page, f"**/console/cases/{case_id}", srv)
         _wait_js(page, "Array.from(document.images).every(i => i.complete)")
         assert page.inner_text("#score-value") == f"{payload.match:.3f}"
         assert page.inner_text("#threshold-value") == f"{payload.threshold:.3f}"

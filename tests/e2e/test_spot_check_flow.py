@@ -35,7 +35,7 @@ from lifecert.storage.models_agency import Suspension, SuspensionStatus
 from lifecert.storage.models_verification import VerificationSession
 from tests.conftest import make_settings
 from tests.db_support import detached_get
-from tests.e2e.test_console_flow import _wait_js, serving
+from tests.e2e.test_console_flow import Served, _wait_js, assert_at, serving, text_of, wait_for_url
 from tests.integration.console_support import PASSWORD, make_case, make_pensioner, make_user
 from tests.paced_client import Clip
 
@@ -117,16 +117,16 @@ def spot_case(tmp_path: Path, face_engine: FaceEngine, frame_engine: FaceEngine,
         ctx.close()
 
 
-def _login(browser: Any, base: str, username: str, viewport: dict[str, int] = DESK, **options: Any) -> Any:
+def _login(browser: Any, srv: Served, username: str, viewport: dict[str, int] = DESK, **options: Any) -> Any:
     """A fresh browser context logged in through the real form; its page."""
     context = browser.new_context(viewport=viewport, locale="zh-CN", **options)
     page = context.new_page()
     page.set_default_timeout(30_000)
-    page.goto(f"{base}/console/login")
+    page.goto(f"{srv.base}/console/login")
     page.fill("#username", username)
     page.fill("#password", PASSWORD)
     page.click("#login-submit")
-    page.wait_for_url("**/console/queue")
+    wait_for_url(page, "**/console/queue", srv)
     return page
 
 
@@ -238,13 +238,14 @@ def test_given_a_real_session_in_the_pad_grey_band_when_two_caseworkers_sign_fra
     sc = spot_case
     ctx = sc.ctx
     threshold = pad_spec().threshold.value
-    with serving(ctx) as base:
-        page = _login(browser, base, "cw_spot1")
+    with serving(ctx) as srv:
+        base = srv.base
+        page = _login(browser, srv, "cw_spot1")
         try:
             # The queue's kind filter: both spot checks, not the verification case.
             page.select_option('select[name="kind"]', "spot_check")
             page.locator('select[name="kind"]').evaluate("s => s.form.requestSubmit()")
-            page.wait_for_url("**kind=spot_check**")
+            wait_for_url(page, "**kind=spot_check**", srv)
             rows = page.locator("tr[data-case]").evaluate_all("els => els.map(e => Number(e.dataset.case))")
             assert sorted(rows) == sorted([sc.case_id, sc.genuine_case_id]), rows
             assert "认证抽查" in page.inner_text(f'tr[data-case="{sc.case_id}"]')
@@ -252,7 +253,7 @@ def test_given_a_real_session_in_the_pad_grey_band_when_two_caseworkers_sign_fra
             page.screenshot(path=str(screenshots_dir / "spot_queue_filter_1280.png"), full_page=True)
 
             page.click(f"#open-{sc.case_id}")
-            page.wait_for_url(f"**/console/cases/{sc.case_id}")
+            wait_for_url(page, f"**/console/cases/{sc.case_id}", srv)
             _frames_loaded(page, sc.frames)
             assert page.get_attribute("#trigger", "data-type") == "spot_check"
             assert page.inner_text("#spot-reasons") == "防伪分数刚过阈值（复核区间）"
@@ -302,7 +303,8 @@ def test_given_a_real_session_in_the_pad_grey_band_when_two_caseworkers_sign_fra
             with page.expect_navigation():
                 page.keyboard.press("f")
             assert asked and "疑似欺诈" in asked[0], asked
-            assert page.inner_text("#case-decision") == "疑似欺诈"
+            assert_at(page, srv, f"/console/cases/{sc.case_id}")  # back on the case, no ?error=
+            assert text_of(page, "#case-decision", srv) == "疑似欺诈"
             assert page.inner_text("#fraud-suspension").endswith(f"待批准 — 批准时同时撤销 {sc.evidence_date} 的认证")
             assert page.locator("#decisions").count() == 0 and page.locator("#shortcuts").count() == 0
             assert page.inner_text("#case-state") == "已提议暂停发放，待另一位经办人批准"  # not "closed" yet
@@ -323,7 +325,7 @@ def test_given_a_real_session_in_the_pad_grey_band_when_two_caseworkers_sign_fra
             page.context.close()
 
         # The second signature, by another caseworker on the suspensions page.
-        second = _login(browser, base, "cw_spot2")
+        second = _login(browser, srv, "cw_spot2")
         try:
             second.goto(f"{base}/console/suspensions")
             _check_layout(second, "suspensions 1280")
@@ -331,7 +333,7 @@ def test_given_a_real_session_in_the_pad_grey_band_when_two_caseworkers_sign_fra
             second.fill(f'{approve} input[name="note"]', "画面为本人翻拍，同意")
             with second.expect_navigation():
                 second.click(f"{approve} button[type=submit]")
-            assert "error" not in second.url, second.url
+            assert_at(second, srv, "/console/suspensions")  # no ?error=
             second.goto(f"{base}/console/cases/{sc.case_id}")
             _frames_loaded(second, sc.frames)  # the frames stay while the case is on record
             row = second.locator(f"#conf-withdrawn-{sc.confirmation_id}")
@@ -376,7 +378,8 @@ def test_given_a_real_session_in_the_pad_grey_band_when_two_caseworkers_sign_fra
             assert second.locator(".panel.checks").count() == 0, "no liveness rows: no empty panel"
             with second.expect_navigation():
                 second.keyboard.press("g")
-            assert second.inner_text("#case-decision") == "本人活体，认证有效"
+            assert_at(second, srv, f"/console/cases/{sc.genuine_case_id}")
+            assert text_of(second, "#case-decision", srv) == "本人活体，认证有效"
             assert second.locator("#decisions").count() == 0
             second.screenshot(path=str(screenshots_dir / "spot_case_genuine_1280.png"), full_page=True)
         finally:
