@@ -139,6 +139,55 @@ def test_given_a_mouth_opening_since_before_the_prompt_when_judged_then_not_unde
     assert not steps.under_way("open_mouth", frames, base, REVEAL, P)
 
 
+def _step_frames(poses: dict[Pose, NDArray[np.float32]], name: str) -> list[FrameObs]:
+    """A fixed step for ``name`` at 8 fps from the reveal: rest, a too-small try and back, (for open_mouth: speech),
+    a slow full action past the threshold and back."""
+    if name == "open_mouth":
+        small = [0.05 + 0.015 * k for k in range(1, 9)]
+        full = [0.05 + 0.015 * k for k in range(1, 21)]  # a slow opening, past the 0.30 threshold at its 17th frame
+        speech = [0.05, 0.20, 0.08, 0.22, 0.10, 0.19] * 2
+        return _mouth_seq(poses, [0.05] * 24 + small + small[::-1] + [0.05] * 24 + speech + [0.05] * 10 + full
+                          + [0.35] * 8 + full[::-1])
+    far = DOWN if name == "nod" else OUT
+    return _seq(poses, (REST, 24), (HALF if name == "turn_left" else REST, 6), (REST, 16), (far, 10), (REST, 6))
+
+
+@pytest.mark.parametrize("name", ["open_mouth", "turn_left", "nod"])
+def test_given_a_fixed_step_when_each_chunk_is_judged_on_signals_computed_once_then_verdicts_holds_and_hints_unchanged(
+    poses: dict[Pose, NDArray[np.float32]], name: str,
+) -> None:
+    # paced.py computes the step's signals once per chunk and passes them to judge_challenge, tried_before and
+    # under_way (-> mouth_opening); each used to compute them from the frames. Every prefix of a fixed step (each
+    # newest frame a chunk could end on) must give the same verdict, hold and hints both ways.
+    base = _mouth_base(poses) if name == "open_mouth" else _base(poses)
+    frames = _step_frames(poses, name)
+    seen, held, tried, codes = set(), set(), set(), set()
+    for n in range(1, len(frames) + 1):
+        upto = frames[:n]
+        sig = steps.signals(upto)
+        j = steps.judge_challenge(name, upto, base, REVEAL, P)
+        assert steps.judge_challenge(name, sig, base, REVEAL, P) == j, n
+        way = steps.under_way(name, upto, base, REVEAL, P)
+        assert steps.under_way(name, sig, base, REVEAL, P) == way, n
+        if name == "open_mouth":
+            assert steps.mouth_opening(sig, base, REVEAL, P) == steps.mouth_opening(upto, base, REVEAL, P) == way, n
+        for until in (upto[n // 2].t_ms, upto[-1].t_ms + 1):  # the prompt heard half way, or after the newest
+            t = steps.tried_before(name, upto, base, REVEAL, until, P)
+            assert steps.tried_before(name, sig, base, REVEAL, until, P) == t, n
+            tried.add(t)
+        elapsed = upto[-1].t_ms - REVEAL
+        for since in (0, 2_000):
+            hints = steps.step_hints([], name, steps.judge_challenge(name, sig, base, REVEAL, P), elapsed, P, since)
+            assert hints == steps.step_hints([], name, j, elapsed, P, since), n
+            codes.update(hints)
+        seen.add(j.seen)
+        held.add(way)
+    # what this test is about: the sequence reaches every branch (not seen and seen, held and not, tried before the
+    # hearing and not, an action hint given)
+    assert seen == held == tried == {True, False}, (seen, held, tried)
+    assert codes & steps.ACTION_HINT_CODES, codes
+
+
 def test_given_a_step_under_way_when_held_then_2_s_past_its_newest_frame_never_shorter_never_past_the_cap() -> None:
     assert steps.held_window(11_000, 11_400) == 11_400 + steps.UNDER_WAY_HOLD_MS
     assert steps.held_window(20_000, 11_400) == 20_000

@@ -343,15 +343,16 @@ class PacedCapture:
                 fail_reason = str(steps.most_common_issue(step_obs, g))
         else:
             base = _baseline(vs.baseline)
-            fobs = [o.frame_obs(offset) for o in step_obs]
-            j = steps.judge_challenge(st["challenge"], fobs, base, int(st["reveal_ms"]), self.params)
+            # the step's frames so far, read once for the step rule (judge_challenge, tried_before, under_way)
+            sig = steps.signals([o.frame_obs(offset) for o in step_obs])
+            j = steps.judge_challenge(st["challenge"], sig, base, int(st["reveal_ms"]), self.params)
             elapsed = latest_ms - int(st["reveal_ms"])
             if prompt_heard is not None and "prompt_heard" not in st:
                 # The page heard the prompt (a slow voice): the step's window counts from then (bounded), and so
                 # does the action-hint clock (a slow listener has not tried before she heard it).
                 heard_at = prompt_heard[0] + offset
                 # ... unless she already tried before hearing it (the READER): her hint clock stays at the reveal.
-                tried = steps.tried_before(st["challenge"], fobs, base, int(st["reveal_ms"]), heard_at, self.params)
+                tried = steps.tried_before(st["challenge"], sig, base, int(st["reveal_ms"]), heard_at, self.params)
                 _prompt_heard(st, heard_at - int(st["reveal_ms"]), prompt_heard[1], tried)
             since = _hint_since(st)
             hints = steps.step_hints(steps.hints(obs, g), st["challenge"], j, elapsed, self.params, since)
@@ -372,7 +373,7 @@ class PacedCapture:
             st["window_ms"] = _window(st)
             reveal = int(st["reveal_ms"])
             if not j.seen and latest_ms > reveal + int(st["window_ms"]) and steps.under_way(
-                    st["challenge"], fobs, base, reveal, self.params):
+                    st["challenge"], sig, base, reveal, self.params):
                 # The slow mover: her head is still out (her mouth still opening) at the window's end; held open
                 # until it comes back (bounded).
                 held = steps.held_window(int(st["window_ms"]), latest_ms - reveal)

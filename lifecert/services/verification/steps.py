@@ -381,15 +381,25 @@ def hint_window(
     return want, "heard"
 
 
+Frames = Sequence[FrameObs] | Signals  # a step's frames, or their signals (:func:`signals`) computed once per chunk
+
+
+def _signals(frames: Frames) -> Signals:
+    """The per-frame signals of ``frames``, computed here only when the caller did not: paced.py computes them once
+    per chunk and passes them to judge_challenge, tried_before and under_way, which read the same frames (each used to
+    compute them again: ~0.03 ms per frame per call, benchmarks README step_rule_cost)."""
+    return frames if isinstance(frames, Signals) else signals(frames)
+
+
 def _rest_trace(
-    name: str, frames: Sequence[FrameObs], base: Baseline, reveal_ms: int, until_ms: int | None, p: LivenessParams
+    name: str, frames: Frames, base: Baseline, reveal_ms: int, until_ms: int | None, p: LivenessParams
 ) -> list[bool]:
     """For each frame with a face from the reveal + MIN_REACTION_MS (and before ``until_ms``), in order: is it at rest
     for challenge ``name`` (:func:`_at_rest`, :func:`judge_challenge`'s own bound)? Empty without an open-eye
     baseline. What :func:`under_way` and :func:`tried_before` read."""
     if np.isnan(base.ear):
         return []
-    sig = signals(frames)
+    sig = _signals(frames)
     keep = (sig.t_ms >= reveal_ms + MIN_REACTION_MS) & ~np.isnan(sig.ear)
     if until_ms is not None:
         keep &= sig.t_ms < until_ms
@@ -397,10 +407,11 @@ def _rest_trace(
 
 
 def under_way(
-    name: str, frames: Sequence[FrameObs], base: Baseline, reveal_ms: int, p: LivenessParams | None = None
+    name: str, frames: Frames, base: Baseline, reveal_ms: int, p: LivenessParams | None = None
 ) -> bool:
     """Is a turn, nod or mouth opening under way in the step's newest frame (see UNDER_WAY_HOLD_MS and
-    MOUTH_OPENING_DELTA)? ``frames`` on the server clock, in order, as :func:`judge_challenge` takes them. A turn or
+    MOUTH_OPENING_DELTA)? ``frames`` on the server clock, in order, as :func:`judge_challenge` takes them (or their
+    signals). A turn or
     nod: the newest frame with a face after the reveal (+ MIN_REACTION_MS) is not at rest for ``name`` (a turn past
     turn_back x turn_yaw the asked way, a nod past half nod_pitch down) and an earlier such frame was at rest (the
     action began after the prompt, as judge_challenge requires). open_mouth: :func:`mouth_opening`. Blink: never (a
@@ -413,7 +424,7 @@ def under_way(
     return len(rest) >= 2 and any(rest[:-1]) and not rest[-1]
 
 
-def mouth_opening(frames: Sequence[FrameObs], base: Baseline, reveal_ms: int, p: LivenessParams) -> bool:
+def mouth_opening(frames: Frames, base: Baseline, reveal_ms: int, p: LivenessParams) -> bool:
     """Is the mouth clearly OPENING in the newest frame with a face (see MOUTH_OPENING_DELTA)? True when that frame,
     from the reveal + MIN_REACTION_MS, has its inner-lip MAR risen at least MOUTH_OPENING_DELTA above the baseline's,
     still under the open_mouth threshold (max(mouth_open_abs, baseline + mouth_open_delta): past it the step is
@@ -423,7 +434,7 @@ def mouth_opening(frames: Sequence[FrameObs], base: Baseline, reveal_ms: int, p:
     and an earlier frame there was under the opening bound (it began after the prompt)."""
     if np.isnan(base.ear) or np.isnan(base.mar):
         return False
-    sig = signals(frames)
+    sig = _signals(frames)
     idx = np.nonzero((sig.t_ms >= reveal_ms + MIN_REACTION_MS) & ~np.isnan(sig.ear) & ~np.isnan(sig.mar))[0]
     if len(idx) < 2 * MOUTH_RECENT_FRAMES:
         return False
@@ -440,7 +451,7 @@ def mouth_opening(frames: Sequence[FrameObs], base: Baseline, reveal_ms: int, p:
 
 
 def tried_before(
-    name: str, frames: Sequence[FrameObs], base: Baseline, reveal_ms: int, until_ms: int,
+    name: str, frames: Frames, base: Baseline, reveal_ms: int, until_ms: int,
     p: LivenessParams | None = None,
 ) -> bool:
     """Did the person try challenge ``name`` before ``until_ms`` (server ms: when the prompt was reported heard)? True
@@ -710,12 +721,12 @@ def _detect(
 
 
 def judge_challenge(
-    name: str, frames: Sequence[FrameObs], base: Baseline, reveal_ms: int, p: LivenessParams | None = None
+    name: str, frames: Frames, base: Baseline, reveal_ms: int, p: LivenessParams | None = None
 ) -> StepJudgement:
-    """Was challenge ``name`` acted after its prompt? ``frames`` on the server clock, in order;
+    """Was challenge ``name`` acted after its prompt? ``frames`` on the server clock, in order (or their signals);
     ``reveal_ms``: when the server showed the prompt (server ms)."""
     p = p or LivenessParams()
-    sig = signals(frames)
+    sig = _signals(frames)
     face = ~np.isnan(sig.ear)
     cut = reveal_ms + MIN_REACTION_MS
     after = np.nonzero((sig.t_ms >= cut) & face)[0]
