@@ -557,34 +557,39 @@ ms (65.5 / 73 frames), per frame 10.7 / 10.3 against 11.2 / 10.2 ms: no growth p
 stage `step rule` (settle, judge_challenge, under_way, tried_before; not in `s11`, which ran before it existed) is 9
 ms per session (1 %). This harness never runs session 10's additions (its page reports no hearing, its user acts 800
 ms after each prompt): `step_rule_cost` (next section) measures them on slow people.
-Session 12 (`w2t1p5_s12*`, `w1t1p2_s12`; 2026-12-01 22:49-23:11 UTC, PAD on): main at faee387 plus the step rule
-reading each chunk's signals once, so with session 11's challenge policy, the open_mouth hold, the 29 s cap and the
-far-face look; this harness still fixes blink,open_mouth (the clip holds no head turn) and acts 800 ms after each
-prompt, so neither the new draw's head turn nor the hold runs here. **The machine's scheduler decides these rows**:
-this kernel has `sched_autogroup_enabled=1`, so the cores are first split EQUALLY between sessions (each job's shell,
-and the server, started in its own session), and `nice` only orders processes within one session: other jobs at
-nice 19 did not yield to the measurement (the quiet lock asked them to; they did, to no effect). With the same 5
-phones: `s12_busy` (22:49, load 7.7 → 11.5: a test suite, a Chromium e2e run, a two-worker PAD evaluation, a stress
-loop) p50 1554 / p95 3499 / max 6750 ms, 17 CONFIRMED + 2 RETRY (challenge not seen: frames queued on the phones),
-the server got 0.42 cores: **NOT met**; `s12` (22:58, load 5.0 → 4.8, the suite and the PAD evaluation, both at
-nice 19) p50 871 / p95 1650 / max 2160 ms, 33/33, 0.57 cores: **NOT met**; `s12_2` (23:02, load 3.6 → 3.5, the
-same near their end) p50 300 / p95 649 / max 950 ms (final step p95 519), 44/44: met; `s12_3` (23:09, load 2.7 →
-4.1: the PAD evaluation's two workers, a test run began during it) p50 363 / p95 732 / max 1260 ms (final 700),
-45/45: met. `s12_ag` / `s12_ag2` (23:04 / 23:08, load 3.5 → 3.9 / 3.0 → 2.7, the same PAD evaluation running):
-the harness's and the server's sessions given the weight the quiet lock meant (`--autogroup-nice -9` against the
-others' 0 is the ratio of nice 10 against nice 19): p50 182 / 178, **p95 394 / 359**, max 625 / 515 ms (final
-step p95 346 / 392), 47/47 and 48/48: met, as in session 11's quiet `s11` (385 ms). `w1t1p2_s12` (1 worker, 2
-phones, 23:00, load 4.8 → 4.1): p50 273 / p95 438 ms, 19/19. Reading: at 5 concurrent sessions the service needs
-~0.65 of the 2 cores (server CPU 141-164 ms per step decision, HTTP included, at 4.4-4.7 decisions a second; 188
-ms in `s12_busy`); given them, p95 is 0.36-0.39 s, and its wall time grows with the number of OTHER busy sessions
-on the cores, not with its own work. The floor holds on 2 cores that carry the service alone (or give it
-priority); it does not hold on 2 cores shared equally with 2-4 other heavy sessions. CPU per session (in-process,
-5 sessions per row): p50 801-941 ms (62-77 frames; 10.6-13.7 ms per frame), above session 11's 731-760 ms (9.7-11.1
-per frame) — the machine, not the code: an interleaved CPU-only A/B of session 11's measured code (13b1774) and this
-code with `chunk_profile.py` (next section; 8 sessions per run, old/new/old/new, twice, load 2-3): 11.03-11.45
-(mean 11.23) against 11.13-11.71 (mean 11.40) ms per frame, the ranges overlap: no growth past the run-to-run
-spread (results/chunk_profile_ab_s12.json). Where a chunk's time goes: next section. Not
-measured: a machine carrying nothing else (none was free tonight), head turns in this harness, a real network.
+Session 12 (`w2t1p5_s12*`, `w1t1p2_s12*`; 2026-12-01 22:49-23:26 UTC, PAD on): main at faee387 plus the step rule
+reading each chunk's signals once (the `_idle` rows: main a6bd59a, the same plus a server change to when a request's
+database work commits), so with session 11's challenge policy, the open_mouth hold, the 29 s cap and the far-face
+look; this harness still fixes blink,open_mouth (the clip holds no head turn) and acts 800 ms after each prompt, so
+neither the new draw's head turn nor the hold runs here. **The machine's scheduler decides these rows**: this kernel
+has `sched_autogroup_enabled=1`, so the cores are first split EQUALLY between sessions (each job's shell, and the
+server, started in its own session), and `nice` only orders processes within one session: other jobs at nice 19 did
+not yield to the measurement (the quiet lock asked them to; they did, to no effect). With the same 5 phones:
+`s12_busy` (22:49, load 7.7 → 11.5: a test suite, a Chromium e2e run, a two-worker PAD evaluation, a stress loop)
+p50 1554 / p95 3499 / max 6750 ms, 17 CONFIRMED + 2 RETRY (challenge not seen: frames queued on the phones), the
+server got 0.42 cores: **NOT met**; `s12` (22:58, load 5.0 → 4.8, the suite and the PAD evaluation, both at nice 19)
+p50 871 / p95 1650 / max 2160 ms, 33/33, 0.57 cores: **NOT met**; `s12_2` (23:02, load 3.6 → 3.5, the same near
+their end) p50 300 / p95 649 / max 950 ms (final step p95 519), 44/44: met; `s12_3` (23:09, load 2.7 → 4.1: the PAD
+evaluation's two workers, a test run began during it) p50 363 / p95 732 / max 1260 ms (final 700), 45/45: met.
+`s12_ag` / `s12_ag2` (23:04 / 23:08, load 3.5 → 3.9 / 3.0 → 2.7, the same PAD evaluation running): the harness's and
+the server's sessions given the weight the quiet lock meant (`--autogroup-nice -9` against the others' 0 is the
+ratio of nice 10 against nice 19): p50 182 / 178, **p95 394 / 359**, max 625 / 515 ms (final step p95 346 / 392),
+47/47 and 48/48: met, as in session 11's quiet `s11` (385 ms). `w1t1p2_s12` (1 worker, 2 phones, 23:00, load 4.8 →
+4.1): p50 273 / p95 438 ms, 19/19. **On the idle machine** (23:22-23:27, nothing else in ps; the load average's 1.4
+at the first start is these runs' own tail): `s12_idle` / `s12_idle2` p50 156 / 174, **p95 342 / 438**, max 617 /
+624 ms (final step p95 330 / 465), 49/49 and 49/49: **met**, by 0.56-0.66 s; `w1t1p2_s12_idle` (1 worker, 2 phones)
+p50 174 / p95 298 ms, 19/19. Reading: at 5 concurrent sessions the service needs ~0.65 of the 2 cores (server CPU
+135-164 ms per step decision, HTTP included, at 4.4-4.7 decisions a second; 188 ms in `s12_busy`); given them (idle,
+or priority), p95 is 0.34-0.44 s, and its wall time grows with the number of OTHER busy sessions on the cores, not
+with its own work. The floor holds on 2 cores that carry the service alone (or give it priority); it does not hold
+on 2 cores shared equally with 2-4 other heavy sessions. CPU per session (in-process, 5 sessions per row): p50
+719-941 ms (62-77 frames; 10.6-13.7 ms per frame; idle: 719 / 770 ms, 11.2 / 11.7) against session 11's 731-760 ms
+(9.7-11.1 per frame); the higher rows are the machine, not the code: an interleaved CPU-only A/B of session 11's
+measured code (13b1774) and this code with `chunk_profile.py` (next section; 8 sessions per run, old/new/old/new,
+twice, load 2-3): 11.03-11.45 (mean 11.23) against 11.13-11.71 (mean 11.40) ms per frame, the ranges overlap: no
+growth past the run-to-run spread (results/chunk_profile_ab_s12.json). Where a chunk's time goes: next section. Not
+measured: head turns in this harness (the new draw), slow or reporting users over HTTP, a real network, more than 5
+phones.
 
 {header}
 """ + "\n".join(rows)
