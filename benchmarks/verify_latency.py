@@ -7,9 +7,14 @@ MiniFASNet PAD pack installed from ../shared/models/minifasnet. Then N simulated
 time: each captures at the rate each step asks (8 fps; the blink step 15), sends a chunk about every
 second (never two at once: each chunk needs
 the nonce from the previous answer), shows each prompt after the server's prompt delay, reacts after
-``--reaction-ms`` and acts it with real frames of the video (a blink, a mouth opening; fixed
-challenges blink,open_mouth because the video holds no head turn). Every chunk request is one
-"step decision": its latency is what a pensioner waits for the next prompt or hint.
+``--reaction-ms`` and acts it: a blink and a mouth opening with real frames of the video, a head turn or nod
+(the video holds none) with its calm frames turned or tilted by benchmarks.attacks.turn_head along the e2e fake
+camera's 600/600/600 ms ramp (benchmarks.slow_move's Warper and pose_curve: SYNTHETIC, a 2D warp).
+``--draw production`` (default): the server draws each session's challenges as production does
+(``lifecert.domain.challenges.draw``: open_mouth + one head motion, a third half the time, random order), fresh for
+every session (benchmarks/draw_hook.py: every session here is the same enrolled person, whom production would give
+her recent set again); ``--draw fixed``: ``--fixed`` (blink,open_mouth, the rows before session 12's draw rows).
+Every chunk request is one "step decision": its latency is what a pensioner waits for the next prompt or hint.
 
 CPU per session: whole paced sessions run in-process on a virtual clock, thread CPU time (not
 inflated by other processes on a shared machine), split by stage (decode, detection + landmarks,
@@ -22,9 +27,11 @@ Usage: nice -n 10 .venv/bin/python benchmarks/verify_latency.py [--workers 2 --t
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -47,8 +54,10 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks._common import machine, now, update_readme_section, write_json  # noqa: E402
 from tests.paced_client import (  # noqa: E402
+    Answer,
     Clip,
     Phone,
+    Send,
     SimClock,
     VirtualTime,
     WallClock,
@@ -67,6 +76,9 @@ MODELS = Path(os.environ.get("LIFECERT_SHARED_MODELS", ROOT.parent / "shared" / 
 PAD_DIR = MODELS / "minifasnet"
 FUSION_DIRS = {p: MODELS / p for p in ("edgeface", "yunet")}
 RESULT_PREFIX = "verify_latency_paced"
+SERVE_HOOK = ROOT / "benchmarks" / "serve_hook"  # sitecustomize: a fresh draw per session (benchmarks/draw_hook.py)
+HEAD_PEAK_DEG = {"turn_left": 45.0, "turn_right": 45.0, "nod": 30.0}  # turn_head's warp angle at the movement's peak
+MOVE_MS = (600, 600, 600)  # out / hold / back: tests/e2e/fake_camera's POSE_RAMP_MS / POSE_HOLD_MS
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -80,11 +92,33 @@ def free_port() -> int:
 
 
 def load_clip() -> Clip:
+    """The talking-head clip (its real blink and mouth opening) and head motions (:func:`with_head_moves`)."""
     from lifecert.config import Settings
     from lifecert.services.verification import load_frame_engine
     from tests.integration.verification_support import read_video
 
-    return talking_head_clip(load_frame_engine(Settings(), name="dlib"), read_video(VIDEO))
+    engine = load_frame_engine(Settings(), name="dlib")
+    return with_head_moves(talking_head_clip(engine, read_video(VIDEO)), engine)
+
+
+def with_head_moves(clip: Clip, engine: Any) -> Clip:
+    """``clip`` with actions for turn_left, turn_right and nod: its calm frames turned / tilted down by
+    benchmarks.attacks.turn_head (via benchmarks.slow_move.Warper) along pose_curve(*MOVE_MS) to HEAD_PEAK_DEG."""
+    from benchmarks.slow_move import Warper, pose_curve
+
+    warp, curve = Warper(clip, engine), pose_curve(*MOVE_MS)
+    moves = {c: [jpeg for jpeg, _ in warp.movement(c, curve, peak)] for c, peak in HEAD_PEAK_DEG.items()}
+    return dataclasses.replace(clip, actions=clip.actions | moves)
+
+
+def drawn_of(phone: Phone) -> str:
+    """The challenges the session revealed to the phone, in order (comma-separated)."""
+    seen: list[str] = []
+    for a in phone.answers:
+        c = a.step.challenge if a.step is not None else None
+        if c and c not in seen:
+            seen.append(c)
+    return ",".join(seen)
 
 
 def enroll(data_dir: Path, template: np.ndarray, n_lfw: int) -> dict[str, str]:
@@ -119,6 +153,17 @@ def enroll(data_dir: Path, template: np.ndarray, n_lfw: int) -> dict[str, str]:
     return target
 
 
+def kind_recorder(phone: Phone, kinds: list[str]) -> Send:
+    """``phone``'s transport, appending to ``kinds`` the step each chunk is sent for (its challenge, else its kind)."""
+    send = phone.send
+
+    def kinded(step: int, nonce: str, ts: list[int], frames: list[bytes], sent_ms: int) -> Answer:
+        kinds.append(phone.step.challenge or phone.step.kind)
+        return send(step, nonce, ts, frames, sent_ms)
+
+    return kinded
+
+
 # -- load: N phones in real time against the real server -------------------------------------------
 
 
@@ -126,6 +171,8 @@ def load_run(base: str, who: dict[str, str], clip: Clip, phones: int, seconds: f
              ) -> dict[str, Any]:
     step_ms: list[float] = []
     final_ms: list[float] = []
+    by_kind: dict[str, list[float]] = defaultdict(list)  # the step decisions but the last, by the step they judged
+    drawn: dict[str, int] = defaultdict(int)
     decisions: dict[str, int] = defaultdict(int)
     durations: list[float] = []
     errors: list[str] = []
@@ -138,8 +185,10 @@ def load_run(base: str, who: dict[str, str], clip: Clip, phones: int, seconds: f
                 t0 = time.perf_counter()
                 try:
                     sid, first = http_start(c, who, base)
+                    kinds: list[str] = []
                     phone = Phone(http_sender(c, sid, base), first, clip, WallClock(), reaction_ms=reaction_ms,
                                   session_id=sid)
+                    phone.send = kind_recorder(phone, kinds)
                     answer = phone.run(limit_ms=int((stop - t0 + 60) * 1000))
                 except (RuntimeError, AssertionError, httpx.HTTPError) as exc:
                     with lock:
@@ -149,6 +198,9 @@ def load_run(base: str, who: dict[str, str], clip: Clip, phones: int, seconds: f
                     taken = phone.chunk_ms_taken
                     step_ms.extend(taken[:-1])
                     final_ms.append(taken[-1])
+                    for k, ms in zip(kinds[:-1], taken[:-1], strict=True):  # the final chunk apart
+                        by_kind[k].append(ms)
+                    drawn[drawn_of(phone)] += 1
                     reason = (answer.result or {}).get("reason_code")
                     decisions[str(answer.decision) + (f" {reason}" if reason else "")] += 1
                     durations.append(time.perf_counter() - t0)
@@ -171,6 +223,8 @@ def load_run(base: str, who: dict[str, str], clip: Clip, phones: int, seconds: f
         "chunk": s(step_ms),
         "final_chunk": s(final_ms),
         "every_step_decision": s(every),
+        "by_step": {k: s(v) for k, v in sorted(by_kind.items())},
+        "drawn": dict(sorted(drawn.items(), key=lambda kv: -kv[1])),
         "decisions": dict(decisions),
         "errors": errors[:5],
         "error_count": len(errors),
@@ -250,8 +304,10 @@ def _set(obj: Any, attr: str, value: Any) -> None:
         object.__setattr__(obj, attr, value)  # on instances: the PAD model is a frozen dataclass
 
 
-def cpu_per_session(data_dir: Path, who: dict[str, str], clip: Clip, n: int, reaction_ms: int) -> dict[str, Any]:
-    """Thread CPU time of whole paced sessions, in-process on a virtual clock (PAD as installed)."""
+def cpu_per_session(data_dir: Path, who: dict[str, str], clip: Clip, n: int, reaction_ms: int,
+                    fixed: str | None = "blink,open_mouth", seed: int = 12) -> dict[str, Any]:
+    """Thread CPU time of whole paced sessions, in-process on a virtual clock (PAD as installed). ``fixed`` None:
+    each session's challenges drawn afresh by production's draw (benchmarks/draw_hook.py) from random.Random(seed)."""
     from lifecert.config import Settings, VerificationSettings
     from lifecert.engine.pad import load_pad
     from lifecert.services.context import AppContext
@@ -259,19 +315,25 @@ def cpu_per_session(data_dir: Path, who: dict[str, str], clip: Clip, n: int, rea
 
     settings = Settings(
         data_dir=data_dir,
-        fixed_challenges="blink,open_mouth",
+        fixed_challenges=fixed,
         verification=VerificationSettings(rate_limit_per_id_per_hour=10**7, rate_limit_per_client_per_hour=10**7),
     )
     ctx = AppContext(settings)
     clock = VirtualTime()
     pad = load_pad(settings)
+    if fixed is None:
+        from benchmarks.draw_hook import install
+
+        install()
     svc = VerificationService(ctx, pad=pad, clock=clock)
+    svc.rng = random.Random(seed)  # the draws and prompt delays, reproducible
     svc.warm_up()
     timer = StageTimer()
     cpu: list[float] = []
     chunks: list[int] = []
     frames: list[int] = []
     decisions: dict[str, int] = defaultdict(int)
+    drawn: list[str] = []
     with staged(svc, timer):
         for k in range(n + 1):
             if k == 1:  # the first session pays one-off allocations
@@ -288,6 +350,7 @@ def cpu_per_session(data_dir: Path, who: dict[str, str], clip: Clip, n: int, rea
                 chunks.append(len(phone.answers))
                 frames.append(phone.captured)
                 decisions[str(answer.decision)] += 1
+                drawn.append(drawn_of(phone))
     ctx.close()
     total = float(np.sum(cpu))
     stages = {s: {"ms_per_session": round(v / n * 1000, 1), "share": round(v / total, 3),
@@ -304,6 +367,8 @@ def cpu_per_session(data_dir: Path, who: dict[str, str], clip: Clip, n: int, rea
         "capacity_sessions_per_s": round((os.cpu_count() or 1) / float(np.median(cpu)), 2),
         "stages": stages,
         "decisions": dict(decisions),
+        "sessions": [{"challenges": d, "cpu_ms": round(c * 1000, 1), "chunks": k, "frames": f}
+                     for d, c, k, f in zip(drawn, cpu, chunks, frames, strict=True)],
     }
 
 
@@ -371,12 +436,15 @@ def serve_and_load(args: argparse.Namespace, data_dir: Path, who: dict[str, str]
         **os.environ,
         "LIFECERT_ENV": "test",
         "LIFECERT_DATA_DIR": str(data_dir),
-        "LIFECERT_FIXED_CHALLENGES": "blink,open_mouth",
         "LIFECERT_INFERENCE_THREADS": str(args.threads),
         "LIFECERT_VERIFICATION__RATE_LIMIT_PER_ID_PER_HOUR": "10000000",
         "LIFECERT_VERIFICATION__RATE_LIMIT_PER_CLIENT_PER_HOUR": "10000000",
         "LIFECERT_LIVENESS__ALLOW_NO_PAD": "1",
     }
+    if args.draw == "fixed":
+        env["LIFECERT_FIXED_CHALLENGES"] = args.fixed
+    else:  # every process of the server draws each session's challenges afresh (benchmarks/draw_hook.py)
+        env["PYTHONPATH"] = os.pathsep.join([str(SERVE_HOOK), str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
     cmd = [str(ROOT / ".venv/bin/lifecert"), "serve", "--host", "127.0.0.1", "--port", str(port),
            "--workers", str(args.workers)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
@@ -421,6 +489,11 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60.0, help="new sessions start only within this time")
     ap.add_argument("--reaction-ms", type=int, default=800)
     ap.add_argument("--cpu-sessions", type=int, default=5)
+    ap.add_argument("--draw", choices=("production", "fixed"), default="production",
+                    help="production: each session's challenges drawn as production draws them (benchmarks/"
+                         "draw_hook.py); fixed: --fixed for every session (the rows before session 12's draw rows)")
+    ap.add_argument("--fixed", default="blink,open_mouth", help="the challenges of --draw fixed")
+    ap.add_argument("--seed", type=int, default=12, help="the in-process CPU sessions' draw (--draw production)")
     ap.add_argument("--cpu-only", action="store_true", help="only the in-process CPU per session (no server)")
     ap.add_argument("--no-pad", action="store_true")
     ap.add_argument("--fusion", action="store_true", help="install EdgeFace + YuNet: fused dlib+EdgeFace 1:1 and 1:N")
@@ -444,14 +517,16 @@ def main() -> None:
     fusion_on = install_fusion(tmp / "data") if args.fusion else False
     if args.fusion and not fusion_on:
         raise SystemExit("--fusion: the EdgeFace/YuNet packs could not be installed from ../shared/models")
-    cpu = cpu_per_session(tmp / "data", who, clip, args.cpu_sessions, args.reaction_ms)
+    cpu = cpu_per_session(tmp / "data", who, clip, args.cpu_sessions, args.reaction_ms,
+                          args.fixed if args.draw == "fixed" else None, args.seed)
     run = None if args.cpu_only else serve_and_load(args, tmp / "data", who, clip)
     result = {
         "machine": machine(),
         "date": now(),
-        "dataset": "talking_head_a.mp4 at ~8 fps, played at each step's rate (512x512 JPEG q85), blink+open_mouth "
-        f"acted after "
-        f"{args.reaction_ms} ms, gallery 1 + {args.lfw} LFW",
+        "dataset": "talking_head_a.mp4 at ~8 fps, played at each step's rate (512x512 JPEG q85), "
+        + (f"{args.fixed} fixed" if args.draw == "fixed" else "challenges drawn per session as production draws "
+           "them (turns / nod: calm frames warped by turn_head, 600/600/600 ms, 45 / 30 degrees)")
+        + f", acted after {args.reaction_ms} ms, gallery 1 + {args.lfw} LFW",
         "config": vars(args) | {"pad_installed": pad_on, "fusion_installed": fusion_on,
                                 "sched_autogroup_enabled": autogroup_enabled()},
         "cpu_per_session": cpu,
@@ -484,15 +559,16 @@ def _readme(r: dict[str, Any]) -> None:
         rows.append(
             f"| {p.stem.removeprefix(RESULT_PREFIX + '_')} | {c['workers']} × {c['threads']} | "
             f"{'on' if c['pad_installed'] else 'off'} | {'dlib+EdgeFace' if c.get('fusion_installed') else 'dlib'} | "
-            f"{lat} | {cp['cpu_ms_per_session_p50']} | "
+            f"{'drawn' if c.get('draw') == 'production' else c.get('fixed', 'blink,open_mouth')} | {lat} | "
+            f"{cp['cpu_ms_per_session_p50']} | "
             f"{cp['cpu_ms_per_chunk']} | {cp.get('cpu_ms_per_frame', '—')} | {split} | "
             f"{cp['capacity_sessions_per_s']} | {d['load_average_1m']['before']} / {d['load_average_1m']['after']} | "
             f"{d['date']} |"
         )
     m = r["machine"]
-    cols = ["run", "workers × threads", "PAD", "face models", "phones", "sessions", "step decisions", "p50 ms",
-            "p95 ms", "max ms", "final step p95 ms", "floor", "decisions", "server cores busy (CPU ms/decision)",
-            "CPU ms/session", "CPU ms/chunk",
+    cols = ["run", "workers × threads", "PAD", "face models", "challenges", "phones", "sessions", "step decisions",
+            "p50 ms", "p95 ms", "max ms", "final step p95 ms", "floor", "decisions",
+            "server cores busy (CPU ms/decision)", "CPU ms/session", "CPU ms/chunk",
             "CPU ms/frame", "CPU ms/session by stage", "capacity sessions/s", "load avg before / after", "date"]
     header = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols)
     body = f"""## Verification latency: paced capture (`benchmarks/verify_latency.py`)
