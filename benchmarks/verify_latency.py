@@ -679,34 +679,38 @@ measured code (13b1774) and this code with `chunk_profile.py` (next section; 8 s
 twice, load 2-3): 11.03-11.45 (mean 11.23) against 11.13-11.71 (mean 11.40) ms per frame, the ranges overlap: no
 growth past the run-to-run spread (results/chunk_profile_ab_s12.json). Where a chunk's time goes: next section.
 Session 12, production's draw (`w2t1p5_s12_draw_ag*` against `w2t1p5_s12_fixed_ag*`, interleaved draw / fixed / draw
-/ fixed / draw, 2026-12-01 23:52 - 12-02 00:02 UTC, main 83512cd (the `_idle` rows' code + this harness), PAD
-on, 2 workers x 1 thread, 5 phones, 60 s, `--autogroup-nice -9`, quiet lock held, nothing else running in the
-machine: load 0.65 → 1.22 is these runs). **The machine was not steady**: the same 10 seeded in-process sessions took
-1174 ms (p50, 14.3 ms per frame) at 23:52 and 1659 / 1720 ms (21.5 / 21.3) at 23:56 / 00:00, the fixed rows 1090
-(15.2) → 1940 ms (28.6), against 719 / 770 (11.2 / 11.7) at 23:22; no other process ran in this 2-core VM, so the
-host's share changed; compare draw and fixed within adjacent runs. Every step decision, drawn: `s12_draw_ag` p50 137
-/ **p95 333** / max 1619 ms, `s12_draw_ag2` 241 / **546** / 2224, `s12_draw_ag3` 189 / **521** / 1900: **floor met in
-3 of 3** (96 sessions, 96 CONFIRMED; 49 of them three challenges; open_mouth 96, turn_right 47, nod 43, turn_left 40,
-blink 15; 31 distinct ordered sets); fixed, interleaved: `s12_fixed_ag` 235 / **528** / 882 (45/45 CONFIRMED), and
-`s12_fixed_ag2`, when the host was slowest (28.6 ms per frame), 451 / **1347 NOT met** / 1739 (40/40). Per step
-kind (the last chunk apart), p95 over the three draw runs: turn_left 357-479, turn_right 264-365, nod 251-511,
-open_mouth 267-473, blink 309-538, settle 316-497 ms. A drawn step decision is lighter than a fixed one (server CPU
-146 / 209 / 186 ms per decision against 192 / 279; in-process 120 against 167 ms per chunk in the adjacent pair):
-the fixed set's blink step is captured at 15 fps (~15 frames a chunk), the draw has a blink in 15 of 96 sessions;
-a drawn session has more of them (9.5 chunks, 80 frames p50 against 6.5 and 73). **CPU per session** (in-process,
-10 seeded sessions per row): drawn p50 1174 / 1659 / 1720 ms (mean 1120 / 1689 / 1675) against fixed 1090 / 1940
-(mean 1052 / 1982); in the adjacent pair (23:52 / 23:54) drawn +8 % (p50; mean +6 %) at a similar CPU per frame
-(14.3 / 15.2): two-challenge sets 725-1074 ms (56-64 frames), three-challenge sets 1153-1384 ms (72-101 frames; the
-ones with a blink the most). **The tail (max, final step p95 1287-1363 ms in two draw runs)** is ONE stall per run, ~10
-s in (`slowest` in the JSON: s12_draw_ag3 had 5 requests of 1.2-1.9 s at 9.7-10.7 s, one of them the first final
-decision): the first CONFIRMED session in each server process loads the ENROLLMENT engine (template refresh:
-refresh.consider_session → _add_from_frames → AppContext.engine → DlibEngine init, 1.49 s of the first final
-decision's 1.87 s in a cProfile; in-process the first `_finalize` takes 1.55-1.73 s of CPU, later ones 110-270 ms, in
-draw and fixed mode alike), which `VerificationService.warm_up` does not load; the worker holds the other requests
-meanwhile. Fewer sessions per run (31-33 drawn against 40-45 fixed) make those two stalled finals the final step's
-p95. Not fixed here (production code: warm_up could load `ctx.engine` too). Not measured: slow or reporting users
-over HTTP (every user here acts 800 ms after each prompt: no hint, no hold), real head turns (the warp has no
-parallax), a real network, more than 5 phones, a steady host.
+/ fixed / draw, 2026-12-01 23:52 - 12-02 00:02 UTC, then draw / fixed 00:05-00:09, main 83512cd (the `_idle` rows'
+code + this harness), PAD on, 2 workers x 1 thread, 5 phones, 60 s, `--autogroup-nice -9`, quiet lock held, nothing
+else running in the machine: load 0.65 → 1.22 is these runs; 1.79 at the last run's end). **The machine was not
+steady**: the same 10 seeded in-process sessions took 1174 ms (p50, 14.3 ms per frame) at 23:52 and 1659 / 1720 ms
+(21.5 / 21.3) at 23:56 / 00:00, the fixed rows 1090 (15.2) → 1940 ms (28.6), against 719 / 770 (11.2 / 11.7) at
+23:22; no other process ran in this 2-core VM, so the host's share changed; compare draw and fixed within adjacent
+runs (00:05-00:09: 25.1 drawn, 21.3 fixed). Every step decision, drawn: `s12_draw_ag` p50 137 / **p95 333** / max
+1619 ms, `s12_draw_ag2` 241 / **546** / 2224, `s12_draw_ag3` 189 / **521** / 1900, `s12_draw_ag4` 280 / **634** /
+2554: **floor met in 4 of 4** (126 sessions, 126 CONFIRMED; 66 of them three challenges; open_mouth 126, turn_right
+59, nod 58, turn_left 55, blink 20; 33 distinct ordered sets); fixed, interleaved: `s12_fixed_ag` 235 / **528** /
+882 (45/45 CONFIRMED), `s12_fixed_ag2` (the host slowest, 28.6 ms per frame) 451 / **1347 NOT met** / 1739 (40/40),
+`s12_fixed_ag3` 666 / **1347 NOT met** / 1966 (37/37). Per step kind (the last chunk apart), p95 over the four draw
+runs: turn_left 357-513, turn_right 264-683, nod 251-511, open_mouth 267-473, blink 309-559, settle 316-622 ms. A
+drawn step decision is lighter than a fixed one (server CPU 146 / 209 / 186 / 228 ms per decision against 192 / 279
+/ 298; in-process 120 against 167 ms per chunk in the first adjacent pair), so on the slowed host the fixed rows
+missed the floor and the drawn rows did not: the fixed set's blink step is captured at 15 fps (~15 frames a chunk),
+the draw has a blink in 20 of 126 sessions; a drawn session has more of them (9.5 chunks, 80 frames p50 against 6.5
+and 73). **CPU per session** (in-process, 10 seeded sessions per row): drawn p50 1174 / 1659 / 1720 / 2112 ms (mean
+1120 / 1689 / 1675 / 1973) against fixed 1090 / 1940 / 1534 (mean 1052 / 1982 / 1475); in the adjacent pair (23:52 /
+23:54) drawn +8 % (p50; mean +6 %) at a similar CPU per frame (14.3 / 15.2): two-challenge sets 725-1074 ms (56-64
+frames), three-challenge sets 1153-1384 ms (72-101 frames; the ones with a blink the most). **The tail (max 1.6-2.6
+s; final step p95 1287-1363 ms in three draw runs)** is ONE stall per server process, 10-21 s in (`slowest` in the
+JSON: s12_draw_ag3 had 5 requests of 1.2-1.9 s at 9.7-10.7 s, one of them the first final decision): the first
+CONFIRMED session in each server process loads the ENROLLMENT engine (template refresh: refresh.consider_session →
+_add_from_frames → AppContext.engine → DlibEngine init, 1.49 s of the first final decision's 1.87 s in a cProfile;
+in-process the first `_finalize` takes 1.55-1.73 s of CPU, later ones 110-270 ms, in draw and fixed mode alike),
+which `VerificationService.warm_up` does not load; the worker holds the other requests meanwhile. Fewer sessions per
+run (30-33 drawn against 37-45 fixed) make those two stalled finals the final step's p95 (`s12_draw_ag4`: 4 requests
+of 2.0-2.6 s at 21 s, the other worker's first finals at 12.6-12.8 s). Not fixed here (production code: warm_up
+could load `ctx.engine` too). Not measured: slow or reporting users over HTTP (every user here acts 800 ms after
+each prompt: no hint, no hold), real head turns (the warp has no parallax), a real network, more than 5 phones, a
+steady host.
 
 {header}
 """ + "\n".join(rows)
