@@ -52,6 +52,11 @@ class AppContext:
                 self._engine = load_engine(self.settings)
             return self._engine
 
+    @property
+    def engine_loaded(self) -> bool:
+        """Is the engine in memory (:attr:`engine` loads it on first use)?"""
+        return self._engine is not None
+
     def set_engine(self, engine: FaceEngine) -> None:
         self._engine = engine
 

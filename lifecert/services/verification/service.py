@@ -173,7 +173,12 @@ class VerificationService:
         return fe
 
     def warm_up(self) -> None:
-        """Load models and run each stage once (first calls allocate), build the 1:N index."""
+        """Load models and run each stage once (first calls allocate), build the 1:N index. With template refresh
+        on, also the enrollment engine it embeds with (AppContext.engine, loaded lazily otherwise): loaded at the
+        first CONFIRMED session instead, it took ~1.5 s inside that request and held up the worker's other
+        requests (benchmarks/README.md, verify_latency session 12: one 1.6-2.6 s stall per server process)."""
+        if self.ctx.settings.refresh.enabled:
+            _ = self.ctx.engine
         fe = self.frame_engine
         img = np.full((480, 360, 3), 128, dtype=np.uint8)
         cv2.circle(img, (180, 220), 90, (150, 170, 200), -1)
