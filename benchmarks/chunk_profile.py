@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks import verify_latency as vl  # noqa: E402
 from benchmarks._common import machine, now, publish  # noqa: E402
-from tests.paced_client import Phone, SimClock, VirtualTime, service_sender, step_of  # noqa: E402
+from tests.paced_client import VirtualTime  # noqa: E402
 
 PARTS = ("decode", "HOG detector", "68 landmarks", "landmark readout", "detect/track glue", "observe glue",
          "PAD nets", "PAD prep", "step rule",
@@ -134,27 +134,15 @@ def profile(data_dir: Path, who: dict[str, str], clip: Any, n: int, reaction_ms:
     svc = VerificationService(ctx, pad=pad, clock=clock)
     svc.warm_up()
     timer = SelfTimer()
-    total, chunks, frames = 0.0, 0, 0
-    decisions: dict[str, int] = defaultdict(int)
-    per_session: list[float] = []
     with parts(svc, timer):
-        for k in range(n + 1):
-            if k == 1:  # the first session pays one-off allocations
-                timer.cpu.clear()
-                timer.calls.clear()
-            c0 = time.thread_time()
-            st = svc.create_session(who["id_number"], who["name"], "bench")
-            sim = SimClock(clock)
-            phone = Phone(service_sender(svc, st.session_id, sim, "bench"), step_of(st.step), clip, sim,
-                          reaction_ms=reaction_ms, session_id=st.session_id)
-            answer = phone.run()
-            if k > 0:
-                spent = time.thread_time() - c0
-                per_session.append(spent)
-                total += spent
-                chunks += len(phone.answers)
-                frames += phone.captured
-                decisions[str(answer.decision)] += 1
+        runs = vl.run_sessions(svc, clock, who, clip, n, reaction_ms, timer)
+    per_session = [r.cpu for r in runs]
+    total = float(sum(per_session))
+    chunks = sum(r.chunks for r in runs)
+    frames = sum(r.frames for r in runs)
+    decisions: dict[str, int] = defaultdict(int)
+    for r in runs:
+        decisions[r.decision] += 1
     ctx.close()
     timer.cpu["harness"] = total - sum(timer.cpu.values())
     out = {p: {"ms_per_session": round(timer.cpu[p] / n * 1000, 1),

@@ -311,6 +311,39 @@ def _set(obj: Any, attr: str, value: Any) -> None:
         object.__setattr__(obj, attr, value)  # on instances: the PAD model is a frozen dataclass
 
 
+@dataclasses.dataclass(frozen=True)
+class SessionRun:
+    """One in-process session: its CPU seconds (this thread), chunks sent, frames captured, decision, drawn set."""
+
+    cpu: float
+    chunks: int
+    frames: int
+    decision: str
+    drawn: str
+
+
+def run_sessions(svc: Any, clock: Any, who: dict[str, str], clip: Any, n: int, reaction_ms: int,
+                 timer: Any) -> list[SessionRun]:
+    """``n`` whole sessions of ``who`` acted by the simulated phone in this thread (``clock``: the service's
+    VirtualTime), after one more that pays the one-off allocations: ``timer``'s ``cpu``/``calls`` are cleared after
+    it and it is not returned. Used by :func:`cpu_per_session` and benchmarks/chunk_profile.py."""
+    out: list[SessionRun] = []
+    for k in range(n + 1):
+        if k == 1:  # the first session pays one-off allocations
+            timer.cpu.clear()
+            timer.calls.clear()
+        c0 = time.thread_time()
+        st = svc.create_session(who["id_number"], who["name"], "bench")
+        sim = SimClock(clock)
+        phone = Phone(service_sender(svc, st.session_id, sim, "bench"), step_of(st.step), clip, sim,
+                      reaction_ms=reaction_ms, session_id=st.session_id)
+        answer = phone.run()
+        if k > 0:
+            out.append(SessionRun(time.thread_time() - c0, len(phone.answers), phone.captured,
+                                  str(answer.decision), drawn_of(phone)))
+    return out
+
+
 def cpu_per_session(data_dir: Path, who: dict[str, str], clip: Clip, n: int, reaction_ms: int,
                     fixed: str | None = "blink,open_mouth", seed: int = 12) -> dict[str, Any]:
     """Thread CPU time of whole paced sessions, in-process on a virtual clock (PAD as installed). ``fixed`` None:
@@ -336,28 +369,15 @@ def cpu_per_session(data_dir: Path, who: dict[str, str], clip: Clip, n: int, rea
     svc.rng = random.Random(seed)  # the draws and prompt delays, reproducible
     svc.warm_up()
     timer = StageTimer()
-    cpu: list[float] = []
-    chunks: list[int] = []
-    frames: list[int] = []
-    decisions: dict[str, int] = defaultdict(int)
-    drawn: list[str] = []
     with staged(svc, timer):
-        for k in range(n + 1):
-            if k == 1:  # the first session pays one-off allocations
-                timer.cpu.clear()
-                timer.calls.clear()
-            c0 = time.thread_time()
-            st = svc.create_session(who["id_number"], who["name"], "bench")
-            sim = SimClock(clock)
-            phone = Phone(service_sender(svc, st.session_id, sim, "bench"), step_of(st.step), clip, sim,
-                          reaction_ms=reaction_ms, session_id=st.session_id)
-            answer = phone.run()
-            if k > 0:
-                cpu.append(time.thread_time() - c0)
-                chunks.append(len(phone.answers))
-                frames.append(phone.captured)
-                decisions[str(answer.decision)] += 1
-                drawn.append(drawn_of(phone))
+        runs = run_sessions(svc, clock, who, clip, n, reaction_ms, timer)
+    cpu = [r.cpu for r in runs]
+    chunks = [r.chunks for r in runs]
+    frames = [r.frames for r in runs]
+    drawn = [r.drawn for r in runs]
+    decisions: dict[str, int] = defaultdict(int)
+    for r in runs:
+        decisions[r.decision] += 1
     ctx.close()
     total = float(np.sum(cpu))
     stages = {s: {"ms_per_session": round(v / n * 1000, 1), "share": round(v / total, 3),
