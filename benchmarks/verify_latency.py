@@ -731,6 +731,18 @@ of 2.0-2.6 s at 21 s, the other worker's first finals at 12.6-12.8 s). Not fixed
 could load `ctx.engine` too). Not measured: slow or reporting users over HTTP (every user here acts 800 ms after
 each prompt: no hint, no hold), real head turns (the warp has no parallax), a real network, more than 5 phones, a
 steady host.
+Session 13 (`w2t1p5_s13_warm`, 2026-12-02 01:41 UTC, main 0af7d7a: 0bf440b's `warm_up` now loads the enrollment
+engine; same setup as the `_draw_ag` rows, `--autogroup-nice -9`; load 0.14 before, two other engineers creating
+Python environments during the run: 2.59 at its end; the host slower than at 23:22 again, 18.1 ms per frame
+in-process): p50 192 / **p95 541** / **max 836 ms**, final step p95 566 ms, floor met. The first-confirmation stall is
+gone: no request over 836 ms (the `_draw_ag` rows: max 1619-2554 ms, each the first final decision of a server
+process), the slowest requests are spread over the run (`slowest`: 1.5-30 s in, the first two the settle steps at
+1.5 s). 34 of 35 CONFIRMED; ONE genuine session was sent to REVIEW `flat_photo` by the nose-parallax test (0.685
+against the cut 0.71, motion 0.37 face widths, 103 pairs; open_mouth + nod): this benchmark's nods and turns are
+`turn_head`'s CYLINDER warp, which has no nose depth. Over the 816 decided sessions kept from this benchmark's runs,
+those with a warped turn or nod (229) have parallax min 0.685, p5 0.77, median 0.88, those without (587) min 1.02,
+median 1.64: the warp pulls the statistic toward the cut (a synthetic turn, not a person; a real head's nose stands
+out of the outline's plane).
 
 {header}
 """ + "\n".join(rows)
