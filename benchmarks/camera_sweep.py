@@ -517,7 +517,8 @@ def run_one(job: tuple[str, str, int]) -> dict[str, Any]:
     live = sc.get("liveness") or {}
     pad = sc.get("pad") or {}
     return {
-        "cond": cname, "clip": clip, "n": n, "session_id": st.session_id, "challenges": ch, "decision": decision or "UNDECIDED",
+        "cond": cname, "clip": clip, "n": n, "session_id": st.session_id, "challenges": ch,
+        "decision": decision or "UNDECIDED",
         "reason": reason, "detail_reason": detail, "missed": sc.get("missed_challenge"),
         "result_missed": result.get("missed_challenge"), "steps": steps_,
         "pad": {k: pad.get(k) for k in ("score", "min", "frames", "spoof")},
