@@ -46,6 +46,10 @@ Everything is made from ../shared/faces with OpenCV and numpy; nothing is downlo
   turn a person makes (TURN_REAL_DEG, 20-40 degrees: an assumption) and :func:`turn_warp_for` picks the
   warp angle whose measured change on that clip reaches 0.015 x that angle (capped where the warp stops
   growing; the clip's reach is kept with the session). Genuine and cued-replay sessions use the same rule.
+* **A real print turned as a sheet** (:func:`print_turned`, :func:`paced_pose`; session 13,
+  benchmarks/flat_eval.py): a camera frame of a held print warped by the exact homography of the print's plane
+  turned or nodded in 3D about the face's centre (or by the ray-cast of the same sheet bowed into a cylinder),
+  along a paced out-and-back movement: the flat-photo test's tilted prints, made of REAL print frames.
 * **Acting the challenges** (:func:`act`): given drawn challenges and a reaction delay, a
   schedule picks per output frame a source frame of the footage and a (yaw, pitch) warp: blinks
   and mouth openings are cued from the footage's own blink/mouth frames (found with the
@@ -1109,3 +1113,74 @@ def genuine_frame(src: Image, size: tuple[int, int] = CAMERA, zoom: float = 1.0,
     x0, y0 = max(0, ox), max(0, oy)
     part = scaled[y0 - oy : y0 - oy + fh - y0, x0 - ox : x0 - ox + fw - x0]
     return extend_frame(np.ascontiguousarray(part), size, x0, y0)
+
+
+# -- a real print turned or nodded as a rigid (or curled) sheet (session 13, benchmarks/flat_eval.py) ----------
+
+
+def print_turned(img: Image, yaw_deg: float, pitch_deg: float, pivot: Sequence[float], focal_px: float,
+                 curl: float = 0.0, curl_axis: str = "vertical", curl_half_span: float = 1.0,
+                 roll_deg: float = 0.0) -> Image:
+    """A camera frame of a held print re-seen after the sheet is rotated about ``pivot`` (image pixels, a
+    point on the print: the face's centre) by ``yaw_deg`` (about the sheet's vertical axis; > 0 moves its
+    right half away from the camera), ``pitch_deg`` (about its horizontal axis; > 0 moves its top away)
+    and ``roll_deg`` (in its plane), through a pinhole camera of focal length ``focal_px`` whose principal
+    point is the image centre.
+
+    The print is a sheet at depth ``focal_px`` facing the camera: the frame's pixel (u, v) is its texture
+    point (u - cx, v - cy). ``curl`` = 0: a rigid plane, so the result is exactly the homography of a
+    plane rotated in 3D (whatever the sheet's real pose in ``img``, it stays the image of a plane).
+    ``curl`` != 0 bends it into a parabolic cylinder (a circular bow to second order): depth
+    ``curl * (1 - (d / curl_half_span)^2)`` toward the camera (negative: away) at distance ``d`` from the
+    pivot across the bend; ``curl`` and ``curl_half_span`` in pixels at the sheet's depth (the caller
+    converts from face widths); ``curl_axis`` "vertical" = the sheet bows left-right (held by its sides),
+    "horizontal" = top-bottom. The texture is the sheet's projection (no arc-length stretch:
+    second order in the bend). Each output pixel casts its ray onto the turned sheet (closed form; the
+    nearer root), and reads ``img`` there (cv2.remap, border replicated). (H, W, 3) uint8 BGR in and out."""
+    h, w = img.shape[:2]
+    cx, cy = (w - 1) / 2, (h - 1) / 2
+    f = float(focal_px)
+    rot = _rotation(-yaw_deg, pitch_deg)  # _rotation's yaw > 0 brings the right half toward the camera
+    if roll_deg:
+        c, s = math.cos(math.radians(roll_deg)), math.sin(math.radians(roll_deg))
+        rot = rot @ np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+    ox, oy = float(pivot[0]) - cx, float(pivot[1]) - cy
+    o = np.array([ox, oy, f])
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    d = np.stack([(xx - cx) / f, (yy - cy) / f, np.ones_like(xx)])  # rays, camera frame
+    a = np.tensordot(rot.T, d, axes=1)  # the ray's direction in the sheet's frame
+    b = -(rot.T @ o)  # the camera centre in the sheet's frame (origin at the pivot)
+    # sheet: z = -curl * (1 - (t / span)^2), z toward the camera negative (camera looks along +z)
+    k = 0 if curl_axis == "vertical" else 1
+    q = curl / max(curl_half_span, 1e-6) ** 2
+    z0 = -curl
+    ak, bk = a[k], b[k]
+    if abs(q) < 1e-12:
+        lam = (z0 - b[2]) / a[2]
+    else:
+        qa = q * ak**2
+        qb = 2 * q * ak * bk - a[2]
+        qc = q * bk**2 + z0 - b[2]
+        disc = np.sqrt(np.clip(qb**2 - 4 * qa * qc, 0.0, None))
+        safe = np.where(np.abs(qa) < 1e-15, 1e-15, qa)
+        r1, r2 = (-qb - disc) / (2 * safe), (-qb + disc) / (2 * safe)
+        lin = np.where(np.abs(qb) < 1e-15, 0.0, -qc / np.where(np.abs(qb) < 1e-15, 1.0, qb))
+        # the nearer intersection in front of the camera (the parabola's other sheet is far away)
+        r1 = np.where(r1 > 0, r1, np.inf)
+        r2 = np.where(r2 > 0, r2, np.inf)
+        lam = np.where(np.abs(qa) < 1e-15, lin, np.minimum(r1, r2))
+        lam = np.where(np.isfinite(lam), lam, 1.0)
+    sx = lam * a[0] + b[0] + ox + cx
+    sy = lam * a[1] + b[1] + oy + cy
+    return np.asarray(cv2.remap(img, sx.astype(np.float32), sy.astype(np.float32), cv2.INTER_LINEAR,
+                                borderMode=cv2.BORDER_REPLICATE), np.uint8)
+
+
+def paced_pose(t_ms: Sequence[float], start_ms: float, out_ms: float, hold_ms: float, back_ms: float,
+               peak_deg: float) -> NDArray[np.float64]:
+    """A turn or nod out and back: 0 before ``start_ms``, a half-cosine ramp to ``peak_deg`` over ``out_ms``,
+    held ``hold_ms``, back to 0 over ``back_ms``; degrees at each time (ms)."""
+    t = np.asarray(t_ms, np.float64) - start_ms
+    up = np.clip(t / max(out_ms, 1.0), 0.0, 1.0)
+    down = np.clip((t - out_ms - hold_ms) / max(back_ms, 1.0), 0.0, 1.0)
+    return peak_deg * (0.5 - 0.5 * np.cos(math.pi * up)) * (0.5 + 0.5 * np.cos(math.pi * down))

@@ -24,6 +24,10 @@ Also lists every genuine session the active decision rejects, with the numbers b
 missed turn: the peak yaw change against the threshold, the frames of its window without a face or
 with its landmarks past the frame's edge, and whether capture ended before the window did.
 Writes benchmarks/results/flat_cache.json and the ``flat_cache`` section of benchmarks/README.md.
+
+Session 13: nose_parallax now fits the outline by RANSAC (cut 0.83); the section and JSON on main are of the
+least-squares rule before. pad_eval's cache they were computed from is gone, so they were not re-run; the script
+runs unchanged on any pad_eval cache (``parallax_before`` is then the one-odd-frame comparison with today's fit).
 """
 
 from __future__ import annotations
