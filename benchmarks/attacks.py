@@ -25,6 +25,11 @@ Everything is made from ../shared/faces with OpenCV and numpy; nothing is downlo
   forth (a perspective tilt that varies sinusoidally, up to ~12 degrees-equivalent, i.e. the
   attacker "nods" the paper), held at 60-85 % of the frame width in front of a background with all
   four paper edges visible.
+* **Cut-out print** (:class:`CutoutPrint`, session 13; benchmarks/cutout.py): the pensioner's printed photo with
+  the mouth (and the eyes) cut out (:func:`hole_mask`), held over the attacker's face: his REAL mouth / eyes (frames
+  of a real clip, aligned onto the printed ones) show through the holes and open / blink when he does; the paper is
+  a FLAT plane turned in 3D (:func:`plane_homography`: pinhole camera, an axis behind the paper) to act a turn or
+  nod, with hand tremor. Not modelled: curl, the parallax between the paper and the face behind it, glare.
 * **Still photo** (:func:`still_on_screen`): one photo on the phone screen, repeated (tremor only).
 * **Head motion** (:func:`turn_head`): no head-turn video exists in ../shared, so turns and nods
   are made by re-projecting the face region of a real frame onto a cylinder (vertical axis for
@@ -303,6 +308,16 @@ class PhoneScreen:
 # -- hand-held print --------------------------------------------------------------------------------
 
 
+def print_look(img: Image, rng: np.random.Generator) -> NDArray[np.float32]:
+    """``img`` (BGR) as printed on paper, float32 0-255: lower contrast and saturation, a raised black level, a
+    halftone-like grain (one draw of ``rng``)."""
+    f = img.astype(np.float32)
+    grey = f.mean(axis=2, keepdims=True)
+    f = grey + (f - grey) * 0.8
+    f = 25 + f * 0.82
+    return np.asarray(f + rng.normal(0, 4.0, f.shape[:2])[..., None], np.float32)
+
+
 @dataclass
 class PaperPrint:
     """A photo printed on paper, curled, held and tilted in front of the camera."""
@@ -324,12 +339,7 @@ class PaperPrint:
         fw = self.size[0]
         pw = int(fw * self.rng.uniform(0.6, 0.85))
         img = fit_cover(self.photo, (pw, int(pw * 1.25)))
-        # print: lower contrast and saturation, warm paper white, halftone-like grain
-        f = img.astype(np.float32)
-        grey = f.mean(axis=2, keepdims=True)
-        f = grey + (f - grey) * 0.8
-        f = 25 + f * 0.82
-        f = f + self.rng.normal(0, 4.0, f.shape[:2])[..., None]
+        f = print_look(img, self.rng)
         margin = int(pw * self.rng.uniform(0.06, 0.12))
         paper_white = np.array([225, 238, 244], np.float32) * self.rng.uniform(0.85, 1.0)
         paper = np.empty((img.shape[0] + 2 * margin, pw + 2 * margin, 3), np.float32)
@@ -360,6 +370,243 @@ class PaperPrint:
         tilt = np.array([[s / 2, s / 3], [-s / 2, s / 3], [0, 0], [0, 0]])
         quad = _quad(fw * (0.5 + dx), fh * (0.52 + dy), pw, ph, rot, tilt)
         return _warp_onto(self.scene, self._paper, self._alpha, quad)
+
+
+# -- a cut-out print: the pensioner's photo with holes, the attacker behind them (session 13) ----------------
+
+# The holes an attacker cuts (ASSUMED sizes, chosen by eye before any run), from the PRINTED face's 68 landmarks:
+# the mouth hole is an ellipse over the mouth, CUT_MOUTH_WIDE x the mouth's width (48-54) wide, from
+# CUT_MOUTH_TOP of the way from the nose's base (33) to the upper lip (51) down to CUT_MOUTH_BOTTOM of the way
+# from the lower lip (57) to the chin (8): room for the attacker's lips to part and his jaw to drop behind it.
+# An eye hole is an ellipse over the eye, CUT_EYE_WIDE x the eye's width (36-39 / 42-45) wide, CUT_EYE_HIGH x
+# its width high.
+CUT_MOUTH_WIDE = 1.5
+CUT_MOUTH_TOP = 0.35
+CUT_MOUTH_BOTTOM = 0.5
+CUT_EYE_WIDE = 1.5
+CUT_EYE_HIGH = 0.8
+CUT_RIM_SHADE = 0.35  # the paper's cut edge shades the skin behind it by up to this much, over CUT_RIM_PX
+CUT_RIM_PX = 3.0
+# Where the attacker holds the paper (the page's oval asks for a face of 0.50-0.70 of the frame's width):
+# ``close``: the print is larger than the view, its edges out of the picture; else the paper's four edges in view.
+CUT_FACE_CLOSE = (0.52, 0.66)
+CUT_FACE_EDGE = (0.42, 0.52)
+CUT_PICTURE_CLOSE = (3.2, 4.2)  # the printed picture's (width, height) in face widths
+CUT_PICTURE_EDGE = (1.45, 1.9)
+CUT_FOCAL = 433.0  # camera focal length, pixels of a 480-wide frame: ~58 degrees across (a phone's front camera)
+CUT_PIVOT_DEPTH = 0.7  # the paper turns with the attacker's head: about an axis this many face widths behind it
+
+
+def hole_mask(landmarks68: NDArray[np.floating], size: tuple[int, int], eyes: bool = False) -> NDArray[np.float32]:
+    """Where the paper is cut away, (h, w) float32 1 = hole (anti-aliased edge), for a printed face with
+    ``landmarks68`` ((68, 2) pixels of an image of ``size`` (width, height)): the mouth hole, with ``eyes`` the two
+    eye holes too (see CUT_MOUTH_* and CUT_EYE_*)."""
+    lm = np.asarray(landmarks68, np.float64)
+    w, h = size
+    ss = 4  # drawn at 4x and averaged down: a clean cut edge without a staircase
+    big = np.zeros((h * ss, w * ss), np.uint8)
+
+    def ellipse(cx: float, cy: float, ax: float, ay: float, angle: float) -> None:
+        cv2.ellipse(big, (round(cx * ss), round(cy * ss)), (max(1, round(ax * ss)), max(1, round(ay * ss))),
+                    angle, 0, 360, 255, -1, cv2.LINE_AA)
+
+    mouth_w = float(np.linalg.norm(lm[54] - lm[48]))
+    top = lm[33, 1] + CUT_MOUTH_TOP * (lm[51, 1] - lm[33, 1])
+    bottom = lm[57, 1] + CUT_MOUTH_BOTTOM * (lm[8, 1] - lm[57, 1])
+    roll = math.degrees(math.atan2(lm[54, 1] - lm[48, 1], lm[54, 0] - lm[48, 0]))
+    ellipse(float(lm[48:60, 0].mean()), (top + bottom) / 2, CUT_MOUTH_WIDE * mouth_w / 2, (bottom - top) / 2, roll)
+    if eyes:
+        for a, b in ((36, 42), (42, 48)):
+            e = lm[a:b]
+            ew = float(np.linalg.norm(e[3] - e[0]))
+            ang = math.degrees(math.atan2(e[3, 1] - e[0, 1], e[3, 0] - e[0, 0]))
+            c = e.mean(axis=0)
+            ellipse(float(c[0]), float(c[1]), CUT_EYE_WIDE * ew / 2, CUT_EYE_HIGH * ew / 2, ang)
+    small = cv2.resize(big, (w, h), interpolation=cv2.INTER_AREA)
+    return np.asarray(small, np.float32) / 255.0
+
+
+def plane_homography(pivot_src: tuple[float, float], scale: float, at: tuple[float, float], yaw_deg: float,
+                     pitch_deg: float, roll_deg: float = 0.0, size: tuple[int, int] = CAMERA,
+                     focal: float = CUT_FOCAL, pivot_depth: float = 0.0) -> NDArray[np.float64]:
+    """The 3x3 homography from a flat picture's pixels to the camera frame when the picture is a plane turned in
+    3D: facing the camera, the picture's point ``pivot_src`` lands at frame pixel ``at`` with ``scale`` frame
+    pixels per picture pixel, at the depth where one frame pixel is one unit (``focal``); then the plane turns
+    about an axis ``pivot_depth`` frame pixels BEHIND that point (a head's axis: the plane swings sideways as it
+    turns) by ``yaw_deg`` (> 0: its image-right side goes away from the camera, so the picture's content shifts
+    toward image right, as a nose does in :func:`turn_head`), ``pitch_deg`` (> 0: its bottom goes away, as in a
+    nod down) and ``roll_deg`` (in the image plane), and is projected by a pinhole camera (principal point at the
+    frame's centre). A real perspective projection: the far side shrinks."""
+    w, h = size
+    cy_, sy = math.cos(math.radians(yaw_deg)), math.sin(math.radians(yaw_deg))
+    cp, sp = math.cos(math.radians(pitch_deg)), math.sin(math.radians(pitch_deg))
+    cr, sr = math.cos(math.radians(roll_deg)), math.sin(math.radians(roll_deg))
+    r_yaw = np.array([[cy_, 0.0, -sy], [0.0, 1.0, 0.0], [sy, 0.0, cy_]])  # (X, 0, 0) -> (X cos, 0, X sin)
+    r_pitch = np.array([[1.0, 0.0, 0.0], [0.0, cp, -sp], [0.0, sp, cp]])  # (0, Y, 0) -> (0, Y cos, Y sin)
+    r_roll = np.array([[cr, -sr, 0.0], [sr, cr, 0.0], [0.0, 0.0, 1.0]])
+    rot = r_roll @ r_pitch @ r_yaw
+    pivot = np.array([0.0, 0.0, pivot_depth])
+    t = pivot - rot @ pivot + np.array([at[0] - w / 2, at[1] - h / 2, focal])
+    k = np.array([[focal, 0.0, w / 2], [0.0, focal, h / 2], [0.0, 0.0, 1.0]])
+    a = np.array([[scale, 0.0, -scale * pivot_src[0]], [0.0, scale, -scale * pivot_src[1]], [0.0, 0.0, 1.0]])
+    m = k @ np.column_stack([rot[:, 0], rot[:, 1], t]) @ a
+    return np.asarray(m / m[2, 2], np.float64)
+
+
+def _similarity(src: NDArray[np.float64], dst: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The 2x3 least-squares similarity transform src -> dst ((n, 2) points each)."""
+    m, _ = cv2.estimateAffinePartial2D(src.astype(np.float32), dst.astype(np.float32), method=cv2.LMEDS)
+    if m is None:  # pragma: no cover - only for degenerate points
+        raise ValueError("no similarity fits these points")
+    return np.asarray(m, np.float64)
+
+
+def _then(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The 2x3 affine map "a, then b"."""
+    a3 = np.vstack([a, [0.0, 0.0, 1.0]])
+    b3 = np.vstack([b, [0.0, 0.0, 1.0]])
+    return np.asarray((b3 @ a3)[:2], np.float64)
+
+
+STABLE_68 = np.array([27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 39, 42, 45], dtype=np.int64)  # nose + eye corners
+MOUTH_ANCHOR_68 = np.array([48, 54, 33, 31, 35], dtype=np.int64)  # mouth corners and the nose's base
+EYE_ANCHOR_68 = np.array([36, 39, 42, 45, 27], dtype=np.int64)
+
+
+@dataclass
+class CutoutPrint:
+    """A printed photo of the pensioner (``photo``, BGR, its 68 landmarks ``photo_lm``) with the mouth (``eyes``:
+    and the eyes) cut out, held over the attacker's face: through the holes the camera sees the attacker's own
+    mouth (eyes), which open (blink) when he does. The ISO/IEC 30107 "cut photo" / paper-mask attack.
+
+    * The paper: the photo placed on a larger printed picture (:func:`extend_frame`: the photo's border stretched
+      and blurred, as a portrait's background; CUT_PICTURE_CLOSE / _EDGE face widths), printed
+      (:func:`print_look`; ``look`` False: the picture as it is, a photo-quality print), with a white margin when
+      ``close`` is False; a FLAT plane (no curl), projected by
+      :func:`plane_homography`: the face at CUT_FACE_CLOSE (the print larger than the view, its edges out of the
+      picture) or CUT_FACE_EDGE (all four edges in view) of the frame's width, a rest pose of +-5 degrees, hand
+      tremor (:class:`Tremor`: shift, roll, and +-~1.5 degrees of tilt).
+    * The attacker behind the holes: frames of a real clip (``attacker_lm`` their 68 landmarks) mapped into the
+      picture per frame: his head's motion against his reference frame ``attacker_ref`` (a similarity on the nose
+      and eye corners, which do not move when the mouth opens), then his reference mouth onto the printed mouth
+      (corners and nose base) and his eyes onto the printed eyes: his mouth sits in the hole and opens in it. His
+      skin is NOT printed (seen directly); the cut edge shades it (CUT_RIM_SHADE). Treated as lying in the paper's
+      plane (he holds the paper against his face): the parallax between the paper and his face behind it, a
+      centimetre or two, is not modelled.
+    * Acting a turn / nod: the paper turned as a plane (``yaw_deg`` / ``pitch_deg`` of :meth:`render`, about an
+      axis CUT_PIVOT_DEPTH face widths behind it); the printed nose stays in the paper's plane.
+
+    :meth:`render` gives the scene before the camera (:class:`Camera`); ``last_homography`` maps the paper image
+    (``paper``, with its margin) to that frame; ``paper_lm`` are the printed face's landmarks in the paper image."""
+
+    rng: np.random.Generator
+    photo: Image
+    photo_lm: NDArray[np.floating]
+    attacker_ref: NDArray[np.floating]
+    eyes: bool = False
+    close: bool = True
+    look: bool = True  # False: a photo-quality print (the picture as it is: no contrast loss, no grain)
+    size: tuple[int, int] = CAMERA
+    scene: Image | None = None
+    last_homography: NDArray[np.float64] | None = field(init=False, default=None)
+    paper: Image = field(init=False)
+    paper_lm: NDArray[np.float64] = field(init=False)
+    holes: NDArray[np.float32] = field(init=False)
+    _tremor: Tremor = field(init=False)
+    _tilt: Tremor = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.scene is None:
+            self.scene = background(self.rng, self.size)
+        lm = np.asarray(self.photo_lm, np.float64)
+        fw = max(float(np.linalg.norm(lm[16] - lm[0])), 1.0)
+        pic_w, pic_h = CUT_PICTURE_CLOSE if self.close else CUT_PICTURE_EDGE
+        cw, ch = round(pic_w * fw), round(pic_h * fw)
+        cx, cy = float(lm[0, 0] + lm[16, 0]) / 2, float(lm[[36, 45, 8], 1].mean())
+        # the photo's part inside the picture, the face's centre at (0.5, 0.48) of it
+        x0, y0 = round(cx - 0.5 * cw), round(cy - 0.48 * ch)
+        ph, pw = self.photo.shape[:2]
+        sx0, sy0, sx1, sy1 = max(0, x0), max(0, y0), min(pw, x0 + cw), min(ph, y0 + ch)
+        part = np.ascontiguousarray(self.photo[sy0:sy1, sx0:sx1])
+        picture = extend_frame(part, (cw, ch), sx0 - x0, sy0 - y0)
+        printed = print_look(picture, self.rng)  # drawn either way: the same paper, pose and tremor with or without
+        if not self.look:
+            printed = picture.astype(np.float32)
+        margin = 0 if self.close else round(cw * float(self.rng.uniform(0.05, 0.09)))
+        paper = np.empty((ch + 2 * margin, cw + 2 * margin, 3), np.float32)
+        paper[:] = np.array([225, 238, 244], np.float32) * float(self.rng.uniform(0.85, 1.0))
+        paper[margin : margin + ch, margin : margin + cw] = printed
+        self.paper = np.clip(paper * float(self.rng.uniform(0.85, 1.05)), 0, 255).astype(np.uint8)
+        self.paper_lm = lm - np.array([x0 - margin, y0 - margin])
+        self.holes = hole_mask(self.paper_lm, (self.paper.shape[1], self.paper.shape[0]), self.eyes)
+        # the cut edge's shade on the skin behind: strongest at the rim, gone CUT_RIM_PX inside
+        inner = cv2.erode((self.holes > 0.5).astype(np.uint8), np.ones((3, 3), np.uint8))
+        dist = cv2.distanceTransform(inner, cv2.DIST_L2, 3)
+        self._shade = np.asarray(1.0 - CUT_RIM_SHADE * np.clip(1.0 - dist / CUT_RIM_PX, 0.0, 1.0), np.float32)
+        ys, xs = np.nonzero(self.holes > 0)
+        self._roi = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+        lo, hi = CUT_FACE_CLOSE if self.close else CUT_FACE_EDGE
+        self.face_frac = float(self.rng.uniform(lo, hi))
+        self._scale = self.face_frac * self.size[0] / fw
+        self._at = (self.size[0] * float(self.rng.uniform(0.47, 0.53)),
+                    self.size[1] * float(self.rng.uniform(0.42, 0.5)))
+        self._rest = (float(self.rng.uniform(-5, 5)), float(self.rng.uniform(-5, 5)))
+        self._pivot = (float(self.paper_lm[30, 0]), float(self.paper_lm[30, 1]))
+        self._tremor = Tremor(self.rng, 0.006, 1.2)
+        self._tilt = Tremor(self.rng, 1.5, 0.0)  # (yaw, pitch) jitter in degrees (its "shift" terms)
+        ref = np.asarray(self.attacker_ref, np.float64)
+        self._to_mouth = _similarity(ref[MOUTH_ANCHOR_68], self.paper_lm[MOUTH_ANCHOR_68])
+        self._to_eyes = _similarity(ref[EYE_ANCHOR_68], self.paper_lm[EYE_ANCHOR_68])
+
+    def sheet(self, attacker: Image, attacker_lm: NDArray[np.floating]) -> Image:
+        """The paper image with the attacker's frame showing through its holes (the paper's own pixels; BGR)."""
+        ref = np.asarray(self.attacker_ref, np.float64)
+        head = _similarity(np.asarray(attacker_lm, np.float64)[STABLE_68], ref[STABLE_68])
+        x0, y0, x1, y1 = self._roi
+        out = self.paper.copy()
+        region = out[y0:y1, x0:x1].astype(np.float32)
+        alpha = self.holes[y0:y1, x0:x1].copy()
+        shift = np.array([[0.0, 0.0, -x0], [0.0, 0.0, -y0]])
+        maps: list[tuple[NDArray[np.float64], float | None]] = [(self._to_mouth, None)]
+        if self.eyes:
+            # the eye holes show the eyes aligned on the printed eyes; the mouth hole the mouth (below the nose)
+            nose_line = float(self.paper_lm[[31, 35], 1].mean()) - y0
+            maps.append((self._to_eyes, nose_line))
+        for to, split in maps:
+            m = _then(head, to) + shift
+            seen = cv2.warpAffine(attacker, m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
+                                  borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+            seen *= self._shade[y0:y1, x0:x1, None]
+            a = alpha.copy()
+            rows = np.arange(y1 - y0, dtype=np.float32)[:, None]
+            if split is not None:
+                a *= rows < split
+            elif self.eyes:
+                a *= rows >= float(self.paper_lm[[31, 35], 1].mean()) - y0
+            region = region * (1 - a[..., None]) + seen * a[..., None]
+        out[y0:y1, x0:x1] = np.clip(region, 0, 255).astype(np.uint8)
+        return out
+
+    def render(self, attacker: Image, attacker_lm: NDArray[np.floating], yaw_deg: float = 0.0,
+               pitch_deg: float = 0.0) -> Image:
+        """The scene (before the camera) with the paper turned by ``yaw_deg`` / ``pitch_deg`` on top of its rest
+        pose and the hand's tremor, the attacker's ``attacker`` frame (BGR, its landmarks ``attacker_lm``) in the
+        holes."""
+        assert self.scene is not None
+        dx, dy, rot = self._tremor.step()
+        jy, jp, _ = self._tilt.step()
+        fw = float(np.linalg.norm(self.paper_lm[16] - self.paper_lm[0])) * self._scale
+        m = plane_homography(self._pivot, self._scale,
+                             (self._at[0] + dx * self.size[0], self._at[1] + dy * self.size[1]),
+                             self._rest[0] + jy + yaw_deg, self._rest[1] + jp + pitch_deg, rot, self.size,
+                             pivot_depth=CUT_PIVOT_DEPTH * fw)
+        self.last_homography = m
+        sheet = self.sheet(attacker, attacker_lm)
+        wh = (self.size[0], self.size[1])
+        warped = np.asarray(cv2.warpPerspective(sheet, m, wh, flags=cv2.INTER_LINEAR), np.uint8)
+        a = np.asarray(cv2.warpPerspective(np.ones(sheet.shape[:2], np.float32), m, wh, flags=cv2.INTER_LINEAR),
+                       np.float32)
+        return _paste(self.scene, warped, a)
 
 
 # -- genuine crops in a frame, head motion ---------------------------------------------------------------

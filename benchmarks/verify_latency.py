@@ -123,23 +123,32 @@ def drawn_of(phone: Phone) -> str:
 
 def enroll(data_dir: Path, template: np.ndarray, n_lfw: int) -> dict[str, str]:
     """Enroll the talking-head person and ``n_lfw`` LFW people; returns the test pensioner."""
+    from lifecert.engine.image import read_image_file
+
+    people = sorted((FACES / "lfw" / "images").iterdir())[:n_lfw]
+    items: list[tuple[str, np.ndarray]] = [("王秀英", template)]
+    items += [(p.name[:60], read_image_file(sorted(p.iterdir())[0])) for p in people]
+    return enroll_people(data_dir, items)[0] or {}
+
+
+def enroll_people(data_dir: Path, items: list[tuple[str, np.ndarray]]) -> list[dict[str, str] | None]:
+    """Enroll one pensioner per (name, BGR photo) with that photo as her template (the default engine), ID numbers
+    made from the item's position; returns each one's ``{"id_number", "name"}`` (None where no face was found)."""
     from lifecert.config import Settings
     from lifecert.domain.idnumber import make_id_number
-    from lifecert.engine.image import encode_jpeg, read_image_file
+    from lifecert.engine.image import encode_jpeg
     from lifecert.engine.loader import load_engine
     from lifecert.services.context import AppContext
     from lifecert.services.templates import add_template, store_photo, upsert_pensioner
 
     ctx = AppContext(Settings(data_dir=data_dir))
     ctx.set_engine(load_engine(ctx.settings))
-    people = sorted((FACES / "lfw" / "images").iterdir())[:n_lfw]
-    items: list[tuple[str, np.ndarray]] = [("王秀英", template)]
-    items += [(p.name[:60], read_image_file(sorted(p.iterdir())[0])) for p in people]
-    target: dict[str, str] = {}
+    out: list[dict[str, str] | None] = []
     with ctx.db.session() as s:
         for k, (name, img) in enumerate(items):
             faces = ctx.engine.analyze(img)
             if not faces or faces[0].embedding is None:
+                out.append(None)
                 continue
             data = encode_jpeg(img, 95)
             sha = hashlib.sha256(data).hexdigest()
@@ -147,10 +156,9 @@ def enroll(data_dir: Path, template: np.ndarray, n_lfw: int) -> dict[str, str]:
             p = upsert_pensioner(s, idn, name)
             store_photo(ctx, s, data, sha, img.shape[1], img.shape[0])
             add_template(ctx, s, p, faces[0].embedding, photo_sha256=sha, quality=faces[0].quality)
-            if k == 0:
-                target = {"id_number": p.id_number, "name": p.name}
+            out.append({"id_number": p.id_number, "name": p.name})
     ctx.close()
-    return target
+    return out
 
 
 def kind_recorder(phone: Phone, kinds: list[tuple[str, float]]) -> Send:
@@ -313,23 +321,27 @@ def _set(obj: Any, attr: str, value: Any) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class SessionRun:
-    """One in-process session: its CPU seconds (this thread), chunks sent, frames captured, decision, drawn set."""
+    """One in-process session: its CPU seconds (this thread), chunks sent, frames captured, decision, drawn set,
+    and its id (to read its record)."""
 
     cpu: float
     chunks: int
     frames: int
     decision: str
     drawn: str
+    session_id: str = ""
 
 
 def run_sessions(svc: Any, clock: Any, who: dict[str, str], clip: Any, n: int, reaction_ms: int,
-                 timer: Any) -> list[SessionRun]:
+                 timer: Any, warm: bool = True) -> list[SessionRun]:
     """``n`` whole sessions of ``who`` acted by the simulated phone in this thread (``clock``: the service's
     VirtualTime), after one more that pays the one-off allocations: ``timer``'s ``cpu``/``calls`` are cleared after
-    it and it is not returned. Used by :func:`cpu_per_session` and benchmarks/chunk_profile.py."""
+    it and it is not returned (``warm`` False: no such session, e.g. one session per person and clip,
+    ``timer`` None). Used by :func:`cpu_per_session`, benchmarks/chunk_profile.py and benchmarks/cutout.py."""
     out: list[SessionRun] = []
-    for k in range(n + 1):
-        if k == 1:  # the first session pays one-off allocations
+    first = 0 if warm else 1
+    for k in range(first, n + 1):
+        if k == 1 and timer is not None:  # the first session pays one-off allocations
             timer.cpu.clear()
             timer.calls.clear()
         c0 = time.thread_time()
@@ -340,7 +352,7 @@ def run_sessions(svc: Any, clock: Any, who: dict[str, str], clip: Any, n: int, r
         answer = phone.run()
         if k > 0:
             out.append(SessionRun(time.thread_time() - c0, len(phone.answers), phone.captured,
-                                  str(answer.decision), drawn_of(phone)))
+                                  str(answer.decision), drawn_of(phone), st.session_id))
     return out
 
 

@@ -56,18 +56,32 @@ class Clip:
     template: NDArray[np.uint8] | None = None  # (H, W, 3) BGR frame to enroll, not among the frames sent
 
 
-def talking_head_clip(engine: FaceEngine, video: Sequence[NDArray[np.uint8]], quality: int = 85) -> Clip:
-    """The talking-head video (BGR frames, 25 fps) at ~8 fps: the longest calm run (eyes open,
-    mouth closed), the first blink and the first wide mouth opening, found by measuring EAR/MAR."""
+@dataclass(frozen=True)
+class ClipPicks:
+    """The talking-head video at ~8 fps (``frames``, BGR) with each frame's 68 landmarks (``landmarks`` (n, 68, 2),
+    NaN without a face), the longest calm run (``calm``: eyes open, mouth closed), the first blink's closed frame
+    (``blink``) and the first wide mouth opening (``mouth``), indices into ``frames``."""
+
+    frames: list[NDArray[np.uint8]]
+    landmarks: NDArray[np.float64]
+    calm: list[int]
+    blink: int
+    mouth: int
+
+
+def clip_picks(engine: FaceEngine, video: Sequence[NDArray[np.uint8]]) -> ClipPicks:
+    """The talking-head video (BGR frames, 25 fps) at ~8 fps, its calm run, blink and mouth opening found by
+    measuring EAR/MAR (see :class:`ClipPicks`)."""
     from lifecert.engine import geometry
-    from lifecert.engine.image import encode_jpeg
 
     frames = [video[i] for i in range(0, len(video), STEP)]
     ear = np.full(len(frames), np.nan)
     mar = np.full(len(frames), np.nan)
+    lms = np.full((len(frames), 68, 2), np.nan)
     for i, f in enumerate(frames):
         faces = engine.detect(f)
         if faces and faces[0].landmarks68 is not None:
+            lms[i] = faces[0].landmarks68
             ear[i] = geometry.eye_aspect_ratio(faces[0].landmarks68)
             mar[i] = geometry.mouth_aspect_ratio(faces[0].landmarks68)
     base = float(np.nanpercentile(ear, 75))
@@ -82,8 +96,17 @@ def talking_head_clip(engine: FaceEngine, video: Sequence[NDArray[np.uint8]], qu
     mouth = [i for i in range(2, len(frames) - 2) if mar[i] > 0.4]
     if len(calm) < 6 or not closed or not mouth:
         raise RuntimeError("the talking-head video no longer has a calm run, a blink and an open mouth")
+    return ClipPicks(frames, lms, calm, closed[0], mouth[0])
+
+
+def talking_head_clip(engine: FaceEngine, video: Sequence[NDArray[np.uint8]], quality: int = 85) -> Clip:
+    """The talking-head video (BGR frames, 25 fps) at ~8 fps: the longest calm run (eyes open,
+    mouth closed), the first blink and the first wide mouth opening, found by measuring EAR/MAR."""
+    from lifecert.engine.image import encode_jpeg
+
+    picks = clip_picks(engine, video)
+    frames, calm, b, m = picks.frames, picks.calm, picks.blink, picks.mouth
     jpeg = [encode_jpeg(f, quality) for f in frames]
-    b, m = closed[0], mouth[0]
     return Clip(
         neutral=[jpeg[i] for i in calm + calm[-2:0:-1]],
         actions={"blink": [jpeg[i] for i in range(b - 2, b + 3)], "open_mouth": [jpeg[i] for i in range(m - 2, m + 3)]},
