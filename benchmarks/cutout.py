@@ -290,6 +290,7 @@ def record(ctx: Any, session_id: str, params: Any = None) -> dict[str, Any]:
             live = steps.passive_liveness(fobs, params)
             flat_now = {"flat_photo": bool(live.flat_photo), "still": bool(live.still),
                         "parallax": live.planar.parallax, "pairs": live.planar.pairs,
+                        "planar_motion": live.planar.motion,
                         "decision": redecide(scores, states, live) if "match" in scores else decision}
     liv = scores.get("liveness") or {}
     pad = scores.get("pad") or {}
