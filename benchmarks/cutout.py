@@ -465,8 +465,21 @@ def _median(xs: Sequence[float | None]) -> float | None:
     return round(float(np.median(v)), 3) if v else None
 
 
+def first_missed(rows: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """Per challenge: missed / prompted (a session ends at its first missed step: later ones are never prompted)."""
+    miss: Counter[str] = Counter()
+    prompted: Counter[str] = Counter()
+    for r in rows:
+        for c, st in zip(r["drawn"], r["steps"][1:], strict=False):
+            if st in ("seen", "timed_out"):
+                prompted[c] += 1
+                miss[c] += st == "timed_out"
+    return {c: f"{miss[c]}/{prompted[c]}" for c in sorted(prompted)}
+
+
 def readme(res: dict[str, Any]) -> str:
     s = res["summary"]
+    re_ = res.get("summary_rescored")
     title = "Cut-out prints" if res.get("name", "cutout") == "cutout" else f"Cut-out prints: {res['name']}"
     lines = [
         f"## {title} (`benchmarks/cutout.py`)",
@@ -475,9 +488,12 @@ def readme(res: dict[str, Any]) -> str:
         f"code: {res['code']}. {res['per_variant']} session numbers per variant asked"
         + (f" ({res['stopped']})" if res.get("stopped") else "")
         + f"; {res['wall_s']} s wall, {res['cpu_s']} s CPU. Production's paced service in-process (frame engine, "
-        "steps, passive liveness, MiniFASNet PAD pack, 1:1 match, rules.decide) on a virtual clock, production's "
-        "draw per session (the same draw for session k in every variant). Attack rows: sessions each defence LETS "
-        "THROUGH (APCER); genuine row: sessions it REFUSES (BPCER). Exact 95 % intervals.",
+        "steps, passive liveness, MiniFASNet PAD pack, 1:1 match, rules.decide; dlib alone: no fusion packs; "
+        "template refresh and RETRY escalation off, each victim having a session per variant) on a virtual clock, "
+        "production's draw per session (the same draw for session k in every variant). Attack rows: sessions each "
+        "defence LETS THROUGH (APCER); genuine row: sessions it REFUSES (BPCER). *active* = every step seen; *flat "
+        "test* = steps.passive_liveness's flat_photo (homography residual or nose parallax) and still not set; "
+        "*all* = CONFIRMED. Exact 95 % Clopper-Pearson intervals.",
         "",
         "| variant | n | active | PAD | flat test | 1:1 match | PAD + flat | all (CONFIRMED) | outcomes |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -487,10 +503,30 @@ def readme(res: dict[str, Any]) -> str:
         outs = ", ".join(f"{k} {v}" for k, v in c["outcomes"].items())
         lines.append(f"| `{name}` | {c['n']} | {cell(r['active'])} | {cell(r['pad'])} | {cell(r['flat'])} | "
                      f"{cell(r['match'])} | {cell(r['pad_and_flat'])} | {cell(r['all'])} | {outs} |")
+    by: dict[str, list[dict[str, Any]]] = {}
+    for row in res["rows"]:
+        by.setdefault(row["variant"], []).append(row)
     lines += ["", "Variants: " + "; ".join(f"`{k}`: {VARIANTS[k].what}" for k in s) + ".",
+              "", "Challenge steps missed / prompted: " + "; ".join(
+                  f"`{k}` " + ", ".join(f"{c} {m}" for c, m in first_missed(by[k]).items()) for k in s) + ".",
               "", "Medians (PAD session score, nose parallax, 1:1 score): " + "; ".join(
                   f"`{k}` {c['pad_median']} / {c['parallax_median']} / {c['match_median']}" for k, c in s.items())
-              + "."]
+              + f" (the 1:1 threshold {sorted({r['threshold'] for r in res['rows'] if r['threshold']})})."]
+    pm = [x for x in res.get("victim_photo_match") or [] if x is not None]
+    if pm:
+        thr = max(r["threshold"] for r in res["rows"] if r["threshold"])
+        lines += ["", f"The victims' printed photos THEMSELVES (no print, camera or holes) against their templates, "
+                  f"production's probe path: {sum(1 for x in pm if x >= thr)}/{len(pm)} over the threshold, median "
+                  f"{float(np.median(pm)):.3f}: the 1:1 losses above are the attack's (print, camera, the attacker's "
+                  "own mouth / eyes in the holes), not the choice of photos."]
+    if re_:
+        changed = sum(1 for r in res["rows"] if r.get("flat_pass_now") != r["flat_pass"]
+                      or r.get("confirmed_now") != r["confirmed"])
+        lines += ["", f"Rescored {res.get('rescored_at')} with the flat test of code {res.get('code_rescored')} "
+                  f"(recomputed from each session's stored per-frame observations, decision by rules.decide): "
+                  f"{changed} of {len(res['rows'])} sessions change. " + "; ".join(
+                      f"`{k}` flat {cell(c['rates']['flat'])}, all {cell(c['rates']['all'])}" for k, c in re_.items())
+                  + "."]
     return "\n".join(lines)
 
 
