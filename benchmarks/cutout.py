@@ -109,6 +109,8 @@ VARIANTS = {
         Variant("eyes_close_photo", True, True, what="mouth and eyes cut out, held close, a photo-quality print",
                 look=False),
         Variant("genuine", genuine=True, what="GENUINE: talking_head_a acting the draw (turns/nods: cylinder warp)"),
+        Variant("genuine_3d", genuine=True, what="GENUINE: talking_head_a acting the draw, turns/nods by the "
+                "depth-aware attacks.turn_head_3d (GENUINE_3D_DEG)"),
     )
 }
 
@@ -182,6 +184,31 @@ def attacker_picks(engine: Any) -> ClipPicks:
     from tests.paced_client import clip_picks
 
     return clip_picks(engine, read_video(vl.VIDEO))
+
+
+GENUINE_3D_DEG = {"turn_left": 30.0, "turn_right": 30.0, "nod": 20.0}  # a person's turn / nod (assumed)
+
+
+def genuine_clip_3d(att: ClipPicks, video_frame_100: np.ndarray) -> Clip:
+    """talking_head_a as tests.paced_client.talking_head_clip shows it (calm run forth and back, its real blink and
+    mouth opening, JPEG 85), its turns and nods its calm frames turned by the depth-aware attacks.turn_head_3d to
+    GENUINE_3D_DEG along verify_latency.MOVE_MS (SYNTHETIC): the genuine control for a flat test that the 2D
+    cylinder warp (verify_latency.with_head_moves) no longer passes."""
+    from benchmarks.slow_move import pose_curve
+    from lifecert.engine.image import encode_jpeg
+
+    jpeg = [encode_jpeg(f, 85) for f in att.frames]
+    calm = att.calm + att.calm[-2:0:-1]
+    curve = pose_curve(*vl.MOVE_MS)
+    actions = {"blink": [jpeg[i] for i in range(att.blink - 2, att.blink + 3)],
+               "open_mouth": [jpeg[i] for i in range(att.mouth - 2, min(len(jpeg), att.mouth + 3))]}
+    for c, peak in GENUINE_3D_DEG.items():
+        sign = -1.0 if c == "turn_right" else 1.0
+        actions[c] = [encode_jpeg(atk.turn_head_3d(att.frames[calm[i % len(calm)]], att.landmarks[calm[i % len(calm)]],
+                                                   yaw_deg=0.0 if c == "nod" else sign * peak * f,
+                                                   pitch_deg=peak * f if c == "nod" else 0.0), 85)
+                      for i, f in enumerate(curve)]
+    return Clip([jpeg[i] for i in calm], actions, template=video_frame_100)
 
 
 def cutout_clip(v: Variant, k: int, victim: dict[str, Any], att: ClipPicks) -> Clip:
@@ -386,6 +413,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if not vl.install_pad(data_dir):
         raise SystemExit(f"could not install the MiniFASNet pack from {vl.PAD_DIR}")
     assert genuine_clip.template is not None
+    genuine_3d = genuine_clip_3d(att, genuine_clip.template) if "genuine_3d" in args.variants else None
     items = [("王秀英", genuine_clip.template)] + [(v["name"][:60], v["enrolled_img"]) for v in victims]
     who = vl.enroll_people(data_dir, items)
     ctx, svc, clock = make_service(data_dir)
@@ -401,7 +429,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             target = who[0] if v.genuine else who[1 + k]
             if target is None:
                 continue
-            clip = genuine_clip if v.genuine else cutout_clip(v, k, victims[k], att)
+            clip = (genuine_3d if v.name == "genuine_3d" else genuine_clip) if v.genuine else \
+                cutout_clip(v, k, victims[k], att)
             svc.rng = random.Random(f"{SEED}-{k}")  # session k draws the same challenges in every variant
             t0 = time.process_time()
             (r,) = vl.run_sessions(svc, clock, target, clip, 1, REACTION_MS, None, warm=False)
