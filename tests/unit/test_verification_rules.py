@@ -117,6 +117,40 @@ def test_given_no_landmarks_when_quality_scored_then_zero() -> None:
     assert fa.quality_score(None, 100.0, 120.0, 0.3) == 0.0
 
 
+def _schematic_face(nose_y: float) -> np.ndarray:
+    """A frontal face: jaw 0-16 from x 100 to 300, chin (8) at y 300, eyes open around y 150, nose tip (30) at
+    ``nose_y`` on the midline (pitch_ratio = (nose_y - 150) / 150), mouth closed."""
+    lm = np.zeros((68, 2), np.float32)
+    lm[0:17, 0] = np.linspace(100, 300, 17)
+    lm[0:17, 1] = 200 + 100 * np.sin(np.linspace(0, np.pi, 17))
+    for first, cx in ((36, 160.0), (42, 240.0)):  # eye corners and lids: EAR (10 + 10) / (2 x 40) = 0.25
+        lm[first : first + 6] = [(cx - 20, 150), (cx - 7, 145), (cx + 7, 145), (cx + 20, 150), (cx + 7, 155),
+                                 (cx - 7, 155)]
+    lm[27:36] = (200, 170)
+    lm[30] = (200, nose_y)
+    lm[48:68] = (200, 260)
+    lm[48:60, 0] = np.linspace(170, 230, 12)
+    lm[60:68, 0] = np.linspace(180, 220, 8)
+    return lm
+
+
+def test_given_a_rest_pitch_when_a_nod_frame_is_scored_then_it_ranks_below_the_frontal_frame() -> None:
+    rest, nodded = _schematic_face(210.0), _schematic_face(250.0)  # pitch_ratio 0.40 and 0.67
+    assert fa.quality_score(rest, 150.0, 125.0, 0.25) == pytest.approx(fa.quality_score(nodded, 150.0, 125.0, 0.25))
+    at_rest = fa.quality_score(rest, 150.0, 125.0, 0.25, base_pitch=0.40)
+    assert at_rest == pytest.approx(fa.quality_score(rest, 150.0, 125.0, 0.25))  # at the rest pitch: unchanged
+    assert fa.quality_score(nodded, 150.0, 125.0, 0.25, base_pitch=0.40) < 0.1 * at_rest
+
+
+def test_given_a_session_with_a_nod_when_best_frames_picked_then_the_frontal_one_of_its_segment() -> None:
+    from lifecert.services.verification import steps
+
+    frames = [steps.Obs(t, (400, 400), _schematic_face(y), num_faces=1, sharpness=s, brightness=125.0)
+              for t, (y, s) in enumerate([(210.0, 120.0), (250.0, 150.0), (211.0, 140.0), (212.0, 140.0)])]
+    q = [steps.face_quality(o, 0.25, 0.40) for o in frames]
+    assert fa.pick_best(q, 2, [])[0] == [0, 2]  # the sharper nod peak (frame 1) is not chosen
+
+
 def test_given_many_draws_when_drawn_then_each_has_head_motion_and_non_rigid() -> None:
     import random
 

@@ -229,12 +229,23 @@ def framing_issue(
     return None
 
 
-def quality_score(landmarks: NDArray[np.float32] | None, sharpness: float, brightness: float, base_ear: float) -> float:
-    """0..1: frontal, eyes open, mouth closed, sharp, well lit. ``landmarks``: (68, 2) pixels."""
+# pitch_ratio away from the person's own rest (the settle step's) at which a frame counts as not frontal at all.
+# A nod's peak frame is not a face to embed: benchmarks/camera_sweep.py (session 13) saw two genuine sessions go to
+# REVIEW as DIFFERENT_PERSONS because the nod step's best frame was the nod's peak (pitch +0.25-0.30 over rest;
+# the other best frame frontal; similarity 0.90 / 0.93 against the 0.93 threshold). Rest frames wander by ~0.05.
+PITCH_SPAN = 0.25
+
+
+def quality_score(landmarks: NDArray[np.float32] | None, sharpness: float, brightness: float, base_ear: float,
+                  base_pitch: float = float("nan")) -> float:
+    """0..1: frontal (yaw; and pitch near ``base_pitch``, the person's rest pitch_ratio, when known), eyes open,
+    mouth closed, sharp, well lit. ``landmarks``: (68, 2) pixels."""
     if landmarks is None:
         return 0.0
     lm = landmarks
     frontal = max(0.0, 1.0 - abs(geometry.yaw_ratio(lm)) / 0.5)
+    if not np.isnan(base_pitch):
+        frontal *= max(0.0, 1.0 - abs(geometry.pitch_ratio(lm) - base_pitch) / PITCH_SPAN)
     ear = geometry.eye_aspect_ratio(lm)
     eyes = min(1.0, ear / base_ear) if base_ear > 0 and not np.isnan(base_ear) else 1.0
     mouth = max(0.2, 1.0 - max(0.0, geometry.mouth_aspect_ratio(lm) - 0.15))

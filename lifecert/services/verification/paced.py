@@ -466,7 +466,7 @@ class PacedCapture:
         if pad is not None:
             scores["pad"] = pad
         # Best frames: one per time segment over the usable frames, plus both sides of a tracking break.
-        q = [steps.face_quality(o, base.ear) for _, _, o in usable]
+        q = [steps.face_quality(o, base.ear, base.pitch) for _, _, o in usable]
         flat_index = {(cid, i): n for n, (cid, i, _s, _o) in enumerate(items)}
         use_pos = {flat_index[(c, i)]: j for j, (c, i, _) in enumerate(usable)}
         pick, extra = fa.pick_best(q, v.embed_best_k, [use_pos[b] for b in breaks[:2] if b in use_pos])

@@ -855,8 +855,9 @@ def passive_liveness(frames: Sequence[FrameObs], p: LivenessParams | None = None
                            track_breaks(frames, p))
 
 
-def face_quality(o: Obs, base_ear: float) -> float:
-    """0..1 for choosing the frames to embed (see :func:`frames.quality_score`); 0 without exactly one face."""
+def face_quality(o: Obs, base_ear: float, base_pitch: float = float("nan")) -> float:
+    """0..1 for choosing the frames to embed (see :func:`frames.quality_score`; ``base_pitch``: the settle step's
+    rest pitch_ratio, so that a nod's frames rank below frontal ones); 0 without exactly one face."""
     if o.landmarks is None or o.num_faces != 1:
         return 0.0
-    return quality_score(o.landmarks, o.sharpness, o.brightness, base_ear)
+    return quality_score(o.landmarks, o.sharpness, o.brightness, base_ear, base_pitch)
