@@ -607,10 +607,11 @@ def reason_of(r: dict[str, Any]) -> str:
     return why
 
 
-def readme(res: dict[str, Any]) -> str:
+def readme(res: dict[str, Any], title: str = "## Genuine users with other cameras (`benchmarks/camera_sweep.py`)"
+           ) -> str:
     s = res["summary"]
     lines = [
-        "## Genuine users with other cameras (`benchmarks/camera_sweep.py`)",
+        title,
         "",
         f"{res['date']}, {res['machine'].get('cpu', '')} ({res['machine'].get('nproc', '')} cores, shared; load at "
         f"start {res['load_start']}), main {res['commit']}, {res['wall_s']:.0f} s wall. GENUINE sessions only: the "
