@@ -408,7 +408,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     data_dir.mkdir(parents=True, exist_ok=True)
     engine = load_frame_engine(Settings(), name="dlib")
     att = attacker_picks(engine)
-    victims = pick_victims(engine, args.per_variant)
+    victims = pick_victims(engine, args.start + args.per_variant)  # the same order: session k's victim is the same
     genuine_clip = vl.load_clip()
     if not vl.install_pad(data_dir):
         raise SystemExit(f"could not install the MiniFASNet pack from {vl.PAD_DIR}")
@@ -421,7 +421,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     stopped = None
     cpu0 = time.process_time()
-    for k in range(args.per_variant):  # session k of every variant, then k + 1: a time box cuts all alike
+    for k in range(args.start, args.start + args.per_variant):  # session k of every variant, then k + 1: a time
+        # box cuts all alike
         for v in variants:
             if time.time() > deadline:
                 stopped = f"budget reached at session {k} of {args.per_variant}"
@@ -563,6 +564,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--per-variant", type=int, default=30)
     ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--start", type=int, default=0, help="the first session number (more sessions after a run)")
     ap.add_argument("--budget-min", type=float, default=40.0)
     ap.add_argument("--data-dir", default="")
     ap.add_argument("--name", default="cutout")
@@ -573,7 +575,7 @@ def main(argv: list[str] | None = None) -> int:
         return rescore(Path(args.rescore), args)
     res = run(args)
     out = res | {"name": args.name, "date": now(), "machine": machine(), "code": code_version(),
-                 "per_variant": args.per_variant,
+                 "per_variant": args.per_variant, "start": args.start,
                  "seed": SEED, "summary": summarize(res["rows"])}
     publish(args.name, args.name, out, readme(out), readme=not args.no_readme)
     print(json.dumps(out["summary"], indent=1, ensure_ascii=False))
