@@ -570,9 +570,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--name", default="cutout")
     ap.add_argument("--no-readme", action="store_true")
     ap.add_argument("--rescore", default="", help="a kept run's results JSON: its sessions' flat test recomputed")
+    ap.add_argument("--refinalize", default="", help="a kept run's results JSON: its sessions decided again")
     args = ap.parse_args(argv)
     if args.rescore:
         return rescore(Path(args.rescore), args)
+    if args.refinalize:
+        return refinalize(Path(args.refinalize), args)
     res = run(args)
     out = res | {"name": args.name, "date": now(), "machine": machine(), "code": code_version(),
                  "per_variant": args.per_variant, "start": args.start,
@@ -616,6 +619,45 @@ def rescore(path: Path, args: argparse.Namespace) -> int:
     res["summary_rescored"] = summarize(rows, "flat_pass_now", "confirmed_now")
     publish(args.name, args.name, res, readme(res), readme=not args.no_readme)
     print(json.dumps({k: {d: cell(c) for d, c in v["rates"].items()} for k, v in res["summary_rescored"].items()},
+                     indent=1, ensure_ascii=False))
+    return 0
+
+
+def refinalize(path: Path, args: argparse.Namespace) -> int:
+    """A kept run's sessions DECIDED AGAIN by the code checked out now: a copy of its data dir, each session's final
+    decision recomputed by production's PacedCapture._finalize from its stored chunks (observations and sealed
+    frames: passive liveness, PAD verdict, best frames, embedding, 1:1 / 1:N, rules.decide); the capture (step
+    judgement, PAD scores per frame) is the run's. Adds ``final`` per row and ``summary_final``; rewrites the JSON."""
+    import shutil
+
+    res = json.loads(path.read_text(encoding="utf-8"))
+    src = Path(res["data_dir"])
+    copy = Path(tempfile.mkdtemp(prefix="lifecert-cutout-final-")) / "data"
+    shutil.copytree(src, copy)
+    ctx, svc, _clock = make_service(copy)
+    from lifecert.storage.models_verification import VerificationSession
+
+    for r in res["rows"]:
+        with ctx.db.session() as db:
+            vs = db.get(VerificationSession, r["session_id"])
+            assert vs is not None
+            missed = (vs.scores or {}).get("missed_challenge")
+            fail = vs.reason_code if vs.steps and vs.steps[0]["state"] != "seen" else None
+            svc.paced._finalize(db, vs, fail, missed, "bench")
+        now_ = record(ctx, r["session_id"])
+        r["final"] = {k: now_[k] for k in ("outcome", "pad_pass", "flat_pass", "match_pass", "confirmed", "match",
+                                           "parallax")}
+        r["confirmed_final"], r["flat_pass_final"] = now_["confirmed"], now_["flat_pass"]
+    ctx.close()
+    changed = [r for r in res["rows"] if r["final"]["outcome"] != r["outcome"]]
+    print(f"{len(changed)} of {len(res['rows'])} sessions decide differently")
+    for r in changed:
+        print(r["variant"], r["k"], r["outcome"], "->", r["final"]["outcome"], r["match"], "->", r["final"]["match"])
+    res["code_final"] = code_version()
+    res["final_at"] = now()
+    res["summary_final"] = summarize(res["rows"], "flat_pass_final", "confirmed_final")
+    path.write_text(json.dumps(res, indent=1, ensure_ascii=False, default=str), encoding="utf-8")
+    print(json.dumps({k: {d: cell(c) for d, c in v["rates"].items()} for k, v in res["summary_final"].items()},
                      indent=1, ensure_ascii=False))
     return 0
 
