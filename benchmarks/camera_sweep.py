@@ -56,7 +56,6 @@ import argparse
 import concurrent.futures as cf
 import dataclasses
 import functools
-import hashlib
 import json
 import math
 import multiprocessing as mp
@@ -66,7 +65,6 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +78,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks import attacks as atk  # noqa: E402
 from benchmarks import pad_eval as pe  # noqa: E402
 from benchmarks._common import machine, now, publish  # noqa: E402
-from tests.paced_client import FRAME_MS, Clip, Phone, SimClock, VirtualTime, service_sender, step_of  # noqa: E402
+from tests.paced_client import FRAME_MS, Clip, Phone, SimClock, service_sender, step_of  # noqa: E402
 
 FACES = Path(os.environ.get("LIFECERT_SHARED_FACES", ROOT.parent / "shared" / "faces"))
 MODELS = Path(os.environ.get("LIFECERT_SHARED_MODELS", ROOT.parent / "shared" / "models"))
@@ -373,17 +371,12 @@ _STATE: dict[str, Any] = {}
 
 
 def enroll(data_dir: Path, n_lfw: int) -> dict[str, dict[str, str]]:
-    """Each clip's person (from TEMPLATE_FRAME of the full video) and ``n_lfw`` LFW people."""
-    from lifecert.config import Settings
-    from lifecert.domain.idnumber import make_id_number
-    from lifecert.engine.image import encode_jpeg, read_image_file
-    from lifecert.engine.loader import load_engine
-    from lifecert.services.context import AppContext
-    from lifecert.services.templates import add_template, store_photo, upsert_pensioner
+    """Each clip's person (from TEMPLATE_FRAME of the full video) and ``n_lfw`` LFW people
+    (verify_latency.enroll_people)."""
+    from benchmarks.verify_latency import enroll_people
+    from lifecert.engine.image import read_image_file
 
-    ctx = AppContext(Settings(data_dir=data_dir))
-    ctx.set_engine(load_engine(ctx.settings))
-    items: list[tuple[str, str, np.ndarray]] = []
+    items: list[tuple[str, np.ndarray]] = []
     for k, clip in enumerate(CLIPS):
         cap = cv2.VideoCapture(str(FACES / "video" / f"{clip}.mp4"))
         cap.set(cv2.CAP_PROP_POS_FRAMES, TEMPLATE_FRAME[clip])
@@ -391,36 +384,21 @@ def enroll(data_dir: Path, n_lfw: int) -> dict[str, dict[str, str]]:
         cap.release()
         if not ok or frame is None:
             raise RuntimeError(f"{clip}: no frame {TEMPLATE_FRAME[clip]}")
-        items.append((clip, ["王秀英", "李桂兰"][k], np.asarray(frame, np.uint8)))
+        items.append((["王秀英", "李桂兰"][k], np.asarray(frame, np.uint8)))
     people = sorted((FACES / "lfw" / "images").iterdir())[:n_lfw]
-    items += [("", p.name[:60], read_image_file(sorted(p.iterdir())[0])) for p in people]
+    items += [(p.name[:60], read_image_file(sorted(p.iterdir())[0])) for p in people]
+    enrolled = enroll_people(data_dir, items)
     who: dict[str, dict[str, str]] = {}
-    with ctx.db.session() as s:
-        for k, (clip, name, img) in enumerate(items):
-            faces = ctx.engine.analyze(img)
-            if not faces or faces[0].embedding is None:
-                if clip:
-                    raise RuntimeError(f"{clip}: no face in its template frame")
-                continue
-            data = encode_jpeg(img, 95)
-            sha = hashlib.sha256(data).hexdigest()
-            idn = make_id_number("110101", date(1950, 1, 1 + k % 28), 1 + 2 * (k // 28) % 998)
-            p = upsert_pensioner(s, idn, name)
-            store_photo(ctx, s, data, sha, img.shape[1], img.shape[0])
-            add_template(ctx, s, p, faces[0].embedding, photo_sha256=sha, quality=faces[0].quality)
-            if clip:
-                who[clip] = {"id_number": p.id_number, "name": p.name}
-    ctx.close()
+    for clip, got in zip(CLIPS, enrolled, strict=False):
+        if got is None:
+            raise RuntimeError(f"{clip}: no face in its template frame")
+        who[clip] = got
     return who
 
 
 def _init(cache_dir: str, n_lfw: int) -> None:
-    from benchmarks.draw_hook import install
+    from benchmarks.cutout import make_service
     from benchmarks.verify_latency import install_pad
-    from lifecert.config import RefreshSettings, Settings, VerificationSettings
-    from lifecert.engine.pad import load_pad
-    from lifecert.services.context import AppContext
-    from lifecert.services.verification import VerificationService
 
     cur = os.nice(0)
     if cur < 10:
@@ -430,21 +408,7 @@ def _init(cache_dir: str, n_lfw: int) -> None:
     who = enroll(data_dir, n_lfw)
     if not install_pad(data_dir):
         raise RuntimeError(f"the MiniFASNet pack did not install from {MODELS / 'minifasnet'}")
-    settings = Settings(
-        data_dir=data_dir,
-        fixed_challenges=None,
-        verification=VerificationSettings(rate_limit_per_id_per_hour=10**7, rate_limit_per_client_per_hour=10**7,
-                                          max_retries_before_review=10**6),
-        refresh=RefreshSettings(enabled=False),
-    )
-    ctx = AppContext(settings)
-    clock = VirtualTime()
-    pad = load_pad(settings)
-    if pad is None:
-        raise RuntimeError("PAD is off: the benchmark needs it on")
-    install()
-    svc = VerificationService(ctx, pad=pad, clock=clock)
-    svc.warm_up()
+    ctx, svc, clock = make_service(data_dir)  # production's service as cutout.py runs it: PAD on, drawn sets
     _STATE.update(worker=SweepWorker(FACES, MODELS / "minifasnet", Path(cache_dir), SEED), svc=svc, clock=clock,
                   ctx=ctx,
                   who=who, data_dir=str(data_dir))

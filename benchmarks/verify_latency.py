@@ -754,7 +754,8 @@ against the cut 0.71, motion 0.37 face widths, 103 pairs; open_mouth + nod): thi
 `turn_head`'s CYLINDER warp, which has no nose depth. Over the 816 decided sessions kept from this benchmark's runs,
 those with a warped turn or nod (229) have parallax min 0.685, p5 0.77, median 0.88, those without (587) min 1.02,
 median 1.64: the warp pulls the statistic toward the cut (a synthetic turn, not a person; a real head's nose stands
-out of the outline's plane).
+out of the outline's plane). Under the flat-photo rule production ships since bf14b0e (RANSAC outline fit, cut 0.72;
+benchmarks/README.md `flat`) none of those 815 kept sessions is called flat (lowest 0.724).
 
 {header}
 """ + "\n".join(rows)
