@@ -63,8 +63,9 @@ RANSAC_ITERS = 100  # OpenCV's default is 2000: the cap bounds a genuine turn's 
 # [59-80] (before 51/80); genuine REAL 0/30 [0-12 %], SYNTHETIC 3D turns 0/60 [0-6 %]. Cut-out prints with the
 # attacker's mouth behind the hole (benchmarks/cutout.py, 300 sessions, whole decision): CONFIRMED 7/300 with this
 # rule and with the rule before, 5/300 with the 0.02/0.83 one (its price above).
-# Cost (CPU, the shared 2-core machine under load ~5, the 0.02 fit): 41 sessions of 25 frames, p50 91 / p95 213 /
-# max 221 ms (the least-squares fit: 44 / 52 / 54 ms); bounded by MAX_FRAMES and RANSAC_ITERS.
+# Cost (thread CPU, once per session in the final decision; 60 of verify_latency's kept sessions, idle machine,
+# 2026-12-02 04:12 UTC): p50 87 / p95 157 / max 173 ms (the least-squares fit: 44 / 52 / 54 ms, flat helper, loaded
+# machine); bounded by MAX_FRAMES and RANSAC_ITERS.
 
 PARALLAX_CUT = 0.72
 
