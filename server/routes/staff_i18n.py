@@ -174,6 +174,8 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "liveness_issue": ("活体问题", "Liveness issue"),
     "li_still_image": ("画面静止（疑似照片）", "Still image (possibly a photo)"),
     "li_flat_photo": ("人脸平面（疑似照片或屏幕）", "Flat face (possibly a photo or screen)"),
+    "li_still_chin": ("张嘴时下巴未动（疑似挖去嘴部的照片）",
+                      "Mouth opened but the chin stayed still (possibly a photo with the mouth cut out)"),
     "one_person": ("各帧同一人最低相似度", "Lowest same-person similarity across frames"),
     "pad_score": ("防伪检测（真人概率 / 阈值）", "Anti-spoofing (P(real) / threshold)"),
     "no_score": ("本次认证未进行比对", "No match score (the session stopped before matching)"),

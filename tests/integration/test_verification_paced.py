@@ -91,6 +91,8 @@ def test_given_a_slow_genuine_user_when_acting_each_prompt_late_then_confirmed(
         assert vs is not None and vs.confirmation_id is not None
         reactions = [c["reaction_ms"] for c in vs.challenge_results]
         assert all(x is not None and x >= 2000 for x in reactions), vs.challenge_results
+        jaw = vs.scores["liveness"]["jaw"]  # the REAL clip's speech opening: the chin drops with the lips
+        assert jaw["decided"] and not jaw["still_chin"] and jaw["ratio"] > 0.6, jaw
         assert s.scalars(select(SurvivalConfirmation)).first() is not None
 
 

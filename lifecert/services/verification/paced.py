@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from lifecert.domain.challenges import CHALLENGES
 from lifecert.domain.errors import ErrorCode, LifecertError, NotFound
+from lifecert.engine import jaw
 from lifecert.engine.base import l2_normalize
 from lifecert.engine.liveness import Baseline, FrameObs, LivenessParams
 from lifecert.engine.planarity import PARALLAX_CUT
@@ -453,6 +454,7 @@ class PacedCapture:
         # track breaks: steps.passive_liveness, also what benchmarks/pad_eval.py judges
         live = steps.passive_liveness(fobs, self.params)
         motion, flat, planar, breaks = live.motion, live.flat, live.planar, live.breaks
+        jaw_check = self._jaw(vs, items, fobs, base)
         pad = self.svc.pad_verdict([o.pad for *_, o in items if o.pad is not None])
         scores["liveness"] = {
             "motion": round(motion, 5),
@@ -463,6 +465,8 @@ class PacedCapture:
             "baseline": {k: (round(x, 4) if isinstance(x, float) else x) for k, x in (vs.baseline or {}).items()},
             "track_breaks": breaks,
         }
+        if jaw_check is not None:
+            scores["liveness"]["jaw"] = jaw_check.as_dict()
         if pad is not None:
             scores["pad"] = pad
         # Best frames: one per time segment over the usable frames, plus both sides of a tracking break.
@@ -526,6 +530,7 @@ class PacedCapture:
                 one_person_min=one_person_min,
                 still=live.still,
                 flat=live.flat_photo,
+                still_chin=jaw_check is not None and jaw_check.still_chin,
                 challenges_passed=missed is None and all(s["state"] == SEEN for s in vs.steps),
                 pad_spoof=bool(pad and pad.get("spoof")),
             )
@@ -539,6 +544,20 @@ class PacedCapture:
             (data, size, f"step {scores['best_frames'][n]['step']} frame") for n, (_, _, (data, size)) in enumerate(ok)
         ]
         self.svc._record(db, vs, p, a, best, results, client_addr)
+
+    def _jaw(
+        self, vs: VerificationSession, items: Sequence[tuple[int, int, int, steps.Obs]], fobs: Sequence[FrameObs],
+        base: Baseline,
+    ) -> jaw.JawCheck | None:
+        """Did the chin drop with the lips in the open_mouth step (engine/jaw.py)? None without that step."""
+        k = next((n for n, s in enumerate(vs.steps or [])
+                  if s["kind"] == "challenge" and s["challenge"] == "open_mouth" and s["state"] != PENDING), None)
+        if k is None:
+            return None
+        step_frames = [f for (_c, _i, step, _o), f in zip(items, fobs, strict=True) if step == k]
+        p = self.params
+        return jaw.jaw_follows(step_frames, fobs, base.mar, base.yaw, base.pitch,
+                               max(p.mouth_open_abs, base.mar + p.mouth_open_delta))
 
     # -- sealed frames --------------------------------------------------------------------
     def _load(
