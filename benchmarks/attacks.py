@@ -385,6 +385,23 @@ CUT_MOUTH_TOP = 0.35
 CUT_MOUTH_BOTTOM = 0.5
 CUT_EYE_WIDE = 1.5
 CUT_EYE_HIGH = 0.8
+# The ADAPTIVE attacker (session 14), who knows the jaw test (lifecert/engine/jaw.py: the chin must drop when the
+# lips part) and cuts so that his OWN chin shows and moves (ASSUMED shapes, chosen by eye before any run):
+# ``lower_face``: everything of the printed face below the nose: from CUT_LOWER_TOP of the way from the nose's base
+# (33) to the upper lip (51) down along the printed jaw line (points 2-14), the outline pushed out from the nose's
+# base by CUT_LOWER_GROW (x, y) (its sides at the printed cheeks, its bottom past the printed chin): his mouth, chin
+# and jaw line in place of hers. ``mouth_chin``: the mouth hole plus a chin slot: an ellipse over the printed chin
+# (8), CUT_CHIN_WIDE x the chin's width (6-10) wide, from CUT_CHIN_TOP of the way from the lower lip (57) to the
+# chin down to CUT_CHIN_BELOW of that distance below the chin (a paper bridge left between the two holes). For both,
+# he lines his lower face up with the print's (its scale when printed, where he holds it): his reference face mapped
+# onto the printed one by a similarity on the nose's base, the mouth corners AND the jaw (LOWER_ANCHOR_68), not on
+# the nose and mouth alone (MOUTH_ANCHOR_68), so his chin lies behind the printed chin.
+CUT_LOWER_TOP = 0.25
+CUT_LOWER_GROW = (1.05, 1.3)
+CUT_CHIN_WIDE = 1.2
+CUT_CHIN_TOP = 0.62
+CUT_CHIN_BELOW = 0.45
+CUTS = ("mouth", "lower_face", "mouth_chin")
 CUT_RIM_SHADE = 0.35  # the paper's cut edge shades the skin behind it by up to this much, over CUT_RIM_PX
 CUT_RIM_PX = 3.0
 # Where the attacker holds the paper (the page's oval asks for a face of 0.50-0.70 of the frame's width):
@@ -397,10 +414,14 @@ CUT_FOCAL = 433.0  # camera focal length, pixels of a 480-wide frame: ~58 degree
 CUT_PIVOT_DEPTH = 0.7  # the paper turns with the attacker's head: about an axis this many face widths behind it
 
 
-def hole_mask(landmarks68: NDArray[np.floating], size: tuple[int, int], eyes: bool = False) -> NDArray[np.float32]:
+def hole_mask(landmarks68: NDArray[np.floating], size: tuple[int, int], eyes: bool = False,
+              cut: str = "mouth") -> NDArray[np.float32]:
     """Where the paper is cut away, (h, w) float32 1 = hole (anti-aliased edge), for a printed face with
-    ``landmarks68`` ((68, 2) pixels of an image of ``size`` (width, height)): the mouth hole, with ``eyes`` the two
-    eye holes too (see CUT_MOUTH_* and CUT_EYE_*)."""
+    ``landmarks68`` ((68, 2) pixels of an image of ``size`` (width, height)): the mouth hole (``cut`` "mouth"; see
+    CUT_MOUTH_*), the mouth hole and a chin slot ("mouth_chin", CUT_CHIN_*) or the whole face below the nose
+    ("lower_face", CUT_LOWER_*); with ``eyes`` the two eye holes too (CUT_EYE_*)."""
+    if cut not in CUTS:
+        raise ValueError(f"unknown cut {cut!r} (one of {CUTS})")
     lm = np.asarray(landmarks68, np.float64)
     w, h = size
     ss = 4  # drawn at 4x and averaged down: a clean cut edge without a staircase
@@ -410,11 +431,33 @@ def hole_mask(landmarks68: NDArray[np.floating], size: tuple[int, int], eyes: bo
         cv2.ellipse(big, (round(cx * ss), round(cy * ss)), (max(1, round(ax * ss)), max(1, round(ay * ss))),
                     angle, 0, 360, 255, -1, cv2.LINE_AA)
 
-    mouth_w = float(np.linalg.norm(lm[54] - lm[48]))
-    top = lm[33, 1] + CUT_MOUTH_TOP * (lm[51, 1] - lm[33, 1])
-    bottom = lm[57, 1] + CUT_MOUTH_BOTTOM * (lm[8, 1] - lm[57, 1])
     roll = math.degrees(math.atan2(lm[54, 1] - lm[48, 1], lm[54, 0] - lm[48, 0]))
-    ellipse(float(lm[48:60, 0].mean()), (top + bottom) / 2, CUT_MOUTH_WIDE * mouth_w / 2, (bottom - top) / 2, roll)
+    if cut == "lower_face":
+        # the printed jaw line below the cut's top edge, pushed out from the nose's base; the top edge a straight cut
+        top = lm[33, 1] + CUT_LOWER_TOP * (lm[51, 1] - lm[33, 1])
+        base = lm[33]
+        jaw = base + np.array(CUT_LOWER_GROW) * (lm[2:15] - base)
+        below = jaw[jaw[:, 1] > top]
+        left, right = jaw[0], jaw[-1]  # where the pushed-out jaw line crosses the top edge (or starts below it)
+        for i in range(len(jaw) - 1):
+            a, b = jaw[i], jaw[i + 1]
+            if a[1] <= top < b[1]:
+                left = a + (top - a[1]) / (b[1] - a[1]) * (b - a)
+            if b[1] <= top < a[1]:
+                right = b + (top - b[1]) / (a[1] - b[1]) * (a - b)
+        poly = np.vstack([[left[0], top], below, [right[0], top]])
+        cv2.fillPoly(big, [np.round(poly * ss).astype(np.int32)], 255, cv2.LINE_AA)
+    else:
+        mouth_w = float(np.linalg.norm(lm[54] - lm[48]))
+        top = lm[33, 1] + CUT_MOUTH_TOP * (lm[51, 1] - lm[33, 1])
+        bottom = lm[57, 1] + CUT_MOUTH_BOTTOM * (lm[8, 1] - lm[57, 1])
+        ellipse(float(lm[48:60, 0].mean()), (top + bottom) / 2, CUT_MOUTH_WIDE * mouth_w / 2, (bottom - top) / 2,
+                roll)
+    if cut == "mouth_chin":
+        drop = float(lm[8, 1] - lm[57, 1])
+        top, bottom = lm[57, 1] + CUT_CHIN_TOP * drop, lm[8, 1] + CUT_CHIN_BELOW * drop
+        ellipse(float(lm[8, 0]), (top + bottom) / 2, CUT_CHIN_WIDE * float(np.linalg.norm(lm[10] - lm[6])) / 2,
+                (bottom - top) / 2, roll)
     if eyes:
         for a, b in ((36, 42), (42, 48)):
             e = lm[a:b]
@@ -471,6 +514,7 @@ def _then(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]
 STABLE_68 = np.array([27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 39, 42, 45], dtype=np.int64)  # nose + eye corners
 MOUTH_ANCHOR_68 = np.array([48, 54, 33, 31, 35], dtype=np.int64)  # mouth corners and the nose's base
 EYE_ANCHOR_68 = np.array([36, 39, 42, 45, 27], dtype=np.int64)
+LOWER_ANCHOR_68 = np.array([31, 33, 35, 48, 54, 4, 8, 12], dtype=np.int64)  # + the jaw: the adaptive cuts
 
 
 @dataclass
@@ -493,6 +537,9 @@ class CutoutPrint:
       skin is NOT printed (seen directly); the cut edge shades it (CUT_RIM_SHADE). Treated as lying in the paper's
       plane (he holds the paper against his face): the parallax between the paper and his face behind it, a
       centimetre or two, is not modelled.
+    * ``cut`` (session 14, the attacker who knows the jaw test): "lower_face" cuts away everything below the
+      printed nose and "mouth_chin" adds a slot over the printed chin (see CUT_LOWER_* / CUT_CHIN_*); his face is
+      then lined up on the nose's base, mouth corners and jaw (LOWER_ANCHOR_68): his own chin drops in the hole.
     * Acting a turn / nod: the paper turned as a plane (``yaw_deg`` / ``pitch_deg`` of :meth:`render`, about an
       axis CUT_PIVOT_DEPTH face widths behind it); the printed nose stays in the paper's plane.
 
@@ -506,6 +553,7 @@ class CutoutPrint:
     eyes: bool = False
     close: bool = True
     look: bool = True  # False: a photo-quality print (the picture as it is: no contrast loss, no grain)
+    cut: str = "mouth"  # the mouth hole; "lower_face" / "mouth_chin": the adaptive attacker's (see CUT_LOWER_*)
     size: tuple[int, int] = CAMERA
     scene: Image | None = None
     last_homography: NDArray[np.float64] | None = field(init=False, default=None)
@@ -538,7 +586,7 @@ class CutoutPrint:
         paper[margin : margin + ch, margin : margin + cw] = printed
         self.paper = np.clip(paper * float(self.rng.uniform(0.85, 1.05)), 0, 255).astype(np.uint8)
         self.paper_lm = lm - np.array([x0 - margin, y0 - margin])
-        self.holes = hole_mask(self.paper_lm, (self.paper.shape[1], self.paper.shape[0]), self.eyes)
+        self.holes = hole_mask(self.paper_lm, (self.paper.shape[1], self.paper.shape[0]), self.eyes, self.cut)
         # the cut edge's shade on the skin behind: strongest at the rim, gone CUT_RIM_PX inside
         inner = cv2.erode((self.holes > 0.5).astype(np.uint8), np.ones((3, 3), np.uint8))
         dist = cv2.distanceTransform(inner, cv2.DIST_L2, 3)
@@ -555,7 +603,8 @@ class CutoutPrint:
         self._tremor = Tremor(self.rng, 0.006, 1.2)
         self._tilt = Tremor(self.rng, 1.5, 0.0)  # (yaw, pitch) jitter in degrees (its "shift" terms)
         ref = np.asarray(self.attacker_ref, np.float64)
-        self._to_mouth = _similarity(ref[MOUTH_ANCHOR_68], self.paper_lm[MOUTH_ANCHOR_68])
+        anchor = MOUTH_ANCHOR_68 if self.cut == "mouth" else LOWER_ANCHOR_68
+        self._to_mouth = _similarity(ref[anchor], self.paper_lm[anchor])
         self._to_eyes = _similarity(ref[EYE_ANCHOR_68], self.paper_lm[EYE_ANCHOR_68])
 
     def sheet(self, attacker: Image, attacker_lm: NDArray[np.floating]) -> Image:

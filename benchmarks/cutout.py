@@ -2,7 +2,8 @@
 
     LIFECERT_SHARED_FACES=/work/shared/faces LIFECERT_SHARED_MODELS=/work/shared/models \\
         nice -n 10 .venv/bin/python benchmarks/cutout.py --per-variant 30 --budget-min 40
-    .venv/bin/python benchmarks/cutout.py --rescore DATA_DIR   # the kept sessions judged by today's flat test
+    .venv/bin/python benchmarks/cutout.py --rescore RESULTS_JSON     # kept sessions: today's flat + jaw tests
+    .venv/bin/python benchmarks/cutout.py --refinalize RESULTS_JSON  # kept sessions decided again by _finalize
 
 Every drawn challenge set holds open_mouth and a head turn or nod (lifecert.domain.challenges.draw), so a plain
 print fails: paper cannot open its mouth. A CUT-OUT print can: the pensioner's printed photo with the mouth (variant:
@@ -26,7 +27,11 @@ How (attack: benchmarks.attacks.CutoutPrint; sessions: benchmarks.verify_latency
   edges out of the picture, face 0.52-0.66 of the width) or with its four edges in view (face 0.42-0.52); an
   attacker who turns the paper farther (35-55 degrees, ``mouth_close_wide``: a plane turned 15-35 degrees barely
   moves the nose against the outline, see the README reading); a photo-quality print (``*_photo``: no contrast
-  loss, no grain; what PAD keys on in attacks.print_look's print is then gone);
+  loss, no grain; what PAD keys on in attacks.print_look's print is then gone); the ADAPTIVE attacker who knows
+  the jaw test (lifecert/engine/jaw.py: the chin must drop when the lips part; session 14) and cuts so that his own
+  chin shows: ``lower_face`` (everything below the printed nose, past the printed chin) and ``mouth_chin`` (the
+  mouth hole plus a slot over the printed chin), his lower face lined up with the print's (attacks.CUT_LOWER_*,
+  CUT_CHIN_*, LOWER_ANCHOR_68), on a print-look or (``*_photo``) a photo-quality print;
 * production's service in-process (VerificationService: paced capture, frame engine, steps, passive liveness,
   MiniFASNet PAD pack installed from ../shared/models/minifasnet, rules.decide), on a virtual clock; the phone is
   tests.paced_client.Phone (the page's capture rates, chunks, prompt delays; acts each revealed challenge
@@ -39,8 +44,10 @@ How (attack: benchmarks.attacks.CutoutPrint; sessions: benchmarks.verify_latency
 Per session the stored record gives each defence's verdict apart (the final decision is computed with all the
 evidence even when a challenge was missed): *active* = every revealed challenge step seen (settle included);
 *pad* = the session's PAD evidence not spoof; *flat* = steps.passive_liveness's flat_photo not set (homography
-residual or nose parallax) and not still; *match* = 1:1 score over its threshold; *all* = CONFIRMED. APCER of a
-defence = attack sessions it lets through; 95 % Clopper-Pearson intervals.
+residual or nose parallax) and not still; *match* = 1:1 score over its threshold; *jaw* = the jaw test's still_chin
+not set (paced.open_mouth_jaw, as _finalize runs it; abstaining or no open_mouth step lets through); *all* =
+CONFIRMED; *all_no_jaw* = rules.decide on the same evidence with still_chin False. APCER of a defence = attack
+sessions it lets through; 95 % Clopper-Pearson intervals.
 
 Synthetic: the print (lfw photo on a larger picture whose surroundings are the photo's border stretched and
 blurred, printed by attacks.print_look, flat, no curl, no glare), the holes' sizes, the attacker lying in the
@@ -93,6 +100,7 @@ class Variant:
     what: str = ""
     turn_deg: tuple[float, float] = TURN_DEG
     look: bool = True  # attacks.print_look (False: a photo-quality print)
+    cut: str = "mouth"  # attacks.CutoutPrint's cut: "lower_face" / "mouth_chin" = the attacker who knows the jaw test
 
 
 VARIANTS = {
@@ -108,6 +116,15 @@ VARIANTS = {
                 "contrast loss or grain)", look=False),
         Variant("eyes_close_photo", True, True, what="mouth and eyes cut out, held close, a photo-quality print",
                 look=False),
+        Variant("lower_face", False, True, what="ADAPTIVE (knows the jaw test): everything below the printed nose "
+                "cut out, past the printed chin, his own mouth, chin and jaw line behind it, held close",
+                cut="lower_face"),
+        Variant("mouth_chin", False, True, what="ADAPTIVE: the mouth hole plus a slot over the printed chin, his own "
+                "chin behind it, held close", cut="mouth_chin"),
+        Variant("lower_face_photo", False, True, what="ADAPTIVE: lower_face on a photo-quality print", look=False,
+                cut="lower_face"),
+        Variant("mouth_chin_photo", False, True, what="ADAPTIVE: mouth_chin on a photo-quality print", look=False,
+                cut="mouth_chin"),
         Variant("genuine", genuine=True, what="GENUINE: talking_head_a acting the draw (turns/nods: cylinder warp)"),
         Variant("genuine_3d", genuine=True, what="GENUINE: talking_head_a acting the draw, turns/nods by the "
                 "depth-aware attacks.turn_head_3d (GENUINE_3D_DEG)"),
@@ -219,7 +236,7 @@ def cutout_clip(v: Variant, k: int, victim: dict[str, Any], att: ClipPicks) -> C
 
     ref = att.calm[0]
     paper = atk.CutoutPrint(np.random.default_rng([SEED, k, 1]), victim["printed_img"], victim["printed_lm"],
-                            att.landmarks[ref], eyes=v.eyes, close=v.close, look=v.look)
+                            att.landmarks[ref], eyes=v.eyes, close=v.close, look=v.look, cut=v.cut)
     cam = atk.Camera.random(np.random.default_rng([SEED, k, 2]))
     motion = np.random.default_rng([SEED, k, 3])
     calm = att.calm + att.calm[-2:0:-1]
@@ -310,21 +327,33 @@ def record(ctx: Any, session_id: str, params: Any = None) -> dict[str, Any]:
         decision, reason, detail = vs.decision, vs.reason_code, vs.detail_reason
         flat_now = None
         if params is not None:
-            from lifecert.services.verification.paced import PacedCapture
+            from sqlalchemy import select
+
+            from lifecert.services.verification.paced import _baseline, open_mouth_jaw
+            from lifecert.storage.models_verification import VerificationChunk
 
             offset = vs.clock_offset_ms or 0
-            fobs = [o.frame_obs(offset) for o in PacedCapture._obs(db, vs.id)]
+            chunks = db.execute(select(VerificationChunk.step, VerificationChunk.observations)
+                                .where(VerificationChunk.session_id == vs.id).order_by(VerificationChunk.seq)).all()
+            frame_steps = [step for step, ds in chunks for _d in ds]
+            fobs = [steps.Obs.from_json(d).frame_obs(offset) for _step, ds in chunks for d in ds]
             live = steps.passive_liveness(fobs, params)
+            # the jaw test as production's _finalize runs it (paced.open_mouth_jaw on the same inputs)
+            jc = open_mouth_jaw(vs.steps or [], frame_steps, fobs, _baseline(vs.baseline), params)
+            still_chin = jc is not None and jc.still_chin
             flat_now = {"flat_photo": bool(live.flat_photo), "still": bool(live.still),
                         "parallax": live.planar.parallax, "pairs": live.planar.pairs,
                         "planar_motion": live.planar.motion,
-                        "decision": redecide(scores, states, live) if "match" in scores else decision}
+                        "jaw": None if jc is None else jc.as_dict(), "still_chin": still_chin,
+                        "decision": redecide(scores, states, live, still_chin) if "match" in scores else decision,
+                        "decision_no_jaw": redecide(scores, states, live, False) if "match" in scores else decision}
     liv = scores.get("liveness") or {}
     pad = scores.get("pad") or {}
     planar = liv.get("planarity") or {}
     flat = liv.get("flat") or {}
     evidence = "match" in scores
     issue = scores.get("liveness_issue")
+    jaw = liv.get("jaw") or {}
     out = {
         "session_id": session_id,
         "drawn": drawn,
@@ -343,20 +372,26 @@ def record(ctx: Any, session_id: str, params: Any = None) -> dict[str, Any]:
         "parallax_pairs": planar.get("pairs"),
         "residual": flat.get("residual"),
         "motion": liv.get("motion"),
+        "jaw_ratio": jaw.get("ratio"),  # engine/jaw.py: chin drop / lip-gap growth on the open_mouth step
+        "jaw_decided": bool(jaw.get("decided")),
+        "still_chin": bool(jaw.get("still_chin")),
         "match": scores.get("match"),
         "threshold": scores.get("threshold"),
         "match_pass": evidence and scores["match"] >= scores["threshold"],
         "confirmed": decision == "CONFIRMED",
     }
     out["flat_pass"] = evidence and not out["flat_photo"] and not out["still"]
+    out["jaw_pass"] = evidence and not out["still_chin"]  # an abstaining jaw test lets the session through
     if flat_now is not None:
         out["rescored"] = flat_now
+        out["confirmed_no_jaw"] = flat_now["decision_no_jaw"] == "CONFIRMED"
     return out
 
 
-def redecide(scores: dict[str, Any], states: Sequence[str], live: Any) -> str:
-    """The decision of a session with evidence, recomputed by rules.decide from its stored scores and a recomputed
-    passive liveness ``live`` (steps.PassiveLiveness): what today's flat test would decide."""
+def redecide(scores: dict[str, Any], states: Sequence[str], live: Any, still_chin: bool = False) -> str:
+    """The decision of a session with evidence, recomputed by rules.decide from its stored scores, a recomputed
+    passive liveness ``live`` (steps.PassiveLiveness) and jaw test ``still_chin``: what today's flat and jaw tests
+    would decide."""
     from lifecert.services.verification import rules
 
     pad = scores.get("pad") or {}
@@ -364,7 +399,7 @@ def redecide(scores: dict[str, Any], states: Sequence[str], live: Any) -> str:
         **rules.match_evidence(scores.get("fusion"), scores.get("one_to_n") or []),
         threshold=scores["threshold"], own_match=scores["match"],
         one_person_min=scores.get("one_person_min_similarity", 1.0), still=live.still, flat=live.flat_photo,
-        challenges_passed=all(s == "seen" for s in states), pad_spoof=bool(pad.get("spoof"))))
+        still_chin=still_chin, challenges_passed=all(s == "seen" for s in states), pad_spoof=bool(pad.get("spoof"))))
     return str(v.decision)
 
 
@@ -435,13 +470,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             svc.rng = random.Random(f"{SEED}-{k}")  # session k draws the same challenges in every variant
             t0 = time.process_time()
             (r,) = vl.run_sessions(svc, clock, target, clip, 1, REACTION_MS, None, warm=False)
-            row = record(ctx, r.session_id) | {"variant": v.name, "k": k, "cpu_s": round(time.process_time() - t0, 2),
-                                               "victim": None if v.genuine else victims[k]["name"]}
+            row = record(ctx, r.session_id, svc.paced.params) | {
+                "variant": v.name, "k": k, "cpu_s": round(time.process_time() - t0, 2),
+                "victim": None if v.genuine else victims[k]["name"]}
             rows.append(row)
             with open(data_dir.parent / "rows.jsonl", "a", encoding="utf-8") as fh:  # kept if the run dies
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")
             print(f"{v.name:12s} {k:3d} {row['outcome']:40s} drawn={','.join(row['drawn'])} "
-                  f"pad={row['pad_score']} par={row['parallax']} match={row['match']}", flush=True)
+                  f"pad={row['pad_score']} par={row['parallax']} match={row['match']} "
+                  f"jaw={row['jaw_ratio']}", flush=True)
         if stopped:
             break
     first = {r["k"]: r["session_id"] for r in reversed(rows) if not VARIANTS[r["variant"]].genuine}
@@ -458,11 +495,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 DEFENCES = (("active", "active"), ("pad", "pad_pass"), ("flat", "flat_pass"), ("match", "match_pass"),
-            ("all", "confirmed"))
+            ("jaw", "jaw_pass"), ("all", "confirmed"), ("all_no_jaw", "confirmed_no_jaw"))
 
 
-def summarize(rows: Sequence[dict[str, Any]], flat_key: str = "flat_pass", all_key: str = "confirmed"
-              ) -> dict[str, Any]:
+def summarize(rows: Sequence[dict[str, Any]], flat_key: str = "flat_pass", all_key: str = "confirmed",
+              suffix: str = "") -> dict[str, Any]:
+    """Per variant: each defence's APCER (attacks) / BPCER (genuine). ``suffix``: the row keys of a re-decision
+    (``_final``: --refinalize's). A defence missing from some row (a run before the jaw test) is left out;
+    *all_no_jaw* = CONFIRMED with the jaw test left out (rules.decide on the same evidence, still_chin False)."""
     out: dict[str, Any] = {}
     for name in dict.fromkeys(r["variant"] for r in rows):
         rs = [r for r in rows if r["variant"] == name]
@@ -470,10 +510,19 @@ def summarize(rows: Sequence[dict[str, Any]], flat_key: str = "flat_pass", all_k
         genuine = VARIANTS[name].genuine
         cells = {}
         for label, key in DEFENCES:
-            key = {"flat_pass": flat_key, "confirmed": all_key}.get(key, key)
+            if key == "flat_pass":
+                key = flat_key
+            elif key == "confirmed":
+                key = all_key
+            elif key in ("match_pass", "jaw_pass", "confirmed_no_jaw"):
+                key += suffix
+            if not all(key in r for r in rs):
+                continue
             passed = sum(1 for r in rs if r[key])
             cells[label] = rate(n - passed if genuine else passed, n)  # attacks: passed (APCER); genuine: refused
         cells["pad_and_flat"] = rate(sum(1 for r in rs if (r["pad_pass"] and r[flat_key]) != genuine), n)
+        cells["pad_flat_match"] = rate(sum(1 for r in rs if (r["pad_pass"] and r[flat_key] and r["match_pass" + suffix])
+                                           != genuine), n)
         out[name] = {
             "n": n,
             "genuine": genuine,
@@ -486,6 +535,8 @@ def summarize(rows: Sequence[dict[str, Any]], flat_key: str = "flat_pass", all_k
             "pad_median": _median([r["pad_score"] for r in rs]),
             "parallax_median": _median([r["parallax"] for r in rs]),
             "match_median": _median([r["match"] for r in rs]),
+            "jaw_ratio_median": _median([r.get("jaw_ratio" + suffix) for r in rs]),
+            "jaw_decided": sum(1 for r in rs if r.get("jaw_decided" + suffix)),
         }
     return out
 
@@ -523,24 +574,30 @@ def readme(res: dict[str, Any]) -> str:
         "production's draw per session (the same draw for session k in every variant). Attack rows: sessions each "
         "defence LETS THROUGH (APCER); genuine row: sessions it REFUSES (BPCER). *active* = every step seen; *flat "
         "test* = steps.passive_liveness's flat_photo (homography residual or nose parallax) and still not set; "
-        "*all* = CONFIRMED. Exact 95 % Clopper-Pearson intervals.",
+        "*jaw test* = engine/jaw.py's still_chin not set (an abstaining test lets through); *all* = CONFIRMED; "
+        "*all but jaw* = CONFIRMED with the jaw test left out (rules.decide on the same evidence). Exact 95 % "
+        "Clopper-Pearson intervals.",
         "",
-        "| variant | n | active | PAD | flat test | 1:1 match | PAD + flat | all (CONFIRMED) | outcomes |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| variant | n | active | PAD | flat test | 1:1 match | jaw test | PAD + flat + match | all but jaw | "
+        "all (CONFIRMED) | outcomes |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, c in s.items():
         r = c["rates"]
         outs = ", ".join(f"{k} {v}" for k, v in c["outcomes"].items())
+        opt = {k: cell(r[k]) if k in r else "–" for k in ("jaw", "all_no_jaw", "pad_flat_match")}
         lines.append(f"| `{name}` | {c['n']} | {cell(r['active'])} | {cell(r['pad'])} | {cell(r['flat'])} | "
-                     f"{cell(r['match'])} | {cell(r['pad_and_flat'])} | {cell(r['all'])} | {outs} |")
+                     f"{cell(r['match'])} | {opt['jaw']} | {opt['pad_flat_match']} | {opt['all_no_jaw']} | "
+                     f"{cell(r['all'])} | {outs} |")
     by: dict[str, list[dict[str, Any]]] = {}
     for row in res["rows"]:
         by.setdefault(row["variant"], []).append(row)
     lines += ["", "Variants: " + "; ".join(f"`{k}`: {VARIANTS[k].what}" for k in s) + ".",
               "", "Challenge steps missed / prompted: " + "; ".join(
                   f"`{k}` " + ", ".join(f"{c} {m}" for c, m in first_missed(by[k]).items()) for k in s) + ".",
-              "", "Medians (PAD session score, nose parallax, 1:1 score): " + "; ".join(
-                  f"`{k}` {c['pad_median']} / {c['parallax_median']} / {c['match_median']}" for k, c in s.items())
+              "", "Medians (PAD session score, nose parallax, 1:1 score, jaw ratio): " + "; ".join(
+                  f"`{k}` {c['pad_median']} / {c['parallax_median']} / {c['match_median']} / "
+                  f"{c.get('jaw_ratio_median')}" for k, c in s.items())
               + f" (the 1:1 threshold {sorted({r['threshold'] for r in res['rows'] if r['threshold']})})."]
     pm = [x for x in res.get("victim_photo_match") or [] if x is not None]
     if pm:
@@ -644,10 +701,14 @@ def refinalize(path: Path, args: argparse.Namespace) -> int:
             missed = (vs.scores or {}).get("missed_challenge")
             fail = vs.reason_code if vs.steps and vs.steps[0]["state"] != "seen" else None
             svc.paced._finalize(db, vs, fail, missed, "bench")
-        now_ = record(ctx, r["session_id"])
-        r["final"] = {k: now_[k] for k in ("outcome", "pad_pass", "flat_pass", "match_pass", "confirmed", "match",
-                                           "parallax")}
-        r["confirmed_final"], r["flat_pass_final"] = now_["confirmed"], now_["flat_pass"]
+        now_ = record(ctx, r["session_id"], svc.paced.params)
+        if now_["evidence"]:  # the rescore path (rules.decide from stored scores) must agree with _finalize
+            assert now_["rescored"]["decision"] == now_["decision"], (r["session_id"], now_["rescored"], now_)
+        r["final"] = {k: now_.get(k) for k in ("outcome", "pad_pass", "flat_pass", "match_pass", "confirmed", "match",
+                                               "parallax", "jaw_ratio", "jaw_decided", "still_chin", "jaw_pass",
+                                               "confirmed_no_jaw")}
+        for k in ("confirmed", "flat_pass", "match_pass", "jaw_pass", "jaw_ratio", "jaw_decided", "confirmed_no_jaw"):
+            r[k + "_final"] = now_.get(k)
     ctx.close()
     changed = [r for r in res["rows"] if r["final"]["outcome"] != r["outcome"]]
     print(f"{len(changed)} of {len(res['rows'])} sessions decide differently")
@@ -655,7 +716,7 @@ def refinalize(path: Path, args: argparse.Namespace) -> int:
         print(r["variant"], r["k"], r["outcome"], "->", r["final"]["outcome"], r["match"], "->", r["final"]["match"])
     res["code_final"] = code_version()
     res["final_at"] = now()
-    res["summary_final"] = summarize(res["rows"], "flat_pass_final", "confirmed_final")
+    res["summary_final"] = summarize(res["rows"], "flat_pass_final", "confirmed_final", suffix="_final")
     path.write_text(json.dumps(res, indent=1, ensure_ascii=False, default=str), encoding="utf-8")
     print(json.dumps({k: {d: cell(c) for d, c in v["rates"].items()} for k, v in res["summary_final"].items()},
                      indent=1, ensure_ascii=False))

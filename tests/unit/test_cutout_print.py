@@ -9,10 +9,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 from numpy.typing import NDArray
 
 from benchmarks import attacks as atk
-from lifecert.engine import geometry
+from lifecert.engine import geometry, jaw
 from lifecert.engine.base import FaceEngine
 from tests.paced_client import clip_picks
 
@@ -107,3 +108,69 @@ def test_given_the_attacker_opening_his_mouth_when_seen_through_the_hole_then_th
     at_rest = mar(cut.render(picks.frames[calm], picks.landmarks[calm]))
     open_ = mar(cut.render(picks.frames[wide], picks.landmarks[wide]))
     assert at_rest < 0.25 and open_ > 0.30
+
+
+# -- the adaptive attacker's cuts (session 14): his own chin behind the paper ------------------------------------
+
+
+def test_given_the_adaptive_cuts_when_cut_then_the_printed_chin_is_open_and_the_nose_and_eyes_are_paper(
+        frontal68: NDArray[np.float32]) -> None:
+    lm = np.asarray(frontal68, np.float64)
+
+    def at(mask: NDArray[np.float32], p: NDArray[np.float64]) -> float:
+        return float(mask[round(p[1]), round(p[0])])
+
+    mouth = lm[[62, 66]].mean(axis=0)
+    below_chin = lm[8] + 0.15 * (lm[8] - lm[33])  # past the printed chin
+    eye = lm[36:42].mean(axis=0)
+    lower = atk.hole_mask(lm, (512, 512), cut="lower_face")
+    slot = atk.hole_mask(lm, (512, 512), cut="mouth_chin")
+    plain = atk.hole_mask(lm, (512, 512))
+    for p in (mouth, lm[8], below_chin, lm[5], lm[11]):  # the jaw line's lower half too
+        assert at(lower, p) == 1.0
+    for p in (lm[30], lm[33], eye, lm[27]):
+        assert at(lower, p) == 0.0 and at(slot, p) == 0.0
+    assert at(slot, mouth) == 1.0 and at(slot, lm[8]) == 1.0 and at(slot, below_chin) == 1.0
+    # a paper bridge between the mouth hole and the chin slot; the plain mouth hole leaves the chin on paper
+    bridge = lm[57] + 0.56 * (lm[8] - lm[57])
+    assert at(slot, bridge) == 0.0 and at(plain, lm[8]) == 0.0
+    with pytest.raises(ValueError):
+        atk.hole_mask(lm, (512, 512), cut="nose")
+
+
+def test_given_the_lower_face_cut_when_the_attacker_opens_then_his_chin_drops_where_the_printed_one_was(
+        faces_dir: Path, frame_engine: FaceEngine, video: list[NDArray[np.uint8]]) -> None:
+    """A REAL LFW photo (Heidi_Klum_0001) printed, the REAL talking-head clip behind it. With the plain mouth hole the
+    engine reads the lips parting over a still printed chin (the jaw test's still_chin); with everything below the
+    nose cut out, the attacker lines his lower face up with the print (his chin within 0.025 face widths of the
+    printed one: the jaw is among the alignment anchors) and his own chin drops: the jaw test passes it."""
+    photo = np.asarray(cv2.imread(str(faces_dir / "lfw/images/Heidi_Klum/Heidi_Klum_0001.jpg")), np.uint8)
+    faces = frame_engine.detect(photo)
+    assert faces and faces[0].landmarks68 is not None
+    plm = np.asarray(faces[0].landmarks68, np.float64)
+    picks = clip_picks(frame_engine, video)
+    calm, wide = picks.calm[0], picks.mouth
+
+    def ratio(cut: str) -> tuple[float, atk.CutoutPrint]:
+        c = atk.CutoutPrint(np.random.default_rng(5), photo, plm, picks.landmarks[calm], close=True, cut=cut,
+                            scene=np.zeros((640, 480, 3), np.uint8))
+        lms = []
+        for i in (calm, wide):
+            f = frame_engine.detect(c.render(picks.frames[i], picks.landmarks[i]))
+            assert f and f[0].landmarks68 is not None
+            lms.append(np.asarray(f[0].landmarks68, np.float64))
+        (c0, g0), (c1, g1) = jaw.chin_and_gap(lms[0]), jaw.chin_and_gap(lms[1])
+        assert g1 - g0 > jaw.MIN_GAP_GROWTH  # the lips part in both
+        return (c1 - c0) / (g1 - g0), c
+
+    still, _ = ratio("mouth")
+    follows, cut = ratio("lower_face")
+    assert still < jaw.JAW_CUT <= follows, (still, follows)  # 0.01 and 0.53 with dlib's frame engine
+    m = cut._to_mouth
+    chin = m[:, :2] @ np.asarray(picks.landmarks[calm][8], np.float64) + m[:, 2]
+    face_w = float(np.linalg.norm(cut.paper_lm[16] - cut.paper_lm[0]))
+    assert np.linalg.norm(chin - cut.paper_lm[8]) < 0.025 * face_w  # 0.016; 0.032 on the mouth's anchors alone
+    closed = cut.sheet(picks.frames[calm], picks.landmarks[calm])
+    opened = cut.sheet(picks.frames[wide], picks.landmarks[wide])
+    y, x = np.round(cut.paper_lm[8]).astype(int)[::-1]
+    assert np.abs(closed[y - 6 : y + 7, x - 6 : x + 7].astype(int) - opened[y - 6 : y + 7, x - 6 : x + 7]).mean() > 5

@@ -91,3 +91,31 @@ def test_given_no_opened_frame_or_no_rest_frame_when_checked_then_it_abstains(
     c = jaw.jaw_follows(only_open, closed + only_open, float(geometry.mouth_aspect_ratio(rest[0])),
                         geometry.yaw_ratio(rest[0]), geometry.pitch_ratio(rest[0]), OPEN_MAR)
     assert c.decided and c.rest_from == "session" and not c.still_chin, c
+
+
+def test_given_a_paced_session_when_jaw_checked_then_only_the_revealed_open_mouth_steps_frames_count(
+    openings: list[Opening],
+) -> None:
+    """paced.open_mouth_jaw (production's _finalize and benchmarks/cutout.py's rescore): the open_mouth step's frames
+    are judged, not another step's: here the turn step holds the same opening over a chin held at rest."""
+    from lifecert.engine.liveness import Baseline, LivenessParams
+    from lifecert.services.verification.paced import open_mouth_jaw
+
+    _s, rest, opened = openings[0]
+    still = opened.copy()
+    scale = np.linalg.norm(opened[45] - opened[36]) / np.linalg.norm(rest[0][45] - rest[0][36])
+    still[3:14] = opened[33] + (rest[0][3:14] - rest[0][33]) * scale
+    steps_ = [{"kind": "settle", "challenge": None, "state": "seen"},
+              {"kind": "challenge", "challenge": "turn_left", "state": "seen"},
+              {"kind": "challenge", "challenge": "open_mouth", "state": "seen"}]
+    frames = [(1, lm) for lm in rest] + [(1, still)] + [(2, lm) for lm in rest] + [(2, opened)]
+    fobs = [_frame(100 * i, lm) for i, (_k, lm) in enumerate(frames)]
+    base_mar = float(np.median([geometry.mouth_aspect_ratio(lm) for lm in rest]))
+    base = Baseline(0.3, base_mar, 0.0, 0.0, 5)
+    got = open_mouth_jaw(steps_, [k for k, _ in frames], fobs, base, LivenessParams())
+    assert got is not None and got.decided and not got.still_chin and got.rest_from == "step", got
+    swapped = [steps_[0], steps_[2] | {"challenge": "open_mouth"}, steps_[1] | {"challenge": "turn_left"}]
+    got = open_mouth_jaw(swapped, [k for k, _ in frames], fobs, base, LivenessParams())
+    assert got is not None and got.still_chin, got  # the step holding the still chin is now open_mouth
+    pending = [*steps_[:2], steps_[2] | {"state": "pending"}]
+    assert open_mouth_jaw(pending, [k for k, _ in frames], fobs, base, LivenessParams()) is None

@@ -454,7 +454,7 @@ class PacedCapture:
         # track breaks: steps.passive_liveness, also what benchmarks/pad_eval.py judges
         live = steps.passive_liveness(fobs, self.params)
         motion, flat, planar, breaks = live.motion, live.flat, live.planar, live.breaks
-        jaw_check = self._jaw(vs, items, fobs, base)
+        jaw_check = open_mouth_jaw(vs.steps or [], [step for _c, _i, step, _o in items], fobs, base, self.params)
         pad = self.svc.pad_verdict([o.pad for *_, o in items if o.pad is not None])
         scores["liveness"] = {
             "motion": round(motion, 5),
@@ -544,20 +544,6 @@ class PacedCapture:
             (data, size, f"step {scores['best_frames'][n]['step']} frame") for n, (_, _, (data, size)) in enumerate(ok)
         ]
         self.svc._record(db, vs, p, a, best, results, client_addr)
-
-    def _jaw(
-        self, vs: VerificationSession, items: Sequence[tuple[int, int, int, steps.Obs]], fobs: Sequence[FrameObs],
-        base: Baseline,
-    ) -> jaw.JawCheck | None:
-        """Did the chin drop with the lips in the open_mouth step (engine/jaw.py)? None without that step."""
-        k = next((n for n, s in enumerate(vs.steps or [])
-                  if s["kind"] == "challenge" and s["challenge"] == "open_mouth" and s["state"] != PENDING), None)
-        if k is None:
-            return None
-        step_frames = [f for (_c, _i, step, _o), f in zip(items, fobs, strict=True) if step == k]
-        p = self.params
-        return jaw.jaw_follows(step_frames, fobs, base.mar, base.yaw, base.pitch,
-                               max(p.mouth_open_abs, base.mar + p.mouth_open_delta))
 
     # -- sealed frames --------------------------------------------------------------------
     def _load(
@@ -731,6 +717,22 @@ def _hint_note(st: dict[str, Any]) -> dict[str, Any]:
         notes.append(f"held open to {held} ms: the movement was still under way at the window's end")
     out["note"] = "; ".join(notes)
     return out
+
+
+def open_mouth_jaw(
+    vs_steps: Sequence[dict[str, Any]], frame_steps: Sequence[int], fobs: Sequence[FrameObs], base: Baseline,
+    params: LivenessParams,
+) -> jaw.JawCheck | None:
+    """Did the chin drop with the lips in the open_mouth step (engine/jaw.py)? ``frame_steps[i]`` is the step index
+    of frame ``fobs[i]`` (its chunk's step); the threshold is the step's own (judge_challenge's "open"). None when
+    the session has no revealed open_mouth step. Shared by _finalize and benchmarks/cutout.py's rescore."""
+    k = next((n for n, s in enumerate(vs_steps)
+              if s["kind"] == "challenge" and s["challenge"] == "open_mouth" and s["state"] != PENDING), None)
+    if k is None:
+        return None
+    step_frames = [f for step, f in zip(frame_steps, fobs, strict=True) if step == k]
+    return jaw.jaw_follows(step_frames, fobs, base.mar, base.yaw, base.pitch,
+                           max(params.mouth_open_abs, base.mar + params.mouth_open_delta))
 
 
 def _baseline(d: dict[str, Any] | None) -> Baseline:
