@@ -488,6 +488,7 @@ def run_one(job: tuple[str, str, int]) -> dict[str, Any]:
         "pad": {k: pad.get(k) for k in ("score", "min", "frames", "spoof")},
         "still": live.get("still"), "flat": (live.get("flat") or {}).get("flat"),
         "planar_flat": (live.get("planarity") or {}).get("flat"),
+        "jaw": live.get("jaw"), "liveness_issue": sc.get("liveness_issue"),
         "frames": (sc.get("frames") or {}).get("total"), "with_face": (sc.get("frames") or {}).get("with_face"),
         "captured": phone.captured, "lost": phone.lost_count, "hints": [[k, c, t] for k, c, t in phone.hints],
         "face_frac_visible": round(frac, 3),

@@ -163,6 +163,7 @@ from lifecert.engine.pad import fuse_session, load_pad_from, pad_spec  # noqa: E
 from lifecert.services.evaluation import machine_info  # noqa: E402
 from lifecert.services.verification import rules, steps  # noqa: E402
 from lifecert.services.verification.frames import face_region_stats  # noqa: E402
+from lifecert.services.verification.paced import open_mouth_jaw  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 CACHE_VERSION = "v4"  # bump when the synthesis or the per-frame scoring changes (v3: calibrated turns, prompts;
@@ -908,6 +909,28 @@ def first_action_hint(name: str, obs: Sequence[steps.Obs], fobs: Sequence[FrameO
     return None
 
 
+def seen_chunk_end(name: str, fobs: Sequence[FrameObs], base: Baseline, rv: int, end: int,
+                   params: LivenessParams) -> int:
+    """The end of the chunk (CHUNK_MS grid, as :func:`pace`) after which production judged a seen step SEEN: its
+    next step's chunks start there (their frames are the prompt delay, then the next prompt's answer)."""
+    c = (rv // steps.CHUNK_MS + 1) * steps.CHUNK_MS
+    while c < end + steps.CHUNK_MS:
+        if steps.judge_challenge(name, [f for f in fobs if rv <= f.t_ms < min(c, end)], base, rv, params).seen:
+            return c
+        c += steps.CHUNK_MS
+    return end
+
+
+def step_of_frames(fobs: Sequence[FrameObs], bounds: Sequence[int]) -> list[int]:
+    """The step whose chunk held each frame, as paced.py stores it (VerificationChunk.step): 0 (settle) before
+    ``bounds[0]``, k + 1 from ``bounds[k]`` to ``bounds[k + 1]``, -1 after the last bound (never captured)."""
+    out = []
+    for f in fobs:
+        k = next((i for i, b in enumerate(bounds) if f.t_ms < b), len(bounds))
+        out.append(k if k < len(bounds) else -1)
+    return out
+
+
 def production_decision(row: dict[str, Any], params: LivenessParams, g: QualitySettings,
                         min_frames: int) -> dict[str, Any]:
     """The active part of production's decision for one cached session, on plain data (no rescoring).
@@ -920,8 +943,10 @@ def production_decision(row: dict[str, Any], params: LivenessParams, g: QualityS
     prompt, which production would not have shown yet), counting only frames MIN_REACTION_MS after the
     prompt; the first challenge not seen ends the session (later ones are never revealed, the capture
     stops at the end of its window); then the final decision of paced.py: too few usable frames → RETRY;
-    steps.passive_liveness (still / homography residual OR nose parallax / track breaks) and the missed
-    challenge through rules.decide (PAD is added in the summary with the 2-fold thresholds).
+    steps.passive_liveness (still / homography residual OR nose parallax / track breaks), the jaw test of the
+    open_mouth step (paced.open_mouth_jaw on the frames production's chunks would have given that step: from the
+    chunk after the previous step was seen, :func:`seen_chunk_end`, to the chunk it was seen in; ``jaw``) and the
+    missed challenge through rules.decide (PAD is added in the summary with the 2-fold thresholds).
 
     Sessions without challenges (NUAA/apfol crops, tiny: their subjects were asked nothing) get the
     passive part only. Prints, stills and plain replays are captured at 2.5 fps, too few frames for
@@ -935,6 +960,9 @@ def production_decision(row: dict[str, Any], params: LivenessParams, g: QualityS
     end_ms = obs[-1].t_ms if obs else 0
     reason: str | None = None
     challenges = list(row["challenges"])
+    bounds: list[int] = []  # where each step's chunks begin (paced.py's VerificationChunk.step)
+    step_states: list[dict[str, Any]] = []
+    base: Baseline | None = None
     if challenges:
         settled, res = settle_of(obs, g)
         if prompts and (settled is None or settled > prompts[0]):
@@ -959,6 +987,11 @@ def production_decision(row: dict[str, Any], params: LivenessParams, g: QualityS
         if base is None:  # the settle step times out: RETRY with the most common framing issue
             reason = str(steps.most_common_issue(obs, g))
         else:
+            # the settle step's chunks end at its seen chunk (low_fps: the first prompt)
+            bounds = [(settled // steps.CHUNK_MS + 1) * steps.CHUNK_MS if settled is not None
+                      else (prompts[0] if prompts else 0)]
+            step_states = [{"kind": "settle", "challenge": None, "state": "seen"}] + [
+                {"kind": "challenge", "challenge": c, "state": "pending"} for c in challenges]
             for k, name in enumerate(challenges):
                 if k >= len(prompts):  # never revealed (a paced session ended before it): not seen
                     out["missed"] = [name]
@@ -977,6 +1010,8 @@ def production_decision(row: dict[str, Any], params: LivenessParams, g: QualityS
                         j = steps.judge_challenge(name, [f for f in fobs if rv <= f.t_ms < end], base, rv, params)
                 out["challenge_results"].append(j.as_dict(name, rv) | {"window_ms": window} | (
                     {"action_hint": hint[0], "hint_ms_after_prompt": hint[1]} if hint else {}))
+                step_states[k + 1]["state"] = "seen" if j.seen else "timed_out"
+                bounds.append(seen_chunk_end(name, fobs, base, rv, end, params) if j.seen else end)
                 if not j.seen:
                     out["missed"] = [name]
                     end_ms = min(end_ms, end)
@@ -984,6 +1019,9 @@ def production_decision(row: dict[str, Any], params: LivenessParams, g: QualityS
     kept = [f for f in fobs if f.t_ms <= end_ms]
     usable = sum(1 for f in kept if f.landmarks is not None and f.num_faces == 1)
     live = steps.passive_liveness(kept, params)
+    chin = (open_mouth_jaw(step_states, step_of_frames(kept, bounds), kept, base, params)
+            if bounds and base is not None else None)
+    out["jaw"] = None if chin is None else chin.as_dict()
     out |= {"motion": round(live.motion, 5), "flat_decided": live.flat.decided, "flat_residual": live.flat.residual,
             "planar": {"decided": live.planar.decided, "flat": live.planar.flat, "parallax": live.planar.parallax},
             "track_breaks": len(live.breaks), "usable": usable}
@@ -993,7 +1031,8 @@ def production_decision(row: dict[str, Any], params: LivenessParams, g: QualityS
         out |= {"decision": "RETRY", "reason": reason, "issue": None, "active_reject": True}
         return out
     v = rules.decide(rules.Evidence(threshold=0.0, own_match=1.0, one_person_min=1.0, still=live.still,
-                                    flat=live.flat_photo, challenges_passed=not out["missed"], pad_spoof=False))
+                                    flat=live.flat_photo, still_chin=chin is not None and chin.still_chin,
+                                    challenges_passed=not out["missed"], pad_spoof=False))
     out |= {"decision": str(v.decision), "reason": None if v.reason is None else str(v.reason), "issue": v.issue,
             "active_reject": v.decision != "CONFIRMED"}
     return out

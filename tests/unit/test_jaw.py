@@ -5,29 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from benchmarks.jaw_eval import Opening, still_check, yale_openings
 from lifecert.engine import geometry, jaw
 from lifecert.engine.base import FaceEngine
 from lifecert.engine.liveness import FrameObs
 
-NEUTRAL = ("normal", "noglasses", "centerlight", "glasses")
 OPEN_MAR = 0.30  # the open_mouth step's absolute threshold (LivenessParams.mouth_open_abs)
-Opening = tuple[str, list[NDArray[np.float32]], NDArray[np.float32]]
-
-
-def _landmarks(engine: FaceEngine, path: Path) -> NDArray[np.float32] | None:
-    ok, frames = cv2.imreadmulti(str(path))  # Yale's files are GIFs without an extension
-    img = frames[0] if ok and frames else None
-    if img is None:
-        return None
-    if img.ndim == 2:
-        img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
-    faces = engine.detect(img)
-    return None if not faces or faces[0].landmarks68 is None else np.asarray(faces[0].landmarks68, np.float32)
 
 
 def _frame(t: int, lm: NDArray[np.float32]) -> FrameObs:
@@ -37,22 +24,13 @@ def _frame(t: int, lm: NDArray[np.float32]) -> FrameObs:
 @pytest.fixture(scope="module")
 def openings(faces_dir: Path, frame_engine: FaceEngine) -> list[Opening]:
     """(subject, neutral landmarks, surprised landmarks) where the surprised mouth reads open (MAR >= 0.30)."""
-    out = []
-    for k in range(1, 16):
-        s = f"subject{k:02d}"
-        rest = [lm for c in NEUTRAL if (lm := _landmarks(frame_engine, faces_dir / "yale" / f"{s}.{c}")) is not None]
-        rest = [lm for lm in rest if geometry.mouth_aspect_ratio(lm) < 0.15]
-        opened = _landmarks(frame_engine, faces_dir / "yale" / f"{s}.surprised")
-        if len(rest) >= 2 and opened is not None and geometry.mouth_aspect_ratio(opened) >= OPEN_MAR:
-            out.append((s, rest, opened))
+    out = yale_openings(faces_dir, frame_engine)
     assert len(out) >= 10, [s for s, _, _ in out]  # 12 of 15 with the frame engine
     return out
 
 
 def _check(rest: list[NDArray[np.float32]], opened: NDArray[np.float32]) -> jaw.JawCheck:
-    base_mar = float(np.median([geometry.mouth_aspect_ratio(lm) for lm in rest]))
-    frames = [_frame(100 * i, lm) for i, lm in enumerate(rest)] + [_frame(100 * len(rest), opened)]
-    return jaw.jaw_follows(frames, frames, base_mar, 0.0, 0.0, max(OPEN_MAR, base_mar + 0.12))
+    return still_check(rest, [opened])
 
 
 def test_given_real_people_opening_their_mouths_when_checked_then_every_chin_follows(

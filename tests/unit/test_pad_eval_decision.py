@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from benchmarks import attacks as atk
 from benchmarks import pad_eval
 from lifecert.config import QualitySettings
 from lifecert.engine.liveness import LivenessParams
@@ -78,6 +79,31 @@ def test_given_a_turn_after_eight_seconds_when_the_hint_lengthened_the_window_th
     d = pad_eval.production_decision(_row(frontal, turn_at=turn, end=turn + 2000), P, G, 5)
     assert not d["active_reject"] and d["challenge_results"][0]["passed"], d
     assert d["challenge_results"][0]["window_ms"] == steps.CHALLENGE_WINDOW_MS + steps.HINT_EXTRA_WINDOW_MS
+
+
+def _mouth_row(frontal: NDArray[np.float32], *, chin_follows: bool, open_at: int = 3000) -> dict[str, Any]:
+    """An open_mouth session: the mouth opened (attacks.mouth_landmarks, gap 0.6) for 600 ms from ``open_at``;
+    without ``chin_follows`` the jaw line (0-16) stays where it was (a cut-out print's printed chin)."""
+    row = _row(frontal, turn_at=10**9, challenges=("open_mouth",))
+    for f in row["frames"]:
+        if open_at <= f["t"] < open_at + 600:
+            lm = np.asarray(f["lm"], np.float64)
+            opened = atk.mouth_landmarks(lm, 0.6)
+            if not chin_follows:
+                opened[0:17] = lm[0:17]
+            f["lm"] = opened.tolist()
+    return row
+
+
+def test_given_an_opened_mouth_when_decided_then_the_jaw_test_is_judged_as_production_does(
+        frontal: NDArray[np.float32]) -> None:
+    d = pad_eval.production_decision(_mouth_row(frontal, chin_follows=True), P, G, 5)
+    assert d["decision"] == "CONFIRMED" and d["challenge_results"][0]["passed"], d
+    assert d["jaw"]["decided"] and d["jaw"]["rest_from"] == "step" and d["jaw"]["ratio"] > 0.8, d["jaw"]
+    # the same lips over a chin that stays put: production's still_chin
+    d = pad_eval.production_decision(_mouth_row(frontal, chin_follows=False), P, G, 5)
+    assert d["challenge_results"][0]["passed"] and d["jaw"]["still_chin"], d["jaw"]
+    assert d["decision"] == "REVIEW" and d["issue"] == "still_chin" and d["active_reject"], d
 
 
 def test_given_a_turn_before_the_reaction_time_when_decided_then_not_counted(frontal: NDArray[np.float32]) -> None:
