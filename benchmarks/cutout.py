@@ -329,17 +329,19 @@ def record(ctx: Any, session_id: str, params: Any = None) -> dict[str, Any]:
         if params is not None:
             from sqlalchemy import select
 
-            from lifecert.services.verification.paced import _baseline, open_mouth_jaw
+            from lifecert.services.verification.paced import _baseline, frame_loader, open_mouth_jaw
             from lifecert.storage.models_verification import VerificationChunk
 
             offset = vs.clock_offset_ms or 0
-            chunks = db.execute(select(VerificationChunk.step, VerificationChunk.observations)
+            chunks = db.execute(select(VerificationChunk.id, VerificationChunk.step, VerificationChunk.observations)
                                 .where(VerificationChunk.session_id == vs.id).order_by(VerificationChunk.seq)).all()
-            frame_steps = [step for step, ds in chunks for _d in ds]
-            fobs = [steps.Obs.from_json(d).frame_obs(offset) for _step, ds in chunks for d in ds]
+            frame_steps = [step for _cid, step, ds in chunks for _d in ds]
+            fobs = [steps.Obs.from_json(d).frame_obs(offset) for _cid, _step, ds in chunks for d in ds]
+            keys = [(cid, i) for cid, _step, ds in chunks for i in range(len(ds))]
             live = steps.passive_liveness(fobs, params)
             # the jaw test as production's _finalize runs it (paced.open_mouth_jaw on the same inputs)
-            jc = open_mouth_jaw(vs.steps or [], frame_steps, fobs, _baseline(vs.baseline), params)
+            jc = open_mouth_jaw(vs.steps or [], frame_steps, fobs, _baseline(vs.baseline), params,
+                                frame_loader(ctx, db, vs.id, keys))
             still_chin = jc is not None and jc.still_chin
             flat_now = {"flat_photo": bool(live.flat_photo), "still": bool(live.still),
                         "parallax": live.planar.parallax, "pairs": live.planar.pairs,

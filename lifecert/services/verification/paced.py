@@ -45,6 +45,7 @@ from lifecert.storage.models import Pensioner
 from lifecert.storage.models_verification import Decision, VerificationChunk, VerificationSession
 
 if TYPE_CHECKING:
+    from lifecert.services.context import AppContext
     from lifecert.services.verification.service import SessionResult, VerificationService
 
 PROTOCOL = "paced"
@@ -454,7 +455,8 @@ class PacedCapture:
         # track breaks: steps.passive_liveness, also what benchmarks/pad_eval.py judges
         live = steps.passive_liveness(fobs, self.params)
         motion, flat, planar, breaks = live.motion, live.flat, live.planar, live.breaks
-        jaw_check = open_mouth_jaw(vs.steps or [], [step for _c, _i, step, _o in items], fobs, base, self.params)
+        jaw_check = open_mouth_jaw(vs.steps or [], [step for _c, _i, step, _o in items], fobs, base, self.params,
+                                   frame_loader(self.ctx, db, vs.id, [(c, i) for c, i, _s, _o in items]))
         pad = self.svc.pad_verdict([o.pad for *_, o in items if o.pad is not None])
         scores["liveness"] = {
             "motion": round(motion, 5),
@@ -545,30 +547,43 @@ class PacedCapture:
         ]
         self.svc._record(db, vs, p, a, best, results, client_addr)
 
-    # -- sealed frames --------------------------------------------------------------------
     def _load(
         self, db: Session, session_id: str, keys: Sequence[tuple[int, int]]
     ) -> dict[tuple[int, int], tuple[bytes, ImageBGR, tuple[int, int]]]:
-        """(JPEG bytes, decoded (H, W, 3) BGR image, original (w, h)) of frames given as
-        (chunk id, index in chunk), in the order given; frames no longer kept are left out."""
-        lim = self.ctx.settings.images
-        cache: dict[int, list[bytes]] = {}
-        out = {}
-        for cid, i in keys:
-            if cid not in cache:
-                row = db.get(VerificationChunk, cid)
-                blob = None if row is None or row.frames_sealed is None else row.frames_sealed
-                cache[cid] = (
-                    []
-                    if blob is None or row is None
-                    else open_chunk(self.ctx, session_id, row.seq, blob)[1]
-                )
-            if i >= len(cache[cid]):
-                continue
-            data = cache[cid][i]
-            img, size = fa.decode_frames([data], max_bytes=lim.max_bytes, max_pixels=lim.max_pixels)[0]
-            out[(cid, i)] = (data, img, size)
-        return out
+        return load_frames(self.ctx, db, session_id, keys)
+
+
+def load_frames(
+    ctx: AppContext, db: Session, session_id: str, keys: Sequence[tuple[int, int]]
+) -> dict[tuple[int, int], tuple[bytes, ImageBGR, tuple[int, int]]]:
+    """(JPEG bytes, decoded (H, W, 3) BGR image, original (w, h)) of a session's sealed frames given as
+    (chunk id, index in chunk), in the order given; frames no longer kept are left out."""
+    lim = ctx.settings.images
+    cache: dict[int, list[bytes]] = {}
+    out = {}
+    for cid, i in keys:
+        if cid not in cache:
+            row = db.get(VerificationChunk, cid)
+            blob = None if row is None or row.frames_sealed is None else row.frames_sealed
+            cache[cid] = [] if blob is None or row is None else open_chunk(ctx, session_id, row.seq, blob)[1]
+        if i >= len(cache[cid]):
+            continue
+        data = cache[cid][i]
+        img, size = fa.decode_frames([data], max_bytes=lim.max_bytes, max_pixels=lim.max_pixels)[0]
+        out[(cid, i)] = (data, img, size)
+    return out
+
+
+def frame_loader(ctx: AppContext, db: Session, session_id: str, keys: Sequence[tuple[int, int]]) -> jaw.ImageLoader:
+    """Loads a session's frames by their position in ``keys`` ((chunk id, index in chunk) per frame): the jaw
+    test's pixels, in _finalize and in the benchmarks that re-decide stored sessions."""
+
+    def images(idx: Sequence[int]) -> list[ImageBGR | None]:
+        want = [keys[j] for j in idx]
+        got = load_frames(ctx, db, session_id, want)
+        return [got[key][1] if key in got else None for key in want]
+
+    return images
 
 
 # how the page knew the hint was heard: the end of its utterance, or its text shown (nothing was spoken); a report
@@ -721,18 +736,25 @@ def _hint_note(st: dict[str, Any]) -> dict[str, Any]:
 
 def open_mouth_jaw(
     vs_steps: Sequence[dict[str, Any]], frame_steps: Sequence[int], fobs: Sequence[FrameObs], base: Baseline,
-    params: LivenessParams,
+    params: LivenessParams, images: jaw.ImageLoader | None = None,
 ) -> jaw.JawCheck | None:
     """Did the chin drop with the lips in the open_mouth step (engine/jaw.py)? ``frame_steps[i]`` is the step index
-    of frame ``fobs[i]`` (its chunk's step); the threshold is the step's own (judge_challenge's "open"). None when
-    the session has no revealed open_mouth step. Shared by _finalize and benchmarks/cutout.py's rescore."""
+    of frame ``fobs[i]`` (its chunk's step); the threshold is the step's own (judge_challenge's "open");
+    ``images`` loads frames by their index in ``fobs`` (None: the landmark measure only). None when the session has
+    no revealed open_mouth step. Shared by _finalize and the benchmarks that re-decide stored sessions."""
     k = next((n for n, s in enumerate(vs_steps)
               if s["kind"] == "challenge" and s["challenge"] == "open_mouth" and s["state"] != PENDING), None)
     if k is None:
         return None
-    step_frames = [f for step, f in zip(frame_steps, fobs, strict=True) if step == k]
-    return jaw.jaw_follows(step_frames, fobs, base.mar, base.yaw, base.pitch,
-                           max(params.mouth_open_abs, base.mar + params.mouth_open_delta))
+    at = [n for n, step in enumerate(frame_steps) if step == k]
+
+    def step_images(idx: Sequence[int]) -> Sequence[ImageBGR | None]:
+        assert images is not None
+        return images([at[j] for j in idx])
+
+    return jaw.jaw_follows([fobs[n] for n in at], fobs, base.mar, base.yaw, base.pitch,
+                           max(params.mouth_open_abs, base.mar + params.mouth_open_delta),
+                           step_images if images is not None else None)
 
 
 def _baseline(d: dict[str, Any] | None) -> Baseline:
