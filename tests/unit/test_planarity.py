@@ -179,3 +179,39 @@ def test_given_a_real_live_person_turned_in_3d_when_checked_then_decided_and_not
     check = nose_parallax(_derived_session(faces_dir, face_engine, "turn3d/yaw/nuaa/real/0003_01_00_01"))
     assert check.decided and not check.flat
     assert check.parallax is not None and check.parallax > 1.2
+
+
+def _open_mouth(points: NDArray[np.float64], drop: float) -> NDArray[np.float64]:
+    """The same 3D points with the mouth opened: the lower lip and the jaw line under the mouth corners dropped
+    by ``drop`` face widths (the inner-lip MAR grows with the lower inner lip)."""
+    out = points.copy()
+    out[[*range(4, 13), *range(55, 60), *range(65, 68)], 1] += drop
+    return out
+
+
+def test_given_a_3d_face_whose_open_mouth_frames_read_flat_when_checked_then_its_closed_mouth_frames_decide(
+    real_lm: NDArray[np.float64],
+) -> None:
+    # A head with a shallow nose (0.05 face widths) turning, 4 of its 14 frames with the mouth open: the dropped jaw
+    # line adds outline motion without nose parallax, which pulls the all-frames median under the cut (the mechanism
+    # of the genuine_3d controls of benchmarks/cutout.py at 0.63 / 0.71); its closed-mouth frames read 3D.
+    poses = [(0, 0), (10, 0), (20, 2), (25, 5), (15, 8), (5, 5), (-10, 3), (-20, 0), (-25, -3), (-10, 0)]
+    head = _face_3d(real_lm, 0.05)
+    frames = _session(head, poses) + [
+        FrameObs(3000 + i * 200, _project(_open_mouth(head, 0.12), y, p).astype(np.float32))
+        for i, (y, p) in enumerate(poses[2:6])
+    ]
+    check = nose_parallax(frames)
+    assert check.decided and not check.flat and check.closed_mouth, check
+    from lifecert.engine import planarity  # the reading over all frames alone: flat (the rule before session 14)
+
+    every = planarity._parallax([np.asarray(f.landmarks, np.float64) for f in frames if f.landmarks is not None],
+                                planarity.MIN_MOTION, PARALLAX_CUT, planarity.MAX_FRAMES, True)
+    assert every.decided and every.flat, every
+
+
+def test_given_a_flat_print_that_never_opens_its_mouth_when_checked_then_flat_as_before(
+    real_lm: NDArray[np.float64],
+) -> None:
+    check = nose_parallax(_session(_face_3d(real_lm, 0.0), TURN * 2))
+    assert check.decided and check.flat and not check.closed_mouth
