@@ -2,9 +2,10 @@
 
     LIFECERT_SHARED_FACES=/work/shared/faces nice -n 10 .venv/bin/python benchmarks/jaw_eval.py [--no-readme]
 
-The statistic is production's own (jaw.jaw_follows; on stored sessions paced.open_mouth_jaw, the call _finalize
-makes), measured on genuine mouth openings only — the cut-out prints it is meant to catch are
-benchmarks/cutout.py's. Sources:
+The test is production's own (jaw.jaw_follows with the frames' pictures, so the PIXEL measure decides where it
+can and the landmark ratio where it abstains; on stored sessions paced.open_mouth_jaw with paced.frame_loader,
+the call _finalize makes), measured on genuine mouth openings only — the cut-out prints it is meant to catch
+are benchmarks/cutout.py's. Each source is also judged with the images withheld (landmarks only). Sources:
 
 a. ``yale``: REAL deliberate openings: each Yale person's "surprised" photo (MAR >= the step's 0.30) against their
    own neutral photos (normal / noglasses / centerlight / glasses with MAR < 0.15) as the rest frames; production's
@@ -21,7 +22,10 @@ c. ``synthetic``: the openings the genuine benchmarks draw on blink_7_times_1080
 d. ``stored``: every kept paced-session database under /tmp (verify_latency, chunk_profile, draw_hook,
    camera_sweep, cutout.py's GENUINE controls picked by their results rows, pytest's). Each session with a
    revealed open_mouth step is re-judged from its stored per-frame observations (VerificationChunk.observations)
-   with paced.open_mouth_jaw; sessions with a jaw record of their own are checked against it. Read-only.
+   and sealed frames with paced.open_mouth_jaw; sessions decided by this code are checked against their own
+   jaw record. Read-only (SQLite opened with mode=ro).
+e. ``sweep``: benchmarks/camera_sweep.py rerun on the conditions where landmarks are noisiest (its --out
+   camera_sweep_jaw*.json) against its last run without the jaw test (results/camera_sweep.json).
 
 The cut was chosen before this benchmark existed and after seeing (a), cutout.py's genuine controls (part of d)
 and its attacks: nothing here is a held-out half for it. What this cannot say: how elderly people open their
@@ -32,11 +36,12 @@ mouth), nor a phone's real camera.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sqlite3
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +70,7 @@ NEUTRAL = ("normal", "noglasses", "centerlight", "glasses")
 NEUTRAL_MAX_MAR = 0.15
 Opening = tuple[str, list[NDArray[np.float32]], NDArray[np.float32]]  # (subject, rest landmarks, opened)
 LM = NDArray[np.float32]
+ImagesFor = Callable[[str, Sequence[tuple[int, int]]], jaw.ImageLoader]
 
 STEP_LEAD_MS = 1500  # the step's frames before the opening (prompt delay + reaction: steps.PROMPT_DELAY_MS, 0.6-1.2 s)
 SETTLE_MS = 1000  # the baseline's frames before the step (steps.SETTLE_STEADY_MS-like)
@@ -87,13 +93,26 @@ SEED = 14
 # -- small shared pieces ---------------------------------------------------------------------------------
 
 
-def spread(values: Iterable[float | None]) -> dict[str, Any]:
-    """n, min, p5, median, max and how many fall under JAW_CUT of the decided ratios (None = abstained)."""
+def spread(values: Iterable[float | None], cut: float = jaw.JAW_CUT) -> dict[str, Any]:
+    """n, min, p5, median, max and how many fall under ``cut`` of the decided ratios (None = abstained)."""
     v = np.asarray([x for x in values if x is not None], np.float64)
     if not len(v):
         return {"n": 0, "min": None, "p5": None, "median": None, "max": None, "under_cut": 0}
     q = {k: round(float(np.percentile(v, p)), 3) for k, p in (("min", 0), ("p5", 5), ("median", 50), ("max", 100))}
-    return {"n": len(v)} | q | {"under_cut": int((v < jaw.JAW_CUT).sum())}
+    return {"n": len(v)} | q | {"under_cut": int((v < cut).sum())}
+
+
+def verdicts(checks: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Production's verdicts over JawCheck.as_dict() records: how many decided, by which measure, refused
+    (still_chin); the PIXEL ratios (PIXEL_CUT) of those the pixels decided, the LANDMARK ratios (JAW_CUT) of
+    those the landmarks decided (the fallback), and the landmark ratio of every decided one."""
+    dec = [c for c in checks if c.get("decided")]
+    px = [c for c in dec if c.get("signal") == "pixels"]
+    return {"n": len(checks), "decided": len(dec), "by_pixels": len(px), "still_chin": sum(bool(c.get("still_chin"))
+                                                                                         for c in dec),
+            "pixels": spread((c["pixel_ratio"] for c in px), jaw.PIXEL_CUT),
+            "landmarks_deciding": spread(c["ratio"] for c in dec if c.get("signal") != "pixels"),
+            "landmarks_all": spread(c["ratio"] for c in dec)}
 
 
 def main_face(engine: FaceEngine, img: NDArray[np.uint8]) -> tuple[LM | None, int]:
@@ -107,14 +126,18 @@ def main_face(engine: FaceEngine, img: NDArray[np.uint8]) -> tuple[LM | None, in
 # -- a. Yale: deliberate openings ------------------------------------------------------------------------
 
 
-def yale_landmarks(engine: FaceEngine, path: Path) -> LM | None:
-    ok, frames = cv2.imreadmulti(str(path))  # Yale's files are GIFs without an extension
+def yale_image(path: Path) -> NDArray[np.uint8] | None:
+    """A Yale photo as a BGR image (the files are grey GIFs without an extension)."""
+    ok, frames = cv2.imreadmulti(str(path))
     img = frames[0] if ok and frames else None
     if img is None:
         return None
-    if img.ndim == 2:
-        img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
-    return main_face(engine, np.asarray(img, np.uint8))[0]
+    return np.asarray(cv2.cvtColor(img, cv2.COLOR_GRAY2BGR) if img.ndim == 2 else img, np.uint8)
+
+
+def yale_landmarks(engine: FaceEngine, path: Path) -> LM | None:
+    img = yale_image(path)
+    return None if img is None else main_face(engine, img)[0]
 
 
 def yale_openings(faces_dir: Path, engine: FaceEngine) -> list[Opening]:
@@ -131,23 +154,36 @@ def yale_openings(faces_dir: Path, engine: FaceEngine) -> list[Opening]:
     return out
 
 
-def still_check(rest: Sequence[LM], opened: Sequence[LM]) -> jaw.JawCheck:
+def loader(images: Sequence[NDArray[np.uint8] | None]) -> jaw.ImageLoader:
+    """jaw.ImageLoader over images held in memory (index i = step frame i)."""
+    return lambda idx: [images[i] for i in idx]
+
+
+def still_check(rest: Sequence[LM], opened: Sequence[LM],
+                images: Sequence[NDArray[np.uint8] | None] | None = None) -> jaw.JawCheck:
     """The jaw test on a step of ``rest`` frames then ``opened`` frames, the baseline MAR the rest frames' median
-    (a frontal face: yaw and pitch baseline 0; the session frames = the step's)."""
+    (a frontal face: yaw and pitch baseline 0; the session frames = the step's). ``images``: the frames' pictures
+    in the same order (the pixel measure); None: landmarks only."""
     base_mar = float(np.median([geometry.mouth_aspect_ratio(lm) for lm in rest]))
     frames = [FrameObs(100 * i, lm, num_faces=1) for i, lm in enumerate([*rest, *opened])]
-    return jaw.jaw_follows(frames, frames, base_mar, 0.0, 0.0, max(OPEN_MAR, base_mar + PARAMS.mouth_open_delta))
+    return jaw.jaw_follows(frames, frames, base_mar, 0.0, 0.0, max(OPEN_MAR, base_mar + PARAMS.mouth_open_delta),
+                           None if images is None else loader(images))
 
 
 def measure_yale(engine: FaceEngine) -> dict[str, Any]:
-    ops = yale_openings(FACES, engine)
+    """Each usable person's opening judged with the images (pixels where they can be read) and without."""
     rows: list[dict[str, Any]] = []
-    for s, rest, opened in ops:
-        c = still_check(rest, [opened])
+    for s, _rest, opened in yale_openings(FACES, engine):
+        pairs = [(lm, img) for c in NEUTRAL if (img := yale_image(FACES / "yale" / f"{s}.{c}")) is not None
+                 and (lm := main_face(engine, img)[0]) is not None
+                 and geometry.mouth_aspect_ratio(lm) < NEUTRAL_MAX_MAR]
+        open_img = yale_image(FACES / "yale" / f"{s}.surprised")
+        rest, imgs = [lm for lm, _ in pairs], [img for _, img in pairs]
+        c = still_check(rest, [opened], [*imgs, open_img])
         rows.append({"subject": s, "mar": round(float(geometry.mouth_aspect_ratio(opened)), 3), "rest": len(rest)}
-                    | c.as_dict())
-    return {"people": 15, "usable": len(rows), "spread": spread(r["ratio"] for r in rows if r["decided"]),
-            "flagged": [r for r in rows if r["still_chin"]], "rows": rows}
+                    | c.as_dict() | {"landmarks_only": still_check(rest, [opened]).as_dict()})
+    return {"people": 15, "usable": len(rows), "verdicts": verdicts(rows),
+            "landmarks_only": verdicts([r["landmarks_only"] for r in rows]), "rows": rows}
 
 
 # -- b. REAL speech; c. the SYNTHETIC opening ---------------------------------------------------------------
@@ -175,7 +211,8 @@ def runs(flags: Sequence[bool]) -> list[tuple[int, int]]:
     return out
 
 
-def speech_steps(fobs: Sequence[FrameObs], fps: float, baseline: str) -> list[dict[str, Any]]:
+def speech_steps(fobs: Sequence[FrameObs], imgs: Sequence[NDArray[np.uint8]], fps: float, baseline: str
+                 ) -> list[dict[str, Any]]:
     """One step per run of opened frames (MAR >= OPEN_MAR): jaw_follows on the run and the STEP_LEAD_MS before
     it (not reaching back past the previous run), plus each opened frame of the run alone with the step's lead-in.
     ``baseline``: "clip" = steps.baseline_of over the whole clip (she talks throughout: any second of it is what a
@@ -191,13 +228,14 @@ def speech_steps(fobs: Sequence[FrameObs], fps: float, baseline: str) -> list[di
         base = steps.baseline_of(pre) if baseline == "before" and len(pre) >= 5 else whole
         thr = max(OPEN_MAR, base.mar + PARAMS.mouth_open_delta)
         step = list(fobs[s0:b])
-        c = jaw.jaw_follows(step, fobs, base.mar, base.yaw, base.pitch, thr)
-        lead_in = [f for f in step[: a - s0] if f.landmarks is not None]
-        single = [jaw.jaw_follows([*lead_in, f], fobs, base.mar, base.yaw, base.pitch, thr).ratio
-                  for f in step[a - s0 :] if f.landmarks is not None]
+        c = jaw.jaw_follows(step, fobs, base.mar, base.yaw, base.pitch, thr, loader(imgs[s0:b]))
+        lead_in = [j for j in range(s0, a) if fobs[j].landmarks is not None]
+        single = [jaw.jaw_follows([fobs[j] for j in [*lead_in, i]], fobs, base.mar, base.yaw, base.pitch, thr,
+                                  loader([imgs[j] for j in [*lead_in, i]])).as_dict()
+                  for i in range(a, b) if fobs[i].landmarks is not None]
         out.append({"frames": [a, b], "step_from": s0, "base_mar": round(base.mar, 3), "threshold": round(thr, 3),
                     "mar": [round(float(m), 3) for m in mar[a:b] if m is not None]} | c.as_dict()
-                   | {"single_frame_ratios": [None if r is None else round(r, 3) for r in single]})
+                   | {"single_frames": single})
     return out
 
 
@@ -207,21 +245,23 @@ def measure_speech(engine: FaceEngine) -> dict[str, Any]:
     out: dict[str, Any] = {"clip": "talking_head_a", "frames": len(frames), "fps": fps, "framings": {}}
     for name, face, gain, noise, q in SPEECH_FRAMINGS:
         framing = None if face is None else Framing.place(CAMERA_SIZE, box, face, (0.0, 0.0))
-        fobs = []
+        fobs, imgs = [], []
         for i, fr in enumerate(frames):
             cam = None if face is None else atk.Camera(np.random.default_rng([SEED, i]), 0.7, noise, q, gain)
-            lm, n = main_face(engine, camera_frame(fr, framing, cam))
+            img = camera_frame(fr, framing, cam)
+            lm, n = main_face(engine, img)
             fobs.append(FrameObs(round(1000 * i / fps), lm, num_faces=n))
+            imgs.append(img)
         got: dict[str, Any] = {
             "face_of_width": face, "gain": gain, "noise": noise, "jpeg": q,
             "with_face": sum(f.landmarks is not None for f in fobs),
             "opened_frames": sum(f.landmarks is not None and geometry.mouth_aspect_ratio(f.landmarks) >= OPEN_MAR
                                  for f in fobs)}
         for baseline in ("clip", "before"):
-            st = speech_steps(fobs, fps, baseline)
-            got[baseline] = {"steps": spread(s["ratio"] for s in st),
-                             "single_frames": spread(r for s in st for r in s["single_frame_ratios"]),
-                             "flagged_steps": [s for s in st if s["still_chin"]], "rows": st}
+            st = speech_steps(fobs, imgs, fps, baseline)
+            got[baseline] = {"steps": verdicts(st), "single_frames": verdicts([x for r in st
+                                                                               for x in r["single_frames"]]),
+                             "flagged_steps": [r for r in st if r["still_chin"]], "rows": st}
         out["framings"][name] = got
     return out
 
@@ -236,29 +276,30 @@ def measure_synthetic(engine: FaceEngine) -> dict[str, Any]:
               and geometry.mouth_aspect_ratio(clip_lm[i]) < NEUTRAL_MAX_MAR]  # type: ignore[arg-type]
     pick = [closed[j] for j in np.linspace(0, len(closed) - 1, min(SYNTH_FRAMES, len(closed))).round().astype(int)]
 
-    def shot(i: int, gap: float) -> LM | None:
+    def shot(i: int, gap: float) -> tuple[LM | None, NDArray[np.uint8]]:
         cam = atk.Camera(np.random.default_rng([SEED, i]), 0.7, 2.5, 85)  # the same camera draw for every gap
         lm = clip_lm[i]
         assert lm is not None
-        return main_face(engine, camera_frame(atk.open_mouth(frames[i], lm, gap), framing, cam))[0]
+        img = camera_frame(atk.open_mouth(frames[i], lm, gap), framing, cam)
+        return main_face(engine, img)[0], img
 
     rows = []
     for i in pick:
-        rest = [lm for j in (i - 3, i, i + 3) if (lm := shot(j, 0.0)) is not None]
+        rest = [(lm, img) for j in (i - 3, i, i + 3) for lm, img in [shot(j, 0.0)] if lm is not None]
         row: dict[str, Any] = {"frame": i}
         for gap in SYNTH_GAPS:
-            lm = shot(i, gap)
+            lm, img = shot(i, gap)
             if lm is None or len(rest) < 2:
                 row[f"{gap}"] = {"face": lm is not None, "decided": False}
                 continue
-            c = still_check(rest, [lm])
+            c = still_check([r for r, _ in rest], [lm], [*(im for _, im in rest), img])
             row[f"{gap}"] = {"mar": round(float(geometry.mouth_aspect_ratio(lm)), 3)} | c.as_dict()
         rows.append(row)
     gaps = {}
     for gap in SYNTH_GAPS:
         cs = [r[f"{gap}"] for r in rows]
         gaps[f"{gap}"] = {"frames": len(cs), "not_open": sum(not c.get("decided") for c in cs),
-                          "spread": spread(c.get("ratio") for c in cs if c.get("decided")),
+                          "verdicts": verdicts(cs),
                           "flagged": [r["frame"] for r in rows if r[f"{gap}"].get("still_chin")]}
     return {"clip": "blink_7_times_1080p", "face_of_width": SYNTH_FACE, "gaps": gaps, "rows": rows}
 
@@ -266,27 +307,30 @@ def measure_synthetic(engine: FaceEngine) -> dict[str, Any]:
 # -- d. stored paced sessions ----------------------------------------------------------------------------
 
 
-def session_jaw(con: sqlite3.Connection, session_id: str, params: LivenessParams = PARAMS
-                ) -> tuple[jaw.JawCheck | None, dict[str, Any]]:
-    """paced.open_mouth_jaw on a stored session (read from ``con``, the service's SQLite database) and the
-    session's own record (decision, reasons, the jaw record of its scores when it has one)."""
+def session_jaw(con: sqlite3.Connection, session_id: str, images: ImagesFor | None = None,
+                params: LivenessParams = PARAMS) -> tuple[jaw.JawCheck | None, dict[str, Any]]:
+    """paced.open_mouth_jaw on a stored session (read from ``con``, the service's SQLite database), with the
+    session's sealed frames for the pixel measure when ``images`` (session id, (chunk id, index) per frame ->
+    loader) is given, and the session's own record (decision, reasons, the jaw record of its scores if any)."""
     steps_json, baseline, offset, decision, reason, detail, scores = con.execute(
         "select steps, baseline, clock_offset_ms, decision, reason_code, detail_reason, scores "
         "from verification_session where id = ?", (session_id,)).fetchone()
-    rows = con.execute("select step, observations from verification_chunk where session_id = ? order by seq",
+    rows = con.execute("select id, step, observations from verification_chunk where session_id = ? order by seq",
                        (session_id,)).fetchall()
-    frame_steps, fobs = [], []
-    for step, obs in rows:
-        for d in json.loads(obs or "[]"):
+    frame_steps, fobs, keys = [], [], []
+    for cid, step, obs in rows:
+        for i, d in enumerate(json.loads(obs or "[]")):
             frame_steps.append(int(step))
             fobs.append(steps.Obs.from_json(d).frame_obs(offset or 0))
+            keys.append((int(cid), i))
     sc = json.loads(scores or "{}") or {}
     rec = {"decision": decision, "reason": reason, "detail": detail,
            "stored_jaw": (sc.get("liveness") or {}).get("jaw"), "frames": len(fobs)}
     base: Baseline = _baseline(json.loads(baseline or "{}"))
     if not fobs or np.isnan(base.mar):
         return None, rec
-    return open_mouth_jaw(json.loads(steps_json or "[]"), frame_steps, fobs, base, params), rec
+    load = None if images is None else images(session_id, keys)
+    return open_mouth_jaw(json.loads(steps_json or "[]"), frame_steps, fobs, base, params, load), rec
 
 
 STORED_GROUPS = (  # (source, glob under /tmp, footage)
@@ -314,6 +358,34 @@ def paced_sessions(con: sqlite3.Connection) -> list[str]:
         return []
 
 
+@contextlib.contextmanager
+def sealed_frames(path: Path) -> Iterator[ImagesFor | None]:
+    """Loads a stored database's sealed frames (paced.frame_loader) read-only; None where it cannot (the frames
+    then stay unread and the test falls back to the landmarks, as production does without images)."""
+    from lifecert.services.context import AppContext
+    from lifecert.services.verification.paced import frame_loader
+
+    try:
+        ctx = AppContext(Settings(data_dir=path.parent, database_url=f"sqlite:///file:{path}?mode=ro&uri=true"),
+                         create_schema=False)
+    except Exception:  # a database this code cannot open: landmarks only
+        yield None
+        return
+    with ctx.db.session() as db:
+        def images(session_id: str, keys: Sequence[tuple[int, int]]) -> jaw.ImageLoader:
+            load = frame_loader(ctx, db, session_id, keys)
+
+            def safe(idx: Sequence[int]) -> Sequence[NDArray[np.uint8] | None]:
+                try:
+                    return load(idx)
+                except Exception:  # frames sealed with another key, or purged: none
+                    return [None] * len(idx)
+
+            return safe
+
+        yield images
+
+
 def judge_db(path: Path, ids: Sequence[str] | None) -> list[dict[str, Any]]:
     try:  # pytest's temporary databases come and go while this runs
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
@@ -321,14 +393,17 @@ def judge_db(path: Path, ids: Sequence[str] | None) -> list[dict[str, Any]]:
         return []
     try:
         out = []
-        for sid in paced_sessions(con) if ids is None else ids:
-            try:
-                c, rec = session_jaw(con, sid)
-            except (TypeError, sqlite3.Error):  # a session id the database does not hold / no such table / gone
-                continue
-            if c is None:
-                continue
-            out.append({"db": str(path), "session_id": sid} | rec | c.as_dict())
+        with sealed_frames(path) as images:
+            for sid in paced_sessions(con) if ids is None else ids:
+                try:
+                    c, rec = session_jaw(con, sid, images)
+                    lm_only, _ = session_jaw(con, sid, None)
+                except (TypeError, sqlite3.Error):  # a session id the database does not hold / no such table / gone
+                    continue
+                if c is None:
+                    continue
+                out.append({"db": str(path), "session_id": sid} | rec | c.as_dict()
+                           | {"landmarks_only": None if lm_only is None else lm_only.as_dict()})
         return out
     finally:
         con.close()
@@ -360,19 +435,25 @@ def measure_stored(tmp: Path) -> dict[str, Any]:
         rows = g["rows"]
         dec = [r for r in rows if r["decided"]]
         out[source] = {
-            "footage": g["footage"], "databases": g["databases"], "sessions": len(rows), "decided": len(dec),
-            "spread": spread(r["ratio"] for r in dec),
-            "flagged": [r for r in dec if r["still_chin"]],
+            "footage": g["footage"], "databases": g["databases"], "sessions": len(rows),
+            "verdicts": verdicts(rows), "landmarks_only": verdicts([r["landmarks_only"] for r in rows
+                                                                   if r["landmarks_only"]]),
+            "opened_median": float(np.median([r["opened"] for r in dec])) if dec else None,
+            "flagged": [{k: r[k] for k in ("db", "session_id", "decision", "signal", "ratio", "pixel_ratio",
+                                           "opened", "rest")} for r in dec if r["still_chin"]],
             "confirmed_to_review": [r["session_id"] for r in dec if r["still_chin"] and r["decision"] == "CONFIRMED"],
             "decisions": {str(k): sum(r["decision"] == k for r in rows) for k in {r["decision"] for r in rows}},
+            # sessions decided by the code measured here (their record names its signal) must agree with it
+            "with_stored_jaw": sum(r["stored_jaw"] is not None and "signal" in r["stored_jaw"] for r in rows),
             "stored_jaw_mismatch": [r["session_id"] for r in rows if r["stored_jaw"] is not None
-                                    and (r["stored_jaw"].get("ratio") != r["ratio"]
-                                         or r["stored_jaw"].get("still_chin") != r["still_chin"])],
-            "with_stored_jaw": sum(r["stored_jaw"] is not None for r in rows),
-            "opened_median": float(np.median([r["opened"] for r in dec])) if dec else None,
-            "rest_from_session": sum(r["rest_from"] == "session" for r in dec),
-            "rows": [{k: r[k] for k in ("db", "session_id", "decision", "ratio", "opened", "rest", "rest_from",
-                                       "still_chin")} for r in rows],
+                                    and "signal" in r["stored_jaw"]
+                                    and (r["stored_jaw"].get("still_chin") != r["still_chin"]
+                                         or r["stored_jaw"].get("signal") != r["signal"])],
+            "stored_pixel_ratio_differs": [r["session_id"] for r in rows if r["stored_jaw"] is not None
+                                           and "signal" in r["stored_jaw"]
+                                           and r["stored_jaw"].get("pixel_ratio") != r["pixel_ratio"]],
+            "rows": [{k: r[k] for k in ("db", "session_id", "decision", "signal", "ratio", "pixel_ratio", "opened",
+                                       "rest", "rest_from", "still_chin")} for r in rows],
         }
     return out
 
@@ -381,28 +462,25 @@ def measure_stored(tmp: Path) -> dict[str, Any]:
 
 
 def compare_sweep(new: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
-    """camera_sweep's rerun (``new``, rows with their jaw record) against its last run (``old``, before the jaw
-    test): the same session k of a clip under a condition meets the same draws in both (camera_sweep's seeds)."""
+    """A camera_sweep rerun (``new``, rows with their jaw record) against its last run before the jaw test
+    (``old``): the same session k of a clip under a condition meets the same draws in both (camera_sweep's seeds)."""
     before = {(r["cond"], r["clip"], r["n"]): r for r in old["sessions"]}
     cells: dict[str, dict[str, Any]] = {}
     for r in new["sessions"]:
-        c = cells.setdefault(f"{r['cond']} / {r['clip']}", {"n": 0, "confirmed": 0, "still_chin": 0, "decided": 0,
-                                                            "confirmed_before": 0, "ratios": [], "flagged": []})
+        c = cells.setdefault(f"{r['cond']} / {r['clip']}", {"n": 0, "confirmed": 0, "confirmed_before": 0,
+                                                            "jaw": [], "flagged": []})
         was = before.get((r["cond"], r["clip"], r["n"]))
         j = r.get("jaw") or {}
         c["n"] += 1
         c["confirmed"] += r["decision"] == "CONFIRMED"
         c["confirmed_before"] += was is not None and was["decision"] == "CONFIRMED"
-        c["decided"] += bool(j.get("decided"))
-        if j.get("decided"):
-            c["ratios"].append(j["ratio"])
+        c["jaw"].append(j)
         if r.get("liveness_issue") == "still_chin":
-            c["still_chin"] += 1
-            c["flagged"].append({"n": r["n"], "ratio": j.get("ratio"), "opened": j.get("opened"),
-                                 "rest": j.get("rest"), "was": None if was is None else was["decision"],
-                                 "session_id": r["session_id"]})
+            c["flagged"].append({"n": r["n"], "session_id": r["session_id"], "was": None if was is None
+                                 else was["decision"]} | {k: j.get(k) for k in ("signal", "ratio", "pixel_ratio",
+                                                                               "opened", "rest")})
     for c in cells.values():
-        c["spread"] = spread(c.pop("ratios"))
+        c["verdicts"] = verdicts(c.pop("jaw"))
     rows = new["sessions"]
     return {"commit": new.get("commit"), "date": new.get("date"), "old_commit": old.get("commit"),
             "old_date": old.get("date"), "sessions": len(rows),
@@ -417,18 +495,16 @@ def compare_sweep(new: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
 
 
 READ = [
-    "How to read it. The 900+ stored talking_head_a sessions of verify_latency, chunk_profile, draw_hook, the "
-    "tests and cutout's controls are NOT 900 openings: each acts the clip's first wide opening (MAR > 0.4) as ONE "
-    "opened frame against the clip's calm run, so they all sit at 0.83-1.11. Where the same REAL person opens her "
-    "mouth in other ways — camera_sweep's actor re-cues any MAR peak > 0.34 of her speech while her settle "
-    "baseline is taken as she talks (MAR 0.15-0.20, so the step's \"rest\" frames are half open) — a third of her "
-    "sessions are refused `still_chin` in every camera condition, `base` included (ratios 0.15-0.45, 1-5 opened "
-    "frames): her marginal speech openings part the lips by ~0.1-0.15 inter-ocular distances with the chin "
-    "moving by about dlib's own jitter (±0.05). (b) shows the same on the clip itself: the marginal openings "
-    "(MAR 0.30-0.35) read 0.25-0.5 at a normal framing, the wide ones 0.6-1.0. Our SYNTHETIC opening (c) moves "
-    "the chin at gaps 0.45-0.9, but at 1.2 (the OPEN_WIDER cap) dlib's fit stops following the render (MAR "
-    "lower than at 0.9) and 3 of 24 frames read under the cut; in the sweep 4 blink_7 sessions were refused, "
-    "3 of them on a single opened frame.",
+    "How to read it. The ~1000 stored talking_head_a sessions of verify_latency, chunk_profile, draw_hook, the "
+    "tests and cutout's controls are NOT 1000 openings: each acts the clip's first wide opening (MAR > 0.4) as ONE "
+    "opened frame against the clip's calm run (tests/paced_client), so they sit together and say little about "
+    "other openings. Where the same REAL person opens her mouth in other ways — camera_sweep's actor re-cues any "
+    "MAR peak > 0.34 of her speech (attacks.Actor), her settle baseline taken as she talks (MAR 0.15-0.20, so the "
+    "step's \"rest\" frames are half open) — she is refused `still_chin` in several camera conditions, `base` "
+    "included (e), and on the clip itself (b) her marginal speech openings (MAR 0.30-0.35) read low in dim light. "
+    "The synthetic opening of the genuine benchmarks (c) moves the chin in the pixels at every gap. Before "
+    "32f49fc (landmark ratio only, JAW_CUT 0.45, every opened frame; results of b62c467) the same sweep refused "
+    "36/192 (talking_head_a 32/96 in every condition, blink_7 4/96) and (c)'s gap 1.2 3/24.",
     "",
     "Not measured: anyone opening on request who is old (no such footage here: the REAL openings are 12 young "
     "Yale faces, one photo each, and ONE talking person); dentures, beards, a hand or mask near the chin; real "
@@ -439,70 +515,81 @@ READ = [
 
 def _s(x: dict[str, Any]) -> str:
     if not x["n"]:
-        return "– | – | – | –"
-    return f"{x['min']} | {x['p5']} | {x['median']} | {x['max']}"
+        return "–"
+    return f"{x['min']} / {x['p5']} / {x['median']}"
+
+
+def _row(source: str, kind: str, footage: str, v: dict[str, Any], lm_only: dict[str, Any] | None) -> str:
+    return (f"| {source} | {kind} | {footage} | {v['n']} | {v['decided']} ({v['by_pixels']}) | **{v['still_chin']}** | "
+            f"{_s(v['pixels'])} | {_s(v['landmarks_all'])} | {'–' if lm_only is None else lm_only['still_chin']} |")
 
 
 def text(res: dict[str, Any]) -> str:
     m = res["machine"]
-    y, sp, sy, st, sw = res["yale"], res["speech"], res["synthetic"], res["stored"], res.get("sweep")
+    y, sp, sy, st, sw = res["yale"], res["speech"], res["synthetic"], res["stored"], res.get("sweep") or []
     lines = [
         "## Jaw test on GENUINE openings (`benchmarks/jaw_eval.py`)",
         "",
         f"{res['date']}, {m.get('cpu', '')} ({m.get('nproc', '')} cores, shared, niced), main {res['commit']}, "
-        f"{res['wall_s']} s. The statistic of lifecert/engine/jaw.py (jaw.jaw_follows; stored sessions through "
-        "paced.open_mouth_jaw, what _finalize calls): per session the median over the open_mouth step's opened "
-        f"frames of chin drop / inner-lip gap growth; under JAW_CUT {jaw.JAW_CUT} the session goes to REVIEW "
-        "LIVENESS_FAILED `still_chin`. GENUINE openings only (the attacks: `cutout`). The cut was chosen BEFORE "
-        "this benchmark, after seeing Yale (a) and cutout's genuine controls (part of d): nothing here is a "
-        "held-out half. Ratio columns: min | p5 | median | max; \"under the cut\" = sessions production refuses.",
+        f"{res['wall_s']} s. Production's jaw test (lifecert/engine/jaw.py through jaw.jaw_follows; stored sessions "
+        "through paced.open_mouth_jaw + paced.frame_loader, what _finalize calls): the open_mouth step's chin shift "
+        f"read from the PIXELS (PIXEL_CUT {jaw.PIXEL_CUT}), the landmark ratio (JAW_CUT {jaw.JAW_CUT}) where the "
+        "pixels abstain; under the cut the session goes to REVIEW LIVENESS_FAILED `still_chin`. GENUINE openings "
+        "only (the attacks: `cutout`). The cuts were chosen BEFORE this run, after seeing Yale (a), cutout's genuine "
+        "controls and most of (d): nothing here is a held-out half. Columns: decided (of them by the pixels); "
+        "**refused**; pixel ratio and landmark ratio min / p5 / median; refused with the frames' images withheld "
+        "(the same code, landmarks only).",
         "",
-        "| source | REAL / SYNTHETIC | footage | n | decided | min | p5 | median | max | under the cut |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| source | REAL / SYNTHETIC | footage | n | decided (pixels) | refused | pixel ratio | landmark ratio "
+        "| refused, landmarks only |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     if y is not None:
-        lines.append(f"| a. Yale surprised vs own neutral | REAL deliberate opening | {y['usable']} of {y['people']} "
-                     f"people, one photo each | {y['usable']} | {y['spread']['n']} | {_s(y['spread'])} | "
-                     f"{y['spread']['under_cut']} |")
+        lines.append(_row("a. Yale surprised vs own neutral", "REAL deliberate opening",
+                          f"{y['usable']} of {y['people']} people, one photo each", y["verdicts"], y["landmarks_only"]))
     for name, f in (sp or {"framings": {}})["framings"].items():
+        what = "REAL speech" + ("" if f["face_of_width"] is None else ", SYNTHETIC camera")
         for baseline in ("clip", "before"):
             x = f[baseline]
-            what = "REAL speech" + ("" if f["face_of_width"] is None else ", SYNTHETIC camera")
-            lines.append(f"| b. talking_head_a {name}, baseline {baseline}: steps / single opened frames | {what} | "
-                         f"one person, {f['opened_frames']} opened frames of {sp['frames']} | {len(x['rows'])} / "
-                         f"{sum(len(r['single_frame_ratios']) for r in x['rows'])} | {x['steps']['n']} / "
-                         f"{x['single_frames']['n']} | {_s(x['steps'])} | {x['steps']['under_cut']} / "
-                         f"{x['single_frames']['under_cut']} |")
+            lines.append(_row(f"b. talking_head_a {name}, baseline {baseline}: steps", what,
+                              f"one person, {f['opened_frames']} opened frames of {sp['frames']}", x["steps"], None))
+            lines.append(_row(f"b. talking_head_a {name}, baseline {baseline}: each opened frame alone", what,
+                              "as above", x["single_frames"], None))
     for gap, g in (sy or {"gaps": {}})["gaps"].items():
-        lines.append(f"| c. blink_7 + attacks.open_mouth gap {gap} | SYNTHETIC opening, REAL face | one person, "
-                     f"{g['frames']} frames | {g['frames']} | {g['spread']['n']} ({g['not_open']} under MAR 0.30) | "
-                     f"{_s(g['spread'])} | {g['spread']['under_cut']} |")
+        lines.append(_row(f"c. blink_7 + attacks.open_mouth gap {gap}", "SYNTHETIC opening, REAL face",
+                          f"one person, {g['frames']} frames ({g['not_open']} not open)", g["verdicts"], None))
     for source, g in (st or {}).items():
-        lines.append(f"| d. stored: {source} ({g['databases']} db) | paced sessions, production's pipeline | "
-                     f"{g['footage']}; opened frames per session: median {g['opened_median']} | {g['sessions']} | "
-                     f"{g['decided']} | {_s(g['spread'])} | {g['spread']['under_cut']} (of them CONFIRMED "
-                     f"without the test: {len(g['confirmed_to_review'])}) |")
-    if sw is not None:
+        lines.append(_row(f"d. stored: {source} ({g['databases']} db)", "paced sessions, production's pipeline",
+                          f"{g['footage']}; opened frames per session: median {g['opened_median']}", g["verdicts"],
+                          g["landmarks_only"]))
+    for e in sw:
+        px = any(c["verdicts"]["by_pixels"] for c in e["cells"].values())
         lines += [
             "",
-            f"e. `camera_sweep` rerun under the jaw test ({sw['date']}, main {sw['commit']}; 6 of its 13 conditions, "
-            f"where landmarks are noisiest, 16 sessions per condition and clip) against its last run "
-            f"({sw['old_date']}, {sw['old_commit']}, no jaw test), the same drawn sessions: CONFIRMED "
-            f"{sw['confirmed']}/{sw['sessions']} (the same sessions before: {sw['confirmed_before']}); "
-            f"`still_chin` {sw['still_chin']}/{sw['sessions']}.",
+            f"e. `camera_sweep` rerun with {'the pixel test' if px else 'the landmark ratio only (jaw.py of f0c835b)'}"
+            f" (its run of {e['date']}, main {e['commit']}; 6 of its 13 conditions, where "
+            f"landmarks are noisiest, 16 sessions per condition and clip) against its last run without the jaw test "
+            f"({e['old_date']}, {e['old_commit']}), the same drawn sessions: CONFIRMED {e['confirmed']}/"
+            f"{e['sessions']} (the same sessions then: {e['confirmed_before']}); `still_chin` "
+            f"**{e['still_chin']}/{e['sessions']}**.",
             "",
-            "| condition / clip | n | CONFIRMED now | CONFIRMED before | still_chin | jaw decided | min | p5 | median "
-            "| max |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "| condition / clip | n | CONFIRMED now | CONFIRMED then | refused still_chin | pixel ratio | landmark "
+            "ratio |",
+            "|---|---|---|---|---|---|---|",
         ]
-        for cell, c in sw["cells"].items():
-            lines.append(f"| {cell} | {c['n']} | {c['confirmed']} | {c['confirmed_before']} | {c['still_chin']} | "
-                         f"{c['decided']} | {_s(c['spread'])} |")
+        for cell, c in e["cells"].items():
+            v = c["verdicts"]
+            lines.append(f"| {cell} | {c['n']} | {c['confirmed']} | {c['confirmed_before']} | {v['still_chin']} | "
+                         f"{_s(v['pixels'])} | {_s(v['landmarks_all'])} |")
     if st is not None:
         kept = sum(g["with_stored_jaw"] for g in st.values())
         off = sum(len(g["stored_jaw_mismatch"]) for g in st.values())
-        lines += ["", f"Check of the recomputation (d): {kept} stored sessions were decided with the jaw test and "
-                  f"carry production's own record; the recomputed ratio and verdict differ in {off} of them."]
+        ratio_off = sum(len(g["stored_pixel_ratio_differs"]) for g in st.values())
+        lines += ["", f"Check of the recomputation (d): {kept} stored sessions were decided with the pixel test and "
+                  f"carry production's own jaw record; the recomputed verdict or deciding measure differs in {off}, "
+                  f"the pixel ratio in {ratio_off}"
+                  + (" (on 2026-12-02: an e2e run decided 05:13-05:16 UTC by a version of the pixel test before "
+                     "32f49fc landed)." if ratio_off else ".")]
     lines += ["", *READ]
     return "\n".join(lines)
 
@@ -514,8 +601,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tmp", type=Path, default=Path("/tmp"), help="where the kept session databases are")
     ap.add_argument("--only", default="yale,speech,synthetic,stored,sweep")
-    ap.add_argument("--sweep", type=Path, default=ROOT / "benchmarks" / "results" / "camera_sweep_jaw.json",
-                    help="camera_sweep's rerun under the jaw test (its --out), compared with results/camera_sweep.json")
+    sweeps = [ROOT / "benchmarks" / "results" / f"{n}.json" for n in ("camera_sweep_jaw", "camera_sweep_jaw_pixels")]
+    ap.add_argument("--sweep", type=Path, nargs="*", default=sweeps,
+                    help="camera_sweep reruns under the jaw test (their --out), against results/camera_sweep.json")
     ap.add_argument("--no-readme", action="store_true")
     args = ap.parse_args(argv)
     t0 = time.time()
@@ -529,9 +617,9 @@ def main(argv: list[str] | None = None) -> int:
         "speech": measure_speech(engine) if "speech" in only else None,
         "synthetic": measure_synthetic(engine) if "synthetic" in only else None,
         "stored": measure_stored(args.tmp) if "stored" in only else None,
-        "sweep": compare_sweep(json.loads(args.sweep.read_text()),
-                               json.loads((ROOT / "benchmarks" / "results" / "camera_sweep.json").read_text()))
-        if "sweep" in only and args.sweep.exists() else None,
+        "sweep": [compare_sweep(json.loads(p.read_text()),
+                                json.loads((ROOT / "benchmarks" / "results" / "camera_sweep.json").read_text()))
+                  for p in args.sweep if p.exists()] if "sweep" in only else [],
     }
     res["wall_s"] = round(time.time() - t0)
     publish("jaw", "jaw", res, text(res), readme=not args.no_readme)
