@@ -392,8 +392,9 @@ def record(ctx: Any, session_id: str, params: Any = None) -> dict[str, Any]:
 
 def redecide(scores: dict[str, Any], states: Sequence[str], live: Any, still_chin: bool = False) -> str:
     """The decision of a session with evidence, recomputed by rules.decide from its stored scores, a recomputed
-    passive liveness ``live`` (steps.PassiveLiveness) and jaw test ``still_chin``: what today's flat and jaw tests
-    would decide."""
+    passive liveness ``live`` (steps.PassiveLiveness): what today's flat test would decide. ``still_chin`` no longer
+    changes the decision (since session 14 the jaw test opens a STILL_CHIN spot check of a CONFIRMED session instead
+    of refusing it: it refused genuine speech-like openings); the parameter stays for the callers' rows."""
     from lifecert.services.verification import rules
 
     pad = scores.get("pad") or {}
@@ -401,7 +402,7 @@ def redecide(scores: dict[str, Any], states: Sequence[str], live: Any, still_chi
         **rules.match_evidence(scores.get("fusion"), scores.get("one_to_n") or []),
         threshold=scores["threshold"], own_match=scores["match"],
         one_person_min=scores.get("one_person_min_similarity", 1.0), still=live.still, flat=live.flat_photo,
-        still_chin=still_chin, challenges_passed=all(s == "seen" for s in states), pad_spoof=bool(pad.get("spoof"))))
+        challenges_passed=all(s == "seen" for s in states), pad_spoof=bool(pad.get("spoof"))))
     return str(v.decision)
 
 

@@ -1031,10 +1031,11 @@ def production_decision(row: dict[str, Any], params: LivenessParams, g: QualityS
         out |= {"decision": "RETRY", "reason": reason, "issue": None, "active_reject": True}
         return out
     v = rules.decide(rules.Evidence(threshold=0.0, own_match=1.0, one_person_min=1.0, still=live.still,
-                                    flat=live.flat_photo, still_chin=chin is not None and chin.still_chin,
-                                    challenges_passed=not out["missed"], pad_spoof=False))
+                                    flat=live.flat_photo, challenges_passed=not out["missed"], pad_spoof=False))
+    # the jaw test does not refuse (a STILL_CHIN spot check of a CONFIRMED session: domain/spotcheck.py)
     out |= {"decision": str(v.decision), "reason": None if v.reason is None else str(v.reason), "issue": v.issue,
-            "active_reject": v.decision != "CONFIRMED"}
+            "active_reject": v.decision != "CONFIRMED",
+            "spot_check_still_chin": v.decision == "CONFIRMED" and chin is not None and chin.still_chin}
     return out
 
 

@@ -8,7 +8,10 @@ of its own queue (:class:`lifecert.domain.cases.SpotCheck`). Two reasons today:
   high enough to pass, low enough that the replays PAD lets through mostly sit there
   (benchmarks/README.md "PAD audit band" measures the band and what it costs);
 - ``RANDOM_SAMPLE``: a uniform draw in [0, 1) below ``sample_rate``, which catches what no model
-  scores low.
+  scores low;
+- ``STILL_CHIN``: the open_mouth step's lips parted while the chin stayed put (lifecert/engine/jaw.py),
+  what a printed photo with the mouth cut out shows. Not a refusal: real people who part their lips
+  without dropping the jaw (small speech-like openings) read the same (benchmarks/README.md ``jaw``).
 
 A later reason (e.g. the first confirmation after enrollment) is one more member of
 :class:`SpotCheckReason` and one more test in :meth:`SpotCheckPolicy.reasons`.
@@ -30,6 +33,7 @@ class SpotCheckReason(StrEnum):
 
     PAD_GREY_BAND = "PAD_GREY_BAND"
     RANDOM_SAMPLE = "RANDOM_SAMPLE"
+    STILL_CHIN = "STILL_CHIN"
 
 
 def pad_score_of(scores: Mapping[str, Any]) -> float | None:
@@ -40,6 +44,14 @@ def pad_score_of(scores: Mapping[str, Any]) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return None
     return float(value)
+
+
+def still_chin_of(scores: Mapping[str, Any]) -> bool:
+    """Whether the session's jaw test (``scores["liveness"]["jaw"]``, engine/jaw.py) saw the lips part over a
+    still chin; False where it abstained or did not run."""
+    liveness = scores.get("liveness")
+    jaw = liveness.get("jaw") if isinstance(liveness, Mapping) else None
+    return isinstance(jaw, Mapping) and jaw.get("still_chin") is True
 
 
 def _bad(message: str) -> LifecertError:
@@ -77,15 +89,16 @@ class SpotCheckPolicy:
             return None
         return (self.pad_threshold, self.pad_below)
 
-    def reasons(self, pad_score: float | None, draw: float) -> tuple[SpotCheckReason, ...]:
+    def reasons(self, pad_score: float | None, draw: float, still_chin: bool = False) -> tuple[SpotCheckReason, ...]:
         """Why a CONFIRMED session is spot-checked ((): it is not), most telling first.
 
         ``pad_score``: the session's fused PAD P(real), None when PAD did not score it.
+        ``still_chin``: the jaw test's verdict (:func:`still_chin_of`).
         ``draw``: one uniform draw in [0, 1), made for every confirmed session whatever the result
         (so the work done does not depend on the score)."""
         if not 0.0 <= draw < 1.0:
             raise ValueError(f"draw must lie in [0, 1), not {draw!r}")
-        out: list[SpotCheckReason] = []
+        out: list[SpotCheckReason] = [SpotCheckReason.STILL_CHIN] if still_chin else []
         band = self.band
         if band is not None and pad_score is not None and band[0] <= pad_score < band[1]:
             out.append(SpotCheckReason.PAD_GREY_BAND)

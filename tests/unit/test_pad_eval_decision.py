@@ -100,10 +100,11 @@ def test_given_an_opened_mouth_when_decided_then_the_jaw_test_is_judged_as_produ
     d = pad_eval.production_decision(_mouth_row(frontal, chin_follows=True), P, G, 5)
     assert d["decision"] == "CONFIRMED" and d["challenge_results"][0]["passed"], d
     assert d["jaw"]["decided"] and d["jaw"]["rest_from"] == "step" and d["jaw"]["ratio"] > 0.8, d["jaw"]
-    # the same lips over a chin that stays put: production's still_chin
+    assert not d["spot_check_still_chin"], d
+    # the same lips over a chin that stays put: production's still_chin, a spot check of a CONFIRMED session
     d = pad_eval.production_decision(_mouth_row(frontal, chin_follows=False), P, G, 5)
     assert d["challenge_results"][0]["passed"] and d["jaw"]["still_chin"], d["jaw"]
-    assert d["decision"] == "REVIEW" and d["issue"] == "still_chin" and d["active_reject"], d
+    assert d["decision"] == "CONFIRMED" and d["spot_check_still_chin"] and not d["active_reject"], d
 
 
 def test_given_a_turn_before_the_reaction_time_when_decided_then_not_counted(frontal: NDArray[np.float32]) -> None:

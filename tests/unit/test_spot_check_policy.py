@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from lifecert.config import Settings
 from lifecert.domain.errors import ErrorCode, LifecertError, ModelError
-from lifecert.domain.spotcheck import SpotCheckPolicy, SpotCheckReason
+from lifecert.domain.spotcheck import SpotCheckPolicy, SpotCheckReason, still_chin_of
 from lifecert.engine.pad import PadModel, PadThreshold, pad_spec
 from lifecert.services.verification.spotcheck import pad_score_of, policy_from
 
@@ -150,3 +150,19 @@ def test_given_an_analysis_record_when_reading_the_pad_score_then_only_a_number_
     assert pad_score_of({"pad": {"score": True}}) is None
     assert pad_score_of({"pad": {"score": float("nan")}}) is None
     assert pad_score_of({"pad": 0.9}) is None  # a bare number is not the PAD record the rules write
+
+
+def test_given_a_still_chin_when_a_confirmed_session_is_considered_then_it_is_checked_first_whatever_else() -> None:
+    p = SpotCheckPolicy(sample_rate=0.02, pad_threshold=0.7325, pad_below=0.94, band_source="test")
+    assert p.reasons(0.99, 0.5, still_chin=True) == (SpotCheckReason.STILL_CHIN,)
+    assert p.reasons(0.80, 0.01, still_chin=True) == (
+        SpotCheckReason.STILL_CHIN, SpotCheckReason.PAD_GREY_BAND, SpotCheckReason.RANDOM_SAMPLE)
+    assert p.reasons(0.99, 0.5) == ()  # the jaw test did not see a still chin: nothing
+
+
+def test_given_an_analysis_record_when_reading_the_jaw_verdict_then_only_a_true_still_chin_counts() -> None:
+    assert still_chin_of({"liveness": {"jaw": {"decided": True, "still_chin": True}}})
+    assert not still_chin_of({"liveness": {"jaw": {"decided": True, "still_chin": False}}})
+    assert not still_chin_of({"liveness": {"jaw": {"still_chin": "yes"}}})  # only the boolean
+    assert not still_chin_of({"liveness": {"jaw": None}}) and not still_chin_of({"liveness": {}})
+    assert not still_chin_of({}) and not still_chin_of({"liveness": "x"})

@@ -34,7 +34,6 @@ def test_given_clean_evidence_when_decided_then_confirmed() -> None:
         ({"pad_spoof": True}, Decision.REVIEW, ErrorCode.PRESENTATION_ATTACK, "presentation_attack"),
         ({"one_person_min": 0.2}, Decision.REVIEW, ErrorCode.DIFFERENT_PERSONS, None),
         ({"flat": True}, Decision.REVIEW, ErrorCode.LIVENESS_FAILED, "flat_photo"),
-        ({"still_chin": True}, Decision.REVIEW, ErrorCode.LIVENESS_FAILED, "still_chin"),
         ({"challenges_passed": False}, Decision.RETRY, ErrorCode.CHALLENGE_NOT_SEEN, None),
         ({"other_matches": [0.9]}, Decision.REVIEW, ErrorCode.MATCHES_OTHER_PENSIONER, None),
         ({"own_match": 0.3}, Decision.REVIEW, ErrorCode.LOW_MATCH, None),

@@ -532,7 +532,6 @@ class PacedCapture:
                 one_person_min=one_person_min,
                 still=live.still,
                 flat=live.flat_photo,
-                still_chin=jaw_check is not None and jaw_check.still_chin,
                 challenges_passed=missed is None and all(s["state"] == SEEN for s in vs.steps),
                 pad_spoof=bool(pad and pad.get("spoof")),
             )

@@ -28,7 +28,6 @@ class Evidence:
     other_matches: Sequence[float] = ()  # 1:N scores of OTHER pensioners
     still: bool = False  # no landmark motion at all: a still image
     flat: bool = False  # the flat-photo test decided "planar"
-    still_chin: bool = False  # the lips parted over a chin that stayed put (engine/jaw.py: a cut-out print)
     challenges_passed: bool = True
     pad_spoof: bool = False  # presentation-attack detection (model and/or cues) says spoof
     # fused 1:1 score and its calibrated threshold (lifecert/services/fusion.py); when present they
@@ -71,8 +70,6 @@ def decide(e: Evidence) -> Verdict:
         return Verdict(Decision.REVIEW, ErrorCode.DIFFERENT_PERSONS)
     if e.flat:
         return Verdict(Decision.REVIEW, ErrorCode.LIVENESS_FAILED, "flat_photo")
-    if e.still_chin:
-        return Verdict(Decision.REVIEW, ErrorCode.LIVENESS_FAILED, "still_chin")
     if not e.challenges_passed:
         return Verdict(Decision.RETRY, ErrorCode.CHALLENGE_NOT_SEEN)
     if any(s >= e.threshold and s > e.own_match for s in e.other_matches):
