@@ -125,6 +125,10 @@ VARIANTS = {
                 cut="lower_face"),
         Variant("mouth_chin_photo", False, True, what="ADAPTIVE: mouth_chin on a photo-quality print", look=False,
                 cut="mouth_chin"),
+        Variant("lower_face_wide_photo", False, True, what="ADAPTIVE: lower_face on a photo-quality print, the paper "
+                "turned 35-55 degrees", look=False, cut="lower_face", turn_deg=TURN_WIDE_DEG),
+        Variant("mouth_chin_wide_photo", False, True, what="ADAPTIVE: mouth_chin on a photo-quality print, the paper "
+                "turned 35-55 degrees", look=False, cut="mouth_chin", turn_deg=TURN_WIDE_DEG),
         Variant("genuine", genuine=True, what="GENUINE: talking_head_a acting the draw (turns/nods: cylinder warp)"),
         Variant("genuine_3d", genuine=True, what="GENUINE: talking_head_a acting the draw, turns/nods by the "
                 "depth-aware attacks.turn_head_3d (GENUINE_3D_DEG)"),
@@ -631,7 +635,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-readme", action="store_true")
     ap.add_argument("--rescore", default="", help="a kept run's results JSON: its sessions' flat test recomputed")
     ap.add_argument("--refinalize", default="", help="a kept run's results JSON: its sessions decided again")
+    ap.add_argument("--pool", nargs="+", default=None, help="results JSONs: their sessions pooled per variant "
+                    "(a --refinalize'd run by its re-decision) into results/<--name>.json")
     args = ap.parse_args(argv)
+    if args.pool:
+        return pool([Path(p) for p in args.pool], args)
     if args.rescore:
         return rescore(Path(args.rescore), args)
     if args.refinalize:
@@ -723,6 +731,71 @@ def refinalize(path: Path, args: argparse.Namespace) -> int:
     path.write_text(json.dumps(res, indent=1, ensure_ascii=False, default=str), encoding="utf-8")
     print(json.dumps({k: {d: cell(c) for d, c in v["rates"].items()} for k, v in res["summary_final"].items()},
                      indent=1, ensure_ascii=False))
+    return 0
+
+
+FINAL_KEYS = ("pad_pass", "flat_pass", "match_pass", "jaw_pass", "jaw_ratio", "jaw_decided", "confirmed",
+              "confirmed_no_jaw", "outcome", "match")
+
+
+def pooled_rows(paths: Sequence[Path]) -> list[dict[str, Any]]:
+    """The sessions of several runs, each as decided by the newest code that decided it: a --refinalize'd run's
+    rows by their ``final`` record (PacedCapture._finalize again), the others as run. ``source`` names the run."""
+    out = []
+    for path in paths:
+        res = json.loads(path.read_text(encoding="utf-8"))
+        code = res.get("code_final") or res.get("code")
+        for r in res["rows"]:
+            f = r.get("final") if "final" in r else None
+            row = {k: r[k] for k in ("variant", "k", "session_id", "drawn", "steps", "active", "victim", "parallax",
+                                     "pad_score") if k in r}
+            row |= {k: (f if f is not None else r).get(k) for k in FINAL_KEYS}
+            row["evidence"] = r.get("evidence")
+            out.append(row | {"source": path.name, "code": code})
+    return out
+
+
+def cell1(r: dict[str, Any]) -> str:
+    """A rate with one decimal (the pooled table)."""
+    return f"{r['k']}/{r['n']} = {r['pct']:.1f} % [{r['ci95'][0]:.1f}–{r['ci95'][1]:.1f}]" if r["n"] else "–"
+
+
+def pool(paths: Sequence[Path], args: argparse.Namespace) -> int:
+    """Sessions of several runs pooled per variant (:func:`pooled_rows`), plus ALL rows for the session-13 holes
+    (mouth / mouth + eyes) and for the adaptive cuts; results/<--name>.json and a Markdown table on stdout."""
+    rows = pooled_rows(paths)
+    for r in rows:
+        r["flat_pass"] = bool(r["flat_pass"])
+    summary = summarize(rows)
+    groups = {"ALL mouth / eyes holes": [r for r in rows if not VARIANTS[r["variant"]].genuine
+                                         and VARIANTS[r["variant"]].cut == "mouth"],
+              "ALL adaptive cuts": [r for r in rows if VARIANTS[r["variant"]].cut != "mouth"]}
+    for name, rs in groups.items():
+        if rs:
+            c = summarize([r | {"variant": rs[0]["variant"]} for r in rs])[rs[0]["variant"]]
+            summary[name] = c | {"n": len(rs), "genuine": False, "what": name}
+    for name, c in summary.items():
+        rs = groups.get(name) or [r for r in rows if r["variant"] == name]
+        ks = sorted({r["k"] for r in rs})
+        c["sessions"] = f"{ks[0]}-{ks[-1]}" if ks == list(range(ks[0], ks[-1] + 1)) else ",".join(map(str, ks))
+        c["jaw_let_through_of_decided"] = rate(sum(1 for r in rs if r["jaw_decided"] and r["jaw_pass"] !=
+                                                   VARIANTS[r["variant"]].genuine),
+                                               sum(1 for r in rs if r["jaw_decided"]))
+    lines = ["| variant | n (sessions) | active | PAD | flat test | 1:1 match | jaw test | jaw decided: let through | "
+             "jaw ratio median | PAD + flat + match | all but jaw | all (CONFIRMED) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, c in summary.items():
+        r = c["rates"]
+        lines.append(f"| `{name}` | {c['n']} ({c['sessions']}) | {cell1(r['active'])} | {cell1(r['pad'])} | "
+                     f"{cell1(r['flat'])} | {cell1(r['match'])} | {cell1(r['jaw'])} | "
+                     f"{cell1(c['jaw_let_through_of_decided'])} | {c['jaw_ratio_median']} | "
+                     f"{cell1(r['pad_flat_match'])} | {cell1(r['all_no_jaw'])} | **{cell1(r['all'])}** |")
+    text = "\n".join(lines)
+    out = {"name": args.name, "date": now(), "machine": machine(), "code_now": code_version(),
+           "sources": [{"file": p.name, "code": json.loads(p.read_text(encoding="utf-8")).get("code_final")
+                        or json.loads(p.read_text(encoding="utf-8")).get("code")} for p in paths],
+           "summary": summary, "rows": rows}
+    publish(args.name, args.name, out, text, readme=False)
     return 0
 
 
