@@ -380,6 +380,8 @@ def record(ctx: Any, session_id: str, params: Any = None) -> dict[str, Any]:
         "motion": liv.get("motion"),
         "jaw_ratio": jaw.get("ratio"),  # engine/jaw.py: chin drop / lip-gap growth on the open_mouth step
         "jaw_decided": bool(jaw.get("decided")),
+        "jaw_pixel_ratio": jaw.get("pixel_ratio"),  # the chin's shift read from the frames (decides where it can)
+        "jaw_signal": jaw.get("signal"),
         "still_chin": bool(jaw.get("still_chin")),
         "match": scores.get("match"),
         "threshold": scores.get("threshold"),
@@ -543,6 +545,7 @@ def summarize(rows: Sequence[dict[str, Any]], flat_key: str = "flat_pass", all_k
             "parallax_median": _median([r["parallax"] for r in rs]),
             "match_median": _median([r["match"] for r in rs]),
             "jaw_ratio_median": _median([r.get("jaw_ratio" + suffix) for r in rs]),
+            "jaw_pixel_median": _median([r.get("jaw_pixel_ratio" + suffix) for r in rs]),
             "jaw_decided": sum(1 for r in rs if r.get("jaw_decided" + suffix)),
         }
     return out
@@ -717,8 +720,9 @@ def refinalize(path: Path, args: argparse.Namespace) -> int:
             assert now_["rescored"]["decision"] == now_["decision"], (r["session_id"], now_["rescored"], now_)
         r["final"] = {k: now_.get(k) for k in ("outcome", "pad_pass", "flat_pass", "match_pass", "confirmed", "match",
                                                "parallax", "jaw_ratio", "jaw_decided", "still_chin", "jaw_pass",
-                                               "confirmed_no_jaw")}
-        for k in ("confirmed", "flat_pass", "match_pass", "jaw_pass", "jaw_ratio", "jaw_decided", "confirmed_no_jaw"):
+                                               "confirmed_no_jaw", "jaw_pixel_ratio", "jaw_signal")}
+        for k in ("confirmed", "flat_pass", "match_pass", "jaw_pass", "jaw_ratio", "jaw_decided", "confirmed_no_jaw",
+                  "jaw_pixel_ratio"):
             r[k + "_final"] = now_.get(k)
     ctx.close()
     changed = [r for r in res["rows"] if r["final"]["outcome"] != r["outcome"]]
@@ -735,7 +739,7 @@ def refinalize(path: Path, args: argparse.Namespace) -> int:
 
 
 FINAL_KEYS = ("pad_pass", "flat_pass", "match_pass", "jaw_pass", "jaw_ratio", "jaw_decided", "confirmed",
-              "confirmed_no_jaw", "outcome", "match")
+              "confirmed_no_jaw", "outcome", "match", "jaw_pixel_ratio", "jaw_signal")
 
 
 def pooled_rows(paths: Sequence[Path]) -> list[dict[str, Any]]:
@@ -782,13 +786,13 @@ def pool(paths: Sequence[Path], args: argparse.Namespace) -> int:
                                                    VARIANTS[r["variant"]].genuine),
                                                sum(1 for r in rs if r["jaw_decided"]))
     lines = ["| variant | n (sessions) | active | PAD | flat test | 1:1 match | jaw test | jaw decided: let through | "
-             "jaw ratio median | PAD + flat + match | all but jaw | all (CONFIRMED) |",
+             "jaw median (landmarks / pixels) | PAD + flat + match | all but jaw | all (CONFIRMED) |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, c in summary.items():
         r = c["rates"]
         lines.append(f"| `{name}` | {c['n']} ({c['sessions']}) | {cell1(r['active'])} | {cell1(r['pad'])} | "
                      f"{cell1(r['flat'])} | {cell1(r['match'])} | {cell1(r['jaw'])} | "
-                     f"{cell1(c['jaw_let_through_of_decided'])} | {c['jaw_ratio_median']} | "
+                     f"{cell1(c['jaw_let_through_of_decided'])} | {c['jaw_ratio_median']} / {c['jaw_pixel_median']} | "
                      f"{cell1(r['pad_flat_match'])} | {cell1(r['all_no_jaw'])} | **{cell1(r['all'])}** |")
     text = "\n".join(lines)
     out = {"name": args.name, "date": now(), "machine": machine(), "code_now": code_version(),
