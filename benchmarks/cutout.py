@@ -390,6 +390,9 @@ def record(ctx: Any, session_id: str, params: Any = None) -> dict[str, Any]:
     }
     out["flat_pass"] = evidence and not out["flat_photo"] and not out["still"]
     out["jaw_pass"] = evidence and not out["still_chin"]  # an abstaining jaw test lets the session through
+    # since f48fabf a still_chin CONFIRMED session gets a STILL_CHIN spot check (a person looks): CONFIRMED unflagged
+    # = through with no jaw-triggered look
+    out["confirmed_unflagged"] = out["confirmed"] and not out["still_chin"]
     if flat_now is not None:
         out["rescored"] = flat_now
         out["confirmed_no_jaw"] = flat_now["decision_no_jaw"] == "CONFIRMED"
@@ -504,7 +507,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 DEFENCES = (("active", "active"), ("pad", "pad_pass"), ("flat", "flat_pass"), ("match", "match_pass"),
-            ("jaw", "jaw_pass"), ("all", "confirmed"), ("all_no_jaw", "confirmed_no_jaw"))
+            ("jaw", "jaw_pass"), ("all", "confirmed"), ("all_no_jaw", "confirmed_no_jaw"),
+            ("unflagged", "confirmed_unflagged"))
 
 
 def summarize(rows: Sequence[dict[str, Any]], flat_key: str = "flat_pass", all_key: str = "confirmed",
@@ -523,7 +527,7 @@ def summarize(rows: Sequence[dict[str, Any]], flat_key: str = "flat_pass", all_k
                 key = flat_key
             elif key == "confirmed":
                 key = all_key
-            elif key in ("match_pass", "jaw_pass", "confirmed_no_jaw"):
+            elif key in ("match_pass", "jaw_pass", "confirmed_no_jaw", "confirmed_unflagged"):
                 key += suffix
             if not all(key in r for r in rs):
                 continue
@@ -720,9 +724,10 @@ def refinalize(path: Path, args: argparse.Namespace) -> int:
             assert now_["rescored"]["decision"] == now_["decision"], (r["session_id"], now_["rescored"], now_)
         r["final"] = {k: now_.get(k) for k in ("outcome", "pad_pass", "flat_pass", "match_pass", "confirmed", "match",
                                                "parallax", "jaw_ratio", "jaw_decided", "still_chin", "jaw_pass",
-                                               "confirmed_no_jaw", "jaw_pixel_ratio", "jaw_signal")}
+                                               "confirmed_no_jaw", "jaw_pixel_ratio", "jaw_signal",
+                                               "confirmed_unflagged")}
         for k in ("confirmed", "flat_pass", "match_pass", "jaw_pass", "jaw_ratio", "jaw_decided", "confirmed_no_jaw",
-                  "jaw_pixel_ratio"):
+                  "jaw_pixel_ratio", "confirmed_unflagged"):
             r[k + "_final"] = now_.get(k)
     ctx.close()
     changed = [r for r in res["rows"] if r["final"]["outcome"] != r["outcome"]]
@@ -739,7 +744,7 @@ def refinalize(path: Path, args: argparse.Namespace) -> int:
 
 
 FINAL_KEYS = ("pad_pass", "flat_pass", "match_pass", "jaw_pass", "jaw_ratio", "jaw_decided", "confirmed",
-              "confirmed_no_jaw", "outcome", "match", "jaw_pixel_ratio", "jaw_signal")
+              "confirmed_no_jaw", "outcome", "match", "jaw_pixel_ratio", "jaw_signal", "confirmed_unflagged")
 
 
 def pooled_rows(paths: Sequence[Path]) -> list[dict[str, Any]]:
@@ -786,14 +791,14 @@ def pool(paths: Sequence[Path], args: argparse.Namespace) -> int:
                                                    VARIANTS[r["variant"]].genuine),
                                                sum(1 for r in rs if r["jaw_decided"]))
     lines = ["| variant | n (sessions) | active | PAD | flat test | 1:1 match | jaw test | jaw decided: let through | "
-             "jaw median (landmarks / pixels) | PAD + flat + match | all but jaw | all (CONFIRMED) |",
+             "jaw median (landmarks / pixels) | PAD + flat + match | CONFIRMED | CONFIRMED, jaw not flagged |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, c in summary.items():
         r = c["rates"]
         lines.append(f"| `{name}` | {c['n']} ({c['sessions']}) | {cell1(r['active'])} | {cell1(r['pad'])} | "
                      f"{cell1(r['flat'])} | {cell1(r['match'])} | {cell1(r['jaw'])} | "
                      f"{cell1(c['jaw_let_through_of_decided'])} | {c['jaw_ratio_median']} / {c['jaw_pixel_median']} | "
-                     f"{cell1(r['pad_flat_match'])} | {cell1(r['all_no_jaw'])} | **{cell1(r['all'])}** |")
+                     f"{cell1(r['pad_flat_match'])} | {cell1(r['all'])} | **{cell1(r['unflagged'])}** |")
     text = "\n".join(lines)
     out = {"name": args.name, "date": now(), "machine": machine(), "code_now": code_version(),
            "sources": [{"file": p.name, "code": json.loads(p.read_text(encoding="utf-8")).get("code_final")
