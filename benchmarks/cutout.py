@@ -116,6 +116,8 @@ VARIANTS = {
                 "contrast loss or grain)", look=False),
         Variant("eyes_close_photo", True, True, what="mouth and eyes cut out, held close, a photo-quality print",
                 look=False),
+        Variant("mouth_close_wide_photo", False, True, what="mouth cut out, held close, a photo-quality print turned "
+                "35-55 degrees (the naive twin of the *_wide_photo adaptive rows)", turn_deg=TURN_WIDE_DEG, look=False),
         Variant("lower_face", False, True, what="ADAPTIVE (knows the jaw test): everything below the printed nose "
                 "cut out, past the printed chin, his own mouth, chin and jaw line behind it, held close",
                 cut="lower_face"),
