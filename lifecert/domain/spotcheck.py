@@ -11,7 +11,11 @@ of its own queue (:class:`lifecert.domain.cases.SpotCheck`). Two reasons today:
   scores low;
 - ``STILL_CHIN``: the open_mouth step's lips parted while the chin stayed put (lifecert/engine/jaw.py),
   what a printed photo with the mouth cut out shows. Not a refusal: real people who part their lips
-  without dropping the jaw (small speech-like openings) read the same (benchmarks/README.md ``jaw``).
+  without dropping the jaw (small speech-like openings) read the same (benchmarks/README.md ``jaw``);
+- ``JAW_UNREAD``: the open_mouth step was seen but the jaw test could not read it (the lips parted too little
+  for it, or no closed-mouth frame to compare with): otherwise a cut-out print opened just enough would pass
+  unlooked-at (1 of 600 synthetic cut-out sessions did); no genuine session kept on this machine (484 with a
+  seen open_mouth step) was left unread.
 
 A later reason (e.g. the first confirmation after enrollment) is one more member of
 :class:`SpotCheckReason` and one more test in :meth:`SpotCheckPolicy.reasons`.
@@ -34,6 +38,7 @@ class SpotCheckReason(StrEnum):
     PAD_GREY_BAND = "PAD_GREY_BAND"
     RANDOM_SAMPLE = "RANDOM_SAMPLE"
     STILL_CHIN = "STILL_CHIN"
+    JAW_UNREAD = "JAW_UNREAD"
 
 
 def pad_score_of(scores: Mapping[str, Any]) -> float | None:
@@ -46,12 +51,22 @@ def pad_score_of(scores: Mapping[str, Any]) -> float | None:
     return float(value)
 
 
+def _jaw_of(scores: Mapping[str, Any]) -> Mapping[str, Any]:
+    liveness = scores.get("liveness")
+    jaw = liveness.get("jaw") if isinstance(liveness, Mapping) else None
+    return jaw if isinstance(jaw, Mapping) else {}
+
+
 def still_chin_of(scores: Mapping[str, Any]) -> bool:
     """Whether the session's jaw test (``scores["liveness"]["jaw"]``, engine/jaw.py) saw the lips part over a
     still chin; False where it abstained or did not run."""
-    liveness = scores.get("liveness")
-    jaw = liveness.get("jaw") if isinstance(liveness, Mapping) else None
-    return isinstance(jaw, Mapping) and jaw.get("still_chin") is True
+    return _jaw_of(scores).get("still_chin") is True
+
+
+def jaw_unread_of(scores: Mapping[str, Any]) -> bool:
+    """Whether the session's open_mouth step was seen but its jaw test abstained (``decided`` False)."""
+    jaw = _jaw_of(scores)
+    return jaw.get("step_seen") is True and jaw.get("decided") is False
 
 
 def _bad(message: str) -> LifecertError:
@@ -89,16 +104,20 @@ class SpotCheckPolicy:
             return None
         return (self.pad_threshold, self.pad_below)
 
-    def reasons(self, pad_score: float | None, draw: float, still_chin: bool = False) -> tuple[SpotCheckReason, ...]:
+    def reasons(self, pad_score: float | None, draw: float, still_chin: bool = False, jaw_unread: bool = False
+                ) -> tuple[SpotCheckReason, ...]:
         """Why a CONFIRMED session is spot-checked ((): it is not), most telling first.
 
         ``pad_score``: the session's fused PAD P(real), None when PAD did not score it.
-        ``still_chin``: the jaw test's verdict (:func:`still_chin_of`).
+        ``still_chin``: the jaw test's verdict (:func:`still_chin_of`); ``jaw_unread``: it could not read a seen
+        opening (:func:`jaw_unread_of`).
         ``draw``: one uniform draw in [0, 1), made for every confirmed session whatever the result
         (so the work done does not depend on the score)."""
         if not 0.0 <= draw < 1.0:
             raise ValueError(f"draw must lie in [0, 1), not {draw!r}")
         out: list[SpotCheckReason] = [SpotCheckReason.STILL_CHIN] if still_chin else []
+        if jaw_unread:
+            out.append(SpotCheckReason.JAW_UNREAD)
         band = self.band
         if band is not None and pad_score is not None and band[0] <= pad_score < band[1]:
             out.append(SpotCheckReason.PAD_GREY_BAND)

@@ -93,6 +93,7 @@ class JawCheck:
     pixel_refs: int = 0  # rest references the pixel measure used
     signal: str = "landmarks"  # which measure decided: "pixels" or "landmarks"
     growth: float | None = None  # the widest opening's inner-lip gap growth, inter-ocular distances
+    step_seen: bool = False  # the open_mouth step was seen (set by the caller: paced.open_mouth_jaw)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -106,6 +107,7 @@ class JawCheck:
             "rest": self.rest,
             "rest_from": self.rest_from,
             "growth": None if self.growth is None else round(self.growth, 4),
+            "step_seen": self.step_seen,
             "cut": JAW_CUT,
             "pixel_cut": PIXEL_CUT,
         }

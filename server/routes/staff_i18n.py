@@ -155,6 +155,8 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "sr_RANDOM_SAMPLE": ("随机抽样", "Random sample"),
     "sr_STILL_CHIN": ("张嘴时下巴未动（疑似挖去嘴部的照片）",
                       "Mouth opened but the chin stayed still (possibly a photo with the mouth cut out)"),
+    "sr_JAW_UNREAD": ("张嘴幅度太小，无法判断下巴是否随之移动",
+                      "The mouth opened too little to tell whether the chin moved with it"),
     "pad_band": ("复核区间", "Grey band"),
     "spot_confirmation": ("被抽查的认证", "Confirmation under check"),
     "spot_hint": ("认证已生效，本人未被告知抽查。请看画面是否为本人活体（注意屏幕边框、反光、翻拍）。",
@@ -430,6 +432,7 @@ _STRINGS.update({f"rc_{code}": pair for code, pair in {
     "PAD_GREY_BAND": ("防伪分数刚过阈值", "PAD score just above the threshold"),
     "RANDOM_SAMPLE": ("随机抽样", "Random sample"),
     "STILL_CHIN": ("张嘴时下巴未动", "Mouth opened, chin still"),
+    "JAW_UNREAD": ("张嘴动作无法判读下巴", "Mouth opening too small to check the chin"),
     "PENSIONER_DECEASED": ("领取人已登记死亡", "Pensioner recorded as deceased"),
     "CONFIRMED": ("已确认生存", "Survival confirmed"),
 }.items()})

@@ -92,7 +92,7 @@ def test_given_a_slow_genuine_user_when_acting_each_prompt_late_then_confirmed(
         reactions = [c["reaction_ms"] for c in vs.challenge_results]
         assert all(x is not None and x >= 2000 for x in reactions), vs.challenge_results
         jaw = vs.scores["liveness"]["jaw"]  # the REAL clip's speech opening: the chin drops with the lips
-        assert jaw["decided"] and jaw["signal"] == "pixels" and not jaw["still_chin"], jaw
+        assert jaw["decided"] and jaw["step_seen"] and jaw["signal"] == "pixels" and not jaw["still_chin"], jaw
         assert jaw["pixel_ratio"] > 0.45 and jaw["ratio"] > 0.6, jaw
         assert s.scalars(select(SurvivalConfirmation)).first() is not None
 

@@ -93,6 +93,10 @@ def test_given_a_paced_session_when_jaw_checked_then_only_the_revealed_open_mout
     base = Baseline(0.3, base_mar, 0.0, 0.0, 5)
     got = open_mouth_jaw(steps_, [k for k, _ in frames], fobs, base, LivenessParams())
     assert got is not None and got.decided and not got.still_chin and got.rest_from == "step", got
+    assert got.step_seen  # the caller's step state travels with the verdict (the JAW_UNREAD spot check reads it)
+    timed_out = [*steps_[:2], steps_[2] | {"state": "timed_out"}]
+    got = open_mouth_jaw(timed_out, [k for k, _ in frames], fobs, base, LivenessParams())
+    assert got is not None and not got.step_seen
     swapped = [steps_[0], steps_[2] | {"challenge": "open_mouth"}, steps_[1] | {"challenge": "turn_left"}]
     got = open_mouth_jaw(swapped, [k for k, _ in frames], fobs, base, LivenessParams())
     assert got is not None and got.still_chin, got  # the step holding the still chin is now open_mouth

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from lifecert.config import Settings
 from lifecert.domain.errors import ErrorCode, LifecertError, ModelError
-from lifecert.domain.spotcheck import SpotCheckPolicy, SpotCheckReason, still_chin_of
+from lifecert.domain.spotcheck import SpotCheckPolicy, SpotCheckReason, jaw_unread_of, still_chin_of
 from lifecert.engine.pad import PadModel, PadThreshold, pad_spec
 from lifecert.services.verification.spotcheck import pad_score_of, policy_from
 
@@ -166,3 +166,15 @@ def test_given_an_analysis_record_when_reading_the_jaw_verdict_then_only_a_true_
     assert not still_chin_of({"liveness": {"jaw": {"still_chin": "yes"}}})  # only the boolean
     assert not still_chin_of({"liveness": {"jaw": None}}) and not still_chin_of({"liveness": {}})
     assert not still_chin_of({}) and not still_chin_of({"liveness": "x"})
+
+
+def test_given_a_seen_opening_the_jaw_test_could_not_read_when_considered_then_checked_after_a_still_chin() -> None:
+    p = SpotCheckPolicy(sample_rate=0.0)
+    assert p.reasons(0.99, 0.5, jaw_unread=True) == (SpotCheckReason.JAW_UNREAD,)
+    assert p.reasons(0.99, 0.5, still_chin=False, jaw_unread=False) == ()
+    unread = {"liveness": {"jaw": {"decided": False, "still_chin": False, "step_seen": True}}}
+    assert jaw_unread_of(unread) and not still_chin_of(unread)
+    # a step that timed out, a decided test, a record before the field: not unread
+    assert not jaw_unread_of({"liveness": {"jaw": {"decided": False, "step_seen": False}}})
+    assert not jaw_unread_of({"liveness": {"jaw": {"decided": True, "step_seen": True}}})
+    assert not jaw_unread_of({"liveness": {"jaw": {"decided": False}}}) and not jaw_unread_of({})

@@ -20,7 +20,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -751,9 +751,10 @@ def open_mouth_jaw(
         assert images is not None
         return images([at[j] for j in idx])
 
-    return jaw.jaw_follows([fobs[n] for n in at], fobs, base.mar, base.yaw, base.pitch,
-                           max(params.mouth_open_abs, base.mar + params.mouth_open_delta),
-                           step_images if images is not None else None)
+    check = jaw.jaw_follows([fobs[n] for n in at], fobs, base.mar, base.yaw, base.pitch,
+                            max(params.mouth_open_abs, base.mar + params.mouth_open_delta),
+                            step_images if images is not None else None)
+    return replace(check, step_seen=vs_steps[k]["state"] == SEEN)
 
 
 def _baseline(d: dict[str, Any] | None) -> Baseline:

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from lifecert.config import Settings
 from lifecert.domain.cases import DrawnSession, SpotCheck, dump_payload, load_payload
-from lifecert.domain.spotcheck import SpotCheckPolicy, SpotCheckReason, pad_score_of, still_chin_of
+from lifecert.domain.spotcheck import SpotCheckPolicy, SpotCheckReason, jaw_unread_of, pad_score_of, still_chin_of
 from lifecert.engine.pad import PadModel
 from lifecert.services import audit
 from lifecert.services.cases import open_case, spot_check
@@ -92,7 +92,7 @@ def consider(
     ``vs.review_case_id`` (so the frames are kept while the case is open and the session makes no
     refresh template until a person has looked). Runs in the caller's transaction."""
     score = pad_score_of(vs.scores or {})
-    reasons = policy.reasons(score, rng.random(), still_chin_of(vs.scores or {}))
+    reasons = policy.reasons(score, rng.random(), still_chin_of(vs.scores or {}), jaw_unread_of(vs.scores or {}))
     if not reasons:
         return None
     payload = spot_check(vs.id, [str(r) for r in reasons], confirmation_id, method, policy.band, policy.sample_rate,
