@@ -229,7 +229,7 @@ def jaw_follows(
     ratios = [moved[k][0] / moved[k][1] for k in wide]
     ratio = float(np.median(ratios))
     top = max(wide, key=lambda k: moved[k][1])
-    pixel = _pixel_ratio(step_frames, top, rest_idx, chin0, images) if images is not None else None
+    pixel = _pixel_ratio(lm_of, top, rest_idx, chin0, images) if images is not None else None
     if pixel is not None:
         px, refs = pixel
         return JawCheck(True, px < PIXEL_CUT, ratio, len(ratios), len(rest), rest_from, px, refs, "pixels", widest)
@@ -237,13 +237,13 @@ def jaw_follows(
 
 
 def _pixel_ratio(
-    step_frames: Sequence[FrameObs], top: int, rest_idx: Sequence[int], chin0: float, images: ImageLoader,
+    lm_of: dict[int, NDArray[np.float32]], top: int, rest_idx: Sequence[int], chin0: float, images: ImageLoader,
 ) -> tuple[float, int] | None:
     """Median PIXEL chin shift / gap growth of the widest-open frame ``top`` against up to PIXEL_REFS rest frames of
-    the step (those whose landmark chin is nearest ``chin0``, the rest median), or None where no pair can be read."""
+    the step (those whose landmark chin is nearest ``chin0``, the rest median; ``lm_of``: the step's landmarks by
+    frame index), or None where no pair can be read."""
     if len(rest_idx) < 1:
         return None
-    lm_of = _landmarks_of(step_frames, [top, *rest_idx])
     near = sorted(rest_idx, key=lambda k: abs(chin_and_gap(lm_of[k])[0] - chin0))
     refs = near[:PIXEL_REFS]
     imgs = images([top, *refs])

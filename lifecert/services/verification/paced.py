@@ -746,14 +746,9 @@ def open_mouth_jaw(
     if k is None:
         return None
     at = [n for n, step in enumerate(frame_steps) if step == k]
-
-    def step_images(idx: Sequence[int]) -> Sequence[ImageBGR | None]:
-        assert images is not None
-        return images([at[j] for j in idx])
-
+    step_images = None if images is None else (lambda idx: images([at[j] for j in idx]))
     check = jaw.jaw_follows([fobs[n] for n in at], fobs, base.mar, base.yaw, base.pitch,
-                            max(params.mouth_open_abs, base.mar + params.mouth_open_delta),
-                            step_images if images is not None else None)
+                            max(params.mouth_open_abs, base.mar + params.mouth_open_delta), step_images)
     return replace(check, step_seen=vs_steps[k]["state"] == SEEN)
 
 
