@@ -3,7 +3,9 @@
     LIFECERT_SHARED_FACES=/work/shared/faces nice -n 10 .venv/bin/python benchmarks/pixflat_eval.py --measure flat
     ... --measure stored      # cutout.py's kept runs (results/cutout*.json name the sessions and their variant)
     ... --measure sweep       # camera_sweep's kept databases ($TMP/camera-sweep-*: every paced session is genuine)
+    ... --measure latency     # verify_latency's kept databases ($TMP/lifecert-bench-latency-*/data: genuine)
     ... --measure oneframe    # DIAGNOSTIC: one REAL print frame moved rigidly (dlib landmarks of the warped frames)
+    ... --measure noisy       # DIAGNOSTIC: the same, each frame degraded on its own (noise, JPEG, blur)
     .venv/bin/python benchmarks/pixflat_eval.py --relandmark  # the landmark test's verdicts again (its rule changed)
     .venv/bin/python benchmarks/pixflat_eval.py --report  # choose the rule, results/pixflat.json, README section
 
@@ -172,7 +174,7 @@ def one_frame_sessions(faces: Path, cache_dir: Path, engine: Any) -> Iterator[di
                 if json.loads(json.dumps(plan)) != d["plan"]:
                     raise RuntimeError(f"{d['name']}: flat_eval's cache holds another plan (stale cache?)")
                 frames, _ = fe.derived_frames(kind, plan, [img] * len(d["t"]), [c["lm"][first]] * len(d["t"]), d["t"])
-                lm = fe.landmarks(engine, frames)
+                lm = fe.landmarks(engine, frames) if engine is not None else []
                 yield {"name": f"{kind}1/{axis}/{c['name']}", "label": 1, "source": "nuaa", "split": s["split"],
                        "set": f"{kind}1/{axis}", "lm": lm, "t": d["t"], "frames": frames}
 
@@ -196,7 +198,7 @@ def relandmark(raw_dir: Path, faces: Path, cache_dir: Path) -> None:
     rule changes; the pixel readings do not depend on it). The DIAGNOSTIC one-frame rows need dlib again (their
     warped frames' landmarks are not kept): they are re-made (pixel readings kept as measured)."""
     lms = {n: (lm, t) for n, lm, t in landmark_sessions(faces, cache_dir)}
-    for g in ("flat", "stored", "sweep", "latency", "oneframe"):
+    for g in ("flat", "stored", "sweep", "latency", "oneframe"):  # "noisy" is measured with today's rule
         p = raw_dir / f"{g}.jsonl"
         if not p.exists():
             continue
@@ -242,6 +244,37 @@ def stored_landmarks(con: sqlite3.Connection, session_id: str) -> tuple[list[Any
             lms.append(None if o.landmarks is None else o.landmarks.astype(np.float64))
             ts.append(o.t_ms + offset)
     return lms, ts
+
+
+NOISE_LEVELS = {"noise1": (3.0, 75, 0.6), "noise2": (6.0, 60, 1.2)}  # grey-level SD, JPEG quality, max blur sigma
+
+
+def degrade(frames: Sequence[Any], level: str, name: str) -> list[Any]:
+    """Each frame degraded on its own (a camera's per-frame noise): Gaussian blur of a drawn sigma up to the level's,
+    sensor noise, JPEG; drawn from a generator seeded by the session's name."""
+    import cv2
+
+    sd, quality, blur = NOISE_LEVELS[level]
+    rng = np.random.default_rng([zlib.crc32(name.encode()), 15])
+    out = []
+    for f in frames:
+        g = cv2.GaussianBlur(f.astype(np.float32), (0, 0), float(rng.uniform(0, blur)) + 1e-3)
+        g = np.clip(g + rng.normal(0, sd, g.shape), 0, 255).astype(np.uint8)
+        _ok, enc = cv2.imencode(".jpg", g, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        out.append(cv2.imdecode(enc, cv2.IMREAD_COLOR))
+    return out
+
+
+def noisy_sessions(faces: Path, cache_dir: Path, engine: Any) -> Iterator[dict[str, Any]]:
+    """DIAGNOSTIC: the ``tilt1`` sessions (one REAL print frame turned rigidly) with each frame degraded on its own
+    at NOISE_LEVELS: does per-frame image noise alone make a rigid print's pixels "not one homography"?"""
+    for s in one_frame_sessions(faces, cache_dir, None):
+        if not s["set"].startswith("tilt1/"):
+            continue
+        for level in NOISE_LEVELS:
+            name = f"{level}/{s['name']}"
+            frames = degrade(s["frames"], level, name)
+            yield s | {"name": name, "set": f"{level}/{s['set']}", "frames": frames, "lm": fe.landmarks(engine, frames)}
 
 
 # -- stored production sessions (cutout.py's runs, camera_sweep's databases): read from COPIES -----------------
@@ -384,6 +417,10 @@ SETS: list[tuple[str, int, str, Callable[[dict[str, Any]], bool]]] = [  # key, l
      "frames but the drawn movement)", lambda r: str(r.get("set", "")).startswith("tilt1/")),
     ("print_rigid_bowed", 1, "DIAGNOSTIC: the same frame bowed and turned",
      lambda r: str(r.get("set", "")).startswith("curl1/")),
+    ("print_rigid_noise1", 1, "DIAGNOSTIC: print_rigid_turned, each frame degraded on its own (noise SD 3, JPEG 75, "
+     "blur up to 0.6 px)", lambda r: str(r.get("set", "")).startswith("noise1/")),
+    ("print_rigid_noise2", 1, "DIAGNOSTIC: the same, noise SD 6, JPEG 60, blur up to 1.2 px",
+     lambda r: str(r.get("set", "")).startswith("noise2/")),
     ("nuaa_live", 0, "REAL NUAA live sessions", lambda r: r.get("set") == "real" and r.get("source") == "nuaa"
      and r.get("label") == 0),
     ("apfol_live", 0, "REAL apfol live", lambda r: r.get("set") == "real" and r.get("source") == "apfol"),
@@ -400,7 +437,8 @@ SETS: list[tuple[str, int, str, Callable[[dict[str, Any]], bool]]] = [  # key, l
     ("verify_latency", 0, "verify_latency's kept GENUINE sessions (talking_head_a; turns by the 2D cylinder warp), "
      "production", lambda r: r.get("variant") == "verify_latency"),
 ]
-DIAGNOSTIC = ("print_rigid_turned", "print_rigid_bowed")  # not used to choose the rule
+# not used to choose the rule
+DIAGNOSTIC = ("print_rigid_turned", "print_rigid_bowed", "print_rigid_noise1", "print_rigid_noise2")
 STATS = ("p2_p80", "p2_med", "nose_res")
 MOTIONS = (0.5, 1.0, 1.5, 2.0, 3.0)
 MIN_PAIRS_CHOICES = (2, 3)
@@ -574,7 +612,7 @@ def load_raw(raw_dir: Path) -> list[dict[str, Any]]:
             k_of[str(r["session_id"])] = int(r["k"])
     pool = {str(r["session_id"]): r for r in json.loads((RESULTS / "cutout_jaw_pool.json").read_text())["rows"]}
     rows = []
-    for g in ("flat", "stored", "sweep", "latency", "oneframe"):
+    for g in ("flat", "stored", "sweep", "latency", "oneframe", "noisy"):
         p = raw_dir / f"{g}.jsonl"
         if not p.exists():
             continue
@@ -601,7 +639,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-readme", action="store_true")
     ap.add_argument("--relandmark", action="store_true", help="the landmark test's verdicts in the raw rows again")
     ap.add_argument("--raw-dir", type=Path, default=Path(tempfile.gettempdir()) / "pixflat" / "raw")
-    ap.add_argument("--measure", choices=("flat", "stored", "sweep", "latency", "oneframe"), default=None,
+    ap.add_argument("--measure", choices=("flat", "stored", "sweep", "latency", "oneframe", "noisy"), default=None,
                     help="measure one group of sessions into --raw-dir/<group>.jsonl (resumes)")
     a = ap.parse_args(argv)
     if a.measure:
@@ -609,14 +647,15 @@ def main(argv: list[str] | None = None) -> int:
         out = a.raw_dir / f"{a.measure}.jsonl"
         done = {json.loads(x)["name"] for x in out.read_text().splitlines()} if out.exists() else set()
         with open(out, "a", encoding="utf-8") as fh:
-            if a.measure in ("flat", "oneframe"):
+            if a.measure in ("flat", "oneframe", "noisy"):
                 if a.measure == "flat":
                     todo = flat_sessions(a.faces, a.cache_dir, only=lambda n: n not in done)
                 else:
                     from lifecert.config import Settings
                     from lifecert.engine.loader import load_engine
 
-                    todo = one_frame_sessions(a.faces, a.cache_dir, load_engine(Settings(), name="dlib"))
+                    make = one_frame_sessions if a.measure == "oneframe" else noisy_sessions
+                    todo = make(a.faces, a.cache_dir, load_engine(Settings(), name="dlib"))
                 for s in todo:
                     if s["name"] in done:
                         continue

@@ -32,8 +32,10 @@ But REAL NUAA prints as captured: 0/40 [0-9 %] (the landmark test 20/40), and th
 sheet 3/80, bowed 1/80: NUAA's real hand-held captures are not one homography in pixels from frame to frame, while ONE
 frame of the same prints moved rigidly (no bend, light or focus change between frames) reads flat in 67/80 sessions
 (0.03-0.19; bowed too: 66/80). On real paper held by a hand this test is therefore UNPROVEN; what breaks it on NUAA
-(the hand bending the photo, which NUAA's protocol includes, or webcam noise and blur on low-texture 200-pixel crops:
-a stricter corner quality or a pre-blur did not help) was not separated. apfol's 3 sessions all abstain.
+(the hand bending the photo, which NUAA's protocol includes, or webcam noise and blur on low-texture 200-pixel crops)
+was not separated; per-frame noise alone does much of it (the rigid frames, each degraded on its own with noise SD
+6 / JPEG 60 / blur <= 1.2 px, read flat in 12/80 only), and a stricter corner quality or a pre-blur did not help.
+apfol's 3 sessions all abstain.
 
 PIXEL_CUT 0.30 is NOT the calibration half's 0.40: chosen AFTER seeing every set (post hoc) to keep a margin under the
 lowest genuine values, all on SYNTHETIC warps: the 2D cylinder warp of verify_latency's and cutout's control sessions
