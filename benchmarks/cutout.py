@@ -335,7 +335,12 @@ def record(ctx: Any, session_id: str, params: Any = None) -> dict[str, Any]:
         if params is not None:
             from sqlalchemy import select
 
-            from lifecert.services.verification.paced import _baseline, frame_loader, open_mouth_jaw
+            from lifecert.services.verification.paced import (
+                _baseline,
+                frame_loader,
+                open_mouth_jaw,
+                upper_face_pixels,
+            )
             from lifecert.storage.models_verification import VerificationChunk
 
             offset = vs.clock_offset_ms or 0
@@ -346,15 +351,22 @@ def record(ctx: Any, session_id: str, params: Any = None) -> dict[str, Any]:
             keys = [(cid, i) for cid, _step, ds in chunks for i in range(len(ds))]
             live = steps.passive_liveness(fobs, params)
             # the jaw test as production's _finalize runs it (paced.open_mouth_jaw on the same inputs)
-            jc = open_mouth_jaw(vs.steps or [], frame_steps, fobs, _baseline(vs.baseline), params,
-                                frame_loader(ctx, db, vs.id, keys))
+            loader = frame_loader(ctx, db, vs.id, keys)
+            jc = open_mouth_jaw(vs.steps or [], frame_steps, fobs, _baseline(vs.baseline), params, loader)
             still_chin = jc is not None and jc.still_chin
+            # the pixel flat test as _finalize runs it (paced.upper_face_pixels), since session 15
+            px = upper_face_pixels(fobs, loader, bool(live.flat_photo))
+            pixel_flat = px is not None and px.flat
             flat_now = {"flat_photo": bool(live.flat_photo), "still": bool(live.still),
                         "parallax": live.planar.parallax, "pairs": live.planar.pairs,
                         "planar_motion": live.planar.motion,
                         "jaw": None if jc is None else jc.as_dict(), "still_chin": still_chin,
-                        "decision": redecide(scores, states, live, still_chin) if "match" in scores else decision,
-                        "decision_no_jaw": redecide(scores, states, live, False) if "match" in scores else decision}
+                        "pixel_flat": pixel_flat, "pixel_value": None if px is None else px.value,
+                        "decision": (redecide(scores, states, live, still_chin, pixel_flat) if "match" in scores
+                                     else decision),
+                        "decision_no_jaw": redecide(scores, states, live, False, pixel_flat) if "match" in scores
+                        else decision,
+                        "decision_no_pixels": redecide(scores, states, live) if "match" in scores else decision}
     liv = scores.get("liveness") or {}
     pad = scores.get("pad") or {}
     planar = liv.get("planarity") or {}
@@ -362,6 +374,7 @@ def record(ctx: Any, session_id: str, params: Any = None) -> dict[str, Any]:
     evidence = "match" in scores
     issue = scores.get("liveness_issue")
     jaw = liv.get("jaw") or {}
+    pixels = liv.get("pixel_planarity") or {}
     out = {
         "session_id": session_id,
         "drawn": drawn,
@@ -375,7 +388,9 @@ def record(ctx: Any, session_id: str, params: Any = None) -> dict[str, Any]:
         "pad_score": pad.get("score"),
         "pad_pass": bool(pad) and pad.get("score") is not None and not pad.get("spoof"),
         "still": bool(liv.get("still")),
-        "flat_photo": bool(flat.get("flat")) or bool(planar.get("flat")),
+        "flat_photo": bool(flat.get("flat")) or bool(planar.get("flat")) or bool(pixels.get("flat")),
+        "pixel_flat": bool(pixels.get("flat")),  # the pixel flat test (since session 15; absent before)
+        "pixel_value": pixels.get("value"),
         "parallax": planar.get("parallax"),
         "parallax_pairs": planar.get("pairs"),
         "residual": flat.get("residual"),
@@ -398,21 +413,26 @@ def record(ctx: Any, session_id: str, params: Any = None) -> dict[str, Any]:
     if flat_now is not None:
         out["rescored"] = flat_now
         out["confirmed_no_jaw"] = flat_now["decision_no_jaw"] == "CONFIRMED"
+        out["confirmed_no_pixels"] = flat_now["decision_no_pixels"] == "CONFIRMED"
     return out
 
 
-def redecide(scores: dict[str, Any], states: Sequence[str], live: Any, still_chin: bool = False) -> str:
+def redecide(scores: dict[str, Any], states: Sequence[str], live: Any, still_chin: bool = False,
+             pixel_flat: bool = False) -> str:
     """The decision of a session with evidence, recomputed by rules.decide from its stored scores, a recomputed
     passive liveness ``live`` (steps.PassiveLiveness): what today's flat test would decide. ``still_chin`` no longer
     changes the decision (since session 14 the jaw test opens a STILL_CHIN spot check of a CONFIRMED session instead
-    of refusing it: it refused genuine speech-like openings); the parameter stays for the callers' rows."""
+    of refusing it: it refused genuine speech-like openings); the parameter stays for the callers' rows.
+    ``pixel_flat``: the pixel flat test's verdict (paced.upper_face_pixels, since session 15), which counts like
+    the landmark tests'."""
     from lifecert.services.verification import rules
 
     pad = scores.get("pad") or {}
     v = rules.decide(rules.Evidence(
         **rules.match_evidence(scores.get("fusion"), scores.get("one_to_n") or []),
         threshold=scores["threshold"], own_match=scores["match"],
-        one_person_min=scores.get("one_person_min_similarity", 1.0), still=live.still, flat=live.flat_photo,
+        one_person_min=scores.get("one_person_min_similarity", 1.0), still=live.still,
+        flat=live.flat_photo or pixel_flat,
         challenges_passed=all(s == "seen" for s in states), pad_spoof=bool(pad.get("spoof"))))
     return str(v.decision)
 
@@ -727,9 +747,10 @@ def refinalize(path: Path, args: argparse.Namespace) -> int:
         r["final"] = {k: now_.get(k) for k in ("outcome", "pad_pass", "flat_pass", "match_pass", "confirmed", "match",
                                                "parallax", "jaw_ratio", "jaw_decided", "still_chin", "jaw_pass",
                                                "confirmed_no_jaw", "jaw_pixel_ratio", "jaw_signal",
-                                               "confirmed_unflagged")}
+                                               "confirmed_unflagged", "pixel_flat", "pixel_value",
+                                               "confirmed_no_pixels")}
         for k in ("confirmed", "flat_pass", "match_pass", "jaw_pass", "jaw_ratio", "jaw_decided", "confirmed_no_jaw",
-                  "jaw_pixel_ratio", "confirmed_unflagged"):
+                  "jaw_pixel_ratio", "confirmed_unflagged", "pixel_flat", "confirmed_no_pixels"):
             r[k + "_final"] = now_.get(k)
     ctx.close()
     changed = [r for r in res["rows"] if r["final"]["outcome"] != r["outcome"]]

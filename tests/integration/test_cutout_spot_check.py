@@ -72,3 +72,55 @@ def test_given_a_cut_out_print_of_the_pensioner_when_confirmed_then_a_still_chin
         cases = s.scalars(select(ReviewCase).where(ReviewCase.pensioner_id == p.id)).all()
         assert [c.reason for c in cases] == ["STILL_CHIN"], [(c.kind, c.reason) for c in cases]
         assert vs.review_case_id == cases[0].id
+
+
+# -- session 15: the pixel flat test (paced.upper_face_pixels) ------------------------------------------------------
+
+
+def _turned_cutout_clip(frame_engine: FaceEngine, video: list[NDArray[np.uint8]]) -> Clip:
+    """The informed attacker's print (atk.CutoutPrint cut="mouth_chin": the pensioner's REAL frame as a photo-quality
+    print with the mouth and a slot over the chin cut out, the attacker's own REAL chin and mouth behind it) turned as
+    a rigid sheet for turn_left (atk.print_turned: the exact homography of a plane turned up to 15 degrees and back:
+    too little motion for the landmark test to decide)."""
+    picks = clip_picks(frame_engine, video)
+    lm, calm = picks.landmarks, picks.calm
+    cut = atk.CutoutPrint(np.random.default_rng(15), picks.frames[calm[0]], lm[calm[0]], lm[calm[0]], look=False,
+                          cut="mouth_chin")
+    rendered = {i: cut.render(picks.frames[i], lm[i]) for i in {*calm, *range(picks.mouth - 2, picks.mouth + 3)}}
+    width = float(np.linalg.norm(lm[calm[0]][16] - lm[calm[0]][0]))
+    pivot = lm[calm[0]][27:36].mean(axis=0)
+    yaws = [0, 4, 8, 12, 15, 15, 15, 15, 12, 8, 4, 0]
+    turn = [atk.print_turned(rendered[calm[k % len(calm)]], -yaw, 0.0, pivot, 5.0 * width)
+            for k, yaw in enumerate(yaws)]
+    return Clip(neutral=[encode_jpeg(rendered[i], 90) for i in calm + calm[-2:0:-1]],
+                actions={"turn_left": [encode_jpeg(f, 90) for f in turn],
+                         "open_mouth": [encode_jpeg(rendered[i], 90)
+                                        for i in range(picks.mouth - 2, picks.mouth + 3)]})
+
+
+def test_given_an_informed_cut_out_print_turned_as_a_sheet_when_decided_then_the_pixel_test_calls_it_flat(
+    tmp_path: Path, face_engine: FaceEngine, frame_engine: FaceEngine, video: list[NDArray[np.uint8]],
+) -> None:
+    for vctx in verification_ctx(tmp_path, face_engine, fixed_challenges="turn_left,open_mouth"):
+        p = enroll(vctx, video[TEMPLATE_FRAME], seq=63)
+        clock = VirtualTime()
+        svc = VerificationService(vctx, engine_factory=lambda: frame_engine, clock=clock)
+        start = svc.create_session(p.id_number, p.name, "10.1.1.1")
+        sim = SimClock(clock)
+        clip = _turned_cutout_clip(frame_engine, video)
+        phone = Phone(service_sender(svc, start.session_id, sim), step_of(start.step), clip, sim, act=False,
+                      session_id=start.session_id)
+        r = phone.neutral(9500)  # the clip's face fills 0.8 of the frame: the settle step's framing wait runs out
+        assert r is not None and r.step is not None and r.step.challenge == "turn_left", phone.answers
+        r = phone.run_step(clip.actions["turn_left"], reaction_ms=1200)
+        if r.status != "decided":
+            r = phone.run_step(clip.actions["open_mouth"], reaction_ms=1200)
+        assert r.status == "decided" and r.result is not None
+        with vctx.db.session() as s:
+            vs = s.get(VerificationSession, phone.session_id)
+            assert vs is not None
+            live = vs.scores["liveness"]
+            assert not live["planarity"]["flat"] and not live["flat"]["flat"], live  # the landmark tests miss it
+            assert live["pixel_planarity"]["flat"], live
+            assert (vs.decision, vs.reason_code, vs.scores.get("liveness_issue")) == (
+                "REVIEW", "LIVENESS_FAILED", "flat_photo"), (vs.decision, vs.reason_code, vs.scores)

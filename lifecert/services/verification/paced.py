@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from lifecert.domain.challenges import CHALLENGES
 from lifecert.domain.errors import ErrorCode, LifecertError, NotFound
-from lifecert.engine import jaw
+from lifecert.engine import jaw, pixel_planarity
 from lifecert.engine.base import l2_normalize
 from lifecert.engine.liveness import Baseline, FrameObs, LivenessParams
 from lifecert.engine.planarity import PARALLAX_CUT
@@ -455,8 +455,10 @@ class PacedCapture:
         # track breaks: steps.passive_liveness, also what benchmarks/pad_eval.py judges
         live = steps.passive_liveness(fobs, self.params)
         motion, flat, planar, breaks = live.motion, live.flat, live.planar, live.breaks
+        loader = frame_loader(self.ctx, db, vs.id, [(c, i) for c, i, _s, _o in items])
         jaw_check = open_mouth_jaw(vs.steps or [], [step for _c, _i, step, _o in items], fobs, base, self.params,
-                                   frame_loader(self.ctx, db, vs.id, [(c, i) for c, i, _s, _o in items]))
+                                   loader)
+        pixels = upper_face_pixels(fobs, loader, live.flat_photo)
         pad = self.svc.pad_verdict([o.pad for *_, o in items if o.pad is not None])
         scores["liveness"] = {
             "motion": round(motion, 5),
@@ -469,6 +471,10 @@ class PacedCapture:
         }
         if jaw_check is not None:
             scores["liveness"]["jaw"] = jaw_check.as_dict()
+        if pixels is not None:
+            scores["liveness"]["pixel_planarity"] = {
+                "decided": pixels.decided, "flat": pixels.flat, "pairs": pixels.pairs, "cut": pixel_planarity.PIXEL_CUT,
+                "value": None if pixels.value is None else round(pixels.value, 4)}
         if pad is not None:
             scores["pad"] = pad
         # Best frames: one per time segment over the usable frames, plus both sides of a tracking break.
@@ -531,7 +537,7 @@ class PacedCapture:
                 own_match=own,
                 one_person_min=one_person_min,
                 still=live.still,
-                flat=live.flat_photo,
+                flat=live.flat_photo or (pixels is not None and pixels.flat),
                 challenges_passed=missed is None and all(s["state"] == SEEN for s in vs.steps),
                 pad_spoof=bool(pad and pad.get("spoof")),
             )
@@ -750,6 +756,22 @@ def open_mouth_jaw(
     check = jaw.jaw_follows([fobs[n] for n in at], fobs, base.mar, base.yaw, base.pitch,
                             max(params.mouth_open_abs, base.mar + params.mouth_open_delta), step_images)
     return replace(check, step_seen=vs_steps[k]["state"] == SEEN)
+
+
+def upper_face_pixels(
+    fobs: Sequence[FrameObs], images: jaw.ImageLoader, landmark_flat: bool
+) -> pixel_planarity.PixelPlanarity | None:
+    """The second flat-picture test, on the upper face's PIXELS (engine/pixel_planarity.py), run only where the
+    landmark tests (steps.passive_liveness) did not already call the face flat (None: not run). Its flat verdict
+    counts like theirs (REVIEW flat_photo). ``images`` loads frames by their index in ``fobs``. Why it is a second
+    opinion and not a replacement: on the SYNTHETIC rigid cut-out prints of benchmarks/cutout.py it calls 93 % of the
+    informed attacker's sessions flat (the landmark test 39 %), on REAL NUAA prints as captured 0/40 (the landmark
+    test 20/40); genuine 0 of 1,486 sessions (benchmarks/README.md `pixflat`). Shared by _finalize and the benchmarks
+    that re-decide stored sessions."""
+    if landmark_flat:
+        return None
+    lms = [f.landmarks if f.landmarks is not None and f.num_faces == 1 else None for f in fobs]
+    return pixel_planarity.pixel_planarity(lms, images)
 
 
 def _baseline(d: dict[str, Any] | None) -> Baseline:
