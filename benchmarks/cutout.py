@@ -767,7 +767,8 @@ def refinalize(path: Path, args: argparse.Namespace) -> int:
 
 
 FINAL_KEYS = ("pad_pass", "flat_pass", "match_pass", "jaw_pass", "jaw_ratio", "jaw_decided", "confirmed",
-              "confirmed_no_jaw", "outcome", "match", "jaw_pixel_ratio", "jaw_signal", "confirmed_unflagged")
+              "confirmed_no_jaw", "outcome", "match", "jaw_pixel_ratio", "jaw_signal", "confirmed_unflagged",
+              "pixel_flat", "confirmed_no_pixels")
 
 
 def pooled_rows(paths: Sequence[Path]) -> list[dict[str, Any]]:
