@@ -14,6 +14,7 @@ from numpy.typing import NDArray
 
 from lifecert.domain.errors import ErrorCode, ModelError
 from lifecert.engine.base import l2_normalize
+from lifecert.engine.geometry import similarity_transform
 from lifecert.engine.types import Face, ImageBGR
 
 # The ArcFace reference points of a 112x112 crop (x, y), in the Face.landmarks5 order
@@ -22,27 +23,6 @@ ARCFACE_DST = np.array(
     [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
     dtype=np.float32,
 )
-
-
-def similarity_transform(src: NDArray[np.floating], dst: NDArray[np.floating]) -> NDArray[np.float64]:
-    """Least-squares similarity (rotation, uniform scale, translation) mapping (N, 2)
-    ``src`` points onto ``dst`` (Umeyama 1991). Returns the 2x3 affine matrix."""
-    s = np.asarray(src, dtype=np.float64)
-    d = np.asarray(dst, dtype=np.float64)
-    sm, dm = s.mean(axis=0), d.mean(axis=0)
-    sc, dc = s - sm, d - dm
-    cov = dc.T @ sc / len(s)
-    u, sig, vt = np.linalg.svd(cov)
-    sign = np.ones(2)
-    if np.linalg.det(cov) < 0:
-        sign[-1] = -1.0
-    rot = u @ np.diag(sign) @ vt
-    var = float((sc**2).sum() / len(s))
-    scale = float((sig * sign).sum() / max(var, 1e-12))
-    m = np.zeros((2, 3))
-    m[:, :2] = scale * rot
-    m[:, 2] = dm - scale * rot @ sm
-    return m
 
 
 def norm_crop(image: ImageBGR, face: Face, size: tuple[int, int] = (112, 112)) -> ImageBGR:

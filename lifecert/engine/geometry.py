@@ -111,3 +111,24 @@ def crop_stats(aligned_bgr: NDArray[np.uint8]) -> tuple[float, float, float]:
     core = grey[h // 5 : h - h // 10, w // 6 : w - w // 6]
     sharp = float(cv2.Laplacian(core, cv2.CV_64F).var())
     return sharp, float(core.mean()), float(core.std())
+
+
+def similarity_transform(src: NDArray[np.floating], dst: NDArray[np.floating]) -> NDArray[np.float64]:
+    """Least-squares similarity (rotation, uniform scale, translation) mapping (N, 2)
+    ``src`` points onto ``dst`` (Umeyama 1991). Returns the 2x3 affine matrix."""
+    s = np.asarray(src, dtype=np.float64)
+    d = np.asarray(dst, dtype=np.float64)
+    sm, dm = s.mean(axis=0), d.mean(axis=0)
+    sc, dc = s - sm, d - dm
+    cov = dc.T @ sc / len(s)
+    u, sig, vt = np.linalg.svd(cov)
+    sign = np.ones(2)
+    if np.linalg.det(cov) < 0:
+        sign[-1] = -1.0
+    rot = u @ np.diag(sign) @ vt
+    var = float((sc**2).sum() / len(s))
+    scale = float((sig * sign).sum() / max(var, 1e-12))
+    m = np.zeros((2, 3))
+    m[:, :2] = scale * rot
+    m[:, 2] = dm - scale * rot @ sm
+    return m

@@ -57,6 +57,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from lifecert.engine import geometry
 from lifecert.engine.types import ImageBGR
 
 ImageLoader = Callable[[Sequence[int]], Sequence[ImageBGR | None]]
@@ -121,26 +122,8 @@ class PixelPlanarity:
     readings: tuple[PairReading, ...] = field(default_factory=tuple)
 
 
-def _similarity_to(src: NDArray[np.float64], dst: NDArray[np.float64]) -> NDArray[np.float64]:
-    """2x3 least-squares similarity sending src -> dst (Umeyama)."""
-    ms, md = src.mean(axis=0), dst.mean(axis=0)
-    sc, dc = src - ms, dst - md
-    va = float((sc**2).sum()) / len(src)
-    cov = dc.T @ sc / len(src)
-    u, d, vt = np.linalg.svd(cov)
-    s = np.eye(2)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        s[1, 1] = -1.0
-    rot = u @ s @ vt
-    scale = float(np.trace(np.diag(d) @ s)) / max(va, 1e-12)
-    m = np.zeros((2, 3))
-    m[:, :2] = scale * rot
-    m[:, 2] = md - scale * rot @ ms
-    return m
-
-
 def _sim_residual(p: NDArray[np.float64], q: NDArray[np.float64]) -> NDArray[np.float64]:
-    m = _similarity_to(p, q)
+    m = geometry.similarity_transform(p, q)
     pred = p @ m[:, :2].T + m[:, 2]
     return np.asarray(np.linalg.norm(pred - q, axis=1), np.float64)
 
@@ -213,7 +196,7 @@ def pair_reading(img_a: ImageBGR, lm_a: NDArray[np.float64], img_b: ImageBGR, lm
     """The upper face's tracks from frame a to frame b (b first aligned onto a by the landmarks' similarity, so the
     tracker follows only what a similarity does not explain) and how well one homography explains them."""
     m_a, size = _crop_frame(lm_a)
-    sim_ba = _similarity_to(lm_b[ALIGN_IDX], lm_a[ALIGN_IDX])  # image b -> image a
+    sim_ba = geometry.similarity_transform(lm_b[ALIGN_IDX], lm_a[ALIGN_IDX])  # image b -> image a
     m_b = (np.vstack([m_a, [0, 0, 1]]) @ np.vstack([sim_ba, [0, 0, 1]]))[:2]
     ga, va = _warp(img_a, m_a, size)
     gb, vb = _warp(img_b, m_b, size)
@@ -300,7 +283,7 @@ def choose_pairs(lms: Sequence[NDArray[np.float64] | None], max_frames: int = MA
     base = pts[0]
     aligned = []
     for x in pts:
-        m = _similarity_to(x, base)
+        m = geometry.similarity_transform(x, base)
         aligned.append(x @ m[:, :2].T + m[:, 2])
     med = np.median(np.stack(aligned), axis=0)
     ref = int(np.argmin([float(np.median(_sim_residual(x, med))) for x in pts]))

@@ -104,19 +104,10 @@ class PlanarityCheck:
 
 def similarity_residual(a: NDArray[np.float64], b: NDArray[np.float64]) -> float:
     """Mean distance (pixels) left after the least-squares similarity transform a → b (Umeyama)."""
-    ma, mb = a.mean(axis=0), b.mean(axis=0)
-    ac, bc = a - ma, b - mb
-    va = float((ac**2).sum())
-    if va <= 1e-12:
-        return float(np.linalg.norm(bc, axis=1).mean())
-    cov = bc.T @ ac / len(a)
-    u, d, vt = np.linalg.svd(cov)
-    s = np.eye(2)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        s[1, 1] = -1.0
-    rot = u @ s @ vt
-    scale = float(np.trace(np.diag(d) @ s)) / (va / len(a))
-    pred = scale * ac @ rot.T + mb
+    if float(((a - a.mean(axis=0)) ** 2).sum()) <= 1e-12:  # all points on one spot: only the shift is defined
+        return float(np.linalg.norm(b - b.mean(axis=0), axis=1).mean())
+    m = geometry.similarity_transform(a, b)
+    pred = a @ m[:, :2].T + m[:, 2]
     return float(np.linalg.norm(pred - b, axis=1).mean())
 
 
