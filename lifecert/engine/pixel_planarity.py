@@ -67,6 +67,7 @@ ROI_IDX = np.array([0, 1, 15, 16, *range(17, 27), *range(27, 36), *range(36, 48)
 ALIGN_IDX = np.array([*range(17, 27), 27, 28, 29, 30, 36, 39, 42, 45], dtype=np.int64)  # brows, bridge, eye corners
 PAIR_IDX = np.array([0, 1, 15, 16, *range(17, 36), 36, 39, 42, 45], dtype=np.int64)  # landmark motion for pair choice
 CROP_FW = 160.0  # the crop's scale: face width (landmarks 0-16) in crop pixels
+MAX_CROP = 4 * CROP_FW  # a crop over this means collapsed landmarks (a face is ~1.2 x 0.8 CROP_FW): no reading
 MAX_FRAMES = 120  # landmark frames considered for the pair choice (evenly spaced)
 MAX_PAIRS = 6  # pairs measured: reference frame against the frames that moved most (decodes MAX_PAIRS + 1 frames)
 MAX_CORNERS = 200
@@ -196,6 +197,8 @@ def pair_reading(img_a: ImageBGR, lm_a: NDArray[np.float64], img_b: ImageBGR, lm
     """The upper face's tracks from frame a to frame b (b first aligned onto a by the landmarks' similarity, so the
     tracker follows only what a similarity does not explain) and how well one homography explains them."""
     m_a, size = _crop_frame(lm_a)
+    if max(size) > MAX_CROP:  # bounded memory whatever the landmarks: no giant crop from a collapsed jaw line
+        return None
     sim_ba = geometry.similarity_transform(lm_b[ALIGN_IDX], lm_a[ALIGN_IDX])  # image b -> image a
     m_b = (np.vstack([m_a, [0, 0, 1]]) @ np.vstack([sim_ba, [0, 0, 1]]))[:2]
     ga, va = _warp(img_a, m_a, size)

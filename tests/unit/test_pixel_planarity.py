@@ -115,3 +115,18 @@ def test_given_a_print_whose_lower_face_moves_behind_a_hole_when_measured_then_s
         cut_frames.append(g)
     check = pp.pixel_planarity(lms, _loader(cut_frames))
     assert check.decided and check.flat
+
+
+def test_given_landmarks_whose_jaw_line_collapsed_when_read_then_no_reading_and_no_giant_crop(
+    nuaa_print: tuple[NDArray[np.uint8], NDArray[np.float64]],
+) -> None:
+    """Broken landmarks: jaw ends 0 and 16 drawn together scale the crop up by face width^-1 (10^8 when they meet);
+    a crop over MAX_CROP is skipped instead of allocated."""
+    img, lm = nuaa_print
+    bad = lm.copy()
+    bad[16] = bad[0] + (bad[16] - bad[0]) / 6  # face width / 6: a crop ~6x too large (~10^8 x with a full collapse)
+    assert pp.pair_reading(img, bad, img, lm) is None
+    frames, lms = _turned_print(img, lm)
+    lms[0] = bad
+    check = pp.pixel_planarity(lms, _loader(frames))  # completes; the collapsed frame is never a crop's reference
+    assert check.readings and all(r.i != 0 for r in check.readings)
