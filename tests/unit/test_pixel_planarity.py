@@ -5,6 +5,7 @@ a face that does not move (abstains) and a print whose lower face moves behind a
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -130,3 +131,22 @@ def test_given_landmarks_whose_jaw_line_collapsed_when_read_then_no_reading_and_
     lms[0] = bad
     check = pp.pixel_planarity(lms, _loader(frames))  # completes; the collapsed frame is never a crop's reference
     assert check.readings and all(r.i != 0 for r in check.readings)
+
+
+def test_given_the_final_decision_when_the_pixel_test_meets_a_numerical_error_then_it_abstains_and_the_session_goes_on(
+    nuaa_print: tuple[NDArray[np.uint8], NDArray[np.float64]],
+) -> None:
+    from lifecert.engine.liveness import FrameObs
+    from lifecert.services.verification.paced import upper_face_pixels
+
+    frames, lms = _turned_print(*nuaa_print)
+    fobs = [FrameObs(i * 125, lm.astype(np.float32), None, 1) for i, lm in enumerate(lms)]
+
+    def broken(idx: Sequence[int]) -> list[NDArray[np.uint8] | None]:
+        raise cv2.error("a corner case inside OpenCV")
+
+    got = upper_face_pixels(fobs, broken, landmark_flat=False)
+    assert got is not None and not got.decided and not got.flat
+    assert upper_face_pixels(fobs, _loader(frames), landmark_flat=True) is None  # the landmark test already said flat
+    flat = upper_face_pixels(fobs, _loader(frames), landmark_flat=False)
+    assert flat is not None and flat.decided and flat.flat

@@ -17,6 +17,7 @@ seen or its window ran out — the next step with a new random prompt delay. Aft
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import cv2
 import numpy as np
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -50,6 +52,8 @@ if TYPE_CHECKING:
 
 PROTOCOL = "paced"
 PENDING, WAITING, SEEN, TIMED_OUT = "pending", "waiting", "seen", "timed_out"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -771,7 +775,11 @@ def upper_face_pixels(
     if landmark_flat:
         return None
     lms = [f.landmarks if f.landmarks is not None and f.num_faces == 1 else None for f in fobs]
-    return pixel_planarity.pixel_planarity(lms, images)
+    try:
+        return pixel_planarity.pixel_planarity(lms, images)
+    except (cv2.error, np.linalg.LinAlgError, ValueError) as exc:  # a numerical corner case abstains, never loses
+        log.warning("pixel planarity abstained on a numerical error: %s", type(exc).__name__)  # the session
+        return pixel_planarity.PixelPlanarity(False, False)
 
 
 def _baseline(d: dict[str, Any] | None) -> Baseline:
