@@ -58,7 +58,9 @@ MIN_PAIRS = 3
 # runs) 375 -> 382 of 957 (a closed-mouth re-check that barely moves no longer overrules); genuine: kept production
 # sessions (verify_latency, chunk_profile, camera_sweep, cutout's controls) 1/1,382 flat before and after, flat_eval's
 # genuine 0/177. 0.015 (tried in session 14) cost REAL prints 41 -> 30 of 80: a print tilted 20 degrees at 6 face
-# widths moves only ~0.014.
+# widths moves only ~0.014. Price found after the choice (helper printn): pad_eval's passive prints and stills, which
+# barely move, are called flat 261 / 125 times of 1,798 each instead of 823 / 202; they end RETRY (missed challenge)
+# instead of REVIEW, none is confirmed either way.
 DECIDE_MOTION = 0.012
 MAX_FRAMES = 20  # evenly spaced face frames used (190 pairs): bounded cost on long sessions
 OPEN_OVER_MEDIAN = 0.06  # frames whose MAR is over the session's median + this are left out (closed_mouth)
