@@ -132,3 +132,8 @@ def similarity_transform(src: NDArray[np.floating], dst: NDArray[np.floating]) -
     m[:, :2] = scale * rot
     m[:, 2] = dm - scale * rot @ sm
     return m
+
+
+def face_width(lm: NDArray[np.floating]) -> float:
+    """Jaw end to jaw end (68-point landmarks 0 and 16), pixels; never 0 (the scale of motion thresholds)."""
+    return max(float(np.linalg.norm(lm[16] - lm[0])), 1e-6)

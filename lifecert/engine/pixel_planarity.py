@@ -58,6 +58,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from lifecert.engine import geometry
+from lifecert.engine.geometry import face_width
 from lifecert.engine.types import ImageBGR
 
 ImageLoader = Callable[[Sequence[int]], Sequence[ImageBGR | None]]
@@ -127,10 +128,6 @@ def _sim_residual(p: NDArray[np.float64], q: NDArray[np.float64]) -> NDArray[np.
     m = geometry.similarity_transform(p, q)
     pred = p @ m[:, :2].T + m[:, 2]
     return np.asarray(np.linalg.norm(pred - q, axis=1), np.float64)
-
-
-def face_width(lm: NDArray[np.float64]) -> float:
-    return max(float(np.linalg.norm(lm[16] - lm[0])), 1e-6)
 
 
 def _crop_frame(lm: NDArray[np.float64]) -> tuple[NDArray[np.float64], tuple[int, int]]:

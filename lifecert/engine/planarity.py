@@ -188,7 +188,7 @@ def _parallax(
     for i in range(len(lms)):
         for j in range(i + 1, len(lms)):
             a, b = lms[i], lms[j]
-            fw = max(float(np.linalg.norm(a[16] - a[0])), 1e-6)
+            fw = geometry.face_width(a)
             motion = similarity_residual(a[RIGID_IDX], b[RIGID_IDX]) / fw
             if motion < min_motion:
                 continue

@@ -449,7 +449,7 @@ class PacedCapture:
         if fail_reason is not None or len(usable) < v.min_frames:
             reason = fail_reason or str(ErrorCode.TOO_FEW_FRAMES)
             keep = sorted(usable, key=lambda x: -x[2].sharpness)[: v.embed_best_k]
-            kept = list(self._load(db, vs.id, [(c, i) for c, i, _ in keep]).values())
+            kept = list(load_frames(self.ctx, db, vs.id, [(c, i) for c, i, _ in keep]).values())
             a = rules.Analysis(Decision.RETRY, reason, None, scores, list(range(len(kept))))
             best = [(data, size, f"step frame {n}") for n, (data, _img, size) in enumerate(kept)]
             self.svc._record(db, vs, p, a, best, results, client_addr)
@@ -459,7 +459,8 @@ class PacedCapture:
         # track breaks: steps.passive_liveness, also what benchmarks/pad_eval.py judges
         live = steps.passive_liveness(fobs, self.params)
         motion, flat, planar, breaks = live.motion, live.flat, live.planar, live.breaks
-        loader = frame_loader(self.ctx, db, vs.id, [(c, i) for c, i, _s, _o in items])
+        opened: dict[int, list[bytes]] = {}  # each chunk decrypted once: jaw test, pixel test, best frames
+        loader = frame_loader(self.ctx, db, vs.id, [(c, i) for c, i, _s, _o in items], opened)
         jaw_check = open_mouth_jaw(vs.steps or [], [step for _c, _i, step, _o in items], fobs, base, self.params,
                                    loader)
         pixels = upper_face_pixels(fobs, loader, live.flat_photo)
@@ -487,7 +488,7 @@ class PacedCapture:
         use_pos = {flat_index[(c, i)]: j for j, (c, i, _) in enumerate(usable)}
         pick, extra = fa.pick_best(q, v.embed_best_k, [use_pos[b] for b in breaks[:2] if b in use_pos])
         chosen = pick + extra
-        loaded = self._load(db, vs.id, [(usable[j][0], usable[j][1]) for j in chosen])
+        loaded = load_frames(self.ctx, db, vs.id, [(usable[j][0], usable[j][1]) for j in chosen], opened)
         ok = []  # (index into usable, (image, face), (jpeg, original size))
         for j in chosen:
             got = loaded.get((usable[j][0], usable[j][1]))
@@ -556,19 +557,16 @@ class PacedCapture:
         ]
         self.svc._record(db, vs, p, a, best, results, client_addr)
 
-    def _load(
-        self, db: Session, session_id: str, keys: Sequence[tuple[int, int]]
-    ) -> dict[tuple[int, int], tuple[bytes, ImageBGR, tuple[int, int]]]:
-        return load_frames(self.ctx, db, session_id, keys)
-
 
 def load_frames(
-    ctx: AppContext, db: Session, session_id: str, keys: Sequence[tuple[int, int]]
+    ctx: AppContext, db: Session, session_id: str, keys: Sequence[tuple[int, int]],
+    opened: dict[int, list[bytes]] | None = None,
 ) -> dict[tuple[int, int], tuple[bytes, ImageBGR, tuple[int, int]]]:
     """(JPEG bytes, decoded (H, W, 3) BGR image, original (w, h)) of a session's sealed frames given as
-    (chunk id, index in chunk), in the order given; frames no longer kept are left out."""
+    (chunk id, index in chunk), in the order given; frames no longer kept are left out. ``opened``: decrypted
+    chunks by id, filled and reused across calls (one decryption per chunk in a final decision)."""
     lim = ctx.settings.images
-    cache: dict[int, list[bytes]] = {}
+    cache: dict[int, list[bytes]] = {} if opened is None else opened
     out = {}
     for cid, i in keys:
         if cid not in cache:
@@ -583,13 +581,16 @@ def load_frames(
     return out
 
 
-def frame_loader(ctx: AppContext, db: Session, session_id: str, keys: Sequence[tuple[int, int]]) -> jaw.ImageLoader:
-    """Loads a session's frames by their position in ``keys`` ((chunk id, index in chunk) per frame): the jaw
-    test's pixels, in _finalize and in the benchmarks that re-decide stored sessions."""
+def frame_loader(ctx: AppContext, db: Session, session_id: str, keys: Sequence[tuple[int, int]],
+                 opened: dict[int, list[bytes]] | None = None) -> jaw.ImageLoader:
+    """Loads a session's frames by their position in ``keys`` ((chunk id, index in chunk) per frame): the jaw and
+    pixel tests' pixels, in _finalize and in the benchmarks that re-decide stored sessions. Decrypted chunks are
+    kept in ``opened`` (a new dict when None) across calls."""
+    cache: dict[int, list[bytes]] = {} if opened is None else opened
 
     def images(idx: Sequence[int]) -> list[ImageBGR | None]:
         want = [keys[j] for j in idx]
-        got = load_frames(ctx, db, session_id, want)
+        got = load_frames(ctx, db, session_id, want, cache)
         return [got[key][1] if key in got else None for key in want]
 
     return images
