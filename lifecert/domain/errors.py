@@ -57,6 +57,9 @@ class ErrorCode(StrEnum):
     DIFFERENT_PERSONS = "DIFFERENT_PERSONS"
     MATCHES_OTHER_PENSIONER = "MATCHES_OTHER_PENSIONER"
     TOO_MANY_RETRIES = "TOO_MANY_RETRIES"
+    # a session that passed every check while an earlier one of the same pensioner, refused for signs of an
+    # attack, still awaits a caseworker: held for review too (rules.hold)
+    HELD_FOR_REVIEW = "HELD_FOR_REVIEW"
     # models / configuration
     MODEL_MISSING = "MODEL_MISSING"
     MODEL_MISMATCH = "MODEL_MISMATCH"

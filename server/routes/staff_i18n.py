@@ -401,6 +401,7 @@ _STRINGS.update({f"rc_{code}": pair for code, pair in {
     "DIFFERENT_PERSONS": ("认证中出现不同的人", "Different people during the session"),
     "MATCHES_OTHER_PENSIONER": ("与其他领取人的人脸相似", "Face matches another pensioner"),
     "TOO_MANY_RETRIES": ("多次重试未成功", "Too many retries"),
+    "HELD_FOR_REVIEW": ("本次通过，但此前疑似攻击的认证待审核", "Passed, held: an earlier suspect session awaits review"),
     "CHALLENGE_NOT_SEEN": ("未完成指定动作", "Challenge not performed"),
     "TOO_FEW_FRAMES": ("有效画面太少", "Too few usable frames"),
     "FACE_NOT_CENTRED": ("人脸不在画面中央", "Face not centred"),

@@ -10,7 +10,7 @@ from lifecert.domain.errors import ErrorCode
 from lifecert.engine.liveness import FrameObs
 from lifecert.services.verification import frames as fa
 from lifecert.services.verification.messages import MESSAGES, message_for
-from lifecert.services.verification.rules import Evidence, consecutive_retries, decide, escalate
+from lifecert.services.verification.rules import HOLD_REASONS, Evidence, consecutive_retries, decide, escalate, hold
 from lifecert.storage.models_verification import Decision
 
 THR = 0.5
@@ -238,3 +238,24 @@ def test_given_fused_score_when_decided_then_it_replaces_the_primary_match_rule(
 
     assert v.decision == expected
     assert v.reason == (None if expected == Decision.CONFIRMED else ErrorCode.LOW_MATCH)
+
+
+def test_given_an_open_attack_case_when_a_later_session_passes_then_held_for_review() -> None:
+    assert hold(Decision.CONFIRMED, None, 17) == (Decision.REVIEW, ErrorCode.HELD_FOR_REVIEW)
+    assert hold(Decision.CONFIRMED, None, None) == (Decision.CONFIRMED, None)
+    # a RETRY or a REVIEW of its own stands: it confirms nothing
+    assert hold(Decision.RETRY, ErrorCode.CHALLENGE_NOT_SEEN, 17) == (Decision.RETRY, ErrorCode.CHALLENGE_NOT_SEEN)
+    assert hold(Decision.REVIEW, ErrorCode.LOW_MATCH, 17) == (Decision.REVIEW, ErrorCode.LOW_MATCH)
+
+
+def test_given_the_review_reasons_when_split_then_attack_signs_hold_and_hard_times_do_not() -> None:
+    # what decide() sends to review for a picture, a screen, another face
+    for kw in ({"still": True}, {"pad_spoof": True}, {"one_person_min": 0.2}, {"flat": True},
+               {"other_matches": [0.9]}):
+        assert decide(_ev(**kw)).reason in HOLD_REASONS, kw
+    # an ageing face and a slow user are not signs of an attack
+    assert decide(_ev(own_match=0.3)).reason not in HOLD_REASONS
+    assert ErrorCode.TOO_MANY_RETRIES not in HOLD_REASONS
+    # the pensioner reads the neutral review text, never the earlier session's reason
+    zh, en = message_for(ErrorCode.HELD_FOR_REVIEW)
+    assert "工作人员" in zh and "attack" not in en.lower() and "earlier" not in en.lower()

@@ -71,6 +71,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "需要人工核实，工作人员会联系您。",
         "This needs a manual check. A caseworker will contact you.",
     ),
+    # The pensioner passed this time, but an earlier session waits for a caseworker (rules.hold): the same
+    # neutral review text, no word of the earlier session's reason.
+    ErrorCode.HELD_FOR_REVIEW: (
+        "本次认证已提交，需要工作人员核实，工作人员会联系您。",
+        "Your certification has been submitted. A caseworker needs to check it and will contact you.",
+    ),
     ErrorCode.TOO_MANY_RETRIES: (
         "多次未能完成认证，已转给工作人员，工作人员会联系您；也可以到社保服务中心办理。",
         "Several tries did not succeed. A caseworker will contact you, or visit the service centre.",

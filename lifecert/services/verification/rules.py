@@ -98,6 +98,27 @@ def match_evidence(fusion: dict[str, Any] | None, hits: Sequence[dict[str, Any]]
             "fused_other_matches": list(fusion.get("other_fused", []))}
 
 
+# REVIEW reasons that are signs of an attack, not of a hard time in front of the camera: a picture or screen
+# (PAD, still, flat), someone else's face mixed in, another pensioner's face. While a case opened for one of them is
+# undecided, a later self-service session of the same pensioner is not confirmed by the machine (:func:`hold`):
+# otherwise an attacker whose replay was caught simply starts new sessions (10 an hour per ID number) until one
+# gets through, and the per-session attack rates of benchmarks/README.md compound (`retry_attacker` section).
+# LOW_MATCH and TOO_MANY_RETRIES are left out: they are what ageing faces and slow users get.
+HOLD_REASONS: frozenset[str] = frozenset({
+    ErrorCode.PRESENTATION_ATTACK, ErrorCode.LIVENESS_FAILED, ErrorCode.DIFFERENT_PERSONS,
+    ErrorCode.MATCHES_OTHER_PENSIONER,
+})
+
+
+def hold(decision: str, reason: str | None, held_by: int | None) -> tuple[str, str | None]:
+    """A CONFIRMED session becomes REVIEW (HELD_FOR_REVIEW) when ``held_by`` names an undecided case of the same
+    pensioner opened for one of :data:`HOLD_REASONS`; any other decision stands (a RETRY or REVIEW gives an
+    attacker nothing, and a held session is itself a case for the same caseworker)."""
+    if decision == Decision.CONFIRMED and held_by is not None:
+        return Decision.REVIEW, ErrorCode.HELD_FOR_REVIEW
+    return decision, reason
+
+
 def escalate(decision: str, reason: str | None, retries_before: int, max_retries: int) -> tuple[str, str | None]:
     """After ``max_retries`` RETRYs in a row the next RETRY becomes REVIEW (TOO_MANY_RETRIES)."""
     if decision == Decision.RETRY and retries_before >= max_retries:
