@@ -65,7 +65,7 @@ from lifecert.services.verification.sessions import (
     sha256_hex,
     utcnow,
 )
-from lifecert.storage.models import ConfirmationMethod, Pensioner
+from lifecert.storage.models import ConfirmationMethod, Pensioner, ReviewCase, ReviewKind
 from lifecert.storage.models_verification import Decision, VerificationSession
 
 log = logging.getLogger(__name__)
@@ -333,6 +333,14 @@ class VerificationService:
         retries = self._consecutive_retries(db, p.id, vs.id)
         vs.retry_count = retries
         decision, reason = rules.escalate(a.decision, a.reason, retries, v.max_retries_before_review)
+        helper = assisted_by(db, vs.id)  # a community worker ran this capture (issue 15): method `assisted`
+        # An earlier session refused for signs of an attack still awaits a caseworker: this pass is held for review
+        # too (rules.hold). Not an assisted session: a community worker in the room is the channel the agency wants.
+        held_by = _open_hold_case(db, p.id) if (decision == Decision.CONFIRMED and helper is None
+                                                and v.hold_while_in_review) else None
+        decision, reason = rules.hold(decision, reason, held_by)
+        if held_by is not None:
+            a.scores["held_by_case"] = held_by
         if reason != a.reason:
             vs.detail_reason = a.reason
         shas = []
@@ -347,7 +355,6 @@ class VerificationService:
         vs.challenge_results = challenge_results
         vs.decided_at = utcnow()
         if decision == Decision.CONFIRMED:
-            helper = assisted_by(db, vs.id)  # a community worker ran this capture (issue 15): method `assisted`
             conf = record_confirmation(
                 db,
                 p,
@@ -399,6 +406,18 @@ class VerificationService:
         if self.metrics is not None:
             self.metrics.session_decided(str(decision), vs.reason_code, a.scores)
         db.flush()
+
+
+def _open_hold_case(db: Session, pensioner_id: int) -> int | None:
+    """The oldest undecided verification case of the pensioner opened for a sign of an attack
+    (:data:`rules.HOLD_REASONS`), or None."""
+    return db.scalar(
+        select(ReviewCase.id)
+        .where(ReviewCase.pensioner_id == pensioner_id, ReviewCase.kind == ReviewKind.VERIFICATION,
+               ReviewCase.status != "closed", ReviewCase.reason.in_(sorted(str(r) for r in rules.HOLD_REASONS)))
+        .order_by(ReviewCase.id)
+        .limit(1)
+    )
 
 
 def _audit(db: Session, action: str, session_id: str, client_addr: str, detail: dict[str, Any]) -> None:

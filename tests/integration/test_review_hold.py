@@ -1,0 +1,153 @@
+"""A pass held for review (rules.hold): while a case opened for a sign of an attack is undecided, a later
+self-service session of the same pensioner that passes every check goes to review too (HELD_FOR_REVIEW)
+instead of confirming. Real talking-head frames through the paced service and the real dlib engine; the
+earlier case is opened the way the service opens one (services.cases.open_case)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from numpy.typing import NDArray
+from sqlalchemy import select
+
+from lifecert.domain.cases import load_payload
+from lifecert.domain.errors import ErrorCode
+from lifecert.engine.base import FaceEngine
+from lifecert.services import assisted, staff
+from lifecert.services.context import AppContext
+from lifecert.services.verification import VerificationService
+from lifecert.services.verification.messages import message_for
+from lifecert.storage.models import Pensioner, ReviewCase, SurvivalConfirmation
+from lifecert.storage.models_verification import VerificationSession
+from server.app import create_app
+from tests.conftest import make_settings
+from tests.integration.console_support import login, make_case, make_user
+from tests.integration.verification_support import enroll
+from tests.paced_client import Clip, Phone, SimClock, VirtualTime, service_sender, step_of
+
+
+def _template(clip: Clip) -> NDArray[np.uint8]:
+    assert clip.template is not None
+    return clip.template
+
+
+def _ctx(tmp_path: Path, engine: FaceEngine, **verification: object) -> AppContext:
+    c = AppContext(make_settings(tmp_path, fixed_challenges="blink,open_mouth", verification=verification))
+    c.set_engine(engine)
+    return c
+
+
+def _run(svc: VerificationService, clock: VirtualTime, clip: Clip, start_session: object) -> VerificationSession:
+    """Act the clip's blink and open mouth through a started paced session; the decided session row."""
+    start = start_session  # a paced.PacedStart
+    sim = SimClock(clock)
+    phone = Phone(service_sender(svc, start.session_id, sim), step_of(start.step), clip, sim,  # type: ignore[attr-defined]
+                  act=False)
+    r = phone.neutral(1500)
+    assert r is not None and r.step is not None and r.step.challenge == "blink"
+    phone.run_step(clip.actions["blink"], reaction_ms=1200)
+    r = phone.run_step(clip.actions["open_mouth"], reaction_ms=1200)
+    assert r.status == "decided", r
+    with svc.ctx.db.session() as s:
+        vs = s.get(VerificationSession, start.session_id)  # type: ignore[attr-defined]
+        assert vs is not None
+        s.expunge(vs)
+    return vs
+
+
+def _self_service(svc: VerificationService, clock: VirtualTime, clip: Clip, p: Pensioner) -> VerificationSession:
+    return _run(svc, clock, clip, svc.create_session(p.id_number, p.name, client_addr="10.0.0.7"))
+
+
+def _confirmations(ctx: AppContext, pensioner_id: int) -> list[SurvivalConfirmation]:
+    with ctx.db.session() as s:
+        rows = list(s.scalars(select(SurvivalConfirmation).where(SurvivalConfirmation.pensioner_id == pensioner_id)))
+        s.expunge_all()
+    return rows
+
+
+def _close(ctx: AppContext, case_id: int) -> None:
+    with ctx.db.session() as s:
+        case = s.get(ReviewCase, case_id)
+        assert case is not None
+        case.status, case.decision = "closed", "rejected"
+
+
+def test_given_an_undecided_attack_case_when_the_pensioner_passes_later_then_held_until_it_is_decided(
+        tmp_path: Path, face_engine: FaceEngine, frame_engine: FaceEngine, clip: Clip) -> None:
+    ctx = _ctx(tmp_path, face_engine)
+    try:
+        clock = VirtualTime()
+        svc = VerificationService(ctx, engine_factory=lambda: frame_engine, clock=clock)
+        p = enroll(ctx, _template(clip), seq=81)
+        attack = make_case(ctx, p.id, reason="PRESENTATION_ATTACK")  # an earlier session refused by PAD, unlooked at
+
+        held = _self_service(svc, clock, clip, p)
+        assert (held.decision, held.reason_code) == ("REVIEW", ErrorCode.HELD_FOR_REVIEW)
+        assert held.confirmation_id is None and not _confirmations(ctx, p.id)
+        assert held.scores["held_by_case"] == attack
+        assert all(c["passed"] for c in held.challenge_results)  # it passed every check: only the hold stopped it
+        with ctx.db.session() as s:
+            case = s.get(ReviewCase, held.review_case_id)
+            assert case is not None and case.reason == "HELD_FOR_REVIEW" and case.pensioner_id == p.id
+            assert load_payload(case.payload).analysis["held_by_case"] == attack  # type: ignore[union-attr]
+        assert svc.get_result(held.id).message_zh == message_for(ErrorCode.HELD_FOR_REVIEW)[0]
+        assert "attack" not in svc.get_result(held.id).message_en.lower()
+        # the caseworker's page of the held session names the case it waits for, with a link
+        make_user(ctx, "cw_hold", "caseworker")
+        client = TestClient(create_app(ctx=ctx))  # not entered: no engine warm-up for a console page
+        login(client, "cw_hold")
+        page = client.get(f"/console/cases/{held.review_case_id}")
+        assert page.status_code == 200, page.text
+        assert 'id="held-by"' in page.text and f'href="/console/cases/{attack}"' in page.text
+
+        # once the caseworker has decided the attack case, the pensioner's next pass confirms
+        _close(ctx, attack)
+        after = _self_service(svc, clock, clip, p)
+        assert after.decision == "CONFIRMED" and after.reason_code is None and "held_by_case" not in after.scores
+        assert [c.method for c in _confirmations(ctx, p.id)] == ["face_self_service"]
+    finally:
+        ctx.close()
+
+
+def test_given_an_undecided_attack_case_when_a_community_worker_runs_the_capture_then_it_confirms(
+        tmp_path: Path, face_engine: FaceEngine, frame_engine: FaceEngine, clip: Clip) -> None:
+    """The assisted session is the channel the agency controls (a worker in the room): the hold does not apply."""
+    ctx = _ctx(tmp_path, face_engine)
+    try:
+        clock = VirtualTime()
+        svc = VerificationService(ctx, engine_factory=lambda: frame_engine, clock=clock)
+        p = enroll(ctx, _template(clip), seq=85)
+        make_case(ctx, p.id, reason="LIVENESS_FAILED")
+        with ctx.db.session() as s:
+            u = staff.create_user(s, "worker1", "correct-horse-battery", "community_worker", region_code="110000",
+                                  actor="test", actor_role="cli")
+            worker = staff.principal_for(u, "token")
+        start = assisted.start_assisted(svc, worker, p.id_number, p.name, device="phone", location="北京")
+        vs = _run(svc, clock, clip, start)
+        assert vs.decision == "CONFIRMED"
+        assert [c.method for c in _confirmations(ctx, p.id)] == ["assisted"]
+    finally:
+        ctx.close()
+
+
+@pytest.mark.parametrize(("reason", "hold"), [
+    ("LOW_MATCH", True),  # an ageing face, not a sign of an attack
+    ("PRESENTATION_ATTACK", False),  # the hold switched off (LIFECERT_VERIFICATION__HOLD_WHILE_IN_REVIEW=0)
+])
+def test_given_an_open_case_that_does_not_hold_when_the_pensioner_passes_then_confirmed(
+        tmp_path: Path, face_engine: FaceEngine, frame_engine: FaceEngine, clip: Clip, reason: str,
+        hold: bool) -> None:
+    ctx = _ctx(tmp_path, face_engine, hold_while_in_review=hold)
+    try:
+        clock = VirtualTime()
+        svc = VerificationService(ctx, engine_factory=lambda: frame_engine, clock=clock)
+        p = enroll(ctx, _template(clip), seq=87)
+        make_case(ctx, p.id, reason=reason)
+        vs = _self_service(svc, clock, clip, p)
+        assert vs.decision == "CONFIRMED" and len(_confirmations(ctx, p.id)) == 1
+    finally:
+        ctx.close()
