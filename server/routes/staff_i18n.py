@@ -175,6 +175,7 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "session": ("认证会话", "Session"),
     "underlying_reason": ("末次重试原因", "Last retry reason"),
     "held_by_case": ("暂缓原因", "Held by"),
+    "other_open_cases": ("该领取人的其他未结案件", "Other open cases of this pensioner"),
     "held_by_case_note": ("该领取人此前一次疑似攻击的认证尚待审核；本次各项检查均已通过，请与该案件一并核实",
                           "an earlier session of this pensioner, refused for signs of an attack, awaits review; "
                           "this one passed every check: decide the two together"),

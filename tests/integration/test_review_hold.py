@@ -103,6 +103,10 @@ def test_given_an_undecided_attack_case_when_the_pensioner_passes_later_then_hel
         page = client.get(f"/console/cases/{held.review_case_id}")
         assert page.status_code == 200, page.text
         assert 'id="held-by"' in page.text and f'href="/console/cases/{attack}"' in page.text
+        # and the attack case's page lists the held one among the pensioner's other open cases
+        page = client.get(f"/console/cases/{attack}")
+        assert page.status_code == 200, page.text
+        assert 'id="other-open"' in page.text and f'href="/console/cases/{held.review_case_id}"' in page.text
 
         # once the caseworker has decided the attack case, the pensioner's next pass confirms
         _close(ctx, attack)

@@ -128,6 +128,9 @@ class CaseView:
     # each withdrawn confirmation (by confirmation id), and every staff member's username (by id)
     status_suspension: Suspension | None = None
     withdrawals: dict[int, Suspension] = field(default_factory=dict)
+    # the pensioner's other cases not yet closed (newest first, up to 10): a session held for review
+    # (HELD_FOR_REVIEW) and the attack case it waits for are decided together
+    other_open: list[ReviewCase] = field(default_factory=list)
     staff: dict[int, str] = field(default_factory=dict)
 
     @property
@@ -227,6 +230,7 @@ def case_view(ctx: AppContext, session: Session, case_id: int, who: Principal, *
         select(CaseNote).where(CaseNote.case_id == case.id).order_by(CaseNote.id))]
     confs = []
     visits: list[HomeVisitTask] = []
+    other_open: list[ReviewCase] = []
     if p is not None:
         for c in session.scalars(select(SurvivalConfirmation).where(SurvivalConfirmation.pensioner_id == p.id)
                                  .order_by(SurvivalConfirmation.id.desc()).limit(5)):
@@ -234,6 +238,9 @@ def case_view(ctx: AppContext, session: Session, case_id: int, who: Principal, *
                                           users.get(c.created_by or 0), c.withdrawn_at, c.withdrawn_reason, c.id))
         visits = list(session.scalars(select(HomeVisitTask).where(HomeVisitTask.pensioner_id == p.id)
                                       .order_by(HomeVisitTask.id.desc()).limit(5)))
+        other_open = list(session.scalars(select(ReviewCase).where(
+            ReviewCase.pensioner_id == p.id, ReviewCase.id != case.id, ReviewCase.status != CaseStatus.CLOSED)
+            .order_by(ReviewCase.id.desc()).limit(10)))
     under_check: dict[int, ConfirmationView] = {}
     if isinstance(payload, SpotCheck):
         for c in session.scalars(select(SurvivalConfirmation).where(
@@ -276,7 +283,7 @@ def case_view(ctx: AppContext, session: Session, case_id: int, who: Principal, *
                                  and (case.status != CaseStatus.CLOSED or case.decision == Decision.APPROVED)),
         refresh_refused=last_refusal(session, case.id),
         under_check=under_check, fraud_suspension=fraud_suspension, fraud_under_way=fraud_under_way,
-        status_suspension=status_suspension, withdrawals=withdrawals, staff=users,
+        status_suspension=status_suspension, withdrawals=withdrawals, staff=users, other_open=other_open,
     )
     audit.record(session, actor=who.username, role=who.role, action="case.view", object_type="review_case",
                  object_id=case.id, client_addr=client_addr,
