@@ -20,11 +20,12 @@ import cv2
 import httpx
 import numpy as np
 import pytest
+from sqlalchemy import select
 
 from lifecert.services.confirmations import confirmations_of
 from lifecert.services.context import AppContext
 from lifecert.services.verification import steps
-from lifecert.storage.models import ConfirmationMethod
+from lifecert.storage.models import ConfirmationMethod, ReviewCase
 from tests.e2e.fake_camera import ACTIONS, ActorPlan
 from tests.e2e.harness import PER_ID_LIMIT, Camera, EnrolledPensioner, LiveServer, new_phone_page
 
@@ -189,6 +190,21 @@ def test_given_face_video_replayed_on_a_phone_screen_when_acting_every_drawn_pro
             assert len(lines) == len(set(lines)), lines
     finally:
         page.context.close()
+        _caseworker_decides(live_server, live_server.pensioner.pensioner_id)
+
+
+def _caseworker_decides(server: LiveServer, pensioner_id: int) -> None:
+    """Close the pensioner's open verification cases, as a caseworker would: while the replay's
+    PRESENTATION_ATTACK case is open, every later pass of the same pensioner is held for review
+    (rules.hold, tests/integration/test_review_hold.py), and the other tests here share the pensioner."""
+    ctx = AppContext(server.settings, create_schema=False)
+    try:
+        with ctx.db.session() as s:
+            for case in s.scalars(select(ReviewCase).where(ReviewCase.pensioner_id == pensioner_id,
+                                                           ReviewCase.status != "closed")):
+                case.status, case.decision = "closed", "rejected"
+    finally:
+        ctx.close()
 
 
 def test_given_camera_refused_when_trying_again_then_help_shown_and_no_session_until_the_camera_opens(
