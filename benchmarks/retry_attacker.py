@@ -5,10 +5,10 @@
 Every liveness table in benchmarks/README.md reports a PER-SESSION rate: the share of attack sessions production
 CONFIRMS. An attacker is not limited to one session (``rate_limit_per_id_per_hour`` sessions per ID number and
 client address per hour), so a per-session rate p compounds to 1 - (1 - p)^K. Since ca7d9d5 (rules.HOLD_REASONS,
-rules.hold) a session that passes while a REVIEW case of the same pensioner opened for a sign of an attack is
-undecided becomes REVIEW HELD_FOR_REVIEW. This script re-reads the sessions of the published tables (no face
-engine runs, no new measurement), maps each to production's outcome class in rules.decide's order and plays an
-attacker who retries against the rules with and without the hold.
+rules.hold; wired into the service's _record in d3762ad) a session that passes while a REVIEW case of the same
+pensioner opened for a sign of an attack is undecided becomes REVIEW HELD_FOR_REVIEW. This script re-reads the
+sessions of the published tables (no face engine runs, no new measurement), maps each to production's outcome class
+in rules.decide's order and plays an attacker who retries against the rules with and without the hold.
 
 MODEL (stated in the README section): the sessions of one attack row are independent draws from the row's empirical
 outcome distribution; the attacker stops at his first CONFIRMED; rules.escalate turns the RETRY after
@@ -715,8 +715,11 @@ def reading(res: dict[str, Any]) -> str:
         "catch the later confirmation, so 'before' is an upper bound in that respect. With the hold, a case decided "
         "in his favour (a caseworker misjudging the frames) lifts it. And an attacker with many ID numbers is not "
         "slowed by the hold at all: each new victim gives him the per-session rate again.",
-        "- **Not measured**: real attackers retrying; caseworker decision times and hit rates; the hold as wired "
-        "into the service (the lead's change; this section models rules.hold as written in ca7d9d5).",
+        "- **The service** (d3762ad): `_record` applies rules.escalate, then rules.hold while an undecided "
+        "verification case of the pensioner has a reason in HOLD_REASONS (`verification.hold_while_in_review`, on by "
+        "default), as modelled here. An ASSISTED session (a community worker runs the capture) is not held; an "
+        "attacker would need a worker in the room for that, which this section does not model.",
+        "- **Not measured**: real attackers retrying; caseworker decision times and hit rates.",
     ])
 
 
@@ -769,8 +772,8 @@ def main(argv: list[str] | None = None) -> int:
             "hold_reasons": sorted(str(x) for x in HOLD_REASONS), "max_retries": v.max_retries_before_review,
             "rate_limit_per_id_per_hour": v.rate_limit_per_id_per_hour, "id_all_clients_factor": ID_ALL_CLIENTS_FACTOR,
             "pad_threshold": spec.value, "pad_fusion": spec.fusion, "audit_below": spec.audit_below,
-            "sample_rate": v.audit_sample_rate, "ks": list(KS), "day": DAY, "n_sim": args.n_sim,
-            "n_boot": args.n_boot, "seed": SEED,
+            "sample_rate": v.audit_sample_rate, "hold_while_in_review": v.hold_while_in_review, "ks": list(KS),
+            "day": DAY, "n_sim": args.n_sim, "n_boot": args.n_boot, "seed": SEED,
             "model": "independent sessions from the row's empirical outcome distribution; stop at the first "
                      "CONFIRMED; rules.escalate; before: any CONFIRMED; after: a CONFIRMED before the first "
                      "hold-review (hold case undecided for all K)",
