@@ -176,9 +176,10 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "underlying_reason": ("末次重试原因", "Last retry reason"),
     "held_by_case": ("暂缓原因", "Held by"),
     "other_open_cases": ("该领取人的其他未结案件", "Other open cases of this pensioner"),
-    "held_by_case_note": ("该领取人此前一次疑似攻击的认证尚待审核；本次各项检查均已通过，请与该案件一并核实",
-                          "an earlier session of this pensioner, refused for signs of an attack, awaits review; "
-                          "this one passed every check: decide the two together"),
+    "held_by_case_note": ("该领取人另有未结案件（疑似攻击的认证、死亡记录冲突或举报）；"
+                          "本次各项检查均已通过，请一并核实",
+                          "another case of this pensioner is undecided (a session refused for signs of an attack, "
+                          "a death record, a tip-off); this session passed every check: decide them together"),
     "retries": ("连续重试次数", "Consecutive retries"),
     "liveness_issue": ("活体问题", "Liveness issue"),
     "li_still_image": ("画面静止（疑似照片）", "Still image (possibly a photo)"),
@@ -406,7 +407,7 @@ _STRINGS.update({f"rc_{code}": pair for code, pair in {
     "DIFFERENT_PERSONS": ("认证中出现不同的人", "Different people during the session"),
     "MATCHES_OTHER_PENSIONER": ("与其他领取人的人脸相似", "Face matches another pensioner"),
     "TOO_MANY_RETRIES": ("多次重试未成功", "Too many retries"),
-    "HELD_FOR_REVIEW": ("本次通过，但此前疑似攻击的认证待审核", "Passed, held: an earlier suspect one awaits review"),
+    "HELD_FOR_REVIEW": ("本次通过，但该领取人另有待决案件", "Passed, held: another case of this pensioner is open"),
     "CHALLENGE_NOT_SEEN": ("未完成指定动作", "Challenge not performed"),
     "TOO_FEW_FRAMES": ("有效画面太少", "Too few usable frames"),
     "FACE_NOT_CENTRED": ("人脸不在画面中央", "Face not centred"),

@@ -5,6 +5,7 @@ earlier case is opened the way the service opens one (services.cases.open_case).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +21,13 @@ from lifecert.services import assisted, staff
 from lifecert.services.context import AppContext
 from lifecert.services.verification import VerificationService
 from lifecert.services.verification.messages import message_for
-from lifecert.storage.models import Pensioner, ReviewCase, SurvivalConfirmation
+from lifecert.storage.models import Pensioner, ReviewCase, ReviewKind, SurvivalConfirmation
+from lifecert.storage.models_data import Outcome
 from lifecert.storage.models_verification import VerificationSession
 from server.app import create_app
 from tests.conftest import make_settings
 from tests.integration.console_support import login, make_case, make_user
+from tests.integration.test_data_support import DEATH_HEADER, do_import, write_csv
 from tests.integration.verification_support import enroll
 from tests.paced_client import Clip, Phone, SimClock, VirtualTime, service_sender, step_of
 
@@ -153,5 +156,37 @@ def test_given_an_open_case_that_does_not_hold_when_the_pensioner_passes_then_co
         make_case(ctx, p.id, reason=reason)
         vs = _self_service(svc, clock, clip, p)
         assert vs.decision == "CONFIRMED" and len(_confirmations(ctx, p.id)) == 1
+    finally:
+        ctx.close()
+
+
+def test_given_a_face_pass_after_a_death_when_the_death_record_arrives_then_the_next_pass_is_held(
+        tmp_path: Path, face_engine: FaceEngine, frame_engine: FaceEngine, clip: Clip) -> None:
+    """冒领: the pensioner died a month ago and a face session (a replay, say) confirmed her today; the police's
+    monthly deregistration extract then records the death, dated before that confirmation, which opens a
+    DEATH_AFTER_CONFIRMATION conflict (datamatch) instead of a suspension. Until a caseworker has weighed the two
+    records, the next face pass is held, not confirmed; a tip-off holds the same way."""
+    ctx = _ctx(tmp_path, face_engine)
+    try:
+        clock = VirtualTime()
+        svc = VerificationService(ctx, engine_factory=lambda: frame_engine, clock=clock)
+        p = enroll(ctx, _template(clip), seq=89, name="何平")
+        first = _self_service(svc, clock, clip, p)
+        assert first.decision == "CONFIRMED"
+        now = datetime.now(UTC)
+        died = (now - timedelta(days=30)).date().isoformat()
+        s = do_import(ctx, "police_deregistration", write_csv(tmp_path / "d.csv", DEATH_HEADER,
+                                                               [[p.id_number, p.name, died, ""]]), received_at=now)
+        assert s.outcomes == {Outcome.CONFLICT: 1}, s.outcomes
+        with ctx.db.session() as db:
+            conflict = db.scalars(select(ReviewCase.id).where(ReviewCase.reason == "DEATH_AFTER_CONFIRMATION")).one()
+        held = _self_service(svc, clock, clip, p)
+        assert (held.decision, held.reason_code) == ("REVIEW", ErrorCode.HELD_FOR_REVIEW)
+        assert held.scores["held_by_case"] == conflict and len(_confirmations(ctx, p.id)) == 1
+
+        _close(ctx, conflict)  # the caseworker found her alive (the record was wrong)
+        tip = make_case(ctx, p.id, kind=ReviewKind.TIP_OFF, reason="TIP_OFF")  # then a neighbour reports her
+        again = _self_service(svc, clock, clip, p)
+        assert (again.decision, again.scores.get("held_by_case")) == ("REVIEW", tip)
     finally:
         ctx.close()

@@ -110,10 +110,19 @@ HOLD_REASONS: frozenset[str] = frozenset({
 })
 
 
+# Other cases that hold a pass the same way: a department's death record dated BEFORE a standing confirmation
+# (datamatch: the face that confirmed may have been a replay of someone already dead; while the caseworker weighs
+# the two records, another face pass settles nothing) and a tip-off naming the pensioner (冒领 reported). A tip-off
+# anyone may file can thus delay a genuine pensioner's confirmation until a caseworker closes it: the same
+# caseworker who must read the tip-off anyway.
+EVIDENCE_HOLD_REASONS: frozenset[str] = frozenset({"DEATH_AFTER_CONFIRMATION", "TIP_OFF"})
+
+
 def hold(decision: str, reason: str | None, held_by: int | None) -> tuple[str, str | None]:
     """A CONFIRMED session becomes REVIEW (HELD_FOR_REVIEW) when ``held_by`` names an undecided case of the same
-    pensioner opened for one of :data:`HOLD_REASONS`; any other decision stands (a RETRY or REVIEW gives an
-    attacker nothing, and a held session is itself a case for the same caseworker)."""
+    pensioner opened for one of :data:`HOLD_REASONS` or :data:`EVIDENCE_HOLD_REASONS`; any other decision
+    stands (a RETRY or REVIEW gives an attacker nothing, and a held session is itself a case for the same
+    caseworker)."""
     if decision == Decision.CONFIRMED and held_by is not None:
         return Decision.REVIEW, ErrorCode.HELD_FOR_REVIEW
     return decision, reason

@@ -31,7 +31,7 @@ from typing import Any
 import cv2
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from lifecert.config import Settings
@@ -408,13 +408,21 @@ class VerificationService:
         db.flush()
 
 
+_HOLDING = (  # (queue, the reasons whose undecided cases hold a pass): rules.HOLD_REASONS, EVIDENCE_HOLD_REASONS
+    (ReviewKind.VERIFICATION, sorted(str(r) for r in rules.HOLD_REASONS)),
+    (ReviewKind.DATA_CONFLICT, ["DEATH_AFTER_CONFIRMATION"]),
+    (ReviewKind.TIP_OFF, ["TIP_OFF"]),
+)
+assert {r for _k, rs in _HOLDING[1:] for r in rs} == rules.EVIDENCE_HOLD_REASONS
+
+
 def _open_hold_case(db: Session, pensioner_id: int) -> int | None:
-    """The oldest undecided verification case of the pensioner opened for a sign of an attack
-    (:data:`rules.HOLD_REASONS`), or None."""
+    """The oldest undecided case of the pensioner that holds a pass (a session refused for a sign of an attack,
+    a death record dated before a standing confirmation, a tip-off), or None."""
     return db.scalar(
         select(ReviewCase.id)
-        .where(ReviewCase.pensioner_id == pensioner_id, ReviewCase.kind == ReviewKind.VERIFICATION,
-               ReviewCase.status != "closed", ReviewCase.reason.in_(sorted(str(r) for r in rules.HOLD_REASONS)))
+        .where(ReviewCase.pensioner_id == pensioner_id, ReviewCase.status != "closed",
+               or_(*(and_(ReviewCase.kind == kind, ReviewCase.reason.in_(reasons)) for kind, reasons in _HOLDING)))
         .order_by(ReviewCase.id)
         .limit(1)
     )
