@@ -5,27 +5,36 @@ earlier case is opened the way the service opens one (services.cases.open_case).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from numpy.typing import NDArray
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
 
+from lifecert.config import Settings
 from lifecert.domain.cases import load_payload
 from lifecert.domain.errors import ErrorCode
+from lifecert.domain.idnumber import make_id_number
 from lifecert.engine.base import FaceEngine
 from lifecert.services import assisted, staff
 from lifecert.services.context import AppContext
+from lifecert.services.templates import upsert_pensioner
 from lifecert.services.verification import VerificationService
 from lifecert.services.verification.messages import message_for
+from lifecert.services.verification.rules import Analysis
 from lifecert.storage.models import Pensioner, ReviewCase, ReviewKind, SurvivalConfirmation
 from lifecert.storage.models_data import Outcome
 from lifecert.storage.models_verification import VerificationSession
 from server.app import create_app
-from tests.conftest import make_settings
+from tests.conftest import empty_postgres, make_settings
 from tests.integration.console_support import login, make_case, make_user
 from tests.integration.test_data_support import DEATH_HEADER, do_import, write_csv
 from tests.integration.verification_support import enroll
@@ -190,3 +199,81 @@ def test_given_a_face_pass_after_a_death_when_the_death_record_arrives_then_the_
         assert (again.decision, again.scores.get("held_by_case")) == ("REVIEW", tip)
     finally:
         ctx.close()
+
+
+WAIT_S = 60.0  # bound on waiting for the second decision to block / finish (never reached when it works)
+
+
+@pytest.fixture
+def pg_hold_ctx(postgres_url: str, tmp_path: Path, face_engine: FaceEngine) -> Iterator[AppContext]:
+    empty_postgres(postgres_url)
+    c = AppContext(Settings(env="test", data_dir=tmp_path / "data", database_url=postgres_url,
+                            verification={"audit_sample_rate": 0.0}))  # type: ignore[arg-type]
+    c.set_engine(face_engine)
+    yield c
+    c.close()
+
+
+@pytest.mark.postgres
+def test_given_two_sessions_finished_together_on_postgres_when_the_first_is_refused_then_the_second_is_held(
+        pg_hold_ctx: AppContext) -> None:
+    """An attacker runs several sessions at once and sends their last chunks together, hoping every pass is
+    decided before any refusal is on record. The interleaving is forced: A's decision (a PAD refusal, written
+    the way the service writes it) is made but not committed; B's decision (a pass), in its own thread and
+    connection, must wait for A (the per-pensioner decision lock), then sees A's case and is held. Without the
+    lock B does not wait and the test fails (B would be CONFIRMED: A's case was not committed yet)."""
+    ctx = pg_hold_ctx
+    svc = VerificationService(ctx)
+    now = datetime.now(UTC)
+    with ctx.db.session() as s:
+        p = upsert_pensioner(s, make_id_number("110101", date(1950, 3, 7), 91), "王秀英")
+        s.add_all(VerificationSession(id=sid, pensioner_id=p.id, nonce_hash="0" * 64, lead_in_ms=0,
+                                      challenge_window_ms=0, expires_at=now + timedelta(minutes=5))
+                  for sid in ("race-a", "race-b"))
+        pid = p.id
+
+    def decide(db: Session, sid: str, decision: str, reason: str | None) -> None:
+        p, vs = db.get(Pensioner, pid), db.get(VerificationSession, sid)
+        assert p is not None and vs is not None
+        svc._record(db, vs, p, Analysis(decision, reason, None, {}), [], [], "10.0.0.9")
+
+    a = ctx.db.sessionmaker()
+    backend: dict[str, Any] = {}
+    out: dict[str, Any] = {}
+    done = threading.Event()
+
+    def second() -> None:
+        try:
+            with ctx.db.session() as b:
+                backend["pid"] = b.execute(text("SELECT pg_backend_pid()")).scalar()
+                decide(b, "race-b", "CONFIRMED", None)
+        except BaseException as e:  # reported below, in the test's thread
+            out["error"] = e
+        finally:
+            done.set()
+
+    try:
+        decide(a, "race-a", "REVIEW", str(ErrorCode.PRESENTATION_ATTACK))
+        t = threading.Thread(target=second, daemon=True)
+        t.start()
+        deadline = time.monotonic() + WAIT_S
+        with ctx.db.engine.connect() as watch:
+            while not done.is_set() and time.monotonic() < deadline:
+                bpid = backend.get("pid")
+                if bpid is not None and watch.execute(text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE pid = :p AND wait_event_type = 'Lock'"),
+                        {"p": bpid}).scalar():
+                    break
+                time.sleep(0.02)
+        assert not done.is_set(), f"the second decision did not wait for the first: {out}"
+        a.commit()
+    finally:
+        a.close()
+    t.join(WAIT_S)
+    assert not t.is_alive() and "error" not in out, out
+    with ctx.db.session() as s:
+        first, second_vs = s.get(VerificationSession, "race-a"), s.get(VerificationSession, "race-b")
+        assert first is not None and second_vs is not None
+        assert (second_vs.decision, second_vs.reason_code) == ("REVIEW", ErrorCode.HELD_FOR_REVIEW)
+        assert first.review_case_id is not None and second_vs.scores["held_by_case"] == first.review_case_id
+        assert s.scalars(select(SurvivalConfirmation).where(SurvivalConfirmation.pensioner_id == pid)).all() == []

@@ -31,7 +31,7 @@ from typing import Any
 import cv2
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, or_, select, text
 from sqlalchemy.orm import Session
 
 from lifecert.config import Settings
@@ -330,6 +330,7 @@ class VerificationService:
         """Write the decision: best frames to the photo store, the confirmation or the review case,
         the audit event. ``best``: (JPEG bytes, original (w, h), label) per kept frame."""
         v = self.ctx.settings.verification
+        _lock_decisions(db, p.id)  # before anything below reads her earlier decisions and cases
         retries = self._consecutive_retries(db, p.id, vs.id)
         vs.retry_count = retries
         decision, reason = rules.escalate(a.decision, a.reason, retries, v.max_retries_before_review)
@@ -406,6 +407,20 @@ class VerificationService:
         if self.metrics is not None:
             self.metrics.session_decided(str(decision), vs.reason_code, a.scores)
         db.flush()
+
+
+# PostgreSQL advisory-lock namespace of the per-pensioner decision lock (_lock_decisions): "LC"
+DECISION_LOCK = 0x4C43
+
+
+def _lock_decisions(db: Session, pensioner_id: int) -> None:
+    """Write one pensioner's session decisions one at a time. PostgreSQL: a transaction-level advisory lock on
+    (DECISION_LOCK, pensioner id), released when the decision commits, so the hold and the retry count read what
+    her earlier decisions committed: sessions run in parallel and finished together cannot all pass before any
+    refusal is on record. Only decisions take it (no lock-order cycle with the caseworkers' row locks). SQLite
+    needs none: a chunk's transaction holds the database's one write lock from the chunk's insert on."""
+    if db.get_bind().dialect.name == "postgresql":
+        db.execute(text("SELECT pg_advisory_xact_lock(:ns, :pid)"), {"ns": DECISION_LOCK, "pid": pensioner_id})
 
 
 _HOLDING = (  # (queue, the reasons whose undecided cases hold a pass): rules.HOLD_REASONS, EVIDENCE_HOLD_REASONS
