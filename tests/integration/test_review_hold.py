@@ -5,18 +5,15 @@ earlier case is opened the way the service opens one (services.cases.open_case).
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from numpy.typing import NDArray
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lifecert.config import Settings
@@ -35,6 +32,7 @@ from lifecert.storage.models_data import Outcome
 from lifecert.storage.models_verification import VerificationSession
 from server.app import create_app
 from tests.conftest import empty_postgres, make_settings
+from tests.db_support import SecondTransaction
 from tests.integration.console_support import login, make_case, make_user
 from tests.integration.test_data_support import DEATH_HEADER, do_import, write_csv
 from tests.integration.verification_support import enroll
@@ -50,6 +48,11 @@ def _ctx(tmp_path: Path, engine: FaceEngine, **verification: object) -> AppConte
     c = AppContext(make_settings(tmp_path, fixed_challenges="blink,open_mouth", verification=verification))
     c.set_engine(engine)
     return c
+
+
+def _service(ctx: AppContext, frame_engine: FaceEngine) -> tuple[VerificationService, VirtualTime]:
+    clock = VirtualTime()
+    return VerificationService(ctx, engine_factory=lambda: frame_engine, clock=clock), clock
 
 
 def _run(svc: VerificationService, clock: VirtualTime, clip: Clip, start_session: object) -> VerificationSession:
@@ -92,8 +95,7 @@ def test_given_an_undecided_attack_case_when_the_pensioner_passes_later_then_hel
         tmp_path: Path, face_engine: FaceEngine, frame_engine: FaceEngine, clip: Clip) -> None:
     ctx = _ctx(tmp_path, face_engine)
     try:
-        clock = VirtualTime()
-        svc = VerificationService(ctx, engine_factory=lambda: frame_engine, clock=clock)
+        svc, clock = _service(ctx, frame_engine)
         p = enroll(ctx, _template(clip), seq=81)
         attack = make_case(ctx, p.id, reason="PRESENTATION_ATTACK")  # an earlier session refused by PAD, unlooked at
 
@@ -134,8 +136,7 @@ def test_given_an_undecided_attack_case_when_a_community_worker_runs_the_capture
     """The assisted session is the channel the agency controls (a worker in the room): the hold does not apply."""
     ctx = _ctx(tmp_path, face_engine)
     try:
-        clock = VirtualTime()
-        svc = VerificationService(ctx, engine_factory=lambda: frame_engine, clock=clock)
+        svc, clock = _service(ctx, frame_engine)
         p = enroll(ctx, _template(clip), seq=85)
         make_case(ctx, p.id, reason="LIVENESS_FAILED")
         with ctx.db.session() as s:
@@ -159,8 +160,7 @@ def test_given_an_open_case_that_does_not_hold_when_the_pensioner_passes_then_co
         hold: bool) -> None:
     ctx = _ctx(tmp_path, face_engine, hold_while_in_review=hold)
     try:
-        clock = VirtualTime()
-        svc = VerificationService(ctx, engine_factory=lambda: frame_engine, clock=clock)
+        svc, clock = _service(ctx, frame_engine)
         p = enroll(ctx, _template(clip), seq=87)
         make_case(ctx, p.id, reason=reason)
         vs = _self_service(svc, clock, clip, p)
@@ -177,8 +177,7 @@ def test_given_a_face_pass_after_a_death_when_the_death_record_arrives_then_the_
     records, the next face pass is held, not confirmed; a tip-off holds the same way."""
     ctx = _ctx(tmp_path, face_engine)
     try:
-        clock = VirtualTime()
-        svc = VerificationService(ctx, engine_factory=lambda: frame_engine, clock=clock)
+        svc, clock = _service(ctx, frame_engine)
         p = enroll(ctx, _template(clip), seq=89, name="何平")
         first = _self_service(svc, clock, clip, p)
         assert first.decision == "CONFIRMED"
@@ -199,9 +198,6 @@ def test_given_a_face_pass_after_a_death_when_the_death_record_arrives_then_the_
         assert (again.decision, again.scores.get("held_by_case")) == ("REVIEW", tip)
     finally:
         ctx.close()
-
-
-WAIT_S = 60.0  # bound on waiting for the second decision to block / finish (never reached when it works)
 
 
 @pytest.fixture
@@ -238,39 +234,14 @@ def test_given_two_sessions_finished_together_on_postgres_when_the_first_is_refu
         svc._record(db, vs, p, Analysis(decision, reason, None, {}), [], [], "10.0.0.9")
 
     a = ctx.db.sessionmaker()
-    backend: dict[str, Any] = {}
-    out: dict[str, Any] = {}
-    done = threading.Event()
-
-    def second() -> None:
-        try:
-            with ctx.db.session() as b:
-                backend["pid"] = b.execute(text("SELECT pg_backend_pid()")).scalar()
-                decide(b, "race-b", "CONFIRMED", None)
-        except BaseException as e:  # reported below, in the test's thread
-            out["error"] = e
-        finally:
-            done.set()
-
     try:
         decide(a, "race-a", "REVIEW", str(ErrorCode.PRESENTATION_ATTACK))
-        t = threading.Thread(target=second, daemon=True)
-        t.start()
-        deadline = time.monotonic() + WAIT_S
-        with ctx.db.engine.connect() as watch:
-            while not done.is_set() and time.monotonic() < deadline:
-                bpid = backend.get("pid")
-                if bpid is not None and watch.execute(text(
-                        "SELECT count(*) FROM pg_stat_activity WHERE pid = :p AND wait_event_type = 'Lock'"),
-                        {"p": bpid}).scalar():
-                    break
-                time.sleep(0.02)
-        assert not done.is_set(), f"the second decision did not wait for the first: {out}"
+        b = SecondTransaction(ctx, lambda db: decide(db, "race-b", "CONFIRMED", None))
+        b.wait_until_blocked()  # fails when B does not wait for A
         a.commit()
     finally:
         a.close()
-    t.join(WAIT_S)
-    assert not t.is_alive() and "error" not in out, out
+    b.join()
     with ctx.db.session() as s:
         first, second_vs = s.get(VerificationSession, "race-a"), s.get(VerificationSession, "race-b")
         assert first is not None and second_vs is not None

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import random
 import threading
-import time
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
 import pytest
 from alembic import command
@@ -39,10 +37,11 @@ from lifecert.storage.models import (
 )
 from lifecert.storage.models_verification import VerificationSession
 from tests.conftest import empty_postgres
+from tests.db_support import LOCK_WAIT_S, SecondTransaction
 
 TODAY = date(2026, 12, 1)
 ALWAYS = SpotCheckPolicy(sample_rate=1.0)  # every confirmed session is drawn: the draw cannot miss
-WAIT_S = 60.0  # bound on waiting for the second transaction to block / finish (never reached when it works)
+WAIT_S = LOCK_WAIT_S  # bound on waiting for the second transaction to finish (never reached when it works)
 
 
 def _pensioner_with_sessions(ctx: AppContext, seq: int, n: int) -> tuple[int, list[str]]:
@@ -79,20 +78,6 @@ def _spot_cases(ctx: AppContext, pid: int) -> list[ReviewCase]:
     return rows
 
 
-def _wait_until_blocked(ctx: AppContext, backend: dict[str, Any], done: threading.Event) -> None:
-    """Until the second transaction's backend waits on a lock held by the first (bounded)."""
-    deadline = time.monotonic() + WAIT_S
-    with ctx.db.engine.connect() as watch:
-        while time.monotonic() < deadline and not done.is_set():
-            pid = backend.get("pid")
-            if pid is not None and watch.execute(text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE pid = :p AND wait_event_type = 'Lock'"),
-                    {"p": pid}).scalar():
-                return
-            time.sleep(0.02)
-    raise AssertionError("the second transaction never waited on the first: the race was not set up")
-
-
 @pytest.mark.postgres
 def test_given_two_sessions_of_one_pensioner_decided_at_once_on_postgres_then_one_case_holds_both(
     pg_ctx: AppContext,
@@ -104,35 +89,17 @@ def test_given_two_sessions_of_one_pensioner_decided_at_once_on_postgres_then_on
     ctx = pg_ctx
     pid, (sid_a, sid_b) = _pensioner_with_sessions(ctx, 41, 2)
     a = ctx.db.sessionmaker()
-    backend: dict[str, Any] = {}
-    out: dict[str, Any] = {}
-    done = threading.Event()
-
-    def second() -> None:
-        try:
-            with ctx.db.session() as b:
-                backend["pid"] = b.execute(text("SELECT pg_backend_pid()")).scalar()
-                out["drawn"] = _decide(b, pid, sid_b)
-                out["case_id"] = out["drawn"].case.id if out["drawn"] else None
-        except BaseException as e:  # reported below, in the test's thread
-            out["error"] = e
-        finally:
-            done.set()
-
     try:
         drawn_a = _decide(a, pid, sid_a)
         assert drawn_a is not None and not drawn_a.added
         case_a = drawn_a.case.id
-        t = threading.Thread(target=second, daemon=True)
-        t.start()
-        _wait_until_blocked(ctx, backend, done)
+        b = SecondTransaction(ctx, lambda db: _decide(db, pid, sid_b))
+        b.wait_until_blocked()
         a.commit()
     finally:
         a.close()
-    t.join(WAIT_S)
-    assert not t.is_alive(), "the second transaction did not finish"
-    assert "error" not in out, f"the second decision failed: {out.get('error')!r}"
-    assert out["drawn"] is not None and out["drawn"].added and out["case_id"] == case_a
+    drawn_b = b.join()
+    assert drawn_b is not None and drawn_b.added and drawn_b.case.id == case_a
 
     (case,) = _spot_cases(ctx, pid)
     payload = load_payload(case.payload)
