@@ -6,6 +6,8 @@ pensioner is told nothing). The genuine clip (tests/integration/test_verificatio
 
 from __future__ import annotations
 
+import os
+import random
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +25,8 @@ from lifecert.storage.models import ReviewCase
 from lifecert.storage.models_verification import VerificationSession
 from tests.integration.verification_support import TEMPLATE_FRAME, enroll, verification_ctx
 from tests.paced_client import Clip, Phone, SimClock, VirtualTime, clip_picks, service_sender, step_of
+
+SEED = 2
 
 
 @pytest.fixture
@@ -52,6 +56,10 @@ def test_given_a_cut_out_print_of_the_pensioner_when_confirmed_then_a_still_chin
     p = enroll(vctx, video[TEMPLATE_FRAME], seq=62)
     clock = VirtualTime()
     svc = VerificationService(vctx, engine_factory=lambda: frame_engine, clock=clock)
+    # The prompt delays are drawn at random (svc.rng): with some of them the homography flat test pairs frames that
+    # show this rigid print as flat (about 3 in 10 on a 2026-12-02 run: correct, it is an attack) and the session
+    # never reaches a confirmation. This test is about the jaw test, so it pins a draw the flat tests let through.
+    svc.rng = random.Random(int(os.environ.get("LIFECERT_TEST_CUTOUT_SEED", SEED)))
     start = svc.create_session(p.id_number, p.name, "10.1.1.1")
     sim = SimClock(clock)
     phone = Phone(service_sender(svc, start.session_id, sim), step_of(start.step), _cutout_clip(frame_engine, video),
@@ -105,6 +113,7 @@ def test_given_an_informed_cut_out_print_turned_as_a_sheet_when_decided_then_the
         p = enroll(vctx, video[TEMPLATE_FRAME], seq=63)
         clock = VirtualTime()
         svc = VerificationService(vctx, engine_factory=lambda: frame_engine, clock=clock)
+        svc.rng = random.Random(SEED)  # the prompt delays pinned, as above: one run, the same every time
         start = svc.create_session(p.id_number, p.name, "10.1.1.1")
         sim = SimClock(clock)
         clip = _turned_cutout_clip(frame_engine, video)
