@@ -94,9 +94,10 @@ class VerificationSettings(BaseModel):
     max_frames: int = 80
     max_upload_bytes: int = 12 * 1024 * 1024
     max_retries_before_review: int = 3
-    # while a case opened for a sign of an attack (rules.HOLD_REASONS) is undecided, a later self-service pass of
-    # the same pensioner goes to review too instead of confirming (an attacker whose replay was caught cannot
-    # simply start new sessions until one gets through; benchmarks/README.md `retry_attacker`)
+    # while a case opened for a sign of an attack (rules.HOLD_REASONS), a death record dated before a standing
+    # confirmation or a tip-off (rules.EVIDENCE_HOLD_REASONS) is undecided, a later self-service pass of the same
+    # pensioner goes to review too instead of confirming (an attacker whose replay was caught cannot simply start
+    # new sessions until one gets through; benchmarks/README.md `retry_attacker`)
     hold_while_in_review: bool = True
     embed_best_k: int = 2  # p95 282 ms at 5 sessions/s on 2 cores, k=3 490 ms (benchmarks/verify_latency.py)
     rate_limit_per_id_per_hour: int = 10

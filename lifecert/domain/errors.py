@@ -57,8 +57,8 @@ class ErrorCode(StrEnum):
     DIFFERENT_PERSONS = "DIFFERENT_PERSONS"
     MATCHES_OTHER_PENSIONER = "MATCHES_OTHER_PENSIONER"
     TOO_MANY_RETRIES = "TOO_MANY_RETRIES"
-    # a session that passed every check while an earlier one of the same pensioner, refused for signs of an
-    # attack, still awaits a caseworker: held for review too (rules.hold)
+    # a session that passed every check while a case of the same pensioner still awaits a caseworker (an earlier
+    # session refused for signs of an attack, a death record, a tip-off): held for review too (rules.hold)
     HELD_FOR_REVIEW = "HELD_FOR_REVIEW"
     # models / configuration
     MODEL_MISSING = "MODEL_MISSING"

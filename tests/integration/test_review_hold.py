@@ -121,6 +121,14 @@ def test_given_an_undecided_attack_case_when_the_pensioner_passes_later_then_hel
         page = client.get(f"/console/cases/{attack}")
         assert page.status_code == 200, page.text
         assert 'id="other-open"' in page.text and f'href="/console/cases/{held.review_case_id}"' in page.text
+        # enrollment staff, on an enrollment case of the same pensioner, are not shown the queues they do not work
+        fix = make_case(ctx, p.id, kind=ReviewKind.ENROLLMENT, reason="BLURRY")
+        make_user(ctx, "es_hold", "enrollment_staff")
+        staff_client = TestClient(create_app(ctx=ctx))
+        login(staff_client, "es_hold")
+        page = staff_client.get(f"/console/cases/{fix}")
+        assert page.status_code == 200, page.text
+        assert f'href="/console/cases/{attack}"' not in page.text and 'id="other-open"' not in page.text
 
         # once the caseworker has decided the attack case, the pensioner's next pass confirms
         _close(ctx, attack)

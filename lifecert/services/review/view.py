@@ -34,7 +34,7 @@ from lifecert.domain.errors import NotFound
 from lifecert.domain.idnumber import mask_id_number
 from lifecert.services import audit
 from lifecert.services.context import AppContext
-from lifecert.services.review.access import CaseStatus, get_case
+from lifecert.services.review.access import CaseStatus, get_case, kinds_for
 from lifecert.services.review.refresh_templates import RefreshTemplateView, last_refusal, refresh_templates_of
 from lifecert.services.staff import Principal
 from lifecert.storage.models import (
@@ -128,7 +128,8 @@ class CaseView:
     # each withdrawn confirmation (by confirmation id), and every staff member's username (by id)
     status_suspension: Suspension | None = None
     withdrawals: dict[int, Suspension] = field(default_factory=dict)
-    # the pensioner's other cases not yet closed (newest first, up to 10): a session held for review
+    # the pensioner's other cases not yet closed, in queues this staff member works (newest first, up to 10): a
+    # session held for review
     # (HELD_FOR_REVIEW) and the attack case it waits for are decided together
     other_open: list[ReviewCase] = field(default_factory=list)
     staff: dict[int, str] = field(default_factory=dict)
@@ -238,9 +239,9 @@ def case_view(ctx: AppContext, session: Session, case_id: int, who: Principal, *
                                           users.get(c.created_by or 0), c.withdrawn_at, c.withdrawn_reason, c.id))
         visits = list(session.scalars(select(HomeVisitTask).where(HomeVisitTask.pensioner_id == p.id)
                                       .order_by(HomeVisitTask.id.desc()).limit(5)))
-        other_open = list(session.scalars(select(ReviewCase).where(
-            ReviewCase.pensioner_id == p.id, ReviewCase.id != case.id, ReviewCase.status != CaseStatus.CLOSED)
-            .order_by(ReviewCase.id.desc()).limit(10)))
+        other_open = list(session.scalars(select(ReviewCase).where(  # the queues this staff member works
+            ReviewCase.pensioner_id == p.id, ReviewCase.id != case.id, ReviewCase.status != CaseStatus.CLOSED,
+            ReviewCase.kind.in_(kinds_for(who.role))).order_by(ReviewCase.id.desc()).limit(10)))
     under_check: dict[int, ConfirmationView] = {}
     if isinstance(payload, SpotCheck):
         for c in session.scalars(select(SurvivalConfirmation).where(
