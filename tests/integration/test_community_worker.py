@@ -26,8 +26,15 @@ from lifecert.storage.models import AuditEvent, ReviewCase, SurvivalConfirmation
 from lifecert.storage.models_staff import HomeVisitStatus, HomeVisitTask
 from tests.conftest import make_settings
 from tests.integration.console_support import make_user
-from tests.integration.verification_support import TEMPLATE_FRAME, VIDEO, enroll, read_video, serve
-from tests.paced_client import Clip, Phone, SimClock, VirtualTime, service_sender, step_of
+from tests.integration.verification_support import (
+    TEMPLATE_FRAME,
+    VIDEO,
+    act_blink_open_mouth,
+    enroll,
+    read_video,
+    serve,
+)
+from tests.paced_client import Clip, VirtualTime
 
 BLAIR = "lfw/images/Tony_Blair/Tony_Blair_{:04d}.jpg"
 
@@ -123,13 +130,8 @@ def test_given_worker_when_assisted_capture_runs_then_confirmed_as_assisted_limi
     assert e.value.code == ErrorCode.NOT_FOUND
     start = assisted.start_assisted(svc, worker, p.id_number, p.name, device="Redmi 9A Chrome 120",
                                     location="东城区和平里 3 号楼", client_addr="10.9.9.9")
-    sim = SimClock(clock)
-    phone = Phone(service_sender(svc, start.session_id, sim), step_of(start.step), clip, sim, act=False)
-    r = phone.neutral(1500)
-    assert r is not None and r.step is not None and r.step.challenge == "blink"
-    phone.run_step(clip.actions["blink"], reaction_ms=1500)
-    r = phone.run_step(clip.actions["open_mouth"], reaction_ms=1500)
-    assert r.status == "decided" and r.decision == "CONFIRMED", r.result
+    vs = act_blink_open_mouth(svc, clock, clip, start, reaction_ms=1500)
+    assert vs.decision == "CONFIRMED", (vs.reason_code, vs.scores)
     with wctx.db.session() as s:
         conf = s.scalars(select(SurvivalConfirmation)).one()
         assert conf.method == "assisted" and conf.created_by == worker.user_id

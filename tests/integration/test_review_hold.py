@@ -1,10 +1,12 @@
-"""A pass held for review (rules.hold): while a case opened for a sign of an attack is undecided, a later
-self-service session of the same pensioner that passes every check goes to review too (HELD_FOR_REVIEW)
-instead of confirming. Real talking-head frames through the paced service and the real dlib engine; the
-earlier case is opened the way the service opens one (services.cases.open_case)."""
+"""A pass held for review (rules.hold): while a case opened for a sign of an attack, a death record dated before a
+standing confirmation or a tip-off is undecided, a later self-service session of the same pensioner that passes every
+check goes to review too (HELD_FOR_REVIEW) instead of confirming; parallel sessions are decided one at a time. Real
+talking-head frames through the paced service and the real dlib engine; the earlier cases are opened the way the
+services open them."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -35,8 +37,8 @@ from tests.conftest import empty_postgres, make_settings
 from tests.db_support import SecondTransaction
 from tests.integration.console_support import login, make_case, make_user
 from tests.integration.test_data_support import DEATH_HEADER, do_import, write_csv
-from tests.integration.verification_support import enroll
-from tests.paced_client import Clip, Phone, SimClock, VirtualTime, service_sender, step_of
+from tests.integration.verification_support import act_blink_open_mouth, enroll
+from tests.paced_client import Clip, VirtualTime
 
 
 def _template(clip: Clip) -> NDArray[np.uint8]:
@@ -44,37 +46,22 @@ def _template(clip: Clip) -> NDArray[np.uint8]:
     return clip.template
 
 
-def _ctx(tmp_path: Path, engine: FaceEngine, **verification: object) -> AppContext:
-    c = AppContext(make_settings(tmp_path, fixed_challenges="blink,open_mouth", verification=verification))
-    c.set_engine(engine)
-    return c
-
-
-def _service(ctx: AppContext, frame_engine: FaceEngine) -> tuple[VerificationService, VirtualTime]:
+@contextlib.contextmanager
+def _service(tmp_path: Path, engine: FaceEngine, frame_engine: FaceEngine,
+             **verification: object) -> Iterator[tuple[AppContext, VerificationService, VirtualTime]]:
+    """A test context (fixed challenges blink,open_mouth: the clip acts both) with these verification settings, and
+    the paced service on a virtual clock."""
+    ctx = AppContext(make_settings(tmp_path, fixed_challenges="blink,open_mouth", verification=verification))
+    ctx.set_engine(engine)
     clock = VirtualTime()
-    return VerificationService(ctx, engine_factory=lambda: frame_engine, clock=clock), clock
-
-
-def _run(svc: VerificationService, clock: VirtualTime, clip: Clip, start_session: object) -> VerificationSession:
-    """Act the clip's blink and open mouth through a started paced session; the decided session row."""
-    start = start_session  # a paced.PacedStart
-    sim = SimClock(clock)
-    phone = Phone(service_sender(svc, start.session_id, sim), step_of(start.step), clip, sim,  # type: ignore[attr-defined]
-                  act=False)
-    r = phone.neutral(1500)
-    assert r is not None and r.step is not None and r.step.challenge == "blink"
-    phone.run_step(clip.actions["blink"], reaction_ms=1200)
-    r = phone.run_step(clip.actions["open_mouth"], reaction_ms=1200)
-    assert r.status == "decided", r
-    with svc.ctx.db.session() as s:
-        vs = s.get(VerificationSession, start.session_id)  # type: ignore[attr-defined]
-        assert vs is not None
-        s.expunge(vs)
-    return vs
+    try:
+        yield ctx, VerificationService(ctx, engine_factory=lambda: frame_engine, clock=clock), clock
+    finally:
+        ctx.close()
 
 
 def _self_service(svc: VerificationService, clock: VirtualTime, clip: Clip, p: Pensioner) -> VerificationSession:
-    return _run(svc, clock, clip, svc.create_session(p.id_number, p.name, client_addr="10.0.0.7"))
+    return act_blink_open_mouth(svc, clock, clip, svc.create_session(p.id_number, p.name, client_addr="10.0.0.7"))
 
 
 def _confirmations(ctx: AppContext, pensioner_id: int) -> list[SurvivalConfirmation]:
@@ -93,9 +80,7 @@ def _close(ctx: AppContext, case_id: int) -> None:
 
 def test_given_an_undecided_attack_case_when_the_pensioner_passes_later_then_held_until_it_is_decided(
         tmp_path: Path, face_engine: FaceEngine, frame_engine: FaceEngine, clip: Clip) -> None:
-    ctx = _ctx(tmp_path, face_engine)
-    try:
-        svc, clock = _service(ctx, frame_engine)
+    with _service(tmp_path, face_engine, frame_engine) as (ctx, svc, clock):
         p = enroll(ctx, _template(clip), seq=81)
         attack = make_case(ctx, p.id, reason="PRESENTATION_ATTACK")  # an earlier session refused by PAD, unlooked at
 
@@ -135,16 +120,12 @@ def test_given_an_undecided_attack_case_when_the_pensioner_passes_later_then_hel
         after = _self_service(svc, clock, clip, p)
         assert after.decision == "CONFIRMED" and after.reason_code is None and "held_by_case" not in after.scores
         assert [c.method for c in _confirmations(ctx, p.id)] == ["face_self_service"]
-    finally:
-        ctx.close()
 
 
 def test_given_an_undecided_attack_case_when_a_community_worker_runs_the_capture_then_it_confirms(
         tmp_path: Path, face_engine: FaceEngine, frame_engine: FaceEngine, clip: Clip) -> None:
     """The assisted session is the channel the agency controls (a worker in the room): the hold does not apply."""
-    ctx = _ctx(tmp_path, face_engine)
-    try:
-        svc, clock = _service(ctx, frame_engine)
+    with _service(tmp_path, face_engine, frame_engine) as (ctx, svc, clock):
         p = enroll(ctx, _template(clip), seq=85)
         make_case(ctx, p.id, reason="LIVENESS_FAILED")
         with ctx.db.session() as s:
@@ -152,11 +133,9 @@ def test_given_an_undecided_attack_case_when_a_community_worker_runs_the_capture
                                   actor="test", actor_role="cli")
             worker = staff.principal_for(u, "token")
         start = assisted.start_assisted(svc, worker, p.id_number, p.name, device="phone", location="北京")
-        vs = _run(svc, clock, clip, start)
+        vs = act_blink_open_mouth(svc, clock, clip, start)
         assert vs.decision == "CONFIRMED"
         assert [c.method for c in _confirmations(ctx, p.id)] == ["assisted"]
-    finally:
-        ctx.close()
 
 
 @pytest.mark.parametrize(("reason", "hold"), [
@@ -166,15 +145,11 @@ def test_given_an_undecided_attack_case_when_a_community_worker_runs_the_capture
 def test_given_an_open_case_that_does_not_hold_when_the_pensioner_passes_then_confirmed(
         tmp_path: Path, face_engine: FaceEngine, frame_engine: FaceEngine, clip: Clip, reason: str,
         hold: bool) -> None:
-    ctx = _ctx(tmp_path, face_engine, hold_while_in_review=hold)
-    try:
-        svc, clock = _service(ctx, frame_engine)
+    with _service(tmp_path, face_engine, frame_engine, hold_while_in_review=hold) as (ctx, svc, clock):
         p = enroll(ctx, _template(clip), seq=87)
         make_case(ctx, p.id, reason=reason)
         vs = _self_service(svc, clock, clip, p)
         assert vs.decision == "CONFIRMED" and len(_confirmations(ctx, p.id)) == 1
-    finally:
-        ctx.close()
 
 
 def test_given_a_face_pass_after_a_death_when_the_death_record_arrives_then_the_next_pass_is_held(
@@ -183,9 +158,7 @@ def test_given_a_face_pass_after_a_death_when_the_death_record_arrives_then_the_
     monthly deregistration extract then records the death, dated before that confirmation, which opens a
     DEATH_AFTER_CONFIRMATION conflict (datamatch) instead of a suspension. Until a caseworker has weighed the two
     records, the next face pass is held, not confirmed; a tip-off holds the same way."""
-    ctx = _ctx(tmp_path, face_engine)
-    try:
-        svc, clock = _service(ctx, frame_engine)
+    with _service(tmp_path, face_engine, frame_engine) as (ctx, svc, clock):
         p = enroll(ctx, _template(clip), seq=89, name="何平")
         first = _self_service(svc, clock, clip, p)
         assert first.decision == "CONFIRMED"
@@ -204,8 +177,6 @@ def test_given_a_face_pass_after_a_death_when_the_death_record_arrives_then_the_
         tip = make_case(ctx, p.id, kind=ReviewKind.TIP_OFF, reason="TIP_OFF")  # then a neighbour reports her
         again = _self_service(svc, clock, clip, p)
         assert (again.decision, again.scores.get("held_by_case")) == ("REVIEW", tip)
-    finally:
-        ctx.close()
 
 
 @pytest.fixture

@@ -24,10 +24,13 @@ from lifecert.engine.base import FaceEngine
 from lifecert.engine.image import encode_jpeg
 from lifecert.services.context import AppContext
 from lifecert.services.templates import add_template, store_photo, upsert_pensioner
+from lifecert.services.verification import VerificationService
+from lifecert.services.verification.paced import PacedStart
 from lifecert.storage.models import FaceTemplate, Pensioner, TemplateKind
+from lifecert.storage.models_verification import VerificationSession
 from tests.db_support import detached
 from tests.paced_client import TEMPLATE_FRAME as TEMPLATE_FRAME  # the enrolled frame, never one the phone sends
-from tests.paced_client import Clip, Phone, SimClock, VirtualTime, http_sender, http_start
+from tests.paced_client import Clip, Phone, SimClock, VirtualTime, http_sender, http_start, service_sender, step_of
 
 VIDEO = "video/talking_head_a.mp4"
 
@@ -112,3 +115,21 @@ def phone_at_first_challenge(client: TestClient, clock: VirtualTime, ctx: AppCon
         phone.tick()
     assert phone.step.challenge == challenge, phone.step
     return phone
+
+
+def act_blink_open_mouth(svc: VerificationService, clock: VirtualTime, clip: Clip, start: PacedStart,
+                         reaction_ms: int = 1200) -> VerificationSession:
+    """Act the clip's blink, then its open mouth, through a started paced session (fixed challenges
+    blink,open_mouth) on the service's virtual clock; the decided session row (detached)."""
+    sim = SimClock(clock)
+    phone = Phone(service_sender(svc, start.session_id, sim), step_of(start.step), clip, sim, act=False)
+    r = phone.neutral(1500)
+    assert r is not None and r.step is not None and r.step.challenge == "blink", [a.step_state for a in phone.answers]
+    phone.run_step(clip.actions["blink"], reaction_ms=reaction_ms)
+    r = phone.run_step(clip.actions["open_mouth"], reaction_ms=reaction_ms)
+    assert r.status == "decided", r
+    with svc.ctx.db.session() as s:
+        vs = s.get(VerificationSession, start.session_id)
+        assert vs is not None
+        s.expunge(vs)
+    return vs

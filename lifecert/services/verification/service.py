@@ -334,9 +334,10 @@ class VerificationService:
         retries = self._consecutive_retries(db, p.id, vs.id)
         vs.retry_count = retries
         decision, reason = rules.escalate(a.decision, a.reason, retries, v.max_retries_before_review)
-        helper = assisted_by(db, vs.id)  # a community worker ran this capture (issue 15): method `assisted`
-        # An earlier session refused for signs of an attack still awaits a caseworker: this pass is held for review
-        # too (rules.hold). Not an assisted session: a community worker in the room is the channel the agency wants.
+        # a community worker ran this capture (issue 15): method `assisted`; read only for a pass, where it counts
+        helper = assisted_by(db, vs.id) if decision == Decision.CONFIRMED else None
+        # A case that holds a pass still awaits a caseworker: this pass is held for review too (rules.hold). Not an
+        # assisted session: a community worker in the room is the channel the agency wants.
         held_by = _open_hold_case(db, p.id) if (decision == Decision.CONFIRMED and helper is None
                                                 and v.hold_while_in_review) else None
         decision, reason = rules.hold(decision, reason, held_by)
